@@ -1,0 +1,1 @@
+"""Email channel setup: domains, addresses, template design, Test Connection, Publish."""

@@ -1,0 +1,86 @@
+"""Configuration, read once from the environment.
+
+Every setting has a safe development default so `create_app()` works on a fresh
+checkout; production sets `SECRET_KEY`, `DATABASE_URL` and `REDIS_URL`. The README
+documents each variable in one table; keep the two in step.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("PIGEONHOLE_INSTANCE", ROOT / "instance"))
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE / 'pigeonhole.db'}")
+    # Heroku-style URLs name the old driver; we ship psycopg 3.
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://"):]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class Config:
+    """One class, read from the environment at `create_app()` time."""
+
+    def __init__(self) -> None:
+        self.INSTANCE_DIR = str(INSTANCE)
+        self.SECRET_KEY = os.environ.get("SECRET_KEY") or self._dev_secret()
+        self.SQLALCHEMY_DATABASE_URI = _database_url()
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.PLATFORM_MAIL_DOMAIN = os.environ.get("PLATFORM_MAIL_DOMAIN", "mail.pigeonhole.test")
+        self.BLOB_STORE = os.environ.get("BLOB_STORE", "dir")  # "dir" or "db"
+        self.BLOB_DIR = os.environ.get("BLOB_DIR", str(INSTANCE / "blobs"))
+        self.PORT = _int("PORT", 5000)
+        self.DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo")
+
+        # Sessions and cookies.
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
+        # Failed-login throttling (per account and per client address).
+        self.LOGIN_MAX_FAILURES_PER_ACCOUNT = _int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
+        self.LOGIN_MAX_FAILURES_PER_ADDRESS = _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+        self.LOGIN_THROTTLE_SECONDS = _int("LOGIN_THROTTLE_SECONDS", 15 * 60)
+
+        # Health checks must answer fast even when Redis is gone.
+        self.REDIS_HEALTH_TIMEOUT = float(os.environ.get("REDIS_HEALTH_TIMEOUT", "1.0"))
+
+        # Behind a TLS-terminating proxy, trust its X-Forwarded-* headers (count of proxies).
+        self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+
+    @staticmethod
+    def _dev_secret() -> str:
+        """A per-checkout random key kept under instance/, never in the repository."""
+        path = INSTANCE / "secret_key"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.write_text(key)
+            path.chmod(0o600)
+            return key

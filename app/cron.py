@@ -1,0 +1,21 @@
+"""The scheduler's tick: enqueue whatever periodic work is due.
+
+`flask cron` calls `tick()` every few seconds. Each periodic task enqueues jobs
+with deterministic ids, so two cron processes (or a slow worker) never cause the
+same work twice. The inbound issue registers mailbox polling here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.ops.services import record_cron_tick
+from app.queues import redis_connection
+
+#: Functions called on every tick; each decides itself what is due.
+PERIODIC: list[Callable[[], None]] = []
+
+
+def tick() -> None:
+    for task in PERIODIC:
+        task()
+    record_cron_tick(redis_connection())

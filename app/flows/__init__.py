@@ -1,0 +1,1 @@
+"""Experience flows: rules, intents, routing, automation."""

@@ -1,0 +1,1 @@
+"""The agent workspace: conversations, messages, composer, drafts."""

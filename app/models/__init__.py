@@ -1,0 +1,18 @@
+"""The data model of DESIGN.md, one module per area.
+
+Importing this package registers every table on `db.metadata` (Alembic's
+autogenerate and `db.create_all()` rely on that). Later issues evolve the model
+with new migrations; an applied migration is never edited.
+"""
+from app.models.auth import LoginThrottle, Queue, Role, User, queue_members
+from app.models.blobs import Blob
+from app.models.channels import Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
+from app.models.flows import Flow
+from app.models.inbox import Attachment, Contact, Conversation, Draft, Message
+from app.models.responses import ResponseGroup, StandardResponse
+
+__all__ = [
+    "Attachment", "Blob", "Contact", "Conversation", "Domain", "DomainKind", "Draft",
+    "EmailAddress", "Flow", "LoginThrottle", "MailboxState", "Message", "PublishRecord",
+    "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "queue_members",
+]

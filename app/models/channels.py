@@ -1,0 +1,129 @@
+"""Email channel configuration: domains, addresses (draft + published), publish history, mailbox sync state.
+
+An `EmailAddress` row's own columns are the admin's *draft*. Publishing copies the
+draft into `published` (a JSON snapshot) and stamps `published_at`; ingress,
+polling, flows and sending read only that snapshot, so an edit never changes live
+traffic until it is published.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models._types import UTCDateTime, utcnow
+
+
+class DomainKind(str, enum.Enum):
+    PLATFORM = "platform"  # the installation's own domain: forwarding in, BCC/Reply-To out
+    CUSTOM = "custom"      # the customer's domain: IMAP/POP3 polling and their SMTP
+
+
+class Usage(str, enum.Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    BOTH = "both"
+
+
+class Domain(db.Model):
+    __tablename__ = "domains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default=DomainKind.CUSTOM.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    addresses: Mapped[list["EmailAddress"]] = relationship(back_populates="domain")
+
+
+class EmailAddress(db.Model):
+    __tablename__ = "email_addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id"))
+    address: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    usage: Mapped[str] = mapped_column(String(20), default=Usage.BOTH.value)
+    send_vcard: Mapped[bool] = mapped_column(default=False)
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+    # Email Template Design
+    template_enabled: Mapped[bool] = mapped_column(default=False)
+    header_html: Mapped[str] = mapped_column(Text, default="")
+    footer_html: Mapped[str] = mapped_column(Text, default="")
+
+    # Platform domain: the contact center's own mailbox that forwards here.
+    forwarded_from: Mapped[str | None] = mapped_column(String(320))
+
+    # Custom domain: mailbox login and servers.
+    username: Mapped[str | None] = mapped_column(String(320))
+    password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    incoming_protocol: Mapped[str | None] = mapped_column(String(10))  # imap / pop3
+    incoming_host: Mapped[str | None] = mapped_column(String(253))
+    incoming_port: Mapped[int | None]
+    incoming_security: Mapped[str | None] = mapped_column(String(10))  # ssl / starttls / none
+    outgoing_host: Mapped[str | None] = mapped_column(String(253))
+    outgoing_port: Mapped[int | None]
+    outgoing_security: Mapped[str | None] = mapped_column(String(10))
+    last_test_ok: Mapped[bool | None]
+    last_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Session settings
+    use_reply_to_identity: Mapped[bool] = mapped_column(default=False)
+    channel_sessions: Mapped[bool] = mapped_column(default=False)
+
+    flow_id: Mapped[int | None] = mapped_column(ForeignKey("flows.id"))
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    draft_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published: Mapped[dict | None] = mapped_column(JSON)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    domain: Mapped[Domain] = relationship(back_populates="addresses")
+    flow: Mapped["Flow | None"] = relationship()  # noqa: F821 (app.models.flows)
+
+    @property
+    def publish_state(self) -> str:
+        if self.published_at is None:
+            return "Never published"
+        if self.draft_updated_at > self.published_at:
+            return "Unpublished changes"
+        return "Published"
+
+
+class PublishRecord(db.Model):
+    """Who published what, when and why (the publish history)."""
+
+    __tablename__ = "publish_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    comment: Mapped[str] = mapped_column(Text)
+    changes: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user = relationship("User")
+
+
+class MailboxState(db.Model):
+    """IMAP/POP3 sync watermark per (address, folder)."""
+
+    __tablename__ = "mailbox_states"
+    __table_args__ = (UniqueConstraint("address_id", "folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("email_addresses.id", ondelete="CASCADE"))
+    folder: Mapped[str] = mapped_column(String(200), default="INBOX")
+    uidvalidity: Mapped[int | None]
+    uidnext: Mapped[int | None]
+    last_uid: Mapped[int | None]
+    seen_uidls: Mapped[list | None] = mapped_column(JSON)  # POP3 UIDL watermark
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_count: Mapped[int] = mapped_column(default=0)
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Operations: health checks, queue depths, workers, the scheduler heartbeat."""

@@ -1,0 +1,54 @@
+"""The RQ queues (`send`, `ingest`, `flows`, `poll`) on the configured Redis.
+
+Jobs are enqueued with the JSON serializer and take ids, never objects; their
+ids are deterministic where a duplicate would be harmful (`poll-mailbox-42`,
+`send-message-981`), so enqueuing twice is a no-op. Enqueue only after the
+database commit that created the rows a job reads.
+"""
+from __future__ import annotations
+
+from flask import current_app
+from redis import Redis
+from rq import Queue, Worker
+from rq.exceptions import DuplicateJobError
+from rq.serializers import JSONSerializer
+
+QUEUE_NAMES = ("send", "ingest", "flows", "poll")
+
+
+def redis_connection(url: str | None = None, timeout: float | None = None) -> Redis:
+    url = url or current_app.config["REDIS_URL"]
+    kwargs = {}
+    if timeout is not None:
+        kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    return Redis.from_url(url, **kwargs)
+
+
+def get_queue(name: str, connection: Redis | None = None) -> Queue:
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
+    return Queue(name, connection=connection or redis_connection(), serializer=JSONSerializer)
+
+
+def enqueue(queue: str, func: str, *args, job_id: str | None = None, **options):
+    """Enqueue `func` (a dotted path under `jobs.`) with JSON-serialisable `args`.
+
+    With a `job_id`, a job of that id that is still queued or running makes this a
+    no-op (returns None), so a mailbox is never polled twice at once.
+    """
+    q = get_queue(queue)
+    if job_id is not None:
+        options["job_id"] = job_id
+        options["unique"] = True
+    try:
+        return q.enqueue(func, *args, **options)
+    except DuplicateJobError:
+        return None
+
+
+def queue_depths(connection: Redis) -> dict[str, int]:
+    return {name: get_queue(name, connection).count for name in QUEUE_NAMES}
+
+
+def worker_count(connection: Redis) -> int:
+    return Worker.count(connection=connection)

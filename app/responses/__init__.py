@@ -1,0 +1,1 @@
+"""Standard Responses: groups of canned replies that agents insert in the composer."""

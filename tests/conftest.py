@@ -1,0 +1,101 @@
+"""Shared fixtures: a real Redis, the app on SQLite (or DATABASE_URL), clients, login_as.
+
+The database schema is built once per session; every test starts from empty tables.
+Set DATABASE_URL to run the same tests on PostgreSQL (scripts/test does).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from tests.factories import PASSWORD, make_user
+from tests.helpers import csrf_token
+from tests.servers import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url, redis_server, tmp_path_factory):
+    """Build the schema once (from the models; a migration test checks they agree)."""
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app(_test_config(database_url, redis_server, tmp_path_factory.mktemp("blobs")))
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        db.engine.dispose()
+    return True
+
+
+def _test_config(database_url, redis_server, blob_dir) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url if not database_url.startswith("postgresql://")
+        else "postgresql+psycopg://" + database_url[len("postgresql://"):],
+        "REDIS_URL": redis_server.url,
+        "BLOB_DIR": str(blob_dir),
+        "PLATFORM_MAIL_DOMAIN": "mail.pigeonhole.test",
+        "SERVER_NAME": None,
+    }
+
+
+@pytest.fixture
+def app(_schema, database_url, redis_server, tmp_path):
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app(_test_config(database_url, redis_server, tmp_path / "blobs"))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        _empty_tables(db)
+        db.engine.dispose()
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushdb()
+
+
+def _empty_tables(db) -> None:
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def db(app):
+    from app.extensions import db as _db
+
+    return _db
+
+
+@pytest.fixture
+def login_as(client, db):
+    """`login_as("admin")` creates a user of that role and signs the test client in."""
+
+    def _login(role: str = "agent", **kwargs):
+        user = make_user(role, **kwargs)
+        token = csrf_token(client)
+        response = client.post("/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return user
+
+    return _login
+
+
+@pytest.fixture
+def htmx_headers():
+    return {"HX-Request": "true"}
+
