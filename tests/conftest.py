@@ -5,9 +5,11 @@ Set DATABASE_URL to run the same tests on PostgreSQL (scripts/test does).
 """
 from __future__ import annotations
 
+import contextvars
 import os
 
 import pytest
+from flask.testing import FlaskClient
 from tests.factories import PASSWORD, make_user
 from tests.helpers import csrf_token
 from tests.servers import RedisServer
@@ -49,7 +51,22 @@ def _test_config(database_url, redis_server, blob_dir) -> dict:
         "BLOB_DIR": str(blob_dir),
         "PLATFORM_MAIL_DOMAIN": "mail.pigeonhole.test",
         "SERVER_NAME": None,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashes; production keeps scrypt
     }
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose requests run in a fresh context, as in production.
+
+    pytest-flask keeps an app context pushed during each test; Flask would reuse it
+    for every request, sharing `g` (Flask-Login's cached user, Flask-WTF's CSRF token)
+    and the database session between requests and clients. Running each request in
+    an empty `contextvars.Context` gives it its own app context, `g` and session.
+    """
+
+    def open(self, *args, **kwargs):
+        self.preserve_context = False  # pytest-flask's `with client:` would re-push across Contexts
+        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 @pytest.fixture
@@ -58,6 +75,7 @@ def app(_schema, database_url, redis_server, tmp_path):
     from app.extensions import db
 
     app = create_app(_test_config(database_url, redis_server, tmp_path / "blobs"))
+    app.test_client_class = IsolatedClient
     yield app
     with app.app_context():
         db.session.remove()

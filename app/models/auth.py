@@ -49,7 +49,9 @@ class User(UserMixin, db.Model):
     queues: Mapped[list["Queue"]] = relationship(secondary=queue_members, back_populates="members")
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        from flask import current_app
+
+        self.password_hash = generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

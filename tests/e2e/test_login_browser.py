@@ -1,0 +1,56 @@
+"""Sign in and out in a real browser (Debian's Chromium through Playwright)."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import PASSWORD, make_user
+
+pytestmark = pytest.mark.browser
+
+
+def test_login_wrong_then_right_password_navigation_and_logout(page, db):
+    make_user("admin", email="ada@example.test", name="Ada")
+
+    page.goto("/inbox/")
+    expect(page).to_have_url("/login?next=%2Finbox%2F")
+    expect(page.get_by_role("heading", name="Sign in to Pigeonhole")).to_be_visible()
+
+    page.get_by_label("Email").fill("ada@example.test")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    expect(page.get_by_label("Email")).to_have_value("ada@example.test")  # nothing typed is lost
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")  # the keyboard works as well as the mouse
+    expect(page).to_have_url("/inbox/")
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link")).to_have_text(
+        ["Inbox", "Channels", "Flows", "Standard Responses", "Publish", "Ops"])
+    expect(nav.get_by_role("link", name="Inbox")).to_have_attribute("aria-current", "page")
+
+    nav.get_by_role("link", name="Ops").click()
+    expect(page.get_by_role("heading", name="Ops")).to_be_visible()
+    expect(page.locator("#queue-depths")).to_contain_text("send")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url("/login")
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+    page.goto("/ops/")
+    expect(page).to_have_url("/login?next=%2Fops%2F")
+    assert page.js_errors == []
+
+
+def test_agent_sees_only_the_inbox_and_gets_403_on_admin_pages(page, db):
+    make_user("agent", email="alex@example.test")
+    page.goto("/login")
+    page.get_by_label("Email").fill("alex@example.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(["Inbox"])
+    response = page.goto("/channels/email/")
+    assert response.status == 403
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    assert [e for e in page.js_errors if "403" not in e] == []

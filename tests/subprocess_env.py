@@ -1,0 +1,27 @@
+"""Environment for running `flask ...` commands of the app under test in a subprocess."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def flask_env(app, tmp_path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": app.config["REDIS_URL"],
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "BLOB_DIR": app.config["BLOB_DIR"],
+        "PIGEONHOLE_INSTANCE": str(tmp_path / "instance"),
+        "PLATFORM_MAIL_DOMAIN": app.config["PLATFORM_MAIL_DOMAIN"],
+        "PYTHONPATH": str(ROOT),
+    })
+    return env
+
+
+def flask_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flask", *args]
