@@ -48,3 +48,280 @@ class RedisServer:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+# --- TLS -------------------------------------------------------------------------------------
+
+def make_certificate(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1/localhost: (cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o644)  # Dovecot's unprivileged processes read it in tests; never do this in production
+    return cert_path, key_path
+
+
+# --- Dovecot (IMAP and POP3) -----------------------------------------------------------------
+
+DOVECOT_CONF = """\
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.1
+default_login_user = {login_user}
+default_internal_user = {internal_user}
+first_valid_uid = 0
+first_valid_gid = 0
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:~/Maildir
+pop3_uidl_format = %08Xu%08Xv
+mail_fsync = never
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {base}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {base}/passwd
+  default_fields = uid={uid} gid={gid} home={base}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = {imaps}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    port = {pop3s}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+service pop3-login {{
+  chroot =
+}}
+"""
+
+
+class DovecotServer:
+    """A private Dovecot (`dovecot -c FILE`) with IMAP, IMAPS, POP3 and POP3S on free loopback ports.
+
+    Users live in a passwd-file; mail in Maildirs under the work dir. Nothing under
+    /etc/dovecot is read or touched. `add_user()` then `append()` (IMAP APPEND as the
+    user) puts mail in a mailbox the way a delivery would.
+    """
+
+    def __init__(self) -> None:
+        import os
+        import pwd
+        import shutil
+        import tempfile
+
+        # Its own world-traversable folder: Dovecot's unprivileged processes cannot enter
+        # pytest's 0700 tmp_path when the tests run as root.
+        workdir = self.base = Path(tempfile.mkdtemp(prefix="pigeonhole-dovecot-"))
+        os.chmod(workdir, 0o755)
+        for sub in ("run", "state", "home"):
+            (workdir / sub).mkdir(exist_ok=True)
+        self.cert, self.key = make_certificate(workdir / "tls")
+        if os.geteuid() == 0:
+            # Dovecot refuses to run mail processes as root: use its own unprivileged user.
+            account = pwd.getpwnam("dovenull") if _has_user("dovenull") else pwd.getpwnam("nobody")
+            self.uid, self.gid = account.pw_uid, account.pw_gid
+            login_user = internal_user = account.pw_name
+            internal_user = "dovecot" if _has_user("dovecot") else account.pw_name
+            for path in (workdir / "home", workdir / "state"):
+                os.chown(path, self.uid, self.gid)
+        else:
+            self.uid, self.gid = os.getuid(), os.getgid()
+            login_user = internal_user = pwd.getpwuid(self.uid).pw_name
+        self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
+        (workdir / "passwd").write_text("")
+        self.conf = workdir / "dovecot.conf"
+        self.conf.write_text(DOVECOT_CONF.format(
+            base=workdir, login_user=login_user, internal_user=internal_user, uid=self.uid, gid=self.gid,
+            cert=self.cert, key=self.key, **self.ports))
+        binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        with (workdir / "start.log").open("wb") as out:  # the daemon keeps its stdio: no pipes
+            started = subprocess.run([binary, "-c", str(self.conf)], stdout=out, stderr=out, timeout=30)
+        if started.returncode != 0:
+            raise RuntimeError(f"dovecot did not start: {(workdir / 'start.log').read_text()}")
+        for port in self.ports.values():
+            wait_for_port(port)
+
+    @property
+    def imap_port(self) -> int:
+        return self.ports["imap"]
+
+    def add_user(self, user: str, password: str) -> None:
+        with (self.base / "passwd").open("a") as fh:
+            fh.write(f"{user}:{{PLAIN}}{password}::::::\n")
+
+    def append(self, user: str, password: str, messages, folder: str = "INBOX", flags=()) -> list[int]:
+        """APPEND raw messages (bytes) as `user`; returns their UIDs."""
+        from imapclient import IMAPClient
+
+        uids = []
+        with IMAPClient("127.0.0.1", port=self.imap_port, ssl=False, timeout=30) as imap:
+            imap.login(user, password)
+            if folder != "INBOX" and not imap.folder_exists(folder):
+                imap.create_folder(folder)
+            for raw in messages:
+                response = imap.append(folder, raw, flags=flags)
+                match = __import__("re").search(rb"APPENDUID \d+ (\d+)", response or b"")
+                uids.append(int(match.group(1)) if match else None)
+        return uids
+
+    def stop(self) -> None:
+        import shutil
+
+        binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        subprocess.run([binary, "-c", str(self.conf), "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+        deadline = time.monotonic() + 10
+        while (self.base / "run" / "master.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+# --- SMTP (aiosmtpd) ------------------------------------------------------------------------
+
+class SMTPServer:
+    """A real SMTP server (aiosmtpd) on a free loopback port that keeps what it receives.
+
+    Options: `users` ({login: password}) turns on AUTH PLAIN/LOGIN; `tls="starttls"` offers
+    STARTTLS, `tls="implicit"` speaks TLS from the first byte (both with a throwaway
+    certificate). `script` is a list of answers to DATA, used one per message before
+    falling back to 250: an SMTP reply like "451 4.3.0 Try again later", or "drop" to
+    cut the connection in the middle of DATA.
+    """
+
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None, tls: str | None = None,
+                 script: list[str] | None = None) -> None:
+        import ssl
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.messages: list[dict] = []
+        self.script = list(script or [])
+        self.users = users
+        self.tls = tls
+        self.cert, self.key = make_certificate(workdir / "tls")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(self.cert), str(self.key))
+        self.port = free_port()
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                answer = outer.script.pop(0) if outer.script else "250 2.0.0 OK queued"
+                if answer == "drop":
+                    server.transport.abort()
+                    return "421 4.4.2 connection dropped"
+                if answer.startswith("250"):
+                    outer.messages.append({
+                        "mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
+                        "data": envelope.original_content or envelope.content, "login": session.auth_data,
+                    })
+                return answer
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
+            password = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
+            ok = outer.users is not None and outer.users.get(login) == password
+            return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
+
+        kwargs = {"hostname": "127.0.0.1", "port": self.port, "ready_timeout": 10}
+        if users is not None:
+            kwargs.update(authenticator=authenticator, auth_require_tls=False, auth_required=True)
+        if tls == "starttls":
+            kwargs.update(tls_context=context, require_starttls=False)
+        elif tls == "implicit":
+            kwargs.update(ssl_context=context)
+        self.controller = Controller(Handler(), **kwargs)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+class SilentServer:
+    """Accepts TCP connections and never says a word (for timeout tests)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def stop(self) -> None:
+        self._stop = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
