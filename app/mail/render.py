@@ -1,0 +1,236 @@
+"""One renderer for every outgoing message: the channel-setup Preview and the real send.
+
+`render_message(sender, draft)` builds the complete MIME message:
+
+* body: the address's Email Template Design (header and footer, placeholders
+  filled) around the agent's HTML, then the quoted history in a collapsed
+  `<blockquote>`; an HTML part and a plain-text part derived from it;
+* inline images by `cid:` and attachments (non-ASCII file names by RFC 2231);
+* headers: our Message-ID (carrying the conversation token), Date, From with the
+  display name (RFC 2047 when not ASCII), To/Cc exactly as chosen, In-Reply-To and
+  References (capped), `Auto-Submitted: auto-replied` on automatic mail; for a
+  platform-domain address the contact-center address ("Forwarded from") goes into
+  Bcc and Reply-To.
+
+The Bcc header is never written into the message: `envelope_recipients()` gives
+the SMTP RCPT list (To + Cc + Bcc) for the sender. `render_parts()` gives just the
+(html, text) pair, which is what the Preview shows.
+
+Placeholders in header and footer are written `{{ name }}`; `PLACEHOLDERS` lists the
+known ones and `check_template()` refuses any other, so a typo is caught at save
+time instead of reaching a customer.
+"""
+from __future__ import annotations
+
+import html as _html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, getaddresses
+from typing import Protocol
+
+from app.mail.html import html_to_text, sanitize_html
+
+PLACEHOLDERS = {
+    "display_name": "the address's Display Name",
+    "address": "the email address",
+    "customer_name": "the customer's name",
+    "agent_name": "the agent's name",
+    "conversation_reference": "the conversation's reference",
+}
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]*)\s*\}\}")
+MAX_REFERENCES = 10
+
+
+class TemplateError(ValueError):
+    """The header or footer names placeholders we do not know."""
+
+    def __init__(self, unknown: list[str]) -> None:
+        self.unknown = unknown
+        known = ", ".join("{{ %s }}" % k for k in PLACEHOLDERS)
+        super().__init__(f"Unknown placeholder{'s' if len(unknown) > 1 else ''}: "
+                         f"{', '.join('{{ %s }}' % u for u in unknown)}. Known placeholders: {known}.")
+
+
+class Sender(Protocol):
+    """What rendering needs of an address: `PublishedAddress` has it, and so does a draft preview."""
+
+    address: str
+    display_name: str
+    forwarded_from: str | None
+    template_enabled: bool
+    header_html: str
+    footer_html: str
+
+    @property
+    def is_platform(self) -> bool: ...
+
+
+@dataclass
+class OutgoingAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None  # set: an inline image referenced as cid:<content_id>
+
+
+@dataclass
+class QuotedMessage:
+    sender: str
+    date: datetime | None
+    html: str  # already sanitised
+
+
+@dataclass
+class Draft:
+    """Everything an agent (or automation) decided about one outgoing message."""
+
+    to: list[str]
+    subject: str
+    body_html: str
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    quoted: QuotedMessage | None = None
+    attachments: list[OutgoingAttachment] = field(default_factory=list)
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    automatic: bool = False
+    placeholders: dict[str, str] = field(default_factory=dict)
+    date: datetime | None = None
+
+
+def check_template(html: str) -> None:
+    """Raise `TemplateError` if `html` uses a placeholder that is not in `PLACEHOLDERS`."""
+    unknown = sorted({name for name in _PLACEHOLDER.findall(html or "") if name not in PLACEHOLDERS})
+    if unknown:
+        raise TemplateError(unknown)
+
+
+def fill_placeholders(html: str, values: dict[str, str]) -> str:
+    """Replace `{{ name }}` with the HTML-escaped value (unknown names become empty)."""
+    return _PLACEHOLDER.sub(lambda m: _html.escape(values.get(m.group(1), "") or ""), html or "")
+
+
+def placeholder_values(sender: Sender, draft: Draft) -> dict[str, str]:
+    values = {"display_name": sender.display_name or "", "address": sender.address}
+    values.update({k: v for k, v in draft.placeholders.items() if k in PLACEHOLDERS})
+    return values
+
+
+def render_parts(sender: Sender, draft: Draft) -> tuple[str, str]:
+    """The (html, text) body of the message: header, body, footer, quoted history."""
+    values = placeholder_values(sender, draft)
+    pieces = []
+    if sender.template_enabled and sender.header_html:
+        pieces.append(f'<div class="ph-header">{sanitize_html(fill_placeholders(sender.header_html, values))}</div>')
+    pieces.append(f'<div class="ph-body">{sanitize_html(draft.body_html)}</div>')
+    if sender.template_enabled and sender.footer_html:
+        pieces.append(f'<div class="ph-footer">{sanitize_html(fill_placeholders(sender.footer_html, values))}</div>')
+    quoted_html = quoted_text = ""
+    if draft.quoted is not None:
+        q = draft.quoted
+        when = q.date.strftime("%a, %d %b %Y %H:%M") if q.date else ""
+        intro = f"On {when}, {q.sender} wrote:" if when else f"{q.sender} wrote:"
+        quoted_html = (f'<div class="ph-quote"><p>{_html.escape(intro)}</p>'
+                       f'<blockquote type="cite" style="margin:0 0 0 .8ex;border-left:1px solid #ccc;'
+                       f'padding-left:1ex">{sanitize_html(q.html)}</blockquote></div>')
+        quoted_text = "\n" + intro + "\n" + "".join(
+            "> " + line + "\n" if line else ">\n" for line in html_to_text(q.html).rstrip("\n").split("\n"))
+    inner = "".join(pieces) + quoted_html
+    html_doc = ('<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+                f'<body>{inner}</body></html>')
+    text = html_to_text("".join(pieces)) + quoted_text
+    return html_doc, text
+
+
+def _address_list(values: list[str]) -> list[Address]:
+    out = []
+    for name, addr in getaddresses(values):
+        if addr:
+            out.append(Address(display_name=name, addr_spec=addr))
+    return out
+
+
+def recipients_for(sender: Sender, draft: Draft) -> tuple[list[str], list[str], list[str], str | None]:
+    """(to, cc, bcc, reply_to) after the platform rule: the forwarded-from address in Bcc and Reply-To."""
+    bcc = list(draft.bcc)
+    reply_to = None
+    if sender.is_platform and sender.forwarded_from:
+        reply_to = sender.forwarded_from
+        if sender.forwarded_from.lower() not in {a.lower() for _, a in getaddresses(bcc)}:
+            bcc.append(sender.forwarded_from)
+    return list(draft.to), list(draft.cc), bcc, reply_to
+
+
+def envelope_recipients(sender: Sender, draft: Draft) -> list[str]:
+    """The SMTP RCPT TO list: To + Cc + Bcc, each once."""
+    to, cc, bcc, _ = recipients_for(sender, draft)
+    seen, out = set(), []
+    for _, addr in getaddresses(to + cc + bcc):
+        if addr and addr.lower() not in seen:
+            seen.add(addr.lower())
+            out.append(addr)
+    return out
+
+
+def capped_references(references: list[str]) -> list[str]:
+    """The first reference (thread root) and the newest ones, at most `MAX_REFERENCES`."""
+    refs = [r for r in references if r]
+    if len(refs) <= MAX_REFERENCES:
+        return refs
+    return [refs[0]] + refs[-(MAX_REFERENCES - 1):]
+
+
+def render_message(sender: Sender, draft: Draft) -> EmailMessage:
+    """The complete message, ready for SMTP (Bcc not in the headers; see `envelope_recipients`)."""
+    html_body, text_body = render_parts(sender, draft)
+    to, cc, _bcc, reply_to = recipients_for(sender, draft)
+
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = Address(display_name=sender.display_name or "", addr_spec=sender.address)
+    if to:
+        msg["To"] = _address_list(to)
+    if cc:
+        msg["Cc"] = _address_list(cc)
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = draft.subject
+    msg["Date"] = format_datetime(draft.date or datetime.now(timezone.utc))
+    if draft.message_id:
+        msg["Message-ID"] = draft.message_id
+    if draft.in_reply_to:
+        msg["In-Reply-To"] = draft.in_reply_to
+    refs = capped_references(draft.references)
+    if refs:
+        msg["References"] = " ".join(refs)
+    if draft.automatic:
+        msg["Auto-Submitted"] = "auto-replied"
+        msg["X-Auto-Response-Suppress"] = "All"
+    msg["MIME-Version"] = "1.0"
+
+    # Quoted-printable keeps every line 7-bit and short, whatever the relay supports.
+    msg.set_content(text_body, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html_body, subtype="html", charset="utf-8", cte="quoted-printable")
+    inline = [a for a in draft.attachments if a.content_id]
+    if inline:
+        html_part = msg.get_payload()[1]
+        for att in inline:
+            maintype, _, subtype = att.content_type.partition("/")
+            html_part.add_related(att.data, maintype=maintype, subtype=subtype or "octet-stream",
+                                  cid=f"<{att.content_id}>", filename=att.filename, disposition="inline")
+    for att in draft.attachments:
+        if att.content_id:
+            continue
+        maintype, _, subtype = att.content_type.partition("/")
+        if maintype == "text":
+            msg.add_attachment(att.data, maintype="application", subtype="octet-stream", filename=att.filename)
+            part = msg.get_payload()[-1]
+            part.replace_header("Content-Type", att.content_type)
+            part.set_param("name", att.filename)
+        else:
+            msg.add_attachment(att.data, maintype=maintype, subtype=subtype or "octet-stream", filename=att.filename)
+    return msg
