@@ -46,6 +46,7 @@ class Config:
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.PLATFORM_MAIL_DOMAIN = os.environ.get("PLATFORM_MAIL_DOMAIN", "mail.pigeonhole.test")
         self.MAIL_SECRET_KEY = os.environ.get("MAIL_SECRET_KEY", "")  # Fernet key(s); derived from SECRET_KEY if empty
+        self.MAIL_TLS_CA_FILE = os.environ.get("MAIL_TLS_CA_FILE", "")  # extra CA bundle for mail servers
         self.BLOB_STORE = os.environ.get("BLOB_STORE", "dir")  # "dir" or "db"
         self.BLOB_DIR = os.environ.get("BLOB_DIR", str(INSTANCE / "blobs"))
         self.PORT = _int("PORT", 5000)
