@@ -1,13 +1,13 @@
 """Real mail servers for the channel setup tests (Test Connection), shared by the whole session.
 
-Import the fixtures into a test module (`from tests.channel_fixtures import mail_servers`).
+tests/conftest.py registers the fixtures for the whole suite.
 One Dovecot serves IMAP/IMAPS/POP3/POP3S for `MAILBOX` (and `NO_INBOX`, a user whose
 mailbox cannot be opened); aiosmtpd servers offer STARTTLS and implicit TLS with AUTH.
 All of them use one throwaway certificate; `ca_file` trusts it (for `MAIL_TLS_CA_FILE`).
 
 Wrong-password tests must not use this Dovecot: Dovecot delays every login from an
 address that failed recently (auth penalty), which would slow the other tests down.
-`penalty_dovecot()` gives them their own instance.
+`penalty_dovecots` (module scope) gives them instances of their own.
 """
 from __future__ import annotations
 
@@ -77,5 +77,10 @@ def mail_servers(tmp_path_factory):
     ca_file.write_bytes(dovecot.cert.read_bytes())
     servers = MailServers(dovecot, starttls, implicit, silent, ca_file)
     yield servers
-    for server in (starttls, implicit, silent, dovecot):
+    import threading
+
+    stopping = threading.Thread(target=dovecot.stop, name="stop-dovecot")  # takes seconds; overlap it
+    stopping.start()
+    for server in (starttls, implicit, silent):
         server.stop()
+    stopping.join(30)

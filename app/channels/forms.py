@@ -121,6 +121,10 @@ class PreviewForm(FlaskForm):
     html = TextAreaField(validators=[Length(max=100_000)])
 
 
+class SaveForm(FlaskForm):
+    """The Review step's "Save" / "Update": nothing but its CSRF token."""
+
+
 class ConfirmDeleteForm(FlaskForm):
     """The delete dialog's form: `confirm` must name what the dialog showed."""
 

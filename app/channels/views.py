@@ -62,6 +62,23 @@ def _field_error(form, exc: services.ChannelError) -> None:
         form.form_errors.append(exc.message)
 
 
+def _change(setup_id: int, form, change, closes: bool = False):
+    """Run one service change of a wizard and commit: (wizard, result, True).
+
+    A `ChannelError` rolls back, puts its message on the form field it names, and
+    gives (the wizard reloaded, None, False) for the 422 page. With `closes` (the
+    change ends the wizard) the first item is None on success.
+    """
+    try:
+        result = change()
+    except services.ChannelError as exc:
+        db.session.rollback()
+        _field_error(form, exc)
+        return _setup_or_404(setup_id), None, False
+    db.session.commit()
+    return (None if closes else _setup_or_404(setup_id)), result, True
+
+
 # --- the Email channel page --------------------------------------------------------------------
 
 def _index(status: int = 200, errors: dict | None = None, block: str | None = None):
@@ -88,7 +105,8 @@ def new_domain():
             _field_error(form, exc)
         else:
             db.session.commit()
-            return _done(url_for(".index", _anchor=f"domain-{domain.id}"), f"Domain {domain.name} created.")
+            # No #anchor: from the Email channel page itself, a hash-only change would not reload it.
+            return _done(url_for(".index"), f"Domain {domain.name} created.")
     status = 422 if request.method == "POST" else 200
     return render("channels/domain_new.html", block="dialog", status=status, form=form, modal=is_htmx())
 
@@ -239,14 +257,8 @@ def setup_address(setup_id: int):
     form = _address_form(setup)
     if request.method == "POST" and form.validate_on_submit():
         password = form.password.data if hasattr(form, "password") else None
-        try:
-            services.update_address_step(setup, form.values(), password)
-        except services.ChannelError as exc:
-            db.session.rollback()
-            setup = _setup_or_404(setup_id)
-            _field_error(form, exc)
-        else:
-            db.session.commit()
+        setup, _, ok = _change(setup_id, form, lambda: services.update_address_step(setup, form.values(), password))
+        if ok:
             return _next_step(url_for(".setup_design", setup_id=setup.id))
     status = 422 if request.method == "POST" else 200
     return _setup_page(setup, "address", status=status, form=form)
@@ -261,14 +273,9 @@ def setup_test(setup_id: int):
     form = forms.CustomAddressForm()
     errors = []
     if form.validate_on_submit():
-        try:
-            services.test_connection(setup, form.values(), form.password.data)
-        except services.ChannelError as exc:
-            db.session.rollback()
-            setup = _setup_or_404(setup_id)
-            _field_error(form, exc)
-        else:
-            db.session.commit()
+        setup, _, ok = _change(setup_id, form,
+                               lambda: services.test_connection(setup, form.values(), form.password.data))
+        if ok:
             return _setup_page(setup, "address", block="test_results", form=form)
     for field in form:
         errors += [f"{field.label.text}: {e}" for e in field.errors]
@@ -285,10 +292,13 @@ def setup_design(setup_id: int):
             redirect(url_for(".setup_address", setup_id=setup.id))
     form = forms.DesignForm()
     if request.method == "POST":
-        if form.validate_on_submit():
+        action = request.form.get("action", "next")
+        if action not in ("toggle", "next"):
+            form.form_errors.append("Unknown action.")
+        elif form.validate_on_submit():
             services.update_design_step(setup, form.template_enabled.data)
             db.session.commit()
-            if request.form.get("action") == "toggle":
+            if action == "toggle":
                 return _setup_page(setup, "design")
             return _next_step(url_for(".setup_review", setup_id=setup.id))
         return _setup_page(setup, "design", status=422, form=form)
@@ -304,19 +314,12 @@ def setup_template_part(setup_id: int, part: str):
     form = forms.TemplatePartForm()
     if request.method == "POST":
         if form.validate_on_submit():
-            try:
-                services.set_template_part(setup, part, form.html.data or "")
-            except services.ChannelError as exc:
-                db.session.rollback()
-                setup = _setup_or_404(setup_id)
-                _field_error(form, exc)
-            else:
-                db.session.commit()
-                message = f"{part.title()} saved."
+            setup, _, ok = _change(setup_id, form,
+                                   lambda: services.set_template_part(setup, part, form.html.data or ""))
+            if ok:
+                flash(f"{part.title()} saved.", "success")
                 if is_htmx():
-                    flash(message, "success")
                     return "", 204, {"HX-Trigger": json.dumps({"designChanged": True, "closeDialog": True})}
-                flash(message, "success")
                 return redirect(url_for(".setup_design", setup_id=setup.id), 303)
     else:
         form.html.data = (setup.values or {}).get(f"{part}_html") or ""
@@ -371,17 +374,11 @@ def setup_review(setup_id: int):
     setup = _setup_or_404(setup_id)
     if not services.setup_complete(setup):
         return redirect(url_for(".setup_address", setup_id=setup.id), 303 if request.method == "POST" else 302)
-    form = forms.ConfirmDeleteForm()  # only its CSRF token matters here
-    error = None
-    if request.method == "POST":
-        try:
-            address, what = services.save_setup(setup)
-        except services.ChannelError as exc:
-            db.session.rollback()
-            setup = _setup_or_404(setup_id)
-            error = exc.message
-        else:
-            db.session.commit()
+    form = forms.SaveForm()
+    if request.method == "POST" and form.validate_on_submit():
+        setup_or_none, saved, ok = _change(setup_id, form, lambda: services.save_setup(setup), closes=True)
+        if ok:
+            address, what = saved
             messages = {
                 "created": f"Email address {address.address} saved. Publish to make it live.",
                 "restored": f"Email address {address.address} restored with its earlier conversations. "
@@ -391,7 +388,8 @@ def setup_review(setup_id: int):
             }
             return _done(url_for(".index", _anchor=f"address-{address.id}"), messages[what],
                          "info" if what == "unchanged" else "success")
-    return _setup_page(setup, "review", status=422 if error else 200, save_form=form, error=error)
+        setup = setup_or_none
+    return _setup_page(setup, "review", status=422 if request.method == "POST" else 200, save_form=form)
 
 
 @bp.route("/email/setup/<int:setup_id>/discard", methods=["POST"])

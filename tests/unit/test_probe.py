@@ -7,7 +7,7 @@ import pytest
 
 from app.mail.probe import REASONS, ServerSettings, default_port, probe, probe_incoming, probe_outgoing
 from app.mail.tls import client_context
-from tests.channel_fixtures import MAILBOX, NO_INBOX, PASSWORD, mail_servers, penalty_dovecots  # noqa: F401
+from tests.channel_fixtures import MAILBOX, NO_INBOX, PASSWORD
 from tests.servers import SMTPServer
 
 MESSAGE = b"From: carol@example.com\r\nTo: help@acme.test\r\nSubject: parcel\r\n\r\nWhere is it?\r\n"
