@@ -415,19 +415,21 @@ def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
 
 # --- the setup wizard --------------------------------------------------------------------------
 
+#: What the wizard edits: `EmailAddress` columns (the password travels separately, encrypted).
+WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
+                 "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
+                 "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
+
+
 def address_values(address: EmailAddress) -> dict:
     """The wizard values of an existing address (its draft)."""
-    keys = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
-            "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
-            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
-    return {k: getattr(address, k) for k in keys}
+    return {k: getattr(address, k) for k in WIZARD_FIELDS}
 
 
 def default_values(domain: Domain) -> dict:
-    values = {"address": "", "display_name": "", "usage": Usage.BOTH.value, "send_vcard": False, "enabled": True,
-              "template_enabled": False, "header_html": "", "footer_html": "", "forwarded_from": None,
-              "username": None, "incoming_protocol": None, "incoming_host": None, "incoming_port": None,
-              "incoming_security": None, "outgoing_host": None, "outgoing_port": None, "outgoing_security": None}
+    values = dict.fromkeys(WIZARD_FIELDS)
+    values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True,
+                  template_enabled=False, header_html="", footer_html="")
     if domain.kind == DomainKind.CUSTOM.value:
         values.update(incoming_protocol="imap", incoming_port=993, incoming_security="ssl",
                       outgoing_port=465, outgoing_security="ssl")
@@ -528,15 +530,12 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
     typed; empty keeps the stored one. Raises `AddressError` naming the field.
     """
     domain = setup.domain
-    clean: dict = {"display_name": (values.get("display_name") or "").strip()}
+    clean: dict = {"display_name": (values.get("display_name") or "").strip(), "usage": values.get("usage"),
+                   "send_vcard": bool(values.get("send_vcard")), "enabled": bool(values.get("enabled"))}
     if not clean["display_name"]:
         raise AddressError("Enter the display name customers see.", "display_name")
-    for key in ("usage",):
-        if values.get(key) not in USAGE_LABELS:
-            raise AddressError("Choose how the address is used.", "usage")
-        clean[key] = values[key]
-    clean["send_vcard"] = bool(values.get("send_vcard"))
-    clean["enabled"] = bool(values.get("enabled"))
+    if clean["usage"] not in USAGE_LABELS:
+        raise AddressError("Choose how the address is used.", "usage")
 
     raw = (values.get("address") or "").strip()
     if domain.kind == DomainKind.PLATFORM.value:
@@ -680,9 +679,9 @@ def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
     before = snapshot(address) if what == "updated" else None
     old_connection = _connection_key(address_values(address), address.password_encrypted) if what == "updated" else None
 
-    for key, value in values.items():
-        if hasattr(EmailAddress, key) and key != "id":
-            setattr(address, key, value)
+    for key in WIZARD_FIELDS:
+        if key in values:
+            setattr(address, key, values[key])
     if setup.password_encrypted:
         address.password_encrypted = setup.password_encrypted
     if restore is not None:

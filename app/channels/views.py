@@ -81,10 +81,11 @@ def _change(setup_id: int, form, change, closes: bool = False):
 
 # --- the Email channel page --------------------------------------------------------------------
 
-def _index(status: int = 200, errors: dict | None = None, block: str | None = None):
+def _index(status: int = 200, errors: dict | None = None):
+    """The Email channel page; `errors` maps a domain id to a message shown in its section."""
     platform, custom = services.domains()
     ids = [a.id for d in custom for a in d.addresses]
-    return render("channels/index.html", block=block, status=status, platform=platform, custom=custom,
+    return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=services.platform_domain_name(), limit=services.address_limit(),
                   live_count=services.live_address_count, usage_labels=services.USAGE_LABELS,
                   mailbox=services.mailbox_status(ids), errors=errors or {})
@@ -243,10 +244,7 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
         context["preview"] = extra.pop("preview", None) or services.render_preview(setup, store=False)
     else:
         context["test_outcome"] = services.setup_test_outcome(setup)
-        from app.models.flows import Flow
-
-        flow_id = setup.address.flow_id if setup.address is not None else None
-        context["flow"] = db.session.get(Flow, flow_id) if flow_id else None
+        context["flow"] = setup.address.flow if setup.address is not None else None
     context.update(extra)
     return render("channels/setup.html", block=block, status=status, **context)
 
