@@ -731,7 +731,7 @@ def connection_fingerprint(values: dict, password: str) -> str:
     return hmac.new(current_app.config["SECRET_KEY"].encode(), material.encode(), hashlib.sha256).hexdigest()
 
 
-def test_connection(setup: AddressSetup, values: dict, password: str | None) -> list:
+def run_connection_test(setup: AddressSetup, values: dict, password: str | None) -> list:
     """Run Test Connection on unsaved values and remember the outcome in the wizard.
 
     `values` are the step's form values (validated the same way as saving them,
@@ -893,7 +893,7 @@ def _server_text(data: dict, side: str) -> str:
     host = data.get(f"{side}_host")
     if not host:
         return "none"
-    protocol = data.get("incoming_protocol", "imap").upper() if side == "incoming" else "SMTP"
+    protocol = (data.get("incoming_protocol") or "imap").upper() if side == "incoming" else "SMTP"
     return f"{protocol} {host}:{data.get(f'{side}_port')} ({SECURITY_LABELS.get(data.get(f'{side}_security'), '?')})"
 
 

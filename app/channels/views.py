@@ -88,7 +88,8 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=services.platform_domain_name(), limit=services.address_limit(),
                   live_count=services.live_address_count, usage_labels=services.USAGE_LABELS,
-                  mailbox=services.mailbox_status(ids), errors=errors or {})
+                  mailbox=services.mailbox_status(ids), errors=errors or {},
+                  pending_count=len(services.pending_changes()))
 
 
 @bp.route("/email/")
@@ -272,7 +273,7 @@ def setup_test(setup_id: int):
     errors = []
     if form.validate_on_submit():
         setup, _, ok = _change(setup_id, form,
-                               lambda: services.test_connection(setup, form.values(), form.password.data))
+                               lambda: services.run_connection_test(setup, form.values(), form.password.data))
         if ok:
             return _setup_page(setup, "address", block="test_results", form=form)
     for field in form:

@@ -90,6 +90,7 @@ def test_index_lists_platform_and_custom_addresses_with_state_flow_and_mailbox_s
     assert "acme.test" in body and "1 of 3 addresses" in body and "2026-11-27 08:05" in body
     assert "LOGIN failed: [AUTHENTICATIONFAILED]" in body and "Not tested" in body
     assert 'aria-controls="menu-address-' in body and ">Edit</a>" in body and ">Delete</button>" in body
+    assert '<a href="/channels/publish/">2 unpublished changes: Publish</a>' in body
 
 
 def test_new_domain_dialog_full_fragment_422_and_create(client, db, token):
