@@ -73,6 +73,10 @@ class Config:
         # Behind a TLS-terminating proxy, trust its X-Forwarded-* headers (count of proxies).
         self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
 
+        # Email channel setup: addresses per custom domain, and how long Test Connection waits.
+        self.MAX_ADDRESSES_PER_CUSTOM_DOMAIN = _int("MAX_ADDRESSES_PER_CUSTOM_DOMAIN", 3)
+        self.PROBE_TIMEOUT_SECONDS = float(os.environ.get("PROBE_TIMEOUT_SECONDS", "10"))
+
     @staticmethod
     def _dev_secret() -> str:
         """A per-checkout random key kept under instance/, never in the repository."""

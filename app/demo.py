@@ -34,4 +34,35 @@ def seed() -> list[str]:
     ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
     ensure_platform_domain()
     ensure_flow("Route to default queue", "Every new conversation goes to the General queue.")
+    created += _seed_channel(users["admin@demo.test"])
     return created
+
+
+DEMO_HEADER = ('<p style="font-weight:bold;color:#2458c6">{{ display_name }}</p>'
+               '<p>Hello {{ customer_name }},</p>')
+DEMO_FOOTER = ('<p>{{ agent_name }}, {{ display_name }}<br>'
+               'Reference {{ conversation_reference }} · <a href="mailto:support@demo.test">support@demo.test</a></p>')
+
+
+def _seed_channel(admin: User) -> list[str]:
+    """A published, enabled platform address `support@<platform domain>`, forwarded from support@demo.test,
+    with a header and footer, served by the "Route to default queue" flow (published too)."""
+    from app.channels.services import publish, touch_draft
+    from app.mail.html import sanitize_html
+    from app.models.channels import EmailAddress
+
+    domain = ensure_platform_domain()
+    flow = ensure_flow("Route to default queue")
+    name = f"support@{domain.name}"
+    if db.session.scalar(select(EmailAddress).where(EmailAddress.address == name)) is not None:
+        return []
+    address = EmailAddress(domain=domain, address=name, display_name="Demo Support", usage="both", enabled=True,
+                           send_vcard=True, forwarded_from="support@demo.test", template_enabled=True,
+                           header_html=sanitize_html(DEMO_HEADER), footer_html=sanitize_html(DEMO_FOOTER),
+                           flow_id=flow.id)
+    db.session.add(address)
+    db.session.flush()
+    touch_draft(address)
+    publish(admin.id, "Demo setup: the support address and its flow", address_ids=[address.id],
+            flow_ids=[flow.id] if flow.published_at is None else [])
+    return [f"address {name} (published, forwarded from support@demo.test)"]

@@ -21,7 +21,7 @@ NAVIGATION = [
     ("Channels", "channels.index", Role.ADMIN),
     ("Flows", "flows.index", Role.ADMIN),
     ("Standard Responses", "responses.index", Role.SUPERVISOR),
-    ("Publish", "channels.publish_history", Role.ADMIN),
+    ("Publish", "channels.publish", Role.ADMIN),
     ("Ops", "ops.index", Role.ADMIN),
 ]
 

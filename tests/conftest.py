@@ -117,3 +117,7 @@ def login_as(client, db):
 def htmx_headers():
     return {"HX-Request": "true"}
 
+
+
+# Real IMAP/POP3/SMTP servers for the channel setup tests (Test Connection), started once per session.
+from tests.channel_fixtures import mail_servers, penalty_dovecots  # noqa: E402,F401

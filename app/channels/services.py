@@ -1,22 +1,47 @@
 """Reading and changing the email channel configuration.
 
 Draft and published: an `EmailAddress` row's columns are the admin's draft.
-`publish_addresses()` copies drafts into their `published` snapshot atomically and
-records who, when and why. Everything that moves live mail (ingress, polling,
-flows, sending) reads the configuration through `published_address()`, which
-answers only for published, enabled, non-archived addresses, so an unpublished
-edit never changes live traffic.
+`publish()` copies drafts (of addresses and flows) into their published versions
+atomically and records who, when, why and what changed. Everything that moves live
+mail (ingress, polling, flows, sending) reads the configuration through
+`published_address()`, which answers only for published, enabled, non-archived
+addresses, so an unpublished edit never changes live traffic.
+
+The rules of the setup live here, so the views and any later caller share them:
+
+* domains: a custom domain is a valid DNS name, unique, and neither the platform
+  domain nor below it; it can be deleted only when it holds no address;
+* addresses: unique, on their domain, at most `MAX_ADDRESSES_PER_CUSTOM_DOMAIN` live
+  (non-archived) addresses per custom domain; a platform address names the contact
+  center's own address that forwards to it ("Forwarded from"), which must be
+  outside the platform domain; passwords are encrypted at rest (`app.crypto`);
+* the "New Email Address" / "Edit" wizard keeps its state in an `AddressSetup` row
+  (never the session): each step validates and stores its values there, Test
+  Connection and the Preview work on unsaved values, and `save_setup()` writes the
+  address's draft in one go;
+* delete: an address with conversations or messages is archived (kept, readable,
+  no longer live, its published version dropped); any other address is erased.
+
+Every service raises a `ChannelError` subclass (a `ValueError`) with a sentence
+for the admin and, when it concerns one form field, that field's name. Services
+flush but never commit: the caller (a view, a job, the demo seed) commits.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, exists, func, or_, select, update
 
 from app.extensions import db
-from app.models.channels import Domain, DomainKind, EmailAddress, PublishRecord, Usage
+from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
+from app.models.flows import Flow
 
 #: The draft columns that make up a published snapshot.
 SNAPSHOT_FIELDS = (
@@ -26,9 +51,56 @@ SNAPSHOT_FIELDS = (
     "channel_sessions", "flow_id",
 )
 
+USAGE_LABELS = {
+    Usage.INBOUND.value: "Inbound",
+    Usage.OUTBOUND.value: "Outbound",
+    Usage.BOTH.value: "Inbound and Outbound",
+}
+SECURITY_LABELS = {"ssl": "SSL", "starttls": "STARTTLS", "none": "no encryption"}
+INCOMING_PROTOCOLS = {"imap": "IMAP", "pop3": "POP3"}
+
+#: The wizard's steps, in order: (slug, title).
+SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design"), ("review", "Review"))
+
+#: Unfinished wizards older than this are dropped when their owner starts another.
+SETUP_MAX_AGE = timedelta(days=7)
+
+
+class ChannelError(ValueError):
+    """A setup rule refused a change. `field` names the form field concerned, if one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class DomainError(ChannelError):
+    """The domain name is invalid, taken, or the platform's."""
+
+
+class DomainInUse(ChannelError):
+    """The domain still holds addresses."""
+
+
+class AddressError(ChannelError):
+    """The address values break a rule (format, domain, uniqueness, missing password, ...)."""
+
+
+class AddressLimitReached(AddressError):
+    """The custom domain already has `MAX_ADDRESSES_PER_CUSTOM_DOMAIN` addresses."""
+
 
 class NothingToPublish(ValueError):
     pass
+
+
+class PublishError(ChannelError):
+    """A selected item cannot be published (gone, archived)."""
+
+
+class StaleDraft(PublishError):
+    """A selected draft changed after the admin reviewed it."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +159,73 @@ class PublishedAddress:
         return str(Address(display_name=self.display_name, addr_spec=self.address))
 
 
+# --- names and addresses -----------------------------------------------------------------------
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def platform_domain_name() -> str:
+    return current_app.config["PLATFORM_MAIL_DOMAIN"].lower()
+
+
+def normalise_domain_name(name: str) -> str:
+    """The domain in lower-case ASCII (IDNA for international names). Raises `DomainError`."""
+    from email_validator import EmailNotValidError, validate_email
+
+    name = (name or "").strip().rstrip(".")
+    if not name:
+        raise DomainError("Enter a domain name, like acme.com.", "name")
+    if "@" in name or "/" in name or " " in name:
+        raise DomainError("Enter only the domain name, like acme.com (no @, spaces or slashes).", "name")
+    try:
+        checked = validate_email(f"postmaster@{name}", check_deliverability=False, test_environment=True)
+    except EmailNotValidError as exc:
+        text = str(exc).replace("The part after the @-sign", "The domain name")
+        raise DomainError(text, "name") from None
+    return checked.ascii_domain.lower()
+
+
+def normalise_email(value: str, field: str = "address") -> str:
+    """A mail address in lower-case ASCII (IDNA domain). Raises `AddressError` naming `field`."""
+    from email_validator import EmailNotValidError, validate_email
+
+    value = (value or "").strip()
+    if not value:
+        raise AddressError("Enter an email address.", field)
+    try:
+        checked = validate_email(value, check_deliverability=False, test_environment=True, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise AddressError(str(exc), field) from None
+    return checked.ascii_email.lower()
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def normalise_host(host: str, field: str) -> str:
+    """A server name (DNS name or IP address) in lower case. Raises `AddressError` naming `field`."""
+    host = (host or "").strip().rstrip(".").lower()
+    if not host:
+        raise AddressError("Enter the server's name, like imap.acme.com.", field)
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = ""
+    if not ascii_host or len(ascii_host) > 253 or not all(_HOST_LABEL.match(p) for p in ascii_host.split(".")):
+        raise AddressError(f"{host} is not a valid server name.", field)
+    return ascii_host
+
+
+# --- domains -----------------------------------------------------------------------------------
+
 def ensure_platform_domain() -> Domain:
     """The platform domain row (`PLATFORM_MAIL_DOMAIN`), created on first use."""
-    name = current_app.config["PLATFORM_MAIL_DOMAIN"].lower()
+    name = platform_domain_name()
     domain = db.session.scalar(select(Domain).where(Domain.name == name))
     if domain is None:
         domain = Domain(name=name, kind=DomainKind.PLATFORM.value)
@@ -100,13 +236,92 @@ def ensure_platform_domain() -> Domain:
 
 def domains() -> tuple[Domain | None, list[Domain]]:
     """(platform domain or None, custom domains by name)."""
-    name = current_app.config["PLATFORM_MAIL_DOMAIN"].lower()
+    name = platform_domain_name()
     platform = db.session.scalar(select(Domain).where(Domain.name == name))
     custom = db.session.scalars(
         select(Domain).where(Domain.kind == DomainKind.CUSTOM.value).order_by(Domain.name)
     )
     return platform, list(custom)
 
+
+def get_domain(domain_id: int) -> Domain | None:
+    return db.session.get(Domain, domain_id)
+
+
+def create_domain(name: str) -> Domain:
+    """Add a custom domain. Raises `DomainError` (invalid, taken, the platform's)."""
+    name = normalise_domain_name(name)
+    platform = platform_domain_name()
+    if name == platform or name.endswith("." + platform):
+        raise DomainError(f"{name} is the platform email domain (or below it); "
+                          "add platform addresses in the platform section instead.", "name")
+    if db.session.scalar(select(Domain.id).where(Domain.name == name)) is not None:
+        raise DomainError(f"The domain {name} already exists.", "name")
+    domain = Domain(name=name, kind=DomainKind.CUSTOM.value)
+    db.session.add(domain)
+    db.session.flush()
+    return domain
+
+
+def domain_delete_blocker(domain: Domain) -> str | None:
+    """Why this domain cannot be deleted now, or None when it can."""
+    if domain.kind == DomainKind.PLATFORM.value:
+        return "The platform email domain cannot be deleted."
+    total = len(domain.addresses)
+    if not total:
+        return None
+    archived = sum(1 for a in domain.addresses if a.archived_at is not None)
+    text = (f"{domain.name} still has {total} email address{'es' if total != 1 else ''}. "
+            "A domain can be deleted only when it holds no address.")
+    if archived:
+        text += (f" {archived} of them {'are' if archived != 1 else 'is'} archived: archived addresses keep "
+                 "their conversations readable, so their domain stays.")
+    else:
+        text += " Delete its addresses first."
+    return text
+
+
+def delete_domain(domain_id: int) -> str:
+    """Delete a custom domain that holds no address; returns its name.
+
+    Raises `DomainInUse` while it holds addresses (archived ones included) and
+    `DomainError` for the platform domain or an unknown id.
+    """
+    domain = db.session.get(Domain, domain_id, with_for_update=True)
+    if domain is None:
+        raise DomainError("This domain no longer exists.")
+    reason = domain_delete_blocker(domain)
+    if reason:
+        raise (DomainError if domain.kind == DomainKind.PLATFORM.value else DomainInUse)(reason)
+    name = domain.name
+    db.session.execute(delete(AddressSetup).where(AddressSetup.domain_id == domain.id))
+    db.session.delete(domain)
+    db.session.flush()
+    return name
+
+
+def address_limit() -> int:
+    return int(current_app.config["MAX_ADDRESSES_PER_CUSTOM_DOMAIN"])
+
+
+def live_address_count(domain: Domain) -> int:
+    """Addresses that count against the limit: every one not archived."""
+    return db.session.scalar(select(func.count(EmailAddress.id)).where(
+        EmailAddress.domain_id == domain.id, EmailAddress.archived_at.is_(None))) or 0
+
+
+def check_room_for_address(domain: Domain) -> None:
+    """Raise `AddressLimitReached` when a custom domain is full."""
+    if domain.kind != DomainKind.CUSTOM.value:
+        return
+    limit = address_limit()
+    if live_address_count(domain) >= limit:
+        raise AddressLimitReached(
+            f"{domain.name} already has {limit} email address{'es' if limit != 1 else ''}, the most a custom "
+            f"domain can have. Delete one first, or ask your administrator to raise MAX_ADDRESSES_PER_CUSTOM_DOMAIN.")
+
+
+# --- addresses ---------------------------------------------------------------------------------
 
 def touch_draft(address: EmailAddress) -> None:
     """Mark the draft as changed (call after every edit of an address)."""
@@ -122,32 +337,709 @@ def snapshot(address: EmailAddress) -> dict:
     return data
 
 
+def get_address(address_id: int) -> EmailAddress | None:
+    return db.session.get(EmailAddress, address_id)
+
+
+def has_history(address: EmailAddress) -> bool:
+    """True when conversations or stored messages refer to the address (it must then be archived, not erased)."""
+    from app.models.inbox import Conversation, Message
+
+    return bool(db.session.scalar(select(
+        exists().where(Conversation.address_id == address.id) | exists().where(Message.address_id == address.id))))
+
+
+def archive_address(address: EmailAddress) -> None:
+    """Keep the row (and its conversations) but take it out of live traffic at once."""
+    address.archived_at = _now()
+    address.published = None  # restoring it later must not bring back an old published version
+    address.published_at = None
+    db.session.execute(delete(AddressSetup).where(AddressSetup.address_id == address.id))
+    db.session.flush()
+
+
+def delete_address(address_id: int) -> str:
+    """Delete an address: "archived" when it has conversations or messages, otherwise "deleted".
+
+    Either way it stops receiving and sending immediately (no publish needed).
+    Raises `AddressError` for an unknown or already archived address.
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models.inbox import Draft
+
+    address = db.session.get(EmailAddress, address_id, with_for_update=True)
+    if address is None:
+        raise AddressError("This email address no longer exists.")
+    if address.archived_at is not None:
+        raise AddressError(f"{address.address} is already archived.")
+    if has_history(address):
+        archive_address(address)
+        return "archived"
+    db.session.execute(update(Draft).where(Draft.from_address_id == address.id).values(from_address_id=None))
+    db.session.execute(delete(AddressSetup).where(AddressSetup.address_id == address.id))
+    db.session.execute(delete(MailboxState).where(MailboxState.address_id == address.id))
+    try:
+        with db.session.begin_nested():
+            db.session.delete(address)
+            db.session.flush()
+    except IntegrityError:
+        # Something else we do not know about still refers to it: keep it, archived.
+        address = db.session.get(EmailAddress, address_id)
+        archive_address(address)
+        return "archived"
+    return "deleted"
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    last_success_at: datetime | None
+    last_poll_at: datetime | None
+    last_error: str | None
+
+
+def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
+    """Last successful poll and last error per address, from the inbound side's `MailboxState` rows."""
+    out: dict[int, MailboxStatus] = {}
+    if not address_ids:
+        return out
+    rows = db.session.scalars(select(MailboxState).where(MailboxState.address_id.in_(address_ids)))
+    for row in rows:
+        seen = out.get(row.address_id)
+        success = max((t for t in (row.last_success_at, seen and seen.last_success_at) if t), default=None)
+        poll = max((t for t in (row.last_poll_at, seen and seen.last_poll_at) if t), default=None)
+        error = row.last_error or (seen.last_error if seen else None)
+        out[row.address_id] = MailboxStatus(success, poll, error)
+    return out
+
+
+# --- the setup wizard --------------------------------------------------------------------------
+
+#: What the wizard edits: `EmailAddress` columns (the password travels separately, encrypted).
+WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
+                 "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
+                 "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
+
+
+def address_values(address: EmailAddress) -> dict:
+    """The wizard values of an existing address (its draft)."""
+    return {k: getattr(address, k) for k in WIZARD_FIELDS}
+
+
+def default_values(domain: Domain) -> dict:
+    values = dict.fromkeys(WIZARD_FIELDS)
+    values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True,
+                  template_enabled=False, header_html="", footer_html="")
+    if domain.kind == DomainKind.CUSTOM.value:
+        values.update(incoming_protocol="imap", incoming_port=993, incoming_security="ssl",
+                      outgoing_port=465, outgoing_security="ssl")
+    return values
+
+
+def _drop_stale_setups(user_id: int) -> None:
+    db.session.execute(delete(AddressSetup).where(
+        AddressSetup.user_id == user_id, AddressSetup.updated_at < _now() - SETUP_MAX_AGE))
+
+
+def start_setup(domain_id: int, user_id: int) -> AddressSetup:
+    """Open a "New Email Address" wizard on a domain.
+
+    Raises `AddressLimitReached` when the custom domain is full and `DomainError`
+    for an unknown domain.
+    """
+    domain = db.session.get(Domain, domain_id)
+    if domain is None:
+        raise DomainError("This domain no longer exists.")
+    check_room_for_address(domain)
+    _drop_stale_setups(user_id)
+    setup = AddressSetup(user_id=user_id, domain=domain, values=default_values(domain))
+    db.session.add(setup)
+    db.session.flush()
+    return setup
+
+
+def start_edit(address_id: int, user_id: int) -> AddressSetup:
+    """The user's "Edit" wizard for an address: the open one, or a new one from its draft.
+
+    Raises `AddressError` for an unknown or archived address.
+    """
+    address = db.session.get(EmailAddress, address_id)
+    if address is None or address.archived_at is not None:
+        raise AddressError("This email address no longer exists or is archived.")
+    setup = db.session.scalar(select(AddressSetup).where(
+        AddressSetup.address_id == address.id, AddressSetup.user_id == user_id).order_by(AddressSetup.id.desc()))
+    if setup is None:
+        _drop_stale_setups(user_id)
+        setup = AddressSetup(user_id=user_id, domain_id=address.domain_id, address=address,
+                             values=address_values(address))
+        db.session.add(setup)
+        db.session.flush()
+    return setup
+
+
+def get_setup(setup_id: int, user_id: int) -> AddressSetup | None:
+    """The wizard, if it exists and belongs to this user."""
+    setup = db.session.get(AddressSetup, setup_id)
+    if setup is None or setup.user_id != user_id:
+        return None
+    return setup
+
+
+def discard_setup(setup: AddressSetup) -> None:
+    db.session.delete(setup)
+    db.session.flush()
+
+
+def _set_values(setup: AddressSetup, changes: dict) -> None:
+    values = dict(setup.values or {})
+    values.update(changes)
+    setup.values = values  # a new dict, so the JSON column is written
+    setup.updated_at = _now()
+
+
+def _conflicting_address(address: str, setup: AddressSetup) -> EmailAddress | None:
+    query = select(EmailAddress).where(func.lower(EmailAddress.address) == address)
+    if setup.address_id is not None:
+        query = query.where(EmailAddress.id != setup.address_id)
+    return db.session.scalar(query)
+
+
+def _restorable(conflict: EmailAddress | None, setup: AddressSetup) -> bool:
+    """A new address may take over an archived row of the same domain (its conversations come back)."""
+    return (conflict is not None and conflict.archived_at is not None and setup.address_id is None
+            and conflict.domain_id == setup.domain_id)
+
+
+def check_unique(address: str, setup: AddressSetup) -> EmailAddress | None:
+    """Raise `AddressError` if another address has this name; return an archived row it would restore."""
+    conflict = _conflicting_address(address, setup)
+    if conflict is None:
+        return None
+    if _restorable(conflict, setup):
+        return conflict
+    if conflict.archived_at is not None:
+        raise AddressError(f"{address} belongs to an archived address on another domain.", "address")
+    raise AddressError(f"{address} already exists.", "address")
+
+
+def update_address_step(setup: AddressSetup, values: dict, password: str | None = None) -> None:
+    """Validate and store the "Email Address" step.
+
+    `values` are the form's values (EmailAddress column names; for the platform
+    domain `address` may be just the local part). `password` is what the admin
+    typed; empty keeps the stored one. Raises `AddressError` naming the field.
+    """
+    domain = setup.domain
+    clean: dict = {"display_name": (values.get("display_name") or "").strip(), "usage": values.get("usage"),
+                   "send_vcard": bool(values.get("send_vcard")), "enabled": bool(values.get("enabled"))}
+    if not clean["display_name"]:
+        raise AddressError("Enter the display name customers see.", "display_name")
+    if clean["usage"] not in USAGE_LABELS:
+        raise AddressError("Choose how the address is used.", "usage")
+
+    raw = (values.get("address") or "").strip()
+    if domain.kind == DomainKind.PLATFORM.value:
+        if "@" in raw:
+            local, _, at_domain = raw.rpartition("@")
+            if at_domain.lower() != domain.name:
+                raise AddressError(f"Enter only the part before @{domain.name}.", "address")
+            raw = local
+        if not raw:
+            raise AddressError(f"Enter the part before @{domain.name}.", "address")
+        clean["address"] = normalise_email(f"{raw}@{domain.name}", "address")
+        forwarded = normalise_email(values.get("forwarded_from") or "", "forwarded_from")
+        platform = platform_domain_name()
+        if forwarded.endswith("@" + platform) or forwarded.endswith("." + platform):
+            raise AddressError("Forwarded from is the contact center's own address, outside the platform domain "
+                               f"{platform}.", "forwarded_from")
+        clean["forwarded_from"] = forwarded
+        clean.update(username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
+                     incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
+    else:
+        clean["address"] = normalise_email(raw, "address")
+        if clean["address"].rpartition("@")[2] != domain.name:
+            raise AddressError(f"The address must be on {domain.name}.", "address")
+        clean["forwarded_from"] = None
+        clean["username"] = (values.get("username") or "").strip() or None
+        clean.update(_server_values(values, clean["usage"]))
+    check_unique(clean["address"], setup)
+
+    if password:
+        from app.crypto import encrypt_secret
+
+        setup.password_encrypted = encrypt_secret(password)
+    if domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
+        raise AddressError("Enter the mailbox password.", "password")
+    _set_values(setup, clean)
+    db.session.flush()
+
+
+def _server_values(values: dict, usage: str) -> dict:
+    """Validated incoming and outgoing server settings; those the usage needs are required."""
+    from app.mail.probe import default_port
+
+    out = {}
+    needs = {"incoming": usage in (Usage.INBOUND.value, Usage.BOTH.value),
+             "outgoing": usage in (Usage.OUTBOUND.value, Usage.BOTH.value)}
+    for side in ("incoming", "outgoing"):
+        protocol = values.get(f"{side}_protocol") if side == "incoming" else "smtp"
+        if side == "incoming" and protocol not in INCOMING_PROTOCOLS:
+            raise AddressError("Choose IMAP or POP3.", "incoming_protocol")
+        security = values.get(f"{side}_security") or "ssl"
+        if security not in SECURITY_LABELS:
+            raise AddressError("Choose how to secure the connection.", f"{side}_security")
+        host = (values.get(f"{side}_host") or "").strip()
+        if host or needs[side]:
+            host = normalise_host(host, f"{side}_host")
+        port = values.get(f"{side}_port")
+        if port in (None, ""):
+            port = default_port(protocol, security)
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            raise AddressError("Enter a port number.", f"{side}_port") from None
+        if not 1 <= port <= 65535:
+            raise AddressError("A port is a number from 1 to 65535.", f"{side}_port")
+        if side == "incoming":
+            out["incoming_protocol"] = protocol
+        out.update({f"{side}_host": host or None, f"{side}_port": port, f"{side}_security": security})
+    return out
+
+
+def stored_password(setup: AddressSetup) -> bytes | None:
+    """The encrypted password the wizard would save: typed in this wizard, else the address's."""
+    if setup.password_encrypted:
+        return setup.password_encrypted
+    if setup.address is not None:
+        return setup.address.password_encrypted
+    return None
+
+
+def update_design_step(setup: AddressSetup, template_enabled: bool) -> None:
+    _set_values(setup, {"template_enabled": bool(template_enabled)})
+    db.session.flush()
+
+
+def set_template_part(setup: AddressSetup, part: str, html: str) -> str:
+    """Store a sanitised header or footer; returns what was stored.
+
+    Raises `AddressError` (field "html") for an unknown placeholder.
+    """
+    from app.mail.html import sanitize_html
+    from app.mail.render import TemplateError, check_template
+
+    if part not in ("header", "footer"):
+        raise ValueError(part)
+    try:
+        check_template(html)
+    except TemplateError as exc:
+        raise AddressError(str(exc), "html") from None
+    clean = sanitize_html(html or "").strip()
+    _set_values(setup, {f"{part}_html": clean})
+    db.session.flush()
+    return clean
+
+
+def setup_restores(setup: AddressSetup) -> EmailAddress | None:
+    """The archived address this new wizard would restore on save, if any."""
+    address = (setup.values or {}).get("address")
+    if not address or setup.address_id is not None:
+        return None
+    conflict = _conflicting_address(address, setup)
+    return conflict if _restorable(conflict, setup) else None
+
+
+def setup_complete(setup: AddressSetup) -> bool:
+    """True once the "Email Address" step has been filled in."""
+    return bool((setup.values or {}).get("address")) and bool((setup.values or {}).get("display_name"))
+
+
+def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
+    """Write the wizard into the address's draft and close the wizard.
+
+    Returns (address, what) with what in "created", "updated", "restored",
+    "unchanged". Raises `AddressError` (incomplete, taken) or `AddressLimitReached`.
+    """
+    if not setup_complete(setup):
+        raise AddressError("Fill in the Email Address step first.")
+    domain = db.session.get(Domain, setup.domain_id, with_for_update=True)  # serialise the limit check
+    values = dict(setup.values)
+    restore = check_unique(values["address"], setup)
+    if setup.address_id is None:
+        check_room_for_address(domain)
+        address = restore or EmailAddress(domain=domain)
+        if restore is None:
+            db.session.add(address)
+        what = "restored" if restore is not None else "created"
+    else:
+        address = setup.address
+        if address is None or address.archived_at is not None:
+            raise AddressError("This email address no longer exists or is archived.")
+        what = "updated"
+    before = snapshot(address) if what == "updated" else None
+    old_connection = _connection_key(address_values(address), address.password_encrypted) if what == "updated" else None
+
+    for key in WIZARD_FIELDS:
+        if key in values:
+            setattr(address, key, values[key])
+    if setup.password_encrypted:
+        address.password_encrypted = setup.password_encrypted
+    if restore is not None:
+        address.archived_at = None
+        address.domain = domain
+    db.session.flush()
+
+    new_connection = _connection_key(address_values(address), address.password_encrypted)
+    result = setup.test_result
+    from app.crypto import decrypt_secret
+
+    tested = result and domain.kind == DomainKind.CUSTOM.value and result.get("fingerprint") == connection_fingerprint(
+        address_values(address), decrypt_secret(address.password_encrypted) or "")
+    if tested:
+        address.last_test_ok = bool(result["ok"])
+        address.last_test_at = datetime.fromisoformat(result["at"])
+        address.last_test_message = result.get("summary")
+    elif old_connection != new_connection:
+        address.last_test_ok = address.last_test_at = address.last_test_message = None
+
+    if what != "updated" or snapshot(address) != before:
+        touch_draft(address)
+    elif what == "updated":
+        what = "unchanged"
+    db.session.delete(setup)
+    db.session.flush()
+    return address, what
+
+
+# --- Test Connection ---------------------------------------------------------------------------
+
+def _connection_key(values: dict, password_encrypted: bytes | None) -> tuple:
+    keys = ("address", "username", "incoming_protocol", "incoming_host", "incoming_port", "incoming_security",
+            "outgoing_host", "outgoing_port", "outgoing_security")
+    return tuple(values.get(k) for k in keys) + (password_encrypted,)
+
+
+def connection_fingerprint(values: dict, password: str) -> str:
+    """An HMAC (keyed with SECRET_KEY) of what a connection test proves: servers, login and password.
+
+    It lets the saved address say whether the last test passed *for these very settings*
+    without storing anything the password could be recovered from.
+    """
+    keys = ("address", "username", "usage", "incoming_protocol", "incoming_host", "incoming_port",
+            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
+    material = json.dumps([values.get(k) for k in keys] + [password], separators=(",", ":"))
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), material.encode(), hashlib.sha256).hexdigest()
+
+
+def run_connection_test(setup: AddressSetup, values: dict, password: str | None) -> list:
+    """Run Test Connection on unsaved values and remember the outcome in the wizard.
+
+    `values` are the step's form values (validated the same way as saving them,
+    so `AddressError` names a bad field); `password` is what the admin typed, or
+    empty to use the stored one. Returns the `ProbeResult`s (incoming, outgoing,
+    as the usage needs). Network failures are results, never exceptions.
+    """
+    from app.crypto import decrypt_secret
+    from app.mail import probe
+    from app.mail.tls import configured_context
+
+    usage = values.get("usage") if values.get("usage") in USAGE_LABELS else Usage.BOTH.value
+    address = normalise_email(values.get("address") or "", "address")
+    server = _server_values(values, usage)
+    clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
+             **server}
+    password = password or decrypt_secret(stored_password(setup)) or ""
+    if not password:
+        raise AddressError("Enter the mailbox password to test the connection.", "password")
+    incoming = outgoing = None
+    if clean["incoming_host"] and usage != Usage.OUTBOUND.value:
+        incoming = probe.ServerSettings(clean["incoming_protocol"], clean["incoming_host"], clean["incoming_port"],
+                                        clean["incoming_security"])
+    if clean["outgoing_host"] and usage != Usage.INBOUND.value:
+        outgoing = probe.ServerSettings("smtp", clean["outgoing_host"], clean["outgoing_port"],
+                                        clean["outgoing_security"])
+    if incoming is None and outgoing is None:
+        raise AddressError("Enter the incoming or outgoing server to test.", "incoming_host")
+    results = probe.probe(incoming, outgoing, clean["username"] or address, password,
+                          timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(),
+                          local_hostname=platform_domain_name())
+    ok = all(r.ok for r in results)
+    setup.test_result = {
+        "ok": ok, "at": _now().isoformat(), "fingerprint": connection_fingerprint(clean, password),
+        "results": [r.to_dict() for r in results],
+        "summary": " ".join(r.message + (f" ({r.detail})" if r.detail else "") for r in results),
+    }
+    setup.updated_at = _now()
+    db.session.flush()
+    return results
+
+
+def setup_test_outcome(setup: AddressSetup) -> bool | None:
+    """Whether the wizard's last Test Connection passed, if it tested exactly its current settings; else None."""
+    from app.crypto import decrypt_secret
+
+    result = setup.test_result
+    if not result or setup.domain.kind != DomainKind.CUSTOM.value or not setup_complete(setup):
+        return None
+    fingerprint = connection_fingerprint(setup.values, decrypt_secret(stored_password(setup)) or "")
+    return bool(result["ok"]) if result.get("fingerprint") == fingerprint else None
+
+
+# --- Preview -----------------------------------------------------------------------------------
+
+SAMPLE_CUSTOMER = "Carol Customer"
+SAMPLE_AGENT = "Alex Agent"
+SAMPLE_REFERENCE = "#1042"
+
+
+@dataclass(frozen=True)
+class PreviewSender:
+    """A sender built from unsaved wizard values: what `render_parts` needs of an address."""
+
+    address: str
+    display_name: str
+    forwarded_from: str | None
+    template_enabled: bool
+    header_html: str
+    footer_html: str
+    is_platform: bool
+
+
+def sample_draft():
+    """The sample reply the Preview renders: Carol Customer asked, Alex Agent answers."""
+    from app.mail.render import Draft, QuotedMessage
+
+    return Draft(
+        to=[f"{SAMPLE_CUSTOMER} <carol@example.com>"],
+        subject="Re: Where is my parcel?",
+        body_html=("<p>Hello Carol,</p><p>Thank you for your message. Your parcel left our warehouse this "
+                   "morning and should reach you within two working days.</p><p>Kind regards,<br>"
+                   f"{SAMPLE_AGENT}</p>"),
+        quoted=QuotedMessage(sender=f"{SAMPLE_CUSTOMER} <carol@example.com>",
+                             date=datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc),
+                             html="<p>Hello, I ordered a parcel last week and it has not arrived yet. "
+                                  "Where is it?</p><p>Carol</p>"),
+        placeholders={"customer_name": SAMPLE_CUSTOMER, "agent_name": SAMPLE_AGENT,
+                      "conversation_reference": SAMPLE_REFERENCE},
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    html: str
+    text: str
+    error: str | None
+    version: int
+    template_enabled: bool
+
+
+def render_preview(setup: AddressSetup, overrides: dict | None = None, store: bool = True) -> Preview:
+    """Render the sample reply through the sender's renderer with the wizard's values and unsaved `overrides`.
+
+    `overrides` may carry template_enabled, header_html and footer_html as typed.
+    With `store`, the rendered HTML is kept on the wizard row under a new version
+    (the sandboxed preview frame loads it from there); without, version 0 means
+    "the saved design", which the frame renders itself. An unknown placeholder
+    does not stop the preview; `error` says what is wrong.
+    """
+    from app.mail.render import TemplateError, check_template, render_parts
+
+    values = dict(setup.values or {})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    domain = setup.domain
+    address = values.get("address") or f"address@{domain.name}"
+    sender = PreviewSender(
+        address=address, display_name=values.get("display_name") or "", forwarded_from=values.get("forwarded_from"),
+        template_enabled=bool(values.get("template_enabled")), header_html=values.get("header_html") or "",
+        footer_html=values.get("footer_html") or "", is_platform=domain.kind == DomainKind.PLATFORM.value)
+    error = None
+    try:
+        check_template((sender.header_html or "") + "\n" + (sender.footer_html or ""))
+    except TemplateError as exc:
+        error = str(exc)
+    html, text = render_parts(sender, sample_draft())
+    if not store:
+        return Preview(html=html, text=text, error=error, version=0, template_enabled=sender.template_enabled)
+    setup.preview_html = html
+    setup.preview_version = (setup.preview_version or 0) + 1
+    db.session.flush()
+    return Preview(html=html, text=text, error=error, version=setup.preview_version,
+                   template_enabled=sender.template_enabled)
+
+
+# --- Publish -----------------------------------------------------------------------------------
+
+_FIELD_LABELS = {
+    "address": "Email Address", "display_name": "Display Name", "usage": "Usage",
+    "send_vcard": "Send contact card (.VCF)", "enabled": "Enable Channel", "template_enabled": "Email Template Design",
+    "forwarded_from": "Forwarded from", "flow_id": "Flow",
+}
+
+
+def _show(key: str, value) -> str:
+    if key == "usage":
+        return USAGE_LABELS.get(value, str(value))
+    if key == "template_enabled":
+        return "on" if value else "off"
+    if key == "flow_id":
+        flow = db.session.get(Flow, value) if value else None
+        return flow.name if flow else "none"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return str(value) if value not in (None, "") else "none"
+
+
+def _server_text(data: dict, side: str) -> str:
+    host = data.get(f"{side}_host")
+    if not host:
+        return "none"
+    protocol = (data.get("incoming_protocol") or "imap").upper() if side == "incoming" else "SMTP"
+    return f"{protocol} {host}:{data.get(f'{side}_port')} ({SECURITY_LABELS.get(data.get(f'{side}_security'), '?')})"
+
+
+def describe_changes(address: EmailAddress) -> list[str]:
+    """What publishing this address would change, one short phrase per difference."""
+    draft = snapshot(address)
+    live = address.published
+    if live is None:
+        state = "enabled" if address.enabled else "disabled"
+        return [f"New address ({USAGE_LABELS.get(address.usage, address.usage)}, {state})"]
+    out = []
+    for key in ("address", "display_name", "usage", "enabled", "send_vcard", "forwarded_from", "template_enabled",
+                "flow_id"):
+        if draft.get(key) != live.get(key):
+            out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}")
+    for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),
+                       ("username", "User Name changed"), ("password_encrypted", "Password changed")):
+        if (draft.get(key) or None) != (live.get(key) or None):
+            out.append(label)
+    for side, label in (("incoming", "Incoming server"), ("outgoing", "Outgoing server")):
+        if _server_text(draft, side) != _server_text(live, side):
+            out.append(f"{label}: {_server_text(live, side)} → {_server_text(draft, side)}")
+    if any(draft.get(k) != live.get(k) for k in ("use_reply_to_identity", "channel_sessions")):
+        out.append("Session settings changed")
+    return out or ["No differences from the published version"]
+
+
+def describe_flow_changes(flow: Flow) -> list[str]:
+    if flow.published_at is None:
+        return ["New flow"]
+    if (flow.rules or []) != (flow.published_rules or []):
+        return ["Rules changed"]
+    return ["No differences from the published version"]
+
+
+def flow_publish_state(flow: Flow) -> str:
+    if flow.published_at is None:
+        return "Never published"
+    if flow.draft_updated_at > flow.published_at:
+        return "Unpublished changes"
+    return "Published"
+
+
+def _version(row) -> str:
+    return row.draft_updated_at.isoformat()
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """One address or flow whose draft differs from what is live."""
+
+    kind: str  # "address" or "flow"
+    id: int
+    name: str
+    state: str
+    summary: str
+    version: str  # the draft's timestamp when listed; publishing refuses a draft changed since
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def pending_changes() -> list[PendingChange]:
+    """Every non-archived address and every flow with unpublished changes (addresses first)."""
+    out = []
+    addresses = db.session.scalars(select(EmailAddress).where(
+        EmailAddress.archived_at.is_(None),
+        or_(EmailAddress.published_at.is_(None), EmailAddress.draft_updated_at > EmailAddress.published_at),
+    ).order_by(EmailAddress.address))
+    for a in addresses:
+        out.append(PendingChange("address", a.id, a.address, a.publish_state, "; ".join(describe_changes(a)),
+                                 _version(a)))
+    flows = db.session.scalars(select(Flow).where(
+        or_(Flow.published_at.is_(None), Flow.draft_updated_at > Flow.published_at)).order_by(Flow.name))
+    for f in flows:
+        out.append(PendingChange("flow", f.id, f.name, flow_publish_state(f), "; ".join(describe_flow_changes(f)),
+                                 _version(f)))
+    return out
+
+
+def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expected: dict[str, str] | None = None,
+            summaries: dict[int, str] | None = None) -> PublishRecord:
+    """Publish the drafts of these addresses and flows in one transaction and record it.
+
+    Each address's draft is copied into `published` (what `published_address()`
+    serves), each flow's `rules` into `published_rules`. `expected` maps
+    `PendingChange.key` to the version the admin reviewed; a draft changed since
+    raises `StaleDraft` and nothing is published. Raises `ValueError` without a
+    comment, `NothingToPublish` with nothing selected, `PublishError` for an
+    unknown or archived item. The caller commits (or rolls back on error, which
+    leaves everything as it was).
+    """
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValueError("a comment is required to publish")
+    address_ids, flow_ids = sorted(set(address_ids)), sorted(set(flow_ids))
+    if not address_ids and not flow_ids:
+        raise NothingToPublish("select at least one address to publish")
+    addresses = list(db.session.scalars(
+        select(EmailAddress).where(EmailAddress.id.in_(address_ids)).order_by(EmailAddress.id).with_for_update()))
+    flows = list(db.session.scalars(select(Flow).where(Flow.id.in_(flow_ids)).order_by(Flow.id).with_for_update()))
+    if len(addresses) != len(address_ids) or len(flows) != len(flow_ids):
+        raise PublishError("Something you selected was deleted in the meantime. Open Publish again.")
+    archived = [a.address for a in addresses if a.archived_at is not None]
+    if archived:
+        raise PublishError(f"Archived addresses cannot be published: {', '.join(archived)}.")
+    if expected is not None:
+        stale = [a.address for a in addresses if expected.get(f"address:{a.id}") != _version(a)]
+        stale += [f.name for f in flows if expected.get(f"flow:{f.id}") != _version(f)]
+        if stale:
+            raise StaleDraft(f"Changed since you reviewed it: {', '.join(stale)}. Review the changes again.")
+
+    changes = []
+    for a in addresses:
+        summary = (summaries or {}).get(a.id) or "; ".join(describe_changes(a))
+        changes.append({"kind": "address", "id": a.id, "name": a.address, "summary": summary})
+    for f in flows:
+        changes.append({"kind": "flow", "id": f.id, "name": f.name, "summary": "; ".join(describe_flow_changes(f))})
+
+    now = _now()
+    for a in addresses:
+        a.published = snapshot(a)
+        a.published_at = now
+        if a.draft_updated_at > now:
+            a.draft_updated_at = now
+    for f in flows:
+        f.published_rules = json.loads(json.dumps(f.rules or []))
+        f.published_at = now
+        if f.draft_updated_at > now:
+            f.draft_updated_at = now
+    record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now)
+    db.session.add(record)
+    db.session.flush()
+    return record
+
+
 def publish_addresses(address_ids: list[int], user_id: int | None, comment: str,
                       summaries: dict[int, str] | None = None) -> PublishRecord:
     """Publish the drafts of these addresses in one transaction and record it.
 
     Raises `NothingToPublish` when the list is empty or `ValueError` without a
-    comment. The caller commits.
+    comment. The caller commits. (`publish()` also takes flows and checks versions.)
     """
-    comment = (comment or "").strip()
-    if not comment:
-        raise ValueError("a comment is required to publish")
-    if not address_ids:
-        raise NothingToPublish("select at least one address to publish")
-    addresses = list(db.session.scalars(select(EmailAddress).where(EmailAddress.id.in_(address_ids))))
-    now = datetime.now(timezone.utc)
-    changes = []
-    for address in addresses:
-        address.published = snapshot(address)
-        address.published_at = now
-        if address.draft_updated_at > now:
-            address.draft_updated_at = now
-        changes.append({"kind": "address", "id": address.id, "name": address.address,
-                        "summary": (summaries or {}).get(address.id, "published")})
-    record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now)
-    db.session.add(record)
-    db.session.flush()
-    return record
+    return publish(user_id, comment, address_ids=address_ids,
+                   summaries={i: (summaries or {}).get(i, "published") for i in address_ids})
 
 
 def published_address(address_or_id: str | int) -> PublishedAddress | None:
@@ -184,5 +1076,8 @@ def published_addresses(kind: str | None = None) -> list[PublishedAddress]:
     return [p for p in out if kind is None or p.domain_kind == kind]
 
 
-def publish_history(limit: int = 100) -> list[PublishRecord]:
-    return list(db.session.scalars(select(PublishRecord).order_by(PublishRecord.created_at.desc()).limit(limit)))
+def publish_history(limit: int = 100, offset: int = 0) -> list[PublishRecord]:
+    """Publish records, newest first."""
+    return list(db.session.scalars(select(PublishRecord).order_by(PublishRecord.created_at.desc(),
+                                                                   PublishRecord.id.desc())
+                                   .limit(limit).offset(offset)))

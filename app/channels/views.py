@@ -1,14 +1,34 @@
+"""Channels > Email: domains, the address wizard, Test Connection, Preview, delete, and Publish.
+
+Every page works as a full page and as an HTMX fragment (`render(..., block=...)`).
+Wizard steps are URLs (`/channels/email/setup/<id>/<step>`) whose state lives in an
+`AddressSetup` row, so reload, back and a second tab all work. Forms that fail
+answer 422 with their block; successes redirect (PRG), or for HTMX answer 204 with
+`HX-Location` (next wizard step, swapped into `#wizard`) or `HX-Redirect`.
+Dialogs are `<dialog>` elements loaded by `hx-get` into `#dialog-host` (see
+static/channels.js); the same URLs render a plain page without JavaScript.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, current_app
-from flask_login import login_required
+import json
 
-from app.channels import services
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from app.channels import forms, services
+from app.extensions import db
+from app.mail.probe import DEFAULT_PORTS
+from app.mail.render import PLACEHOLDERS
 from app.models.auth import Role
+from app.models.channels import DomainKind
 from app.security import role_required
-from app.web import render
+from app.web import is_htmx, render
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
+
+#: The preview frame's own policy: mail HTML may use inline styles and images, never scripts.
+PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data: https: http:; font-src data:; "
+               "sandbox; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
 
 
 @bp.before_request
@@ -18,13 +38,450 @@ def _admins_only():
     return None
 
 
+def _done(url: str, message: str | None = None, category: str = "success"):
+    """Success: flash, then a full navigation (HX-Redirect for HTMX, 303 otherwise)."""
+    if message:
+        flash(message, category)
+    if is_htmx():
+        return "", 204, {"HX-Redirect": url}
+    return redirect(url, 303)
+
+
+def _next_step(url: str):
+    """Go to another wizard step: HTMX swaps it into #wizard and pushes the URL; otherwise 303."""
+    if is_htmx():
+        return "", 204, {"HX-Location": json.dumps({"path": url, "target": "#wizard"})}
+    return redirect(url, 303)
+
+
+def _field_error(form, exc: services.ChannelError) -> None:
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = list(field.errors or []) + [exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+def _change(setup_id: int, form, change, closes: bool = False):
+    """Run one service change of a wizard and commit: (wizard, result, True).
+
+    A `ChannelError` rolls back, puts its message on the form field it names, and
+    gives (the wizard reloaded, None, False) for the 422 page. With `closes` (the
+    change ends the wizard) the first item is None on success.
+    """
+    try:
+        result = change()
+    except services.ChannelError as exc:
+        db.session.rollback()
+        _field_error(form, exc)
+        return _setup_or_404(setup_id), None, False
+    db.session.commit()
+    return (None if closes else _setup_or_404(setup_id)), result, True
+
+
+# --- the Email channel page --------------------------------------------------------------------
+
+def _index(status: int = 200, errors: dict | None = None):
+    """The Email channel page; `errors` maps a domain id to a message shown in its section."""
+    platform, custom = services.domains()
+    ids = [a.id for d in custom for a in d.addresses]
+    return render("channels/index.html", status=status, platform=platform, custom=custom,
+                  platform_name=services.platform_domain_name(), limit=services.address_limit(),
+                  live_count=services.live_address_count, usage_labels=services.USAGE_LABELS,
+                  mailbox=services.mailbox_status(ids), errors=errors or {},
+                  pending_count=len(services.pending_changes()))
+
+
 @bp.route("/email/")
 def index():
-    platform, custom = services.domains()
-    return render("channels/index.html", platform=platform, custom=custom,
-                  platform_name=current_app.config["PLATFORM_MAIL_DOMAIN"])
+    return _index()
+
+
+@bp.route("/email/domains/new", methods=["GET", "POST"])
+def new_domain():
+    form = forms.DomainForm()
+    if form.validate_on_submit():
+        try:
+            domain = services.create_domain(form.name.data)
+        except services.ChannelError as exc:
+            _field_error(form, exc)
+        else:
+            db.session.commit()
+            # No #anchor: from the Email channel page itself, a hash-only change would not reload it.
+            return _done(url_for(".index"), f"Domain {domain.name} created.")
+    status = 422 if request.method == "POST" else 200
+    return render("channels/domain_new.html", block="dialog", status=status, form=form, modal=is_htmx())
+
+
+@bp.route("/email/domains/<int:domain_id>/delete", methods=["GET", "POST"])
+def delete_domain(domain_id: int):
+    domain = services.get_domain(domain_id)
+    if domain is None or domain.kind != DomainKind.CUSTOM.value:
+        abort(404)
+    form = forms.ConfirmDeleteForm()
+    error = None
+    if request.method == "POST":
+        if form.validate_on_submit() and form.confirm.data == domain.name:
+            try:
+                name = services.delete_domain(domain.id)
+            except services.ChannelError as exc:
+                db.session.rollback()
+                error = exc.message
+            else:
+                db.session.commit()
+                return _done(url_for(".index"), f"Domain {name} deleted.")
+        else:
+            error = "The confirmation does not match this domain. Open the dialog again."
+    form.confirm.data = domain.name
+    return render("channels/domain_delete.html", block="dialog", status=422 if error else 200, form=form,
+                  domain=domain, blocker=services.domain_delete_blocker(domain), error=error, modal=is_htmx())
+
+
+@bp.route("/email/platform/addresses/new", methods=["POST"])
+def new_platform_address():
+    domain = services.ensure_platform_domain()
+    setup = services.start_setup(domain.id, current_user.id)
+    db.session.commit()
+    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+
+
+@bp.route("/email/domains/<int:domain_id>/addresses/new", methods=["POST"])
+def new_address(domain_id: int):
+    domain = services.get_domain(domain_id)
+    if domain is None:
+        abort(404)
+    try:
+        setup = services.start_setup(domain.id, current_user.id)
+    except services.AddressLimitReached as exc:
+        db.session.rollback()
+        return _index(status=422, errors={domain.id: exc.message})
+    db.session.commit()
+    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+
+
+@bp.route("/email/addresses/<int:address_id>/edit")
+def edit_address(address_id: int):
+    try:
+        setup = services.start_edit(address_id, current_user.id)
+    except services.AddressError:
+        abort(404)
+    db.session.commit()
+    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+
+
+@bp.route("/email/addresses/<int:address_id>/delete", methods=["GET", "POST"])
+def delete_address(address_id: int):
+    address = services.get_address(address_id)
+    if address is None or address.archived_at is not None:
+        abort(404)
+    form = forms.ConfirmDeleteForm()
+    error = None
+    if request.method == "POST":
+        if form.validate_on_submit() and form.confirm.data == address.address:
+            name = address.address
+            outcome = services.delete_address(address.id)
+            db.session.commit()
+            if outcome == "archived":
+                return _done(url_for(".index"), f"{name} has conversations, so it was archived: they stay readable, "
+                                                "and it no longer receives or sends.")
+            return _done(url_for(".index"), f"{name} deleted.")
+        error = "The confirmation does not match this address. Open the dialog again."
+    form.confirm.data = address.address
+    return render("channels/address_delete.html", block="dialog", status=422 if error else 200, form=form,
+                  address=address, will_archive=services.has_history(address), error=error, modal=is_htmx())
+
+
+# --- the address wizard ------------------------------------------------------------------------
+
+def _setup_or_404(setup_id: int):
+    setup = services.get_setup(setup_id, current_user.id)
+    if setup is None:
+        abort(404)
+    return setup
+
+
+def _address_form(setup, formdata=True):
+    cls = forms.PlatformAddressForm if setup.domain.kind == DomainKind.PLATFORM.value else forms.CustomAddressForm
+    if formdata and request.method == "POST":
+        return cls()
+    form = cls(formdata=None)
+    form.fill(setup.values or {})
+    return form
+
+
+def _test_results(setup):
+    from app.mail.probe import ProbeResult
+
+    result = setup.test_result
+    if not result:
+        return None
+    return {"ok": result["ok"], "at": result["at"],
+            "results": [ProbeResult.from_dict(r) for r in result.get("results", [])]}
+
+
+def _ports_json() -> str:
+    """Default ports for static/channels.js: {"imap": {"ssl": 993, ...}, ...}."""
+    ports: dict = {}
+    for (protocol, security), port in DEFAULT_PORTS.items():
+        ports.setdefault(protocol, {})[security] = port
+    return json.dumps(ports)
+
+
+def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 200, **extra):
+    context = {
+        "setup": setup, "step": step, "domain": setup.domain, "values": setup.values or {},
+        "is_platform": setup.domain.kind == DomainKind.PLATFORM.value, "steps": services.SETUP_STEPS,
+        "complete": services.setup_complete(setup), "editing": setup.address_id is not None,
+        "has_password": services.stored_password(setup) is not None, "usage_labels": services.USAGE_LABELS,
+        "security_labels": services.SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
+        "restores": services.setup_restores(setup),
+    }
+    if step == "address":
+        context.setdefault("form", extra.pop("form", None) or _address_form(setup, formdata=False))
+        context["test"] = extra.pop("test", None) or _test_results(setup)
+    elif step == "design":
+        context["form"] = extra.pop("form", None) or forms.DesignForm(
+            formdata=None, data={"template_enabled": bool((setup.values or {}).get("template_enabled"))})
+        context["preview"] = extra.pop("preview", None) or services.render_preview(setup, store=False)
+    else:
+        context["test_outcome"] = services.setup_test_outcome(setup)
+        context["flow"] = setup.address.flow if setup.address is not None else None
+    context.update(extra)
+    return render("channels/setup.html", block=block, status=status, **context)
+
+
+@bp.route("/email/setup/<int:setup_id>/address", methods=["GET", "POST"])
+def setup_address(setup_id: int):
+    setup = _setup_or_404(setup_id)
+    form = _address_form(setup)
+    if request.method == "POST" and form.validate_on_submit():
+        password = form.password.data if hasattr(form, "password") else None
+        setup, _, ok = _change(setup_id, form, lambda: services.update_address_step(setup, form.values(), password))
+        if ok:
+            return _next_step(url_for(".setup_design", setup_id=setup.id))
+    status = 422 if request.method == "POST" else 200
+    return _setup_page(setup, "address", status=status, form=form)
+
+
+@bp.route("/email/setup/<int:setup_id>/test", methods=["POST"])
+def setup_test(setup_id: int):
+    """Test Connection with the unsaved values of the form (nothing is saved but the outcome)."""
+    setup = _setup_or_404(setup_id)
+    if setup.domain.kind != DomainKind.CUSTOM.value:
+        abort(404)
+    form = forms.CustomAddressForm()
+    errors = []
+    if form.validate_on_submit():
+        setup, _, ok = _change(setup_id, form,
+                               lambda: services.run_connection_test(setup, form.values(), form.password.data))
+        if ok:
+            return _setup_page(setup, "address", block="test_results", form=form)
+    for field in form:
+        errors += [f"{field.label.text}: {e}" for e in field.errors]
+    errors += list(form.form_errors)
+    return _setup_page(setup, "address", block="test_results", status=422, form=form, test_errors=errors,
+                       test={"ok": False, "results": [], "at": None})
+
+
+@bp.route("/email/setup/<int:setup_id>/design", methods=["GET", "POST"])
+def setup_design(setup_id: int):
+    setup = _setup_or_404(setup_id)
+    if not services.setup_complete(setup):
+        return _next_step(url_for(".setup_address", setup_id=setup.id)) if request.method == "POST" else \
+            redirect(url_for(".setup_address", setup_id=setup.id))
+    form = forms.DesignForm()
+    if request.method == "POST":
+        action = request.form.get("action", "next")
+        if action not in ("toggle", "next"):
+            form.form_errors.append("Unknown action.")
+        elif form.validate_on_submit():
+            services.update_design_step(setup, form.template_enabled.data)
+            db.session.commit()
+            if action == "toggle":
+                return _setup_page(setup, "design")
+            return _next_step(url_for(".setup_review", setup_id=setup.id))
+        return _setup_page(setup, "design", status=422, form=form)
+    return _setup_page(setup, "design")
+
+
+@bp.route("/email/setup/<int:setup_id>/design/<any(header, footer):part>", methods=["GET", "POST"])
+def setup_template_part(setup_id: int, part: str):
+    """The "Edit Header" / "Edit Footer" editor (a dialog), with its own live preview."""
+    setup = _setup_or_404(setup_id)
+    if not services.setup_complete(setup):
+        abort(404)
+    form = forms.TemplatePartForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            setup, _, ok = _change(setup_id, form,
+                                   lambda: services.set_template_part(setup, part, form.html.data or ""))
+            if ok:
+                flash(f"{part.title()} saved.", "success")
+                if is_htmx():
+                    return "", 204, {"HX-Trigger": json.dumps({"designChanged": True, "closeDialog": True})}
+                return redirect(url_for(".setup_design", setup_id=setup.id), 303)
+    else:
+        form.html.data = (setup.values or {}).get(f"{part}_html") or ""
+    preview = services.render_preview(setup, {f"{part}_html": form.html.data or "", "template_enabled": True},
+                                      store=request.method == "POST")
+    if request.method == "POST":
+        db.session.commit()
+    return render("channels/template_editor.html", block="dialog", status=422 if request.method == "POST" else 200,
+                  setup=setup, part=part, form=form, preview=preview, placeholders=PLACEHOLDERS,
+                  modal=is_htmx())
+
+
+@bp.route("/email/setup/<int:setup_id>/preview", methods=["POST"])
+def setup_preview(setup_id: int):
+    """The live Preview: the sample reply rendered by the sender's renderer with unsaved values."""
+    setup = _setup_or_404(setup_id)
+    if not services.setup_complete(setup):
+        abort(404)
+    form = forms.PreviewForm()
+    if not form.validate_on_submit():
+        errors = [e for field in form for e in field.errors]
+        return _setup_page(setup, "design", block="preview", status=422,
+                           preview=services.render_preview(setup, store=False), preview_errors=errors)
+    overrides = {}
+    if form.part.data:
+        overrides = {f"{form.part.data}_html": form.html.data or "", "template_enabled": True}
+    preview = services.render_preview(setup, overrides, store=True)
+    db.session.commit()
+    return _setup_page(setup, "design", block="preview", preview=preview)
+
+
+@bp.route("/email/setup/<int:setup_id>/preview/<int:version>")
+def setup_preview_document(setup_id: int, version: int):
+    """The HTML part of the Preview, for a sandboxed frame (its own strict policy, no scripts)."""
+    setup = _setup_or_404(setup_id)
+    if version == 0 or version != setup.preview_version:
+        # The saved design (`on=1`: as if the template were switched on, for the editors).
+        overrides = {"template_enabled": True} if request.args.get("on") == "1" else None
+        html = services.render_preview(setup, overrides, store=False).html
+    else:
+        html = setup.preview_html
+    response = make_response(html)
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/email/setup/<int:setup_id>/review", methods=["GET", "POST"])
+def setup_review(setup_id: int):
+    setup = _setup_or_404(setup_id)
+    if not services.setup_complete(setup):
+        return redirect(url_for(".setup_address", setup_id=setup.id), 303 if request.method == "POST" else 302)
+    form = forms.SaveForm()
+    if request.method == "POST" and form.validate_on_submit():
+        setup_or_none, saved, ok = _change(setup_id, form, lambda: services.save_setup(setup), closes=True)
+        if ok:
+            address, what = saved
+            messages = {
+                "created": f"Email address {address.address} saved. Publish to make it live.",
+                "restored": f"Email address {address.address} restored with its earlier conversations. "
+                            "Publish to make it live.",
+                "updated": f"Email address {address.address} updated. Publish to make the changes live.",
+                "unchanged": f"Nothing changed for {address.address}.",
+            }
+            return _done(url_for(".index", _anchor=f"address-{address.id}"), messages[what],
+                         "info" if what == "unchanged" else "success")
+        setup = setup_or_none
+    return _setup_page(setup, "review", status=422 if request.method == "POST" else 200, save_form=form)
+
+
+@bp.route("/email/setup/<int:setup_id>/discard", methods=["POST"])
+def setup_discard(setup_id: int):
+    setup = _setup_or_404(setup_id)
+    services.discard_setup(setup)
+    db.session.commit()
+    return _done(url_for(".index"), "Changes discarded.", "info")
+
+
+# --- Publish -----------------------------------------------------------------------------------
+
+def _selected(items: list[str]) -> tuple[list[int], list[int]]:
+    address_ids, flow_ids = [], []
+    for item in items:
+        kind, _, raw = item.partition(":")
+        if not raw.isdigit() or kind not in ("address", "flow"):
+            raise ValueError(item)
+        (address_ids if kind == "address" else flow_ids).append(int(raw))
+    return address_ids, flow_ids
+
+
+def _publish_dialog(step: str, status: int = 200, **context):
+    pending = services.pending_changes()
+    context.setdefault("selected", {p.key for p in pending})
+    context.setdefault("form", forms.PublishForm(formdata=None))
+    return render("channels/publish_dialog.html", block="dialog", status=status, step=step, pending=pending,
+                  modal=is_htmx(), **context)
+
+
+@bp.route("/publish/")
+def publish():
+    page = max(1, request.args.get("page", 1, type=int))
+    per_page = 20
+    records = services.publish_history(limit=per_page + 1, offset=(page - 1) * per_page)
+    return render("channels/publish.html", block="history", pending=services.pending_changes(),
+                  records=records[:per_page], page=page, more=len(records) > per_page)
+
+
+@bp.route("/publish/new", methods=["GET", "POST"])
+def publish_new():
+    """Step 1 of the Publish dialog: select, write "Comments", "Proceed" (to the confirmation)."""
+    if request.method == "GET":
+        return _publish_dialog("select")
+    form = forms.PublishForm()
+    items = request.form.getlist("item")
+    pending = {p.key: p for p in services.pending_changes()}
+    errors = []
+    if request.form.get("back"):
+        return _publish_dialog("select", form=form, selected=set(items))
+    valid = form.validate_on_submit()
+    chosen = [pending[i] for i in items if i in pending]
+    if not items:
+        errors.append("Select at least one change to publish.")
+    elif len(chosen) != len(items):
+        errors.append("Something you selected has no unpublished changes any more. Review the list again.")
+    if not valid or errors:
+        return _publish_dialog("select", status=422, form=form, selected=set(items), errors=errors)
+    return _publish_dialog("confirm", form=form, chosen=chosen, selected=set(items))
+
+
+@bp.route("/publish/confirm", methods=["POST"])
+def publish_confirm():
+    """Step 2: "Confirm" publishes exactly what was reviewed, or says what changed since."""
+    form = forms.PublishForm()
+    items = request.form.getlist("item")
+    try:
+        address_ids, flow_ids = _selected(items)
+    except ValueError:
+        abort(400)
+    expected = {i: request.form.get(f"version-{i}", "") for i in items}
+    if not form.validate_on_submit():
+        return _publish_dialog("select", status=422, form=form, selected=set(items))
+    try:
+        record = services.publish(current_user.id, form.comment.data, address_ids, flow_ids, expected=expected)
+    except (services.NothingToPublish, services.ChannelError, ValueError) as exc:
+        db.session.rollback()
+        message = exc.message if isinstance(exc, services.ChannelError) else "Select at least one change to publish."
+        return _publish_dialog("select", status=422, form=form, selected=set(items), errors=[message])
+    db.session.commit()
+    count = len(record.changes)
+    return _done(url_for(".publish"), f"Published {count} change{'s' if count != 1 else ''}.")
 
 
 @bp.route("/publish/history")
 def publish_history():
-    return render("channels/publish_history.html", records=services.publish_history())
+    page = max(1, request.args.get("page", 1, type=int))
+    per_page = 50
+    records = services.publish_history(limit=per_page + 1, offset=(page - 1) * per_page)
+    return render("channels/publish_history.html", block="history", records=records[:per_page], page=page,
+                  more=len(records) > per_page)
+
+
+@bp.context_processor
+def _channel_helpers():
+    return {"probe_timeout": current_app.config.get("PROBE_TIMEOUT_SECONDS")}

@@ -70,6 +70,7 @@ class EmailAddress(db.Model):
     outgoing_security: Mapped[str | None] = mapped_column(String(10))
     last_test_ok: Mapped[bool | None]
     last_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_test_message: Mapped[str | None] = mapped_column(Text)  # what the last Test Connection said
 
     # Session settings
     use_reply_to_identity: Mapped[bool] = mapped_column(default=False)
@@ -127,3 +128,31 @@ class MailboxState(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     error_count: Mapped[int] = mapped_column(default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AddressSetup(db.Model):
+    """An unfinished "New Email Address" or "Edit" wizard: its state lives here, not in the session.
+
+    `values` holds the form values of every step so far (EmailAddress column names);
+    a password typed in the wizard is kept only encrypted. `test_result` is the last
+    Test Connection run from the wizard, with a fingerprint of the settings it
+    tested. `preview_html` is the last rendered Preview, served to a sandboxed frame.
+    Saving the wizard writes the address's draft and deletes this row.
+    """
+
+    __tablename__ = "address_setups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("email_addresses.id", ondelete="CASCADE"))
+    values: Mapped[dict] = mapped_column(JSON, default=dict)
+    password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    test_result: Mapped[dict | None] = mapped_column(JSON)
+    preview_html: Mapped[str] = mapped_column(Text, default="")
+    preview_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    domain: Mapped[Domain] = relationship()
+    address: Mapped[EmailAddress | None] = relationship()

@@ -1,0 +1,138 @@
+"""Forms of the email channel setup: domains, the address wizard's steps, delete and publish.
+
+The forms check shape (required, lengths, choices); rules that need the database
+(uniqueness, the per-domain limit, the platform domain) live in `services`, which
+raise errors naming the field they concern.
+"""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from app.channels.services import INCOMING_PROTOCOLS, USAGE_LABELS
+
+
+def _choices(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+YES_NO = _choices([("yes", "Yes"), ("no", "No")])
+SECURITY = _choices([("ssl", "Use SSL to connect"), ("starttls", "Use STARTTLS"),
+                     ("none", "No encryption (not recommended)")])
+
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+class DomainForm(FlaskForm):
+    name = StringField("Domain Name", validators=[DataRequired(message="Enter a domain name, like acme.com."),
+                                                   Length(max=253)])
+
+
+class _AddressForm(FlaskForm):
+    display_name = StringField("Display Name", validators=[DataRequired(message="Enter the display name customers see."),
+                                                           Length(max=200)])
+    usage = RadioField("Usage", choices=_choices(USAGE_LABELS.items()), validators=[InputRequired("Choose how the address is used.")])
+    send_vcard = RadioField("Send contact card (.VCF)", choices=YES_NO, default="no",
+                            validators=[InputRequired("Choose Yes or No.")])
+    enabled = RadioField("Enable Channel", choices=YES_NO, default="yes", validators=[InputRequired("Choose Yes or No.")])
+
+    def common_values(self) -> dict:
+        return {"display_name": self.display_name.data, "usage": self.usage.data,
+                "send_vcard": self.send_vcard.data == "yes", "enabled": self.enabled.data == "yes"}
+
+    def fill(self, values: dict) -> None:
+        self.display_name.data = values.get("display_name") or ""
+        self.usage.data = values.get("usage")
+        self.send_vcard.data = yes_no(values.get("send_vcard"))
+        self.enabled.data = yes_no(values.get("enabled", True))
+
+
+class PlatformAddressForm(_AddressForm):
+    """Step 1 on the platform domain: the local part, and who forwards to it."""
+
+    address = StringField("Email Address", validators=[DataRequired(message="Enter the part before the @."),
+                                                       Length(max=64)])
+    forwarded_from = StringField("Forwarded from", validators=[
+        DataRequired(message="Enter the contact center's address that forwards here."), Length(max=320)])
+
+    def values(self) -> dict:
+        return {**self.common_values(), "address": self.address.data, "forwarded_from": self.forwarded_from.data}
+
+    def fill(self, values: dict) -> None:
+        super().fill(values)
+        self.address.data = (values.get("address") or "").partition("@")[0]
+        self.forwarded_from.data = values.get("forwarded_from") or ""
+
+
+class CustomAddressForm(_AddressForm):
+    """Step 1 on a custom domain: the mailbox, its login and its servers."""
+
+    address = StringField("Email Address", validators=[DataRequired(message="Enter the email address."),
+                                                       Length(max=320)])
+    username = StringField("User Name", validators=[Optional(), Length(max=320)])
+    password = PasswordField("Password", validators=[Optional(), Length(max=1000)])
+    incoming_protocol = SelectField("Protocol", choices=_choices(INCOMING_PROTOCOLS.items()), default="imap")
+    incoming_host = StringField("Server", validators=[Optional(), Length(max=253)])
+    incoming_port = IntegerField("Port", validators=[Optional(), NumberRange(1, 65535, "A port is a number from 1 to 65535.")])
+    incoming_security = RadioField("Security", choices=SECURITY, default="ssl")
+    outgoing_protocol = SelectField("Protocol", choices=_choices([("smtp", "SMTP")]), default="smtp")
+    outgoing_host = StringField("Server", validators=[Optional(), Length(max=253)])
+    outgoing_port = IntegerField("Port", validators=[Optional(), NumberRange(1, 65535, "A port is a number from 1 to 65535.")])
+    outgoing_security = RadioField("Security", choices=SECURITY, default="ssl")
+
+    def values(self) -> dict:
+        return {**self.common_values(), "address": self.address.data, "username": self.username.data,
+                "incoming_protocol": self.incoming_protocol.data, "incoming_host": self.incoming_host.data,
+                "incoming_port": self.incoming_port.data, "incoming_security": self.incoming_security.data,
+                "outgoing_host": self.outgoing_host.data, "outgoing_port": self.outgoing_port.data,
+                "outgoing_security": self.outgoing_security.data}
+
+    def fill(self, values: dict) -> None:
+        super().fill(values)
+        self.address.data = values.get("address") or ""
+        self.username.data = values.get("username") or ""
+        for key in ("incoming_protocol", "incoming_host", "incoming_port", "incoming_security", "outgoing_host",
+                    "outgoing_port", "outgoing_security"):
+            getattr(self, key).data = values.get(key)
+        self.incoming_protocol.data = self.incoming_protocol.data or "imap"
+        self.incoming_security.data = self.incoming_security.data or "ssl"
+        self.outgoing_security.data = self.outgoing_security.data or "ssl"
+
+
+class DesignForm(FlaskForm):
+    template_enabled = BooleanField("Email Template Design (Optional)")
+    # The request's "action" says what to do: "toggle" saves the switch and stays, "next" goes on to Review.
+
+
+class TemplatePartForm(FlaskForm):
+    """The header or footer editor (a dialog)."""
+
+    html = TextAreaField("HTML", validators=[Length(max=100_000)])
+
+
+class PreviewForm(FlaskForm):
+    """The live Preview: the header or footer as typed in its editor (nothing: the wizard's saved design)."""
+
+    part = SelectField(choices=_choices([("", "none"), ("header", "Header"), ("footer", "Footer")]), default="")
+    html = TextAreaField(validators=[Length(max=100_000)])
+
+
+class SaveForm(FlaskForm):
+    """The Review step's "Save" / "Update": nothing but its CSRF token."""
+
+
+class ConfirmDeleteForm(FlaskForm):
+    """The delete dialog's form: `confirm` must name what the dialog showed."""
+
+    confirm = HiddenField(validators=[DataRequired()])
+
+
+class PublishForm(FlaskForm):
+    """Publish: the selected items arrive as repeated `item` fields ("address:3", "flow:1")."""
+
+    comment = TextAreaField("Comments", validators=[DataRequired(message="Write a comment: why are you publishing?"),
+                                                    Length(max=2000)])

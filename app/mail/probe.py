@@ -1,0 +1,319 @@
+"""Test Connection: prove mailbox settings work without changing anything.
+
+`probe_incoming()` signs in to the incoming server and opens the mailbox the way
+polling will, read-only:
+
+* IMAP: connect (implicit TLS or STARTTLS as configured), LOGIN, SELECT INBOX
+  with `readonly=True` (EXAMINE), LOGOUT. No flag, no message and no folder changes.
+* POP3: connect, USER/PASS, STAT, QUIT. QUIT after STAT deletes nothing because
+  nothing was marked for deletion.
+
+`probe_outgoing()` does what sending will do up to the point of sending: EHLO,
+STARTTLS (or implicit TLS), EHLO again, AUTH; then QUIT. No MAIL FROM, so nothing
+is ever sent.
+
+Every step runs under a short socket timeout, certificates are always verified
+(`app.mail.tls`), and failures become a `ProbeResult` with one of a small set of
+reasons (`REASONS`) the admin can act on: the name was not found, the connection
+was refused, the server did not answer in time, TLS failed (including a
+certificate that does not verify, or STARTTLS not offered), the credentials were
+refused, or the mailbox could not be opened. The server's own words go into
+`detail`. Passwords never appear in results or logs.
+
+`probe()` runs both sides in parallel, so the admin waits at most about one
+timeout. Nothing here touches Flask or the database: the caller passes plain
+settings and a TLS context.
+"""
+from __future__ import annotations
+
+import imaplib
+import poplib
+import re
+import smtplib
+import socket
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from imapclient import IMAPClient
+from imapclient.exceptions import CapabilityError, LoginError
+
+#: Why a probe failed, in words an admin can act on.
+REASONS = {
+    "name_not_found": "The server name was not found. Check the spelling of the server.",
+    "connection_refused": "The server refused the connection. Check the port and the security setting.",
+    "timed_out": "The server did not answer in time. Check the server, the port and any firewall.",
+    "network_error": "The server could not be reached.",
+    "tls_failure": "The secure (TLS) connection failed.",
+    "wrong_credentials": "The server refused the user name or password.",
+    "mailbox_missing": "Signed in, but the mailbox could not be opened.",
+    "auth_unavailable": "The server does not offer sign-in (AUTH) on this connection.",
+    "protocol_error": "The server answered in a way we did not expect. Check the protocol and the port.",
+}
+
+#: Default ports per (protocol, security).
+DEFAULT_PORTS = {
+    ("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
+    ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110,
+    ("smtp", "ssl"): 465, ("smtp", "starttls"): 587, ("smtp", "none"): 25,
+}
+
+
+def default_port(protocol: str, security: str) -> int:
+    return DEFAULT_PORTS[(protocol, security)]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where and how to connect: protocol (imap, pop3, smtp), host, port, security (ssl, starttls, none)."""
+
+    protocol: str
+    host: str
+    port: int
+    security: str
+
+    def describe(self) -> str:
+        how = {"ssl": "SSL", "starttls": "STARTTLS", "none": "no encryption"}[self.security]
+        return f"{self.protocol.upper()} at {self.host}:{self.port} ({how})"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    side: str  # "incoming" or "outgoing"
+    ok: bool
+    message: str
+    reason: str | None = None  # a key of REASONS when not ok
+    detail: str = ""           # the server's or the library's own words
+
+    def to_dict(self) -> dict:
+        return {"side": self.side, "ok": self.ok, "message": self.message, "reason": self.reason,
+                "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProbeResult":
+        return cls(side=data["side"], ok=data["ok"], message=data["message"], reason=data.get("reason"),
+                   detail=data.get("detail") or "")
+
+
+class _Failure(Exception):
+    """A failure already classified by the step that saw it."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _words(value) -> str:
+    """Readable, short server words from bytes, lists or exceptions."""
+    if isinstance(value, (list, tuple)):
+        value = b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = re.sub(r"\s+", " ", str(value)).strip()
+    text = re.sub(r"""^b(['"])(.*)\1$""", r"\2", text)  # imaplib's repr of bytes
+    return text[:300]
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    """(reason, detail) for an exception raised while talking to a server."""
+    if isinstance(exc, _Failure):
+        return exc.reason, exc.detail
+    if isinstance(exc.__context__, (TimeoutError, socket.timeout)) and not isinstance(exc, ssl.SSLError):
+        exc = exc.__context__  # smtplib and imaplib wrap a read timeout in their own errors
+    if isinstance(exc, socket.gaierror):
+        return "name_not_found", _words(exc.strerror or exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection_refused", "connection refused"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timed_out", "no answer before the timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls_failure", f"the server's certificate could not be verified: {_words(exc.verify_message or exc)}"
+    if isinstance(exc, ssl.SSLError):
+        return "tls_failure", _words(exc.reason or exc)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return "wrong_credentials", _words(exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return "protocol_error", "the server closed the connection"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return "protocol_error", f"{exc.smtp_code} {_words(exc.smtp_error)}"
+    if isinstance(exc, (imaplib.IMAP4.error, poplib.error_proto, smtplib.SMTPException)):
+        return "protocol_error", _words(exc)
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)):
+        return "protocol_error", "the server closed the connection"
+    if isinstance(exc, OSError):
+        return "network_error", _words(exc.strerror or exc)
+    return "protocol_error", _words(exc)
+
+
+def _failed(side: str, settings: ServerSettings, exc: BaseException) -> ProbeResult:
+    reason, detail = _classify(exc)
+    return ProbeResult(side=side, ok=False, reason=reason, detail=detail,
+                       message=f"{settings.describe()}: {REASONS[reason]}")
+
+
+# --- incoming ----------------------------------------------------------------------------------
+
+def _probe_imap(settings: ServerSettings, login: str, password: str, timeout: float,
+                context: ssl.SSLContext) -> str:
+    client = IMAPClient(settings.host, port=settings.port, ssl=settings.security == "ssl",
+                        ssl_context=context, timeout=timeout)
+    try:
+        if settings.security == "starttls":
+            try:
+                client.starttls(context)
+            except CapabilityError:
+                raise _Failure("tls_failure", "the server does not offer STARTTLS") from None
+        try:
+            client.login(login, password)
+        except LoginError as exc:
+            words = _words(exc)
+            if "PRIVACYREQUIRED" in words.upper() or "LOGINDISABLED" in words.upper():
+                raise _Failure("tls_failure", f"the server requires encryption before sign-in: {words}") from None
+            raise _Failure("wrong_credentials", words) from None
+        try:
+            info = client.select_folder("INBOX", readonly=True)
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as exc:
+            raise _Failure("mailbox_missing", f"INBOX: {_words(exc)}") from None
+        count = info.get(b"EXISTS", 0)
+        try:
+            client.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+        return f"Signed in to {settings.describe()} and opened INBOX read-only ({count} message{'s' if count != 1 else ''})."
+    finally:
+        try:
+            client.shutdown()
+        except (OSError, imaplib.IMAP4.error):
+            pass
+
+
+class _ClosingPOP3Mixin:
+    """poplib leaves its socket open when the greeting never comes; close it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            for name in ("file", "sock"):
+                thing = getattr(self, name, None)
+                if thing is not None:
+                    thing.close()
+            raise
+
+
+class _POP3(_ClosingPOP3Mixin, poplib.POP3):
+    pass
+
+
+class _POP3_SSL(_ClosingPOP3Mixin, poplib.POP3_SSL):
+    pass
+
+
+_POP3_CODE = re.compile(r"^-ERR\s+\[([A-Z/-]+)\]")
+
+
+def _probe_pop3(settings: ServerSettings, login: str, password: str, timeout: float,
+                context: ssl.SSLContext) -> str:
+    if settings.security == "ssl":
+        client = _POP3_SSL(settings.host, settings.port, timeout=timeout, context=context)
+    else:
+        client = _POP3(settings.host, settings.port, timeout=timeout)
+    try:
+        if settings.security == "starttls":
+            try:
+                client.stls(context)
+            except poplib.error_proto as exc:
+                raise _Failure("tls_failure", f"the server does not offer STARTTLS: {_words(exc)}") from None
+        try:
+            client.user(login)
+            client.pass_(password)
+        except poplib.error_proto as exc:
+            words = _words(exc.args[0] if exc.args else exc)
+            code = _POP3_CODE.match(words)
+            # RFC 3206: [AUTH] is a credentials problem, [SYS/...] and [IN-USE] are the mailbox's.
+            if code and (code.group(1).startswith("SYS") or code.group(1) == "IN-USE"):
+                raise _Failure("mailbox_missing", words) from None
+            raise _Failure("wrong_credentials", words) from None
+        try:
+            count, _size = client.stat()
+        except poplib.error_proto as exc:
+            # Dovecot, for one, opens the mailbox lazily and fails here rather than at PASS.
+            raise _Failure("mailbox_missing", _words(exc.args[0] if exc.args else exc)) from None
+        try:
+            client.quit()
+        except (poplib.error_proto, OSError):
+            pass
+        return f"Signed in to {settings.describe()}: {count} message{'s' if count != 1 else ''} waiting."
+    finally:
+        try:
+            client.close()
+        except OSError:
+            pass
+
+
+def probe_incoming(settings: ServerSettings, login: str, password: str, timeout: float,
+                   context: ssl.SSLContext) -> ProbeResult:
+    """Sign in to the IMAP or POP3 server and open INBOX read-only.
+
+    Every connection failure becomes a result; only an unknown protocol raises `ValueError`.
+    """
+    probes = {"imap": _probe_imap, "pop3": _probe_pop3}
+    if settings.protocol not in probes:
+        raise ValueError(f"unknown incoming protocol {settings.protocol!r}")
+    try:
+        message = probes[settings.protocol](settings, login, password, timeout, context)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a result the admin can read
+        return _failed("incoming", settings, exc)
+    return ProbeResult(side="incoming", ok=True, message=message)
+
+
+# --- outgoing ----------------------------------------------------------------------------------
+
+def probe_outgoing(settings: ServerSettings, login: str, password: str, timeout: float,
+                   context: ssl.SSLContext, local_hostname: str = "localhost") -> ProbeResult:
+    """EHLO, TLS and AUTH on the SMTP server, then QUIT: nothing is sent. Never raises."""
+    try:
+        if settings.security == "ssl":
+            client = smtplib.SMTP_SSL(settings.host, settings.port, local_hostname=local_hostname,
+                                      timeout=timeout, context=context)
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, local_hostname=local_hostname, timeout=timeout)
+        try:
+            client.ehlo()
+            if settings.security == "starttls":
+                if not client.has_extn("starttls"):
+                    raise _Failure("tls_failure", "the server does not offer STARTTLS")
+                client.starttls(context=context)
+                client.ehlo()
+            if password:
+                if not client.has_extn("auth"):
+                    raise _Failure("auth_unavailable", "EHLO does not list AUTH")
+                client.login(login, password)
+                how = f"signed in as {login}"
+            else:
+                how = "no sign-in (no password given)"
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a result the admin can read
+        return _failed("outgoing", settings, exc)
+    return ProbeResult(side="outgoing", ok=True,
+                       message=f"Connected to {settings.describe()}, {how}; nothing was sent.")
+
+
+def probe(incoming: ServerSettings | None, outgoing: ServerSettings | None, login: str, password: str,
+          timeout: float, context: ssl.SSLContext, local_hostname: str = "localhost") -> list[ProbeResult]:
+    """Probe the incoming and outgoing servers in parallel; results in that order."""
+    jobs = []
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe") as pool:
+        if incoming is not None:
+            jobs.append(pool.submit(probe_incoming, incoming, login, password, timeout, context))
+        if outgoing is not None:
+            jobs.append(pool.submit(probe_outgoing, outgoing, login, password, timeout, context, local_hostname))
+        return [job.result() for job in jobs]
