@@ -364,17 +364,20 @@ def set_capacity(user_id: int, capacity: int) -> User:
 
 def normalise_block(value: str) -> str:
     """A sender address or domain, lower-cased. Raises `ValueError` for anything else."""
+    from email_validator import EmailNotValidError, validate_email
+
     raw = (value or "").strip()
     value = raw.lower().lstrip("@")
     if value.startswith("*."):
         value = value[2:]
-    if not value or " " in value or value.count("@") > 1 or len(value) > 320:
-        raise ValueError(f"“{raw}” is not an email address or a domain.")
-    local, at, domain = value.rpartition("@")
-    host = domain if at else value
-    if (at and not local) or "." not in host or host.startswith(".") or host.endswith(".") or ".." in host:
-        raise ValueError(f"“{raw}” is not an email address or a domain.")
-    return value
+    try:
+        if not value or len(value) > 320 or value.count("@") > 1:
+            raise EmailNotValidError(value)
+        probe = value if "@" in value else f"postmaster@{value}"
+        checked = validate_email(probe, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise ValueError(f"“{raw}” is not an email address or a domain.") from None
+    return checked if "@" in value else checked.rpartition("@")[2]
 
 
 def blocklist(address_id: int) -> list[BlocklistEntry]:
