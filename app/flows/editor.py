@@ -325,10 +325,10 @@ def queues_page():
 def _queue_form(queue=None) -> forms.QueueForm:
     form = forms.QueueForm()
     users = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)))
-    form.members.choices = [(u.id, u.name or u.email) for u in users]
+    form.members.choices = forms.options((u.id, u.name or u.email) for u in users)
     outbound = list(db.session.scalars(select(EmailAddress).where(
         EmailAddress.archived_at.is_(None), EmailAddress.usage != Usage.INBOUND.value).order_by(EmailAddress.address)))
-    form.outbound_addresses.choices = [(a.id, a.address) for a in outbound]
+    form.outbound_addresses.choices = forms.options((a.id, a.address) for a in outbound)
     if request.method == "GET":
         if queue is not None:
             form.name.data, form.description.data = queue.name, queue.description

@@ -10,9 +10,15 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (BooleanField, IntegerField, SelectField, SelectMultipleField, StringField,
                      TextAreaField)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.flows import engine
+
+
+def options(pairs) -> list[SelectChoice]:
+    """WTForms choices from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def _split(value: str | None) -> list[str]:
@@ -27,34 +33,34 @@ class FlowForm(FlaskForm):
 class RuleForm(FlaskForm):
     name = StringField("Rule name", validators=[DataRequired(message="Give the rule a name."), Length(max=200)])
     always = BooleanField("Always run this rule, after the first matching rule")
-    match = SelectField("Conditions to meet", choices=[("all", "All of the conditions below"),
-                                                       ("any", "Any of the conditions below")], default="all")
+    match = SelectField("Conditions to meet", choices=options([("all", "All of the conditions below"),
+                                                       ("any", "Any of the conditions below")]), default="all")
     # conditions
     sender = StringField("Sender address or domain", validators=[Optional(), Length(max=2000)],
                          description="Addresses or domains, separated by commas: ann@example.com, example.org")
     recipient = StringField("Recipient address", validators=[Optional(), Length(max=2000)])
-    subject_op = SelectField("Subject", choices=[("contains", "contains"), ("matches", "matches the regular expression")])
+    subject_op = SelectField("Subject", choices=options([("contains", "contains"), ("matches", "matches the regular expression")]), validate_choice=False)
     subject_value = StringField("Subject text", validators=[Optional(), Length(max=500)])
-    body_op = SelectField("Body", choices=[("contains", "contains"), ("matches", "matches the regular expression")])
+    body_op = SelectField("Body", choices=options([("contains", "contains"), ("matches", "matches the regular expression")]), validate_choice=False)
     body_value = StringField("Body text", validators=[Optional(), Length(max=500)])
-    has_attachments = SelectField("Has attachments", choices=[("", "—"), ("yes", "Yes"), ("no", "No")])
-    intent = SelectField("Intent is", choices=[("", "—")], validate_choice=False)
+    has_attachments = SelectField("Has attachments", choices=options([("", "—"), ("yes", "Yes"), ("no", "No")]), validate_choice=False)
+    intent = SelectField("Intent is", choices=options([("", "—")]), validate_choice=False)
     intent_confidence = IntegerField("With confidence at least (%)", default=0,
                                      validators=[Optional(), NumberRange(0, 100, "Between 0 and 100.")])
-    new_customer = SelectField("Customer is new", choices=[("", "—"), ("yes", "Yes"), ("no", "No")])
-    hours = SelectField("Business hours", choices=[("", "—"), ("within", "Within business hours"),
-                                                   ("outside", "Outside business hours")])
-    hours_queue = SelectField("Business hours of queue", choices=[("", "—")], validate_choice=False)
+    new_customer = SelectField("Customer is new", choices=options([("", "—"), ("yes", "Yes"), ("no", "No")]), validate_choice=False)
+    hours = SelectField("Business hours", choices=options([("", "—"), ("within", "Within business hours"),
+                                                   ("outside", "Outside business hours")]), validate_choice=False)
+    hours_queue = SelectField("Business hours of queue", choices=options([("", "—")]), validate_choice=False)
     language = StringField("Language", validators=[Optional(), Length(max=100)],
                            description="Two-letter codes, separated by commas: en, fr")
     # actions
-    queue = SelectField("Set queue", choices=[("", "—")], validate_choice=False)
-    priority = SelectField("Set priority", choices=[("", "—")] + [(str(k), v) for k, v in engine.PRIORITIES.items()])
-    assign = SelectField("Assign to", choices=[("", "—")], validate_choice=False)
+    queue = SelectField("Set queue", choices=options([("", "—")]), validate_choice=False)
+    priority = SelectField("Set priority", choices=options([("", "—")] + [(str(k), v) for k, v in engine.PRIORITIES.items()]), validate_choice=False)
+    assign = SelectField("Assign to", choices=options([("", "—")]), validate_choice=False)
     tags = StringField("Add tags", validators=[Optional(), Length(max=500)], description="Separated by commas")
-    auto_reply = SelectField("Send a Standard Response as an automatic reply", choices=[("", "—")],
+    auto_reply = SelectField("Send a Standard Response as an automatic reply", choices=options([("", "—")]),
                              validate_choice=False)
-    status = SelectField("Set status", choices=[("", "—")] + [(s, s.capitalize()) for s in engine.STATUSES])
+    status = SelectField("Set status", choices=options([("", "—")] + [(s, s.capitalize()) for s in engine.STATUSES]), validate_choice=False)
     stop = BooleanField("Stop: run no further rules")
 
     #: engine RuleError keys -> form field names
@@ -66,14 +72,15 @@ class RuleForm(FlaskForm):
 
     def set_choices(self, intents: list[str], queues: list[tuple[int, str]], agents: list[tuple[int, str]],
                     responses: list[tuple[int, str]]) -> None:
-        self.intent.choices = [("", "—")] + [(i, i) for i in intents] + [("unknown", "unknown")]
-        self.hours_queue.choices = [("", "—")] + [(str(i), n) for i, n in queues]
-        self.queue.choices = [("", "—")] + [(str(i), n) for i, n in queues]
-        self.assign.choices = [("", "—"), ("least_loaded", "The least-loaded member of the queue"),
-                               ("last_agent", "The customer's last agent when available, else the least-loaded member"),
-                               ("last_agent_only", "The customer's last agent when available, else nobody")] + \
-                              [(f"agent:{i}", n) for i, n in agents]
-        self.auto_reply.choices = [("", "—")] + [(str(i), n) for i, n in responses]
+        self.intent.choices = options([("", "—")] + [(i, i) for i in intents] + [("unknown", "unknown")])
+        self.hours_queue.choices = options([("", "—")] + [(str(i), n) for i, n in queues])
+        self.queue.choices = options([("", "—")] + [(str(i), n) for i, n in queues])
+        self.assign.choices = options(
+            [("", "—"), ("least_loaded", "The least-loaded member of the queue"),
+             ("last_agent", "The customer's last agent when available, else the least-loaded member"),
+             ("last_agent_only", "The customer's last agent when available, else nobody")]
+            + [(f"agent:{i}", n) for i, n in agents])
+        self.auto_reply.choices = options([("", "—")] + [(str(i), n) for i, n in responses])
 
 
 def rule_from_form(form: RuleForm) -> dict:
