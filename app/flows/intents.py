@@ -93,9 +93,6 @@ def train(pairs: list[tuple[str, str]]) -> dict:
 
     Raises `NotEnoughExamples` below two labels with two examples each.
     """
-    from scipy.sparse import hstack
-    from sklearn.linear_model import LogisticRegression
-
     counts: dict[str, int] = {}
     for _, label in pairs:
         counts[label] = counts.get(label, 0) + 1
@@ -103,6 +100,9 @@ def train(pairs: list[tuple[str, str]]) -> dict:
     if len(usable) < MIN_INTENTS:
         raise NotEnoughExamples(f"training needs at least {MIN_INTENTS} intents with "
                                 f"{MIN_EXAMPLES} examples or more each")
+    from scipy.sparse import hstack  # imported here: a second or two, only when there is something to train
+    from sklearn.linear_model import LogisticRegression
+
     pairs = [(t, label) for t, label in pairs if label in usable]
     texts = [t for t, _ in pairs]
     labels = [label for _, label in pairs]
