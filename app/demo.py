@@ -34,4 +34,6 @@ def seed() -> list[str]:
     ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
     ensure_platform_domain()
     ensure_flow("Route to default queue", "Every new conversation goes to the General queue.")
+    from app.flows.examples import seed_demo as seed_flows  # flows (issue 7)
+    created += seed_flows(users)
     return created

@@ -26,6 +26,7 @@ long quoted thread cannot drown the customer's new sentence.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -61,13 +62,18 @@ def normalise_name(name: str) -> str:
     return " ".join((name or "").strip().lower().split())
 
 
-def visible_text(subject: str, body: str) -> str:
-    """Subject and the customer's new words: quoted history and signature removed."""
+@functools.lru_cache(maxsize=1)
+def _reply_parser():
     from mailparser_reply import EmailReplyParser
 
+    return EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
+
+
+def visible_text(subject: str, body: str) -> str:
+    """Subject and the customer's new words: quoted history and signature removed."""
     body = body or ""
     try:
-        visible = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"]).parse_reply(text=body)
+        visible = _reply_parser().parse_reply(text=body)
     except Exception:  # noqa: BLE001 - a parser failure must not lose the mail's text
         visible = body
     return f"{subject or ''}\n{(visible or body)[:MAX_VISIBLE]}".strip()

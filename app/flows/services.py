@@ -704,16 +704,28 @@ def _sender_of(message: Message | None, conversation: Conversation) -> str:
     return (addr or conversation.contact.email).strip().lower()
 
 
-def facts_for(conversation: Conversation, message: Message | None, address_email: str) -> engine.Facts:
+def facts_for(conversation: Conversation, message: Message | None, address_email: str,
+              rules: list[dict] | None = None) -> engine.Facts:
+    """The facts the conditions look at. Facts that cost a query are gathered only when a rule asks."""
+    needed = {c.get("type") for r in (rules or []) for c in r.get("conditions") or []} if rules is not None \
+        else set(engine.CONDITION_TYPES)
     recipients = {address_email.lower()}
     if message is not None:
         recipients |= {a.lower() for _, a in getaddresses([message.to_addrs or "", message.cc_addrs or ""]) if a}
-    has_attachments = message is not None and db.session.scalar(
+    has_attachments = "has_attachments" in needed and message is not None and db.session.scalar(
         select(Attachment.id).where(Attachment.message_id == message.id, Attachment.inline.is_(False)).limit(1)
     ) is not None
-    earlier = db.session.scalar(select(Conversation.id).where(
-        Conversation.contact_id == conversation.contact_id, Conversation.id != conversation.id,
-        Conversation.created_at <= conversation.created_at).limit(1))
+    is_new = False
+    if "new_customer" in needed:
+        is_new = db.session.scalar(select(Conversation.id).where(
+            Conversation.contact_id == conversation.contact_id, Conversation.id != conversation.id,
+            Conversation.created_at <= conversation.created_at).limit(1)) is None
+    calendars = {}
+    queue_ids = {c.get("queue_id") for r in (rules or []) for c in r.get("conditions") or []
+                 if c.get("type") == "business_hours"} if rules is not None else None
+    if queue_ids is None or queue_ids:
+        query = select(Queue) if queue_ids is None else select(Queue).where(Queue.id.in_(queue_ids))
+        calendars = {q.id: routing.Calendar.of(q) for q in db.session.scalars(query)}
     return engine.Facts(
         sender=_sender_of(message, conversation),
         recipients=frozenset(recipients),
@@ -722,9 +734,9 @@ def facts_for(conversation: Conversation, message: Message | None, address_email
         has_attachments=has_attachments,
         intent=conversation.intent,
         intent_confidence=conversation.intent_confidence or 0.0,
-        is_new_customer=earlier is None,
+        is_new_customer=is_new,
         now=(message.created_at if message else None) or _now(),
-        calendars={q.id: routing.Calendar.of(q) for q in all_queues()},
+        calendars=calendars,
         detect_language=detect_language,
     )
 
@@ -866,7 +878,7 @@ def run_flow(conversation_id: int, message_id: int | None = None) -> FlowRun | N
             run.notes = ["no published flow is attached to this address"]
         else:
             run.flow_id, run.flow_name = flow.id, flow.name
-            facts = facts_for(conversation, message, address.address)
+            facts = facts_for(conversation, message, address.address, flow.published_rules)
             timeout = float(current_app.config.get("FLOW_REGEX_TIMEOUT_MS", 50)) / 1000
             plan = engine.evaluate(flow.published_rules, facts, timeout)
             run.matched = plan.matched
