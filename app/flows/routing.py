@@ -267,3 +267,27 @@ def route_reply(conversation: Conversation, now: datetime | None = None) -> str:
     name = user.name if user else "the agent"
     conversation.assignee_id = None
     return f"{name} has no room: waits in the queue"
+
+
+class NoRoom(Exception):
+    """The agent has no free slot (email capacity reached); a supervisor may override."""
+
+
+def reassign(conversation: Conversation, user_id: int, *, override: bool = False,
+             now: datetime | None = None) -> User:
+    """Give a conversation to another agent (workspace reassignment and transfer).
+
+    Respects the agent's email capacity unless `override` (a supervisor's choice).
+    Raises `NoRoom` when the agent is full, `LookupError` for an unknown or inactive
+    agent. The caller commits.
+    """
+    user = db.session.get(User, user_id)
+    if user is None or not user.active:
+        raise LookupError(user_id)
+    if override:
+        conversation.assignee_id = user.id
+        user.last_assigned_at = now or datetime.now(timezone.utc)
+        return user
+    if not try_assign(conversation, user.id, now):
+        raise NoRoom(f"{user.name or user.email} has no room ({user.email_capacity} open conversations)")
+    return user

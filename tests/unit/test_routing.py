@@ -165,3 +165,18 @@ def test_try_assign_undoes_an_overfull_assignment(db):
     assert routing.try_assign(a, ann.id)
     db.session.commit()
     assert not routing.try_assign(b, ann.id) and b.assignee_id is None
+
+
+def test_reassignment_respects_capacity_unless_a_supervisor_overrides(db):
+    address = make_address()
+    ann = make_user(name="Ann")
+    ann.email_capacity = 1
+    _open_conversations(address, ann, 1)
+    conv = make_inbound(address, sender="move@example.com").conversation
+    with pytest.raises(routing.NoRoom, match="Ann has no room"):
+        routing.reassign(conv, ann.id)
+    assert conv.assignee_id is None
+    routing.reassign(conv, ann.id, override=True)
+    assert conv.assignee_id == ann.id
+    with pytest.raises(LookupError):
+        routing.reassign(conv, 999999)
