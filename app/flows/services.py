@@ -815,39 +815,52 @@ def _assign(conversation: Conversation, action: dict, now: datetime) -> str:
     return f"assigned to {user.name or user.email} (least loaded)"
 
 
-def _pending_message(conversation_id: int, message_id: int | None) -> Message | None:
-    if message_id is not None:
-        return db.session.get(Message, message_id)
+def _pending_messages(conversation_id: int) -> list[Message]:
+    """Inbound messages of the conversation that have not run through a flow yet, oldest first."""
     done = select(FlowRun.message_id).where(FlowRun.conversation_id == conversation_id,
                                             FlowRun.message_id.is_not(None))
-    return db.session.scalar(select(Message).where(
+    return list(db.session.scalars(select(Message).where(
         Message.conversation_id == conversation_id, Message.direction == "in", Message.id.not_in(done))
-        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+        .order_by(Message.created_at, Message.id)))
 
 
 def run_flow(conversation_id: int, message_id: int | None = None) -> FlowRun | None:
-    """Run the address's published flow on a conversation's newest inbound message (see module doc).
+    """Run the address's published flow on the conversation's inbound messages (see module doc).
 
-    Idempotent per message: a message that already ran returns its earlier run (a
-    retried job sends nothing twice). Returns None when the conversation does not
-    exist or has no inbound message left to run. The caller commits.
+    With `message_id`, on that message; otherwise on every inbound message that has
+    not run yet, oldest first (so two messages stored before the job ran are both
+    handled, the first as the new conversation). Idempotent per message: a message
+    that already ran returns its earlier run, so a retried job sends nothing twice.
+    Returns the last run, or None when the conversation does not exist or nothing
+    was left to run. The caller commits.
     """
-    started = time.perf_counter()
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         return None
-    message = _pending_message(conversation_id, message_id)
-    if message is not None:
+    if message_id is not None:
+        message = db.session.get(Message, message_id)
+        if message is None or message.conversation_id != conversation.id:
+            return None
         earlier = db.session.scalar(select(FlowRun).where(FlowRun.message_id == message.id))
-        if earlier is not None:
-            return earlier
-    elif db.session.scalar(select(FlowRun.id).where(FlowRun.conversation_id == conversation_id).limit(1)):
+        return earlier if earlier is not None else _run_one(conversation, message)
+    pending = _pending_messages(conversation.id)
+    if not pending:
         return None
-    now = (message.created_at if message else None) or _now()
-    run = FlowRun(conversation_id=conversation.id, message_id=message.id if message else None,
+    run = None
+    for message in pending:
+        run = _run_one(conversation, message)
+    return run
+
+
+def _run_one(conversation: Conversation, message: Message) -> FlowRun:
+    started = time.perf_counter()
+    now = message.created_at or _now()
+    run = FlowRun(conversation_id=conversation.id, message_id=message.id,
                   outcome="ran", matched=[], actions=[], notes=[], created_at=_now())
-    first = db.session.scalar(select(func.count()).select_from(Message).where(
-        Message.conversation_id == conversation.id, Message.direction == "in")) <= 1
+    # The first message that went through a flow is the new conversation; later ones are replies.
+    # (A message skipped while the address was not live, or blocked, did not go through one.)
+    first = db.session.scalar(select(FlowRun.id).where(
+        FlowRun.conversation_id == conversation.id, FlowRun.outcome.in_(("ran", "no_flow"))).limit(1)) is None
     address = published_address(conversation.address_id)
     sender = _sender_of(message, conversation)
 
@@ -866,8 +879,7 @@ def run_flow(conversation_id: int, message_id: int | None = None) -> FlowRun | N
         run.actions = actions
     else:
         if conversation.intent is None:
-            result = intents.classify(message.subject if message else conversation.subject,
-                                      message.text if message else "")
+            result = intents.classify(message.subject or conversation.subject, message.text or "")
             if result is not None:
                 conversation.intent, conversation.intent_confidence = result[0], round(result[1], 4)
         flow = db.session.get(Flow, address.flow_id) if address.flow_id else None

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models._types import UTCDateTime, utcnow
+from app.models.channels import EmailAddress
 
 
 class Flow(db.Model):
@@ -28,13 +29,8 @@ class Flow(db.Model):
     draft_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    @property
-    def publish_state(self) -> str:
-        if self.published_at is None:
-            return "Never published"
-        if self.draft_updated_at > self.published_at:
-            return "Unpublished changes"
-        return "Published"
+    #: "Never published" / "Unpublished changes" / "Published", as for addresses
+    publish_state = EmailAddress.publish_state
 
 
 class Intent(db.Model):

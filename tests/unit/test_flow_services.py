@@ -211,6 +211,20 @@ def test_a_flow_runs_once_per_message_even_when_the_job_is_retried(db):
     assert db.session.scalar(select(func.count()).select_from(FlowRun)) == 1
 
 
+def test_two_messages_stored_before_the_job_ran_are_both_handled_in_order(db):
+    ann = make_user(name="Ann")
+    queue = make_queue("General", members=[ann])
+    flow = make_flow([{"name": "Route", "actions": [{"type": "set_queue", "queue_id": queue.id},
+                                                    {"type": "assign", "mode": "least_loaded"}]}])
+    address = make_address(flow=flow)
+    first = make_inbound(address, text="First")
+    make_inbound(address, conversation=first.conversation, text="Second")
+    last = _run(db, first)
+    runs = services.runs_of(first.conversation_id)
+    assert [r.outcome for r in runs] == ["ran", "reply"] and last.id == runs[-1].id
+    assert runs[0].message_id == first.id and first.conversation.assignee_id == ann.id
+
+
 def test_unpublished_or_disabled_addresses_and_missing_flows(db):
     unpublished = make_address(publish=False)
     run = _run(db, make_inbound(unpublished))
