@@ -70,6 +70,11 @@ class Config:
         # Health checks must answer fast even when Redis is gone.
         self.REDIS_HEALTH_TIMEOUT = float(os.environ.get("REDIS_HEALTH_TIMEOUT", "1.0"))
 
+        # flows (issue 7): automatic mail cap, intent threshold, regex time limit.
+        self.AUTO_REPLIES_PER_HOUR = _int("AUTO_REPLIES_PER_HOUR", 3)
+        self.INTENT_MIN_CONFIDENCE = float(os.environ.get("INTENT_MIN_CONFIDENCE", "0.5"))
+        self.FLOW_REGEX_TIMEOUT_MS = _int("FLOW_REGEX_TIMEOUT_MS", 50)
+
         # Behind a TLS-terminating proxy, trust its X-Forwarded-* headers (count of proxies).
         self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
 

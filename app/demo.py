@@ -12,6 +12,7 @@ from app.channels.services import ensure_platform_domain
 from app.extensions import db
 from app.flows.services import ensure_flow
 from app.models.auth import Role, User
+from app.models.flows import Flow
 
 DEMO_USERS = [
     ("admin@demo.test", Role.ADMIN, "Ada Admin"),
@@ -33,7 +34,9 @@ def seed() -> list[str]:
         users[email] = user
     ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
     ensure_platform_domain()
-    ensure_flow("Route to default queue", "Every new conversation goes to the General queue.")
+    from app.flows.examples import seed_demo as seed_flows  # flows (issue 7)
+
+    created += seed_flows(users)
     created += _seed_channel(users["admin@demo.test"])
     return created
 
@@ -46,13 +49,15 @@ DEMO_FOOTER = ('<p>{{ agent_name }}, {{ display_name }}<br>'
 
 def _seed_channel(admin: User) -> list[str]:
     """A published, enabled platform address `support@<platform domain>`, forwarded from support@demo.test,
-    with a header and footer, served by the "Route to default queue" flow (published too)."""
+    with a header and footer, served by the demo flow that routes by intent (published too)."""
     from app.channels.services import publish, touch_draft
     from app.mail.html import sanitize_html
     from app.models.channels import EmailAddress
 
+    from app.flows.examples import DEMO_FLOW
+
     domain = ensure_platform_domain()
-    flow = ensure_flow("Route to default queue")
+    flow = db.session.scalar(select(Flow).where(Flow.name == DEMO_FLOW))
     name = f"support@{domain.name}"
     if db.session.scalar(select(EmailAddress).where(EmailAddress.address == name)) is not None:
         return []

@@ -1020,11 +1020,12 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
         a.published_at = now
         if a.draft_updated_at > now:
             a.draft_updated_at = now
-    for f in flows:
-        f.published_rules = json.loads(json.dumps(f.rules or []))
-        f.published_at = now
-        if f.draft_updated_at > now:
-            f.draft_updated_at = now
+    if flows:
+        # The flows area publishes rules (ordered) and retrains the intent model when needed.
+        from app.flows.services import publish_flows
+
+        changes += [c for c in publish_flows([f.id for f in flows], user_id, report_unchanged_model=False)
+                    if c["kind"] == "intents"]
     record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now)
     db.session.add(record)
     db.session.flush()

@@ -37,8 +37,9 @@ def index():
 @bp.route("/<int:flow_id>/update", methods=["GET", "POST"])
 def update(flow_id: int):
     """Select which email addresses the flow serves; moving one from another flow must be ticked."""
-    flow = services.get_flow(flow_id)
-    if flow is None:
+    try:
+        flow = services.get_flow(flow_id)
+    except services.FlowNotFound:
         abort(404)
     form = FlowAddressesForm()
     addresses = services.assignable_addresses()

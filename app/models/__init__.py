@@ -7,7 +7,7 @@ with new migrations; an applied migration is never edited.
 from app.models.auth import LoginThrottle, Queue, Role, User, queue_members
 from app.models.blobs import Blob
 from app.models.channels import Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
-from app.models.flows import Flow
+from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
 from app.models.inbox import Attachment, Contact, Conversation, Draft, Message
 from app.models.responses import ResponseGroup, StandardResponse
 
@@ -15,4 +15,6 @@ __all__ = [
     "Attachment", "Blob", "Contact", "Conversation", "Domain", "DomainKind", "Draft",
     "EmailAddress", "Flow", "LoginThrottle", "MailboxState", "Message", "PublishRecord",
     "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "queue_members",
+    # flows (issue 7)
+    "AutomaticMail", "BlocklistEntry", "FlowRun", "Intent", "IntentModel",
 ]

@@ -5,7 +5,7 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -45,6 +45,8 @@ class User(UserMixin, db.Model):
     email_capacity: Mapped[int] = mapped_column(default=5)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # flows (issue 7): when routing last gave this agent a conversation ("longest idle" tie-break)
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     queues: Mapped[list["Queue"]] = relationship(secondary=queue_members, back_populates="members")
 
@@ -74,6 +76,14 @@ class Queue(db.Model):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(String(1000), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # flows (issue 7): business hours calendar, acknowledgement, outbound addresses
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    business_hours: Mapped[dict | None] = mapped_column(JSON)  # None: always open; see app.flows.routing
+    ack_enabled: Mapped[bool] = mapped_column(default=False)
+    ack_subject: Mapped[str] = mapped_column(String(300), default="")
+    ack_body_html: Mapped[str] = mapped_column(Text, default="")
+    ack_interval_minutes: Mapped[int] = mapped_column(default=24 * 60)
+    outbound_address_ids: Mapped[list] = mapped_column(JSON, default=list)
 
     members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")
 

@@ -35,6 +35,9 @@ class Conversation(db.Model):
     tags: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # flows (issue 7): the intent the classifier gave the first message ("unknown" below the threshold)
+    intent: Mapped[str | None] = mapped_column(String(100))
+    intent_confidence: Mapped[float | None]
 
     address = relationship("EmailAddress")
     contact: Mapped[Contact] = relationship()
@@ -74,6 +77,8 @@ class Message(db.Model):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # flows (issue 7): "auto_reply" / "acknowledgement" for automatic mail (sent with Auto-Submitted: auto-replied)
+    automatic: Mapped[str | None] = mapped_column(String(20))
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     attachments: Mapped[list["Attachment"]] = relationship(back_populates="message")

@@ -489,7 +489,7 @@ def test_demo_seed_publishes_the_support_address_with_header_footer_and_flow(app
     db.session.commit()
     assert "address support@mail.pigeonhole.test (published, forwarded from support@demo.test)" in created
     live = services.published_address("support@mail.pigeonhole.test")
-    flow = db.session.scalar(select(Flow).where(Flow.name == "Route to default queue"))
+    flow = db.session.scalar(select(Flow).where(Flow.name == "Route by intent"))  # the demo flow of the flows area
     assert live.forwarded_from == "support@demo.test" and live.enabled and live.can_send and live.can_receive
     assert live.template_enabled and "{{ display_name }}" in live.header_html and "{{ agent_name }}" in live.footer_html
     assert live.flow_id == flow.id and flow.published_at is not None

@@ -1,0 +1,20 @@
+"""Flow jobs (queue `flows`): run a conversation's flow after its new inbound message is stored."""
+from jobs import app_context
+
+
+def run_flow(conversation_id: int, message_id: int | None = None) -> dict | None:
+    """Intent, automation and routing for the conversation's newest inbound message.
+
+    Enqueued by ingest after it commits the message (job id ``run-flow-<message id>``
+    recommended). Automatic mail it queues is enqueued on the `send` queue after this
+    commit. Safe to run twice: a message runs through a flow once.
+    """
+    from app.extensions import db
+    from app.flows.services import run_flow as run_flow_service
+
+    with app_context():
+        run = run_flow_service(conversation_id, message_id)
+        db.session.commit()
+        if run is None:
+            return None
+        return {"run": run.id, "outcome": run.outcome, "intent": run.intent, "matched": run.matched}
