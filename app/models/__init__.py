@@ -8,6 +8,7 @@ from app.models.auth import LoginThrottle, Queue, Role, User, queue_members
 from app.models.blobs import Blob
 from app.models.channels import Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
 from app.models.flows import Flow
+from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Draft, Message
 from app.models.responses import ResponseGroup, StandardResponse
 
@@ -15,4 +16,5 @@ __all__ = [
     "Attachment", "Blob", "Contact", "Conversation", "Domain", "DomainKind", "Draft",
     "EmailAddress", "Flow", "LoginThrottle", "MailboxState", "Message", "PublishRecord",
     "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "queue_members",
+    "InboundRaw", "InboundStatus",
 ]
