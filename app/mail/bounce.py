@@ -56,6 +56,9 @@ def detect_report(msg: Message, parsed: "ParsedMessage", envelope_from: str | No
     except Exception:  # noqa: BLE001
         log.debug("multipart/report reading failed", exc_info=True)
 
+    from_raw = _s(msg.get("From", ""))
+    if not _may_be_report(parsed, envelope_from, from_raw):
+        return None  # flufl's detectors scan every line of every part: only for candidates
     recipients: list[str] = []
     try:
         from flufl.bounce import all_failures
@@ -77,7 +80,7 @@ def detect_report(msg: Message, parsed: "ParsedMessage", envelope_from: str | No
             return Bounce("failed", recipients, _original_message_id(msg, parsed), _status_in(parsed.text),
                           _diagnostic(parsed.text, recipients))
 
-    if not _looks_like_bounce(parsed, envelope_from, _s(msg.get("From", ""))):
+    if not _looks_like_bounce(parsed, envelope_from, from_raw):
         return None
     recipients = _recipients_from_text(parsed) or _original_recipients(msg, parsed)
     if not recipients:
@@ -101,6 +104,20 @@ def _clean(addresses) -> list[str]:
         if "@" in a and a not in out and len(a) <= 320:
             out.append(a)
     return out
+
+
+def _may_be_report(parsed: "ParsedMessage", envelope_from: str | None, from_raw: str) -> bool:
+    """Cheap pre-check: a daemon-like or null sender, a bounce-like subject, or X-Failed-Recipients."""
+    if parsed.automation.get("x-failed-recipients") or _BOUNCE_SUBJECT.search(parsed.subject or ""):
+        return True
+    if (envelope_from is not None and envelope_from.strip("<> ") == "") \
+            or parsed.automation.get("return-path", "").strip() == "<>":
+        return True
+    local = parsed.from_addr.split("@", 1)[0].lower()
+    sender = f"{local} {from_raw} {parsed.from_name}".lower()
+    return local in _DAEMON_LOCALS or any(w in sender for w in (
+        "mailer-daemon", "postmaster", "post_master", "mail delivery", "delivery", "bounce", "no-reply", "noreply",
+        "daemon", "mailer", "notification"))
 
 
 def _looks_like_bounce(parsed: "ParsedMessage", envelope_from: str | None, from_raw: str = "") -> bool:

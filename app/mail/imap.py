@@ -34,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from imapclient import IMAPClient
+from sqlalchemy import or_, update
 
 from app.blobs import blob_store
 from app.channels.services import PublishedAddress
@@ -118,8 +119,11 @@ def poll_imap(address: PublishedAddress, state: MailboxState, result: PollResult
             top = batch[-1]
 
             def move_watermark(top=top):
-                state.last_uid = top
-                state.uidnext = uidnext
+                # Monotonic, in SQL: a poller that lost its lock can never move the watermark back.
+                db.session.execute(update(MailboxState).where(
+                    MailboxState.id == state.id, MailboxState.uidvalidity == uidvalidity,
+                    or_(MailboxState.last_uid.is_(None), MailboxState.last_uid < top),
+                ).values(last_uid=top, uidnext=uidnext))
 
             result.count(ingest(address.id, items, before_commit=move_watermark))
             del items

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
@@ -36,6 +37,9 @@ from aiosmtpd.smtp import SMTP
 from flask import Flask
 
 log = logging.getLogger(__name__)
+
+#: How long a recipient check is trusted (publishing or disabling reaches the ingress within this).
+RCPT_CACHE_SECONDS = 5.0
 
 
 class _SMTP(SMTP):
@@ -51,6 +55,7 @@ class IngressHandler:
         self.max_recipients = app.config["INGRESS_MAX_RECIPIENTS"]
         self.domain = app.config["PLATFORM_MAIL_DOMAIN"].lower()
         self.hostname = app.config.get("INGRESS_HOSTNAME") or socket.getfqdn()
+        self._cache: dict[str, tuple[int | None, float]] = {}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= self.max_recipients:
@@ -63,6 +68,10 @@ class IngressHandler:
             return "451 4.3.0 Temporary failure; try again later"
         if address_id is None:
             return f"550 5.1.1 <{address}>: Recipient address rejected: no such mailbox here"
+        if not hasattr(envelope, "address_ids"):
+            envelope.address_ids = []
+        if address_id not in envelope.address_ids:
+            envelope.address_ids.append(address_id)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.append(rcpt_options)
         return "250 2.1.5 OK"
@@ -74,8 +83,8 @@ class IngressHandler:
         received = self._received_header(session, envelope)
         loop = asyncio.get_running_loop()
         try:
-            raw_ids = await loop.run_in_executor(None, self.store, envelope.mail_from, list(envelope.rcpt_tos),
-                                                 received + data)
+            raw_ids = await loop.run_in_executor(None, self.store, envelope.mail_from,
+                                                 list(getattr(envelope, "address_ids", [])), received + data)
         except Exception:  # noqa: BLE001 - nothing acknowledged: the sender retries
             log.exception("could not store an incoming message")
             return "451 4.3.0 Temporary failure storing the message; try again later"
@@ -92,32 +101,39 @@ class IngressHandler:
     # --- blocking parts, run in the thread pool ---------------------------------------------------
 
     def receiving_address_id(self, email: str) -> int | None:
-        """The id of a live platform inbound address for this recipient, or None."""
+        """The id of a live platform inbound address for this recipient, or None.
+
+        Answers are cached for `RCPT_CACHE_SECONDS`, so publishing or disabling an
+        address reaches the ingress within that many seconds.
+        """
         from app.channels.services import published_address
         from app.extensions import db
 
         email = (email or "").strip().lower()
         if email.rpartition("@")[2] != self.domain:
             return None
+        now = time.monotonic()
+        cached = self._cache.get(email)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         with self.app.app_context():
             try:
                 address = published_address(email)
             finally:
                 db.session.remove()
-        if address is None or not address.is_platform or not address.can_receive:
-            return None
-        return address.id
+        address_id = address.id if address is not None and address.is_platform and address.can_receive else None
+        self._cache[email] = (address_id, now + RCPT_CACHE_SECONDS)
+        return address_id
 
-    def store(self, mail_from: str | None, rcpt_tos: list[str], data: bytes) -> list[int]:
+    def store(self, mail_from: str | None, address_ids: list[int], data: bytes) -> list[int]:
         """Blob (fsynced), then one pending InboundRaw per address, committed; then enqueue ingest."""
         from app.blobs import blob_store
         from app.extensions import db
         from app.models.inbound import InboundRaw, InboundStatus
         from app.queues import enqueue
 
-        address_ids = list(dict.fromkeys(i for i in (self.receiving_address_id(r) for r in rcpt_tos) if i))
         if not address_ids:
-            raise RuntimeError("no recipient is live any more")
+            raise RuntimeError("no accepted recipient")
         with self.app.app_context():
             try:
                 sha = blob_store().put(data)
@@ -148,6 +164,7 @@ class IngressController(Controller):
 
 def make_controller(app: Flask, host: str | None = None, port: int | None = None) -> IngressController:
     """The ingress server for `app`, not started (`.start()` / `.stop()`)."""
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     kwargs = {}
     cert, key = app.config.get("INGRESS_TLS_CERT"), app.config.get("INGRESS_TLS_KEY")
     if cert and key:

@@ -66,6 +66,10 @@ class PollResult:
         return f"{self.address} ({self.protocol}): {self.fetched} fetched: {parts}{extra}{resync}"
 
 
+class PollLockLost(RuntimeError):
+    """This poll's lock expired (a batch took longer than POLL_LOCK_SECONDS) and another poll took it."""
+
+
 class NotPollable(LookupError):
     """The address is not a published, enabled, inbound custom-domain mailbox with IMAP or POP3."""
 
@@ -99,7 +103,7 @@ def poll_address(address_id: int) -> PollResult:
 
     Raises `NotPollable` when the address is not a live IMAP/POP3 inbound address.
     """
-    from redis.exceptions import RedisError
+    from redis.exceptions import LockError, RedisError
 
     from app.queues import redis_connection
 
@@ -119,10 +123,11 @@ def poll_address(address_id: int) -> PollResult:
         db.session.commit()
 
         def keepalive() -> None:
+            """Renew the lock before each batch; stop when it was lost (another poller has the mailbox)."""
             try:
                 lock.reacquire()
-            except Exception:  # noqa: BLE001 - losing the lock means another poll may start; say so
-                log.warning("poll lock of address %s lost; continuing", address_id)
+            except LockError:
+                raise PollLockLost(f"the poll lock of {address.address} expired and was taken over") from None
 
         if address.incoming_protocol == "imap":
             from app.mail.imap import poll_imap

@@ -93,7 +93,8 @@ def poll_pop3(address: PublishedAddress, state: MailboxState, result: PollResult
 
             def move_watermark(done=done):
                 nonlocal seen
-                seen = (seen | done) & current
+                db.session.refresh(state, with_for_update=True)  # merge with a concurrent writer, never drop
+                seen = (set(state.seen_uidls or []) | seen | done) & current
                 state.seen_uidls = sorted(seen)
 
             result.count(ingest(address.id, items, before_commit=move_watermark))

@@ -67,20 +67,27 @@ def message(subject="Where is my order?", sender="Carla Customer <carla@example.
     return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 
+_users = itertools.count(1)
+POOL = 60
+
+
 @pytest.fixture(scope="session")
 def dovecot():
     server = DovecotServer()
+    # Users are added up front: Dovecot re-reads its passwd-file only when the file's mtime changes,
+    # which a user added within the same second as the last read would not show.
+    for n in range(1, POOL + 1):
+        server.add_user(f"inbox{n}@acme.test", f"pw-{n}")
     yield server
     server.stop()
 
 
 @pytest.fixture
 def mailbox_user(dovecot):
-    """A fresh Dovecot user (login, password) per test."""
-    n = next(_seq)
-    login, password = f"inbox{n}@acme.test", f"pw-{n}"
-    dovecot.add_user(login, password)
-    return login, password
+    """A fresh, empty Dovecot mailbox (login, password) per test."""
+    n = next(_users)
+    assert n <= POOL, "raise POOL in tests/mail/conftest.py"
+    return f"inbox{n}@acme.test", f"pw-{n}"
 
 
 @pytest.fixture
