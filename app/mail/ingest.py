@@ -372,16 +372,20 @@ def _message(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, ke
 # --- after the commit ---------------------------------------------------------------------------
 
 def _enqueue_flows(results: list[IngestResult]) -> None:
-    from app.queues import enqueue
+    """One Redis round trip for the whole batch (job ids are deterministic: `flow-message-{id}`)."""
+    from rq import Queue
 
-    for result in results:
-        if not result.flow or result.conversation_id is None:
-            continue
-        try:
-            enqueue("flows", "jobs.flows.run_flow", result.conversation_id, result.message_row_id,
-                    job_id=f"flow-message-{result.message_row_id}")
-        except Exception:  # noqa: BLE001 - the mail is stored; the flow step is what is lost
-            log.exception("could not enqueue the flow for message %s", result.message_row_id)
+    from app.queues import get_queue
+
+    datas = [Queue.prepare_data("jobs.flows.run_flow", [r.conversation_id, r.message_row_id],
+                                job_id=f"flow-message-{r.message_row_id}")
+             for r in results if r.flow and r.conversation_id is not None]
+    if not datas:
+        return
+    try:
+        get_queue("flows").enqueue_many(datas)
+    except Exception:  # noqa: BLE001 - the mail is stored; the flow step is what is lost
+        log.exception("could not enqueue the flow step for %d messages", len(datas))
 
 
 @contextmanager
