@@ -100,31 +100,10 @@ class Env:
 
 
 def make_address(email: str, kind: str, **fields) -> int:
-    from app.channels.services import ensure_platform_domain, publish_addresses
-    from app.crypto import encrypt_secret
-    from app.extensions import db
-    from app.models.channels import Domain, EmailAddress
+    """A published address (the tests' helper: the one way configuration goes live)."""
+    from tests.mail.conftest import make_address as make
 
-    if kind == "platform":
-        domain = ensure_platform_domain()
-    else:
-        from sqlalchemy import select
-
-        name = email.rpartition("@")[2]
-        domain = db.session.scalar(select(Domain).where(Domain.name == name))
-        if domain is None:
-            domain = Domain(name=name, kind="custom")
-            db.session.add(domain)
-            db.session.flush()
-    password = fields.pop("password", None)
-    address = EmailAddress(domain_id=domain.id, address=email, display_name="Bench", **fields)
-    if password:
-        address.password_encrypted = encrypt_secret(password)
-    db.session.add(address)
-    db.session.flush()
-    publish_addresses([address.id], None, "bench")
-    db.session.commit()
-    return address.id
+    return make(email, kind, **fields).id
 
 
 def load_mailbox(env: Env, user: str, raws: list[bytes]) -> None:
