@@ -15,6 +15,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app.mail import cli as mail_cli
+
 log = logging.getLogger(__name__)
 
 users_cli = AppGroup("users", help="Manage users.")
@@ -105,3 +107,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(cron_command)
+    mail_cli.init_app(app)  # flask ingress, flask mail ingest / poll

@@ -81,6 +81,27 @@ class Config:
         # Email channel setup: addresses per custom domain, and how long Test Connection waits.
         self.MAX_ADDRESSES_PER_CUSTOM_DOMAIN = _int("MAX_ADDRESSES_PER_CUSTOM_DOMAIN", 3)
         self.PROBE_TIMEOUT_SECONDS = float(os.environ.get("PROBE_TIMEOUT_SECONDS", "10"))
+        # Inbound mail (SMTP ingress, mailbox polling, ingest, threading).
+        self.INGRESS_HOST = os.environ.get("INGRESS_HOST", "127.0.0.1")
+        self.INGRESS_PORT = _int("INGRESS_PORT", 2525)
+        self.INGRESS_HOSTNAME = os.environ.get("INGRESS_HOSTNAME", "")  # name in the SMTP greeting; FQDN if empty
+        self.INGRESS_TLS_CERT = os.environ.get("INGRESS_TLS_CERT", "")  # PEM certificate: offer STARTTLS
+        self.INGRESS_TLS_KEY = os.environ.get("INGRESS_TLS_KEY", "")
+        self.INGRESS_MAX_RECIPIENTS = _int("INGRESS_MAX_RECIPIENTS", 100)
+        self.INBOUND_MAX_MESSAGE_SIZE = _int("INBOUND_MAX_MESSAGE_SIZE", 25 * 1024 * 1024)
+        self.INBOUND_MAX_ATTACHMENTS = _int("INBOUND_MAX_ATTACHMENTS", 100)
+        self.THREAD_WINDOW_DAYS = _int("THREAD_WINDOW_DAYS", 14)
+        self.POLL_INTERVAL = _int("POLL_INTERVAL", 30)
+        self.POLL_MAX_BACKOFF = _int("POLL_MAX_BACKOFF", 3600)
+        self.POLL_LOCK_SECONDS = _int("POLL_LOCK_SECONDS", 300)
+        self.POLL_BATCH_SIZE = _int("POLL_BATCH_SIZE", 500)
+        self.POLL_BATCH_BYTES = _int("POLL_BATCH_BYTES", 64 * 1024 * 1024)
+        self.MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))
+        # First connection to a mailbox: "publish" (mail since the address was published) or a number of days.
+        self.MAILBOX_BACKFILL = os.environ.get("MAILBOX_BACKFILL", "publish")
+        # What to do with customer mail once it is stored: "keep" (default), "seen" (IMAP only), "delete".
+        self.MAILBOX_AFTER_FETCH = os.environ.get("MAILBOX_AFTER_FETCH", "keep")
+        self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
 
     @staticmethod
     def _dev_secret() -> str:

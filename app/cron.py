@@ -15,6 +15,15 @@ from app.queues import redis_connection
 PERIODIC: list[Callable[[], None]] = []
 
 
+def _inbound_tasks() -> list[Callable[[], None]]:
+    from app.mail.poll import requeue_stale_pending, schedule_due_polls
+
+    return [schedule_due_polls, requeue_stale_pending]
+
+
+PERIODIC.extend(_inbound_tasks())
+
+
 def tick() -> None:
     for task in PERIODIC:
         task()

@@ -342,11 +342,14 @@ def get_address(address_id: int) -> EmailAddress | None:
 
 
 def has_history(address: EmailAddress) -> bool:
-    """True when conversations or stored messages refer to the address (it must then be archived, not erased)."""
+    """True when conversations, stored messages or received raw mail refer to the address
+    (it must then be archived, not erased: nothing received is ever lost)."""
+    from app.models.inbound import InboundRaw
     from app.models.inbox import Conversation, Message
 
     return bool(db.session.scalar(select(
-        exists().where(Conversation.address_id == address.id) | exists().where(Message.address_id == address.id))))
+        exists().where(Conversation.address_id == address.id) | exists().where(Message.address_id == address.id)
+        | exists().where(InboundRaw.address_id == address.id))))
 
 
 def archive_address(address: EmailAddress) -> None:

@@ -8,6 +8,7 @@ from app.models.auth import LoginThrottle, Queue, Role, User, queue_members
 from app.models.blobs import Blob
 from app.models.channels import Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
+from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Draft, Message
 from app.models.responses import ResponseGroup, StandardResponse
 
@@ -17,4 +18,5 @@ __all__ = [
     "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "queue_members",
     # flows (issue 7)
     "AutomaticMail", "BlocklistEntry", "FlowRun", "Intent", "IntentModel",
+    "InboundRaw", "InboundStatus",
 ]

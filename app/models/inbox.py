@@ -21,7 +21,10 @@ class Contact(db.Model):
 
 class Conversation(db.Model):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_status_last", "status", "last_message_at"),)
+    __table_args__ = (
+        Index("ix_conversations_status_last", "status", "last_message_at"),
+        Index("ix_conversations_contact_address", "contact_id", "address_id"),  # subject threading
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     address_id: Mapped[int] = mapped_column(ForeignKey("email_addresses.id"))
@@ -38,6 +41,8 @@ class Conversation(db.Model):
     # flows (issue 7): the intent the classifier gave the first message ("unknown" below the threshold)
     intent: Mapped[str | None] = mapped_column(String(100))
     intent_confidence: Mapped[float | None]
+    # Inbound (issue 4): with "Channel-Based Sessions", the To address this conversation belongs to.
+    session_key: Mapped[str | None] = mapped_column(String(320))
 
     address = relationship("EmailAddress")
     contact: Mapped[Contact] = relationship()
@@ -53,6 +58,7 @@ class Message(db.Model):
     __table_args__ = (
         Index("ix_messages_message_id", "message_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+        UniqueConstraint("address_id", "dedupe_key", name="uq_messages_address_dedupe"),  # inbound: nothing twice
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -79,6 +85,11 @@ class Message(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # flows (issue 7): "auto_reply" / "acknowledgement" for automatic mail (sent with Auto-Submitted: auto-replied)
     automatic: Mapped[str | None] = mapped_column(String(20))
+    # Inbound (issue 4): the reply without quoted history, what kind of mail it is, loop safety, dedupe.
+    visible_text: Mapped[str | None] = mapped_column(Text)
+    classification: Mapped[str | None] = mapped_column(String(20))  # auto_reply/bounce/feedback/list/bulk
+    no_auto_reply: Mapped[bool] = mapped_column(default=False)  # never answer it automatically
+    dedupe_key: Mapped[str | None] = mapped_column(String(300))  # "mid:<...>" or "sha:<hex>", unique per address
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     attachments: Mapped[list["Attachment"]] = relationship(back_populates="message")

@@ -58,3 +58,59 @@ def ping() -> dict:
         "database": db.engine.dialect.name,
         "users": db.session.scalar(select(func.count()).select_from(User)),
     }
+
+
+# --- Inbound mail (issue 4): mailbox polling status and arrivals that need an admin ---------------
+
+def mailbox_statuses() -> list[dict]:
+    """Per live IMAP/POP3 address: protocol, last poll, last success, last error, next poll."""
+    from sqlalchemy import select
+
+    from app.channels.services import published_addresses
+    from app.mail.poll import pollable
+    from app.models.channels import MailboxState
+
+    states = {s.address_id: s for s in db.session.scalars(select(MailboxState))}
+    rows = []
+    for address in sorted(published_addresses("custom"), key=lambda a: a.address):
+        if not pollable(address):
+            continue
+        rows.append({"address": address.address, "protocol": address.incoming_protocol.upper(),
+                     "state": states.get(address.id)})
+    return rows
+
+
+def inbound_problems(limit: int = 50) -> dict:
+    """Arrivals stored with an error (newest first) and the number still pending."""
+    from sqlalchemy import func, select
+
+    from app.models.inbound import InboundRaw, InboundStatus
+
+    failed = list(db.session.scalars(
+        select(InboundRaw).where(InboundRaw.status == InboundStatus.STORED_WITH_ERROR.value)
+        .order_by(InboundRaw.received_at.desc(), InboundRaw.id.desc()).limit(limit)))
+    pending = db.session.scalar(select(func.count()).select_from(InboundRaw)
+                                .where(InboundRaw.status == InboundStatus.PENDING.value))
+    return {"failed": failed, "pending": pending}
+
+
+class NotRetryable(ValueError):
+    """The arrival was stored as a message already; ingesting it again would change nothing."""
+
+
+def retry_inbound(raw_id: int):
+    """Put an arrival that failed unexpectedly back to pending. The caller commits, then enqueues.
+
+    Raises LookupError for an unknown id and `NotRetryable` when a message row exists.
+    """
+    from app.models.inbound import InboundRaw, InboundStatus
+
+    row = db.session.get(InboundRaw, raw_id)
+    if row is None:
+        raise LookupError(raw_id)
+    if row.message_row_id is not None or row.status not in (InboundStatus.STORED_WITH_ERROR.value,
+                                                            InboundStatus.PENDING.value):
+        raise NotRetryable("This message was stored already; retrying it would change nothing.")
+    row.status = InboundStatus.PENDING.value
+    row.error = None
+    return row

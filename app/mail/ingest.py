@@ -1,0 +1,419 @@
+"""The one ingest service: raw bytes (already durable in the blob store) to conversation rows.
+
+Every entry point (SMTP ingress, IMAP and POP3 polling, `flask mail ingest`) hands
+raw messages to `ingest()`. For each message, in one database transaction per
+call (a batch):
+
+1. parse (`app.mail.parse.parse_message`, which never raises);
+2. **dedupe** per receiving address: the Message-ID, or a content hash when there
+   is none (`dedupe_key`, unique per address in the database, so two workers
+   racing on the same message cannot both store it); our own outgoing mail
+   coming back (the contact-center mailbox forwarding our Bcc copy) is a
+   duplicate too;
+3. **bounces** and other delivery reports mark the outgoing message they refer to
+   (`delivery_status="bounced"`, `delivery_error` = the diagnostic) and are kept
+   in that conversation without reopening it; they never open a conversation;
+4. **contact** (From, or Reply-To with "Use Reply-To for User Identity") and
+   **threading** (`app.mail.threading`); a customer's reply reopens a resolved,
+   closed or pending conversation (an automatic reply does not);
+5. Message and Attachment rows (attachment bytes go to the blob store first).
+
+`before_commit` lets a poller move its mailbox watermark in the same
+transaction, so the watermark never gets ahead of what is stored. After the
+commit, the flow step is enqueued for each new customer message
+(`jobs.flows.run_flow`); automatic replies, bounces and reports never trigger it.
+
+A message that cannot be understood, or whose ingest fails unexpectedly, is
+stored as `stored_with_error` (raw bytes kept, `InboundRaw.error` says why, admins
+see it on the Ops page) instead of failing the batch. Each message is written in
+a savepoint, so one bad message never loses the others.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.blobs import blob_store
+from app.channels.services import PublishedAddress, published_address
+from app.extensions import db
+from app.mail.parse import ParsedMessage, parse_message
+from app.mail.threading import find_conversation
+from app.mail.tokens import new_conversation_token
+from app.models.inbound import InboundRaw, InboundStatus
+from app.models.inbox import Attachment, Contact, Conversation, Message
+
+log = logging.getLogger(__name__)
+
+#: Conversation statuses a customer's reply brings back to "open".
+REOPEN_FROM = ("resolved", "closed", "pending")
+_NO_FLOW = ("auto_reply", "bounce", "feedback")
+
+
+@dataclass
+class RawItem:
+    """One raw message to ingest. Its bytes are in the blob store under `sha256` already."""
+
+    sha256: str
+    size: int
+    source: str                      # smtp / imap / pop3 / cli
+    source_ref: str | None = None    # IMAP "INBOX;v=..;uid=..", POP3 UIDL, file name
+    envelope_from: str | None = None
+    raw: bytes | None = None         # the bytes, when the caller still has them (saves a read)
+    raw_id: int | None = None        # an existing pending InboundRaw row (ingress)
+    error: str | None = None         # the caller could not fetch it whole (too large, ...)
+
+
+@dataclass
+class IngestResult:
+    status: str
+    raw_id: int | None = None
+    message_row_id: int | None = None
+    conversation_id: int | None = None
+    error: str | None = None
+    parsed: ParsedMessage | None = field(default=None, repr=False)
+    flow: bool = False
+
+    def as_json(self, **extra) -> dict:
+        """The CLI contract of `flask mail ingest` (one object per message)."""
+        p = self.parsed or ParsedMessage()
+        out = {
+            **extra,
+            "status": self.status,
+            "conversation_id": self.conversation_id,
+            "message_id": p.message_id,
+            "from": p.from_header,
+            "to": p.addresses("to"),
+            "cc": p.addresses("cc"),
+            "subject": p.subject,
+            "text": p.visible_text,
+            "attachments": [a.describe() for a in p.attachments],
+            "auto_reply": p.auto_reply,
+            "error": self.error or p.error,
+        }
+        if p.bounce is not None:
+            out["bounce"] = {"kind": p.bounce.kind, "recipients": p.bounce.recipients,
+                             "original_message_id": p.bounce.original_message_id, "status": p.bounce.status}
+        return out
+
+
+class AddressNotReceiving(LookupError):
+    """The address is not published, not enabled, or not an inbound address."""
+
+
+def ingest(address_id: int, items: Sequence[RawItem], *,
+           before_commit: Callable[[], None] | None = None) -> list[IngestResult]:
+    """Ingest a batch for one address, commit once, then enqueue the flow steps.
+
+    Commits (it is a unit of work of its own: pollers rely on the watermark
+    moving in the same transaction). Raises `AddressNotReceiving` when the
+    address cannot receive mail; database errors other than a duplicate
+    propagate (nothing of the batch is committed then, and a re-run is safe).
+    """
+    address = published_address(address_id)
+    if address is None or not address.can_receive:
+        raise AddressNotReceiving(f"address {address_id} is not a published, enabled inbound address")
+    results: list[IngestResult] = []
+    with address_lock(address_id):
+        now = datetime.now(timezone.utc)
+        for item in items:
+            results.append(_ingest_one(address, item, now))
+        if before_commit is not None:
+            before_commit()
+        db.session.commit()
+    _enqueue_flows(results)
+    return results
+
+
+def ingest_pending(raw_id: int) -> IngestResult | None:
+    """Ingest one pending `InboundRaw` row (what the ingress job runs). None when already done.
+
+    A row whose address stopped receiving stays pending with the reason in `error`
+    (nothing is lost; it is ingested once the address is live again).
+    """
+    row = db.session.get(InboundRaw, raw_id)
+    if row is None or row.status != InboundStatus.PENDING.value:
+        return None
+    item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw_id=row.id)
+    try:
+        return ingest(row.address_id, [item])[0]
+    except AddressNotReceiving as exc:
+        db.session.rollback()
+        db.session.execute(update(InboundRaw).where(InboundRaw.id == raw_id)
+                           .values(error=str(exc), attempts=InboundRaw.attempts + 1))
+        db.session.commit()
+        return IngestResult("pending", raw_id=raw_id, error=str(exc))
+
+
+def stale_pending_ids(older_than_seconds: int, limit: int = 500) -> list[int]:
+    """Pending rows older than that (their job was lost: Redis restart, killed worker)."""
+    from datetime import timedelta
+
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_seconds)
+    return list(db.session.scalars(
+        select(InboundRaw.id).where(InboundRaw.status == InboundStatus.PENDING.value,
+                                    InboundRaw.received_at < cutoff).order_by(InboundRaw.id).limit(limit)))
+
+
+# --- one message ---------------------------------------------------------------------------------
+
+def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> IngestResult:
+    raw_row = _raw_row(address, item, now)
+    if raw_row.status != InboundStatus.PENDING.value:
+        return IngestResult(raw_row.status, raw_id=raw_row.id, message_row_id=raw_row.message_row_id)
+    try:
+        raw = item.raw if item.raw is not None else blob_store().get(item.sha256)
+    except Exception as exc:  # noqa: BLE001 - a missing blob is an admin matter, not a crash
+        return _finish(raw_row, IngestResult(InboundStatus.STORED_WITH_ERROR.value, error=f"raw message unreadable: {exc}"), now)
+    parsed = parse_message(raw, envelope_from=item.envelope_from,
+                           max_attachments=current_app.config["INBOUND_MAX_ATTACHMENTS"])
+    if item.error and not parsed.error:
+        parsed.error = item.error
+    savepoint = db.session.begin_nested()
+    try:
+        result = _store(address, item, raw, parsed, now)
+        savepoint.commit()
+    except IntegrityError:
+        # Another worker stored the same message (same dedupe key) a moment ago.
+        savepoint.rollback()
+        result = IngestResult(InboundStatus.DUPLICATE.value, message_row_id=_existing(address.id, parsed, raw))
+    except Exception as exc:  # noqa: BLE001 - keep the message (raw) and say why; never lose the batch
+        savepoint.rollback()
+        log.exception("ingest of %s failed", item.sha256)
+        result = IngestResult(InboundStatus.STORED_WITH_ERROR.value, error=f"{exc.__class__.__name__}: {exc}"[:1000])
+    result.parsed = parsed
+    return _finish(raw_row, result, now)
+
+
+def _raw_row(address: PublishedAddress, item: RawItem, now: datetime) -> InboundRaw:
+    if item.raw_id is not None:
+        row = db.session.get(InboundRaw, item.raw_id)
+        db.session.refresh(row)  # another worker may have finished it while we waited for the lock
+        return row
+    row = InboundRaw(address_id=address.id, source=item.source, source_ref=(item.source_ref or "")[:300] or None,
+                     raw_sha256=item.sha256, size=item.size, envelope_from=item.envelope_from,
+                     status=InboundStatus.PENDING.value, received_at=now)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def _finish(row: InboundRaw, result: IngestResult, now: datetime) -> IngestResult:
+    row.status = result.status
+    row.error = result.error or (result.parsed.error if result.parsed else None)
+    row.message_row_id = result.message_row_id
+    row.attempts = (row.attempts or 0) + 1
+    row.processed_at = now
+    result.raw_id = row.id
+    return result
+
+
+def dedupe_key(parsed: ParsedMessage, raw: bytes) -> str:
+    """"mid:<id>" (hashed when very long), or "sha:<hex>" of the content when there is no Message-ID.
+
+    The content hash covers From, To, Date, Subject and the body with line endings
+    normalised, not the whole raw message: relays add Received headers and IMAP
+    and SMTP differ in line endings, yet it is the same message.
+    """
+    if parsed.message_id:
+        key = "mid:" + parsed.message_id
+        return key if len(key) <= 300 else "mid#" + hashlib.sha256(parsed.message_id.encode()).hexdigest()
+    body = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)
+    digest = hashlib.sha256()
+    for part in (parsed.from_addr, parsed.addresses("to"), parsed.date.isoformat() if parsed.date else "",
+                 parsed.subject):
+        digest.update(part.encode("utf-8", "replace") + b"\0")
+    digest.update((body[1] if len(body) > 1 else b"").replace(b"\r\n", b"\n"))
+    return "sha:" + digest.hexdigest()
+
+
+def _existing(address_id: int, parsed: ParsedMessage, raw: bytes) -> int | None:
+    return db.session.scalar(select(Message.id).where(Message.address_id == address_id,
+                                                      Message.dedupe_key == dedupe_key(parsed, raw)))
+
+
+def _store(address: PublishedAddress, item: RawItem, raw: bytes, parsed: ParsedMessage,
+           now: datetime) -> IngestResult:
+    key = dedupe_key(parsed, raw)
+    found = db.session.scalar(select(Message.id).where(Message.address_id == address.id, Message.dedupe_key == key))
+    if found is not None:
+        return IngestResult(InboundStatus.DUPLICATE.value, message_row_id=found)
+    if parsed.message_id:
+        ours = db.session.scalar(select(Message.id).where(Message.message_id == parsed.message_id,
+                                                          Message.direction == "out").limit(1))
+        if ours is not None:  # our own mail, echoed back by the contact center's forwarding
+            return IngestResult(InboundStatus.DUPLICATE.value, message_row_id=ours)
+
+    if parsed.error:
+        message = _message(address, item, parsed, key, None, now)
+        return IngestResult(InboundStatus.STORED_WITH_ERROR.value, message_row_id=message.id, error=parsed.error)
+
+    if parsed.bounce is not None:
+        return _store_report(address, item, parsed, key, now)
+
+    identity = _identity(address, parsed)
+    if identity is None:
+        message = _message(address, item, parsed, key, None, now)
+        message.parse_error = "no sender address: the message cannot be answered"
+        return IngestResult(InboundStatus.STORED_WITH_ERROR.value, message_row_id=message.id,
+                            error=message.parse_error)
+    contact = _contact(*identity)
+    session_key = _session_key(address, parsed) if address.channel_sessions else None
+    conversation, _rule = find_conversation(
+        address.id, in_reply_to=parsed.in_reply_to, references=parsed.references, subject=parsed.subject,
+        contact_id=contact.id, session_key=session_key, now=now,
+        window_days=current_app.config["THREAD_WINDOW_DAYS"])
+    if conversation is None:
+        conversation = Conversation(address_id=address.id, contact_id=contact.id, token=new_conversation_token(),
+                                    subject=parsed.subject[:2000], status="open", session_key=session_key,
+                                    created_at=now, last_message_at=now)
+        db.session.add(conversation)
+        db.session.flush()
+        status = InboundStatus.CREATED.value
+    else:
+        status = InboundStatus.THREADED.value
+        if conversation.status in REOPEN_FROM and not parsed.auto_reply:
+            conversation.status = "open"
+        conversation.last_message_at = now
+    message = _message(address, item, parsed, key, conversation.id, now)
+    return IngestResult(status, message_row_id=message.id, conversation_id=conversation.id,
+                        flow=parsed.classification not in _NO_FLOW)
+
+
+def _store_report(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, key: str,
+                  now: datetime) -> IngestResult:
+    """A delivery report: mark our outgoing message, keep the report beside it, open nothing."""
+    bounce = parsed.bounce
+    outgoing = None
+    if bounce.original_message_id:
+        outgoing = db.session.scalars(select(Message).where(
+            Message.message_id == bounce.original_message_id, Message.direction == "out")
+            .order_by(Message.id.desc()).limit(1)).first()
+    if outgoing is not None and bounce.failed:
+        outgoing.delivery_status = "bounced"
+        detail = " ".join(x for x in (bounce.status or "", bounce.diagnostic) if x).strip()
+        who = ", ".join(bounce.recipients)
+        outgoing.delivery_error = (f"{who}: {detail}" if who else detail)[:2000] or "bounced"
+    conversation_id = outgoing.conversation_id if outgoing is not None else None
+    message = _message(address, item, parsed, key, conversation_id, now)
+    return IngestResult(InboundStatus.BOUNCE.value, message_row_id=message.id, conversation_id=conversation_id)
+
+
+def _identity(address: PublishedAddress, parsed: ParsedMessage) -> tuple[str, str] | None:
+    if address.use_reply_to_identity and parsed.reply_to:
+        name, email = parsed.reply_to[0]
+        return email, name
+    if parsed.from_addr:
+        return parsed.from_addr, parsed.from_name
+    if parsed.reply_to:
+        name, email = parsed.reply_to[0]
+        return email, name
+    return None
+
+
+def _contact(email: str, name: str) -> Contact:
+    email = email.strip().lower()[:320]
+    contact = db.session.scalar(select(Contact).where(Contact.email == email))
+    if contact is not None:
+        if not contact.name and name:
+            contact.name = name[:200]
+        return contact
+    savepoint = db.session.begin_nested()
+    try:
+        contact = Contact(email=email, name=(name or "")[:200])
+        db.session.add(contact)
+        db.session.flush()
+        savepoint.commit()
+        return contact
+    except IntegrityError:  # created by another worker a moment ago
+        savepoint.rollback()
+        return db.session.scalar(select(Contact).where(Contact.email == email))
+
+
+def _session_key(address: PublishedAddress, parsed: ParsedMessage) -> str:
+    """The To address a Channel-Based Session is keyed by: the first To (else Cc) recipient."""
+    for _name, addr in parsed.to + parsed.cc:
+        if addr:
+            return addr.strip().lower()[:320]
+    return address.address.lower()
+
+
+def _message(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, key: str,
+             conversation_id: int | None, now: datetime) -> Message:
+    message = Message(
+        conversation_id=conversation_id, address_id=address.id, direction="in",
+        message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+        references=" ".join(parsed.references) or None,
+        from_addr=parsed.from_header, to_addrs=parsed.addresses("to"), cc_addrs=parsed.addresses("cc"),
+        reply_to=parsed.addresses("reply_to"), subject=parsed.subject, text=parsed.text, html=parsed.html,
+        visible_text=parsed.visible_text, classification=parsed.classification,
+        no_auto_reply=parsed.no_auto_reply, dedupe_key=key, raw_sha256=item.sha256,
+        parse_error=parsed.error, sent_at=parsed.date, created_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()
+    store = blob_store()
+    for att in parsed.attachments:
+        sha = store.put(att.data)
+        db.session.add(Attachment(message_id=message.id, filename=att.filename[:500],
+                                  content_type=att.content_type[:200], size=att.size,
+                                  content_id=att.content_id, inline=att.inline, sha256=sha))
+    return message
+
+
+# --- after the commit ---------------------------------------------------------------------------
+
+def _enqueue_flows(results: list[IngestResult]) -> None:
+    """One Redis round trip for the whole batch (job ids are deterministic: `flow-message-{id}`)."""
+    from rq import Queue
+
+    from app.queues import get_queue
+
+    datas = [Queue.prepare_data("jobs.flows.run_flow", [r.conversation_id, r.message_row_id],
+                                job_id=f"flow-message-{r.message_row_id}")
+             for r in results if r.flow and r.conversation_id is not None]
+    if not datas:
+        return
+    try:
+        get_queue("flows").enqueue_many(datas)
+    except Exception:  # noqa: BLE001 - the mail is stored; the flow step is what is lost
+        log.exception("could not enqueue the flow step for %d messages", len(datas))
+
+
+@contextmanager
+def address_lock(address_id: int, timeout: int = 300):
+    """Serialise ingest per address across workers (threading must see the previous message).
+
+    A Redis lock; without Redis, ingest proceeds unlocked (the dedupe constraint
+    still prevents duplicates; two simultaneous first messages of one thread
+    could then open two conversations).
+    """
+    from redis.exceptions import RedisError
+
+    from app.queues import redis_connection
+
+    lock = None
+    try:
+        lock = redis_connection().lock(f"pigeonhole:ingest-address:{address_id}", timeout=timeout,
+                                       blocking_timeout=timeout)
+        if not lock.acquire():
+            lock = None
+    except RedisError:
+        log.warning("Redis unavailable: ingesting for address %s without the address lock", address_id)
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            try:
+                lock.release()
+            except RedisError:
+                pass

@@ -1,0 +1,234 @@
+"""Mailbox polling around the IMAP and POP3 adapters: scheduling, the lock, errors and backoff.
+
+`schedule_due_polls()` (a cron task) enqueues `jobs.poll.poll_mailbox` for every
+published, enabled custom-domain inbound address whose `next_poll_at` is due, with
+the deterministic job id `poll-mailbox-{id}`. `poll_address()` (the job, and `flask
+mail poll`) takes a Redis lock per address, so one mailbox is never polled twice at
+once even when a job is run by hand beside cron; the lock expires
+(`POLL_LOCK_SECONDS`, renewed after each batch), so a killed worker delays the
+next poll by at most that long.
+
+A poll that fails records `last_error` (never a password) and backs off
+exponentially (`POLL_INTERVAL * 2**errors`, at most `POLL_MAX_BACKOFF`); one
+failing mailbox never stops the others, since each is its own job.
+`requeue_stale_pending()` (a cron task) re-enqueues ingress arrivals whose ingest
+job was lost (a Redis restart, a killed worker).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.channels.services import PublishedAddress, published_address, published_addresses
+from app.extensions import db
+from app.models.channels import EmailAddress, MailboxState
+
+log = logging.getLogger(__name__)
+
+FOLDER = "INBOX"
+POP3_FOLDER = "POP3"  # MailboxState key for a POP3 mailbox (POP3 has one folder)
+
+
+@dataclass
+class PollResult:
+    address: str
+    protocol: str | None = None
+    fetched: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    skipped_by_backfill: int = 0
+    resynced: bool = False
+    locked: bool = False
+    error: str | None = None
+
+    def count(self, results) -> None:
+        for result in results:
+            self.fetched += 1
+            self.statuses[result.status] = self.statuses.get(result.status, 0) + 1
+
+    def as_dict(self) -> dict:
+        return {"address": self.address, "protocol": self.protocol, "fetched": self.fetched,
+                "statuses": dict(self.statuses), "skipped_by_backfill": self.skipped_by_backfill,
+                "resynced": self.resynced, "locked": self.locked, "error": self.error}
+
+    def summary(self) -> str:
+        if self.locked:
+            return f"{self.address}: already being polled; nothing done"
+        if self.error:
+            return f"{self.address}: error: {self.error}"
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "no new mail"
+        extra = f"; {self.skipped_by_backfill} older messages left alone (backfill window)" \
+            if self.skipped_by_backfill else ""
+        resync = "; UIDVALIDITY changed, resynchronised" if self.resynced else ""
+        return f"{self.address} ({self.protocol}): {self.fetched} fetched: {parts}{extra}{resync}"
+
+
+class PollLockLost(RuntimeError):
+    """This poll's lock expired (a batch took longer than POLL_LOCK_SECONDS) and another poll took it."""
+
+
+class NotPollable(LookupError):
+    """The address is not a published, enabled, inbound custom-domain mailbox with IMAP or POP3."""
+
+
+def pollable(address: PublishedAddress | None) -> bool:
+    return (address is not None and address.can_receive and not address.is_platform
+            and address.incoming_protocol in ("imap", "pop3") and bool(address.incoming_host))
+
+
+def mailbox_state(address_id: int, folder: str) -> MailboxState:
+    state = db.session.scalar(select(MailboxState).where(MailboxState.address_id == address_id,
+                                                         MailboxState.folder == folder))
+    if state is None:
+        state = MailboxState(address_id=address_id, folder=folder, error_count=0)
+        db.session.add(state)
+        db.session.flush()
+    return state
+
+
+def backfill_start(address_id: int, now: datetime) -> datetime:
+    """Where a first connection starts: publish time (`MAILBOX_BACKFILL=publish`) or N days back."""
+    setting = str(current_app.config.get("MAILBOX_BACKFILL", "publish")).strip().lower()
+    if setting.isdigit():
+        return now - timedelta(days=int(setting))
+    published_at = db.session.scalar(select(EmailAddress.published_at).where(EmailAddress.id == address_id))
+    return published_at or now
+
+
+def poll_address(address_id: int) -> PollResult:
+    """Poll one mailbox now (synchronously). Never raises for mailbox or network errors: see `error`.
+
+    Raises `NotPollable` when the address is not a live IMAP/POP3 inbound address.
+    """
+    from redis.exceptions import LockError, RedisError
+
+    from app.queues import redis_connection
+
+    address = published_address(address_id)
+    if not pollable(address):
+        raise NotPollable(f"address {address_id} is not a published, enabled IMAP/POP3 inbound address")
+    result = PollResult(address=address.address, protocol=address.incoming_protocol)
+    lock = redis_connection().lock(poll_lock_name(address_id), timeout=current_app.config["POLL_LOCK_SECONDS"])
+    if not lock.acquire(blocking=False):
+        result.locked = True
+        return result
+    folder = FOLDER if address.incoming_protocol == "imap" else POP3_FOLDER
+    now = datetime.now(timezone.utc)
+    try:
+        state = mailbox_state(address_id, folder)
+        state.last_poll_at = now
+        db.session.commit()
+
+        def keepalive() -> None:
+            """Renew the lock before each batch; stop when it was lost (another poller has the mailbox)."""
+            try:
+                lock.reacquire()
+            except LockError:
+                raise PollLockLost(f"the poll lock of {address.address} expired and was taken over") from None
+
+        if address.incoming_protocol == "imap":
+            from app.mail.imap import poll_imap
+
+            poll_imap(address, state, result, keepalive)
+        else:
+            from app.mail.pop3 import poll_pop3
+
+            poll_pop3(address, state, result, keepalive)
+        done = datetime.now(timezone.utc)
+        state.last_success_at = done
+        state.last_error = None
+        state.error_count = 0
+        state.next_poll_at = done + timedelta(seconds=current_app.config["POLL_INTERVAL"])
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001 - recorded on the mailbox; the next poll retries
+        db.session.rollback()
+        result.error = describe_error(exc)
+        log.warning("poll of %s failed: %s", address.address, result.error)
+        state = mailbox_state(address_id, folder)
+        state.error_count = (state.error_count or 0) + 1
+        state.last_error = result.error
+        backoff = min(current_app.config["POLL_INTERVAL"] * 2 ** state.error_count,
+                      current_app.config["POLL_MAX_BACKOFF"])
+        state.next_poll_at = datetime.now(timezone.utc) + timedelta(seconds=backoff)
+        db.session.commit()
+    finally:
+        try:
+            lock.release()
+        except (RedisError, Exception):  # noqa: BLE001 - expired already
+            pass
+    return result
+
+
+def poll_lock_name(address_id: int) -> str:
+    return f"pigeonhole:poll-lock:{address_id}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line, secret-free description for admins (servers' own words are kept)."""
+    text = str(exc)
+    if isinstance(exc.args[0] if exc.args else None, bytes):
+        text = exc.args[0].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    return f"{exc.__class__.__name__}: {text}"[:500] if text else exc.__class__.__name__
+
+
+# --- cron tasks ---------------------------------------------------------------------------------
+
+def schedule_due_polls(now: datetime | None = None) -> list[int]:
+    """Enqueue a poll for each due mailbox; returns the address ids enqueued."""
+    now = now or datetime.now(timezone.utc)
+    enqueued = []
+    for address in published_addresses("custom"):
+        if not pollable(address):
+            continue
+        folder = FOLDER if address.incoming_protocol == "imap" else POP3_FOLDER
+        due = db.session.scalar(select(MailboxState.next_poll_at).where(
+            MailboxState.address_id == address.id, MailboxState.folder == folder))
+        if due is not None and due > now:
+            continue
+        if enqueue_once("poll", "jobs.poll.poll_mailbox", address.id, job_id=f"poll-mailbox-{address.id}",
+                        lock_name=poll_lock_name(address.id)):
+            enqueued.append(address.id)
+    return enqueued
+
+
+def requeue_stale_pending() -> list[int]:
+    """Re-enqueue ingest for arrivals still pending after `INGEST_RETRY_SECONDS`."""
+    from app.mail.ingest import stale_pending_ids
+
+    enqueued = []
+    for raw_id in stale_pending_ids(current_app.config["INGEST_RETRY_SECONDS"]):
+        if enqueue_once("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}"):
+            enqueued.append(raw_id)
+    return enqueued
+
+
+def enqueue_once(queue: str, func: str, *args, job_id: str, lock_name: str | None = None) -> bool:
+    """Enqueue unless a live job of that id exists; True when enqueued.
+
+    A finished, failed, stopped or canceled job of that id is deleted first
+    (RQ keeps them around, which would block the id). A job marked started whose
+    worker died is recognised by its lock being free (`lock_name`) and replaced.
+    """
+    from rq.job import Job, JobStatus
+    from rq.serializers import JSONSerializer
+
+    from app.queues import enqueue, redis_connection
+
+    connection = redis_connection()
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except Exception:  # noqa: BLE001 - NoSuchJobError or an unreadable job hash
+        job = None
+    if job is not None:
+        status = job.get_status(refresh=False)
+        dead = status == JobStatus.STARTED and lock_name is not None and not connection.exists(lock_name)
+        if status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED) or dead \
+                or status is None:
+            job.delete()
+        else:
+            return False
+    return enqueue(queue, func, *args, job_id=job_id, result_ttl=0, failure_ttl=24 * 3600) is not None

@@ -1,0 +1,97 @@
+"""Which conversation an incoming message belongs to.
+
+`find_conversation()` applies DESIGN.md's rules in order, always within the
+receiving address (one channel's mail never threads into another's):
+
+1. **Our own mail**: an In-Reply-To/References id that is the Message-ID of a
+   message we sent, or a conversation token found in such an id
+   (`<ph.{token}.{random}@domain>`, see `app.mail.tokens`), even when our Message
+   row is gone or the client kept only part of the chain.
+2. **The customer's chain**: an In-Reply-To/References id of a message we
+   received before.
+3. **Subject**: only for the same customer (the contact), a conversation whose
+   normalised subject ("Re: AW: [2] Fwd: Order 17" -> "order 17") is the same and
+   whose last message is inside the window (`THREAD_WINDOW_DAYS`). Two customers
+   are never merged on subject alone.
+
+With "Channel-Based Sessions" each To address gets its own conversations: rules
+2 and 3 only look at conversations of the same session key (the To address);
+rule 1 (our own ids) stays authoritative. The caller chooses the contact: with
+"Use Reply-To for User Identity" it is the Reply-To address, not From.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.mail.tokens import tokens_in
+from app.models.inbox import Conversation, Message
+
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw(?:ort)?|r[ée]f|rif|r|tr|odp|pd|ynt|ilt|v[áa]|enc|res|rv|doorst|fs|vl|"
+    r"ats|svar|vb|ang|απ|σχετ|回复|回覆|答复|转发|轉寄|转寄)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+
+
+def normalize_subject(subject: str | None) -> str:
+    """The subject without reply/forward prefixes in the usual languages, case-folded, spaces collapsed."""
+    s = subject or ""
+    previous = None
+    while previous != s:
+        previous = s
+        s = _PREFIX.sub("", s)
+    return re.sub(r"\s+", " ", s).strip().casefold()
+
+
+def find_conversation(address_id: int, *, in_reply_to: str | None, references: list[str], subject: str,
+                      contact_id: int | None, session_key: str | None, now: datetime,
+                      window_days: int) -> tuple[Conversation | None, str]:
+    """The conversation to add the message to and the rule that found it ("" when none)."""
+    ids = [i for i in ([in_reply_to] if in_reply_to else []) + list(reversed(references or [])) if i]
+    ids = list(dict.fromkeys(ids))[:100]
+
+    if ids:
+        # 1. Our own outgoing Message-IDs.
+        row = db.session.execute(
+            select(Conversation).join(Message, Message.conversation_id == Conversation.id)
+            .where(Message.message_id.in_(ids), Message.direction == "out", Conversation.address_id == address_id)
+            .order_by(Message.created_at.desc()).limit(1)
+        ).scalar_one_or_none()
+        if row is not None:
+            return row, "our message id"
+    tokens = tokens_in(in_reply_to, " ".join(references or []))
+    if tokens:
+        row = db.session.scalars(
+            select(Conversation).where(Conversation.token.in_(tokens), Conversation.address_id == address_id)
+        ).first()
+        if row is not None:
+            return row, "conversation token"
+
+    if ids:
+        # 2. A message we received before.
+        query = (select(Conversation).join(Message, Message.conversation_id == Conversation.id)
+                 .where(Message.message_id.in_(ids), Conversation.address_id == address_id))
+        if session_key is not None:
+            query = query.where(Conversation.session_key == session_key)
+        row = db.session.scalars(query.order_by(Message.created_at.desc()).limit(1)).first()
+        if row is not None:
+            return row, "references"
+
+    # 3. Same customer, same normalised subject, inside the window.
+    key = normalize_subject(subject)
+    if contact_id is None or not key:
+        return None, ""
+    query = select(Conversation).where(
+        Conversation.address_id == address_id, Conversation.contact_id == contact_id,
+        Conversation.last_message_at >= now - timedelta(days=window_days),
+    )
+    if session_key is not None:
+        query = query.where(Conversation.session_key == session_key)
+    for conversation in db.session.scalars(query.order_by(Conversation.last_message_at.desc()).limit(200)):
+        if normalize_subject(conversation.subject) == key:
+            return conversation, "subject"
+    return None, ""

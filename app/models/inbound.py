@@ -1,0 +1,54 @@
+"""Inbound mail bookkeeping: every raw message that arrived, and what became of it.
+
+An `InboundRaw` row is written for each arrival of a message for one address
+(SMTP ingress, IMAP, POP3 or `flask mail ingest`). Its raw bytes are already in the
+blob store (`raw_sha256`) when the row is written, so the row is the durable
+promise "this message will be ingested". Ingress writes it as `pending` before it
+answers 250; the ingest service moves it to its final status in the same
+transaction that writes the conversation rows. Polled mail is ingested inline, so
+its rows are written with their final status directly.
+
+Admins see rows with `stored_with_error` (and stale `pending` ones) on the Ops
+page, with the raw message to download.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models._types import UTCDateTime, utcnow
+
+
+class InboundStatus(str, enum.Enum):
+    PENDING = "pending"                      # stored raw, not ingested yet
+    CREATED = "created"                      # opened a new conversation
+    THREADED = "threaded"                    # added to an existing conversation
+    DUPLICATE = "duplicate"                  # seen before for this address (or our own mail echoed back)
+    BOUNCE = "bounce"                        # a delivery report: marked our outgoing message, no conversation opened
+    STORED_WITH_ERROR = "stored_with_error"  # could not be understood; raw kept, admins see it
+
+
+class InboundRaw(db.Model):
+    __tablename__ = "inbound_raws"
+    __table_args__ = (Index("ix_inbound_raws_status_received", "status", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("email_addresses.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(10))  # smtp / imap / pop3 / cli
+    source_ref: Mapped[str | None] = mapped_column(String(300))  # "INBOX;v=7;uid=42", a POP3 UIDL, a file name
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(default=0)
+    envelope_from: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default=InboundStatus.PENDING.value)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    message_row_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    address = relationship("EmailAddress")
+    message = relationship("Message")

@@ -1,0 +1,343 @@
+"""Inbound benchmark: IMAP poll-to-conversation and SMTP ingress against bare baselines.
+
+    .venv/bin/python bench/ingest.py [-n 5000] [--smtp 1000] [--big-mb 25]
+
+Starts its own Redis, Dovecot and SQLite database in a temporary folder (nothing
+else is touched), loads N generated messages (text + HTML alternatives, every
+fifth with an attachment, 2-70 KB) into a Dovecot mailbox and prints, in one run:
+
+* raw baseline: imapclient fetch (batches of 500, BODY.PEEK[]) + stdlib parse
+  (`policy.default`) + body and attachment extraction, nothing stored;
+* Pigeonhole: `poll_address()` from the same mailbox to stored conversations
+  (raw blobs fsynced, rows committed), and the ratio to the baseline (goal >= 0.7);
+* peak memory of the poll for N/5 and N messages (goal: flat in N);
+* one 25 MB message through the ingest service: peak memory over its size (goal < 4x);
+* SMTP: accept rate of our ingress against a bare aiosmtpd sink that only writes
+  (and fsyncs) files, several client connections at once (goal >= 0.8).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import smtplib
+import sys
+import tempfile
+import threading
+import time
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORDS = ("order invoice delivery package refund account password shipping thanks hello please regards "
+         "customer support question problem urgent update address payment card subscription").split()
+
+
+def generate(n: int, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        msg = EmailMessage()
+        msg["From"] = f"Customer {i % 400} <customer{i % 400}@example.com>"
+        msg["To"] = "support@acme.test"
+        msg["Subject"] = f"{'Re: ' if i % 3 == 0 else ''}{' '.join(rng.choices(WORDS, k=4))} #{i % 700}"
+        msg["Date"] = format_datetime(__import__("datetime").datetime.now(__import__("datetime").timezone.utc))
+        msg["Message-ID"] = make_msgid(f"b{i}", domain="example.com")
+        target = rng.randint(2_000, 70_000)
+        paragraphs = []
+        size = 0
+        while size < target * (0.45 if i % 5 == 0 else 0.55):
+            p = " ".join(rng.choices(WORDS, k=rng.randint(20, 60))).capitalize() + "."
+            paragraphs.append(p)
+            size += len(p) * 2
+        text = "Hello,\n\n" + "\n\n".join(paragraphs) + "\n\nOn Mon, Support wrote:\n> earlier message\n> quoted\n"
+        msg.set_content(text)
+        msg.add_alternative("<html><body>" + "".join(f"<p>{p}</p>" for p in paragraphs) +
+                            "<blockquote>earlier message</blockquote></body></html>", subtype="html")
+        if i % 5 == 0:
+            blob = rng.randbytes(max(1_000, target // 3))
+            msg.add_attachment(blob, maintype="application", subtype="pdf", filename=f"scan-{i}.pdf")
+        out.append(msg.as_bytes(policy=policy.SMTP))
+    return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- environment ----------------------------------------------------------------------------------
+
+class Env:
+    def __init__(self, work: Path) -> None:
+        from tests.servers import DovecotServer, RedisServer
+
+        self.work = work
+        self.redis = RedisServer(work / "redis")
+        self.dovecot = DovecotServer()
+        self.config = {
+            "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{work / 'bench.db'}",
+            "REDIS_URL": self.redis.url, "BLOB_DIR": str(work / "blobs"), "MAIL_TLS_CA_FILE": str(self.dovecot.cert),
+            "MAILBOX_BACKFILL": "7", "PLATFORM_MAIL_DOMAIN": "mail.pigeonhole.test",
+        }
+
+    def app(self):
+        from app import create_app
+
+        return create_app(dict(self.config))
+
+    def stop(self) -> None:
+        self.dovecot.stop()
+        self.redis.stop()
+
+
+def make_address(email: str, kind: str, **fields) -> int:
+    """A published address (the tests' helper: the one way configuration goes live)."""
+    from tests.mail.conftest import make_address as make
+
+    return make(email, kind, **fields).id
+
+
+def load_mailbox(env: Env, user: str, raws: list[bytes]) -> None:
+    from imapclient import IMAPClient
+
+    env.dovecot.add_user(user, "pw")
+    time.sleep(1.1)  # Dovecot re-reads its passwd-file by mtime (seconds)
+    with IMAPClient("127.0.0.1", port=env.dovecot.imap_port, ssl=False, timeout=300) as imap:
+        imap.login(user, "pw")
+        for start in range(0, len(raws), 500):
+            imap.multiappend("INBOX", raws[start:start + 500])
+
+
+# --- IMAP: baseline and Pigeonhole --------------------------------------------------------------
+
+def baseline(env: Env, user: str) -> tuple[int, float]:
+    from imapclient import IMAPClient
+
+    parser = BytesParser(policy=policy.default)
+    start = time.perf_counter()
+    n = 0
+    with IMAPClient("127.0.0.1", port=env.dovecot.imap_port, ssl=False, timeout=300) as imap:
+        imap.login(user, "pw")
+        imap.select_folder("INBOX", readonly=True)
+        uids = imap.search(["ALL"])
+        for i in range(0, len(uids), 500):
+            for data in imap.fetch(uids[i:i + 500], ["BODY.PEEK[]"]).values():
+                msg = parser.parsebytes(data[b"BODY[]"])
+                _ = (msg["From"], msg["To"], msg["Subject"], msg["Message-ID"], msg["Date"])
+                for kind in ("plain", "html"):
+                    body = msg.get_body(preferencelist=(kind,))
+                    if body is not None:
+                        body.get_content()
+                for att in msg.iter_attachments():
+                    att.get_filename()
+                    att.get_content()
+                n += 1
+    return n, time.perf_counter() - start
+
+
+def _poll_child(env_config: dict, address_id: int, pipe) -> None:
+    from app import create_app
+
+    app = create_app(env_config)
+    with app.app_context():
+        from app.mail.poll import poll_address
+
+        start = time.perf_counter()
+        result = poll_address(address_id)
+        elapsed = time.perf_counter() - start
+    pipe.send((result.fetched, result.error, elapsed, peak_rss_mb()))
+
+
+def pigeonhole_poll(env: Env, address_id: int) -> tuple[int, str | None, float, float]:
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.get_context("fork").Process(target=_poll_child, args=(env.config, address_id, child))
+    proc.start()
+    out = parent.recv()
+    proc.join()
+    return out
+
+
+def _big_child(env_config: dict, address_id: int, mb: int, pipe) -> None:
+    from app import create_app
+
+    msg = EmailMessage()
+    msg["From"] = "big@example.com"
+    msg["To"] = "support@mail.pigeonhole.test"
+    msg["Subject"] = "A big attachment"
+    msg["Message-ID"] = make_msgid("big", domain="example.com")
+    msg.set_content("See the attachment.\n")
+    payload = os.urandom(int(mb * 1024 * 1024 * 0.74))  # base64 grows it to about `mb`
+    msg.add_attachment(payload, maintype="application", subtype="zip", filename="big.zip")
+    raw = msg.as_bytes(policy=policy.SMTP)
+    del msg, payload
+    app = create_app(env_config)
+    with app.app_context():
+        from app.blobs import blob_store
+        from app.mail.ingest import RawItem, ingest
+
+        sha = blob_store().put(raw)
+        size = len(raw)
+        item = RawItem(sha, size, "cli", "big")
+        del raw
+        import gc
+
+        gc.collect()
+        before = _rss_now_mb()
+        resource_before = peak_rss_mb()
+        start = time.perf_counter()
+        result = ingest(address_id, [item])[0]
+        elapsed = time.perf_counter() - start
+        after_peak = peak_rss_mb()
+    pipe.send((size, result.status, elapsed, before, max(after_peak, resource_before) - before))
+
+
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def big_message(env: Env, address_id: int, mb: int):
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.get_context("fork").Process(target=_big_child, args=(env.config, address_id, mb, child))
+    proc.start()
+    out = parent.recv()
+    proc.join()
+    return out
+
+
+# --- SMTP ----------------------------------------------------------------------------------------
+
+def send_many(port: int, raws: list[bytes], rcpt: str, connections: int = 4) -> float:
+    chunks = [raws[i::connections] for i in range(connections)]
+    errors = []
+
+    def client(chunk):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+                for raw in chunk:
+                    smtp.sendmail("sender@example.com", [rcpt], raw)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def bare_sink(directory: Path, port: int):
+    from aiosmtpd.controller import Controller
+
+    directory.mkdir(parents=True, exist_ok=True)
+    counter = iter(range(10 ** 9))
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            path = directory / f"{next(counter)}.eml"
+            with open(path, "wb") as fh:
+                fh.write(envelope.original_content)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, decode_data=False)
+    controller.start()
+    return controller
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=5000, help="messages in the mailbox (default 5000)")
+    ap.add_argument("--smtp", type=int, default=1000, help="messages sent to each SMTP server (default 1000)")
+    ap.add_argument("--big-mb", type=int, default=25, help="size of the big message in MB (default 25)")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="pigeonhole-bench-"))
+    os.chmod(work, 0o755)
+    env = Env(work)
+    try:
+        app = env.app()
+        with app.app_context():
+            from app.extensions import db
+
+            db.create_all()
+            small_user, big_user = "small@acme.test", "big@acme.test"
+            ids = {}
+            for user in (small_user, big_user):
+                ids[user] = make_address(user, "custom", usage="inbound", username=user, password="pw",
+                                         incoming_protocol="imap", incoming_host="127.0.0.1",
+                                         incoming_port=env.dovecot.ports["imaps"], incoming_security="ssl")
+            platform_id = make_address("support@mail.pigeonhole.test", "platform")
+
+        print(f"generating {args.n} messages ...", flush=True)
+        raws = generate(args.n)
+        sizes = sorted(len(r) for r in raws)
+        print(f"  sizes {sizes[0] // 1024}-{sizes[-1] // 1024} KB, median {sizes[len(sizes) // 2] // 1024} KB, "
+              f"total {sum(sizes) / 1e6:.1f} MB")
+        load_mailbox(env, small_user, raws[: args.n // 5])
+        load_mailbox(env, big_user, raws)
+
+        n, seconds = baseline(env, big_user)
+        base_rate = n / seconds
+        print(f"raw baseline (imapclient fetch + policy.default parse + extract): {n} msgs in {seconds:.1f} s = "
+              f"{base_rate:.0f} msg/s")
+
+        fetched_s, err_s, secs_s, rss_s = pigeonhole_poll(env, ids[small_user])
+        fetched, err, secs, rss = pigeonhole_poll(env, ids[big_user])
+        if err or err_s:
+            print("poll error:", err or err_s)
+        rate = fetched / secs
+        print(f"Pigeonhole poll -> stored conversations: {fetched} msgs in {secs:.1f} s = {rate:.0f} msg/s")
+        print(f"  ratio to baseline: {rate / base_rate:.2f} (goal >= 0.7)")
+        print(f"  peak memory: {rss_s:.0f} MB for {fetched_s} msgs, {rss:.0f} MB for {fetched} msgs "
+              f"(ratio {rss / rss_s:.2f}; flat is ~1)")
+
+        size, status, big_secs, base_mb, delta_mb = big_message(env, platform_id, args.big_mb)
+        print(f"big message: {size / 1e6:.1f} MB ingested ({status}) in {big_secs:.1f} s, peak memory "
+              f"+{delta_mb:.0f} MB = {delta_mb * 1024 * 1024 / size:.1f}x its size (goal < 4x)")
+
+        from tests.servers import free_port
+
+        smtp_raws = [r.replace(b"support@acme.test", b"support@mail.pigeonhole.test") for r in raws[: args.smtp]]
+        sink_port = free_port()
+        sink = bare_sink(work / "sink", sink_port)
+        try:
+            sink_secs = send_many(sink_port, smtp_raws, "support@mail.pigeonhole.test")
+        finally:
+            sink.stop()
+        from app.mail.ingress import make_controller
+
+        app = env.app()
+        port = free_port()
+        ingress = make_controller(app, "127.0.0.1", port)
+        ingress.start()
+        try:
+            ours_secs = send_many(port, smtp_raws, "support@mail.pigeonhole.test")
+        finally:
+            ingress.stop()
+        sink_rate, ours_rate = len(smtp_raws) / sink_secs, len(smtp_raws) / ours_secs
+        print(f"SMTP bare aiosmtpd sink (write + fsync a file): {sink_rate:.0f} msg/s")
+        print(f"SMTP Pigeonhole ingress (fsynced blob + pending row + enqueue before 250): {ours_rate:.0f} msg/s")
+        print(f"  ratio to the bare sink: {ours_rate / sink_rate:.2f} (goal >= 0.8)")
+    finally:
+        env.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Ingest jobs: turn a raw message the ingress stored (pending) into conversation rows."""
+from __future__ import annotations
+
+from jobs import app_context
+
+
+def ingest_raw(raw_id: int) -> dict | None:
+    """Ingest one pending InboundRaw row; a no-op when it was ingested already."""
+    from app.mail.ingest import ingest_pending
+
+    with app_context():
+        result = ingest_pending(raw_id)
+        return None if result is None else {"status": result.status, "conversation_id": result.conversation_id}

@@ -1,0 +1,235 @@
+"""Real-world mail from other projects' test suites (read in place from PIGEONHOLE_CORPORA).
+
+Skipped, with the reason, where a corpus is absent. Nothing here is copied into the repository.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import pytest
+
+from app.mail.html import sanitize_html
+from app.mail.parse import parse_message
+from tests.subprocess_env import ROOT
+
+CORPORA = Path(os.environ.get("PIGEONHOLE_CORPORA") or ROOT.parent / "shared" / "corpora")
+NOT_MAIL = {".json", ".xml", ".list", ".md", ".png", ".au", ".gif", ".jpg", ".tnef", ".html", ".out", ".mjs"}
+#: Per message: parse time and memory bounds (the largest corpus files are a few MB of pathologies).
+MAX_SECONDS = 10.0
+MAX_RSS_GROWTH_MB = 400
+
+
+def corpus(name: str) -> Path:
+    path = CORPORA / name
+    if not path.is_dir():
+        pytest.skip(f"corpus {name!r} not found under {CORPORA} (set PIGEONHOLE_CORPORA)")
+    return path
+
+
+def mail_files(root: Path) -> list[Path]:
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.name.startswith(("LICENSE", "COPYING", ".")) and path.suffix not in NOT_MAIL \
+                and "html-xss" not in path.parts and "_decoded_" not in path.name:
+            files.append(path)
+    return files
+
+
+def test_every_corpus_message_parses_without_exception_in_bounded_time_and_memory():
+    root = corpus(".")
+    files = mail_files(root)
+    assert len(files) > 1000, f"expected the shared corpora under {root}, found {len(files)} files"
+    slow, failures = [], []
+    start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for path in files:
+        raw = path.read_bytes()
+        started = time.perf_counter()
+        try:
+            parsed = parse_message(raw)
+        except Exception as exc:  # noqa: BLE001 - the very thing under test
+            failures.append(f"{path}: {exc!r}")
+            continue
+        elapsed = time.perf_counter() - started
+        if elapsed > MAX_SECONDS:
+            slow.append(f"{path}: {elapsed:.1f} s")
+        assert isinstance(parsed.text, str) and isinstance(parsed.visible_text, str)
+        assert all(isinstance(a.data, bytes) and a.size == len(a.data) for a in parsed.attachments)
+    growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start_rss
+    assert not failures, failures[:10]
+    assert not slow, slow
+    assert growth < MAX_RSS_GROWTH_MB, f"peak memory grew by {growth:.0f} MB"
+
+
+def test_every_corpus_message_ingests(app, db):
+    """Through the whole ingest service (dedupe, threading, rows), not just the parser."""
+    from app.blobs import blob_store
+    from app.mail.ingest import RawItem, ingest
+    from tests.mail.conftest import make_address
+
+    root = corpus(".")
+    address = make_address("corpus@mail.pigeonhole.test")
+    store = blob_store()
+    statuses: dict[str, int] = {}
+    files = mail_files(root)
+    for start in range(0, len(files), 200):
+        items = []
+        for path in files[start:start + 200]:
+            raw = path.read_bytes()
+            items.append(RawItem(store.put(raw), len(raw), "cli", str(path)[-300:], raw=raw))
+        for result in ingest(address.id, items):
+            statuses[result.status] = statuses.get(result.status, 0) + 1
+    assert sum(statuses.values()) == len(files)
+    assert "pending" not in statuses
+    # Test suites reuse Message-IDs across fixture files: those are duplicates by design.
+    assert statuses.get("created", 0) + statuses.get("threaded", 0) > 300, statuses
+    assert statuses.get("bounce", 0) > 500, statuses  # sisimai's bounces open no conversation
+    unexpected = [e for e in db.session.execute(__import__("sqlalchemy").text(
+        "SELECT error FROM inbound_raws WHERE status = 'stored_with_error'")).scalars()
+        if e and not e.startswith(("no sender address", "the body could not"))]
+    assert not unexpected, unexpected[:5]
+
+
+def _stalwart_expected(path: Path) -> tuple[str | None, str | None, list[str]]:
+    data = json.loads(path.read_text())
+    root = data["parts"][0]
+
+    def header(part, name):
+        return next((h["value"] for h in part["headers"] if h["name"] == name), None)
+
+    subject = header(root, "subject")
+    subject = subject.get("Text") if isinstance(subject, dict) else None
+    sender = header(root, "from")
+    address = None
+    if isinstance(sender, dict) and "Address" in sender:
+        listed = sender["Address"].get("List") or [a for g in sender["Address"].get("Group") or []
+                                                   for a in g.get("addresses") or []]
+        address = listed[0].get("address") if listed else None
+
+    def name(part):
+        for h in part["headers"]:
+            if h["name"] in ("content_disposition", "content_type") and isinstance(h["value"], dict):
+                for attr in (h["value"].get("ContentType") or {}).get("attributes") or []:
+                    if attr["name"] in ("filename", "name"):
+                        return attr["value"]
+        return None
+
+    names = [name(data["parts"][i]) for i in data["attachments"]]
+    return subject, address, sorted(Path(n.replace("\\", "/")).name for n in names if n)
+
+
+def test_stalwart_expected_parses_agree_on_subject_from_and_attachment_names():
+    root = corpus("stalwart/eml")
+    cases = [p for p in sorted(root.rglob("*.eml")) if p.with_suffix(".json").exists()]
+    assert len(cases) >= 50
+    agree, disagreements = 0, []
+    for eml in cases:
+        subject, sender, names = _stalwart_expected(eml.with_suffix(".json"))
+        parsed = parse_message(eml.read_bytes())
+        ours = sorted(a.filename for a in parsed.attachments if a.named)
+        checks = ((subject or "") == parsed.subject, (sender or "").lower() == parsed.from_addr.lower(),
+                  names == ours or ["winmail.dat"] == names)
+        if all(checks):
+            agree += 1
+        else:
+            disagreements.append((eml.name, checks))
+    assert agree / len(cases) >= 0.95, disagreements
+
+
+def test_sisimai_bounces_are_classified_with_the_failed_recipient():
+    root = corpus("sisimai")
+    expected = json.loads((root / "expected.json").read_text())["expected"]
+    bounces, classified, vacations, misses = 0, 0, [], []
+    for name, entries in expected.items():
+        path = root / "maildir" / "bsd" / name
+        if not path.exists():
+            continue
+        reason = entries[0]["reason"]
+        parsed = parse_message(path.read_bytes())
+        if reason == "vacation":
+            vacations.append(parsed.auto_reply or parsed.bounce is not None)
+            continue
+        if reason in ("feedback", "delivered"):
+            continue  # complaints and success notices are reports, not failures (see the next test)
+        bounces += 1
+        if parsed.bounce is not None and parsed.bounce.kind in ("failed", "delayed") and parsed.bounce.recipients \
+                and all("@" in r for r in parsed.bounce.recipients):
+            classified += 1
+        else:
+            misses.append(name)
+        assert parsed.no_auto_reply or parsed.bounce is None, name
+    assert bounces > 500
+    assert classified / bounces >= 0.95, f"{classified}/{bounces}; missed {misses}"
+    assert all(vacations) and vacations
+
+
+def test_sisimai_feedback_reports_and_non_bounces():
+    root = corpus("sisimai")
+    expected = json.loads((root / "expected.json").read_text())["expected"]
+    feedback = [n for n, e in expected.items() if e[0]["reason"] == "feedback" and (root / "maildir/bsd" / n).exists()]
+    kinds = [getattr(parse_message((root / "maildir/bsd" / n).read_bytes()).bounce, "kind", None) for n in feedback]
+    assert kinds.count("feedback") / len(kinds) >= 0.7, kinds
+    for name in ("is-not-bounce-01.eml", "is-not-bounce-02.eml"):
+        assert parse_message((root / "maildir" / "not" / name).read_bytes()).bounce is None, name
+
+
+_URL_ATTRIBUTES = {"href", "src", "action", "formaction", "background", "poster", "xlink:href", "data", "srcset"}
+_FORBIDDEN_TAGS = {"script", "iframe", "object", "embed", "form", "frame", "frameset", "base", "meta", "link",
+                   "svg", "math", "style", "template"}
+
+
+def dangers(html: str) -> list[str]:
+    """Scripts, event handlers, javascript:/vbscript: URLs (as a browser's URL parser reads them)."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Scan(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag in _FORBIDDEN_TAGS:
+                found.append(f"<{tag}>")
+            for name, value in attrs:
+                if name.startswith("on"):
+                    found.append(f"{tag}[{name}]")
+                if name in _URL_ATTRIBUTES and value:
+                    # WHATWG URL parsing: strip leading C0 controls and spaces, drop tabs and newlines.
+                    url = value.lstrip("".join(chr(c) for c in range(0x21))).translate({9: None, 10: None, 13: None})
+                    if url.lower().startswith(("javascript:", "vbscript:")):
+                        found.append(f"{tag}[{name}]={value!r}")
+
+    Scan(convert_charrefs=True).feed(html)
+    return found
+
+
+def test_no_dompurify_vector_survives_with_script_handler_or_javascript_url():
+    root = corpus("html-xss/dompurify")
+    vectors = json.loads((root / "vectors.json").read_text())["vectors"]
+    payloads = [v.get("payload") if isinstance(v, dict) else v for v in vectors]
+    payloads = [p for p in payloads if isinstance(p, str)]
+    assert len(payloads) > 200
+    assert dangers('<a href=" javascript:x()" onclick="y()">a</a><script>z()</script>')  # the check itself works
+    bad = []
+    for payload in payloads:
+        for wrapped in (payload, f"<html><body>{payload}</body></html>"):
+            problems = dangers(sanitize_html(wrapped))
+            if problems:
+                bad.append((payload, problems))
+    assert not bad, bad[:3]
+
+
+def test_reply_corpora_visible_text_drops_the_quoted_history():
+    from app.mail.parse import visible_reply
+
+    root = corpus("reply-github/emails")
+    expectations = {  # our own expectations for these bodies
+        "email_1_2.txt": ("Hi,", "On Tue, Sep 25, 2012"),
+        "email_1_3.txt": ("Having the function would be great.", "Oct 23, 2012"),
+        "email_2_1.txt": ("Outlook with a reply", "Original Message"),
+        "greedy_on.txt": ("telnet 127.0.0.1 52698", "On Sat, Nov 10, 2012"),
+    }
+    for name, (kept, dropped) in expectations.items():
+        visible = visible_reply((root / name).read_text(errors="replace"))
+        assert kept in visible and dropped not in visible, (name, visible)

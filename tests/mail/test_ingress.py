@@ -1,0 +1,187 @@
+"""SMTP ingress with a real SMTP client: accept, refuse, oversize, many recipients, restarts."""
+from __future__ import annotations
+
+import signal
+import smtplib
+import ssl
+import subprocess
+import time
+from contextlib import contextmanager
+
+import pytest
+import redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+import jobs
+from app.blobs import blob_store
+from app.mail.ingress import make_controller
+from app.mail.poll import requeue_stale_pending
+from app.models.inbound import InboundRaw
+from app.models.inbox import Conversation, Message
+from app.queues import get_queue, redis_connection
+from tests.mail.conftest import make_address, message
+from tests.servers import free_port, make_certificate, wait_for_port
+from tests.subprocess_env import ROOT, flask_cmd, flask_env
+
+DEMO = "support@mail.pigeonhole.test"
+
+
+@contextmanager
+def running(app):
+    controller = make_controller(app, "127.0.0.1", free_port())
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def ingress(app, db):
+    make_address(DEMO)
+    with running(app) as controller:
+        yield controller
+
+
+def work_ingest_queue(app):
+    jobs.use_app(app)
+    SimpleWorker([get_queue("ingest")], connection=redis_connection(), serializer=JSONSerializer).work(burst=True)
+
+
+def count(db, model):
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_accepted_mail_is_stored_pending_before_250_then_ingested(app, db, ingress):
+    raw = message(subject="Hello via SMTP")
+    with smtplib.SMTP(ingress.hostname, ingress.port, timeout=10) as smtp:
+        code, reply = smtp.ehlo()
+        assert b"SIZE" in reply
+        assert smtp.sendmail("carla@example.com", [DEMO], raw) == {}
+    row = db.session.scalars(select(InboundRaw)).one()
+    assert row.status == "pending" and row.source == "smtp" and row.envelope_from == "carla@example.com"
+    stored = blob_store().get(row.raw_sha256)
+    assert stored.startswith(b"Received: from ") and stored.endswith(raw)
+    assert get_queue("ingest").job_ids == [f"ingest-raw-{row.id}"]
+    work_ingest_queue(app)
+    db.session.refresh(row)
+    assert row.status == "created"
+    assert db.session.scalars(select(Conversation)).one().subject == "Hello via SMTP"
+
+
+@pytest.mark.parametrize("recipient", [
+    "nobody@mail.pigeonhole.test",        # no such address
+    "support@acme.test",                  # not the platform domain
+    "draft@mail.pigeonhole.test",         # never published
+    "sendonly@mail.pigeonhole.test",      # outbound only
+    "off@mail.pigeonhole.test",           # published disabled
+])
+def test_unknown_recipients_are_refused_at_rcpt_with_550_5_1_1(app, db, ingress, recipient):
+    make_address("draft@mail.pigeonhole.test", publish=False)
+    make_address("sendonly@mail.pigeonhole.test", usage="outbound")
+    make_address("off@mail.pigeonhole.test", enabled=False)
+    with smtplib.SMTP(ingress.hostname, ingress.port, timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.mail("carla@example.com")
+        code, reply = smtp.rcpt(recipient)
+        assert code == 550 and reply.startswith(b"5.1.1")
+    assert count(db, InboundRaw) == 0
+
+
+def test_oversize_mail_is_refused_with_552_at_mail_from_and_in_data(app, db):
+    make_address(DEMO)
+    app.config["INBOUND_MAX_MESSAGE_SIZE"] = 50_000
+    with running(app) as small:
+        big = message(body="y" * 80_000)
+        with smtplib.SMTP(small.hostname, small.port, timeout=10) as smtp:
+            with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                smtp.sendmail("carla@example.com", [DEMO], big)  # smtplib announces SIZE=
+            assert refused.value.smtp_code == 552
+        with smtplib.SMTP(small.hostname, small.port, timeout=10) as smtp:
+            smtp.ehlo()
+            smtp.mail("carla@example.com")  # no SIZE: the server must count while receiving
+            assert smtp.rcpt(DEMO)[0] == 250
+            code, _ = smtp.data(big)
+            assert code == 552
+            assert smtp.noop()[0] == 250  # the session survives
+    assert count(db, InboundRaw) == 0
+
+
+def test_many_recipients_one_message_one_pending_row_per_address(app, db, ingress):
+    make_address("sales@mail.pigeonhole.test")
+    make_address("billing@mail.pigeonhole.test")
+    with smtplib.SMTP(ingress.hostname, ingress.port, timeout=10) as smtp:
+        refused = smtp.sendmail("carla@example.com", [DEMO, "sales@mail.pigeonhole.test", "SALES@mail.pigeonhole.test",
+                                                      "billing@mail.pigeonhole.test", "ghost@mail.pigeonhole.test"],
+                                message())
+    assert set(refused) == {"ghost@mail.pigeonhole.test"}
+    rows = list(db.session.scalars(select(InboundRaw)))
+    assert len(rows) == 3 and len({r.raw_sha256 for r in rows}) == 1
+    work_ingest_queue(app)
+    assert count(db, Conversation) == 3 and count(db, Message) == 3
+
+
+def test_too_many_recipients_get_452(app, db):
+    app.config["INGRESS_MAX_RECIPIENTS"] = 2
+    make_address(DEMO)
+    with running(app) as capped:
+        make_address("a@mail.pigeonhole.test")
+        make_address("b@mail.pigeonhole.test")
+        with smtplib.SMTP(capped.hostname, capped.port, timeout=10) as smtp:
+            smtp.ehlo()
+            smtp.mail("carla@example.com")
+            assert smtp.rcpt(DEMO)[0] == 250
+            assert smtp.rcpt("a@mail.pigeonhole.test")[0] == 250
+            assert smtp.rcpt("b@mail.pigeonhole.test")[0] == 452
+
+
+def test_starttls_is_offered_with_a_configured_certificate(app, db, tmp_path):
+    make_address(DEMO)
+    cert, key = make_certificate(tmp_path / "tls")
+    app.config.update(INGRESS_TLS_CERT=str(cert), INGRESS_TLS_KEY=str(key))
+    with running(app) as controller:
+        with smtplib.SMTP("127.0.0.1", controller.port, timeout=10) as smtp:
+            smtp.starttls(context=ssl.create_default_context(cafile=str(cert)))
+            assert smtp.sendmail("carla@example.com", [DEMO], message()) == {}
+    assert count(db, InboundRaw) == 1
+
+
+def test_ingress_killed_between_accept_and_ingest_loses_nothing(app, db, tmp_path):
+    """250 → kill -9 the ingress → Redis loses the job → restart → cron re-enqueues → exactly once."""
+    make_address(DEMO)
+    port = free_port()
+    env = flask_env(app, tmp_path)
+
+    def start():
+        proc = subprocess.Popen(flask_cmd("ingress", "--port", str(port)), env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(port, timeout=30)
+        return proc
+
+    proc = start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            assert smtp.sendmail("carla@example.com", [DEMO], message(subject="Survivor")) == {}
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        redis.Redis.from_url(app.config["REDIS_URL"]).flushdb()  # the ingest job is gone too
+        proc = start()
+        assert count(db, InboundRaw) == 1 and count(db, Message) == 0
+        app.config["INGEST_RETRY_SECONDS"] = 0
+        time.sleep(0.01)
+        assert len(requeue_stale_pending()) == 1
+        assert requeue_stale_pending() == []  # still queued: not twice
+        work_ingest_queue(app)
+        assert requeue_stale_pending() == []  # done: nothing pending
+        subjects = [m.subject for m in db.session.scalars(select(Message))]
+        assert subjects == ["Survivor"]
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:  # the restarted ingress works
+            smtp.sendmail("carla@example.com", [DEMO], message(subject="After restart"))
+        work_ingest_queue(app)
+        assert count(db, Message) == 2
+    finally:
+        proc.terminate()
+        proc.wait(10)
