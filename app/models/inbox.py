@@ -50,6 +50,7 @@ class Message(db.Model):
     __table_args__ = (
         Index("ix_messages_message_id", "message_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+        Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),  # outbound (issue 5)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,6 +75,15 @@ class Message(db.Model):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # outbound delivery (issue 5): attempts, backoff, the worker's claim (lease) and the server's last reply
+    delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    smtp_code: Mapped[int | None]
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     attachments: Mapped[list["Attachment"]] = relationship(back_populates="message")
