@@ -312,10 +312,10 @@ def send_reply(conversation_id: int, author_id: int | None, body_html: str, *, t
     if conversation is None:
         raise LookupError(f"no conversation {conversation_id}")
     if parent_id is None:
-        messages = [m for m in conversation.messages if m.direction in ("in", "out")]
-        inbound = [m for m in messages if m.direction == "in"]
-        parent = (inbound or [m for m in messages if m.message_id] or [None])[-1]
-        parent_id = parent.id if parent is not None else None
+        latest = select(Message.id).where(Message.conversation_id == conversation.id).order_by(
+            Message.created_at.desc(), Message.id.desc()).limit(1)
+        parent_id = db.session.scalar(latest.where(Message.direction == "in")) or db.session.scalar(
+            latest.where(Message.direction == "out", Message.message_id.is_not(None)))
     if to is None:
         contact = conversation.contact
         to = [str(Address(display_name=contact.name or "", addr_spec=contact.email))]
