@@ -61,7 +61,7 @@ from email.headerregistry import Address
 from email.utils import getaddresses
 
 from flask import current_app
-from sqlalchemy import and_, exists, or_, select, true, update
+from sqlalchemy import and_, case, exists, or_, select, true, update
 
 from app.blobs import BlobNotFound, blob_store
 from app.channels.services import PublishedAddress, published_address
@@ -571,35 +571,49 @@ def deliver_message(message_id: int) -> dict:
     counts = {"claimed": 1, SENT: 0, RETRYING: 0, FAILED: 0}
     cache: dict = {}
     batch_size = max(1, cfg["SEND_BATCH_SIZE"])
-    budget = time.monotonic() + _job_timeout() / 2  # leave time to finish the last batch
+    budget = time.monotonic() + _job_timeout() / 2  # start no message after this
     batch = [message_id] + _claim(_due_same_server(settings, {message_id}, batch_size - 1, cache), token)
     _drop_jobs(batch[1:])
     counts["claimed"] = len(batch)
     done: set[int] = set()
     session = SMTPSession(settings, context=_tls_context(), timeout=cfg["SMTP_TIMEOUT_SECONDS"],
                           helo_name=cfg.get("SMTP_HELO_NAME") or cfg["PLATFORM_MAIL_DOMAIN"])
+    released: list[int] = []
     with session:
         while batch:
-            session_error = _send_batch(session, batch, token, counts, cache)
+            stop, released = _send_batch(session, batch, token, counts, cache, budget)
             done.update(batch)
-            if session_error or time.monotonic() > budget:
+            if stop or time.monotonic() > budget:
                 break
             batch = _claim(_due_same_server(settings, done, batch_size, cache), token)
             _drop_jobs(batch)
             counts["claimed"] += len(batch)
+    for other in released:  # out of time: their jobs were dropped, give them new ones
+        enqueue_send(other)
     counts["connections"] = session.connections
     log.info("send job for message %s via %s: %s", message_id, settings.describe(), counts)
     return counts
 
 
-def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict, cache: dict) -> bool:
-    """Send claimed messages one by one, committing each outcome. True when the server could not be reached."""
+def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict, cache: dict,
+                budget: float) -> tuple[bool, list[int]]:
+    """Send claimed messages one by one, committing each outcome.
+
+    Returns (stop, released): stop when the server could not be reached or the time
+    budget ran out; released are the claimed messages given back untried (out of time).
+    No message is started after `budget`, so each one started has at least half the
+    job's timeout to finish before RQ would kill the job.
+    """
     rows = {r.id: r for r in db.session.execute(
         select(Message.id, Message.address_id, Message.to_addrs, Message.cc_addrs, Message.bcc_addrs,
                Message.raw_sha256, Message.delivery_attempts).where(Message.id.in_(batch))).all()}
     db.session.rollback()
     store = blob_store()
     for position, message_id in enumerate(batch):
+        if time.monotonic() > budget:
+            rest = batch[position:]
+            _release(rest, token)
+            return True, rest
         row = rows[message_id]
         sender = _sender_address(row.address_id, cache)
         recipients = _envelope(row)
@@ -623,14 +637,24 @@ def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict
                     counts[_record_failure(other, token, rows[other].delivery_attempts, error)] += 1
                 db.session.commit()
                 log.info("message %s: %s", message_id, error)
-                return True
+                return True, []
             db.session.commit()
             log.info("message %s: %s", message_id, error)
             continue
         _record_sent(message_id, token, result)
         db.session.commit()
         counts[SENT] += 1
-    return False
+    return False, []
+
+
+def _release(message_ids: list[int], token: str) -> None:
+    """Give back claimed messages that were not tried: as they were, due now, the attempt not counted."""
+    db.session.execute(
+        update(Message).where(Message.id.in_(message_ids), Message.claim_token == token)
+        .values(delivery_status=case((Message.delivery_attempts <= 1, QUEUED), else_=RETRYING),
+                delivery_attempts=Message.delivery_attempts - 1, claim_token=None, claimed_until=None),
+        execution_options={"synchronize_session": False})
+    db.session.commit()
 
 
 def _sender_address(address_id: int, cache: dict) -> str:

@@ -356,3 +356,30 @@ def test_queue_message_starts_an_outgoing_thread_that_a_follow_up_continues(app,
     follow_up = send_reply(conversation.id, None, "<p>Any news?</p>")
     assert follow_up.in_reply_to == first.message_id and follow_up.subject == "Re: Your order"
     assert follow_up.references == first.message_id
+
+
+def test_a_job_out_of_time_gives_back_the_messages_it_did_not_try(app, db):
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    class SlowHandler:
+        async def handle_DATA(self, server, session, envelope):
+            await asyncio.sleep(0.7)
+            return "250 2.0.0 OK"
+
+    port = free_port()
+    controller = Controller(SlowHandler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config.update(SMTP_RELAY_URL=f"smtp://127.0.0.1:{port}?tls=none", SEND_LEASE_SECONDS=1)  # budget 0.5 s
+    try:
+        address = make_address()
+        messages = [_reply(db, make_conversation(address)) for _ in range(3)]
+        counts = deliver_message(messages[0].id)
+    finally:
+        controller.stop()
+    assert counts["claimed"] == 3 and counts["sent"] == 1
+    states = [_fresh(db, m.id) for m in messages]
+    assert states[0].delivery_status == "sent"
+    assert [(m.delivery_status, m.delivery_attempts, m.claim_token) for m in states[1:]] == [("queued", 0, None)] * 2
+    assert set(get_queue("send").job_ids) == {send_job_id(messages[1].id), send_job_id(messages[2].id)}
