@@ -38,32 +38,34 @@ def _outbox_dir() -> str:
     return directory
 
 
+def _from_outbox(reader: str, *args):
+    """Call `app.mail.sink.<reader>(OUTBOX_DIR, *args)`; an unknown message or part is a 404."""
+    from app.mail import sink
+
+    try:
+        return getattr(sink, reader)(_outbox_dir(), *args)
+    except FileNotFoundError:
+        abort(404)
+
+
 @bp.route("/ops/outbox/")
 @login_required
 @role_required(Role.ADMIN)
 def outbox():
-    from app.mail.sink import list_outbox
     from app.ops.forms import OutboxFilterForm
 
-    directory = _outbox_dir()
     form = OutboxFilterForm(request.args)
     if not form.validate():
-        return render("ops/outbox.html", block="outbox", form=form, entries=[], directory=directory, status=422)
-    entries = list_outbox(directory, form.q.data or "")
-    return render("ops/outbox.html", block="outbox", form=form, entries=entries, directory=directory)
+        _outbox_dir()
+        return render("ops/outbox.html", block="outbox", form=form, entries=[], status=422)
+    return render("ops/outbox.html", block="outbox", form=form, entries=_from_outbox("list_outbox", form.q.data or ""))
 
 
 @bp.route("/ops/outbox/<name>")
 @login_required
 @role_required(Role.ADMIN)
 def outbox_message(name: str):
-    from app.mail.sink import read_outbox
-
-    try:
-        message = read_outbox(_outbox_dir(), name)
-    except FileNotFoundError:
-        abort(404)
-    return render("ops/outbox_message.html", message=message)
+    return render("ops/outbox_message.html", message=_from_outbox("read_outbox", name))
 
 
 @bp.route("/ops/outbox/<name>/body.html")
@@ -72,13 +74,8 @@ def outbox_message(name: str):
 def outbox_html(name: str):
     """The HTML part, sanitised, for a sandboxed frame on the message page (never scripts, no remote images)."""
     from app.mail.html import sanitize_html
-    from app.mail.sink import read_outbox
 
-    try:
-        message = read_outbox(_outbox_dir(), name)
-    except FileNotFoundError:
-        abort(404)
-    body = sanitize_html(message.html or "", remote_images=False)
+    body = sanitize_html(_from_outbox("read_outbox", name).html or "", remote_images=False)
     response = make_response(f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>{body}</body></html>')
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Content-Security-Policy"] = (
@@ -91,25 +88,14 @@ def outbox_html(name: str):
 @login_required
 @role_required(Role.ADMIN)
 def outbox_raw(name: str):
-    from app.mail.sink import read_raw
-
-    try:
-        data = read_raw(_outbox_dir(), name)
-    except FileNotFoundError:
-        abort(404)
-    return _download(data, f"{name}.eml", "message/rfc822")
+    return _download(_from_outbox("read_raw", name), f"{name}.eml", "message/rfc822")
 
 
 @bp.route("/ops/outbox/<name>/parts/<int:index>")
 @login_required
 @role_required(Role.ADMIN)
 def outbox_part(name: str, index: int):
-    from app.mail.sink import read_part
-
-    try:
-        filename, content_type, data = read_part(_outbox_dir(), name, index)
-    except FileNotFoundError:
-        abort(404)
+    filename, content_type, data = _from_outbox("read_part", name, index)
     return _download(data, filename, content_type)
 
 

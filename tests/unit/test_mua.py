@@ -1,24 +1,18 @@
 """The test mail client answers the way real clients do (what the round-trip tests rely on)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from email import message_from_bytes, policy
 
 import pytest
 
 from app.mail.render import Draft, render_message
 from tests.mua import customer_reply
+from tests.unit.test_render import Sender as _RenderSender
 
 
-@dataclass
-class Sender:
-    address: str = "acme-support@mail.pigeonhole.test"
-    display_name: str = "Acme Support"
-    forwarded_from: str | None = "support@acme.test"
-    template_enabled: bool = False
-    header_html: str = ""
-    footer_html: str = ""
-    is_platform: bool = True
+def Sender(**kw):  # noqa: N802 - the render tests' sender, as a platform address without a template
+    return _RenderSender(**{"address": "acme-support@mail.pigeonhole.test", "display_name": "Acme Support",
+                            "template_enabled": False, **kw})
 
 
 def _ours() -> bytes:
