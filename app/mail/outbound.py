@@ -615,6 +615,14 @@ def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict
             _release(rest, token)
             return True, rest
         row = rows[message_id]
+        if row.delivery_attempts > current_app.config["SEND_MAX_ATTEMPTS"]:
+            # Claimed again and again without an outcome: its worker keeps dying while sending it.
+            _finish(message_id, token, delivery_status=FAILED, next_attempt_at=None, delivery_error=(
+                f"Gave up after {row.delivery_attempts - 1} attempts: the worker sending it stopped each time "
+                "(see the worker log)."))
+            db.session.commit()
+            counts[FAILED] += 1
+            continue
         sender = _sender_address(row.address_id, cache)
         recipients = _envelope(row)
         try:

@@ -383,3 +383,19 @@ def test_a_job_out_of_time_gives_back_the_messages_it_did_not_try(app, db):
     assert states[0].delivery_status == "sent"
     assert [(m.delivery_status, m.delivery_attempts, m.claim_token) for m in states[1:]] == [("queued", 0, None)] * 2
     assert set(get_queue("send").job_ids) == {send_job_id(messages[1].id), send_job_id(messages[2].id)}
+
+
+def test_a_message_whose_worker_keeps_dying_fails_instead_of_looping(app, db, relay):
+    from datetime import datetime, timedelta, timezone
+
+    server = relay()
+    app.config["SEND_MAX_ATTEMPTS"] = 3
+    message = _reply(db, make_conversation(make_address()))
+    message.delivery_status, message.claim_token = "sending", "dead-worker"
+    message.claimed_until = datetime.now(timezone.utc) - timedelta(seconds=1)
+    message.delivery_attempts = 3  # three claims, no outcome
+    db.session.commit()
+    assert deliver_message(message.id)["failed"] == 1
+    failed = _fresh(db, message.id)
+    assert failed.delivery_status == "failed" and failed.delivery_error.startswith("Gave up after 3 attempts")
+    assert server.messages == []
