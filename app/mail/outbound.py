@@ -163,11 +163,16 @@ def _clean_recipients(values, field: str) -> list[str]:
     for name, addr in getaddresses(raw):
         if not addr and not name:
             continue
+        local, at, domain = addr.rpartition("@")
+        if local and not local.isascii():
+            raise CannotSend(f"{field}: “{addr}” has non-ASCII characters before the @; such addresses "
+                             "cannot be sent to yet.")
         try:
-            if "@" not in addr:
+            if not at or not local or not domain:
                 raise ValueError(addr)
-            out.append(str(Address(display_name=name, addr_spec=addr)))
-        except (ValueError, IndexError, HeaderParseError):
+            domain = domain.encode("idna").decode("ascii")  # internationalised domains as punycode
+            out.append(str(Address(display_name=name, addr_spec=f"{local}@{domain}")))
+        except (ValueError, IndexError, UnicodeError, HeaderParseError):
             raise CannotSend(f"{field}: “{addr or name}” is not an email address.") from None
     return out
 

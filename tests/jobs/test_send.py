@@ -74,8 +74,9 @@ def test_platform_reply_arrives_with_the_right_headers_parts_card_and_names(app,
     inbound = conversation.messages[0]
     agent = make_user("agent", name="Jürgen Agent")
     pdf = OutgoingAttachment("Rechnung für März.pdf", "application/pdf", b"%PDF-1.4 test")
+    logo = OutgoingAttachment("logo.png", "image/png", b"\x89PNG\r\n\x1a\n", content_id="logo1")
     first = _reply(db, conversation, agent, cc=["Dan Dörr <dan@example.com>"], bcc=["boss@acme.test"],
-                   attachments=[pdf], body="<p>Ihr Paket wird heute verschickt.</p>")
+                   attachments=[pdf, logo], body='<p>Ihr Paket wird heute verschickt.</p><img src="cid:logo1" alt="">')
     assert first.delivery_status == "queued" and first.reply_to == "support@acme.test"
 
     assert deliver_message(first.id)["sent"] == 1
@@ -105,13 +106,16 @@ def test_platform_reply_arrives_with_the_right_headers_parts_card_and_names(app,
         assert "Where is my parcel?" in part  # the quoted history
     assert text.index("Hallo") < text.index("Ihr Paket") < text.index("Grüße") < text.index("Where is my parcel?")
     files = {p.get_filename(): p for p in mail.walk() if p.get_filename()}
-    assert set(files) == {"Rechnung für März.pdf", "Acme Kundenservice Müller.vcf"}
+    assert set(files) == {"Rechnung für März.pdf", "logo.png", "Acme Kundenservice Müller.vcf"}
     assert files["Rechnung für März.pdf"].get_content() == b"%PDF-1.4 test"
+    assert files["logo.png"]["Content-ID"] == "<logo1>" and files["logo.png"].get_content_disposition() == "inline"
+    assert 'src="cid:logo1"' in html
     card_part = files["Acme Kundenservice Müller.vcf"]
     assert card_part.get_content_type() == "text/vcard"
     card = vobject.readOne(card_part.get_content())
     assert (card.fn.value, card.email.value) == ("Acme Kundenservice Müller", address.address)
-    assert {a.filename for a in sent.attachments} == set(files)
+    assert {(a.filename, a.inline, a.content_id) for a in sent.attachments} == {
+        ("Rechnung für März.pdf", False, None), ("logo.png", True, "logo1"), ("Acme Kundenservice Müller.vcf", False, None)}
 
     second = _reply(db, conversation, agent, body="<p>Tracking: 123</p>")
     assert deliver_message(second.id)["sent"] == 1
@@ -180,6 +184,11 @@ def test_addresses_that_cannot_send_are_refused_and_nothing_is_queued(app, db, r
         send_reply(conversation.id, None, "<p>x</p>", to=["carol"])
     with pytest.raises(CannotSend, match="at least one recipient"):
         send_reply(conversation.id, None, "<p>x</p>", to=[])
+    with pytest.raises(CannotSend, match="“jörg@example.com” has non-ASCII characters before the @"):
+        send_reply(conversation.id, None, "<p>x</p>", to=["Jörg <jörg@example.com>"])
+    idn = send_reply(conversation.id, None, "<p>x</p>", to=["Jörg <joerg@bücher.example>"])
+    assert idn.to_addrs == "Jörg <joerg@xn--bcher-kva.example>"
+    db.session.rollback()
     app.config["SMTP_RELAY_URL"] = ""
     with pytest.raises(CannotSend, match="SMTP_RELAY_URL"):
         send_reply(conversation.id, None, "<p>x</p>")
