@@ -143,8 +143,11 @@ class SMTPSession:
     def __enter__(self) -> SMTPSession:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # interrupted (a job timeout, a crash): no polite QUIT to a server that may not answer
+            self._abort()
 
     @property
     def connected(self) -> bool:
