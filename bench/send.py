@@ -111,7 +111,9 @@ def main() -> None:
             else:
                 subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], env=env, check=True,
                                capture_output=True)
-            print(f"database: {db.engine.dialect.name}; sink: {args.sink}; N = {n}")
+            print(f"database: {db.engine.dialect.name}; sink: {args.sink}; N = {n}; "
+                  f"fsync of 4 KB here: {fsync_ms(work):.2f} ms median; load average {os.getloadavg()[0]:.1f} "
+                  f"on {os.cpu_count()} CPUs")
             ids, raws = prepare_and_queue(app, n)
             queue_seconds = ids.pop("seconds")
             print(f"queue   {n} replies (render, blob store, commit, enqueue): {queue_seconds:.2f} s "
@@ -153,6 +155,23 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept {work}")
+
+
+def fsync_ms(directory: Path, samples: int = 50) -> float:
+    """Median time of a small write + fsync: the price of each durable commit on this disk."""
+    import statistics
+
+    times = []
+    path = directory / "fsync-probe"
+    with open(path, "wb") as fh:
+        for _ in range(samples):
+            started = time.perf_counter()
+            fh.write(b"x" * 4096)
+            fh.flush()
+            os.fsync(fh.fileno())
+            times.append((time.perf_counter() - started) * 1000)
+    path.unlink()
+    return statistics.median(times)
 
 
 def prepare_and_queue(app, n: int):
