@@ -376,8 +376,9 @@ def enqueue_send(message_id: int, *, stale_started: bool = False):
     """Enqueue the send job of a message (`send-message-<id>`); call after the commit.
 
     A pending job of that id makes this a no-op (returns None). A finished or failed
-    job of that id (kept by RQ for a while) is replaced; so is a "started" one when
-    `stale_started` says its message's lease has expired (its worker died).
+    job of that id (kept by RQ for a while), or a "queued" one that is no longer in the
+    queue, is replaced; so is a "started" one when `stale_started` says its message's
+    lease has expired (its worker died).
     """
     from rq.exceptions import DuplicateJobError, NoSuchJobError
     from rq.job import Job, JobStatus
@@ -397,8 +398,10 @@ def enqueue_send(message_id: int, *, stale_started: bool = False):
                 status = job.get_status(refresh=False)
             except NoSuchJobError:
                 continue  # it just finished; enqueue again
-            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
                 return None
+            if status == JobStatus.QUEUED and connection.lpos(queue.key, job_id) is not None:
+                return None  # waiting in the queue (a "queued" job missing from it is a leftover: replace it)
             if status == JobStatus.STARTED and not stale_started:
                 return None
             job.delete()

@@ -408,3 +408,16 @@ def test_a_message_whose_worker_keeps_dying_fails_instead_of_looping(app, db, re
     failed = _fresh(db, message.id)
     assert failed.delivery_status == "failed" and failed.delivery_error.startswith("Gave up after 3 attempts")
     assert server.messages == []
+
+
+def test_enqueue_replaces_leftover_jobs_but_not_pending_ones(app, db, relay):
+    from redis import Redis
+    from rq.job import Job
+
+    relay()
+    message = _reply(db, make_conversation(make_address()))
+    queue = get_queue("send")
+    assert enqueue_send(message.id) is not None and enqueue_send(message.id) is None
+    Redis.from_url(app.config["REDIS_URL"]).lrem(queue.key, 1, send_job_id(message.id))  # a crash left the hash
+    assert queue.count == 0 and Job.exists(send_job_id(message.id), connection=queue.connection)
+    assert enqueue_send(message.id) is not None and queue.job_ids == [send_job_id(message.id)]
