@@ -584,7 +584,8 @@ def deliver_message(message_id: int) -> dict:
     _drop_jobs(batch[1:])
     counts["claimed"] = len(batch)
     done: set[int] = set()
-    session = SMTPSession(settings, context=_tls_context(), timeout=cfg["SMTP_TIMEOUT_SECONDS"],
+    session = SMTPSession(settings, context=_tls_context() if settings.security != "none" else None,
+                          timeout=cfg["SMTP_TIMEOUT_SECONDS"],
                           helo_name=cfg.get("SMTP_HELO_NAME") or cfg["PLATFORM_MAIL_DOMAIN"])
     released: list[int] = []
     with session:

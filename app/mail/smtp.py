@@ -133,7 +133,7 @@ class SMTPSession:
     def __init__(self, settings: SMTPSettings, *, context: ssl.SSLContext | None = None,
                  helo_name: str | None = None, timeout: float = 60.0) -> None:
         self.settings = settings
-        self.context = context or ssl.create_default_context()
+        self.context = context  # built on first use when None (loading the CA store costs ~50 ms)
         self.helo_name = helo_name or "localhost"
         self.timeout = timeout
         self.connections = 0  # how many times we connected (tests and the benchmark read it)
@@ -160,6 +160,8 @@ class SMTPSession:
         self.close()
         s = self.settings
         where = s.describe()
+        if self.context is None and s.security != "none":
+            self.context = ssl.create_default_context()
         try:
             if s.security == "ssl":
                 smtp = smtplib.SMTP_SSL(s.host, s.port, local_hostname=self.helo_name, timeout=self.timeout,
