@@ -4,6 +4,7 @@
 * `flask demo seed`                         idempotent demo data
 * `flask worker [QUEUE ...] [--burst]`      an RQ worker (JSON serializer, all queues by default)
 * `flask cron [--once]`                     the scheduler loop: enqueues due periodic jobs
+* `flask smtp-sink [--port 8025]`           development SMTP server writing to the outbox folder
 """
 from __future__ import annotations
 
@@ -108,3 +109,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(cron_command)
     mail_cli.init_app(app)  # flask ingress, flask mail ingest / poll
+    from app.mail.sink import smtp_sink_command  # outbound (issue 5): the development SMTP sink
+
+    app.cli.add_command(smtp_sink_command)

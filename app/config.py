@@ -102,6 +102,17 @@ class Config:
         # What to do with customer mail once it is stored: "keep" (default), "seen" (IMAP only), "delete".
         self.MAILBOX_AFTER_FETCH = os.environ.get("MAILBOX_AFTER_FETCH", "keep")
         self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
+        # Outbound mail (issue 5): the platform relay, SMTP client limits, retries and the send lease.
+        self.SMTP_RELAY_URL = os.environ.get("SMTP_RELAY_URL", "")  # smtp://user:pass@host:587?tls=starttls
+        self.SMTP_HELO_NAME = os.environ.get("SMTP_HELO_NAME", "")  # EHLO name; PLATFORM_MAIL_DOMAIN if empty
+        self.SMTP_TIMEOUT_SECONDS = float(os.environ.get("SMTP_TIMEOUT_SECONDS", "60"))
+        self.SEND_LEASE_SECONDS = _int("SEND_LEASE_SECONDS", 600)
+        self.SEND_MAX_ATTEMPTS = _int("SEND_MAX_ATTEMPTS", 10)
+        self.SEND_RETRY_BASE_SECONDS = float(os.environ.get("SEND_RETRY_BASE_SECONDS", "60"))
+        self.SEND_RETRY_MAX_SECONDS = float(os.environ.get("SEND_RETRY_MAX_SECONDS", "3600"))
+        self.SEND_BATCH_SIZE = _int("SEND_BATCH_SIZE", 50)
+        self.ORGANISATION_NAME = os.environ.get("ORGANISATION_NAME", "")  # ORG of the contact card
+        self.OUTBOX_DIR = os.environ.get("OUTBOX_DIR", "")  # development: the SMTP sink's folder, shown at /ops/outbox
 
     @staticmethod
     def _dev_secret() -> str:

@@ -28,3 +28,13 @@ def tick() -> None:
     for task in PERIODIC:
         task()
     record_cron_tick(redis_connection())
+
+
+# Outbound mail (issue 5): send what is due (retries, jobs lost with Redis, leases of dead workers).
+def _enqueue_due_messages() -> None:
+    from app.mail.outbound import enqueue_due_messages
+
+    enqueue_due_messages()
+
+
+PERIODIC.append(_enqueue_due_messages)

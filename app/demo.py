@@ -38,6 +38,78 @@ def seed() -> list[str]:
 
     created += seed_flows(users)
     created += _seed_channel(users["admin@demo.test"])
+    created += _seed_outbound(users)  # outbound (issue 5)
+    return created
+
+
+# --- Outbound (issue 5): one reply on its way, so the demo's Outbox shows sent mail ---------------
+
+DEMO_QUESTION_ID = "<demo-question-1@example.com>"
+
+
+def _seed_outbound(users: dict) -> list[str]:
+    """A platform address (when none can send yet), a customer's question and a queued reply.
+
+    The reply goes out through `SMTP_RELAY_URL` (the local sink under scripts/run) as soon
+    as the cron sweep hands it to a worker. Does nothing once any message was queued; run
+    again after a seed without a relay, it queues the reply in the same conversation.
+    """
+    from datetime import timedelta
+
+    from app.channels.services import publish_addresses, published_addresses
+    from app.mail.outbound import CannotSend, send_reply
+    from app.mail.tokens import new_conversation_token
+    from app.models._types import utcnow
+    from app.models.auth import Queue
+    from app.models.channels import EmailAddress
+    from app.models.inbox import Contact, Conversation, Message
+
+    if db.session.scalar(select(Message.id).where(Message.direction == "out").limit(1)) is not None:
+        return []
+    created = []
+    question = db.session.scalar(select(Message).where(Message.message_id == DEMO_QUESTION_ID))
+    live = [a for a in published_addresses("platform") if a.can_send]
+    if question is not None:
+        address = question.conversation.address
+    elif live:
+        address = db.session.get(EmailAddress, live[0].id)
+    else:
+        domain = ensure_platform_domain()
+        address = EmailAddress(
+            domain=domain, address=f"acme-support@{domain.name}", display_name="Acme Support",
+            forwarded_from="support@acme.example", send_vcard=True, template_enabled=True,
+            header_html="<p>Hello {{ customer_name }},</p>",
+            footer_html="<p>Kind regards,<br>{{ agent_name }}<br>Acme Support · {{ conversation_reference }}</p>")
+        db.session.add(address)
+        db.session.flush()
+        publish_addresses([address.id], users["admin@demo.test"].id, "Demo address")
+        created.append(f"address {address.address} (published)")
+    if question is not None:
+        conversation = question.conversation
+    else:
+        contact = db.session.scalar(select(Contact).where(Contact.email == "carol@example.com"))
+        contact = contact or Contact(email="carol@example.com", name="Carol Customer")
+        general = db.session.scalar(select(Queue).where(Queue.name == "General"))
+        asked = utcnow() - timedelta(minutes=20)
+        conversation = Conversation(address_id=address.id, contact=contact, token=new_conversation_token(),
+                                    subject="Where is my parcel?", queue=general, created_at=asked,
+                                    last_message_at=asked)
+        conversation.messages.append(Message(
+            address_id=address.id, direction="in", message_id=DEMO_QUESTION_ID,
+            from_addr="Carol Customer <carol@example.com>", to_addrs=address.address, subject="Where is my parcel?",
+            text="Hello, I ordered last week and nothing has arrived yet. Where is my parcel?\n",
+            html="<p>Hello, I ordered last week and nothing has arrived yet. Where is my parcel?</p>",
+            created_at=asked))
+        db.session.add(conversation)
+        db.session.flush()
+    agent = users["agent@demo.test"]
+    try:
+        send_reply(conversation.id, agent.id, "<p>Thanks for your patience. Your parcel left our warehouse this "
+                                              "morning and should arrive within two working days.</p>")
+    except CannotSend as exc:
+        created.append(f"demo reply not queued: {exc}")
+    else:
+        created.append("reply to carol@example.com queued (see Ops › Outbox once the worker sent it)")
     return created
 
 

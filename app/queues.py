@@ -17,11 +17,23 @@ QUEUE_NAMES = ("send", "ingest", "flows", "poll")
 
 
 def redis_connection(url: str | None = None, timeout: float | None = None) -> Redis:
+    """The process's Redis client for `url` (default `REDIS_URL`) and timeout; its pool is reused.
+
+    One client per setting, not one per call: RQ keeps its Lua scripts per client object
+    (unique enqueues), so a fresh client per call would keep one socket open per enqueue.
+    redis-py resets a pool inherited across fork, so forked RQ work horses are safe.
+    """
     url = url or current_app.config["REDIS_URL"]
-    kwargs = {}
-    if timeout is not None:
-        kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    return Redis.from_url(url, **kwargs)
+    client = _clients.get((url, timeout))
+    if client is None:
+        kwargs = {}
+        if timeout is not None:
+            kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        client = _clients[(url, timeout)] = Redis.from_url(url, **kwargs)
+    return client
+
+
+_clients: dict[tuple[str, float | None], Redis] = {}
 
 
 def get_queue(name: str, connection: Redis | None = None) -> Queue:

@@ -244,10 +244,11 @@ class SMTPServer:
     certificate). `script` is a list of answers to DATA, used one per message before
     falling back to 250: an SMTP reply like "451 4.3.0 Try again later", or "drop" to
     cut the connection in the middle of DATA.
+    `idle_timeout` closes connections that stay idle that many seconds.
     """
 
     def __init__(self, workdir: Path, users: dict[str, str] | None = None, tls: str | None = None,
-                 script: list[str] | None = None) -> None:
+                 script: list[str] | None = None, idle_timeout: float | None = None) -> None:
         import ssl
 
         from aiosmtpd.controller import Controller
@@ -273,6 +274,7 @@ class SMTPServer:
                     outer.messages.append({
                         "mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
                         "data": envelope.original_content or envelope.content, "login": session.auth_data,
+                        "peer": session.peer,  # the client's (host, port): one per connection
                     })
                 return answer
 
@@ -285,6 +287,8 @@ class SMTPServer:
         kwargs = {"hostname": "127.0.0.1", "port": self.port, "ready_timeout": 10}
         if users is not None:
             kwargs.update(authenticator=authenticator, auth_require_tls=False, auth_required=True)
+        if idle_timeout is not None:  # close connections idle that long (a server dropping a reused connection)
+            kwargs.update(timeout=idle_timeout)
         if tls == "starttls":
             kwargs.update(tls_context=context, require_starttls=False)
         elif tls == "implicit":

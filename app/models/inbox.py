@@ -59,6 +59,7 @@ class Message(db.Model):
         Index("ix_messages_message_id", "message_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         UniqueConstraint("address_id", "dedupe_key", name="uq_messages_address_dedupe"),  # inbound: nothing twice
+        Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),  # outbound (issue 5)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,6 +91,15 @@ class Message(db.Model):
     classification: Mapped[str | None] = mapped_column(String(20))  # auto_reply/bounce/feedback/list/bulk
     no_auto_reply: Mapped[bool] = mapped_column(default=False)  # never answer it automatically
     dedupe_key: Mapped[str | None] = mapped_column(String(300))  # "mid:<...>" or "sha:<hex>", unique per address
+
+    # outbound delivery (issue 5): attempts, backoff, the worker's claim (lease) and the server's last reply
+    delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    smtp_code: Mapped[int | None]
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     attachments: Mapped[list["Attachment"]] = relationship(back_populates="message")

@@ -1,7 +1,7 @@
-"""`/healthz` (public JSON) and the Ops page (admins)."""
+"""`/healthz` (public JSON), the Ops page (admins), and the development Outbox (`/ops/outbox`)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, abort, current_app, jsonify, make_response, request
 from flask_login import login_required
 
 from app.models.auth import Role
@@ -85,3 +85,84 @@ def inbound_retry(raw_id: int):
         return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
                       problems=services.inbound_problems())
     return redirect(url_for("ops.inbound"))
+# --- Outbox (outbound, issue 5): development only, the SMTP sink's messages ---------------------
+
+def _outbox_dir() -> str:
+    """The sink's folder; the Outbox pages do not exist (404) unless OUTBOX_DIR is configured."""
+    directory = current_app.config.get("OUTBOX_DIR")
+    if not directory:
+        abort(404)
+    return directory
+
+
+def _from_outbox(reader: str, *args):
+    """Call `app.mail.sink.<reader>(OUTBOX_DIR, *args)`; an unknown message or part is a 404."""
+    from app.mail import sink
+
+    try:
+        return getattr(sink, reader)(_outbox_dir(), *args)
+    except FileNotFoundError:
+        abort(404)
+
+
+@bp.route("/ops/outbox/")
+@login_required
+@role_required(Role.ADMIN)
+def outbox():
+    from app.ops.forms import OutboxFilterForm
+
+    form = OutboxFilterForm(request.args)
+    if not form.validate():
+        _outbox_dir()
+        return render("ops/outbox.html", block="outbox", form=form, entries=[], status=422)
+    return render("ops/outbox.html", block="outbox", form=form, entries=_from_outbox("list_outbox", form.q.data or ""))
+
+
+@bp.route("/ops/outbox/<name>")
+@login_required
+@role_required(Role.ADMIN)
+def outbox_message(name: str):
+    return render("ops/outbox_message.html", message=_from_outbox("read_outbox", name))
+
+
+@bp.route("/ops/outbox/<name>/body.html")
+@login_required
+@role_required(Role.ADMIN)
+def outbox_html(name: str):
+    """The HTML part, sanitised, for a sandboxed frame on the message page (never scripts, no remote images)."""
+    from app.mail.html import sanitize_html
+
+    body = sanitize_html(_from_outbox("read_outbox", name).html or "", remote_images=False)
+    response = make_response(f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>{body}</body></html>')
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'")
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.route("/ops/outbox/<name>/raw")
+@login_required
+@role_required(Role.ADMIN)
+def outbox_raw(name: str):
+    return _download(_from_outbox("read_raw", name), f"{name}.eml", "message/rfc822")
+
+
+@bp.route("/ops/outbox/<name>/parts/<int:index>")
+@login_required
+@role_required(Role.ADMIN)
+def outbox_part(name: str, index: int):
+    filename, content_type, data = _from_outbox("read_part", name, index)
+    return _download(data, filename, content_type)
+
+
+def _download(data: bytes, filename: str, content_type: str):
+    import io
+
+    from flask import send_file
+
+    response = send_file(io.BytesIO(data), mimetype=content_type, as_attachment=True, download_name=filename,
+                         max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,697 @@
+"""Outbound mail: queue a message (rendered once, frozen) and deliver it exactly once.
+
+The workspace and the flows call two services:
+
+* `send_reply(conversation_id, author_id, body_html, ...)`: the agent's reply (or an
+  automatic one) with the defaults a reply needs (the customer as To, "Re:" subject,
+  In-Reply-To/References to the customer's last message, quoted history);
+* `queue_message(conversation_id, to=..., subject=..., body_html=..., ...)`: any
+  outgoing message of a conversation.
+
+Both check first that the address may send (published, enabled, not archived, not
+inbound-only, with a configured SMTP server) and raise `CannotSend`, with a text for
+the agent, without queueing anything. Otherwise they render the message with the one
+renderer (`app.mail.render`), store its bytes in the blob store and add a `Message`
+row in state `queued`. The caller commits, then calls `enqueue_send(message.id)`.
+The bytes are frozen at that moment: a retry sends exactly what the agent sent.
+
+Delivery state machine (`Message.delivery_status`)::
+
+    queued ──claim──> sending ──250──> sent ──(inbound DSN)──> bounced
+                         │
+                         ├─ 4xx / connection error ─> retrying ──(next_attempt_at)──> sending ...
+                         │        (after SEND_MAX_ATTEMPTS) ─> failed
+                         └─ 5xx / unusable configuration ──> failed ──(retry_message, by hand)──> queued
+
+Exactly once. The job (`jobs.send.send_message`) first *claims* the message: one
+conditional UPDATE sets `sending`, a random `claim_token` and a lease
+(`claimed_until = now + SEND_LEASE_SECONDS`), and commits before any byte goes to
+the server. A message is claimable only when it is `queued`/`retrying` and due, or
+`sending` with an expired lease, so two workers (or a job enqueued twice) never hold
+it at once. The outcome is written with `WHERE claim_token = <ours>` and committed
+right after the server's reply, message by message. The RQ job timeout is shorter
+than the lease, so a stuck worker is killed before its lease ends: once a lease has
+expired nobody is still sending under it.
+
+A worker that dies between the claim and the send leaves the message `sending`; the
+cron sweep (`enqueue_due_messages`) re-enqueues it once the lease has expired and it
+is sent then, once. The remaining window: a worker that dies after the server
+accepted the message (its 250 reply to DATA) but before the commit of `sent` (a few
+milliseconds) leaves a message that *was* delivered in `sending`; after the lease it
+is sent again. SMTP has no way to ask a server whether it already took a message, so
+this window can be made small, not zero.
+
+Connection reuse. When a worker has several messages for one SMTP server (the
+platform relay, or one custom server and login), the job claims up to
+`SEND_BATCH_SIZE` of them at once (the ones that are due, same server settings),
+removes their now-redundant jobs from the queue and sends them all over one
+connection, batch after batch, while its time budget lasts.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import re
+import secrets
+import time
+from datetime import datetime, timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.utils import getaddresses
+
+from flask import current_app
+from sqlalchemy import and_, case, exists, or_, select, true, update
+
+from app.blobs import BlobNotFound, blob_store
+from app.channels.services import PublishedAddress, published_address
+from app.crypto import SecretUnreadable
+from app.extensions import db
+from app.mail.render import Draft, OutgoingAttachment, QuotedMessage, recipients_for, render_message
+from app.mail.smtp import DeliveryError, SendResult, SMTPSession, SMTPSettings, parse_relay_url
+from app.mail.tokens import make_message_id
+from app.models._types import utcnow
+from app.models.auth import User
+from app.models.channels import EmailAddress
+from app.models.inbox import Attachment, Conversation, Message
+
+log = logging.getLogger(__name__)
+
+SEND_QUEUE = "send"
+SEND_JOB = "jobs.send.send_message"
+
+
+class DeliveryStatus(str, enum.Enum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    BOUNCED = "bounced"  # set by inbound bounce handling (`mark_bounced`)
+
+
+QUEUED, SENDING, SENT, RETRYING, FAILED, BOUNCED = (s.value for s in DeliveryStatus)
+
+#: States in which a message still waits for delivery (the agent sees "Sending…").
+PENDING_STATES = (QUEUED, SENDING, RETRYING)
+
+
+class CannotSend(ValueError):
+    """Nothing was queued; the text says why, in words for the agent."""
+
+
+class NotRetryable(ValueError):
+    """Only a failed outgoing message can be sent again by hand."""
+
+
+def send_job_id(message_id: int) -> str:
+    return f"send-message-{message_id}"
+
+
+# --- who may send, and through which server ----------------------------------------------------
+
+def sending_address(address_id: int | None) -> PublishedAddress:
+    """The live configuration of an address that may send. Raises `CannotSend` with the reason."""
+    live = published_address(address_id) if address_id is not None else None
+    if live is None:
+        row = db.session.get(EmailAddress, address_id) if address_id is not None else None
+        if row is None:
+            raise CannotSend("This conversation has no email address to send from.")
+        if row.archived_at is not None:
+            raise CannotSend(f"{row.address} is archived, so it cannot send.")
+        if row.published is None:
+            raise CannotSend(f"{row.address} has not been published yet, so it cannot send. Publish it first.")
+        raise CannotSend(f"{row.address} is disabled, so it cannot send.")
+    if not live.can_send:
+        raise CannotSend(f"{live.address} is inbound-only, so it cannot send.")
+    return live
+
+
+def transport_settings(sender: PublishedAddress) -> SMTPSettings:
+    """The SMTP server an address sends through. Raises `CannotSend` when none is usable.
+
+    Platform-domain addresses share the platform relay (`SMTP_RELAY_URL`); custom-domain
+    addresses use their own server, and log in when a password is stored.
+    """
+    if sender.is_platform:
+        url = current_app.config.get("SMTP_RELAY_URL") or ""
+        if not url:
+            raise CannotSend("Platform-domain addresses send through the platform relay, and none is configured "
+                             "(SMTP_RELAY_URL). Ask your administrator.")
+        try:
+            return parse_relay_url(url)
+        except ValueError as exc:
+            raise CannotSend(f"The platform relay setting is invalid: {exc}.") from None
+    if not sender.outgoing_host or not sender.outgoing_port:
+        raise CannotSend(f"{sender.address} has no outgoing (SMTP) server configured.")
+    try:
+        password = sender.password()
+    except SecretUnreadable as exc:
+        raise CannotSend(f"The password of {sender.address} cannot be read: {exc}.") from None
+    return SMTPSettings(
+        host=sender.outgoing_host, port=int(sender.outgoing_port), security=sender.outgoing_security or "starttls",
+        username=sender.login if password is not None else None, password=password,
+    )
+
+
+# --- queueing ----------------------------------------------------------------------------------
+
+def _clean_recipients(values, field: str) -> list[str]:
+    """Each recipient as `Name <addr>` text; `CannotSend` names the first one that is not an address."""
+    out = []
+    raw = [v for v in (values or []) if v and v.strip()]
+    for name, addr in getaddresses(raw):
+        if not addr and not name:
+            continue
+        local, at, domain = addr.rpartition("@")
+        if local and not local.isascii():
+            raise CannotSend(f"{field}: “{addr}” has non-ASCII characters before the @; such addresses "
+                             "cannot be sent to yet.")
+        try:
+            if not at or not local or not domain:
+                raise ValueError(addr)
+            domain = domain.encode("idna").decode("ascii")  # internationalised domains as punycode
+            out.append(str(Address(display_name=name, addr_spec=f"{local}@{domain}")))
+        except (ValueError, IndexError, UnicodeError, HeaderParseError):
+            raise CannotSend(f"{field}: “{addr or name}” is not an email address.") from None
+    return out
+
+
+def _bracket(message_id: str | None) -> str | None:
+    if not message_id:
+        return None
+    message_id = message_id.strip()
+    return message_id if message_id.startswith("<") else f"<{message_id}>"
+
+
+def thread_headers(conversation: Conversation, parent: Message | None) -> tuple[str | None, list[str]]:
+    """(In-Reply-To, References) of a message answering `parent` in `conversation`.
+
+    References is the parent's References plus its Message-ID (RFC 5322); when the
+    parent has none we rebuild the chain from the conversation's messages. The
+    renderer caps the list.
+    """
+    if parent is None or not parent.message_id:
+        chain = [_bracket(m.message_id) for m in conversation.messages if m.message_id]
+        return (chain[-1] if chain else None), chain
+    if parent.references and parent.references.strip():
+        refs = [_bracket(r) for r in parent.references.split()]
+    else:
+        refs = [_bracket(m.message_id) for m in conversation.messages
+                if m.message_id and m.id != parent.id and m.created_at <= parent.created_at]
+    parent_id = _bracket(parent.message_id)
+    refs = [r for r in refs if r != parent_id] + [parent_id]
+    seen, unique = set(), []
+    for r in refs:
+        if r not in seen:
+            seen.add(r)
+            unique.append(r)
+    return parent_id, unique
+
+
+_REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw|vs|odp|r)\s*(\[\d+\])?\s*:", re.IGNORECASE)
+
+
+def reply_subject(subject: str) -> str:
+    subject = (subject or "").strip()
+    return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}".rstrip()
+
+
+def _is_introduction(sender: PublishedAddress, conversation: Conversation, recipients: list[str]) -> bool:
+    """The first message from this address to this customer, and the customer is a recipient."""
+    contact = conversation.contact
+    if not sender.send_vcard or contact is None:
+        return False
+    if contact.email.lower() not in {a.lower() for _, a in getaddresses(recipients)}:
+        return False
+    earlier = select(Message.id).join(Conversation, Message.conversation_id == Conversation.id).where(
+        Conversation.contact_id == contact.id, Message.address_id == sender.id, Message.direction == "out")
+    return not db.session.scalar(select(exists(earlier)))
+
+
+def queue_message(conversation_id: int, *, to: list[str], subject: str, body_html: str,
+                  cc: list[str] = (), bcc: list[str] = (), attachments: list[OutgoingAttachment] = (),
+                  address_id: int | None = None, author_id: int | None = None,
+                  parent_id: int | None = None, quote: bool = False, automatic: bool = False) -> Message:
+    """Render and queue one outgoing message of a conversation; returns the new `Message` (flushed).
+
+    `address_id` defaults to the conversation's address; `parent_id` is the message
+    answered (threading headers and, with `quote`, the quoted history). The caller
+    commits, then calls `enqueue_send(message.id)`.
+
+    Raises `LookupError` (no such conversation or parent) and `CannotSend` (the
+    address may not send, no SMTP server, no or bad recipients).
+    """
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise LookupError(f"no conversation {conversation_id}")
+    sender = sending_address(address_id if address_id is not None else conversation.address_id)
+    transport_settings(sender)  # refuse now, not in the worker, when no server is usable
+    to, cc, bcc = _clean_recipients(to, "To"), _clean_recipients(cc, "Cc"), _clean_recipients(bcc, "Bcc")
+    if not (to or cc or bcc):
+        raise CannotSend("Add at least one recipient.")
+    parent = None
+    if parent_id is not None:
+        parent = db.session.get(Message, parent_id)
+        if parent is None or parent.conversation_id != conversation.id:
+            raise LookupError(f"no message {parent_id} in conversation {conversation_id}")
+    in_reply_to, references = thread_headers(conversation, parent)
+
+    author = db.session.get(User, author_id) if author_id is not None else None
+    files = list(attachments)
+    if _is_introduction(sender, conversation, to + cc):
+        from app.mail.vcard import contact_card_attachment
+
+        files.append(contact_card_attachment(sender.display_name, sender.address,
+                                             current_app.config.get("ORGANISATION_NAME", "")))
+    quoted = None
+    if quote and parent is not None:
+        from app.mail.html import text_to_html
+
+        quoted = QuotedMessage(parent.from_addr, parent.created_at, parent.html or text_to_html(parent.text))
+    now = utcnow()
+    draft = Draft(
+        to=to, cc=cc, bcc=bcc, subject=subject or "", body_html=body_html or "", quoted=quoted, attachments=files,
+        message_id=make_message_id(conversation.token, current_app.config["PLATFORM_MAIL_DOMAIN"]),
+        in_reply_to=in_reply_to, references=references, automatic=automatic, date=now,
+        placeholders={
+            "customer_name": conversation.contact.name if conversation.contact else "",
+            "agent_name": author.name if author else "",
+            "conversation_reference": f"#{conversation.id}",
+        },
+    )
+    mime = render_message(sender, draft)
+    raw = mime.as_bytes()
+    store = blob_store()
+    _to, _cc, all_bcc, reply_to = recipients_for(sender, draft)
+    message = Message(
+        conversation_id=conversation.id, address_id=sender.id, direction="out", message_id=draft.message_id,
+        in_reply_to=in_reply_to, references=" ".join(references) or None, from_addr=str(mime["From"]),
+        to_addrs=", ".join(to), cc_addrs=", ".join(cc), bcc_addrs=", ".join(all_bcc), reply_to=reply_to or "",
+        subject=draft.subject, text=mime.get_body(("plain",)).get_content(),
+        html=mime.get_body(("html",)).get_content(), raw_sha256=store.put(raw),
+        delivery_status=QUEUED, delivery_attempts=0, next_attempt_at=now, author_id=author_id, created_at=now,
+    )
+    for f in files:
+        message.attachments.append(Attachment(
+            filename=f.filename, content_type=f.content_type.split(";")[0].strip(), size=len(f.data),
+            content_id=f.content_id, inline=bool(f.content_id), sha256=store.put(f.data)))
+    db.session.add(message)
+    conversation.last_message_at = now
+    db.session.flush()
+    return message
+
+
+def send_reply(conversation_id: int, author_id: int | None, body_html: str, *, to: list[str] | None = None,
+               cc: list[str] = (), bcc: list[str] = (), subject: str | None = None,
+               attachments: list[OutgoingAttachment] = (), parent_id: int | None = None, quote: bool = True,
+               automatic: bool = False, address_id: int | None = None) -> Message:
+    """Queue a reply in a conversation, with a reply's defaults; returns the `Message` (flushed).
+
+    Defaults: answers the customer's latest message (or the latest message with a
+    Message-ID), to the customer, subject "Re: <conversation subject>", quoting
+    the answered message. The caller commits, then calls `enqueue_send(message.id)`.
+    Raises `LookupError` and `CannotSend` like `queue_message`.
+    """
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise LookupError(f"no conversation {conversation_id}")
+    if parent_id is None:
+        latest = select(Message.id).where(Message.conversation_id == conversation.id).order_by(
+            Message.created_at.desc(), Message.id.desc()).limit(1)
+        parent_id = db.session.scalar(latest.where(Message.direction == "in")) or db.session.scalar(
+            latest.where(Message.direction == "out", Message.message_id.is_not(None)))
+    if to is None:
+        contact = conversation.contact
+        to = [str(Address(display_name=contact.name or "", addr_spec=contact.email))]
+    if subject is None:
+        subject = reply_subject(conversation.subject)
+    return queue_message(conversation_id, to=to, cc=cc, bcc=bcc, subject=subject, body_html=body_html,
+                         attachments=attachments, address_id=address_id, author_id=author_id,
+                         parent_id=parent_id, quote=quote, automatic=automatic)
+
+
+def retry_message(message_id: int) -> Message:
+    """Put a failed message back in the queue (by hand). The caller commits, then `enqueue_send`.
+
+    Raises `LookupError`, `NotRetryable` (not an outgoing message that failed) and
+    `CannotSend` (its address can no longer send).
+    """
+    message = db.session.get(Message, message_id)
+    if message is None or message.direction != "out":
+        raise LookupError(f"no outgoing message {message_id}")
+    if message.delivery_status != FAILED:
+        raise NotRetryable("Only a message that failed can be sent again.")
+    transport_settings(sending_address(message.address_id))
+    message.delivery_status = QUEUED
+    message.delivery_attempts = 0
+    message.next_attempt_at = utcnow()
+    message.delivery_error = None
+    message.smtp_code = None
+    message.smtp_reply = None
+    return message
+
+
+def mark_bounced(message_id: int, diagnostic: str) -> Message | None:
+    """Inbound bounce handling: a DSN says this sent message did not arrive. The caller commits.
+
+    Returns the message, or None when it is not one of our outgoing messages.
+    """
+    message = db.session.get(Message, message_id)
+    if message is None or message.direction != "out":
+        return None
+    message.delivery_status = BOUNCED
+    message.delivery_error = (diagnostic or "The recipient's server returned the message.").strip()[:4000]
+    return message
+
+
+# --- enqueueing ----------------------------------------------------------------------------------
+
+def _job_timeout() -> int:
+    # Shorter than the lease: RQ kills a stuck job before anyone else may claim its messages.
+    return max(1, int(current_app.config["SEND_LEASE_SECONDS"] * 0.9))
+
+
+def enqueue_send(message_id: int, *, stale_started: bool = False):
+    """Enqueue the send job of a message (`send-message-<id>`); call after the commit.
+
+    A pending job of that id makes this a no-op (returns None). A finished or failed
+    job of that id (kept by RQ for a while), or a "queued" one that is no longer in the
+    queue, is replaced; so is a "started" one when `stale_started` says its message's
+    lease has expired (its worker died).
+    """
+    from rq.exceptions import DuplicateJobError, NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    from app.queues import get_queue, redis_connection
+
+    connection = redis_connection()
+    queue = get_queue(SEND_QUEUE, connection)
+    job_id = send_job_id(message_id)
+    options = dict(job_id=job_id, unique=True, result_ttl=0, failure_ttl=24 * 3600, job_timeout=_job_timeout())
+    for _ in range(3):
+        try:
+            return queue.enqueue(SEND_JOB, message_id, **options)
+        except DuplicateJobError:
+            try:
+                job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)
+                status = job.get_status(refresh=False)
+            except NoSuchJobError:
+                continue  # it just finished; enqueue again
+            if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
+                return None
+            if status == JobStatus.QUEUED and connection.lpos(queue.key, job_id) is not None:
+                return None  # waiting in the queue (a "queued" job missing from it is a leftover: replace it)
+            if status == JobStatus.STARTED and not stale_started:
+                return None
+            job.delete()
+    return None
+
+
+def enqueue_due_messages(limit: int = 1000) -> int:
+    """Cron: enqueue the send job of every message that is due; returns how many were enqueued.
+
+    Due: queued or retrying with `next_attempt_at` passed (also catches a job lost
+    with Redis), or `sending` whose lease expired (its worker died).
+    """
+    now = utcnow()
+    rows = db.session.execute(
+        select(Message.id, Message.delivery_status).where(Message.direction == "out", _claimable(now))
+        .order_by(Message.next_attempt_at, Message.id).limit(limit)).all()
+    db.session.rollback()  # no transaction open while we talk to Redis
+    enqueued = 0
+    for message_id, status in rows:
+        if enqueue_send(message_id, stale_started=status == SENDING) is not None:
+            enqueued += 1
+    return enqueued
+
+
+# --- delivery (the send job) -----------------------------------------------------------------------
+
+def _claimable(now: datetime):
+    return or_(
+        and_(Message.delivery_status.in_((QUEUED, RETRYING)),
+             or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now)),
+        and_(Message.delivery_status == SENDING,
+             or_(Message.claimed_until.is_(None), Message.claimed_until < now)),
+    )
+
+
+def _claim(ids: list[int], token: str) -> list[int]:
+    """Claim these messages for us (those still claimable) and commit; returns the ids we got."""
+    if not ids:
+        return []
+    now = utcnow()
+    lease = timedelta(seconds=current_app.config["SEND_LEASE_SECONDS"])
+    db.session.execute(
+        update(Message)
+        .where(Message.id.in_(ids), Message.direction == "out", _claimable(now))
+        .values(delivery_status=SENDING, claim_token=token, claimed_until=now + lease,
+                delivery_attempts=Message.delivery_attempts + 1),
+        execution_options={"synchronize_session": False},
+    )
+    got = set(db.session.scalars(select(Message.id).where(Message.id.in_(ids), Message.claim_token == token)))
+    db.session.commit()
+    return [i for i in ids if i in got]
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Wait before attempt `attempts + 1`: base × 2^(attempts-1), capped, ±10 % jitter."""
+    cfg = current_app.config
+    delay = min(cfg["SEND_RETRY_BASE_SECONDS"] * 2 ** max(0, attempts - 1), cfg["SEND_RETRY_MAX_SECONDS"])
+    return delay * random.uniform(0.9, 1.1)
+
+
+def _finish(message_id: int, token: str, **values) -> bool:
+    """Write an outcome if the claim is still ours (it is, unless our lease ran out)."""
+    values.update(claim_token=None, claimed_until=None, last_attempt_at=utcnow())
+    result = db.session.execute(
+        update(Message).where(Message.id == message_id, Message.claim_token == token).values(**values),
+        execution_options={"synchronize_session": False})
+    if result.rowcount != 1:
+        log.warning("message %s: our claim was taken over before the outcome was recorded", message_id)
+        return False
+    return True
+
+
+def _record_sent(message_id: int, token: str, result: SendResult) -> None:
+    refused = "; ".join(f"{addr}: {code} {text}" for addr, (code, text) in result.refused.items())
+    _finish(message_id, token, delivery_status=SENT, sent_at=utcnow(), smtp_code=result.code,
+            smtp_reply=result.text[:4000], next_attempt_at=None,
+            delivery_error=f"Not accepted for {refused}"[:4000] if refused else None)
+
+
+def _record_failure(message_id: int, token: str, attempts: int, error: DeliveryError) -> str:
+    limit = current_app.config["SEND_MAX_ATTEMPTS"]
+    words = str(error)[:4000]
+    if error.temporary and attempts < limit:
+        status, next_at = RETRYING, utcnow() + timedelta(seconds=backoff_seconds(attempts))
+    else:
+        status, next_at = FAILED, None
+        if error.temporary:
+            words = f"{words} (gave up after {attempts} attempts)"[:4000]
+    _finish(message_id, token, delivery_status=status, next_attempt_at=next_at, smtp_code=error.code,
+            smtp_reply=error.text[:4000] if error.code else None, delivery_error=words)
+    return status
+
+
+def _due_same_server(settings: SMTPSettings, exclude: set[int], limit: int, cache: dict) -> list[int]:
+    """Ids of other due messages that go through the same server with the same login."""
+    now = utcnow()
+    rows = db.session.execute(
+        select(Message.id, Message.address_id).where(Message.direction == "out", _claimable(now),
+                                                     Message.id.not_in(exclude) if exclude else true())
+        .order_by(Message.next_attempt_at, Message.id).limit(limit * 4)).all()
+    out = []
+    for message_id, address_id in rows:
+        if _settings_for(address_id, cache) == settings:
+            out.append(message_id)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _settings_for(address_id: int | None, cache: dict) -> SMTPSettings | None:
+    if address_id not in cache:
+        try:
+            cache[address_id] = transport_settings(sending_address(address_id))
+        except CannotSend:
+            cache[address_id] = None
+    return cache[address_id]
+
+
+def _drop_jobs(message_ids: list[int]) -> None:
+    """Remove the queued (not yet started) send jobs of messages we claimed: they would find nothing to do."""
+    if not message_ids:
+        return
+    from redis.exceptions import RedisError
+    from rq.job import Job
+
+    from app.queues import get_queue, redis_connection
+
+    try:
+        connection = redis_connection()
+        queue = get_queue(SEND_QUEUE, connection)
+        pipe = connection.pipeline(transaction=False)
+        for message_id in message_ids:
+            pipe.lrem(queue.key, 1, send_job_id(message_id))
+        removed = pipe.execute()
+        pipe = connection.pipeline(transaction=False)
+        for message_id, count in zip(message_ids, removed):
+            if count:
+                pipe.delete(Job.key_for(send_job_id(message_id)))
+        pipe.execute()
+    except RedisError:
+        log.warning("could not remove the redundant send jobs; they will find nothing to do", exc_info=True)
+
+
+def _fail_unsendable(message_id: int, reason: str) -> dict:
+    token = secrets.token_hex(16)
+    if not _claim([message_id], token):
+        return {"claimed": 0}
+    _finish(message_id, token, delivery_status=FAILED, next_attempt_at=None, delivery_error=reason)
+    db.session.commit()
+    log.info("message %s failed: %s", message_id, reason)
+    return {"claimed": 1, "failed": 1}
+
+
+def deliver_message(message_id: int) -> dict:
+    """The send job: claim this message (and others due for the same server), send, record.
+
+    Commits as it goes (the claim before any network I/O, each outcome right after the
+    server's reply); never raises for delivery problems, which are recorded on the
+    message. Returns counts, for the job's log: claimed, sent, retrying, failed.
+    """
+    cfg = current_app.config
+    row = db.session.execute(select(Message.address_id, Message.direction).where(Message.id == message_id)).first()
+    if row is None or row.direction != "out":
+        db.session.rollback()
+        return {"claimed": 0}
+    try:
+        settings = transport_settings(sending_address(row.address_id))
+    except CannotSend as exc:
+        return _fail_unsendable(message_id, str(exc))
+    db.session.rollback()
+
+    token = secrets.token_hex(16)
+    if not _claim([message_id], token):
+        return {"claimed": 0}
+    counts = {"claimed": 1, SENT: 0, RETRYING: 0, FAILED: 0}
+    cache: dict = {}
+    batch_size = max(1, cfg["SEND_BATCH_SIZE"])
+    budget = time.monotonic() + _job_timeout() / 2  # start no message after this
+    batch = [message_id] + _claim(_due_same_server(settings, {message_id}, batch_size - 1, cache), token)
+    _drop_jobs(batch[1:])
+    counts["claimed"] = len(batch)
+    done: set[int] = set()
+    session = SMTPSession(settings, context=_tls_context() if settings.security != "none" else None,
+                          timeout=cfg["SMTP_TIMEOUT_SECONDS"],
+                          helo_name=cfg.get("SMTP_HELO_NAME") or cfg["PLATFORM_MAIL_DOMAIN"])
+    released: list[int] = []
+    with session:
+        while batch:
+            stop, released = _send_batch(session, batch, token, counts, cache, budget)
+            done.update(batch)
+            if stop or time.monotonic() > budget:
+                break
+            batch = _claim(_due_same_server(settings, done, batch_size, cache), token)
+            _drop_jobs(batch)
+            counts["claimed"] += len(batch)
+    for other in released:  # out of time: their jobs were dropped, give them new ones
+        enqueue_send(other)
+    counts["connections"] = session.connections
+    log.info("send job for message %s via %s: %s", message_id, settings.describe(), counts)
+    return counts
+
+
+def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict, cache: dict,
+                budget: float) -> tuple[bool, list[int]]:
+    """Send claimed messages one by one, committing each outcome.
+
+    Returns (stop, released): stop when the server could not be reached or the time
+    budget ran out; released are the claimed messages given back untried (out of time).
+    No message is started after `budget`, so each one started has at least half the
+    job's timeout to finish before RQ would kill the job.
+    """
+    rows = {r.id: r for r in db.session.execute(
+        select(Message.id, Message.address_id, Message.to_addrs, Message.cc_addrs, Message.bcc_addrs,
+               Message.raw_sha256, Message.delivery_attempts).where(Message.id.in_(batch))).all()}
+    db.session.rollback()
+    store = blob_store()
+    for position, message_id in enumerate(batch):
+        if time.monotonic() > budget:
+            rest = batch[position:]
+            _release(rest, token)
+            return True, rest
+        row = rows[message_id]
+        if row.delivery_attempts > current_app.config["SEND_MAX_ATTEMPTS"]:
+            # Claimed again and again without an outcome: its worker keeps dying while sending it.
+            _finish(message_id, token, delivery_status=FAILED, next_attempt_at=None, delivery_error=(
+                f"Gave up after {row.delivery_attempts - 1} attempts: the worker sending it stopped each time "
+                "(see the worker log)."))
+            db.session.commit()
+            counts[FAILED] += 1
+            continue
+        sender = _sender_address(row.address_id, cache)
+        recipients = _envelope(row)
+        try:
+            data = store.get(row.raw_sha256) if row.raw_sha256 else None
+        except BlobNotFound:
+            data = None
+        if data is None:
+            _finish(message_id, token, delivery_status=FAILED, next_attempt_at=None,
+                    delivery_error="The rendered message is missing from the blob store; write it again.")
+            db.session.commit()
+            counts[FAILED] += 1
+            continue
+        try:
+            result = session.send(sender, recipients, data)
+        except DeliveryError as error:
+            counts[_record_failure(message_id, token, row.delivery_attempts, error)] += 1
+            if error.session:
+                # The server is unreachable or refuses us: the same answer holds for the rest of the batch.
+                for other in batch[position + 1:]:
+                    counts[_record_failure(other, token, rows[other].delivery_attempts, error)] += 1
+                db.session.commit()
+                log.info("message %s: %s", message_id, error)
+                return True, []
+            db.session.commit()
+            log.info("message %s: %s", message_id, error)
+            continue
+        _record_sent(message_id, token, result)
+        db.session.commit()
+        counts[SENT] += 1
+    return False, []
+
+
+def _release(message_ids: list[int], token: str) -> None:
+    """Give back claimed messages that were not tried: as they were, due now, the attempt not counted."""
+    db.session.execute(
+        update(Message).where(Message.id.in_(message_ids), Message.claim_token == token)
+        .values(delivery_status=case((Message.delivery_attempts <= 1, QUEUED), else_=RETRYING),
+                delivery_attempts=Message.delivery_attempts - 1, claim_token=None, claimed_until=None),
+        execution_options={"synchronize_session": False})
+    db.session.commit()
+
+
+def _sender_address(address_id: int, cache: dict) -> str:
+    """The envelope sender (MAIL FROM): the address itself, so bounces come back to its ingress."""
+    key = ("from", address_id)
+    if key not in cache:
+        cache[key] = sending_address(address_id).address
+    return cache[key]
+
+
+def _envelope(row) -> list[str]:
+    seen, out = set(), []
+    for _, addr in getaddresses([row.to_addrs or "", row.cc_addrs or "", row.bcc_addrs or ""]):
+        if addr and addr.lower() not in seen:
+            seen.add(addr.lower())
+            out.append(addr)
+    return out
+
+
+def _tls_context():
+    from app.mail.tls import configured_context
+
+    return configured_context()

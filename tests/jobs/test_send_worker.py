@@ -1,0 +1,103 @@
+"""The send queue with real `flask worker` processes: connection reuse, and a worker killed mid-send."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+
+from app.mail.outbound import enqueue_due_messages, enqueue_send, send_reply
+from app.models.inbox import Message
+from app.queues import get_queue
+from tests.factories import make_address, make_conversation
+from tests.servers import SilentServer, SMTPServer
+from tests.subprocess_env import flask_cmd, flask_env
+
+
+def _env(app, tmp_path, **extra) -> dict:
+    env = flask_env(app, tmp_path)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def _queue_replies(app, db, address, n: int) -> list[int]:
+    ids = []
+    for _ in range(n):
+        message = send_reply(make_conversation(address).id, None, "<p>It ships today.</p>")
+        db.session.commit()
+        ids.append(message.id)
+    for message_id in ids:
+        enqueue_send(message_id)
+    return ids
+
+
+def _state(db, message_id) -> Message:
+    db.session.expire_all()
+    message = db.session.get(Message, message_id)
+    db.session.rollback()
+    return message
+
+
+def test_a_real_worker_sends_the_queue_over_one_connection(app, db, tmp_path):
+    server = SMTPServer(tmp_path / "relay")
+    relay = f"smtp://127.0.0.1:{server.port}?tls=none"
+    app.config["SMTP_RELAY_URL"] = relay
+    try:
+        ids = _queue_replies(app, db, make_address(), 4)
+        assert get_queue("send").count == 4
+        run = subprocess.run(flask_cmd("worker", "send", "--burst"), env=_env(app, tmp_path, SMTP_RELAY_URL=relay),
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert [_state(db, i).delivery_status for i in ids] == ["sent"] * 4
+        assert len(server.messages) == 4 and len({m["peer"] for m in server.messages}) == 1
+        assert get_queue("send").count == 0
+        assert "'sent': 4" in run.stderr  # one job did the work, the others were taken off the queue
+    finally:
+        server.stop()
+
+
+def test_a_worker_killed_between_claim_and_send_is_sent_exactly_once_after_the_lease(app, db, tmp_path):
+    """Kill -9 a real worker while it holds the claim and waits for the server; the lease decides what happens."""
+    silent = SilentServer()  # accepts the connection and never greets: the worker hangs after its claim
+    server = SMTPServer(tmp_path / "relay")
+    lease = 4
+    app.config.update(SMTP_RELAY_URL=f"smtp://127.0.0.1:{silent.port}?tls=none", SEND_LEASE_SECONDS=lease)
+    proc = None
+    try:
+        [message_id] = _queue_replies(app, db, make_address(), 1)
+        env = _env(app, tmp_path, SMTP_RELAY_URL=f"smtp://127.0.0.1:{silent.port}?tls=none",
+                   SEND_LEASE_SECONDS=lease, SMTP_TIMEOUT_SECONDS=60)
+        proc = subprocess.Popen(flask_cmd("worker", "send"), env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not (silent.conns and _state(db, message_id).delivery_status == "sending"):
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker never claimed the message"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its work horse, for real
+        proc.wait(30)
+
+        held = _state(db, message_id)
+        assert held.delivery_status == "sending" and held.delivery_attempts == 1
+        assert held.claimed_until > datetime.now(timezone.utc)
+        assert enqueue_due_messages() == 0  # the lease still holds: nobody may send it yet
+
+        wait = (held.claimed_until - datetime.now(timezone.utc)).total_seconds()
+        time.sleep(max(0.0, wait) + 0.2)
+        assert enqueue_due_messages() == 1  # the dead worker's job is replaced
+        relay = f"smtp://127.0.0.1:{server.port}?tls=none"
+        run = subprocess.run(flask_cmd("worker", "send", "--burst"),
+                             env=_env(app, tmp_path, SMTP_RELAY_URL=relay, SEND_LEASE_SECONDS=lease),
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        done = _state(db, message_id)
+        assert (done.delivery_status, done.delivery_attempts, done.claim_token) == ("sent", 2, None)
+        assert len(server.messages) == 1
+        assert enqueue_due_messages() == 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        silent.stop()
+        server.stop()
+

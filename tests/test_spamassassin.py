@@ -1,0 +1,42 @@
+"""SpamAssassin (Debian's, local tests only) scores a typical rendered reply at most 1.0."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+from app.blobs import blob_store
+from app.mail.outbound import send_reply
+from tests.factories import make_address, make_conversation, make_user
+
+MAX_SCORE = 1.0
+
+
+def test_a_typical_reply_is_not_spam(app, db, tmp_path):
+    app.config["SMTP_RELAY_URL"] = "smtp://127.0.0.1:25?tls=none"  # queueing only; nothing is sent here
+    address = make_address(
+        "acme-support@mail.pigeonhole.test", display_name="Acme Support", forwarded_from="support@acme.test",
+        send_vcard=True, template_enabled=True, header_html="<p>Hello {{ customer_name }},</p>",
+        footer_html="<p>Kind regards,<br>{{ agent_name }}<br>Acme Support · Reference {{ conversation_reference }}</p>")
+    conversation = make_conversation(address, email="carol@example.com", name="Carol Jones",
+                                     subject="Where is my order 1234?")
+    agent = make_user("agent", name="Alex Agent")
+    message = send_reply(
+        conversation.id, agent.id,
+        "<p>Thanks for your patience. Your order 1234 left our warehouse this morning and should arrive "
+        "within two working days.</p><p>You can follow it with the tracking link in your account.</p>")
+    db.session.commit()
+    raw = blob_store().get(message.raw_sha256)
+
+    env = dict(os.environ, HOME=str(tmp_path))  # its user preferences go to a throwaway home
+    run = subprocess.run(["spamassassin", "-L", "-t"], input=raw, capture_output=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    out = run.stdout.decode("utf-8", "replace")
+    score = float(re.search(r"Content analysis details:\s+\((-?[\d.]+) points", out).group(1))
+    report = out[out.index("Content analysis details"):]
+    rules = re.findall(r"^\s*(-?[\d.]+)\s+([A-Z0-9_]+)\s+(.*)$", report, re.MULTILINE)
+    print(f"\nSpamAssassin score {score} (at most {MAX_SCORE}); rules that fired:")
+    for points, name, description in rules:
+        print(f"  {points:>5} {name:<24} {description}")
+    assert rules, report  # the report was read (there are always informational rules)
+    assert score <= MAX_SCORE, report

@@ -1,0 +1,98 @@
+"""Delivery status of a sent message (the fragment the conversation page shows) and Retry by hand."""
+from __future__ import annotations
+
+import pytest
+
+from app.mail.outbound import deliver_message, send_job_id, send_reply
+from app.models.inbox import Message
+from app.queues import get_queue
+from tests.factories import make_address, make_conversation
+from tests.helpers import csrf_token
+from tests.servers import SMTPServer
+
+
+@pytest.fixture
+def relay(app, tmp_path):
+    server = SMTPServer(tmp_path / "relay", script=["550 5.1.1 <carol@example.com>: User unknown"])
+    app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
+    yield server
+    server.stop()
+
+
+def _failed_message(db, assignee) -> Message:
+    address = make_address()
+    conversation = make_conversation(address, email="carol@example.com", subject="Where is my parcel?")
+    conversation.assignee_id = assignee.id
+    message = send_reply(conversation.id, assignee.id, "<p>It ships today.</p>")
+    db.session.commit()
+    deliver_message(message.id)
+    return message
+
+
+def test_failed_message_full_page_fragment_and_retry(app, db, client, login_as, relay, htmx_headers):
+    agent = login_as("agent")
+    message = _failed_message(db, agent)
+    url = f"/messages/{message.id}/delivery"
+
+    full = client.get(url)
+    html = full.get_data(as_text=True)
+    assert full.status_code == 200 and html.startswith("<!doctype html>")
+    assert "Failed" in html and "550 5.1.1 &lt;carol@example.com&gt;: User unknown" in html
+    assert ">Retry</button>" in html and "every 5s" not in html  # nothing pending: no polling
+
+    frag = client.get(url, headers=htmx_headers)
+    body = frag.get_data(as_text=True)
+    assert frag.status_code == 200 and "<html" not in body and f'id="delivery-{message.id}"' in body
+
+    token = csrf_token(client, url)
+    retried = client.post(f"/messages/{message.id}/retry", headers={**htmx_headers, "X-CSRFToken": token})
+    assert retried.status_code == 204 and retried.headers["HX-Trigger"] == "delivery-changed"
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).delivery_status == "queued"
+    assert get_queue("send").job_ids == [send_job_id(message.id)]
+    pending = client.get(url, headers=htmx_headers).get_data(as_text=True)
+    assert "Queued" in pending and "every 5s" in pending
+
+    again = client.post(f"/messages/{message.id}/retry", headers={**htmx_headers, "X-CSRFToken": token})
+    text = again.get_data(as_text=True)
+    assert again.status_code == 422 and "Only a message that failed can be sent again." in text
+    assert "<html" not in text
+
+    deliver_message(message.id)
+    sent = client.get(url).get_data(as_text=True)
+    assert "Sent" in sent and "The server said: 250" in sent and len(relay.messages) == 1
+
+
+def test_retry_without_htmx_redirects_and_a_disabled_address_is_a_422(app, db, client, login_as, relay):
+    from app.channels.services import publish_addresses
+
+    agent = login_as("agent")
+    message = _failed_message(db, agent)
+    url = f"/messages/{message.id}/delivery"
+    token = csrf_token(client, url)
+    address = message.conversation.address
+    address.enabled = False
+    publish_addresses([address.id], None, "off")
+    db.session.commit()
+    refused = client.post(f"/messages/{message.id}/retry", data={"csrf_token": token})
+    assert refused.status_code == 422 and "is disabled, so it cannot send." in refused.get_data(as_text=True)
+
+    address.enabled = True
+    publish_addresses([address.id], None, "on")
+    db.session.commit()
+    done = client.post(f"/messages/{message.id}/retry", data={"csrf_token": token})
+    assert done.status_code == 302 and done.headers["Location"].endswith(url)
+    assert "The message is queued to be sent again." in client.get(url).get_data(as_text=True)
+
+
+def test_other_agents_and_inbound_messages_get_404(app, db, client, login_as, relay):
+    from tests.factories import make_user
+
+    owner = make_user("agent")
+    message = _failed_message(db, owner)
+    inbound_id = message.conversation.messages[0].id
+    login_as("agent")
+    assert client.get(f"/messages/{message.id}/delivery").status_code == 404
+    assert client.get(f"/messages/{inbound_id}/delivery").status_code == 404
+    token = csrf_token(client, "/inbox/")
+    assert client.post(f"/messages/{message.id}/retry", data={"csrf_token": token}).status_code == 404
