@@ -52,6 +52,8 @@ def _test_config(database_url, redis_server, blob_dir) -> dict:
         "PLATFORM_MAIL_DOMAIN": "mail.pigeonhole.test",
         "SERVER_NAME": None,
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashes; production keeps scrypt
+        # Platform addresses can queue mail; nothing listens here, tests that send start their own server.
+        "SMTP_RELAY_URL": "smtp://127.0.0.1:9?tls=none",
     }
 
 

@@ -20,6 +20,9 @@ def flask_env(app, tmp_path) -> dict[str, str]:
         "PLATFORM_MAIL_DOMAIN": app.config["PLATFORM_MAIL_DOMAIN"],
         "PYTHONPATH": str(ROOT),
     })
+    for name in ("SMTP_RELAY_URL", "MAIL_TLS_CA_FILE", "OUTBOX_DIR"):
+        if app.config.get(name):
+            env[name] = str(app.config[name])
     return env
 
 

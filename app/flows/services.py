@@ -677,8 +677,8 @@ def queue_automatic_reply(conversation_id: int, subject: str, body_html: str, ki
                           queue_id: int | None = None) -> Message:
     """Queue one automatic mail to the conversation's customer, if every safety rule allows it.
 
-    Creates the outgoing `Message` (direction "out", delivery_status "queued",
-    `automatic` = kind, threaded to the customer's latest message), records it in the
+    Renders and queues the outgoing `Message` through `app.mail.outbound.queue_message`
+    (`automatic` = kind, threaded to the customer's latest message), records it in the
     automatic-mail ledger, and enqueues "jobs.send.send_message" (job id
     ``send-message-<id>``) once the caller commits. The send job renders it with
     ``Auto-Submitted: auto-replied``. Placeholders (``{{ customer_name }}``...) in
@@ -688,9 +688,9 @@ def queue_automatic_reply(conversation_id: int, subject: str, body_html: str, ki
     send, the customer is an automatic/noreply/own/blocked address, the mail that
     triggered it was automatic, or the per-hour cap is reached.
     """
-    from app.mail.html import html_to_text, sanitize_html
+    from app.mail.html import sanitize_html
+    from app.mail.outbound import CannotSend, queue_message
     from app.mail.render import fill_placeholders
-    from app.mail.tokens import make_message_id
 
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
@@ -708,20 +708,15 @@ def queue_automatic_reply(conversation_id: int, subject: str, body_html: str, ki
     values = _placeholders(conversation, address)
     html = sanitize_html(fill_placeholders(body_html, values))
     subject = fill_placeholders(subject, values).replace("\n", " ").strip() or conversation.subject
-    references = []
-    if trigger is not None:
-        references = [r for r in (trigger.references or "").split() if r]
-        if trigger.message_id:
-            references.append(trigger.message_id)
-    now = _now()
-    message = Message(
-        conversation_id=conversation.id, address_id=address.id, direction="out",
-        message_id=make_message_id(conversation.token, address.address.rpartition("@")[2]),
-        in_reply_to=trigger.message_id if trigger else None, references=" ".join(references) or None,
-        from_addr=address.from_header, to_addrs=recipient, subject=subject, text=html_to_text(html),
-        html=html, delivery_status="queued", automatic=kind, created_at=now)
-    db.session.add(message)
-    db.session.flush()
+    try:
+        # The outbound service renders it (template design, threading headers, Auto-Submitted).
+        message = queue_message(conversation.id, to=[recipient], subject=subject, body_html=html,
+                                address_id=address.id, parent_id=trigger.id if trigger else None,
+                                quote=False, automatic=True)
+    except CannotSend as exc:
+        raise AutomaticMailRefused(f"the address cannot send: {exc}") from None
+    message.automatic = kind
+    now = message.created_at
     db.session.add(AutomaticMail(recipient=recipient, kind=kind, conversation_id=conversation.id,
                                  message_id=message.id, address_id=address.id,
                                  queue_id=queue_id or conversation.queue_id, created_at=now))

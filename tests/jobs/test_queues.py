@@ -60,6 +60,9 @@ def test_worker_shows_in_healthz_and_leaves_cleanly(app, client, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         proc.stderr.close()
+    deadline = time.monotonic() + 15
+    while client.get("/healthz").get_json()["workers"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert client.get("/healthz").get_json()["workers"] == 0
 
 
