@@ -70,6 +70,16 @@ class Config:
         # Health checks must answer fast even when Redis is gone.
         self.REDIS_HEALTH_TIMEOUT = float(os.environ.get("REDIS_HEALTH_TIMEOUT", "1.0"))
 
+        # Agent workspace (issue 6): composer limits, the inbox, presence.
+        self.COMPOSER_MAX_ATTACHMENT_BYTES = _int("COMPOSER_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
+        self.COMPOSER_MAX_ATTACHMENTS = _int("COMPOSER_MAX_ATTACHMENTS", 10)
+        self.COMPOSER_MAX_TOTAL_BYTES = _int("COMPOSER_MAX_TOTAL_BYTES", 25 * 1024 * 1024)
+        self.COMPOSER_MAX_RECIPIENTS = _int("COMPOSER_MAX_RECIPIENTS", 50)
+        self.LOCK_REPLY_RECIPIENTS = _bool("LOCK_REPLY_RECIPIENTS", False)
+        self.INBOX_PAGE_SIZE = _int("INBOX_PAGE_SIZE", 50)
+        self.INBOX_POLL_SECONDS = _int("INBOX_POLL_SECONDS", 10)
+        self.PRESENCE_SECONDS = _int("PRESENCE_SECONDS", 30)
+
         # Behind a TLS-terminating proxy, trust its X-Forwarded-* headers (count of proxies).
         self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
 

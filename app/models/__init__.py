@@ -8,11 +8,11 @@ from app.models.auth import LoginThrottle, Queue, Role, User, queue_members
 from app.models.blobs import Blob
 from app.models.channels import Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
 from app.models.flows import Flow
-from app.models.inbox import Attachment, Contact, Conversation, Draft, Message
+from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 from app.models.responses import ResponseGroup, StandardResponse
 
 __all__ = [
-    "Attachment", "Blob", "Contact", "Conversation", "Domain", "DomainKind", "Draft",
+    "Attachment", "Blob", "Contact", "Conversation", "ConversationSeen", "Domain", "DomainKind", "Draft",
     "EmailAddress", "Flow", "LoginThrottle", "MailboxState", "Message", "PublishRecord",
     "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "queue_members",
 ]
