@@ -89,9 +89,20 @@
     syncBody(composer);
     restore(composer);
     updateSend(composer);
-    var editor = editorOf(composer);
-    if (editor && !composer.closest("#composers").getAttribute("data-quiet")) {
-      composer.scrollIntoView({ block: "nearest" });
+    composer.scrollIntoView({ block: "nearest" });
+    // A reload (or a crash of the tab) brings this composer back open.
+    if ($("#conversation")) {
+      var url = new URL(window.location.href);
+      url.searchParams.set("draft", composer.getAttribute("data-draft-id"));
+      window.history.replaceState(window.history.state, "", url.toString());
+    }
+  }
+
+  function forgetComposer(composer) {
+    var url = new URL(window.location.href);
+    if (url.searchParams.get("draft") === composer.getAttribute("data-draft-id")) {
+      url.searchParams.delete("draft");
+      window.history.replaceState(window.history.state, "", url.toString());
     }
   }
 
@@ -194,6 +205,7 @@
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
       .then(function (data) {
         var composer = composerOf(editor);
+        if (dialog) closeDialog(dialog);  // a modal dialog makes the editor inert: close it first
         insertHtml(editor, data.html, button.getAttribute("data-insert"));
         if (button.getAttribute("data-with-subject") && data.subject) {
           var subject = $('[name="subject"]', formOf(composer));
@@ -202,7 +214,6 @@
         }
         syncBody(composer);
         editor.dispatchEvent(new Event("input", { bubbles: true }));
-        if (dialog) closeDialog(dialog);
         editor.focus();
       })
       .catch(function () { button.textContent = "Could not insert; try again"; });
@@ -312,6 +323,7 @@
     var isSend = elt.classList.contains("send-button");
     if (ok && (isClose || isSend)) {
       try { localStorage.removeItem(backupKey(composer)); } catch (err) { /* ignore */ }
+      forgetComposer(composer);
       if (isClose && composer.isConnected) composer.remove();
       setPresenceReplying();
     } else if (ok && isSave) {
@@ -360,6 +372,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     initAll(document);
+    var pageDialog = $("#dialogs dialog");
+    if (pageDialog && !pageDialog.open) pageDialog.showModal();
     var hash = window.location.hash;
     if (hash && hash.indexOf("#composer-") === 0) {
       var c = document.querySelector(hash);

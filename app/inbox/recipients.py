@@ -64,7 +64,7 @@ def parse_addresses(value: str) -> AddressList:
         pairs = getaddresses([item])
         name, addr = pairs[0] if len(pairs) == 1 else ("", "")
         if not addr or "@" not in addr:
-            result.errors.append(f"“{item}” is not an email address.")
+            result.errors.append(f"“{item}” is not a valid email address.")
             continue
         try:
             checked = validate_email(addr, check_deliverability=False)
