@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.blobs import BlobNotFound, blob_store
 from app.channels.services import PublishedAddress, published_address
@@ -189,7 +190,8 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         raise InvalidAction(f"Unknown view {view!r}.")
     if status and status not in STATUSES:
         raise InvalidAction(f"Unknown status {status!r}.")
-    query = select(Conversation)
+    query = select(Conversation).options(
+        joinedload(Conversation.contact), joinedload(Conversation.queue), joinedload(Conversation.assignee))
     where = []
     seen = visibility_filter(user)
     if seen is not None:
@@ -231,10 +233,13 @@ def decorate_rows(user: User, conversations: list[Conversation]) -> list[InboxRo
     ids = [c.id for c in conversations]
     if not ids:
         return []
-    latest = (select(func.max(Message.id)).where(Message.conversation_id.in_(ids), Message.direction != "note")
-              .group_by(Message.conversation_id))
+    # The newest customer or agent message of each conversation, by its (conversation, time) index.
+    latest = (select(Message.id).where(Message.conversation_id == Conversation.id, Message.direction != "note")
+              .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)
+              .correlate(Conversation).scalar_subquery())
     snippets = dict(db.session.execute(
-        select(Message.conversation_id, func.substr(Message.text, 1, 300)).where(Message.id.in_(latest))).all())
+        select(Message.conversation_id, func.substr(Message.text, 1, 300)).where(
+            Message.id.in_(select(latest).select_from(Conversation).where(Conversation.id.in_(ids))))).all())
     seen = dict(db.session.execute(select(ConversationSeen.conversation_id, ConversationSeen.seen_at).where(
         ConversationSeen.user_id == user.id, ConversationSeen.conversation_id.in_(ids))).all())
     drafts = set(db.session.scalars(select(Draft.conversation_id).where(
@@ -251,20 +256,24 @@ def decorate_rows(user: User, conversations: list[Conversation]) -> list[InboxRo
     return rows
 
 
-def view_counts(user: User | int) -> dict[str, int]:
-    """Open conversations per view, and the user's drafts, for the view tabs."""
+def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
+    """Open conversations per view (counted up to `cap`: the tabs say "99+" beyond), and drafts.
+
+    Capped so that the inbox stays fast on a large database: each count reads at most
+    `cap + 1` index entries.
+    """
     user = _user(user)
     seen = visibility_filter(user)
-    base = select(
-        func.count().label("all"),
-        func.sum(case((Conversation.assignee_id == user.id, 1), else_=0)),
-        func.sum(case((Conversation.assignee_id.is_(None), 1), else_=0)),
-    ).where(Conversation.status == "open")
-    if seen is not None:
-        base = base.where(seen)
-    total, mine, unassigned = db.session.execute(base).one()
+
+    def capped(*where) -> int:
+        inner = select(Conversation.id).where(Conversation.status == "open", *where)
+        if seen is not None:
+            inner = inner.where(seen)
+        return db.session.scalar(select(func.count()).select_from(inner.limit(cap + 1).subquery())) or 0
+
     drafts = db.session.scalar(select(func.count()).select_from(Draft).where(Draft.author_id == user.id))
-    return {"all": total or 0, "mine": mine or 0, "unassigned": unassigned or 0, "drafts": drafts or 0}
+    return {"all": capped(), "mine": capped(Conversation.assignee_id == user.id),
+            "unassigned": capped(Conversation.assignee_id.is_(None)), "drafts": drafts or 0}
 
 
 def user_queues(user: User | int) -> list[Queue]:
@@ -285,12 +294,20 @@ def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Dr
     return list(db.session.scalars(query))
 
 
-def mark_seen(user_id: int, conversation_id: int) -> None:
+def mark_seen(user_id: int, conversation_id: int, last_message_at: datetime | None = None) -> bool:
+    """Record that the user has read the conversation; returns whether anything was written.
+
+    With `last_message_at`, nothing is written when the user had already seen that activity
+    (opening a conversation again costs no write).
+    """
     row = db.session.get(ConversationSeen, (user_id, conversation_id))
     if row is None:
         db.session.add(ConversationSeen(user_id=user_id, conversation_id=conversation_id, seen_at=_now()))
-    else:
-        row.seen_at = _now()
+        return True
+    if last_message_at is not None and row.seen_at >= last_message_at:
+        return False
+    row.seen_at = _now()
+    return True
 
 
 # --- One conversation --------------------------------------------------------------------
@@ -311,6 +328,7 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
     conversation = get_conversation(user, conversation_id)
     messages = list(db.session.scalars(
         select(Message).where(Message.conversation_id == conversation.id)
+        .options(selectinload(Message.attachments), joinedload(Message.author))
         .order_by(Message.created_at, Message.id)))
     earlier_query = (select(Conversation).where(Conversation.contact_id == conversation.contact_id,
                                                 Conversation.id != conversation.id)

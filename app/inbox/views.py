@@ -73,8 +73,7 @@ def index():
                                    cursor=request.args.get("cursor"), after=request.args.get("after"))
     except services.InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
-                      filters=filters, counts=services.view_counts(current_user),
-                      queues=services.user_queues(current_user))
+                      filters=filters, queues=services.user_queues(current_user))
     if request.args.get("after") is not None:
         block = "poll"
     elif request.args.get("cursor"):
@@ -82,13 +81,20 @@ def index():
     else:
         block = "results"
     return render("inbox/index.html", block=block, page=page, filters=filters, error=None,
-                  counts=services.view_counts(current_user), queues=services.user_queues(current_user))
+                  queues=services.user_queues(current_user) if block == "results" and not is_htmx() else [])
 
 
 @bp.route("/inbox/drafts/")
 def drafts():
     return render("inbox/drafts.html", block="drafts", drafts=services.list_drafts(current_user),
-                  counts=services.view_counts(current_user), filters={"view": "drafts"})
+                  filters={"view": "drafts"})
+
+
+@bp.route("/inbox/counts")
+def counts():
+    """The view tabs with their counts (loaded after the page, then polled)."""
+    filters = _filters()
+    return render("inbox/_tabs.html", counts=services.view_counts(current_user), filters=filters)
 
 
 # --- Conversation ------------------------------------------------------------------------
@@ -115,8 +121,8 @@ def _conversation_response(response):
 @bp.route("/inbox/c/<int:conversation_id>")
 def conversation(conversation_id: int):
     detail = services.conversation_detail(current_user, conversation_id)
-    services.mark_seen(current_user.id, conversation_id)
-    db.session.commit()
+    if services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
+        db.session.commit()
     open_draft = None
     draft_id = request.args.get("draft", type=int)
     if draft_id:

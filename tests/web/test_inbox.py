@@ -34,7 +34,10 @@ def test_inbox_page_fragment_and_422(client, ws):
     html = full.get_data(as_text=True)
     assert full.status_code == 200 and "<html" in html
     for label in ("Mine", "Unassigned", "All", "Drafts"):
-        assert f">{label} <span" in html
+        assert f">{label}</a>" in html  # counts arrive in their own request
+    tabs = client.get("/inbox/counts?view=all&status=open", headers=ws["h"]).get_data(as_text=True)
+    assert 'id="view-tabs"' in tabs and '>All <span class="count">1</span>' in tabs
+    assert '>Mine <span class="count">0</span>' in tabs and "every 30s" in tabs and "load," not in tabs
     assert 'id="inbox-poller"' in html and "Hello there" in html
     frag = client.get("/inbox/?q=hello", headers=ws["h"]).get_data(as_text=True)
     assert "<html" not in frag and "Carol Customer" in frag and 'id="filter-q"' not in frag
