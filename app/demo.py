@@ -31,7 +31,10 @@ def seed() -> list[str]:
             user = create_user(email, password, role, name)
             created.append(f"user {email} ({role.value})")
         users[email] = user
-    ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
+    general = ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
     ensure_platform_domain()
     ensure_flow("Route to default queue", "Every new conversation goes to the General queue.")
+    from app.inbox.demo import seed_workspace
+
+    created += seed_workspace(users["agent@demo.test"], general)
     return created

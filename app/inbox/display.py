@@ -145,7 +145,7 @@ def _height_class(body: str) -> str:
     """A frame height from the amount of content (the frame cannot measure itself without scripts)."""
     text = _TAGS.sub(" ", body)
     lines = body.lower().count("<br") + body.lower().count("<p") + body.lower().count("<tr") + len(text) // 90
-    lines += 12 * body.lower().count("<img")
+    lines += 6 * body.lower().count("<img")
     for cls, limit in (("h1", 4), ("h2", 8), ("h3", 14), ("h4", 22), ("h5", 34)):
         if lines <= limit:
             return cls

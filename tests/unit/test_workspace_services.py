@@ -331,3 +331,19 @@ def test_placeholders_and_visible_responses(app, db, world):
     assert "Dear Carol &lt;b&gt;Ann&lt;/b&gt; Customer (carol@example.com), Al / Alex Agent" in html
     assert f"&lt;{agent.email}&gt;" in html and "<b>" not in html
     assert secret.group.queue_ids == [world["secret"].id]
+
+
+def test_demo_seed_gives_a_workable_workspace(app, db):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["demo", "seed"])
+    assert first.exit_code == 0 and "3 demo conversations" in first.output
+    second = runner.invoke(args=["demo", "seed"])
+    assert "demo conversations" not in second.output and "Standard Responses" not in second.output
+    from app.models.auth import User
+
+    agent = db.session.scalar(select(User).where(User.email == "agent@demo.test"))
+    assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {
+        "Where is my parcel?", "Refund for order 1042"}
+    assert [a.address for a in inbox.sending_addresses(agent)] == ["support@mail.pigeonhole.test"]
+    assert {r.title for r in responses.visible_responses(agent)} == {
+        "Thanks for waiting", "Shipping times", "Refund issued"}
