@@ -174,3 +174,52 @@ def test_a_draft_survives_a_dropped_connection_and_a_reload(page, db, workspace)
     assert "And more." in db.session.scalar(db.select(Draft)).body
     # htmx reports the autosave that failed while offline (that is the point); nothing else may fail.
     assert [e for e in page.js_errors if not e.startswith(("htmx:sendError", "htmx:afterRequest"))] == []
+
+
+def test_new_mail_appears_on_top_without_a_reload_and_search_filters(page, db, app, workspace):
+    app.config["INBOX_POLL_SECONDS"] = 1
+    sign_in(page, "alex@example.test")
+    rows = page.locator("#conversation-rows tr.conv-row")
+    expect(rows).to_have_count(1)
+    page.get_by_label("Search").fill("umbrella")
+    expect(page.locator("#results")).to_contain_text("No conversation matches “umbrella”.")
+    page.get_by_label("Search").fill("")
+    expect(rows).to_have_count(1)
+    conv = workspace["conv"]
+    queue = conv.queue
+    newer = make_conversation(queue=queue, address=conv.address, subject="Broken umbrella",
+                              contact_email="zoe@example.com")
+    make_message(newer, text="The handle snapped.")
+    expect(rows.first).to_contain_text("Broken umbrella", timeout=10000)  # polled in, on top
+    expect(rows).to_have_count(2)
+    make_message(conv, text="Hello? Anyone?")  # an older conversation gets new mail: it moves up, once
+    expect(rows.first).to_contain_text("Where is my parcel?", timeout=10000)
+    expect(rows).to_have_count(2)
+    page.get_by_label("Search").fill("umbrella")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Broken umbrella")
+    assert page.js_errors == []
+
+
+def test_new_mail_needs_the_required_fields_before_send(page, db, workspace):
+    sign_in(page, "alex@example.test")
+    page.get_by_role("button", name="New Mail").click()
+    expect(page.get_by_role("heading", name="New Mail", level=1)).to_be_visible()
+    composer = page.locator(".composer")
+    send = composer.get_by_role("button", name="Send")
+    expect(composer.get_by_label("Queue")).to_have_value(str(workspace["conv"].queue_id))
+    expect(send).to_be_disabled()
+    composer.get_by_label("To", exact=True).fill("new@exa")
+    expect(composer.locator(".suggestions").first).to_be_empty()
+    composer.get_by_label("To", exact=True).fill("car")
+    composer.get_by_role("option").get_by_role("button", name=re.compile("Carol Customer")).click()
+    expect(composer.get_by_label("To", exact=True)).to_have_value("Carol Customer <carol@example.com>, ")
+    composer.get_by_label("Subject").fill("A new question")
+    expect(send).to_be_disabled()
+    composer.get_by_role("textbox", name="Message").fill("Hello from us.")
+    expect(send).to_be_enabled()
+    send.click()
+    expect(page.get_by_role("heading", name="A new question")).to_be_visible()
+    expect(page.locator(".tile-out")).to_contain_text("Hello from us.")
+    expect(page.locator(".tile-out .delivery")).to_have_text(re.compile("Queued"))
+    assert page.js_errors == []
