@@ -43,6 +43,24 @@ def fts5_query(q: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' + ("*" if star else "") for w, star in terms)
 
 
+def pg_tsquery(q: str) -> tuple[str, dict] | None:
+    """The PostgreSQL tsquery for `q` (SQL, parameters), or None when it has no words.
+
+    Plain words go through `websearch_to_tsquery` (the same parser as the index, so an
+    address stays one token); words typed with `*` become prefix terms.
+    """
+    prefixes = [w for w, star in _TERM.findall(q or "")[:MAX_TERMS] if star]
+    plain = _TERM.sub(lambda m: "" if m.group(2) else m.group(0), q or "").strip()
+    parts, params = [], {}
+    if _TERM.search(plain):
+        parts.append("websearch_to_tsquery('simple', :plain)")
+        params["plain"] = plain
+    if prefixes:
+        parts.append("to_tsquery('simple', :prefixes)")
+        params["prefixes"] = " & ".join(f"{w.lower()}:*" for w in prefixes)
+    return (" && ".join(parts), params) if parts else None
+
+
 def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
@@ -68,8 +86,11 @@ def matching_conversation_ids(q: str) -> Select:
                     "LIMIT :cap").bindparams(match=match, cap=MAX_MATCHES).columns(column("rowid"))
         by_text = select(Message.conversation_id).where(Message.id.in_(hits))
     elif dialect == "postgresql":
-        newest = (select(Message.id).where(text(f"{PG_TSVECTOR} @@ websearch_to_tsquery('simple', :q)")
-                                           .bindparams(q=q))
+        query = pg_tsquery(q)
+        if query is None:
+            return by_contact
+        sql, params = query
+        newest = (select(Message.id).where(text(f"{PG_TSVECTOR} @@ ({sql})").bindparams(**params))
                   .order_by(Message.id.desc()).limit(MAX_MATCHES))
         by_text = select(Message.conversation_id).where(Message.id.in_(newest.scalar_subquery()))
     else:  # pragma: no cover - other databases: a plain scan
