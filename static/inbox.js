@@ -219,6 +219,14 @@
       .catch(function () { button.textContent = "Could not insert; try again"; });
   });
 
+  /* In the picker's search, Enter appends the first response found (the keyboard way). */
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter" || e.target.id !== "picker-q") return;
+    e.preventDefault();
+    var first = $('#picker-results [data-insert="append"]');
+    if (first) first.click();
+  });
+
   /* Recipient suggestions: a click puts the address in place of what is being typed. */
   document.addEventListener("click", function (e) {
     var button = e.target.closest ? e.target.closest(".suggestion") : null;
