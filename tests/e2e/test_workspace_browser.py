@@ -51,6 +51,7 @@ def workspace(db):
 def test_reply_with_standard_response_cc_bcc_attachment_draft_survives_logout_then_send(
         page, db, app, workspace, tmp_path, redis_server):
     conv = workspace["conv"]
+    app.config["INBOX_POLL_SECONDS"] = 1
     sign_in(page, "alex@example.test")
     row = page.locator(f"#conv-{conv.id}")
     expect(row).to_contain_text("Where is my parcel?")
@@ -81,6 +82,15 @@ def test_reply_with_standard_response_cc_bcc_attachment_draft_survives_logout_th
     page.locator(".compose-bar").get_by_role("button", name="Reply", exact=True).click()
     composer = page.locator(".composer")
     expect(composer.get_by_label("To", exact=True)).to_have_value("carol@example.com")
+    # Colleagues see that Alex is replying (the page reports it with its presence ping).
+    from app.inbox import presence
+
+    with app.app_context():
+        for _ in range(60):
+            if presence.others(conv.id, 0) == [{"name": "Alex Agent", "replying": True}]:
+                break
+            page.wait_for_timeout(100)
+        assert presence.others(conv.id, 0) == [{"name": "Alex Agent", "replying": True}]
     expect(composer.get_by_label("Subject")).to_have_value("Re: Where is my parcel?")
     editor = composer.get_by_role("textbox", name="Message")
     editor.click()
