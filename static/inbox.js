@@ -317,7 +317,12 @@
     var composer = composerOf(elt);
     if (composer) {
       syncBody(composer);
-      if (elt.classList.contains("composer-form")) composer.setAttribute("data-sent-at", String(Date.now()));
+      if (elt.classList.contains("send-button") || elt.hasAttribute("data-close-composer")) {
+        composer.setAttribute("data-finishing", "1");  // no autosave may follow: it would race the draft's end
+      } else if (elt.classList.contains("composer-form")) {
+        if (composer.getAttribute("data-finishing")) { e.preventDefault(); return; }
+        composer.setAttribute("data-sent-at", String(Date.now()));
+      }
     }
   });
 
@@ -325,10 +330,13 @@
     var elt = e.detail.elt;
     var composer = composerOf(elt) || (elt && elt.classList && elt.classList.contains("composer-form") ? composerOf(elt) : null);
     if (!composer) return;
-    var ok = e.detail.successful;
+    // (htmx leaves `successful` unset when it follows an HX-Redirect: read the status itself.)
+    var status = e.detail.xhr ? e.detail.xhr.status : 0;
+    var ok = status >= 200 && status < 300;
     var isSave = elt.classList.contains("composer-form");
     var isClose = elt.hasAttribute("data-close-composer");
     var isSend = elt.classList.contains("send-button");
+    if (!ok && (isClose || isSend)) composer.removeAttribute("data-finishing");
     if (ok && (isClose || isSend)) {
       try { localStorage.removeItem(backupKey(composer)); } catch (err) { /* ignore */ }
       forgetComposer(composer);

@@ -226,10 +226,40 @@ def test_new_mail_needs_the_required_fields_before_send(page, db, workspace):
     expect(composer.get_by_label("To", exact=True)).to_have_value("Carol Customer <carol@example.com>, ")
     composer.get_by_label("Subject").fill("A new question")
     expect(send).to_be_disabled()
-    composer.get_by_role("textbox", name="Message").fill("Hello from us.")
+    editor = composer.get_by_role("textbox", name="Message")
+    editor.fill("Hello from us.")
     expect(send).to_be_enabled()
+    # Formatting: select a word and make it bold.
+    editor.evaluate("""el => { const r = document.createRange(); const t = el.firstChild;
+        r.setStart(t, 0); r.setEnd(t, 5); const s = getSelection(); s.removeAllRanges(); s.addRange(r); }""")
+    composer.get_by_role("button", name="Bold").click()
+    expect(editor.locator("b")).to_have_text("Hello")
+    # Drag and drop a file onto the attachments area.
+    composer.locator("[data-dropzone]").evaluate("""zone => { const dt = new DataTransfer();
+        dt.items.add(new File(["dropped bytes"], "dropped.txt", {type: "text/plain"}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true})); }""")
+    expect(composer.locator(".attachments-area")).to_contain_text("dropped.txt")
     send.click()
     expect(page.get_by_role("heading", name="A new question")).to_be_visible()
     expect(page.locator(".tile-out")).to_contain_text("Hello from us.")
     expect(page.locator(".tile-out .delivery")).to_have_text(re.compile("Queued"))
+    expect(page.locator(".tile-out .attachments")).to_contain_text("dropped.txt")
+    db.session.expire_all()
+    sent = db.session.scalar(db.select(Message).where(Message.direction == "out").order_by(Message.id.desc()))
+    assert "<b>Hello</b> from us." in sent.html and "Hello from us." in sent.text
+
+    # A draft can be deleted, after confirming.
+    page.get_by_role("button", name="Forward", exact=True).last.click()
+    expect(page.locator(".composer")).to_have_count(1)
+    page.locator(".composer").get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog", name="Delete this draft?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".composer")).to_have_count(1)
+    page.locator(".composer").get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog", name="Delete this draft?").get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Draft deleted.")).to_be_visible()
+    expect(page.locator(".composer")).to_have_count(0)
+    db.session.expire_all()
+    assert db.session.scalar(db.select(Draft)) is None
     assert page.js_errors == []
