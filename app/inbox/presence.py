@@ -45,12 +45,31 @@ def leave(conversation_id: int, user_id: int) -> None:
 
 def others(conversation_id: int, user_id: int) -> list[dict]:
     """The other users present, [{"name", "replying"}], replying ones first."""
-    ttl = current_app.config["PRESENCE_SECONDS"]
+    return present_in([conversation_id], user_id).get(conversation_id, [])
+
+
+def present_in(conversation_ids: list[int], user_id: int) -> dict[int, list[dict]]:
+    """`others()` for many conversations in one round trip (the inbox rows); only non-empty ones."""
+    if not conversation_ids:
+        return {}
     try:
-        entries = redis_connection(timeout=1.0).hgetall(_key(conversation_id))
+        pipe = redis_connection(timeout=1.0).pipeline(transaction=False)
+        for cid in conversation_ids:
+            pipe.hgetall(_key(cid))
+        results = pipe.execute()
     except RedisError as exc:
         log.warning("presence not read: %s", exc)
-        return []
+        return {}
+    out = {}
+    for cid, entries in zip(conversation_ids, results):
+        people = _fresh(entries, user_id)
+        if people:
+            out[cid] = people
+    return out
+
+
+def _fresh(entries: dict, user_id: int) -> list[dict]:
+    ttl = current_app.config["PRESENCE_SECONDS"]
     now = time.time()
     out = []
     for uid, raw in entries.items():

@@ -18,6 +18,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app.inbox.forms import AssignForm, NoteForm, StatusForm, TransferForm
 from app.inbox.recipients import parse_addresses
+from app.mail.html import sanitize_html
 from app.models.inbox import Message
 from app.responses import services as responses
 from app.security import CSP
@@ -80,7 +81,8 @@ def index():
         block = "more"
     else:
         block = "results"
-    return render("inbox/index.html", block=block, page=page, filters=filters, error=None,
+    present = presence.present_in([r.conversation.id for r in page.rows], current_user.id)
+    return render("inbox/index.html", block=block, page=page, filters=filters, error=None, present=present,
                   queues=services.user_queues(current_user) if block == "results" and not is_htmx() else [])
 
 
@@ -110,7 +112,9 @@ def _tile(message: Message, show_images: bool = False) -> dict:
     shown_inline = {cid.lower() for cid in images}
     files = [a for a in message.attachments
              if not (a.content_id and a.content_id.strip("<>").lower() in shown_inline)]
-    return {"message": message, "frame": frame, "has_quote": bool(body.quoted_html), "files": files}
+    return {"message": message, "frame": frame, "has_quote": bool(body.quoted_html), "files": files,
+            # Notes are our agents' own HTML, shown in the page itself: sanitised again all the same.
+            "note_html": sanitize_html(message.html) if message.direction == "note" and message.html else None}
 
 
 def _conversation_response(response):

@@ -144,6 +144,7 @@ def test_presence_lists_the_others(client, ws, app):
         presence.touch(ws["conv"].id, 4242, "Sam Supervisor", replying=True)
     r = client.post(f"/inbox/c/{ws['conv'].id}/presence", data={"replying": "1"}, headers=ws["h"])
     assert "Sam Supervisor is replying" in r.get_data(as_text=True)
+    assert "Sam Supervisor replying" in client.get("/inbox/").get_data(as_text=True)  # on the inbox row too
     assert client.post(f"/inbox/c/{ws['conv'].id}/presence", data={"leaving": "1"}, headers=ws["h"]).status_code == 204
 
 
