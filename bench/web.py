@@ -75,7 +75,9 @@ def seed(app, rng: random.Random) -> None:
         address = EmailAddress(domain=domain, address=f"support@{domain.name}", display_name="Support")
         db.session.add(address)
         db.session.flush()
-        queues[0].addresses.append(address)
+        from app.inbox.services import link_queue_address
+
+        link_queue_address(queues[0], address.id)
         publish_addresses([address.id], None, "bench")
         db.session.commit()
         queue_ids, agent_id, address_id = [q.id for q in queues], agent.id, address.id

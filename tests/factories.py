@@ -45,8 +45,10 @@ def make_address(address: str | None = None, *, usage: str = "both", display_nam
                        forwarded_from=forwarded_from)
     db.session.add(row)
     db.session.flush()
+    from app.inbox.services import link_queue_address
+
     for queue in queues:
-        queue.addresses.append(row)
+        link_queue_address(queue, row.id)
     if publish:
         publish_addresses([row.id], None, "test")
     db.session.commit()

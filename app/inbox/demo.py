@@ -45,8 +45,9 @@ def _demo_address(queue: Queue, created: list[str]) -> EmailAddress:
         db.session.flush()
         publish_addresses([address.id], None, "demo seed")
         created.append(f"address {name} (published)")
-    if address not in queue.addresses:
-        queue.addresses.append(address)
+    from app.inbox.services import link_queue_address
+
+    link_queue_address(queue, address.id)
     return address
 
 

@@ -319,6 +319,7 @@ class ConversationDetail:
     earlier: list[Conversation]
     waiting_since: datetime | None
     drafts: list[Draft] = field(default_factory=list)
+    flow_runs: list = field(default_factory=list)
 
 
 def conversation_detail(user: User | int, conversation_id: int) -> ConversationDetail:
@@ -343,7 +344,21 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         elif m.direction == "out":
             waiting_since = None
     return ConversationDetail(conversation, messages, list(db.session.scalars(earlier_query)), waiting_since,
-                              list_drafts(user, conversation.id))
+                              list_drafts(user, conversation.id), flow_runs(conversation.id))
+
+
+def flow_runs(conversation_id: int, limit: int = 3) -> list:
+    """The experience-flow runs of a conversation, newest first (intent, matched rules, actions).
+
+    The flows area (issue 7) records them as `app.models.flows.FlowRun`; before that area is
+    present there are none, and the arrival summary shows only address, queue and waiting time.
+    """
+    try:
+        from app.models.flows import FlowRun
+    except ImportError:
+        return []
+    return list(db.session.scalars(select(FlowRun).where(FlowRun.conversation_id == conversation_id)
+                                   .order_by(FlowRun.created_at.desc()).limit(limit)))
 
 
 def assign(actor: User | int, conversation_id: int, assignee_id: int | None) -> Conversation:
@@ -432,9 +447,7 @@ def sending_addresses(user: User | int, conversation: Conversation | None = None
     if user.has_role(Role.SUPERVISOR):
         ids = list(db.session.scalars(select(EmailAddress.id).order_by(EmailAddress.address)))
     else:
-        ids = list(db.session.scalars(
-            select(queue_addresses.c.address_id).where(queue_addresses.c.queue_id.in_(_my_queue_ids(user)))
-            .distinct()))
+        ids = sorted(queue_address_ids(user_queues(user)))
     if conversation is not None and conversation.address_id not in ids:
         ids.insert(0, conversation.address_id)
     out = []
@@ -443,6 +456,23 @@ def sending_addresses(user: User | int, conversation: Conversation | None = None
         if live is not None and live.can_send:
             out.append(live)
     return out
+
+
+def queue_address_ids(queues: list[Queue]) -> set[int]:
+    """The ids of the addresses linked to these queues (their agents' New Mail From addresses).
+
+    The one place that knows where the link lives (`queue_addresses`), with `link_queue_address`.
+    """
+    ids = [q.id for q in queues]
+    if not ids:
+        return set()
+    return set(db.session.scalars(select(queue_addresses.c.address_id).where(queue_addresses.c.queue_id.in_(ids))))
+
+
+def link_queue_address(queue: Queue, address_id: int) -> None:
+    """Let the queue's agents send from the address (idempotent; the caller commits)."""
+    if address_id not in queue_address_ids([queue]):
+        db.session.execute(queue_addresses.insert().values(queue_id=queue.id, address_id=address_id))
 
 
 # --- Drafts ------------------------------------------------------------------------------

@@ -516,8 +516,10 @@ def insert_response(response_id: int):
     if response not in responses.visible_responses(current_user, "", limit=10_000):
         abort(404)
     name = email = ""
+    address, conversation_id = None, None
     if draft.conversation is not None:
         name, email = draft.conversation.contact.name, draft.conversation.contact.email
+        address, conversation_id = draft.conversation.address, draft.conversation.id
     else:
         first = parse_addresses(draft.to_addrs or "")
         if first.addresses:
@@ -525,7 +527,8 @@ def insert_response(response_id: int):
 
             name, email = getaddresses(first.addresses[:1])[0]
     subject, html = responses.render_response(
-        response, responses.placeholder_values(name, email, current_user._get_current_object()))
+        response, responses.placeholder_values(name, email, current_user._get_current_object(), address=address,
+                                                conversation_id=conversation_id))
     return jsonify({"subject": subject, "html": html, "title": response.title})
 
 

@@ -77,8 +77,6 @@ class Queue(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")
-    # The addresses this queue's agents may start New Mail from (outbound-capable, published).
-    addresses = relationship("EmailAddress", secondary=lambda: queue_addresses)
 
 
 class LoginThrottle(db.Model):
@@ -91,6 +89,7 @@ class LoginThrottle(db.Model):
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# The addresses a queue's agents may start New Mail from (see app.inbox.services.queue_address_ids).
 queue_addresses = Table(
     "queue_addresses",
     db.metadata,

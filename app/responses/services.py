@@ -34,6 +34,13 @@ PLACEHOLDERS = {
     "agent.last_name": "your last name",
     "agent.nickname": "your nickname (your first name when you have none)",
     "agent.email": "your email address",
+    # The names the mail renderer (app.mail.render) and automatic replies use, accepted here too,
+    # so one response reads the same whether an agent inserts it or a flow sends it.
+    "customer_name": "the customer's name",
+    "agent_name": "your name",
+    "display_name": "the address's Display Name",
+    "address": "the address the conversation came to",
+    "conversation_reference": "the conversation's reference",
 }
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_.]+)\s*\}\}")
 _HAS_TAG = re.compile(r"<(p|br|div|ul|ol|li|b|strong|i|em|a|h[1-6]|table|span|blockquote)\b", re.IGNORECASE)
@@ -179,13 +186,18 @@ def split_name(name: str) -> tuple[str, str]:
     return parts[0], " ".join(parts[1:])
 
 
-def placeholder_values(customer_name: str, customer_email: str, agent: User) -> dict[str, str]:
+def placeholder_values(customer_name: str, customer_email: str, agent: User, *, address=None,
+                       conversation_id: int | None = None) -> dict[str, str]:
+    """Every placeholder's value (`address`: the conversation's address row or published snapshot)."""
     c_first, c_last = split_name(customer_name)
     a_first, a_last = split_name(agent.name)
     return {
         "customer.first_name": c_first, "customer.last_name": c_last, "customer.email": customer_email or "",
         "agent.first_name": a_first, "agent.last_name": a_last,
         "agent.nickname": agent.nickname or a_first, "agent.email": agent.email,
+        "customer_name": customer_name or (customer_email or "").split("@")[0], "agent_name": agent.name or "",
+        "display_name": getattr(address, "display_name", "") or "", "address": getattr(address, "address", "") or "",
+        "conversation_reference": f"#{conversation_id}" if conversation_id else "",
     }
 
 

@@ -330,6 +330,12 @@ def test_placeholders_and_visible_responses(app, db, world):
     assert subject == "About Carol"
     assert "Dear Carol &lt;b&gt;Ann&lt;/b&gt; Customer (carol@example.com), Al / Alex Agent" in html
     assert f"&lt;{agent.email}&gt;" in html and "<b>" not in html
+    # The renderer's names (used by automatic replies) work as well.
+    legacy = make_response(title="Legacy", body="Hi {{ customer_name }}, {{agent_name}} from {{ display_name }} "
+                           "({{conversation_reference}})")
+    values = responses.placeholder_values("Carol Customer", "carol@example.com", agent, address=world["address"],
+                                          conversation_id=42)
+    assert responses.render_response(legacy, values)[1] == "<p>Hi Carol Customer, Alex Agent from Support (#42)</p>"
     assert secret.group.queue_ids == [world["secret"].id]
 
 
