@@ -100,6 +100,17 @@ def matching_conversation_ids(q: str) -> Select:
 
 
 def reindex() -> None:
-    """Rebuild the SQLite full-text index from `messages` (PostgreSQL needs nothing)."""
-    if _dialect() == "sqlite":
-        db.session.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')"))
+    """Recreate the SQLite full-text table and triggers when missing, and rebuild the index.
+
+    For after a bulk load made with the triggers off, or a migration that rebuilt the
+    `messages` table on SQLite (Alembic's batch mode recreates a table for some changes,
+    which drops its triggers). PostgreSQL needs nothing: its index is an expression index.
+    The caller commits. `flask inbox reindex` runs it.
+    """
+    if _dialect() != "sqlite":
+        return
+    from app.models.inbox import SQLITE_FTS_DDL
+
+    for statement in SQLITE_FTS_DDL:
+        db.session.execute(text(statement))
+    db.session.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')"))

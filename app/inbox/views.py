@@ -536,3 +536,15 @@ def insert_response(response_id: int):
 def _frame_height(cls: str) -> str:
     return f"frame-{cls}"
 
+
+
+@bp.cli.command("reindex")
+def reindex_command() -> None:
+    """Rebuild the full-text search index of messages (SQLite; a no-op on PostgreSQL)."""
+    import click
+
+    from app.inbox.search import reindex
+
+    reindex()
+    db.session.commit()
+    click.echo("search index rebuilt")

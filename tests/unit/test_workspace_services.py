@@ -353,3 +353,27 @@ def test_demo_seed_gives_a_workable_workspace(app, db):
     assert [a.address for a in inbox.sending_addresses(agent)] == ["support@mail.pigeonhole.test"]
     assert {r.title for r in responses.visible_responses(agent)} == {
         "Thanks for waiting", "Shipping times", "Refund issued"}
+
+
+def test_reindex_restores_lost_triggers_and_the_index(app, db, world):
+    from sqlalchemy import text
+
+    from app.inbox.search import reindex
+
+    conv = make_conversation(queue=world["queue"], address=world["address"], subject="Gadget")
+    if db.engine.dialect.name != "sqlite":
+        make_message(conv, text="A gadget")
+        reindex()  # nothing to do on PostgreSQL: its index is an expression index
+        assert {r.conversation.id for r in inbox.list_inbox(world["agent"], q="gadget", status=None).rows} == {conv.id}
+        return
+    for trigger in ("messages_fts_ai", "messages_fts_ad", "messages_fts_au"):
+        db.session.execute(text(f"DROP TRIGGER {trigger}"))  # as a table rebuild on SQLite would
+    db.session.commit()
+    make_message(conv, text="A sprocket went missing")
+    assert inbox.list_inbox(world["agent"], q="sprocket", status=None).rows == []
+    result = app.test_cli_runner().invoke(args=["inbox", "reindex"])
+    assert result.exit_code == 0 and "search index rebuilt" in result.output
+    db.session.expire_all()
+    assert [r.conversation.id for r in inbox.list_inbox(world["agent"], q="sprocket", status=None).rows] == [conv.id]
+    make_message(conv, text="And a widget too")  # the triggers are back
+    assert [r.conversation.id for r in inbox.list_inbox(world["agent"], q="widget", status=None).rows] == [conv.id]
