@@ -227,10 +227,21 @@
     if (first) first.click();
   });
 
-  /* Recipient suggestions: a click puts the address in place of what is being typed. */
+  /* Recipient suggestions: choosing one puts the address in place of what is being typed.
+   * The mouse chooses on mousedown (the field keeps its focus, and a list refreshed between
+   * press and release cannot swallow the choice); the keyboard through the button's click. */
+  document.addEventListener("mousedown", function (e) {
+    var button = e.target.closest ? e.target.closest(".suggestion") : null;
+    if (!button || e.button !== 0) return;
+    e.preventDefault();
+    chooseSuggestion(button);
+  });
   document.addEventListener("click", function (e) {
     var button = e.target.closest ? e.target.closest(".suggestion") : null;
-    if (!button) return;
+    if (button && e.detail === 0) chooseSuggestion(button);
+  });
+
+  function chooseSuggestion(button) {
     var composer = composerOf(button);
     var input = $('[name="' + button.getAttribute("data-field") + '"]', formOf(composer));
     var parts = input.value.split(",");
@@ -239,7 +250,7 @@
     button.closest(".suggestions").innerHTML = "";
     input.focus();
     input.dispatchEvent(new Event("input", { bubbles: true }));
-  });
+  }
 
   /* Drag and drop onto the attachments area. */
   document.addEventListener("dragover", function (e) {
