@@ -74,6 +74,15 @@ class Config:
         self.AUTO_REPLIES_PER_HOUR = _int("AUTO_REPLIES_PER_HOUR", 3)
         self.INTENT_MIN_CONFIDENCE = float(os.environ.get("INTENT_MIN_CONFIDENCE", "0.5"))
         self.FLOW_REGEX_TIMEOUT_MS = _int("FLOW_REGEX_TIMEOUT_MS", 50)
+        # Agent workspace (issue 6): composer limits, the inbox, presence.
+        self.COMPOSER_MAX_ATTACHMENT_BYTES = _int("COMPOSER_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
+        self.COMPOSER_MAX_ATTACHMENTS = _int("COMPOSER_MAX_ATTACHMENTS", 10)
+        self.COMPOSER_MAX_TOTAL_BYTES = _int("COMPOSER_MAX_TOTAL_BYTES", 25 * 1024 * 1024)
+        self.COMPOSER_MAX_RECIPIENTS = _int("COMPOSER_MAX_RECIPIENTS", 50)
+        self.LOCK_REPLY_RECIPIENTS = _bool("LOCK_REPLY_RECIPIENTS", False)
+        self.INBOX_PAGE_SIZE = _int("INBOX_PAGE_SIZE", 50)
+        self.INBOX_POLL_SECONDS = _int("INBOX_POLL_SECONDS", 10)
+        self.PRESENCE_SECONDS = _int("PRESENCE_SECONDS", 30)
 
         # Behind a TLS-terminating proxy, trust its X-Forwarded-* headers (count of proxies).
         self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)

@@ -32,13 +32,15 @@ def seed() -> list[str]:
             user = create_user(email, password, role, name)
             created.append(f"user {email} ({role.value})")
         users[email] = user
-    ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
+    general = ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
     ensure_platform_domain()
     from app.flows.examples import seed_demo as seed_flows  # flows (issue 7)
+    from app.inbox.demo import seed_workspace  # workspace (issue 6)
 
     created += seed_flows(users)
     created += _seed_channel(users["admin@demo.test"])
-    created += _seed_outbound(users)  # outbound (issue 5)
+    created += _seed_outbound(users)  # outbound (issue 5): before the workspace's demo replies
+    created += seed_workspace(users["agent@demo.test"], general)
     return created
 
 
@@ -64,10 +66,11 @@ def _seed_outbound(users: dict) -> list[str]:
     from app.models.channels import EmailAddress
     from app.models.inbox import Contact, Conversation, Message
 
-    if db.session.scalar(select(Message.id).where(Message.direction == "out").limit(1)) is not None:
-        return []
-    created = []
     question = db.session.scalar(select(Message).where(Message.message_id == DEMO_QUESTION_ID))
+    if question is not None and db.session.scalar(select(Message.id).where(
+            Message.conversation_id == question.conversation_id, Message.direction == "out").limit(1)) is not None:
+        return []  # the demo reply was queued already
+    created = []
     live = [a for a in published_addresses("platform") if a.can_send]
     if question is not None:
         address = question.conversation.address

@@ -7,18 +7,18 @@ import subprocess
 
 from app.blobs import blob_store
 from app.mail.outbound import send_reply
-from tests.factories import make_address, make_conversation, make_user
+from tests.factories import make_sending_address, make_sending_conversation, make_user
 
 MAX_SCORE = 1.0
 
 
 def test_a_typical_reply_is_not_spam(app, db, tmp_path):
     app.config["SMTP_RELAY_URL"] = "smtp://127.0.0.1:25?tls=none"  # queueing only; nothing is sent here
-    address = make_address(
+    address = make_sending_address(
         "acme-support@mail.pigeonhole.test", display_name="Acme Support", forwarded_from="support@acme.test",
         send_vcard=True, template_enabled=True, header_html="<p>Hello {{ customer_name }},</p>",
         footer_html="<p>Kind regards,<br>{{ agent_name }}<br>Acme Support · Reference {{ conversation_reference }}</p>")
-    conversation = make_conversation(address, email="carol@example.com", name="Carol Jones",
+    conversation = make_sending_conversation(address, email="carol@example.com", name="Carol Jones",
                                      subject="Where is my order 1234?")
     agent = make_user("agent", name="Alex Agent")
     message = send_reply(

@@ -1,24 +1,843 @@
-"""Reading and changing conversations. The workspace issue grows this module."""
+"""The agent workspace: reading conversations, acting on them, drafts, and the hand-over to sending.
+
+Everything here takes ids and values and raises; views turn that into pages and commit.
+
+Permissions: a supervisor or admin sees every conversation; an agent sees those
+assigned to them and those of the queues they are a member of. Anything else is
+`NotFound` (never "forbidden"), so an agent cannot even learn that a conversation,
+message or attachment of another queue exists.
+
+Inbox lists use keyset pagination on (last activity, id), newest first: a page is
+"the 50 after this cursor", so new mail arriving while an agent pages never shifts or
+repeats rows, and `after=` fetches just what changed since the newest row shown (the
+inbox's polling).
+
+Drafts are rows from the moment the composer opens (`start_draft`), saved as the agent
+types (`save_draft`); several per conversation, each with its own key. `send_draft`
+validates a draft, turns it into an outgoing `Message` (queued), deletes the draft,
+commits, and hands the message to `deliver()`, the one seam to the outbound service.
+"""
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import joinedload, selectinload
+
+from app.blobs import BlobNotFound, blob_store
+from app.channels.services import PublishedAddress, published_address
 from app.extensions import db
-from app.models.auth import Role, User, queue_members
-from app.models.inbox import Conversation
+from app.inbox import recipients as rules
+from app.inbox.display import snippet
+from app.inbox.search import matching_conversation_ids
+from app.mail.html import html_to_text, sanitize_html
+from app.mail.tokens import make_message_id, new_conversation_token
+from app.models.auth import Queue, Role, User, queue_addresses, queue_members
+from app.models.channels import EmailAddress
+from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("open", "pending", "resolved", "closed")
+VIEWS = ("mine", "unassigned", "all", "drafts")
+DRAFT_KINDS = ("reply", "reply_all", "forward", "new")
+FAILED = ("failed", "bounced")
 
 
-def visible_conversations(user: User, limit: int = 50) -> list[Conversation]:
-    """Newest first; agents see their queues' conversations and those assigned to them."""
-    query = select(Conversation).order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-    if not user.has_role(Role.SUPERVISOR):
-        my_queues = select(queue_members.c.queue_id).where(queue_members.c.user_id == user.id)
-        query = query.where(or_(Conversation.assignee_id == user.id, Conversation.queue_id.in_(my_queues)))
-    return list(db.session.scalars(query.limit(limit)))
+class NotFound(LookupError):
+    """No such thing, or the user may not see it."""
 
 
-def can_see_conversation(user: User, conversation: Conversation) -> bool:
-    """The rule of `visible_conversations` for one conversation (supervisors see all)."""
+class InvalidAction(ValueError):
+    """A request that cannot be carried out; the message says why, in the user's words."""
+
+
+class DraftInvalid(ValueError):
+    """The draft cannot be sent yet: `errors` maps a field name to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class NewerMessage(Exception):
+    """A message arrived (or a colleague sent one) after the agent started this draft."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.id)
+        self.message = message
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- Permissions -------------------------------------------------------------------------
+
+def _user(user_or_id: User | int) -> User:
+    if isinstance(user_or_id, User):
+        return user_or_id
+    user = db.session.get(User, user_or_id)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+def _my_queue_ids(user: User):
+    return select(queue_members.c.queue_id).where(queue_members.c.user_id == user.id)
+
+
+def visibility_filter(user: User):
+    """A WHERE clause for the conversations `user` may see (None: all of them)."""
+    if user.has_role(Role.SUPERVISOR):
+        return None
+    return or_(Conversation.assignee_id == user.id, Conversation.queue_id.in_(_my_queue_ids(user)))
+
+
+def can_see(user: User, conversation: Conversation) -> bool:
     if user.has_role(Role.SUPERVISOR) or conversation.assignee_id == user.id:
         return True
-    return conversation.queue_id is not None and conversation.queue_id in {q.id for q in user.queues}
+    if conversation.queue_id is None:
+        return False
+    return db.session.execute(select(queue_members.c.queue_id).where(
+        queue_members.c.user_id == user.id, queue_members.c.queue_id == conversation.queue_id)).first() is not None
+
+
+def get_conversation(user: User | int, conversation_id: int) -> Conversation:
+    """The conversation if `user` may see it; raises `NotFound` otherwise."""
+    user = _user(user)
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None or not can_see(user, conversation):
+        raise NotFound("conversation")
+    return conversation
+
+
+def get_message(user: User | int, message_id: int) -> Message:
+    message = db.session.get(Message, message_id)
+    if message is None or message.conversation_id is None:
+        raise NotFound("message")
+    get_conversation(user, message.conversation_id)
+    return message
+
+
+def get_attachment(user: User | int, attachment_id: int) -> Attachment:
+    """An attachment of a message the user may see; raises `NotFound`."""
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None:
+        raise NotFound("attachment")
+    get_message(user, attachment.message_id)
+    return attachment
+
+
+def attachment_bytes(attachment: Attachment) -> bytes:
+    try:
+        return blob_store().get(attachment.sha256)
+    except BlobNotFound:
+        raise NotFound("attachment content") from None
+
+
+# --- Inbox lists -------------------------------------------------------------------------
+
+@dataclass
+class InboxRow:
+    conversation: Conversation
+    snippet: str = ""
+    unread: bool = False
+    has_draft: bool = False
+    delivery_failed: bool = False
+
+
+@dataclass
+class InboxPage:
+    rows: list[InboxRow]
+    next_cursor: str | None  # older rows exist after this one
+    newest_cursor: str | None  # the newest row shown, for polling with `after`
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    return f"{conversation.last_message_at.astimezone(timezone.utc).isoformat()}~{conversation.id}"
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor:
+        return None
+    try:
+        when, _, ident = cursor.rpartition("~")
+        moment = datetime.fromisoformat(when)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment, int(ident)
+    except ValueError:
+        raise InvalidAction("This page link is out of date; reload the inbox.") from None
+
+
+def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
+               q: str = "", cursor: str | None = None, after: str | None = None,
+               limit: int | None = None) -> InboxPage:
+    """One page of a view ("mine", "unassigned", "all"), newest activity first.
+
+    `cursor`: the page after that row (older). `after`: only rows changed since that
+    row (newer), for polling. Raises `InvalidAction` for an unknown view or status or a
+    malformed cursor.
+    """
+    user = _user(user)
+    limit = limit or current_app.config["INBOX_PAGE_SIZE"]
+    if view not in ("mine", "unassigned", "all"):
+        raise InvalidAction(f"Unknown view {view!r}.")
+    if status and status not in STATUSES:
+        raise InvalidAction(f"Unknown status {status!r}.")
+    query = select(Conversation).options(
+        joinedload(Conversation.contact), joinedload(Conversation.queue), joinedload(Conversation.assignee))
+    where = []
+    seen = visibility_filter(user)
+    if seen is not None:
+        where.append(seen)
+    if view == "mine":
+        where.append(Conversation.assignee_id == user.id)
+    elif view == "unassigned":
+        where.append(Conversation.assignee_id.is_(None))
+    if status:
+        where.append(Conversation.status == status)
+    if queue_id:
+        where.append(Conversation.queue_id == queue_id)
+    if q and q.strip():
+        where.append(Conversation.id.in_(matching_conversation_ids(q)))
+    newer = decode_cursor(after)
+    older = decode_cursor(cursor)
+    if older:
+        when, ident = older
+        where.append(or_(Conversation.last_message_at < when,
+                         and_(Conversation.last_message_at == when, Conversation.id < ident)))
+    if newer:
+        when, ident = newer
+        where.append(or_(Conversation.last_message_at > when,
+                         and_(Conversation.last_message_at == when, Conversation.id > ident)))
+    query = query.where(*where).order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+    conversations = list(db.session.scalars(query.limit(limit + 1)))
+    more = len(conversations) > limit
+    conversations = conversations[:limit]
+    rows = decorate_rows(user, conversations)
+    return InboxPage(
+        rows=rows,
+        next_cursor=encode_cursor(conversations[-1]) if more and not newer else None,
+        newest_cursor=encode_cursor(conversations[0]) if conversations else after,
+    )
+
+
+def decorate_rows(user: User, conversations: list[Conversation]) -> list[InboxRow]:
+    """Snippet, unread, draft and delivery-failure markers for a page, in four small queries."""
+    ids = [c.id for c in conversations]
+    if not ids:
+        return []
+    # The newest customer or agent message of each conversation, by its (conversation, time) index.
+    latest = (select(Message.id).where(Message.conversation_id == Conversation.id, Message.direction != "note")
+              .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)
+              .correlate(Conversation).scalar_subquery())
+    snippets = dict(db.session.execute(
+        select(Message.conversation_id, func.substr(Message.text, 1, 300)).where(
+            Message.id.in_(select(latest).select_from(Conversation).where(Conversation.id.in_(ids))))).all())
+    seen = dict(db.session.execute(select(ConversationSeen.conversation_id, ConversationSeen.seen_at).where(
+        ConversationSeen.user_id == user.id, ConversationSeen.conversation_id.in_(ids))).all())
+    drafts = set(db.session.scalars(select(Draft.conversation_id).where(
+        Draft.author_id == user.id, Draft.conversation_id.in_(ids))))
+    failed = set(db.session.scalars(select(Message.conversation_id).where(
+        Message.conversation_id.in_(ids), Message.delivery_status.in_(FAILED))))
+    rows = []
+    for c in conversations:
+        seen_at = seen.get(c.id)
+        if seen_at is not None and seen_at.tzinfo is None:
+            seen_at = seen_at.replace(tzinfo=timezone.utc)
+        rows.append(InboxRow(c, snippet(snippets.get(c.id, "")), seen_at is None or seen_at < c.last_message_at,
+                             c.id in drafts, c.id in failed))
+    return rows
+
+
+def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
+    """Open conversations per view (counted up to `cap`: the tabs say "99+" beyond), and drafts.
+
+    Capped so that the inbox stays fast on a large database: each count reads at most
+    `cap + 1` index entries.
+    """
+    user = _user(user)
+    seen = visibility_filter(user)
+
+    def capped(*where) -> int:
+        inner = select(Conversation.id).where(Conversation.status == "open", *where)
+        if seen is not None:
+            inner = inner.where(seen)
+        return db.session.scalar(select(func.count()).select_from(inner.limit(cap + 1).subquery())) or 0
+
+    drafts = db.session.scalar(select(func.count()).select_from(Draft).where(Draft.author_id == user.id))
+    return {"all": capped(), "mine": capped(Conversation.assignee_id == user.id),
+            "unassigned": capped(Conversation.assignee_id.is_(None)), "drafts": drafts or 0}
+
+
+def user_queues(user: User | int) -> list[Queue]:
+    """The queues a user works (all queues for supervisors and admins), by name."""
+    user = _user(user)
+    query = select(Queue).order_by(Queue.name)
+    if not user.has_role(Role.SUPERVISOR):
+        query = query.where(Queue.id.in_(_my_queue_ids(user)))
+    return list(db.session.scalars(query))
+
+
+def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Draft]:
+    """The user's drafts, newest first (of one conversation when given)."""
+    user = _user(user)
+    query = select(Draft).where(Draft.author_id == user.id).order_by(Draft.updated_at.desc(), Draft.id.desc())
+    if conversation_id is not None:
+        query = query.where(Draft.conversation_id == conversation_id)
+    return list(db.session.scalars(query))
+
+
+def mark_seen(user_id: int, conversation_id: int, last_message_at: datetime | None = None) -> bool:
+    """Record that the user has read the conversation; returns whether anything was written.
+
+    With `last_message_at`, nothing is written when the user had already seen that activity
+    (opening a conversation again costs no write).
+    """
+    row = db.session.get(ConversationSeen, (user_id, conversation_id))
+    if row is None:
+        db.session.add(ConversationSeen(user_id=user_id, conversation_id=conversation_id, seen_at=_now()))
+        return True
+    if last_message_at is not None and row.seen_at >= last_message_at:
+        return False
+    row.seen_at = _now()
+    return True
+
+
+# --- One conversation --------------------------------------------------------------------
+
+@dataclass
+class ConversationDetail:
+    conversation: Conversation
+    messages: list[Message]
+    earlier: list[Conversation]
+    waiting_since: datetime | None
+    drafts: list[Draft] = field(default_factory=list)
+    flow_runs: list = field(default_factory=list)
+
+
+def conversation_detail(user: User | int, conversation_id: int) -> ConversationDetail:
+    """The conversation with its messages (oldest first), the customer's other conversations,
+    how long the customer has been waiting and the user's drafts. Raises `NotFound`."""
+    user = _user(user)
+    conversation = get_conversation(user, conversation_id)
+    messages = list(db.session.scalars(
+        select(Message).where(Message.conversation_id == conversation.id)
+        .options(selectinload(Message.attachments), joinedload(Message.author))
+        .order_by(Message.created_at, Message.id)))
+    earlier_query = (select(Conversation).where(Conversation.contact_id == conversation.contact_id,
+                                                Conversation.id != conversation.id)
+                     .order_by(Conversation.last_message_at.desc()).limit(10))
+    seen = visibility_filter(user)
+    if seen is not None:
+        earlier_query = earlier_query.where(seen)
+    waiting_since = None
+    for m in messages:
+        if m.direction == "in":
+            waiting_since = waiting_since or m.created_at
+        elif m.direction == "out":
+            waiting_since = None
+    return ConversationDetail(conversation, messages, list(db.session.scalars(earlier_query)), waiting_since,
+                              list_drafts(user, conversation.id), flow_runs(conversation.id))
+
+
+def flow_runs(conversation_id: int, limit: int = 3) -> list:
+    """The experience-flow runs of a conversation, newest first (intent, matched rules, actions).
+
+    The flows area (issue 7) records them as `app.models.flows.FlowRun`; before that area is
+    present there are none, and the arrival summary shows only address, queue and waiting time.
+    """
+    try:
+        from app.models.flows import FlowRun
+    except ImportError:
+        return []
+    return list(db.session.scalars(select(FlowRun).where(FlowRun.conversation_id == conversation_id)
+                                   .order_by(FlowRun.created_at.desc()).limit(limit)))
+
+
+def assign(actor: User | int, conversation_id: int, assignee_id: int | None) -> Conversation:
+    """Assign to a user (None: unassign). Raises `NotFound`, `InvalidAction` for an inactive user
+    or an agent who is not a member of the conversation's queue."""
+    actor = _user(actor)
+    conversation = get_conversation(actor, conversation_id)
+    if assignee_id is None:
+        conversation.assignee_id = None
+        return conversation
+    assignee = db.session.get(User, assignee_id)
+    if assignee is None or not assignee.active:
+        raise InvalidAction("Choose an active agent.")
+    if conversation.queue_id is not None and not assignee.has_role(Role.SUPERVISOR) \
+            and conversation.queue_id not in {q.id for q in assignee.queues}:
+        raise InvalidAction(f"{assignee.name} is not a member of the queue {conversation.queue.name}.")
+    conversation.assignee_id = assignee.id
+    return conversation
+
+
+def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversation:
+    """Move to another queue; the assignee stays only if they are a member of it."""
+    actor = _user(actor)
+    conversation = get_conversation(actor, conversation_id)
+    queue = db.session.get(Queue, queue_id)
+    if queue is None:
+        raise InvalidAction("Choose a queue.")
+    conversation.queue_id = queue.id
+    if conversation.assignee is not None and not conversation.assignee.has_role(Role.SUPERVISOR) \
+            and queue not in conversation.assignee.queues:
+        conversation.assignee_id = None
+    return conversation
+
+
+def set_status(actor: User | int, conversation_id: int, status: str) -> Conversation:
+    if status not in STATUSES:
+        raise InvalidAction("Choose open, pending, resolved or closed.")
+    conversation = get_conversation(actor, conversation_id)
+    conversation.status = status
+    return conversation
+
+
+def assignable_users(conversation: Conversation) -> list[User]:
+    """Active users who could take the conversation: its queue's members, then supervisors and admins."""
+    query = select(User).where(User.active.is_(True)).order_by(User.name)
+    if conversation.queue_id is not None:
+        members = select(queue_members.c.user_id).where(queue_members.c.queue_id == conversation.queue_id)
+        query = query.where(or_(User.id.in_(members), User.role.in_([Role.SUPERVISOR.value, Role.ADMIN.value])))
+    return list(db.session.scalars(query))
+
+
+def add_note(author: User | int, conversation_id: int, body_html: str) -> Message:
+    """An internal note: stored in the thread, never emailed. Raises `InvalidAction` when empty."""
+    author = _user(author)
+    conversation = get_conversation(author, conversation_id)
+    html = sanitize_html(body_html or "")
+    text = html_to_text(html).strip()
+    if not text:
+        raise InvalidAction("Write the note first.")
+    note = Message(conversation_id=conversation.id, direction="note", author_id=author.id, html=html, text=text,
+                   from_addr=author.name or author.email, subject=conversation.subject)
+    db.session.add(note)
+    db.session.flush()
+    return note
+
+
+# --- From addresses ----------------------------------------------------------------------
+
+def own_addresses() -> set[str]:
+    """Every address of ours: channel addresses and the contact-center mailboxes forwarding to them."""
+    out = set()
+    for address, forwarded in db.session.execute(select(EmailAddress.address, EmailAddress.forwarded_from)):
+        out.add(address.lower())
+        if forwarded:
+            out.add(forwarded.lower())
+    return out
+
+
+def sending_addresses(user: User | int, conversation: Conversation | None = None) -> list[PublishedAddress]:
+    """The live, outbound-capable addresses the user may send from.
+
+    Supervisors and admins: every one. Agents: those linked to their queues, plus the
+    conversation's own address when answering it.
+    """
+    user = _user(user)
+    if user.has_role(Role.SUPERVISOR):
+        ids = list(db.session.scalars(select(EmailAddress.id).order_by(EmailAddress.address)))
+    else:
+        ids = sorted(queue_address_ids(user_queues(user)))
+    if conversation is not None and conversation.address_id not in ids:
+        ids.insert(0, conversation.address_id)
+    out = []
+    for i in ids:
+        live = published_address(i)
+        if live is not None and live.can_send:
+            out.append(live)
+    return out
+
+
+def queue_address_ids(queues: list[Queue]) -> set[int]:
+    """The ids of the addresses linked to these queues (their agents' New Mail From addresses).
+
+    The one place that knows where the link lives (`queue_addresses`), with `link_queue_address`.
+    """
+    ids = [q.id for q in queues]
+    if not ids:
+        return set()
+    return set(db.session.scalars(select(queue_addresses.c.address_id).where(queue_addresses.c.queue_id.in_(ids))))
+
+
+def link_queue_address(queue: Queue, address_id: int) -> None:
+    """Let the queue's agents send from the address (idempotent; the caller commits)."""
+    if address_id not in queue_address_ids([queue]):
+        db.session.execute(queue_addresses.insert().values(queue_id=queue.id, address_id=address_id))
+
+
+# --- Drafts ------------------------------------------------------------------------------
+
+def _replied(message: Message) -> rules.Replied:
+    return rules.Replied(message.direction, message.from_addr, message.reply_to, message.to_addrs,
+                         message.cc_addrs, message.subject)
+
+
+def _newest_message_id(conversation_id: int) -> int | None:
+    return db.session.scalar(select(func.max(Message.id)).where(
+        Message.conversation_id == conversation_id, Message.direction != "note"))
+
+
+def _last_customer_message(conversation: Conversation) -> Message | None:
+    return db.session.scalar(select(Message).where(
+        Message.conversation_id == conversation.id, Message.direction == "in")
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)) or db.session.scalar(
+        select(Message).where(Message.conversation_id == conversation.id, Message.direction == "out")
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+
+
+def start_draft(author: User | int, conversation_id: int, kind: str, message_id: int | None = None) -> Draft:
+    """Open a composer on a conversation: "reply", "reply_all" or "forward" of `message_id` (by default
+    the last customer message), recipients and subject filled in by the rules. Raises `NotFound`,
+    `InvalidAction`."""
+    author = _user(author)
+    if kind not in ("reply", "reply_all", "forward"):
+        raise InvalidAction("Choose Reply, Reply All or Forward.")
+    conversation = get_conversation(author, conversation_id)
+    if message_id is not None:
+        message = get_message(author, message_id)
+        if message.conversation_id != conversation.id or message.direction == "note":
+            raise InvalidAction("That message cannot be answered.")
+    else:
+        message = _last_customer_message(conversation)
+    draft = Draft(key=secrets.token_urlsafe(12), conversation_id=conversation.id, author_id=author.id, kind=kind,
+                  base_message_id=_newest_message_id(conversation.id), attachments=[])
+    senders = sending_addresses(author, conversation)
+    draft.from_address_id = next((s.id for s in senders if s.id == conversation.address_id),
+                                 senders[0].id if senders else None)
+    own = own_addresses()
+    if message is not None:
+        draft.reply_to_message_id = message.id
+        if kind == "reply":
+            to, cc = rules.reply_recipients(_replied(message), own)
+        elif kind == "reply_all":
+            to, cc = rules.reply_all_recipients(_replied(message), own)
+        else:
+            to, cc = [], []
+        draft.to_addrs, draft.cc_addrs = ", ".join(to), ", ".join(cc)
+        draft.subject = (rules.forward_subject if kind == "forward" else rules.reply_subject)(
+            message.subject or conversation.subject)
+        if kind == "forward":
+            draft.body = forwarded_body(message)
+            draft.attachments = [
+                {"sha256": a.sha256, "filename": a.filename, "content_type": a.content_type, "size": a.size,
+                 "source": "forward", "included": True}
+                for a in message.attachments if not a.inline]
+    else:
+        draft.subject = rules.reply_subject(conversation.subject)
+        if kind != "forward":
+            draft.to_addrs = conversation.contact.email
+    db.session.add(draft)
+    db.session.flush()
+    return draft
+
+
+def forwarded_body(message: Message) -> str:
+    """The forwarded message's headers and body, as the start of a Forward."""
+    import html as _html
+
+    when = message.created_at.strftime("%a, %d %b %Y %H:%M")
+    rows = [("From", message.from_addr), ("Date", when), ("Subject", message.subject), ("To", message.to_addrs)]
+    if message.cc_addrs:
+        rows.append(("Cc", message.cc_addrs))
+    head = "".join(f"{k}: {_html.escape(v or '')}<br>" for k, v in rows)
+    from app.mail.html import text_to_html
+
+    body = sanitize_html(message.html) if message.html else text_to_html(message.text)
+    return f"<p><br></p><p>---------- Forwarded message ---------<br>{head}</p>{body}"
+
+
+def start_new_mail(author: User | int) -> Draft:
+    """A draft for "New Mail" (an agent-started conversation)."""
+    author = _user(author)
+    senders = sending_addresses(author)
+    queues = user_queues(author)
+    draft = Draft(key=secrets.token_urlsafe(12), author_id=author.id, kind="new", attachments=[],
+                  from_address_id=senders[0].id if senders else None,
+                  queue_id=queues[0].id if len(queues) == 1 else None)
+    db.session.add(draft)
+    db.session.flush()
+    return draft
+
+
+def get_draft(author: User | int, draft_id: int) -> Draft:
+    """The user's own draft; raises `NotFound` (a colleague's draft is private)."""
+    author = _user(author)
+    draft = db.session.get(Draft, draft_id)
+    if draft is None or draft.author_id != author.id:
+        raise NotFound("draft")
+    if draft.conversation_id is not None:
+        get_conversation(author, draft.conversation_id)
+    return draft
+
+
+def recipients_locked(draft: Draft) -> bool:
+    return bool(current_app.config["LOCK_REPLY_RECIPIENTS"]) and draft.kind in ("reply", "reply_all")
+
+
+def save_draft(author: User | int, draft_id: int, *, to: str | None = None, cc: str | None = None,
+               bcc: str | None = None, subject: str | None = None, body: str | None = None,
+               from_address_id: int | None = None, queue_id: int | None = None,
+               forward_included: set[str] | None = None) -> Draft:
+    """Store what the agent typed so far (anything may be incomplete or invalid; sending checks).
+
+    Recipient fields are left as they are when `LOCK_REPLY_RECIPIENTS` is on for
+    replies. `forward_included`: the sha256 of the forwarded attachments still ticked.
+    """
+    draft = get_draft(author, draft_id)
+    if not recipients_locked(draft):
+        if to is not None:
+            draft.to_addrs = to.strip()
+        if cc is not None:
+            draft.cc_addrs = cc.strip()
+        if bcc is not None:
+            draft.bcc_addrs = bcc.strip()
+    if subject is not None:
+        draft.subject = subject.strip()[:998]
+    if body is not None:
+        draft.body = sanitize_html(body)
+    if from_address_id is not None:
+        draft.from_address_id = from_address_id
+    if queue_id is not None and draft.kind == "new":
+        draft.queue_id = queue_id
+    if forward_included is not None:
+        items = []
+        for item in draft.attachments or []:
+            item = dict(item)
+            if item.get("source") == "forward":
+                item["included"] = item["sha256"] in forward_included
+            items.append(item)
+        draft.attachments = items
+    draft.updated_at = _now()
+    return draft
+
+
+def delete_draft(author: User | int, draft_id: int) -> int | None:
+    """Delete the user's draft; returns its conversation id."""
+    draft = get_draft(author, draft_id)
+    conversation_id = draft.conversation_id
+    db.session.delete(draft)
+    return conversation_id
+
+
+def is_empty(draft: Draft) -> bool:
+    return not html_to_text(draft.body or "").strip() and not any(
+        a.get("source") == "upload" for a in draft.attachments or [])
+
+
+def add_draft_attachment(author: User | int, draft_id: int, filename: str, content_type: str, stream) -> Draft:
+    """Store an upload in the blob store and list it on the draft.
+
+    Raises `InvalidAction` with a message for the agent when a limit is passed
+    (`COMPOSER_MAX_ATTACHMENTS`, `COMPOSER_MAX_ATTACHMENT_BYTES`, `COMPOSER_MAX_TOTAL_BYTES`).
+    """
+    draft = get_draft(author, draft_id)
+    cfg = current_app.config
+    current = [a for a in draft.attachments or [] if a.get("included", True)]
+    if len(current) >= cfg["COMPOSER_MAX_ATTACHMENTS"]:
+        raise InvalidAction(f"At most {cfg['COMPOSER_MAX_ATTACHMENTS']} attachments per message.")
+    limit = cfg["COMPOSER_MAX_ATTACHMENT_BYTES"]
+    data = stream.read(limit + 1)
+    name = (filename or "attachment").replace("\\", "/").rsplit("/", 1)[-1][:200] or "attachment"
+    if len(data) > limit:
+        raise InvalidAction(f"“{name}” is larger than {human_size(limit)}, the limit for one attachment.")
+    if not data:
+        raise InvalidAction(f"“{name}” is empty.")
+    total = sum(a.get("size", 0) for a in current) + len(data)
+    if total > cfg["COMPOSER_MAX_TOTAL_BYTES"]:
+        raise InvalidAction(f"Attachments may add up to {human_size(cfg['COMPOSER_MAX_TOTAL_BYTES'])}; "
+                            f"“{name}” would make {human_size(total)}.")
+    sha = blob_store().put(data)
+    draft.attachments = list(draft.attachments or []) + [{
+        "sha256": sha, "filename": name, "content_type": (content_type or "application/octet-stream")[:200],
+        "size": len(data), "source": "upload", "included": True}]
+    draft.updated_at = _now()
+    return draft
+
+
+def remove_draft_attachment(author: User | int, draft_id: int, index: int) -> Draft:
+    draft = get_draft(author, draft_id)
+    items = list(draft.attachments or [])
+    if not 0 <= index < len(items):
+        raise InvalidAction("That attachment is no longer on the draft.")
+    del items[index]
+    draft.attachments = items
+    draft.updated_at = _now()
+    return draft
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "bytes" else f"{size:.1f} {unit}".replace(".0 ", " ")
+        size /= 1024
+    return f"{n} bytes"
+
+
+# --- Sending -----------------------------------------------------------------------------
+
+def check_draft(author: User | int, draft: Draft) -> tuple[PublishedAddress, dict[str, rules.AddressList]]:
+    """Validate a draft for sending; raises `DraftInvalid` with one message per field."""
+    author = _user(author)
+    errors: dict[str, str] = {}
+    lists = {name: rules.parse_addresses(getattr(draft, f"{name}_addrs") or "") for name in ("to", "cc", "bcc")}
+    for name, parsed in lists.items():
+        if parsed.errors:
+            errors[name] = " ".join(parsed.errors)
+    if not lists["to"].addresses and "to" not in errors:
+        errors["to"] = "Add at least one recipient in To."
+    count = sum(len(p.addresses) for p in lists.values())
+    if count > current_app.config["COMPOSER_MAX_RECIPIENTS"]:
+        errors["to"] = f"At most {current_app.config['COMPOSER_MAX_RECIPIENTS']} recipients per message."
+    if not (draft.subject or "").strip():
+        errors["subject"] = "Write a subject."
+    if not html_to_text(draft.body or "").strip():
+        errors["body"] = "Write a message."
+    conversation = db.session.get(Conversation, draft.conversation_id) if draft.conversation_id else None
+    allowed = {a.id: a for a in sending_addresses(author, conversation)}
+    sender = allowed.get(draft.from_address_id)
+    if sender is None:
+        errors["from_address"] = ("Choose a From address." if allowed else
+                                  "None of your queues has a published address that can send.")
+    if draft.kind == "new":
+        queues = {q.id for q in user_queues(author)}
+        if draft.queue_id not in queues:
+            errors["queue"] = "Choose a queue."
+    if errors:
+        raise DraftInvalid(errors)
+    return sender, lists
+
+
+def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Message:
+    """Send a draft: validate, create the outgoing Message (queued), delete the draft, commit, deliver.
+
+    The hand-over boundary of the workspace, so unlike other services it commits: the
+    message row must exist before `deliver()` enqueues its job. Raises `NotFound`,
+    `DraftInvalid` (what to fix, per field) and `NewerMessage` when the conversation got a
+    message after the draft was started and `confirm_newer` is not set.
+    """
+    author = _user(user_id)
+    draft = get_draft(author, draft_id)
+    sender, lists = check_draft(author, draft)
+    conversation = db.session.get(Conversation, draft.conversation_id) if draft.conversation_id else None
+    if conversation is not None and not confirm_newer:
+        newer = db.session.scalar(select(Message).where(
+            Message.conversation_id == conversation.id, Message.direction != "note",
+            Message.id > (draft.base_message_id or 0),
+            or_(Message.author_id.is_(None), Message.author_id != author.id))
+            .order_by(Message.id.desc()).limit(1))
+        if newer is not None:
+            raise NewerMessage(newer)
+    now = _now()
+    if conversation is None:
+        conversation = _new_conversation(author, draft, sender, lists["to"], now)
+    from app.blobs import blob_store
+    from app.mail.outbound import CannotSend, queue_message
+    from app.mail.render import OutgoingAttachment
+
+    store = blob_store()
+    files = [OutgoingAttachment(item["filename"], item["content_type"], store.get(item["sha256"]))
+             for item in draft.attachments or [] if item.get("included", True)]
+    try:
+        # The outbound service renders (template design, quote, threading headers, vCard) and queues it.
+        message = queue_message(
+            conversation.id, to=lists["to"].addresses, cc=lists["cc"].addresses, bcc=lists["bcc"].addresses,
+            subject=draft.subject.strip(), body_html=sanitize_html(draft.body or ""), attachments=files,
+            address_id=sender.id, author_id=author.id, parent_id=draft.reply_to_message_id,
+            quote=draft.kind in ("reply", "reply_all"))
+    except CannotSend as exc:
+        db.session.rollback()
+        raise DraftInvalid({"from_address": str(exc)}) from None
+    conversation.last_message_at = now
+    db.session.delete(draft)
+    mark_seen(author.id, conversation.id)
+    db.session.commit()
+    deliver(message.id)
+    return message
+
+
+def _new_conversation(author: User, draft: Draft, sender: PublishedAddress, to: rules.AddressList,
+                      now: datetime) -> Conversation:
+    email = to.emails[0].lower()
+    contact = db.session.scalar(select(Contact).where(Contact.email == email))
+    if contact is None:
+        name = next((n for n, a in rules.getaddresses(to.addresses[:1]) if a), "")
+        contact = Contact(email=email, name=name)
+        db.session.add(contact)
+    conversation = Conversation(address_id=sender.id, contact=contact, token=new_conversation_token(),
+                                subject=draft.subject.strip(), status="open", queue_id=draft.queue_id,
+                                assignee_id=author.id, created_at=now, last_message_at=now)
+    db.session.add(conversation)
+    db.session.flush()
+    return conversation
+
+
+def deliver(message_id: int) -> None:
+    """Hand a committed, queued message to the send queue (`app.mail.outbound.enqueue_send`).
+
+    The job id is deterministic (`send-message-<id>`), so a double click never sends
+    twice. When Redis is unreachable the message stays "queued" and the outbound cron
+    sweep enqueues it later (logged).
+    """
+    from redis.exceptions import RedisError
+
+    from app.mail.outbound import enqueue_send
+
+    try:
+        enqueue_send(message_id)
+    except RedisError as exc:
+        log.error("message %s is queued but could not be handed to the send queue: %s", message_id, exc)
+
+
+def retry_delivery(message_id: int, user_id: int | None = None) -> Message:
+    """"Retry" for a failed or bounced message: back to queued (`outbound.retry_message`), commit, `deliver()`.
+
+    Raises `NotFound` (or not visible to `user_id`), `InvalidAction` when the message
+    is not failed or its address can no longer send.
+    """
+    from app.mail.outbound import CannotSend, NotRetryable, retry_message
+
+    message = get_message(user_id, message_id) if user_id is not None else db.session.get(Message, message_id)
+    if message is None:
+        raise NotFound("message")
+    if message.direction != "out" or message.delivery_status not in FAILED:
+        raise InvalidAction("Only a failed message can be retried.")
+    try:
+        retry_message(message.id)
+    except (NotRetryable, CannotSend) as exc:
+        db.session.rollback()
+        raise InvalidAction(str(exc)) from None
+    db.session.commit()
+    deliver(message.id)
+    db.session.refresh(message)
+    return message
+
+
+#: The check the outbound delivery-status routes use (same rule as `can_see`).
+def can_see_conversation(user: User, conversation: Conversation) -> bool:
+    return can_see(user, conversation)
+
+
+# --- Suggestions -------------------------------------------------------------------------
+
+def suggest_contacts(user: User | int, q: str, limit: int = 8) -> list[Contact]:
+    """Known contacts whose address or name starts with `q` (at least 2 characters)."""
+    _user(user)
+    q = (q or "").strip().lower()
+    if len(q) < 2:
+        return []
+    prefix = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return list(db.session.scalars(
+        select(Contact).where(or_(Contact.email.like(prefix, escape="\\"),
+                                  func.lower(Contact.name).like(prefix, escape="\\")))
+        .order_by(Contact.email).limit(limit)))

@@ -1,12 +1,52 @@
+"""The agent workspace pages: inbox views, the conversation, the composer, drafts, downloads.
+
+Every route serves a full page or, for HTMX, the named block that changed (see
+`app.web.render`). State changes call `app.inbox.services` and commit here; the one
+exception is sending, whose service commits before it hands over (see `send_draft`).
+"""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, make_response, redirect, url_for
+import io
+
+from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
+                   url_for)
 from flask_login import current_user, login_required
 
-from app.inbox import services
-from app.web import render
+from app.extensions import db
+from app.inbox import presence, services
+from app.inbox.display import FRAME_STYLE_HASH, frame_document, inline_image_data, split_body
+from wtforms.fields.choices import SelectChoice
+
+from app.inbox.forms import AssignForm, NoteForm, StatusForm, TransferForm
+from app.inbox.recipients import parse_addresses
+from app.mail.html import sanitize_html
+from app.models.inbox import Message
+from app.responses import services as responses
+from app.security import CSP
+from app.web import is_htmx, render
 
 bp = Blueprint("inbox", __name__)
+
+#: The conversation page lets the message frames (which inherit it) use their one style sheet
+#: and the customer's inline styles, and load images once the agent asks ("Show images").
+CONVERSATION_CSP = CSP.replace(
+    "style-src 'self';", f"style-src 'self' '{FRAME_STYLE_HASH}'; style-src-attr 'unsafe-inline';"
+).replace("img-src 'self' data:;", "img-src 'self' data: http: https:;")
+
+KIND_LABELS = {"reply": "Reply", "reply_all": "Reply All", "forward": "Forward", "new": "New Mail"}
+TERMINAL = ("sent", "failed", "bounced")
+
+
+@bp.app_context_processor
+def _labels():
+    return {"kind_labels": KIND_LABELS, "human_size": services.human_size}
+
+
+@bp.errorhandler(services.NotFound)
+def _not_found(_error):
+    # Not found and not allowed look the same: nobody learns what another queue holds.
+    return render("errors/error.html", code=404, title="Not found", text="There is nothing at this address.",
+                  status=404)
 
 
 @bp.route("/")
@@ -14,11 +54,501 @@ def home():
     return redirect(url_for("inbox.index"))
 
 
+# --- Inbox -------------------------------------------------------------------------------
+
+def _filters() -> dict:
+    args = request.args
+    view = args.get("view", "all")
+    status = args.get("status", "open")
+    queue = args.get("queue", type=int)
+    return {"view": view, "status": status, "queue": queue, "q": args.get("q", "").strip()[:200]}
+
+
 @bp.route("/inbox/")
-@login_required
 def index():
-    conversations = services.visible_conversations(current_user)
-    return render("inbox/index.html", block="conversations", conversations=conversations)
+    filters = _filters()
+    if filters["view"] == "drafts":
+        return redirect(url_for("inbox.drafts"))
+    try:
+        page = services.list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
+                                   queue_id=filters["queue"], q=filters["q"],
+                                   cursor=request.args.get("cursor"), after=request.args.get("after"))
+    except services.InvalidAction as exc:
+        return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
+                      filters=filters, queues=services.user_queues(current_user))
+    if request.args.get("after") is not None:
+        block = "poll"
+    elif request.args.get("cursor"):
+        block = "more"
+    else:
+        block = "results"
+    present = presence.present_in([r.conversation.id for r in page.rows], current_user.id)
+    return render("inbox/index.html", block=block, page=page, filters=filters, error=None, present=present,
+                  queues=services.user_queues(current_user) if block == "results" and not is_htmx() else [])
+
+
+@bp.route("/inbox/drafts/")
+def drafts():
+    return render("inbox/drafts.html", block="drafts", drafts=services.list_drafts(current_user),
+                  filters={"view": "drafts"})
+
+
+@bp.route("/inbox/counts")
+def counts():
+    """The view tabs with their counts (loaded after the page, then polled)."""
+    filters = _filters()
+    return render("inbox/_tabs.html", counts=services.view_counts(current_user), filters=filters)
+
+
+# --- Conversation ------------------------------------------------------------------------
+
+def _tile(message: Message, show_images: bool = False) -> dict:
+    body = split_body(message.html, message.text)
+    images = {}
+    if any(a.content_id for a in message.attachments):
+        from app.blobs import blob_store
+
+        images = inline_image_data(message.attachments, blob_store().get)
+    frame = frame_document(body.main_html, show_images=show_images, inline_images=images)
+    shown_inline = {cid.lower() for cid in images}
+    files = [a for a in message.attachments
+             if not (a.content_id and a.content_id.strip("<>").lower() in shown_inline)]
+    return {"message": message, "frame": frame, "has_quote": bool(body.quoted_html), "files": files,
+            # Notes are our agents' own HTML, shown in the page itself: sanitised again all the same.
+            "note_html": sanitize_html(message.html) if message.direction == "note" and message.html else None}
+
+
+def _conversation_response(response):
+    response.headers["Content-Security-Policy"] = CONVERSATION_CSP
+    return response
+
+
+@bp.route("/inbox/c/<int:conversation_id>")
+def conversation(conversation_id: int):
+    detail = services.conversation_detail(current_user, conversation_id)
+    if services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
+        db.session.commit()
+    open_draft = None
+    draft_id = request.args.get("draft", type=int)
+    if draft_id:
+        open_draft = next((d for d in detail.drafts if d.id == draft_id), None)
+    return _conversation_response(render(
+        "inbox/conversation.html", block="conversation", detail=detail, c=detail.conversation,
+        tiles=[_tile(m) for m in detail.messages], open_draft=open_draft,
+        composer=_composer_context(open_draft) if open_draft else None,
+        last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)))
+
+
+def _action_forms(conversation):
+    status_form = StatusForm(status=conversation.status)
+    assign_form = AssignForm(assignee=str(conversation.assignee_id or ""))
+    assign_form.assignee.choices = [SelectChoice("", "Unassigned")] + [
+        SelectChoice(str(u.id), u.name or u.email) for u in services.assignable_users(conversation)]
+    transfer_form = TransferForm(queue=str(conversation.queue_id or ""))
+    transfer_form.queue.choices = [SelectChoice(str(q.id), q.name) for q in _all_queues()]
+    return {"status_form": status_form, "assign_form": assign_form, "transfer_form": transfer_form,
+            "note_form": NoteForm()}
+
+
+def _all_queues():
+    from sqlalchemy import select
+
+    from app.models.auth import Queue
+
+    return list(db.session.scalars(select(Queue).order_by(Queue.name)))
+
+
+def _actions_response(conversation, status: int = 200, error: str | None = None):
+    return _conversation_response(render(
+        "inbox/conversation.html", block="actions", c=conversation, status=status, action_error=error,
+        **_action_forms(conversation)))
+
+
+@bp.route("/inbox/c/<int:conversation_id>/status", methods=["POST"])
+def set_status(conversation_id: int):
+    conversation = services.get_conversation(current_user, conversation_id)
+    form = StatusForm()
+    if not form.validate_on_submit():
+        return _actions_response(conversation, 422, "Choose open, pending, resolved or closed.")
+    services.set_status(current_user, conversation_id, form.status.data)
+    db.session.commit()
+    flash(f"Status set to {form.status.data}.", "success")
+    return _after_action(conversation)
+
+
+@bp.route("/inbox/c/<int:conversation_id>/assign", methods=["POST"])
+def assign(conversation_id: int):
+    conversation = services.get_conversation(current_user, conversation_id)
+    value = request.form.get("assignee", "")
+    if value == "me":
+        value = str(current_user.id)
+    try:
+        services.assign(current_user, conversation_id, int(value) if value else None)
+    except ValueError as exc:
+        db.session.rollback()
+        message = str(exc) if isinstance(exc, services.InvalidAction) else "Choose an agent."
+        return _actions_response(conversation, 422, message)
+    db.session.commit()
+    flash(f"Assigned to {conversation.assignee.name}." if conversation.assignee else "Unassigned.", "success")
+    return _after_action(conversation)
+
+
+@bp.route("/inbox/c/<int:conversation_id>/transfer", methods=["POST"])
+def transfer(conversation_id: int):
+    conversation = services.get_conversation(current_user, conversation_id)
+    try:
+        services.transfer(current_user, conversation_id, int(request.form.get("queue") or 0))
+    except (ValueError, services.InvalidAction):
+        db.session.rollback()
+        return _actions_response(conversation, 422, "Choose a queue.")
+    db.session.commit()
+    flash(f"Moved to the queue {conversation.queue.name}.", "success")
+    if not services.can_see(current_user, conversation):
+        # The agent handed it to a queue they do not work: back to the inbox.
+        if is_htmx():
+            return "", 204, {"HX-Redirect": url_for("inbox.index")}
+        return redirect(url_for("inbox.index"))
+    return _after_action(conversation)
+
+
+def _after_action(conversation):
+    if is_htmx():
+        return _actions_response(conversation)
+    return redirect(url_for("inbox.conversation", conversation_id=conversation.id))
+
+
+@bp.route("/inbox/c/<int:conversation_id>/notes", methods=["POST"])
+def add_note(conversation_id: int):
+    conversation = services.get_conversation(current_user, conversation_id)
+    form = NoteForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            note = services.add_note(current_user, conversation_id, form.body.data)
+        except services.InvalidAction as exc:
+            error = str(exc)
+        else:
+            db.session.commit()
+            if not is_htmx():
+                return redirect(url_for("inbox.conversation", conversation_id=conversation_id))
+            return _conversation_response(render(
+                "inbox/conversation.html", block="note_added", c=conversation, t=_tile(note),
+                note_form=NoteForm(formdata=None)))
+    else:
+        error = "Write the note first."
+    return _conversation_response(render("inbox/conversation.html", block="note_form", c=conversation,
+                                         note_form=form, note_error=error, status=422))
+
+
+@bp.route("/inbox/m/<int:message_id>/body")
+def message_body(message_id: int):
+    message = services.get_message(current_user, message_id)
+    return _conversation_response(render("inbox/conversation.html", block="tile_body",
+                                         t=_tile(message, show_images=request.args.get("images") == "1")))
+
+
+@bp.route("/inbox/m/<int:message_id>/quote")
+def message_quote(message_id: int):
+    message = services.get_message(current_user, message_id)
+    body = split_body(message.html, message.text)
+    frame = frame_document(body.quoted_html, show_images=request.args.get("images") == "1")
+    return _conversation_response(render("inbox/conversation.html", block="quote", m=message, frame=frame))
+
+
+@bp.route("/inbox/m/<int:message_id>/status")
+def message_status(message_id: int):
+    message = services.get_message(current_user, message_id)
+    return render("inbox/conversation.html", block="delivery", m=message)
+
+
+@bp.route("/inbox/m/<int:message_id>/retry", methods=["POST"])
+def retry(message_id: int):
+    try:
+        message = services.retry_delivery(message_id, current_user.id)
+    except services.InvalidAction as exc:
+        message = services.get_message(current_user, message_id)
+        return render("inbox/conversation.html", block="delivery", m=message, retry_error=str(exc), status=422)
+    if not is_htmx():
+        return redirect(url_for("inbox.conversation", conversation_id=message.conversation_id))
+    return render("inbox/conversation.html", block="delivery", m=message)
+
+
+@bp.route("/inbox/c/<int:conversation_id>/updates")
+def updates(conversation_id: int):
+    """Messages newer than `after` (a message id), as tiles to append; polled by the page."""
+    services.get_conversation(current_user, conversation_id)
+    after = request.args.get("after", type=int)
+    if after is None:
+        return render("inbox/conversation.html", block="updates", status=422, tiles=[], c=None, last_id=0)
+    from sqlalchemy import select
+
+    messages = list(db.session.scalars(select(Message).where(
+        Message.conversation_id == conversation_id, Message.id > after).order_by(Message.id)))
+    if messages:
+        services.mark_seen(current_user.id, conversation_id)
+        db.session.commit()
+    conversation = services.get_conversation(current_user, conversation_id)
+    return _conversation_response(render(
+        "inbox/conversation.html", block="updates", c=conversation, tiles=[_tile(m) for m in messages],
+        last_id=max([after] + [m.id for m in messages])))
+
+
+@bp.route("/inbox/c/<int:conversation_id>/presence", methods=["POST"])
+def presence_ping(conversation_id: int):
+    conversation = services.get_conversation(current_user, conversation_id)
+    if request.form.get("leaving") == "1":
+        presence.leave(conversation_id, current_user.id)
+        return "", 204
+    presence.touch(conversation_id, current_user.id, current_user.name or current_user.email,
+                   replying=request.form.get("replying") == "1")
+    return render("inbox/conversation.html", block="presence", c=conversation,
+                  others=presence.others(conversation_id, current_user.id))
+
+
+@bp.route("/inbox/attachments/<int:attachment_id>")
+def download(attachment_id: int):
+    attachment = services.get_attachment(current_user, attachment_id)
+    data = services.attachment_bytes(attachment)
+    response = send_file(io.BytesIO(data), mimetype=attachment.content_type or "application/octet-stream",
+                         as_attachment=True, download_name=attachment.filename or "attachment",
+                         max_age=0, conditional=False)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- Composer ----------------------------------------------------------------------------
+
+def _composer_context(draft, errors: dict | None = None, newer=None) -> dict:
+    conversation = draft.conversation
+    return {
+        "d": draft, "errors": errors or {}, "newer": newer,
+        "senders": services.sending_addresses(current_user, conversation),
+        "queues": services.user_queues(current_user) if draft.kind == "new" else [],
+        "locked": services.recipients_locked(draft),
+    }
+
+
+def _composer(draft, status: int = 200, **extra):
+    return _conversation_response(render("inbox/_composer.html", block="composer", status=status,
+                                         **_composer_context(draft, **extra)))
+
+
+@bp.route("/inbox/c/<int:conversation_id>/compose", methods=["POST"])
+def compose(conversation_id: int):
+    kind = request.form.get("kind", "reply")
+    try:
+        draft = services.start_draft(current_user, conversation_id, kind, request.form.get("message", type=int))
+    except services.InvalidAction as exc:
+        db.session.rollback()
+        return render("inbox/conversation.html", block="compose_error", error=str(exc), status=422)
+    db.session.commit()
+    if not is_htmx():
+        return redirect(url_for("inbox.conversation", conversation_id=conversation_id, draft=draft.id))
+    return _composer(draft)
+
+
+@bp.route("/inbox/new", methods=["POST"])
+def new_mail():
+    draft = services.start_new_mail(current_user)
+    db.session.commit()
+    target = url_for("inbox.draft", draft_id=draft.id)
+    if is_htmx():
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target)
+
+
+@bp.route("/inbox/drafts/<int:draft_id>")
+def draft(draft_id: int):
+    draft = services.get_draft(current_user, draft_id)
+    if draft.conversation_id is not None and not is_htmx():
+        return redirect(url_for("inbox.conversation", conversation_id=draft.conversation_id, draft=draft.id)
+                        + f"#composer-{draft.id}")
+    if is_htmx():
+        return _composer(draft)
+    return _conversation_response(render("inbox/new_mail.html", **_composer_context(draft)))
+
+
+def _save_from_form(draft_id: int):
+    form = request.form
+    from_id = form.get("from_address_id", type=int)
+    queue_id = form.get("queue_id", type=int)
+    forwarded = set(form.getlist("forward")) if form.get("forward_present") == "1" else None
+    return services.save_draft(
+        current_user, draft_id, to=form.get("to"), cc=form.get("cc"), bcc=form.get("bcc"),
+        subject=form.get("subject"), body=form.get("body"), from_address_id=from_id, queue_id=queue_id,
+        forward_included=forwarded)
+
+
+@bp.route("/inbox/drafts/<int:draft_id>", methods=["POST"])
+def save_draft(draft_id: int):
+    """Autosave (answers the "Saved" line), or "Close" (`close=1`: the conversation's drafts list)."""
+    draft = _save_from_form(draft_id)
+    closing = request.form.get("close") == "1"
+    conversation_id = draft.conversation_id
+    if closing and services.is_empty(draft):
+        services.delete_draft(current_user, draft_id)
+        draft = None
+    db.session.commit()
+    if closing:
+        if conversation_id is None:
+            if is_htmx():
+                return "", 204, {"HX-Redirect": url_for("inbox.drafts")}
+            return redirect(url_for("inbox.drafts"))
+        if not is_htmx():
+            return redirect(url_for("inbox.conversation", conversation_id=conversation_id))
+        return render("inbox/conversation.html", block="drafts",
+                      detail={"drafts": services.list_drafts(current_user, conversation_id)},
+                      c=services.get_conversation(current_user, conversation_id))
+    if not is_htmx():
+        return redirect(url_for("inbox.draft", draft_id=draft_id))
+    return render("inbox/_composer.html", block="saved", d=draft)
+
+
+@bp.route("/inbox/drafts/<int:draft_id>/delete", methods=["GET", "POST"])
+def delete_draft(draft_id: int):
+    draft = services.get_draft(current_user, draft_id)
+    if request.method == "GET":
+        return render("inbox/_composer.html", block="delete_dialog", d=draft)
+    conversation_id = services.delete_draft(current_user, draft_id)
+    db.session.commit()
+    flash("Draft deleted.", "success")
+    target = (url_for("inbox.conversation", conversation_id=conversation_id) if conversation_id
+              else url_for("inbox.drafts"))
+    if is_htmx():
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target)
+
+
+@bp.route("/inbox/drafts/<int:draft_id>/attachments", methods=["POST"])
+def upload(draft_id: int):
+    draft = services.get_draft(current_user, draft_id)
+    files = [f for f in request.files.getlist("file") if f and f.filename]
+    error = None if files else "Choose a file to attach."
+    for upload_file in files:
+        try:
+            draft = services.add_draft_attachment(current_user, draft_id, upload_file.filename,
+                                                  upload_file.mimetype, upload_file.stream)
+        except services.InvalidAction as exc:
+            error = str(exc)
+            break
+    db.session.commit()
+    return render("inbox/_composer.html", block="attachments", d=draft, attachment_error=error,
+                  status=422 if error else 200)
+
+
+@bp.route("/inbox/drafts/<int:draft_id>/attachments/<int:index>/remove", methods=["POST"])
+def remove_attachment(draft_id: int, index: int):
+    try:
+        draft = services.remove_draft_attachment(current_user, draft_id, index)
+    except services.InvalidAction as exc:
+        return render("inbox/_composer.html", block="attachments", d=services.get_draft(current_user, draft_id),
+                      attachment_error=str(exc), status=422)
+    db.session.commit()
+    return render("inbox/_composer.html", block="attachments", d=draft, attachment_error=None)
+
+
+@bp.route("/inbox/drafts/<int:draft_id>/send", methods=["POST"])
+def send(draft_id: int):
+    draft = _save_from_form(draft_id)
+    db.session.commit()
+    try:
+        message = services.send_draft(draft_id, current_user.id,
+                                      confirm_newer=request.form.get("confirm_newer") == "1")
+    except services.DraftInvalid as exc:
+        db.session.rollback()
+        return _composer(services.get_draft(current_user, draft_id), 422, errors=exc.errors)
+    except services.NewerMessage as exc:
+        db.session.rollback()
+        return _composer(services.get_draft(current_user, draft_id), 422, newer=exc.message)
+    flash("Sent: the message is queued for delivery.", "success")
+    target = url_for("inbox.conversation", conversation_id=message.conversation_id)
+    if draft.kind == "new" or not is_htmx():
+        if is_htmx():
+            return "", 204, {"HX-Redirect": target}
+        return redirect(target)
+    conversation = services.get_conversation(current_user, message.conversation_id)
+    return _conversation_response(render(
+        "inbox/conversation.html", block="sent", c=conversation, t=_tile(message),
+        detail={"drafts": services.list_drafts(current_user, conversation.id)}))
+
+
+@bp.route("/inbox/recipients/check", methods=["POST"])
+def check_recipients():
+    field = request.form.get("field", "to")
+    if field not in ("to", "cc", "bcc"):
+        return render("inbox/_composer.html", block="recipient_error", error="Unknown field.", status=422)
+    parsed = parse_addresses(request.form.get(field, ""))
+    error = " ".join(parsed.errors) or None
+    return render("inbox/_composer.html", block="recipient_error", error=error, status=422 if error else 200)
+
+
+@bp.route("/inbox/contacts/suggest")
+def suggest():
+    q = request.args.get("q", "")
+    for field in ("to", "cc", "bcc"):
+        if field in request.args:
+            q = request.args[field].split(",")[-1]
+    field = request.args.get("field", "to")
+    if field not in ("to", "cc", "bcc"):
+        return render("inbox/_composer.html", block="suggestions", contacts=[], field="to", status=422)
+    return render("inbox/_composer.html", block="suggestions", field=field,
+                  contacts=services.suggest_contacts(current_user, q), draft_id=request.args.get("draft", type=int))
+
+
+@bp.route("/inbox/responses/picker")
+def picker():
+    draft = services.get_draft(current_user, request.args.get("draft", type=int) or 0)
+    q = request.args.get("q", "")
+    block = "picker_results" if request.args.get("results") == "1" else "picker"
+    return render("inbox/_composer.html", block=block, d=draft, q=q,
+                  items=responses.visible_responses(current_user, q))
+
+
+@bp.route("/inbox/responses/<int:response_id>/insert")
+def insert_response(response_id: int):
+    """The response with its placeholders filled for this draft's conversation, as JSON."""
+    draft = services.get_draft(current_user, request.args.get("draft", type=int) or 0)
+    try:
+        response = responses.get_response(response_id)
+    except responses.NotFound:
+        abort(404)
+    if response not in responses.visible_responses(current_user, "", limit=10_000):
+        abort(404)
+    name = email = ""
+    address, conversation_id = None, None
+    if draft.conversation is not None:
+        name, email = draft.conversation.contact.name, draft.conversation.contact.email
+        address, conversation_id = draft.conversation.address, draft.conversation.id
+    else:
+        first = parse_addresses(draft.to_addrs or "")
+        if first.addresses:
+            from email.utils import getaddresses
+
+            name, email = getaddresses(first.addresses[:1])[0]
+    subject, html = responses.render_response(
+        response, responses.placeholder_values(name, email, current_user._get_current_object(), address=address,
+                                                conversation_id=conversation_id))
+    return jsonify({"subject": subject, "html": html, "title": response.title})
+
+
+@bp.app_template_filter("frame_height")
+def _frame_height(cls: str) -> str:
+    return f"frame-{cls}"
+
+
+
+@bp.cli.command("reindex")
+def reindex_command() -> None:
+    """Rebuild the full-text search index of messages (SQLite; a no-op on PostgreSQL)."""
+    import click
+
+    from app.inbox.search import reindex
+
+    reindex()
+    db.session.commit()
+    click.echo("search index rebuilt")
 
 
 # --- Delivery status of sent messages, and Retry (outbound, issue 5) -----------------------------

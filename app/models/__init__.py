@@ -9,11 +9,11 @@ from app.models.blobs import Blob
 from app.models.channels import Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
 from app.models.inbound import InboundRaw, InboundStatus
-from app.models.inbox import Attachment, Contact, Conversation, Draft, Message
+from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 from app.models.responses import ResponseGroup, StandardResponse
 
 __all__ = [
-    "Attachment", "Blob", "Contact", "Conversation", "Domain", "DomainKind", "Draft",
+    "Attachment", "Blob", "Contact", "Conversation", "ConversationSeen", "Domain", "DomainKind", "Draft",
     "EmailAddress", "Flow", "LoginThrottle", "MailboxState", "Message", "PublishRecord",
     "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "queue_members",
     # flows (issue 7)

@@ -39,6 +39,7 @@ class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    nickname: Mapped[str] = mapped_column(String(100), default="", server_default="")  # Standard Responses
     password_hash: Mapped[str] = mapped_column(String(300))
     role: Mapped[str] = mapped_column(String(20), default=Role.AGENT.value)
     active: Mapped[bool] = mapped_column(default=True)
@@ -96,3 +97,12 @@ class LoginThrottle(db.Model):
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The addresses a queue's agents may start New Mail from (see app.inbox.services.queue_address_ids).
+queue_addresses = Table(
+    "queue_addresses",
+    db.metadata,
+    Column("queue_id", Integer, ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True),
+    Column("address_id", Integer, ForeignKey("email_addresses.id", ondelete="CASCADE"), primary_key=True),
+)

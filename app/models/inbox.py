@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -24,6 +24,11 @@ class Conversation(db.Model):
     __table_args__ = (
         Index("ix_conversations_status_last", "status", "last_message_at"),
         Index("ix_conversations_contact_address", "contact_id", "address_id"),  # subject threading
+        # Keyset pagination of the inbox views (newest activity first, id breaks ties).
+        Index("ix_conversations_last_id", "last_message_at", "id"),
+        Index("ix_conversations_queue_last", "queue_id", "last_message_at"),
+        Index("ix_conversations_assignee_last", "assignee_id", "last_message_at"),
+        Index("ix_conversations_contact", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -139,3 +144,63 @@ class Draft(db.Model):
     attachments: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The message answered or forwarded (Reply, Reply All, Forward); None for New Mail.
+    reply_to_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    # New Mail: the queue the new conversation goes to.
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    # The newest message of the conversation when the agent started writing: sending over a
+    # newer one asks for confirmation first.
+    base_message_id: Mapped[int | None]
+
+    conversation = relationship("Conversation")
+    author = relationship("User")
+    reply_to_message = relationship("Message")
+
+
+class ConversationSeen(db.Model):
+    """When a user last opened a conversation (the inbox's unread marker)."""
+
+    __tablename__ = "conversation_seen"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Full-text search index of messages ------------------------------------------------------
+#
+# SQLite: an FTS5 table with external content (`messages`), kept up to date by triggers, so
+# every writer (ingest, sending, notes, a bulk import) is indexed without calling anything.
+# PostgreSQL: a GIN index on the same tsvector expression that `app.inbox.search` queries.
+# Migration 0005 creates the same objects (migrations never import app code); these DDL
+# events do it for `db.create_all()` (the tests and `bench/web.py`).
+
+FTS_COLUMNS = "subject, text, from_addr, to_addrs"
+SQLITE_FTS_DDL = [
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5({FTS_COLUMNS}, content='messages', "
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_ai AFTER INSERT ON messages BEGIN "
+    f"INSERT INTO messages_fts(rowid, {FTS_COLUMNS}) "
+    "VALUES (new.id, new.subject, new.text, new.from_addr, new.to_addrs); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_ad AFTER DELETE ON messages BEGIN "
+    f"INSERT INTO messages_fts(messages_fts, rowid, {FTS_COLUMNS}) "
+    "VALUES ('delete', old.id, old.subject, old.text, old.from_addr, old.to_addrs); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_au AFTER UPDATE OF subject, text, from_addr, to_addrs "
+    "ON messages BEGIN "
+    f"INSERT INTO messages_fts(messages_fts, rowid, {FTS_COLUMNS}) "
+    "VALUES ('delete', old.id, old.subject, old.text, old.from_addr, old.to_addrs); "
+    f"INSERT INTO messages_fts(rowid, {FTS_COLUMNS}) "
+    "VALUES (new.id, new.subject, new.text, new.from_addr, new.to_addrs); END",
+]
+SQLITE_FTS_DROP = ["DROP TABLE IF EXISTS messages_fts"]
+PG_TSVECTOR = ("to_tsvector('simple', coalesce(subject, '') || ' ' || coalesce(text, '') || ' ' || "
+               "coalesce(from_addr, '') || ' ' || coalesce(to_addrs, ''))")
+PG_FTS_DDL = [f"CREATE INDEX IF NOT EXISTS ix_messages_fts ON messages USING gin ({PG_TSVECTOR})"]
+
+for _statement in SQLITE_FTS_DDL:
+    event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in SQLITE_FTS_DROP:
+    event.listen(Message.__table__, "before_drop", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in PG_FTS_DDL:
+    event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))

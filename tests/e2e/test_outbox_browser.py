@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from app.mail.outbound import deliver_message, send_reply
 from app.mail.sink import start_sink
-from tests.factories import PASSWORD, make_address, make_conversation, make_user
+from tests.factories import PASSWORD, make_sending_address, make_sending_conversation, make_user
 from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
@@ -17,9 +17,9 @@ def test_admin_reads_sent_mail_in_the_outbox(page, app, db, tmp_path):
     sink = start_sink(tmp_path / "outbox", port=port)
     app.config.update(SMTP_RELAY_URL=f"smtp://127.0.0.1:{port}?tls=none", OUTBOX_DIR=str(tmp_path / "outbox"))
     try:
-        address = make_address(display_name="Acme Support", forwarded_from="support@acme.test")
+        address = make_sending_address(display_name="Acme Support", forwarded_from="support@acme.test")
         for subject in ("Where is my parcel?", "Invoice question"):
-            conversation = make_conversation(address, subject=subject)
+            conversation = make_sending_conversation(address, subject=subject)
             message = send_reply(conversation.id, None, "<p>It ships <b>today</b>.</p>")
             db.session.commit()
             deliver_message(message.id)

@@ -56,6 +56,14 @@ def test_worker_shows_in_healthz_and_leaves_cleanly(app, client, tmp_path):
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "worker never registered"
             time.sleep(0.2)
+        # RQ registers a worker before it installs its signal handlers; SIGTERM it once it waits for jobs.
+        from rq import Worker
+
+        connection = Redis.from_url(app.config["REDIS_URL"])
+        while not any(w.get_state() == "idle" for w in Worker.all(connection=connection)):
+            assert time.monotonic() < deadline, "worker never became idle"
+            time.sleep(0.1)
+        connection.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -17,7 +17,7 @@ from app.mail.render import OutgoingAttachment
 from app.mail.tokens import tokens_in
 from app.models.inbox import Message
 from app.queues import get_queue
-from tests.factories import make_address, make_conversation, make_user
+from tests.factories import make_sending_address, make_sending_conversation, make_user
 from tests.servers import SMTPServer, free_port
 
 RELAY_USER, RELAY_PASSWORD = "relay-user", "relay-pässword"
@@ -66,11 +66,11 @@ def _reply(db, conversation, author=None, **kw) -> Message:
 
 def test_platform_reply_arrives_with_the_right_headers_parts_card_and_names(app, db, relay):
     server = relay(tls="starttls", users={RELAY_USER: RELAY_PASSWORD})
-    address = make_address(
+    address = make_sending_address(
         display_name="Acme Kundenservice Müller", forwarded_from="support@acme.test", send_vcard=True,
         template_enabled=True, header_html="<p>Hallo {{ customer_name }},</p>",
         footer_html="<p>Grüße, {{ agent_name }} — {{ display_name }} ({{ conversation_reference }})</p>")
-    conversation = make_conversation(address, email="zoe@example.com", name="Zoë Ünal", subject="Wo ist mein Päckchen?")
+    conversation = make_sending_conversation(address, email="zoe@example.com", name="Zoë Ünal", subject="Wo ist mein Päckchen?")
     inbound = conversation.messages[0]
     agent = make_user("agent", name="Jürgen Agent")
     pdf = OutgoingAttachment("Rechnung für März.pdf", "application/pdf", b"%PDF-1.4 test")
@@ -128,10 +128,10 @@ def test_custom_address_sends_through_its_own_server_with_implicit_tls_and_its_l
     server = SMTPServer(tmp_path, tls="implicit", users={"help@acme.test": "s3cret"})
     servers.append(server)
     app.config["MAIL_TLS_CA_FILE"] = str(server.cert)
-    address = make_address("help@acme.test", platform=False, outgoing_host="127.0.0.1", outgoing_port=server.port,
+    address = make_sending_address("help@acme.test", platform=False, outgoing_host="127.0.0.1", outgoing_port=server.port,
                            outgoing_security="ssl", password_encrypted=encrypt_secret("s3cret"),
                            forwarded_from="ignored@acme.test", send_vcard=True)
-    conversation = make_conversation(address)
+    conversation = make_sending_conversation(address)
     message = _reply(db, conversation, automatic=True)
     assert deliver_message(message.id)["sent"] == 1
     got = server.messages[0]
@@ -145,10 +145,10 @@ def test_custom_address_with_starttls(app, db, servers, tmp_path):
     server = SMTPServer(tmp_path, tls="starttls", users={"help@acme.test": "s3cret"})
     servers.append(server)
     app.config["MAIL_TLS_CA_FILE"] = str(server.cert)
-    address = make_address("help@acme.test", platform=False, outgoing_host="127.0.0.1", outgoing_port=server.port,
+    address = make_sending_address("help@acme.test", platform=False, outgoing_host="127.0.0.1", outgoing_port=server.port,
                            outgoing_security="starttls", username="help@acme.test",
                            password_encrypted=encrypt_secret("s3cret"))
-    message = _reply(db, make_conversation(address))
+    message = _reply(db, make_sending_conversation(address))
     assert deliver_message(message.id)["sent"] == 1 and len(server.messages) == 1
 
 
@@ -161,25 +161,25 @@ def test_addresses_that_cannot_send_are_refused_and_nothing_is_queued(app, db, r
 
     relay()
     cases = []
-    inbound_only = make_address(usage="inbound")
+    inbound_only = make_sending_address(usage="inbound")
     cases.append((inbound_only, "is inbound-only"))
-    disabled = make_address(enabled=False)
+    disabled = make_sending_address(enabled=False)
     cases.append((disabled, "is disabled"))
-    archived = make_address()
+    archived = make_sending_address()
     archived.archived_at = datetime.now(timezone.utc)
     cases.append((archived, "is archived"))
-    cases.append((make_address(publish=False), "has not been published yet"))
-    custom = make_address(platform=False)
+    cases.append((make_sending_address(publish=False), "has not been published yet"))
+    custom = make_sending_address(platform=False)
     cases.append((custom, r"has no outgoing \(SMTP\) server"))
     db.session.commit()
     for address, words in cases:
-        conversation = make_conversation(address)
+        conversation = make_sending_conversation(address)
         with pytest.raises(CannotSend, match=words):
             send_reply(conversation.id, None, "<p>x</p>")
         db.session.rollback()
 
-    ok = make_address()
-    conversation = make_conversation(ok)
+    ok = make_sending_address()
+    conversation = make_sending_conversation(ok)
     with pytest.raises(CannotSend, match="“carol” is not an email address"):
         send_reply(conversation.id, None, "<p>x</p>", to=["carol"])
     with pytest.raises(CannotSend, match="at least one recipient"):
@@ -211,8 +211,8 @@ def test_an_address_disabled_after_queueing_fails_at_send_time_with_the_reason(a
     from app.channels.services import publish_addresses
 
     server = relay()
-    address = make_address()
-    message = _reply(db, make_conversation(address))
+    address = make_sending_address()
+    message = _reply(db, make_sending_conversation(address))
     address.enabled = False
     publish_addresses([address.id], None, "off")
     db.session.commit()
@@ -227,7 +227,7 @@ def test_an_address_disabled_after_queueing_fails_at_send_time_with_the_reason(a
 def test_451_then_250_is_retried_after_the_backoff_and_sent_once(app, db, relay):
     server = relay(script=["451 4.7.1 Greylisted, please try again later"])
     app.config["SEND_RETRY_BASE_SECONDS"] = 0.5
-    message = _reply(db, make_conversation(make_address()))
+    message = _reply(db, make_sending_conversation(make_sending_address()))
     assert deliver_message(message.id)["retrying"] == 1
     waiting = _fresh(db, message.id)
     assert waiting.delivery_status == "retrying" and waiting.smtp_code == 451
@@ -245,7 +245,7 @@ def test_451_then_250_is_retried_after_the_backoff_and_sent_once(app, db, relay)
 
 def test_550_fails_with_the_servers_words_and_can_be_retried_by_hand(app, db, relay):
     server = relay(script=["550 5.7.1 Message rejected: policy violation"])
-    message = _reply(db, make_conversation(make_address()))
+    message = _reply(db, make_sending_conversation(make_sending_address()))
     assert deliver_message(message.id)["failed"] == 1
     failed = _fresh(db, message.id)
     assert (failed.delivery_status, failed.smtp_code) == ("failed", 550)
@@ -264,7 +264,7 @@ def test_550_fails_with_the_servers_words_and_can_be_retried_by_hand(app, db, re
 def test_a_connection_dropped_mid_data_is_retried(app, db, relay):
     server = relay(script=["drop"])
     app.config["SEND_RETRY_BASE_SECONDS"] = 0
-    message = _reply(db, make_conversation(make_address()))
+    message = _reply(db, make_sending_conversation(make_sending_address()))
     assert deliver_message(message.id)["retrying"] == 1
     assert "lost while sending" in _fresh(db, message.id).delivery_error
     assert deliver_message(message.id)["sent"] == 1
@@ -274,7 +274,7 @@ def test_a_connection_dropped_mid_data_is_retried(app, db, relay):
 def test_temporary_errors_give_up_after_the_last_attempt(app, db, relay):
     relay(script=["451 4.3.0 one", "452 4.3.1 two"])
     app.config.update(SEND_RETRY_BASE_SECONDS=0, SEND_MAX_ATTEMPTS=2)
-    message = _reply(db, make_conversation(make_address()))
+    message = _reply(db, make_sending_conversation(make_sending_address()))
     deliver_message(message.id)
     assert deliver_message(message.id)["failed"] == 1
     failed = _fresh(db, message.id)
@@ -294,8 +294,8 @@ def test_backoff_grows_and_is_capped(app):
 
 def test_an_unreachable_server_defers_every_message_of_the_batch(app, db):
     app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{free_port()}?tls=none"
-    address = make_address()
-    messages = [_reply(db, make_conversation(address)) for _ in range(3)]
+    address = make_sending_address()
+    messages = [_reply(db, make_sending_conversation(address)) for _ in range(3)]
     counts = deliver_message(messages[0].id)
     assert counts["claimed"] == 3 and counts["retrying"] == 3
     for m in messages:
@@ -309,10 +309,10 @@ def test_messages_for_one_server_share_one_connection_and_their_jobs_leave_the_q
     server = relay()
     other_server = SMTPServer(tmp_path / "other")
     servers.append(other_server)
-    platform_a, platform_b = make_address(), make_address()
-    custom = make_address(platform=False, outgoing_host="127.0.0.1", outgoing_port=other_server.port,
+    platform_a, platform_b = make_sending_address(), make_sending_address()
+    custom = make_sending_address(platform=False, outgoing_host="127.0.0.1", outgoing_port=other_server.port,
                           outgoing_security="none")
-    messages = [_reply(db, make_conversation(a)) for a in (platform_a, platform_b, platform_a, custom)]
+    messages = [_reply(db, make_sending_conversation(a)) for a in (platform_a, platform_b, platform_a, custom)]
     for m in messages:
         enqueue_send(m.id)
     assert enqueue_send(messages[0].id) is None  # already queued
@@ -331,8 +331,8 @@ def test_the_sweep_enqueues_due_work_and_expired_leases_only(app, db, relay):
     from datetime import datetime, timedelta, timezone
 
     relay()
-    address = make_address()
-    due, later, held, abandoned, sent = (_reply(db, make_conversation(address)) for _ in range(5))
+    address = make_sending_address()
+    due, later, held, abandoned, sent = (_reply(db, make_sending_conversation(address)) for _ in range(5))
     now = datetime.now(timezone.utc)
     later.next_attempt_at = now + timedelta(minutes=5)
     later.delivery_status = "retrying"
@@ -347,7 +347,7 @@ def test_the_sweep_enqueues_due_work_and_expired_leases_only(app, db, relay):
 
 def test_mark_bounced(app, db, relay):
     relay()
-    message = _reply(db, make_conversation(make_address()))
+    message = _reply(db, make_sending_conversation(make_sending_address()))
     deliver_message(message.id)
     assert mark_bounced(message.id, "550 5.1.1 User unknown").delivery_status == "bounced"
     db.session.commit()
@@ -357,8 +357,8 @@ def test_mark_bounced(app, db, relay):
 
 def test_queue_message_starts_an_outgoing_thread_that_a_follow_up_continues(app, db, relay):
     relay()
-    address = make_address()
-    conversation = make_conversation(address, inbound=False, subject="Your order")
+    address = make_sending_address()
+    conversation = make_sending_conversation(address, inbound=False, subject="Your order")
     first = queue_message(conversation.id, to=[conversation.contact.email], subject="Your order", body_html="<p>Hi</p>")
     db.session.commit()
     assert first.in_reply_to is None and first.references is None
@@ -382,8 +382,8 @@ def test_a_job_out_of_time_gives_back_the_messages_it_did_not_try(app, db):
     controller.start()
     app.config.update(SMTP_RELAY_URL=f"smtp://127.0.0.1:{port}?tls=none", SEND_LEASE_SECONDS=1)  # budget 0.5 s
     try:
-        address = make_address()
-        messages = [_reply(db, make_conversation(address)) for _ in range(3)]
+        address = make_sending_address()
+        messages = [_reply(db, make_sending_conversation(address)) for _ in range(3)]
         counts = deliver_message(messages[0].id)
     finally:
         controller.stop()
@@ -399,7 +399,7 @@ def test_a_message_whose_worker_keeps_dying_fails_instead_of_looping(app, db, re
 
     server = relay()
     app.config["SEND_MAX_ATTEMPTS"] = 3
-    message = _reply(db, make_conversation(make_address()))
+    message = _reply(db, make_sending_conversation(make_sending_address()))
     message.delivery_status, message.claim_token = "sending", "dead-worker"
     message.claimed_until = datetime.now(timezone.utc) - timedelta(seconds=1)
     message.delivery_attempts = 3  # three claims, no outcome
@@ -415,7 +415,7 @@ def test_enqueue_replaces_leftover_jobs_but_not_pending_ones(app, db, relay):
     from rq.job import Job
 
     relay()
-    message = _reply(db, make_conversation(make_address()))
+    message = _reply(db, make_sending_conversation(make_sending_address()))
     queue = get_queue("send")
     assert enqueue_send(message.id) is not None and enqueue_send(message.id) is None
     Redis.from_url(app.config["REDIS_URL"]).lrem(queue.key, 1, send_job_id(message.id))  # a crash left the hash

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from app.mail.outbound import enqueue_due_messages, enqueue_send, send_reply
 from app.models.inbox import Message
 from app.queues import get_queue
-from tests.factories import make_address, make_conversation
+from tests.factories import make_sending_address, make_sending_conversation
 from tests.servers import SilentServer, SMTPServer
 from tests.subprocess_env import flask_cmd, flask_env
 
@@ -24,7 +24,7 @@ def _env(app, tmp_path, **extra) -> dict:
 def _queue_replies(app, db, address, n: int) -> list[int]:
     ids = []
     for _ in range(n):
-        message = send_reply(make_conversation(address).id, None, "<p>It ships today.</p>")
+        message = send_reply(make_sending_conversation(address).id, None, "<p>It ships today.</p>")
         db.session.commit()
         ids.append(message.id)
     for message_id in ids:
@@ -44,7 +44,7 @@ def test_a_real_worker_sends_the_queue_over_one_connection(app, db, tmp_path):
     relay = f"smtp://127.0.0.1:{server.port}?tls=none"
     app.config["SMTP_RELAY_URL"] = relay
     try:
-        ids = _queue_replies(app, db, make_address(), 4)
+        ids = _queue_replies(app, db, make_sending_address(), 4)
         assert get_queue("send").count == 4
         run = subprocess.run(flask_cmd("worker", "send", "--burst"), env=_env(app, tmp_path, SMTP_RELAY_URL=relay),
                              capture_output=True, text=True, timeout=120)
@@ -65,7 +65,7 @@ def test_a_worker_killed_between_claim_and_send_is_sent_exactly_once_after_the_l
     app.config.update(SMTP_RELAY_URL=f"smtp://127.0.0.1:{silent.port}?tls=none", SEND_LEASE_SECONDS=lease)
     proc = None
     try:
-        [message_id] = _queue_replies(app, db, make_address(), 1)
+        [message_id] = _queue_replies(app, db, make_sending_address(), 1)
         env = _env(app, tmp_path, SMTP_RELAY_URL=f"smtp://127.0.0.1:{silent.port}?tls=none",
                    SEND_LEASE_SECONDS=lease, SMTP_TIMEOUT_SECONDS=60)
         proc = subprocess.Popen(flask_cmd("worker", "send"), env=env, start_new_session=True,

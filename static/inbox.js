@@ -1,0 +1,410 @@
+/* Pigeonhole agent workspace: the small behaviours HTMX does not cover.
+ *
+ * - the composer's editor (contenteditable, bold/italic/lists/link), kept in its hidden field;
+ * - drafts kept in this browser too until the server confirms them (dropped connection, reload);
+ * - Standard Responses: the picker (button or "/" in the editor), Replace / Append (with subject);
+ * - recipient suggestions, drag-and-drop attachments, "Send" enabled when the mail is complete;
+ * - dialogs loaded by hx-get, expand/collapse all tiles, de-duplicated polled rows and tiles;
+ * - presence: tells the server whether a composer is open.
+ * No inline script anywhere (CSP script-src 'self').
+ */
+(function () {
+  "use strict";
+
+  var BACKUP = "ph-draft:";
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
+  }
+
+  /* --- Composer ------------------------------------------------------------------------ */
+
+  function composerOf(el) { return el && el.closest ? el.closest(".composer") : null; }
+  function editorOf(composer) { return $(".editor", composer); }
+  function formOf(composer) { return $(".composer-form", composer); }
+
+  function syncBody(composer) {
+    var editor = editorOf(composer);
+    if (!editor) return;
+    var hidden = document.getElementById(editor.getAttribute("data-body"));
+    if (hidden) hidden.value = editor.innerHTML;
+  }
+
+  function fieldValue(composer, name) {
+    var el = $('[name="' + name + '"]', formOf(composer));
+    return el ? el.value.trim() : "";
+  }
+
+  function updateSend(composer) {
+    var button = $(".send-button", composer);
+    if (!button) return;
+    var editor = editorOf(composer);
+    var complete = fieldValue(composer, "to") && fieldValue(composer, "subject") &&
+      fieldValue(composer, "from_address_id") && editor && editor.textContent.trim();
+    if (composer.getAttribute("data-kind") === "new") complete = complete && fieldValue(composer, "queue_id");
+    button.disabled = !complete;
+    button.title = complete ? "" : "Fill in To, Subject and the message first";
+  }
+
+  function backupKey(composer) { return BACKUP + composer.getAttribute("data-draft-key"); }
+
+  function backup(composer) {
+    var data = { at: Date.now(), fields: {} };
+    ["to", "cc", "bcc", "subject"].forEach(function (n) { data.fields[n] = fieldValue(composer, n); });
+    var editor = editorOf(composer);
+    data.fields.body = editor ? editor.innerHTML : "";
+    try { localStorage.setItem(backupKey(composer), JSON.stringify(data)); } catch (e) { /* storage full or off */ }
+  }
+
+  function restore(composer) {
+    var raw;
+    try { raw = localStorage.getItem(backupKey(composer)); } catch (e) { return; }
+    if (!raw) return;
+    var data;
+    try { data = JSON.parse(raw); } catch (e) { return; }
+    var serverAt = Date.parse(composer.getAttribute("data-updated")) || 0;
+    if (!data || data.at <= serverAt) { localStorage.removeItem(backupKey(composer)); return; }
+    var form = formOf(composer);
+    ["to", "cc", "bcc", "subject"].forEach(function (n) {
+      var el = $('[name="' + n + '"]', form);
+      if (el && !el.readOnly && typeof data.fields[n] === "string") el.value = data.fields[n];
+    });
+    var editor = editorOf(composer);
+    if (editor && typeof data.fields.body === "string") editor.innerHTML = data.fields.body;
+    syncBody(composer);
+    setStatus(composer, "Restored what you typed before the connection dropped; saving…");
+    htmx.trigger(form, "ph-save");
+  }
+
+  function setStatus(composer, text) {
+    var status = $(".draft-status", composer);
+    if (status) status.textContent = text;
+  }
+
+  function initComposer(composer) {
+    if (composer.getAttribute("data-ready")) return;
+    composer.setAttribute("data-ready", "1");
+    syncBody(composer);
+    restore(composer);
+    updateSend(composer);
+    composer.scrollIntoView({ block: "nearest" });
+    // A reload (or a crash of the tab) brings this composer back open.
+    if ($("#conversation")) {
+      var url = new URL(window.location.href);
+      url.searchParams.set("draft", composer.getAttribute("data-draft-id"));
+      window.history.replaceState(window.history.state, "", url.toString());
+    }
+  }
+
+  function forgetComposer(composer) {
+    var url = new URL(window.location.href);
+    if (url.searchParams.get("draft") === composer.getAttribute("data-draft-id")) {
+      url.searchParams.delete("draft");
+      window.history.replaceState(window.history.state, "", url.toString());
+    }
+  }
+
+  function initAll(root) {
+    $all(".composer", root).forEach(initComposer);
+    if (root.classList && root.classList.contains("composer")) initComposer(root);
+    setPresenceReplying();
+  }
+
+  document.addEventListener("input", function (e) {
+    var composer = composerOf(e.target);
+    if (!composer) return;
+    if (e.target.classList.contains("editor")) syncBody(composer);
+    backup(composer);
+    setStatus(composer, "Saving…");
+    updateSend(composer);
+  });
+  document.addEventListener("change", function (e) {
+    var composer = composerOf(e.target);
+    if (composer) updateSend(composer);
+  });
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-command]") : null;
+    if (button) {
+      var composer = composerOf(button);
+      var editor = editorOf(composer);
+      editor.focus();
+      var command = button.getAttribute("data-command");
+      if (command === "createLink") {
+        var url = window.prompt("Link address (https://…)", "https://");
+        if (!url || !/^(https?:|mailto:)/i.test(url)) return;
+        document.execCommand("createLink", false, url);
+      } else {
+        document.execCommand(command, false, null);
+      }
+      syncBody(composer);
+      editor.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  });
+
+  /* "/" at the start of a line (or after a space) opens the Standard Responses picker. */
+  var savedRange = null;
+  var pickerEditor = null;
+  document.addEventListener("keydown", function (e) {
+    var editor = e.target;
+    if (e.key !== "/" || !editor.classList || !editor.classList.contains("editor")) return;
+    var sel = window.getSelection();
+    if (!sel.rangeCount) return;
+    var range = sel.getRangeAt(0);
+    var before = "";
+    if (range.startContainer.nodeType === Node.TEXT_NODE) {
+      before = range.startContainer.textContent.slice(0, range.startOffset);
+    }
+    if (before && !/\s$/.test(before)) return;
+    e.preventDefault();
+    openPicker(editor);
+  });
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest(".responses-button") : null;
+    if (button) rememberSelection(editorOf(composerOf(button)));
+  }, true);
+
+  function rememberSelection(editor) {
+    pickerEditor = editor;
+    var sel = window.getSelection();
+    savedRange = null;
+    if (sel.rangeCount && editor.contains(sel.getRangeAt(0).startContainer)) savedRange = sel.getRangeAt(0).cloneRange();
+  }
+
+  function openPicker(editor) {
+    rememberSelection(editor);
+    htmx.ajax("GET", editor.getAttribute("data-picker"), { target: "#dialogs", swap: "innerHTML" });
+  }
+
+  function insertHtml(editor, html, mode) {
+    if (mode === "replace") {
+      editor.innerHTML = html;
+      return;
+    }
+    editor.focus();
+    var sel = window.getSelection();
+    if (savedRange && editor.contains(savedRange.startContainer)) {
+      sel.removeAllRanges();
+      sel.addRange(savedRange);
+      document.execCommand("insertHTML", false, html);
+    } else {
+      editor.insertAdjacentHTML("beforeend", html);
+    }
+  }
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-insert]") : null;
+    if (!button) return;
+    var box = button.closest("[data-insert-url]");
+    var dialog = button.closest("dialog");
+    var editor = pickerEditor || $(".composer .editor");
+    fetch(box.getAttribute("data-insert-url"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (data) {
+        var composer = composerOf(editor);
+        if (dialog) closeDialog(dialog);  // a modal dialog makes the editor inert: close it first
+        insertHtml(editor, data.html, button.getAttribute("data-insert"));
+        if (button.getAttribute("data-with-subject") && data.subject) {
+          var subject = $('[name="subject"]', formOf(composer));
+          if (button.getAttribute("data-insert") === "replace" || !subject.value.trim()) subject.value = data.subject;
+          else subject.value = subject.value.trim() + " " + data.subject;
+        }
+        syncBody(composer);
+        editor.dispatchEvent(new Event("input", { bubbles: true }));
+        editor.focus();
+      })
+      .catch(function () { button.textContent = "Could not insert; try again"; });
+  });
+
+  /* In the picker's search, Enter appends the first response found (the keyboard way). */
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter" || e.target.id !== "picker-q") return;
+    e.preventDefault();
+    var first = $('#picker-results [data-insert="append"]');
+    if (first) first.click();
+  });
+
+  /* Recipient suggestions: choosing one puts the address in place of what is being typed.
+   * The mouse chooses on mousedown (the field keeps its focus, and a list refreshed between
+   * press and release cannot swallow the choice); the keyboard through the button's click. */
+  document.addEventListener("mousedown", function (e) {
+    var button = e.target.closest ? e.target.closest(".suggestion") : null;
+    if (!button || e.button !== 0) return;
+    e.preventDefault();
+    chooseSuggestion(button);
+  });
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest(".suggestion") : null;
+    if (button && e.detail === 0) chooseSuggestion(button);
+  });
+
+  function chooseSuggestion(button) {
+    var composer = composerOf(button);
+    var input = $('[name="' + button.getAttribute("data-field") + '"]', formOf(composer));
+    var parts = input.value.split(",");
+    parts[parts.length - 1] = " " + button.getAttribute("data-address");
+    input.value = parts.map(function (p) { return p.trim(); }).filter(Boolean).join(", ") + ", ";
+    button.closest(".suggestions").innerHTML = "";
+    input.focus();
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  /* Drag and drop onto the attachments area. */
+  document.addEventListener("dragover", function (e) {
+    var zone = e.target.closest ? e.target.closest("[data-dropzone]") : null;
+    if (zone) { e.preventDefault(); zone.classList.add("dragging"); }
+  });
+  document.addEventListener("dragleave", function (e) {
+    var zone = e.target.closest ? e.target.closest("[data-dropzone]") : null;
+    if (zone) zone.classList.remove("dragging");
+  });
+  document.addEventListener("drop", function (e) {
+    var zone = e.target.closest ? e.target.closest("[data-dropzone]") : null;
+    if (!zone) return;
+    e.preventDefault();
+    zone.classList.remove("dragging");
+    var input = document.getElementById(zone.getAttribute("data-dropzone"));
+    if (e.dataTransfer && e.dataTransfer.files.length) {
+      input.files = e.dataTransfer.files;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  });
+
+  /* --- Dialogs ------------------------------------------------------------------------- */
+
+  function closeDialog(dialog) {
+    if (dialog.open) dialog.close();
+    dialog.remove();
+  }
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-close-dialog]") : null;
+    if (button) closeDialog(button.closest("dialog"));
+  });
+
+  /* --- Tiles --------------------------------------------------------------------------- */
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-tiles]") : null;
+    if (!button) return;
+    var open = button.getAttribute("data-tiles") === "expand";
+    $all(".tile-details").forEach(function (d) { d.open = open; });
+  });
+
+  /* --- HTMX hooks ---------------------------------------------------------------------- */
+
+  function dedupe() {
+    var seen = {};
+    $all("[data-dedupe]").forEach(function (el) {
+      if (!el.id) return;
+      if (seen[el.id]) el.remove(); else seen[el.id] = true;
+    });
+    var rows = $("#conversation-rows");
+    if (rows && $(".conv-row", rows)) $all(".empty-row", rows).forEach(function (r) { r.remove(); });
+  }
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var target = e.detail.target;
+    dedupe();
+    if (target && target.id === "dialogs") {
+      var dialog = $("dialog", target);
+      if (dialog && !dialog.open) {
+        dialog.showModal();
+        var search = $('input[type="search"]', dialog);
+        if (search) search.focus();
+      }
+    }
+    initAll(target || document);
+  });
+  document.addEventListener("htmx:oobAfterSwap", function () { dedupe(); });
+
+  document.addEventListener("htmx:configRequest", function (e) {
+    var elt = e.detail.elt;
+    if (elt && elt.id === "presence") {
+      e.detail.parameters["replying"] = $("#composers .composer") ? "1" : "0";
+    }
+    var composer = composerOf(elt);
+    if (composer) {
+      syncBody(composer);
+      if (elt.classList.contains("send-button") || elt.hasAttribute("data-close-composer")) {
+        composer.setAttribute("data-finishing", "1");  // no autosave may follow: it would race the draft's end
+      } else if (elt.classList.contains("composer-form")) {
+        if (composer.getAttribute("data-finishing")) { e.preventDefault(); return; }
+        composer.setAttribute("data-sent-at", String(Date.now()));
+      }
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var elt = e.detail.elt;
+    var composer = composerOf(elt) || (elt && elt.classList && elt.classList.contains("composer-form") ? composerOf(elt) : null);
+    if (!composer) return;
+    // (htmx leaves `successful` unset when it follows an HX-Redirect: read the status itself.)
+    var status = e.detail.xhr ? e.detail.xhr.status : 0;
+    var ok = status >= 200 && status < 300;
+    var isSave = elt.classList.contains("composer-form");
+    var isClose = elt.hasAttribute("data-close-composer");
+    var isSend = elt.classList.contains("send-button");
+    if (!ok && (isClose || isSend)) composer.removeAttribute("data-finishing");
+    if (ok && (isClose || isSend)) {
+      try { localStorage.removeItem(backupKey(composer)); } catch (err) { /* ignore */ }
+      forgetComposer(composer);
+      if (isClose && composer.isConnected) composer.remove();
+      setPresenceReplying();
+    } else if (ok && isSave) {
+      var at = parseInt(composer.getAttribute("data-sent-at"), 10) || 0;
+      composer.setAttribute("data-updated", new Date(at).toISOString());
+      try {
+        var raw = localStorage.getItem(backupKey(composer));
+        if (raw && JSON.parse(raw).at <= at) localStorage.removeItem(backupKey(composer));
+      } catch (err) { /* ignore */ }
+    }
+  });
+
+  /* A dropped connection: keep the words here and try again until the server has them. */
+  var retryTimer = null;
+  document.addEventListener("htmx:sendError", function (e) {
+    var composer = composerOf(e.detail.elt);
+    if (!composer) return;
+    backup(composer);
+    setStatus(composer, "Not saved: no connection. Your text is kept in this browser and saved when the connection is back.");
+    if (!retryTimer) {
+      retryTimer = window.setInterval(function () {
+        if (!navigator.onLine) return;
+        $all(".composer").forEach(function (c) {
+          try { if (localStorage.getItem(backupKey(c))) htmx.trigger(formOf(c), "ph-save"); } catch (err) { /* ignore */ }
+        });
+      }, 3000);
+    }
+  });
+  window.addEventListener("online", function () {
+    $all(".composer").forEach(function (c) { htmx.trigger(formOf(c), "ph-save"); });
+  });
+
+  /* Closing the tab or leaving: save what is open, and leave the presence list. */
+  window.addEventListener("pagehide", function () {
+    $all(".composer").forEach(function (c) { syncBody(c); backup(c); });
+    var presence = $("#presence");
+    if (presence && navigator.sendBeacon) {
+      var data = new FormData();
+      data.append("leaving", "1");
+      data.append("csrf_token", csrfToken());
+      navigator.sendBeacon(presence.getAttribute("hx-post"), data);
+    }
+  });
+
+  function setPresenceReplying() { /* read at each presence request, see htmx:configRequest */ }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    initAll(document);
+    var pageDialog = $("#dialogs dialog");
+    if (pageDialog && !pageDialog.open) pageDialog.showModal();
+    var hash = window.location.hash;
+    if (hash && hash.indexOf("#composer-") === 0) {
+      var c = document.querySelector(hash);
+      if (c) c.scrollIntoView();
+    }
+  });
+})();

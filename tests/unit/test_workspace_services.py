@@ -1,0 +1,381 @@
+"""Workspace services on the real database: permissions, inbox lists, search, drafts, sending."""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from app.inbox import presence
+from app.inbox import services as inbox
+from app.models.inbox import Attachment, Conversation, Draft, Message
+from app.queues import get_queue
+from app.responses import services as responses
+from tests.factories import (make_address, make_conversation, make_message, make_queue, make_response,
+                             make_user)
+
+NOW = datetime.now(timezone.utc)
+
+
+@pytest.fixture
+def world(db):
+    agent = make_user("agent", name="Alex Agent")
+    other = make_user("agent", name="Olga Other")
+    queue = make_queue("Support", members=[agent])
+    secret = make_queue("Secret", members=[other])
+    address = make_address("help@mail.pigeonhole.test", queues=[queue], forwarded_from="help@acme.test")
+    return {"agent": agent, "other": other, "queue": queue, "secret": secret, "address": address}
+
+
+def test_an_agent_never_sees_or_downloads_another_queues_conversation(app, world):
+    mine = make_conversation(queue=world["queue"], address=world["address"], subject="Mine")
+    theirs = make_conversation(queue=world["secret"], address=world["address"], subject="Theirs")
+    assigned = make_conversation(queue=world["secret"], address=world["address"], subject="Assigned to me",
+                                 assignee=world["agent"])
+    hidden = make_message(theirs, attachments=[("secret.pdf", "application/pdf", b"%PDF secret")])
+    attachment = hidden.attachments[0]
+    agent = world["agent"]
+    assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {"Mine", "Assigned to me"}
+    with pytest.raises(inbox.NotFound):
+        inbox.get_conversation(agent, theirs.id)
+    with pytest.raises(inbox.NotFound):
+        inbox.get_message(agent, hidden.id)
+    with pytest.raises(inbox.NotFound):
+        inbox.get_attachment(agent, attachment.id)
+    with pytest.raises(inbox.NotFound):
+        inbox.start_draft(agent, theirs.id, "reply")
+    assert inbox.get_conversation(agent, assigned.id).id == assigned.id
+    assert inbox.get_attachment(world["other"], attachment.id).filename == "secret.pdf"
+    supervisor = make_user("supervisor")
+    assert len(inbox.list_inbox(supervisor).rows) == 3
+    assert inbox.get_conversation(agent, mine.id)
+
+
+def test_views_filters_and_keyset_pagination(app, world):
+    agent = world["agent"]
+    convs = [make_conversation(queue=world["queue"], address=world["address"], subject=f"C{i}",
+                               when=NOW - timedelta(minutes=10 - i),
+                               assignee=agent if i % 2 else None, status="pending" if i == 4 else "open")
+             for i in range(6)]
+    page1 = inbox.list_inbox(agent, status=None, limit=2)
+    assert [r.conversation.subject for r in page1.rows] == ["C5", "C4"] and page1.next_cursor
+    # New mail arrives between pages: the next page neither repeats nor skips a row.
+    make_conversation(queue=world["queue"], address=world["address"], subject="New", when=NOW)
+    page2 = inbox.list_inbox(agent, status=None, limit=2, cursor=page1.next_cursor)
+    page3 = inbox.list_inbox(agent, status=None, limit=2, cursor=page2.next_cursor)
+    assert [r.conversation.subject for r in page2.rows + page3.rows] == ["C3", "C2", "C1", "C0"]
+    assert page3.next_cursor is None
+    fresh = inbox.list_inbox(agent, status=None, after=page1.newest_cursor)
+    assert [r.conversation.subject for r in fresh.rows] == ["New"] and fresh.next_cursor is None
+    assert {r.conversation.subject for r in inbox.list_inbox(agent, view="mine", status=None).rows} == {"C1", "C3", "C5"}
+    assert "C4" not in {r.conversation.subject for r in inbox.list_inbox(agent, view="mine").rows}
+    assert {r.conversation.subject for r in inbox.list_inbox(agent, view="unassigned").rows} == {"C0", "C2", "New"}
+    assert inbox.list_inbox(agent, queue_id=world["secret"].id).rows == []
+    counts = inbox.view_counts(agent)
+    assert counts == {"all": 6, "mine": 3, "unassigned": 3, "drafts": 0}
+    for bad in ({"view": "nope"}, {"status": "gone"}, {"cursor": "garbage"}):
+        with pytest.raises(inbox.InvalidAction):
+            inbox.list_inbox(agent, **bad)
+    assert convs
+
+
+def test_rows_carry_snippet_unread_draft_and_failure_markers(app, db, world):
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"], when=NOW - timedelta(hours=1))
+    make_message(conv, text="First words of the customer", when=NOW - timedelta(minutes=30))
+    make_message(conv, direction="note", text="internal", when=NOW - timedelta(minutes=20))
+    row = inbox.list_inbox(agent).rows[0]
+    assert row.snippet == "First words of the customer" and row.unread and not row.has_draft
+    inbox.mark_seen(agent.id, conv.id)
+    inbox.start_draft(agent, conv.id, "reply")
+    make_message(conv, direction="out", text="ours", delivery_status="failed", delivery_error="550 no such user",
+                 when=NOW - timedelta(minutes=40))
+    db.session.commit()
+    row = inbox.list_inbox(agent).rows[0]
+    assert not row.unread and row.has_draft and row.delivery_failed
+
+
+def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, world):
+    agent = world["agent"]
+    a = make_conversation(queue=world["queue"], address=world["address"], subject="Broken umbrella",
+                          contact_email="zoe@customer.example")
+    b = make_conversation(queue=world["queue"], address=world["address"], subject="Invoice question")
+    make_message(a, text="The handle snapped off.", from_addr="zoe@customer.example")
+    msg = make_message(b, text="Please send the invoice for order 4711 again.")
+
+    def found(q):
+        return {r.conversation.id for r in inbox.list_inbox(agent, q=q, status=None).rows}
+
+    assert found("umbrella") == {a.id}
+    assert found("snapped handle") == {a.id}
+    assert found("inv") == set() and found("inv*") == {b.id}  # whole words, or a prefix when asked
+    assert found("4711") == {b.id}
+    assert found("zoe@customer.example") == {a.id}
+    assert found("zoe") == {a.id} and found("zo") == {a.id}  # the customer's address by its start
+    assert found("nothing-like-this") == set()
+    assert found('"; DROP TABLE messages; --') == set()  # quotes and operators are only words
+    msg.text = "Replaced completely"
+    db.session.commit()
+    assert found("4711") == set() and found("replaced") == {b.id}
+    db.session.delete(msg)
+    db.session.commit()
+    assert found("replaced") == set()
+    inbox.add_note(agent, a.id, "<p>Customer is a VIP</p>")
+    db.session.commit()
+    assert found("vip") == {a.id}
+
+
+def test_reply_reply_all_and_forward_drafts(app, db, world):
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
+    first = make_message(conv, text="one", reply_to="orders@example.com",
+                         to_addrs="help@acme.test, Eve <eve@example.com>", cc_addrs="dave@example.com",
+                         attachments=[("photo.jpg", "image/jpeg", b"jpegdata")])
+    reply = inbox.start_draft(agent, conv.id, "reply", first.id)
+    assert (reply.to_addrs, reply.cc_addrs, reply.subject) == ("orders@example.com", "", "Re: Where is my parcel?")
+    assert reply.from_address_id == world["address"].id and reply.base_message_id == first.id
+    everyone = inbox.start_draft(agent, conv.id, "reply_all", first.id)
+    assert everyone.to_addrs == "orders@example.com"
+    assert everyone.cc_addrs == "Eve <eve@example.com>, dave@example.com"
+    forward = inbox.start_draft(agent, conv.id, "forward", first.id)
+    assert forward.to_addrs == "" and forward.subject == "Fwd: Where is my parcel?"
+    assert "---------- Forwarded message ---------" in forward.body and "one" in forward.body
+    assert [(a["filename"], a["included"]) for a in forward.attachments] == [("photo.jpg", True)]
+    inbox.save_draft(agent, forward.id, forward_included=set())
+    assert forward.attachments[0]["included"] is False
+    db.session.commit()
+    assert len(inbox.list_drafts(agent, conv.id)) == 3  # several drafts per conversation
+    with pytest.raises(inbox.InvalidAction):
+        inbox.start_draft(agent, conv.id, "shout")
+    with pytest.raises(inbox.NotFound):
+        inbox.get_draft(world["other"], reply.id)  # a colleague's draft is private
+
+
+def test_locked_recipients_are_not_changed_by_saving(app, db, world):
+    app.config["LOCK_REPLY_RECIPIENTS"] = True
+    conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
+    make_message(conv)
+    draft = inbox.start_draft(world["agent"], conv.id, "reply")
+    inbox.save_draft(world["agent"], draft.id, to="attacker@example.com", bcc="x@example.com", subject="Hi")
+    assert (draft.to_addrs, draft.bcc_addrs, draft.subject) == ("carol@example.com", "", "Hi")
+    forward = inbox.start_draft(world["agent"], conv.id, "forward")
+    inbox.save_draft(world["agent"], forward.id, to="anyone@example.com")
+    assert forward.to_addrs == "anyone@example.com"
+
+
+def test_attachment_limits_are_clear(app, db, world):
+    app.config.update(COMPOSER_MAX_ATTACHMENT_BYTES=10, COMPOSER_MAX_ATTACHMENTS=2, COMPOSER_MAX_TOTAL_BYTES=15)
+    conv = make_conversation(queue=world["queue"], address=world["address"])
+    draft = inbox.start_draft(world["agent"], conv.id, "reply")
+    inbox.add_draft_attachment(world["agent"], draft.id, "C:\\Users\\me\\a.txt", "text/plain", io.BytesIO(b"12345678"))
+    assert draft.attachments[0]["filename"] == "a.txt" and draft.attachments[0]["size"] == 8
+    with pytest.raises(inbox.InvalidAction, match="larger than 10 bytes"):
+        inbox.add_draft_attachment(world["agent"], draft.id, "big.bin", "", io.BytesIO(b"x" * 11))
+    with pytest.raises(inbox.InvalidAction, match="add up to 15 bytes"):
+        inbox.add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"x" * 9))
+    with pytest.raises(inbox.InvalidAction, match="is empty"):
+        inbox.add_draft_attachment(world["agent"], draft.id, "e.txt", "", io.BytesIO(b""))
+    inbox.add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"1234"))
+    with pytest.raises(inbox.InvalidAction, match="At most 2 attachments"):
+        inbox.add_draft_attachment(world["agent"], draft.id, "c.txt", "", io.BytesIO(b"1"))
+    inbox.remove_draft_attachment(world["agent"], draft.id, 0)
+    assert [a["filename"] for a in draft.attachments] == ["b.txt"]
+    with pytest.raises(inbox.InvalidAction):
+        inbox.remove_draft_attachment(world["agent"], draft.id, 5)
+
+
+def test_send_draft_validates_then_queues_the_message_and_deletes_the_draft(app, db, world, redis_server):
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
+    asked = make_message(conv, message_id="<q1@example.com>")
+    draft = inbox.start_draft(agent, conv.id, "reply_all")
+    inbox.save_draft(agent, draft.id, to="carol@example.com, bad@", cc="", subject="", body="")
+    db.session.commit()
+    with pytest.raises(inbox.DraftInvalid) as invalid:
+        inbox.send_draft(draft.id, agent.id)
+    assert set(invalid.value.errors) == {"to", "subject", "body"}
+    assert "“bad@” is not a valid email address." in invalid.value.errors["to"]
+    inbox.save_draft(agent, draft.id, to="Carol <carol@example.com>", cc="dave@example.com",
+                     bcc="boss@example.com", subject="Re: Parcel", body="<p>On its <b>way</b><script>x()</script></p>")
+    inbox.add_draft_attachment(agent, draft.id, "label.pdf", "application/pdf", io.BytesIO(b"%PDF-1"))
+    db.session.commit()
+    message = inbox.send_draft(draft.id, agent.id)
+    assert message.direction == "out" and message.delivery_status == "queued" and message.author_id == agent.id
+    assert message.to_addrs == "Carol <carol@example.com>" and message.cc_addrs == "dave@example.com"
+    # The outbound service rendered it: the platform rule adds the forwarded-from mailbox to Bcc.
+    assert message.bcc_addrs == "boss@example.com, help@acme.test" and message.subject == "Re: Parcel"
+    assert "<p>On its <b>way</b></p>" in message.html and "script" not in message.html
+    assert message.text.startswith("On its way")
+    assert message.in_reply_to == "<q1@example.com>" and message.references == "<q1@example.com>"
+    assert message.message_id.startswith(f"<ph.{conv.token}.") and message.message_id.endswith("@mail.pigeonhole.test>")
+    assert message.from_addr == "Support <help@mail.pigeonhole.test>"
+    assert [a.filename for a in db.session.scalars(select(Attachment).where(Attachment.message_id == message.id))] \
+        == ["label.pdf"]
+    assert db.session.get(Draft, draft.id) is None
+    job = get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{message.id}")
+    assert job.func_name == "jobs.send.send_message" and job.args == [message.id]
+    assert asked.id < message.id
+
+
+def test_sending_over_a_newer_message_needs_confirmation(app, db, world):
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
+    make_message(conv)
+    draft = inbox.start_draft(agent, conv.id, "reply")
+    inbox.save_draft(agent, draft.id, body="<p>Answer</p>")
+    db.session.commit()
+    newer = make_message(conv, text="Never mind, found it!")
+    with pytest.raises(inbox.NewerMessage) as exc:
+        inbox.send_draft(draft.id, agent.id)
+    assert exc.value.message.id == newer.id
+    assert inbox.send_draft(draft.id, agent.id, confirm_newer=True).delivery_status == "queued"
+
+
+def test_from_address_must_be_live_and_able_to_send(app, db, world):
+    agent = world["agent"]
+    inbound_only = make_address("in@mail.pigeonhole.test", usage="inbound", queues=[world["queue"]])
+    unpublished = make_address("draft@mail.pigeonhole.test", publish=False, queues=[world["queue"]])
+    senders = {a.address for a in inbox.sending_addresses(agent)}
+    assert senders == {"help@mail.pigeonhole.test"}
+    conv = make_conversation(queue=world["queue"], address=inbound_only, contact_email="carol@example.com")
+    make_message(conv)
+    draft = inbox.start_draft(agent, conv.id, "reply")
+    assert draft.from_address_id == world["address"].id  # the conversation's address cannot send
+    inbox.save_draft(agent, draft.id, from_address_id=unpublished.id, subject="S", body="<p>B</p>")
+    db.session.commit()
+    with pytest.raises(inbox.DraftInvalid) as exc:
+        inbox.send_draft(draft.id, agent.id)
+    assert set(exc.value.errors) == {"from_address"}
+
+
+def test_new_mail_starts_a_conversation_in_the_chosen_queue(app, db, world):
+    agent = world["agent"]
+    draft = inbox.start_new_mail(agent)
+    assert draft.kind == "new" and draft.queue_id == world["queue"].id and draft.from_address_id == world["address"].id
+    inbox.save_draft(agent, draft.id, to="New Customer <new@example.com>", subject="Welcome", body="<p>Hello</p>",
+                     queue_id=world["secret"].id)
+    db.session.commit()
+    with pytest.raises(inbox.DraftInvalid) as exc:
+        inbox.send_draft(draft.id, agent.id)
+    assert set(exc.value.errors) == {"queue"}  # not one of the agent's queues
+    inbox.save_draft(agent, draft.id, queue_id=world["queue"].id)
+    db.session.commit()
+    message = inbox.send_draft(draft.id, agent.id)
+    conv = db.session.get(Conversation, message.conversation_id)
+    assert (conv.subject, conv.queue_id, conv.assignee_id, conv.contact.email, conv.contact.name) == (
+        "Welcome", world["queue"].id, agent.id, "new@example.com", "New Customer")
+
+
+def test_retry_only_failed_messages(app, db, world, redis_server):
+    conv = make_conversation(queue=world["queue"], address=world["address"])
+    failed = make_message(conv, direction="out", delivery_status="failed", delivery_error="550 5.1.1 unknown user")
+    sent = make_message(conv, direction="out", delivery_status="sent")
+    retried = inbox.retry_delivery(failed.id, world["agent"].id)
+    assert retried.delivery_status == "queued" and retried.delivery_error is None
+    assert get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
+    with pytest.raises(inbox.InvalidAction):
+        inbox.retry_delivery(sent.id, world["agent"].id)
+    with pytest.raises(inbox.NotFound):
+        inbox.retry_delivery(failed.id, world["other"].id)
+
+
+def test_assign_transfer_status_and_notes(app, db, world):
+    agent, other = world["agent"], world["other"]
+    conv = make_conversation(queue=world["queue"], address=world["address"])
+    with pytest.raises(inbox.InvalidAction, match="not a member of the queue Support"):
+        inbox.assign(agent, conv.id, other.id)
+    inbox.assign(agent, conv.id, agent.id)
+    assert conv.assignee_id == agent.id
+    inbox.set_status(agent, conv.id, "pending")
+    with pytest.raises(inbox.InvalidAction):
+        inbox.set_status(agent, conv.id, "deleted")
+    note = inbox.add_note(agent, conv.id, "<p>Called the <b>customer</b></p><img src=x onerror=alert(1)>")
+    assert note.direction == "note" and note.delivery_status is None and "onerror" not in note.html
+    with pytest.raises(inbox.InvalidAction):
+        inbox.add_note(agent, conv.id, "<p> </p>")
+    inbox.transfer(agent, conv.id, world["secret"].id)
+    assert conv.queue_id == world["secret"].id and conv.assignee_id is None  # not a member there
+    db.session.commit()
+    with pytest.raises(inbox.NotFound):
+        inbox.get_conversation(agent, conv.id)
+
+
+def test_presence_shows_others_and_who_is_replying(app, world):
+    presence.touch(7, world["agent"].id, "Alex Agent", replying=False)
+    presence.touch(7, world["other"].id, "Olga Other", replying=True)
+    assert presence.others(7, world["agent"].id) == [{"name": "Olga Other", "replying": True}]
+    assert presence.others(7, world["other"].id) == [{"name": "Alex Agent", "replying": False}]
+    presence.leave(7, world["other"].id)
+    assert presence.others(7, world["agent"].id) == []
+    app.config["PRESENCE_SECONDS"] = 0
+    presence.touch(8, world["other"].id, "Olga Other", replying=False)
+    import time
+
+    time.sleep(0.01)
+    assert presence.others(8, world["agent"].id) == []  # stale entries no longer count
+
+
+def test_placeholders_and_visible_responses(app, db, world):
+    agent, other = world["agent"], world["other"]
+    agent.nickname = "Al"
+    everyone = make_response(title="Hello", body="Dear {{customer.first_name}} {{customer.last_name}} "
+                             "({{customer.email}}), {{agent.nickname}} / {{agent.first_name}} {{agent.last_name}} "
+                             "<{{agent.email}}>", subject="About {{customer.first_name}}")
+    secret = make_response(title="Secret", visible_to_all=False, queue_ids=[world["secret"].id])
+    assert [r.title for r in responses.visible_responses(agent)] == ["Hello"]
+    assert {r.title for r in responses.visible_responses(other)} == {"Hello", "Secret"}
+    assert [r.title for r in responses.visible_responses(agent, "hel")] == ["Hello"]
+    values = responses.placeholder_values("Carol <b>Ann</b> Customer", "carol@example.com", agent)
+    subject, html = responses.render_response(everyone, values)
+    assert subject == "About Carol"
+    assert "Dear Carol &lt;b&gt;Ann&lt;/b&gt; Customer (carol@example.com), Al / Alex Agent" in html
+    assert f"&lt;{agent.email}&gt;" in html and "<b>" not in html
+    # The renderer's names (used by automatic replies) work as well.
+    legacy = make_response(title="Legacy", body="Hi {{ customer_name }}, {{agent_name}} from {{ display_name }} "
+                           "({{conversation_reference}})")
+    values = responses.placeholder_values("Carol Customer", "carol@example.com", agent, address=world["address"],
+                                          conversation_id=42)
+    assert responses.render_response(legacy, values)[1] == "<p>Hi Carol Customer, Alex Agent from Support (#42)</p>"
+    assert secret.group.queue_ids == [world["secret"].id]
+
+
+def test_demo_seed_gives_a_workable_workspace(app, db):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["demo", "seed"])
+    assert first.exit_code == 0 and "3 demo conversations" in first.output
+    second = runner.invoke(args=["demo", "seed"])
+    assert "demo conversations" not in second.output and "Standard Responses" not in second.output
+    from app.models.auth import User
+
+    agent = db.session.scalar(select(User).where(User.email == "agent@demo.test"))
+    assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {
+        "Where is my parcel?", "Refund for order 1042"}
+    assert [a.address for a in inbox.sending_addresses(agent)] == ["support@mail.pigeonhole.test"]
+    assert {r.title for r in responses.visible_responses(agent)} == {
+        "Thanks for waiting", "Shipping times", "Refund issued"}
+
+
+def test_reindex_restores_lost_triggers_and_the_index(app, db, world):
+    from sqlalchemy import text
+
+    from app.inbox.search import reindex
+
+    conv = make_conversation(queue=world["queue"], address=world["address"], subject="Gadget")
+    if db.engine.dialect.name != "sqlite":
+        make_message(conv, text="A gadget")
+        reindex()  # nothing to do on PostgreSQL: its index is an expression index
+        assert {r.conversation.id for r in inbox.list_inbox(world["agent"], q="gadget", status=None).rows} == {conv.id}
+        return
+    for trigger in ("messages_fts_ai", "messages_fts_ad", "messages_fts_au"):
+        db.session.execute(text(f"DROP TRIGGER {trigger}"))  # as a table rebuild on SQLite would
+    db.session.commit()
+    make_message(conv, text="A sprocket went missing")
+    assert inbox.list_inbox(world["agent"], q="sprocket", status=None).rows == []
+    result = app.test_cli_runner().invoke(args=["inbox", "reindex"])
+    assert result.exit_code == 0 and "search index rebuilt" in result.output
+    db.session.expire_all()
+    assert [r.conversation.id for r in inbox.list_inbox(world["agent"], q="sprocket", status=None).rows] == [conv.id]
+    make_message(conv, text="And a widget too")  # the triggers are back
+    assert [r.conversation.id for r in inbox.list_inbox(world["agent"], q="widget", status=None).rows] == [conv.id]

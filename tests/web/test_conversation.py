@@ -1,0 +1,76 @@
+"""The conversation page, its actions, the composer and drafts through the test client."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.models.inbox import Draft, Message
+from tests.factories import make_address, make_conversation, make_message, make_queue, make_response, make_user
+from tests.helpers import csrf_token
+
+
+@pytest.fixture
+def setup(client, db, login_as):
+    agent = login_as("agent", name="Alex Agent")
+    agent = db.session.merge(agent)
+    queue = make_queue("Billing", members=[agent])
+    address = make_address("help@mail.pigeonhole.test", queues=[queue], forwarded_from="help@acme.test")
+    conv = make_conversation(queue=queue, address=address, contact_email="carol@example.com",
+                             contact_name="Carol Customer")
+    first = make_message(conv, text="First question", cc_addrs="dave@example.com")
+    second = make_message(conv, direction="out", text="First answer", author=agent, delivery_status="sent")
+    third = make_message(conv, text="Thanks!\n\nOn Monday, Alex wrote:\n> First answer", html=None,
+                         cc_addrs="dave@example.com, help@acme.test")
+    token = csrf_token(client, "/inbox/")
+    return {"agent": agent, "queue": queue, "address": address, "conv": conv, "messages": [first, second, third],
+            "token": token}
+
+
+def test_conversation_full_page_has_tiles_frames_and_actions(client, setup):
+    conv = setup["conv"]
+    r = client.get(f"/inbox/c/{conv.id}")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert html.count('class="tile tile-') == 3
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in html and "srcdoc=" in html
+    assert "allow-scripts" not in html and "allow-same-origin" not in html
+    assert html.count("<details") >= 3 and html.count("<details class=\"tile-details\" open>") == 1
+    assert "Assign to me" in html and "Reply All" in html and "Forward" in html
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" in csp and "style-src-attr 'unsafe-inline'" in csp
+    assert "script-src 'self';" in csp  # scripts stay strict
+    assert 'aria-label="Show quoted text"' in html  # the third message's quote is folded
+
+
+def test_conversation_fragment_and_404_for_other_queues(client, db, setup, htmx_headers):
+    conv = setup["conv"]
+    frag = client.get(f"/inbox/c/{conv.id}", headers=htmx_headers).get_data(as_text=True)
+    assert "<html" not in frag and "tile-in" in frag
+    other = make_conversation(queue=make_queue("Secret"), subject="Hidden")
+    assert client.get(f"/inbox/c/{other.id}").status_code == 404
+
+
+def test_compose_reply_all_save_and_send(client, db, setup, htmx_headers):
+    conv, token = setup["conv"], setup["token"]
+    headers = {**htmx_headers, "X-CSRFToken": token}
+    r = client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply_all"}, headers=headers)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    html = r.get_data(as_text=True)
+    draft = db.session.scalar(db.select(Draft))
+    assert draft.to_addrs == "carol@example.com"
+    assert draft.cc_addrs == "dave@example.com"  # our own help@acme.test removed
+    assert 'value="Re: Where is my parcel?"' in html
+    r = client.post(f"/inbox/drafts/{draft.id}", headers=headers,
+                    data={"to": draft.to_addrs, "cc": "dave@example.com", "bcc": "boss@example.com",
+                          "subject": "Re: Where is my parcel?", "body": "<p>It is <b>on its way</b>.</p>"})
+    assert r.status_code == 200 and "Saved" in r.get_data(as_text=True)
+    r = client.post(f"/inbox/drafts/{draft.id}/send", headers=headers,
+                    data={"to": "carol@example.com", "cc": "dave@example.com", "bcc": "boss@example.com",
+                          "subject": "Re: Where is my parcel?", "body": "<p>It is <b>on its way</b>.</p>"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    db.session.expire_all()
+    sent = db.session.scalar(db.select(Message).where(Message.direction == "out").order_by(Message.id.desc()))
+    assert sent.delivery_status == "queued" and sent.bcc_addrs == "boss@example.com, help@acme.test"
+    assert "Queued" in r.get_data(as_text=True)
+    assert db.session.scalar(db.select(Draft)) is None
