@@ -140,7 +140,7 @@ def test_reply_with_standard_response_cc_bcc_attachment_draft_survives_logout_th
     db.session.expire_all()
     sent = db.session.scalar(db.select(Message).where(Message.direction == "out").order_by(Message.id.desc()))
     assert (sent.to_addrs, sent.cc_addrs, sent.bcc_addrs) == ("carol@example.com", "dave@example.com",
-                                                              "boss@example.com")
+                                                              "boss@example.com, help@acme.test")
     assert sent.delivery_status == "queued" and sent.in_reply_to and "ships today" in sent.text
     assert [a.filename for a in db.session.scalars(db.select(Attachment).where(Attachment.message_id == sent.id))] \
         == ["tracking.pdf"]
@@ -151,6 +151,27 @@ def test_reply_with_standard_response_cc_bcc_attachment_draft_survives_logout_th
 
     job = get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{sent.id}")
     assert job is not None and job.func_name == "jobs.send.send_message" and job.args == [sent.id]
+
+    # The send job delivers it to a real SMTP server with the recipients the agent chose.
+    from email import message_from_bytes, policy
+
+    from app.mail.outbound import deliver_message
+    from tests.servers import SMTPServer
+
+    server = SMTPServer(tmp_path / "smtp")
+    try:
+        app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
+        assert deliver_message(sent.id)["sent"] == 1
+    finally:
+        server.stop()
+    received = server.messages[0]
+    assert sorted(received["rcpt_tos"]) == ["boss@example.com", "carol@example.com", "dave@example.com",
+                                            "help@acme.test"]
+    mail = message_from_bytes(received["data"], policy=policy.default)
+    assert mail["To"] == "carol@example.com" and mail["Cc"] == "dave@example.com" and mail["Bcc"] is None
+    assert "tracking.pdf" in [p.get_filename() for p in mail.iter_attachments()]
+    page.reload()
+    expect(page.locator(".tile-out").last.locator(".delivery")).to_have_text(re.compile("Sent"))
     assert page.js_errors == []
 
 
