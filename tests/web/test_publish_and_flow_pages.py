@@ -137,3 +137,16 @@ def test_flows_list_and_update_dialog(client, db, admin, token):
     pending = {p.key: p.summary for p in services.pending_changes()}
     assert pending[f"flow:{second.id}"] == "New flow"
     assert client.get("/flows/9999/update").status_code == 404
+
+
+def test_flows_list_links_to_the_editor_intents_queues_and_the_blocklist(client, login_as, db):
+    from app.flows import services as flow_services
+
+    login_as("admin")
+    flow = flow_services.ensure_flow("Linked flow")
+    db.session.commit()
+    html = client.get("/flows/").get_data(as_text=True)
+    assert f'href="/flows/{flow.id}/edit"' in html and 'href="/flows/new"' in html
+    assert 'href="/flows/intents/"' in html and 'href="/flows/queues/"' in html
+    for path in (f"/flows/{flow.id}/edit", "/flows/new", "/flows/intents/", "/flows/queues/"):
+        assert client.get(path).status_code == 200, path
