@@ -36,7 +36,7 @@ from app.inbox.display import snippet
 from app.inbox.search import matching_conversation_ids
 from app.mail.html import html_to_text, sanitize_html
 from app.mail.tokens import make_message_id, new_conversation_token
-from app.models.auth import Queue, Role, User, queue_addresses, queue_members
+from app.models.auth import Queue, Role, User, queue_members
 from app.models.channels import EmailAddress
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 
@@ -459,20 +459,18 @@ def sending_addresses(user: User | int, conversation: Conversation | None = None
 
 
 def queue_address_ids(queues: list[Queue]) -> set[int]:
-    """The ids of the addresses linked to these queues (their agents' New Mail From addresses).
+    """The ids of the addresses these queues' agents may send New Mail from.
 
-    The one place that knows where the link lives (`queue_addresses`), with `link_queue_address`.
+    The link is the queue's "outbound addresses" (`Queue.outbound_address_ids`, edited
+    on the flows area's queue page); `link_queue_address` adds one.
     """
-    ids = [q.id for q in queues]
-    if not ids:
-        return set()
-    return set(db.session.scalars(select(queue_addresses.c.address_id).where(queue_addresses.c.queue_id.in_(ids))))
+    return {int(i) for q in queues for i in (q.outbound_address_ids or [])}
 
 
 def link_queue_address(queue: Queue, address_id: int) -> None:
     """Let the queue's agents send from the address (idempotent; the caller commits)."""
     if address_id not in queue_address_ids([queue]):
-        db.session.execute(queue_addresses.insert().values(queue_id=queue.id, address_id=address_id))
+        queue.outbound_address_ids = [*(queue.outbound_address_ids or []), address_id]
 
 
 # --- Drafts ------------------------------------------------------------------------------

@@ -98,11 +98,3 @@ class LoginThrottle(db.Model):
     failures: Mapped[int] = mapped_column(default=0)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-
-# The addresses a queue's agents may start New Mail from (see app.inbox.services.queue_address_ids).
-queue_addresses = Table(
-    "queue_addresses",
-    db.metadata,
-    Column("queue_id", Integer, ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True),
-    Column("address_id", Integer, ForeignKey("email_addresses.id", ondelete="CASCADE"), primary_key=True),
-)

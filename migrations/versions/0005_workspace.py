@@ -55,16 +55,6 @@ def upgrade():
                                 name=op.f('fk_conversation_seen_user_id_users'), ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('user_id', 'conversation_id', name=op.f('pk_conversation_seen')),
     )
-    op.create_table(
-        'queue_addresses',
-        sa.Column('queue_id', sa.Integer(), nullable=False),
-        sa.Column('address_id', sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(['address_id'], ['email_addresses.id'],
-                                name=op.f('fk_queue_addresses_address_id_email_addresses'), ondelete='CASCADE'),
-        sa.ForeignKeyConstraint(['queue_id'], ['queues.id'],
-                                name=op.f('fk_queue_addresses_queue_id_queues'), ondelete='CASCADE'),
-        sa.PrimaryKeyConstraint('queue_id', 'address_id', name=op.f('pk_queue_addresses')),
-    )
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('nickname', sa.String(length=100), server_default='', nullable=False))
     with op.batch_alter_table('conversations', schema=None) as batch_op:
@@ -107,5 +97,4 @@ def downgrade():
         batch_op.drop_index('ix_conversations_last_id')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('nickname')
-    op.drop_table('queue_addresses')
     op.drop_table('conversation_seen')
