@@ -103,6 +103,20 @@ def cron_command(once: bool, interval: float | None) -> None:
         time.sleep(interval)
 
 
+def serve_until_signalled(controller) -> None:
+    """Keep a started server (an aiosmtpd controller) running until SIGINT or SIGTERM, then stop it."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        controller.stop()
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)

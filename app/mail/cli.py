@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import mailbox
-import signal
-import threading
 from pathlib import Path
 
 import click
@@ -99,13 +97,9 @@ def ingress_command(host: str | None, port: int | None) -> None:
     tls = " with STARTTLS" if current_app.config.get("INGRESS_TLS_CERT") else ""
     click.echo(f"ingress listening on {controller.hostname}:{controller.port}{tls} for "
                f"@{current_app.config['PLATFORM_MAIL_DOMAIN']}", err=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        stop.wait()
-    finally:
-        controller.stop()
+    from app.cli import serve_until_signalled  # app.cli imports this module
+
+    serve_until_signalled(controller)
 
 
 def init_app(app) -> None:

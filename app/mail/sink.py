@@ -210,19 +210,12 @@ def start_sink(directory: str | os.PathLike, host: str = "127.0.0.1", port: int 
               help="Where to write messages (default: OUTBOX_DIR, else instance/outbox).")
 def smtp_sink_command(host: str, port: int, directory: str | None) -> None:
     """Development SMTP server that keeps every message in the outbox folder and never delivers."""
-    import signal
-    import threading
-
     from flask import current_app
 
     directory = directory or current_app.config.get("OUTBOX_DIR") or os.path.join(
         current_app.config["INSTANCE_DIR"], "outbox")
     controller = start_sink(directory, host, port)
     click.echo(f"SMTP sink on {host}:{port}, writing to {directory}")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        stop.wait()
-    finally:
-        controller.stop()
+    from app.cli import serve_until_signalled
+
+    serve_until_signalled(controller)
