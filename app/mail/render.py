@@ -27,11 +27,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime, getaddresses
 from typing import Protocol
 
+from app.mail import mime
 from app.mail.html import html_to_text, sanitize_html
 
 PLACEHOLDERS = {
@@ -147,14 +146,6 @@ def render_parts(sender: Sender, draft: Draft) -> tuple[str, str]:
     return html_doc, text
 
 
-def _address_list(values: list[str]) -> list[Address]:
-    out = []
-    for name, addr in getaddresses(values):
-        if addr:
-            out.append(Address(display_name=name, addr_spec=addr))
-    return out
-
-
 def recipients_for(sender: Sender, draft: Draft) -> tuple[list[str], list[str], list[str], str | None]:
     """(to, cc, bcc, reply_to) after the platform rule: the forwarded-from address in Bcc and Reply-To."""
     bcc = list(draft.bcc)
@@ -185,52 +176,49 @@ def capped_references(references: list[str]) -> list[str]:
     return [refs[0]] + refs[-(MAX_REFERENCES - 1):]
 
 
-def render_message(sender: Sender, draft: Draft) -> EmailMessage:
-    """The complete message, ready for SMTP (Bcc not in the headers; see `envelope_recipients`)."""
+@dataclass(frozen=True)
+class RenderedMessage:
+    """The bytes to send, and what the conversation shows of them."""
+
+    raw: bytes
+    html: str
+    text: str
+    from_header: str  # decoded, e.g. "Acme Support <support@acme.test>"
+
+    def as_bytes(self) -> bytes:
+        return self.raw
+
+
+def render_message(sender: Sender, draft: Draft) -> RenderedMessage:
+    """The complete message, ready for SMTP (Bcc not in the headers; see `envelope_recipients`).
+
+    The bytes come from `app.mail.mime`, a writer made for this one shape of message.
+    """
     html_body, text_body = render_parts(sender, draft)
     to, cc, _bcc, reply_to = recipients_for(sender, draft)
 
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = Address(display_name=sender.display_name or "", addr_spec=sender.address)
+    display_name = sender.display_name or ""
+    from_header = str(Address(display_name=display_name, addr_spec=sender.address)) if display_name \
+        else sender.address
+    headers = [mime.address_header("From", [from_header])]
     if to:
-        msg["To"] = _address_list(to)
+        headers.append(mime.address_header("To", to))
     if cc:
-        msg["Cc"] = _address_list(cc)
+        headers.append(mime.address_header("Cc", cc))
     if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = draft.subject
-    msg["Date"] = format_datetime(draft.date or datetime.now(timezone.utc))
+        headers.append(mime.address_header("Reply-To", [reply_to]))
+    headers.append(mime.unstructured_header("Subject", draft.subject))
+    headers.append(mime.token_header("Date", format_datetime(draft.date or datetime.now(timezone.utc))))
     if draft.message_id:
-        msg["Message-ID"] = draft.message_id
+        headers.append(mime.token_header("Message-ID", draft.message_id))
     if draft.in_reply_to:
-        msg["In-Reply-To"] = draft.in_reply_to
+        headers.append(mime.token_header("In-Reply-To", draft.in_reply_to))
     refs = capped_references(draft.references)
     if refs:
-        msg["References"] = " ".join(refs)
+        headers.append(mime.token_header("References", " ".join(refs)))
     if draft.automatic:
-        msg["Auto-Submitted"] = "auto-replied"
-        msg["X-Auto-Response-Suppress"] = "All"
-    msg["MIME-Version"] = "1.0"
-
-    # Quoted-printable keeps every line 7-bit and short, whatever the relay supports.
-    msg.set_content(text_body, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html_body, subtype="html", charset="utf-8", cte="quoted-printable")
-    inline = [a for a in draft.attachments if a.content_id]
-    if inline:
-        html_part = msg.get_payload()[1]
-        for att in inline:
-            maintype, _, subtype = att.content_type.partition("/")
-            html_part.add_related(att.data, maintype=maintype, subtype=subtype or "octet-stream",
-                                  cid=f"<{att.content_id}>", filename=att.filename, disposition="inline")
-    for att in draft.attachments:
-        if att.content_id:
-            continue
-        maintype, _, subtype = att.content_type.partition("/")
-        if maintype == "text":
-            msg.add_attachment(att.data, maintype="application", subtype="octet-stream", filename=att.filename)
-            part = msg.get_payload()[-1]
-            part.replace_header("Content-Type", att.content_type)
-            part.set_param("name", att.filename)
-        else:
-            msg.add_attachment(att.data, maintype=maintype, subtype=subtype or "octet-stream", filename=att.filename)
-    return msg
+        headers.append("Auto-Submitted: auto-replied")
+        headers.append("X-Auto-Response-Suppress: All")
+    files = [mime.Part(a.filename, a.content_type, a.data, a.content_id) for a in draft.attachments]
+    raw = mime.build_message(headers, text_body, html_body, files)
+    return RenderedMessage(raw=raw, html=html_body, text=text_body, from_header=from_header)
