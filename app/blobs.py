@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -43,15 +44,42 @@ def _check_name(sha256: str) -> str:
 class DirectoryBlobStore:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        self._made: set[Path] = set()  # shard directories known to exist (saves a mkdir per put)
 
     def _path(self, sha256: str) -> Path:
         _check_name(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes) -> str:
-        import io
-
-        return self.put_file(io.BytesIO(data))
+        """Bytes already in memory (a rendered reply, an attachment): one write, one fsync, one rename."""
+        sha = hashlib.sha256(data).hexdigest()
+        final = self._path(sha)
+        if final.exists():
+            return sha
+        if final.parent not in self._made:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(final.parent)
+        tmp = final.parent / f".incoming-{secrets.token_hex(8)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:  # the directory went away since we made it
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(final.parent)
+        return sha
 
     def put_file(self, fileobj: BinaryIO) -> str:
         """Stream `fileobj` to disk (constant memory), fsync, then name it by its hash."""

@@ -42,7 +42,10 @@ class Config:
         self.INSTANCE_DIR = str(INSTANCE)
         self.SECRET_KEY = os.environ.get("SECRET_KEY") or self._dev_secret()
         self.SQLALCHEMY_DATABASE_URI = _database_url()
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # A server database may drop idle connections: test each one before use. A SQLite file cannot,
+        # and the ping would be one more statement on every request and job.
+        self.SQLALCHEMY_ENGINE_OPTIONS = {} if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite") \
+            else {"pool_pre_ping": True}
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.PLATFORM_MAIL_DOMAIN = os.environ.get("PLATFORM_MAIL_DOMAIN", "mail.pigeonhole.test")
         self.MAIL_SECRET_KEY = os.environ.get("MAIL_SECRET_KEY", "")  # Fernet key(s); derived from SECRET_KEY if empty
@@ -120,6 +123,10 @@ class Config:
         self.SEND_RETRY_BASE_SECONDS = float(os.environ.get("SEND_RETRY_BASE_SECONDS", "60"))
         self.SEND_RETRY_MAX_SECONDS = float(os.environ.get("SEND_RETRY_MAX_SECONDS", "3600"))
         self.SEND_BATCH_SIZE = _int("SEND_BATCH_SIZE", 50)
+        # Limits of one outgoing message: To + Cc + Bcc addresses, and the size of the rendered bytes
+        # (attachments are base64 in it: a third bigger than the files).
+        self.SEND_MAX_RECIPIENTS = _int("SEND_MAX_RECIPIENTS", 50)
+        self.SEND_MAX_MESSAGE_BYTES = _int("SEND_MAX_MESSAGE_BYTES", 35 * 1024 * 1024)
         self.ORGANISATION_NAME = os.environ.get("ORGANISATION_NAME", "")  # ORG of the contact card
         self.OUTBOX_DIR = os.environ.get("OUTBOX_DIR", "")  # development: the SMTP sink's folder, shown at /ops/outbox
 

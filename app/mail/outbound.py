@@ -55,13 +55,14 @@ import random
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.utils import getaddresses
 
 from flask import current_app
-from sqlalchemy import and_, case, exists, or_, select, true, update
+from sqlalchemy import and_, bindparam, case, exists, or_, select, true, update
 
 from app.blobs import BlobNotFound, blob_store
 from app.channels.services import PublishedAddress, published_address
@@ -73,7 +74,7 @@ from app.mail.tokens import make_message_id
 from app.models._types import utcnow
 from app.models.auth import User
 from app.models.channels import EmailAddress
-from app.models.inbox import Attachment, Conversation, Message
+from app.models.inbox import Attachment, Contact, Conversation, Message
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,10 @@ def _clean_recipients(values, field: str) -> list[str]:
     return out
 
 
+def _size(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KB"
+
+
 def _bracket(message_id: str | None) -> str | None:
     if not message_id:
         return None
@@ -184,21 +189,67 @@ def _bracket(message_id: str | None) -> str | None:
     return message_id if message_id.startswith("<") else f"<{message_id}>"
 
 
-def thread_headers(conversation: Conversation, parent: Message | None) -> tuple[str | None, list[str]]:
-    """(In-Reply-To, References) of a message answering `parent` in `conversation`.
+@dataclass(frozen=True)
+class _Thread:
+    """What queueing needs of a conversation, read in one query."""
 
-    References is the parent's References plus its Message-ID (RFC 5322); when the
-    parent has none we rebuild the chain from the conversation's messages. The
-    renderer caps the list.
+    id: int
+    address_id: int | None
+    token: str
+    subject: str
+    contact_id: int | None
+    contact_email: str | None
+    contact_name: str | None
+
+
+# The statements of the queueing path, built once: building a SELECT costs more than running it
+# (SQLAlchemy's construction and cache-key walk ~0.25 ms, the query ~0.03 ms on SQLite).
+_THREAD = (select(Conversation.id, Conversation.address_id, Conversation.token, Conversation.subject,
+                  Conversation.contact_id, Contact.email, Contact.name)
+           .outerjoin(Contact, Contact.id == Conversation.contact_id).where(Conversation.id == bindparam("id")))
+_PARENT = select(Message.id, Message.conversation_id, Message.message_id, Message.references, Message.created_at,
+                 Message.from_addr, Message.html, Message.text).where(Message.id == bindparam("id"))
+_DEFAULT_PARENT = (
+    # The customer's latest message, else our latest one with a Message-ID: one indexed query.
+    select(Message.id).where(Message.conversation_id == bindparam("conversation_id"),
+                             or_(Message.direction == "in",
+                                 and_(Message.direction == "out", Message.message_id.is_not(None))))
+    .order_by(case((Message.direction == "in", 0), else_=1), Message.created_at.desc(), Message.id.desc()).limit(1))
+_THREAD_IDS = (select(Message.message_id).where(Message.conversation_id == bindparam("conversation_id"),
+                                                Message.message_id.is_not(None))
+               .order_by(Message.created_at, Message.id))
+_EARLIER_IDS = _THREAD_IDS.where(Message.id != bindparam("parent_id"), Message.created_at <= bindparam("before"))
+_AUTHOR_NAME = select(User.name).where(User.id == bindparam("id"))
+_INTRODUCED = select(exists(
+    select(Message.id).join(Conversation, Message.conversation_id == Conversation.id)
+    .where(Conversation.contact_id == bindparam("contact_id"), Message.address_id == bindparam("address_id"),
+           Message.direction == "out")))
+_TOUCH_CONVERSATION = Conversation.__table__.update().where(Conversation.__table__.c.id == bindparam("cid"))
+
+
+def _thread(conversation_id: int) -> _Thread:
+    row = db.session.execute(_THREAD, {"id": conversation_id}).first()
+    if row is None:
+        raise LookupError(f"no conversation {conversation_id}")
+    return _Thread(*row)
+
+
+def thread_headers(conversation_id: int, parent) -> tuple[str | None, list[str]]:
+    """(In-Reply-To, References) of a message answering `parent` in the conversation.
+
+    `parent` is a `Message` or a row with its `id`, `message_id`, `references` and
+    `created_at`. References is the parent's References plus its Message-ID
+    (RFC 5322); when the parent has none we rebuild the chain from the
+    conversation's Message-IDs. The renderer caps the list.
     """
     if parent is None or not parent.message_id:
-        chain = [_bracket(m.message_id) for m in conversation.messages if m.message_id]
+        chain = [_bracket(m) for m in db.session.scalars(_THREAD_IDS, {"conversation_id": conversation_id}) if m]
         return (chain[-1] if chain else None), chain
     if parent.references and parent.references.strip():
         refs = [_bracket(r) for r in parent.references.split()]
     else:
-        refs = [_bracket(m.message_id) for m in conversation.messages
-                if m.message_id and m.id != parent.id and m.created_at <= parent.created_at]
+        refs = [_bracket(m) for m in db.session.scalars(_EARLIER_IDS, {
+            "conversation_id": conversation_id, "parent_id": parent.id, "before": parent.created_at}) if m]
     parent_id = _bracket(parent.message_id)
     refs = [r for r in refs if r != parent_id] + [parent_id]
     seen, unique = set(), []
@@ -217,16 +268,13 @@ def reply_subject(subject: str) -> str:
     return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}".rstrip()
 
 
-def _is_introduction(sender: PublishedAddress, conversation: Conversation, recipients: list[str]) -> bool:
+def _is_introduction(sender: PublishedAddress, thread: _Thread, recipients: list[str]) -> bool:
     """The first message from this address to this customer, and the customer is a recipient."""
-    contact = conversation.contact
-    if not sender.send_vcard or contact is None:
+    if not sender.send_vcard or thread.contact_id is None:
         return False
-    if contact.email.lower() not in {a.lower() for _, a in getaddresses(recipients)}:
+    if thread.contact_email.lower() not in {a.lower() for _, a in getaddresses(recipients)}:
         return False
-    earlier = select(Message.id).join(Conversation, Message.conversation_id == Conversation.id).where(
-        Conversation.contact_id == contact.id, Message.address_id == sender.id, Message.direction == "out")
-    return not db.session.scalar(select(exists(earlier)))
+    return not db.session.scalar(_INTRODUCED, {"contact_id": thread.contact_id, "address_id": sender.id})
 
 
 def queue_message(conversation_id: int, *, to: list[str], subject: str, body_html: str,
@@ -242,24 +290,33 @@ def queue_message(conversation_id: int, *, to: list[str], subject: str, body_htm
     Raises `LookupError` (no such conversation or parent) and `CannotSend` (the
     address may not send, no SMTP server, no or bad recipients).
     """
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None:
-        raise LookupError(f"no conversation {conversation_id}")
-    sender = sending_address(address_id if address_id is not None else conversation.address_id)
+    return _queue(_thread(conversation_id), to=to, cc=cc, bcc=bcc, subject=subject, body_html=body_html,
+                  attachments=attachments, address_id=address_id, author_id=author_id, parent_id=parent_id,
+                  quote=quote, automatic=automatic)
+
+
+def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, address_id, author_id, parent_id,
+           quote, automatic) -> Message:
+    # Reads are column selects, not ORM loads: this is on the path of every reply an agent sends.
+    sender = sending_address(address_id if address_id is not None else thread.address_id)
     transport_settings(sender)  # refuse now, not in the worker, when no server is usable
     to, cc, bcc = _clean_recipients(to, "To"), _clean_recipients(cc, "Cc"), _clean_recipients(bcc, "Bcc")
     if not (to or cc or bcc):
         raise CannotSend("Add at least one recipient.")
+    limit = current_app.config["SEND_MAX_RECIPIENTS"]
+    if len(to) + len(cc) + len(bcc) > limit:
+        raise CannotSend(f"This message has {len(to) + len(cc) + len(bcc)} recipients; one message may have at "
+                         f"most {limit} (To, Cc and Bcc together).")
     parent = None
     if parent_id is not None:
-        parent = db.session.get(Message, parent_id)
-        if parent is None or parent.conversation_id != conversation.id:
-            raise LookupError(f"no message {parent_id} in conversation {conversation_id}")
-    in_reply_to, references = thread_headers(conversation, parent)
+        parent = db.session.execute(_PARENT, {"id": parent_id}).first()
+        if parent is None or parent.conversation_id != thread.id:
+            raise LookupError(f"no message {parent_id} in conversation {thread.id}")
+    in_reply_to, references = thread_headers(thread.id, parent)
 
-    author = db.session.get(User, author_id) if author_id is not None else None
+    author_name = db.session.scalar(_AUTHOR_NAME, {"id": author_id}) if author_id is not None else None
     files = list(attachments)
-    if _is_introduction(sender, conversation, to + cc):
+    if _is_introduction(sender, thread, to + cc):
         from app.mail.vcard import contact_card_attachment
 
         files.append(contact_card_attachment(sender.display_name, sender.address,
@@ -272,32 +329,45 @@ def queue_message(conversation_id: int, *, to: list[str], subject: str, body_htm
     now = utcnow()
     draft = Draft(
         to=to, cc=cc, bcc=bcc, subject=subject or "", body_html=body_html or "", quoted=quoted, attachments=files,
-        message_id=make_message_id(conversation.token, current_app.config["PLATFORM_MAIL_DOMAIN"]),
+        message_id=make_message_id(thread.token, current_app.config["PLATFORM_MAIL_DOMAIN"]),
         in_reply_to=in_reply_to, references=references, automatic=automatic, date=now,
         placeholders={
-            "customer_name": conversation.contact.name if conversation.contact else "",
-            "agent_name": author.name if author else "",
-            "conversation_reference": f"#{conversation.id}",
+            "customer_name": thread.contact_name or "",
+            "agent_name": author_name or "",
+            "conversation_reference": f"#{thread.id}",
         },
     )
-    mime = render_message(sender, draft)
-    raw = mime.as_bytes()
+    rendered = render_message(sender, draft)
+    limit = current_app.config["SEND_MAX_MESSAGE_BYTES"]
+    if len(rendered.raw) > limit:
+        raise CannotSend(f"This message is {_size(len(rendered.raw))} with its attachments encoded for mail; "
+                         f"the limit is {_size(limit)}. Remove an attachment or send it in several messages.")
     store = blob_store()
     _to, _cc, all_bcc, reply_to = recipients_for(sender, draft)
-    message = Message(
-        conversation_id=conversation.id, address_id=sender.id, direction="out", message_id=draft.message_id,
-        in_reply_to=in_reply_to, references=" ".join(references) or None, from_addr=str(mime["From"]),
+    values = dict(
+        conversation_id=thread.id, address_id=sender.id, direction="out", message_id=draft.message_id,
+        in_reply_to=in_reply_to, references=" ".join(references) or None, from_addr=rendered.from_header,
         to_addrs=", ".join(to), cc_addrs=", ".join(cc), bcc_addrs=", ".join(all_bcc), reply_to=reply_to or "",
-        subject=draft.subject, text=mime.get_body(("plain",)).get_content(),
-        html=mime.get_body(("html",)).get_content(), raw_sha256=store.put(raw),
+        subject=draft.subject, text=rendered.text, html=rendered.html, raw_sha256=store.put(rendered.raw),
         delivery_status=QUEUED, delivery_attempts=0, next_attempt_at=now, author_id=author_id, created_at=now,
+        no_auto_reply=False,
     )
+    return _insert_message(values, files, store, thread.id, now)
+
+
+def _insert_message(values: dict, files: list[OutgoingAttachment], store, conversation_id: int,
+                    now: datetime) -> Message:
+    message = Message(**values)
     for f in files:
         message.attachments.append(Attachment(
             filename=f.filename, content_type=f.content_type.split(";")[0].strip(), size=len(f.data),
             content_id=f.content_id, inline=bool(f.content_id), sha256=store.put(f.data)))
     db.session.add(message)
-    conversation.last_message_at = now
+    conversation = db.session.identity_map.get(db.session.identity_key(Conversation, conversation_id))
+    if conversation is not None:  # the caller holds it: keep its state in step
+        conversation.last_message_at = now
+    else:
+        db.session.execute(_TOUCH_CONVERSATION, {"cid": conversation_id, "last_message_at": now})
     db.session.flush()
     return message
 
@@ -313,22 +383,17 @@ def send_reply(conversation_id: int, author_id: int | None, body_html: str, *, t
     the answered message. The caller commits, then calls `enqueue_send(message.id)`.
     Raises `LookupError` and `CannotSend` like `queue_message`.
     """
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None:
-        raise LookupError(f"no conversation {conversation_id}")
+    thread = _thread(conversation_id)
     if parent_id is None:
-        latest = select(Message.id).where(Message.conversation_id == conversation.id).order_by(
-            Message.created_at.desc(), Message.id.desc()).limit(1)
-        parent_id = db.session.scalar(latest.where(Message.direction == "in")) or db.session.scalar(
-            latest.where(Message.direction == "out", Message.message_id.is_not(None)))
+        parent_id = db.session.scalar(_DEFAULT_PARENT, {"conversation_id": thread.id})
     if to is None:
-        contact = conversation.contact
-        to = [str(Address(display_name=contact.name or "", addr_spec=contact.email))]
+        if thread.contact_email is None:
+            raise CannotSend("This conversation has no customer to reply to.")
+        to = [str(Address(display_name=thread.contact_name or "", addr_spec=thread.contact_email))]
     if subject is None:
-        subject = reply_subject(conversation.subject)
-    return queue_message(conversation_id, to=to, cc=cc, bcc=bcc, subject=subject, body_html=body_html,
-                         attachments=attachments, address_id=address_id, author_id=author_id,
-                         parent_id=parent_id, quote=quote, automatic=automatic)
+        subject = reply_subject(thread.subject)
+    return _queue(thread, to=to, cc=cc, bcc=bcc, subject=subject, body_html=body_html, attachments=attachments,
+                  address_id=address_id, author_id=author_id, parent_id=parent_id, quote=quote, automatic=automatic)
 
 
 def retry_message(message_id: int) -> Message:
@@ -465,9 +530,9 @@ def backoff_seconds(attempts: int) -> float:
 def _finish(message_id: int, token: str, **values) -> bool:
     """Write an outcome if the claim is still ours (it is, unless our lease ran out)."""
     values.update(claim_token=None, claimed_until=None, last_attempt_at=utcnow())
+    table = Message.__table__  # a Core UPDATE: no ORM bookkeeping, once per message sent
     result = db.session.execute(
-        update(Message).where(Message.id == message_id, Message.claim_token == token).values(**values),
-        execution_options={"synchronize_session": False})
+        table.update().where(table.c.id == message_id, table.c.claim_token == token).values(**values))
     if result.rowcount != 1:
         log.warning("message %s: our claim was taken over before the outcome was recorded", message_id)
         return False

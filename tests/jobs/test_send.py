@@ -186,6 +186,13 @@ def test_addresses_that_cannot_send_are_refused_and_nothing_is_queued(app, db, r
         send_reply(conversation.id, None, "<p>x</p>", to=[])
     with pytest.raises(CannotSend, match="“jörg@example.com” has non-ASCII characters before the @"):
         send_reply(conversation.id, None, "<p>x</p>", to=["Jörg <jörg@example.com>"])
+    app.config.update(SEND_MAX_RECIPIENTS=3, SEND_MAX_MESSAGE_BYTES=64 * 1024)
+    with pytest.raises(CannotSend, match=r"has 4 recipients; one message may have at most 3 \(To, Cc and Bcc"):
+        send_reply(conversation.id, None, "<p>x</p>", cc=["a@example.com", "b@example.com"], bcc=["c@example.com"])
+    big = OutgoingAttachment("scan.pdf", "application/pdf", b"%PDF" + b"\x00" * 60_000)
+    with pytest.raises(CannotSend, match=r"This message is \d\d KB .* the limit is 64 KB\. Remove an attachment"):
+        send_reply(conversation.id, None, "<p>x</p>", attachments=[big])
+    app.config.update(SEND_MAX_RECIPIENTS=50, SEND_MAX_MESSAGE_BYTES=35 * 1024 * 1024)
     idn = send_reply(conversation.id, None, "<p>x</p>", to=["Jörg <joerg@bücher.example>"])
     assert idn.to_addrs == "Jörg <joerg@xn--bcher-kva.example>"
     db.session.rollback()

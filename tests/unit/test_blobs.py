@@ -46,7 +46,22 @@ def test_directory_store_layout_and_no_leftovers(tmp_path):
     store = DirectoryBlobStore(tmp_path)
     sha = store.put(b"abc")
     assert (tmp_path / sha[:2] / sha[2:4] / sha).read_bytes() == b"abc"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".incoming-")]
+    store.put_file(io.BytesIO(b"def"))
+    assert not [p for p in tmp_path.rglob(".incoming-*")]
+
+
+def test_failed_in_memory_put_leaves_no_temporary_file(tmp_path, monkeypatch):
+    store = DirectoryBlobStore(tmp_path)
+
+    def broken_fsync(fd):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="disk on fire"):
+        store.put(b"never stored")
+    monkeypatch.undo()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert not store.exists(hashlib.sha256(b"never stored").hexdigest())
 
 
 def test_failed_write_leaves_no_temporary_file(tmp_path):
