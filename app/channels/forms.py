@@ -39,16 +39,25 @@ class _AddressForm(FlaskForm):
     send_vcard = RadioField("Send contact card (.VCF)", choices=YES_NO, default="no",
                             validators=[InputRequired("Choose Yes or No.")])
     enabled = RadioField("Enable Channel", choices=YES_NO, default="yes", validators=[InputRequired("Choose Yes or No.")])
+    # Session settings (DESIGN.md, inbound rules): who the customer is, and what makes a conversation.
+    use_reply_to_identity = RadioField("Use Reply-To for User Identity", choices=YES_NO, default="no",
+                                       validators=[InputRequired("Choose Yes or No.")])
+    channel_sessions = RadioField("Channel-Based Sessions", choices=YES_NO, default="no",
+                                  validators=[InputRequired("Choose Yes or No.")])
 
     def common_values(self) -> dict:
         return {"display_name": self.display_name.data, "usage": self.usage.data,
-                "send_vcard": self.send_vcard.data == "yes", "enabled": self.enabled.data == "yes"}
+                "send_vcard": self.send_vcard.data == "yes", "enabled": self.enabled.data == "yes",
+                "use_reply_to_identity": self.use_reply_to_identity.data == "yes",
+                "channel_sessions": self.channel_sessions.data == "yes"}
 
     def fill(self, values: dict) -> None:
         self.display_name.data = values.get("display_name") or ""
         self.usage.data = values.get("usage")
         self.send_vcard.data = yes_no(values.get("send_vcard"))
         self.enabled.data = yes_no(values.get("enabled", True))
+        self.use_reply_to_identity.data = yes_no(values.get("use_reply_to_identity"))
+        self.channel_sessions.data = yes_no(values.get("channel_sessions"))
 
 
 class PlatformAddressForm(_AddressForm):

@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 
 from app.extensions import db
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
@@ -421,7 +421,8 @@ def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
 #: What the wizard edits: `EmailAddress` columns (the password travels separately, encrypted).
 WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
-                 "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
+                 "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
+                 "use_reply_to_identity", "channel_sessions")
 
 
 def address_values(address: EmailAddress) -> dict:
@@ -432,7 +433,8 @@ def address_values(address: EmailAddress) -> dict:
 def default_values(domain: Domain) -> dict:
     values = dict.fromkeys(WIZARD_FIELDS)
     values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True,
-                  template_enabled=False, header_html="", footer_html="")
+                  template_enabled=False, header_html="", footer_html="", use_reply_to_identity=False,
+                  channel_sessions=False)
     if domain.kind == DomainKind.CUSTOM.value:
         values.update(incoming_protocol="imap", incoming_port=993, incoming_security="ssl",
                       outgoing_port=465, outgoing_security="ssl")
@@ -534,7 +536,9 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
     """
     domain = setup.domain
     clean: dict = {"display_name": (values.get("display_name") or "").strip(), "usage": values.get("usage"),
-                   "send_vcard": bool(values.get("send_vcard")), "enabled": bool(values.get("enabled"))}
+                   "send_vcard": bool(values.get("send_vcard")), "enabled": bool(values.get("enabled")),
+                   "use_reply_to_identity": bool(values.get("use_reply_to_identity")),
+                   "channel_sessions": bool(values.get("channel_sessions"))}
     if not clean["display_name"]:
         raise AddressError("Enter the display name customers see.", "display_name")
     if clean["usage"] not in USAGE_LABELS:
@@ -1046,28 +1050,33 @@ def publish_addresses(address_ids: list[int], user_id: int | None, comment: str,
                    summaries={i: (summaries or {}).get(i, "published") for i in address_ids})
 
 
+_PUBLISHED_FIELDS = frozenset(f.name for f in fields(PublishedAddress)) - {"id"}
+_PUBLISHED = select(EmailAddress.id, EmailAddress.published, EmailAddress.archived_at, Domain.kind).join(
+    Domain, Domain.id == EmailAddress.domain_id)
+_PUBLISHED_BY_ID = _PUBLISHED.where(EmailAddress.id == bindparam("id"))
+_PUBLISHED_BY_ADDRESS = _PUBLISHED.where(func.lower(EmailAddress.address) == bindparam("address"))
+
+
 def published_address(address_or_id: str | int) -> PublishedAddress | None:
     """The live configuration of an address (by id or email), or None.
 
     None when the address does not exist, was never published, or its published
     version is disabled, or it is archived. Runtime code must use only this.
     """
-    query = select(EmailAddress)
+    # Columns in one prebuilt query, no ORM objects: this runs for every message sent and received.
     if isinstance(address_or_id, int):
-        query = query.where(EmailAddress.id == address_or_id)
+        row = db.session.execute(_PUBLISHED_BY_ID, {"id": address_or_id}).first()
     else:
-        query = query.where(func.lower(EmailAddress.address) == address_or_id.strip().lower())
-    row = db.session.scalar(query)
+        row = db.session.execute(_PUBLISHED_BY_ADDRESS, {"address": address_or_id.strip().lower()}).first()
     if row is None or row.published is None or row.archived_at is not None:
         return None
     snap = row.published
     if not snap.get("enabled"):
         return None
-    known = {f.name for f in fields(PublishedAddress)}
-    values = {k: v for k, v in snap.items() if k in known}
+    values = {k: v for k, v in snap.items() if k in _PUBLISHED_FIELDS}
     if values.get("password_encrypted"):
         values["password_encrypted"] = values["password_encrypted"].encode("ascii")
-    values.setdefault("domain_kind", row.domain.kind)
+    values.setdefault("domain_kind", row.kind)
     return PublishedAddress(id=row.id, **values)
 
 

@@ -35,7 +35,8 @@ def new_setup(client, token, domain_id=None) -> str:
 
 def platform_form(token, **overrides) -> dict:
     data = {"csrf_token": token, "address": "help", "display_name": "Acme Help", "forwarded_from": "help@acme.example",
-            "usage": "both", "send_vcard": "no", "enabled": "yes"}
+            "usage": "both", "send_vcard": "no", "enabled": "yes", "use_reply_to_identity": "no",
+            "channel_sessions": "no"}
     data.update(overrides)
     return data
 
@@ -45,7 +46,7 @@ def custom_form(token, address, **overrides) -> dict:
             "incoming_protocol": "imap", "incoming_host": "imap.example.net", "incoming_port": "",
             "incoming_security": "ssl", "outgoing_protocol": "smtp", "outgoing_host": "smtp.example.net",
             "outgoing_port": "", "outgoing_security": "starttls", "usage": "both", "send_vcard": "no",
-            "enabled": "yes"}
+            "enabled": "yes", "use_reply_to_identity": "no", "channel_sessions": "no"}
     data.update(overrides)
     return data
 
@@ -150,7 +151,8 @@ def test_platform_wizard_step_by_step(client, db, admin, token):
     assert '<label for="address">Email Address</label>' in body and "@mail.pigeonhole.test" in body
     for label in ("Display Name", "Forwarded from"):
         assert f">{label}</label>" in body
-    for legend in ("Additional Settings", "Usage", "Send contact card (.VCF)", "Enable Channel"):
+    for legend in ("Additional Settings", "Usage", "Send contact card (.VCF)", "Enable Channel", "Session Settings",
+                   "Use Reply-To for User Identity", "Channel-Based Sessions"):
         assert f"<legend>{legend}</legend>" in body
     assert 'aria-current="step">1. Email Address' in body
     assert "Test Connection" not in body  # platform addresses have no mailbox to test
@@ -168,7 +170,11 @@ def test_platform_wizard_step_by_step(client, db, admin, token):
     # Design and review are not reachable before step 1 is done.
     assert client.get(f"{base}/design").status_code == 302
 
-    assert location(client.post(f"{base}/address", data=platform_form(token), headers=HX)) == f"{base}/design"
+    junk = fragment(client.post(f"{base}/address", data=platform_form(token, channel_sessions="maybe"), headers=HX),
+                    422)
+    assert 'id="channel_sessions-error"' in junk
+    assert location(client.post(f"{base}/address", data=platform_form(token, use_reply_to_identity="yes"),
+                                headers=HX)) == f"{base}/design"
     body = full(client.get(f"{base}/design"))
     assert 'aria-current="step">2. Email Template Design' in body and "Email Template Design (Optional)" in body
     assert "Edit Header" not in body and 'sandbox' in body and "Plain-text part" in body
@@ -182,11 +188,14 @@ def test_platform_wizard_step_by_step(client, db, admin, token):
 
     body = full(client.get(f"{base}/review"))
     assert "help@mail.pigeonhole.test" in body and "help@acme.example" in body and ">Save</button>" in body
+    assert "<dt>Use Reply-To for User Identity</dt><dd>Yes</dd>" in body
+    assert "<dt>Channel-Based Sessions</dt><dd>No</dd>" in body
     fragment(client.get(f"{base}/review", headers=HX))
     saved = client.post(f"{base}/review", data={"csrf_token": token}, headers=HX)
     assert saved.status_code == 204 and saved.headers["HX-Redirect"].startswith("/channels/email/#address-")
     address = db.session.scalar(select(EmailAddress).where(EmailAddress.address == "help@mail.pigeonhole.test"))
     assert address.template_enabled and address.forwarded_from == "help@acme.example"
+    assert address.use_reply_to_identity is True and address.channel_sessions is False
     assert "Email address help@mail.pigeonhole.test saved. Publish to make it live." in full(client.get("/channels/email/"))
     assert client.get(f"{base}/address").status_code == 404  # the wizard is closed
 
