@@ -9,6 +9,8 @@ import sqlite3
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names so Alembic migrations work the same on SQLite and PostgreSQL.
@@ -44,6 +46,33 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
     finally:
         cursor.close()
+
+
+@event.listens_for(Session, "after_begin")
+def _commit_without_fsync(session, _transaction, connection) -> None:
+    """A session flagged `info["commit_without_fsync"]` (the send job) commits without waiting for the disk.
+
+    SQLite: `synchronous=NORMAL` for this transaction, put back to FULL when the
+    connection returns to the pool; PostgreSQL: `SET LOCAL synchronous_commit = off`,
+    which ends with the transaction. See `app.mail.outbound._commits_without_waiting_for_disk`.
+    """
+    if not session.info.get("commit_without_fsync"):
+        return
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        connection.connection.info["synchronous_normal"] = True
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
+@event.listens_for(Pool, "checkin")
+def _full_sync_again(dbapi_connection, record) -> None:
+    if record is not None and record.info.pop("synchronous_normal", False):
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA synchronous=FULL")
+        finally:
+            cursor.close()
 
 
 db = SQLAlchemy(model_class=Base)

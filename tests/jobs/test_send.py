@@ -428,3 +428,36 @@ def test_enqueue_replaces_leftover_jobs_but_not_pending_ones(app, db, relay):
     Redis.from_url(app.config["REDIS_URL"]).lrem(queue.key, 1, send_job_id(message.id))  # a crash left the hash
     assert queue.count == 0 and Job.exists(send_job_id(message.id), connection=queue.connection)
     assert enqueue_send(message.id) is not None and queue.job_ids == [send_job_id(message.id)]
+
+
+def test_the_send_job_commits_without_waiting_for_the_disk_and_only_it(app, db, relay):
+    """Claims and outcomes: committed without fsync (SQLite NORMAL / PostgreSQL synchronous_commit off);
+    every other session, and the connection after the job, keep full durability."""
+    from sqlalchemy import text
+
+    from app.mail import outbound
+
+    sqlite = db.engine.dialect.name == "sqlite"
+    probe = text("PRAGMA synchronous") if sqlite else text("SHOW synchronous_commit")
+    full, relaxed = (2, 1) if sqlite else ("on", "off")
+    assert db.session.execute(probe).scalar() == full
+    db.session.rollback()
+
+    seen = []
+    real_claim = outbound._claim
+
+    def spying_claim(ids, token):
+        seen.append(db.session.execute(probe).scalar())
+        return real_claim(ids, token)
+
+    relay()
+    message = _reply(db, make_sending_conversation(make_sending_address()))
+    outbound._claim = spying_claim
+    try:
+        assert deliver_message(message.id)["sent"] == 1
+    finally:
+        outbound._claim = real_claim
+    assert seen and set(seen) == {relaxed}
+    assert "commit_without_fsync" not in db.session.info
+    assert db.session.execute(probe).scalar() == full  # the pooled connection is back to full durability
+    db.session.rollback()
