@@ -326,7 +326,8 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
     if quote and parent is not None:
         from app.mail.html import text_to_html
 
-        quoted = QuotedMessage(parent.from_addr, parent.created_at, parent.html or text_to_html(parent.text))
+        quoted = QuotedMessage(parent.from_addr, parent.created_at, parent.html or text_to_html(parent.text),
+                               text=parent.text or None)
     now = utcnow()
     draft = Draft(
         to=to, cc=cc, bcc=bcc, subject=subject or "", body_html=body_html or "", quoted=quoted, attachments=files,

@@ -81,6 +81,7 @@ class QuotedMessage:
     sender: str
     date: datetime | None
     html: str  # already sanitised
+    text: str | None = None  # its plain text when known (a stored message has it); else derived from `html`
 
 
 @dataclass
@@ -138,7 +139,8 @@ def render_parts(sender: Sender, draft: Draft) -> tuple[str, str]:
                        f'<blockquote type="cite" style="margin:0 0 0 .8ex;border-left:1px solid #ccc;'
                        f'padding-left:1ex">{sanitize_html(q.html)}</blockquote></div>')
         quoted_text = "\n" + intro + "\n" + "".join(
-            "> " + line + "\n" if line else ">\n" for line in html_to_text(q.html).rstrip("\n").split("\n"))
+            "> " + line + "\n" if line else ">\n"
+            for line in (q.text if q.text is not None else html_to_text(q.html)).rstrip("\n").split("\n"))
     inner = "".join(pieces) + quoted_html
     html_doc = ('<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
                 f'<body>{inner}</body></html>')

@@ -58,6 +58,12 @@ def test_quoted_history_in_blockquote_and_quoted_text():
     assert "On Mon, 02 Nov 2026 09:30, Carol <carol@example.com> wrote:\n> Where is it?" in text
 
 
+def test_quoted_text_part_uses_the_stored_plain_text_when_there_is_one():
+    q = QuotedMessage("Carol <carol@example.com>", None, "<p>Where is it?</p>", text="Where is it?\n\nCarol\n")
+    _html, text = render_parts(Sender(), _draft(quoted=q))
+    assert "Carol <carol@example.com> wrote:\n> Where is it?\n>\n> Carol\n" in text
+
+
 def test_platform_address_puts_forwarded_from_in_bcc_and_reply_to():
     msg = render_message(Sender(), _draft(cc=["dan@example.com"], bcc=["boss@acme.test"]))
     parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
