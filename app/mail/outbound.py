@@ -331,7 +331,10 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
     now = utcnow()
     draft = Draft(
         to=to, cc=cc, bcc=bcc, subject=subject or "", body_html=body_html or "", quoted=quoted, attachments=files,
-        message_id=make_message_id(thread.token, current_app.config["PLATFORM_MAIL_DOMAIN"]),
+        # On the sender's own domain (the platform domain for platform addresses): a Message-ID whose
+        # domain matches From is what receiving filters expect; threading reads only the token.
+        message_id=make_message_id(thread.token, sender.address.rpartition("@")[2].lower()
+                                   or current_app.config["PLATFORM_MAIL_DOMAIN"]),
         in_reply_to=in_reply_to, references=references, automatic=automatic, date=now,
         placeholders={
             "customer_name": thread.contact_name or "",

@@ -139,6 +139,8 @@ def test_custom_address_sends_through_its_own_server_with_implicit_tls_and_its_l
     mail = _parse(got["data"])
     assert mail["Reply-To"] is None and mail["Auto-Submitted"] == "auto-replied"
     assert [p.get_content_type() for p in mail.walk() if p.get_filename()] == ["text/vcard"]
+    # Our Message-ID is on the address's own domain, and still carries the conversation token.
+    assert mail["Message-ID"].endswith("@acme.test>") and tokens_in(mail["Message-ID"]) == [conversation.token]
 
 
 def test_custom_address_with_starttls(app, db, servers, tmp_path):
