@@ -113,7 +113,7 @@ def seed(app, rng: random.Random) -> None:
     message_id = 0
     statuses = ["open"] * 6 + ["pending", "resolved", "closed", "closed"]
     columns = ["id", "conversation_id", "address_id", "direction", "message_id", "from_addr", "to_addrs",
-               "cc_addrs", "bcc_addrs", "reply_to", "subject", "text", "html", "created_at"]
+               "cc_addrs", "bcc_addrs", "reply_to", "subject", "text", "html", "created_at", "no_auto_reply"]
     for c in range(CONVERSATIONS):
         cid = c + 1
         last = now - timedelta(minutes=CONVERSATIONS - c)
@@ -133,7 +133,7 @@ def seed(app, rng: random.Random) -> None:
             created = last - timedelta(minutes=counts[c] - k)
             msg_rows.append((message_id, cid, address_id, "in" if inbound else "out", f"<m{message_id}@bench>",
                              customer if inbound else f"support@{customer}", f"support@x" if inbound else customer,
-                             "", "", "", subject, text, html, when(created)))
+                             "", "", "", subject, text, html, when(created), False))
         if len(msg_rows) >= 50_000:
             insert("conversations", ["id", "address_id", "contact_id", "token", "subject", "status", "queue_id",
                                      "assignee_id", "priority", "tags", "created_at", "last_message_at"], conv_rows)
@@ -244,6 +244,12 @@ def main() -> None:
         db.session.remove()
     if args.reseed or not seeded:
         print(f"seeding {url.split('@')[-1]} (once; reused by later runs)")
+        if url.startswith("sqlite:///"):
+            # Start from a new file: a seed interrupted with the journal off can leave it unreadable.
+            with app.app_context():
+                db.engine.dispose()
+            for suffix in ("", "-wal", "-shm"):
+                Path(args.db + suffix).unlink(missing_ok=True)
         seed(app, rng)
 
     with app.app_context():
