@@ -75,7 +75,7 @@ def index():
                                    cursor=request.args.get("cursor"), after=request.args.get("after"))
     except services.InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
-                      filters=filters, queues=services.user_queues(current_user))
+                      filters=filters, queues=services.queue_choices(current_user))
     if request.args.get("after") is not None:
         block = "poll"
     elif request.args.get("cursor"):
@@ -84,7 +84,7 @@ def index():
         block = "results"
     present = presence.present_in([r.conversation.id for r in page.rows], current_user.id)
     return render("inbox/index.html", block=block, page=page, filters=filters, error=None, present=present,
-                  queues=services.user_queues(current_user) if block == "results" and not is_htmx() else [])
+                  queues=services.queue_choices(current_user) if block == "results" and not is_htmx() else [])
 
 
 @bp.route("/inbox/drafts/")

@@ -9,7 +9,7 @@ import pytest
 
 from app.models.inbox import Draft, Message
 from tests.factories import make_address, make_conversation, make_message, make_queue, make_response
-from tests.helpers import csrf_token
+from tests.helpers import CountQueries, csrf_token
 
 NOW = datetime.now(timezone.utc)
 
@@ -45,6 +45,29 @@ def test_inbox_page_fragment_and_422(client, ws):
     bad = client.get("/inbox/?status=nope", headers=ws["h"])
     assert bad.status_code == 422 and "Unknown status" in bad.get_data(as_text=True)
     assert client.get("/inbox/?cursor=x~y", headers=ws["h"]).status_code == 422
+
+
+def test_inbox_page_costs_the_same_few_queries_for_any_number_of_rows(client, ws, db):
+    """One statement for the rows with their snippets and markers, one for the queue filter, and
+    the signed-in user: no query per row (and none per marker) whatever the page holds."""
+    def page_queries(url):
+        with CountQueries(db) as q:
+            html = client.get(url).get_data(as_text=True)
+        return q.count, html
+
+    one, _ = page_queries("/inbox/")
+    for i in range(12):
+        conv = make_conversation(queue=ws["queue"], address=ws["address"], subject=f"Row {i}",
+                                 assignee=ws["agent"] if i % 2 else None)
+        make_message(conv, text=f"Words of row {i}", delivery_status="failed" if i == 3 else None,
+                     direction="out" if i == 3 else "in")
+    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=ws["h"])
+    many, html = page_queries("/inbox/")
+    assert html.count('class="conv-row') == 13 and "Words of row 7" in html and "Not delivered" in html
+    assert 'marker-draft' in html and "Alex Agent" in html and "Unassigned" in html
+    assert many == one <= 3
+    search, html = page_queries("/inbox/?status=&q=row")
+    assert html.count('class="conv-row') == 12 and search == one
 
 
 def test_load_more_and_polling(client, ws, app):
