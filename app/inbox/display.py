@@ -21,6 +21,13 @@ behind "…": for HTML at the first quote container the common clients write
 (`blockquote`, Gmail's `gmail_quote`, Outlook's `divRplyFwdMsg`, Thunderbird's
 `moz-cite-prefix`, our own `ph-quote`), for text at the "On ... wrote:" line or the
 trailing block of `>` lines.
+
+Sanitising, splitting and framing cost about 0.1 ms per message, every time a conversation
+is shown. `message_display()` and `sanitized_note()` keep their results in a per-process cache
+keyed by a digest of everything they depend on (the stored HTML and text, "Show images"), so
+a changed message is a different key and stale output cannot be served; it holds at most
+`DISPLAY_CACHE_BYTES`, least recently used first out. Messages with inline `cid:` images are
+not cached (their frames carry the image data).
 """
 from __future__ import annotations
 
@@ -28,6 +35,8 @@ import base64
 import hashlib
 import html as _html
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from app.mail.html import sanitize_html, text_to_html
@@ -59,7 +68,7 @@ _ATTRIBUTION = re.compile(
     r"|-{2,}\s*Forwarded message\s*-{2,})\s*$", re.IGNORECASE)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Frame:
     srcdoc: str
     blocked_images: int
@@ -164,6 +173,97 @@ def inline_image_data(attachments, load) -> dict[str, str]:
             out[att.content_id.strip("<>")] = (
                 f"data:{att.content_type.lower()};base64," + base64.b64encode(data).decode("ascii"))
     return out
+
+
+@dataclass(frozen=True)
+class MessageDisplay:
+    """What a tile shows of a message body: the frame of its new part, and whether a quote is folded."""
+
+    frame: Frame
+    has_quote: bool
+
+
+#: Bytes (characters) of frames and notes `message_display()` / `sanitized_note()` keep per process.
+DISPLAY_CACHE_BYTES = 16 * 1024 * 1024
+
+
+class _LRU:
+    """A least-recently-used map bounded by the total size of its values (thread-safe)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._items: OrderedDict[bytes, tuple[object, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes):
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: bytes, value, size: int) -> None:
+        if size > self.budget // 8:
+            return  # one huge message must not flush everything else
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.size -= old[1]
+            self._items[key] = (value, size)
+            self.size += size
+            while self.size > self.budget:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self.size -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_cache = _LRU(DISPLAY_CACHE_BYTES)
+
+
+def _digest(kind: str, *parts: str | None) -> bytes:
+    """A key for `parts` that no other parts can produce (each is length-prefixed)."""
+    h = hashlib.blake2b(kind.encode(), digest_size=20)
+    for part in parts:
+        data = (part or "").encode("utf-8", "surrogatepass")
+        h.update(b"%d:" % len(data))
+        h.update(data)
+    return h.digest()
+
+
+def message_display(html: str | None, text: str, *, show_images: bool = False,
+                    inline_images: dict[str, str] | None = None) -> MessageDisplay:
+    """`split_body` + `frame_document` of a message's new part, from the cache when it was
+    computed before for the same HTML, text and `show_images` (see the module docstring)."""
+    if inline_images:
+        body = split_body(html, text)
+        return MessageDisplay(frame_document(body.main_html, show_images=show_images, inline_images=inline_images),
+                              bool(body.quoted_html))
+    key = _digest("frame:1" if show_images else "frame:0", html, text)
+    found = _cache.get(key)
+    if found is None:
+        body = split_body(html, text)
+        found = MessageDisplay(frame_document(body.main_html, show_images=show_images), bool(body.quoted_html))
+        _cache.put(key, found, len(found.frame.srcdoc) + 200)
+    return found
+
+
+def sanitized_note(html: str) -> str:
+    """`sanitize_html` of an internal note's stored HTML, cached like `message_display`."""
+    key = _digest("note", html)
+    found = _cache.get(key)
+    if found is None:
+        found = sanitize_html(html)
+        _cache.put(key, found, len(found) + 100)
+    return found
 
 
 def snippet(text: str, length: int = 140) -> str:

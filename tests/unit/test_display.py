@@ -57,3 +57,45 @@ def test_frame_heights_grow_with_content_and_snippets_are_one_line():
     assert frame_document("<p>x</p>" * 60, show_images=False).height_class == "h6"
     assert snippet("a\n b   c") == "a b c"
     assert snippet("x" * 300, 10) == "xxxxxxxxx…"
+
+
+def test_message_display_is_cached_by_content_and_images_setting(monkeypatch):
+    from app.inbox import display
+
+    display._cache.clear()
+    calls = []
+    real = display.split_body
+    monkeypatch.setattr(display, "split_body", lambda html, text: calls.append(html) or real(html, text))
+    html = '<p>Hi <img src="https://t.example/a.gif"></p><blockquote>old</blockquote>'
+    first = display.message_display(html, "Hi")
+    assert first == display.message_display(html, "Hi") and len(calls) == 1  # the second came from the cache
+    assert first.has_quote and first.frame.blocked_images == 1 and "t.example" not in first.frame.srcdoc
+    shown = display.message_display(html, "Hi", show_images=True)
+    assert "t.example/a.gif" in shown.frame.srcdoc and len(calls) == 2  # its own entry
+    edited = display.message_display(html.replace("Hi", "Hello"), "Hi")
+    assert "Hello" in edited.frame.srcdoc and len(calls) == 3  # other content, other key
+    # the same text in another field is another key (parts are length-prefixed)
+    assert display._digest("frame:0", "ab", "c") != display._digest("frame:0", "a", "bc")
+    text_only = display.message_display(None, "Plain words")
+    assert "Plain words" in text_only.frame.srcdoc and not text_only.has_quote
+    inline = display.message_display('<img src="cid:x@y">', "", inline_images={"x@y": "data:image/png;base64,AA"})
+    assert "data:image/png;base64,AA" in inline.frame.srcdoc
+    assert len(display._cache) == 4  # frames with inline images are not kept
+    assert display.sanitized_note('<p onclick="x()">Note</p>') == "<p>Note</p>"
+
+
+def test_display_cache_stays_within_its_budget():
+    from app.inbox.display import _LRU
+
+    cache = _LRU(1000)
+    for i in range(10):
+        cache.put(bytes([i]), f"value {i}", 120)
+    assert cache.size <= 1000 and len(cache) == 8
+    assert cache.get(bytes([0])) is None and cache.get(bytes([9])) == "value 9"  # oldest out first
+    cache.get(bytes([2]))  # used: now the newest
+    cache.put(b"x", "another", 120)
+    assert cache.get(bytes([2])) == "value 2" and cache.get(bytes([3])) is None
+    cache.put(b"huge", "y", 200)  # over an eighth of the budget: not kept
+    assert cache.get(b"huge") is None and cache.size <= 1000
+    cache.put(b"x", "replaced", 10)
+    assert cache.get(b"x") == "replaced" and cache.size == sum(size for _, size in cache._items.values())
