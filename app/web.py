@@ -9,7 +9,7 @@ configuration swaps in (see `templates/base.html`).
 """
 from __future__ import annotations
 
-from flask import Flask, get_flashed_messages, make_response, render_template, request, url_for
+from flask import Flask, g, get_flashed_messages, make_response, render_template, request, url_for
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
@@ -62,8 +62,26 @@ def navigation() -> list[tuple[str, str, bool]]:
     return items
 
 
+_ID = 918273645  # stands for the id in a URL built once per request by `id_url`
+
+
+def id_url(endpoint: str, **values) -> str:
+    """`url_for(endpoint, **values)` for links repeated on every row or tile: built once per request
+    for the endpoint and the other values, then the id filled in (`url_for` costs about 15 µs a call;
+    a page of 20 tiles has 100 such links). Exactly one value is named `*_id`: `message_id=m.id`."""
+    (name, ident), = [(k, v) for k, v in values.items() if k.endswith("_id")]
+    ident = int(ident)
+    key = (endpoint, name, tuple(sorted((k, v) for k, v in values.items() if k != name)))
+    cache = g.setdefault("_id_urls", {})
+    parts = cache.get(key)
+    if parts is None:
+        parts = cache[key] = url_for(endpoint, **{**values, name: _ID}).split(str(_ID), 1)
+    return f"{parts[0]}{ident}{parts[1]}"
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["navigation"] = navigation
+    app.jinja_env.globals["id_url"] = id_url
     app.jinja_env.globals["get_flashed_messages"] = get_flashed_messages
 
     for code in (403, 404, 405, 500):
