@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import bindparam, func, or_, select, text, update
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import Boolean, bindparam, func, or_, select, text, update
+from sqlalchemy.orm import joinedload
 
 from app.blobs import BlobNotFound, blob_store
 from app.channels.services import PublishedAddress, published_address
@@ -97,6 +97,10 @@ def visibility_filter(user: User):
     if user.has_role(Role.SUPERVISOR):
         return None
     return or_(Conversation.assignee_id == user.id, Conversation.queue_id.in_(_my_queue_ids(user)))
+
+
+#: The agent rule of `visibility_filter`, in SQL over `conversations` (parameter `user_id`).
+VISIBLE_SQL = "(assignee_id = :user_id OR queue_id IN (SELECT queue_id FROM queue_members WHERE user_id = :user_id))"
 
 
 def can_see(user: User, conversation: Conversation) -> bool:
@@ -236,9 +240,8 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if status and status not in STATUSES:
         raise InvalidAction(f"Unknown status {status!r}.")
     where, params = ["1 = 1"], {"user_id": user.id, "page_limit": limit + 1}
-    if not user.has_role(Role.SUPERVISOR):  # the same rule as `visibility_filter`
-        where.append("(assignee_id = :user_id OR queue_id IN "
-                     "(SELECT queue_id FROM queue_members WHERE user_id = :user_id))")
+    if not user.has_role(Role.SUPERVISOR):
+        where.append(VISIBLE_SQL)
     if view == "mine":
         where.append("assignee_id = :user_id")
     elif view == "unassigned":
@@ -349,38 +352,101 @@ def mark_seen(user_id: int, conversation_id: int, last_message_at: datetime | No
 
 # --- One conversation --------------------------------------------------------------------
 
+@dataclass(slots=True)
+class MessageView:
+    """What the conversation page shows of a message: plain values, loaded in bulk by
+    `conversation_detail` (`of()` makes one of an ORM `Message`, for the fragments)."""
+
+    id: int
+    conversation_id: int | None
+    direction: str
+    from_addr: str
+    to_addrs: str
+    cc_addrs: str
+    bcc_addrs: str
+    subject: str
+    text: str
+    html: str | None
+    created_at: datetime
+    delivery_status: str | None
+    delivery_error: str | None
+    author_name: str | None  # None: no author (customer mail, automatic mail)
+    attachments: list = field(default_factory=list)  # Attachment-like: id, filename, content_type, size, ...
+
+    @property
+    def sender(self) -> str:
+        """Who wrote it, as its tile says: the agent of a reply or note, else the From address."""
+        if self.direction in ("out", "note"):
+            return self.from_addr if self.author_name is None else self.author_name
+        return self.from_addr or "(unknown sender)"
+
+    @classmethod
+    def of(cls, m: Message) -> "MessageView":
+        return cls(m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs,
+                   m.subject, m.text, m.html, m.created_at, m.delivery_status, m.delivery_error,
+                   m.author.name if m.author is not None else None, list(m.attachments))
+
+
 @dataclass
 class ConversationDetail:
     conversation: Conversation
-    messages: list[Message]
-    earlier: list[Conversation]
+    messages: list[MessageView]
+    earlier: list  # rows: id, subject, status, last_message_at
     waiting_since: datetime | None
     drafts: list[Draft] = field(default_factory=list)
     flow_runs: list = field(default_factory=list)
 
 
+#: A conversation's messages for its page, oldest first, with their author's name and whether
+#: they have attachments (fetched next, for those only). SQL text: see `INBOX_SQL`.
+MESSAGES_SQL = text("""
+SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject,
+       m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
+       EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments
+FROM messages m LEFT JOIN users u ON u.id = m.author_id
+WHERE m.conversation_id = :conversation_id
+ORDER BY m.created_at, m.id
+""").columns(created_at=UTCDateTime())
+ATTACHMENTS_SQL = text(
+    "SELECT id, message_id, filename, content_type, size, content_id, inline, sha256 FROM attachments "
+    "WHERE message_id IN :ids ORDER BY id"
+).bindparams(bindparam("ids", expanding=True)).columns(inline=Boolean())
+
+
 def conversation_detail(user: User | int, conversation_id: int) -> ConversationDetail:
     """The conversation with its messages (oldest first), the customer's other conversations,
-    how long the customer has been waiting and the user's drafts. Raises `NotFound`."""
+    how long the customer has been waiting and the user's drafts. Raises `NotFound`.
+
+    The conversation comes with its customer, address, queue and assignee (the page shows
+    them all); messages are `MessageView`s with their author and attachments, in two
+    statements whatever their number.
+    """
     user = _user(user)
-    conversation = get_conversation(user, conversation_id)
-    messages = list(db.session.scalars(
-        select(Message).where(Message.conversation_id == conversation.id)
-        .options(selectinload(Message.attachments), joinedload(Message.author))
-        .order_by(Message.created_at, Message.id)))
-    earlier_query = (select(Conversation).where(Conversation.contact_id == conversation.contact_id,
-                                                Conversation.id != conversation.id)
-                     .order_by(Conversation.last_message_at.desc()).limit(10))
-    seen = visibility_filter(user)
-    if seen is not None:
-        earlier_query = earlier_query.where(seen)
+    conversation = db.session.get(Conversation, conversation_id, options=[
+        joinedload(Conversation.contact), joinedload(Conversation.address), joinedload(Conversation.queue),
+        joinedload(Conversation.assignee)])
+    if conversation is None or not can_see(user, conversation):
+        raise NotFound("conversation")
+    rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
+    messages = [MessageView(*r[:14]) for r in rows]
+    with_files = [r[0] for r in rows if r[14]]
+    if with_files:
+        by_id = {m.id: m for m in messages}
+        for a in db.session.execute(ATTACHMENTS_SQL, {"ids": with_files}):
+            by_id[a.message_id].attachments.append(a)
+    earlier_sql = ("SELECT id, subject, status, last_message_at FROM conversations "
+                   "WHERE contact_id = :contact_id AND id <> :conversation_id"
+                   + ("" if user.has_role(Role.SUPERVISOR) else f" AND {VISIBLE_SQL}")
+                   + " ORDER BY last_message_at DESC LIMIT 10")
+    earlier = db.session.execute(text(earlier_sql).columns(last_message_at=UTCDateTime()), {
+        "contact_id": conversation.contact_id, "conversation_id": conversation.id, "user_id": user.id}).all()
     waiting_since = None
     for m in messages:
         if m.direction == "in":
             waiting_since = waiting_since or m.created_at
         elif m.direction == "out":
             waiting_since = None
-    return ConversationDetail(conversation, messages, list(db.session.scalars(earlier_query)), waiting_since,
+    return ConversationDetail(conversation, messages, earlier, waiting_since,
                               list_drafts(user, conversation.id), flow_runs(conversation.id))
 
 
@@ -438,13 +504,26 @@ def set_status(actor: User | int, conversation_id: int, status: str) -> Conversa
     return conversation
 
 
-def assignable_users(conversation: Conversation) -> list[User]:
-    """Active users who could take the conversation: its queue's members, then supervisors and admins."""
-    query = select(User).where(User.active.is_(True)).order_by(User.name)
-    if conversation.queue_id is not None:
-        members = select(queue_members.c.user_id).where(queue_members.c.queue_id == conversation.queue_id)
-        query = query.where(or_(User.id.in_(members), User.role.in_([Role.SUPERVISOR.value, Role.ADMIN.value])))
-    return list(db.session.scalars(query))
+#: Active users who could take a conversation: all of them, or (`_QUEUE`) its queue's members and
+#: every supervisor and admin. SQL text: see `INBOX_SQL`.
+_ASSIGNABLE = "SELECT id, name, email FROM users WHERE active = :yes{} ORDER BY name"
+_ASSIGNABLE_QUEUE = (" AND (id IN (SELECT user_id FROM queue_members WHERE queue_id = :queue_id) "
+                     f"OR role IN ('{Role.SUPERVISOR.value}', '{Role.ADMIN.value}'))")
+ASSIGNABLE_SQL = {queue: text(_ASSIGNABLE.format(_ASSIGNABLE_QUEUE if queue else "")).bindparams(
+    bindparam("yes", True, type_=Boolean())) for queue in (False, True)}
+QUEUES_SQL = text("SELECT id, name FROM queues ORDER BY name")
+
+
+def assignable_users(conversation: Conversation) -> list:
+    """Active users who could take the conversation: its queue's members, then supervisors and admins,
+    by name, as (id, name, email) rows."""
+    queue = conversation.queue_id is not None
+    return db.session.execute(ASSIGNABLE_SQL[queue], {"queue_id": conversation.queue_id} if queue else {}).all()
+
+
+def all_queue_choices() -> list:
+    """Every queue as (id, name) rows, by name (the Transfer list)."""
+    return db.session.execute(QUEUES_SQL).all()
 
 
 def add_note(author: User | int, conversation_id: int, body_html: str) -> Message:

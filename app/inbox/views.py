@@ -14,12 +14,10 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.inbox import presence, services
-from app.inbox.display import FRAME_STYLE_HASH, frame_document, inline_image_data, split_body
-from wtforms.fields.choices import SelectChoice
-
-from app.inbox.forms import AssignForm, NoteForm, StatusForm, TransferForm
+from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
+                               sanitized_note, split_body)
+from app.inbox.forms import NoteForm, StatusForm
 from app.inbox.recipients import parse_addresses
-from app.mail.html import sanitize_html
 from app.models.inbox import Message
 from app.responses import services as responses
 from app.security import CSP
@@ -102,20 +100,20 @@ def counts():
 
 # --- Conversation ------------------------------------------------------------------------
 
-def _tile(message: Message, show_images: bool = False) -> dict:
-    body = split_body(message.html, message.text)
+def _tile(message: Message | services.MessageView, show_images: bool = False) -> dict:
+    """What `_tiles.html` needs of a message; the body's frame comes from `message_display`'s cache."""
+    m = message if isinstance(message, services.MessageView) else services.MessageView.of(message)
     images = {}
-    if any(a.content_id for a in message.attachments):
+    if any(a.content_id for a in m.attachments):
         from app.blobs import blob_store
 
-        images = inline_image_data(message.attachments, blob_store().get)
-    frame = frame_document(body.main_html, show_images=show_images, inline_images=images)
+        images = inline_image_data(m.attachments, blob_store().get)
+    shown = message_display(m.html, m.text, show_images=show_images, inline_images=images)
     shown_inline = {cid.lower() for cid in images}
-    files = [a for a in message.attachments
-             if not (a.content_id and a.content_id.strip("<>").lower() in shown_inline)]
-    return {"message": message, "frame": frame, "has_quote": bool(body.quoted_html), "files": files,
+    files = [a for a in m.attachments if not (a.content_id and a.content_id.strip("<>").lower() in shown_inline)]
+    return {"message": m, "frame": shown.frame, "has_quote": shown.has_quote, "files": files,
             # Notes are our agents' own HTML, shown in the page itself: sanitised again all the same.
-            "note_html": sanitize_html(message.html) if message.direction == "note" and message.html else None}
+            "note_html": sanitized_note(m.html) if m.direction == "note" and m.html else None}
 
 
 def _conversation_response(response):
@@ -139,23 +137,16 @@ def conversation(conversation_id: int):
         last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)))
 
 
-def _action_forms(conversation):
-    status_form = StatusForm(status=conversation.status)
-    assign_form = AssignForm(assignee=str(conversation.assignee_id or ""))
-    assign_form.assignee.choices = [SelectChoice("", "Unassigned")] + [
-        SelectChoice(str(u.id), u.name or u.email) for u in services.assignable_users(conversation)]
-    transfer_form = TransferForm(queue=str(conversation.queue_id or ""))
-    transfer_form.queue.choices = [SelectChoice(str(q.id), q.name) for q in _all_queues()]
-    return {"status_form": status_form, "assign_form": assign_form, "transfer_form": transfer_form,
-            "note_form": NoteForm()}
+STATUS_CHOICES = [(s, s.title()) for s in services.STATUSES]
 
 
-def _all_queues():
-    from sqlalchemy import select
-
-    from app.models.auth import Queue
-
-    return list(db.session.scalars(select(Queue).order_by(Queue.name)))
+def _action_forms(conversation) -> dict:
+    """The choices of the Actions card (the template renders the lists; WTForms validates the POSTs)."""
+    return {
+        "assignee_choices": [("", "Unassigned")] + [(str(u.id), u.name or u.email)
+                                                   for u in services.assignable_users(conversation)],
+        "queue_choices": [(str(q.id), q.name) for q in services.all_queue_choices()],
+        "status_choices": STATUS_CHOICES, "note_form": NoteForm()}
 
 
 def _actions_response(conversation, status: int = 200, error: str | None = None):

@@ -7,7 +7,7 @@ import pytest
 
 from app.models.inbox import Draft, Message
 from tests.factories import make_address, make_conversation, make_message, make_queue, make_response, make_user
-from tests.helpers import csrf_token
+from tests.helpers import CountQueries, csrf_token
 
 
 @pytest.fixture
@@ -74,3 +74,43 @@ def test_compose_reply_all_save_and_send(client, db, setup, htmx_headers):
     assert sent.delivery_status == "queued" and sent.bcc_addrs == "boss@example.com, help@acme.test"
     assert "Queued" in r.get_data(as_text=True)
     assert db.session.scalar(db.select(Draft)) is None
+
+
+def test_a_changed_message_body_is_never_shown_from_the_display_cache(client, db, setup, htmx_headers):
+    """The sanitised frames are cached by content: editing a stored message (or its sanitiser
+    re-cleaning it) shows the new body at once, on the page and in the "Show images" fragment."""
+    conv, first = setup["conv"], setup["messages"][0]
+    first.html = '<p>Version one <img src="https://img.example/1.png"></p>'
+    db.session.commit()
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert "Version one" in page and "img.example" not in page
+    assert "img.example/1.png" in client.get(f"/inbox/m/{first.id}/body?images=1",
+                                             headers=htmx_headers).get_data(as_text=True)
+    first.html = '<p>Version two <img src="https://img.example/2.png"></p>'
+    db.session.commit()
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert "Version two" in page and "Version one" not in page
+    shown = client.get(f"/inbox/m/{first.id}/body?images=1", headers=htmx_headers).get_data(as_text=True)
+    assert "img.example/2.png" in shown and "img.example/1.png" not in shown
+
+
+def test_conversation_page_queries_do_not_grow_with_its_messages(client, db, setup):
+    """Messages, their authors and attachments come in bulk: a longer thread costs no more queries."""
+    conv = setup["conv"]
+    make_message(conv, text="With a file", attachments=[("a.pdf", "application/pdf", b"%PDF-1")])
+    client.get(f"/inbox/c/{conv.id}")  # the first view records that the agent has seen it
+
+    def page():
+        with CountQueries(db) as q:
+            html = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+        return q.count, html
+
+    before, _ = page()
+    for i in range(15):
+        make_message(conv, direction="out" if i % 2 else "in", author=setup["agent"] if i % 2 else None,
+                     text=f"Message {i}", attachments=[(f"f{i}.txt", "text/plain", b"x")] if i % 3 == 0 else ())
+    make_message(conv, direction="note", author=setup["agent"], text="A note", html="<p>A <b>note</b></p>")
+    client.get(f"/inbox/c/{conv.id}")
+    after, html = page()
+    assert html.count('class="tile tile-') == 20 and "f12.txt" in html and "<b>note</b>" in html
+    assert after == before

@@ -115,6 +115,19 @@ def test_actions_fragment_full_and_422(client, ws, db):
     assert client.get(f"/inbox/c/{cid}").status_code == 404
 
 
+def test_action_lists_show_the_conversations_current_state(client, ws, db):
+    cid, h, agent = ws["conv"].id, ws["h"], ws["agent"]
+    page = client.get(f"/inbox/c/{cid}").get_data(as_text=True)
+    assert '<select id="assignee" name="assignee" required><option selected value="">Unassigned</option>' in page
+    assert f'<option selected value="{ws["queue"].id}">Support</option>' in page
+    assert '<option selected value="open">Open</option><option value="pending">Pending</option>' in page
+    # After "Assign to me" the list shows the agent (it used to show the posted "me": nothing selected).
+    r = client.post(f"/inbox/c/{cid}/assign", data={"assignee": "me"}, headers=h).get_data(as_text=True)
+    assert f'<option selected value="{agent.id}">Alex Agent</option>' in r and "Assign to me</button>" in r
+    r = client.post(f"/inbox/c/{cid}/status", data={"status": "pending"}, headers=h).get_data(as_text=True)
+    assert '<option selected value="pending">Pending</option>' in r
+
+
 def test_notes_fragment_and_422(client, ws, db):
     cid, h = ws["conv"].id, ws["h"]
     bad = client.post(f"/inbox/c/{cid}/notes", data={"body": "  "}, headers=h)
