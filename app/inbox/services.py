@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import datetime, timezone
 
 from flask import current_app
@@ -100,7 +101,7 @@ def visibility_filter(user: User):
 
 
 #: The agent rule of `visibility_filter`, in SQL over `conversations` (parameter `user_id`).
-VISIBLE_SQL = "(assignee_id = :user_id OR queue_id IN (SELECT queue_id FROM queue_members WHERE user_id = :user_id))"
+VISIBLE_SQL = "({c}assignee_id = :user_id OR {c}queue_id IN (SELECT queue_id FROM queue_members WHERE user_id = :user_id))"
 
 
 def can_see(user: User, conversation: Conversation) -> bool:
@@ -241,7 +242,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         raise InvalidAction(f"Unknown status {status!r}.")
     where, params = ["1 = 1"], {"user_id": user.id, "page_limit": limit + 1}
     if not user.has_role(Role.SUPERVISOR):
-        where.append(VISIBLE_SQL)
+        where.append(VISIBLE_SQL.format(c=""))
     if view == "mine":
         where.append("assignee_id = :user_id")
     elif view == "unassigned":
@@ -387,14 +388,79 @@ class MessageView:
                    m.author.name if m.author is not None else None, list(m.attachments))
 
 
+class ContactName(NamedTuple):
+    name: str
+    email: str
+
+
+class AddressName(NamedTuple):
+    id: int
+    address: str
+
+
+class Named(NamedTuple):
+    id: int
+    name: str
+
+
+@dataclass(slots=True)
+class ConversationView:
+    """What the conversation page shows of a conversation, with the names of its customer, address,
+    queue and assignee under the same names as `Conversation`'s relationships (`c.queue.name`)."""
+
+    id: int
+    subject: str
+    status: str
+    last_message_at: datetime
+    contact_id: int
+    address_id: int | None
+    queue_id: int | None
+    assignee_id: int | None
+    intent: str | None
+    intent_confidence: float | None
+    contact: ContactName
+    address: AddressName | None
+    queue: Named | None
+    assignee: Named | None
+
+
 @dataclass
 class ConversationDetail:
-    conversation: Conversation
+    conversation: ConversationView
     messages: list[MessageView]
     earlier: list  # rows: id, subject, status, last_message_at
     waiting_since: datetime | None
     drafts: list[Draft] = field(default_factory=list)
     flow_runs: list = field(default_factory=list)
+    seen_at: datetime | None = None  # when the user last looked (None: never)
+
+    @property
+    def unseen(self) -> bool:
+        """Something happened since the user last looked (opening it should `mark_seen`)."""
+        return self.seen_at is None or self.seen_at < self.conversation.last_message_at
+
+
+#: The conversation for its page with the names it shows, the user's last look, whether the user
+#: has drafts there and the conversation flow runs (each fetched only when there are some), and
+#: whether the user may see it (`{visible}`: `VISIBLE_SQL`, or TRUE). SQL text: see `INBOX_SQL`.
+_CONVERSATION = """
+SELECT c.id, c.subject, c.status, c.last_message_at, c.contact_id, c.address_id, c.queue_id, c.assignee_id,
+       c.intent, c.intent_confidence, ct.name, ct.email, a.address, q.name, u.name,
+       (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id)
+         AS seen_at,
+       EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_drafts,
+       EXISTS (SELECT 1 FROM flow_runs r WHERE r.conversation_id = c.id) AS has_runs,
+       {visible} AS visible
+FROM conversations c
+LEFT JOIN contacts ct ON ct.id = c.contact_id
+LEFT JOIN email_addresses a ON a.id = c.address_id
+LEFT JOIN queues q ON q.id = c.queue_id
+LEFT JOIN users u ON u.id = c.assignee_id
+WHERE c.id = :conversation_id
+"""
+CONVERSATION_SQL = {everyone: text(_CONVERSATION.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="c.")))
+                    .columns(last_message_at=UTCDateTime(), seen_at=UTCDateTime())
+                    for everyone in (False, True)}
 
 
 #: A conversation's messages for its page, oldest first, with their author's name and whether
@@ -413,20 +479,36 @@ ATTACHMENTS_SQL = text(
 ).bindparams(bindparam("ids", expanding=True)).columns(inline=Boolean())
 
 
+#: The customer's ten most recent other conversations that the user may see.
+EARLIER_SQL = {everyone: text(
+    "SELECT id, subject, status, last_message_at FROM conversations WHERE contact_id = :contact_id "
+    "AND id <> :conversation_id" + ("" if everyone else " AND " + VISIBLE_SQL.format(c=""))
+    + " ORDER BY last_message_at DESC LIMIT 10").columns(last_message_at=UTCDateTime()) for everyone in (False, True)}
+
+
 def conversation_detail(user: User | int, conversation_id: int) -> ConversationDetail:
     """The conversation with its messages (oldest first), the customer's other conversations,
     how long the customer has been waiting and the user's drafts. Raises `NotFound`.
 
-    The conversation comes with its customer, address, queue and assignee (the page shows
-    them all); messages are `MessageView`s with their author and attachments, in two
-    statements whatever their number.
+    Plain values for the page, in four statements whatever the thread's length: the
+    `ConversationView` with the names it shows and the user's last look (`seen_at`), the
+    `MessageView`s with their authors, their attachments (when any), the earlier
+    conversations; drafts and flow runs only when there are some.
     """
     user = _user(user)
-    conversation = db.session.get(Conversation, conversation_id, options=[
-        joinedload(Conversation.contact), joinedload(Conversation.address), joinedload(Conversation.queue),
-        joinedload(Conversation.assignee)])
-    if conversation is None or not can_see(user, conversation):
+    everyone = user.has_role(Role.SUPERVISOR)
+    found = db.session.execute(CONVERSATION_SQL[everyone], {"conversation_id": conversation_id,
+                                                            "user_id": user.id}).first()
+    if found is None or not found.visible:
         raise NotFound("conversation")
+    (cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
+     contact_name, contact_email, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _) = found
+    conversation = ConversationView(
+        cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
+        ContactName(contact_name or "", contact_email or ""),
+        AddressName(address_id, address) if address is not None else None,
+        Named(queue_id, queue_name) if queue_name is not None else None,
+        Named(assignee_id, assignee_name) if assignee_name is not None else None)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
     messages = [MessageView(*r[:14]) for r in rows]
     with_files = [r[0] for r in rows if r[14]]
@@ -434,11 +516,7 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         by_id = {m.id: m for m in messages}
         for a in db.session.execute(ATTACHMENTS_SQL, {"ids": with_files}):
             by_id[a.message_id].attachments.append(a)
-    earlier_sql = ("SELECT id, subject, status, last_message_at FROM conversations "
-                   "WHERE contact_id = :contact_id AND id <> :conversation_id"
-                   + ("" if user.has_role(Role.SUPERVISOR) else f" AND {VISIBLE_SQL}")
-                   + " ORDER BY last_message_at DESC LIMIT 10")
-    earlier = db.session.execute(text(earlier_sql).columns(last_message_at=UTCDateTime()), {
+    earlier = db.session.execute(EARLIER_SQL[everyone], {
         "contact_id": conversation.contact_id, "conversation_id": conversation.id, "user_id": user.id}).all()
     waiting_since = None
     for m in messages:
@@ -447,7 +525,8 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         elif m.direction == "out":
             waiting_since = None
     return ConversationDetail(conversation, messages, earlier, waiting_since,
-                              list_drafts(user, conversation.id), flow_runs(conversation.id))
+                              list_drafts(user, conversation.id) if has_drafts else [],
+                              flow_runs(conversation.id) if has_runs else [], seen_at)
 
 
 def flow_runs(conversation_id: int, limit: int = 3) -> list:

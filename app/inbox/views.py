@@ -124,7 +124,7 @@ def _conversation_response(response):
 @bp.route("/inbox/c/<int:conversation_id>")
 def conversation(conversation_id: int):
     detail = services.conversation_detail(current_user, conversation_id)
-    if services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
+    if detail.unseen and services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
         db.session.commit()
     open_draft = None
     draft_id = request.args.get("draft", type=int)

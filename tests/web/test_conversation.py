@@ -114,3 +114,30 @@ def test_conversation_page_queries_do_not_grow_with_its_messages(client, db, set
     after, html = page()
     assert html.count('class="tile tile-') == 20 and "f12.txt" in html and "<b>note</b>" in html
     assert after == before
+
+
+def test_arrival_card_earlier_conversations_flow_runs_and_drafts(client, db, setup, htmx_headers):
+    from app.models.flows import FlowRun
+
+    conv, agent = setup["conv"], setup["agent"]
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert "<dd>Carol Customer <span class=\"muted small\">carol@example.com</span></dd>" in page
+    assert "<dd>help@mail.pigeonhole.test</dd>" in page and "<dd>Billing</dd>" in page
+    assert "Flow actions" not in page and "Earlier conversations" not in page and "Intent" not in page
+    assert "No drafts in this conversation." in page and 'class="since">since' in page  # the customer wrote last
+    older = make_conversation(queue=setup["queue"], address=setup["address"], contact_email="carol@example.com",
+                              subject="An older question", status="closed")
+    make_conversation(queue=make_queue("Elsewhere"), address=setup["address"], contact_email="carol@example.com",
+                      subject="Not for this agent")
+    conv.intent, conv.intent_confidence = "delivery", 0.87
+    db.session.add(FlowRun(conversation_id=conv.id, flow_name="Support flow", outcome="ran",
+                           actions=[{"action": "route", "result": "queue Billing"}]))
+    db.session.commit()
+    headers = {**htmx_headers, "X-CSRFToken": setup["token"]}
+    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=headers)
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert "Earlier conversations (1)" in page and "An older question" in page and f"/inbox/c/{older.id}" in page
+    assert "Not for this agent" not in page
+    assert "Flow actions (1)" in page and "<strong>Support flow</strong>" in page and "route: queue Billing" in page
+    assert "<dd>delivery <span class=\"muted small\">87% sure</span></dd>" in page
+    assert "Reply to carol@example.com" in page and "No drafts in this conversation." not in page
