@@ -35,10 +35,9 @@ import base64
 import hashlib
 import html as _html
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from app.cache import SizedLRU
 from app.mail.html import sanitize_html, text_to_html
 
 #: The frame's only style sheet; its hash goes into the conversation page's CSP.
@@ -187,46 +186,7 @@ class MessageDisplay:
 DISPLAY_CACHE_BYTES = 16 * 1024 * 1024
 
 
-class _LRU:
-    """A least-recently-used map bounded by the total size of its values (thread-safe)."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.size = 0
-        self._items: OrderedDict[bytes, tuple[object, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: bytes):
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            self._items.move_to_end(key)
-            return item[0]
-
-    def put(self, key: bytes, value, size: int) -> None:
-        if size > self.budget // 8:
-            return  # one huge message must not flush everything else
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.size -= old[1]
-            self._items[key] = (value, size)
-            self.size += size
-            while self.size > self.budget:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self.size -= dropped
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.size = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-_cache = _LRU(DISPLAY_CACHE_BYTES)
+_cache = SizedLRU(DISPLAY_CACHE_BYTES)
 
 
 def _digest(kind: str, *parts: str | None) -> bytes:

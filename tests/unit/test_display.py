@@ -82,20 +82,3 @@ def test_message_display_is_cached_by_content_and_images_setting(monkeypatch):
     assert "data:image/png;base64,AA" in inline.frame.srcdoc
     assert len(display._cache) == 4  # frames with inline images are not kept
     assert display.sanitized_note('<p onclick="x()">Note</p>') == "<p>Note</p>"
-
-
-def test_display_cache_stays_within_its_budget():
-    from app.inbox.display import _LRU
-
-    cache = _LRU(1000)
-    for i in range(10):
-        cache.put(bytes([i]), f"value {i}", 120)
-    assert cache.size <= 1000 and len(cache) == 8
-    assert cache.get(bytes([0])) is None and cache.get(bytes([9])) == "value 9"  # oldest out first
-    cache.get(bytes([2]))  # used: now the newest
-    cache.put(b"x", "another", 120)
-    assert cache.get(bytes([2])) == "value 2" and cache.get(bytes([3])) is None
-    cache.put(b"huge", "y", 200)  # over an eighth of the budget: not kept
-    assert cache.get(b"huge") is None and cache.size <= 1000
-    cache.put(b"x", "replaced", 10)
-    assert cache.get(b"x") == "replaced" and cache.size == sum(size for _, size in cache._items.values())
