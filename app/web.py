@@ -9,10 +9,12 @@ configuration swaps in (see `templates/base.html`).
 """
 from __future__ import annotations
 
-from flask import Flask, g, get_flashed_messages, make_response, render_template, request, url_for
+from flask import Flask, current_app, g, get_flashed_messages, make_response, render_template, request, url_for
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
+from markupsafe import Markup
 
+from app.cache import SizedLRU, plain
 from app.models.auth import Role
 
 # (label, endpoint, lowest role that sees it)
@@ -71,12 +73,46 @@ def id_url(endpoint: str, **values) -> str:
     a page of 20 tiles has 100 such links). Exactly one value is named `*_id`: `message_id=m.id`."""
     (name, ident), = [(k, v) for k, v in values.items() if k.endswith("_id")]
     ident = int(ident)
-    key = (endpoint, name, tuple(sorted((k, v) for k, v in values.items() if k != name)))
+    key = (request.script_root, endpoint, name, tuple(sorted((k, v) for k, v in values.items() if k != name)))
     cache = g.setdefault("_id_urls", {})
     parts = cache.get(key)
     if parts is None:
         parts = cache[key] = url_for(endpoint, **{**values, name: _ID}).split(str(_ID), 1)
     return f"{parts[0]}{ident}{parts[1]}"
+
+
+#: Characters of rendered fragments (`Fragments`) kept per process, all fragments together.
+FRAGMENT_CACHE_BYTES = 8 * 1024 * 1024
+_fragments = SizedLRU(FRAGMENT_CACHE_BYTES)
+
+
+class Fragments:
+    """The HTML of one template macro for pieces a page repeats many times (inbox rows, message
+    tiles), kept per process and served again for the very same data.
+
+    `Fragments("inbox/_row.html", "row")(row, present, fresh)` calls the macro with those
+    arguments, or with `prepare(*args)` when given (work that depends only on them, like a
+    message's frame). The key is `plain()` of the arguments (every field; plain data only, an
+    ORM object raises TypeError) with the app's root URL: changed data is another key, nothing
+    is ever invalidated. The macro runs in its template's module, without the page's context:
+    it sees its arguments and the environment's globals (`id_url`, `human_size`) only, and must
+    not use the per-user or per-request ones (`csrf_token`; tests/unit/test_cache.py reads the
+    templates). With templates reloading (development) nothing is kept.
+    """
+
+    def __init__(self, template: str, macro: str, prepare=None) -> None:
+        self.template, self.macro, self.prepare = template, macro, prepare
+
+    def __call__(self, *args) -> Markup:
+        env = current_app.jinja_env
+        key = None if env.auto_reload else (self.template, self.macro, request.script_root, plain(args))
+        html = None if key is None else _fragments.get(key)
+        if html is None:
+            macro = getattr(env.get_template(self.template).module, self.macro)
+            html = macro(*(self.prepare(*args) if self.prepare else args))
+            if key is not None:
+                _fragments.put(key, html, len(html) + 200)
+        return html
 
 
 def init_app(app: Flask) -> None:

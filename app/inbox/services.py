@@ -353,6 +353,17 @@ def mark_seen(user_id: int, conversation_id: int, last_message_at: datetime | No
 
 # --- One conversation --------------------------------------------------------------------
 
+class AttachmentView(NamedTuple):
+    id: int
+    message_id: int
+    filename: str
+    content_type: str
+    size: int
+    content_id: str | None
+    inline: bool
+    sha256: str
+
+
 @dataclass(slots=True)
 class MessageView:
     """What the conversation page shows of a message: plain values, loaded in bulk by
@@ -372,7 +383,7 @@ class MessageView:
     delivery_status: str | None
     delivery_error: str | None
     author_name: str | None  # None: no author (customer mail, automatic mail)
-    attachments: list = field(default_factory=list)  # Attachment-like: id, filename, content_type, size, ...
+    attachments: list[AttachmentView] = field(default_factory=list)
 
     @property
     def sender(self) -> str:
@@ -385,7 +396,9 @@ class MessageView:
     def of(cls, m: Message) -> "MessageView":
         return cls(m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs,
                    m.subject, m.text, m.html, m.created_at, m.delivery_status, m.delivery_error,
-                   m.author.name if m.author is not None else None, list(m.attachments))
+                   m.author.name if m.author is not None else None,
+                   [AttachmentView(a.id, a.message_id, a.filename, a.content_type, a.size, a.content_id, a.inline,
+                                   a.sha256) for a in m.attachments])
 
 
 class ContactName(NamedTuple):
@@ -515,7 +528,7 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
     if with_files:
         by_id = {m.id: m for m in messages}
         for a in db.session.execute(ATTACHMENTS_SQL, {"ids": with_files}):
-            by_id[a.message_id].attachments.append(a)
+            by_id[a.message_id].attachments.append(AttachmentView(*a))
     earlier = db.session.execute(EARLIER_SQL[everyone], {
         "contact_id": conversation.contact_id, "conversation_id": conversation.id, "user_id": user.id}).all()
     waiting_since = None

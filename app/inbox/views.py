@@ -21,7 +21,7 @@ from app.inbox.recipients import parse_addresses
 from app.models.inbox import Message
 from app.responses import services as responses
 from app.security import CSP
-from app.web import is_htmx, render
+from app.web import Fragments, is_htmx, render
 
 bp = Blueprint("inbox", __name__)
 
@@ -37,7 +37,11 @@ TERMINAL = ("sent", "failed", "bounced")
 
 @bp.app_context_processor
 def _labels():
-    return {"kind_labels": KIND_LABELS, "human_size": services.human_size}
+    return {"kind_labels": KIND_LABELS}
+
+
+# A global, not context: the tiles (Fragments) render without the page's context.
+bp.add_app_template_global(services.human_size, "human_size")
 
 
 @bp.errorhandler(services.NotFound)
@@ -81,8 +85,13 @@ def index():
     else:
         block = "results"
     present = presence.present_in([r.conversation.id for r in page.rows], current_user.id)
-    return render("inbox/index.html", block=block, page=page, filters=filters, error=None, present=present,
+    rows_html = [_row(r, present.get(r.conversation.id, []), block == "poll") for r in page.rows]
+    return render("inbox/index.html", block=block, page=page, filters=filters, error=None, rows_html=rows_html,
                   queues=services.queue_choices(current_user) if block == "results" and not is_htmx() else [])
+
+
+#: One inbox row's HTML: (InboxRow, the others viewing it, whether it came by polling).
+_row = Fragments("inbox/_row.html", "row")
 
 
 @bp.route("/inbox/drafts/")
@@ -102,7 +111,7 @@ def counts():
 
 def _tile(message: Message | services.MessageView, show_images: bool = False) -> dict:
     """What `_tiles.html` needs of a message; the body's frame comes from `message_display`'s cache."""
-    m = message if isinstance(message, services.MessageView) else services.MessageView.of(message)
+    m = _view(message)
     images = {}
     if any(a.content_id for a in m.attachments):
         from app.blobs import blob_store
@@ -114,6 +123,21 @@ def _tile(message: Message | services.MessageView, show_images: bool = False) ->
     return {"message": m, "frame": shown.frame, "has_quote": shown.has_quote, "files": files,
             # Notes are our agents' own HTML, shown in the page itself: sanitised again all the same.
             "note_html": sanitized_note(m.html) if m.direction == "note" and m.html else None}
+
+
+#: A message's tile (MessageView, whether it is the newest: open), and its body alone ("Show images").
+_tile_html = Fragments("inbox/_tiles.html", "tile", prepare=lambda m, newest: (_tile(m), newest))
+_tile_body_html = Fragments("inbox/_tiles.html", "tile_body", prepare=lambda m, images: (_tile(m, images),))
+
+
+def _tiles(messages) -> list:
+    """The tiles' HTML, oldest first; the last one is open."""
+    last = len(messages) - 1
+    return [_tile_html(_view(m), i == last) for i, m in enumerate(messages)]
+
+
+def _view(message: Message | services.MessageView) -> services.MessageView:
+    return message if isinstance(message, services.MessageView) else services.MessageView.of(message)
 
 
 def _conversation_response(response):
@@ -132,7 +156,7 @@ def conversation(conversation_id: int):
         open_draft = next((d for d in detail.drafts if d.id == draft_id), None)
     return _conversation_response(render(
         "inbox/conversation.html", block="conversation", detail=detail, c=detail.conversation,
-        tiles=[_tile(m) for m in detail.messages], open_draft=open_draft,
+        tiles=_tiles(detail.messages), open_draft=open_draft,
         composer=_composer_context(open_draft) if open_draft else None,
         last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)))
 
@@ -223,7 +247,7 @@ def add_note(conversation_id: int):
             if not is_htmx():
                 return redirect(url_for("inbox.conversation", conversation_id=conversation_id))
             return _conversation_response(render(
-                "inbox/conversation.html", block="note_added", c=conversation, t=_tile(note),
+                "inbox/conversation.html", block="note_added", c=conversation, tile=_tile_html(_view(note), True),
                 note_form=NoteForm(formdata=None)))
     else:
         error = "Write the note first."
@@ -235,7 +259,7 @@ def add_note(conversation_id: int):
 def message_body(message_id: int):
     message = services.get_message(current_user, message_id)
     return _conversation_response(render("inbox/conversation.html", block="tile_body",
-                                         t=_tile(message, show_images=request.args.get("images") == "1")))
+                                         body=_tile_body_html(_view(message), request.args.get("images") == "1")))
 
 
 @bp.route("/inbox/m/<int:message_id>/quote")
@@ -280,7 +304,7 @@ def updates(conversation_id: int):
         db.session.commit()
     conversation = services.get_conversation(current_user, conversation_id)
     return _conversation_response(render(
-        "inbox/conversation.html", block="updates", c=conversation, tiles=[_tile(m) for m in messages],
+        "inbox/conversation.html", block="updates", c=conversation, tiles=_tiles(messages),
         last_id=max([after] + [m.id for m in messages])))
 
 
@@ -461,7 +485,7 @@ def send(draft_id: int):
         return redirect(target)
     conversation = services.get_conversation(current_user, message.conversation_id)
     return _conversation_response(render(
-        "inbox/conversation.html", block="sent", c=conversation, t=_tile(message),
+        "inbox/conversation.html", block="sent", c=conversation, tile=_tile_html(_view(message), True),
         detail={"drafts": services.list_drafts(current_user, conversation.id)}))
 
 

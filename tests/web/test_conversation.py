@@ -141,3 +141,25 @@ def test_arrival_card_earlier_conversations_flow_runs_and_drafts(client, db, set
     assert "Flow actions (1)" in page and "<strong>Support flow</strong>" in page and "route: queue Billing" in page
     assert "<dd>delivery <span class=\"muted small\">87% sure</span></dd>" in page
     assert "Reply to carol@example.com" in page and "No drafts in this conversation." not in page
+
+
+def test_tiles_show_every_change_at_once_though_their_html_is_cached(client, db, setup):
+    conv, agent = setup["conv"], setup["agent"]
+    answer = setup["messages"][1]
+
+    def tile(message):
+        html = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+        return re.search(rf'<article [^>]*id="message-{message.id}".*?</article>', html, re.S).group(0)
+
+    first = tile(answer)
+    assert "Alex Agent" in first and "delivery-sent" in first and "<details class=\"tile-details\">" in first
+    assert tile(answer) == first
+    answer.delivery_status, answer.delivery_error = "failed", "550 5.1.1 No such user"
+    agent.name = "Alex Renamed"
+    db.session.commit()
+    changed = tile(answer)
+    assert "550 5.1.1 No such user" in changed and ">Retry</button>" in changed and "Alex Renamed" in changed
+    last = make_message(conv, text="One more question")
+    db.session.commit()
+    assert '<details class="tile-details" open>' in tile(last)
+    assert '<details class="tile-details" open>' not in tile(setup["messages"][2])  # no longer the newest

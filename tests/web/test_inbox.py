@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -274,3 +275,32 @@ def test_recipient_check_suggestions_picker_and_insert(client, ws, db):
     data = json.loads(client.get(f"/inbox/responses/{greeting.id}/insert?draft={draft.id}").data)
     assert data == {"subject": "Hi Carol", "html": "<p>Hello Carol!</p>", "title": "Greeting"}
     assert client.get(f"/inbox/responses/{hidden.id}/insert?draft={draft.id}").status_code == 404
+
+
+def test_rows_show_every_change_at_once_though_their_html_is_cached(client, ws, db, app):
+    conv, h = ws["conv"], ws["h"]
+
+    def row():
+        html = client.get("/inbox/").get_data(as_text=True)
+        return re.search(rf'<tr id="conv-{conv.id}".*?</tr>', html, re.S).group(0)
+
+    first = row()
+    assert "marker-unread" in first and "Carol Customer" in first and "Draft" not in first
+    assert row() == first  # the same data: the same HTML (from the cache)
+    client.get(f"/inbox/c/{conv.id}")  # read
+    assert "marker-unread" not in row()
+    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=h)
+    assert "You have a draft here" in row()
+    conv.contact.name = "Carol Renamed"
+    db.session.commit()
+    assert "Carol Renamed" in row()
+    from app.inbox import presence
+
+    with app.app_context():
+        presence.touch(conv.id, 4242, "Sam Supervisor", replying=False)
+    assert "Sam Supervisor viewing" in row()
+    make_message(conv, text="Newer words from Carol")
+    conv.last_message_at = datetime.now(timezone.utc)
+    db.session.commit()
+    newest = row()
+    assert "Newer words from Carol" in newest and "marker-unread" in newest
