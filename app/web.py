@@ -104,15 +104,24 @@ class Fragments:
         self.template, self.macro, self.prepare = template, macro, prepare
 
     def __call__(self, *args) -> Markup:
+        return self.many([args])[0]
+
+    def many(self, calls: list[tuple]) -> list[Markup]:
+        """The HTML of each call's arguments (a page's rows: one lookup of the app and request)."""
         env = current_app.jinja_env
-        key = None if env.auto_reload else (self.template, self.macro, request.script_root, plain(args))
-        html = None if key is None else _fragments.get(key)
-        if html is None:
-            macro = getattr(env.get_template(self.template).module, self.macro)
-            html = macro(*(self.prepare(*args) if self.prepare else args))
-            if key is not None:
-                _fragments.put(key, html, len(html) + 200)
-        return html
+        root = None if env.auto_reload else request.script_root
+        macro = None
+        out = []
+        for args in calls:
+            key = None if root is None else (self.template, self.macro, root, plain(args))
+            html = None if key is None else _fragments.get(key)
+            if html is None:
+                macro = macro or getattr(env.get_template(self.template).module, self.macro)
+                html = macro(*(self.prepare(*args) if self.prepare else args))
+                if key is not None:
+                    _fragments.put(key, html, 2 * len(html) + 200)  # the key holds about as much
+            out.append(html)
+        return out
 
 
 def init_app(app: Flask) -> None:

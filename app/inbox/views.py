@@ -85,7 +85,7 @@ def index():
     else:
         block = "results"
     present = presence.present_in([r.conversation.id for r in page.rows], current_user.id)
-    rows_html = [_row(r, present.get(r.conversation.id, []), block == "poll") for r in page.rows]
+    rows_html = _row.many([(r, present.get(r.conversation.id, []), block == "poll") for r in page.rows])
     return render("inbox/index.html", block=block, page=page, filters=filters, error=None, rows_html=rows_html,
                   queues=services.queue_choices(current_user) if block == "results" and not is_htmx() else [])
 
@@ -133,7 +133,7 @@ _tile_body_html = Fragments("inbox/_tiles.html", "tile_body", prepare=lambda m, 
 def _tiles(messages) -> list:
     """The tiles' HTML, oldest first; the last one is open."""
     last = len(messages) - 1
-    return [_tile_html(_view(m), i == last) for i, m in enumerate(messages)]
+    return _tile_html.many([(_view(m), i == last) for i, m in enumerate(messages)])
 
 
 def _view(message: Message | services.MessageView) -> services.MessageView:
