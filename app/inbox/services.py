@@ -316,14 +316,17 @@ def user_queues(user: User | int) -> list[Queue]:
     return list(db.session.scalars(query))
 
 
+#: (id, name) of the queues an agent works, by name (supervisors and admins: `QUEUES_SQL`).
+MY_QUEUES_SQL = text("SELECT q.id, q.name FROM queues q JOIN queue_members m ON m.queue_id = q.id "
+                     "WHERE m.user_id = :user_id ORDER BY q.name")
+
+
 def queue_choices(user: User | int) -> list:
     """`user_queues` as (id, name) rows, for a queue filter: no ORM objects to build."""
     user = _user(user)
-    query = select(Queue.id, Queue.name).order_by(Queue.name)
-    if not user.has_role(Role.SUPERVISOR):
-        query = query.join(queue_members, queue_members.c.queue_id == Queue.id).where(
-            queue_members.c.user_id == user.id)
-    return db.session.execute(query).all()
+    if user.has_role(Role.SUPERVISOR):
+        return all_queue_choices()
+    return db.session.execute(MY_QUEUES_SQL, {"user_id": user.id}).all()
 
 
 def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Draft]:
