@@ -79,23 +79,25 @@ class Body:
     """A message's body split for display."""
 
     main_html: str
-    quoted_html: str  # "" when nothing is quoted
+    quoted_html: str  # "" when nothing is quoted (or when not asked for: `split_body(quote=False)`)
+    has_quote: bool = False
 
 
-def split_body(html: str | None, text: str) -> Body:
-    """Sanitised HTML of the new part and of the quoted history of a message."""
+def split_body(html: str | None, text: str, *, quote: bool = True) -> Body:
+    """Sanitised HTML of the new part and of the quoted history of a message (with `quote=False`
+    only whether there is one: the tile folds it, and fetches it when unfolded)."""
     if html and html.strip():
         clean = sanitize_html(html)
         for match in _QUOTE_MARKERS.finditer(clean):
             before = clean[:match.start()]
             if _TAGS.sub("", before).strip():
-                return Body(sanitize_html(before), sanitize_html(clean[match.start():]))
+                return Body(sanitize_html(before), sanitize_html(clean[match.start():]) if quote else "", True)
         return Body(clean, "")
     lines = (text or "").split("\n")
     cut = _text_quote_start(lines)
     if cut is None:
         return Body(text_to_html(text), "")
-    return Body(text_to_html("\n".join(lines[:cut])), text_to_html("\n".join(lines[cut:])))
+    return Body(text_to_html("\n".join(lines[:cut])), text_to_html("\n".join(lines[cut:])), True)
 
 
 def _text_quote_start(lines: list[str]) -> int | None:
@@ -183,7 +185,9 @@ class MessageDisplay:
 
 
 #: Bytes (characters) of frames and notes `message_display()` / `sanitized_note()` keep per process.
-DISPLAY_CACHE_BYTES = 16 * 1024 * 1024
+#: The page's tiles are cached whole as well (app.web.Fragments): this one serves their misses and
+#: the "Show images" bodies.
+DISPLAY_CACHE_BYTES = 8 * 1024 * 1024
 
 
 _cache = SizedLRU(DISPLAY_CACHE_BYTES)
@@ -204,14 +208,14 @@ def message_display(html: str | None, text: str, *, show_images: bool = False,
     """`split_body` + `frame_document` of a message's new part, from the cache when it was
     computed before for the same HTML, text and `show_images` (see the module docstring)."""
     if inline_images:
-        body = split_body(html, text)
+        body = split_body(html, text, quote=False)
         return MessageDisplay(frame_document(body.main_html, show_images=show_images, inline_images=inline_images),
-                              bool(body.quoted_html))
+                              body.has_quote)
     key = _digest("frame:1" if show_images else "frame:0", html, text)
     found = _cache.get(key)
     if found is None:
-        body = split_body(html, text)
-        found = MessageDisplay(frame_document(body.main_html, show_images=show_images), bool(body.quoted_html))
+        body = split_body(html, text, quote=False)
+        found = MessageDisplay(frame_document(body.main_html, show_images=show_images), body.has_quote)
         _cache.put(key, found, len(found.frame.srcdoc) + 200)
     return found
 

@@ -65,7 +65,7 @@ def test_message_display_is_cached_by_content_and_images_setting(monkeypatch):
     display._cache.clear()
     calls = []
     real = display.split_body
-    monkeypatch.setattr(display, "split_body", lambda html, text: calls.append(html) or real(html, text))
+    monkeypatch.setattr(display, "split_body", lambda html, text, **kw: calls.append(html) or real(html, text, **kw))
     html = '<p>Hi <img src="https://t.example/a.gif"></p><blockquote>old</blockquote>'
     first = display.message_display(html, "Hi")
     assert first == display.message_display(html, "Hi") and len(calls) == 1  # the second came from the cache
@@ -82,3 +82,12 @@ def test_message_display_is_cached_by_content_and_images_setting(monkeypatch):
     assert "data:image/png;base64,AA" in inline.frame.srcdoc
     assert len(display._cache) == 4  # frames with inline images are not kept
     assert display.sanitized_note('<p onclick="x()">Note</p>') == "<p>Note</p>"
+
+
+def test_whether_there_is_a_quote_is_known_without_cleaning_it():
+    html = "<p>New words</p><blockquote>old words</blockquote>"
+    full, presence = split_body(html, ""), split_body(html, "", quote=False)
+    assert full.has_quote and presence.has_quote and presence.main_html == full.main_html
+    assert "old words" in full.quoted_html and presence.quoted_html == ""
+    assert not split_body("<p>Only new</p>", "", quote=False).has_quote
+    assert split_body(None, "Yes.\n\nOn Monday, Alex wrote:\n> Shall we?", quote=False).has_quote
