@@ -19,6 +19,7 @@ commits, and hands the message to `deliver()`, the one seam to the outbound serv
 """
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -265,10 +266,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if newer:
         where.append("(last_message_at > :newer_at OR (last_message_at = :newer_at AND id > :newer_id))")
         params["newer_at"], params["newer_id"] = newer
-    statement = text(INBOX_SQL.format(where=" AND ".join(where))).bindparams(
-        *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at") if name in params)
-    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"])
-    records = db.session.execute(statement, params).all()
+    records = db.session.execute(_inbox_statement(" AND ".join(where)), params).all()
     more = len(records) > limit
     rows = [_inbox_row(r) for r in records[:limit]]
     return InboxPage(
@@ -276,6 +274,15 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         next_cursor=encode_cursor(rows[-1].conversation) if more and not newer else None,
         newest_cursor=encode_cursor(rows[0].conversation) if rows else after,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _inbox_statement(where: str):
+    """`INBOX_SQL` for one combination of filters (a handful of fixed fragments: few distinct ones),
+    built once: parsing the SQL for its parameters cost more than running it."""
+    return text(INBOX_SQL.format(where=where)).bindparams(
+        *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at") if f":{name}" in where)
+    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"])
 
 
 def _inbox_row(r) -> InboxRow:
