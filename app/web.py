@@ -1,4 +1,6 @@
-"""Page rendering shared by every area: full page or HTMX fragment, flashes, errors, navigation.
+"""Page rendering shared by every area: full page or HTMX fragment, flashes, errors, navigation,
+and two helpers for pages that repeat a piece many times: `Fragments` (a macro's HTML kept for
+the same data) and `id_url` (a link built once per request, the id filled in).
 
 One route serves both the full page and its fragment: `render(template, block=...)`
 renders the whole page for a normal request and only the named block for an HTMX
