@@ -18,11 +18,12 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
 
-    from app import logs, security, web
+    from app import logs, security, sqlite_reads, web
     from app.extensions import csrf, db, htmx, login, mail, migrate
 
     logs.init_app(app)
     db.init_app(app)
+    sqlite_reads.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     csrf.init_app(app)
     htmx.init_app(app)

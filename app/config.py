@@ -46,6 +46,7 @@ class Config:
         # and the ping would be one more statement on every request and job.
         self.SQLALCHEMY_ENGINE_OPTIONS = {} if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite") \
             else {"pool_pre_ping": True}
+        self.SQLITE_MMAP_SIZE = _int("SQLITE_MMAP_SIZE", 1 << 30)  # memory-mapped reads (app/sqlite_reads.py)
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.PLATFORM_MAIL_DOMAIN = os.environ.get("PLATFORM_MAIL_DOMAIN", "mail.pigeonhole.test")
         self.MAIL_SECRET_KEY = os.environ.get("MAIL_SECRET_KEY", "")  # Fernet key(s); derived from SECRET_KEY if empty

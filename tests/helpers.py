@@ -11,3 +11,29 @@ def csrf_token(client, url: str = "/login") -> str:
         re.search(r'"X-CSRFToken": "([^"]+)"', html)
     assert match, f"no CSRF token on {url}"
     return match.group(1)
+
+
+class CountQueries:
+    """Counts the SQL statements the app sends while the block runs: `with CountQueries(db) as q: ...; q.count`."""
+
+    def __init__(self, db) -> None:
+        self.engine = db.engine
+        self.statements: list[str] = []
+
+    def _record(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def __enter__(self) -> "CountQueries":
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._record)

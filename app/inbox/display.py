@@ -21,6 +21,13 @@ behind "…": for HTML at the first quote container the common clients write
 (`blockquote`, Gmail's `gmail_quote`, Outlook's `divRplyFwdMsg`, Thunderbird's
 `moz-cite-prefix`, our own `ph-quote`), for text at the "On ... wrote:" line or the
 trailing block of `>` lines.
+
+Sanitising, splitting and framing cost about 0.1 ms per message, every time a conversation
+is shown. `message_display()` and `sanitized_note()` keep their results in a per-process cache
+keyed by a digest of everything they depend on (the stored HTML and text, "Show images"), so
+a changed message is a different key and stale output cannot be served; it holds at most
+`DISPLAY_CACHE_BYTES`, least recently used first out. Messages with inline `cid:` images are
+not cached (their frames carry the image data).
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ import html as _html
 import re
 from dataclasses import dataclass
 
+from app.cache import SizedLRU
 from app.mail.html import sanitize_html, text_to_html
 
 #: The frame's only style sheet; its hash goes into the conversation page's CSP.
@@ -59,7 +67,7 @@ _ATTRIBUTION = re.compile(
     r"|-{2,}\s*Forwarded message\s*-{2,})\s*$", re.IGNORECASE)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Frame:
     srcdoc: str
     blocked_images: int
@@ -71,23 +79,25 @@ class Body:
     """A message's body split for display."""
 
     main_html: str
-    quoted_html: str  # "" when nothing is quoted
+    quoted_html: str  # "" when nothing is quoted (or when not asked for: `split_body(quote=False)`)
+    has_quote: bool = False
 
 
-def split_body(html: str | None, text: str) -> Body:
-    """Sanitised HTML of the new part and of the quoted history of a message."""
+def split_body(html: str | None, text: str, *, quote: bool = True) -> Body:
+    """Sanitised HTML of the new part and of the quoted history of a message (with `quote=False`
+    only whether there is one: the tile folds it, and fetches it when unfolded)."""
     if html and html.strip():
         clean = sanitize_html(html)
         for match in _QUOTE_MARKERS.finditer(clean):
             before = clean[:match.start()]
             if _TAGS.sub("", before).strip():
-                return Body(sanitize_html(before), sanitize_html(clean[match.start():]))
+                return Body(sanitize_html(before), sanitize_html(clean[match.start():]) if quote else "", True)
         return Body(clean, "")
     lines = (text or "").split("\n")
     cut = _text_quote_start(lines)
     if cut is None:
         return Body(text_to_html(text), "")
-    return Body(text_to_html("\n".join(lines[:cut])), text_to_html("\n".join(lines[cut:])))
+    return Body(text_to_html("\n".join(lines[:cut])), text_to_html("\n".join(lines[cut:])), True)
 
 
 def _text_quote_start(lines: list[str]) -> int | None:
@@ -164,6 +174,60 @@ def inline_image_data(attachments, load) -> dict[str, str]:
             out[att.content_id.strip("<>")] = (
                 f"data:{att.content_type.lower()};base64," + base64.b64encode(data).decode("ascii"))
     return out
+
+
+@dataclass(frozen=True)
+class MessageDisplay:
+    """What a tile shows of a message body: the frame of its new part, and whether a quote is folded."""
+
+    frame: Frame
+    has_quote: bool
+
+
+#: Bytes (characters) of frames and notes `message_display()` / `sanitized_note()` keep per process.
+#: The page's tiles are cached whole as well (app.web.Fragments): this one serves their misses and
+#: the "Show images" bodies.
+DISPLAY_CACHE_BYTES = 8 * 1024 * 1024
+
+
+_cache = SizedLRU(DISPLAY_CACHE_BYTES)
+
+
+def _digest(kind: str, *parts: str | None) -> bytes:
+    """A key for `parts` that no other parts can produce (each is length-prefixed)."""
+    h = hashlib.blake2b(kind.encode(), digest_size=20)
+    for part in parts:
+        data = (part or "").encode("utf-8", "surrogatepass")
+        h.update(b"%d:" % len(data))
+        h.update(data)
+    return h.digest()
+
+
+def message_display(html: str | None, text: str, *, show_images: bool = False,
+                    inline_images: dict[str, str] | None = None) -> MessageDisplay:
+    """`split_body` + `frame_document` of a message's new part, from the cache when it was
+    computed before for the same HTML, text and `show_images` (see the module docstring)."""
+    if inline_images:
+        body = split_body(html, text, quote=False)
+        return MessageDisplay(frame_document(body.main_html, show_images=show_images, inline_images=inline_images),
+                              body.has_quote)
+    key = _digest("frame:1" if show_images else "frame:0", html, text)
+    found = _cache.get(key)
+    if found is None:
+        body = split_body(html, text, quote=False)
+        found = MessageDisplay(frame_document(body.main_html, show_images=show_images), body.has_quote)
+        _cache.put(key, found, len(found.frame.srcdoc) + 200)
+    return found
+
+
+def sanitized_note(html: str) -> str:
+    """`sanitize_html` of an internal note's stored HTML, cached like `message_display`."""
+    key = _digest("note", html)
+    found = _cache.get(key)
+    if found is None:
+        found = sanitize_html(html)
+        _cache.put(key, found, len(found) + 100)
+    return found
 
 
 def snippet(text: str, length: int = 140) -> str:

@@ -1,6 +1,7 @@
 """Search of conversations by customer address, subject and body text: the one place that knows how.
 
-`matching_conversation_ids(q)` returns a SELECT of conversation ids to use in an `IN`:
+`matching_conversations_sql(q)` returns the SQL (and parameters) of a SELECT of conversation
+ids to use in an `IN` (`matching_conversation_ids(q)`: the same as a SQLAlchemy construct):
 
 * SQLite: the FTS5 table `messages_fts` (subject, text, from and to addresses of every
   message, notes included), each word of the query a whole-word term (`word*` for a
@@ -20,10 +21,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Select, column, literal_column, or_, select, text
+from sqlalchemy import Integer, column, text
+from sqlalchemy.sql.selectable import TextualSelect
 
 from app.extensions import db
-from app.models.inbox import PG_TSVECTOR, Contact, Conversation, Message
+from app.models.inbox import PG_TSVECTOR
 
 _TERM = re.compile(r"(\w+)(\*?)", re.UNICODE)
 MAX_TERMS = 12
@@ -53,11 +55,11 @@ def pg_tsquery(q: str) -> tuple[str, dict] | None:
     plain = _TERM.sub(lambda m: "" if m.group(2) else m.group(0), q or "").strip()
     parts, params = [], {}
     if _TERM.search(plain):
-        parts.append("websearch_to_tsquery('simple', :plain)")
-        params["plain"] = plain
+        parts.append("websearch_to_tsquery('simple', :search_plain)")
+        params["search_plain"] = plain
     if prefixes:
-        parts.append("to_tsquery('simple', :prefixes)")
-        params["prefixes"] = " & ".join(f"{w.lower()}:*" for w in prefixes)
+        parts.append("to_tsquery('simple', :search_prefixes)")
+        params["search_prefixes"] = " & ".join(f"{w.lower()}:*" for w in prefixes)
     return (" && ".join(parts), params) if parts else None
 
 
@@ -65,38 +67,48 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def matching_conversation_ids(q: str) -> Select:
-    """A SELECT of the ids of conversations that match `q` (nothing matches an empty query).
+def matching_conversations_sql(q: str) -> tuple[str, dict]:
+    """SQL selecting the ids of the conversations that match `q`, and its parameters
+    (named `search_*`), to put in an `IN (...)`; nothing matches an empty query.
 
     Text matches are taken from the newest `MAX_MATCHES` matching messages: a word found in
     half the mailbox still answers at once, listing the conversations where it appeared
-    most recently (refining the search narrows it down).
+    most recently (refining the search narrows it down). Plain SQL rather than a SQLAlchemy
+    construct: the inbox list embeds it in its own SQL (see `app.inbox.services.list_inbox`).
     """
     q = (q or "").strip()
     lowered = q.lower()
     # Addresses are stored lower-cased: a range on the unique index, not a scan.
-    by_contact = select(Conversation.id).where(Conversation.contact_id.in_(
-        select(Contact.id).where(Contact.email >= lowered, Contact.email < lowered + "\U0010ffff")))
+    by_contact = ("SELECT id FROM conversations WHERE contact_id IN "
+                  "(SELECT id FROM contacts WHERE email >= :search_from AND email < :search_to)")
+    params = {"search_from": lowered, "search_to": lowered + "\U0010ffff"}
     dialect = _dialect()
     if dialect == "sqlite":
         match = fts5_query(q)
         if not match:
-            return select(Conversation.id).where(literal_column("0") == 1)
-        hits = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :match ORDER BY rowid DESC "
-                    "LIMIT :cap").bindparams(match=match, cap=MAX_MATCHES).columns(column("rowid"))
-        by_text = select(Message.conversation_id).where(Message.id.in_(hits))
+            return "SELECT id FROM conversations WHERE 1 = 0", {}
+        by_text = ("SELECT conversation_id FROM messages WHERE id IN (SELECT rowid FROM messages_fts "
+                   "WHERE messages_fts MATCH :search_match ORDER BY rowid DESC LIMIT :search_cap)")
+        params.update(search_match=match, search_cap=MAX_MATCHES)
     elif dialect == "postgresql":
         query = pg_tsquery(q)
         if query is None:
-            return by_contact
-        sql, params = query
-        newest = (select(Message.id).where(text(f"{PG_TSVECTOR} @@ ({sql})").bindparams(**params))
-                  .order_by(Message.id.desc()).limit(MAX_MATCHES))
-        by_text = select(Message.conversation_id).where(Message.id.in_(newest.scalar_subquery()))
+            return by_contact, params
+        sql, tsparams = query
+        by_text = (f"SELECT conversation_id FROM messages WHERE id IN (SELECT id FROM messages "
+                   f"WHERE {PG_TSVECTOR} @@ ({sql}) ORDER BY id DESC LIMIT :search_cap)")
+        params.update(search_cap=MAX_MATCHES, **tsparams)
     else:  # pragma: no cover - other databases: a plain scan
-        like = f"%{q}%"
-        by_text = select(Message.conversation_id).where(or_(Message.subject.ilike(like), Message.text.ilike(like)))
-    return by_text.union(by_contact)
+        by_text = ("SELECT conversation_id FROM messages WHERE lower(subject) LIKE lower(:search_like) "
+                   "OR lower(text) LIKE lower(:search_like)")
+        params["search_like"] = f"%{q}%"
+    return f"{by_text} UNION {by_contact}", params
+
+
+def matching_conversation_ids(q: str) -> TextualSelect:
+    """`matching_conversations_sql` as a SELECT of conversation ids, for `Conversation.id.in_(...)`."""
+    sql, params = matching_conversations_sql(q)
+    return text(sql).bindparams(**params).columns(column("id", Integer))
 
 
 def reindex() -> None:

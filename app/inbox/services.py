@@ -19,25 +19,28 @@ commits, and hands the message to `deliver()`, the one seam to the outbound serv
 """
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import Boolean, bindparam, func, or_, select, text, update
+from sqlalchemy.orm import joinedload
 
 from app.blobs import BlobNotFound, blob_store
 from app.channels.services import PublishedAddress, published_address
 from app.extensions import db
 from app.inbox import recipients as rules
 from app.inbox.display import snippet
-from app.inbox.search import matching_conversation_ids
+from app.inbox.search import matching_conversations_sql
 from app.mail.html import html_to_text, sanitize_html
 from app.mail.tokens import make_message_id, new_conversation_token
 from app.models.auth import Queue, Role, User, queue_members
 from app.models.channels import EmailAddress
+from app.models._types import UTCDateTime
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,10 @@ def visibility_filter(user: User):
     return or_(Conversation.assignee_id == user.id, Conversation.queue_id.in_(_my_queue_ids(user)))
 
 
+#: The agent rule of `visibility_filter`, in SQL over `conversations` (parameter `user_id`).
+VISIBLE_SQL = "({c}assignee_id = :user_id OR {c}queue_id IN (SELECT queue_id FROM queue_members WHERE user_id = :user_id))"
+
+
 def can_see(user: User, conversation: Conversation) -> bool:
     if user.has_role(Role.SUPERVISOR) or conversation.assignee_id == user.id:
         return True
@@ -142,9 +149,28 @@ def attachment_bytes(attachment: Attachment) -> bytes:
 
 # --- Inbox lists -------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
+class RowConversation:
+    """What an inbox row shows of a conversation: plain columns, not an ORM object.
+
+    A page of 50 rows is read as tuples by one statement (`list_inbox`); building 150 ORM
+    objects (conversation, contact, queue, assignee) for it cost more than the whole query.
+    `queue_name` / `assignee_name` are None when there is no queue / assignee.
+    """
+
+    id: int
+    subject: str
+    status: str
+    last_message_at: datetime
+    contact_name: str
+    contact_email: str
+    queue_name: str | None
+    assignee_name: str | None
+
+
+@dataclass(slots=True)
 class InboxRow:
-    conversation: Conversation
+    conversation: RowConversation
     snippet: str = ""
     unread: bool = False
     has_draft: bool = False
@@ -158,7 +184,7 @@ class InboxPage:
     newest_cursor: str | None  # the newest row shown, for polling with `after`
 
 
-def encode_cursor(conversation: Conversation) -> str:
+def encode_cursor(conversation: Conversation | RowConversation) -> str:
     return f"{conversation.last_message_at.astimezone(timezone.utc).isoformat()}~{conversation.id}"
 
 
@@ -175,6 +201,31 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         raise InvalidAction("This page link is out of date; reload the inbox.") from None
 
 
+#: One inbox page: the page's ids first (keyset, by the (last activity, id) index, or from the
+#: search's matches; a subquery with LIMIT is not flattened into the outer join), then for those
+#: rows only the columns shown, the snippet (the newest customer or agent message, by the
+#: (conversation, time) index) and the markers (the user's last look, the user's drafts, a
+#: failed delivery). Plain SQL, portable between SQLite and PostgreSQL: building and hashing
+#: the equivalent SQLAlchemy construct cost five times as much as running it.
+INBOX_SQL = """
+SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name,
+  (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
+   ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
+  (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
+  EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_draft,
+  EXISTS (SELECT 1 FROM messages f WHERE f.conversation_id = c.id AND f.delivery_status IN ('failed', 'bounced'))
+    AS failed
+FROM (SELECT id FROM conversations WHERE {where} ORDER BY last_message_at DESC, id DESC LIMIT :page_limit) AS page
+JOIN conversations c ON c.id = page.id
+LEFT JOIN contacts ct ON ct.id = c.contact_id
+LEFT JOIN queues q ON q.id = c.queue_id
+LEFT JOIN users u ON u.id = c.assignee_id
+ORDER BY c.last_message_at DESC, c.id DESC
+"""
+#: Timezone-aware UTC datetimes in and out (SQLite stores text).
+_INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at")}
+
+
 def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
                q: str = "", cursor: str | None = None, after: str | None = None,
                limit: int | None = None) -> InboxPage:
@@ -182,7 +233,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
 
     `cursor`: the page after that row (older). `after`: only rows changed since that
     row (newer), for polling. Raises `InvalidAction` for an unknown view or status or a
-    malformed cursor.
+    malformed cursor. One statement (`INBOX_SQL`) whatever the filters.
     """
     user = _user(user)
     limit = limit or current_app.config["INBOX_PAGE_SIZE"]
@@ -190,70 +241,57 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         raise InvalidAction(f"Unknown view {view!r}.")
     if status and status not in STATUSES:
         raise InvalidAction(f"Unknown status {status!r}.")
-    query = select(Conversation).options(
-        joinedload(Conversation.contact), joinedload(Conversation.queue), joinedload(Conversation.assignee))
-    where = []
-    seen = visibility_filter(user)
-    if seen is not None:
-        where.append(seen)
+    where, params = ["1 = 1"], {"user_id": user.id, "page_limit": limit + 1}
+    if not user.has_role(Role.SUPERVISOR):
+        where.append(VISIBLE_SQL.format(c=""))
     if view == "mine":
-        where.append(Conversation.assignee_id == user.id)
+        where.append("assignee_id = :user_id")
     elif view == "unassigned":
-        where.append(Conversation.assignee_id.is_(None))
+        where.append("assignee_id IS NULL")
     if status:
-        where.append(Conversation.status == status)
+        where.append("status = :status")
+        params["status"] = status
     if queue_id:
-        where.append(Conversation.queue_id == queue_id)
+        where.append("queue_id = :queue_id")
+        params["queue_id"] = queue_id
     if q and q.strip():
-        where.append(Conversation.id.in_(matching_conversation_ids(q)))
+        sql, search_params = matching_conversations_sql(q)
+        where.append(f"id IN ({sql})")
+        params.update(search_params)
     newer = decode_cursor(after)
     older = decode_cursor(cursor)
     if older:
-        when, ident = older
-        where.append(or_(Conversation.last_message_at < when,
-                         and_(Conversation.last_message_at == when, Conversation.id < ident)))
+        where.append("(last_message_at < :older_at OR (last_message_at = :older_at AND id < :older_id))")
+        params["older_at"], params["older_id"] = older
     if newer:
-        when, ident = newer
-        where.append(or_(Conversation.last_message_at > when,
-                         and_(Conversation.last_message_at == when, Conversation.id > ident)))
-    query = query.where(*where).order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-    conversations = list(db.session.scalars(query.limit(limit + 1)))
-    more = len(conversations) > limit
-    conversations = conversations[:limit]
-    rows = decorate_rows(user, conversations)
+        where.append("(last_message_at > :newer_at OR (last_message_at = :newer_at AND id > :newer_id))")
+        params["newer_at"], params["newer_id"] = newer
+    records = db.session.execute(_inbox_statement(" AND ".join(where)), params).all()
+    more = len(records) > limit
+    rows = [_inbox_row(r) for r in records[:limit]]
     return InboxPage(
         rows=rows,
-        next_cursor=encode_cursor(conversations[-1]) if more and not newer else None,
-        newest_cursor=encode_cursor(conversations[0]) if conversations else after,
+        next_cursor=encode_cursor(rows[-1].conversation) if more and not newer else None,
+        newest_cursor=encode_cursor(rows[0].conversation) if rows else after,
     )
 
 
-def decorate_rows(user: User, conversations: list[Conversation]) -> list[InboxRow]:
-    """Snippet, unread, draft and delivery-failure markers for a page, in four small queries."""
-    ids = [c.id for c in conversations]
-    if not ids:
-        return []
-    # The newest customer or agent message of each conversation, by its (conversation, time) index.
-    latest = (select(Message.id).where(Message.conversation_id == Conversation.id, Message.direction != "note")
-              .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)
-              .correlate(Conversation).scalar_subquery())
-    snippets = dict(db.session.execute(
-        select(Message.conversation_id, func.substr(Message.text, 1, 300)).where(
-            Message.id.in_(select(latest).select_from(Conversation).where(Conversation.id.in_(ids))))).all())
-    seen = dict(db.session.execute(select(ConversationSeen.conversation_id, ConversationSeen.seen_at).where(
-        ConversationSeen.user_id == user.id, ConversationSeen.conversation_id.in_(ids))).all())
-    drafts = set(db.session.scalars(select(Draft.conversation_id).where(
-        Draft.author_id == user.id, Draft.conversation_id.in_(ids))))
-    failed = set(db.session.scalars(select(Message.conversation_id).where(
-        Message.conversation_id.in_(ids), Message.delivery_status.in_(FAILED))))
-    rows = []
-    for c in conversations:
-        seen_at = seen.get(c.id)
-        if seen_at is not None and seen_at.tzinfo is None:
-            seen_at = seen_at.replace(tzinfo=timezone.utc)
-        rows.append(InboxRow(c, snippet(snippets.get(c.id, "")), seen_at is None or seen_at < c.last_message_at,
-                             c.id in drafts, c.id in failed))
-    return rows
+@functools.lru_cache(maxsize=256)
+def _inbox_statement(where: str):
+    """`INBOX_SQL` for one combination of filters (a handful of fixed fragments: few distinct ones),
+    built once: parsing the SQL for its parameters cost more than running it."""
+    return text(INBOX_SQL.format(where=where)).bindparams(
+        *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at") if f":{name}" in where)
+    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"])
+
+
+def _inbox_row(r) -> InboxRow:
+    (cid, subject, status, last_message_at, contact_name, contact_email, queue_name, assignee_name,
+     text_, seen_at, has_draft, failed) = r
+    return InboxRow(
+        RowConversation(cid, subject, status, last_message_at, contact_name or "", contact_email or "",
+                        queue_name, assignee_name),
+        snippet(text_ or ""), seen_at is None or seen_at < last_message_at, bool(has_draft), bool(failed))
 
 
 def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
@@ -285,6 +323,19 @@ def user_queues(user: User | int) -> list[Queue]:
     return list(db.session.scalars(query))
 
 
+#: (id, name) of the queues an agent works, by name (supervisors and admins: `QUEUES_SQL`).
+MY_QUEUES_SQL = text("SELECT q.id, q.name FROM queues q JOIN queue_members m ON m.queue_id = q.id "
+                     "WHERE m.user_id = :user_id ORDER BY q.name")
+
+
+def queue_choices(user: User | int) -> list:
+    """`user_queues` as (id, name) rows, for a queue filter: no ORM objects to build."""
+    user = _user(user)
+    if user.has_role(Role.SUPERVISOR):
+        return all_queue_choices()
+    return db.session.execute(MY_QUEUES_SQL, {"user_id": user.id}).all()
+
+
 def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Draft]:
     """The user's drafts, newest first (of one conversation when given)."""
     user = _user(user)
@@ -312,39 +363,193 @@ def mark_seen(user_id: int, conversation_id: int, last_message_at: datetime | No
 
 # --- One conversation --------------------------------------------------------------------
 
+class AttachmentView(NamedTuple):
+    id: int
+    message_id: int
+    filename: str
+    content_type: str
+    size: int
+    content_id: str | None
+    inline: bool
+    sha256: str
+
+
+@dataclass(slots=True)
+class MessageView:
+    """What the conversation page shows of a message: plain values, loaded in bulk by
+    `conversation_detail` (`of()` makes one of an ORM `Message`, for the fragments)."""
+
+    id: int
+    conversation_id: int | None
+    direction: str
+    from_addr: str
+    to_addrs: str
+    cc_addrs: str
+    bcc_addrs: str
+    subject: str
+    text: str
+    html: str | None
+    created_at: datetime
+    delivery_status: str | None
+    delivery_error: str | None
+    author_name: str | None  # None: no author (customer mail, automatic mail)
+    attachments: list[AttachmentView] = field(default_factory=list)
+
+    @property
+    def sender(self) -> str:
+        """Who wrote it, as its tile says: the agent of a reply or note, else the From address."""
+        if self.direction in ("out", "note"):
+            return self.from_addr if self.author_name is None else self.author_name
+        return self.from_addr or "(unknown sender)"
+
+    @classmethod
+    def of(cls, m: Message) -> "MessageView":
+        return cls(m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs,
+                   m.subject, m.text, m.html, m.created_at, m.delivery_status, m.delivery_error,
+                   m.author.name if m.author is not None else None,
+                   [AttachmentView(a.id, a.message_id, a.filename, a.content_type, a.size, a.content_id, a.inline,
+                                   a.sha256) for a in m.attachments])
+
+
+class ContactName(NamedTuple):
+    name: str
+    email: str
+
+
+class AddressName(NamedTuple):
+    id: int
+    address: str
+
+
+class Named(NamedTuple):
+    id: int
+    name: str
+
+
+@dataclass(slots=True)
+class ConversationView:
+    """What the conversation page shows of a conversation, with the names of its customer, address,
+    queue and assignee under the same names as `Conversation`'s relationships (`c.queue.name`)."""
+
+    id: int
+    subject: str
+    status: str
+    last_message_at: datetime
+    contact_id: int
+    address_id: int | None
+    queue_id: int | None
+    assignee_id: int | None
+    intent: str | None
+    intent_confidence: float | None
+    contact: ContactName
+    address: AddressName | None
+    queue: Named | None
+    assignee: Named | None
+
+
 @dataclass
 class ConversationDetail:
-    conversation: Conversation
-    messages: list[Message]
-    earlier: list[Conversation]
+    conversation: ConversationView
+    messages: list[MessageView]
+    earlier: list  # rows: id, subject, status, last_message_at
     waiting_since: datetime | None
     drafts: list[Draft] = field(default_factory=list)
     flow_runs: list = field(default_factory=list)
+    seen_at: datetime | None = None  # when the user last looked (None: never)
+
+    @property
+    def unseen(self) -> bool:
+        """Something happened since the user last looked (opening it should `mark_seen`)."""
+        return self.seen_at is None or self.seen_at < self.conversation.last_message_at
+
+
+#: The conversation for its page with the names it shows, the user's last look, whether the user
+#: has drafts there and the conversation flow runs (each fetched only when there are some), and
+#: whether the user may see it (`{visible}`: `VISIBLE_SQL`, or TRUE). SQL text: see `INBOX_SQL`.
+_CONVERSATION = """
+SELECT c.id, c.subject, c.status, c.last_message_at, c.contact_id, c.address_id, c.queue_id, c.assignee_id,
+       c.intent, c.intent_confidence, ct.name, ct.email, a.address, q.name, u.name,
+       (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id)
+         AS seen_at,
+       EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_drafts,
+       EXISTS (SELECT 1 FROM flow_runs r WHERE r.conversation_id = c.id) AS has_runs,
+       {visible} AS visible
+FROM conversations c
+LEFT JOIN contacts ct ON ct.id = c.contact_id
+LEFT JOIN email_addresses a ON a.id = c.address_id
+LEFT JOIN queues q ON q.id = c.queue_id
+LEFT JOIN users u ON u.id = c.assignee_id
+WHERE c.id = :conversation_id
+"""
+CONVERSATION_SQL = {everyone: text(_CONVERSATION.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="c.")))
+                    .columns(last_message_at=UTCDateTime(), seen_at=UTCDateTime())
+                    for everyone in (False, True)}
+
+
+#: A conversation's messages for its page, oldest first, with their author's name and whether
+#: they have attachments (fetched next, for those only). SQL text: see `INBOX_SQL`.
+MESSAGES_SQL = text("""
+SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject,
+       m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
+       EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments
+FROM messages m LEFT JOIN users u ON u.id = m.author_id
+WHERE m.conversation_id = :conversation_id
+ORDER BY m.created_at, m.id
+""").columns(created_at=UTCDateTime())
+ATTACHMENTS_SQL = text(
+    "SELECT id, message_id, filename, content_type, size, content_id, inline, sha256 FROM attachments "
+    "WHERE message_id IN :ids ORDER BY id"
+).bindparams(bindparam("ids", expanding=True)).columns(inline=Boolean())
+
+
+#: The customer's ten most recent other conversations that the user may see.
+EARLIER_SQL = {everyone: text(
+    "SELECT id, subject, status, last_message_at FROM conversations WHERE contact_id = :contact_id "
+    "AND id <> :conversation_id" + ("" if everyone else " AND " + VISIBLE_SQL.format(c=""))
+    + " ORDER BY last_message_at DESC LIMIT 10").columns(last_message_at=UTCDateTime()) for everyone in (False, True)}
 
 
 def conversation_detail(user: User | int, conversation_id: int) -> ConversationDetail:
     """The conversation with its messages (oldest first), the customer's other conversations,
-    how long the customer has been waiting and the user's drafts. Raises `NotFound`."""
+    how long the customer has been waiting and the user's drafts. Raises `NotFound`.
+
+    Plain values for the page, in four statements whatever the thread's length: the
+    `ConversationView` with the names it shows and the user's last look (`seen_at`), the
+    `MessageView`s with their authors, their attachments (when any), the earlier
+    conversations; drafts and flow runs only when there are some.
+    """
     user = _user(user)
-    conversation = get_conversation(user, conversation_id)
-    messages = list(db.session.scalars(
-        select(Message).where(Message.conversation_id == conversation.id)
-        .options(selectinload(Message.attachments), joinedload(Message.author))
-        .order_by(Message.created_at, Message.id)))
-    earlier_query = (select(Conversation).where(Conversation.contact_id == conversation.contact_id,
-                                                Conversation.id != conversation.id)
-                     .order_by(Conversation.last_message_at.desc()).limit(10))
-    seen = visibility_filter(user)
-    if seen is not None:
-        earlier_query = earlier_query.where(seen)
+    everyone = user.has_role(Role.SUPERVISOR)
+    found = db.session.execute(CONVERSATION_SQL[everyone], {"conversation_id": conversation_id,
+                                                            "user_id": user.id}).first()
+    if found is None or not found.visible:
+        raise NotFound("conversation")
+    (cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
+     contact_name, contact_email, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _) = found
+    conversation = ConversationView(
+        cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
+        ContactName(contact_name or "", contact_email or ""),
+        AddressName(address_id, address) if address is not None else None,
+        Named(queue_id, queue_name) if queue_name is not None else None,
+        Named(assignee_id, assignee_name) if assignee_name is not None else None)
+    rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
+    messages = [MessageView(*r[:14]) for r in rows]
+    with_files = [r[0] for r in rows if r[14]]
+    if with_files:
+        by_id = {m.id: m for m in messages}
+        for a in db.session.execute(ATTACHMENTS_SQL, {"ids": with_files}):
+            by_id[a.message_id].attachments.append(AttachmentView(*a))
+    earlier = db.session.execute(EARLIER_SQL[everyone], {
+        "contact_id": conversation.contact_id, "conversation_id": conversation.id, "user_id": user.id}).all()
     waiting_since = None
     for m in messages:
         if m.direction == "in":
             waiting_since = waiting_since or m.created_at
         elif m.direction == "out":
             waiting_since = None
-    return ConversationDetail(conversation, messages, list(db.session.scalars(earlier_query)), waiting_since,
-                              list_drafts(user, conversation.id), flow_runs(conversation.id))
+    return ConversationDetail(conversation, messages, earlier, waiting_since,
+                              list_drafts(user, conversation.id) if has_drafts else [],
+                              flow_runs(conversation.id) if has_runs else [], seen_at)
 
 
 def flow_runs(conversation_id: int, limit: int = 3) -> list:
@@ -401,13 +606,26 @@ def set_status(actor: User | int, conversation_id: int, status: str) -> Conversa
     return conversation
 
 
-def assignable_users(conversation: Conversation) -> list[User]:
-    """Active users who could take the conversation: its queue's members, then supervisors and admins."""
-    query = select(User).where(User.active.is_(True)).order_by(User.name)
-    if conversation.queue_id is not None:
-        members = select(queue_members.c.user_id).where(queue_members.c.queue_id == conversation.queue_id)
-        query = query.where(or_(User.id.in_(members), User.role.in_([Role.SUPERVISOR.value, Role.ADMIN.value])))
-    return list(db.session.scalars(query))
+#: Active users who could take a conversation: all of them, or (`_QUEUE`) its queue's members and
+#: every supervisor and admin. SQL text: see `INBOX_SQL`.
+_ASSIGNABLE = "SELECT id, name, email FROM users WHERE active = :yes{} ORDER BY name"
+_ASSIGNABLE_QUEUE = (" AND (id IN (SELECT user_id FROM queue_members WHERE queue_id = :queue_id) "
+                     f"OR role IN ('{Role.SUPERVISOR.value}', '{Role.ADMIN.value}'))")
+ASSIGNABLE_SQL = {queue: text(_ASSIGNABLE.format(_ASSIGNABLE_QUEUE if queue else "")).bindparams(
+    bindparam("yes", True, type_=Boolean())) for queue in (False, True)}
+QUEUES_SQL = text("SELECT id, name FROM queues ORDER BY name")
+
+
+def assignable_users(conversation: Conversation) -> list:
+    """Active users who could take the conversation: its queue's members, then supervisors and admins,
+    by name, as (id, name, email) rows."""
+    queue = conversation.queue_id is not None
+    return db.session.execute(ASSIGNABLE_SQL[queue], {"queue_id": conversation.queue_id} if queue else {}).all()
+
+
+def all_queue_choices() -> list:
+    """Every queue as (id, name) rows, by name (the Transfer list)."""
+    return db.session.execute(QUEUES_SQL).all()
 
 
 def add_note(author: User | int, conversation_id: int, body_html: str) -> Message:

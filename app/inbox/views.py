@@ -14,16 +14,14 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.inbox import presence, services
-from app.inbox.display import FRAME_STYLE_HASH, frame_document, inline_image_data, split_body
-from wtforms.fields.choices import SelectChoice
-
-from app.inbox.forms import AssignForm, NoteForm, StatusForm, TransferForm
+from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
+                               sanitized_note, split_body)
+from app.inbox.forms import NoteForm, StatusForm
 from app.inbox.recipients import parse_addresses
-from app.mail.html import sanitize_html
 from app.models.inbox import Message
 from app.responses import services as responses
 from app.security import CSP
-from app.web import is_htmx, render
+from app.web import Fragments, is_htmx, render
 
 bp = Blueprint("inbox", __name__)
 
@@ -39,7 +37,11 @@ TERMINAL = ("sent", "failed", "bounced")
 
 @bp.app_context_processor
 def _labels():
-    return {"kind_labels": KIND_LABELS, "human_size": services.human_size}
+    return {"kind_labels": KIND_LABELS}
+
+
+# A global, not context: the tiles (Fragments) render without the page's context.
+bp.add_app_template_global(services.human_size, "human_size")
 
 
 @bp.errorhandler(services.NotFound)
@@ -75,7 +77,7 @@ def index():
                                    cursor=request.args.get("cursor"), after=request.args.get("after"))
     except services.InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
-                      filters=filters, queues=services.user_queues(current_user))
+                      filters=filters, queues=services.queue_choices(current_user))
     if request.args.get("after") is not None:
         block = "poll"
     elif request.args.get("cursor"):
@@ -83,8 +85,13 @@ def index():
     else:
         block = "results"
     present = presence.present_in([r.conversation.id for r in page.rows], current_user.id)
-    return render("inbox/index.html", block=block, page=page, filters=filters, error=None, present=present,
-                  queues=services.user_queues(current_user) if block == "results" and not is_htmx() else [])
+    rows_html = _row.many([(r, present.get(r.conversation.id, []), block == "poll") for r in page.rows])
+    return render("inbox/index.html", block=block, page=page, filters=filters, error=None, rows_html=rows_html,
+                  queues=services.queue_choices(current_user) if block == "results" and not is_htmx() else [])
+
+
+#: One inbox row's HTML: (InboxRow, the others viewing it, whether it came by polling).
+_row = Fragments("inbox/_row.html", "row")
 
 
 @bp.route("/inbox/drafts/")
@@ -102,20 +109,35 @@ def counts():
 
 # --- Conversation ------------------------------------------------------------------------
 
-def _tile(message: Message, show_images: bool = False) -> dict:
-    body = split_body(message.html, message.text)
+def _tile(message: Message | services.MessageView, show_images: bool = False) -> dict:
+    """What `_tiles.html` needs of a message; the body's frame comes from `message_display`'s cache."""
+    m = _view(message)
     images = {}
-    if any(a.content_id for a in message.attachments):
+    if any(a.content_id for a in m.attachments):
         from app.blobs import blob_store
 
-        images = inline_image_data(message.attachments, blob_store().get)
-    frame = frame_document(body.main_html, show_images=show_images, inline_images=images)
+        images = inline_image_data(m.attachments, blob_store().get)
+    shown = message_display(m.html, m.text, show_images=show_images, inline_images=images)
     shown_inline = {cid.lower() for cid in images}
-    files = [a for a in message.attachments
-             if not (a.content_id and a.content_id.strip("<>").lower() in shown_inline)]
-    return {"message": message, "frame": frame, "has_quote": bool(body.quoted_html), "files": files,
+    files = [a for a in m.attachments if not (a.content_id and a.content_id.strip("<>").lower() in shown_inline)]
+    return {"message": m, "frame": shown.frame, "has_quote": shown.has_quote, "files": files,
             # Notes are our agents' own HTML, shown in the page itself: sanitised again all the same.
-            "note_html": sanitize_html(message.html) if message.direction == "note" and message.html else None}
+            "note_html": sanitized_note(m.html) if m.direction == "note" and m.html else None}
+
+
+#: A message's tile (MessageView, whether it is the newest: open), and its body alone ("Show images").
+_tile_html = Fragments("inbox/_tiles.html", "tile", prepare=lambda m, newest: (_tile(m), newest))
+_tile_body_html = Fragments("inbox/_tiles.html", "tile_body", prepare=lambda m, images: (_tile(m, images),))
+
+
+def _tiles(messages) -> list:
+    """The tiles' HTML, oldest first; the last one is open."""
+    last = len(messages) - 1
+    return _tile_html.many([(_view(m), i == last) for i, m in enumerate(messages)])
+
+
+def _view(message: Message | services.MessageView) -> services.MessageView:
+    return message if isinstance(message, services.MessageView) else services.MessageView.of(message)
 
 
 def _conversation_response(response):
@@ -126,7 +148,7 @@ def _conversation_response(response):
 @bp.route("/inbox/c/<int:conversation_id>")
 def conversation(conversation_id: int):
     detail = services.conversation_detail(current_user, conversation_id)
-    if services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
+    if detail.unseen and services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
         db.session.commit()
     open_draft = None
     draft_id = request.args.get("draft", type=int)
@@ -134,28 +156,21 @@ def conversation(conversation_id: int):
         open_draft = next((d for d in detail.drafts if d.id == draft_id), None)
     return _conversation_response(render(
         "inbox/conversation.html", block="conversation", detail=detail, c=detail.conversation,
-        tiles=[_tile(m) for m in detail.messages], open_draft=open_draft,
+        tiles=_tiles(detail.messages), open_draft=open_draft,
         composer=_composer_context(open_draft) if open_draft else None,
         last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)))
 
 
-def _action_forms(conversation):
-    status_form = StatusForm(status=conversation.status)
-    assign_form = AssignForm(assignee=str(conversation.assignee_id or ""))
-    assign_form.assignee.choices = [SelectChoice("", "Unassigned")] + [
-        SelectChoice(str(u.id), u.name or u.email) for u in services.assignable_users(conversation)]
-    transfer_form = TransferForm(queue=str(conversation.queue_id or ""))
-    transfer_form.queue.choices = [SelectChoice(str(q.id), q.name) for q in _all_queues()]
-    return {"status_form": status_form, "assign_form": assign_form, "transfer_form": transfer_form,
-            "note_form": NoteForm()}
+STATUS_CHOICES = [(s, s.title()) for s in services.STATUSES]
 
 
-def _all_queues():
-    from sqlalchemy import select
-
-    from app.models.auth import Queue
-
-    return list(db.session.scalars(select(Queue).order_by(Queue.name)))
+def _action_forms(conversation) -> dict:
+    """The choices of the Actions card (the template renders the lists; WTForms validates the POSTs)."""
+    return {
+        "assignee_choices": [("", "Unassigned")] + [(str(u.id), u.name or u.email)
+                                                   for u in services.assignable_users(conversation)],
+        "queue_choices": [(str(q.id), q.name) for q in services.all_queue_choices()],
+        "status_choices": STATUS_CHOICES, "note_form": NoteForm()}
 
 
 def _actions_response(conversation, status: int = 200, error: str | None = None):
@@ -232,7 +247,7 @@ def add_note(conversation_id: int):
             if not is_htmx():
                 return redirect(url_for("inbox.conversation", conversation_id=conversation_id))
             return _conversation_response(render(
-                "inbox/conversation.html", block="note_added", c=conversation, t=_tile(note),
+                "inbox/conversation.html", block="note_added", c=conversation, tile=_tile_html(_view(note), True),
                 note_form=NoteForm(formdata=None)))
     else:
         error = "Write the note first."
@@ -244,7 +259,7 @@ def add_note(conversation_id: int):
 def message_body(message_id: int):
     message = services.get_message(current_user, message_id)
     return _conversation_response(render("inbox/conversation.html", block="tile_body",
-                                         t=_tile(message, show_images=request.args.get("images") == "1")))
+                                         body=_tile_body_html(_view(message), request.args.get("images") == "1")))
 
 
 @bp.route("/inbox/m/<int:message_id>/quote")
@@ -289,7 +304,7 @@ def updates(conversation_id: int):
         db.session.commit()
     conversation = services.get_conversation(current_user, conversation_id)
     return _conversation_response(render(
-        "inbox/conversation.html", block="updates", c=conversation, tiles=[_tile(m) for m in messages],
+        "inbox/conversation.html", block="updates", c=conversation, tiles=_tiles(messages),
         last_id=max([after] + [m.id for m in messages])))
 
 
@@ -470,7 +485,7 @@ def send(draft_id: int):
         return redirect(target)
     conversation = services.get_conversation(current_user, message.conversation_id)
     return _conversation_response(render(
-        "inbox/conversation.html", block="sent", c=conversation, t=_tile(message),
+        "inbox/conversation.html", block="sent", c=conversation, tile=_tile_html(_view(message), True),
         detail={"drafts": services.list_drafts(current_user, conversation.id)}))
 
 

@@ -45,11 +45,7 @@ ALLOWED_STYLE_PROPERTIES = {
 URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
 
 
-def sanitize_html(html: str, *, remote_images: bool = True) -> str:
-    """Clean untrusted HTML with our allow-list (never raises on junk input)."""
-    if not html:
-        return ""
-
+def _attribute_filter(remote_images: bool):
     def attribute_filter(tag: str, attr: str, value: str):
         if tag == "img" and attr == "src":
             lowered = value.strip().lower()
@@ -62,17 +58,30 @@ def sanitize_html(html: str, *, remote_images: bool = True) -> str:
             return None
         return value
 
-    return nh3.clean(
-        html,
+    return attribute_filter
+
+
+# Built once: passing the allow-lists to nh3.clean() on every call cost two thirds of its time.
+_CLEANERS = {
+    remote_images: nh3.Cleaner(
         tags=ALLOWED_TAGS,
         clean_content_tags={"script", "style", "title", "head", "template", "noscript"},
         attributes=ALLOWED_ATTRIBUTES,
-        attribute_filter=attribute_filter,
+        attribute_filter=_attribute_filter(remote_images),
         url_schemes=URL_SCHEMES | {"data"},
         filter_style_properties=ALLOWED_STYLE_PROPERTIES,
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
+    for remote_images in (True, False)
+}
+
+
+def sanitize_html(html: str, *, remote_images: bool = True) -> str:
+    """Clean untrusted HTML with our allow-list (never raises on junk input)."""
+    if not html:
+        return ""
+    return _CLEANERS[remote_images].clean(html)
 
 
 def html_to_text(html: str) -> str:

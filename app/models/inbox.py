@@ -113,6 +113,7 @@ class Message(db.Model):
 
 class Attachment(db.Model):
     __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_message_id", "message_id"),)  # a thread's attachments at once
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))

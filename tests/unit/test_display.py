@@ -57,3 +57,37 @@ def test_frame_heights_grow_with_content_and_snippets_are_one_line():
     assert frame_document("<p>x</p>" * 60, show_images=False).height_class == "h6"
     assert snippet("a\n b   c") == "a b c"
     assert snippet("x" * 300, 10) == "xxxxxxxxx…"
+
+
+def test_message_display_is_cached_by_content_and_images_setting(monkeypatch):
+    from app.inbox import display
+
+    display._cache.clear()
+    calls = []
+    real = display.split_body
+    monkeypatch.setattr(display, "split_body", lambda html, text, **kw: calls.append(html) or real(html, text, **kw))
+    html = '<p>Hi <img src="https://t.example/a.gif"></p><blockquote>old</blockquote>'
+    first = display.message_display(html, "Hi")
+    assert first == display.message_display(html, "Hi") and len(calls) == 1  # the second came from the cache
+    assert first.has_quote and first.frame.blocked_images == 1 and "t.example" not in first.frame.srcdoc
+    shown = display.message_display(html, "Hi", show_images=True)
+    assert "t.example/a.gif" in shown.frame.srcdoc and len(calls) == 2  # its own entry
+    edited = display.message_display(html.replace("Hi", "Hello"), "Hi")
+    assert "Hello" in edited.frame.srcdoc and len(calls) == 3  # other content, other key
+    # the same text in another field is another key (parts are length-prefixed)
+    assert display._digest("frame:0", "ab", "c") != display._digest("frame:0", "a", "bc")
+    text_only = display.message_display(None, "Plain words")
+    assert "Plain words" in text_only.frame.srcdoc and not text_only.has_quote
+    inline = display.message_display('<img src="cid:x@y">', "", inline_images={"x@y": "data:image/png;base64,AA"})
+    assert "data:image/png;base64,AA" in inline.frame.srcdoc
+    assert len(display._cache) == 4  # frames with inline images are not kept
+    assert display.sanitized_note('<p onclick="x()">Note</p>') == "<p>Note</p>"
+
+
+def test_whether_there_is_a_quote_is_known_without_cleaning_it():
+    html = "<p>New words</p><blockquote>old words</blockquote>"
+    full, presence = split_body(html, ""), split_body(html, "", quote=False)
+    assert full.has_quote and presence.has_quote and presence.main_html == full.main_html
+    assert "old words" in full.quoted_html and presence.quoted_html == ""
+    assert not split_body("<p>Only new</p>", "", quote=False).has_quote
+    assert split_body(None, "Yes.\n\nOn Monday, Alex wrote:\n> Shall we?", quote=False).has_quote

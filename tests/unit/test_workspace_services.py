@@ -317,6 +317,25 @@ def test_presence_shows_others_and_who_is_replying(app, world):
     assert presence.others(8, world["agent"].id) == []  # stale entries no longer count
 
 
+def test_presence_of_a_whole_inbox_page_in_one_command(app, world):
+    from app.queues import redis_connection
+
+    agent, other = world["agent"], world["other"]
+    presence.touch(103, other.id, "Olga Other", replying=False)
+    presence.touch(101, other.id, "Olga Other", replying=True)
+    presence.touch(101, 4242, "Sam Supervisor", replying=False)
+    presence.touch(102, agent.id, "Alex Agent", replying=False)  # only the agent: not shown to them
+    ids = list(range(100, 150))
+    assert presence.present_in(ids, agent.id) == {
+        101: [{"name": "Olga Other", "replying": True}, {"name": "Sam Supervisor", "replying": False}],
+        103: [{"name": "Olga Other", "replying": False}]}
+    assert presence.present_in(ids, other.id) == {101: [{"name": "Sam Supervisor", "replying": False}],
+                                                  102: [{"name": "Alex Agent", "replying": False}]}
+    redis_connection(timeout=1.0).script_flush()  # Redis restarted: the script is loaded again
+    assert set(presence.present_in(ids, agent.id)) == {101, 103}
+    assert presence.present_in([], agent.id) == {}
+
+
 def test_placeholders_and_visible_responses(app, db, world):
     agent, other = world["agent"], world["other"]
     agent.nickname = "Al"

@@ -7,7 +7,7 @@ import pytest
 
 from app.models.inbox import Draft, Message
 from tests.factories import make_address, make_conversation, make_message, make_queue, make_response, make_user
-from tests.helpers import csrf_token
+from tests.helpers import CountQueries, csrf_token
 
 
 @pytest.fixture
@@ -74,3 +74,92 @@ def test_compose_reply_all_save_and_send(client, db, setup, htmx_headers):
     assert sent.delivery_status == "queued" and sent.bcc_addrs == "boss@example.com, help@acme.test"
     assert "Queued" in r.get_data(as_text=True)
     assert db.session.scalar(db.select(Draft)) is None
+
+
+def test_a_changed_message_body_is_never_shown_from_the_display_cache(client, db, setup, htmx_headers):
+    """The sanitised frames are cached by content: editing a stored message (or its sanitiser
+    re-cleaning it) shows the new body at once, on the page and in the "Show images" fragment."""
+    conv, first = setup["conv"], setup["messages"][0]
+    first.html = '<p>Version one <img src="https://img.example/1.png"></p>'
+    db.session.commit()
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert "Version one" in page and "img.example" not in page
+    assert "img.example/1.png" in client.get(f"/inbox/m/{first.id}/body?images=1",
+                                             headers=htmx_headers).get_data(as_text=True)
+    first.html = '<p>Version two <img src="https://img.example/2.png"></p>'
+    db.session.commit()
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert "Version two" in page and "Version one" not in page
+    shown = client.get(f"/inbox/m/{first.id}/body?images=1", headers=htmx_headers).get_data(as_text=True)
+    assert "img.example/2.png" in shown and "img.example/1.png" not in shown
+
+
+def test_conversation_page_queries_do_not_grow_with_its_messages(client, db, setup):
+    """Messages, their authors and attachments come in bulk: a longer thread costs no more queries."""
+    conv = setup["conv"]
+    make_message(conv, text="With a file", attachments=[("a.pdf", "application/pdf", b"%PDF-1")])
+    client.get(f"/inbox/c/{conv.id}")  # the first view records that the agent has seen it
+
+    def page():
+        with CountQueries(db) as q:
+            html = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+        return q.count, html
+
+    before, _ = page()
+    for i in range(15):
+        make_message(conv, direction="out" if i % 2 else "in", author=setup["agent"] if i % 2 else None,
+                     text=f"Message {i}", attachments=[(f"f{i}.txt", "text/plain", b"x")] if i % 3 == 0 else ())
+    make_message(conv, direction="note", author=setup["agent"], text="A note", html="<p>A <b>note</b></p>")
+    client.get(f"/inbox/c/{conv.id}")
+    after, html = page()
+    assert html.count('class="tile tile-') == 20 and "f12.txt" in html and "<b>note</b>" in html
+    assert after == before
+
+
+def test_arrival_card_earlier_conversations_flow_runs_and_drafts(client, db, setup, htmx_headers):
+    from app.models.flows import FlowRun
+
+    conv, agent = setup["conv"], setup["agent"]
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert "<dd>Carol Customer <span class=\"muted small\">carol@example.com</span></dd>" in page
+    assert "<dd>help@mail.pigeonhole.test</dd>" in page and "<dd>Billing</dd>" in page
+    assert "Flow actions" not in page and "Earlier conversations" not in page and "Intent" not in page
+    assert "No drafts in this conversation." in page and 'class="since">since' in page  # the customer wrote last
+    older = make_conversation(queue=setup["queue"], address=setup["address"], contact_email="carol@example.com",
+                              subject="An older question", status="closed")
+    make_conversation(queue=make_queue("Elsewhere"), address=setup["address"], contact_email="carol@example.com",
+                      subject="Not for this agent")
+    conv.intent, conv.intent_confidence = "delivery", 0.87
+    db.session.add(FlowRun(conversation_id=conv.id, flow_name="Support flow", outcome="ran",
+                           actions=[{"action": "route", "result": "queue Billing"}]))
+    db.session.commit()
+    headers = {**htmx_headers, "X-CSRFToken": setup["token"]}
+    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=headers)
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert "Earlier conversations (1)" in page and "An older question" in page and f"/inbox/c/{older.id}" in page
+    assert "Not for this agent" not in page
+    assert "Flow actions (1)" in page and "<strong>Support flow</strong>" in page and "route: queue Billing" in page
+    assert "<dd>delivery <span class=\"muted small\">87% sure</span></dd>" in page
+    assert "Reply to carol@example.com" in page and "No drafts in this conversation." not in page
+
+
+def test_tiles_show_every_change_at_once_though_their_html_is_cached(client, db, setup):
+    conv, agent = setup["conv"], setup["agent"]
+    answer = setup["messages"][1]
+
+    def tile(message):
+        html = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+        return re.search(rf'<article [^>]*id="message-{message.id}".*?</article>', html, re.S).group(0)
+
+    first = tile(answer)
+    assert "Alex Agent" in first and "delivery-sent" in first and "<details class=\"tile-details\">" in first
+    assert tile(answer) == first
+    answer.delivery_status, answer.delivery_error = "failed", "550 5.1.1 No such user"
+    agent.name = "Alex Renamed"
+    db.session.commit()
+    changed = tile(answer)
+    assert "550 5.1.1 No such user" in changed and ">Retry</button>" in changed and "Alex Renamed" in changed
+    last = make_message(conv, text="One more question")
+    db.session.commit()
+    assert '<details class="tile-details" open>' in tile(last)
+    assert '<details class="tile-details" open>' not in tile(setup["messages"][2])  # no longer the newest

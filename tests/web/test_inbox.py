@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -9,7 +10,7 @@ import pytest
 
 from app.models.inbox import Draft, Message
 from tests.factories import make_address, make_conversation, make_message, make_queue, make_response
-from tests.helpers import csrf_token
+from tests.helpers import CountQueries, csrf_token
 
 NOW = datetime.now(timezone.utc)
 
@@ -45,6 +46,29 @@ def test_inbox_page_fragment_and_422(client, ws):
     bad = client.get("/inbox/?status=nope", headers=ws["h"])
     assert bad.status_code == 422 and "Unknown status" in bad.get_data(as_text=True)
     assert client.get("/inbox/?cursor=x~y", headers=ws["h"]).status_code == 422
+
+
+def test_inbox_page_costs_the_same_few_queries_for_any_number_of_rows(client, ws, db):
+    """One statement for the rows with their snippets and markers, one for the queue filter, and
+    the signed-in user: no query per row (and none per marker) whatever the page holds."""
+    def page_queries(url):
+        with CountQueries(db) as q:
+            html = client.get(url).get_data(as_text=True)
+        return q.count, html
+
+    one, _ = page_queries("/inbox/")
+    for i in range(12):
+        conv = make_conversation(queue=ws["queue"], address=ws["address"], subject=f"Row {i}",
+                                 assignee=ws["agent"] if i % 2 else None)
+        make_message(conv, text=f"Words of row {i}", delivery_status="failed" if i == 3 else None,
+                     direction="out" if i == 3 else "in")
+    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=ws["h"])
+    many, html = page_queries("/inbox/")
+    assert html.count('class="conv-row') == 13 and "Words of row 7" in html and "Not delivered" in html
+    assert 'marker-draft' in html and "Alex Agent" in html and "Unassigned" in html
+    assert many == one <= 3
+    search, html = page_queries("/inbox/?status=&q=row")
+    assert html.count('class="conv-row') == 12 and search == one
 
 
 def test_load_more_and_polling(client, ws, app):
@@ -90,6 +114,19 @@ def test_actions_fragment_full_and_422(client, ws, db):
     # Handed to a queue the agent does not work (and so unassigned): back to the inbox.
     assert moved.status_code == 204 and moved.headers["HX-Redirect"] == "/inbox/"
     assert client.get(f"/inbox/c/{cid}").status_code == 404
+
+
+def test_action_lists_show_the_conversations_current_state(client, ws, db):
+    cid, h, agent = ws["conv"].id, ws["h"], ws["agent"]
+    page = client.get(f"/inbox/c/{cid}").get_data(as_text=True)
+    assert '<select id="assignee" name="assignee" required><option selected value="">Unassigned</option>' in page
+    assert f'<option selected value="{ws["queue"].id}">Support</option>' in page
+    assert '<option selected value="open">Open</option><option value="pending">Pending</option>' in page
+    # After "Assign to me" the list shows the agent (it used to show the posted "me": nothing selected).
+    r = client.post(f"/inbox/c/{cid}/assign", data={"assignee": "me"}, headers=h).get_data(as_text=True)
+    assert f'<option selected value="{agent.id}">Alex Agent</option>' in r and "Assign to me</button>" in r
+    r = client.post(f"/inbox/c/{cid}/status", data={"status": "pending"}, headers=h).get_data(as_text=True)
+    assert '<option selected value="pending">Pending</option>' in r
 
 
 def test_notes_fragment_and_422(client, ws, db):
@@ -238,3 +275,32 @@ def test_recipient_check_suggestions_picker_and_insert(client, ws, db):
     data = json.loads(client.get(f"/inbox/responses/{greeting.id}/insert?draft={draft.id}").data)
     assert data == {"subject": "Hi Carol", "html": "<p>Hello Carol!</p>", "title": "Greeting"}
     assert client.get(f"/inbox/responses/{hidden.id}/insert?draft={draft.id}").status_code == 404
+
+
+def test_rows_show_every_change_at_once_though_their_html_is_cached(client, ws, db, app):
+    conv, h = ws["conv"], ws["h"]
+
+    def row():
+        html = client.get("/inbox/").get_data(as_text=True)
+        return re.search(rf'<tr id="conv-{conv.id}".*?</tr>', html, re.S).group(0)
+
+    first = row()
+    assert "marker-unread" in first and "Carol Customer" in first and "Draft" not in first
+    assert row() == first  # the same data: the same HTML (from the cache)
+    client.get(f"/inbox/c/{conv.id}")  # read
+    assert "marker-unread" not in row()
+    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=h)
+    assert "You have a draft here" in row()
+    conv.contact.name = "Carol Renamed"
+    db.session.commit()
+    assert "Carol Renamed" in row()
+    from app.inbox import presence
+
+    with app.app_context():
+        presence.touch(conv.id, 4242, "Sam Supervisor", replying=False)
+    assert "Sam Supervisor viewing" in row()
+    make_message(conv, text="Newer words from Carol")
+    conv.last_message_at = datetime.now(timezone.utc)
+    db.session.commit()
+    newest = row()
+    assert "Newer words from Carol" in newest and "marker-unread" in newest
