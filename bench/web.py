@@ -185,16 +185,18 @@ def measure(client, path, n: int, before=None) -> tuple[list[float], list[float]
     return wall, cpu, queries
 
 
-def profile(client, path, n: int, sort: str = "cumulative", lines: int = 40) -> None:
+def profile(client, path, n: int, sort: str = "cumulative", lines: int = 40, before=None) -> None:
     """cProfile of `n` requests (for finding where a page spends its time; not part of the figures)."""
     import cProfile
     import pstats
 
     profiler = cProfile.Profile()
-    profiler.enable()
     for _ in range(n):
+        if before is not None:
+            before()
+        profiler.enable()
         client.get(path() if callable(path) else path).close()
-    profiler.disable()
+        profiler.disable()
     pstats.Stats(profiler).sort_stats(sort).print_stats(lines)
 
 
@@ -337,10 +339,11 @@ def main() -> None:
           f"server CPU time {'met' if verdicts['cpu'] else 'NOT met'}")
     print(f"load average during the run: {load:.1f} on {os.cpu_count()} cores "
           "(wall-clock figures grow with other processes' load; CPU time does not)")
-    for label, path in pages:
+    for label, path, before in [(label, path, None) for label, path in pages] + [
+            ("conversation, caches empty", pages[-1][1], empty_caches)]:
         if args.profile and args.profile.lower() in label.lower():
             print(f"\nprofile of {label}, {args.requests} requests:")
-            profile(client, path, args.requests, sort=args.profile_sort)
+            profile(client, path, args.requests, sort=args.profile_sort, before=before)
 
 
 if __name__ == "__main__":

@@ -394,6 +394,12 @@ class MessageView:
     delivery_error: str | None
     author_name: str | None  # None: no author (customer mail, automatic mail)
     attachments: list[AttachmentView] = field(default_factory=list)
+    # Delivery of an outgoing message (the tile's status line): when and what the server said, attempts.
+    sent_at: datetime | None = None
+    smtp_code: int | None = None
+    smtp_reply: str | None = None
+    delivery_attempts: int = 0
+    next_attempt_at: datetime | None = None
 
     @property
     def sender(self) -> str:
@@ -408,7 +414,8 @@ class MessageView:
                    m.subject, m.text, m.html, m.created_at, m.delivery_status, m.delivery_error,
                    m.author.name if m.author is not None else None,
                    [AttachmentView(a.id, a.message_id, a.filename, a.content_type, a.size, a.content_id, a.inline,
-                                   a.sha256) for a in m.attachments])
+                                   a.sha256) for a in m.attachments],
+                   m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts or 0, m.next_attempt_at)
 
 
 class ContactName(NamedTuple):
@@ -491,11 +498,12 @@ CONVERSATION_SQL = {everyone: text(_CONVERSATION.format(visible="1 = 1" if every
 MESSAGES_SQL = text("""
 SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject,
        m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
-       EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments
+       EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments,
+       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at
 FROM messages m LEFT JOIN users u ON u.id = m.author_id
 WHERE m.conversation_id = :conversation_id
 ORDER BY m.created_at, m.id
-""").columns(created_at=UTCDateTime())
+""").columns(created_at=UTCDateTime(), sent_at=UTCDateTime(), next_attempt_at=UTCDateTime())
 ATTACHMENTS_SQL = text(
     "SELECT id, message_id, filename, content_type, size, content_id, inline, sha256 FROM attachments "
     "WHERE message_id IN :ids ORDER BY id"
@@ -533,7 +541,8 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         Named(queue_id, queue_name) if queue_name is not None else None,
         Named(assignee_id, assignee_name) if assignee_name is not None else None)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
-    messages = [MessageView(*r[:14]) for r in rows]
+    messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
+                            r.next_attempt_at) for r in rows]
     with_files = [r[0] for r in rows if r[14]]
     if with_files:
         by_id = {m.id: m for m in messages}
@@ -977,8 +986,9 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Mess
     conversation.last_message_at = now
     db.session.delete(draft)
     mark_seen(author.id, conversation.id)
+    message_id = message.id  # read before the commit expires it: no reload just for the id
     db.session.commit()
-    deliver(message.id)
+    deliver(message_id)
     return message
 
 
@@ -1016,7 +1026,10 @@ def deliver(message_id: int) -> None:
 
 
 def retry_delivery(message_id: int, user_id: int | None = None) -> Message:
-    """"Retry" for a failed or bounced message: back to queued (`outbound.retry_message`), commit, `deliver()`.
+    """"Retry" for a failed message: back to queued (`outbound.retry_message`), commit, `deliver()`.
+
+    A bounced message is not retried: the recipient's server already said it will not take it
+    (the agent writes again, to a corrected address if need be).
 
     Raises `NotFound` (or not visible to `user_id`), `InvalidAction` when the message
     is not failed or its address can no longer send.
@@ -1026,8 +1039,8 @@ def retry_delivery(message_id: int, user_id: int | None = None) -> Message:
     message = get_message(user_id, message_id) if user_id is not None else db.session.get(Message, message_id)
     if message is None:
         raise NotFound("message")
-    if message.direction != "out" or message.delivery_status not in FAILED:
-        raise InvalidAction("Only a failed message can be retried.")
+    if message.direction != "out" or message.delivery_status != "failed":
+        raise InvalidAction("Only a message that failed can be sent again.")
     try:
         retry_message(message.id)
     except (NotRetryable, CannotSend) as exc:
@@ -1037,11 +1050,6 @@ def retry_delivery(message_id: int, user_id: int | None = None) -> Message:
     deliver(message.id)
     db.session.refresh(message)
     return message
-
-
-#: The check the outbound delivery-status routes use (same rule as `can_see`).
-def can_see_conversation(user: User, conversation: Conversation) -> bool:
-    return can_see(user, conversation)
 
 
 # --- Suggestions -------------------------------------------------------------------------

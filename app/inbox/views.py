@@ -10,7 +10,7 @@ import io
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
                    url_for)
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.extensions import db
 from app.inbox import presence, services
@@ -270,21 +270,42 @@ def message_quote(message_id: int):
     return _conversation_response(render("inbox/conversation.html", block="quote", m=message, frame=frame))
 
 
+# Delivery status of an outgoing message and Retry by hand: the tile's status line (`delivery` in
+# templates/inbox/_tiles.html), polled while the message is on its way. The one place for both.
+
+def _outgoing(message_id: int) -> Message:
+    message = services.get_message(current_user, message_id)  # NotFound (404) unless the user may see it
+    if message.direction != "out":
+        abort(404)
+    return message
+
+
 @bp.route("/inbox/m/<int:message_id>/status")
 def message_status(message_id: int):
-    message = services.get_message(current_user, message_id)
+    message = _outgoing(message_id)
+    if not is_htmx():
+        return redirect(url_for("inbox.conversation", conversation_id=message.conversation_id,
+                                _anchor=f"message-{message.id}"))
     return render("inbox/conversation.html", block="delivery", m=message)
 
 
 @bp.route("/inbox/m/<int:message_id>/retry", methods=["POST"])
 def retry(message_id: int):
+    _outgoing(message_id)
     try:
         message = services.retry_delivery(message_id, current_user.id)
     except services.InvalidAction as exc:
-        message = services.get_message(current_user, message_id)
+        db.session.rollback()
+        message = _outgoing(message_id)
+        if not is_htmx():
+            flash(str(exc), "error")
+            return redirect(url_for("inbox.conversation", conversation_id=message.conversation_id,
+                                    _anchor=f"message-{message.id}"), 303)
         return render("inbox/conversation.html", block="delivery", m=message, retry_error=str(exc), status=422)
     if not is_htmx():
-        return redirect(url_for("inbox.conversation", conversation_id=message.conversation_id))
+        flash("The message is queued to be sent again.", "success")
+        return redirect(url_for("inbox.conversation", conversation_id=message.conversation_id,
+                                _anchor=f"message-{message.id}"), 303)
     return render("inbox/conversation.html", block="delivery", m=message)
 
 
@@ -564,59 +585,3 @@ def reindex_command() -> None:
     reindex()
     db.session.commit()
     click.echo("search index rebuilt")
-
-
-# --- Delivery status of sent messages, and Retry (outbound, issue 5) -----------------------------
-# The conversation page (workspace issue) shows `templates/inbox/delivery.html`'s "delivery" block
-# in each outgoing message tile; it refreshes itself while the message is on its way.
-
-def _outgoing_message(message_id: int):
-    from flask import abort
-
-    from app.extensions import db
-    from app.models.inbox import Message
-
-    message = db.session.get(Message, message_id)
-    if message is None or message.direction != "out" or message.conversation is None \
-            or not services.can_see_conversation(current_user, message.conversation):
-        abort(404)
-    return message
-
-
-def _delivery(message, error: str | None = None, status: int = 200):
-    from app.mail.outbound import PENDING_STATES
-
-    return render("inbox/delivery.html", block="delivery", message=message, error=error, status=status,
-                  pending=message.delivery_status in PENDING_STATES,
-                  max_attempts=current_app.config["SEND_MAX_ATTEMPTS"])
-
-
-@bp.route("/messages/<int:message_id>/delivery")
-@login_required
-def delivery(message_id: int):
-    return _delivery(_outgoing_message(message_id))
-
-
-@bp.route("/messages/<int:message_id>/retry", methods=["POST"])
-@login_required
-def retry_delivery(message_id: int):
-    from flask import flash
-
-    from app.extensions import db
-    from app.mail.outbound import CannotSend, NotRetryable, enqueue_send, retry_message
-    from app.web import is_htmx
-
-    message = _outgoing_message(message_id)
-    try:
-        retry_message(message.id)
-    except (NotRetryable, CannotSend) as exc:
-        db.session.rollback()
-        return _delivery(message, error=str(exc), status=422)
-    db.session.commit()
-    enqueue_send(message.id)
-    if is_htmx():
-        response = make_response("", 204)
-        response.headers["HX-Trigger"] = "delivery-changed"
-        return response
-    flash("The message is queued to be sent again.", "success")
-    return redirect(url_for("inbox.delivery", message_id=message.id))

@@ -78,5 +78,7 @@ def test_a_dsn_for_the_sent_reply_marks_it_bounced_and_the_agent_sees_it(sent, d
     db.session.refresh(reply)
     assert reply.delivery_status == "bounced" and "mailbox full" in reply.delivery_error
     login_as("supervisor")
-    page = client.get(f"/messages/{reply.id}/delivery").get_data(as_text=True)
-    assert "Bounced" in page and "mailbox full" in page
+    page = client.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)  # the reply's tile says so
+    assert f'id="delivery-{reply.id}"' in page and "Bounced" in page and "mailbox full" in page
+    status = client.get(f"/inbox/m/{reply.id}/status", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Bounced" in status and "mailbox full" in status and ">Retry<" not in status

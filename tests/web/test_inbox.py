@@ -158,7 +158,7 @@ def test_message_body_images_quote_status_and_updates(client, ws, db):
     retried = client.post(f"/inbox/m/{failed.id}/retry", headers=h).get_data(as_text=True)
     assert "Queued" in retried and "every 5s" in retried
     again = client.post(f"/inbox/m/{failed.id}/retry", headers=h)
-    assert again.status_code == 422 and "Only a failed message can be retried." in again.get_data(as_text=True)
+    assert again.status_code == 422 and "Only a message that failed can be sent again." in again.get_data(as_text=True)
 
 
 def test_attachment_download_headers_and_permission(client, ws, db, login_as):
