@@ -63,7 +63,7 @@ from email.headerregistry import Address
 from email.utils import getaddresses
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, case, exists, or_, select, true, update
+from sqlalchemy import and_, bindparam, case, exists, or_, select, update
 
 from app.blobs import BlobNotFound, blob_store
 from app.channels.services import PublishedAddress, published_address
@@ -565,12 +565,17 @@ def _record_failure(message_id: int, token: str, attempts: int, error: DeliveryE
     return status
 
 
-def _due_same_server(settings: SMTPSettings, exclude: set[int], limit: int, cache: dict) -> list[int]:
-    """Ids of other due messages that go through the same server with the same login."""
+def _due_same_server(settings: SMTPSettings, since: datetime, limit: int, cache: dict) -> list[int]:
+    """Ids of other due messages that go through the same server with the same login.
+
+    Messages this job already tried (an attempt recorded at or after `since`, its start)
+    are left out, so a retry that is due at once is not tried again by the same job.
+    """
     now = utcnow()
     rows = db.session.execute(
-        select(Message.id, Message.address_id).where(Message.direction == "out", _claimable(now),
-                                                     Message.id.not_in(exclude) if exclude else true())
+        select(Message.id, Message.address_id).where(
+            Message.direction == "out", _claimable(now),
+            or_(Message.last_attempt_at.is_(None), Message.last_attempt_at < since))
         .order_by(Message.next_attempt_at, Message.id).limit(limit * 4)).all()
     out = []
     for message_id, address_id in rows:
@@ -681,10 +686,10 @@ def _deliver(message_id: int) -> dict:
     cache: dict = {}
     batch_size = max(1, cfg["SEND_BATCH_SIZE"])
     budget = time.monotonic() + _job_timeout() / 2  # start no message after this
-    batch = [message_id] + _claim(_due_same_server(settings, {message_id}, batch_size - 1, cache), token)
+    started = utcnow()
+    batch = [message_id] + _claim(_due_same_server(settings, started, batch_size - 1, cache), token)
     _drop_jobs(batch[1:])
     counts["claimed"] = len(batch)
-    done: set[int] = set()
     session = SMTPSession(settings, context=_tls_context() if settings.security != "none" else None,
                           timeout=cfg["SMTP_TIMEOUT_SECONDS"],
                           helo_name=cfg.get("SMTP_HELO_NAME") or cfg["PLATFORM_MAIL_DOMAIN"])
@@ -692,10 +697,9 @@ def _deliver(message_id: int) -> dict:
     with session:
         while batch:
             stop, released = _send_batch(session, batch, token, counts, cache, budget)
-            done.update(batch)
             if stop or time.monotonic() > budget:
                 break
-            batch = _claim(_due_same_server(settings, done, batch_size, cache), token)
+            batch = _claim(_due_same_server(settings, started, batch_size, cache), token)
             _drop_jobs(batch)
             counts["claimed"] += len(batch)
     for other in released:  # out of time: their jobs were dropped, give them new ones
