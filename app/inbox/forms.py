@@ -13,11 +13,3 @@ class NoteForm(FlaskForm):
 class StatusForm(FlaskForm):
     status = SelectField("Status", choices=[SelectChoice(s, s.title()) for s in ("open", "pending", "resolved", "closed")],
                          validators=[InputRequired()])
-
-
-class AssignForm(FlaskForm):
-    assignee = SelectField("Assignee", validators=[InputRequired()])
-
-
-class TransferForm(FlaskForm):
-    queue = SelectField("Queue", validators=[InputRequired(message="Choose a queue.")])

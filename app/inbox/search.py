@@ -1,7 +1,7 @@
 """Search of conversations by customer address, subject and body text: the one place that knows how.
 
 `matching_conversations_sql(q)` returns the SQL (and parameters) of a SELECT of conversation
-ids to use in an `IN` (`matching_conversation_ids(q)`: the same as a SQLAlchemy construct):
+ids to use in an `IN` (the inbox list embeds it in its one statement):
 
 * SQLite: the FTS5 table `messages_fts` (subject, text, from and to addresses of every
   message, notes included), each word of the query a whole-word term (`word*` for a
@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Integer, column, text
-from sqlalchemy.sql.selectable import TextualSelect
+from sqlalchemy import text
 
 from app.extensions import db
 from app.models.inbox import PG_TSVECTOR
@@ -103,12 +102,6 @@ def matching_conversations_sql(q: str) -> tuple[str, dict]:
                    "OR lower(text) LIKE lower(:search_like)")
         params["search_like"] = f"%{q}%"
     return f"{by_text} UNION {by_contact}", params
-
-
-def matching_conversation_ids(q: str) -> TextualSelect:
-    """`matching_conversations_sql` as a SELECT of conversation ids, for `Conversation.id.in_(...)`."""
-    sql, params = matching_conversations_sql(q)
-    return text(sql).bindparams(**params).columns(column("id", Integer))
 
 
 def reindex() -> None:
