@@ -38,6 +38,7 @@ from app.inbox.display import snippet
 from app.inbox.search import matching_conversations_sql
 from app.mail.html import html_to_text, sanitize_html
 from app.mail.tokens import make_message_id, new_conversation_token
+from app.units import human_size
 from app.models.auth import Queue, Role, User, queue_members
 from app.models.channels import EmailAddress
 from app.models._types import UTCDateTime
@@ -898,15 +899,6 @@ def remove_draft_attachment(author: User | int, draft_id: int, index: int) -> Dr
     draft.attachments = items
     draft.updated_at = _now()
     return draft
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "bytes" else f"{size:.1f} {unit}".replace(".0 ", " ")
-        size /= 1024
-    return f"{n} bytes"
 
 
 # --- Sending -----------------------------------------------------------------------------

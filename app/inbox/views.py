@@ -21,6 +21,7 @@ from app.inbox.recipients import parse_addresses
 from app.models.inbox import Message
 from app.responses import services as responses
 from app.security import CSP
+from app.units import human_size
 from app.web import Fragments, is_htmx, render
 
 bp = Blueprint("inbox", __name__)
@@ -41,7 +42,7 @@ def _labels():
 
 
 # A global, not context: the tiles (Fragments) render without the page's context.
-bp.add_app_template_global(services.human_size, "human_size")
+bp.add_app_template_global(human_size, "human_size")
 
 
 @bp.errorhandler(services.NotFound)

@@ -76,6 +76,7 @@ from app.models._types import utcnow
 from app.models.auth import User
 from app.models.channels import EmailAddress
 from app.models.inbox import Attachment, Contact, Conversation, Message
+from app.units import human_size
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,6 @@ def _clean_recipients(values, field: str) -> list[str]:
         except (ValueError, IndexError, UnicodeError, HeaderParseError):
             raise CannotSend(f"{field}: “{addr or name}” is not an email address.") from None
     return out
-
-
-def _size(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KB"
 
 
 def _bracket(message_id: str | None) -> str | None:
@@ -345,8 +342,8 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
     rendered = render_message(sender, draft)
     limit = current_app.config["SEND_MAX_MESSAGE_BYTES"]
     if len(rendered.raw) > limit:
-        raise CannotSend(f"This message is {_size(len(rendered.raw))} with its attachments encoded for mail; "
-                         f"the limit is {_size(limit)}. Remove an attachment or send it in several messages.")
+        raise CannotSend(f"This message is {human_size(len(rendered.raw))} with its attachments encoded for mail; "
+                         f"the limit is {human_size(limit)}. Remove an attachment or send it in several messages.")
     store = blob_store()
     _to, _cc, all_bcc, reply_to = recipients_for(sender, draft)
     values = dict(

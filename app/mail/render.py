@@ -202,7 +202,7 @@ def render_message(sender: Sender, draft: Draft) -> RenderedMessage:
     display_name = sender.display_name or ""
     from_header = str(Address(display_name=display_name, addr_spec=sender.address)) if display_name \
         else sender.address
-    headers = [mime.address_header("From", [from_header])]
+    headers = [mime.fold("From", mime.format_address(display_name, sender.address))]
     if to:
         headers.append(mime.address_header("To", to))
     if cc:
