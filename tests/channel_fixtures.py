@@ -45,8 +45,8 @@ def add_user_without_inbox(dovecot: DovecotServer, user: str, password: str) -> 
 def penalty_dovecots():
     """Two Dovecots of their own for wrong passwords (one failure each: the first costs ~2 s, the next ~6 s).
 
-    Dovecot takes seconds to stop, so they stop in the background (non-daemon threads:
-    the test run still waits for them before it exits).
+    Dovecot takes seconds to stop: they are signalled here and waited for in the
+    background (non-daemon threads: the test run still waits for them before it exits).
     """
     import threading
 
@@ -55,7 +55,8 @@ def penalty_dovecots():
         server.add_user(MAILBOX, PASSWORD)
     yield servers
     for server in servers:
-        threading.Thread(target=server.stop, name="stop-penalty-dovecot").start()
+        server.signal_stop()
+        threading.Thread(target=server.wait_stopped, name="stop-penalty-dovecot").start()
 
 
 @pytest.fixture(scope="session")
