@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/send.py            # N = 2000
     .venv/bin/python bench/send.py -n 500 --sink outbox
+    .venv/bin/python bench/send.py -n 500 --profile   # where a Send spends its time
     DATABASE_URL=postgresql://... .venv/bin/python bench/send.py   # an empty PostgreSQL database
 
 What it does, all on this machine, with real processes:
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--sink", choices=("null", "outbox"), default="null",
                         help="null: aiosmtpd that discards (default); outbox: flask smtp-sink writing files")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the sequential Sends (cProfile) and print where they spend their time")
     args = parser.parse_args()
     n = args.n
 
@@ -118,7 +121,17 @@ def main() -> None:
             first_half, second_half = conversation_ids[:n], conversation_ids[n:]
 
             # Sequential: all Sends, then one burst worker.
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             message_ids, queue_seconds = queue_replies(agent_id, first_half)
+            if args.profile:
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
             print(f"sequential  queue {n} replies (render, blob store, commit, enqueue): {queue_seconds:.2f} s "
                   f"= {n / queue_seconds:.0f} msg/s ({1000 * queue_seconds / n:.2f} ms each)")
             started = time.perf_counter()
