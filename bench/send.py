@@ -13,8 +13,8 @@ What it does, all on this machine, with real processes:
    address and 2 x N conversations, each opened by a customer's message (not timed);
 3. **sequential**, on N conversations, one phase after the other:
    *queue*: N times what the workspace does when an agent presses Send: `send_reply()`
-   (render header/body/footer + quoted history, HTML and text parts, store the bytes
-   in the blob store, add the Message row), commit, `enqueue_send()`, one database
+   (render header/body/footer + quoted history, HTML and text parts, add the
+   Message row and its bytes), commit, `enqueue_send()`, one database
    session each, like one request each; then *send*: one `flask worker send --burst`
    (process start included) runs the real send jobs (claim, SMTP over reused
    connections, each outcome committed) until the queue is empty;
@@ -132,7 +132,7 @@ def main() -> None:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
-            print(f"sequential  queue {n} replies (render, blob store, commit, enqueue): {queue_seconds:.2f} s "
+            print(f"sequential  queue {n} replies (render, insert, commit, enqueue): {queue_seconds:.2f} s "
                   f"= {n / queue_seconds:.0f} msg/s ({1000 * queue_seconds / n:.2f} ms each)")
             started = time.perf_counter()
             run = subprocess.run([sys.executable, "-m", "flask", "worker", "send", "--burst"], env=env,
@@ -244,22 +244,19 @@ def queue_replies(agent_id: int, conversation_ids: list[int]) -> tuple[list[int]
     message_ids = []
     started = time.perf_counter()
     for conversation_id in conversation_ids:
-        message_id = send_reply(conversation_id, agent_id, BODY).id
-        db.session.commit()  # the view commits, then enqueues
-        enqueue_send(message_id)
+        message = send_reply(conversation_id, agent_id, BODY)
+        message_id, address_id = message.id, message.address_id
+        db.session.commit()  # the view commits, then enqueues (as `app.inbox.services.send_draft` does)
+        enqueue_send(message_id, address_id=address_id)
         message_ids.append(message_id)
         db.session.remove()
     return message_ids, time.perf_counter() - started
 
 
 def rendered_bytes(db, message_ids: list[int]) -> list[bytes]:
-    from sqlalchemy import select
+    from app.mail.outbound import outgoing_bytes
 
-    from app.blobs import blob_store
-    from app.models.inbox import Message
-
-    shas = db.session.scalars(select(Message.raw_sha256).where(Message.id.in_(message_ids)))
-    return [blob_store().get(sha) for sha in shas]
+    return [outgoing_bytes(message_id) for message_id in message_ids]
 
 
 def pipelined(env: dict, db, agent_id: int, conversation_ids: list[int]) -> tuple[float, int]:

@@ -5,8 +5,7 @@ import os
 import re
 import subprocess
 
-from app.blobs import blob_store
-from app.mail.outbound import send_reply
+from app.mail.outbound import outgoing_bytes, send_reply
 from tests.factories import make_sending_address, make_sending_conversation, make_user
 
 MAX_SCORE = 1.0
@@ -26,7 +25,7 @@ def test_a_typical_reply_is_not_spam(app, db, tmp_path):
         "<p>Thanks for your patience. Your order 1234 left our warehouse this morning and should arrive "
         "within two working days.</p><p>You can follow it with the tracking link in your account.</p>")
     db.session.commit()
-    raw = blob_store().get(message.raw_sha256)
+    raw = outgoing_bytes(message.id)
 
     env = dict(os.environ, HOME=str(tmp_path))  # its user preferences go to a throwaway home
     run = subprocess.run(["spamassassin", "-L", "-t"], input=raw, capture_output=True, timeout=120, env=env)

@@ -1065,9 +1065,9 @@ def published_address(address_or_id: str | int) -> PublishedAddress | None:
     """
     # Columns in one prebuilt query, no ORM objects: this runs for every message sent and received.
     if isinstance(address_or_id, int):
-        row = db.session.execute(_PUBLISHED_BY_ID, {"id": address_or_id}).first()
+        row = db.session.connection().execute(_PUBLISHED_BY_ID, {"id": address_or_id}).first()
     else:
-        row = db.session.execute(_PUBLISHED_BY_ADDRESS, {"address": address_or_id.strip().lower()}).first()
+        row = db.session.connection().execute(_PUBLISHED_BY_ADDRESS, {"address": address_or_id.strip().lower()}).first()
     if row is None or row.published is None or row.archived_at is not None:
         return None
     snap = row.published

@@ -980,7 +980,7 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Mess
     mark_seen(author.id, conversation.id)
     message_id = message.id  # read before the commit expires it: no reload just for the id
     db.session.commit()
-    deliver(message_id)
+    deliver(message_id, address_id=sender.id)
     return message
 
 
@@ -1000,19 +1000,20 @@ def _new_conversation(author: User, draft: Draft, sender: PublishedAddress, to: 
     return conversation
 
 
-def deliver(message_id: int) -> None:
+def deliver(message_id: int, address_id: int | None = None) -> None:
     """Hand a committed, queued message to the send queue (`app.mail.outbound.enqueue_send`).
 
     The job id is deterministic (`send-message-<id>`), so a double click never sends
-    twice. When Redis is unreachable the message stays "queued" and the outbound cron
-    sweep enqueues it later (logged).
+    twice; with the sending `address_id`, a send job of that address that is still
+    waiting takes this message too (no job of its own). When Redis is unreachable the
+    message stays "queued" and the outbound cron sweep enqueues it later (logged).
     """
     from redis.exceptions import RedisError
 
     from app.mail.outbound import enqueue_send
 
     try:
-        enqueue_send(message_id)
+        enqueue_send(message_id, address_id=address_id)
     except RedisError as exc:
         log.error("message %s is queued but could not be handed to the send queue: %s", message_id, exc)
 

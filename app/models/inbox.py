@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy import DDL, JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -125,6 +125,20 @@ class Attachment(db.Model):
     sha256: Mapped[str] = mapped_column(String(64))
 
     message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class OutgoingMime(db.Model):
+    """The exact bytes of an outgoing message, written in the same transaction as its row.
+
+    One durable commit covers both (a blob-store write would add two fsyncs to every
+    Send), the send job sends these bytes, and they stay as the record of what was sent.
+    Outgoing messages queued before this table existed have theirs in the blob store
+    (`Message.raw_sha256`); `app.mail.outbound.outgoing_bytes` reads either.
+    """
+    __tablename__ = "outgoing_mime"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Draft(db.Model):

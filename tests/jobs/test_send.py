@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import time
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 import vobject
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.crypto import encrypt_secret
 from app.mail.outbound import (
-    CannotSend, NotRetryable, deliver_message, enqueue_due_messages, enqueue_send, mark_bounced, queue_message,
-    retry_message, send_job_id, send_reply,
+    WAITING_KEY, WAITING_TTL_SECONDS, CannotSend, NotRetryable, deliver_message, enqueue_due_messages, enqueue_send,
+    mark_bounced, queue_message, retry_message, send_job_id, send_reply,
 )
 from app.mail.render import OutgoingAttachment
 from app.mail.tokens import tokens_in
@@ -291,6 +292,40 @@ def test_temporary_errors_give_up_after_the_last_attempt(app, db, relay):
     assert failed.delivery_error == "452 4.3.1 two (gave up after 2 attempts)"
 
 
+def test_the_bytes_live_beside_the_row_and_older_messages_are_read_from_the_blob_store(app, db, relay):
+    from app.blobs import blob_store
+    from app.mail.outbound import outgoing_bytes
+    from app.models.inbox import OutgoingMime
+
+    server = relay()
+    blobs_before = sorted(p.name for p in Path(app.config["BLOB_DIR"]).rglob("*") if p.is_file())
+    new = _reply(db, make_sending_conversation(make_sending_address(), email="new@example.com"))
+    stored = db.session.get(OutgoingMime, new.id).data
+    assert _parse(stored)["Message-ID"] == new.message_id and new.raw_sha256 is None
+    # A reply without attachments writes nothing to the blob store: one commit makes it durable.
+    assert sorted(p.name for p in Path(app.config["BLOB_DIR"]).rglob("*") if p.is_file()) == blobs_before
+
+    # Queued before migration 0008: the bytes are a blob named by raw_sha256, and no outgoing_mime row.
+    old = _reply(db, make_sending_conversation(make_sending_address(), email="old@example.com"))
+    raw = db.session.get(OutgoingMime, old.id).data
+    db.session.execute(OutgoingMime.__table__.delete().where(OutgoingMime.message_id == old.id))
+    db.session.execute(update(Message).where(Message.id == old.id).values(raw_sha256=blob_store().put(raw)))
+    db.session.commit()
+    assert outgoing_bytes(old.id, _fresh(db, old.id).raw_sha256) == raw
+
+    # Gone from both: it fails with a reason instead of being retried for ever.
+    lost = _reply(db, make_sending_conversation(make_sending_address(), email="lost@example.com"))
+    db.session.execute(OutgoingMime.__table__.delete().where(OutgoingMime.message_id == lost.id))
+    db.session.commit()
+
+    for message in (new, old, lost):
+        deliver_message(message.id)
+    assert [_fresh(db, m.id).delivery_status for m in (new, old, lost)] == ["sent", "sent", "failed"]
+    assert _fresh(db, lost.id).delivery_error == "The rendered message is missing; write it again."
+    assert sorted(_parse(m["data"])["Message-ID"] for m in server.messages) == sorted(
+        [new.message_id, old.message_id])
+
+
 def test_backoff_grows_and_is_capped(app):
     from app.mail.outbound import backoff_seconds
 
@@ -352,6 +387,78 @@ def test_the_sweep_enqueues_due_work_and_expired_leases_only(app, db, relay):
     assert enqueue_due_messages() == 2
     assert set(get_queue("send").job_ids) == {send_job_id(due.id), send_job_id(abandoned.id)}
     assert enqueue_due_messages() == 0  # already queued
+
+
+def _waiting(app, address_id):
+    from redis import Redis
+
+    return Redis.from_url(app.config["REDIS_URL"]).get(WAITING_KEY.format(address_id=address_id))
+
+
+def test_a_burst_of_sends_waits_for_one_job_that_sends_them_all(app, db, relay):
+    server = relay()
+    address, other = make_sending_address(), make_sending_address()
+    messages = [_reply(db, make_sending_conversation(address)) for _ in range(4)]
+    jobs = [enqueue_send(m.id, address_id=address.id) for m in messages]
+    assert jobs[0] is not None and jobs[1:] == [None, None, None]  # the first one's job takes the others
+    assert _waiting(app, address.id) == str(messages[0].id).encode()
+    assert get_queue("send").job_ids == [send_job_id(messages[0].id)]
+    # The sweep leaves an address with a waiting job alone.
+    assert enqueue_due_messages() == 0
+    # Another address has a job of its own, even on the same server.
+    elsewhere = _reply(db, make_sending_conversation(other))
+    assert enqueue_send(elsewhere.id, address_id=other.id) is not None
+
+    counts = deliver_message(messages[0].id)  # what the worker runs
+    assert counts["sent"] == 5 and counts["connections"] == 1 and len(server.messages) == 5
+    # Started, the job removed its own mark and, taking over the other address's message, that one's mark and job.
+    assert _waiting(app, address.id) is None and _waiting(app, other.id) is None
+    assert get_queue("send").job_ids == [send_job_id(messages[0].id)]  # deliver_message ran outside the worker
+    get_queue("send").empty()
+
+    # A Send after the job started gets a job of its own.
+    late = _reply(db, make_sending_conversation(address))
+    assert enqueue_send(late.id, address_id=address.id) is not None
+    assert get_queue("send").job_ids == [send_job_id(late.id)]
+
+
+def test_a_lost_waiting_job_is_made_up_for_by_the_sweep_once_its_mark_expires(app, db, relay):
+    from redis import Redis
+
+    relay()
+    address = make_sending_address()
+    first, second = (_reply(db, make_sending_conversation(address)) for _ in range(2))
+    enqueue_send(first.id, address_id=address.id)
+    assert enqueue_send(second.id, address_id=address.id) is None
+    get_queue("send").empty()  # Redis lost the job, not the mark
+    ttl = Redis.from_url(app.config["REDIS_URL"]).ttl(WAITING_KEY.format(address_id=address.id))
+    assert 0 < ttl <= WAITING_TTL_SECONDS
+    assert enqueue_due_messages() == 0
+    Redis.from_url(app.config["REDIS_URL"]).delete(WAITING_KEY.format(address_id=address.id))  # expired
+    assert enqueue_due_messages() == 2
+
+
+def test_a_job_whose_message_another_job_sent_still_sends_what_is_due(app, db, relay):
+    server = relay()
+    address = make_sending_address()
+    first, second = (_reply(db, make_sending_conversation(address)) for _ in range(2))
+    assert deliver_message(first.id)["sent"] == 2
+    third = _reply(db, make_sending_conversation(address))
+    # `second`'s job starts late: its own message is gone, and it sends the one that came since.
+    assert deliver_message(second.id)["sent"] == 1 and _fresh(db, third.id).delivery_status == "sent"
+    assert len(server.messages) == 3
+
+
+def test_more_than_a_batch_due_gets_a_job_for_the_rest(app, db, relay):
+    app.config.update(SEND_BATCH_SIZE=2, SMTP_RELAY_URL=f"smtp://127.0.0.1:{free_port()}?tls=none")  # unreachable
+    address = make_sending_address()
+    messages = [_reply(db, make_sending_conversation(address)) for _ in range(5)]
+    counts = deliver_message(messages[0].id)
+    assert counts["claimed"] == 2 and counts["retrying"] == 2  # the server is down: this job stops there
+    # ...and the job for the rest (from messages[2], the first that did not fit) waits for another worker.
+    assert get_queue("send").job_ids == [send_job_id(messages[2].id)]
+    server = relay()
+    assert deliver_message(messages[2].id)["sent"] == 3 and len(server.messages) == 3
 
 
 def test_mark_bounced(app, db, relay):

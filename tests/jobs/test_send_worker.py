@@ -7,6 +7,8 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
+import pytest
+
 from app.mail.outbound import enqueue_due_messages, enqueue_send, send_reply
 from app.models.inbox import Message
 from app.queues import get_queue
@@ -21,14 +23,15 @@ def _env(app, tmp_path, **extra) -> dict:
     return env
 
 
-def _queue_replies(app, db, address, n: int) -> list[int]:
+def _queue_replies(app, db, address, n: int, as_sends: bool = False) -> list[int]:
+    """N replies, enqueued one by one (as the sweep does) or `as_sends` (as the workspace's Send does)."""
     ids = []
     for _ in range(n):
         message = send_reply(make_sending_conversation(address).id, None, "<p>It ships today.</p>")
         db.session.commit()
         ids.append(message.id)
     for message_id in ids:
-        enqueue_send(message_id)
+        enqueue_send(message_id, address_id=address.id if as_sends else None)
     return ids
 
 
@@ -39,13 +42,15 @@ def _state(db, message_id) -> Message:
     return message
 
 
-def test_a_real_worker_sends_the_queue_over_one_connection(app, db, tmp_path):
+@pytest.mark.parametrize("as_sends", [False, True], ids=["a-job-each", "sends"])
+def test_a_real_worker_sends_the_queue_over_one_connection(app, db, tmp_path, as_sends):
     server = SMTPServer(tmp_path / "relay")
     relay = f"smtp://127.0.0.1:{server.port}?tls=none"
     app.config["SMTP_RELAY_URL"] = relay
     try:
-        ids = _queue_replies(app, db, make_sending_address(), 4)
-        assert get_queue("send").count == 4
+        ids = _queue_replies(app, db, make_sending_address(), 4, as_sends=as_sends)
+        # A burst of Sends waits for one job; enqueued one by one, each has its own.
+        assert get_queue("send").count == (1 if as_sends else 4)
         run = subprocess.run(flask_cmd("worker", "send", "--burst"), env=_env(app, tmp_path, SMTP_RELAY_URL=relay),
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
