@@ -326,6 +326,24 @@ def test_the_bytes_live_beside_the_row_and_older_messages_are_read_from_the_blob
         [new.message_id, old.message_id])
 
 
+def test_big_messages_are_read_one_at_a_time_and_sent_byte_for_byte(app, db, relay, monkeypatch):
+    from app.mail import outbound
+    from app.models.inbox import OutgoingMime
+
+    server = relay()
+    monkeypatch.setattr(outbound, "BATCH_BYTES_INLINE", 1500)  # between the two messages' sizes
+    address = make_sending_address()
+    small = _reply(db, make_sending_conversation(address))
+    big = _reply(db, make_sending_conversation(address), attachments=[
+        OutgoingAttachment("scan.bin", "application/octet-stream", bytes(range(256)) * 40)])
+    sizes = {m.id: len(db.session.get(OutgoingMime, m.id).data) for m in (small, big)}
+    assert sizes[small.id] < 1500 < sizes[big.id]
+    assert deliver_message(small.id)["sent"] == 2
+    received = {_parse(m["data"])["Message-ID"]: m["data"] for m in server.messages}
+    for message in (small, big):
+        assert received[message.message_id] == db.session.get(OutgoingMime, message.id).data
+
+
 def test_backoff_grows_and_is_capped(app):
     from app.mail.outbound import backoff_seconds
 
