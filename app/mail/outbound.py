@@ -46,7 +46,9 @@ Connection reuse. When a worker has several messages for one SMTP server (the
 platform relay, or one custom server and login), the job claims up to
 `SEND_BATCH_SIZE` of them at once (the ones that are due, same server settings),
 removes their now-redundant jobs from the queue and sends them all over one
-connection, batch after batch, while its time budget lasts.
+connection, batch after batch, while its time budget lasts. A burst of Sends of one
+address waits for one job (`enqueue_send(..., address_id=...)`); more than a batch
+due gets a job for the rest, so several workers can share a backlog.
 """
 from __future__ import annotations
 
