@@ -151,9 +151,10 @@ def main() -> None:
             raws = rendered_bytes(db, message_ids)
 
             # Pipelined: the worker runs while the agents send.
-            pipelined_seconds, connections = pipelined(env, db, agent_id, second_half)
+            pipelined_seconds, sends_seconds, connections = pipelined(env, db, agent_id, second_half)
             print(f"pipelined   {n} Sends while one `flask worker send` delivers: first Send to last sent "
-                  f"{pipelined_seconds:.2f} s = {n / pipelined_seconds:.0f} msg/s; {connections} SMTP connection(s)")
+                  f"{pipelined_seconds:.2f} s = {n / pipelined_seconds:.0f} msg/s; {connections} SMTP connection(s);"
+                  f" the Sends took {sends_seconds:.2f} s ({1000 * sends_seconds / n:.2f} ms each)")
 
         raw_reuse = raw_smtplib(sink_port, raws, reuse=True)
         raw_new = raw_smtplib(sink_port, raws[: max(1, n // 4)], reuse=False)
@@ -259,8 +260,8 @@ def rendered_bytes(db, message_ids: list[int]) -> list[bytes]:
     return [outgoing_bytes(message_id) for message_id in message_ids]
 
 
-def pipelined(env: dict, db, agent_id: int, conversation_ids: list[int]) -> tuple[float, int]:
-    """One running `flask worker send`; time from the first Send to the last message sent."""
+def pipelined(env: dict, db, agent_id: int, conversation_ids: list[int]) -> tuple[float, float, int]:
+    """One running `flask worker send`; (first Send to last message sent, the Sends alone, connections)."""
     import signal
 
     from sqlalchemy import func, select
@@ -280,7 +281,7 @@ def pipelined(env: dict, db, agent_id: int, conversation_ids: list[int]) -> tupl
                 raise SystemExit("the worker did not start")
             time.sleep(0.05)
         started = time.perf_counter()
-        message_ids, _ = queue_replies(agent_id, conversation_ids)
+        message_ids, sends_seconds = queue_replies(agent_id, conversation_ids)
         n = len(message_ids)
         deadline = time.monotonic() + 600
         while True:
@@ -297,7 +298,7 @@ def pipelined(env: dict, db, agent_id: int, conversation_ids: list[int]) -> tupl
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
     first, last, _sent, connections = send_figures(db, message_ids, log_path.read_text())
-    return seconds, connections
+    return seconds, sends_seconds, connections
 
 
 def send_figures(db, message_ids, worker_log: str):

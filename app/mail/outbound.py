@@ -71,7 +71,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from app.blobs import BlobNotFound, blob_store
 from app.channels.services import PublishedAddress, published_address
 from app.crypto import SecretUnreadable
-from app.extensions import db
+from app.extensions import attach_inserted, db
 from app.mail.render import Draft, OutgoingAttachment, QuotedMessage, recipients_for, render_message
 from app.mail.smtp import DeliveryError, SendResult, SMTPSession, SMTPSettings, parse_relay_url
 from app.mail.tokens import make_message_id
@@ -241,6 +241,7 @@ _TOUCH_CONVERSATION = Conversation.__table__.update().where(Conversation.__table
 
 
 def _thread(conversation_id: int, author_id: int | None = None) -> _Thread:
+    db.session.flush()  # the statements below bypass autoflush: the caller's pending rows first
     row = _run(_THREAD, {"id": conversation_id, "author_id": author_id}).first()
     if row is None:
         raise LookupError(f"no conversation {conversation_id}")
@@ -371,24 +372,28 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
 
 
 _INSERT_MIME = OutgoingMime.__table__.insert()
+_INSERT_MESSAGE = Message.__table__.insert()
 
 
 def _insert_message(values: dict, raw: bytes, files: list[OutgoingAttachment], conversation_id: int,
                     now: datetime) -> Message:
-    message = Message(**values)
-    store = blob_store() if files else None
-    for f in files:
-        message.attachments.append(Attachment(
-            filename=f.filename, content_type=f.content_type.split(";")[0].strip(), size=len(f.data),
-            content_id=f.content_id, inline=bool(f.content_id), sha256=store.put(f.data)))
-    db.session.add(message)
+    """Insert the row (Core, then attached as a persistent `Message`), its bytes and its attachments."""
     conversation = db.session.identity_map.get(db.session.identity_key(Conversation, conversation_id))
     if conversation is not None:  # the caller holds it: keep its state in step
         conversation.last_message_at = now
     else:
         _run(_TOUCH_CONVERSATION, {"cid": conversation_id, "last_message_at": now})
-    db.session.flush()
-    _run(_INSERT_MIME, {"message_id": message.id, "data": raw})
+    message_id = _run(_INSERT_MESSAGE, values).inserted_primary_key[0]
+    _run(_INSERT_MIME, {"message_id": message_id, "data": raw})
+    message = Message(id=message_id, **values)
+    attach_inserted(db.session(), message)
+    if files:
+        store = blob_store()
+        db.session.add_all(Attachment(
+            message_id=message_id, filename=f.filename, content_type=f.content_type.split(";")[0].strip(),
+            size=len(f.data), content_id=f.content_id, inline=bool(f.content_id), sha256=store.put(f.data))
+            for f in files)
+        db.session.flush()
     return message
 
 
