@@ -630,12 +630,16 @@ def backoff_seconds(attempts: int) -> float:
     return delay * random.uniform(0.9, 1.1)
 
 
+# A Core UPDATE built once, its SET clause made of the columns passed: it runs once per message sent.
+_FINISH = Message.__table__.update().where(Message.__table__.c.id == bindparam("finish_id"),
+                                           Message.__table__.c.claim_token == bindparam("finish_token"))
+
+
 def _finish(message_id: int, token: str, **values) -> bool:
     """Write an outcome if the claim is still ours (it is, unless our lease ran out)."""
-    values.update(claim_token=None, claimed_until=None, last_attempt_at=utcnow())
-    table = Message.__table__  # a Core UPDATE: no ORM bookkeeping, once per message sent
-    result = db.session.execute(
-        table.update().where(table.c.id == message_id, table.c.claim_token == token).values(**values))
+    values.update(claim_token=None, claimed_until=None, last_attempt_at=utcnow(),
+                  finish_id=message_id, finish_token=token)
+    result = _run(_FINISH, values)
     if result.rowcount != 1:
         log.warning("message %s: our claim was taken over before the outcome was recorded", message_id)
         return False
