@@ -74,6 +74,8 @@ def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_sche
     for name in queues:
         if name not in QUEUE_NAMES:
             raise click.BadParameter(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
+    if burst:
+        current_app.config["SEND_LINGER_SECONDS"] = 0  # it stops when the queue is empty: nothing to wait for
     jobs.use_app(current_app._get_current_object())
     connection = redis_connection()
     worker_class = SimpleWorker if simple else Worker

@@ -124,6 +124,9 @@ class Config:
         self.SEND_RETRY_BASE_SECONDS = float(os.environ.get("SEND_RETRY_BASE_SECONDS", "60"))
         self.SEND_RETRY_MAX_SECONDS = float(os.environ.get("SEND_RETRY_MAX_SECONDS", "3600"))
         self.SEND_BATCH_SIZE = _int("SEND_BATCH_SIZE", 50)
+        # A send job with nothing left to send keeps its connection this long for what the next Sends
+        # bring (polling every 20 ms); `flask worker --burst` sets 0.
+        self.SEND_LINGER_SECONDS = float(os.environ.get("SEND_LINGER_SECONDS", "1"))
         # Limits of one outgoing message: To + Cc + Bcc addresses, and the size of the rendered bytes
         # (attachments are base64 in it: a third bigger than the files).
         self.SEND_MAX_RECIPIENTS = _int("SEND_MAX_RECIPIENTS", 50)

@@ -479,6 +479,36 @@ def test_more_than_a_batch_due_gets_a_job_for_the_rest(app, db, relay):
     assert deliver_message(messages[2].id)["sent"] == 3 and len(server.messages) == 3
 
 
+def test_a_job_lingers_for_sends_that_come_just_after_its_last_batch(app, db, relay):
+    import threading
+
+    server = relay()
+    app.config["SEND_LINGER_SECONDS"] = 1.5
+    address = make_sending_address()
+    first = _reply(db, make_sending_conversation(address))
+    conversation_id = make_sending_conversation(address).id
+    db.session.commit()
+    later = {}
+
+    def agent_sends_later():
+        time.sleep(0.3)
+        with app.app_context():
+            later["id"] = send_reply(conversation_id, None, "<p>One more thing.</p>").id
+            db.session.commit()
+            db.session.remove()
+
+    agent = threading.Thread(target=agent_sends_later)
+    agent.start()
+    started = time.monotonic()
+    counts = deliver_message(first.id)
+    agent.join()
+    assert counts["sent"] == 2 and counts["connections"] == 1  # the same job, the same connection
+    assert len({m["peer"] for m in server.messages}) == 1 and len(server.messages) == 2
+    assert _fresh(db, later["id"]).delivery_status == "sent"
+    # Nothing more came: it stopped waiting after SEND_LINGER_SECONDS.
+    assert 1.5 <= time.monotonic() - started < 5
+
+
 def test_mark_bounced(app, db, relay):
     relay()
     message = _reply(db, make_sending_conversation(make_sending_address()))
