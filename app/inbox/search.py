@@ -1,7 +1,8 @@
 """Search of conversations by customer address, subject and body text: the one place that knows how.
 
 `matching_conversations_sql(q)` returns the SQL (and parameters) of a SELECT of conversation
-ids to use in an `IN` (the inbox list embeds it in its one statement):
+ids to use in an `IN` (the inbox list embeds it in its one statement; an id may come more
+than once):
 
 * SQLite: the FTS5 table `messages_fts` (subject, text, from and to addresses of every
   message, notes included), each word of the query a whole-word term (`word*` for a
@@ -101,7 +102,8 @@ def matching_conversations_sql(q: str) -> tuple[str, dict]:
         by_text = ("SELECT conversation_id FROM messages WHERE lower(subject) LIKE lower(:search_like) "
                    "OR lower(text) LIKE lower(:search_like)")
         params["search_like"] = f"%{q}%"
-    return f"{by_text} UNION {by_contact}", params
+    # UNION ALL: the caller's IN (...) keeps each id once anyway; UNION would sort them once more.
+    return f"{by_text} UNION ALL {by_contact}", params
 
 
 def reindex() -> None:

@@ -11,6 +11,7 @@ import io
 from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
+from markupsafe import Markup
 
 from app.extensions import db
 from app.inbox import presence, services
@@ -86,7 +87,9 @@ def index():
     else:
         block = "results"
     present = presence.present_in([r.conversation.id for r in page.rows], current_user.id)
-    rows_html = _row.many([(r, present.get(r.conversation.id, []), block == "poll") for r in page.rows])
+    # One Markup for all rows: the template writes it once instead of escaping-checking 50 pieces.
+    rows_html = Markup("".join(_row.many([(r, present.get(r.conversation.id, []), block == "poll")
+                                          for r in page.rows])))
     return render("inbox/index.html", block=block, page=page, filters=filters, error=None, rows_html=rows_html,
                   queues=services.queue_choices(current_user) if block == "results" and not is_htmx() else [])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import DDL, JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, event
+from sqlalchemy import text as sql_text  # `text` is also a column of Message
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -65,6 +66,13 @@ class Message(db.Model):
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         UniqueConstraint("address_id", "dedupe_key", name="uq_messages_address_dedupe"),  # inbound: nothing twice
         Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),  # outbound (issue 5)
+        # The inbox's "Not delivered" marker (`app.inbox.services.INBOX_SQL`): a conversation's failed
+        # deliveries without reading each of its messages. Partial: only failed and bounced messages
+        # are in it, so it stays tiny. The marker's SQL must say `delivery_status IN ('failed', 'bounced')`
+        # exactly like this for SQLite's planner to use it.
+        Index("ix_messages_delivery_failed", "conversation_id",
+              sqlite_where=sql_text("delivery_status IN ('failed', 'bounced')"),
+              postgresql_where=sql_text("delivery_status IN ('failed', 'bounced')")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -96,3 +96,24 @@ def test_cached_fragment_templates_use_no_per_user_or_per_request_state():
         for word in ("csrf_token", "current_user", "session", "request", "get_flashed_messages", "navigation",
                      "g.", "config"):
             assert word not in source, f"{name} uses {word}"
+
+
+def test_cached_url_for_gives_what_url_for_gives(app):
+    from flask import url_for
+
+    from app.web import _urls, cached_url_for
+
+    calls = [("inbox.index", {}), ("inbox.index", {"view": "all", "status": "", "queue": None, "q": "a b"}),
+             ("inbox.index", {"q": True}), ("inbox.index", {"q": 1}), ("inbox.index", {"q": "1"}),
+             ("inbox.conversation", {"conversation_id": 7}), ("static", {"filename": "app.css"}),
+             ("inbox.index", {"_external": True}), ("inbox.index", {"_anchor": "x"}),
+             ("inbox.index", {"q": ["unhashable"]})]
+    for root in ("", "/prefix"):
+        with app.test_request_context("/", base_url=f"http://localhost{root}"):
+            for _ in range(2):  # built, then from the cache
+                for endpoint, values in calls:
+                    assert cached_url_for(endpoint, **values) == url_for(endpoint, **values), (root, endpoint, values)
+    assert not any("_external" in map(str, key) or "_anchor" in map(str, key) for key in _urls._items)
+    with app.test_request_context("/"):
+        assert cached_url_for("inbox.index", q=True) == "/inbox/?q=True"
+        assert cached_url_for("inbox.index", q=1) == "/inbox/?q=1"
