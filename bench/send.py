@@ -14,7 +14,7 @@ What it does, all on this machine, with real processes:
 3. **sequential**, on N conversations, one phase after the other:
    *queue*: N times what the workspace does when an agent presses Send: `send_reply()`
    (render header/body/footer + quoted history, HTML and text parts, add the
-   Message row and its bytes), commit, `enqueue_send()`, one database
+   Message row and its bytes), commit, `enqueue_send(..., address_id=...)`, one database
    session each, like one request each; then *send*: one `flask worker send --burst`
    (process start included) runs the real send jobs (claim, SMTP over reused
    connections, each outcome committed) until the queue is empty;
@@ -27,7 +27,8 @@ What it does, all on this machine, with real processes:
 
 Every message of both phases must end `sent`. It prints msg/s for each and the ratios
 to raw smtplib with connection reuse; the issue's goal is at least 0.3 for Pigeonhole,
-rendering and state updates included, with one worker.
+rendering and state updates included, with one worker: the pipelined figure (the
+sequential one adds both phases end to end, a worker's process start included).
 """
 from __future__ import annotations
 
