@@ -809,15 +809,9 @@ def _deliver(message_id: int) -> dict:
     started = utcnow()
     # Its own message first, if nobody else holds it; then the others due for this server.
     batch = _claim([message_id], token)
-    room = batch_size - len(batch)
-    due = _due_same_server(settings, started, room + 1, cache)  # one more than fits: is there more?
-    batch += _take_over(due[:room], token)
+    batch += _claim_due(settings, started, batch_size - len(batch), cache, token)
     if not batch:
         return {"claimed": 0}
-    if len(due) > room:
-        # More than a batch is due: a job for the rest lets another idle worker share the work
-        # (with one worker, this job takes it over later and drops that job again).
-        enqueue_send(due[room][0])
     counts = {"claimed": len(batch), SENT: 0, RETRYING: 0, FAILED: 0}
     session = SMTPSession(settings, context=_tls_context() if settings.security != "none" else None,
                           timeout=cfg["SMTP_TIMEOUT_SECONDS"],
@@ -866,12 +860,26 @@ def _next_batch(settings: SMTPSettings, started: datetime, batch_size: int, cach
     looking every `LINGER_POLL_SECONDS`: messages that agents send meanwhile go out at once
     over it, without a new job or connection. (Like an MTA's connection cache.)
     """
-    batch = _take_over(_due_same_server(settings, started, batch_size, cache), token)
+    batch = _claim_due(settings, started, batch_size, cache, token)
     until = min(budget, time.monotonic() + current_app.config["SEND_LINGER_SECONDS"])
     while not batch and time.monotonic() + LINGER_POLL_SECONDS < until:
         db.session.rollback()  # no transaction held while waiting
         time.sleep(LINGER_POLL_SECONDS)
-        batch = _take_over(_due_same_server(settings, started, batch_size, cache), token)
+        batch = _claim_due(settings, started, batch_size, cache, token)
+    return batch
+
+
+def _claim_due(settings: SMTPSettings, started: datetime, room: int, cache: dict, token: str) -> list[int]:
+    """Take over up to `room` due messages for this server.
+
+    When more are due than fit, the first one left gets a job: another idle worker can
+    start on the backlog at once (with one worker, this job takes that message over
+    later and drops the job again).
+    """
+    due = _due_same_server(settings, started, room + 1, cache)  # one more than fits: is there more?
+    batch = _take_over(due[:room], token)
+    if len(due) > room:
+        enqueue_send(due[room][0])
     return batch
 
 
