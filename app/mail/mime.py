@@ -116,6 +116,20 @@ def format_address(name: str, addr: str) -> str:
     return f"{phrase} <{addr}>" if phrase else addr
 
 
+_DISPLAY_SPECIALS = frozenset('()<>@,:;."[]\\')
+
+
+def display_address(name: str, addr: str) -> str:
+    """`Name <addr>` for display and storage, as `str(email.headerregistry.Address(...))` writes it
+    (the name quoted when it has specials, non-ASCII kept), without parsing `addr` again: for
+    addresses already known to be valid (a published address, a stored contact)."""
+    if not name:
+        return addr
+    if not _DISPLAY_SPECIALS.isdisjoint(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{addr}>"
+
+
 def address_header(name: str, values: list[str]) -> str:
     """`To:`/`Cc:`/`From:`/`Reply-To:` from address texts (`Name <a@b>`, several per text allowed)."""
     mailboxes = [format_address(n, a) for n, a in getaddresses([_one_line(v) for v in values]) if a]

@@ -72,6 +72,7 @@ from app.blobs import BlobNotFound, blob_store
 from app.channels.services import PublishedAddress, published_address
 from app.crypto import SecretUnreadable
 from app.extensions import attach_inserted, db
+from app.mail.mime import display_address
 from app.mail.render import Draft, OutgoingAttachment, QuotedMessage, recipients_for, render_message
 from app.mail.smtp import DeliveryError, SendResult, SMTPSession, SMTPSettings, parse_relay_url
 from app.mail.tokens import make_message_id
@@ -434,7 +435,7 @@ def send_reply(conversation_id: int, author_id: int | None, body_html: str, *, t
     if to is None:
         if thread.contact_email is None:
             raise CannotSend("This conversation has no customer to reply to.")
-        to = [str(Address(display_name=thread.contact_name or "", addr_spec=thread.contact_email))]
+        to = [display_address(thread.contact_name or "", thread.contact_email)]
     if subject is None:
         subject = reply_subject(thread.subject)
     return _queue(thread, to=to, cc=cc, bcc=bcc, subject=subject, body_html=body_html, attachments=attachments,

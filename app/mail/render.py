@@ -26,7 +26,6 @@ import html as _html
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.headerregistry import Address
 from email.utils import format_datetime, getaddresses
 from typing import Protocol
 
@@ -200,8 +199,7 @@ def render_message(sender: Sender, draft: Draft) -> RenderedMessage:
     to, cc, _bcc, reply_to = recipients_for(sender, draft)
 
     display_name = sender.display_name or ""
-    from_header = str(Address(display_name=display_name, addr_spec=sender.address)) if display_name \
-        else sender.address
+    from_header = mime.display_address(display_name, sender.address)
     headers = [mime.fold("From", mime.format_address(display_name, sender.address))]
     if to:
         headers.append(mime.address_header("To", to))

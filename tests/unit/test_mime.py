@@ -147,3 +147,13 @@ def test_boundaries_cannot_occur_in_encoded_content():
     assert _text(parsed.get_body(("plain",))) == text
     assert [p.get_content_type() for p in parsed.walk()] == [
         "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/plain"]
+
+
+@pytest.mark.parametrize("name", ["", "Acme Support", "Doe, Jane", 'Say "hi"', "back\\slash", "Zoë Ünal",
+                                  "dots. here", "(paren)", "[brackets]", "at@sign", "semi;colon", "日本語 サポート"])
+def test_display_address_writes_what_the_stdlib_writes(name):
+    from email.headerregistry import Address
+
+    from app.mail.mime import display_address
+
+    assert display_address(name, "help@acme.test") == str(Address(display_name=name, addr_spec="help@acme.test"))
