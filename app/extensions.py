@@ -86,9 +86,17 @@ def attach_inserted(session, obj) -> None:
     """
     make_transient_to_detached(obj)
     session.add(obj)
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    live = [(t, o) for t, o in session.info.get("inserted_with_core", ()) if t.is_active]  # not left by a close()
+    root = session.get_transaction()
+    transaction = session.get_nested_transaction() or root
+    # Drop what a close() (not a commit or rollback) left from an earlier transaction.
+    live = [(t, o) for t, o in session.info.get("inserted_with_core", ()) if _root(t) is root]
     session.info["inserted_with_core"] = live + [(transaction, obj)]
+
+
+def _root(transaction):
+    while transaction.parent is not None:
+        transaction = transaction.parent
+    return transaction
 
 
 @event.listens_for(Session, "after_rollback")
