@@ -1063,11 +1063,14 @@ def published_address(address_or_id: str | int) -> PublishedAddress | None:
     None when the address does not exist, was never published, or its published
     version is disabled, or it is archived. Runtime code must use only this.
     """
-    # Columns in one prebuilt query, no ORM objects: this runs for every message sent and received.
+    # Columns in one prebuilt query on the session's connection, no ORM objects: this runs for every
+    # message sent and received. That bypasses autoflush, so pending changes are flushed first.
+    db.session.flush()
+    connection = db.session.connection()
     if isinstance(address_or_id, int):
-        row = db.session.connection().execute(_PUBLISHED_BY_ID, {"id": address_or_id}).first()
+        row = connection.execute(_PUBLISHED_BY_ID, {"id": address_or_id}).first()
     else:
-        row = db.session.connection().execute(_PUBLISHED_BY_ADDRESS, {"address": address_or_id.strip().lower()}).first()
+        row = connection.execute(_PUBLISHED_BY_ADDRESS, {"address": address_or_id.strip().lower()}).first()
     if row is None or row.published is None or row.archived_at is not None:
         return None
     snap = row.published
