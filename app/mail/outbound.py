@@ -523,13 +523,18 @@ def enqueue_send(message_id: int, *, address_id: int | None = None, stale_starte
     return job
 
 
+def _waiting_keys(address_ids) -> list[str]:
+    """The waiting marks' keys of these addresses, each once."""
+    return [WAITING_KEY.format(address_id=a) for a in sorted({a for a in address_ids if a is not None})]
+
+
 def _clear_waiting(address_ids) -> None:
     """Remove the waiting marks of these addresses (the caller looks for due messages next)."""
     from redis.exceptions import RedisError
 
     from app.queues import redis_connection
 
-    keys = [WAITING_KEY.format(address_id=a) for a in set(address_ids) if a is not None]
+    keys = _waiting_keys(address_ids)
     if not keys:
         return
     try:
@@ -584,7 +589,7 @@ def enqueue_due_messages(limit: int = 1000) -> int:
         .order_by(Message.next_attempt_at, Message.id).limit(limit)).all()
     db.session.rollback()  # no transaction open while we talk to Redis
     addresses = sorted({r.address_id for r in rows if r.address_id is not None})
-    marks = redis_connection().mget([WAITING_KEY.format(address_id=a) for a in addresses]) if addresses else []
+    marks = redis_connection().mget(_waiting_keys(addresses)) if addresses else []
     waiting = {a for a, mark in zip(addresses, marks) if mark is not None}
     enqueued = 0
     for message_id, status, address_id in rows:
@@ -734,7 +739,7 @@ def _drop_jobs(message_ids: list[int], address_ids: list[int] = ()) -> None:
         for message_id, count in zip(message_ids, removed):
             if count:
                 pipe.delete(Job.key_for(send_job_id(message_id)))
-        marks = {WAITING_KEY.format(address_id=a) for a in address_ids if a is not None}
+        marks = _waiting_keys(address_ids)
         if marks:
             pipe.delete(*marks)
         pipe.execute()
