@@ -336,6 +336,42 @@ def test_presence_of_a_whole_inbox_page_in_one_command(app, world):
     assert presence.present_in([], agent.id) == {}
 
 
+def test_inbox_presence_needs_no_redis_command_while_the_snapshot_has_none_of_the_page(app, world, monkeypatch):
+    """The inbox reads a per-process snapshot of the active set: another process's agent shows up
+    once the snapshot is older than SNAPSHOT_SECONDS; this process's own touch shows at once."""
+    import json
+    import time
+
+    from app.queues import redis_connection
+
+    r = redis_connection(timeout=1.0)
+    agent, other = world["agent"], world["other"]
+    monkeypatch.setattr(presence, "SNAPSHOT_SECONDS", 0.3)
+    presence.touch(201, other.id, "Olga Other", replying=False)
+    assert set(presence.present_in([200, 201], agent.id)) == {201}
+
+    def calls() -> dict:
+        stats = r.info("commandstats")
+        return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "zrangebyscore")}
+
+    before = calls()
+    for _ in range(5):
+        assert presence.present_in(list(range(300, 350)), agent.id) == {}
+    assert calls() == before  # nobody in these rows, the snapshot says so: no command at all
+
+    # Another process's agent opens conversation 305: written straight to Redis, as its touch would.
+    r.hset(presence._key(305), str(other.id), json.dumps({"name": "Olga Other", "replying": True,
+                                                          "at": time.time()}))
+    r.zadd(presence.ACTIVE_KEY, {"305": time.time()})
+    assert presence.present_in([305], agent.id) == {}  # not yet: the snapshot is still fresh
+    assert presence.others(305, agent.id) == [{"name": "Olga Other", "replying": True}]  # the panel asks now
+    time.sleep(0.35)
+    assert presence.present_in([304, 305], agent.id) == {305: [{"name": "Olga Other", "replying": True}]}
+
+    presence.leave(305, other.id)  # this process: at once, though 305 stays in the set until it ages out
+    assert presence.present_in([305], agent.id) == {}
+
+
 def test_placeholders_and_visible_responses(app, db, world):
     agent, other = world["agent"], world["other"]
     agent.nickname = "Al"
