@@ -40,6 +40,16 @@ class Item:
     extra: dict
 
 
+@dataclass
+class One:
+    only: object
+
+
+@dataclass
+class Empty:
+    pass
+
+
 def test_plain_keys_cover_every_field_and_refuse_orm_objects(app, db):
     when = datetime(2025, 1, 2, 3, 4, tzinfo=timezone.utc)
     item = Item("x", when, [Pair("p", 1)], {"k": None, "a": True})
@@ -51,6 +61,8 @@ def test_plain_keys_cover_every_field_and_refuse_orm_objects(app, db):
         assert plain(other) != plain(item)
     assert plain(("a", "b")) != plain(("ab",)) and plain([1, [2]]) != plain([[1], 2])
     assert plain(Pair("a", 1)) != plain(("a", 1))  # the type is part of it
+    assert plain(One(Pair("a", 1))) == (One, (Pair, "a", 1)) and plain(One("a")) != plain(One("b"))
+    assert plain(Empty()) == (Empty,)
     from tests.factories import make_user
 
     with pytest.raises(TypeError, match="plain data"):
