@@ -1,8 +1,8 @@
 """Search of conversations by customer address, subject and body text: the one place that knows how.
 
-`matching_conversations_sql(q)` returns the SQL (and parameters) of a SELECT of conversation
-ids to use in an `IN` (the inbox list embeds it in its one statement; an id may come more
-than once):
+`matching_conversations_sql(q, before)` returns the SQL (and parameters) of a SELECT of
+conversation ids to use in an `IN` (the inbox list embeds it in its one statement; an id may
+come more than once), and of the common table expression `search_window` it reads:
 
 * SQLite: the FTS5 table `messages_fts` (subject, text, from and to addresses of every
   message, notes included), each word of the query a whole-word term (`word*` for a
@@ -11,8 +11,11 @@ than once):
   `websearch_to_tsquery` (quoted phrases, `-word`, `or`);
 * on both, the customer's address starting with the query.
 
-Results are conversations (newest activity first, like every inbox list), drawn from
-the newest `MAX_MATCHES` matching messages.
+Results are conversations (newest activity first, like every inbox list), drawn from a
+window of matching messages: the newest `MAX_MATCHES` of them and the customers' addresses
+first; then, when the agent asks for "Search older messages", the next `MAX_MATCHES` older
+than the window's oldest (`before`), leaving out the conversations an earlier window listed.
+A common word answers at once however many messages hold it, and no match is out of reach.
 
 The index follows every write by itself (SQLite triggers; a PostgreSQL expression
 index), so ingest, sending and notes need to call nothing. `reindex()` rebuilds the
@@ -29,8 +32,8 @@ from app.models.inbox import PG_TSVECTOR
 
 _TERM = re.compile(r"(\w+)(\*?)", re.UNICODE)
 MAX_TERMS = 12
-#: Text matches considered per search: the newest ones.
-MAX_MATCHES = 500
+#: Matching messages per search window (the first: the newest ones; "Search older messages": the next).
+MAX_MATCHES = 200
 
 
 def fts5_query(q: str) -> str:
@@ -67,13 +70,16 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def matching_conversations_sql(q: str) -> tuple[str, dict]:
-    """SQL selecting the ids of the conversations that match `q`, and its parameters
-    (named `search_*`), to put in an `IN (...)`; nothing matches an empty query.
+def matching_conversations_sql(q: str, before: int | None = None) -> tuple[str, str, dict]:
+    """(WITH clause, SQL selecting the ids of the conversations that match `q`, parameters named
+    `search_*`) for an `IN (...)`; nothing matches an empty query.
 
-    Text matches are taken from the newest `MAX_MATCHES` matching messages: a word found in
-    half the mailbox still answers at once, listing the conversations where it appeared
-    most recently (refining the search narrows it down). Plain SQL rather than a SQLAlchemy
+    The WITH clause materialises `search_window(id)`: the ids of the window's matching messages,
+    the newest `MAX_MATCHES` (older than `before`, when given). The caller reads the window's
+    size and oldest id from it too (a full window means there may be older matches: the next
+    window is `before=<its oldest id>`). The first window adds the customers whose address
+    starts with the query; an older one leaves out every conversation an earlier window had
+    (a match at or after `before`, or the address). Plain SQL rather than a SQLAlchemy
     construct: the inbox list embeds it in its own SQL (see `app.inbox.services.list_inbox`).
     """
     q = (q or "").strip()
@@ -81,29 +87,38 @@ def matching_conversations_sql(q: str) -> tuple[str, dict]:
     # Addresses are stored lower-cased: a range on the unique index, not a scan.
     by_contact = ("SELECT id FROM conversations WHERE contact_id IN "
                   "(SELECT id FROM contacts WHERE email >= :search_from AND email < :search_to)")
-    params = {"search_from": lowered, "search_to": lowered + "\U0010ffff"}
+    params = {"search_from": lowered, "search_to": lowered + "\U0010ffff", "search_cap": MAX_MATCHES}
     dialect = _dialect()
     if dialect == "sqlite":
         match = fts5_query(q)
         if not match:
-            return "SELECT id FROM conversations WHERE 1 = 0", {}
-        by_text = ("SELECT conversation_id FROM messages WHERE id IN (SELECT rowid FROM messages_fts "
-                   "WHERE messages_fts MATCH :search_match ORDER BY rowid DESC LIMIT :search_cap)")
-        params.update(search_match=match, search_cap=MAX_MATCHES)
+            return "WITH search_window AS (SELECT 1 AS id WHERE 1 = 0)", "SELECT id FROM conversations WHERE 1 = 0", {}
+        matches = "SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH :search_match"
+        newer, older = "rowid >= :search_before", "rowid < :search_before"
+        params["search_match"] = match
     elif dialect == "postgresql":
         query = pg_tsquery(q)
         if query is None:
-            return by_contact, params
+            return "WITH search_window AS (SELECT 1 AS id WHERE 1 = 0)", by_contact if before is None else \
+                "SELECT id FROM conversations WHERE 1 = 0", params
         sql, tsparams = query
-        by_text = (f"SELECT conversation_id FROM messages WHERE id IN (SELECT id FROM messages "
-                   f"WHERE {PG_TSVECTOR} @@ ({sql}) ORDER BY id DESC LIMIT :search_cap)")
-        params.update(search_cap=MAX_MATCHES, **tsparams)
+        matches = f"SELECT id FROM messages WHERE {PG_TSVECTOR} @@ ({sql})"
+        newer, older = "id >= :search_before", "id < :search_before"
+        params.update(tsparams)
     else:  # pragma: no cover - other databases: a plain scan
-        by_text = ("SELECT conversation_id FROM messages WHERE lower(subject) LIKE lower(:search_like) "
+        matches = ("SELECT id FROM messages WHERE lower(subject) LIKE lower(:search_like) "
                    "OR lower(text) LIKE lower(:search_like)")
+        newer, older = "id >= :search_before", "id < :search_before"
         params["search_like"] = f"%{q}%"
-    # UNION ALL: the caller's IN (...) keeps each id once anyway; UNION would sort them once more.
-    return f"{by_text} UNION ALL {by_contact}", params
+    window = (f"WITH search_window AS MATERIALIZED ({matches}{f' AND {older}' if before is not None else ''} "
+              "ORDER BY id DESC LIMIT :search_cap)")
+    by_text = "SELECT conversation_id FROM messages WHERE id IN (SELECT id FROM search_window)"
+    if before is None:
+        # UNION ALL: the caller's IN (...) keeps each id once anyway; UNION would sort them once more.
+        return window, f"{by_text} UNION ALL {by_contact}", params
+    params["search_before"] = before
+    listed = f"SELECT conversation_id FROM messages WHERE id IN ({matches} AND {newer})"
+    return window, f"{by_text} AND conversation_id NOT IN ({listed}) AND conversation_id NOT IN ({by_contact})", params
 
 
 def reindex() -> None:

@@ -183,6 +183,9 @@ class InboxPage:
     rows: list[InboxRow]
     next_cursor: str | None  # older rows exist after this one
     newest_cursor: str | None  # the newest row shown, for polling with `after`
+    # A search whose window of matches was full: its next window is `before=older_matches`
+    # ("Search older messages", once this window's rows are all shown).
+    older_matches: int | None = None
 
 
 def encode_cursor(conversation: Conversation | RowConversation) -> str:
@@ -211,14 +214,15 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 #: every row, half the statement's time on a search page). Plain SQL, portable between SQLite
 #: and PostgreSQL: building and hashing the equivalent SQLAlchemy construct cost five times as
 #: much as running it.
-INBOX_SQL = """
+INBOX_SQL = """{with_clause}
 SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name,
   (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
    ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
   (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
   EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_draft,
   EXISTS (SELECT 1 FROM messages f WHERE f.conversation_id = c.id AND f.delivery_status IN ('failed', 'bounced'))
-    AS failed
+    AS failed,
+  {window}
 FROM (SELECT id FROM conversations WHERE {where} ORDER BY last_message_at DESC, id DESC LIMIT :page_limit) AS page
 JOIN conversations c ON c.id = page.id
 LEFT JOIN contacts ct ON ct.id = c.contact_id
@@ -226,18 +230,22 @@ LEFT JOIN queues q ON q.id = c.queue_id
 LEFT JOIN users u ON u.id = c.assignee_id
 ORDER BY c.last_message_at DESC, c.id DESC
 """
+#: A search's window of matches (its size, its oldest message id), the same on every row; NULLs otherwise.
+WINDOW_COLUMNS = "(SELECT count(*) FROM search_window) AS window_size, (SELECT min(id) FROM search_window) AS window_end"
 #: Timezone-aware UTC datetimes in and out (SQLite stores text).
 _INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at")}
 
 
 def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
                q: str = "", cursor: str | None = None, after: str | None = None,
-               limit: int | None = None) -> InboxPage:
+               limit: int | None = None, before: int | None = None) -> InboxPage:
     """One page of a view ("mine", "unassigned", "all"), newest activity first.
 
     `cursor`: the page after that row (older). `after`: only rows changed since that
-    row (newer), for polling. Raises `InvalidAction` for an unknown view or status or a
-    malformed cursor. One statement (`INBOX_SQL`) whatever the filters.
+    row (newer), for polling. `q`: only conversations matching the search, from one window
+    of matching messages (`app.inbox.search`; `before`: the window of matches older than that
+    message id, from `InboxPage.older_matches`). Raises `InvalidAction` for an unknown view or
+    status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters.
     """
     user = _user(user)
     limit = limit or current_app.config["INBOX_PAGE_SIZE"]
@@ -258,10 +266,13 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if queue_id:
         where.append("queue_id = :queue_id")
         params["queue_id"] = queue_id
-    if q and q.strip():
-        sql, search_params = matching_conversations_sql(q)
+    with_clause, window = "", "NULL, NULL"
+    searching = bool(q and q.strip())
+    if searching:
+        with_clause, sql, search_params = matching_conversations_sql(q, before)
         where.append(f"id IN ({sql})")
         params.update(search_params)
+        window = WINDOW_COLUMNS
     newer = decode_cursor(after)
     older = decode_cursor(cursor)
     if older:
@@ -270,28 +281,37 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if newer:
         where.append("(last_message_at > :newer_at OR (last_message_at = :newer_at AND id > :newer_id))")
         params["newer_at"], params["newer_id"] = newer
-    records = db.session.execute(_inbox_statement(" AND ".join(where)), params).all()
+    records = db.session.execute(_inbox_statement(with_clause, " AND ".join(where), window), params).all()
     more = len(records) > limit
     rows = [_inbox_row(r) for r in records[:limit]]
+    older_matches = None
+    if searching and not newer:
+        if records:
+            size, end = records[0][-2:]
+        else:  # nothing of this window to show (not the user's, or filtered out): its size alone
+            size, end = db.session.execute(text(f"{with_clause} SELECT count(*), min(id) FROM search_window"),
+                                           {k: v for k, v in params.items() if k.startswith("search_")}).one()
+        older_matches = end if size and size >= params["search_cap"] else None
     return InboxPage(
         rows=rows,
         next_cursor=encode_cursor(rows[-1].conversation) if more and not newer else None,
         newest_cursor=encode_cursor(rows[0].conversation) if rows else after,
+        older_matches=older_matches,
     )
 
 
 @functools.lru_cache(maxsize=256)
-def _inbox_statement(where: str):
+def _inbox_statement(with_clause: str, where: str, window: str):
     """`INBOX_SQL` for one combination of filters (a handful of fixed fragments: few distinct ones),
     built once: parsing the SQL for its parameters cost more than running it."""
-    return text(INBOX_SQL.format(where=where)).bindparams(
+    return text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window)).bindparams(
         *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at") if f":{name}" in where)
     ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"])
 
 
 def _inbox_row(r) -> InboxRow:
     (cid, subject, status, last_message_at, contact_name, contact_email, queue_name, assignee_name,
-     text_, seen_at, has_draft, failed) = r
+     text_, seen_at, has_draft, failed, _window_size, _window_end) = r
     return InboxRow(
         RowConversation(cid, subject, status, last_message_at, contact_name or "", contact_email or "",
                         queue_name, assignee_name),

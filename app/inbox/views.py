@@ -65,7 +65,10 @@ def _filters() -> dict:
     view = args.get("view", "all")
     status = args.get("status", "open")
     queue = args.get("queue", type=int)
-    return {"view": view, "status": status, "queue": queue, "q": args.get("q", "").strip()[:200]}
+    q = args.get("q", "").strip()[:200]
+    # An older window of a search's matches ("Search older messages"); meaningless without a search.
+    before = args.get("before", type=int) if q else None
+    return {"view": view, "status": status, "queue": queue, "q": q, "before": before}
 
 
 @bp.route("/inbox/")
@@ -75,15 +78,15 @@ def index():
         return redirect(url_for("inbox.drafts"))
     try:
         page = services.list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
-                                   queue_id=filters["queue"], q=filters["q"],
+                                   queue_id=filters["queue"], q=filters["q"], before=filters["before"],
                                    cursor=request.args.get("cursor"), after=request.args.get("after"))
     except services.InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
                       filters=filters, queues=services.queue_choices(current_user))
     if request.args.get("after") is not None:
         block = "poll"
-    elif request.args.get("cursor"):
-        block = "more"
+    elif request.args.get("cursor") or filters["before"] is not None:
+        block = "more"  # the next rows, or a search's older window of matches, in place of the "more" row
     else:
         block = "results"
     present = presence.present_in([r.conversation.id for r in page.rows], current_user.id)

@@ -127,6 +127,55 @@ def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, 
     assert found("vip") == {a.id}
 
 
+def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
+    """A search lists the conversations of its newest matches first; "Search older messages" walks
+    the older windows until none is left, and no conversation comes twice."""
+    from app.inbox import search
+
+    monkeypatch.setattr(search, "MAX_MATCHES", 3)
+    agent = world["agent"]
+    convs = [make_conversation(queue=world["queue"], address=world["address"], subject=f"Case {i}",
+                               when=NOW - timedelta(minutes=30 - i)) for i in range(6)]
+    by_address = make_conversation(queue=world["queue"], address=world["address"], subject="Hello",
+                                   contact_email="gizmo@customer.example")
+    hidden = make_conversation(queue=world["secret"], address=world["address"], subject="Not yours")
+    make_message(convs[0], text="My gizmo is broken.")  # oldest match; convs[0] also matches newest below
+    make_message(hidden, text="A gizmo here too, in another queue.")
+    for conv in convs[1:]:
+        make_message(conv, text=f"The gizmo of {conv.subject} rattles.")
+        make_message(conv, text="Nothing to see here.")
+    make_message(convs[0], text="Still about that gizmo.")  # the newest match
+    make_message(by_address, text="Only the address matches.", from_addr="someone@else.example")
+
+    seen, windows, before = [], 0, None
+    while True:
+        windows += 1
+        page = inbox.list_inbox(agent, q="gizmo", status=None, limit=2, before=before)
+        seen += [r.conversation.id for r in page.rows]
+        while page.next_cursor:  # "Load more" within the window
+            page = inbox.list_inbox(agent, q="gizmo", status=None, limit=2, before=before, cursor=page.next_cursor)
+            seen += [r.conversation.id for r in page.rows]
+        if page.older_matches is None:
+            break
+        assert before is None or page.older_matches < before
+        before = page.older_matches
+    assert sorted(seen) == sorted([c.id for c in convs] + [by_address.id])  # all, once; never the other queue's
+    assert windows == 3  # 8 matching messages in windows of 3
+    first = inbox.list_inbox(agent, q="gizmo", status=None)
+    assert [r.conversation.id for r in first.rows][:1] == [by_address.id]  # newest activity first, as ever
+    assert {r.conversation.id for r in first.rows} == {by_address.id, convs[0].id, convs[5].id, convs[4].id}
+    assert inbox.list_inbox(agent, q="nothing-matches", status=None).older_matches is None
+    # A window whose conversations are all another queue's still leads on to the older ones.
+    monkeypatch.setattr(search, "MAX_MATCHES", 1)
+    page = inbox.list_inbox(agent, q="gizmo", status=None, before=convs[1].messages[0].id)
+    assert page.rows == [] and page.older_matches is not None  # only the hidden conversation's match here
+    # The oldest match is convs[0]'s first message; convs[0] was listed by its newest: not again.
+    page = inbox.list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
+    assert page.rows == [] and page.older_matches == convs[0].messages[0].id
+    page = inbox.list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
+    assert page.rows == [] and page.older_matches is None  # nothing older: the end
+
+
 def test_reply_reply_all_and_forward_drafts(app, db, world):
     agent = world["agent"]
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")

@@ -89,6 +89,27 @@ def test_load_more_and_polling(client, ws, app):
     assert "Just arrived" in news and "fresh" in news and 'id="inbox-poller"' in news
 
 
+def test_search_older_messages_walks_the_older_windows(client, ws, monkeypatch):
+    from app.inbox import search
+
+    monkeypatch.setattr(search, "MAX_MATCHES", 2)
+    convs = [make_conversation(queue=ws["queue"], address=ws["address"], subject=f"Thread {i}",
+                               when=NOW - timedelta(minutes=40 - i)) for i in range(3)]
+    oldest = [make_message(conv, text=f"A squeaky hinge in {conv.subject}") for conv in convs][0]
+    first = client.get("/inbox/?status=&q=squeaky").get_data(as_text=True)
+    assert "Thread 2" in first and "Thread 1" in first and "Thread 0" not in first  # the newest two matches
+    assert "Search older messages" in first and 'id="inbox-poller"' in first
+    older_url = re.search(r'hx-get="(/inbox/\?[^"]*before=[^"]+)"', first).group(1).replace("&amp;", "&")
+    older = client.get(older_url, headers=ws["h"]).get_data(as_text=True)
+    assert "Thread 0" in older and "Thread 2" not in older and "<table" not in older
+    assert "Search older messages" not in older and "inbox-poller" not in older  # one match left: the end
+    full = client.get(older_url).get_data(as_text=True)  # without JavaScript: a page of its own
+    assert "<html" in full and "Thread 0" in full and 'id="inbox-poller"' not in full
+    empty = client.get(f"/inbox/?status=&q=squeaky&before={oldest.id}", headers=ws["h"]).get_data(as_text=True)
+    assert "conv-row" not in empty and "No older conversation matches" in empty
+    assert client.get("/inbox/?status=&q=squeaky&before=junk", headers=ws["h"]).status_code == 200
+
+
 def test_drafts_view(client, ws, db):
     client.post(f"/inbox/c/{ws['conv'].id}/compose", data={"kind": "reply"}, headers=ws["h"])
     full = client.get("/inbox/drafts/").get_data(as_text=True)
