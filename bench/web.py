@@ -9,12 +9,15 @@ whole Flask stack (login check, security headers, logging, rendering), the serve
 * a 20-message conversation page (sanitising and framing every message),
 
 next to a trivial route measured in the same run, and prints p50/p95 in ms, the ratio
-to the trivial route and the SQL statements per request. Goal: p95 under 50 ms for each page on SQLite, and under 5x
-the trivial route.
+to the trivial route and the SQL statements per request. The pages take turns, one request
+each (`--block N`: N requests each; `--sequential`: all of one page, then the next). Goal:
+p95 under 50 ms for each page on SQLite, and under 5x the trivial route.
 
     .venv/bin/python bench/web.py                    # seeds /tmp/pigeonhole-bench.db once, then measures
     .venv/bin/python bench/web.py --requests 500     # more requests per page
     .venv/bin/python bench/web.py --reseed           # start from an empty database
+    .venv/bin/python bench/web.py --block 100        # pages take turns by 100 requests
+    .venv/bin/python bench/web.py --sequential       # all requests of one page, then the next
     .venv/bin/python bench/web.py --profile search   # and where the search page spends its time
     DATABASE_URL=postgresql://... .venv/bin/python bench/web.py
 
@@ -237,6 +240,10 @@ def main() -> None:
     parser.add_argument("--db", default=str(Path(tempfile.gettempdir()) / "pigeonhole-bench.db"))
     parser.add_argument("--requests", type=int, default=300, help="requests per page (default 300)")
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--block", type=int, default=1, help="requests of one page in a row before the next page "
+                        "(default 1: interleaved; 100: each page in warm loops, the machine's drift still shared)")
+    parser.add_argument("--sequential", action="store_true", help="measure page after page (all requests of one "
+                        "page, then the next; the same as --block REQUESTS)")
     parser.add_argument("--profile", metavar="PAGE", help="also print a cProfile of the pages whose label contains "
                         "PAGE (e.g. 'conversation')")
     parser.add_argument("--profile-sort", default="cumulative", help="cumulative (default), tottime, ...")
@@ -305,9 +312,17 @@ def main() -> None:
     ]
     for _, path in pages:  # warm up: caches, compiled templates, SQLite pages
         measure(client, path, 10)
-    results = {}
-    for label, path in pages:
-        results[label] = measure(client, path, args.requests)
+    # Interleaved by default, one request of each page in turn, as a server sees them: a drift of
+    # the machine's speed during the run (other processes, CPU frequency) then weighs on every page
+    # alike, and each request starts with the CPU caches another page left behind. `--block 100`
+    # takes turns by 100 requests (each page in a warm loop of its own, the drift still shared);
+    # `--sequential` measures all requests of one page, then the next.
+    block = args.requests if args.sequential else max(1, min(args.block, args.requests))
+    results = {label: ([], [], []) for label, _ in pages}
+    for start in range(0, args.requests, block):
+        for label, path in pages:
+            for total, some in zip(results[label], measure(client, path, min(block, args.requests - start))):
+                total.extend(some)
     base_wall, base_cpu = (pct(v, 95) for v in results["trivial route"][:2])
     print(f"\n{'page':28} {'p50 ms':>7} {'p95 ms':>7} {'p95/trivial':>11}   {'cpu p50':>7} {'cpu p95':>7} "
           f"{'cpu p95/trivial':>15} {'queries':>8}")
