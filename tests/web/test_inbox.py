@@ -108,6 +108,9 @@ def test_search_older_messages_walks_the_older_windows(client, ws, monkeypatch):
     empty = client.get(f"/inbox/?status=&q=squeaky&before={oldest.id}", headers=ws["h"]).get_data(as_text=True)
     assert "conv-row" not in empty and "No older conversation matches" in empty
     assert client.get("/inbox/?status=&q=squeaky&before=junk", headers=ws["h"]).status_code == 200
+    for junk in ("!!!", "*", "@"):  # no word in it: nothing matches, no window, no error
+        page = client.get(f"/inbox/?status=&q={junk}&before=5", headers=ws["h"])
+        assert page.status_code == 200 and "Search older messages" not in page.get_data(as_text=True)
 
 
 def test_drafts_view(client, ws, db):
