@@ -75,6 +75,24 @@ def _full_sync_again(dbapi_connection, record) -> None:
             cursor.close()
 
 
+def begin_nested(session=None):
+    """`session.begin_nested()` (default: `db.session`), inside a transaction that is really open.
+
+    pysqlite opens SQLite's transaction only at the first INSERT, UPDATE or DELETE. A
+    savepoint taken before any write is then the outermost one: SQLite starts a transaction
+    with the SAVEPOINT, and its RELEASE commits it, so a later rollback could no longer undo
+    what the savepoint wrote. Here the enclosing transaction is begun first on SQLite (a
+    deferred BEGIN: it takes no lock before the first write, exactly as the SAVEPOINT alone
+    would), so the RELEASE is only a release and the session's commit or rollback decides.
+    Use it for every savepoint (`with begin_nested():` or `sp = begin_nested()`).
+    """
+    session = session or db.session
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+    return session.begin_nested()
+
+
 def attach_inserted(session, obj) -> None:
     """Make `obj`, whose row this transaction has just inserted with Core, a persistent object of `session`.
 

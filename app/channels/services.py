@@ -39,7 +39,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 
-from app.extensions import db
+from app.extensions import begin_nested, db
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
 from app.models.flows import Flow
 
@@ -383,7 +383,7 @@ def delete_address(address_id: int) -> str:
     db.session.execute(delete(AddressSetup).where(AddressSetup.address_id == address.id))
     db.session.execute(delete(MailboxState).where(MailboxState.address_id == address.id))
     try:
-        with db.session.begin_nested():
+        with begin_nested():
             db.session.delete(address)
             db.session.flush()
     except IntegrityError:

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.blobs import blob_store
 from app.channels.services import PublishedAddress, published_address
-from app.extensions import db
+from app.extensions import begin_nested, db
 from app.mail.parse import ParsedMessage, parse_message
 from app.mail.threading import find_conversation
 from app.mail.tokens import new_conversation_token
@@ -177,7 +177,7 @@ def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> Inge
                            max_attachments=current_app.config["INBOUND_MAX_ATTACHMENTS"])
     if item.error and not parsed.error:
         parsed.error = item.error
-    savepoint = db.session.begin_nested()
+    savepoint = begin_nested()
     try:
         result = _store(address, item, raw, parsed, now)
         savepoint.commit()
@@ -326,7 +326,7 @@ def _contact(email: str, name: str) -> Contact:
         if not contact.name and name:
             contact.name = name[:200]
         return contact
-    savepoint = db.session.begin_nested()
+    savepoint = begin_nested()
     try:
         contact = Contact(email=email, name=(name or "")[:200])
         db.session.add(contact)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.extensions import attach_inserted
+from app.extensions import attach_inserted, begin_nested
 from app.models.inbox import Message
 
 
@@ -40,7 +40,7 @@ def test_rolled_back_it_is_transient_like_a_flushed_new_object(app, db):
 
 def test_a_savepoint_rollback_forgets_only_what_was_inserted_inside_it(app, db):
     outer = _insert(db, subject="outer")
-    savepoint = db.session.begin_nested()
+    savepoint = begin_nested()
     inner = _insert(db, subject="inner")
     savepoint.rollback()
     assert outer in db.session and inner not in db.session
@@ -49,8 +49,8 @@ def test_a_savepoint_rollback_forgets_only_what_was_inserted_inside_it(app, db):
 
 
 def test_a_released_savepoint_still_goes_with_the_outer_rollback(app, db):
-    outer = _insert(db, subject="outer")  # (pysqlite starts the transaction with the first write)
-    with db.session.begin_nested():
+    outer = _insert(db, subject="outer")
+    with begin_nested():
         inner = _insert(db, subject="inner")
     later = _insert(db, subject="later")  # attaching again keeps what the released savepoint inserted
     assert inner in db.session and later in db.session
