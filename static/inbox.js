@@ -306,17 +306,20 @@
   }
 
   document.addEventListener("htmx:afterSwap", function (e) {
-    var target = e.detail.target;
     dedupe();
-    if (target && target.id === "dialogs") {
-      var dialog = $("dialog", target);
-      if (dialog && !dialog.open) {
-        dialog.showModal();
-        var search = $('input[type="search"]', dialog);
-        if (search) search.focus();
-      }
+    initAll(e.detail.target || document);
+  });
+  /* A loaded dialog opens once htmx has settled it: only then do its own hx- attributes listen
+     (htmx binds new content in the settle step), so what is typed at once is not lost. */
+  document.addEventListener("htmx:afterSettle", function (e) {
+    var target = e.detail.target;
+    if (!target || target.id !== "dialogs") return;
+    var dialog = $("dialog", target);
+    if (dialog && !dialog.open) {
+      dialog.showModal();
+      var search = $('input[type="search"]', dialog);
+      if (search) search.focus();
     }
-    initAll(target || document);
   });
   document.addEventListener("htmx:oobAfterSwap", function () { dedupe(); });
 
