@@ -27,6 +27,8 @@ def sign_in(page, email):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    # The tabs' counts come by htmx once it has bound the page: typing before that would be lost.
+    expect(page.locator("#view-tabs .count").first).to_be_visible()
 
 
 @pytest.fixture
@@ -283,4 +285,33 @@ def test_new_mail_needs_the_required_fields_before_send(page, db, workspace):
     expect(page.locator(".composer")).to_have_count(0)
     db.session.expire_all()
     assert db.session.scalar(db.select(Draft)) is None
+    assert page.js_errors == []
+
+
+def test_search_older_messages_appends_the_older_windows(page, db, workspace, monkeypatch):
+    from app.inbox import search
+
+    monkeypatch.setattr(search, "MAX_MATCHES", 1)  # a window of one match (the server runs in this process)
+    conv = workspace["conv"]
+    for i in range(3):
+        other = make_conversation(queue=conv.queue, address=conv.address, subject=f"Hinge {i}",
+                                  when=datetime.now(timezone.utc) - timedelta(minutes=30 - i))
+        make_message(other, text=f"A squeaky hinge, number {i}.")
+    sign_in(page, "alex@example.test")
+    page.get_by_label("Search").fill("squeaky")
+    rows = page.locator("#conversation-rows tr.conv-row")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Hinge 2")
+    older = page.get_by_role("link", name="Search older messages")
+    older.focus()  # leaving the search box must not search again (and wipe what comes next)
+    page.keyboard.press("Enter")  # a keyboard reaches it too
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_contain_text("Hinge 1")
+    older.click()
+    expect(rows).to_have_count(3)
+    expect(rows.nth(2)).to_contain_text("Hinge 0")
+    older.click()  # a full window of one: the next one is empty, and says so
+    expect(page.locator("#conversation-rows")).to_contain_text("No older conversation matches “squeaky”.")
+    expect(older).to_have_count(0)
+    expect(rows).to_have_count(3)
     assert page.js_errors == []
