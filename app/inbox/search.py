@@ -34,6 +34,9 @@ _TERM = re.compile(r"(\w+)(\*?)", re.UNICODE)
 MAX_TERMS = 12
 #: Matching messages per search window (the first: the newest ones; "Search older messages": the next).
 MAX_MATCHES = 200
+#: A query without words: an empty window, and no conversation (or only address matches).
+_NO_WINDOW = "WITH search_window AS (SELECT 1 AS id WHERE 1 = 0)"
+_NOTHING = "SELECT id FROM conversations WHERE 1 = 0"
 
 
 def fts5_query(q: str) -> str:
@@ -92,15 +95,14 @@ def matching_conversations_sql(q: str, before: int | None = None) -> tuple[str, 
     if dialect == "sqlite":
         match = fts5_query(q)
         if not match:
-            return "WITH search_window AS (SELECT 1 AS id WHERE 1 = 0)", "SELECT id FROM conversations WHERE 1 = 0", {}
+            return _NO_WINDOW, _NOTHING, {}
         matches = "SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH :search_match"
         newer, older = "rowid >= :search_before", "rowid < :search_before"
         params["search_match"] = match
     elif dialect == "postgresql":
         query = pg_tsquery(q)
         if query is None:
-            return "WITH search_window AS (SELECT 1 AS id WHERE 1 = 0)", by_contact if before is None else \
-                "SELECT id FROM conversations WHERE 1 = 0", params
+            return _NO_WINDOW, by_contact if before is None else _NOTHING, params
         sql, tsparams = query
         matches = f"SELECT id FROM messages WHERE {PG_TSVECTOR} @@ ({sql})"
         newer, older = "id >= :search_before", "id < :search_before"
