@@ -38,11 +38,14 @@ def create_app(config: dict | None = None) -> Flask:
     from app.flows.views import bp as flows_bp
     from app.inbox.views import bp as inbox_bp
     from app.ops.views import bp as ops_bp
+    from app.publish.views import bp as publish_bp
     from app.responses.views import bp as responses_bp
 
-    for bp in (auth_bp, inbox_bp, channels_bp, flows_bp, responses_bp, ops_bp):
+    for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp):
         app.register_blueprint(bp)
-    from app.flows.editor import bp as flow_editor_bp; app.register_blueprint(flow_editor_bp)  # noqa: E702 flows (issue 7)
+    from app.flows.editor import bp as flow_editor_bp
+
+    app.register_blueprint(flow_editor_bp)
 
     from app import cli
 

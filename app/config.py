@@ -54,6 +54,7 @@ class Config:
         self.BLOB_STORE = os.environ.get("BLOB_STORE", "dir")  # "dir" or "db"
         self.BLOB_DIR = os.environ.get("BLOB_DIR", str(INSTANCE / "blobs"))
         self.PORT = _int("PORT", 5000)
+        self.CRON_TICK_SECONDS = float(os.environ.get("CRON_TICK_SECONDS", "5"))  # how often `flask cron` ticks
         self.DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo")
 
         # Sessions and cookies.

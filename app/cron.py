@@ -16,7 +16,7 @@ PERIODIC: list[Callable[[], None]] = []
 
 
 def _inbound_tasks() -> list[Callable[[], None]]:
-    from app.mail.poll import requeue_stale_pending, schedule_due_polls
+    from app.runtime.poll import requeue_stale_pending, schedule_due_polls
 
     return [schedule_due_polls, requeue_stale_pending]
 
@@ -32,7 +32,7 @@ def tick() -> None:
 
 # Outbound mail (issue 5): send what is due (retries, jobs lost with Redis, leases of dead workers).
 def _enqueue_due_messages() -> None:
-    from app.mail.outbound import enqueue_due_messages
+    from app.runtime.outbound import enqueue_due_messages
 
     enqueue_due_messages()
 

@@ -58,6 +58,21 @@ def enqueue(queue: str, func: str, *args, job_id: str | None = None, **options):
         return None
 
 
+#: The app that jobs run in, handed over by `flask worker` before RQ forks (see `jobs.app_context`).
+_jobs_app = None
+
+
+def use_app_for_jobs(app) -> None:
+    """Let this process's jobs open their app contexts on `app` instead of building an app each."""
+    global _jobs_app
+    _jobs_app = app
+
+
+def app_for_jobs():
+    """The app handed over by `use_app_for_jobs`, or None."""
+    return _jobs_app
+
+
 def queue_depths(connection: Redis) -> dict[str, int]:
     return {name: get_queue(name, connection).count for name in QUEUE_NAMES}
 

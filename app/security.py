@@ -13,7 +13,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from app.extensions import db, login
-from app.models.auth import Role
+from app.models.auth import Role, User
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -41,6 +41,24 @@ def role_required(role: Role):
     return decorator
 
 
+def restrict_blueprint(bp, role: Role, public: tuple[str, ...] = ()) -> None:
+    """Every route of `bp` (but the endpoints in `public`) for users whose role is at least `role`.
+
+    The one admin (or supervisor) guard of an area: signed out, the sign-in page; below the
+    role, 403.
+    """
+
+    @bp.before_request
+    def _guard():
+        if request.endpoint in public:
+            return None
+        if not current_user.is_authenticated:
+            return login.unauthorized()
+        if not current_user.has_role(role):
+            abort(403)
+        return None
+
+
 def init_app(app: Flask) -> None:
     login.login_view = "auth.login"
     login.login_message = "Please sign in to continue."
@@ -49,8 +67,6 @@ def init_app(app: Flask) -> None:
 
     @login.user_loader
     def _load_user(user_id: str):
-        from app.models.auth import User
-
         return db.session.get(User, int(user_id))
 
     if app.config.get("TRUSTED_PROXIES"):

@@ -12,13 +12,14 @@ configuration swaps in (see `templates/base.html`).
 """
 from __future__ import annotations
 
-from flask import (Flask, current_app, g, get_flashed_messages, has_request_context, make_response, render_template,
-                   request, url_for)
+from flask import (Flask, current_app, flash, g, get_flashed_messages, has_request_context, make_response, redirect,
+                   render_template, request, session, url_for)
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 
 from app.cache import SizedLRU, plain
+from app.extensions import db
 from app.models.auth import Role
 
 # (label, endpoint, lowest role that sees it)
@@ -27,7 +28,7 @@ NAVIGATION = [
     ("Channels", "channels.index", Role.ADMIN),
     ("Flows", "flows.index", Role.ADMIN),
     ("Standard Responses", "responses.index", Role.SUPERVISOR),
-    ("Publish", "channels.publish", Role.ADMIN),
+    ("Publish", "publish.publish", Role.ADMIN),
     ("Ops", "ops.index", Role.ADMIN),
 ]
 
@@ -49,10 +50,20 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     return response
 
 
+def navigate(url: str, message: str | None = None, category: str = "success"):
+    """A success that leaves the page: flash `message`, then a full navigation to `url`.
+
+    HTMX follows `HX-Redirect` (204); a plain form gets a 303 (post/redirect/get).
+    """
+    if message:
+        flash(message, category)
+    if is_htmx():
+        return "", 204, {"HX-Redirect": url}
+    return redirect(url, 303)
+
+
 def _has_flashes() -> bool:
     # Peek without consuming: the partial pops them itself.
-    from flask import session
-
     return bool(session.get("_flashes"))
 
 
@@ -194,8 +205,6 @@ def _error_page(code: int):
     def handler(error):
         title, text = _TITLES[code]
         if code == 500:
-            from app.extensions import db
-
             db.session.rollback()
         return render("errors/error.html", code=code, title=title, text=text, status=code)
 

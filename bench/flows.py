@@ -5,7 +5,7 @@
 Prints:
 
 * intent accuracy on held-out examples: the demo intents' phrases
-  (app/flows/examples.py) split 75/25 per intent, several random splits;
+  (app/demo/flows.py) split 75/25 per intent, several random splits;
 * in-memory cost per conversation: intent classification of subject + visible body
   plus evaluation of a 50-rule flow (the matching rules sit at the end, so all 50
   are looked at; regex, contains, sender, intent and business-hours conditions);
@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.flows.examples import DEMO_INTENTS  # noqa: E402
+from app.demo.flows import DEMO_INTENTS  # noqa: E402
 
 GOAL_MS = 10.0
 
@@ -123,7 +123,7 @@ def main() -> None:
 
         db.create_all()
         from app.auth.services import create_user
-        from app.channels.services import publish_addresses
+        from app.publish.services import publish_addresses
         from app.flows import engine, intents, services
         from app.flows.routing import Calendar
         from app.models.auth import Queue

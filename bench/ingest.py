@@ -149,7 +149,7 @@ def _poll_child(env_config: dict, address_id: int, pipe) -> None:
 
     app = create_app(env_config)
     with app.app_context():
-        from app.mail.poll import poll_address
+        from app.runtime.poll import poll_address
 
         start = time.perf_counter()
         result = poll_address(address_id)
@@ -182,7 +182,7 @@ def _big_child(env_config: dict, address_id: int, mb: int, pipe) -> None:
     app = create_app(env_config)
     with app.app_context():
         from app.blobs import blob_store
-        from app.mail.ingest import RawItem, ingest
+        from app.runtime.ingest import RawItem, ingest
 
         sha = blob_store().put(raw)
         size = len(raw)
@@ -320,7 +320,7 @@ def main() -> None:
             sink_secs = send_many(sink_port, smtp_raws, "support@mail.pigeonhole.test")
         finally:
             sink.stop()
-        from app.mail.ingress import make_controller
+        from app.runtime.ingress import make_controller
 
         app = env.app()
         port = free_port()

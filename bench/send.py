@@ -204,7 +204,8 @@ def prepare(n: int) -> tuple[int, list[int]]:
     from datetime import datetime, timedelta, timezone
 
     from app.auth.services import create_user
-    from app.channels.services import ensure_platform_domain, publish_addresses
+    from app.channels.services import ensure_platform_domain
+    from app.publish.services import publish_addresses
     from app.extensions import db
     from app.mail.tokens import new_conversation_token
     from app.models.channels import EmailAddress
@@ -241,7 +242,7 @@ def prepare(n: int) -> tuple[int, list[int]]:
 def queue_replies(agent_id: int, conversation_ids: list[int]) -> tuple[list[int], float]:
     """Timed: what the workspace does per Send (one session each, like one request each)."""
     from app.extensions import db
-    from app.mail.outbound import enqueue_send, send_reply
+    from app.runtime.outbound import enqueue_send, send_reply
 
     message_ids = []
     started = time.perf_counter()
@@ -256,7 +257,7 @@ def queue_replies(agent_id: int, conversation_ids: list[int]) -> tuple[list[int]
 
 
 def rendered_bytes(db, message_ids: list[int]) -> list[bytes]:
-    from app.mail.outbound import outgoing_bytes
+    from app.runtime.outbound import outgoing_bytes
 
     return [outgoing_bytes(message_id) for message_id in message_ids]
 

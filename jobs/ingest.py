@@ -6,7 +6,7 @@ from jobs import app_context
 
 def ingest_raw(raw_id: int) -> dict | None:
     """Ingest one pending InboundRaw row; a no-op when it was ingested already."""
-    from app.mail.ingest import ingest_pending
+    from app.runtime.ingest import ingest_pending
 
     with app_context():
         result = ingest_pending(raw_id)

@@ -5,7 +5,7 @@ from jobs import app_context
 
 
 def poll_mailbox(address_id: int) -> dict:
-    from app.mail.poll import poll_address
+    from app.runtime.poll import poll_address
 
     with app_context():
         return poll_address(address_id).as_dict()

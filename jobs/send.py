@@ -3,8 +3,8 @@ from jobs import app_context
 
 
 def send_message(message_id: int) -> dict:
-    """Claim, send and record; see `app.mail.outbound` for the state machine and the exactly-once rules."""
-    from app.mail.outbound import deliver_message
+    """Claim, send and record; see `app.runtime.outbound` for the state machine and the exactly-once rules."""
+    from app.runtime.outbound import deliver_message
 
     with app_context():
         return deliver_message(message_id)

@@ -29,7 +29,8 @@ def make_queue(name: str | None = None, members=()):
 
 def make_sending_address(address: str | None = None, *, platform: bool = True, publish: bool = True, **fields):
     """An email address (platform domain by default), published unless `publish=False`."""
-    from app.channels.services import ensure_platform_domain, publish_addresses
+    from app.channels.services import ensure_platform_domain
+    from app.publish.services import publish_addresses
     from app.models.channels import Domain, EmailAddress
 
     n = next(_seq)
@@ -81,7 +82,7 @@ def make_address(address: str | None = None, *, usage: str = "both", display_nam
     """An email address, published (live) unless `publish=False`, linked to `queues` for New Mail."""
     from sqlalchemy import select
 
-    from app.channels.services import publish_addresses
+    from app.publish.services import publish_addresses
     from app.models.channels import Domain, EmailAddress
 
     address = (address or f"support{next(_seq)}@mail.pigeonhole.test").lower()

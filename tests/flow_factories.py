@@ -14,7 +14,7 @@ from email.utils import make_msgid
 from sqlalchemy import select
 
 from app.blobs import blob_store
-from app.channels.services import publish_addresses
+from app.publish.services import publish_addresses
 from app.extensions import db
 from app.flows import services
 from app.mail.tokens import new_conversation_token

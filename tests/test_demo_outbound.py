@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.mail.outbound import deliver_message
+from app.runtime.outbound import deliver_message
 from app.models.inbox import Message
 from tests.servers import SMTPServer
 

@@ -5,7 +5,7 @@ import os
 import re
 import subprocess
 
-from app.mail.outbound import outgoing_bytes, send_reply
+from app.runtime.outbound import outgoing_bytes, send_reply
 from tests.factories import make_sending_address, make_sending_conversation, make_user
 
 MAX_SCORE = 1.0

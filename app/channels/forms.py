@@ -138,10 +138,3 @@ class ConfirmDeleteForm(FlaskForm):
     """The delete dialog's form: `confirm` must name what the dialog showed."""
 
     confirm = HiddenField(validators=[DataRequired()])
-
-
-class PublishForm(FlaskForm):
-    """Publish: the selected items arrive as repeated `item` fields ("address:3", "flow:1")."""
-
-    comment = TextAreaField("Comments", validators=[DataRequired(message="Write a comment: why are you publishing?"),
-                                                    Length(max=2000)])

@@ -33,15 +33,14 @@ import hmac
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from app.extensions import begin_nested, db
-from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
-from app.models.flows import Flow
+from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, Usage
 
 #: The draft columns that make up a published snapshot.
 SNAPSHOT_FIELDS = (
@@ -89,74 +88,6 @@ class AddressError(ChannelError):
 
 class AddressLimitReached(AddressError):
     """The custom domain already has `MAX_ADDRESSES_PER_CUSTOM_DOMAIN` addresses."""
-
-
-class NothingToPublish(ValueError):
-    pass
-
-
-class PublishError(ChannelError):
-    """A selected item cannot be published (gone, archived)."""
-
-
-class StaleDraft(PublishError):
-    """A selected draft changed after the admin reviewed it."""
-
-
-@dataclass(frozen=True)
-class PublishedAddress:
-    """The live configuration of one address: what runtime code may act on."""
-
-    id: int
-    domain_kind: str
-    address: str
-    display_name: str
-    usage: str
-    send_vcard: bool
-    enabled: bool
-    template_enabled: bool
-    header_html: str
-    footer_html: str
-    forwarded_from: str | None
-    username: str | None
-    incoming_protocol: str | None
-    incoming_host: str | None
-    incoming_port: int | None
-    incoming_security: str | None
-    outgoing_host: str | None
-    outgoing_port: int | None
-    outgoing_security: str | None
-    use_reply_to_identity: bool
-    channel_sessions: bool
-    flow_id: int | None
-    password_encrypted: bytes | None = None
-
-    @property
-    def can_receive(self) -> bool:
-        return self.usage in (Usage.INBOUND.value, Usage.BOTH.value)
-
-    @property
-    def can_send(self) -> bool:
-        return self.usage in (Usage.OUTBOUND.value, Usage.BOTH.value)
-
-    @property
-    def is_platform(self) -> bool:
-        return self.domain_kind == DomainKind.PLATFORM.value
-
-    @property
-    def login(self) -> str:
-        return self.username or self.address
-
-    def password(self) -> str | None:
-        from app.crypto import decrypt_secret
-
-        return decrypt_secret(self.password_encrypted)
-
-    @property
-    def from_header(self) -> str:
-        from email.headerregistry import Address
-
-        return str(Address(display_name=self.display_name, addr_spec=self.address))
 
 
 # --- names and addresses -----------------------------------------------------------------------
@@ -322,11 +253,6 @@ def check_room_for_address(domain: Domain) -> None:
 
 
 # --- addresses ---------------------------------------------------------------------------------
-
-def touch_draft(address: EmailAddress) -> None:
-    """Mark the draft as changed (call after every edit of an address)."""
-    address.draft_updated_at = datetime.now(timezone.utc)
-
 
 def snapshot(address: EmailAddress) -> dict:
     """The draft as a JSON-able dict (what publishing stores)."""
@@ -710,7 +636,7 @@ def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
         address.last_test_ok = address.last_test_at = address.last_test_message = None
 
     if what != "updated" or snapshot(address) != before:
-        touch_draft(address)
+        address.touch_draft()
     elif what == "updated":
         what = "unchanged"
     db.session.delete(setup)
@@ -748,7 +674,7 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None)
     """
     from app.crypto import decrypt_secret
     from app.mail import probe
-    from app.mail.tls import configured_context
+    from app.runtime.tls import configured_context
 
     usage = values.get("usage") if values.get("usage") in USAGE_LABELS else Usage.BOTH.value
     address = normalise_email(values.get("address") or "", "address")
@@ -872,228 +798,3 @@ def render_preview(setup: AddressSetup, overrides: dict | None = None, store: bo
     db.session.flush()
     return Preview(html=html, text=text, error=error, version=setup.preview_version,
                    template_enabled=sender.template_enabled)
-
-
-# --- Publish -----------------------------------------------------------------------------------
-
-_FIELD_LABELS = {
-    "address": "Email Address", "display_name": "Display Name", "usage": "Usage",
-    "send_vcard": "Send contact card (.VCF)", "enabled": "Enable Channel", "template_enabled": "Email Template Design",
-    "forwarded_from": "Forwarded from", "flow_id": "Flow",
-}
-
-
-def _show(key: str, value) -> str:
-    if key == "usage":
-        return USAGE_LABELS.get(value, str(value))
-    if key == "template_enabled":
-        return "on" if value else "off"
-    if key == "flow_id":
-        flow = db.session.get(Flow, value) if value else None
-        return flow.name if flow else "none"
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    return str(value) if value not in (None, "") else "none"
-
-
-def _server_text(data: dict, side: str) -> str:
-    host = data.get(f"{side}_host")
-    if not host:
-        return "none"
-    protocol = (data.get("incoming_protocol") or "imap").upper() if side == "incoming" else "SMTP"
-    return f"{protocol} {host}:{data.get(f'{side}_port')} ({SECURITY_LABELS.get(data.get(f'{side}_security'), '?')})"
-
-
-def describe_changes(address: EmailAddress) -> list[str]:
-    """What publishing this address would change, one short phrase per difference."""
-    draft = snapshot(address)
-    live = address.published
-    if live is None:
-        state = "enabled" if address.enabled else "disabled"
-        return [f"New address ({USAGE_LABELS.get(address.usage, address.usage)}, {state})"]
-    out = []
-    for key in ("address", "display_name", "usage", "enabled", "send_vcard", "forwarded_from", "template_enabled",
-                "flow_id"):
-        if draft.get(key) != live.get(key):
-            out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}")
-    for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),
-                       ("username", "User Name changed"), ("password_encrypted", "Password changed")):
-        if (draft.get(key) or None) != (live.get(key) or None):
-            out.append(label)
-    for side, label in (("incoming", "Incoming server"), ("outgoing", "Outgoing server")):
-        if _server_text(draft, side) != _server_text(live, side):
-            out.append(f"{label}: {_server_text(live, side)} → {_server_text(draft, side)}")
-    if any(draft.get(k) != live.get(k) for k in ("use_reply_to_identity", "channel_sessions")):
-        out.append("Session settings changed")
-    return out or ["No differences from the published version"]
-
-
-def describe_flow_changes(flow: Flow) -> list[str]:
-    if flow.published_at is None:
-        return ["New flow"]
-    if (flow.rules or []) != (flow.published_rules or []):
-        return ["Rules changed"]
-    return ["No differences from the published version"]
-
-
-def flow_publish_state(flow: Flow) -> str:
-    if flow.published_at is None:
-        return "Never published"
-    if flow.draft_updated_at > flow.published_at:
-        return "Unpublished changes"
-    return "Published"
-
-
-def _version(row) -> str:
-    return row.draft_updated_at.isoformat()
-
-
-@dataclass(frozen=True)
-class PendingChange:
-    """One address or flow whose draft differs from what is live."""
-
-    kind: str  # "address" or "flow"
-    id: int
-    name: str
-    state: str
-    summary: str
-    version: str  # the draft's timestamp when listed; publishing refuses a draft changed since
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.id}"
-
-
-def pending_changes() -> list[PendingChange]:
-    """Every non-archived address and every flow with unpublished changes (addresses first)."""
-    out = []
-    addresses = db.session.scalars(select(EmailAddress).where(
-        EmailAddress.archived_at.is_(None),
-        or_(EmailAddress.published_at.is_(None), EmailAddress.draft_updated_at > EmailAddress.published_at),
-    ).order_by(EmailAddress.address))
-    for a in addresses:
-        out.append(PendingChange("address", a.id, a.address, a.publish_state, "; ".join(describe_changes(a)),
-                                 _version(a)))
-    flows = db.session.scalars(select(Flow).where(
-        or_(Flow.published_at.is_(None), Flow.draft_updated_at > Flow.published_at)).order_by(Flow.name))
-    for f in flows:
-        out.append(PendingChange("flow", f.id, f.name, flow_publish_state(f), "; ".join(describe_flow_changes(f)),
-                                 _version(f)))
-    return out
-
-
-def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expected: dict[str, str] | None = None,
-            summaries: dict[int, str] | None = None) -> PublishRecord:
-    """Publish the drafts of these addresses and flows in one transaction and record it.
-
-    Each address's draft is copied into `published` (what `published_address()`
-    serves), each flow's `rules` into `published_rules`. `expected` maps
-    `PendingChange.key` to the version the admin reviewed; a draft changed since
-    raises `StaleDraft` and nothing is published. Raises `ValueError` without a
-    comment, `NothingToPublish` with nothing selected, `PublishError` for an
-    unknown or archived item. The caller commits (or rolls back on error, which
-    leaves everything as it was).
-    """
-    comment = (comment or "").strip()
-    if not comment:
-        raise ValueError("a comment is required to publish")
-    address_ids, flow_ids = sorted(set(address_ids)), sorted(set(flow_ids))
-    if not address_ids and not flow_ids:
-        raise NothingToPublish("select at least one address to publish")
-    addresses = list(db.session.scalars(
-        select(EmailAddress).where(EmailAddress.id.in_(address_ids)).order_by(EmailAddress.id).with_for_update()))
-    flows = list(db.session.scalars(select(Flow).where(Flow.id.in_(flow_ids)).order_by(Flow.id).with_for_update()))
-    if len(addresses) != len(address_ids) or len(flows) != len(flow_ids):
-        raise PublishError("Something you selected was deleted in the meantime. Open Publish again.")
-    archived = [a.address for a in addresses if a.archived_at is not None]
-    if archived:
-        raise PublishError(f"Archived addresses cannot be published: {', '.join(archived)}.")
-    if expected is not None:
-        stale = [a.address for a in addresses if expected.get(f"address:{a.id}") != _version(a)]
-        stale += [f.name for f in flows if expected.get(f"flow:{f.id}") != _version(f)]
-        if stale:
-            raise StaleDraft(f"Changed since you reviewed it: {', '.join(stale)}. Review the changes again.")
-
-    changes = []
-    for a in addresses:
-        summary = (summaries or {}).get(a.id) or "; ".join(describe_changes(a))
-        changes.append({"kind": "address", "id": a.id, "name": a.address, "summary": summary})
-    for f in flows:
-        changes.append({"kind": "flow", "id": f.id, "name": f.name, "summary": "; ".join(describe_flow_changes(f))})
-
-    now = _now()
-    for a in addresses:
-        a.published = snapshot(a)
-        a.published_at = now
-        if a.draft_updated_at > now:
-            a.draft_updated_at = now
-    if flows:
-        # The flows area publishes rules (ordered) and retrains the intent model when needed.
-        from app.flows.services import publish_flows
-
-        changes += [c for c in publish_flows([f.id for f in flows], user_id, report_unchanged_model=False)
-                    if c["kind"] == "intents"]
-    record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now)
-    db.session.add(record)
-    db.session.flush()
-    return record
-
-
-def publish_addresses(address_ids: list[int], user_id: int | None, comment: str,
-                      summaries: dict[int, str] | None = None) -> PublishRecord:
-    """Publish the drafts of these addresses in one transaction and record it.
-
-    Raises `NothingToPublish` when the list is empty or `ValueError` without a
-    comment. The caller commits. (`publish()` also takes flows and checks versions.)
-    """
-    return publish(user_id, comment, address_ids=address_ids,
-                   summaries={i: (summaries or {}).get(i, "published") for i in address_ids})
-
-
-_PUBLISHED_FIELDS = frozenset(f.name for f in fields(PublishedAddress)) - {"id"}
-_PUBLISHED = select(EmailAddress.id, EmailAddress.published, EmailAddress.archived_at, Domain.kind).join(
-    Domain, Domain.id == EmailAddress.domain_id)
-_PUBLISHED_BY_ID = _PUBLISHED.where(EmailAddress.id == bindparam("id"))
-_PUBLISHED_BY_ADDRESS = _PUBLISHED.where(func.lower(EmailAddress.address) == bindparam("address"))
-
-
-def published_address(address_or_id: str | int) -> PublishedAddress | None:
-    """The live configuration of an address (by id or email), or None.
-
-    None when the address does not exist, was never published, or its published
-    version is disabled, or it is archived. Runtime code must use only this.
-    """
-    # Columns in one prebuilt query on the session's connection, no ORM objects: this runs for every
-    # message sent and received. That bypasses autoflush, so pending changes are flushed first.
-    db.session.flush()
-    connection = db.session.connection()
-    if isinstance(address_or_id, int):
-        row = connection.execute(_PUBLISHED_BY_ID, {"id": address_or_id}).first()
-    else:
-        row = connection.execute(_PUBLISHED_BY_ADDRESS, {"address": address_or_id.strip().lower()}).first()
-    if row is None or row.published is None or row.archived_at is not None:
-        return None
-    snap = row.published
-    if not snap.get("enabled"):
-        return None
-    values = {k: v for k, v in snap.items() if k in _PUBLISHED_FIELDS}
-    if values.get("password_encrypted"):
-        values["password_encrypted"] = values["password_encrypted"].encode("ascii")
-    values.setdefault("domain_kind", row.kind)
-    return PublishedAddress(id=row.id, **values)
-
-
-def published_addresses(kind: str | None = None) -> list[PublishedAddress]:
-    """Every live address (optionally of one domain kind), for cron and ingress."""
-    ids = db.session.scalars(
-        select(EmailAddress.id).where(EmailAddress.published.is_not(None), EmailAddress.archived_at.is_(None))
-    )
-    out = [p for p in (published_address(i) for i in ids) if p is not None]
-    return [p for p in out if kind is None or p.domain_kind == kind]
-
-
-def publish_history(limit: int = 100, offset: int = 0) -> list[PublishRecord]:
-    """Publish records, newest first."""
-    return list(db.session.scalars(select(PublishRecord).order_by(PublishRecord.created_at.desc(),
-                                                                   PublishRecord.id.desc())
-                                   .limit(limit).offset(offset)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from app.channels import forms, services
 from app.extensions import db
@@ -21,8 +21,8 @@ from app.mail.probe import DEFAULT_PORTS
 from app.mail.render import PLACEHOLDERS
 from app.models.auth import Role
 from app.models.channels import DomainKind
-from app.security import role_required
-from app.web import is_htmx, render
+from app.security import restrict_blueprint
+from app.web import is_htmx, navigate, render
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 
@@ -31,20 +31,7 @@ PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data: htt
                "sandbox; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
 
 
-@bp.before_request
-@login_required
-@role_required(Role.ADMIN)
-def _admins_only():
-    return None
-
-
-def _done(url: str, message: str | None = None, category: str = "success"):
-    """Success: flash, then a full navigation (HX-Redirect for HTMX, 303 otherwise)."""
-    if message:
-        flash(message, category)
-    if is_htmx():
-        return "", 204, {"HX-Redirect": url}
-    return redirect(url, 303)
+restrict_blueprint(bp, Role.ADMIN)
 
 
 def _next_step(url: str):
@@ -88,8 +75,7 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=services.platform_domain_name(), limit=services.address_limit(),
                   live_count=services.live_address_count, usage_labels=services.USAGE_LABELS,
-                  mailbox=services.mailbox_status(ids), errors=errors or {},
-                  pending_count=len(services.pending_changes()))
+                  mailbox=services.mailbox_status(ids), errors=errors or {})
 
 
 @bp.route("/email/")
@@ -108,7 +94,7 @@ def new_domain():
         else:
             db.session.commit()
             # No #anchor: from the Email channel page itself, a hash-only change would not reload it.
-            return _done(url_for(".index"), f"Domain {domain.name} created.")
+            return navigate(url_for(".index"), f"Domain {domain.name} created.")
     status = 422 if request.method == "POST" else 200
     return render("channels/domain_new.html", block="dialog", status=status, form=form, modal=is_htmx())
 
@@ -129,7 +115,7 @@ def delete_domain(domain_id: int):
                 error = exc.message
             else:
                 db.session.commit()
-                return _done(url_for(".index"), f"Domain {name} deleted.")
+                return navigate(url_for(".index"), f"Domain {name} deleted.")
         else:
             error = "The confirmation does not match this domain. Open the dialog again."
     form.confirm.data = domain.name
@@ -182,9 +168,9 @@ def delete_address(address_id: int):
             outcome = services.delete_address(address.id)
             db.session.commit()
             if outcome == "archived":
-                return _done(url_for(".index"), f"{name} has conversations, so it was archived: they stay readable, "
+                return navigate(url_for(".index"), f"{name} has conversations, so it was archived: they stay readable, "
                                                 "and it no longer receives or sends.")
-            return _done(url_for(".index"), f"{name} deleted.")
+            return navigate(url_for(".index"), f"{name} deleted.")
         error = "The confirmation does not match this address. Open the dialog again."
     form.confirm.data = address.address
     return render("channels/address_delete.html", block="dialog", status=422 if error else 200, form=form,
@@ -385,7 +371,7 @@ def setup_review(setup_id: int):
                 "updated": f"Email address {address.address} updated. Publish to make the changes live.",
                 "unchanged": f"Nothing changed for {address.address}.",
             }
-            return _done(url_for(".index", _anchor=f"address-{address.id}"), messages[what],
+            return navigate(url_for(".index", _anchor=f"address-{address.id}"), messages[what],
                          "info" if what == "unchanged" else "success")
         setup = setup_or_none
     return _setup_page(setup, "review", status=422 if request.method == "POST" else 200, save_form=form)
@@ -396,90 +382,7 @@ def setup_discard(setup_id: int):
     setup = _setup_or_404(setup_id)
     services.discard_setup(setup)
     db.session.commit()
-    return _done(url_for(".index"), "Changes discarded.", "info")
-
-
-# --- Publish -----------------------------------------------------------------------------------
-
-def _selected(items: list[str]) -> tuple[list[int], list[int]]:
-    address_ids, flow_ids = [], []
-    for item in items:
-        kind, _, raw = item.partition(":")
-        if not raw.isdigit() or kind not in ("address", "flow"):
-            raise ValueError(item)
-        (address_ids if kind == "address" else flow_ids).append(int(raw))
-    return address_ids, flow_ids
-
-
-def _publish_dialog(step: str, status: int = 200, **context):
-    pending = services.pending_changes()
-    context.setdefault("selected", {p.key for p in pending})
-    context.setdefault("form", forms.PublishForm(formdata=None))
-    return render("channels/publish_dialog.html", block="dialog", status=status, step=step, pending=pending,
-                  modal=is_htmx(), **context)
-
-
-@bp.route("/publish/")
-def publish():
-    page = max(1, request.args.get("page", 1, type=int))
-    per_page = 20
-    records = services.publish_history(limit=per_page + 1, offset=(page - 1) * per_page)
-    return render("channels/publish.html", block="history", pending=services.pending_changes(),
-                  records=records[:per_page], page=page, more=len(records) > per_page)
-
-
-@bp.route("/publish/new", methods=["GET", "POST"])
-def publish_new():
-    """Step 1 of the Publish dialog: select, write "Comments", "Proceed" (to the confirmation)."""
-    if request.method == "GET":
-        return _publish_dialog("select")
-    form = forms.PublishForm()
-    items = request.form.getlist("item")
-    pending = {p.key: p for p in services.pending_changes()}
-    errors = []
-    if request.form.get("back"):
-        return _publish_dialog("select", form=form, selected=set(items))
-    valid = form.validate_on_submit()
-    chosen = [pending[i] for i in items if i in pending]
-    if not items:
-        errors.append("Select at least one change to publish.")
-    elif len(chosen) != len(items):
-        errors.append("Something you selected has no unpublished changes any more. Review the list again.")
-    if not valid or errors:
-        return _publish_dialog("select", status=422, form=form, selected=set(items), errors=errors)
-    return _publish_dialog("confirm", form=form, chosen=chosen, selected=set(items))
-
-
-@bp.route("/publish/confirm", methods=["POST"])
-def publish_confirm():
-    """Step 2: "Confirm" publishes exactly what was reviewed, or says what changed since."""
-    form = forms.PublishForm()
-    items = request.form.getlist("item")
-    try:
-        address_ids, flow_ids = _selected(items)
-    except ValueError:
-        abort(400)
-    expected = {i: request.form.get(f"version-{i}", "") for i in items}
-    if not form.validate_on_submit():
-        return _publish_dialog("select", status=422, form=form, selected=set(items))
-    try:
-        record = services.publish(current_user.id, form.comment.data, address_ids, flow_ids, expected=expected)
-    except (services.NothingToPublish, services.ChannelError, ValueError) as exc:
-        db.session.rollback()
-        message = exc.message if isinstance(exc, services.ChannelError) else "Select at least one change to publish."
-        return _publish_dialog("select", status=422, form=form, selected=set(items), errors=[message])
-    db.session.commit()
-    count = len(record.changes)
-    return _done(url_for(".publish"), f"Published {count} change{'s' if count != 1 else ''}.")
-
-
-@bp.route("/publish/history")
-def publish_history():
-    page = max(1, request.args.get("page", 1, type=int))
-    per_page = 50
-    records = services.publish_history(limit=per_page + 1, offset=(page - 1) * per_page)
-    return render("channels/publish_history.html", block="history", records=records[:per_page], page=page,
-                  more=len(records) > per_page)
+    return navigate(url_for(".index"), "Changes discarded.", "info")
 
 
 @bp.context_processor

@@ -58,17 +58,23 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import getaddresses, parseaddr
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
-from app.channels.services import published_address
+from app.blobs import blob_store
 from app.extensions import db
 from app.flows import engine, intents, routing
+from app.mail.html import sanitize_html
+from app.mail.render import TemplateError, check_template, fill_placeholders
 from app.models.auth import Queue, User
-from app.models.channels import EmailAddress
+from app.models.channels import EmailAddress, PublishRecord
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent
 from app.models.inbox import Attachment, Conversation, Message
 from app.models.responses import StandardResponse
+from app.runtime.live import published_address
+from app.runtime.outbound import CannotSend, enqueue_send, queue_message
+from app.transactions import on_commit
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +148,6 @@ def set_flow_addresses(flow_id: int, address_ids: list[int], move: bool = False)
     address gets an unpublished change. Raises `FlowError` for an unknown flow or
     an unknown or archived address.
     """
-    from app.channels.services import touch_draft
-
     flow = db.session.get(Flow, flow_id)
     if flow is None:
         raise FlowError("This flow no longer exists.")
@@ -161,12 +165,12 @@ def set_flow_addresses(flow_id: int, address_ids: list[int], move: bool = False)
     for a in selected:
         if a.flow_id != flow.id:
             a.flow_id = flow.id
-            touch_draft(a)
+            a.touch_draft()
             attached.append(a.address)
     for a in served_addresses(flow):
         if a.id not in wanted:
             a.flow_id = None
-            touch_draft(a)
+            a.touch_draft()
             detached.append(a.address)
     db.session.flush()
     return attached, detached
@@ -284,11 +288,6 @@ def _rules_summary(old: list | None, new: list) -> str:
     return ", ".join(parts) if parts else "no rule changes"
 
 
-def flows_with_changes() -> list[Flow]:
-    """Flows whose draft differs from what is live (for a Publish dialog)."""
-    return [f for f in all_flows() if f.publish_state != "Published"]
-
-
 def publish_flows(flow_ids: list[int], user_id: int | None, comment: str | None = None,
                   report_unchanged_model: bool = True) -> list[dict]:
     """Make these flows' drafts live and retrain the intent model if its examples changed.
@@ -298,8 +297,6 @@ def publish_flows(flow_ids: list[int], user_id: int | None, comment: str | None 
     channel Publish dialog passes none and records one record for everything). The
     caller commits. Raises `FlowNotFound`.
     """
-    from app.models.channels import PublishRecord
-
     now = _now()
     changes = []
     for flow_id in flow_ids:
@@ -382,9 +379,6 @@ def save_queue(queue_id: int | None, *, name: str, description: str = "", member
                ack_enabled: bool = False, ack_subject: str = "", ack_body_html: str = "",
                ack_interval_minutes: int = 24 * 60, outbound_address_ids: list[int] = ()) -> Queue:
     """Create or change a queue. Raises `ValueError` (with the field in `args[1]`) or `HoursError`."""
-    from app.mail.html import sanitize_html
-    from app.mail.render import TemplateError, check_template
-
     name = (name or "").strip()
     if not name:
         raise ValueError("Give the queue a name.", "name")
@@ -437,8 +431,6 @@ def set_capacity(user_id: int, capacity: int) -> User:
 
 def normalise_block(value: str) -> str:
     """A sender address or domain, lower-cased. Raises `ValueError` for anything else."""
-    from email_validator import EmailNotValidError, validate_email
-
     raw = (value or "").strip()
     value = raw.lower().lstrip("@")
     if value.startswith("*."):
@@ -541,8 +533,6 @@ def _headers(message: Message):
     """The stored raw message's headers, or None when there are none."""
     if not message.raw_sha256:
         return None
-    from app.blobs import blob_store
-
     try:
         raw = blob_store().get(message.raw_sha256)
     except Exception:  # noqa: BLE001 - a missing blob must not stop the flow
@@ -636,34 +626,6 @@ def refusal_reason(conversation: Conversation, recipient: str, trigger: Message 
 
 # --- automatic mail (the hand-over to the outbound service) ------------------------------------
 
-_AFTER_COMMIT = "pigeonhole_flows_after_commit"
-
-
-def _run_after_commit(session) -> None:
-    from app.queues import enqueue
-
-    pending = session.info.pop(_AFTER_COMMIT, [])
-    for queue, func_name, args, job_id in pending:
-        try:
-            enqueue(queue, func_name, *args, job_id=job_id)
-        except Exception:  # noqa: BLE001 - the row is committed as "queued"; a sweep can enqueue it again
-            log.exception("could not enqueue %s after commit", job_id)
-
-
-def _forget_after_rollback(session, *args) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
-
-
-def enqueue_after_commit(queue: str, func_name: str, *args, job_id: str) -> None:
-    """Enqueue a job once the current transaction commits (never if it rolls back)."""
-    session = db.session()
-    if not session.info.get(_AFTER_COMMIT + ":hooked"):
-        event.listen(session, "after_commit", _run_after_commit)
-        event.listen(session, "after_rollback", _forget_after_rollback)
-        session.info[_AFTER_COMMIT + ":hooked"] = True
-    session.info.setdefault(_AFTER_COMMIT, []).append((queue, func_name, args, job_id))
-
-
 def _placeholders(conversation: Conversation, address) -> dict[str, str]:
     contact = conversation.contact
     return {"display_name": getattr(address, "display_name", "") or "",
@@ -677,10 +639,10 @@ def queue_automatic_reply(conversation_id: int, subject: str, body_html: str, ki
                           queue_id: int | None = None) -> Message:
     """Queue one automatic mail to the conversation's customer, if every safety rule allows it.
 
-    Renders and queues the outgoing `Message` through `app.mail.outbound.queue_message`
+    Renders and queues the outgoing `Message` through `app.runtime.outbound.queue_message`
     (`automatic` = kind, threaded to the customer's latest message), records it in the
-    automatic-mail ledger, and enqueues "jobs.send.send_message" (job id
-    ``send-message-<id>``) once the caller commits. The send job renders it with
+    automatic-mail ledger, and hands it to the address's send job
+    (`app.runtime.outbound.enqueue_send`, as agents' Sends are) once the caller commits. The send job renders it with
     ``Auto-Submitted: auto-replied``. Placeholders (``{{ customer_name }}``...) in
     subject and body are filled here.
 
@@ -688,10 +650,6 @@ def queue_automatic_reply(conversation_id: int, subject: str, body_html: str, ki
     send, the customer is an automatic/noreply/own/blocked address, the mail that
     triggered it was automatic, or the per-hour cap is reached.
     """
-    from app.mail.html import sanitize_html
-    from app.mail.outbound import CannotSend, queue_message
-    from app.mail.render import fill_placeholders
-
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         raise LookupError(conversation_id)
@@ -721,7 +679,7 @@ def queue_automatic_reply(conversation_id: int, subject: str, body_html: str, ki
                                  message_id=message.id, address_id=address.id,
                                  queue_id=queue_id or conversation.queue_id, created_at=now))
     db.session.flush()
-    enqueue_after_commit("send", "jobs.send.send_message", message.id, job_id=f"send-message-{message.id}")
+    on_commit(enqueue_send, message.id, address_id=address.id)
     return message
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import login_required
 
-from app.channels.services import flow_publish_state
 from app.extensions import db
 from app.flows import services
 from app.flows.forms import FlowAddressesForm
@@ -31,7 +30,7 @@ def index():
     flows = services.all_flows()
     return render("flows/index.html", block="flows", flows=flows,
                   served_by={f.id: services.served_addresses(f) for f in flows},
-                  states={f.id: flow_publish_state(f) for f in flows})
+                  states={f.id: f.publish_state for f in flows})
 
 
 @bp.route("/<int:flow_id>/update", methods=["GET", "POST"])

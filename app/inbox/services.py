@@ -27,17 +27,20 @@ from typing import NamedTuple
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import Boolean, bindparam, func, or_, select, text, update
-from sqlalchemy.orm import joinedload
+from redis.exceptions import RedisError
+from sqlalchemy import Boolean, bindparam, func, or_, select, text
 
 from app.blobs import BlobNotFound, blob_store
-from app.channels.services import PublishedAddress, published_address
+from app.runtime.live import PublishedAddress, published_address
 from app.extensions import db
 from app.inbox import recipients as rules
 from app.inbox.display import snippet
 from app.inbox.search import matching_conversations_sql
-from app.mail.html import html_to_text, sanitize_html
-from app.mail.tokens import make_message_id, new_conversation_token
+from app.mail.html import html_to_text, sanitize_html, text_to_html
+from app.mail.render import OutgoingAttachment
+from app.mail.tokens import new_conversation_token
+from app.runtime.outbound import CannotSend, NotRetryable, enqueue_send, queue_message, retry_message
+from app.transactions import on_commit
 from app.units import human_size
 from app.models.auth import Queue, Role, User, queue_members
 from app.models.channels import EmailAddress
@@ -799,8 +802,6 @@ def forwarded_body(message: Message) -> str:
     if message.cc_addrs:
         rows.append(("Cc", message.cc_addrs))
     head = "".join(f"{k}: {_html.escape(v or '')}<br>" for k, v in rows)
-    from app.mail.html import text_to_html
-
     body = sanitize_html(message.html) if message.html else text_to_html(message.text)
     return f"<p><br></p><p>---------- Forwarded message ---------<br>{head}</p>{body}"
 
@@ -959,10 +960,10 @@ def check_draft(author: User | int, draft: Draft) -> tuple[PublishedAddress, dic
 
 
 def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Message:
-    """Send a draft: validate, create the outgoing Message (queued), delete the draft, commit, deliver.
+    """Send a draft: validate, create the outgoing Message (queued), delete the draft; deliver once committed.
 
-    The hand-over boundary of the workspace, so unlike other services it commits: the
-    message row must exist before `deliver()` enqueues its job. Raises `NotFound`,
+    The caller commits; `deliver()` runs after that commit (`app.transactions.on_commit`),
+    so the send job never looks for a row that is not there yet. Raises `NotFound`,
     `DraftInvalid` (what to fix, per field) and `NewerMessage` when the conversation got a
     message after the draft was started and `confirm_newer` is not set.
     """
@@ -981,10 +982,6 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Mess
     now = _now()
     if conversation is None:
         conversation = _new_conversation(author, draft, sender, lists["to"], now)
-    from app.blobs import blob_store
-    from app.mail.outbound import CannotSend, queue_message
-    from app.mail.render import OutgoingAttachment
-
     store = blob_store()
     files = [OutgoingAttachment(item["filename"], item["content_type"], store.get(item["sha256"]))
              for item in draft.attachments or [] if item.get("included", True)]
@@ -1001,9 +998,7 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Mess
     conversation.last_message_at = now
     db.session.delete(draft)
     mark_seen(author.id, conversation.id)
-    message_id = message.id  # read before the commit expires it: no reload just for the id
-    db.session.commit()
-    deliver(message_id, address_id=sender.id)
+    on_commit(deliver, message.id, address_id=sender.id)
     return message
 
 
@@ -1024,17 +1019,13 @@ def _new_conversation(author: User, draft: Draft, sender: PublishedAddress, to: 
 
 
 def deliver(message_id: int, address_id: int | None = None) -> None:
-    """Hand a committed, queued message to the send queue (`app.mail.outbound.enqueue_send`).
+    """Hand a committed, queued message to the send queue (`app.runtime.outbound.enqueue_send`).
 
     The job id is deterministic (`send-message-<id>`), so a double click never sends
     twice; with the sending `address_id`, a send job of that address that is still
     waiting takes this message too (no job of its own). When Redis is unreachable the
     message stays "queued" and the outbound cron sweep enqueues it later (logged).
     """
-    from redis.exceptions import RedisError
-
-    from app.mail.outbound import enqueue_send
-
     try:
         enqueue_send(message_id, address_id=address_id)
     except RedisError as exc:
@@ -1042,7 +1033,7 @@ def deliver(message_id: int, address_id: int | None = None) -> None:
 
 
 def retry_delivery(message_id: int, user_id: int | None = None) -> Message:
-    """"Retry" for a failed message: back to queued (`outbound.retry_message`), commit, `deliver()`.
+    """"Retry" for a failed message: back to queued (`outbound.retry_message`); `deliver()` once the caller commits.
 
     A bounced message is not retried: the recipient's server already said it will not take it
     (the agent writes again, to a corrected address if need be).
@@ -1050,8 +1041,6 @@ def retry_delivery(message_id: int, user_id: int | None = None) -> Message:
     Raises `NotFound` (or not visible to `user_id`), `InvalidAction` when the message
     is not failed or its address can no longer send.
     """
-    from app.mail.outbound import CannotSend, NotRetryable, retry_message
-
     message = get_message(user_id, message_id) if user_id is not None else db.session.get(Message, message_id)
     if message is None:
         raise NotFound("message")
@@ -1062,9 +1051,7 @@ def retry_delivery(message_id: int, user_id: int | None = None) -> Message:
     except (NotRetryable, CannotSend) as exc:
         db.session.rollback()
         raise InvalidAction(str(exc)) from None
-    db.session.commit()
-    deliver(message.id)
-    db.session.refresh(message)
+    on_commit(deliver, message.id)
     return message
 
 

@@ -1,14 +1,14 @@
 """The agent workspace pages: inbox views, the conversation, the composer, drafts, downloads.
 
 Every route serves a full page or, for HTMX, the named block that changed (see
-`app.web.render`). State changes call `app.inbox.services` and commit here; the one
-exception is sending, whose service commits before it hands over (see `send_draft`).
+`app.web.render`). State changes call `app.inbox.services` and commit here; what a
+service hands to a job (a Send) is enqueued after that commit (`app.transactions`).
 """
 from __future__ import annotations
 
 import io
 
-from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
+from flask import (Blueprint, abort, flash, jsonify, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
 from markupsafe import Markup
@@ -309,6 +309,7 @@ def retry(message_id: int):
             return redirect(url_for("inbox.conversation", conversation_id=message.conversation_id,
                                     _anchor=f"message-{message.id}"), 303)
         return render("inbox/conversation.html", block="delivery", m=message, retry_error=str(exc), status=422)
+    db.session.commit()
     if not is_htmx():
         flash("The message is queued to be sent again.", "success")
         return redirect(url_for("inbox.conversation", conversation_id=message.conversation_id,
@@ -505,6 +506,7 @@ def send(draft_id: int):
     except services.NewerMessage as exc:
         db.session.rollback()
         return _composer(services.get_draft(current_user, draft_id), 422, newer=exc.message)
+    db.session.commit()
     flash("Sent: the message is queued for delivery.", "success")
     target = url_for("inbox.conversation", conversation_id=message.conversation_id)
     if draft.kind == "new" or not is_htmx():

@@ -20,13 +20,29 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from email.message import Message
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from app.mail.parse import Bounce, ParsedMessage
+if TYPE_CHECKING:  # only for annotations: parse.py imports this module
+    from app.mail.parse import ParsedMessage
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bounce:
+    """A delivery report. `kind`: failed, delayed, delivered, feedback (ARF complaint)."""
+
+    kind: str
+    recipients: list[str]
+    original_message_id: str | None = None
+    status: str | None = None
+    diagnostic: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.kind == "failed"
 
 _BOUNCE_SUBJECT = re.compile(
     r"(undeliver|undelivered|delivery status notification|returned mail|return(ed)? to sender|"
@@ -47,8 +63,6 @@ _MSGID_LINE = re.compile(r"^\s*(?:X-Original-)?Message-ID:\s*(<[^<>\s]+>)", re.I
 
 
 def detect_report(msg: Message, parsed: "ParsedMessage", envelope_from: str | None = None) -> "Bounce | None":
-    from app.mail.parse import Bounce
-
     try:
         report = _multipart_report(msg, parsed)
         if report is not None:
@@ -139,8 +153,6 @@ def _looks_like_bounce(parsed: "ParsedMessage", envelope_from: str | None, from_
 
 
 def _multipart_report(msg: Message, parsed: "ParsedMessage") -> "Bounce | None":
-    from app.mail.parse import Bounce
-
     report = None
     for part in msg.walk():
         if part.get_content_type() == "multipart/report":

@@ -39,6 +39,7 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
+from app.mail.bounce import Bounce, detect_report
 from app.mail.html import html_to_text, sanitize_html
 
 #: Bodies longer than this are cut (the raw message keeps everything).
@@ -87,21 +88,6 @@ class ParsedAttachment:
     def describe(self) -> dict:
         return {"filename": self.filename, "content_type": self.content_type, "size": self.size,
                 "content_id": self.content_id, "inline": self.inline}
-
-
-@dataclass
-class Bounce:
-    """A delivery report. `kind`: failed, delayed, delivered, feedback (ARF complaint)."""
-
-    kind: str
-    recipients: list[str]
-    original_message_id: str | None = None
-    status: str | None = None
-    diagnostic: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.kind == "failed"
 
 
 @dataclass
@@ -667,8 +653,6 @@ def _classify(msg: Message, result: ParsedMessage, envelope_from: str | None) ->
         result.bulk = True
     if "list-id" in a or "list-post" in a or "mailing-list" in a:
         result.mailing_list = a.get("list-id") or a.get("list-post") or a.get("mailing-list")
-
-    from app.mail.bounce import detect_report
 
     result.bounce = detect_report(msg, result, envelope_from)
     if result.bounce is not None and result.bounce.kind == "mdn":

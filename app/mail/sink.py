@@ -24,7 +24,7 @@ from email import message_from_bytes, policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
-import click
+from aiosmtpd.controller import Controller
 
 NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{8}$")
 
@@ -195,27 +195,7 @@ class OutboxHandler:
 
 def start_sink(directory: str | os.PathLike, host: str = "127.0.0.1", port: int = 8025):
     """Start the sink in a background thread; returns the aiosmtpd controller (call `.stop()`)."""
-    from aiosmtpd.controller import Controller
-
     controller = Controller(OutboxHandler(directory), hostname=host, port=port, ready_timeout=10,
                             data_size_limit=50 * 1024 * 1024, decode_data=False)
     controller.start()
     return controller
-
-
-@click.command("smtp-sink")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it loopback).")
-@click.option("--port", type=int, default=8025, show_default=True)
-@click.option("--dir", "directory", default=None,
-              help="Where to write messages (default: OUTBOX_DIR, else instance/outbox).")
-def smtp_sink_command(host: str, port: int, directory: str | None) -> None:
-    """Development SMTP server that keeps every message in the outbox folder and never delivers."""
-    from flask import current_app
-
-    directory = directory or current_app.config.get("OUTBOX_DIR") or os.path.join(
-        current_app.config["INSTANCE_DIR"], "outbox")
-    controller = start_sink(directory, host, port)
-    click.echo(f"SMTP sink on {host}:{port}, writing to {directory}")
-    from app.cli import serve_until_signalled
-
-    serve_until_signalled(controller)

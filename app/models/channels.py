@@ -87,6 +87,10 @@ class EmailAddress(db.Model):
     domain: Mapped[Domain] = relationship(back_populates="addresses")
     flow: Mapped["Flow | None"] = relationship()  # noqa: F821 (app.models.flows)
 
+    def touch_draft(self) -> None:
+        """Mark the draft as changed (call after every edit of its configuration)."""
+        self.draft_updated_at = utcnow()
+
     @property
     def publish_state(self) -> str:
         if self.published_at is None:

@@ -141,7 +141,7 @@ class OutgoingMime(db.Model):
     One durable commit covers both (a blob-store write would add two fsyncs to every
     Send), the send job sends these bytes, and they stay as the record of what was sent.
     Outgoing messages queued before this table existed have theirs in the blob store
-    (`Message.raw_sha256`); `app.mail.outbound.outgoing_bytes` reads either.
+    (`Message.raw_sha256`); `app.runtime.outbound.outgoing_bytes` reads either.
     """
     __tablename__ = "outgoing_mime"
 

@@ -66,8 +66,8 @@ def mailbox_statuses() -> list[dict]:
     """Per live IMAP/POP3 address: protocol, last poll, last success, last error, next poll."""
     from sqlalchemy import select
 
-    from app.channels.services import published_addresses
-    from app.mail.poll import pollable
+    from app.runtime.live import published_addresses
+    from app.runtime.poll import pollable
     from app.models.channels import MailboxState
 
     states = {s.address_id: s for s in db.session.scalars(select(MailboxState))}

@@ -68,7 +68,7 @@ def inbound_retry(raw_id: int):
     from flask import abort, flash, redirect, url_for
 
     from app.extensions import db
-    from app.mail.poll import enqueue_once
+    from app.runtime.poll import enqueue_once
     from app.web import is_htmx
 
     try:

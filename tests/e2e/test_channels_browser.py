@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from app.channels import services
+from app.runtime.live import published_address
 from tests.channel_fixtures import MAILBOX, PASSWORD
 from tests.factories import PASSWORD as USER_PASSWORD, make_user
 
@@ -293,7 +293,7 @@ def test_attach_a_flow_then_publish_with_a_comment_and_see_the_history(admin_pag
     expect(history).to_contain_text("Ada Admin")
     expect(history).to_contain_text("support@mail.pigeonhole.test: New address")
     db.session.expire_all()
-    live = services.published_address("support@mail.pigeonhole.test")
+    live = published_address("support@mail.pigeonhole.test")
     assert live is not None and live.flow_id is not None and address.id == live.id
 
     open_channels(page)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from app.mail.outbound import deliver_message, send_reply
+from app.runtime.outbound import deliver_message, send_reply
 from app.mail.sink import start_sink
 from tests.factories import PASSWORD, make_sending_address, make_sending_conversation, make_user
 from tests.servers import free_port

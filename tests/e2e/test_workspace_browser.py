@@ -157,7 +157,7 @@ def test_reply_with_standard_response_cc_bcc_attachment_draft_survives_logout_th
     # The send job delivers it to a real SMTP server with the recipients the agent chose.
     from email import message_from_bytes, policy
 
-    from app.mail.outbound import deliver_message
+    from app.runtime.outbound import deliver_message
     from tests.servers import SMTPServer
 
     server = SMTPServer(tmp_path / "smtp")

@@ -10,7 +10,7 @@ import vobject
 from sqlalchemy import func, select, update
 
 from app.crypto import encrypt_secret
-from app.mail.outbound import (
+from app.runtime.outbound import (
     WAITING_KEY, WAITING_TTL_SECONDS, CannotSend, NotRetryable, deliver_message, enqueue_due_messages, enqueue_send,
     mark_bounced, queue_message, retry_message, send_job_id, send_reply,
 )
@@ -160,7 +160,7 @@ def test_custom_address_with_starttls(app, db, servers, tmp_path):
 def test_addresses_that_cannot_send_are_refused_and_nothing_is_queued(app, db, relay):
     from datetime import datetime, timezone
 
-    from app.channels.services import publish_addresses
+    from app.publish.services import publish_addresses
 
     relay()
     cases = []
@@ -218,7 +218,7 @@ def test_addresses_that_cannot_send_are_refused_and_nothing_is_queued(app, db, r
 
 
 def test_an_address_disabled_after_queueing_fails_at_send_time_with_the_reason(app, db, relay):
-    from app.channels.services import publish_addresses
+    from app.publish.services import publish_addresses
 
     server = relay()
     address = make_sending_address()
@@ -294,7 +294,7 @@ def test_temporary_errors_give_up_after_the_last_attempt(app, db, relay):
 
 def test_the_bytes_live_beside_the_row_and_older_messages_are_read_from_the_blob_store(app, db, relay):
     from app.blobs import blob_store
-    from app.mail.outbound import outgoing_bytes
+    from app.runtime.outbound import outgoing_bytes
     from app.models.inbox import OutgoingMime
 
     server = relay()
@@ -327,7 +327,7 @@ def test_the_bytes_live_beside_the_row_and_older_messages_are_read_from_the_blob
 
 
 def test_big_messages_are_read_one_at_a_time_and_sent_byte_for_byte(app, db, relay, monkeypatch):
-    from app.mail import outbound
+    from app.runtime import outbound
     from app.models.inbox import OutgoingMime
 
     server = relay()
@@ -345,7 +345,7 @@ def test_big_messages_are_read_one_at_a_time_and_sent_byte_for_byte(app, db, rel
 
 
 def test_backoff_grows_and_is_capped(app):
-    from app.mail.outbound import backoff_seconds
+    from app.runtime.outbound import backoff_seconds
 
     app.config.update(SEND_RETRY_BASE_SECONDS=60, SEND_RETRY_MAX_SECONDS=3600)
     with app.app_context():
@@ -592,7 +592,7 @@ def test_the_send_job_commits_without_waiting_for_the_disk_and_only_it(app, db, 
     every other session, and the connection after the job, keep full durability."""
     from sqlalchemy import text
 
-    from app.mail import outbound
+    from app.runtime import outbound
 
     sqlite = db.engine.dialect.name == "sqlite"
     probe = text("PRAGMA synchronous") if sqlite else text("SHOW synchronous_commit")

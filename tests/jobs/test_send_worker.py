@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from app.mail.outbound import enqueue_due_messages, enqueue_send, send_reply
+from app.runtime.outbound import enqueue_due_messages, enqueue_send, send_reply
 from app.models.inbox import Message
 from app.queues import get_queue
 from tests.factories import make_sending_address, make_sending_conversation

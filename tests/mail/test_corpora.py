@@ -67,7 +67,7 @@ def test_every_corpus_message_parses_without_exception_in_bounded_time_and_memor
 def test_every_corpus_message_ingests(app, db):
     """Through the whole ingest service (dedupe, threading, rows), not just the parser."""
     from app.blobs import blob_store
-    from app.mail.ingest import RawItem, ingest
+    from app.runtime.ingest import RawItem, ingest
     from tests.mail.conftest import make_address
 
     root = corpus(".")

@@ -15,7 +15,7 @@ import jobs
 from app.auth.services import ensure_queue
 from app.extensions import db as _db
 from app.flows import services as flows
-from app.flows.examples import DEMO_INTENTS
+from app.demo.flows import DEMO_INTENTS
 from app.models.inbox import Conversation, Message
 from app.queues import get_queue, redis_connection
 from tests.factories import make_user

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.blobs import blob_store
-from app.mail.ingest import RawItem, ingest
+from app.runtime.ingest import RawItem, ingest
 from app.mail.tokens import make_message_id
 from app.models.inbound import InboundRaw
 from app.models.inbox import Attachment, Contact, Conversation, Message
@@ -203,7 +203,7 @@ def test_mail_that_cannot_be_understood_is_stored_with_its_error(support, db):
 
 
 def test_an_address_that_cannot_receive_is_refused(app, db):
-    from app.mail.ingest import AddressNotReceiving
+    from app.runtime.ingest import AddressNotReceiving
 
     outbound_only = make_address("out@mail.pigeonhole.test", usage="outbound")
     unpublished = make_address("draft@mail.pigeonhole.test", publish=False)

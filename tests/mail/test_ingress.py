@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 import jobs
 from app.blobs import blob_store
-from app.mail.ingress import make_controller
-from app.mail.poll import requeue_stale_pending
+from app.runtime.ingress import make_controller
+from app.runtime.poll import requeue_stale_pending
 from app.models.inbound import InboundRaw
 from app.models.inbox import Conversation, Message
 from app.queues import get_queue, redis_connection

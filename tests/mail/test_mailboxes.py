@@ -12,7 +12,7 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 
-from app.mail.poll import poll_address, schedule_due_polls
+from app.runtime.poll import poll_address, schedule_due_polls
 from app.models.channels import MailboxState
 from app.models.inbound import InboundRaw
 from app.models.inbox import Conversation, Message
@@ -203,7 +203,7 @@ def test_a_failing_mailbox_records_its_error_backs_off_and_does_not_stop_the_oth
 
 
 def test_a_mailbox_is_never_polled_twice_at_once(recent, db, dovecot, mailbox_user):
-    from app.mail.poll import poll_lock_name
+    from app.runtime.poll import poll_lock_name
     from app.queues import redis_connection
 
     login, password = mailbox_user

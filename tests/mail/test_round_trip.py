@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from app.blobs import blob_store
-from app.mail.ingest import RawItem, ingest
-from app.mail.outbound import deliver_message, send_reply
+from app.runtime.ingest import RawItem, ingest
+from app.runtime.outbound import deliver_message, send_reply
 from app.models.inbox import Message
 from tests.factories import make_sending_address, make_user
 from tests.mua import customer_reply

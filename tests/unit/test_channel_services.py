@@ -5,6 +5,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.channels import services
+from app.publish import services as publishing
+from app.runtime.live import published_address, published_addresses
 from app.crypto import decrypt_secret
 from app.flows import services as flow_services
 from app.models.channels import AddressSetup, Domain, EmailAddress, MailboxState, PublishRecord
@@ -239,8 +241,8 @@ def test_preview_renders_the_sample_reply_through_the_senders_renderer(db, admin
 
 def test_saving_creates_a_never_published_draft_and_edits_mark_unpublished_changes(db, admin):
     address = make_address(admin, values=platform_values("help"))
-    assert address.publish_state == "Never published" and services.published_address(address.id) is None
-    services.publish(admin.id, "go live", address_ids=[address.id])
+    assert address.publish_state == "Never published" and published_address(address.id) is None
+    publishing.publish(admin.id, "go live", address_ids=[address.id])
     db.session.commit()
 
     setup = services.start_edit(address.id, admin.id)
@@ -255,7 +257,7 @@ def test_saving_creates_a_never_published_draft_and_edits_mark_unpublished_chang
     assert services.save_setup(setup)[1] == "updated"
     db.session.commit()
     assert address.publish_state == "Unpublished changes"
-    live = services.published_address("help@mail.pigeonhole.test")
+    live = published_address("help@mail.pigeonhole.test")
     assert live is not None and live.display_name == "Acme Help"  # the unpublished edit is not live
 
 
@@ -305,21 +307,21 @@ def test_an_address_without_conversations_is_erased(db, admin):
 
 def test_an_address_with_conversations_is_archived_readable_and_out_of_traffic(db, admin):
     address = make_address(admin, values=platform_values("help"))
-    services.publish(admin.id, "live", address_ids=[address.id])
+    publishing.publish(admin.id, "live", address_ids=[address.id])
     conversation = make_conversation(address)
-    assert services.published_address(address.id) is not None
+    assert published_address(address.id) is not None
     assert services.delete_address(address.id) == "archived"
     db.session.commit()
     assert db.session.get(Conversation, conversation.id).address.address == "help@mail.pigeonhole.test"
-    assert services.published_address(address.id) is None
-    assert services.published_addresses() == []
+    assert published_address(address.id) is None
+    assert published_addresses() == []
     assert address.published is None
     with pytest.raises(services.AddressError, match="already archived"):
         services.delete_address(address.id)
     with pytest.raises(services.AddressError):
         services.start_edit(address.id, admin.id)
     assert address not in flow_services.assignable_addresses()
-    assert all(p.id != address.id for p in services.pending_changes())
+    assert all(p.id != address.id for p in publishing.pending_changes())
 
 
 def test_creating_an_archived_address_again_restores_it_with_its_conversations(db, admin):
@@ -343,12 +345,12 @@ def test_pending_changes_list_addresses_and_flows_with_what_changed(db, admin):
     flow = flow_services.ensure_flow("Route to default queue")
     address = make_address(admin, values=platform_values("help"))
     db.session.commit()
-    pending = {p.key: p for p in services.pending_changes()}
+    pending = {p.key: p for p in publishing.pending_changes()}
     assert pending[f"address:{address.id}"].summary == "New address (Inbound and Outbound, enabled)"
     assert pending[f"flow:{flow.id}"].summary == "New flow"
-    services.publish(admin.id, "first", address_ids=[address.id], flow_ids=[flow.id])
+    publishing.publish(admin.id, "first", address_ids=[address.id], flow_ids=[flow.id])
     db.session.commit()
-    assert services.pending_changes() == []
+    assert publishing.pending_changes() == []
 
     setup = services.start_edit(address.id, admin.id)
     services.update_address_step(setup, platform_values("help", display_name="Help Desk", usage="inbound",
@@ -360,7 +362,7 @@ def test_pending_changes_list_addresses_and_flows_with_what_changed(db, admin):
     flow.rules = [{"if": "any", "then": "queue:General"}]
     flow.draft_updated_at = flow.draft_updated_at.replace(year=2099)
     db.session.commit()
-    pending = {p.key: p for p in services.pending_changes()}
+    pending = {p.key: p for p in publishing.pending_changes()}
     assert pending[f"address:{address.id}"].summary == (
         'Display Name: Acme Help → Help Desk; Usage: Inbound and Outbound → Inbound; Forwarded from: '
         'help@acme.example → desk@acme.example; Email Template Design: off → on; Flow: none → Route to default '
@@ -373,18 +375,18 @@ def test_publish_copies_drafts_records_who_what_why_and_flows_get_their_rules(db
     address = make_address(admin, values=platform_values("help"))
     flow_services.set_flow_addresses(flow.id, [address.id])
     db.session.commit()
-    pending = {p.key: p.version for p in services.pending_changes()}
-    record = services.publish(admin.id, "  launch  ", address_ids=[address.id], flow_ids=[flow.id], expected=pending)
+    pending = {p.key: p.version for p in publishing.pending_changes()}
+    record = publishing.publish(admin.id, "  launch  ", address_ids=[address.id], flow_ids=[flow.id], expected=pending)
     db.session.commit()
     assert record.comment == "launch" and record.user_id == admin.id
     assert [c["kind"] for c in record.changes] == ["address", "flow"]
     assert record.changes[0]["summary"] == "New address (Inbound and Outbound, enabled)"
-    live = services.published_address(address.id)
+    live = published_address(address.id)
     assert live.flow_id == flow.id and live.forwarded_from == "help@acme.example" and live.is_platform
     assert flow.published_rules == [{"route": "General"}] and flow_services.published_flow_rules(flow.id) == \
         [{"route": "General"}]
     assert services.flow_publish_state(flow) == "Published"
-    assert services.publish_history()[0].id == record.id
+    assert publishing.publish_history()[0].id == record.id
 
 
 def test_publish_is_all_or_nothing(db, admin):
@@ -393,50 +395,50 @@ def test_publish_is_all_or_nothing(db, admin):
     make_conversation(gone)
     services.delete_address(gone.id)
     db.session.commit()
-    with pytest.raises(services.PublishError, match="Archived addresses cannot be published: gone@"):
-        services.publish(admin.id, "both", address_ids=[good.id, gone.id])
+    with pytest.raises(publishing.PublishError, match="Archived addresses cannot be published: gone@"):
+        publishing.publish(admin.id, "both", address_ids=[good.id, gone.id])
     db.session.rollback()
-    with pytest.raises(services.PublishError, match="deleted in the meantime"):
-        services.publish(admin.id, "missing", address_ids=[good.id, 99999])
+    with pytest.raises(publishing.PublishError, match="deleted in the meantime"):
+        publishing.publish(admin.id, "missing", address_ids=[good.id, 99999])
     db.session.rollback()
     assert good.published is None and db.session.scalar(select(func.count(PublishRecord.id))) == 0
 
 
 def test_publish_refuses_a_draft_changed_after_review(db, admin):
     address = make_address(admin, values=platform_values("help"))
-    reviewed = {p.key: p.version for p in services.pending_changes()}
+    reviewed = {p.key: p.version for p in publishing.pending_changes()}
     setup = services.start_edit(address.id, admin.id)
     services.update_address_step(setup, platform_values("help", display_name="Changed meanwhile"))
     services.save_setup(setup)
     db.session.commit()
-    with pytest.raises(services.StaleDraft, match="Changed since you reviewed it: help@"):
-        services.publish(admin.id, "go", address_ids=[address.id], expected=reviewed)
+    with pytest.raises(publishing.StaleDraft, match="Changed since you reviewed it: help@"):
+        publishing.publish(admin.id, "go", address_ids=[address.id], expected=reviewed)
     db.session.rollback()
-    assert services.published_address(address.id) is None
+    assert published_address(address.id) is None
 
 
 def test_publish_needs_a_comment_and_a_selection(db, admin):
     address = make_address(admin)
     with pytest.raises(ValueError, match="comment"):
-        services.publish(admin.id, " ", address_ids=[address.id])
-    with pytest.raises(services.NothingToPublish):
-        services.publish(admin.id, "why", address_ids=[], flow_ids=[])
+        publishing.publish(admin.id, " ", address_ids=[address.id])
+    with pytest.raises(publishing.NothingToPublish):
+        publishing.publish(admin.id, "why", address_ids=[], flow_ids=[])
 
 
 def test_a_password_change_is_live_only_after_publish(db, admin):
     domain = make_domain("acme.test")
     address = make_address(admin, domain, custom_values("help@acme.test"), password="old-pw")
-    services.publish(admin.id, "live", address_ids=[address.id])
+    publishing.publish(admin.id, "live", address_ids=[address.id])
     db.session.commit()
     setup = services.start_edit(address.id, admin.id)
     services.update_address_step(setup, custom_values("help@acme.test"), "new-pw")
     services.save_setup(setup)
     db.session.commit()
-    assert services.published_address(address.id).password() == "old-pw"
-    assert "Password changed" in services.describe_changes(address)
-    services.publish(admin.id, "rotate", address_ids=[address.id])
+    assert published_address(address.id).password() == "old-pw"
+    assert "Password changed" in publishing.describe_changes(address)
+    publishing.publish(admin.id, "rotate", address_ids=[address.id])
     db.session.commit()
-    assert services.published_address(address.id).password() == "new-pw"
+    assert published_address(address.id).password() == "new-pw"
 
 
 # --- flows --------------------------------------------------------------------------------------
@@ -446,13 +448,13 @@ def test_an_address_has_one_flow_and_moving_it_is_explicit(db, admin):
     second = flow_services.ensure_flow("Second")
     a = make_address(admin, values=platform_values("a"))
     b = make_address(admin, values=platform_values("b"))
-    services.publish(admin.id, "live", address_ids=[a.id, b.id])
+    publishing.publish(admin.id, "live", address_ids=[a.id, b.id])
     db.session.commit()
     assert flow_services.set_flow_addresses(first.id, [a.id, b.id]) == (
         ["a@mail.pigeonhole.test", "b@mail.pigeonhole.test"], [])
     db.session.commit()
     assert a.publish_state == "Unpublished changes"  # attaching a flow is an address draft change
-    assert services.published_address(a.id).flow_id is None
+    assert published_address(a.id).flow_id is None
 
     with pytest.raises(flow_services.FlowError, match=r"Another flow serves a@mail.pigeonhole.test \(First\)") as exc:
         flow_services.set_flow_addresses(second.id, [a.id])
@@ -488,12 +490,12 @@ def test_demo_seed_publishes_the_support_address_with_header_footer_and_flow(app
     created = seed()
     db.session.commit()
     assert "address support@mail.pigeonhole.test (published, forwarded from support@demo.test)" in created
-    live = services.published_address("support@mail.pigeonhole.test")
+    live = published_address("support@mail.pigeonhole.test")
     flow = db.session.scalar(select(Flow).where(Flow.name == "Route by intent"))  # the demo flow of the flows area
     assert live.forwarded_from == "support@demo.test" and live.enabled and live.can_send and live.can_receive
     assert live.template_enabled and "{{ display_name }}" in live.header_html and "{{ agent_name }}" in live.footer_html
     assert live.flow_id == flow.id and flow.published_at is not None
-    assert services.pending_changes() == []
+    assert publishing.pending_changes() == []
     assert seed() == [] or all(not line.startswith("address") for line in seed())
     db.session.commit()
     assert db.session.scalar(select(func.count(EmailAddress.id))) == 1

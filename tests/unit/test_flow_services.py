@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.flows import services
-from app.flows.examples import DEMO_INTENTS
+from app.demo.flows import DEMO_INTENTS
 from app.models.channels import PublishRecord
 from app.models.flows import AutomaticMail, FlowRun, IntentModel
 from app.models.inbox import Message

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline, make_union
 
 from app.flows import intents
-from app.flows.examples import DEMO_INTENTS
+from app.demo.flows import DEMO_INTENTS
 
 PAIRS = [(e, name) for name, (_, examples) in DEMO_INTENTS.items() for e in examples]
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.channels.services import (
-    NothingToPublish, ensure_platform_domain, publish_addresses, published_address, published_addresses, touch_draft,
-)
+from app.channels.services import ensure_platform_domain
+
+from app.publish.services import NothingToPublish, publish_addresses
+from app.runtime.live import published_address, published_addresses
 from app.crypto import SecretUnreadable, decrypt_secret, encrypt_secret
 from app.models.channels import Domain, EmailAddress
 
@@ -36,7 +37,7 @@ def test_publish_then_draft_edit_changes_nothing_live(db):
     assert a.publish_state == "Published"
 
     a.display_name, a.header_html, a.enabled = "Changed", "<p>Draft</p>", False
-    touch_draft(a)
+    a.touch_draft()
     db.session.commit()
     live = published_address(a.id)
     assert live.display_name == "Support" and live.header_html == "<p>Hello</p>"

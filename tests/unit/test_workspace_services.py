@@ -263,7 +263,10 @@ def test_send_draft_validates_then_queues_the_message_and_deletes_the_draft(app,
     assert [a.filename for a in db.session.scalars(select(Attachment).where(Attachment.message_id == message.id))] \
         == ["label.pdf"]
     assert db.session.get(Draft, draft.id) is None
-    job = get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{message.id}")
+    send_queue = get_queue("send", redis.Redis.from_url(redis_server.url))
+    assert send_queue.fetch_job(f"send-message-{message.id}") is None  # not before the caller's commit
+    db.session.commit()
+    job = send_queue.fetch_job(f"send-message-{message.id}")
     assert job.func_name == "jobs.send.send_message" and job.args == [message.id]
     assert asked.id < message.id
 
@@ -323,6 +326,8 @@ def test_retry_only_failed_messages(app, db, world, redis_server):
     sent = make_message(conv, direction="out", delivery_status="sent")
     retried = inbox.retry_delivery(failed.id, world["agent"].id)
     assert retried.delivery_status == "queued" and retried.delivery_error is None
+    assert not get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
+    db.session.commit()  # the caller commits; the send job is enqueued after that
     assert get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
     with pytest.raises(inbox.InvalidAction):
         inbox.retry_delivery(sent.id, world["agent"].id)

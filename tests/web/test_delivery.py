@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.mail.outbound import deliver_message, send_job_id, send_reply
+from app.runtime.outbound import deliver_message, send_job_id, send_reply
 from app.models.inbox import Message
 from app.queues import get_queue
 from tests.factories import make_sending_address, make_sending_conversation
@@ -64,7 +64,7 @@ def test_failed_tile_status_retry_and_sent_with_the_servers_words(app, db, clien
 
 
 def test_retry_without_htmx_redirects_and_a_disabled_address_says_why(app, db, client, login_as, relay):
-    from app.channels.services import publish_addresses
+    from app.publish.services import publish_addresses
 
     agent = login_as("agent")
     message = _failed_message(db, agent)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.mail.outbound import deliver_message, send_reply
+from app.runtime.outbound import deliver_message, send_reply
 from app.mail.render import OutgoingAttachment
 from app.mail.sink import start_sink
 from tests.factories import make_sending_address, make_sending_conversation

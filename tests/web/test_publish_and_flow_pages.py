@@ -6,6 +6,8 @@ import re
 import pytest
 
 from app.channels import services
+from app.publish import services as publishing
+from app.runtime.live import published_address
 from app.flows import services as flow_services
 from tests.channel_factories import make_address, platform_values
 from tests.helpers import csrf_token
@@ -64,7 +66,7 @@ def test_publish_dialog_select_proceed_confirm_and_history(client, db, admin, to
     done = client.post("/channels/publish/confirm", data={**chosen, **versions}, headers=HX)
     assert done.status_code == 204 and done.headers["HX-Redirect"] == "/channels/publish/"
     db.session.expire_all()
-    assert services.published_address(a.id) is not None and services.published_address(b.id) is None
+    assert published_address(a.id) is not None and published_address(b.id) is None
     page = full(client.get("/channels/publish/"))
     assert "Published 2 changes." in page and "Launch A and the flow" in page and "Ada Admin" in page
     assert "b@mail.pigeonhole.test" in page.split("Publish history")[0]  # still pending
@@ -85,7 +87,7 @@ def test_confirm_refuses_a_change_made_after_review(client, db, admin, token):
     db.session.commit()
     stale = fragment(client.post("/channels/publish/confirm", data={**data, **versions}, headers=HX), 422)
     assert "Changed since you reviewed it: a@mail.pigeonhole.test" in stale
-    assert services.published_address(a.id) is None
+    assert published_address(a.id) is None
     no_comment = full(client.post("/channels/publish/confirm", data={"csrf_token": token, "item": f"address:{a.id}"}),
                       422)
     assert "Write a comment" in no_comment
@@ -95,7 +97,7 @@ def test_confirm_refuses_a_change_made_after_review(client, db, admin, token):
 def test_history_pages(client, db, admin):
     a = make_address(admin, values=platform_values("a"))
     for n in range(21):
-        services.publish(admin.id, f"comment {n:02d}", address_ids=[a.id])
+        publishing.publish(admin.id, f"comment {n:02d}", address_ids=[a.id])
     db.session.commit()
     first = full(client.get("/channels/publish/"))
     assert "comment 20" in first and "comment 00" not in first and ">Older</a>" in first
@@ -134,7 +136,7 @@ def test_flows_list_and_update_dialog(client, db, admin, token):
     db.session.expire_all()
     assert (flow_services.get_flow(second.id).id, services.get_address(a.id).flow_id) == (second.id, second.id)
     assert services.get_address(a.id).publish_state == "Never published"
-    pending = {p.key: p.summary for p in services.pending_changes()}
+    pending = {p.key: p.summary for p in publishing.pending_changes()}
     assert pending[f"flow:{second.id}"] == "New flow"
     assert client.get("/flows/9999/update").status_code == 404
 

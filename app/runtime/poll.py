@@ -17,53 +17,27 @@ job was lost (a Redis restart, a killed worker).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
+from redis.exceptions import LockError, RedisError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
-from app.channels.services import PublishedAddress, published_address, published_addresses
+from app.runtime.live import PublishedAddress, published_address, published_addresses
+from app.queues import enqueue, redis_connection
+from app.runtime.imap import poll_imap
+from app.runtime.ingest import stale_pending_ids
+from app.runtime.mailbox import PollResult
+from app.runtime.pop3 import poll_pop3
 from app.extensions import db
-from app.models.channels import EmailAddress, MailboxState
+from app.models.channels import MailboxState
 
 log = logging.getLogger(__name__)
 
 FOLDER = "INBOX"
 POP3_FOLDER = "POP3"  # MailboxState key for a POP3 mailbox (POP3 has one folder)
-
-
-@dataclass
-class PollResult:
-    address: str
-    protocol: str | None = None
-    fetched: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
-    skipped_by_backfill: int = 0
-    resynced: bool = False
-    locked: bool = False
-    error: str | None = None
-
-    def count(self, results) -> None:
-        for result in results:
-            self.fetched += 1
-            self.statuses[result.status] = self.statuses.get(result.status, 0) + 1
-
-    def as_dict(self) -> dict:
-        return {"address": self.address, "protocol": self.protocol, "fetched": self.fetched,
-                "statuses": dict(self.statuses), "skipped_by_backfill": self.skipped_by_backfill,
-                "resynced": self.resynced, "locked": self.locked, "error": self.error}
-
-    def summary(self) -> str:
-        if self.locked:
-            return f"{self.address}: already being polled; nothing done"
-        if self.error:
-            return f"{self.address}: error: {self.error}"
-        parts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "no new mail"
-        extra = f"; {self.skipped_by_backfill} older messages left alone (backfill window)" \
-            if self.skipped_by_backfill else ""
-        resync = "; UIDVALIDITY changed, resynchronised" if self.resynced else ""
-        return f"{self.address} ({self.protocol}): {self.fetched} fetched: {parts}{extra}{resync}"
 
 
 class PollLockLost(RuntimeError):
@@ -89,24 +63,11 @@ def mailbox_state(address_id: int, folder: str) -> MailboxState:
     return state
 
 
-def backfill_start(address_id: int, now: datetime) -> datetime:
-    """Where a first connection starts: publish time (`MAILBOX_BACKFILL=publish`) or N days back."""
-    setting = str(current_app.config.get("MAILBOX_BACKFILL", "publish")).strip().lower()
-    if setting.isdigit():
-        return now - timedelta(days=int(setting))
-    published_at = db.session.scalar(select(EmailAddress.published_at).where(EmailAddress.id == address_id))
-    return published_at or now
-
-
 def poll_address(address_id: int) -> PollResult:
     """Poll one mailbox now (synchronously). Never raises for mailbox or network errors: see `error`.
 
     Raises `NotPollable` when the address is not a live IMAP/POP3 inbound address.
     """
-    from redis.exceptions import LockError, RedisError
-
-    from app.queues import redis_connection
-
     address = published_address(address_id)
     if not pollable(address):
         raise NotPollable(f"address {address_id} is not a published, enabled IMAP/POP3 inbound address")
@@ -130,12 +91,8 @@ def poll_address(address_id: int) -> PollResult:
                 raise PollLockLost(f"the poll lock of {address.address} expired and was taken over") from None
 
         if address.incoming_protocol == "imap":
-            from app.mail.imap import poll_imap
-
             poll_imap(address, state, result, keepalive)
         else:
-            from app.mail.pop3 import poll_pop3
-
             poll_pop3(address, state, result, keepalive)
         done = datetime.now(timezone.utc)
         state.last_success_at = done
@@ -197,8 +154,6 @@ def schedule_due_polls(now: datetime | None = None) -> list[int]:
 
 def requeue_stale_pending() -> list[int]:
     """Re-enqueue ingest for arrivals still pending after `INGEST_RETRY_SECONDS`."""
-    from app.mail.ingest import stale_pending_ids
-
     enqueued = []
     for raw_id in stale_pending_ids(current_app.config["INGEST_RETRY_SECONDS"]):
         if enqueue_once("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}"):
@@ -213,11 +168,6 @@ def enqueue_once(queue: str, func: str, *args, job_id: str, lock_name: str | Non
     (RQ keeps them around, which would block the id). A job marked started whose
     worker died is recognised by its lock being free (`lock_name`) and replaced.
     """
-    from rq.job import Job, JobStatus
-    from rq.serializers import JSONSerializer
-
-    from app.queues import enqueue, redis_connection
-
     connection = redis_connection()
     try:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)

@@ -14,7 +14,7 @@ call (a batch):
    (`delivery_status="bounced"`, `delivery_error` = the diagnostic) and are kept
    in that conversation without reopening it; they never open a conversation;
 4. **contact** (From, or Reply-To with "Use Reply-To for User Identity") and
-   **threading** (`app.mail.threading`); a customer's reply reopens a resolved,
+   **threading** (`app.runtime.threading`); a customer's reply reopens a resolved,
    closed or pending conversation (an automatic reply does not);
 5. Message and Attachment rows (attachment bytes go to the blob store first).
 
@@ -36,20 +36,24 @@ import re
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
+from redis.exceptions import RedisError
+from rq import Queue
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.blobs import blob_store
-from app.channels.services import PublishedAddress, published_address
 from app.extensions import begin_nested, db
 from app.mail.parse import ParsedMessage, parse_message
-from app.mail.threading import find_conversation
 from app.mail.tokens import new_conversation_token
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
+from app.queues import get_queue, redis_connection
+from app.runtime.live import PublishedAddress, published_address
+from app.runtime.threading import find_conversation
+from app.transactions import on_commit
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +132,8 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
             results.append(_ingest_one(address, item, now))
         if before_commit is not None:
             before_commit()
+        on_commit(_enqueue_flows, results)
         db.session.commit()
-    _enqueue_flows(results)
     return results
 
 
@@ -155,8 +159,6 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
 
 def stale_pending_ids(older_than_seconds: int, limit: int = 500) -> list[int]:
     """Pending rows older than that (their job was lost: Redis restart, killed worker)."""
-    from datetime import timedelta
-
     cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_seconds)
     return list(db.session.scalars(
         select(InboundRaw.id).where(InboundRaw.status == InboundStatus.PENDING.value,
@@ -373,10 +375,6 @@ def _message(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, ke
 
 def _enqueue_flows(results: list[IngestResult]) -> None:
     """One Redis round trip for the whole batch (job ids are deterministic: `flow-message-{id}`)."""
-    from rq import Queue
-
-    from app.queues import get_queue
-
     datas = [Queue.prepare_data("jobs.flows.run_flow", [r.conversation_id, r.message_row_id],
                                 job_id=f"flow-message-{r.message_row_id}")
              for r in results if r.flow and r.conversation_id is not None]
@@ -396,10 +394,6 @@ def address_lock(address_id: int, timeout: int = 300):
     still prevents duplicates; two simultaneous first messages of one thread
     could then open two conversations).
     """
-    from redis.exceptions import RedisError
-
-    from app.queues import redis_connection
-
     lock = None
     try:
         lock = redis_connection().lock(f"pigeonhole:ingest-address:{address_id}", timeout=timeout,

@@ -36,6 +36,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from flask import Flask
 
+from app.blobs import blob_store
+from app.extensions import db
+from app.models.inbound import InboundRaw, InboundStatus
+from app.runtime.live import published_address
+from app.transactions import enqueue_on_commit
+
 log = logging.getLogger(__name__)
 
 #: How long a recipient check is trusted (publishing or disabling reaches the ingress within this).
@@ -106,9 +112,6 @@ class IngressHandler:
         Answers are cached for `RCPT_CACHE_SECONDS`, so publishing or disabling an
         address reaches the ingress within that many seconds.
         """
-        from app.channels.services import published_address
-        from app.extensions import db
-
         email = (email or "").strip().lower()
         if email.rpartition("@")[2] != self.domain:
             return None
@@ -127,11 +130,6 @@ class IngressHandler:
 
     def store(self, mail_from: str | None, address_ids: list[int], data: bytes) -> list[int]:
         """Blob (fsynced), then one pending InboundRaw per address, committed; then enqueue ingest."""
-        from app.blobs import blob_store
-        from app.extensions import db
-        from app.models.inbound import InboundRaw, InboundStatus
-        from app.queues import enqueue
-
         if not address_ids:
             raise RuntimeError("no accepted recipient")
         with self.app.app_context():
@@ -142,14 +140,12 @@ class IngressHandler:
                                    envelope_from=mail_from or "", status=InboundStatus.PENDING.value, received_at=now)
                         for i in address_ids]
                 db.session.add_all(rows)
-                db.session.commit()
+                db.session.flush()
                 ids = [row.id for row in rows]
-                for raw_id in ids:
-                    try:
-                        enqueue("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}",
-                                result_ttl=0, failure_ttl=24 * 3600)
-                    except Exception:  # noqa: BLE001 - stored and pending: cron re-enqueues it
-                        log.exception("could not enqueue ingest of %s; cron will retry", raw_id)
+                for raw_id in ids:  # a lost enqueue is harmless: the row is pending and cron re-enqueues it
+                    enqueue_on_commit("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}",
+                                      result_ttl=0, failure_ttl=24 * 3600)
+                db.session.commit()
                 return ids
             finally:
                 db.session.remove()

@@ -33,7 +33,8 @@ def seed_workspace(agent: User, queue: Queue) -> list[str]:
 
 
 def _demo_address(queue: Queue, created: list[str]) -> EmailAddress:
-    from app.channels.services import ensure_platform_domain, publish_addresses
+    from app.channels.services import ensure_platform_domain
+    from app.publish.services import publish_addresses
 
     domain = ensure_platform_domain()
     name = f"support@{current_app.config['PLATFORM_MAIL_DOMAIN'].lower()}"

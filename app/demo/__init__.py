@@ -10,7 +10,6 @@ from sqlalchemy import select
 from app.auth.services import create_user, ensure_queue
 from app.channels.services import ensure_platform_domain
 from app.extensions import db
-from app.flows.services import ensure_flow
 from app.models.auth import Role, User
 from app.models.flows import Flow
 
@@ -34,8 +33,8 @@ def seed() -> list[str]:
         users[email] = user
     general = ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
     ensure_platform_domain()
-    from app.flows.examples import seed_demo as seed_flows  # flows (issue 7)
-    from app.inbox.demo import seed_workspace  # workspace (issue 6)
+    from app.demo.flows import seed_demo as seed_flows  # flows (issue 7)
+    from app.demo.inbox import seed_workspace  # workspace (issue 6)
 
     created += seed_flows(users)
     created += _seed_channel(users["admin@demo.test"])
@@ -58,8 +57,9 @@ def _seed_outbound(users: dict) -> list[str]:
     """
     from datetime import timedelta
 
-    from app.channels.services import publish_addresses, published_addresses
-    from app.mail.outbound import CannotSend, send_reply
+    from app.publish.services import publish_addresses
+    from app.runtime.live import published_addresses
+    from app.runtime.outbound import CannotSend, send_reply
     from app.mail.tokens import new_conversation_token
     from app.models._types import utcnow
     from app.models.auth import Queue
@@ -125,11 +125,11 @@ DEMO_FOOTER = ('<p>{{ agent_name }}, {{ display_name }}<br>'
 def _seed_channel(admin: User) -> list[str]:
     """A published, enabled platform address `support@<platform domain>`, forwarded from support@demo.test,
     with a header and footer, served by the demo flow that routes by intent (published too)."""
-    from app.channels.services import publish, touch_draft
+    from app.publish.services import publish
     from app.mail.html import sanitize_html
     from app.models.channels import EmailAddress
 
-    from app.flows.examples import DEMO_FLOW
+    from app.demo.flows import DEMO_FLOW
 
     domain = ensure_platform_domain()
     flow = db.session.scalar(select(Flow).where(Flow.name == DEMO_FLOW))
@@ -142,7 +142,7 @@ def _seed_channel(admin: User) -> list[str]:
                            flow_id=flow.id)
     db.session.add(address)
     db.session.flush()
-    touch_draft(address)
+    address.touch_draft()
     publish(admin.id, "Demo setup: the support address and its flow", address_ids=[address.id],
             flow_ids=[flow.id] if flow.published_at is None else [])
     return [f"address {name} (published, forwarded from support@demo.test)"]

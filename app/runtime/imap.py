@@ -37,11 +37,11 @@ from imapclient import IMAPClient
 from sqlalchemy import or_, update
 
 from app.blobs import blob_store
-from app.channels.services import PublishedAddress
+from app.runtime.live import PublishedAddress
 from app.extensions import db
-from app.mail.ingest import RawItem, ingest
-from app.mail.poll import PollResult, backfill_start
-from app.mail.tls import configured_context
+from app.runtime.ingest import RawItem, ingest
+from app.runtime.mailbox import PollResult, backfill_start
+from app.runtime.tls import configured_context
 from app.models.channels import MailboxState
 
 log = logging.getLogger(__name__)

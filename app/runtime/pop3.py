@@ -19,11 +19,11 @@ from email.utils import parsedate_to_datetime
 from flask import current_app
 
 from app.blobs import blob_store
-from app.channels.services import PublishedAddress
+from app.runtime.live import PublishedAddress
 from app.extensions import db
-from app.mail.ingest import RawItem, ingest
-from app.mail.poll import PollResult, backfill_start
-from app.mail.tls import configured_context
+from app.runtime.ingest import RawItem, ingest
+from app.runtime.mailbox import PollResult, backfill_start
+from app.runtime.tls import configured_context
 from app.models.channels import MailboxState
 
 # poplib refuses lines over 2,048 bytes; real mail has longer ones (long HTML lines, bad encoders).

@@ -69,7 +69,7 @@ from flask import current_app
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 
 from app.blobs import BlobNotFound, blob_store
-from app.channels.services import PublishedAddress, published_address
+from app.runtime.live import PublishedAddress, published_address
 from app.crypto import SecretUnreadable
 from app.extensions import attach_inserted, db
 from app.mail.mime import display_address
@@ -972,6 +972,6 @@ def _envelope(row) -> list[str]:
 
 
 def _tls_context():
-    from app.mail.tls import configured_context
+    from app.runtime.tls import configured_context
 
     return configured_context()

@@ -19,12 +19,17 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.blobs import blob_store
+from app.cli.serve import serve_until_signalled
+from app.runtime.ingest import RawItem, ingest
+from app.runtime.ingress import make_controller
+from app.runtime.live import published_address
+from app.runtime.poll import NotPollable, poll_address
+
 mail_cli = AppGroup("mail", help="Inbound mail: ingest files, poll mailboxes.")
 
 
 def _live_address(address: str):
-    from app.channels.services import published_address
-
     live = published_address(address)
     if live is None:
         raise click.ClickException(f"{address} is not a published, enabled address")
@@ -53,9 +58,6 @@ def _messages(path: Path):
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest_command(address: str, files: tuple[Path, ...]) -> None:
     """Ingest raw message files (.eml, .box, mbox) for ADDRESS; one JSON object per message."""
-    from app.blobs import blob_store
-    from app.mail.ingest import RawItem, ingest
-
     live = _live_address(address)
     store = blob_store()
     for path in files:
@@ -73,8 +75,6 @@ def ingest_command(address: str, files: tuple[Path, ...]) -> None:
 @click.argument("address")
 def poll_command(address: str) -> None:
     """Poll ADDRESS's IMAP or POP3 mailbox now (synchronously) and print what happened."""
-    from app.mail.poll import NotPollable, poll_address
-
     live = _live_address(address)
     try:
         result = poll_address(live.id)
@@ -90,15 +90,11 @@ def poll_command(address: str) -> None:
 @click.option("--port", type=int, default=None, help="Port (default INGRESS_PORT, 2525).")
 def ingress_command(host: str | None, port: int | None) -> None:
     """Run the SMTP ingress for the platform domain until stopped (Ctrl-C or SIGTERM)."""
-    from app.mail.ingress import make_controller
-
     controller = make_controller(current_app._get_current_object(), host, port)
     controller.start()
     tls = " with STARTTLS" if current_app.config.get("INGRESS_TLS_CERT") else ""
     click.echo(f"ingress listening on {controller.hostname}:{controller.port}{tls} for "
                f"@{current_app.config['PLATFORM_MAIL_DOMAIN']}", err=True)
-    from app.cli import serve_until_signalled  # app.cli imports this module
-
     serve_until_signalled(controller)
 
 

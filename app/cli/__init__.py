@@ -1,0 +1,23 @@
+"""Command-line entry points (`flask --app wsgi ...`).
+
+* `flask users create EMAIL --role admin`  prompts for a password (`setup.py`)
+* `flask demo seed`                         idempotent demo data (`setup.py`)
+* `flask worker [QUEUE ...] [--burst]`      an RQ worker (JSON serializer, all queues by default) (`processes.py`)
+* `flask cron [--once]`                     the scheduler loop: enqueues due periodic jobs (`processes.py`)
+* `flask smtp-sink [--port 8025]`           development SMTP server writing to the outbox folder (`processes.py`)
+* `flask ingress`, `flask mail ingest|poll` inbound mail (`mail.py`)
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from app.cli import mail, processes, setup
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(setup.users_cli)
+    app.cli.add_command(setup.demo_cli)
+    app.cli.add_command(processes.worker_command)
+    app.cli.add_command(processes.cron_command)
+    app.cli.add_command(processes.smtp_sink_command)
+    mail.init_app(app)

@@ -1,0 +1,39 @@
+"""Setting up an installation: `flask users create`, `flask demo seed`."""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from app.auth.services import UserExists, create_user
+from app.demo import seed
+from app.extensions import db
+
+users_cli = AppGroup("users", help="Manage users.")
+demo_cli = AppGroup("demo", help="Demo data.")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "supervisor", "agent"]), default="agent", show_default=True)
+@click.option("--name", default="", help="Display name (defaults to the email's local part).")
+@click.password_option(prompt="Password", confirmation_prompt=True)
+def create_user_command(email: str, role: str, name: str, password: str) -> None:
+    """Create a user with EMAIL and a role; the password is asked for, never an argument."""
+    try:
+        user = create_user(email, password, role, name)
+    except UserExists:
+        raise click.ClickException(f"a user with the email {email} already exists") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"created {user.role} {user.email}")
+
+
+@demo_cli.command("seed")
+def seed_command() -> None:
+    """Create the demo users, queue and configuration (safe to run again)."""
+    created = seed()
+    db.session.commit()
+    for line in created:
+        click.echo(line)
+    click.echo("demo data ready")

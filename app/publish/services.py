@@ -1,0 +1,209 @@
+"""Publish: make the drafts of addresses and flows live, together, with a comment, and keep the history.
+
+Admins edit drafts in the channels and flows areas. `pending_changes()` lists every
+address and flow whose draft differs from what is live, with a one-line summary per
+item; `publish()` copies the chosen drafts into their published versions in the
+caller's one transaction (addresses: `EmailAddress.published`, read by
+`app.runtime.live`; flows: `app.flows.services.publish_flows`) and records a
+`PublishRecord`: who, when, why and what. This area sits above channels and flows
+and is the only one that changes both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import or_, select
+
+from app.channels.services import SECURITY_LABELS, USAGE_LABELS, snapshot
+from app.extensions import db
+from app.flows.services import publish_flows
+from app.models.channels import EmailAddress, PublishRecord
+from app.models.flows import Flow
+
+
+class NothingToPublish(ValueError):
+    pass
+
+
+class PublishError(ValueError):
+    """A selected item cannot be published (gone, archived); `message` says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StaleDraft(PublishError):
+    """A selected draft changed after the admin reviewed it."""
+
+
+_FIELD_LABELS = {
+    "address": "Email Address", "display_name": "Display Name", "usage": "Usage",
+    "send_vcard": "Send contact card (.VCF)", "enabled": "Enable Channel", "template_enabled": "Email Template Design",
+    "forwarded_from": "Forwarded from", "flow_id": "Flow",
+}
+
+
+def _show(key: str, value) -> str:
+    if key == "usage":
+        return USAGE_LABELS.get(value, str(value))
+    if key == "template_enabled":
+        return "on" if value else "off"
+    if key == "flow_id":
+        flow = db.session.get(Flow, value) if value else None
+        return flow.name if flow else "none"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return str(value) if value not in (None, "") else "none"
+
+
+def _server_text(data: dict, side: str) -> str:
+    host = data.get(f"{side}_host")
+    if not host:
+        return "none"
+    protocol = (data.get("incoming_protocol") or "imap").upper() if side == "incoming" else "SMTP"
+    return f"{protocol} {host}:{data.get(f'{side}_port')} ({SECURITY_LABELS.get(data.get(f'{side}_security'), '?')})"
+
+
+def describe_changes(address: EmailAddress) -> list[str]:
+    """What publishing this address would change, one short phrase per difference."""
+    draft = snapshot(address)
+    live = address.published
+    if live is None:
+        state = "enabled" if address.enabled else "disabled"
+        return [f"New address ({USAGE_LABELS.get(address.usage, address.usage)}, {state})"]
+    out = []
+    for key in ("address", "display_name", "usage", "enabled", "send_vcard", "forwarded_from", "template_enabled",
+                "flow_id"):
+        if draft.get(key) != live.get(key):
+            out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}")
+    for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),
+                       ("username", "User Name changed"), ("password_encrypted", "Password changed")):
+        if (draft.get(key) or None) != (live.get(key) or None):
+            out.append(label)
+    for side, label in (("incoming", "Incoming server"), ("outgoing", "Outgoing server")):
+        if _server_text(draft, side) != _server_text(live, side):
+            out.append(f"{label}: {_server_text(live, side)} → {_server_text(draft, side)}")
+    if any(draft.get(k) != live.get(k) for k in ("use_reply_to_identity", "channel_sessions")):
+        out.append("Session settings changed")
+    return out or ["No differences from the published version"]
+
+
+def describe_flow_changes(flow: Flow) -> list[str]:
+    if flow.published_at is None:
+        return ["New flow"]
+    if (flow.rules or []) != (flow.published_rules or []):
+        return ["Rules changed"]
+    return ["No differences from the published version"]
+
+
+def _version(row) -> str:
+    return row.draft_updated_at.isoformat()
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """One address or flow whose draft differs from what is live."""
+
+    kind: str  # "address" or "flow"
+    id: int
+    name: str
+    state: str
+    summary: str
+    version: str  # the draft's timestamp when listed; publishing refuses a draft changed since
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def pending_changes() -> list[PendingChange]:
+    """Every non-archived address and every flow with unpublished changes (addresses first)."""
+    out = []
+    addresses = db.session.scalars(select(EmailAddress).where(
+        EmailAddress.archived_at.is_(None),
+        or_(EmailAddress.published_at.is_(None), EmailAddress.draft_updated_at > EmailAddress.published_at),
+    ).order_by(EmailAddress.address))
+    for a in addresses:
+        out.append(PendingChange("address", a.id, a.address, a.publish_state, "; ".join(describe_changes(a)),
+                                 _version(a)))
+    flows = db.session.scalars(select(Flow).where(
+        or_(Flow.published_at.is_(None), Flow.draft_updated_at > Flow.published_at)).order_by(Flow.name))
+    for f in flows:
+        out.append(PendingChange("flow", f.id, f.name, f.publish_state, "; ".join(describe_flow_changes(f)),
+                                 _version(f)))
+    return out
+
+
+def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expected: dict[str, str] | None = None,
+            summaries: dict[int, str] | None = None) -> PublishRecord:
+    """Publish the drafts of these addresses and flows in one transaction and record it.
+
+    Each address's draft is copied into `published` (what `published_address()`
+    serves), each flow's `rules` into `published_rules`. `expected` maps
+    `PendingChange.key` to the version the admin reviewed; a draft changed since
+    raises `StaleDraft` and nothing is published. Raises `ValueError` without a
+    comment, `NothingToPublish` with nothing selected, `PublishError` for an
+    unknown or archived item. The caller commits (or rolls back on error, which
+    leaves everything as it was).
+    """
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValueError("a comment is required to publish")
+    address_ids, flow_ids = sorted(set(address_ids)), sorted(set(flow_ids))
+    if not address_ids and not flow_ids:
+        raise NothingToPublish("select at least one address to publish")
+    addresses = list(db.session.scalars(
+        select(EmailAddress).where(EmailAddress.id.in_(address_ids)).order_by(EmailAddress.id).with_for_update()))
+    flows = list(db.session.scalars(select(Flow).where(Flow.id.in_(flow_ids)).order_by(Flow.id).with_for_update()))
+    if len(addresses) != len(address_ids) or len(flows) != len(flow_ids):
+        raise PublishError("Something you selected was deleted in the meantime. Open Publish again.")
+    archived = [a.address for a in addresses if a.archived_at is not None]
+    if archived:
+        raise PublishError(f"Archived addresses cannot be published: {', '.join(archived)}.")
+    if expected is not None:
+        stale = [a.address for a in addresses if expected.get(f"address:{a.id}") != _version(a)]
+        stale += [f.name for f in flows if expected.get(f"flow:{f.id}") != _version(f)]
+        if stale:
+            raise StaleDraft(f"Changed since you reviewed it: {', '.join(stale)}. Review the changes again.")
+
+    changes = []
+    for a in addresses:
+        summary = (summaries or {}).get(a.id) or "; ".join(describe_changes(a))
+        changes.append({"kind": "address", "id": a.id, "name": a.address, "summary": summary})
+    for f in flows:
+        changes.append({"kind": "flow", "id": f.id, "name": f.name, "summary": "; ".join(describe_flow_changes(f))})
+
+    now = datetime.now(timezone.utc)
+    for a in addresses:
+        a.published = snapshot(a)
+        a.published_at = now
+        if a.draft_updated_at > now:
+            a.draft_updated_at = now
+    if flows:
+        # The flows area publishes rules (ordered) and retrains the intent model when needed.
+        changes += [c for c in publish_flows([f.id for f in flows], user_id, report_unchanged_model=False)
+                    if c["kind"] == "intents"]
+    record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now)
+    db.session.add(record)
+    db.session.flush()
+    return record
+
+
+def publish_addresses(address_ids: list[int], user_id: int | None, comment: str,
+                      summaries: dict[int, str] | None = None) -> PublishRecord:
+    """Publish the drafts of these addresses in one transaction and record it.
+
+    Raises `NothingToPublish` when the list is empty or `ValueError` without a
+    comment. The caller commits. (`publish()` also takes flows and checks versions.)
+    """
+    return publish(user_id, comment, address_ids=address_ids,
+                   summaries={i: (summaries or {}).get(i, "published") for i in address_ids})
+
+
+def publish_history(limit: int = 100, offset: int = 0) -> list[PublishRecord]:
+    """Publish records, newest first."""
+    return list(db.session.scalars(select(PublishRecord).order_by(PublishRecord.created_at.desc(),
+                                                                   PublishRecord.id.desc())
+                                   .limit(limit).offset(offset)))

@@ -1,0 +1,111 @@
+"""The live configuration: what the published, enabled addresses say, for everything that moves mail.
+
+Admins edit drafts (`EmailAddress` columns); Publish copies a draft into the row's
+`published` snapshot. Ingress, polling, flows and sending read only this module's
+`PublishedAddress`, built from that snapshot, so an unpublished edit never changes
+live traffic. None means "not live": never published, disabled, or archived.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from email.headerregistry import Address
+
+from sqlalchemy import bindparam, func, select
+
+from app.crypto import decrypt_secret
+from app.extensions import db
+from app.models.channels import Domain, DomainKind, EmailAddress, Usage
+
+
+@dataclass(frozen=True)
+class PublishedAddress:
+    """The live configuration of one address: what runtime code may act on."""
+
+    id: int
+    domain_kind: str
+    address: str
+    display_name: str
+    usage: str
+    send_vcard: bool
+    enabled: bool
+    template_enabled: bool
+    header_html: str
+    footer_html: str
+    forwarded_from: str | None
+    username: str | None
+    incoming_protocol: str | None
+    incoming_host: str | None
+    incoming_port: int | None
+    incoming_security: str | None
+    outgoing_host: str | None
+    outgoing_port: int | None
+    outgoing_security: str | None
+    use_reply_to_identity: bool
+    channel_sessions: bool
+    flow_id: int | None
+    password_encrypted: bytes | None = None
+
+    @property
+    def can_receive(self) -> bool:
+        return self.usage in (Usage.INBOUND.value, Usage.BOTH.value)
+
+    @property
+    def can_send(self) -> bool:
+        return self.usage in (Usage.OUTBOUND.value, Usage.BOTH.value)
+
+    @property
+    def is_platform(self) -> bool:
+        return self.domain_kind == DomainKind.PLATFORM.value
+
+    @property
+    def login(self) -> str:
+        return self.username or self.address
+
+    def password(self) -> str | None:
+        return decrypt_secret(self.password_encrypted)
+
+    @property
+    def from_header(self) -> str:
+        return str(Address(display_name=self.display_name, addr_spec=self.address))
+
+
+_PUBLISHED_FIELDS = frozenset(f.name for f in fields(PublishedAddress)) - {"id"}
+_PUBLISHED = select(EmailAddress.id, EmailAddress.published, EmailAddress.archived_at, Domain.kind).join(
+    Domain, Domain.id == EmailAddress.domain_id)
+_PUBLISHED_BY_ID = _PUBLISHED.where(EmailAddress.id == bindparam("id"))
+_PUBLISHED_BY_ADDRESS = _PUBLISHED.where(func.lower(EmailAddress.address) == bindparam("address"))
+
+
+def published_address(address_or_id: str | int) -> PublishedAddress | None:
+    """The live configuration of an address (by id or email), or None.
+
+    None when the address does not exist, was never published, or its published
+    version is disabled, or it is archived. Runtime code must use only this.
+    """
+    # Columns in one prebuilt query on the session's connection, no ORM objects: this runs for every
+    # message sent and received. That bypasses autoflush, so pending changes are flushed first.
+    db.session.flush()
+    connection = db.session.connection()
+    if isinstance(address_or_id, int):
+        row = connection.execute(_PUBLISHED_BY_ID, {"id": address_or_id}).first()
+    else:
+        row = connection.execute(_PUBLISHED_BY_ADDRESS, {"address": address_or_id.strip().lower()}).first()
+    if row is None or row.published is None or row.archived_at is not None:
+        return None
+    snap = row.published
+    if not snap.get("enabled"):
+        return None
+    values = {k: v for k, v in snap.items() if k in _PUBLISHED_FIELDS}
+    if values.get("password_encrypted"):
+        values["password_encrypted"] = values["password_encrypted"].encode("ascii")
+    values.setdefault("domain_kind", row.kind)
+    return PublishedAddress(id=row.id, **values)
+
+
+def published_addresses(kind: str | None = None) -> list[PublishedAddress]:
+    """Every live address (optionally of one domain kind), for cron and ingress."""
+    ids = db.session.scalars(
+        select(EmailAddress.id).where(EmailAddress.published.is_not(None), EmailAddress.archived_at.is_(None))
+    )
+    out = [p for p in (published_address(i) for i in ids) if p is not None]
+    return [p for p in out if kind is None or p.domain_kind == kind]

@@ -1,0 +1,88 @@
+"""Work that waits for the database: run it once the transaction commits, drop it if it rolls back.
+
+A job must never run before the rows it reads exist, and must never run for rows a
+rollback took back. So nothing enqueues directly: services call
+
+    on_commit(enqueue_send, message.id, address_id=sender.id)
+    enqueue_on_commit("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}")
+
+and the caller commits as usual. The hooks run right after the outermost COMMIT, in
+the order they were added; a rollback forgets them, and so does the rollback of a
+savepoint for the hooks added inside it (`app.extensions.begin_nested`). With no
+transaction in progress there is nothing to wait for: the hook runs at once (the
+shape of Django's `transaction.on_commit`, warehouse's after-commit tasks and
+zulip's `queue_event_on_commit`).
+
+A hook that raises is logged, never re-raised: the commit already happened, and every
+row a hook announces is also found by a cron sweep (queued messages, pending raw
+mail), so a Redis outage delays work and loses none.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.extensions import db
+from app.queues import enqueue
+
+log = logging.getLogger(__name__)
+
+_HOOKS = "pigeonhole_on_commit"
+
+
+def on_commit(fn: Callable, *args, **kwargs) -> None:
+    """Call `fn(*args, **kwargs)` after the current transaction commits (now, if none is open)."""
+    session = db.session()
+    if not session.in_transaction():
+        _call(fn, args, kwargs)
+        return
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_HOOKS, []).append((transaction, fn, args, kwargs))
+
+
+def enqueue_on_commit(queue: str, func: str, *args, job_id: str | None = None, **options) -> None:
+    """`app.queues.enqueue(queue, func, *args, ...)` once the current transaction commits."""
+    on_commit(enqueue, queue, func, *args, job_id=job_id, **options)
+
+
+def pending_hooks() -> int:
+    """How many hooks wait for the current transaction (for tests and assertions)."""
+    return len(db.session().info.get(_HOOKS, ()))
+
+
+def _call(fn: Callable, args: tuple, kwargs: dict) -> None:
+    try:
+        fn(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - committed already; the cron sweeps find what this would have announced
+        log.exception("after-commit hook %s failed", getattr(fn, "__qualname__", fn))
+
+
+@event.listens_for(Session, "after_commit")
+def _run_hooks(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released (SQLAlchemy signals those too): wait for the real COMMIT
+    hooks = session.info.pop(_HOOKS, None)
+    for _transaction, fn, args, kwargs in hooks or ():
+        _call(fn, args, kwargs)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_hooks(session: Session, previous_transaction: SessionTransaction) -> None:
+    hooks = session.info.get(_HOOKS)
+    if not hooks:
+        return
+    if not previous_transaction.nested:
+        session.info.pop(_HOOKS, None)
+        return
+    session.info[_HOOKS] = [h for h in hooks if not _inside(h[0], previous_transaction)]
+
+
+def _inside(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
