@@ -132,8 +132,10 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
             results.append(_ingest_one(address, item, now))
         if before_commit is not None:
             before_commit()
-        on_commit(_enqueue_flows, results)
         db.session.commit()
+    # Committed and the lock released (no Redis round trips while other workers wait for it):
+    # with no transaction open, the hook runs at once.
+    on_commit(_enqueue_flows, results)
     return results
 
 
