@@ -11,15 +11,13 @@ Pure functions over strings (no database, no Flask), so the rules are easy to te
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.utils import getaddresses
 
-from email_validator import EmailNotValidError, validate_email
+from app.mail.addresses import InvalidAddress, check_address
+from app.mail.subjects import forward_subject, reply_subject  # noqa: F401 (the drafts' subjects)
 
-_RE = re.compile(r"^\s*(re|aw|sv|antw)\s*:\s*", re.IGNORECASE)
-_FWD = re.compile(r"^\s*(fwd?|wg|tr)\s*:\s*", re.IGNORECASE)
 
 
 @dataclass
@@ -67,8 +65,8 @@ def parse_addresses(value: str) -> AddressList:
             result.errors.append(f"“{item}” is not a valid email address.")
             continue
         try:
-            checked = validate_email(addr, check_deliverability=False)
-        except EmailNotValidError as exc:
+            checked = check_address(addr)
+        except InvalidAddress as exc:
             result.errors.append(f"“{item}” is not a valid email address: {exc}")
             continue
         email = checked.normalized
@@ -141,17 +139,3 @@ def reply_all_recipients(message: Replied, own: set[str]) -> tuple[list[str], li
     taken = own | {e.lower() for e in emails_of(", ".join(to))}
     cc = _dedupe(_entries(message.to_addrs) + _entries(message.cc_addrs), taken)
     return to, cc
-
-
-def reply_subject(subject: str) -> str:
-    subject = (subject or "").strip()
-    if _RE.match(subject):
-        return "Re: " + _RE.sub("", subject, count=1)
-    return f"Re: {subject}" if subject else "Re:"
-
-
-def forward_subject(subject: str) -> str:
-    subject = (subject or "").strip()
-    if _FWD.match(subject):
-        return "Fwd: " + _FWD.sub("", subject, count=1)
-    return f"Fwd: {subject}" if subject else "Fwd:"

@@ -10,7 +10,7 @@ receiving address (one channel's mail never threads into another's):
 2. **The customer's chain**: an In-Reply-To/References id of a message we
    received before.
 3. **Subject**: only for the same customer (the contact), a conversation whose
-   normalised subject ("Re: AW: [2] Fwd: Order 17" -> "order 17") is the same and
+   subject without prefixes (`app.mail.subjects.thread_key`: "Re: AW: [2] Fwd: Order 17" -> "order 17") is the same and
    whose last message is inside the window (`THREAD_WINDOW_DAYS`). Two customers
    are never merged on subject alone.
 
@@ -21,31 +21,14 @@ rule 1 (our own ids) stays authoritative. The caller chooses the contact: with
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from app.extensions import db
+from app.mail.subjects import thread_key
 from app.mail.tokens import tokens_in
 from app.models.inbox import Conversation, Message
-
-_PREFIX = re.compile(
-    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw(?:ort)?|r[ée]f|rif|r|tr|odp|pd|ynt|ilt|v[áa]|enc|res|rv|doorst|fs|vl|"
-    r"ats|svar|vb|ang|απ|σχετ|回复|回覆|答复|转发|轉寄|转寄)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
-
-
-def normalize_subject(subject: str | None) -> str:
-    """The subject without reply/forward prefixes in the usual languages, case-folded, spaces collapsed."""
-    s = subject or ""
-    previous = None
-    while previous != s:
-        previous = s
-        s = _PREFIX.sub("", s)
-    return re.sub(r"\s+", " ", s).strip().casefold()
-
 
 def find_conversation(address_id: int, *, in_reply_to: str | None, references: list[str], subject: str,
                       contact_id: int | None, session_key: str | None, now: datetime,
@@ -82,7 +65,7 @@ def find_conversation(address_id: int, *, in_reply_to: str | None, references: l
             return row, "references"
 
     # 3. Same customer, same normalised subject, inside the window.
-    key = normalize_subject(subject)
+    key = thread_key(subject)
     if contact_id is None or not key:
         return None, ""
     query = select(Conversation).where(
@@ -92,6 +75,6 @@ def find_conversation(address_id: int, *, in_reply_to: str | None, references: l
     if session_key is not None:
         query = query.where(Conversation.session_key == session_key)
     for conversation in db.session.scalars(query.order_by(Conversation.last_message_at.desc()).limit(200)):
-        if normalize_subject(conversation.subject) == key:
+        if thread_key(conversation.subject) == key:
             return conversation, "subject"
     return None, ""

@@ -57,3 +57,11 @@ def test_parse_addresses_accepts_several_and_names_each_bad_one():
     assert parsed.errors[0] == "“bad@” is not a valid email address."
     assert "not an address" in parsed.errors[1] and "x@localhost" in parsed.errors[2]
     assert parse_addresses("").addresses == [] and parse_addresses("  ,  ").errors == []
+
+
+def test_the_composer_answers_as_setup_does_for_test_domains_and_unsendable_local_parts():
+    # The composer refused customers on .test domains that channel setup accepted, and took
+    # non-ASCII local parts that the send queue then refused: one policy now (app.mail.addresses).
+    parsed = parse_addresses("carol@shop.test, jörg@example.com, ops@müller.de")
+    assert parsed.emails == ["carol@shop.test", "ops@müller.de"]
+    assert len(parsed.errors) == 1 and "jörg@example.com" in parsed.errors[0]
