@@ -22,6 +22,11 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from flask import Flask, current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models.blobs import Blob
 
 
 class BlobNotFound(KeyError):
@@ -132,12 +137,6 @@ class DatabaseBlobStore:
     """Blobs as rows; each `put` commits on its own connection, outside the caller's session."""
 
     def put(self, data: bytes) -> str:
-        from sqlalchemy import select
-        from sqlalchemy.exc import IntegrityError
-
-        from app.extensions import db
-        from app.models.blobs import Blob
-
         sha = hashlib.sha256(data).hexdigest()
         try:
             with db.engine.begin() as conn:
@@ -152,11 +151,6 @@ class DatabaseBlobStore:
         return self.put(fileobj.read())
 
     def get(self, sha256: str) -> bytes:
-        from sqlalchemy import select
-
-        from app.extensions import db
-        from app.models.blobs import Blob
-
         with db.engine.connect() as conn:
             row = conn.execute(select(Blob.data).where(Blob.sha256 == _check_name(sha256))).first()
         if row is None:

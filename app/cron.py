@@ -1,8 +1,12 @@
 """The scheduler's tick: enqueue whatever periodic work is due.
 
-`flask cron` calls `tick()` every few seconds. Each periodic task enqueues jobs
-with deterministic ids, so two cron processes (or a slow worker) never cause the
-same work twice. The inbound issue registers mailbox polling here.
+`flask cron` calls `tick()` every few seconds. Each periodic task is a sweep that
+reads committed rows and enqueues jobs with deterministic ids, so two cron processes
+(or a slow worker) never cause the same work twice, and a job lost with Redis is
+enqueued again:
+
+* mailbox polls that are due, and raw arrivals whose ingest job was lost (inbound);
+* outgoing messages that are due: retries, jobs lost with Redis, leases of dead workers.
 """
 from __future__ import annotations
 
@@ -10,31 +14,14 @@ from collections.abc import Callable
 
 from app.ops.services import record_cron_tick
 from app.queues import redis_connection
+from app.runtime.outbound import enqueue_due_messages
+from app.runtime.poll import requeue_stale_pending, schedule_due_polls
 
 #: Functions called on every tick; each decides itself what is due.
-PERIODIC: list[Callable[[], None]] = []
-
-
-def _inbound_tasks() -> list[Callable[[], None]]:
-    from app.runtime.poll import requeue_stale_pending, schedule_due_polls
-
-    return [schedule_due_polls, requeue_stale_pending]
-
-
-PERIODIC.extend(_inbound_tasks())
+PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, enqueue_due_messages]
 
 
 def tick() -> None:
     for task in PERIODIC:
         task()
     record_cron_tick(redis_connection())
-
-
-# Outbound mail (issue 5): send what is due (retries, jobs lost with Redis, leases of dead workers).
-def _enqueue_due_messages() -> None:
-    from app.runtime.outbound import enqueue_due_messages
-
-    enqueue_due_messages()
-
-
-PERIODIC.append(_enqueue_due_messages)

@@ -20,6 +20,8 @@ from functools import partial
 from flask import Flask
 from sqlalchemy import event
 
+from app.extensions import db
+
 
 def _memory_mapped_reads(size: int, dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
@@ -31,8 +33,6 @@ def _memory_mapped_reads(size: int, dbapi_connection, _record) -> None:
 
 def init_app(app: Flask) -> None:
     """Have the app's SQLite engines map their file on every new connection (no I/O here)."""
-    from app.extensions import db
-
     size = int(app.config.get("SQLITE_MMAP_SIZE") or 0)
     if size <= 0:
         return

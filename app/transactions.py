@@ -13,6 +13,10 @@ transaction in progress there is nothing to wait for: the hook runs at once (the
 shape of Django's `transaction.on_commit`, warehouse's after-commit tasks and
 zulip's `queue_event_on_commit`).
 
+The cron sweeps, which only read committed rows and count what they enqueue, end their
+read transaction and call `outside_transaction(enqueue..., ...)`, which refuses to run
+inside an open transaction.
+
 A hook that raises is logged, never re-raised: the commit already happened, and every
 row a hook announces is also found by a cron sweep (queued messages, pending raw
 mail), so a Redis outage delays work and loses none.
@@ -46,6 +50,18 @@ def on_commit(fn: Callable, *args, **kwargs) -> None:
 def enqueue_on_commit(queue: str, func: str, *args, job_id: str | None = None, **options) -> None:
     """`app.queues.enqueue(queue, func, *args, ...)` once the current transaction commits."""
     on_commit(enqueue, queue, func, *args, job_id=job_id, **options)
+
+
+def outside_transaction(fn: Callable, *args, **kwargs):
+    """Call `fn(*args, **kwargs)` now and return what it returns; refused while a transaction is open.
+
+    For the cron sweeps, which read committed rows, end their read transaction, then
+    enqueue and count what they enqueued: nothing they announce can still roll back.
+    Raises `RuntimeError` when called inside a transaction (use `on_commit` there).
+    """
+    if db.session().in_transaction():
+        raise RuntimeError(f"{getattr(fn, '__qualname__', fn)} must wait for the commit: use on_commit()")
+    return fn(*args, **kwargs)
 
 
 def pending_hooks() -> int:

@@ -1,13 +1,12 @@
 """Ingest jobs: turn a raw message the ingress stored (pending) into conversation rows."""
 from __future__ import annotations
 
+from app.runtime.ingest import ingest_pending
 from jobs import app_context
 
 
 def ingest_raw(raw_id: int) -> dict | None:
     """Ingest one pending InboundRaw row; a no-op when it was ingested already."""
-    from app.runtime.ingest import ingest_pending
-
     with app_context():
         result = ingest_pending(raw_id)
         return None if result is None else {"status": result.status, "conversation_id": result.conversation_id}

@@ -1,10 +1,9 @@
 """Operational jobs."""
+from app.ops.services import ping as ping_service
 from jobs import app_context
 
 
 def ping() -> dict:
     """Proves the path queue → worker → app context → database; returns what it saw."""
-    from app.ops.services import ping as ping_service
-
     with app_context():
         return ping_service()

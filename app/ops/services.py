@@ -8,10 +8,16 @@ from __future__ import annotations
 import time
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from app.extensions import db
+from app.models.auth import User
+from app.models.channels import MailboxState
+from app.models.inbound import InboundRaw, InboundStatus
 from app.queues import QUEUE_NAMES, queue_depths, redis_connection, worker_count
+from app.runtime.live import published_addresses
+from app.runtime.poll import enqueue_once, pollable
+from app.transactions import on_commit
 
 CRON_HEARTBEAT_KEY = "pigeonhole:cron:last_tick"
 
@@ -50,10 +56,6 @@ def record_cron_tick(connection) -> None:
 
 def ping() -> dict:
     """What the trivial `jobs.ops.ping` job returns: proves queue → worker → app → database."""
-    from sqlalchemy import func, select
-
-    from app.models.auth import User
-
     return {
         "database": db.engine.dialect.name,
         "users": db.session.scalar(select(func.count()).select_from(User)),
@@ -64,12 +66,6 @@ def ping() -> dict:
 
 def mailbox_statuses() -> list[dict]:
     """Per live IMAP/POP3 address: protocol, last poll, last success, last error, next poll."""
-    from sqlalchemy import select
-
-    from app.runtime.live import published_addresses
-    from app.runtime.poll import pollable
-    from app.models.channels import MailboxState
-
     states = {s.address_id: s for s in db.session.scalars(select(MailboxState))}
     rows = []
     for address in sorted(published_addresses("custom"), key=lambda a: a.address):
@@ -82,10 +78,6 @@ def mailbox_statuses() -> list[dict]:
 
 def inbound_problems(limit: int = 50) -> dict:
     """Arrivals stored with an error (newest first) and the number still pending."""
-    from sqlalchemy import func, select
-
-    from app.models.inbound import InboundRaw, InboundStatus
-
     failed = list(db.session.scalars(
         select(InboundRaw).where(InboundRaw.status == InboundStatus.STORED_WITH_ERROR.value)
         .order_by(InboundRaw.received_at.desc(), InboundRaw.id.desc()).limit(limit)))
@@ -99,12 +91,10 @@ class NotRetryable(ValueError):
 
 
 def retry_inbound(raw_id: int):
-    """Put an arrival that failed unexpectedly back to pending. The caller commits, then enqueues.
+    """Put an arrival that failed unexpectedly back to pending; its ingest job leaves when the caller commits.
 
     Raises LookupError for an unknown id and `NotRetryable` when a message row exists.
     """
-    from app.models.inbound import InboundRaw, InboundStatus
-
     row = db.session.get(InboundRaw, raw_id)
     if row is None:
         raise LookupError(raw_id)
@@ -113,4 +103,5 @@ def retry_inbound(raw_id: int):
         raise NotRetryable("This message was stored already; retrying it would change nothing.")
     row.status = InboundStatus.PENDING.value
     row.error = None
+    on_commit(enqueue_once, "ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}")
     return row

@@ -1,13 +1,22 @@
 """`/healthz` (public JSON), the Ops page (admins), and the development Outbox (`/ops/outbox`)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, make_response, request
+import io
+
+from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
+                   url_for)
 from flask_login import login_required
 
+from app.blobs import BlobNotFound, blob_store
+from app.extensions import db
+from app.mail import sink
+from app.mail.html import sanitize_html
 from app.models.auth import Role
+from app.models.inbound import InboundRaw
 from app.ops import services
+from app.ops.forms import OutboxFilterForm
 from app.security import role_required
-from app.web import render
+from app.web import is_htmx, render
 
 bp = Blueprint("ops", __name__)
 
@@ -43,13 +52,6 @@ def inbound():
 @role_required(Role.ADMIN)
 def inbound_raw(raw_id: int):
     """The raw message as received, as a download (never rendered)."""
-    from flask import abort, send_file
-    import io
-
-    from app.blobs import BlobNotFound, blob_store
-    from app.extensions import db
-    from app.models.inbound import InboundRaw
-
     row = db.session.get(InboundRaw, raw_id) or abort(404)
     try:
         data = blob_store().get(row.raw_sha256)
@@ -65,12 +67,6 @@ def inbound_raw(raw_id: int):
 @login_required
 @role_required(Role.ADMIN)
 def inbound_retry(raw_id: int):
-    from flask import abort, flash, redirect, url_for
-
-    from app.extensions import db
-    from app.runtime.poll import enqueue_once
-    from app.web import is_htmx
-
     try:
         services.retry_inbound(raw_id)
     except LookupError:
@@ -79,7 +75,6 @@ def inbound_retry(raw_id: int):
         return render("ops/inbound.html", block="inbound", status=422, mailboxes=services.mailbox_statuses(),
                       problems=services.inbound_problems(), error=str(exc), error_id=raw_id)
     db.session.commit()
-    enqueue_once("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}")
     flash("Queued for another try.", "success")
     if is_htmx():
         return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
@@ -97,8 +92,6 @@ def _outbox_dir() -> str:
 
 def _from_outbox(reader: str, *args):
     """Call `app.mail.sink.<reader>(OUTBOX_DIR, *args)`; an unknown message or part is a 404."""
-    from app.mail import sink
-
     try:
         return getattr(sink, reader)(_outbox_dir(), *args)
     except FileNotFoundError:
@@ -109,8 +102,6 @@ def _from_outbox(reader: str, *args):
 @login_required
 @role_required(Role.ADMIN)
 def outbox():
-    from app.ops.forms import OutboxFilterForm
-
     form = OutboxFilterForm(request.args)
     if not form.validate():
         _outbox_dir()
@@ -130,8 +121,6 @@ def outbox_message(name: str):
 @role_required(Role.ADMIN)
 def outbox_html(name: str):
     """The HTML part, sanitised, for a sandboxed frame on the message page (never scripts, no remote images)."""
-    from app.mail.html import sanitize_html
-
     body = sanitize_html(_from_outbox("read_outbox", name).html or "", remote_images=False)
     response = make_response(f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>{body}</body></html>')
     response.headers["Content-Type"] = "text/html; charset=utf-8"
@@ -157,10 +146,6 @@ def outbox_part(name: str, index: int):
 
 
 def _download(data: bytes, filename: str, content_type: str):
-    import io
-
-    from flask import send_file
-
     response = send_file(io.BytesIO(data), mimetype=content_type, as_attachment=True, download_name=filename,
                          max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -31,6 +31,7 @@ from app.runtime.imap import poll_imap
 from app.runtime.ingest import stale_pending_ids
 from app.runtime.mailbox import PollResult
 from app.runtime.pop3 import poll_pop3
+from app.transactions import outside_transaction
 from app.extensions import db
 from app.models.channels import MailboxState
 
@@ -137,28 +138,28 @@ def describe_error(exc: BaseException) -> str:
 def schedule_due_polls(now: datetime | None = None) -> list[int]:
     """Enqueue a poll for each due mailbox; returns the address ids enqueued."""
     now = now or datetime.now(timezone.utc)
-    enqueued = []
+    due_ids = []
     for address in published_addresses("custom"):
         if not pollable(address):
             continue
         folder = FOLDER if address.incoming_protocol == "imap" else POP3_FOLDER
         due = db.session.scalar(select(MailboxState.next_poll_at).where(
             MailboxState.address_id == address.id, MailboxState.folder == folder))
-        if due is not None and due > now:
-            continue
-        if enqueue_once("poll", "jobs.poll.poll_mailbox", address.id, job_id=f"poll-mailbox-{address.id}",
-                        lock_name=poll_lock_name(address.id)):
-            enqueued.append(address.id)
-    return enqueued
+        if due is None or due <= now:
+            due_ids.append(address.id)
+    db.session.rollback()  # only reads: no transaction open while we talk to Redis
+    return [address_id for address_id in due_ids
+            if outside_transaction(enqueue_once, "poll", "jobs.poll.poll_mailbox", address_id,
+                                   job_id=f"poll-mailbox-{address_id}", lock_name=poll_lock_name(address_id))]
 
 
 def requeue_stale_pending() -> list[int]:
     """Re-enqueue ingest for arrivals still pending after `INGEST_RETRY_SECONDS`."""
-    enqueued = []
-    for raw_id in stale_pending_ids(current_app.config["INGEST_RETRY_SECONDS"]):
-        if enqueue_once("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}"):
-            enqueued.append(raw_id)
-    return enqueued
+    stale = stale_pending_ids(current_app.config["INGEST_RETRY_SECONDS"])
+    db.session.rollback()  # only reads
+    return [raw_id for raw_id in stale
+            if outside_transaction(enqueue_once, "ingest", "jobs.ingest.ingest_raw", raw_id,
+                                   job_id=f"ingest-raw-{raw_id}")]
 
 
 def enqueue_once(queue: str, func: str, *args, job_id: str, lock_name: str | None = None) -> bool:

@@ -1,6 +1,8 @@
 """`app.transactions`: jobs leave only after the transaction that made their rows commits."""
 from __future__ import annotations
 
+import pytest
+
 from app import transactions
 from app.extensions import begin_nested
 from app.models.auth import Queue
@@ -69,3 +71,11 @@ def test_a_failing_hook_is_logged_and_the_others_still_run(app, db, caplog):
     db.session.commit()
     assert calls == ["second"]
     assert "after-commit hook" in caplog.text and "redis is down" in caplog.text
+
+
+def test_the_sweeps_helper_refuses_to_run_inside_a_transaction(app, db):
+    db.session.add(Queue(name="uncommitted"))
+    with pytest.raises(RuntimeError, match="must wait for the commit"):
+        transactions.outside_transaction(len, "abc")
+    db.session.rollback()
+    assert transactions.outside_transaction(len, "abc") == 3
