@@ -75,11 +75,11 @@ class Config:
         # Health checks must answer fast even when Redis is gone.
         self.REDIS_HEALTH_TIMEOUT = float(os.environ.get("REDIS_HEALTH_TIMEOUT", "1.0"))
 
-        # flows (issue 7): automatic mail cap, intent threshold, regex time limit.
+        # Experience flows: automatic mail cap, intent threshold, regex time limit.
         self.AUTO_REPLIES_PER_HOUR = _int("AUTO_REPLIES_PER_HOUR", 3)
         self.INTENT_MIN_CONFIDENCE = float(os.environ.get("INTENT_MIN_CONFIDENCE", "0.5"))
         self.FLOW_REGEX_TIMEOUT_MS = _int("FLOW_REGEX_TIMEOUT_MS", 50)
-        # Agent workspace (issue 6): composer limits, the inbox, presence.
+        # Agent workspace: composer limits, the inbox, presence.
         self.COMPOSER_MAX_ATTACHMENT_BYTES = _int("COMPOSER_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
         self.COMPOSER_MAX_ATTACHMENTS = _int("COMPOSER_MAX_ATTACHMENTS", 10)
         self.COMPOSER_MAX_TOTAL_BYTES = _int("COMPOSER_MAX_TOTAL_BYTES", 25 * 1024 * 1024)
@@ -116,7 +116,7 @@ class Config:
         # What to do with customer mail once it is stored: "keep" (default), "seen" (IMAP only), "delete".
         self.MAILBOX_AFTER_FETCH = os.environ.get("MAILBOX_AFTER_FETCH", "keep")
         self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
-        # Outbound mail (issue 5): the platform relay, SMTP client limits, retries and the send lease.
+        # Outbound mail: the platform relay, SMTP client limits, retries and the send lease.
         self.SMTP_RELAY_URL = os.environ.get("SMTP_RELAY_URL", "")  # smtp://user:pass@host:587?tls=starttls
         self.SMTP_HELO_NAME = os.environ.get("SMTP_HELO_NAME", "")  # EHLO name; PLATFORM_MAIL_DOMAIN if empty
         self.SMTP_TIMEOUT_SECONDS = float(os.environ.get("SMTP_TIMEOUT_SECONDS", "60"))

@@ -33,17 +33,17 @@ def seed() -> list[str]:
         users[email] = user
     general = ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
     ensure_platform_domain()
-    from app.demo.flows import seed_demo as seed_flows  # flows (issue 7)
-    from app.demo.inbox import seed_workspace  # workspace (issue 6)
+    from app.demo.flows import seed_demo as seed_flows
+    from app.demo.inbox import seed_workspace
 
     created += seed_flows(users)
     created += _seed_channel(users["admin@demo.test"])
-    created += _seed_outbound(users)  # outbound (issue 5): before the workspace's demo replies
+    created += _seed_outbound(users)  # before the workspace's demo replies
     created += seed_workspace(users["agent@demo.test"], general)
     return created
 
 
-# --- Outbound (issue 5): one reply on its way, so the demo's Outbox shows sent mail ---------------
+# --- Outbound: one reply on its way, so the demo's Outbox shows sent mail ---------------
 
 DEMO_QUESTION_ID = "<demo-question-1@example.com>"
 

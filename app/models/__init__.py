@@ -16,7 +16,7 @@ __all__ = [
     "Attachment", "Blob", "Contact", "Conversation", "ConversationSeen", "Domain", "DomainKind", "Draft",
     "EmailAddress", "Flow", "LoginThrottle", "MailboxState", "Message", "PublishRecord",
     "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "queue_members",
-    # flows (issue 7)
+    # experience flows
     "AutomaticMail", "BlocklistEntry", "FlowRun", "Intent", "IntentModel",
     "InboundRaw", "InboundStatus",
 ]

@@ -46,7 +46,7 @@ class User(UserMixin, db.Model):
     email_capacity: Mapped[int] = mapped_column(default=5)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # flows (issue 7): when routing last gave this agent a conversation ("longest idle" tie-break)
+    # Routing: when it last gave this agent a conversation ("longest idle" tie-break)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     queues: Mapped[list["Queue"]] = relationship(secondary=queue_members, back_populates="members")
@@ -77,7 +77,7 @@ class Queue(db.Model):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(String(1000), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # flows (issue 7): business hours calendar, acknowledgement, outbound addresses
+    # Routing: business hours calendar, acknowledgement, outbound addresses
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     business_hours: Mapped[dict | None] = mapped_column(JSON)  # None: always open; see app.flows.routing
     ack_enabled: Mapped[bool] = mapped_column(default=False)

@@ -132,7 +132,7 @@ class MailboxState(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     error_count: Mapped[int] = mapped_column(default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Inbound (issue 4): where this mailbox's sync starts (publish time or the backfill window).
+    # Where this mailbox's sync starts (publish time or the backfill window).
     sync_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -44,10 +44,10 @@ class Conversation(db.Model):
     tags: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # flows (issue 7): the intent the classifier gave the first message ("unknown" below the threshold)
+    # The intent the classifier gave the first message ("unknown" below the threshold)
     intent: Mapped[str | None] = mapped_column(String(100))
     intent_confidence: Mapped[float | None]
-    # Inbound (issue 4): with "Channel-Based Sessions", the To address this conversation belongs to.
+    # With "Channel-Based Sessions", the To address this conversation belongs to.
     session_key: Mapped[str | None] = mapped_column(String(320))
 
     address = relationship("EmailAddress")
@@ -65,7 +65,7 @@ class Message(db.Model):
         Index("ix_messages_message_id", "message_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         UniqueConstraint("address_id", "dedupe_key", name="uq_messages_address_dedupe"),  # inbound: nothing twice
-        Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),  # outbound (issue 5)
+        Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),  # the send sweep's query
         # The inbox's "Not delivered" marker (`app.inbox.services.INBOX_SQL`): a conversation's failed
         # deliveries without reading each of its messages. Partial: only failed and bounced messages
         # are in it, so it stays tiny. The marker's SQL must say `delivery_status IN ('failed', 'bounced')`
@@ -97,15 +97,15 @@ class Message(db.Model):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # flows (issue 7): "auto_reply" / "acknowledgement" for automatic mail (sent with Auto-Submitted: auto-replied)
+    # Automatic mail: "auto_reply" / "acknowledgement" for automatic mail (sent with Auto-Submitted: auto-replied)
     automatic: Mapped[str | None] = mapped_column(String(20))
-    # Inbound (issue 4): the reply without quoted history, what kind of mail it is, loop safety, dedupe.
+    # Inbound: the reply without quoted history, what kind of mail it is, loop safety, dedupe.
     visible_text: Mapped[str | None] = mapped_column(Text)
     classification: Mapped[str | None] = mapped_column(String(20))  # auto_reply/bounce/feedback/list/bulk
     no_auto_reply: Mapped[bool] = mapped_column(default=False)  # never answer it automatically
     dedupe_key: Mapped[str | None] = mapped_column(String(300))  # "mid:<...>" or "sha:<hex>", unique per address
 
-    # outbound delivery (issue 5): attempts, backoff, the worker's claim (lease) and the server's last reply
+    # Outbound delivery: attempts, backoff, the worker's claim (lease) and the server's last reply
     delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

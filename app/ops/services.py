@@ -62,7 +62,7 @@ def ping() -> dict:
     }
 
 
-# --- Inbound mail (issue 4): mailbox polling status and arrivals that need an admin ---------------
+# --- Inbound mail: mailbox polling status and arrivals that need an admin ---------------
 
 def mailbox_statuses() -> list[dict]:
     """Per live IMAP/POP3 address: protocol, last poll, last success, last error, next poll."""

@@ -5,7 +5,6 @@ import io
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
                    url_for)
-from flask_login import login_required
 
 from app.blobs import BlobNotFound, blob_store
 from app.extensions import db
@@ -15,10 +14,11 @@ from app.models.auth import Role
 from app.models.inbound import InboundRaw
 from app.ops import services
 from app.ops.forms import OutboxFilterForm
-from app.security import role_required
+from app.security import restrict_blueprint
 from app.web import is_htmx, render
 
 bp = Blueprint("ops", __name__)
+restrict_blueprint(bp, Role.ADMIN, public=("ops.healthz",))
 
 
 @bp.route("/healthz")
@@ -31,25 +31,19 @@ def healthz():
 
 
 @bp.route("/ops/")
-@login_required
-@role_required(Role.ADMIN)
 def index():
     return render("ops/index.html", block="status", report=services.health())
 
 
-# --- Inbound mail (issue 4) ------------------------------------------------------------------------
+# --- Inbound mail ----------------------------------------------------------------------------------
 
 @bp.route("/ops/inbound/")
-@login_required
-@role_required(Role.ADMIN)
 def inbound():
     return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
                   problems=services.inbound_problems())
 
 
 @bp.route("/ops/inbound/<int:raw_id>/raw")
-@login_required
-@role_required(Role.ADMIN)
 def inbound_raw(raw_id: int):
     """The raw message as received, as a download (never rendered)."""
     row = db.session.get(InboundRaw, raw_id) or abort(404)
@@ -64,8 +58,6 @@ def inbound_raw(raw_id: int):
 
 
 @bp.route("/ops/inbound/<int:raw_id>/retry", methods=["POST"])
-@login_required
-@role_required(Role.ADMIN)
 def inbound_retry(raw_id: int):
     try:
         services.retry_inbound(raw_id)
@@ -80,7 +72,7 @@ def inbound_retry(raw_id: int):
         return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
                       problems=services.inbound_problems())
     return redirect(url_for("ops.inbound"))
-# --- Outbox (outbound, issue 5): development only, the SMTP sink's messages ---------------------
+# --- Outbox: development only, the SMTP sink's messages ---------------------
 
 def _outbox_dir() -> str:
     """The sink's folder; the Outbox pages do not exist (404) unless OUTBOX_DIR is configured."""
@@ -99,8 +91,6 @@ def _from_outbox(reader: str, *args):
 
 
 @bp.route("/ops/outbox/")
-@login_required
-@role_required(Role.ADMIN)
 def outbox():
     form = OutboxFilterForm(request.args)
     if not form.validate():
@@ -110,15 +100,11 @@ def outbox():
 
 
 @bp.route("/ops/outbox/<name>")
-@login_required
-@role_required(Role.ADMIN)
 def outbox_message(name: str):
     return render("ops/outbox_message.html", message=_from_outbox("read_outbox", name))
 
 
 @bp.route("/ops/outbox/<name>/body.html")
-@login_required
-@role_required(Role.ADMIN)
 def outbox_html(name: str):
     """The HTML part, sanitised, for a sandboxed frame on the message page (never scripts, no remote images)."""
     body = sanitize_html(_from_outbox("read_outbox", name).html or "", remote_images=False)
@@ -131,15 +117,11 @@ def outbox_html(name: str):
 
 
 @bp.route("/ops/outbox/<name>/raw")
-@login_required
-@role_required(Role.ADMIN)
 def outbox_raw(name: str):
     return _download(_from_outbox("read_raw", name), f"{name}.eml", "message/rfc822")
 
 
 @bp.route("/ops/outbox/<name>/parts/<int:index>")
-@login_required
-@role_required(Role.ADMIN)
 def outbox_part(name: str, index: int):
     filename, content_type, data = _from_outbox("read_part", name, index)
     return _download(data, filename, content_type)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, flash, redirect, request, url_for
-from flask_login import login_required
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
@@ -16,17 +15,13 @@ from app.extensions import db
 from app.models.auth import Queue, Role
 from app.responses import services
 from app.responses.forms import GroupForm, ResponseForm
-from app.security import role_required
+from app.security import restrict_blueprint
 from app.web import is_htmx, render
 
 bp = Blueprint("responses", __name__, url_prefix="/responses")
 
 
-@bp.before_request
-@login_required
-@role_required(Role.SUPERVISOR)
-def _supervisors_only():
-    return None
+restrict_blueprint(bp, Role.SUPERVISOR)
 
 
 @bp.errorhandler(services.NotFound)
