@@ -15,11 +15,40 @@ from flask_login import current_user
 from app.extensions import db, login
 from app.models.auth import Role, User
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; frame-src 'self'; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-)
+class Policy:
+    """A Content-Security-Policy as directives and their sources; pages extend the site's one.
+
+    `CSP.extend(img_src=("http:", "https:"))` is the site's policy with those sources added
+    to `img-src` (a directive it lacks is added); `str(policy)` is the header value.
+    """
+
+    def __init__(self, directives: dict[str, tuple[str, ...]]) -> None:
+        self.directives = {name: tuple(sources) for name, sources in directives.items()}
+        self._text = "; ".join(" ".join((name, *sources)) for name, sources in self.directives.items())
+
+    def extend(self, **sources: tuple[str, ...]) -> Policy:
+        """A new policy: each keyword (`style_src_attr` for `style-src-attr`) adds its sources."""
+        directives = dict(self.directives)
+        for key, extra in sources.items():
+            name = key.replace("_", "-")
+            directives[name] = directives.get(name, ()) + tuple(s for s in extra if s not in directives.get(name, ()))
+        return Policy(directives)
+
+    def __str__(self) -> str:
+        return self._text
+
+
+#: The site's policy: our own scripts, styles, images and frames only.
+CSP = Policy({
+    "default-src": ("'self'",), "script-src": ("'self'",), "style-src": ("'self'",),
+    "img-src": ("'self'", "data:"), "font-src": ("'self'",), "connect-src": ("'self'",),
+    "frame-src": ("'self'",), "object-src": ("'none'",), "base-uri": ("'self'",),
+    "form-action": ("'self'",), "frame-ancestors": ("'none'",),
+})
+
+#: What our frames of mail HTML (the address Preview, the Outbox's HTML part) may load: inline styles,
+#: images, fonts; no scripts, forms, or anything else. Each caller adds what it needs.
+MAIL_FRAME_CSP = Policy({"default-src": ("'none'",), "style-src": ("'unsafe-inline'",), "img-src": ("data:",)})
 
 PUBLIC_ENDPOINTS = {"auth.login", "ops.healthz", "static"}
 
@@ -87,7 +116,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _headers(response):
         h = response.headers
-        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("Content-Security-Policy", str(CSP))
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "same-origin")
