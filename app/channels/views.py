@@ -21,14 +21,14 @@ from app.mail.probe import DEFAULT_PORTS
 from app.mail.render import PLACEHOLDERS
 from app.models.auth import Role
 from app.models.channels import DomainKind
-from app.security import restrict_blueprint
+from app.security import MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, navigate, render
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 
 #: The preview frame's own policy: mail HTML may use inline styles and images, never scripts.
-PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data: https: http:; font-src data:; "
-               "sandbox; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+PREVIEW_CSP = str(MAIL_FRAME_CSP.extend(img_src=("https:", "http:"), font_src=("data:",), sandbox=(),
+                                        frame_ancestors=("'self'",), base_uri=("'none'",), form_action=("'none'",)))
 
 
 restrict_blueprint(bp, Role.ADMIN)

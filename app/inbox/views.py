@@ -21,7 +21,7 @@ from app.inbox.forms import NoteForm, StatusForm
 from app.inbox.recipients import parse_addresses
 from app.models.inbox import Message
 from app.responses import services as responses
-from app.security import CSP
+from app.security import CSP, Policy
 from app.units import human_size
 from app.web import Fragments, is_htmx, render
 
@@ -29,9 +29,10 @@ bp = Blueprint("inbox", __name__)
 
 #: The conversation page lets the message frames (which inherit it) use their one style sheet
 #: and the customer's inline styles, and load images once the agent asks ("Show images").
-CONVERSATION_CSP = CSP.replace(
-    "style-src 'self';", f"style-src 'self' '{FRAME_STYLE_HASH}'; style-src-attr 'unsafe-inline';"
-).replace("img-src 'self' data:;", "img-src 'self' data: http: https:;")
+CONVERSATION_CSP = str(CSP.extend(style_src=(f"'{FRAME_STYLE_HASH}'",), style_src_attr=("'unsafe-inline'",),
+                                  img_src=("http:", "https:")))
+#: An attachment download is never a page.
+DOWNLOAD_CSP = str(Policy({"default-src": ("'none'",), "sandbox": ()}))
 
 KIND_LABELS = {"reply": "Reply", "reply_all": "Reply All", "forward": "Forward", "new": "New Mail"}
 TERMINAL = ("sent", "failed", "bounced")
@@ -357,7 +358,7 @@ def download(attachment_id: int):
                          as_attachment=True, download_name=attachment.filename or "attachment",
                          max_age=0, conditional=False)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
