@@ -116,7 +116,7 @@ class Config:
         # What to do with customer mail once it is stored: "keep" (default), "seen" (IMAP only), "delete".
         self.MAILBOX_AFTER_FETCH = os.environ.get("MAILBOX_AFTER_FETCH", "keep")
         self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
-        # Outbound mail (issue 5): the platform relay, SMTP client limits, retries and the send lease.
+        # Outbound mail: the platform relay, SMTP client limits, retries and the send lease.
         self.SMTP_RELAY_URL = os.environ.get("SMTP_RELAY_URL", "")  # smtp://user:pass@host:587?tls=starttls
         self.SMTP_HELO_NAME = os.environ.get("SMTP_HELO_NAME", "")  # EHLO name; PLATFORM_MAIL_DOMAIN if empty
         self.SMTP_TIMEOUT_SECONDS = float(os.environ.get("SMTP_TIMEOUT_SECONDS", "60"))

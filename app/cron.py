@@ -30,7 +30,7 @@ def tick() -> None:
     record_cron_tick(redis_connection())
 
 
-# Outbound mail (issue 5): send what is due (retries, jobs lost with Redis, leases of dead workers).
+# Outbound mail: send what is due (retries, jobs lost with Redis, leases of dead workers).
 def _enqueue_due_messages() -> None:
     from app.runtime.outbound import enqueue_due_messages
 

@@ -38,12 +38,12 @@ def seed() -> list[str]:
 
     created += seed_flows(users)
     created += _seed_channel(users["admin@demo.test"])
-    created += _seed_outbound(users)  # outbound (issue 5): before the workspace's demo replies
+    created += _seed_outbound(users)  # before the workspace's demo replies
     created += seed_workspace(users["agent@demo.test"], general)
     return created
 
 
-# --- Outbound (issue 5): one reply on its way, so the demo's Outbox shows sent mail ---------------
+# --- Outbound: one reply on its way, so the demo's Outbox shows sent mail -------------------------
 
 DEMO_QUESTION_ID = "<demo-question-1@example.com>"
 

@@ -65,7 +65,7 @@ class Message(db.Model):
         Index("ix_messages_message_id", "message_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         UniqueConstraint("address_id", "dedupe_key", name="uq_messages_address_dedupe"),  # inbound: nothing twice
-        Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),  # outbound (issue 5)
+        Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),  # outbound: what is due to send
         # The inbox's "Not delivered" marker (`app.inbox.services.INBOX_SQL`): a conversation's failed
         # deliveries without reading each of its messages. Partial: only failed and bounced messages
         # are in it, so it stays tiny. The marker's SQL must say `delivery_status IN ('failed', 'bounced')`
@@ -105,7 +105,7 @@ class Message(db.Model):
     no_auto_reply: Mapped[bool] = mapped_column(default=False)  # never answer it automatically
     dedupe_key: Mapped[str | None] = mapped_column(String(300))  # "mid:<...>" or "sha:<hex>", unique per address
 
-    # outbound delivery (issue 5): attempts, backoff, the worker's claim (lease) and the server's last reply
+    # outbound delivery: attempts, backoff, the worker's claim (lease) and the server's last reply
     delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

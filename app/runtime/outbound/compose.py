@@ -81,14 +81,14 @@ class _Thread:
 def _run(statement, params: dict):
     """Run a prebuilt Core statement on the session's connection (its transaction), without the ORM layer.
 
-    For the queueing path's column selects, its UPDATE and its INSERT of the bytes: through
-    `Session.execute` each one costs ~0.06 ms more than the statement itself.
+    For the queueing path's column selects, its UPDATE and its INSERT of the bytes: `Session.execute`
+    adds its own bookkeeping to each one, and these statements need none of it.
     """
     return db.session.connection().execute(statement, params)
 
 
-# The statements of the queueing path, built once: building a SELECT costs more than running it
-# (SQLAlchemy's construction and cache-key walk ~0.25 ms, the query ~0.03 ms on SQLite).
+# The statements of the queueing path, built once: building a SELECT (SQLAlchemy's construction and
+# cache-key walk) costs more than running it on SQLite.
 _DEFAULT_PARENT = (
     # The customer's latest message, else our latest one with a Message-ID: one indexed query.
     select(Message.id).where(Message.conversation_id == Conversation.id,

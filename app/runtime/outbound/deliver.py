@@ -41,8 +41,8 @@ def _commits_without_waiting_for_disk():
     of the database machine itself (power loss) can forget the last moment of claims and
     outcomes, and those messages are then sent again once their lease expires: the same
     kind of window the 250-then-crash case already leaves. In exchange a commit does not
-    wait for an fsync (~0.3-1 ms here), and on SQLite the worker holds the write lock for
-    microseconds, so agents' Sends do not queue behind it.
+    wait for an fsync, and on SQLite the worker holds the write lock only for the write
+    itself, so agents' Sends do not queue behind it.
     """
     db.session.info["commit_without_fsync"] = True
     try:
