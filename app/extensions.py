@@ -54,7 +54,7 @@ def _commit_without_fsync(session, _transaction, connection) -> None:
 
     SQLite: `synchronous=NORMAL` for this transaction, put back to FULL when the
     connection returns to the pool; PostgreSQL: `SET LOCAL synchronous_commit = off`,
-    which ends with the transaction. See `app.runtime.outbound._commits_without_waiting_for_disk`.
+    which ends with the transaction. See `app.runtime.outbound.deliver._commits_without_waiting_for_disk`.
     """
     if not session.info.get("commit_without_fsync"):
         return

@@ -26,7 +26,7 @@ What it does, all on this machine, with real processes:
    connection with flask-mail, for orientation.
 
 Every message of both phases must end `sent`. It prints msg/s for each and the ratios
-to raw smtplib with connection reuse; the issue's goal is at least 0.3 for Pigeonhole,
+to raw smtplib with connection reuse; the goal is at least 0.3 for Pigeonhole,
 rendering and state updates included, with one worker: the pipelined figure (the
 sequential one adds both phases end to end, a worker's process start included).
 """

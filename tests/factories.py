@@ -25,7 +25,7 @@ def make_queue(name: str | None = None, members=()):
     return queue
 
 
-# --- outbound (issue 5): live addresses and conversations to send from --------------------------
+# --- outbound: live addresses and conversations to send from ------------------------------------
 
 def make_sending_address(address: str | None = None, *, platform: bool = True, publish: bool = True, **fields):
     """An email address (platform domain by default), published unless `publish=False`."""

@@ -43,7 +43,7 @@ def seed() -> list[str]:
     return created
 
 
-# --- Outbound: one reply on its way, so the demo's Outbox shows sent mail ---------------
+# --- Outbound: one reply on its way, so the demo's Outbox shows sent mail -------------------------
 
 DEMO_QUESTION_ID = "<demo-question-1@example.com>"
 

@@ -75,7 +75,7 @@ def inbound_retry(raw_id: int):
         return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
                       problems=services.inbound_problems())
     return redirect(url_for("ops.inbound"))
-# --- Outbox: development only, the SMTP sink's messages ---------------------
+# --- Outbox: development only, the SMTP sink's messages ----------------------------------------
 
 def _outbox_dir() -> str:
     """The sink's folder; the Outbox pages do not exist (404) unless OUTBOX_DIR is configured."""

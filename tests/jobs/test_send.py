@@ -327,11 +327,11 @@ def test_the_bytes_live_beside_the_row_and_older_messages_are_read_from_the_blob
 
 
 def test_big_messages_are_read_one_at_a_time_and_sent_byte_for_byte(app, db, relay, monkeypatch):
-    from app.runtime import outbound
     from app.models.inbox import OutgoingMime
+    from app.runtime.outbound import deliver
 
     server = relay()
-    monkeypatch.setattr(outbound, "BATCH_BYTES_INLINE", 1500)  # between the two messages' sizes
+    monkeypatch.setattr(deliver, "BATCH_BYTES_INLINE", 1500)  # between the two messages' sizes
     address = make_sending_address()
     small = _reply(db, make_sending_conversation(address))
     big = _reply(db, make_sending_conversation(address), attachments=[
@@ -592,7 +592,7 @@ def test_the_send_job_commits_without_waiting_for_the_disk_and_only_it(app, db, 
     every other session, and the connection after the job, keep full durability."""
     from sqlalchemy import text
 
-    from app.runtime import outbound
+    from app.runtime.outbound import deliver
 
     sqlite = db.engine.dialect.name == "sqlite"
     probe = text("PRAGMA synchronous") if sqlite else text("SHOW synchronous_commit")
@@ -601,7 +601,7 @@ def test_the_send_job_commits_without_waiting_for_the_disk_and_only_it(app, db, 
     db.session.rollback()
 
     seen = []
-    real_claim = outbound._claim
+    real_claim = deliver.claim
 
     def spying_claim(ids, token):
         seen.append(db.session.execute(probe).scalar())
@@ -609,11 +609,11 @@ def test_the_send_job_commits_without_waiting_for_the_disk_and_only_it(app, db, 
 
     relay()
     message = _reply(db, make_sending_conversation(make_sending_address()))
-    outbound._claim = spying_claim
+    deliver.claim = spying_claim
     try:
         assert deliver_message(message.id)["sent"] == 1
     finally:
-        outbound._claim = real_claim
+        deliver.claim = real_claim
     assert seen and set(seen) == {relaxed}
     assert "commit_without_fsync" not in db.session.info
     assert db.session.execute(probe).scalar() == full  # the pooled connection is back to full durability
