@@ -253,15 +253,6 @@ def move_rule(flow_id: int, rule_id: str, offset: int) -> None:
     _save_rules(flow, rules + always)
 
 
-def reorder_rules(flow_id: int, rule_ids: list[str]) -> None:
-    """Put the ordinary rules in this order (ids not listed keep their relative order at the end)."""
-    flow = get_flow(flow_id)
-    by_id = {r.get("id"): r for r in flow.rules if not r.get("always")}
-    ordered = [by_id.pop(i) for i in rule_ids if i in by_id]
-    ordered += [r for r in flow.rules if not r.get("always") and r.get("id") in by_id]
-    _save_rules(flow, ordered + [r for r in flow.rules if r.get("always")])
-
-
 def delete_flow(flow_id: int) -> None:
     """Raises `FlowInUse` when an address uses the flow (in its draft or its live version)."""
     flow = get_flow(flow_id)
