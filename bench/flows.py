@@ -124,7 +124,7 @@ def main() -> None:
         db.create_all()
         from app.auth.services import create_user
         from app.publish.services import publish_addresses
-        from app.flows import engine, intents, services
+        from app.flows import engine, intents, runner as services
         from app.flows.routing import Calendar
         from app.models.auth import Queue
         from app.models.channels import Domain, EmailAddress

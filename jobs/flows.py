@@ -10,7 +10,7 @@ def run_flow(conversation_id: int, message_id: int | None = None) -> dict | None
     commit. Safe to run twice: a message runs through a flow once.
     """
     from app.extensions import db
-    from app.flows.services import run_flow as run_flow_service
+    from app.flows.runner import run_flow as run_flow_service
 
     with app_context():
         run = run_flow_service(conversation_id, message_id)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.blobs import blob_store
 from app.publish.services import publish_addresses
 from app.extensions import db
-from app.flows import services
+from app.flows import runner as services
 from app.mail.tokens import new_conversation_token
 from app.models.channels import Domain, EmailAddress
 from app.models.inbox import Attachment, Contact, Conversation, Message

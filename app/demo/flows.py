@@ -166,7 +166,7 @@ def seed_demo(users: dict) -> list[str]:
 
     from app.auth.services import ensure_queue
     from app.extensions import db
-    from app.flows import services
+    from app.flows import runner as services
     from app.models.flows import Flow, Intent
 
     created = []

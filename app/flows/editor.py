@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.extensions import db
-from app.flows import engine, forms, intents, routing, services
+from app.flows import engine, forms, intents, routing, runner as services
 from app.models.auth import Queue, Role, User
 from app.models.channels import EmailAddress, Usage
 from app.models.inbox import Conversation

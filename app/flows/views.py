@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import login_required
 
 from app.extensions import db
-from app.flows import services
+from app.flows import runner as services
 from app.flows.forms import FlowAddressesForm
 from app.models.auth import Role
 from app.security import role_required

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 
 from app.channels.services import SECURITY_LABELS, USAGE_LABELS, snapshot
 from app.extensions import db
-from app.flows.services import publish_flows
+from app.flows.runner import publish_flows
 from app.models.channels import EmailAddress, PublishRecord
 from app.models.flows import Flow
 

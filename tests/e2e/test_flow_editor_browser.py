@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.flows import services
+from app.flows import runner as services
 from app.models.flows import Flow
 from tests.factories import PASSWORD, make_queue, make_user
 from tests.flow_factories import make_address, make_inbound

@@ -14,7 +14,7 @@ from sqlalchemy import select
 import jobs
 from app.auth.services import ensure_queue
 from app.extensions import db as _db
-from app.flows import services as flows
+from app.flows import runner as flows
 from app.demo.flows import DEMO_INTENTS
 from app.models.inbox import Conversation, Message
 from app.queues import get_queue, redis_connection

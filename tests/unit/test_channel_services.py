@@ -8,7 +8,7 @@ from app.channels import services
 from app.publish import services as publishing
 from app.runtime.live import published_address, published_addresses
 from app.crypto import decrypt_secret
-from app.flows import services as flow_services
+from app.flows import runner as flow_services
 from app.models.channels import AddressSetup, Domain, EmailAddress, MailboxState, PublishRecord
 from app.models.flows import Flow
 from app.models.inbox import Conversation, Draft

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.demo import seed
-from app.flows import services
+from app.flows import runner as services
 from app.models.auth import Queue
 from app.models.flows import Flow, Intent, IntentModel
 from tests.flow_factories import make_address, make_inbound

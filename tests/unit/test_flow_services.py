@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from app.flows import services
+from app.flows import runner as services
 from app.demo.flows import DEMO_INTENTS
 from app.models.channels import PublishRecord
 from app.models.flows import AutomaticMail, FlowRun, IntentModel

@@ -5,7 +5,7 @@ import io
 
 from sqlalchemy import select
 
-from app.flows import services
+from app.flows import runner as services
 from app.models.auth import Queue
 from app.models.flows import BlocklistEntry, Flow, Intent
 from tests.factories import make_queue, make_user

@@ -8,7 +8,7 @@ import pytest
 from app.channels import services
 from app.publish import services as publishing
 from app.runtime.live import published_address
-from app.flows import services as flow_services
+from app.flows import runner as flow_services
 from tests.channel_factories import make_address, platform_values
 from tests.helpers import csrf_token
 from tests.pages import HX, fragment, full
@@ -142,7 +142,7 @@ def test_flows_list_and_update_dialog(client, db, admin, token):
 
 
 def test_flows_list_links_to_the_editor_intents_queues_and_the_blocklist(client, login_as, db):
-    from app.flows import services as flow_services
+    from app.flows import runner as flow_services
 
     login_as("admin")
     flow = flow_services.ensure_flow("Linked flow")
