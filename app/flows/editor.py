@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.extensions import db
-from app.flows import engine, forms, intents, routing, runner as services
+from app.flows import blocklist, editing, engine, forms, intent_examples, intents, publishing, queues, routing, runner
 from app.models.auth import Queue, Role, User
 from app.models.channels import EmailAddress, Usage
 from app.models.inbox import Conversation
@@ -40,11 +40,11 @@ def _redirect(url: str):
 # --- flows and rules ----------------------------------------------------------------------------
 
 def _choices() -> dict:
-    queues = services.all_queues()
+    queue_rows = queues.all_queues()
     agents = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)))
     responses = list(db.session.scalars(select(StandardResponse).order_by(StandardResponse.title)))
     return {"intents": [i.name for i in intents.all_intents()],
-            "queues": [(q.id, q.name) for q in queues],
+            "queues": [(q.id, q.name) for q in queue_rows],
             "agents": [(u.id, u.name or u.email) for u in agents],
             "responses": [(r.id, r.title) for r in responses]}
 
@@ -117,8 +117,8 @@ def _editor_context(flow, form=None, editing: str | None = None) -> dict:
 
 def _flow_or_404(flow_id: int):
     try:
-        return services.get_flow(flow_id)
-    except services.FlowNotFound:
+        return editing.get_flow(flow_id)
+    except editing.FlowNotFound:
         abort(404)
 
 
@@ -128,7 +128,7 @@ def new_flow():
     form = forms.FlowForm()
     if form.validate_on_submit():
         try:
-            flow = services.create_flow(form.name.data, form.description.data)
+            flow = editing.create_flow(form.name.data, form.description.data)
         except ValueError as exc:
             form.name.errors.append(str(exc))
         else:
@@ -153,7 +153,7 @@ def new_rule(flow_id: int):
     form = _rule_form()
     if request.method == "POST" and form.validate_on_submit():
         try:
-            rule = services.add_rule(flow.id, forms.rule_from_form(form))
+            rule = editing.add_rule(flow.id, forms.rule_from_form(form))
         except engine.RuleError as exc:
             _field_errors(form, exc)
         else:
@@ -169,13 +169,13 @@ def new_rule(flow_id: int):
 def edit_rule(flow_id: int, rule_id: str):
     flow = _flow_or_404(flow_id)
     try:
-        rule = services.find_rule(flow, rule_id)
-    except services.FlowNotFound:
+        rule = editing.find_rule(flow, rule_id)
+    except editing.FlowNotFound:
         abort(404)
     form = _rule_form(rule)
     if request.method == "POST" and form.validate_on_submit():
         try:
-            rule = services.update_rule(flow.id, rule_id, forms.rule_from_form(form))
+            rule = editing.update_rule(flow.id, rule_id, forms.rule_from_form(form))
         except engine.RuleError as exc:
             _field_errors(form, exc)
         else:
@@ -192,8 +192,8 @@ def move_rule(flow_id: int, rule_id: str):
     flow = _flow_or_404(flow_id)
     offset = -1 if request.form.get("direction") == "up" else 1
     try:
-        services.move_rule(flow.id, rule_id, offset)
-    except services.FlowNotFound:
+        editing.move_rule(flow.id, rule_id, offset)
+    except editing.FlowNotFound:
         abort(404)
     db.session.commit()
     return _editor_fragment(flow)
@@ -204,8 +204,8 @@ def move_rule(flow_id: int, rule_id: str):
 def delete_rule(flow_id: int, rule_id: str):
     flow = _flow_or_404(flow_id)
     try:
-        services.delete_rule(flow.id, rule_id)
-    except services.FlowNotFound:
+        editing.delete_rule(flow.id, rule_id)
+    except editing.FlowNotFound:
         abort(404)
     db.session.commit()
     flash("Rule deleted from the draft.", "success")
@@ -233,7 +233,7 @@ def publish_flow(flow_id: int):
     flow = _flow_or_404(flow_id)
     form = forms.PublishForm()
     if form.validate_on_submit():
-        changes = services.publish_flows([flow.id], current_user.id, form.comment.data)
+        changes = publishing.publish_flows([flow.id], current_user.id, form.comment.data)
         db.session.commit()
         flash("Published: " + "; ".join(f"{c['name']}: {c['summary']}" for c in changes), "success")
         return _redirect(url_for("flow_editor.edit_flow", flow_id=flow.id))
@@ -247,8 +247,8 @@ def publish_flow(flow_id: int):
 def delete_flow(flow_id: int):
     flow = _flow_or_404(flow_id)
     try:
-        services.delete_flow(flow.id)
-    except services.FlowInUse as exc:
+        editing.delete_flow(flow.id)
+    except editing.FlowInUse as exc:
         flash(str(exc), "error")
         return _redirect(url_for("flow_editor.edit_flow", flow_id=flow.id))
     db.session.commit()
@@ -286,7 +286,7 @@ def intents_page(intent_id: int | None = None):
         form.examples.data = "\n".join(editing.examples)
     if form.validate_on_submit():
         try:
-            intent = services.save_intent(intent_id, form.name.data, form.description.data, form.examples.data)
+            intent = intent_examples.save_intent(intent_id, form.name.data, form.description.data, form.examples.data)
         except ValueError as exc:
             field = form.name if "name" in str(exc) or "intent" in str(exc).lower() else form.examples
             field.errors.append(str(exc))
@@ -303,7 +303,7 @@ def intents_page(intent_id: int | None = None):
 @_admin
 def delete_intent(intent_id: int):
     try:
-        services.delete_intent(intent_id)
+        intent_examples.delete_intent(intent_id)
     except LookupError:
         abort(404)
     db.session.commit()
@@ -316,10 +316,10 @@ def delete_intent(intent_id: int):
 @bp.route("/flows/queues/")
 @_admin
 def queues_page():
-    queues = services.all_queues()
+    queue_rows = queues.all_queues()
     loads = routing.agent_loads()
-    return render("flows/queues.html", block="queues", queues=queues, loads=loads,
-                  calendars={q.id: routing.Calendar.of(q) for q in queues})
+    return render("flows/queues.html", block="queues", queues=queue_rows, loads=loads,
+                  calendars={q.id: routing.Calendar.of(q) for q in queue_rows})
 
 
 def _queue_form(queue=None) -> forms.QueueForm:
@@ -367,7 +367,7 @@ def queue_page(queue_id: int | None = None):
                     capacity_errors[user.id] = "Between 1 and 15."
         if not capacity_errors:
             try:
-                saved = services.save_queue(
+                saved = queues.save_queue(
                     queue_id, name=form.name.data, description=form.description.data,
                     member_ids=form.members.data or [], time_zone=form.time_zone.data, hours_text=form.hours.data,
                     holidays_text=form.holidays.data, ack_enabled=form.ack_enabled.data,
@@ -375,7 +375,7 @@ def queue_page(queue_id: int | None = None):
                     ack_interval_minutes=form.ack_interval_minutes.data,
                     outbound_address_ids=form.outbound_addresses.data or [])
                 for user_id, value in capacities.items():
-                    services.set_capacity(user_id, value)
+                    queues.set_capacity(user_id, value)
             except ValueError as exc:
                 field = exc.args[1] if len(exc.args) > 1 else "name"
                 target = {"hours": form.hours}.get(field) or getattr(form, field, form.name)
@@ -402,19 +402,19 @@ def _address_or_404(address_id: int) -> EmailAddress:
 
 def _blocklist_page(address, form=None, upload=None, summary=None, status=200, block="blocklist"):
     return render("flows/blocklist.html", block=block, status=status, address=address,
-                  entries=services.blocklist(address.id), form=form or forms.BlockForm(),
+                  entries=blocklist.entries(address.id), form=form or forms.BlockForm(),
                   upload=upload or forms.BlocklistUploadForm(), summary=summary)
 
 
-@bp.route("/channels/email/<int:address_id>/blocklist", methods=["GET", "POST"])
+@bp.route("/channels/email/<int:address_id>/blocklist", methods=["GET", "POST"], endpoint="blocklist")
 @_admin
-def blocklist(address_id: int):
+def blocklist_page(address_id: int):
     address = _address_or_404(address_id)
     form = forms.BlockForm()
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                entry = services.add_block(address.id, form.value.data, current_user.id)
+                entry = blocklist.add_block(address.id, form.value.data, current_user.id)
             except ValueError as exc:
                 form.value.errors.append(str(exc))
             else:
@@ -433,7 +433,7 @@ def blocklist_upload(address_id: int):
     upload = forms.BlocklistUploadForm()
     if upload.validate_on_submit():
         try:
-            summary = services.import_blocklist_csv(address.id, upload.file.data.read(), current_user.id)
+            summary = blocklist.import_blocklist_csv(address.id, upload.file.data.read(), current_user.id)
         except ValueError as exc:
             upload.file.errors.append(str(exc))
         else:
@@ -447,7 +447,7 @@ def blocklist_upload(address_id: int):
 def blocklist_delete(address_id: int, entry_id: int):
     address = _address_or_404(address_id)
     try:
-        services.remove_block(address.id, entry_id)
+        blocklist.remove_block(address.id, entry_id)
     except LookupError:
         abort(404)
     db.session.commit()
@@ -472,4 +472,4 @@ def run_log(conversation_id: int):
         if member is None:
             abort(404)
     return render("flows/runs.html", block="runs", conversation=conversation,
-                  runs=services.runs_of(conversation.id))
+                  runs=runner.runs_of(conversation.id))

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import login_required
 
 from app.extensions import db
-from app.flows import runner as services
+from app.flows import editing
 from app.flows.forms import FlowAddressesForm
 from app.models.auth import Role
 from app.security import role_required
@@ -27,9 +27,9 @@ def _admins_only():
 
 @bp.route("/")
 def index():
-    flows = services.all_flows()
+    flows = editing.all_flows()
     return render("flows/index.html", block="flows", flows=flows,
-                  served_by={f.id: services.served_addresses(f) for f in flows},
+                  served_by={f.id: editing.served_addresses(f) for f in flows},
                   states={f.id: f.publish_state for f in flows})
 
 
@@ -37,11 +37,11 @@ def index():
 def update(flow_id: int):
     """Select which email addresses the flow serves; moving one from another flow must be ticked."""
     try:
-        flow = services.get_flow(flow_id)
-    except services.FlowNotFound:
+        flow = editing.get_flow(flow_id)
+    except editing.FlowNotFound:
         abort(404)
     form = FlowAddressesForm()
-    addresses = services.assignable_addresses()
+    addresses = editing.assignable_addresses()
     error, conflicts = None, []
     if request.method == "POST":
         raw = request.form.getlist("address")
@@ -51,12 +51,12 @@ def update(flow_id: int):
             error = "Select addresses from the list."
         elif form.validate_on_submit():
             try:
-                attached, detached = services.set_flow_addresses(flow.id, ids, move=form.move.data)
-            except services.FlowError as exc:
+                attached, detached = editing.set_flow_addresses(flow.id, ids, move=form.move.data)
+            except editing.FlowError as exc:
                 db.session.rollback()
                 error, conflicts = exc.message, exc.conflicts
-                flow = services.get_flow(flow_id)
-                addresses = services.assignable_addresses()
+                flow = editing.get_flow(flow_id)
+                addresses = editing.assignable_addresses()
             else:
                 db.session.commit()
                 if attached or detached:

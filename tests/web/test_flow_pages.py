@@ -5,7 +5,7 @@ import io
 
 from sqlalchemy import select
 
-from app.flows import runner as services
+from app.flows import runner
 from app.models.auth import Queue
 from app.models.flows import BlocklistEntry, Flow, Intent
 from tests.factories import make_queue, make_user
@@ -237,7 +237,7 @@ def test_run_log_page_shows_routing_and_is_limited_to_the_queue(client, db, logi
     flow = make_flow([{"name": "To Billing", "actions": [{"type": "set_queue", "queue_id": queue.id},
                                                          {"type": "assign", "mode": "least_loaded"}]}])
     message = make_inbound(make_address(flow=flow), subject="Invoice question")
-    services.run_flow(message.conversation_id)
+    runner.run_flow(message.conversation_id)
     db.session.commit()
     url = f"/flows/conversations/{message.conversation_id}/runs"
     login_as("agent")
