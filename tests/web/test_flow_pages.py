@@ -41,8 +41,13 @@ def _is_fragment(html: str) -> bool:
 
 def test_editor_pages_are_for_admins_only(client, db, login_as):
     flow = make_flow([], publish=False)
+    address = make_address(flow=flow)
+    paths = ("/flows/", f"/flows/{flow.id}/update", f"/flows/{flow.id}/edit", "/flows/new", "/flows/intents/",
+             "/flows/queues/", f"/channels/email/{address.id}/blocklist")
+    for path in paths:
+        assert client.get(path).status_code == 302, path  # signed out: the sign-in page
     login_as("supervisor")
-    for path in (f"/flows/{flow.id}/edit", "/flows/new", "/flows/intents/", "/flows/queues/"):
+    for path in paths:
         assert client.get(path).status_code == 403, path
 
 
