@@ -13,7 +13,7 @@ Prints:
   conversation, published configuration, blocklist, classification, evaluation,
   queue + least-loaded assignment and the run log row, committed.
 
-Goal (issue 7): flows add under 10 ms p95 per conversation. Runs on a throwaway
+Goal (`GOAL_MS`): flows add under 10 ms p95 per conversation. Runs on a throwaway
 SQLite database in a temporary folder; needs no Redis (no automatic mail is sent).
 """
 from __future__ import annotations

@@ -1,9 +1,18 @@
-"""Example phrases of the demo intents (billing, delivery, returns, account access).
+"""The demo's flows: example phrases of its intents (billing, delivery, returns, account access),
+a queue per intent, and a published flow that routes by them.
 
-`flask demo seed` creates these intents; bench/flows.py trains on part of them and
-measures accuracy on the rest. Written for Pigeonhole, in the words customers use.
+`flask demo seed` creates these (`seed_demo`); bench/flows.py trains on part of the
+phrases and measures accuracy on the rest. Written for Pigeonhole, in the words
+customers use.
 """
 from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.auth.services import ensure_queue
+from app.extensions import db
+from app.flows import editing, intent_examples, publishing
+from app.models.flows import Flow, Intent
 
 DEMO_INTENTS: dict[str, tuple[str, list[str]]] = {
     "billing": ("Invoices, charges, payments and refunds of money", [
@@ -162,13 +171,6 @@ def seed_demo(users: dict) -> list[str]:
 
     `users` maps the demo users' emails to their rows. Returns one line per thing created.
     """
-    from sqlalchemy import select
-
-    from app.auth.services import ensure_queue
-    from app.extensions import db
-    from app.flows import editing, intent_examples, publishing
-    from app.models.flows import Flow, Intent
-
     created = []
     members = [u for email, u in users.items() if email in ("agent@demo.test", "supervisor@demo.test")]
     for name, (description, examples) in DEMO_INTENTS.items():
