@@ -43,9 +43,6 @@ def create_app(config: dict | None = None) -> Flask:
 
     for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp):
         app.register_blueprint(bp)
-    from app.flows.editor import bp as flow_editor_bp
-
-    app.register_blueprint(flow_editor_bp)
 
     from app import cli
 

@@ -1,6 +1,6 @@
 """Flow jobs (queue `flows`): run a conversation's flow after its new inbound message is stored."""
 from app.extensions import db
-from app.flows.services import run_flow as run_flow_service
+from app.flows import runner
 from jobs import app_context
 
 
@@ -12,7 +12,7 @@ def run_flow(conversation_id: int, message_id: int | None = None) -> dict | None
     commit. Safe to run twice: a message runs through a flow once.
     """
     with app_context():
-        run = run_flow_service(conversation_id, message_id)
+        run = runner.run_flow(conversation_id, message_id)
         db.session.commit()
         if run is None:
             return None

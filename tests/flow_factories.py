@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.blobs import blob_store
 from app.publish.services import publish_addresses
 from app.extensions import db
-from app.flows import services
+from app.flows import editing, publishing
 from app.mail.tokens import new_conversation_token
 from app.models.channels import Domain, EmailAddress
 from app.models.inbox import Attachment, Contact, Conversation, Message
@@ -47,11 +47,11 @@ def make_address(address: str | None = None, flow=None, *, publish: bool = True,
 
 
 def make_flow(rules: list[dict], name: str | None = None, publish: bool = True):
-    flow = services.create_flow(name or f"Flow {next(_seq)}")
+    flow = editing.create_flow(name or f"Flow {next(_seq)}")
     for rule in rules:
-        services.add_rule(flow.id, rule)
+        editing.add_rule(flow.id, rule)
     if publish:
-        services.publish_flows([flow.id], None)
+        publishing.publish_flows([flow.id], None)
     db.session.commit()
     return flow
 

@@ -1,9 +1,18 @@
-"""Example phrases of the demo intents (billing, delivery, returns, account access).
+"""The demo's flows: example phrases of its intents (billing, delivery, returns, account access),
+a queue per intent, and a published flow that routes by them.
 
-`flask demo seed` creates these intents; bench/flows.py trains on part of them and
-measures accuracy on the rest. Written for Pigeonhole, in the words customers use.
+`flask demo seed` creates these (`seed_demo`); bench/flows.py trains on part of the
+phrases and measures accuracy on the rest. Written for Pigeonhole, in the words
+customers use.
 """
 from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.auth.services import ensure_queue
+from app.extensions import db
+from app.flows import editing, intent_examples, publishing
+from app.models.flows import Flow, Intent
 
 DEMO_INTENTS: dict[str, tuple[str, list[str]]] = {
     "billing": ("Invoices, charges, payments and refunds of money", [
@@ -162,34 +171,27 @@ def seed_demo(users: dict) -> list[str]:
 
     `users` maps the demo users' emails to their rows. Returns one line per thing created.
     """
-    from sqlalchemy import select
-
-    from app.auth.services import ensure_queue
-    from app.extensions import db
-    from app.flows import services
-    from app.models.flows import Flow, Intent
-
     created = []
     members = [u for email, u in users.items() if email in ("agent@demo.test", "supervisor@demo.test")]
     for name, (description, examples) in DEMO_INTENTS.items():
         if db.session.scalar(select(Intent.id).where(Intent.name == name)) is None:
-            services.save_intent(None, name, description, "\n".join(examples))
+            intent_examples.save_intent(None, name, description, "\n".join(examples))
             created.append(f"intent {name} ({len(examples)} examples)")
     queues = {intent: ensure_queue(name, members=members) for intent, name in DEMO_QUEUES.items()}
     general = ensure_queue("General")
     flow = db.session.scalar(select(Flow).where(Flow.name == DEMO_FLOW))
     if flow is None:
-        flow = services.create_flow(DEMO_FLOW, "Classifies each new conversation and routes it to the queue "
+        flow = editing.create_flow(DEMO_FLOW, "Classifies each new conversation and routes it to the queue "
                                                "of its intent; the rest goes to General.")
         for intent, queue in queues.items():
             actions = [{"type": "set_queue", "queue_id": queue.id}, {"type": "assign", "mode": "last_agent"},
                        {"type": "add_tags", "tags": [intent.replace(" ", "-")]}]
             if intent == "account access":
                 actions.append({"type": "set_priority", "priority": 1})
-            services.add_rule(flow.id, {"name": queue.name, "match": "all", "actions": actions, "conditions": [
+            editing.add_rule(flow.id, {"name": queue.name, "match": "all", "actions": actions, "conditions": [
                 {"type": "intent", "value": intent, "min_confidence": 0.5}]})
-        services.add_rule(flow.id, {"name": "Everything else", "actions": [
+        editing.add_rule(flow.id, {"name": "Everything else", "actions": [
             {"type": "set_queue", "queue_id": general.id}, {"type": "assign", "mode": "least_loaded"}]})
-        services.publish_flows([flow.id], None)
+        publishing.publish_flows([flow.id], None)
         created.append(f"flow {DEMO_FLOW} (published; intent model trained)")
     return created

@@ -1,7 +1,7 @@
 """The flow rule engine: pure evaluation of a flow's rules against the facts of one conversation.
 
 No database and no Flask here: `evaluate(rules, facts)` returns a `Plan` (which rules
-matched, which actions to run, warnings), and `app.flows.services.run_flow` carries
+matched, which actions to run, warnings), and `app.flows.runner.run_flow` carries
 the plan out. That keeps evaluation fast (bench/flows.py) and testable on its own.
 
 Rules

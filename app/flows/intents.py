@@ -17,8 +17,8 @@ examples changed since the live model (a sha256 of the sorted examples). The
 model is stored as plain JSON (`IntentModel.parameters`: vocabularies, idf weights,
 coefficients), never pickled, so a worker on any machine loads it from the database
 without executing anything; prediction (`Classifier.predict`) rebuilds the same
-tokenisers with scikit-learn and does the sparse dot product with numpy, which
-takes well under a millisecond. Workers cache the newest model by id.
+tokenisers with scikit-learn and does the sparse dot product with numpy, cheap
+enough for every new conversation. Workers cache the newest model by id.
 
 What is classified is the subject plus the *visible* body: the quoted history and
 the signature of a reply are cut off first (`visible_text`, mail-parser-reply), so a
@@ -40,7 +40,9 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models.flows import Intent, IntentModel
 
-if TYPE_CHECKING:  # numpy is imported where the classifier runs: ~0.2 s off every process start
+# numpy, scikit-learn and scipy are imported where the classifier trains or runs: a process
+# loads them when it first trains or classifies, not at start.
+if TYPE_CHECKING:
     import numpy as np
 
 UNKNOWN = "unknown"
@@ -67,7 +69,7 @@ def normalise_name(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _reply_parser():
-    from mailparser_reply import EmailReplyParser
+    from mailparser_reply import EmailReplyParser  # with its languages' patterns: only where mail is classified
 
     return EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
 
@@ -92,7 +94,7 @@ def digest(pairs: list[tuple[str, str]]) -> str:
 
 
 def _sklearn_vectorizer(spec: dict):
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import TfidfVectorizer  # scikit-learn: only where the classifier runs
 
     return TfidfVectorizer(**spec)
 
@@ -109,7 +111,8 @@ def train(pairs: list[tuple[str, str]]) -> dict:
     if len(usable) < MIN_INTENTS:
         raise NotEnoughExamples(f"training needs at least {MIN_INTENTS} intents with "
                                 f"{MIN_EXAMPLES} examples or more each")
-    from scipy.sparse import hstack  # imported here: a second or two, only when there is something to train
+    # scipy and scikit-learn's solvers: only when there is something to train
+    from scipy.sparse import hstack
     from sklearn.linear_model import LogisticRegression
 
     pairs = [(t, label) for t, label in pairs if label in usable]
@@ -136,7 +139,7 @@ class Classifier:
     """Prediction from stored parameters (no pickle, no refit)."""
 
     def __init__(self, parameters: dict) -> None:
-        import numpy as np
+        import numpy as np  # only where the classifier runs (see the imports above)
         self.classes = list(parameters["classes"])
         self.coef = np.asarray(parameters["coef"], dtype=np.float64)
         self.intercept = np.asarray(parameters["intercept"], dtype=np.float64)
@@ -153,7 +156,7 @@ class Classifier:
 
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(column indices, values) of the text's TF-IDF vector."""
-        import numpy as np
+        import numpy as np  # only where the classifier runs (see the imports above)
         all_idx: list[np.ndarray] = []
         all_val: list[np.ndarray] = []
         for analyzer, vocabulary, idf, offset, sublinear in self._parts:
@@ -179,7 +182,7 @@ class Classifier:
         return np.concatenate(all_idx), np.concatenate(all_val)
 
     def probabilities(self, text: str) -> dict[str, float]:
-        import numpy as np
+        import numpy as np  # only where the classifier runs (see the imports above)
         idx, values = self.features(text)
         scores = self.coef[:, idx] @ values + self.intercept
         if len(self.classes) == 2 and scores.shape[0] == 1:  # binary: one decision function

@@ -191,10 +191,6 @@ def load_of(user_id: int, exclude_conversation_id: int | None = None) -> int:
     return db.session.scalar(query) or 0
 
 
-def has_room(user: User, exclude_conversation_id: int | None = None) -> bool:
-    return user.active and load_of(user.id, exclude_conversation_id) < user.email_capacity
-
-
 def candidates(queue_id: int) -> list[User]:
     """Members of the queue with room, best first: fewest assigned, longest idle, lowest id."""
     members = list(db.session.scalars(

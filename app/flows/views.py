@@ -1,47 +1,55 @@
-"""Flows > "Start Flows": the list of flows and the "Update" dialog that attaches a flow to addresses.
+"""The pages of the Flows area (blueprint "flows"): the list of flows and the dialog that attaches
+a flow to addresses, the flow editor (rules, publish), intents, queues and routing, the Email
+Blocklist of an address, and a conversation's flow run log.
 
-The flows issue adds rules; this page only decides which email addresses each flow
-serves. That choice is part of each address's draft, so it goes live on Publish.
+Every page is for admins (`restrict_blueprint`), but the run log, which agents see for
+their own conversations and queues. Changes go through the modules of `app.flows`
+named after what they change; the views commit. HTMX requests get fragments (named
+blocks), invalid forms come back with status 422.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
-from flask_login import login_required
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
 
 from app.extensions import db
-from app.flows import services
-from app.flows.forms import FlowAddressesForm
-from app.models.auth import Role
-from app.security import role_required
-from app.web import is_htmx, render
+from app.flows import blocklist, editing, engine, forms, intent_examples, intents, publishing, queues, routing, runner
+from app.models.auth import Queue, Role, User, queue_members
+from app.models.channels import EmailAddress, Usage
+from app.models.flows import Intent
+from app.models.inbox import Conversation
+from app.models.responses import StandardResponse
+from app.security import restrict_blueprint
+from app.web import is_htmx, navigate, render
 
-bp = Blueprint("flows", __name__, url_prefix="/flows")
-
-
-@bp.before_request
-@login_required
-@role_required(Role.ADMIN)
-def _admins_only():
-    return None
+bp = Blueprint("flows", __name__)
+restrict_blueprint(bp, Role.ADMIN, public=("flows.run_log",))
 
 
-@bp.route("/")
+# --- the list of flows and the addresses they serve --------------------------------------------
+
+def _flow_or_404(flow_id: int):
+    try:
+        return editing.get_flow(flow_id)
+    except editing.FlowNotFound:
+        abort(404)
+
+
+@bp.route("/flows/")
 def index():
-    flows = services.all_flows()
+    flows = editing.all_flows()
     return render("flows/index.html", block="flows", flows=flows,
-                  served_by={f.id: services.served_addresses(f) for f in flows},
+                  served_by={f.id: editing.served_addresses(f) for f in flows},
                   states={f.id: f.publish_state for f in flows})
 
 
-@bp.route("/<int:flow_id>/update", methods=["GET", "POST"])
+@bp.route("/flows/<int:flow_id>/update", methods=["GET", "POST"])
 def update(flow_id: int):
     """Select which email addresses the flow serves; moving one from another flow must be ticked."""
-    try:
-        flow = services.get_flow(flow_id)
-    except services.FlowNotFound:
-        abort(404)
-    form = FlowAddressesForm()
-    addresses = services.assignable_addresses()
+    flow = _flow_or_404(flow_id)
+    form = forms.FlowAddressesForm()
+    addresses = editing.assignable_addresses()
     error, conflicts = None, []
     if request.method == "POST":
         raw = request.form.getlist("address")
@@ -51,27 +59,22 @@ def update(flow_id: int):
             error = "Select addresses from the list."
         elif form.validate_on_submit():
             try:
-                attached, detached = services.set_flow_addresses(flow.id, ids, move=form.move.data)
-            except services.FlowError as exc:
+                attached, detached = editing.set_flow_addresses(flow.id, ids, move=form.move.data)
+            except editing.FlowError as exc:
                 db.session.rollback()
                 error, conflicts = exc.message, exc.conflicts
-                flow = services.get_flow(flow_id)
-                addresses = services.assignable_addresses()
+                flow = editing.get_flow(flow_id)
+                addresses = editing.assignable_addresses()
             else:
                 db.session.commit()
-                if attached or detached:
-                    parts = []
-                    if attached:
-                        parts.append(f"now serves {', '.join(attached)}")
-                    if detached:
-                        parts.append(f"no longer serves {', '.join(detached)}")
-                    flash(f"{flow.name} {' and '.join(parts)}. Publish to make it live.", "success")
-                else:
-                    flash(f"Nothing changed for {flow.name}.", "info")
-                target = url_for(".index")
-                if is_htmx():
-                    return "", 204, {"HX-Redirect": target}
-                return redirect(target, 303)
+                if not (attached or detached):
+                    return navigate(url_for(".index"), f"Nothing changed for {flow.name}.", "info")
+                parts = []
+                if attached:
+                    parts.append(f"now serves {', '.join(attached)}")
+                if detached:
+                    parts.append(f"no longer serves {', '.join(detached)}")
+                return navigate(url_for(".index"), f"{flow.name} {' and '.join(parts)}. Publish to make it live.")
         else:
             error = "The form expired. Open the dialog again."
     else:
@@ -80,3 +83,409 @@ def update(flow_id: int):
     return render("flows/update.html", block="dialog", status=422 if error else 200, flow=flow, form=form,
                   addresses=addresses, selected=selected, error=error, conflicts=conflicts,
                   any_elsewhere=any_elsewhere, modal=is_htmx())
+
+
+# --- flows and rules ----------------------------------------------------------------------------
+
+def _choices() -> dict:
+    queue_rows = queues.all_queues()
+    agents = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)))
+    responses = list(db.session.scalars(select(StandardResponse).order_by(StandardResponse.title)))
+    return {"intents": [i.name for i in intents.all_intents()],
+            "queues": [(q.id, q.name) for q in queue_rows],
+            "agents": [(u.id, u.name or u.email) for u in agents],
+            "responses": [(r.id, r.title) for r in responses]}
+
+
+def _rule_form(rule: dict | None = None) -> forms.RuleForm:
+    form = forms.RuleForm()
+    form.set_choices(**_choices())
+    if rule is not None and request.method == "GET":
+        forms.form_from_rule(form, rule)
+    return form
+
+
+def _describe(rule: dict, names: dict) -> tuple[list[str], list[str]]:
+    """Human sentences for a rule's conditions and actions."""
+    conds = []
+    for c in rule.get("conditions") or []:
+        kind = c["type"]
+        if kind == "sender":
+            conds.append("sender is " + " or ".join(c["values"]))
+        elif kind == "recipient":
+            conds.append("recipient is " + " or ".join(c["values"]))
+        elif kind in ("subject", "body"):
+            conds.append(f"{kind} {'contains' if c['op'] == 'contains' else 'matches'} “{c['value']}”")
+        elif kind == "has_attachments":
+            conds.append("has attachments" if c["value"] else "has no attachments")
+        elif kind == "intent":
+            conf = f" (confidence ≥ {round(c.get('min_confidence', 0) * 100)}%)" if c.get("min_confidence") else ""
+            conds.append(f"intent is {c['value']}{conf}")
+        elif kind == "new_customer":
+            conds.append("customer is new" if c["value"] else "customer is known")
+        elif kind == "business_hours":
+            q = names["queues"].get(c["queue_id"], "a deleted queue")
+            conds.append(("within" if c["value"] else "outside") + f" {q}'s business hours")
+        elif kind == "language":
+            conds.append("language is " + " or ".join(c["values"]))
+    acts = []
+    for a in rule.get("actions") or []:
+        kind = a["type"]
+        if kind == "set_queue":
+            acts.append(f"set queue {names['queues'].get(a['queue_id'], 'a deleted queue')}")
+        elif kind == "set_priority":
+            acts.append(f"set priority {engine.PRIORITIES.get(a['priority'], a['priority'])}")
+        elif kind == "add_tags":
+            acts.append("add tags " + ", ".join(a["tags"]))
+        elif kind == "assign":
+            if a["mode"] == "agent":
+                acts.append(f"assign to {names['agents'].get(a['user_id'], 'a deleted agent')}")
+            elif a["mode"] == "last_agent":
+                acts.append("assign to the customer's last agent" +
+                            (", else the least-loaded member" if a.get("fallback", True) else ""))
+            else:
+                acts.append("assign to the least-loaded member")
+        elif kind == "auto_reply":
+            acts.append(f"send “{names['responses'].get(a['response_id'], 'a deleted response')}” automatically")
+        elif kind == "set_status":
+            acts.append(f"set status {a['status']}")
+        elif kind == "stop":
+            acts.append("stop")
+    return conds, acts
+
+
+def _editor_context(flow, form=None, open_rule: str | None = None) -> dict:
+    """The editor's rules in words; `open_rule` is the rule whose form is open ("new" for a new one)."""
+    choices = _choices()
+    names = {"queues": dict(choices["queues"]), "agents": dict(choices["agents"]),
+             "responses": dict(choices["responses"])}
+    rules = [{**r, "conds": _describe(r, names)[0], "acts": _describe(r, names)[1]} for r in flow.rules or []]
+    return {"flow": flow, "rules": rules, "form": form, "editing": open_rule,
+            "ordinary_count": sum(1 for r in rules if not r.get("always"))}
+
+
+@bp.route("/flows/new", methods=["GET", "POST"])
+def new_flow():
+    form = forms.FlowForm()
+    if form.validate_on_submit():
+        try:
+            flow = editing.create_flow(form.name.data, form.description.data)
+        except ValueError as exc:
+            form.name.errors.append(str(exc))
+        else:
+            db.session.commit()
+            return navigate(url_for(".edit_flow", flow_id=flow.id),
+                            f"Flow “{flow.name}” created. Add its rules, then publish it.")
+    status = 422 if request.method == "POST" else 200
+    return render("flows/new.html", block="flow_form", form=form, status=status)
+
+
+@bp.route("/flows/<int:flow_id>/edit")
+def edit_flow(flow_id: int):
+    flow = _flow_or_404(flow_id)
+    return render("flows/edit.html", block="editor", **_editor_context(flow))
+
+
+@bp.route("/flows/<int:flow_id>/rules/new", methods=["GET", "POST"])
+def new_rule(flow_id: int):
+    flow = _flow_or_404(flow_id)
+    form = _rule_form()
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            rule = editing.add_rule(flow.id, forms.rule_from_form(form))
+        except engine.RuleError as exc:
+            _field_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(f"Rule “{rule['name']}” added to the draft.", "success")
+            return _editor_fragment(flow)
+    status = 422 if request.method == "POST" else 200
+    return render("flows/edit.html", block="rule_form", status=status, **_editor_context(flow, form, "new"))
+
+
+@bp.route("/flows/<int:flow_id>/rules/<rule_id>", methods=["GET", "POST"])
+def edit_rule(flow_id: int, rule_id: str):
+    flow = _flow_or_404(flow_id)
+    try:
+        rule = editing.find_rule(flow, rule_id)
+    except editing.FlowNotFound:
+        abort(404)
+    form = _rule_form(rule)
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            rule = editing.update_rule(flow.id, rule_id, forms.rule_from_form(form))
+        except engine.RuleError as exc:
+            _field_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(f"Rule “{rule['name']}” saved to the draft.", "success")
+            return _editor_fragment(flow)
+    status = 422 if request.method == "POST" else 200
+    return render("flows/edit.html", block="rule_form", status=status, **_editor_context(flow, form, rule_id))
+
+
+@bp.route("/flows/<int:flow_id>/rules/<rule_id>/move", methods=["POST"])
+def move_rule(flow_id: int, rule_id: str):
+    flow = _flow_or_404(flow_id)
+    offset = -1 if request.form.get("direction") == "up" else 1
+    try:
+        editing.move_rule(flow.id, rule_id, offset)
+    except editing.FlowNotFound:
+        abort(404)
+    db.session.commit()
+    return _editor_fragment(flow)
+
+
+@bp.route("/flows/<int:flow_id>/rules/<rule_id>/delete", methods=["POST"])
+def delete_rule(flow_id: int, rule_id: str):
+    flow = _flow_or_404(flow_id)
+    try:
+        editing.delete_rule(flow.id, rule_id)
+    except editing.FlowNotFound:
+        abort(404)
+    db.session.commit()
+    flash("Rule deleted from the draft.", "success")
+    return _editor_fragment(flow)
+
+
+def _editor_fragment(flow):
+    """After a change: the whole editor block (HTMX) or the editor page (plain form post)."""
+    if not is_htmx():
+        return redirect(url_for(".edit_flow", flow_id=flow.id))
+    response = render("flows/edit.html", block="editor", **_editor_context(flow))
+    response.headers["HX-Retarget"] = "#editor"
+    response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
+def _field_errors(form, exc: engine.RuleError) -> None:
+    for key, message in exc.errors.items():
+        getattr(form, form.ERROR_FIELDS.get(key, "name")).errors.append(message)
+
+
+@bp.route("/flows/<int:flow_id>/publish", methods=["GET", "POST"])
+def publish_flow(flow_id: int):
+    flow = _flow_or_404(flow_id)
+    form = forms.PublishForm()
+    if form.validate_on_submit():
+        changes = publishing.publish_flows([flow.id], current_user.id, form.comment.data)
+        db.session.commit()
+        return navigate(url_for(".edit_flow", flow_id=flow.id),
+                        "Published: " + "; ".join(f"{c['name']}: {c['summary']}" for c in changes))
+    status = 422 if request.method == "POST" else 200
+    return render("flows/publish.html", block="dialog", flow=flow, form=form, status=status,
+                  intents_changed=intents.has_unpublished_changes())
+
+
+@bp.route("/flows/<int:flow_id>/delete", methods=["POST"])
+def delete_flow(flow_id: int):
+    flow = _flow_or_404(flow_id)
+    try:
+        editing.delete_flow(flow.id)
+    except editing.FlowInUse as exc:
+        return navigate(url_for(".edit_flow", flow_id=flow.id), str(exc), "error")
+    db.session.commit()
+    return navigate(url_for(".index"), f"Flow “{flow.name}” deleted.")
+
+
+# --- intents ------------------------------------------------------------------------------------
+
+def _intents_page(form, shown=None, status=200, block="intents"):
+    model = intents.live_model()
+    return render("flows/intents.html", block=block, status=status, form=form, editing=shown,
+                  intents=intents.all_intents(), model=model, unpublished=intents.has_unpublished_changes(),
+                  threshold=float(current_app.config.get("INTENT_MIN_CONFIDENCE", 0.5)))
+
+
+@bp.route("/flows/intents/", methods=["GET", "POST"])
+@bp.route("/flows/intents/<int:intent_id>", methods=["GET", "POST"])
+def intents_page(intent_id: int | None = None):
+    shown = db.session.get(Intent, intent_id) if intent_id else None
+    if intent_id and shown is None:
+        abort(404)
+    form = forms.IntentForm()
+    if request.method == "GET" and shown is not None:
+        form.name.data, form.description.data = shown.name, shown.description
+        form.examples.data = "\n".join(shown.examples)
+    if form.validate_on_submit():
+        try:
+            intent = intent_examples.save_intent(intent_id, form.name.data, form.description.data, form.examples.data)
+        except ValueError as exc:
+            field = form.name if "name" in str(exc) or "intent" in str(exc).lower() else form.examples
+            field.errors.append(str(exc))
+        else:
+            db.session.commit()
+            return navigate(url_for(".intents_page"),
+                            f"Intent “{intent.name}” saved. Publish a flow to train the classifier with it.")
+    if request.method == "POST":
+        return _intents_page(form, shown, status=422, block="intent_form")
+    return _intents_page(form, shown, block="intents" if not shown else "intent_form")
+
+
+@bp.route("/flows/intents/<int:intent_id>/delete", methods=["POST"])
+def delete_intent(intent_id: int):
+    try:
+        intent_examples.delete_intent(intent_id)
+    except LookupError:
+        abort(404)
+    db.session.commit()
+    return navigate(url_for(".intents_page"), "Intent deleted. Publish a flow to retrain the classifier without it.")
+
+
+# --- queues -------------------------------------------------------------------------------------
+
+@bp.route("/flows/queues/")
+def queues_page():
+    queue_rows = queues.all_queues()
+    loads = routing.agent_loads()
+    return render("flows/queues.html", block="queues", queues=queue_rows, loads=loads,
+                  calendars={q.id: routing.Calendar.of(q) for q in queue_rows})
+
+
+def _queue_form(queue=None) -> forms.QueueForm:
+    form = forms.QueueForm()
+    users = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)))
+    form.members.choices = forms.options((u.id, u.name or u.email) for u in users)
+    outbound = list(db.session.scalars(select(EmailAddress).where(
+        EmailAddress.archived_at.is_(None), EmailAddress.usage != Usage.INBOUND.value).order_by(EmailAddress.address)))
+    form.outbound_addresses.choices = forms.options((a.id, a.address) for a in outbound)
+    if request.method == "GET":
+        if queue is not None:
+            form.name.data, form.description.data = queue.name, queue.description
+            form.members.data = [m.id for m in queue.members]
+            form.time_zone.data = queue.time_zone
+            form.hours.data, form.holidays.data = routing.format_hours(queue.business_hours)
+            form.ack_enabled.data, form.ack_subject.data = queue.ack_enabled, queue.ack_subject
+            form.ack_body_html.data, form.ack_interval_minutes.data = queue.ack_body_html, queue.ack_interval_minutes
+            form.outbound_addresses.data = list(queue.outbound_address_ids or [])
+        else:
+            form.members.data, form.outbound_addresses.data = [], []
+    form.users = users  # for the capacity column
+    return form
+
+
+@bp.route("/flows/queues/new", methods=["GET", "POST"])
+@bp.route("/flows/queues/<int:queue_id>", methods=["GET", "POST"])
+def queue_page(queue_id: int | None = None):
+    queue = db.session.get(Queue, queue_id) if queue_id else None
+    if queue_id and queue is None:
+        abort(404)
+    form = _queue_form(queue)
+    capacity_errors: dict[int, str] = {}
+    if form.validate_on_submit():
+        capacities = {}
+        for user in form.users:
+            raw = request.form.get(f"capacity-{user.id}", "").strip()
+            if raw:
+                try:
+                    value = int(raw)
+                    if not routing.MIN_CAPACITY <= value <= routing.MAX_CAPACITY:
+                        raise ValueError
+                    capacities[user.id] = value
+                except ValueError:
+                    capacity_errors[user.id] = "Between 1 and 15."
+        if not capacity_errors:
+            try:
+                saved = queues.save_queue(
+                    queue_id, name=form.name.data, description=form.description.data,
+                    member_ids=form.members.data or [], time_zone=form.time_zone.data, hours_text=form.hours.data,
+                    holidays_text=form.holidays.data, ack_enabled=form.ack_enabled.data,
+                    ack_subject=form.ack_subject.data, ack_body_html=form.ack_body_html.data,
+                    ack_interval_minutes=form.ack_interval_minutes.data,
+                    outbound_address_ids=form.outbound_addresses.data or [])
+                for user_id, value in capacities.items():
+                    queues.set_capacity(user_id, value)
+            except ValueError as exc:
+                field = exc.args[1] if len(exc.args) > 1 else "name"
+                target = {"hours": form.hours}.get(field) or getattr(form, field, form.name)
+                target.errors.append(exc.args[0])
+                db.session.rollback()
+            else:
+                db.session.commit()
+                return navigate(url_for(".queues_page"), f"Queue “{saved.name}” saved.")
+    status = 422 if request.method == "POST" else 200
+    return render("flows/queue.html", block="queue_form", status=status, form=form, queue=queue,
+                  capacity_errors=capacity_errors, loads=routing.agent_loads(),
+                  zones=routing.time_zone_names())
+
+
+# --- Email Blocklist ----------------------------------------------------------------------------
+
+def _address_or_404(address_id: int) -> EmailAddress:
+    address = db.session.get(EmailAddress, address_id)
+    if address is None:
+        abort(404)
+    return address
+
+
+def _blocklist_page(address, form=None, upload=None, summary=None, status=200, block="blocklist"):
+    return render("flows/blocklist.html", block=block, status=status, address=address,
+                  entries=blocklist.entries(address.id), form=form or forms.BlockForm(),
+                  upload=upload or forms.BlocklistUploadForm(), summary=summary)
+
+
+@bp.route("/channels/email/<int:address_id>/blocklist", methods=["GET", "POST"], endpoint="blocklist")
+def blocklist_page(address_id: int):
+    address = _address_or_404(address_id)
+    form = forms.BlockForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                entry = blocklist.add_block(address.id, form.value.data, current_user.id)
+            except ValueError as exc:
+                form.value.errors.append(str(exc))
+            else:
+                db.session.commit()
+                flash(f"{entry.value} added to the Email Blocklist.", "success")
+                form = forms.BlockForm(formdata=None)
+                return _blocklist_page(address, form=form)
+        return _blocklist_page(address, form=form, status=422, block="add_form")
+    return _blocklist_page(address)
+
+
+@bp.route("/channels/email/<int:address_id>/blocklist/upload", methods=["POST"])
+def blocklist_upload(address_id: int):
+    address = _address_or_404(address_id)
+    upload = forms.BlocklistUploadForm()
+    if upload.validate_on_submit():
+        try:
+            summary = blocklist.import_blocklist_csv(address.id, upload.file.data.read(), current_user.id)
+        except ValueError as exc:
+            upload.file.errors.append(str(exc))
+        else:
+            db.session.commit()
+            return _blocklist_page(address, summary=summary)
+    return _blocklist_page(address, upload=upload, status=422, block="upload_form")
+
+
+@bp.route("/channels/email/<int:address_id>/blocklist/<int:entry_id>/delete", methods=["POST"])
+def blocklist_delete(address_id: int, entry_id: int):
+    address = _address_or_404(address_id)
+    try:
+        blocklist.remove_block(address.id, entry_id)
+    except LookupError:
+        abort(404)
+    db.session.commit()
+    flash("Removed from the Email Blocklist.", "success")
+    return _blocklist_page(address)
+
+
+# --- run log ------------------------------------------------------------------------------------
+
+@bp.route("/flows/conversations/<int:conversation_id>/runs")
+def run_log(conversation_id: int):
+    """The conversation's routing and flow run log (the arrival summary); agents see their own queues'.
+
+    Not admins only (`restrict_blueprint` lets it through): any signed-in user may ask, and
+    sees it for a conversation assigned to them or in one of their queues.
+    """
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None:
+        abort(404)
+    if not current_user.has_role(Role.SUPERVISOR) and conversation.assignee_id != current_user.id:
+        member = db.session.scalar(select(queue_members.c.user_id).where(
+            queue_members.c.user_id == current_user.id, queue_members.c.queue_id == conversation.queue_id))
+        if member is None:
+            abort(404)
+    return render("flows/runs.html", block="runs", conversation=conversation,
+                  runs=runner.runs_of(conversation.id))

@@ -2,7 +2,7 @@
 the per-address Email Blocklist, the run log, and the ledger of automatic mail.
 
 A `Flow` row's `rules` are the admin's draft; `published_rules` is the copy the
-workers run (see `app.flows.services.publish_flows`). The rule format is documented
+workers run (see `app.flows.publishing.publish_flows`). The rule format is documented
 in `app.flows.engine`.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ Admins edit drafts in the channels and flows areas. `pending_changes()` lists ev
 address and flow whose draft differs from what is live, with a one-line summary per
 item; `publish()` copies the chosen drafts into their published versions in the
 caller's one transaction (addresses: `EmailAddress.published`, read by
-`app.runtime.live`; flows: `app.flows.services.publish_flows`) and records a
+`app.runtime.live`; flows: `app.flows.publishing.publish_flows`) and records a
 `PublishRecord`: who, when, why and what. This area sits above channels and flows
 and is the only one that changes both.
 """
@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 
 from app.channels.services import SECURITY_LABELS, USAGE_LABELS, snapshot
 from app.extensions import db
-from app.flows.services import publish_flows
+from app.flows.publishing import publish_flows
 from app.models.channels import EmailAddress, PublishRecord
 from app.models.flows import Flow
 

@@ -253,7 +253,7 @@ def test_menu_keyboard_and_delete_with_confirmation(admin_page, db):
 def test_attach_a_flow_then_publish_with_a_comment_and_see_the_history(admin_page, db):
     from sqlalchemy import select
 
-    from app.flows.services import ensure_flow
+    from app.flows.editing import ensure_flow
     from app.models.auth import User
     from tests.channel_factories import make_address, platform_values
 

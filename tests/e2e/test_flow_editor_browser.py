@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.flows import services
+from app.flows import runner
 from app.models.flows import Flow
 from tests.factories import PASSWORD, make_queue, make_user
 from tests.flow_factories import make_address, make_inbound
@@ -84,7 +84,7 @@ def test_build_publish_and_run_a_two_rule_flow(page, db):
     # Mail arrives at an address served by the flow; the flows worker runs it.
     flow = db.session.scalar(select(Flow).where(Flow.name == "Support triage"))
     message = make_inbound(make_address(flow=flow), subject="Refund for order 42", text="Please refund me.")
-    services.run_flow(message.conversation_id)
+    runner.run_flow(message.conversation_id)
     db.session.commit()
 
     page.goto(f"/flows/conversations/{message.conversation_id}/runs")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 import jobs
 from app.auth.services import ensure_queue
 from app.extensions import db as _db
-from app.flows import services as flows
+from app.flows import intent_examples
 from app.demo.flows import DEMO_INTENTS
 from app.models.inbox import Conversation, Message
 from app.queues import get_queue, redis_connection
@@ -45,7 +45,7 @@ def _send(port: int, raw: bytes, sender: str = "rita@example.com") -> None:
 
 def test_refund_mail_is_classified_routed_assigned_and_acknowledged_once(app, db, tmp_path):
     for name, (description, examples) in DEMO_INTENTS.items():
-        flows.save_intent(None, name, description, "\n".join(examples))
+        intent_examples.save_intent(None, name, description, "\n".join(examples))
     busy, free = make_user("agent", name="Busy Bea"), make_user("agent", name="Free Fred")
     billing = ensure_queue("Billing", members=[busy, free])
     billing.ack_enabled, billing.ack_subject = True, "We received your message"

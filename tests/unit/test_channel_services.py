@@ -8,7 +8,7 @@ from app.channels import services
 from app.publish import services as publishing
 from app.runtime.live import published_address, published_addresses
 from app.crypto import decrypt_secret
-from app.flows import services as flow_services
+from app.flows import editing
 from app.models.channels import AddressSetup, Domain, EmailAddress, MailboxState, PublishRecord
 from app.models.flows import Flow
 from app.models.inbox import Conversation, Draft
@@ -320,7 +320,7 @@ def test_an_address_with_conversations_is_archived_readable_and_out_of_traffic(d
         services.delete_address(address.id)
     with pytest.raises(services.AddressError):
         services.start_edit(address.id, admin.id)
-    assert address not in flow_services.assignable_addresses()
+    assert address not in editing.assignable_addresses()
     assert all(p.id != address.id for p in publishing.pending_changes())
 
 
@@ -342,7 +342,7 @@ def test_creating_an_archived_address_again_restores_it_with_its_conversations(d
 # --- publish ------------------------------------------------------------------------------------
 
 def test_pending_changes_list_addresses_and_flows_with_what_changed(db, admin):
-    flow = flow_services.ensure_flow("Route to default queue")
+    flow = editing.ensure_flow("Route to default queue")
     address = make_address(admin, values=platform_values("help"))
     db.session.commit()
     pending = {p.key: p for p in publishing.pending_changes()}
@@ -358,7 +358,7 @@ def test_pending_changes_list_addresses_and_flows_with_what_changed(db, admin):
     services.update_design_step(setup, True)
     services.set_template_part(setup, "header", "<p>Hi</p>")
     services.save_setup(setup)
-    flow_services.set_flow_addresses(flow.id, [address.id])
+    editing.set_flow_addresses(flow.id, [address.id])
     flow.rules = [{"if": "any", "then": "queue:General"}]
     flow.draft_updated_at = flow.draft_updated_at.replace(year=2099)
     db.session.commit()
@@ -371,9 +371,9 @@ def test_pending_changes_list_addresses_and_flows_with_what_changed(db, admin):
 
 
 def test_publish_copies_drafts_records_who_what_why_and_flows_get_their_rules(db, admin):
-    flow = flow_services.ensure_flow("Route to default queue", rules=[{"route": "General"}])
+    flow = editing.ensure_flow("Route to default queue", rules=[{"route": "General"}])
     address = make_address(admin, values=platform_values("help"))
-    flow_services.set_flow_addresses(flow.id, [address.id])
+    editing.set_flow_addresses(flow.id, [address.id])
     db.session.commit()
     pending = {p.key: p.version for p in publishing.pending_changes()}
     record = publishing.publish(admin.id, "  launch  ", address_ids=[address.id], flow_ids=[flow.id], expected=pending)
@@ -383,7 +383,7 @@ def test_publish_copies_drafts_records_who_what_why_and_flows_get_their_rules(db
     assert record.changes[0]["summary"] == "New address (Inbound and Outbound, enabled)"
     live = published_address(address.id)
     assert live.flow_id == flow.id and live.forwarded_from == "help@acme.example" and live.is_platform
-    assert flow.published_rules == [{"route": "General"}] and flow_services.published_flow_rules(flow.id) == \
+    assert flow.published_rules == [{"route": "General"}] and editing.published_flow_rules(flow.id) == \
         [{"route": "General"}]
     assert flow.publish_state == "Published"
     assert publishing.publish_history()[0].id == record.id
@@ -444,28 +444,28 @@ def test_a_password_change_is_live_only_after_publish(db, admin):
 # --- flows --------------------------------------------------------------------------------------
 
 def test_an_address_has_one_flow_and_moving_it_is_explicit(db, admin):
-    first = flow_services.ensure_flow("First")
-    second = flow_services.ensure_flow("Second")
+    first = editing.ensure_flow("First")
+    second = editing.ensure_flow("Second")
     a = make_address(admin, values=platform_values("a"))
     b = make_address(admin, values=platform_values("b"))
     publishing.publish(admin.id, "live", address_ids=[a.id, b.id])
     db.session.commit()
-    assert flow_services.set_flow_addresses(first.id, [a.id, b.id]) == (
+    assert editing.set_flow_addresses(first.id, [a.id, b.id]) == (
         ["a@mail.pigeonhole.test", "b@mail.pigeonhole.test"], [])
     db.session.commit()
     assert a.publish_state == "Unpublished changes"  # attaching a flow is an address draft change
     assert published_address(a.id).flow_id is None
 
-    with pytest.raises(flow_services.FlowError, match=r"Another flow serves a@mail.pigeonhole.test \(First\)") as exc:
-        flow_services.set_flow_addresses(second.id, [a.id])
+    with pytest.raises(editing.FlowError, match=r"Another flow serves a@mail.pigeonhole.test \(First\)") as exc:
+        editing.set_flow_addresses(second.id, [a.id])
     assert exc.value.conflicts == [a]
     db.session.rollback()
-    assert flow_services.set_flow_addresses(second.id, [a.id], move=True) == (["a@mail.pigeonhole.test"], [])
-    assert flow_services.set_flow_addresses(first.id, []) == ([], ["b@mail.pigeonhole.test"])
+    assert editing.set_flow_addresses(second.id, [a.id], move=True) == (["a@mail.pigeonhole.test"], [])
+    assert editing.set_flow_addresses(first.id, []) == ([], ["b@mail.pigeonhole.test"])
     db.session.commit()
     assert (a.flow_id, b.flow_id) == (second.id, None)
-    with pytest.raises(flow_services.FlowError, match="no longer exists"):
-        flow_services.set_flow_addresses(first.id, [12345])
+    with pytest.raises(editing.FlowError, match="no longer exists"):
+        editing.set_flow_addresses(first.id, [12345])
 
 
 # --- the inbound side's state, and the demo -----------------------------------------------------

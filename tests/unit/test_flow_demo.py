@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.demo import seed
-from app.flows import services
+from app.flows import runner
 from app.models.auth import Queue
 from app.models.flows import Flow, Intent, IntentModel
 from tests.flow_factories import make_address, make_inbound
@@ -27,7 +27,7 @@ def test_demo_flow_routes_by_intent_and_seeding_again_changes_nothing(db):
              "Hello": ("Lorem ipsum dolor sit amet.", "General")}
     for i, (subject, (text, queue_name)) in enumerate(cases.items()):
         message = make_inbound(address, sender=f"demo{i}@example.com", subject=subject, text=text)
-        services.run_flow(message.conversation_id)
+        runner.run_flow(message.conversation_id)
         db.session.commit()
         queue = db.session.get(Queue, message.conversation.queue_id)
         assert queue.name == queue_name, (subject, message.conversation.intent, message.conversation.intent_confidence)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from app.flows import services
+from app.flows import automatic, blocklist, editing, intent_examples, publishing, runner, safety
 from app.demo.flows import DEMO_INTENTS
 from app.models.channels import PublishRecord
 from app.models.flows import AutomaticMail, FlowRun, IntentModel
@@ -21,12 +21,12 @@ UTC = timezone.utc
 def _intents(db, names=("billing", "delivery", "returns", "account access")):
     for name in names:
         description, examples = DEMO_INTENTS[name]
-        services.save_intent(None, name, description, "\n".join(examples))
+        intent_examples.save_intent(None, name, description, "\n".join(examples))
     db.session.commit()
 
 
 def _run(db, message):
-    run = services.run_flow(message.conversation_id)
+    run = runner.run_flow(message.conversation_id)
     db.session.commit()
     return run
 
@@ -92,7 +92,7 @@ def test_a_draft_edit_changes_nothing_live_until_published(db):
     flow = make_flow([{"name": "All to General", "actions": [{"type": "set_queue", "queue_id": general.id}]}])
     address = make_address(flow=flow)
     rule_id = flow.rules[0]["id"]
-    services.update_rule(flow.id, rule_id, {"name": "All to VIP", "actions": [{"type": "set_queue",
+    editing.update_rule(flow.id, rule_id, {"name": "All to VIP", "actions": [{"type": "set_queue",
                                                                                 "queue_id": vip.id}]})
     db.session.commit()
     assert flow.publish_state == "Unpublished changes"
@@ -101,7 +101,7 @@ def test_a_draft_edit_changes_nothing_live_until_published(db):
     _run(db, first)
     assert first.conversation.queue_id == general.id
 
-    changes = services.publish_flows([flow.id], None, "VIP treatment for all")
+    changes = publishing.publish_flows([flow.id], None, "VIP treatment for all")
     db.session.commit()
     assert changes[0] == {"kind": "flow", "id": flow.id, "name": flow.name, "summary": "1 changed"}
     assert db.session.scalar(select(PublishRecord.comment).order_by(PublishRecord.id.desc()).limit(1)) == \
@@ -115,23 +115,23 @@ def test_a_draft_edit_changes_nothing_live_until_published(db):
 def test_publish_summaries_and_the_model_is_trained_only_when_examples_change(db):
     _intents(db, ("billing", "delivery"))
     flow = make_flow([], publish=False)
-    services.add_rule(flow.id, {"name": "a", "actions": [{"type": "stop"}]})
-    changes = services.publish_flows([flow.id], None)
+    editing.add_rule(flow.id, {"name": "a", "actions": [{"type": "stop"}]})
+    changes = publishing.publish_flows([flow.id], None)
     assert changes[0]["summary"] == "first publication, 1 rule"
     assert changes[1]["kind"] == "intents" and "trained on" in changes[1]["summary"]
     db.session.commit()
-    services.add_rule(flow.id, {"name": "b", "actions": [{"type": "stop"}]})
+    editing.add_rule(flow.id, {"name": "b", "actions": [{"type": "stop"}]})
     rule_a = flow.rules[0]["id"]
-    services.move_rule(flow.id, flow.rules[1]["id"], -1)
+    editing.move_rule(flow.id, flow.rules[1]["id"], -1)
     assert [r["name"] for r in flow.rules] == ["b", "a"]
-    assert services.find_rule(flow, rule_a)["name"] == "a"
-    changes = services.publish_flows([flow.id], None)
+    assert editing.find_rule(flow, rule_a)["name"] == "a"
+    changes = publishing.publish_flows([flow.id], None)
     assert changes[0]["summary"] == "1 added" and changes[1]["summary"] == "intent model unchanged"
-    services.move_rule(flow.id, rule_a, -1)
-    assert services.publish_flows([flow.id], None)[0]["summary"] == "reordered"
+    editing.move_rule(flow.id, rule_a, -1)
+    assert publishing.publish_flows([flow.id], None)[0]["summary"] == "reordered"
     assert db.session.scalar(select(func.count()).select_from(IntentModel)) == 1
-    services.save_intent(None, "returns", "", "\n".join(DEMO_INTENTS["returns"][1]))
-    services.publish_flows([], None)
+    intent_examples.save_intent(None, "returns", "", "\n".join(DEMO_INTENTS["returns"][1]))
+    publishing.publish_flows([], None)
     assert db.session.scalar(select(func.count()).select_from(IntentModel)) == 2
 
 
@@ -205,8 +205,8 @@ def test_a_flow_runs_once_per_message_even_when_the_job_is_retried(db):
     message = make_inbound(address)
     first = _run(db, message)
     assert _run(db, message) is None  # nothing left to run in the conversation
-    assert services.run_flow(message.conversation_id, message.id).id == first.id
-    assert services.run_flow(message.conversation_id, message.id).id == first.id
+    assert runner.run_flow(message.conversation_id, message.id).id == first.id
+    assert runner.run_flow(message.conversation_id, message.id).id == first.id
     assert len(_outgoing(db)) == 1
     assert db.session.scalar(select(func.count()).select_from(FlowRun)) == 1
 
@@ -220,7 +220,7 @@ def test_two_messages_stored_before_the_job_ran_are_both_handled_in_order(db):
     first = make_inbound(address, text="First")
     make_inbound(address, conversation=first.conversation, text="Second")
     last = _run(db, first)
-    runs = services.runs_of(first.conversation_id)
+    runs = runner.runs_of(first.conversation_id)
     assert [r.outcome for r in runs] == ["ran", "reply"] and last.id == runs[-1].id
     assert runs[0].message_id == first.id and first.conversation.assignee_id == ann.id
 
@@ -240,11 +240,11 @@ def test_automatic_mail_is_enqueued_only_after_commit_and_never_after_rollback(d
     flow = make_flow([{"name": "Route", "actions": [{"type": "set_queue", "queue_id": queue.id}]}])
     address = make_address(flow=flow)
     message = make_inbound(address)
-    services.run_flow(message.conversation_id)
+    runner.run_flow(message.conversation_id)
     assert _send_jobs() == []
     db.session.rollback()
     assert _send_jobs() == [] and _outgoing(db) == []
-    services.run_flow(message.conversation_id)
+    runner.run_flow(message.conversation_id)
     db.session.commit()
     assert _send_jobs() == [f"send-message-{_outgoing(db)[0].id}"]
 
@@ -271,15 +271,15 @@ def test_automatic_mail_is_never_sent_to_automatic_senders_lists_bounces_or_ours
     run = _run(db, message)
     assert _outgoing(db) == []
     assert reason in run.actions[-1]["result"], run.actions
-    with pytest.raises(services.AutomaticMailRefused, match=reason.split(":")[0]):
-        services.queue_automatic_reply(message.conversation_id, "Hi", "<p>Hi</p>", "auto_reply")
+    with pytest.raises(automatic.AutomaticMailRefused, match=reason.split(":")[0]):
+        automatic.queue_automatic_reply(message.conversation_id, "Hi", "<p>Hi</p>", "auto_reply")
 
 
 def test_multipart_report_bounces_are_recognised(db):
     address = make_address()
     message = make_inbound(address, sender="postmaster-notice@example.com",
                            headers={"Content-Type": 'multipart/report; report-type="delivery-status"; boundary="x"'})
-    assert "delivery report" in services.automatic_sender_reason(message)
+    assert "delivery report" in safety.automatic_sender_reason(message)
 
 
 def test_at_most_n_automatic_mails_per_customer_per_hour(db, app):
@@ -336,7 +336,7 @@ def test_a_blocked_sender_is_stored_but_runs_no_automation_and_is_not_assigned(d
     flow = make_flow([{"name": "Route", "actions": [{"type": "set_queue", "queue_id": queue.id},
                                                     {"type": "assign", "mode": "least_loaded"}]}])
     address = make_address(flow=flow)
-    services.add_block(address.id, "spam.example", None)
+    blocklist.add_block(address.id, "spam.example", None)
     db.session.commit()
     message = make_inbound(address, sender="offers@news.spam.example")
     run = _run(db, message)
@@ -349,30 +349,30 @@ def test_a_blocked_sender_is_stored_but_runs_no_automation_and_is_not_assigned(d
 
 
 def test_blocklist_entries_are_validated_and_unique():
-    assert services.normalise_block(" Bob@Example.COM ") == "bob@example.com"
-    assert services.normalise_block("@example.org") == "example.org"
-    assert services.normalise_block("*.example.org") == "example.org"
+    assert blocklist.normalise_block(" Bob@Example.COM ") == "bob@example.com"
+    assert blocklist.normalise_block("@example.org") == "example.org"
+    assert blocklist.normalise_block("*.example.org") == "example.org"
     for bad in ("", "bob", "a@b@c.com", "@", "bob@", "two words.com", "example..com"):
         with pytest.raises(ValueError):
-            services.normalise_block(bad)
+            blocklist.normalise_block(bad)
 
 
 def test_blocklist_csv_upload_reports_added_duplicates_and_errors(db):
     address = make_address()
-    services.add_block(address.id, "old@example.com", None)
+    blocklist.add_block(address.id, "old@example.com", None)
     data = ("email\nnew@example.com\nOLD@example.com\nspam.example\nnot an address\nnew@example.com\n\n"
             "# a comment\n@bad.example\nbad;chars.example\n").encode()
-    summary = services.import_blocklist_csv(address.id, data, None)
+    summary = blocklist.import_blocklist_csv(address.id, data, None)
     assert summary.added == ["new@example.com", "spam.example", "bad.example"]
     assert summary.duplicates == ["old@example.com", "new@example.com"]
     assert summary.errors == [(5, "“not an address” is not an email address or a domain."),
                               (10, "“bad;chars.example” is not an email address or a domain.")]
-    assert [e.value for e in services.blocklist(address.id)] == [
+    assert [e.value for e in blocklist.entries(address.id)] == [
         "bad.example", "new@example.com", "old@example.com", "spam.example"]
     with pytest.raises(ValueError, match="UTF-8"):
-        services.import_blocklist_csv(address.id, b"\xff\xfe\x00bad", None)
+        blocklist.import_blocklist_csv(address.id, b"\xff\xfe\x00bad", None)
     with pytest.raises(ValueError, match="already"):
-        services.add_block(address.id, "spam.example", None)
+        blocklist.add_block(address.id, "spam.example", None)
 
 
 # --- loop safety ---------------------------------------------------------------------------------

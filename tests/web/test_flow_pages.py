@@ -5,7 +5,7 @@ import io
 
 from sqlalchemy import select
 
-from app.flows import services
+from app.flows import runner
 from app.models.auth import Queue
 from app.models.flows import BlocklistEntry, Flow, Intent
 from tests.factories import make_queue, make_user
@@ -41,8 +41,13 @@ def _is_fragment(html: str) -> bool:
 
 def test_editor_pages_are_for_admins_only(client, db, login_as):
     flow = make_flow([], publish=False)
+    address = make_address(flow=flow)
+    paths = ("/flows/", f"/flows/{flow.id}/update", f"/flows/{flow.id}/edit", "/flows/new", "/flows/intents/",
+             "/flows/queues/", f"/channels/email/{address.id}/blocklist")
+    for path in paths:
+        assert client.get(path).status_code == 302, path  # signed out: the sign-in page
     login_as("supervisor")
-    for path in (f"/flows/{flow.id}/edit", "/flows/new", "/flows/intents/", "/flows/queues/"):
+    for path in paths:
         assert client.get(path).status_code == 403, path
 
 
@@ -237,7 +242,7 @@ def test_run_log_page_shows_routing_and_is_limited_to_the_queue(client, db, logi
     flow = make_flow([{"name": "To Billing", "actions": [{"type": "set_queue", "queue_id": queue.id},
                                                          {"type": "assign", "mode": "least_loaded"}]}])
     message = make_inbound(make_address(flow=flow), subject="Invoice question")
-    services.run_flow(message.conversation_id)
+    runner.run_flow(message.conversation_id)
     db.session.commit()
     url = f"/flows/conversations/{message.conversation_id}/runs"
     login_as("agent")

@@ -8,7 +8,7 @@ import pytest
 from app.channels import services
 from app.publish import services as publishing
 from app.runtime.live import published_address
-from app.flows import services as flow_services
+from app.flows import editing
 from tests.channel_factories import make_address, platform_values
 from tests.helpers import csrf_token
 from tests.pages import HX, fragment, full
@@ -31,7 +31,7 @@ def test_navigation_publish_points_to_the_publish_page(client, admin):
 
 
 def test_publish_dialog_select_proceed_confirm_and_history(client, db, admin, token):
-    flow = flow_services.ensure_flow("Route to default queue")
+    flow = editing.ensure_flow("Route to default queue")
     a = make_address(admin, values=platform_values("a"))
     b = make_address(admin, values=platform_values("b"))
     db.session.commit()
@@ -106,8 +106,8 @@ def test_history_pages(client, db, admin):
 
 
 def test_flows_list_and_update_dialog(client, db, admin, token):
-    first = flow_services.ensure_flow("Route to default queue", "Every new conversation goes to General.")
-    second = flow_services.ensure_flow("VIP")
+    first = editing.ensure_flow("Route to default queue", "Every new conversation goes to General.")
+    second = editing.ensure_flow("VIP")
     a = make_address(admin, values=platform_values("a"))
     b = make_address(admin, values=platform_values("b"))
     db.session.commit()
@@ -134,7 +134,7 @@ def test_flows_list_and_update_dialog(client, db, admin, token):
     moved = client.post(url, data={"csrf_token": token, "address": str(a.id), "move": "y"})
     assert moved.status_code == 303
     db.session.expire_all()
-    assert (flow_services.get_flow(second.id).id, services.get_address(a.id).flow_id) == (second.id, second.id)
+    assert (editing.get_flow(second.id).id, services.get_address(a.id).flow_id) == (second.id, second.id)
     assert services.get_address(a.id).publish_state == "Never published"
     pending = {p.key: p.summary for p in publishing.pending_changes()}
     assert pending[f"flow:{second.id}"] == "New flow"
@@ -142,10 +142,10 @@ def test_flows_list_and_update_dialog(client, db, admin, token):
 
 
 def test_flows_list_links_to_the_editor_intents_queues_and_the_blocklist(client, login_as, db):
-    from app.flows import services as flow_services
+    from app.flows import editing
 
     login_as("admin")
-    flow = flow_services.ensure_flow("Linked flow")
+    flow = editing.ensure_flow("Linked flow")
     db.session.commit()
     html = client.get("/flows/").get_data(as_text=True)
     assert f'href="/flows/{flow.id}/edit"' in html and 'href="/flows/new"' in html

@@ -1,0 +1,73 @@
+"""Queues as admins set them up: members, business hours, the acknowledgement; agents' email capacity.
+
+How conversations are routed to a queue's members is `app.flows.routing`; the
+acknowledgement a queue sends is `app.flows.automatic.send_acknowledgement`.
+"""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.flows import routing
+from app.mail.html import sanitize_html
+from app.mail.render import TemplateError, check_template
+from app.models.auth import Queue, User
+
+ACK_MIN_MINUTES, ACK_MAX_MINUTES = 15, 72 * 60
+
+
+def all_queues() -> list[Queue]:
+    return list(db.session.scalars(select(Queue).order_by(Queue.name)))
+
+
+def save_queue(queue_id: int | None, *, name: str, description: str = "", member_ids: list[int] = (),
+               time_zone: str = "UTC", hours_text: str = "", holidays_text: str = "",
+               ack_enabled: bool = False, ack_subject: str = "", ack_body_html: str = "",
+               ack_interval_minutes: int = 24 * 60, outbound_address_ids: list[int] = ()) -> Queue:
+    """Create or change a queue. Raises `ValueError` (with the field in `args[1]`) or `HoursError`."""
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("Give the queue a name.", "name")
+    clash = db.session.scalar(select(Queue).where(func.lower(Queue.name) == name.lower()))
+    if clash is not None and clash.id != queue_id:
+        raise ValueError("A queue with this name exists already.", "name")
+    try:
+        time_zone = routing.check_time_zone(time_zone)
+        hours = routing.parse_hours(hours_text, holidays_text)
+    except routing.HoursError as exc:
+        raise ValueError(str(exc), "hours") from None
+    if not ACK_MIN_MINUTES <= int(ack_interval_minutes) <= ACK_MAX_MINUTES:
+        raise ValueError("The interval is between 15 minutes and 72 hours.", "ack_interval_minutes")
+    ack_body_html = sanitize_html(ack_body_html or "").strip()
+    if ack_enabled and not ack_body_html:
+        raise ValueError("Write the acknowledgement message, or switch it off.", "ack_body_html")
+    try:
+        check_template(ack_body_html)
+        check_template(ack_subject or "")
+    except TemplateError as exc:
+        raise ValueError(str(exc), "ack_body_html") from None
+    queue = db.session.get(Queue, queue_id) if queue_id else None
+    if queue_id and queue is None:
+        raise LookupError(queue_id)
+    if queue is None:
+        queue = Queue(name=name)
+        db.session.add(queue)
+    queue.name, queue.description = name, (description or "").strip()
+    queue.members = list(db.session.scalars(select(User).where(User.id.in_(list(member_ids)))))
+    queue.time_zone, queue.business_hours = time_zone, hours
+    queue.ack_enabled, queue.ack_subject, queue.ack_body_html = bool(ack_enabled), (ack_subject or "").strip(), ack_body_html
+    queue.ack_interval_minutes = int(ack_interval_minutes)
+    queue.outbound_address_ids = sorted({int(i) for i in outbound_address_ids})
+    db.session.flush()
+    return queue
+
+
+def set_capacity(user_id: int, capacity: int) -> User:
+    """An agent's email capacity (1–15 open conversations). Raises `ValueError`, `LookupError`."""
+    if not routing.MIN_CAPACITY <= int(capacity) <= routing.MAX_CAPACITY:
+        raise ValueError(f"Email capacity is between {routing.MIN_CAPACITY} and {routing.MAX_CAPACITY}.")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise LookupError(user_id)
+    user.email_capacity = int(capacity)
+    return user
