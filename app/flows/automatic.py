@@ -17,6 +17,7 @@ from app.extensions import db
 from app.flows import safety
 from app.mail.html import sanitize_html
 from app.mail.render import fill_placeholders
+from app.mail.subjects import reply_subject
 from app.models._types import utcnow
 from app.models.flows import AutomaticMail
 from app.models.inbox import Conversation, Message
@@ -107,7 +108,7 @@ def send_acknowledgement(conversation: Conversation) -> str:
         AutomaticMail.queue_id == queue.id, AutomaticMail.created_at > since).limit(1))
     if recent is not None:
         return f"acknowledgement not sent: one went to {recipient} within {_interval(queue.ack_interval_minutes)}"
-    subject = queue.ack_subject or f"Re: {conversation.subject}".strip()
+    subject = queue.ack_subject or reply_subject(conversation.subject)
     try:
         message = queue_automatic_reply(conversation.id, subject, queue.ack_body_html, "acknowledgement", queue.id)
     except AutomaticMailRefused as exc:

@@ -11,10 +11,10 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
 from app.extensions import db
+from app.mail.addresses import InvalidAddress, check_address
 from app.models.flows import BlocklistEntry
 
 MAX_BLOCKLIST_CSV = 1_000_000  # bytes
@@ -28,10 +28,10 @@ def normalise_block(value: str) -> str:
         value = value[2:]
     try:
         if not value or len(value) > 320 or value.count("@") > 1:
-            raise EmailNotValidError(value)
+            raise InvalidAddress(value)
         probe = value if "@" in value else f"postmaster@{value}"
-        checked = validate_email(probe, check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
+        checked = check_address(probe).normalized.lower()
+    except InvalidAddress:
         raise ValueError(f"“{raw}” is not an email address or a domain.") from None
     return checked if "@" in value else checked.rpartition("@")[2]
 

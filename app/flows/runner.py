@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.flows import automatic, blocklist, engine, intents, routing
+from app.mail.subjects import reply_subject
 from app.models._types import utcnow
 from app.models.auth import Queue, User
 from app.models.flows import Flow, FlowRun
@@ -118,7 +119,7 @@ def _apply(conversation: Conversation, plan: engine.Plan, now: datetime) -> tupl
             if response is None:
                 done.append({"action": "automatic reply", "result": "the Standard Response no longer exists"})
                 continue
-            subject = response.subject or f"Re: {conversation.subject}".strip()
+            subject = response.subject or reply_subject(conversation.subject)
             try:
                 message = automatic.queue_automatic_reply(conversation.id, subject, response.body, "auto_reply")
             except automatic.AutomaticMailRefused as exc:

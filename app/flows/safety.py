@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from app.blobs import blob_store
 from app.extensions import db
 from app.flows import blocklist
+from app.mail.addresses import is_valid_address
 from app.models._types import utcnow
 from app.models.channels import EmailAddress
 from app.models.flows import AutomaticMail
@@ -109,6 +110,8 @@ def refusal_reason(conversation: Conversation, recipient: str, trigger: Message 
     recipient = (recipient or "").strip().lower()
     if not recipient or "@" not in recipient:
         return "the customer has no email address"
+    if not is_valid_address(recipient):
+        return f"{recipient} is not an address we send to"
     if is_noreply(recipient):
         return f"{recipient} is a noreply or system address"
     if is_our_address(recipient):

@@ -187,8 +187,11 @@ def test_addresses_that_cannot_send_are_refused_and_nothing_is_queued(app, db, r
         send_reply(conversation.id, None, "<p>x</p>", to=["carol"])
     with pytest.raises(CannotSend, match="at least one recipient"):
         send_reply(conversation.id, None, "<p>x</p>", to=[])
-    with pytest.raises(CannotSend, match="“jörg@example.com” has non-ASCII characters before the @"):
+    with pytest.raises(CannotSend, match="“jörg@example.com” is not an email address: Internationalized characters "
+                                         "before the @-sign are not supported"):
         send_reply(conversation.id, None, "<p>x</p>", to=["Jörg <jörg@example.com>"])
+    with pytest.raises(CannotSend, match="“x@printer.local” is not an email address: .*special-use"):
+        send_reply(conversation.id, None, "<p>x</p>", to=["x@printer.local"])  # one policy with the composer
     app.config.update(SEND_MAX_RECIPIENTS=3, SEND_MAX_MESSAGE_BYTES=64 * 1024)
     with pytest.raises(CannotSend, match=r"has 4 recipients; one message may have at most 3 \(To, Cc and Bcc"):
         send_reply(conversation.id, None, "<p>x</p>", cc=["a@example.com", "b@example.com"], bcc=["c@example.com"])

@@ -249,6 +249,19 @@ def test_automatic_mail_is_enqueued_only_after_commit_and_never_after_rollback(d
     assert _send_jobs() == [f"send-message-{_outgoing(db)[0].id}"]
 
 
+@pytest.mark.parametrize("subject, expected", [("Re: order 17", "Re: order 17"), ("AW: Paket", "Re: Paket"),
+                                               ("Order 18", "Re: Order 18")])
+def test_an_acknowledgement_answers_with_re_once(db, subject, expected):
+    # It went out as "Re: Re: order 17" (its own prefix rule); app.mail.subjects is the one rule.
+    queue = make_queue("General")
+    queue.ack_enabled, queue.ack_body_html = True, "<p>Thanks</p>"
+    flow = make_flow([{"name": "Route", "actions": [{"type": "set_queue", "queue_id": queue.id}]}])
+    message = make_inbound(make_address(flow=flow), subject=subject)
+    _run(db, message)
+    [ack] = _outgoing(db, message.conversation_id)
+    assert ack.automatic == "acknowledgement" and ack.subject == expected
+
+
 @pytest.mark.parametrize("headers, sender, reason", [
     ({"Auto-Submitted": "auto-replied"}, "carol@example.com", "Auto-Submitted: auto-replied"),
     ({"Precedence": "bulk"}, "carol@example.com", "Precedence: bulk"),
@@ -261,6 +274,7 @@ def test_automatic_mail_is_enqueued_only_after_commit_and_never_after_rollback(d
     ({}, "bounces+123@lists.example.com", "noreply or system address"),
     ({}, "desk@mail.pigeonhole.test", "one of our own addresses"),
     ({}, "acme-center@acme.example", "one of our own addresses"),
+    ({}, "x@localhost", "not an address we send to"),  # the composer refuses it too (app.mail.addresses)
 ])
 def test_automatic_mail_is_never_sent_to_automatic_senders_lists_bounces_or_ourselves(db, headers, sender, reason):
     queue = make_queue("General")

@@ -44,7 +44,7 @@ Other layers import from this package, not from its modules.
 """
 from app.runtime.outbound.claims import backoff_seconds
 from app.runtime.outbound.compose import (
-    NotRetryable, mark_bounced, outgoing_bytes, queue_message, reply_subject, retry_message, send_reply,
+    NotRetryable, mark_bounced, outgoing_bytes, queue_message, retry_message, send_reply,
     thread_headers,
 )
 from app.runtime.outbound.deliver import deliver_message
@@ -57,6 +57,6 @@ from app.runtime.outbound.states import DeliveryStatus
 __all__ = [
     "WAITING_KEY", "WAITING_TTL_SECONDS", "CannotSend", "DeliveryStatus", "NotRetryable", "backoff_seconds",
     "deliver_message", "enqueue_due_messages", "enqueue_send", "mark_bounced", "outgoing_bytes", "queue_message",
-    "reply_subject", "retry_message", "send_job_id", "send_reply", "sending_address", "thread_headers",
+    "retry_message", "send_job_id", "send_reply", "sending_address", "thread_headers",
     "transport_settings",
 ]

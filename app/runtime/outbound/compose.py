@@ -5,7 +5,6 @@ by hand (`retry_message`) and a sent one that bounced (`mark_bounced`).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.errors import HeaderParseError
@@ -17,9 +16,11 @@ from sqlalchemy import and_, bindparam, case, exists, or_, select
 
 from app.blobs import BlobNotFound, blob_store
 from app.extensions import attach_inserted, db
+from app.mail.addresses import InvalidAddress, check_address
 from app.mail.html import text_to_html
 from app.mail.mime import display_address
 from app.mail.render import Draft, OutgoingAttachment, QuotedMessage, recipients_for, render_message
+from app.mail.subjects import reply_subject
 from app.mail.tokens import make_message_id
 from app.mail.vcard import contact_card_attachment
 from app.models._types import utcnow
@@ -36,23 +37,19 @@ class NotRetryable(ValueError):
 
 
 def _clean_recipients(values, field: str) -> list[str]:
-    """Each recipient as `Name <addr>` text; `CannotSend` names the first one that is not an address."""
+    """Each recipient as `Name <addr>` text (domain in punycode); `CannotSend` names the first one
+    that `app.mail.addresses.check_address` refuses, with its reason."""
     out = []
     raw = [v for v in (values or []) if v and v.strip()]
     for name, addr in getaddresses(raw):
         if not addr and not name:
             continue
-        local, at, domain = addr.rpartition("@")
-        if local and not local.isascii():
-            raise CannotSend(f"{field}: “{addr}” has non-ASCII characters before the @; such addresses "
-                             "cannot be sent to yet.")
         try:
-            if not at or not local or not domain:
-                raise ValueError(addr)
-            domain = domain.encode("idna").decode("ascii")  # internationalised domains as punycode
-            out.append(str(Address(display_name=name, addr_spec=f"{local}@{domain}")))
-        except (ValueError, IndexError, UnicodeError, HeaderParseError):
-            raise CannotSend(f"{field}: “{addr or name}” is not an email address.") from None
+            checked = check_address(addr)
+            out.append(str(Address(display_name=name, addr_spec=checked.ascii_email)))
+        except (InvalidAddress, ValueError, IndexError, HeaderParseError) as exc:
+            reason = f": {exc}" if isinstance(exc, InvalidAddress) else "."
+            raise CannotSend(f"{field}: “{addr or name}” is not an email address{reason}") from None
     return out
 
 
@@ -145,14 +142,6 @@ def thread_headers(conversation_id: int, parent) -> tuple[str | None, list[str]]
             seen.add(r)
             unique.append(r)
     return parent_id, unique
-
-
-_REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw|vs|odp|r)\s*(\[\d+\])?\s*:", re.IGNORECASE)
-
-
-def reply_subject(subject: str) -> str:
-    subject = (subject or "").strip()
-    return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}".rstrip()
 
 
 def _is_introduction(sender: PublishedAddress, thread: _Thread, recipients: list[str]) -> bool:
