@@ -385,7 +385,7 @@ def test_publish_copies_drafts_records_who_what_why_and_flows_get_their_rules(db
     assert live.flow_id == flow.id and live.forwarded_from == "help@acme.example" and live.is_platform
     assert flow.published_rules == [{"route": "General"}] and flow_services.published_flow_rules(flow.id) == \
         [{"route": "General"}]
-    assert wizard.flow_publish_state(flow) == "Published"
+    assert flow.publish_state == "Published"
     assert publishing.publish_history()[0].id == record.id
 
 
