@@ -16,6 +16,7 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_login import current_user
 
 from app.channels import forms, wizard
+from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.extensions import db
 from app.mail.probe import DEFAULT_PORTS
 from app.mail.render import PLACEHOLDERS
@@ -41,7 +42,7 @@ def _next_step(url: str):
     return redirect(url, 303)
 
 
-def _field_error(form, exc: wizard.ChannelError) -> None:
+def _field_error(form, exc: ChannelError) -> None:
     field = getattr(form, exc.field, None) if exc.field else None
     if field is not None:
         field.errors = list(field.errors or []) + [exc.message]
@@ -58,7 +59,7 @@ def _change(setup_id: int, form, change, closes: bool = False):
     """
     try:
         result = change()
-    except wizard.ChannelError as exc:
+    except ChannelError as exc:
         db.session.rollback()
         _field_error(form, exc)
         return _setup_or_404(setup_id), None, False
@@ -89,7 +90,7 @@ def new_domain():
     if form.validate_on_submit():
         try:
             domain = wizard.create_domain(form.name.data)
-        except wizard.ChannelError as exc:
+        except ChannelError as exc:
             _field_error(form, exc)
         else:
             db.session.commit()
@@ -110,7 +111,7 @@ def delete_domain(domain_id: int):
         if form.validate_on_submit() and form.confirm.data == domain.name:
             try:
                 name = wizard.delete_domain(domain.id)
-            except wizard.ChannelError as exc:
+            except ChannelError as exc:
                 db.session.rollback()
                 error = exc.message
             else:
@@ -138,7 +139,7 @@ def new_address(domain_id: int):
         abort(404)
     try:
         setup = wizard.start_setup(domain.id, current_user.id)
-    except wizard.AddressLimitReached as exc:
+    except AddressLimitReached as exc:
         db.session.rollback()
         return _index(status=422, errors={domain.id: exc.message})
     db.session.commit()
@@ -149,7 +150,7 @@ def new_address(domain_id: int):
 def edit_address(address_id: int):
     try:
         setup = wizard.start_edit(address_id, current_user.id)
-    except wizard.AddressError:
+    except AddressError:
         abort(404)
     db.session.commit()
     return redirect(url_for(".setup_address", setup_id=setup.id), 303)

@@ -39,6 +39,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import delete, exists, func, select, update
 
+from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
 from app.extensions import begin_nested, db
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, Usage
 
@@ -63,31 +64,6 @@ SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design")
 
 #: Unfinished wizards older than this are dropped when their owner starts another.
 SETUP_MAX_AGE = timedelta(days=7)
-
-
-class ChannelError(ValueError):
-    """A setup rule refused a change. `field` names the form field concerned, if one is."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class DomainError(ChannelError):
-    """The domain name is invalid, taken, or the platform's."""
-
-
-class DomainInUse(ChannelError):
-    """The domain still holds addresses."""
-
-
-class AddressError(ChannelError):
-    """The address values break a rule (format, domain, uniqueness, missing password, ...)."""
-
-
-class AddressLimitReached(AddressError):
-    """The custom domain already has `MAX_ADDRESSES_PER_CUSTOM_DOMAIN` addresses."""
 
 
 # --- names and addresses -----------------------------------------------------------------------

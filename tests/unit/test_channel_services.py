@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.channels import wizard
+from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
 from app.publish import services as publishing
 from app.runtime.live import published_address, published_addresses
 from app.crypto import decrypt_secret
@@ -38,30 +39,30 @@ def test_domain_names_are_normalised(db, typed, stored):
     ("acme .com", "only the domain"), ("acme.local", "special-use"), ("1.2.3.4", "domain name"),
 ])
 def test_invalid_domain_names_are_refused_with_a_reason(db, bad, words):
-    with pytest.raises(wizard.DomainError, match=words) as exc:
+    with pytest.raises(DomainError, match=words) as exc:
         wizard.create_domain(bad)
     assert exc.value.field == "name"
 
 
 def test_domain_names_are_unique_and_never_the_platform_domain(db):
     wizard.create_domain("acme.com")
-    with pytest.raises(wizard.DomainError, match="already exists"):
+    with pytest.raises(DomainError, match="already exists"):
         wizard.create_domain("ACME.com")
     for name in ("mail.pigeonhole.test", "eu.mail.pigeonhole.test"):
-        with pytest.raises(wizard.DomainError, match="platform email domain"):
+        with pytest.raises(DomainError, match="platform email domain"):
             wizard.create_domain(name)
 
 
 def test_a_domain_is_deleted_only_when_it_holds_no_address(db, admin):
     domain = make_domain("acme.test")
     address = make_address(admin, domain)
-    with pytest.raises(wizard.DomainInUse, match="still has 1 email address"):
+    with pytest.raises(DomainInUse, match="still has 1 email address"):
         wizard.delete_domain(domain.id)
 
     make_conversation(address)
     assert wizard.delete_address(address.id) == "archived"
     db.session.commit()
-    with pytest.raises(wizard.DomainInUse, match="archived"):
+    with pytest.raises(DomainInUse, match="archived"):
         wizard.delete_domain(domain.id)
 
     empty = make_domain("empty.test")
@@ -72,7 +73,7 @@ def test_a_domain_is_deleted_only_when_it_holds_no_address(db, admin):
 
 def test_the_platform_domain_cannot_be_deleted(db):
     platform = wizard.ensure_platform_domain()
-    with pytest.raises(wizard.DomainError, match="cannot be deleted"):
+    with pytest.raises(DomainError, match="cannot be deleted"):
         wizard.delete_domain(platform.id)
 
 
@@ -82,7 +83,7 @@ def test_three_addresses_per_custom_domain_the_fourth_is_refused(db, admin):
     domain = make_domain("acme.test")
     for n in range(3):
         make_address(admin, domain, custom_values(f"box{n}@acme.test"))
-    with pytest.raises(wizard.AddressLimitReached, match="already has 3 email addresses, the most"):
+    with pytest.raises(AddressLimitReached, match="already has 3 email addresses, the most"):
         wizard.start_setup(domain.id, admin.id)
     # The platform domain has no limit.
     for n in range(4):
@@ -93,7 +94,7 @@ def test_the_limit_is_a_setting_and_archived_addresses_do_not_count(app, db, adm
     app.config["MAX_ADDRESSES_PER_CUSTOM_DOMAIN"] = 1
     domain = make_domain("acme.test")
     first = make_address(admin, domain, custom_values("one@acme.test"))
-    with pytest.raises(wizard.AddressLimitReached, match="already has 1 email address,"):
+    with pytest.raises(AddressLimitReached, match="already has 1 email address,"):
         wizard.start_setup(domain.id, admin.id)
     make_conversation(first)
     wizard.delete_address(first.id)  # archived: it keeps its conversations but no longer counts
@@ -111,7 +112,7 @@ def test_the_limit_holds_for_wizards_opened_before_the_domain_filled_up(db, admi
     db.session.commit()
     wizard.save_setup(late[0])
     db.session.commit()
-    with pytest.raises(wizard.AddressLimitReached):
+    with pytest.raises(AddressLimitReached):
         wizard.save_setup(late[1])
     db.session.rollback()
     assert wizard.live_address_count(domain) == 3
@@ -126,9 +127,9 @@ def test_platform_address_is_the_local_part_on_the_platform_domain(db, admin):
     assert setup.values["forwarded_from"] == "sales@acme.example"
     wizard.update_address_step(setup, platform_values("help@mail.pigeonhole.test"))
     assert setup.values["address"] == "help@mail.pigeonhole.test"
-    with pytest.raises(wizard.AddressError, match="only the part before @mail.pigeonhole.test"):
+    with pytest.raises(AddressError, match="only the part before @mail.pigeonhole.test"):
         wizard.update_address_step(setup, platform_values("help@acme.com"))
-    with pytest.raises(wizard.AddressError) as exc:
+    with pytest.raises(AddressError) as exc:
         wizard.update_address_step(setup, platform_values("two..dots"))
     assert exc.value.field == "address"
 
@@ -139,7 +140,7 @@ def test_platform_address_is_the_local_part_on_the_platform_domain(db, admin):
 ])
 def test_forwarded_from_is_required_valid_and_outside_the_platform_domain(db, admin, forwarded, words):
     setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
-    with pytest.raises(wizard.AddressError, match=words) as exc:
+    with pytest.raises(AddressError, match=words) as exc:
         wizard.update_address_step(setup, platform_values("help", forwarded_from=forwarded))
     assert exc.value.field == "forwarded_from"
 
@@ -147,16 +148,16 @@ def test_forwarded_from_is_required_valid_and_outside_the_platform_domain(db, ad
 def test_addresses_are_unique(db, admin):
     make_address(admin, values=platform_values("help"))
     setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
-    with pytest.raises(wizard.AddressError, match="help@mail.pigeonhole.test already exists"):
+    with pytest.raises(AddressError, match="help@mail.pigeonhole.test already exists"):
         wizard.update_address_step(setup, platform_values("HELP"))
 
 
 def test_custom_address_must_be_on_its_domain_and_needs_a_password(db, admin):
     domain = make_domain("acme.test")
     setup = wizard.start_setup(domain.id, admin.id)
-    with pytest.raises(wizard.AddressError, match="must be on acme.test"):
+    with pytest.raises(AddressError, match="must be on acme.test"):
         wizard.update_address_step(setup, custom_values("help@other.test"), "pw")
-    with pytest.raises(wizard.AddressError, match="password") as exc:
+    with pytest.raises(AddressError, match="password") as exc:
         wizard.update_address_step(setup, custom_values("help@acme.test"), "")
     assert exc.value.field == "password"
 
@@ -174,7 +175,7 @@ def test_custom_servers_are_validated_and_ports_default_by_protocol_and_security
     assert (setup.values["incoming_host"], setup.values["incoming_port"]) == ("127.0.0.1", 1993)
     for bad, field in ((dict(incoming_host="imap acme"), "incoming_host"), (dict(outgoing_port=70000), "outgoing_port"),
                        (dict(incoming_protocol="ftp"), "incoming_protocol"), (dict(incoming_host=""), "incoming_host")):
-        with pytest.raises(wizard.AddressError) as exc:
+        with pytest.raises(AddressError) as exc:
             wizard.update_address_step(setup, custom_values("help@acme.test", **bad), "")
         assert exc.value.field == field
     # An inbound-only address needs no outgoing server.
@@ -209,7 +210,7 @@ def test_password_is_encrypted_at_rest_never_in_wizard_values_and_blank_keeps_it
 def test_template_parts_are_checked_for_placeholders_and_sanitised(db, admin):
     setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
     wizard.update_address_step(setup, platform_values("help"))
-    with pytest.raises(wizard.AddressError, match=r"Unknown placeholder: \{\{ custmer_name \}\}"):
+    with pytest.raises(AddressError, match=r"Unknown placeholder: \{\{ custmer_name \}\}"):
         wizard.set_template_part(setup, "header", "<p>Hi {{ custmer_name }}</p>")
     stored = wizard.set_template_part(
         setup, "footer", '<p onclick="steal()">Bye {{ agent_name }}</p><script>alert(1)</script>'
@@ -316,9 +317,9 @@ def test_an_address_with_conversations_is_archived_readable_and_out_of_traffic(d
     assert published_address(address.id) is None
     assert published_addresses() == []
     assert address.published is None
-    with pytest.raises(wizard.AddressError, match="already archived"):
+    with pytest.raises(AddressError, match="already archived"):
         wizard.delete_address(address.id)
-    with pytest.raises(wizard.AddressError):
+    with pytest.raises(AddressError):
         wizard.start_edit(address.id, admin.id)
     assert address not in flow_services.assignable_addresses()
     assert all(p.id != address.id for p in publishing.pending_changes())
