@@ -11,7 +11,7 @@ from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, Radi
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from app.channels.wizard import INCOMING_PROTOCOLS, USAGE_LABELS
+from app.channels.validation import INCOMING_PROTOCOLS, USAGE_LABELS
 
 
 def _choices(pairs) -> list[SelectChoice]:

@@ -17,6 +17,7 @@ from flask_login import current_user
 
 from app.channels import forms, wizard
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
+from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.mail.probe import DEFAULT_PORTS
 from app.mail.render import PLACEHOLDERS
@@ -75,7 +76,7 @@ def _index(status: int = 200, errors: dict | None = None):
     ids = [a.id for d in custom for a in d.addresses]
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=wizard.platform_domain_name(), limit=wizard.address_limit(),
-                  live_count=wizard.live_address_count, usage_labels=wizard.USAGE_LABELS,
+                  live_count=wizard.live_address_count, usage_labels=USAGE_LABELS,
                   mailbox=wizard.mailbox_status(ids), errors=errors or {})
 
 
@@ -219,8 +220,8 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
         "setup": setup, "step": step, "domain": setup.domain, "values": setup.values or {},
         "is_platform": setup.domain.kind == DomainKind.PLATFORM.value, "steps": wizard.SETUP_STEPS,
         "complete": wizard.setup_complete(setup), "editing": setup.address_id is not None,
-        "has_password": wizard.stored_password(setup) is not None, "usage_labels": wizard.USAGE_LABELS,
-        "security_labels": wizard.SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
+        "has_password": wizard.stored_password(setup) is not None, "usage_labels": USAGE_LABELS,
+        "security_labels": SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
         "restores": wizard.setup_restores(setup),
     }
     if step == "address":

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -40,6 +38,7 @@ from flask import current_app
 from sqlalchemy import delete, exists, func, select, update
 
 from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
+from app.channels.validation import USAGE_LABELS, normalise_domain_name, normalise_email, normalise_servers
 from app.extensions import begin_nested, db
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, Usage
 
@@ -50,14 +49,6 @@ SNAPSHOT_FIELDS = (
     "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "use_reply_to_identity",
     "channel_sessions", "flow_id",
 )
-
-USAGE_LABELS = {
-    Usage.INBOUND.value: "Inbound",
-    Usage.OUTBOUND.value: "Outbound",
-    Usage.BOTH.value: "Inbound and Outbound",
-}
-SECURITY_LABELS = {"ssl": "SSL", "starttls": "STARTTLS", "none": "no encryption"}
-INCOMING_PROTOCOLS = {"imap": "IMAP", "pop3": "POP3"}
 
 #: The wizard's steps, in order: (slug, title).
 SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design"), ("review", "Review"))
@@ -74,58 +65,6 @@ def _now() -> datetime:
 
 def platform_domain_name() -> str:
     return current_app.config["PLATFORM_MAIL_DOMAIN"].lower()
-
-
-def normalise_domain_name(name: str) -> str:
-    """The domain in lower-case ASCII (IDNA for international names). Raises `DomainError`."""
-    from email_validator import EmailNotValidError, validate_email
-
-    name = (name or "").strip().rstrip(".")
-    if not name:
-        raise DomainError("Enter a domain name, like acme.com.", "name")
-    if "@" in name or "/" in name or " " in name:
-        raise DomainError("Enter only the domain name, like acme.com (no @, spaces or slashes).", "name")
-    try:
-        checked = validate_email(f"postmaster@{name}", check_deliverability=False, test_environment=True)
-    except EmailNotValidError as exc:
-        text = str(exc).replace("The part after the @-sign", "The domain name")
-        raise DomainError(text, "name") from None
-    return checked.ascii_domain.lower()
-
-
-def normalise_email(value: str, field: str = "address") -> str:
-    """A mail address in lower-case ASCII (IDNA domain). Raises `AddressError` naming `field`."""
-    from email_validator import EmailNotValidError, validate_email
-
-    value = (value or "").strip()
-    if not value:
-        raise AddressError("Enter an email address.", field)
-    try:
-        checked = validate_email(value, check_deliverability=False, test_environment=True, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise AddressError(str(exc), field) from None
-    return checked.ascii_email.lower()
-
-
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-def normalise_host(host: str, field: str) -> str:
-    """A server name (DNS name or IP address) in lower case. Raises `AddressError` naming `field`."""
-    host = (host or "").strip().rstrip(".").lower()
-    if not host:
-        raise AddressError("Enter the server's name, like imap.acme.com.", field)
-    try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_host = ""
-    if not ascii_host or len(ascii_host) > 253 or not all(_HOST_LABEL.match(p) for p in ascii_host.split(".")):
-        raise AddressError(f"{host} is not a valid server name.", field)
-    return ascii_host
 
 
 # --- domains -----------------------------------------------------------------------------------
@@ -470,7 +409,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
             raise AddressError(f"The address must be on {domain.name}.", "address")
         clean["forwarded_from"] = None
         clean["username"] = (values.get("username") or "").strip() or None
-        clean.update(_server_values(values, clean["usage"]))
+        clean.update(normalise_servers(values, clean["usage"]))
     check_unique(clean["address"], setup)
 
     if password:
@@ -481,38 +420,6 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         raise AddressError("Enter the mailbox password.", "password")
     _set_values(setup, clean)
     db.session.flush()
-
-
-def _server_values(values: dict, usage: str) -> dict:
-    """Validated incoming and outgoing server settings; those the usage needs are required."""
-    from app.mail.probe import default_port
-
-    out = {}
-    needs = {"incoming": usage in (Usage.INBOUND.value, Usage.BOTH.value),
-             "outgoing": usage in (Usage.OUTBOUND.value, Usage.BOTH.value)}
-    for side in ("incoming", "outgoing"):
-        protocol = values.get(f"{side}_protocol") if side == "incoming" else "smtp"
-        if side == "incoming" and protocol not in INCOMING_PROTOCOLS:
-            raise AddressError("Choose IMAP or POP3.", "incoming_protocol")
-        security = values.get(f"{side}_security") or "ssl"
-        if security not in SECURITY_LABELS:
-            raise AddressError("Choose how to secure the connection.", f"{side}_security")
-        host = (values.get(f"{side}_host") or "").strip()
-        if host or needs[side]:
-            host = normalise_host(host, f"{side}_host")
-        port = values.get(f"{side}_port")
-        if port in (None, ""):
-            port = default_port(protocol, security)
-        try:
-            port = int(port)
-        except (TypeError, ValueError):
-            raise AddressError("Enter a port number.", f"{side}_port") from None
-        if not 1 <= port <= 65535:
-            raise AddressError("A port is a number from 1 to 65535.", f"{side}_port")
-        if side == "incoming":
-            out["incoming_protocol"] = protocol
-        out.update({f"{side}_host": host or None, f"{side}_port": port, f"{side}_security": security})
-    return out
 
 
 def stored_password(setup: AddressSetup) -> bytes | None:
@@ -654,7 +561,7 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None)
 
     usage = values.get("usage") if values.get("usage") in USAGE_LABELS else Usage.BOTH.value
     address = normalise_email(values.get("address") or "", "address")
-    server = _server_values(values, usage)
+    server = normalise_servers(values, usage)
     clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
              **server}
     password = password or decrypt_secret(stored_password(setup)) or ""
