@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 
-from app.channels import wizard
+from app.channels import domains, wizard
 from app.extensions import db
 from app.models.channels import Domain, EmailAddress
 from app.models.inbox import Contact, Conversation
@@ -12,7 +12,7 @@ _seq = itertools.count(1)
 
 
 def make_domain(name: str | None = None) -> Domain:
-    domain = wizard.create_domain(name or f"custom{next(_seq)}.test")
+    domain = domains.create_domain(name or f"custom{next(_seq)}.test")
     db.session.commit()
     return domain
 
@@ -36,7 +36,7 @@ def custom_values(address: str, **overrides) -> dict:
 def make_address(user, domain: Domain | None = None, values: dict | None = None, password: str | None = "secret-pw",
                  header_html: str = "", footer_html: str = "") -> EmailAddress:
     """Create an address the way the wizard does (step 1, design, save) and commit it."""
-    domain = domain or wizard.ensure_platform_domain()
+    domain = domain or domains.ensure_platform_domain()
     setup = wizard.start_setup(domain.id, user.id)
     if values is None:
         values = platform_values(f"help{next(_seq)}") if domain.kind == "platform" else \

@@ -15,7 +15,7 @@ import json
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_login import current_user
 
-from app.channels import forms, wizard
+from app.channels import domains, forms, wizard
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
@@ -72,11 +72,11 @@ def _change(setup_id: int, form, change, closes: bool = False):
 
 def _index(status: int = 200, errors: dict | None = None):
     """The Email channel page; `errors` maps a domain id to a message shown in its section."""
-    platform, custom = wizard.domains()
+    platform, custom = domains.domains()
     ids = [a.id for d in custom for a in d.addresses]
     return render("channels/index.html", status=status, platform=platform, custom=custom,
-                  platform_name=wizard.platform_domain_name(), limit=wizard.address_limit(),
-                  live_count=wizard.live_address_count, usage_labels=USAGE_LABELS,
+                  platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
+                  live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
                   mailbox=wizard.mailbox_status(ids), errors=errors or {})
 
 
@@ -90,7 +90,7 @@ def new_domain():
     form = forms.DomainForm()
     if form.validate_on_submit():
         try:
-            domain = wizard.create_domain(form.name.data)
+            domain = domains.create_domain(form.name.data)
         except ChannelError as exc:
             _field_error(form, exc)
         else:
@@ -103,7 +103,7 @@ def new_domain():
 
 @bp.route("/email/domains/<int:domain_id>/delete", methods=["GET", "POST"])
 def delete_domain(domain_id: int):
-    domain = wizard.get_domain(domain_id)
+    domain = domains.get_domain(domain_id)
     if domain is None or domain.kind != DomainKind.CUSTOM.value:
         abort(404)
     form = forms.ConfirmDeleteForm()
@@ -111,7 +111,7 @@ def delete_domain(domain_id: int):
     if request.method == "POST":
         if form.validate_on_submit() and form.confirm.data == domain.name:
             try:
-                name = wizard.delete_domain(domain.id)
+                name = domains.delete_domain(domain.id)
             except ChannelError as exc:
                 db.session.rollback()
                 error = exc.message
@@ -122,12 +122,12 @@ def delete_domain(domain_id: int):
             error = "The confirmation does not match this domain. Open the dialog again."
     form.confirm.data = domain.name
     return render("channels/domain_delete.html", block="dialog", status=422 if error else 200, form=form,
-                  domain=domain, blocker=wizard.domain_delete_blocker(domain), error=error, modal=is_htmx())
+                  domain=domain, blocker=domains.domain_delete_blocker(domain), error=error, modal=is_htmx())
 
 
 @bp.route("/email/platform/addresses/new", methods=["POST"])
 def new_platform_address():
-    domain = wizard.ensure_platform_domain()
+    domain = domains.ensure_platform_domain()
     setup = wizard.start_setup(domain.id, current_user.id)
     db.session.commit()
     return redirect(url_for(".setup_address", setup_id=setup.id), 303)
@@ -135,7 +135,7 @@ def new_platform_address():
 
 @bp.route("/email/domains/<int:domain_id>/addresses/new", methods=["POST"])
 def new_address(domain_id: int):
-    domain = wizard.get_domain(domain_id)
+    domain = domains.get_domain(domain_id)
     if domain is None:
         abort(404)
     try:

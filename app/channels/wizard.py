@@ -37,9 +37,11 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import delete, exists, func, select, update
 
-from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
-from app.channels.validation import USAGE_LABELS, normalise_domain_name, normalise_email, normalise_servers
+from app.channels.domains import check_room_for_address, platform_domain_name
+from app.channels.errors import AddressError, DomainError
+from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
 from app.extensions import begin_nested, db
+from app.models._types import utcnow
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, Usage
 
 #: The draft columns that make up a published snapshot.
@@ -55,116 +57,6 @@ SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design")
 
 #: Unfinished wizards older than this are dropped when their owner starts another.
 SETUP_MAX_AGE = timedelta(days=7)
-
-
-# --- names and addresses -----------------------------------------------------------------------
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def platform_domain_name() -> str:
-    return current_app.config["PLATFORM_MAIL_DOMAIN"].lower()
-
-
-# --- domains -----------------------------------------------------------------------------------
-
-def ensure_platform_domain() -> Domain:
-    """The platform domain row (`PLATFORM_MAIL_DOMAIN`), created on first use."""
-    name = platform_domain_name()
-    domain = db.session.scalar(select(Domain).where(Domain.name == name))
-    if domain is None:
-        domain = Domain(name=name, kind=DomainKind.PLATFORM.value)
-        db.session.add(domain)
-        db.session.flush()
-    return domain
-
-
-def domains() -> tuple[Domain | None, list[Domain]]:
-    """(platform domain or None, custom domains by name)."""
-    name = platform_domain_name()
-    platform = db.session.scalar(select(Domain).where(Domain.name == name))
-    custom = db.session.scalars(
-        select(Domain).where(Domain.kind == DomainKind.CUSTOM.value).order_by(Domain.name)
-    )
-    return platform, list(custom)
-
-
-def get_domain(domain_id: int) -> Domain | None:
-    return db.session.get(Domain, domain_id)
-
-
-def create_domain(name: str) -> Domain:
-    """Add a custom domain. Raises `DomainError` (invalid, taken, the platform's)."""
-    name = normalise_domain_name(name)
-    platform = platform_domain_name()
-    if name == platform or name.endswith("." + platform):
-        raise DomainError(f"{name} is the platform email domain (or below it); "
-                          "add platform addresses in the platform section instead.", "name")
-    if db.session.scalar(select(Domain.id).where(Domain.name == name)) is not None:
-        raise DomainError(f"The domain {name} already exists.", "name")
-    domain = Domain(name=name, kind=DomainKind.CUSTOM.value)
-    db.session.add(domain)
-    db.session.flush()
-    return domain
-
-
-def domain_delete_blocker(domain: Domain) -> str | None:
-    """Why this domain cannot be deleted now, or None when it can."""
-    if domain.kind == DomainKind.PLATFORM.value:
-        return "The platform email domain cannot be deleted."
-    total = len(domain.addresses)
-    if not total:
-        return None
-    archived = sum(1 for a in domain.addresses if a.archived_at is not None)
-    text = (f"{domain.name} still has {total} email address{'es' if total != 1 else ''}. "
-            "A domain can be deleted only when it holds no address.")
-    if archived:
-        text += (f" {archived} of them {'are' if archived != 1 else 'is'} archived: archived addresses keep "
-                 "their conversations readable, so their domain stays.")
-    else:
-        text += " Delete its addresses first."
-    return text
-
-
-def delete_domain(domain_id: int) -> str:
-    """Delete a custom domain that holds no address; returns its name.
-
-    Raises `DomainInUse` while it holds addresses (archived ones included) and
-    `DomainError` for the platform domain or an unknown id.
-    """
-    domain = db.session.get(Domain, domain_id, with_for_update=True)
-    if domain is None:
-        raise DomainError("This domain no longer exists.")
-    reason = domain_delete_blocker(domain)
-    if reason:
-        raise (DomainError if domain.kind == DomainKind.PLATFORM.value else DomainInUse)(reason)
-    name = domain.name
-    db.session.execute(delete(AddressSetup).where(AddressSetup.domain_id == domain.id))
-    db.session.delete(domain)
-    db.session.flush()
-    return name
-
-
-def address_limit() -> int:
-    return int(current_app.config["MAX_ADDRESSES_PER_CUSTOM_DOMAIN"])
-
-
-def live_address_count(domain: Domain) -> int:
-    """Addresses that count against the limit: every one not archived."""
-    return db.session.scalar(select(func.count(EmailAddress.id)).where(
-        EmailAddress.domain_id == domain.id, EmailAddress.archived_at.is_(None))) or 0
-
-
-def check_room_for_address(domain: Domain) -> None:
-    """Raise `AddressLimitReached` when a custom domain is full."""
-    if domain.kind != DomainKind.CUSTOM.value:
-        return
-    limit = address_limit()
-    if live_address_count(domain) >= limit:
-        raise AddressLimitReached(
-            f"{domain.name} already has {limit} email address{'es' if limit != 1 else ''}, the most a custom "
-            f"domain can have. Delete one first, or ask your administrator to raise MAX_ADDRESSES_PER_CUSTOM_DOMAIN.")
 
 
 # --- addresses ---------------------------------------------------------------------------------
@@ -195,7 +87,7 @@ def has_history(address: EmailAddress) -> bool:
 
 def archive_address(address: EmailAddress) -> None:
     """Keep the row (and its conversations) but take it out of live traffic at once."""
-    address.archived_at = _now()
+    address.archived_at = utcnow()
     address.published = None  # restoring it later must not bring back an old published version
     address.published_at = None
     db.session.execute(delete(AddressSetup).where(AddressSetup.address_id == address.id))
@@ -284,7 +176,7 @@ def default_values(domain: Domain) -> dict:
 
 def _drop_stale_setups(user_id: int) -> None:
     db.session.execute(delete(AddressSetup).where(
-        AddressSetup.user_id == user_id, AddressSetup.updated_at < _now() - SETUP_MAX_AGE))
+        AddressSetup.user_id == user_id, AddressSetup.updated_at < utcnow() - SETUP_MAX_AGE))
 
 
 def start_setup(domain_id: int, user_id: int) -> AddressSetup:
@@ -340,7 +232,7 @@ def _set_values(setup: AddressSetup, changes: dict) -> None:
     values = dict(setup.values or {})
     values.update(changes)
     setup.values = values  # a new dict, so the JSON column is written
-    setup.updated_at = _now()
+    setup.updated_at = utcnow()
 
 
 def _conflicting_address(address: str, setup: AddressSetup) -> EmailAddress | None:
@@ -581,11 +473,11 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None)
                           local_hostname=platform_domain_name())
     ok = all(r.ok for r in results)
     setup.test_result = {
-        "ok": ok, "at": _now().isoformat(), "fingerprint": connection_fingerprint(clean, password),
+        "ok": ok, "at": utcnow().isoformat(), "fingerprint": connection_fingerprint(clean, password),
         "results": [r.to_dict() for r in results],
         "summary": " ".join(r.message + (f" ({r.detail})" if r.detail else "") for r in results),
     }
-    setup.updated_at = _now()
+    setup.updated_at = utcnow()
     db.session.flush()
     return results
 

@@ -33,7 +33,7 @@ def seed_workspace(agent: User, queue: Queue) -> list[str]:
 
 
 def _demo_address(queue: Queue, created: list[str]) -> EmailAddress:
-    from app.channels.wizard import ensure_platform_domain
+    from app.channels.domains import ensure_platform_domain
     from app.publish.services import publish_addresses
 
     domain = ensure_platform_domain()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.channels import wizard
+from app.channels import domains, wizard
 from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
 from app.publish import services as publishing
 from app.runtime.live import published_address, published_addresses
@@ -31,7 +31,7 @@ def admin(db):
     ("bücher.de", "xn--bcher-kva.de"),
 ])
 def test_domain_names_are_normalised(db, typed, stored):
-    assert wizard.create_domain(typed).name == stored
+    assert domains.create_domain(typed).name == stored
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -40,41 +40,41 @@ def test_domain_names_are_normalised(db, typed, stored):
 ])
 def test_invalid_domain_names_are_refused_with_a_reason(db, bad, words):
     with pytest.raises(DomainError, match=words) as exc:
-        wizard.create_domain(bad)
+        domains.create_domain(bad)
     assert exc.value.field == "name"
 
 
 def test_domain_names_are_unique_and_never_the_platform_domain(db):
-    wizard.create_domain("acme.com")
+    domains.create_domain("acme.com")
     with pytest.raises(DomainError, match="already exists"):
-        wizard.create_domain("ACME.com")
+        domains.create_domain("ACME.com")
     for name in ("mail.pigeonhole.test", "eu.mail.pigeonhole.test"):
         with pytest.raises(DomainError, match="platform email domain"):
-            wizard.create_domain(name)
+            domains.create_domain(name)
 
 
 def test_a_domain_is_deleted_only_when_it_holds_no_address(db, admin):
     domain = make_domain("acme.test")
     address = make_address(admin, domain)
     with pytest.raises(DomainInUse, match="still has 1 email address"):
-        wizard.delete_domain(domain.id)
+        domains.delete_domain(domain.id)
 
     make_conversation(address)
     assert wizard.delete_address(address.id) == "archived"
     db.session.commit()
     with pytest.raises(DomainInUse, match="archived"):
-        wizard.delete_domain(domain.id)
+        domains.delete_domain(domain.id)
 
     empty = make_domain("empty.test")
-    assert wizard.delete_domain(empty.id) == "empty.test"
+    assert domains.delete_domain(empty.id) == "empty.test"
     db.session.commit()
     assert db.session.get(Domain, empty.id) is None
 
 
 def test_the_platform_domain_cannot_be_deleted(db):
-    platform = wizard.ensure_platform_domain()
+    platform = domains.ensure_platform_domain()
     with pytest.raises(DomainError, match="cannot be deleted"):
-        wizard.delete_domain(platform.id)
+        domains.delete_domain(platform.id)
 
 
 # --- the per-domain limit -------------------------------------------------------------------------
@@ -115,13 +115,13 @@ def test_the_limit_holds_for_wizards_opened_before_the_domain_filled_up(db, admi
     with pytest.raises(AddressLimitReached):
         wizard.save_setup(late[1])
     db.session.rollback()
-    assert wizard.live_address_count(domain) == 3
+    assert domains.live_address_count(domain) == 3
 
 
 # --- the "Email Address" step: validation and uniqueness ------------------------------------------
 
 def test_platform_address_is_the_local_part_on_the_platform_domain(db, admin):
-    setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     wizard.update_address_step(setup, platform_values("Sales.Team", forwarded_from="Sales@Acme.Example"))
     assert setup.values["address"] == "sales.team@mail.pigeonhole.test"
     assert setup.values["forwarded_from"] == "sales@acme.example"
@@ -139,7 +139,7 @@ def test_platform_address_is_the_local_part_on_the_platform_domain(db, admin):
     ("loop@mail.pigeonhole.test", "outside the platform domain"),
 ])
 def test_forwarded_from_is_required_valid_and_outside_the_platform_domain(db, admin, forwarded, words):
-    setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     with pytest.raises(AddressError, match=words) as exc:
         wizard.update_address_step(setup, platform_values("help", forwarded_from=forwarded))
     assert exc.value.field == "forwarded_from"
@@ -147,7 +147,7 @@ def test_forwarded_from_is_required_valid_and_outside_the_platform_domain(db, ad
 
 def test_addresses_are_unique(db, admin):
     make_address(admin, values=platform_values("help"))
-    setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     with pytest.raises(AddressError, match="help@mail.pigeonhole.test already exists"):
         wizard.update_address_step(setup, platform_values("HELP"))
 
@@ -208,7 +208,7 @@ def test_password_is_encrypted_at_rest_never_in_wizard_values_and_blank_keeps_it
 # --- Email Template Design ---------------------------------------------------------------------
 
 def test_template_parts_are_checked_for_placeholders_and_sanitised(db, admin):
-    setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     wizard.update_address_step(setup, platform_values("help"))
     with pytest.raises(AddressError, match=r"Unknown placeholder: \{\{ custmer_name \}\}"):
         wizard.set_template_part(setup, "header", "<p>Hi {{ custmer_name }}</p>")
@@ -221,7 +221,7 @@ def test_template_parts_are_checked_for_placeholders_and_sanitised(db, admin):
 
 
 def test_preview_renders_the_sample_reply_through_the_senders_renderer(db, admin):
-    setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     wizard.update_address_step(setup, platform_values("help", display_name="Acme Help"))
     wizard.update_design_step(setup, True)
     wizard.set_template_part(setup, "header", "<p>{{ display_name }} for {{ customer_name }}</p>")
@@ -264,7 +264,7 @@ def test_saving_creates_a_never_published_draft_and_edits_mark_unpublished_chang
 
 def test_wizards_belong_to_their_user(db, admin):
     other = make_user("admin")
-    setup = wizard.start_setup(wizard.ensure_platform_domain().id, admin.id)
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     db.session.commit()
     assert wizard.get_setup(setup.id, admin.id) is setup
     assert wizard.get_setup(setup.id, other.id) is None
