@@ -17,6 +17,7 @@ from flask_login import current_user
 
 from app.channels import domains, forms, wizard
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
+from app.channels.preview import render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.mail.probe import DEFAULT_PORTS
@@ -230,7 +231,7 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
     elif step == "design":
         context["form"] = extra.pop("form", None) or forms.DesignForm(
             formdata=None, data={"template_enabled": bool((setup.values or {}).get("template_enabled"))})
-        context["preview"] = extra.pop("preview", None) or wizard.render_preview(setup, store=False)
+        context["preview"] = extra.pop("preview", None) or render_preview(setup, store=False)
     else:
         context["test_outcome"] = wizard.setup_test_outcome(setup)
         context["flow"] = setup.address.flow if setup.address is not None else None
@@ -310,7 +311,7 @@ def setup_template_part(setup_id: int, part: str):
                 return redirect(url_for(".setup_design", setup_id=setup.id), 303)
     else:
         form.html.data = (setup.values or {}).get(f"{part}_html") or ""
-    preview = wizard.render_preview(setup, {f"{part}_html": form.html.data or "", "template_enabled": True},
+    preview = render_preview(setup, {f"{part}_html": form.html.data or "", "template_enabled": True},
                                       store=request.method == "POST")
     if request.method == "POST":
         db.session.commit()
@@ -329,11 +330,11 @@ def setup_preview(setup_id: int):
     if not form.validate_on_submit():
         errors = [e for field in form for e in field.errors]
         return _setup_page(setup, "design", block="preview", status=422,
-                           preview=wizard.render_preview(setup, store=False), preview_errors=errors)
+                           preview=render_preview(setup, store=False), preview_errors=errors)
     overrides = {}
     if form.part.data:
         overrides = {f"{form.part.data}_html": form.html.data or "", "template_enabled": True}
-    preview = wizard.render_preview(setup, overrides, store=True)
+    preview = render_preview(setup, overrides, store=True)
     db.session.commit()
     return _setup_page(setup, "design", block="preview", preview=preview)
 
@@ -345,7 +346,7 @@ def setup_preview_document(setup_id: int, version: int):
     if version == 0 or version != setup.preview_version:
         # The saved design (`on=1`: as if the template were switched on, for the editors).
         overrides = {"template_enabled": True} if request.args.get("on") == "1" else None
-        html = wizard.render_preview(setup, overrides, store=False).html
+        html = render_preview(setup, overrides, store=False).html
     else:
         html = setup.preview_html
     response = make_response(html)

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from app.channels import domains, wizard
 from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
+from app.channels.preview import render_preview
 from app.publish import services as publishing
 from app.runtime.live import published_address, published_addresses
 from app.crypto import decrypt_secret
@@ -225,7 +226,7 @@ def test_preview_renders_the_sample_reply_through_the_senders_renderer(db, admin
     wizard.update_address_step(setup, platform_values("help", display_name="Acme Help"))
     wizard.update_design_step(setup, True)
     wizard.set_template_part(setup, "header", "<p>{{ display_name }} for {{ customer_name }}</p>")
-    preview = wizard.render_preview(setup, {"footer_html": "<p>Ref {{ conversation_reference }} by {{ agent_name }}"
+    preview = render_preview(setup, {"footer_html": "<p>Ref {{ conversation_reference }} by {{ agent_name }}"
                                               " {{ oops }}</p>"})
     assert '<div class="ph-header"><p>Acme Help for Carol Customer</p></div>' in preview.html
     assert "Ref #1042 by Alex Agent" in preview.html and "Where is it?" in preview.html  # the quoted message
@@ -234,7 +235,7 @@ def test_preview_renders_the_sample_reply_through_the_senders_renderer(db, admin
     assert "{{ oops }}" in preview.error
     assert setup.preview_html == preview.html and preview.version == 1
     assert setup.values["footer_html"] == ""  # the typed footer was not saved
-    off = wizard.render_preview(setup, {"template_enabled": False}, store=False)
+    off = render_preview(setup, {"template_enabled": False}, store=False)
     assert "ph-header" not in off.html and off.version == 0
 
 
