@@ -15,7 +15,7 @@ import json
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_login import current_user
 
-from app.channels import domains, forms, wizard
+from app.channels import addresses, domains, forms, wizard
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.channels.preview import render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
@@ -78,7 +78,7 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
-                  mailbox=wizard.mailbox_status(ids), errors=errors or {})
+                  mailbox=addresses.mailbox_status(ids), errors=errors or {})
 
 
 @bp.route("/email/")
@@ -160,7 +160,7 @@ def edit_address(address_id: int):
 
 @bp.route("/email/addresses/<int:address_id>/delete", methods=["GET", "POST"])
 def delete_address(address_id: int):
-    address = wizard.get_address(address_id)
+    address = addresses.get_address(address_id)
     if address is None or address.archived_at is not None:
         abort(404)
     form = forms.ConfirmDeleteForm()
@@ -168,7 +168,7 @@ def delete_address(address_id: int):
     if request.method == "POST":
         if form.validate_on_submit() and form.confirm.data == address.address:
             name = address.address
-            outcome = wizard.delete_address(address.id)
+            outcome = addresses.delete_address(address.id)
             db.session.commit()
             if outcome == "archived":
                 return navigate(url_for(".index"), f"{name} has conversations, so it was archived: they stay readable, "
@@ -177,7 +177,7 @@ def delete_address(address_id: int):
         error = "The confirmation does not match this address. Open the dialog again."
     form.confirm.data = address.address
     return render("channels/address_delete.html", block="dialog", status=422 if error else 200, form=form,
-                  address=address, will_archive=wizard.has_history(address), error=error, modal=is_htmx())
+                  address=address, will_archive=addresses.has_history(address), error=error, modal=is_htmx())
 
 
 # --- the address wizard ------------------------------------------------------------------------

@@ -31,122 +31,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, func, select
 
+from app.channels.addresses import snapshot
 from app.channels.domains import check_room_for_address, platform_domain_name
 from app.channels.errors import AddressError, DomainError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
-from app.extensions import begin_nested, db
+from app.extensions import db
 from app.models._types import utcnow
-from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState, Usage
-
-#: The draft columns that make up a published snapshot.
-SNAPSHOT_FIELDS = (
-    "address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
-    "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
-    "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "use_reply_to_identity",
-    "channel_sessions", "flow_id",
-)
+from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, Usage
 
 #: The wizard's steps, in order: (slug, title).
 SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design"), ("review", "Review"))
 
 #: Unfinished wizards older than this are dropped when their owner starts another.
 SETUP_MAX_AGE = timedelta(days=7)
-
-
-# --- addresses ---------------------------------------------------------------------------------
-
-def snapshot(address: EmailAddress) -> dict:
-    """The draft as a JSON-able dict (what publishing stores)."""
-    data = {name: getattr(address, name) for name in SNAPSHOT_FIELDS}
-    data["domain_kind"] = address.domain.kind
-    # The encrypted password travels in the snapshot so a draft password edit is not live either.
-    data["password_encrypted"] = address.password_encrypted.decode("ascii") if address.password_encrypted else None
-    return data
-
-
-def get_address(address_id: int) -> EmailAddress | None:
-    return db.session.get(EmailAddress, address_id)
-
-
-def has_history(address: EmailAddress) -> bool:
-    """True when conversations, stored messages or received raw mail refer to the address
-    (it must then be archived, not erased: nothing received is ever lost)."""
-    from app.models.inbound import InboundRaw
-    from app.models.inbox import Conversation, Message
-
-    return bool(db.session.scalar(select(
-        exists().where(Conversation.address_id == address.id) | exists().where(Message.address_id == address.id)
-        | exists().where(InboundRaw.address_id == address.id))))
-
-
-def archive_address(address: EmailAddress) -> None:
-    """Keep the row (and its conversations) but take it out of live traffic at once."""
-    address.archived_at = utcnow()
-    address.published = None  # restoring it later must not bring back an old published version
-    address.published_at = None
-    db.session.execute(delete(AddressSetup).where(AddressSetup.address_id == address.id))
-    db.session.flush()
-
-
-def delete_address(address_id: int) -> str:
-    """Delete an address: "archived" when it has conversations or messages, otherwise "deleted".
-
-    Either way it stops receiving and sending immediately (no publish needed).
-    Raises `AddressError` for an unknown or already archived address.
-    """
-    from sqlalchemy.exc import IntegrityError
-
-    from app.models.inbox import Draft
-
-    address = db.session.get(EmailAddress, address_id, with_for_update=True)
-    if address is None:
-        raise AddressError("This email address no longer exists.")
-    if address.archived_at is not None:
-        raise AddressError(f"{address.address} is already archived.")
-    if has_history(address):
-        archive_address(address)
-        return "archived"
-    db.session.execute(update(Draft).where(Draft.from_address_id == address.id).values(from_address_id=None))
-    db.session.execute(delete(AddressSetup).where(AddressSetup.address_id == address.id))
-    db.session.execute(delete(MailboxState).where(MailboxState.address_id == address.id))
-    try:
-        with begin_nested():
-            db.session.delete(address)
-            db.session.flush()
-    except IntegrityError:
-        # Something else we do not know about still refers to it: keep it, archived.
-        address = db.session.get(EmailAddress, address_id)
-        archive_address(address)
-        return "archived"
-    return "deleted"
-
-
-@dataclass(frozen=True)
-class MailboxStatus:
-    last_success_at: datetime | None
-    last_poll_at: datetime | None
-    last_error: str | None
-
-
-def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
-    """Last successful poll and last error per address, from the inbound side's `MailboxState` rows."""
-    out: dict[int, MailboxStatus] = {}
-    if not address_ids:
-        return out
-    rows = db.session.scalars(select(MailboxState).where(MailboxState.address_id.in_(address_ids)))
-    for row in rows:
-        seen = out.get(row.address_id)
-        success = max((t for t in (row.last_success_at, seen and seen.last_success_at) if t), default=None)
-        poll = max((t for t in (row.last_poll_at, seen and seen.last_poll_at) if t), default=None)
-        error = row.last_error or (seen.last_error if seen else None)
-        out[row.address_id] = MailboxStatus(success, poll, error)
-    return out
 
 
 # --- the setup wizard --------------------------------------------------------------------------

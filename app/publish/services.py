@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import or_, select
 
+from app.channels.addresses import snapshot
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
-from app.channels.wizard import snapshot
 from app.extensions import db
 from app.flows.services import publish_flows
 from app.models.channels import EmailAddress, PublishRecord

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.channels import domains, wizard
+from app.channels import addresses, domains, wizard
 from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
 from app.channels.preview import render_preview
 from app.publish import services as publishing
@@ -61,7 +61,7 @@ def test_a_domain_is_deleted_only_when_it_holds_no_address(db, admin):
         domains.delete_domain(domain.id)
 
     make_conversation(address)
-    assert wizard.delete_address(address.id) == "archived"
+    assert addresses.delete_address(address.id) == "archived"
     db.session.commit()
     with pytest.raises(DomainInUse, match="archived"):
         domains.delete_domain(domain.id)
@@ -98,7 +98,7 @@ def test_the_limit_is_a_setting_and_archived_addresses_do_not_count(app, db, adm
     with pytest.raises(AddressLimitReached, match="already has 1 email address,"):
         wizard.start_setup(domain.id, admin.id)
     make_conversation(first)
-    wizard.delete_address(first.id)  # archived: it keeps its conversations but no longer counts
+    addresses.delete_address(first.id)  # archived: it keeps its conversations but no longer counts
     db.session.commit()
     assert wizard.start_setup(domain.id, admin.id).domain_id == domain.id
 
@@ -300,7 +300,7 @@ def test_an_address_without_conversations_is_erased(db, admin):
     draft = Draft(key="k1", author_id=admin.id, from_address_id=address.id)
     db.session.add(draft)
     db.session.commit()
-    assert wizard.delete_address(address.id) == "deleted"
+    assert addresses.delete_address(address.id) == "deleted"
     db.session.commit()
     assert db.session.get(EmailAddress, address.id) is None
     assert db.session.scalar(select(func.count(MailboxState.id))) == 0
@@ -312,14 +312,14 @@ def test_an_address_with_conversations_is_archived_readable_and_out_of_traffic(d
     publishing.publish(admin.id, "live", address_ids=[address.id])
     conversation = make_conversation(address)
     assert published_address(address.id) is not None
-    assert wizard.delete_address(address.id) == "archived"
+    assert addresses.delete_address(address.id) == "archived"
     db.session.commit()
     assert db.session.get(Conversation, conversation.id).address.address == "help@mail.pigeonhole.test"
     assert published_address(address.id) is None
     assert published_addresses() == []
     assert address.published is None
     with pytest.raises(AddressError, match="already archived"):
-        wizard.delete_address(address.id)
+        addresses.delete_address(address.id)
     with pytest.raises(AddressError):
         wizard.start_edit(address.id, admin.id)
     assert address not in flow_services.assignable_addresses()
@@ -329,7 +329,7 @@ def test_an_address_with_conversations_is_archived_readable_and_out_of_traffic(d
 def test_creating_an_archived_address_again_restores_it_with_its_conversations(db, admin):
     address = make_address(admin, values=platform_values("help"))
     conversation = make_conversation(address)
-    wizard.delete_address(address.id)
+    addresses.delete_address(address.id)
     db.session.commit()
     setup = wizard.start_setup(address.domain_id, admin.id)
     wizard.update_address_step(setup, platform_values("help", display_name="Back Again"))
@@ -395,7 +395,7 @@ def test_publish_is_all_or_nothing(db, admin):
     good = make_address(admin, values=platform_values("good"))
     gone = make_address(admin, values=platform_values("gone"))
     make_conversation(gone)
-    wizard.delete_address(gone.id)
+    addresses.delete_address(gone.id)
     db.session.commit()
     with pytest.raises(publishing.PublishError, match="Archived addresses cannot be published: gone@"):
         publishing.publish(admin.id, "both", address_ids=[good.id, gone.id])
@@ -481,9 +481,9 @@ def test_mailbox_status_reads_the_pollers_state(db, admin):
     db.session.add(MailboxState(address_id=address.id, folder="INBOX", last_success_at=ok, last_poll_at=ok,
                                 last_error="LOGIN failed"))
     db.session.commit()
-    status = wizard.mailbox_status([address.id])[address.id]
+    status = addresses.mailbox_status([address.id])[address.id]
     assert (status.last_success_at, status.last_error) == (ok, "LOGIN failed")
-    assert wizard.mailbox_status([]) == {}
+    assert addresses.mailbox_status([]) == {}
 
 
 def test_demo_seed_publishes_the_support_address_with_header_footer_and_flow(app, db):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app.channels import wizard
+from app.channels import addresses, wizard
 from app.publish import services as publishing
 from app.runtime.live import published_address
 from app.flows import services as flow_services
@@ -134,8 +134,8 @@ def test_flows_list_and_update_dialog(client, db, admin, token):
     moved = client.post(url, data={"csrf_token": token, "address": str(a.id), "move": "y"})
     assert moved.status_code == 303
     db.session.expire_all()
-    assert (flow_services.get_flow(second.id).id, wizard.get_address(a.id).flow_id) == (second.id, second.id)
-    assert wizard.get_address(a.id).publish_state == "Never published"
+    assert (flow_services.get_flow(second.id).id, addresses.get_address(a.id).flow_id) == (second.id, second.id)
+    assert addresses.get_address(a.id).publish_state == "Never published"
     pending = {p.key: p.summary for p in publishing.pending_changes()}
     assert pending[f"flow:{second.id}"] == "New flow"
     assert client.get("/flows/9999/update").status_code == 404
