@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 
-from app.channels import domains, wizard
+from app.channels import addresses, domains, wizard
 from app.extensions import db
 from app.models.channels import Domain, EmailAddress
 from app.models.inbox import Contact, Conversation
@@ -48,7 +48,7 @@ def make_address(user, domain: Domain | None = None, values: dict | None = None,
             wizard.set_template_part(setup, "header", header_html)
         if footer_html:
             wizard.set_template_part(setup, "footer", footer_html)
-    address, _ = wizard.save_setup(setup)
+    address, _ = addresses.save_setup(setup)
     db.session.commit()
     return address
 

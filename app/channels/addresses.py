@@ -20,10 +20,14 @@ from datetime import datetime
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.channels.connection_test import connection_fingerprint, connection_key
+from app.channels.domains import check_room_for_address
 from app.channels.errors import AddressError
+from app.channels.wizard import WIZARD_FIELDS, address_values, check_unique, setup_complete
+from app.crypto import decrypt_secret
 from app.extensions import begin_nested, db
 from app.models._types import utcnow
-from app.models.channels import AddressSetup, EmailAddress, MailboxState
+from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState
 from app.models.inbound import InboundRaw
 from app.models.inbox import Conversation, Draft, Message
 
@@ -115,3 +119,58 @@ def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
         error = row.last_error or (seen.last_error if seen else None)
         out[row.address_id] = MailboxStatus(success, poll, error)
     return out
+
+
+def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
+    """Write the wizard into the address's draft and close the wizard.
+
+    Returns (address, what) with what in "created", "updated", "restored",
+    "unchanged". Raises `AddressError` (incomplete, taken) or `AddressLimitReached`.
+    """
+    if not setup_complete(setup):
+        raise AddressError("Fill in the Email Address step first.")
+    domain = db.session.get(Domain, setup.domain_id, with_for_update=True)  # serialise the limit check
+    values = dict(setup.values)
+    restore = check_unique(values["address"], setup)
+    if setup.address_id is None:
+        check_room_for_address(domain)
+        address = restore or EmailAddress(domain=domain)
+        if restore is None:
+            db.session.add(address)
+        what = "restored" if restore is not None else "created"
+    else:
+        address = setup.address
+        if address is None or address.archived_at is not None:
+            raise AddressError("This email address no longer exists or is archived.")
+        what = "updated"
+    before = snapshot(address) if what == "updated" else None
+    old_connection = connection_key(address_values(address), address.password_encrypted) if what == "updated" else None
+
+    for key in WIZARD_FIELDS:
+        if key in values:
+            setattr(address, key, values[key])
+    if setup.password_encrypted:
+        address.password_encrypted = setup.password_encrypted
+    if restore is not None:
+        address.archived_at = None
+        address.domain = domain
+    db.session.flush()
+
+    new_connection = connection_key(address_values(address), address.password_encrypted)
+    result = setup.test_result
+    tested = result and domain.kind == DomainKind.CUSTOM.value and result.get("fingerprint") == connection_fingerprint(
+        address_values(address), decrypt_secret(address.password_encrypted) or "")
+    if tested:
+        address.last_test_ok = bool(result["ok"])
+        address.last_test_at = datetime.fromisoformat(result["at"])
+        address.last_test_message = result.get("summary")
+    elif old_connection != new_connection:
+        address.last_test_ok = address.last_test_at = address.last_test_message = None
+
+    if what != "updated" or snapshot(address) != before:
+        address.touch_draft()
+    elif what == "updated":
+        what = "unchanged"
+    db.session.delete(setup)
+    db.session.flush()
+    return address, what

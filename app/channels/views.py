@@ -15,7 +15,7 @@ import json
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_login import current_user
 
-from app.channels import addresses, domains, forms, wizard
+from app.channels import addresses, connection_test, domains, forms, wizard
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.channels.preview import render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
@@ -233,7 +233,7 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
             formdata=None, data={"template_enabled": bool((setup.values or {}).get("template_enabled"))})
         context["preview"] = extra.pop("preview", None) or render_preview(setup, store=False)
     else:
-        context["test_outcome"] = wizard.setup_test_outcome(setup)
+        context["test_outcome"] = connection_test.setup_test_outcome(setup)
         context["flow"] = setup.address.flow if setup.address is not None else None
     context.update(extra)
     return render("channels/setup.html", block=block, status=status, **context)
@@ -262,7 +262,7 @@ def setup_test(setup_id: int):
     errors = []
     if form.validate_on_submit():
         setup, _, ok = _change(setup_id, form,
-                               lambda: wizard.run_connection_test(setup, form.values(), form.password.data))
+                               lambda: connection_test.run_connection_test(setup, form.values(), form.password.data))
         if ok:
             return _setup_page(setup, "address", block="test_results", form=form)
     for field in form:
@@ -364,7 +364,7 @@ def setup_review(setup_id: int):
         return redirect(url_for(".setup_address", setup_id=setup.id), 303 if request.method == "POST" else 302)
     form = forms.SaveForm()
     if request.method == "POST" and form.validate_on_submit():
-        setup_or_none, saved, ok = _change(setup_id, form, lambda: wizard.save_setup(setup), closes=True)
+        setup_or_none, saved, ok = _change(setup_id, form, lambda: addresses.save_setup(setup), closes=True)
         if ok:
             address, what = saved
             messages = {

@@ -28,19 +28,17 @@ flush but never commit: the caller (a view, a job, the demo seed) commits.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import delete, func, select
 
-from app.channels.addresses import snapshot
 from app.channels.domains import check_room_for_address, platform_domain_name
 from app.channels.errors import AddressError, DomainError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
+from app.crypto import encrypt_secret
 from app.extensions import db
+from app.mail.html import sanitize_html
+from app.mail.render import TemplateError, check_template
 from app.models._types import utcnow
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, Usage
 
@@ -207,8 +205,6 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
     check_unique(clean["address"], setup)
 
     if password:
-        from app.crypto import encrypt_secret
-
         setup.password_encrypted = encrypt_secret(password)
     if domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
         raise AddressError("Enter the mailbox password.", "password")
@@ -235,9 +231,6 @@ def set_template_part(setup: AddressSetup, part: str, html: str) -> str:
 
     Raises `AddressError` (field "html") for an unknown placeholder.
     """
-    from app.mail.html import sanitize_html
-    from app.mail.render import TemplateError, check_template
-
     if part not in ("header", "footer"):
         raise ValueError(part)
     try:
@@ -262,134 +255,3 @@ def setup_restores(setup: AddressSetup) -> EmailAddress | None:
 def setup_complete(setup: AddressSetup) -> bool:
     """True once the "Email Address" step has been filled in."""
     return bool((setup.values or {}).get("address")) and bool((setup.values or {}).get("display_name"))
-
-
-def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
-    """Write the wizard into the address's draft and close the wizard.
-
-    Returns (address, what) with what in "created", "updated", "restored",
-    "unchanged". Raises `AddressError` (incomplete, taken) or `AddressLimitReached`.
-    """
-    if not setup_complete(setup):
-        raise AddressError("Fill in the Email Address step first.")
-    domain = db.session.get(Domain, setup.domain_id, with_for_update=True)  # serialise the limit check
-    values = dict(setup.values)
-    restore = check_unique(values["address"], setup)
-    if setup.address_id is None:
-        check_room_for_address(domain)
-        address = restore or EmailAddress(domain=domain)
-        if restore is None:
-            db.session.add(address)
-        what = "restored" if restore is not None else "created"
-    else:
-        address = setup.address
-        if address is None or address.archived_at is not None:
-            raise AddressError("This email address no longer exists or is archived.")
-        what = "updated"
-    before = snapshot(address) if what == "updated" else None
-    old_connection = _connection_key(address_values(address), address.password_encrypted) if what == "updated" else None
-
-    for key in WIZARD_FIELDS:
-        if key in values:
-            setattr(address, key, values[key])
-    if setup.password_encrypted:
-        address.password_encrypted = setup.password_encrypted
-    if restore is not None:
-        address.archived_at = None
-        address.domain = domain
-    db.session.flush()
-
-    new_connection = _connection_key(address_values(address), address.password_encrypted)
-    result = setup.test_result
-    from app.crypto import decrypt_secret
-
-    tested = result and domain.kind == DomainKind.CUSTOM.value and result.get("fingerprint") == connection_fingerprint(
-        address_values(address), decrypt_secret(address.password_encrypted) or "")
-    if tested:
-        address.last_test_ok = bool(result["ok"])
-        address.last_test_at = datetime.fromisoformat(result["at"])
-        address.last_test_message = result.get("summary")
-    elif old_connection != new_connection:
-        address.last_test_ok = address.last_test_at = address.last_test_message = None
-
-    if what != "updated" or snapshot(address) != before:
-        address.touch_draft()
-    elif what == "updated":
-        what = "unchanged"
-    db.session.delete(setup)
-    db.session.flush()
-    return address, what
-
-
-# --- Test Connection ---------------------------------------------------------------------------
-
-def _connection_key(values: dict, password_encrypted: bytes | None) -> tuple:
-    keys = ("address", "username", "incoming_protocol", "incoming_host", "incoming_port", "incoming_security",
-            "outgoing_host", "outgoing_port", "outgoing_security")
-    return tuple(values.get(k) for k in keys) + (password_encrypted,)
-
-
-def connection_fingerprint(values: dict, password: str) -> str:
-    """An HMAC (keyed with SECRET_KEY) of what a connection test proves: servers, login and password.
-
-    It lets the saved address say whether the last test passed *for these very settings*
-    without storing anything the password could be recovered from.
-    """
-    keys = ("address", "username", "usage", "incoming_protocol", "incoming_host", "incoming_port",
-            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
-    material = json.dumps([values.get(k) for k in keys] + [password], separators=(",", ":"))
-    return hmac.new(current_app.config["SECRET_KEY"].encode(), material.encode(), hashlib.sha256).hexdigest()
-
-
-def run_connection_test(setup: AddressSetup, values: dict, password: str | None) -> list:
-    """Run Test Connection on unsaved values and remember the outcome in the wizard.
-
-    `values` are the step's form values (validated the same way as saving them,
-    so `AddressError` names a bad field); `password` is what the admin typed, or
-    empty to use the stored one. Returns the `ProbeResult`s (incoming, outgoing,
-    as the usage needs). Network failures are results, never exceptions.
-    """
-    from app.crypto import decrypt_secret
-    from app.mail import probe
-    from app.runtime.tls import configured_context
-
-    usage = values.get("usage") if values.get("usage") in USAGE_LABELS else Usage.BOTH.value
-    address = normalise_email(values.get("address") or "", "address")
-    server = normalise_servers(values, usage)
-    clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
-             **server}
-    password = password or decrypt_secret(stored_password(setup)) or ""
-    if not password:
-        raise AddressError("Enter the mailbox password to test the connection.", "password")
-    incoming = outgoing = None
-    if clean["incoming_host"] and usage != Usage.OUTBOUND.value:
-        incoming = probe.ServerSettings(clean["incoming_protocol"], clean["incoming_host"], clean["incoming_port"],
-                                        clean["incoming_security"])
-    if clean["outgoing_host"] and usage != Usage.INBOUND.value:
-        outgoing = probe.ServerSettings("smtp", clean["outgoing_host"], clean["outgoing_port"],
-                                        clean["outgoing_security"])
-    if incoming is None and outgoing is None:
-        raise AddressError("Enter the incoming or outgoing server to test.", "incoming_host")
-    results = probe.probe(incoming, outgoing, clean["username"] or address, password,
-                          timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(),
-                          local_hostname=platform_domain_name())
-    ok = all(r.ok for r in results)
-    setup.test_result = {
-        "ok": ok, "at": utcnow().isoformat(), "fingerprint": connection_fingerprint(clean, password),
-        "results": [r.to_dict() for r in results],
-        "summary": " ".join(r.message + (f" ({r.detail})" if r.detail else "") for r in results),
-    }
-    setup.updated_at = utcnow()
-    db.session.flush()
-    return results
-
-
-def setup_test_outcome(setup: AddressSetup) -> bool | None:
-    """Whether the wizard's last Test Connection passed, if it tested exactly its current settings; else None."""
-    from app.crypto import decrypt_secret
-
-    result = setup.test_result
-    if not result or setup.domain.kind != DomainKind.CUSTOM.value or not setup_complete(setup):
-        return None
-    fingerprint = connection_fingerprint(setup.values, decrypt_secret(stored_password(setup)) or "")
-    return bool(result["ok"]) if result.get("fingerprint") == fingerprint else None

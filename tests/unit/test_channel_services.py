@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.channels import addresses, domains, wizard
+from app.channels import addresses, connection_test, domains, wizard
 from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
 from app.channels.preview import render_preview
 from app.publish import services as publishing
@@ -111,10 +111,10 @@ def test_the_limit_holds_for_wizards_opened_before_the_domain_filled_up(db, admi
     for setup, name in zip(late, ("three", "four")):
         wizard.update_address_step(setup, custom_values(f"{name}@acme.test"), "pw")
     db.session.commit()
-    wizard.save_setup(late[0])
+    addresses.save_setup(late[0])
     db.session.commit()
     with pytest.raises(AddressLimitReached):
-        wizard.save_setup(late[1])
+        addresses.save_setup(late[1])
     db.session.rollback()
     assert domains.live_address_count(domain) == 3
 
@@ -193,14 +193,14 @@ def test_password_is_encrypted_at_rest_never_in_wizard_values_and_blank_keeps_it
     setup = wizard.start_edit(address.id, admin.id)
     assert "password" not in str(setup.values) and "pässword" not in str(setup.values)
     wizard.update_address_step(setup, custom_values("help@acme.test", display_name="Renamed"), "")
-    wizard.save_setup(setup)
+    addresses.save_setup(setup)
     db.session.commit()
     assert decrypt_secret(address.password_encrypted) == "pässword-1"  # blank kept it
 
     setup = wizard.start_edit(address.id, admin.id)
     wizard.update_address_step(setup, custom_values("help@acme.test"), "new-secret")
     assert decrypt_secret(setup.password_encrypted) == "new-secret"
-    wizard.save_setup(setup)
+    addresses.save_setup(setup)
     db.session.commit()
     assert decrypt_secret(address.password_encrypted) == "new-secret"
     assert db.session.scalar(select(func.count(AddressSetup.id))) == 0  # saving closed the wizard
@@ -250,13 +250,13 @@ def test_saving_creates_a_never_published_draft_and_edits_mark_unpublished_chang
     setup = wizard.start_edit(address.id, admin.id)
     assert wizard.start_edit(address.id, admin.id).id == setup.id  # one open wizard per user and address
     wizard.update_address_step(setup, platform_values("help"))
-    assert wizard.save_setup(setup)[1] == "unchanged"
+    assert addresses.save_setup(setup)[1] == "unchanged"
     db.session.commit()
     assert address.publish_state == "Published"
 
     setup = wizard.start_edit(address.id, admin.id)
     wizard.update_address_step(setup, platform_values("help", display_name="New Name", enabled=False))
-    assert wizard.save_setup(setup)[1] == "updated"
+    assert addresses.save_setup(setup)[1] == "updated"
     db.session.commit()
     assert address.publish_state == "Unpublished changes"
     live = published_address("help@mail.pigeonhole.test")
@@ -276,18 +276,18 @@ def test_a_test_result_is_kept_only_for_the_settings_it_tested(db, admin):
     setup = wizard.start_setup(domain.id, admin.id)
     values = custom_values("help@acme.test")
     wizard.update_address_step(setup, values, "pw")
-    fingerprint = wizard.connection_fingerprint(setup.values, "pw")
+    fingerprint = connection_test.connection_fingerprint(setup.values, "pw")
     setup.test_result = {"ok": True, "at": "2026-11-27T10:00:00+00:00", "fingerprint": fingerprint,
                          "results": [], "summary": "all good"}
-    assert wizard.setup_test_outcome(setup) is True
-    address, _ = wizard.save_setup(setup)
+    assert connection_test.setup_test_outcome(setup) is True
+    address, _ = addresses.save_setup(setup)
     db.session.commit()
     assert address.last_test_ok is True and address.last_test_message == "all good"
 
     setup = wizard.start_edit(address.id, admin.id)
     wizard.update_address_step(setup, custom_values("help@acme.test", incoming_host="imap2.example.net"), "")
-    assert wizard.setup_test_outcome(setup) is None  # never tested with these settings
-    wizard.save_setup(setup)
+    assert connection_test.setup_test_outcome(setup) is None  # never tested with these settings
+    addresses.save_setup(setup)
     db.session.commit()
     assert address.last_test_ok is None and address.last_test_at is None
 
@@ -334,7 +334,7 @@ def test_creating_an_archived_address_again_restores_it_with_its_conversations(d
     setup = wizard.start_setup(address.domain_id, admin.id)
     wizard.update_address_step(setup, platform_values("help", display_name="Back Again"))
     assert wizard.setup_restores(setup).id == address.id
-    restored, what = wizard.save_setup(setup)
+    restored, what = addresses.save_setup(setup)
     db.session.commit()
     assert what == "restored" and restored.id == address.id and restored.archived_at is None
     assert restored.display_name == "Back Again" and restored.publish_state == "Never published"
@@ -359,7 +359,7 @@ def test_pending_changes_list_addresses_and_flows_with_what_changed(db, admin):
                                                         forwarded_from="desk@acme.example"))
     wizard.update_design_step(setup, True)
     wizard.set_template_part(setup, "header", "<p>Hi</p>")
-    wizard.save_setup(setup)
+    addresses.save_setup(setup)
     flow_services.set_flow_addresses(flow.id, [address.id])
     flow.rules = [{"if": "any", "then": "queue:General"}]
     flow.draft_updated_at = flow.draft_updated_at.replace(year=2099)
@@ -411,7 +411,7 @@ def test_publish_refuses_a_draft_changed_after_review(db, admin):
     reviewed = {p.key: p.version for p in publishing.pending_changes()}
     setup = wizard.start_edit(address.id, admin.id)
     wizard.update_address_step(setup, platform_values("help", display_name="Changed meanwhile"))
-    wizard.save_setup(setup)
+    addresses.save_setup(setup)
     db.session.commit()
     with pytest.raises(publishing.StaleDraft, match="Changed since you reviewed it: help@"):
         publishing.publish(admin.id, "go", address_ids=[address.id], expected=reviewed)
@@ -434,7 +434,7 @@ def test_a_password_change_is_live_only_after_publish(db, admin):
     db.session.commit()
     setup = wizard.start_edit(address.id, admin.id)
     wizard.update_address_step(setup, custom_values("help@acme.test"), "new-pw")
-    wizard.save_setup(setup)
+    addresses.save_setup(setup)
     db.session.commit()
     assert published_address(address.id).password() == "old-pw"
     assert "Password changed" in publishing.describe_changes(address)

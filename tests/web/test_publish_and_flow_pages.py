@@ -83,7 +83,7 @@ def test_confirm_refuses_a_change_made_after_review(client, db, admin, token):
     versions = dict(re.findall(r'name="(version-[a-z]+:\d+)" value="([^"]+)"', confirm))
     setup = wizard.start_edit(a.id, admin.id)
     wizard.update_address_step(setup, platform_values("a", display_name="Edited meanwhile"))
-    wizard.save_setup(setup)
+    addresses.save_setup(setup)
     db.session.commit()
     stale = fragment(client.post("/channels/publish/confirm", data={**data, **versions}, headers=HX), 422)
     assert "Changed since you reviewed it: a@mail.pigeonhole.test" in stale
