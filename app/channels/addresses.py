@@ -1,8 +1,10 @@
-"""Email addresses: their draft, its published snapshot, archive and delete, mailbox status.
+"""Email addresses: their draft, its published snapshot, saving the wizard, archive and delete, mailbox status.
 
-An `EmailAddress` row's columns are the admin's draft; `snapshot()` is what
-publishing (`app.publish`) stores as its published version, which live mail reads
-through `app.runtime.live`. Passwords are encrypted at rest (`app.crypto`) and travel
+An `EmailAddress` row's columns are the admin's draft, and only the admin's draft:
+`save_setup()` writes a closed wizard into it (creating, restoring or updating the
+address) and `snapshot()` is what publishing (`app.publish`) stores as its published
+version, which live mail reads through `app.runtime.live`, so an unpublished edit
+never changes live traffic. Passwords are encrypted at rest (`app.crypto`) and travel
 in the snapshot encrypted.
 
 Delete: an address with conversations, messages or received raw mail is archived
@@ -10,7 +12,8 @@ Delete: an address with conversations, messages or received raw mail is archived
 received is ever lost; any other address is erased. Either way it stops receiving
 and sending at once, without a publish.
 
-Services raise `AddressError` and flush but never commit: the caller commits.
+Services raise `AddressError` (`AddressLimitReached` when saving a new address on a full
+custom domain) and flush but never commit: the caller commits.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Channels > Email: domains, the address wizard, Test Connection, Preview, delete, and Publish.
+"""Channels > Email: domains, the address wizard, Test Connection, Preview and delete (Publish: `app.publish`).
 
 Every page works as a full page and as an HTMX fragment (`render(..., block=...)`).
 Wizard steps are URLs (`/channels/email/setup/<id>/<step>`) whose state lives in an
@@ -20,7 +20,7 @@ from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.channels.preview import render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
-from app.mail.probe import DEFAULT_PORTS
+from app.mail.probe import DEFAULT_PORTS, ProbeResult
 from app.mail.render import PLACEHOLDERS
 from app.models.auth import Role
 from app.models.channels import DomainKind
@@ -199,8 +199,6 @@ def _address_form(setup, formdata=True):
 
 
 def _test_results(setup):
-    from app.mail.probe import ProbeResult
-
     result = setup.test_result
     if not result:
         return None

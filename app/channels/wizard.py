@@ -1,30 +1,19 @@
-"""Reading and changing the email channel configuration.
+"""The "New Email Address" / "Edit" wizard: its state, its steps, and the address rules they check.
 
-Draft and published: an `EmailAddress` row's columns are the admin's draft.
-`publish()` copies drafts (of addresses and flows) into their published versions
-atomically and records who, when, why and what changed. Everything that moves live
-mail (ingress, polling, flows, sending) reads the configuration through
-`published_address()`, which answers only for published, enabled, non-archived
-addresses, so an unpublished edit never changes live traffic.
+The wizard keeps its state in an `AddressSetup` row (never the session), so reload,
+back and a second tab all work: each step validates its values and stores them
+there, Test Connection (`connection_test`) and the Preview (`preview`) work on those
+unsaved values, and `addresses.save_setup()` writes the address's draft in one go.
 
-The rules of the setup live here, so the views and any later caller share them:
+The rules of an address: unique (a new address on the same domain may take over an
+archived one, whose conversations come back), on its domain, at most
+`MAX_ADDRESSES_PER_CUSTOM_DOMAIN` live addresses per custom domain (`domains`); a
+platform address names the contact center's own address that forwards to it
+("Forwarded from"), outside the platform domain; a custom one needs its mailbox
+password, encrypted at rest (`app.crypto`).
 
-* domains: a custom domain is a valid DNS name, unique, and neither the platform
-  domain nor below it; it can be deleted only when it holds no address;
-* addresses: unique, on their domain, at most `MAX_ADDRESSES_PER_CUSTOM_DOMAIN` live
-  (non-archived) addresses per custom domain; a platform address names the contact
-  center's own address that forwards to it ("Forwarded from"), which must be
-  outside the platform domain; passwords are encrypted at rest (`app.crypto`);
-* the "New Email Address" / "Edit" wizard keeps its state in an `AddressSetup` row
-  (never the session): each step validates and stores its values there, Test
-  Connection and the Preview work on unsaved values, and `save_setup()` writes the
-  address's draft in one go;
-* delete: an address with conversations or messages is archived (kept, readable,
-  no longer live, its published version dropped); any other address is erased.
-
-Every service raises a `ChannelError` subclass (a `ValueError`) with a sentence
-for the admin and, when it concerns one form field, that field's name. Services
-flush but never commit: the caller (a view, a job, the demo seed) commits.
+Services raise `AddressError` / `DomainError` / `AddressLimitReached` naming the form
+field, and flush but never commit: the caller commits.
 """
 from __future__ import annotations
 
@@ -48,8 +37,6 @@ SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design")
 #: Unfinished wizards older than this are dropped when their owner starts another.
 SETUP_MAX_AGE = timedelta(days=7)
 
-
-# --- the setup wizard --------------------------------------------------------------------------
 
 #: What the wizard edits: `EmailAddress` columns (the password travels separately, encrypted).
 WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
