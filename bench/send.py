@@ -204,7 +204,7 @@ def prepare(n: int) -> tuple[int, list[int]]:
     from datetime import datetime, timedelta, timezone
 
     from app.auth.services import create_user
-    from app.channels.services import ensure_platform_domain
+    from app.channels.domains import ensure_platform_domain
     from app.publish.services import publish_addresses
     from app.extensions import db
     from app.mail.tokens import new_conversation_token

@@ -61,7 +61,7 @@ def _sentence(rng: random.Random, n: int) -> str:
 def seed(app, rng: random.Random) -> None:
     """Bulk-insert the users, queues, address, contacts, conversations and messages."""
     from app.auth.services import create_user
-    from app.channels.services import ensure_platform_domain
+    from app.channels.domains import ensure_platform_domain
     from app.publish.services import publish_addresses
     from app.extensions import db
     from app.models import EmailAddress, Queue

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 
-from app.channels import services
+from app.channels import addresses, domains, wizard
 from app.extensions import db
 from app.models.channels import Domain, EmailAddress
 from app.models.inbox import Contact, Conversation
@@ -12,7 +12,7 @@ _seq = itertools.count(1)
 
 
 def make_domain(name: str | None = None) -> Domain:
-    domain = services.create_domain(name or f"custom{next(_seq)}.test")
+    domain = domains.create_domain(name or f"custom{next(_seq)}.test")
     db.session.commit()
     return domain
 
@@ -36,19 +36,19 @@ def custom_values(address: str, **overrides) -> dict:
 def make_address(user, domain: Domain | None = None, values: dict | None = None, password: str | None = "secret-pw",
                  header_html: str = "", footer_html: str = "") -> EmailAddress:
     """Create an address the way the wizard does (step 1, design, save) and commit it."""
-    domain = domain or services.ensure_platform_domain()
-    setup = services.start_setup(domain.id, user.id)
+    domain = domain or domains.ensure_platform_domain()
+    setup = wizard.start_setup(domain.id, user.id)
     if values is None:
         values = platform_values(f"help{next(_seq)}") if domain.kind == "platform" else \
             custom_values(f"box{next(_seq)}@{domain.name}")
-    services.update_address_step(setup, values, password if domain.kind == "custom" else None)
+    wizard.update_address_step(setup, values, password if domain.kind == "custom" else None)
     if header_html or footer_html:
-        services.update_design_step(setup, True)
+        wizard.update_design_step(setup, True)
         if header_html:
-            services.set_template_part(setup, "header", header_html)
+            wizard.set_template_part(setup, "header", header_html)
         if footer_html:
-            services.set_template_part(setup, "footer", footer_html)
-    address, _ = services.save_setup(setup)
+            wizard.set_template_part(setup, "footer", footer_html)
+    address, _ = addresses.save_setup(setup)
     db.session.commit()
     return address
 

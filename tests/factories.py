@@ -29,7 +29,7 @@ def make_queue(name: str | None = None, members=()):
 
 def make_sending_address(address: str | None = None, *, platform: bool = True, publish: bool = True, **fields):
     """An email address (platform domain by default), published unless `publish=False`."""
-    from app.channels.services import ensure_platform_domain
+    from app.channels.domains import ensure_platform_domain
     from app.publish.services import publish_addresses
     from app.models.channels import Domain, EmailAddress
 

@@ -1,8 +1,8 @@
-"""Forms of the email channel setup: domains, the address wizard's steps, delete and publish.
+"""Forms of the email channel setup: domains, the address wizard's steps, delete.
 
-The forms check shape (required, lengths, choices); rules that need the database
-(uniqueness, the per-domain limit, the platform domain) live in `services`, which
-raise errors naming the field they concern.
+The forms check shape (required, lengths, choices); the setup's rules (uniqueness,
+the per-domain limit, the platform domain) live in the services (`domains`, `wizard`,
+`addresses`, `connection_test`), which raise errors naming the field they concern.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, Radi
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from app.channels.services import INCOMING_PROTOCOLS, USAGE_LABELS
+from app.channels.validation import INCOMING_PROTOCOLS, USAGE_LABELS
 
 
 def _choices(pairs) -> list[SelectChoice]:

@@ -1,4 +1,4 @@
-"""Channels > Email: domains, the address wizard, Test Connection, Preview, delete, and Publish.
+"""Channels > Email: domains, the address wizard, Test Connection, Preview and delete (Publish: `app.publish`).
 
 Every page works as a full page and as an HTMX fragment (`render(..., block=...)`).
 Wizard steps are URLs (`/channels/email/setup/<id>/<step>`) whose state lives in an
@@ -15,9 +15,12 @@ import json
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_login import current_user
 
-from app.channels import forms, services
+from app.channels import addresses, connection_test, domains, forms, wizard
+from app.channels.errors import AddressError, AddressLimitReached, ChannelError
+from app.channels.preview import render_preview
+from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
-from app.mail.probe import DEFAULT_PORTS
+from app.mail.probe import DEFAULT_PORTS, ProbeResult
 from app.mail.render import PLACEHOLDERS
 from app.models.auth import Role
 from app.models.channels import DomainKind
@@ -41,7 +44,7 @@ def _next_step(url: str):
     return redirect(url, 303)
 
 
-def _field_error(form, exc: services.ChannelError) -> None:
+def _field_error(form, exc: ChannelError) -> None:
     field = getattr(form, exc.field, None) if exc.field else None
     if field is not None:
         field.errors = list(field.errors or []) + [exc.message]
@@ -58,7 +61,7 @@ def _change(setup_id: int, form, change, closes: bool = False):
     """
     try:
         result = change()
-    except services.ChannelError as exc:
+    except ChannelError as exc:
         db.session.rollback()
         _field_error(form, exc)
         return _setup_or_404(setup_id), None, False
@@ -70,12 +73,12 @@ def _change(setup_id: int, form, change, closes: bool = False):
 
 def _index(status: int = 200, errors: dict | None = None):
     """The Email channel page; `errors` maps a domain id to a message shown in its section."""
-    platform, custom = services.domains()
+    platform, custom = domains.domains()
     ids = [a.id for d in custom for a in d.addresses]
     return render("channels/index.html", status=status, platform=platform, custom=custom,
-                  platform_name=services.platform_domain_name(), limit=services.address_limit(),
-                  live_count=services.live_address_count, usage_labels=services.USAGE_LABELS,
-                  mailbox=services.mailbox_status(ids), errors=errors or {})
+                  platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
+                  live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
+                  mailbox=addresses.mailbox_status(ids), errors=errors or {})
 
 
 @bp.route("/email/")
@@ -88,8 +91,8 @@ def new_domain():
     form = forms.DomainForm()
     if form.validate_on_submit():
         try:
-            domain = services.create_domain(form.name.data)
-        except services.ChannelError as exc:
+            domain = domains.create_domain(form.name.data)
+        except ChannelError as exc:
             _field_error(form, exc)
         else:
             db.session.commit()
@@ -101,7 +104,7 @@ def new_domain():
 
 @bp.route("/email/domains/<int:domain_id>/delete", methods=["GET", "POST"])
 def delete_domain(domain_id: int):
-    domain = services.get_domain(domain_id)
+    domain = domains.get_domain(domain_id)
     if domain is None or domain.kind != DomainKind.CUSTOM.value:
         abort(404)
     form = forms.ConfirmDeleteForm()
@@ -109,8 +112,8 @@ def delete_domain(domain_id: int):
     if request.method == "POST":
         if form.validate_on_submit() and form.confirm.data == domain.name:
             try:
-                name = services.delete_domain(domain.id)
-            except services.ChannelError as exc:
+                name = domains.delete_domain(domain.id)
+            except ChannelError as exc:
                 db.session.rollback()
                 error = exc.message
             else:
@@ -120,25 +123,25 @@ def delete_domain(domain_id: int):
             error = "The confirmation does not match this domain. Open the dialog again."
     form.confirm.data = domain.name
     return render("channels/domain_delete.html", block="dialog", status=422 if error else 200, form=form,
-                  domain=domain, blocker=services.domain_delete_blocker(domain), error=error, modal=is_htmx())
+                  domain=domain, blocker=domains.domain_delete_blocker(domain), error=error, modal=is_htmx())
 
 
 @bp.route("/email/platform/addresses/new", methods=["POST"])
 def new_platform_address():
-    domain = services.ensure_platform_domain()
-    setup = services.start_setup(domain.id, current_user.id)
+    domain = domains.ensure_platform_domain()
+    setup = wizard.start_setup(domain.id, current_user.id)
     db.session.commit()
     return redirect(url_for(".setup_address", setup_id=setup.id), 303)
 
 
 @bp.route("/email/domains/<int:domain_id>/addresses/new", methods=["POST"])
 def new_address(domain_id: int):
-    domain = services.get_domain(domain_id)
+    domain = domains.get_domain(domain_id)
     if domain is None:
         abort(404)
     try:
-        setup = services.start_setup(domain.id, current_user.id)
-    except services.AddressLimitReached as exc:
+        setup = wizard.start_setup(domain.id, current_user.id)
+    except AddressLimitReached as exc:
         db.session.rollback()
         return _index(status=422, errors={domain.id: exc.message})
     db.session.commit()
@@ -148,8 +151,8 @@ def new_address(domain_id: int):
 @bp.route("/email/addresses/<int:address_id>/edit")
 def edit_address(address_id: int):
     try:
-        setup = services.start_edit(address_id, current_user.id)
-    except services.AddressError:
+        setup = wizard.start_edit(address_id, current_user.id)
+    except AddressError:
         abort(404)
     db.session.commit()
     return redirect(url_for(".setup_address", setup_id=setup.id), 303)
@@ -157,7 +160,7 @@ def edit_address(address_id: int):
 
 @bp.route("/email/addresses/<int:address_id>/delete", methods=["GET", "POST"])
 def delete_address(address_id: int):
-    address = services.get_address(address_id)
+    address = addresses.get_address(address_id)
     if address is None or address.archived_at is not None:
         abort(404)
     form = forms.ConfirmDeleteForm()
@@ -165,7 +168,7 @@ def delete_address(address_id: int):
     if request.method == "POST":
         if form.validate_on_submit() and form.confirm.data == address.address:
             name = address.address
-            outcome = services.delete_address(address.id)
+            outcome = addresses.delete_address(address.id)
             db.session.commit()
             if outcome == "archived":
                 return navigate(url_for(".index"), f"{name} has conversations, so it was archived: they stay readable, "
@@ -174,13 +177,13 @@ def delete_address(address_id: int):
         error = "The confirmation does not match this address. Open the dialog again."
     form.confirm.data = address.address
     return render("channels/address_delete.html", block="dialog", status=422 if error else 200, form=form,
-                  address=address, will_archive=services.has_history(address), error=error, modal=is_htmx())
+                  address=address, will_archive=addresses.has_history(address), error=error, modal=is_htmx())
 
 
 # --- the address wizard ------------------------------------------------------------------------
 
 def _setup_or_404(setup_id: int):
-    setup = services.get_setup(setup_id, current_user.id)
+    setup = wizard.get_setup(setup_id, current_user.id)
     if setup is None:
         abort(404)
     return setup
@@ -196,8 +199,6 @@ def _address_form(setup, formdata=True):
 
 
 def _test_results(setup):
-    from app.mail.probe import ProbeResult
-
     result = setup.test_result
     if not result:
         return None
@@ -216,11 +217,11 @@ def _ports_json() -> str:
 def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 200, **extra):
     context = {
         "setup": setup, "step": step, "domain": setup.domain, "values": setup.values or {},
-        "is_platform": setup.domain.kind == DomainKind.PLATFORM.value, "steps": services.SETUP_STEPS,
-        "complete": services.setup_complete(setup), "editing": setup.address_id is not None,
-        "has_password": services.stored_password(setup) is not None, "usage_labels": services.USAGE_LABELS,
-        "security_labels": services.SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
-        "restores": services.setup_restores(setup),
+        "is_platform": setup.domain.kind == DomainKind.PLATFORM.value, "steps": wizard.SETUP_STEPS,
+        "complete": wizard.setup_complete(setup), "editing": setup.address_id is not None,
+        "has_password": wizard.stored_password(setup) is not None, "usage_labels": USAGE_LABELS,
+        "security_labels": SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
+        "restores": wizard.setup_restores(setup),
     }
     if step == "address":
         context.setdefault("form", extra.pop("form", None) or _address_form(setup, formdata=False))
@@ -228,9 +229,9 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
     elif step == "design":
         context["form"] = extra.pop("form", None) or forms.DesignForm(
             formdata=None, data={"template_enabled": bool((setup.values or {}).get("template_enabled"))})
-        context["preview"] = extra.pop("preview", None) or services.render_preview(setup, store=False)
+        context["preview"] = extra.pop("preview", None) or render_preview(setup, store=False)
     else:
-        context["test_outcome"] = services.setup_test_outcome(setup)
+        context["test_outcome"] = connection_test.setup_test_outcome(setup)
         context["flow"] = setup.address.flow if setup.address is not None else None
     context.update(extra)
     return render("channels/setup.html", block=block, status=status, **context)
@@ -242,7 +243,7 @@ def setup_address(setup_id: int):
     form = _address_form(setup)
     if request.method == "POST" and form.validate_on_submit():
         password = form.password.data if hasattr(form, "password") else None
-        setup, _, ok = _change(setup_id, form, lambda: services.update_address_step(setup, form.values(), password))
+        setup, _, ok = _change(setup_id, form, lambda: wizard.update_address_step(setup, form.values(), password))
         if ok:
             return _next_step(url_for(".setup_design", setup_id=setup.id))
     status = 422 if request.method == "POST" else 200
@@ -259,7 +260,7 @@ def setup_test(setup_id: int):
     errors = []
     if form.validate_on_submit():
         setup, _, ok = _change(setup_id, form,
-                               lambda: services.run_connection_test(setup, form.values(), form.password.data))
+                               lambda: connection_test.run_connection_test(setup, form.values(), form.password.data))
         if ok:
             return _setup_page(setup, "address", block="test_results", form=form)
     for field in form:
@@ -272,7 +273,7 @@ def setup_test(setup_id: int):
 @bp.route("/email/setup/<int:setup_id>/design", methods=["GET", "POST"])
 def setup_design(setup_id: int):
     setup = _setup_or_404(setup_id)
-    if not services.setup_complete(setup):
+    if not wizard.setup_complete(setup):
         return _next_step(url_for(".setup_address", setup_id=setup.id)) if request.method == "POST" else \
             redirect(url_for(".setup_address", setup_id=setup.id))
     form = forms.DesignForm()
@@ -281,7 +282,7 @@ def setup_design(setup_id: int):
         if action not in ("toggle", "next"):
             form.form_errors.append("Unknown action.")
         elif form.validate_on_submit():
-            services.update_design_step(setup, form.template_enabled.data)
+            wizard.update_design_step(setup, form.template_enabled.data)
             db.session.commit()
             if action == "toggle":
                 return _setup_page(setup, "design")
@@ -294,13 +295,13 @@ def setup_design(setup_id: int):
 def setup_template_part(setup_id: int, part: str):
     """The "Edit Header" / "Edit Footer" editor (a dialog), with its own live preview."""
     setup = _setup_or_404(setup_id)
-    if not services.setup_complete(setup):
+    if not wizard.setup_complete(setup):
         abort(404)
     form = forms.TemplatePartForm()
     if request.method == "POST":
         if form.validate_on_submit():
             setup, _, ok = _change(setup_id, form,
-                                   lambda: services.set_template_part(setup, part, form.html.data or ""))
+                                   lambda: wizard.set_template_part(setup, part, form.html.data or ""))
             if ok:
                 flash(f"{part.title()} saved.", "success")
                 if is_htmx():
@@ -308,7 +309,7 @@ def setup_template_part(setup_id: int, part: str):
                 return redirect(url_for(".setup_design", setup_id=setup.id), 303)
     else:
         form.html.data = (setup.values or {}).get(f"{part}_html") or ""
-    preview = services.render_preview(setup, {f"{part}_html": form.html.data or "", "template_enabled": True},
+    preview = render_preview(setup, {f"{part}_html": form.html.data or "", "template_enabled": True},
                                       store=request.method == "POST")
     if request.method == "POST":
         db.session.commit()
@@ -321,17 +322,17 @@ def setup_template_part(setup_id: int, part: str):
 def setup_preview(setup_id: int):
     """The live Preview: the sample reply rendered by the sender's renderer with unsaved values."""
     setup = _setup_or_404(setup_id)
-    if not services.setup_complete(setup):
+    if not wizard.setup_complete(setup):
         abort(404)
     form = forms.PreviewForm()
     if not form.validate_on_submit():
         errors = [e for field in form for e in field.errors]
         return _setup_page(setup, "design", block="preview", status=422,
-                           preview=services.render_preview(setup, store=False), preview_errors=errors)
+                           preview=render_preview(setup, store=False), preview_errors=errors)
     overrides = {}
     if form.part.data:
         overrides = {f"{form.part.data}_html": form.html.data or "", "template_enabled": True}
-    preview = services.render_preview(setup, overrides, store=True)
+    preview = render_preview(setup, overrides, store=True)
     db.session.commit()
     return _setup_page(setup, "design", block="preview", preview=preview)
 
@@ -343,7 +344,7 @@ def setup_preview_document(setup_id: int, version: int):
     if version == 0 or version != setup.preview_version:
         # The saved design (`on=1`: as if the template were switched on, for the editors).
         overrides = {"template_enabled": True} if request.args.get("on") == "1" else None
-        html = services.render_preview(setup, overrides, store=False).html
+        html = render_preview(setup, overrides, store=False).html
     else:
         html = setup.preview_html
     response = make_response(html)
@@ -357,11 +358,11 @@ def setup_preview_document(setup_id: int, version: int):
 @bp.route("/email/setup/<int:setup_id>/review", methods=["GET", "POST"])
 def setup_review(setup_id: int):
     setup = _setup_or_404(setup_id)
-    if not services.setup_complete(setup):
+    if not wizard.setup_complete(setup):
         return redirect(url_for(".setup_address", setup_id=setup.id), 303 if request.method == "POST" else 302)
     form = forms.SaveForm()
     if request.method == "POST" and form.validate_on_submit():
-        setup_or_none, saved, ok = _change(setup_id, form, lambda: services.save_setup(setup), closes=True)
+        setup_or_none, saved, ok = _change(setup_id, form, lambda: addresses.save_setup(setup), closes=True)
         if ok:
             address, what = saved
             messages = {
@@ -380,7 +381,7 @@ def setup_review(setup_id: int):
 @bp.route("/email/setup/<int:setup_id>/discard", methods=["POST"])
 def setup_discard(setup_id: int):
     setup = _setup_or_404(setup_id)
-    services.discard_setup(setup)
+    wizard.discard_setup(setup)
     db.session.commit()
     return navigate(url_for(".index"), "Changes discarded.", "info")
 

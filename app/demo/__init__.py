@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.auth.services import create_user, ensure_queue
-from app.channels.services import ensure_platform_domain
+from app.channels.domains import ensure_platform_domain
 from app.extensions import db
 from app.models.auth import Role, User
 from app.models.flows import Flow

@@ -11,11 +11,13 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import select
 
+from app.channels.domains import ensure_platform_domain
 from app.extensions import db
 from app.models.auth import Queue, User
 from app.models.channels import EmailAddress
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.models.responses import ResponseGroup, StandardResponse
+from app.publish.services import publish_addresses
 
 DEMO_TOKEN = "demo-conversation-"
 
@@ -33,9 +35,6 @@ def seed_workspace(agent: User, queue: Queue) -> list[str]:
 
 
 def _demo_address(queue: Queue, created: list[str]) -> EmailAddress:
-    from app.channels.services import ensure_platform_domain
-    from app.publish.services import publish_addresses
-
     domain = ensure_platform_domain()
     name = f"support@{current_app.config['PLATFORM_MAIL_DOMAIN'].lower()}"
     address = db.session.scalar(select(EmailAddress).where(EmailAddress.address == name))

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import or_, select
 
-from app.channels.services import SECURITY_LABELS, USAGE_LABELS, snapshot
+from app.channels.addresses import snapshot
+from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.flows.publishing import publish_flows
 from app.models.channels import EmailAddress, PublishRecord

@@ -16,7 +16,7 @@ def make_address(email: str, kind: str = "platform", *, publish: bool = True, **
     """An EmailAddress on the platform domain or a custom domain, published (the contract's only way in)."""
     from sqlalchemy import select
 
-    from app.channels.services import ensure_platform_domain
+    from app.channels.domains import ensure_platform_domain
 
     from app.publish.services import publish_addresses
     from app.crypto import encrypt_secret

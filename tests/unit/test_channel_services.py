@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.channels import services
+from app.channels import addresses, connection_test, domains, wizard
+from app.channels.errors import AddressError, AddressLimitReached, DomainError, DomainInUse
+from app.channels.preview import render_preview
 from app.publish import services as publishing
 from app.runtime.live import published_address, published_addresses
 from app.crypto import decrypt_secret
@@ -30,7 +32,7 @@ def admin(db):
     ("bücher.de", "xn--bcher-kva.de"),
 ])
 def test_domain_names_are_normalised(db, typed, stored):
-    assert services.create_domain(typed).name == stored
+    assert domains.create_domain(typed).name == stored
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -38,42 +40,42 @@ def test_domain_names_are_normalised(db, typed, stored):
     ("acme .com", "only the domain"), ("acme.local", "special-use"), ("1.2.3.4", "domain name"),
 ])
 def test_invalid_domain_names_are_refused_with_a_reason(db, bad, words):
-    with pytest.raises(services.DomainError, match=words) as exc:
-        services.create_domain(bad)
+    with pytest.raises(DomainError, match=words) as exc:
+        domains.create_domain(bad)
     assert exc.value.field == "name"
 
 
 def test_domain_names_are_unique_and_never_the_platform_domain(db):
-    services.create_domain("acme.com")
-    with pytest.raises(services.DomainError, match="already exists"):
-        services.create_domain("ACME.com")
+    domains.create_domain("acme.com")
+    with pytest.raises(DomainError, match="already exists"):
+        domains.create_domain("ACME.com")
     for name in ("mail.pigeonhole.test", "eu.mail.pigeonhole.test"):
-        with pytest.raises(services.DomainError, match="platform email domain"):
-            services.create_domain(name)
+        with pytest.raises(DomainError, match="platform email domain"):
+            domains.create_domain(name)
 
 
 def test_a_domain_is_deleted_only_when_it_holds_no_address(db, admin):
     domain = make_domain("acme.test")
     address = make_address(admin, domain)
-    with pytest.raises(services.DomainInUse, match="still has 1 email address"):
-        services.delete_domain(domain.id)
+    with pytest.raises(DomainInUse, match="still has 1 email address"):
+        domains.delete_domain(domain.id)
 
     make_conversation(address)
-    assert services.delete_address(address.id) == "archived"
+    assert addresses.delete_address(address.id) == "archived"
     db.session.commit()
-    with pytest.raises(services.DomainInUse, match="archived"):
-        services.delete_domain(domain.id)
+    with pytest.raises(DomainInUse, match="archived"):
+        domains.delete_domain(domain.id)
 
     empty = make_domain("empty.test")
-    assert services.delete_domain(empty.id) == "empty.test"
+    assert domains.delete_domain(empty.id) == "empty.test"
     db.session.commit()
     assert db.session.get(Domain, empty.id) is None
 
 
 def test_the_platform_domain_cannot_be_deleted(db):
-    platform = services.ensure_platform_domain()
-    with pytest.raises(services.DomainError, match="cannot be deleted"):
-        services.delete_domain(platform.id)
+    platform = domains.ensure_platform_domain()
+    with pytest.raises(DomainError, match="cannot be deleted"):
+        domains.delete_domain(platform.id)
 
 
 # --- the per-domain limit -------------------------------------------------------------------------
@@ -82,8 +84,8 @@ def test_three_addresses_per_custom_domain_the_fourth_is_refused(db, admin):
     domain = make_domain("acme.test")
     for n in range(3):
         make_address(admin, domain, custom_values(f"box{n}@acme.test"))
-    with pytest.raises(services.AddressLimitReached, match="already has 3 email addresses, the most"):
-        services.start_setup(domain.id, admin.id)
+    with pytest.raises(AddressLimitReached, match="already has 3 email addresses, the most"):
+        wizard.start_setup(domain.id, admin.id)
     # The platform domain has no limit.
     for n in range(4):
         make_address(admin, values=platform_values(f"p{n}"))
@@ -93,43 +95,43 @@ def test_the_limit_is_a_setting_and_archived_addresses_do_not_count(app, db, adm
     app.config["MAX_ADDRESSES_PER_CUSTOM_DOMAIN"] = 1
     domain = make_domain("acme.test")
     first = make_address(admin, domain, custom_values("one@acme.test"))
-    with pytest.raises(services.AddressLimitReached, match="already has 1 email address,"):
-        services.start_setup(domain.id, admin.id)
+    with pytest.raises(AddressLimitReached, match="already has 1 email address,"):
+        wizard.start_setup(domain.id, admin.id)
     make_conversation(first)
-    services.delete_address(first.id)  # archived: it keeps its conversations but no longer counts
+    addresses.delete_address(first.id)  # archived: it keeps its conversations but no longer counts
     db.session.commit()
-    assert services.start_setup(domain.id, admin.id).domain_id == domain.id
+    assert wizard.start_setup(domain.id, admin.id).domain_id == domain.id
 
 
 def test_the_limit_holds_for_wizards_opened_before_the_domain_filled_up(db, admin):
     domain = make_domain("acme.test")
     make_address(admin, domain, custom_values("one@acme.test"))
     make_address(admin, domain, custom_values("two@acme.test"))
-    late = [services.start_setup(domain.id, admin.id) for _ in range(2)]
+    late = [wizard.start_setup(domain.id, admin.id) for _ in range(2)]
     for setup, name in zip(late, ("three", "four")):
-        services.update_address_step(setup, custom_values(f"{name}@acme.test"), "pw")
+        wizard.update_address_step(setup, custom_values(f"{name}@acme.test"), "pw")
     db.session.commit()
-    services.save_setup(late[0])
+    addresses.save_setup(late[0])
     db.session.commit()
-    with pytest.raises(services.AddressLimitReached):
-        services.save_setup(late[1])
+    with pytest.raises(AddressLimitReached):
+        addresses.save_setup(late[1])
     db.session.rollback()
-    assert services.live_address_count(domain) == 3
+    assert domains.live_address_count(domain) == 3
 
 
 # --- the "Email Address" step: validation and uniqueness ------------------------------------------
 
 def test_platform_address_is_the_local_part_on_the_platform_domain(db, admin):
-    setup = services.start_setup(services.ensure_platform_domain().id, admin.id)
-    services.update_address_step(setup, platform_values("Sales.Team", forwarded_from="Sales@Acme.Example"))
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
+    wizard.update_address_step(setup, platform_values("Sales.Team", forwarded_from="Sales@Acme.Example"))
     assert setup.values["address"] == "sales.team@mail.pigeonhole.test"
     assert setup.values["forwarded_from"] == "sales@acme.example"
-    services.update_address_step(setup, platform_values("help@mail.pigeonhole.test"))
+    wizard.update_address_step(setup, platform_values("help@mail.pigeonhole.test"))
     assert setup.values["address"] == "help@mail.pigeonhole.test"
-    with pytest.raises(services.AddressError, match="only the part before @mail.pigeonhole.test"):
-        services.update_address_step(setup, platform_values("help@acme.com"))
-    with pytest.raises(services.AddressError) as exc:
-        services.update_address_step(setup, platform_values("two..dots"))
+    with pytest.raises(AddressError, match="only the part before @mail.pigeonhole.test"):
+        wizard.update_address_step(setup, platform_values("help@acme.com"))
+    with pytest.raises(AddressError) as exc:
+        wizard.update_address_step(setup, platform_values("two..dots"))
     assert exc.value.field == "address"
 
 
@@ -138,47 +140,47 @@ def test_platform_address_is_the_local_part_on_the_platform_domain(db, admin):
     ("loop@mail.pigeonhole.test", "outside the platform domain"),
 ])
 def test_forwarded_from_is_required_valid_and_outside_the_platform_domain(db, admin, forwarded, words):
-    setup = services.start_setup(services.ensure_platform_domain().id, admin.id)
-    with pytest.raises(services.AddressError, match=words) as exc:
-        services.update_address_step(setup, platform_values("help", forwarded_from=forwarded))
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
+    with pytest.raises(AddressError, match=words) as exc:
+        wizard.update_address_step(setup, platform_values("help", forwarded_from=forwarded))
     assert exc.value.field == "forwarded_from"
 
 
 def test_addresses_are_unique(db, admin):
     make_address(admin, values=platform_values("help"))
-    setup = services.start_setup(services.ensure_platform_domain().id, admin.id)
-    with pytest.raises(services.AddressError, match="help@mail.pigeonhole.test already exists"):
-        services.update_address_step(setup, platform_values("HELP"))
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
+    with pytest.raises(AddressError, match="help@mail.pigeonhole.test already exists"):
+        wizard.update_address_step(setup, platform_values("HELP"))
 
 
 def test_custom_address_must_be_on_its_domain_and_needs_a_password(db, admin):
     domain = make_domain("acme.test")
-    setup = services.start_setup(domain.id, admin.id)
-    with pytest.raises(services.AddressError, match="must be on acme.test"):
-        services.update_address_step(setup, custom_values("help@other.test"), "pw")
-    with pytest.raises(services.AddressError, match="password") as exc:
-        services.update_address_step(setup, custom_values("help@acme.test"), "")
+    setup = wizard.start_setup(domain.id, admin.id)
+    with pytest.raises(AddressError, match="must be on acme.test"):
+        wizard.update_address_step(setup, custom_values("help@other.test"), "pw")
+    with pytest.raises(AddressError, match="password") as exc:
+        wizard.update_address_step(setup, custom_values("help@acme.test"), "")
     assert exc.value.field == "password"
 
 
 def test_custom_servers_are_validated_and_ports_default_by_protocol_and_security(db, admin):
     domain = make_domain("acme.test")
-    setup = services.start_setup(domain.id, admin.id)
+    setup = wizard.start_setup(domain.id, admin.id)
     values = custom_values("help@acme.test", incoming_protocol="pop3", incoming_security="starttls",
                            outgoing_security="ssl", incoming_host="POP.Acme.Test.")
-    services.update_address_step(setup, values, "pw")
+    wizard.update_address_step(setup, values, "pw")
     assert (setup.values["incoming_host"], setup.values["incoming_port"], setup.values["outgoing_port"]) == \
         ("pop.acme.test", 110, 465)
-    services.update_address_step(setup, custom_values("help@acme.test", incoming_port=1993,
+    wizard.update_address_step(setup, custom_values("help@acme.test", incoming_port=1993,
                                                       incoming_host="127.0.0.1"), "")
     assert (setup.values["incoming_host"], setup.values["incoming_port"]) == ("127.0.0.1", 1993)
     for bad, field in ((dict(incoming_host="imap acme"), "incoming_host"), (dict(outgoing_port=70000), "outgoing_port"),
                        (dict(incoming_protocol="ftp"), "incoming_protocol"), (dict(incoming_host=""), "incoming_host")):
-        with pytest.raises(services.AddressError) as exc:
-            services.update_address_step(setup, custom_values("help@acme.test", **bad), "")
+        with pytest.raises(AddressError) as exc:
+            wizard.update_address_step(setup, custom_values("help@acme.test", **bad), "")
         assert exc.value.field == field
     # An inbound-only address needs no outgoing server.
-    services.update_address_step(setup, custom_values("help@acme.test", usage="inbound", outgoing_host=""), "")
+    wizard.update_address_step(setup, custom_values("help@acme.test", usage="inbound", outgoing_host=""), "")
     assert setup.values["outgoing_host"] is None
 
 
@@ -188,17 +190,17 @@ def test_password_is_encrypted_at_rest_never_in_wizard_values_and_blank_keeps_it
     assert b"p\xc3\xa4ssword" not in address.password_encrypted
     assert decrypt_secret(address.password_encrypted) == "pässword-1"
 
-    setup = services.start_edit(address.id, admin.id)
+    setup = wizard.start_edit(address.id, admin.id)
     assert "password" not in str(setup.values) and "pässword" not in str(setup.values)
-    services.update_address_step(setup, custom_values("help@acme.test", display_name="Renamed"), "")
-    services.save_setup(setup)
+    wizard.update_address_step(setup, custom_values("help@acme.test", display_name="Renamed"), "")
+    addresses.save_setup(setup)
     db.session.commit()
     assert decrypt_secret(address.password_encrypted) == "pässword-1"  # blank kept it
 
-    setup = services.start_edit(address.id, admin.id)
-    services.update_address_step(setup, custom_values("help@acme.test"), "new-secret")
+    setup = wizard.start_edit(address.id, admin.id)
+    wizard.update_address_step(setup, custom_values("help@acme.test"), "new-secret")
     assert decrypt_secret(setup.password_encrypted) == "new-secret"
-    services.save_setup(setup)
+    addresses.save_setup(setup)
     db.session.commit()
     assert decrypt_secret(address.password_encrypted) == "new-secret"
     assert db.session.scalar(select(func.count(AddressSetup.id))) == 0  # saving closed the wizard
@@ -207,11 +209,11 @@ def test_password_is_encrypted_at_rest_never_in_wizard_values_and_blank_keeps_it
 # --- Email Template Design ---------------------------------------------------------------------
 
 def test_template_parts_are_checked_for_placeholders_and_sanitised(db, admin):
-    setup = services.start_setup(services.ensure_platform_domain().id, admin.id)
-    services.update_address_step(setup, platform_values("help"))
-    with pytest.raises(services.AddressError, match=r"Unknown placeholder: \{\{ custmer_name \}\}"):
-        services.set_template_part(setup, "header", "<p>Hi {{ custmer_name }}</p>")
-    stored = services.set_template_part(
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
+    wizard.update_address_step(setup, platform_values("help"))
+    with pytest.raises(AddressError, match=r"Unknown placeholder: \{\{ custmer_name \}\}"):
+        wizard.set_template_part(setup, "header", "<p>Hi {{ custmer_name }}</p>")
+    stored = wizard.set_template_part(
         setup, "footer", '<p onclick="steal()">Bye {{ agent_name }}</p><script>alert(1)</script>'
                          '<form action="https://evil.example"><input name="x"></form><a href="javascript:x()">x</a>')
     assert stored.startswith("<p>Bye {{ agent_name }}</p>")
@@ -220,11 +222,11 @@ def test_template_parts_are_checked_for_placeholders_and_sanitised(db, admin):
 
 
 def test_preview_renders_the_sample_reply_through_the_senders_renderer(db, admin):
-    setup = services.start_setup(services.ensure_platform_domain().id, admin.id)
-    services.update_address_step(setup, platform_values("help", display_name="Acme Help"))
-    services.update_design_step(setup, True)
-    services.set_template_part(setup, "header", "<p>{{ display_name }} for {{ customer_name }}</p>")
-    preview = services.render_preview(setup, {"footer_html": "<p>Ref {{ conversation_reference }} by {{ agent_name }}"
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
+    wizard.update_address_step(setup, platform_values("help", display_name="Acme Help"))
+    wizard.update_design_step(setup, True)
+    wizard.set_template_part(setup, "header", "<p>{{ display_name }} for {{ customer_name }}</p>")
+    preview = render_preview(setup, {"footer_html": "<p>Ref {{ conversation_reference }} by {{ agent_name }}"
                                               " {{ oops }}</p>"})
     assert '<div class="ph-header"><p>Acme Help for Carol Customer</p></div>' in preview.html
     assert "Ref #1042 by Alex Agent" in preview.html and "Where is it?" in preview.html  # the quoted message
@@ -233,7 +235,7 @@ def test_preview_renders_the_sample_reply_through_the_senders_renderer(db, admin
     assert "{{ oops }}" in preview.error
     assert setup.preview_html == preview.html and preview.version == 1
     assert setup.values["footer_html"] == ""  # the typed footer was not saved
-    off = services.render_preview(setup, {"template_enabled": False}, store=False)
+    off = render_preview(setup, {"template_enabled": False}, store=False)
     assert "ph-header" not in off.html and off.version == 0
 
 
@@ -245,16 +247,16 @@ def test_saving_creates_a_never_published_draft_and_edits_mark_unpublished_chang
     publishing.publish(admin.id, "go live", address_ids=[address.id])
     db.session.commit()
 
-    setup = services.start_edit(address.id, admin.id)
-    assert services.start_edit(address.id, admin.id).id == setup.id  # one open wizard per user and address
-    services.update_address_step(setup, platform_values("help"))
-    assert services.save_setup(setup)[1] == "unchanged"
+    setup = wizard.start_edit(address.id, admin.id)
+    assert wizard.start_edit(address.id, admin.id).id == setup.id  # one open wizard per user and address
+    wizard.update_address_step(setup, platform_values("help"))
+    assert addresses.save_setup(setup)[1] == "unchanged"
     db.session.commit()
     assert address.publish_state == "Published"
 
-    setup = services.start_edit(address.id, admin.id)
-    services.update_address_step(setup, platform_values("help", display_name="New Name", enabled=False))
-    assert services.save_setup(setup)[1] == "updated"
+    setup = wizard.start_edit(address.id, admin.id)
+    wizard.update_address_step(setup, platform_values("help", display_name="New Name", enabled=False))
+    assert addresses.save_setup(setup)[1] == "updated"
     db.session.commit()
     assert address.publish_state == "Unpublished changes"
     live = published_address("help@mail.pigeonhole.test")
@@ -263,29 +265,29 @@ def test_saving_creates_a_never_published_draft_and_edits_mark_unpublished_chang
 
 def test_wizards_belong_to_their_user(db, admin):
     other = make_user("admin")
-    setup = services.start_setup(services.ensure_platform_domain().id, admin.id)
+    setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     db.session.commit()
-    assert services.get_setup(setup.id, admin.id) is setup
-    assert services.get_setup(setup.id, other.id) is None
+    assert wizard.get_setup(setup.id, admin.id) is setup
+    assert wizard.get_setup(setup.id, other.id) is None
 
 
 def test_a_test_result_is_kept_only_for_the_settings_it_tested(db, admin):
     domain = make_domain("acme.test")
-    setup = services.start_setup(domain.id, admin.id)
+    setup = wizard.start_setup(domain.id, admin.id)
     values = custom_values("help@acme.test")
-    services.update_address_step(setup, values, "pw")
-    fingerprint = services.connection_fingerprint(setup.values, "pw")
+    wizard.update_address_step(setup, values, "pw")
+    fingerprint = connection_test.connection_fingerprint(setup.values, "pw")
     setup.test_result = {"ok": True, "at": "2026-11-27T10:00:00+00:00", "fingerprint": fingerprint,
                          "results": [], "summary": "all good"}
-    assert services.setup_test_outcome(setup) is True
-    address, _ = services.save_setup(setup)
+    assert connection_test.setup_test_outcome(setup) is True
+    address, _ = addresses.save_setup(setup)
     db.session.commit()
     assert address.last_test_ok is True and address.last_test_message == "all good"
 
-    setup = services.start_edit(address.id, admin.id)
-    services.update_address_step(setup, custom_values("help@acme.test", incoming_host="imap2.example.net"), "")
-    assert services.setup_test_outcome(setup) is None  # never tested with these settings
-    services.save_setup(setup)
+    setup = wizard.start_edit(address.id, admin.id)
+    wizard.update_address_step(setup, custom_values("help@acme.test", incoming_host="imap2.example.net"), "")
+    assert connection_test.setup_test_outcome(setup) is None  # never tested with these settings
+    addresses.save_setup(setup)
     db.session.commit()
     assert address.last_test_ok is None and address.last_test_at is None
 
@@ -298,7 +300,7 @@ def test_an_address_without_conversations_is_erased(db, admin):
     draft = Draft(key="k1", author_id=admin.id, from_address_id=address.id)
     db.session.add(draft)
     db.session.commit()
-    assert services.delete_address(address.id) == "deleted"
+    assert addresses.delete_address(address.id) == "deleted"
     db.session.commit()
     assert db.session.get(EmailAddress, address.id) is None
     assert db.session.scalar(select(func.count(MailboxState.id))) == 0
@@ -310,16 +312,16 @@ def test_an_address_with_conversations_is_archived_readable_and_out_of_traffic(d
     publishing.publish(admin.id, "live", address_ids=[address.id])
     conversation = make_conversation(address)
     assert published_address(address.id) is not None
-    assert services.delete_address(address.id) == "archived"
+    assert addresses.delete_address(address.id) == "archived"
     db.session.commit()
     assert db.session.get(Conversation, conversation.id).address.address == "help@mail.pigeonhole.test"
     assert published_address(address.id) is None
     assert published_addresses() == []
     assert address.published is None
-    with pytest.raises(services.AddressError, match="already archived"):
-        services.delete_address(address.id)
-    with pytest.raises(services.AddressError):
-        services.start_edit(address.id, admin.id)
+    with pytest.raises(AddressError, match="already archived"):
+        addresses.delete_address(address.id)
+    with pytest.raises(AddressError):
+        wizard.start_edit(address.id, admin.id)
     assert address not in editing.assignable_addresses()
     assert all(p.id != address.id for p in publishing.pending_changes())
 
@@ -327,12 +329,12 @@ def test_an_address_with_conversations_is_archived_readable_and_out_of_traffic(d
 def test_creating_an_archived_address_again_restores_it_with_its_conversations(db, admin):
     address = make_address(admin, values=platform_values("help"))
     conversation = make_conversation(address)
-    services.delete_address(address.id)
+    addresses.delete_address(address.id)
     db.session.commit()
-    setup = services.start_setup(address.domain_id, admin.id)
-    services.update_address_step(setup, platform_values("help", display_name="Back Again"))
-    assert services.setup_restores(setup).id == address.id
-    restored, what = services.save_setup(setup)
+    setup = wizard.start_setup(address.domain_id, admin.id)
+    wizard.update_address_step(setup, platform_values("help", display_name="Back Again"))
+    assert wizard.setup_restores(setup).id == address.id
+    restored, what = addresses.save_setup(setup)
     db.session.commit()
     assert what == "restored" and restored.id == address.id and restored.archived_at is None
     assert restored.display_name == "Back Again" and restored.publish_state == "Never published"
@@ -352,12 +354,12 @@ def test_pending_changes_list_addresses_and_flows_with_what_changed(db, admin):
     db.session.commit()
     assert publishing.pending_changes() == []
 
-    setup = services.start_edit(address.id, admin.id)
-    services.update_address_step(setup, platform_values("help", display_name="Help Desk", usage="inbound",
+    setup = wizard.start_edit(address.id, admin.id)
+    wizard.update_address_step(setup, platform_values("help", display_name="Help Desk", usage="inbound",
                                                         forwarded_from="desk@acme.example"))
-    services.update_design_step(setup, True)
-    services.set_template_part(setup, "header", "<p>Hi</p>")
-    services.save_setup(setup)
+    wizard.update_design_step(setup, True)
+    wizard.set_template_part(setup, "header", "<p>Hi</p>")
+    addresses.save_setup(setup)
     editing.set_flow_addresses(flow.id, [address.id])
     flow.rules = [{"if": "any", "then": "queue:General"}]
     flow.draft_updated_at = flow.draft_updated_at.replace(year=2099)
@@ -393,7 +395,7 @@ def test_publish_is_all_or_nothing(db, admin):
     good = make_address(admin, values=platform_values("good"))
     gone = make_address(admin, values=platform_values("gone"))
     make_conversation(gone)
-    services.delete_address(gone.id)
+    addresses.delete_address(gone.id)
     db.session.commit()
     with pytest.raises(publishing.PublishError, match="Archived addresses cannot be published: gone@"):
         publishing.publish(admin.id, "both", address_ids=[good.id, gone.id])
@@ -407,9 +409,9 @@ def test_publish_is_all_or_nothing(db, admin):
 def test_publish_refuses_a_draft_changed_after_review(db, admin):
     address = make_address(admin, values=platform_values("help"))
     reviewed = {p.key: p.version for p in publishing.pending_changes()}
-    setup = services.start_edit(address.id, admin.id)
-    services.update_address_step(setup, platform_values("help", display_name="Changed meanwhile"))
-    services.save_setup(setup)
+    setup = wizard.start_edit(address.id, admin.id)
+    wizard.update_address_step(setup, platform_values("help", display_name="Changed meanwhile"))
+    addresses.save_setup(setup)
     db.session.commit()
     with pytest.raises(publishing.StaleDraft, match="Changed since you reviewed it: help@"):
         publishing.publish(admin.id, "go", address_ids=[address.id], expected=reviewed)
@@ -430,9 +432,9 @@ def test_a_password_change_is_live_only_after_publish(db, admin):
     address = make_address(admin, domain, custom_values("help@acme.test"), password="old-pw")
     publishing.publish(admin.id, "live", address_ids=[address.id])
     db.session.commit()
-    setup = services.start_edit(address.id, admin.id)
-    services.update_address_step(setup, custom_values("help@acme.test"), "new-pw")
-    services.save_setup(setup)
+    setup = wizard.start_edit(address.id, admin.id)
+    wizard.update_address_step(setup, custom_values("help@acme.test"), "new-pw")
+    addresses.save_setup(setup)
     db.session.commit()
     assert published_address(address.id).password() == "old-pw"
     assert "Password changed" in publishing.describe_changes(address)
@@ -479,9 +481,9 @@ def test_mailbox_status_reads_the_pollers_state(db, admin):
     db.session.add(MailboxState(address_id=address.id, folder="INBOX", last_success_at=ok, last_poll_at=ok,
                                 last_error="LOGIN failed"))
     db.session.commit()
-    status = services.mailbox_status([address.id])[address.id]
+    status = addresses.mailbox_status([address.id])[address.id]
     assert (status.last_success_at, status.last_error) == (ok, "LOGIN failed")
-    assert services.mailbox_status([]) == {}
+    assert addresses.mailbox_status([]) == {}
 
 
 def test_demo_seed_publishes_the_support_address_with_header_footer_and_flow(app, db):

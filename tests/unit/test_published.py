@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.channels.services import ensure_platform_domain
+from app.channels.domains import ensure_platform_domain
 
 from app.publish.services import NothingToPublish, publish_addresses
 from app.runtime.live import published_address, published_addresses

@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from app.channels import services
+from app.channels import domains
 from app.crypto import decrypt_secret
 from app.models.channels import AddressSetup, Domain, EmailAddress
 from tests.channel_factories import custom_values, make_address, make_conversation, make_domain, platform_values
@@ -113,7 +113,7 @@ def test_new_domain_dialog_full_fragment_422_and_create(client, db, token):
 
 
 def test_delete_domain_only_when_empty(client, db, admin, token):
-    platform_id = services.ensure_platform_domain().id
+    platform_id = domains.ensure_platform_domain().id
     domain = make_domain("acme.test")
     make_address(admin, domain, custom_values("box@acme.test"))
     url = f"/channels/email/domains/{domain.id}/delete"

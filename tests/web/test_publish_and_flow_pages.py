@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app.channels import services
+from app.channels import addresses, wizard
 from app.publish import services as publishing
 from app.runtime.live import published_address
 from app.flows import editing
@@ -81,9 +81,9 @@ def test_confirm_refuses_a_change_made_after_review(client, db, admin, token):
     data = {"csrf_token": token, "comment": "go", "item": [f"address:{a.id}"]}
     confirm = fragment(client.post("/channels/publish/new", data=data, headers=HX))
     versions = dict(re.findall(r'name="(version-[a-z]+:\d+)" value="([^"]+)"', confirm))
-    setup = services.start_edit(a.id, admin.id)
-    services.update_address_step(setup, platform_values("a", display_name="Edited meanwhile"))
-    services.save_setup(setup)
+    setup = wizard.start_edit(a.id, admin.id)
+    wizard.update_address_step(setup, platform_values("a", display_name="Edited meanwhile"))
+    addresses.save_setup(setup)
     db.session.commit()
     stale = fragment(client.post("/channels/publish/confirm", data={**data, **versions}, headers=HX), 422)
     assert "Changed since you reviewed it: a@mail.pigeonhole.test" in stale
@@ -134,8 +134,8 @@ def test_flows_list_and_update_dialog(client, db, admin, token):
     moved = client.post(url, data={"csrf_token": token, "address": str(a.id), "move": "y"})
     assert moved.status_code == 303
     db.session.expire_all()
-    assert (editing.get_flow(second.id).id, services.get_address(a.id).flow_id) == (second.id, second.id)
-    assert services.get_address(a.id).publish_state == "Never published"
+    assert (editing.get_flow(second.id).id, addresses.get_address(a.id).flow_id) == (second.id, second.id)
+    assert addresses.get_address(a.id).publish_state == "Never published"
     pending = {p.key: p.summary for p in publishing.pending_changes()}
     assert pending[f"flow:{second.id}"] == "New flow"
     assert client.get("/flows/9999/update").status_code == 404

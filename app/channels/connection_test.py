@@ -1,0 +1,92 @@
+"""Test Connection: log in to a custom domain's mailbox servers with unsaved wizard values.
+
+The probe (`app.mail.probe`) runs on the values as typed, validated the same way as
+saving them, and its outcome is kept on the wizard with an HMAC fingerprint of the
+settings it proved (`connection_fingerprint`), never the password. Saving the wizard
+carries a passing (or failing) test over to the address only when the fingerprint
+still matches its settings, and forgets an earlier test when the connection changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from flask import current_app
+
+from app.channels.domains import platform_domain_name
+from app.channels.errors import AddressError
+from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
+from app.channels.wizard import setup_complete, stored_password
+from app.crypto import decrypt_secret
+from app.extensions import db
+from app.mail import probe
+from app.models._types import utcnow
+from app.models.channels import AddressSetup, DomainKind, Usage
+from app.runtime.tls import configured_context
+
+def connection_key(values: dict, password_encrypted: bytes | None) -> tuple:
+    """What identifies a mailbox connection: servers, login and (encrypted) password."""
+    keys = ("address", "username", "incoming_protocol", "incoming_host", "incoming_port", "incoming_security",
+            "outgoing_host", "outgoing_port", "outgoing_security")
+    return tuple(values.get(k) for k in keys) + (password_encrypted,)
+
+
+def connection_fingerprint(values: dict, password: str) -> str:
+    """An HMAC (keyed with SECRET_KEY) of what a connection test proves: servers, login and password.
+
+    It lets the saved address say whether the last test passed *for these very settings*
+    without storing anything the password could be recovered from.
+    """
+    keys = ("address", "username", "usage", "incoming_protocol", "incoming_host", "incoming_port",
+            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
+    material = json.dumps([values.get(k) for k in keys] + [password], separators=(",", ":"))
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), material.encode(), hashlib.sha256).hexdigest()
+
+
+def run_connection_test(setup: AddressSetup, values: dict, password: str | None) -> list:
+    """Run Test Connection on unsaved values and remember the outcome in the wizard.
+
+    `values` are the step's form values (validated the same way as saving them,
+    so `AddressError` names a bad field); `password` is what the admin typed, or
+    empty to use the stored one. Returns the `ProbeResult`s (incoming, outgoing,
+    as the usage needs). Network failures are results, never exceptions.
+    """
+    usage = values.get("usage") if values.get("usage") in USAGE_LABELS else Usage.BOTH.value
+    address = normalise_email(values.get("address") or "", "address")
+    server = normalise_servers(values, usage)
+    clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
+             **server}
+    password = password or decrypt_secret(stored_password(setup)) or ""
+    if not password:
+        raise AddressError("Enter the mailbox password to test the connection.", "password")
+    incoming = outgoing = None
+    if clean["incoming_host"] and usage != Usage.OUTBOUND.value:
+        incoming = probe.ServerSettings(clean["incoming_protocol"], clean["incoming_host"], clean["incoming_port"],
+                                        clean["incoming_security"])
+    if clean["outgoing_host"] and usage != Usage.INBOUND.value:
+        outgoing = probe.ServerSettings("smtp", clean["outgoing_host"], clean["outgoing_port"],
+                                        clean["outgoing_security"])
+    if incoming is None and outgoing is None:
+        raise AddressError("Enter the incoming or outgoing server to test.", "incoming_host")
+    results = probe.probe(incoming, outgoing, clean["username"] or address, password,
+                          timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(),
+                          local_hostname=platform_domain_name())
+    ok = all(r.ok for r in results)
+    setup.test_result = {
+        "ok": ok, "at": utcnow().isoformat(), "fingerprint": connection_fingerprint(clean, password),
+        "results": [r.to_dict() for r in results],
+        "summary": " ".join(r.message + (f" ({r.detail})" if r.detail else "") for r in results),
+    }
+    setup.updated_at = utcnow()
+    db.session.flush()
+    return results
+
+
+def setup_test_outcome(setup: AddressSetup) -> bool | None:
+    """Whether the wizard's last Test Connection passed, if it tested exactly its current settings; else None."""
+    result = setup.test_result
+    if not result or setup.domain.kind != DomainKind.CUSTOM.value or not setup_complete(setup):
+        return None
+    fingerprint = connection_fingerprint(setup.values, decrypt_secret(stored_password(setup)) or "")
+    return bool(result["ok"]) if result.get("fingerprint") == fingerprint else None

@@ -1,0 +1,89 @@
+"""The Preview of the address wizard: a sample reply rendered with unsaved values.
+
+The Preview goes through the very renderer that sends replies (`app.mail.render`), with
+a `PreviewSender` built from the wizard's values and whatever the admin is typing in the
+header or footer editor, so what the admin sees is what customers get.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from app.extensions import db
+from app.mail.render import Draft, QuotedMessage, TemplateError, check_template, render_parts
+from app.models.channels import AddressSetup, DomainKind
+
+SAMPLE_CUSTOMER = "Carol Customer"
+SAMPLE_AGENT = "Alex Agent"
+SAMPLE_REFERENCE = "#1042"
+
+
+@dataclass(frozen=True)
+class PreviewSender:
+    """A sender built from unsaved wizard values: what `render_parts` needs of an address."""
+
+    address: str
+    display_name: str
+    forwarded_from: str | None
+    template_enabled: bool
+    header_html: str
+    footer_html: str
+    is_platform: bool
+
+
+def sample_draft() -> Draft:
+    """The sample reply the Preview renders: Carol Customer asked, Alex Agent answers."""
+    return Draft(
+        to=[f"{SAMPLE_CUSTOMER} <carol@example.com>"],
+        subject="Re: Where is my parcel?",
+        body_html=("<p>Hello Carol,</p><p>Thank you for your message. Your parcel left our warehouse this "
+                   "morning and should reach you within two working days.</p><p>Kind regards,<br>"
+                   f"{SAMPLE_AGENT}</p>"),
+        quoted=QuotedMessage(sender=f"{SAMPLE_CUSTOMER} <carol@example.com>",
+                             date=datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc),
+                             html="<p>Hello, I ordered a parcel last week and it has not arrived yet. "
+                                  "Where is it?</p><p>Carol</p>"),
+        placeholders={"customer_name": SAMPLE_CUSTOMER, "agent_name": SAMPLE_AGENT,
+                      "conversation_reference": SAMPLE_REFERENCE},
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    html: str
+    text: str
+    error: str | None
+    version: int
+    template_enabled: bool
+
+
+def render_preview(setup: AddressSetup, overrides: dict | None = None, store: bool = True) -> Preview:
+    """Render the sample reply through the sender's renderer with the wizard's values and unsaved `overrides`.
+
+    `overrides` may carry template_enabled, header_html and footer_html as typed.
+    With `store`, the rendered HTML is kept on the wizard row under a new version
+    (the sandboxed preview frame loads it from there); without, version 0 means
+    "the saved design", which the frame renders itself. An unknown placeholder
+    does not stop the preview; `error` says what is wrong.
+    """
+    values = dict(setup.values or {})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    domain = setup.domain
+    address = values.get("address") or f"address@{domain.name}"
+    sender = PreviewSender(
+        address=address, display_name=values.get("display_name") or "", forwarded_from=values.get("forwarded_from"),
+        template_enabled=bool(values.get("template_enabled")), header_html=values.get("header_html") or "",
+        footer_html=values.get("footer_html") or "", is_platform=domain.kind == DomainKind.PLATFORM.value)
+    error = None
+    try:
+        check_template((sender.header_html or "") + "\n" + (sender.footer_html or ""))
+    except TemplateError as exc:
+        error = str(exc)
+    html, text = render_parts(sender, sample_draft())
+    if not store:
+        return Preview(html=html, text=text, error=error, version=0, template_enabled=sender.template_enabled)
+    setup.preview_html = html
+    setup.preview_version = (setup.preview_version or 0) + 1
+    db.session.flush()
+    return Preview(html=html, text=text, error=error, version=setup.preview_version,
+                   template_enabled=sender.template_enabled)

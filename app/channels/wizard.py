@@ -1,0 +1,244 @@
+"""The "New Email Address" / "Edit" wizard: its state, its steps, and the address rules they check.
+
+The wizard keeps its state in an `AddressSetup` row (never the session), so reload,
+back and a second tab all work: each step validates its values and stores them
+there, Test Connection (`connection_test`) and the Preview (`preview`) work on those
+unsaved values, and `addresses.save_setup()` writes the address's draft in one go.
+
+The rules of an address: unique (a new address on the same domain may take over an
+archived one, whose conversations come back), on its domain, at most
+`MAX_ADDRESSES_PER_CUSTOM_DOMAIN` live addresses per custom domain (`domains`); a
+platform address names the contact center's own address that forwards to it
+("Forwarded from"), outside the platform domain; a custom one needs its mailbox
+password, encrypted at rest (`app.crypto`).
+
+Services raise `AddressError` / `DomainError` / `AddressLimitReached` naming the form
+field, and flush but never commit: the caller commits.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+
+from app.channels.domains import check_room_for_address, platform_domain_name
+from app.channels.errors import AddressError, DomainError
+from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
+from app.crypto import encrypt_secret
+from app.extensions import db
+from app.mail.html import sanitize_html
+from app.mail.render import TemplateError, check_template
+from app.models._types import utcnow
+from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, Usage
+
+#: The wizard's steps, in order: (slug, title).
+SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design"), ("review", "Review"))
+
+#: Unfinished wizards older than this are dropped when their owner starts another.
+SETUP_MAX_AGE = timedelta(days=7)
+
+
+#: What the wizard edits: `EmailAddress` columns (the password travels separately, encrypted).
+WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
+                 "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
+                 "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
+                 "use_reply_to_identity", "channel_sessions")
+
+
+def address_values(address: EmailAddress) -> dict:
+    """The wizard values of an existing address (its draft)."""
+    return {k: getattr(address, k) for k in WIZARD_FIELDS}
+
+
+def default_values(domain: Domain) -> dict:
+    values = dict.fromkeys(WIZARD_FIELDS)
+    values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True,
+                  template_enabled=False, header_html="", footer_html="", use_reply_to_identity=False,
+                  channel_sessions=False)
+    if domain.kind == DomainKind.CUSTOM.value:
+        values.update(incoming_protocol="imap", incoming_port=993, incoming_security="ssl",
+                      outgoing_port=465, outgoing_security="ssl")
+    return values
+
+
+def _drop_stale_setups(user_id: int) -> None:
+    db.session.execute(delete(AddressSetup).where(
+        AddressSetup.user_id == user_id, AddressSetup.updated_at < utcnow() - SETUP_MAX_AGE))
+
+
+def start_setup(domain_id: int, user_id: int) -> AddressSetup:
+    """Open a "New Email Address" wizard on a domain.
+
+    Raises `AddressLimitReached` when the custom domain is full and `DomainError`
+    for an unknown domain.
+    """
+    domain = db.session.get(Domain, domain_id)
+    if domain is None:
+        raise DomainError("This domain no longer exists.")
+    check_room_for_address(domain)
+    _drop_stale_setups(user_id)
+    setup = AddressSetup(user_id=user_id, domain=domain, values=default_values(domain))
+    db.session.add(setup)
+    db.session.flush()
+    return setup
+
+
+def start_edit(address_id: int, user_id: int) -> AddressSetup:
+    """The user's "Edit" wizard for an address: the open one, or a new one from its draft.
+
+    Raises `AddressError` for an unknown or archived address.
+    """
+    address = db.session.get(EmailAddress, address_id)
+    if address is None or address.archived_at is not None:
+        raise AddressError("This email address no longer exists or is archived.")
+    setup = db.session.scalar(select(AddressSetup).where(
+        AddressSetup.address_id == address.id, AddressSetup.user_id == user_id).order_by(AddressSetup.id.desc()))
+    if setup is None:
+        _drop_stale_setups(user_id)
+        setup = AddressSetup(user_id=user_id, domain_id=address.domain_id, address=address,
+                             values=address_values(address))
+        db.session.add(setup)
+        db.session.flush()
+    return setup
+
+
+def get_setup(setup_id: int, user_id: int) -> AddressSetup | None:
+    """The wizard, if it exists and belongs to this user."""
+    setup = db.session.get(AddressSetup, setup_id)
+    if setup is None or setup.user_id != user_id:
+        return None
+    return setup
+
+
+def discard_setup(setup: AddressSetup) -> None:
+    db.session.delete(setup)
+    db.session.flush()
+
+
+def _set_values(setup: AddressSetup, changes: dict) -> None:
+    values = dict(setup.values or {})
+    values.update(changes)
+    setup.values = values  # a new dict, so the JSON column is written
+    setup.updated_at = utcnow()
+
+
+def _conflicting_address(address: str, setup: AddressSetup) -> EmailAddress | None:
+    query = select(EmailAddress).where(func.lower(EmailAddress.address) == address)
+    if setup.address_id is not None:
+        query = query.where(EmailAddress.id != setup.address_id)
+    return db.session.scalar(query)
+
+
+def _restorable(conflict: EmailAddress | None, setup: AddressSetup) -> bool:
+    """A new address may take over an archived row of the same domain (its conversations come back)."""
+    return (conflict is not None and conflict.archived_at is not None and setup.address_id is None
+            and conflict.domain_id == setup.domain_id)
+
+
+def check_unique(address: str, setup: AddressSetup) -> EmailAddress | None:
+    """Raise `AddressError` if another address has this name; return an archived row it would restore."""
+    conflict = _conflicting_address(address, setup)
+    if conflict is None:
+        return None
+    if _restorable(conflict, setup):
+        return conflict
+    if conflict.archived_at is not None:
+        raise AddressError(f"{address} belongs to an archived address on another domain.", "address")
+    raise AddressError(f"{address} already exists.", "address")
+
+
+def update_address_step(setup: AddressSetup, values: dict, password: str | None = None) -> None:
+    """Validate and store the "Email Address" step.
+
+    `values` are the form's values (EmailAddress column names; for the platform
+    domain `address` may be just the local part). `password` is what the admin
+    typed; empty keeps the stored one. Raises `AddressError` naming the field.
+    """
+    domain = setup.domain
+    clean: dict = {"display_name": (values.get("display_name") or "").strip(), "usage": values.get("usage"),
+                   "send_vcard": bool(values.get("send_vcard")), "enabled": bool(values.get("enabled")),
+                   "use_reply_to_identity": bool(values.get("use_reply_to_identity")),
+                   "channel_sessions": bool(values.get("channel_sessions"))}
+    if not clean["display_name"]:
+        raise AddressError("Enter the display name customers see.", "display_name")
+    if clean["usage"] not in USAGE_LABELS:
+        raise AddressError("Choose how the address is used.", "usage")
+
+    raw = (values.get("address") or "").strip()
+    if domain.kind == DomainKind.PLATFORM.value:
+        if "@" in raw:
+            local, _, at_domain = raw.rpartition("@")
+            if at_domain.lower() != domain.name:
+                raise AddressError(f"Enter only the part before @{domain.name}.", "address")
+            raw = local
+        if not raw:
+            raise AddressError(f"Enter the part before @{domain.name}.", "address")
+        clean["address"] = normalise_email(f"{raw}@{domain.name}", "address")
+        forwarded = normalise_email(values.get("forwarded_from") or "", "forwarded_from")
+        platform = platform_domain_name()
+        if forwarded.endswith("@" + platform) or forwarded.endswith("." + platform):
+            raise AddressError("Forwarded from is the contact center's own address, outside the platform domain "
+                               f"{platform}.", "forwarded_from")
+        clean["forwarded_from"] = forwarded
+        clean.update(username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
+                     incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
+    else:
+        clean["address"] = normalise_email(raw, "address")
+        if clean["address"].rpartition("@")[2] != domain.name:
+            raise AddressError(f"The address must be on {domain.name}.", "address")
+        clean["forwarded_from"] = None
+        clean["username"] = (values.get("username") or "").strip() or None
+        clean.update(normalise_servers(values, clean["usage"]))
+    check_unique(clean["address"], setup)
+
+    if password:
+        setup.password_encrypted = encrypt_secret(password)
+    if domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
+        raise AddressError("Enter the mailbox password.", "password")
+    _set_values(setup, clean)
+    db.session.flush()
+
+
+def stored_password(setup: AddressSetup) -> bytes | None:
+    """The encrypted password the wizard would save: typed in this wizard, else the address's."""
+    if setup.password_encrypted:
+        return setup.password_encrypted
+    if setup.address is not None:
+        return setup.address.password_encrypted
+    return None
+
+
+def update_design_step(setup: AddressSetup, template_enabled: bool) -> None:
+    _set_values(setup, {"template_enabled": bool(template_enabled)})
+    db.session.flush()
+
+
+def set_template_part(setup: AddressSetup, part: str, html: str) -> str:
+    """Store a sanitised header or footer; returns what was stored.
+
+    Raises `AddressError` (field "html") for an unknown placeholder.
+    """
+    if part not in ("header", "footer"):
+        raise ValueError(part)
+    try:
+        check_template(html)
+    except TemplateError as exc:
+        raise AddressError(str(exc), "html") from None
+    clean = sanitize_html(html or "").strip()
+    _set_values(setup, {f"{part}_html": clean})
+    db.session.flush()
+    return clean
+
+
+def setup_restores(setup: AddressSetup) -> EmailAddress | None:
+    """The archived address this new wizard would restore on save, if any."""
+    address = (setup.values or {}).get("address")
+    if not address or setup.address_id is not None:
+        return None
+    conflict = _conflicting_address(address, setup)
+    return conflict if _restorable(conflict, setup) else None
+
+
+def setup_complete(setup: AddressSetup) -> bool:
+    """True once the "Email Address" step has been filled in."""
+    return bool((setup.values or {}).get("address")) and bool((setup.values or {}).get("display_name"))
