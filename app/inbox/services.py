@@ -50,9 +50,6 @@ from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen
 log = logging.getLogger(__name__)
 
 STATUSES = ("open", "pending", "resolved", "closed")
-VIEWS = ("mine", "unassigned", "all", "drafts")
-DRAFT_KINDS = ("reply", "reply_all", "forward", "new")
-FAILED = ("failed", "bounced")
 
 
 class NotFound(LookupError):

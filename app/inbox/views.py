@@ -34,7 +34,6 @@ CONVERSATION_CSP = CSP.replace(
 ).replace("img-src 'self' data:;", "img-src 'self' data: http: https:;")
 
 KIND_LABELS = {"reply": "Reply", "reply_all": "Reply All", "forward": "Forward", "new": "New Mail"}
-TERMINAL = ("sent", "failed", "bounced")
 
 
 @bp.app_context_processor
