@@ -44,7 +44,7 @@ from app.transactions import on_commit
 from app.units import human_size
 from app.models.auth import Queue, Role, User, queue_members
 from app.models.channels import EmailAddress
-from app.models._types import UTCDateTime
+from app.models._types import UTCDateTime, utcnow
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,6 @@ class NewerMessage(Exception):
     def __init__(self, message: Message) -> None:
         super().__init__(message.id)
         self.message = message
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --- Permissions -------------------------------------------------------------------------
@@ -377,11 +373,11 @@ def mark_seen(user_id: int, conversation_id: int, last_message_at: datetime | No
     """
     row = db.session.get(ConversationSeen, (user_id, conversation_id))
     if row is None:
-        db.session.add(ConversationSeen(user_id=user_id, conversation_id=conversation_id, seen_at=_now()))
+        db.session.add(ConversationSeen(user_id=user_id, conversation_id=conversation_id, seen_at=utcnow()))
         return True
     if last_message_at is not None and row.seen_at >= last_message_at:
         return False
-    row.seen_at = _now()
+    row.seen_at = utcnow()
     return True
 
 
@@ -864,7 +860,7 @@ def save_draft(author: User | int, draft_id: int, *, to: str | None = None, cc: 
                 item["included"] = item["sha256"] in forward_included
             items.append(item)
         draft.attachments = items
-    draft.updated_at = _now()
+    draft.updated_at = utcnow()
     return draft
 
 
@@ -907,7 +903,7 @@ def add_draft_attachment(author: User | int, draft_id: int, filename: str, conte
     draft.attachments = list(draft.attachments or []) + [{
         "sha256": sha, "filename": name, "content_type": (content_type or "application/octet-stream")[:200],
         "size": len(data), "source": "upload", "included": True}]
-    draft.updated_at = _now()
+    draft.updated_at = utcnow()
     return draft
 
 
@@ -918,7 +914,7 @@ def remove_draft_attachment(author: User | int, draft_id: int, index: int) -> Dr
         raise InvalidAction("That attachment is no longer on the draft.")
     del items[index]
     draft.attachments = items
-    draft.updated_at = _now()
+    draft.updated_at = utcnow()
     return draft
 
 
@@ -976,7 +972,7 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Mess
             .order_by(Message.id.desc()).limit(1))
         if newer is not None:
             raise NewerMessage(newer)
-    now = _now()
+    now = utcnow()
     if conversation is None:
         conversation = _new_conversation(author, draft, sender, lists["to"], now)
     store = blob_store()
