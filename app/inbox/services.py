@@ -78,7 +78,8 @@ class NewerMessage(Exception):
 
 # --- Permissions -------------------------------------------------------------------------
 
-def _user(user_or_id: User | int) -> User:
+def get_user(user_or_id: User | int) -> User:
+    """The user (services take a `User` or its id); raises `NotFound`."""
     if isinstance(user_or_id, User):
         return user_or_id
     user = db.session.get(User, user_or_id)
@@ -87,7 +88,8 @@ def _user(user_or_id: User | int) -> User:
     return user
 
 
-def _my_queue_ids(user: User):
+def member_queue_ids(user: User):
+    """A SELECT of the ids of the queues `user` is a member of."""
     return select(queue_members.c.queue_id).where(queue_members.c.user_id == user.id)
 
 
@@ -95,7 +97,7 @@ def visibility_filter(user: User):
     """A WHERE clause for the conversations `user` may see (None: all of them)."""
     if user.has_role(Role.SUPERVISOR):
         return None
-    return or_(Conversation.assignee_id == user.id, Conversation.queue_id.in_(_my_queue_ids(user)))
+    return or_(Conversation.assignee_id == user.id, Conversation.queue_id.in_(member_queue_ids(user)))
 
 
 #: The agent rule of `visibility_filter`, in SQL over `conversations` (parameter `user_id`).
@@ -113,7 +115,7 @@ def can_see(user: User, conversation: Conversation) -> bool:
 
 def get_conversation(user: User | int, conversation_id: int) -> Conversation:
     """The conversation if `user` may see it; raises `NotFound` otherwise."""
-    user = _user(user)
+    user = get_user(user)
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None or not can_see(user, conversation):
         raise NotFound("conversation")
@@ -243,7 +245,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     message id, from `InboxPage.older_matches`). Raises `InvalidAction` for an unknown view or
     status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters.
     """
-    user = _user(user)
+    user = get_user(user)
     limit = limit or current_app.config["INBOX_PAGE_SIZE"]
     if view not in ("mine", "unassigned", "all"):
         raise InvalidAction(f"Unknown view {view!r}.")
@@ -320,7 +322,7 @@ def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
     Capped so that the inbox stays fast on a large database: each count reads at most
     `cap + 1` index entries.
     """
-    user = _user(user)
+    user = get_user(user)
     seen = visibility_filter(user)
 
     def capped(*where) -> int:
@@ -336,10 +338,10 @@ def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
 
 def user_queues(user: User | int) -> list[Queue]:
     """The queues a user works (all queues for supervisors and admins), by name."""
-    user = _user(user)
+    user = get_user(user)
     query = select(Queue).order_by(Queue.name)
     if not user.has_role(Role.SUPERVISOR):
-        query = query.where(Queue.id.in_(_my_queue_ids(user)))
+        query = query.where(Queue.id.in_(member_queue_ids(user)))
     return list(db.session.scalars(query))
 
 
@@ -350,7 +352,7 @@ MY_QUEUES_SQL = text("SELECT q.id, q.name FROM queues q JOIN queue_members m ON 
 
 def queue_choices(user: User | int) -> list:
     """`user_queues` as (id, name) rows, for a queue filter: no ORM objects to build."""
-    user = _user(user)
+    user = get_user(user)
     if user.has_role(Role.SUPERVISOR):
         return all_queue_choices()
     return db.session.execute(MY_QUEUES_SQL, {"user_id": user.id}).all()
@@ -358,7 +360,7 @@ def queue_choices(user: User | int) -> list:
 
 def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Draft]:
     """The user's drafts, newest first (of one conversation when given)."""
-    user = _user(user)
+    user = get_user(user)
     query = select(Draft).where(Draft.author_id == user.id).order_by(Draft.updated_at.desc(), Draft.id.desc())
     if conversation_id is not None:
         query = query.where(Draft.conversation_id == conversation_id)
@@ -546,7 +548,7 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
     `MessageView`s with their authors, their attachments (when any), the earlier
     conversations; drafts and flow runs only when there are some.
     """
-    user = _user(user)
+    user = get_user(user)
     everyone = user.has_role(Role.SUPERVISOR)
     found = db.session.execute(CONVERSATION_SQL[everyone], {"conversation_id": conversation_id,
                                                             "user_id": user.id}).first()
@@ -598,7 +600,7 @@ def flow_runs(conversation_id: int, limit: int = 3) -> list:
 def assign(actor: User | int, conversation_id: int, assignee_id: int | None) -> Conversation:
     """Assign to a user (None: unassign). Raises `NotFound`, `InvalidAction` for an inactive user
     or an agent who is not a member of the conversation's queue."""
-    actor = _user(actor)
+    actor = get_user(actor)
     conversation = get_conversation(actor, conversation_id)
     if assignee_id is None:
         conversation.assignee_id = None
@@ -615,7 +617,7 @@ def assign(actor: User | int, conversation_id: int, assignee_id: int | None) -> 
 
 def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversation:
     """Move to another queue; the assignee stays only if they are a member of it."""
-    actor = _user(actor)
+    actor = get_user(actor)
     conversation = get_conversation(actor, conversation_id)
     queue = db.session.get(Queue, queue_id)
     if queue is None:
@@ -659,7 +661,7 @@ def all_queue_choices() -> list:
 
 def add_note(author: User | int, conversation_id: int, body_html: str) -> Message:
     """An internal note: stored in the thread, never emailed. Raises `InvalidAction` when empty."""
-    author = _user(author)
+    author = get_user(author)
     conversation = get_conversation(author, conversation_id)
     html = sanitize_html(body_html or "")
     text = html_to_text(html).strip()
@@ -690,7 +692,7 @@ def sending_addresses(user: User | int, conversation: Conversation | None = None
     Supervisors and admins: every one. Agents: those linked to their queues, plus the
     conversation's own address when answering it.
     """
-    user = _user(user)
+    user = get_user(user)
     if user.has_role(Role.SUPERVISOR):
         ids = list(db.session.scalars(select(EmailAddress.id).order_by(EmailAddress.address)))
     else:
@@ -744,7 +746,7 @@ def start_draft(author: User | int, conversation_id: int, kind: str, message_id:
     """Open a composer on a conversation: "reply", "reply_all" or "forward" of `message_id` (by default
     the last customer message), recipients and subject filled in by the rules. Raises `NotFound`,
     `InvalidAction`."""
-    author = _user(author)
+    author = get_user(author)
     if kind not in ("reply", "reply_all", "forward"):
         raise InvalidAction("Choose Reply, Reply All or Forward.")
     conversation = get_conversation(author, conversation_id)
@@ -801,7 +803,7 @@ def forwarded_body(message: Message) -> str:
 
 def start_new_mail(author: User | int) -> Draft:
     """A draft for "New Mail" (an agent-started conversation)."""
-    author = _user(author)
+    author = get_user(author)
     senders = sending_addresses(author)
     queues = user_queues(author)
     draft = Draft(key=secrets.token_urlsafe(12), author_id=author.id, kind="new", attachments=[],
@@ -814,7 +816,7 @@ def start_new_mail(author: User | int) -> Draft:
 
 def get_draft(author: User | int, draft_id: int) -> Draft:
     """The user's own draft; raises `NotFound` (a colleague's draft is private)."""
-    author = _user(author)
+    author = get_user(author)
     draft = db.session.get(Draft, draft_id)
     if draft is None or draft.author_id != author.id:
         raise NotFound("draft")
@@ -922,7 +924,7 @@ def remove_draft_attachment(author: User | int, draft_id: int, index: int) -> Dr
 
 def check_draft(author: User | int, draft: Draft) -> tuple[PublishedAddress, dict[str, rules.AddressList]]:
     """Validate a draft for sending; raises `DraftInvalid` with one message per field."""
-    author = _user(author)
+    author = get_user(author)
     errors: dict[str, str] = {}
     lists = {name: rules.parse_addresses(getattr(draft, f"{name}_addrs") or "") for name in ("to", "cc", "bcc")}
     for name, parsed in lists.items():
@@ -960,7 +962,7 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Mess
     `DraftInvalid` (what to fix, per field) and `NewerMessage` when the conversation got a
     message after the draft was started and `confirm_newer` is not set.
     """
-    author = _user(user_id)
+    author = get_user(user_id)
     draft = get_draft(author, draft_id)
     sender, lists = check_draft(author, draft)
     conversation = db.session.get(Conversation, draft.conversation_id) if draft.conversation_id else None
@@ -1052,7 +1054,7 @@ def retry_delivery(message_id: int, user_id: int | None = None) -> Message:
 
 def suggest_contacts(user: User | int, q: str, limit: int = 8) -> list[Contact]:
     """Known contacts whose address or name starts with `q` (at least 2 characters)."""
-    _user(user)
+    get_user(user)
     q = (q or "").strip().lower()
     if len(q) < 2:
         return []
