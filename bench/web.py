@@ -80,7 +80,7 @@ def seed(app, rng: random.Random) -> None:
         address = EmailAddress(domain=domain, address=f"support@{domain.name}", display_name="Support")
         db.session.add(address)
         db.session.flush()
-        from app.inbox.services import link_queue_address
+        from app.inbox.lists import link_queue_address
 
         link_queue_address(queues[0], address.id)
         publish_addresses([address.id], None, "bench")

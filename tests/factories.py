@@ -95,7 +95,7 @@ def make_address(address: str | None = None, *, usage: str = "both", display_nam
                        forwarded_from=forwarded_from)
     db.session.add(row)
     db.session.flush()
-    from app.inbox.services import link_queue_address
+    from app.inbox.lists import link_queue_address
 
     for queue in queues:
         link_queue_address(queue, row.id)

@@ -46,7 +46,7 @@ def _demo_address(queue: Queue, created: list[str]) -> EmailAddress:
         db.session.flush()
         publish_addresses([address.id], None, "demo seed")
         created.append(f"address {name} (published)")
-    from app.inbox.services import link_queue_address
+    from app.inbox.lists import link_queue_address
 
     link_queue_address(queue, address.id)
     return address

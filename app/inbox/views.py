@@ -14,7 +14,8 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from app.extensions import db
-from app.inbox import presence, services
+from app.inbox import lists as services  # split into modules by concern in the next commits
+from app.inbox import presence
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
                                sanitized_note, split_body)
 from app.inbox.forms import NoteForm, StatusForm

@@ -9,7 +9,7 @@ import redis
 from sqlalchemy import select
 
 from app.inbox import presence
-from app.inbox import services as inbox
+from app.inbox import lists as inbox
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.queues import get_queue
 from app.responses import services as responses
