@@ -16,6 +16,8 @@ from markupsafe import Markup
 from app.extensions import db
 from app.inbox import lists as services  # split into modules by concern in the next commits
 from app.inbox import presence
+from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
+                              get_conversation, get_message)
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
                                sanitized_note, split_body)
 from app.inbox.forms import NoteForm, StatusForm
@@ -46,7 +48,7 @@ def _labels():
 bp.add_app_template_global(human_size, "human_size")
 
 
-@bp.errorhandler(services.NotFound)
+@bp.errorhandler(NotFound)
 def _not_found(_error):
     # Not found and not allowed look the same: nobody learns what another queue holds.
     return render("errors/error.html", code=404, title="Not found", text="There is nothing at this address.",
@@ -80,7 +82,7 @@ def index():
         page = services.list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
                                    queue_id=filters["queue"], q=filters["q"], before=filters["before"],
                                    cursor=request.args.get("cursor"), after=request.args.get("after"))
-    except services.InvalidAction as exc:
+    except InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
                       filters=filters, queues=services.queue_choices(current_user))
     if request.args.get("after") is not None:
@@ -188,7 +190,7 @@ def _actions_response(conversation, status: int = 200, error: str | None = None)
 
 @bp.route("/inbox/c/<int:conversation_id>/status", methods=["POST"])
 def set_status(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     form = StatusForm()
     if not form.validate_on_submit():
         return _actions_response(conversation, 422, "Choose open, pending, resolved or closed.")
@@ -200,7 +202,7 @@ def set_status(conversation_id: int):
 
 @bp.route("/inbox/c/<int:conversation_id>/assign", methods=["POST"])
 def assign(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     value = request.form.get("assignee", "")
     if value == "me":
         value = str(current_user.id)
@@ -208,7 +210,7 @@ def assign(conversation_id: int):
         services.assign(current_user, conversation_id, int(value) if value else None)
     except ValueError as exc:
         db.session.rollback()
-        message = str(exc) if isinstance(exc, services.InvalidAction) else "Choose an agent."
+        message = str(exc) if isinstance(exc, InvalidAction) else "Choose an agent."
         return _actions_response(conversation, 422, message)
     db.session.commit()
     flash(f"Assigned to {conversation.assignee.name}." if conversation.assignee else "Unassigned.", "success")
@@ -217,15 +219,15 @@ def assign(conversation_id: int):
 
 @bp.route("/inbox/c/<int:conversation_id>/transfer", methods=["POST"])
 def transfer(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     try:
         services.transfer(current_user, conversation_id, int(request.form.get("queue") or 0))
-    except (ValueError, services.InvalidAction):
+    except (ValueError, InvalidAction):
         db.session.rollback()
         return _actions_response(conversation, 422, "Choose a queue.")
     db.session.commit()
     flash(f"Moved to the queue {conversation.queue.name}.", "success")
-    if not services.can_see(current_user, conversation):
+    if not can_see(current_user, conversation):
         # The agent handed it to a queue they do not work: back to the inbox.
         if is_htmx():
             return "", 204, {"HX-Redirect": url_for("inbox.index")}
@@ -241,13 +243,13 @@ def _after_action(conversation):
 
 @bp.route("/inbox/c/<int:conversation_id>/notes", methods=["POST"])
 def add_note(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     form = NoteForm()
     error = None
     if form.validate_on_submit():
         try:
             note = services.add_note(current_user, conversation_id, form.body.data)
-        except services.InvalidAction as exc:
+        except InvalidAction as exc:
             error = str(exc)
         else:
             db.session.commit()
@@ -264,14 +266,14 @@ def add_note(conversation_id: int):
 
 @bp.route("/inbox/m/<int:message_id>/body")
 def message_body(message_id: int):
-    message = services.get_message(current_user, message_id)
+    message = get_message(current_user, message_id)
     return _conversation_response(render("inbox/conversation.html", block="tile_body",
                                          body=_tile_body_html(_view(message), request.args.get("images") == "1")))
 
 
 @bp.route("/inbox/m/<int:message_id>/quote")
 def message_quote(message_id: int):
-    message = services.get_message(current_user, message_id)
+    message = get_message(current_user, message_id)
     body = split_body(message.html, message.text)
     frame = frame_document(body.quoted_html, show_images=request.args.get("images") == "1")
     return _conversation_response(render("inbox/conversation.html", block="quote", m=message, frame=frame))
@@ -281,7 +283,7 @@ def message_quote(message_id: int):
 # templates/inbox/_tiles.html), polled while the message is on its way. The one place for both.
 
 def _outgoing(message_id: int) -> Message:
-    message = services.get_message(current_user, message_id)  # NotFound (404) unless the user may see it
+    message = get_message(current_user, message_id)  # NotFound (404) unless the user may see it
     if message.direction != "out":
         abort(404)
     return message
@@ -301,7 +303,7 @@ def retry(message_id: int):
     _outgoing(message_id)
     try:
         message = services.retry_delivery(message_id, current_user.id)
-    except services.InvalidAction as exc:
+    except InvalidAction as exc:
         db.session.rollback()
         message = _outgoing(message_id)
         if not is_htmx():
@@ -320,7 +322,7 @@ def retry(message_id: int):
 @bp.route("/inbox/c/<int:conversation_id>/updates")
 def updates(conversation_id: int):
     """Messages newer than `after` (a message id), as tiles to append; polled by the page."""
-    services.get_conversation(current_user, conversation_id)
+    get_conversation(current_user, conversation_id)
     after = request.args.get("after", type=int)
     if after is None:
         return render("inbox/conversation.html", block="updates", status=422, tiles=[], c=None, last_id=0)
@@ -331,7 +333,7 @@ def updates(conversation_id: int):
     if messages:
         services.mark_seen(current_user.id, conversation_id)
         db.session.commit()
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     return _conversation_response(render(
         "inbox/conversation.html", block="updates", c=conversation, tiles=_tiles(messages),
         last_id=max([after] + [m.id for m in messages])))
@@ -339,7 +341,7 @@ def updates(conversation_id: int):
 
 @bp.route("/inbox/c/<int:conversation_id>/presence", methods=["POST"])
 def presence_ping(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     if request.form.get("leaving") == "1":
         presence.leave(conversation_id, current_user.id)
         return "", 204
@@ -351,8 +353,8 @@ def presence_ping(conversation_id: int):
 
 @bp.route("/inbox/attachments/<int:attachment_id>")
 def download(attachment_id: int):
-    attachment = services.get_attachment(current_user, attachment_id)
-    data = services.attachment_bytes(attachment)
+    attachment = get_attachment(current_user, attachment_id)
+    data = attachment_bytes(attachment)
     response = send_file(io.BytesIO(data), mimetype=attachment.content_type or "application/octet-stream",
                          as_attachment=True, download_name=attachment.filename or "attachment",
                          max_age=0, conditional=False)
@@ -384,7 +386,7 @@ def compose(conversation_id: int):
     kind = request.form.get("kind", "reply")
     try:
         draft = services.start_draft(current_user, conversation_id, kind, request.form.get("message", type=int))
-    except services.InvalidAction as exc:
+    except InvalidAction as exc:
         db.session.rollback()
         return render("inbox/conversation.html", block="compose_error", error=str(exc), status=422)
     db.session.commit()
@@ -444,7 +446,7 @@ def save_draft(draft_id: int):
             return redirect(url_for("inbox.conversation", conversation_id=conversation_id))
         return render("inbox/conversation.html", block="drafts",
                       detail={"drafts": services.list_drafts(current_user, conversation_id)},
-                      c=services.get_conversation(current_user, conversation_id))
+                      c=get_conversation(current_user, conversation_id))
     if not is_htmx():
         return redirect(url_for("inbox.draft", draft_id=draft_id))
     return render("inbox/_composer.html", block="saved", d=draft)
@@ -474,7 +476,7 @@ def upload(draft_id: int):
         try:
             draft = services.add_draft_attachment(current_user, draft_id, upload_file.filename,
                                                   upload_file.mimetype, upload_file.stream)
-        except services.InvalidAction as exc:
+        except InvalidAction as exc:
             error = str(exc)
             break
     db.session.commit()
@@ -486,7 +488,7 @@ def upload(draft_id: int):
 def remove_attachment(draft_id: int, index: int):
     try:
         draft = services.remove_draft_attachment(current_user, draft_id, index)
-    except services.InvalidAction as exc:
+    except InvalidAction as exc:
         return render("inbox/_composer.html", block="attachments", d=services.get_draft(current_user, draft_id),
                       attachment_error=str(exc), status=422)
     db.session.commit()
@@ -513,7 +515,7 @@ def send(draft_id: int):
         if is_htmx():
             return "", 204, {"HX-Redirect": target}
         return redirect(target)
-    conversation = services.get_conversation(current_user, message.conversation_id)
+    conversation = get_conversation(current_user, message.conversation_id)
     return _conversation_response(render(
         "inbox/conversation.html", block="sent", c=conversation, tile=_tile_html(_view(message), True),
         detail={"drafts": services.list_drafts(current_user, conversation.id)}))

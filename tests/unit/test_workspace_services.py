@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.inbox import presence
 from app.inbox import lists as inbox
+from app.inbox.access import InvalidAction, NotFound, get_attachment, get_conversation, get_message
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.queues import get_queue
 from app.responses import services as responses
@@ -38,19 +39,19 @@ def test_an_agent_never_sees_or_downloads_another_queues_conversation(app, world
     attachment = hidden.attachments[0]
     agent = world["agent"]
     assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {"Mine", "Assigned to me"}
-    with pytest.raises(inbox.NotFound):
-        inbox.get_conversation(agent, theirs.id)
-    with pytest.raises(inbox.NotFound):
-        inbox.get_message(agent, hidden.id)
-    with pytest.raises(inbox.NotFound):
-        inbox.get_attachment(agent, attachment.id)
-    with pytest.raises(inbox.NotFound):
+    with pytest.raises(NotFound):
+        get_conversation(agent, theirs.id)
+    with pytest.raises(NotFound):
+        get_message(agent, hidden.id)
+    with pytest.raises(NotFound):
+        get_attachment(agent, attachment.id)
+    with pytest.raises(NotFound):
         inbox.start_draft(agent, theirs.id, "reply")
-    assert inbox.get_conversation(agent, assigned.id).id == assigned.id
-    assert inbox.get_attachment(world["other"], attachment.id).filename == "secret.pdf"
+    assert get_conversation(agent, assigned.id).id == assigned.id
+    assert get_attachment(world["other"], attachment.id).filename == "secret.pdf"
     supervisor = make_user("supervisor")
     assert len(inbox.list_inbox(supervisor).rows) == 3
-    assert inbox.get_conversation(agent, mine.id)
+    assert get_conversation(agent, mine.id)
 
 
 def test_views_filters_and_keyset_pagination(app, world):
@@ -76,7 +77,7 @@ def test_views_filters_and_keyset_pagination(app, world):
     counts = inbox.view_counts(agent)
     assert counts == {"all": 6, "mine": 3, "unassigned": 3, "drafts": 0}
     for bad in ({"view": "nope"}, {"status": "gone"}, {"cursor": "garbage"}):
-        with pytest.raises(inbox.InvalidAction):
+        with pytest.raises(InvalidAction):
             inbox.list_inbox(agent, **bad)
     assert convs
 
@@ -196,9 +197,9 @@ def test_reply_reply_all_and_forward_drafts(app, db, world):
     assert forward.attachments[0]["included"] is False
     db.session.commit()
     assert len(inbox.list_drafts(agent, conv.id)) == 3  # several drafts per conversation
-    with pytest.raises(inbox.InvalidAction):
+    with pytest.raises(InvalidAction):
         inbox.start_draft(agent, conv.id, "shout")
-    with pytest.raises(inbox.NotFound):
+    with pytest.raises(NotFound):
         inbox.get_draft(world["other"], reply.id)  # a colleague's draft is private
 
 
@@ -220,18 +221,18 @@ def test_attachment_limits_are_clear(app, db, world):
     draft = inbox.start_draft(world["agent"], conv.id, "reply")
     inbox.add_draft_attachment(world["agent"], draft.id, "C:\\Users\\me\\a.txt", "text/plain", io.BytesIO(b"12345678"))
     assert draft.attachments[0]["filename"] == "a.txt" and draft.attachments[0]["size"] == 8
-    with pytest.raises(inbox.InvalidAction, match="larger than 10 bytes"):
+    with pytest.raises(InvalidAction, match="larger than 10 bytes"):
         inbox.add_draft_attachment(world["agent"], draft.id, "big.bin", "", io.BytesIO(b"x" * 11))
-    with pytest.raises(inbox.InvalidAction, match="add up to 15 bytes"):
+    with pytest.raises(InvalidAction, match="add up to 15 bytes"):
         inbox.add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"x" * 9))
-    with pytest.raises(inbox.InvalidAction, match="is empty"):
+    with pytest.raises(InvalidAction, match="is empty"):
         inbox.add_draft_attachment(world["agent"], draft.id, "e.txt", "", io.BytesIO(b""))
     inbox.add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"1234"))
-    with pytest.raises(inbox.InvalidAction, match="At most 2 attachments"):
+    with pytest.raises(InvalidAction, match="At most 2 attachments"):
         inbox.add_draft_attachment(world["agent"], draft.id, "c.txt", "", io.BytesIO(b"1"))
     inbox.remove_draft_attachment(world["agent"], draft.id, 0)
     assert [a["filename"] for a in draft.attachments] == ["b.txt"]
-    with pytest.raises(inbox.InvalidAction):
+    with pytest.raises(InvalidAction):
         inbox.remove_draft_attachment(world["agent"], draft.id, 5)
 
 
@@ -329,31 +330,31 @@ def test_retry_only_failed_messages(app, db, world, redis_server):
     assert not get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
     db.session.commit()  # the caller commits; the send job is enqueued after that
     assert get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
-    with pytest.raises(inbox.InvalidAction):
+    with pytest.raises(InvalidAction):
         inbox.retry_delivery(sent.id, world["agent"].id)
-    with pytest.raises(inbox.NotFound):
+    with pytest.raises(NotFound):
         inbox.retry_delivery(failed.id, world["other"].id)
 
 
 def test_assign_transfer_status_and_notes(app, db, world):
     agent, other = world["agent"], world["other"]
     conv = make_conversation(queue=world["queue"], address=world["address"])
-    with pytest.raises(inbox.InvalidAction, match="not a member of the queue Support"):
+    with pytest.raises(InvalidAction, match="not a member of the queue Support"):
         inbox.assign(agent, conv.id, other.id)
     inbox.assign(agent, conv.id, agent.id)
     assert conv.assignee_id == agent.id
     inbox.set_status(agent, conv.id, "pending")
-    with pytest.raises(inbox.InvalidAction):
+    with pytest.raises(InvalidAction):
         inbox.set_status(agent, conv.id, "deleted")
     note = inbox.add_note(agent, conv.id, "<p>Called the <b>customer</b></p><img src=x onerror=alert(1)>")
     assert note.direction == "note" and note.delivery_status is None and "onerror" not in note.html
-    with pytest.raises(inbox.InvalidAction):
+    with pytest.raises(InvalidAction):
         inbox.add_note(agent, conv.id, "<p> </p>")
     inbox.transfer(agent, conv.id, world["secret"].id)
     assert conv.queue_id == world["secret"].id and conv.assignee_id is None  # not a member there
     db.session.commit()
-    with pytest.raises(inbox.NotFound):
-        inbox.get_conversation(agent, conv.id)
+    with pytest.raises(NotFound):
+        get_conversation(agent, conv.id)
 
 
 def test_presence_shows_others_and_who_is_replying(app, world):
