@@ -35,7 +35,8 @@ from app.runtime.live import PublishedAddress, published_address
 from app.extensions import db
 from app.inbox import recipients as rules
 from app.inbox.display import snippet
-from app.inbox.access import InvalidAction, NotFound, VISIBLE_SQL, get_conversation, get_message, get_user, member_queue_ids, visibility_filter
+from app.inbox.access import InvalidAction, NotFound, VISIBLE_SQL, get_conversation, get_message, get_user, visibility_filter
+from app.inbox.choices import user_queues
 from app.inbox.search import matching_conversations_sql
 from app.mail.html import html_to_text, sanitize_html, text_to_html
 from app.mail.render import OutgoingAttachment
@@ -257,28 +258,6 @@ def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
     drafts = db.session.scalar(select(func.count()).select_from(Draft).where(Draft.author_id == user.id))
     return {"all": capped(), "mine": capped(Conversation.assignee_id == user.id),
             "unassigned": capped(Conversation.assignee_id.is_(None)), "drafts": drafts or 0}
-
-
-def user_queues(user: User | int) -> list[Queue]:
-    """The queues a user works (all queues for supervisors and admins), by name."""
-    user = get_user(user)
-    query = select(Queue).order_by(Queue.name)
-    if not user.has_role(Role.SUPERVISOR):
-        query = query.where(Queue.id.in_(member_queue_ids(user)))
-    return list(db.session.scalars(query))
-
-
-#: (id, name) of the queues an agent works, by name (supervisors and admins: `QUEUES_SQL`).
-MY_QUEUES_SQL = text("SELECT q.id, q.name FROM queues q JOIN queue_members m ON m.queue_id = q.id "
-                     "WHERE m.user_id = :user_id ORDER BY q.name")
-
-
-def queue_choices(user: User | int) -> list:
-    """`user_queues` as (id, name) rows, for a queue filter: no ORM objects to build."""
-    user = get_user(user)
-    if user.has_role(Role.SUPERVISOR):
-        return all_queue_choices()
-    return db.session.execute(MY_QUEUES_SQL, {"user_id": user.id}).all()
 
 
 def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Draft]:
@@ -558,28 +537,6 @@ def set_status(actor: User | int, conversation_id: int, status: str) -> Conversa
     conversation = get_conversation(actor, conversation_id)
     conversation.status = status
     return conversation
-
-
-#: Active users who could take a conversation: all of them, or (`_QUEUE`) its queue's members and
-#: every supervisor and admin. SQL text: see `INBOX_SQL`.
-_ASSIGNABLE = "SELECT id, name, email FROM users WHERE active = :yes{} ORDER BY name"
-_ASSIGNABLE_QUEUE = (" AND (id IN (SELECT user_id FROM queue_members WHERE queue_id = :queue_id) "
-                     f"OR role IN ('{Role.SUPERVISOR.value}', '{Role.ADMIN.value}'))")
-ASSIGNABLE_SQL = {queue: text(_ASSIGNABLE.format(_ASSIGNABLE_QUEUE if queue else "")).bindparams(
-    bindparam("yes", True, type_=Boolean())) for queue in (False, True)}
-QUEUES_SQL = text("SELECT id, name FROM queues ORDER BY name")
-
-
-def assignable_users(conversation: Conversation) -> list:
-    """Active users who could take the conversation: its queue's members, then supervisors and admins,
-    by name, as (id, name, email) rows."""
-    queue = conversation.queue_id is not None
-    return db.session.execute(ASSIGNABLE_SQL[queue], {"queue_id": conversation.queue_id} if queue else {}).all()
-
-
-def all_queue_choices() -> list:
-    """Every queue as (id, name) rows, by name (the Transfer list)."""
-    return db.session.execute(QUEUES_SQL).all()
 
 
 def add_note(author: User | int, conversation_id: int, body_html: str) -> Message:

@@ -18,6 +18,7 @@ from app.inbox import lists as services  # split into modules by concern in the 
 from app.inbox import presence
 from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
+from app.inbox.choices import all_queue_choices, assignable_users, queue_choices, user_queues
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
                                sanitized_note, split_body)
 from app.inbox.forms import NoteForm, StatusForm
@@ -84,7 +85,7 @@ def index():
                                    cursor=request.args.get("cursor"), after=request.args.get("after"))
     except InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
-                      filters=filters, queues=services.queue_choices(current_user))
+                      filters=filters, queues=queue_choices(current_user))
     if request.args.get("after") is not None:
         block = "poll"
     elif request.args.get("cursor") or filters["before"] is not None:
@@ -96,7 +97,7 @@ def index():
     rows_html = Markup("".join(_row.many([(r, present.get(r.conversation.id, []), block == "poll")
                                           for r in page.rows])))
     return render("inbox/index.html", block=block, page=page, filters=filters, error=None, rows_html=rows_html,
-                  queues=services.queue_choices(current_user) if block == "results" and not is_htmx() else [])
+                  queues=queue_choices(current_user) if block == "results" and not is_htmx() else [])
 
 
 #: One inbox row's HTML: (InboxRow, the others viewing it, whether it came by polling).
@@ -177,8 +178,8 @@ def _action_forms(conversation) -> dict:
     """The choices of the Actions card (the template renders the lists; WTForms validates the POSTs)."""
     return {
         "assignee_choices": [("", "Unassigned")] + [(str(u.id), u.name or u.email)
-                                                   for u in services.assignable_users(conversation)],
-        "queue_choices": [(str(q.id), q.name) for q in services.all_queue_choices()],
+                                                   for u in assignable_users(conversation)],
+        "queue_choices": [(str(q.id), q.name) for q in all_queue_choices()],
         "status_choices": STATUS_CHOICES, "note_form": NoteForm()}
 
 
@@ -371,7 +372,7 @@ def _composer_context(draft, errors: dict | None = None, newer=None) -> dict:
     return {
         "d": draft, "errors": errors or {}, "newer": newer,
         "senders": services.sending_addresses(current_user, conversation),
-        "queues": services.user_queues(current_user) if draft.kind == "new" else [],
+        "queues": user_queues(current_user) if draft.kind == "new" else [],
         "locked": services.recipients_locked(draft),
     }
 
