@@ -19,6 +19,7 @@ from app.inbox import presence
 from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
 from app.inbox.choices import all_queue_choices, assignable_users, queue_choices, user_queues
+from app.inbox.conversation import MessageView, conversation_detail
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
                                sanitized_note, split_body)
 from app.inbox.forms import NoteForm, StatusForm
@@ -119,7 +120,7 @@ def counts():
 
 # --- Conversation ------------------------------------------------------------------------
 
-def _tile(message: Message | services.MessageView, show_images: bool = False) -> dict:
+def _tile(message: Message | MessageView, show_images: bool = False) -> dict:
     """What `_tiles.html` needs of a message; the body's frame comes from `message_display`'s cache."""
     m = _view(message)
     images = {}
@@ -146,8 +147,8 @@ def _tiles(messages) -> list:
     return _tile_html.many([(_view(m), i == last) for i, m in enumerate(messages)])
 
 
-def _view(message: Message | services.MessageView) -> services.MessageView:
-    return message if isinstance(message, services.MessageView) else services.MessageView.of(message)
+def _view(message: Message | MessageView) -> MessageView:
+    return message if isinstance(message, MessageView) else MessageView.of(message)
 
 
 def _conversation_response(response):
@@ -157,7 +158,7 @@ def _conversation_response(response):
 
 @bp.route("/inbox/c/<int:conversation_id>")
 def conversation(conversation_id: int):
-    detail = services.conversation_detail(current_user, conversation_id)
+    detail = conversation_detail(current_user, conversation_id)
     if detail.unseen and services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
         db.session.commit()
     open_draft = None
