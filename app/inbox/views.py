@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from app.extensions import db
 from app.inbox import lists as services  # split into modules by concern in the next commits
-from app.inbox import presence
+from app.inbox import actions, presence
 from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
 from app.inbox.choices import all_queue_choices, assignable_users, queue_choices, user_queues
@@ -196,7 +196,7 @@ def set_status(conversation_id: int):
     form = StatusForm()
     if not form.validate_on_submit():
         return _actions_response(conversation, 422, "Choose open, pending, resolved or closed.")
-    services.set_status(current_user, conversation_id, form.status.data)
+    actions.set_status(current_user, conversation_id, form.status.data)
     db.session.commit()
     flash(f"Status set to {form.status.data}.", "success")
     return _after_action(conversation)
@@ -209,7 +209,7 @@ def assign(conversation_id: int):
     if value == "me":
         value = str(current_user.id)
     try:
-        services.assign(current_user, conversation_id, int(value) if value else None)
+        actions.assign(current_user, conversation_id, int(value) if value else None)
     except ValueError as exc:
         db.session.rollback()
         message = str(exc) if isinstance(exc, InvalidAction) else "Choose an agent."
@@ -223,7 +223,7 @@ def assign(conversation_id: int):
 def transfer(conversation_id: int):
     conversation = get_conversation(current_user, conversation_id)
     try:
-        services.transfer(current_user, conversation_id, int(request.form.get("queue") or 0))
+        actions.transfer(current_user, conversation_id, int(request.form.get("queue") or 0))
     except (ValueError, InvalidAction):
         db.session.rollback()
         return _actions_response(conversation, 422, "Choose a queue.")
@@ -250,7 +250,7 @@ def add_note(conversation_id: int):
     error = None
     if form.validate_on_submit():
         try:
-            note = services.add_note(current_user, conversation_id, form.body.data)
+            note = actions.add_note(current_user, conversation_id, form.body.data)
         except InvalidAction as exc:
             error = str(exc)
         else:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.inbox import presence
 from app.inbox import lists as inbox
 from app.inbox.access import InvalidAction, NotFound, get_attachment, get_conversation, get_message
+from app.inbox.actions import add_note, assign, set_status, transfer
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.queues import get_queue
 from app.responses import services as responses
@@ -123,7 +124,7 @@ def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, 
     db.session.delete(msg)
     db.session.commit()
     assert found("replaced") == set()
-    inbox.add_note(agent, a.id, "<p>Customer is a VIP</p>")
+    add_note(agent, a.id, "<p>Customer is a VIP</p>")
     db.session.commit()
     assert found("vip") == {a.id}
 
@@ -340,17 +341,17 @@ def test_assign_transfer_status_and_notes(app, db, world):
     agent, other = world["agent"], world["other"]
     conv = make_conversation(queue=world["queue"], address=world["address"])
     with pytest.raises(InvalidAction, match="not a member of the queue Support"):
-        inbox.assign(agent, conv.id, other.id)
-    inbox.assign(agent, conv.id, agent.id)
+        assign(agent, conv.id, other.id)
+    assign(agent, conv.id, agent.id)
     assert conv.assignee_id == agent.id
-    inbox.set_status(agent, conv.id, "pending")
+    set_status(agent, conv.id, "pending")
     with pytest.raises(InvalidAction):
-        inbox.set_status(agent, conv.id, "deleted")
-    note = inbox.add_note(agent, conv.id, "<p>Called the <b>customer</b></p><img src=x onerror=alert(1)>")
+        set_status(agent, conv.id, "deleted")
+    note = add_note(agent, conv.id, "<p>Called the <b>customer</b></p><img src=x onerror=alert(1)>")
     assert note.direction == "note" and note.delivery_status is None and "onerror" not in note.html
     with pytest.raises(InvalidAction):
-        inbox.add_note(agent, conv.id, "<p> </p>")
-    inbox.transfer(agent, conv.id, world["secret"].id)
+        add_note(agent, conv.id, "<p> </p>")
+    transfer(agent, conv.id, world["secret"].id)
     assert conv.queue_id == world["secret"].id and conv.assignee_id is None  # not a member there
     db.session.commit()
     with pytest.raises(NotFound):
