@@ -18,6 +18,7 @@ from app.inbox import lists as services  # split into modules by concern in the 
 from app.inbox import actions, presence
 from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
+from app.inbox.addresses import sending_addresses
 from app.inbox.choices import all_queue_choices, assignable_users, queue_choices, user_queues
 from app.inbox.conversation import MessageView, conversation_detail
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
@@ -372,7 +373,7 @@ def _composer_context(draft, errors: dict | None = None, newer=None) -> dict:
     conversation = draft.conversation
     return {
         "d": draft, "errors": errors or {}, "newer": newer,
-        "senders": services.sending_addresses(current_user, conversation),
+        "senders": sending_addresses(current_user, conversation),
         "queues": user_queues(current_user) if draft.kind == "new" else [],
         "locked": services.recipients_locked(draft),
     }

@@ -12,6 +12,7 @@ from app.inbox import presence
 from app.inbox import lists as inbox
 from app.inbox.access import InvalidAction, NotFound, get_attachment, get_conversation, get_message
 from app.inbox.actions import add_note, assign, set_status, transfer
+from app.inbox.addresses import sending_addresses
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.queues import get_queue
 from app.responses import services as responses
@@ -291,7 +292,7 @@ def test_from_address_must_be_live_and_able_to_send(app, db, world):
     agent = world["agent"]
     inbound_only = make_address("in@mail.pigeonhole.test", usage="inbound", queues=[world["queue"]])
     unpublished = make_address("draft@mail.pigeonhole.test", publish=False, queues=[world["queue"]])
-    senders = {a.address for a in inbox.sending_addresses(agent)}
+    senders = {a.address for a in sending_addresses(agent)}
     assert senders == {"help@mail.pigeonhole.test"}
     conv = make_conversation(queue=world["queue"], address=inbound_only, contact_email="carol@example.com")
     make_message(conv)
@@ -463,7 +464,7 @@ def test_demo_seed_gives_a_workable_workspace(app, db):
     agent = db.session.scalar(select(User).where(User.email == "agent@demo.test"))
     assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {
         "Where is my parcel?", "Refund for order 1042"}
-    assert [a.address for a in inbox.sending_addresses(agent)] == ["support@mail.pigeonhole.test"]
+    assert [a.address for a in sending_addresses(agent)] == ["support@mail.pigeonhole.test"]
     assert {r.title for r in responses.visible_responses(agent)} == {
         "Thanks for waiting", "Shipping times", "Refund issued"}
 
