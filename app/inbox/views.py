@@ -16,6 +16,7 @@ from markupsafe import Markup
 from app.extensions import db
 from app.inbox import lists as services  # split into modules by concern in the next commits
 from app.inbox import actions, presence
+from app.inbox import drafts as inbox_drafts
 from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
 from app.inbox.addresses import sending_addresses
@@ -375,7 +376,7 @@ def _composer_context(draft, errors: dict | None = None, newer=None) -> dict:
         "d": draft, "errors": errors or {}, "newer": newer,
         "senders": sending_addresses(current_user, conversation),
         "queues": user_queues(current_user) if draft.kind == "new" else [],
-        "locked": services.recipients_locked(draft),
+        "locked": inbox_drafts.recipients_locked(draft),
     }
 
 
@@ -388,7 +389,7 @@ def _composer(draft, status: int = 200, **extra):
 def compose(conversation_id: int):
     kind = request.form.get("kind", "reply")
     try:
-        draft = services.start_draft(current_user, conversation_id, kind, request.form.get("message", type=int))
+        draft = inbox_drafts.start_draft(current_user, conversation_id, kind, request.form.get("message", type=int))
     except InvalidAction as exc:
         db.session.rollback()
         return render("inbox/conversation.html", block="compose_error", error=str(exc), status=422)
@@ -400,7 +401,7 @@ def compose(conversation_id: int):
 
 @bp.route("/inbox/new", methods=["POST"])
 def new_mail():
-    draft = services.start_new_mail(current_user)
+    draft = inbox_drafts.start_new_mail(current_user)
     db.session.commit()
     target = url_for("inbox.draft", draft_id=draft.id)
     if is_htmx():
@@ -410,7 +411,7 @@ def new_mail():
 
 @bp.route("/inbox/drafts/<int:draft_id>")
 def draft(draft_id: int):
-    draft = services.get_draft(current_user, draft_id)
+    draft = inbox_drafts.get_draft(current_user, draft_id)
     if draft.conversation_id is not None and not is_htmx():
         return redirect(url_for("inbox.conversation", conversation_id=draft.conversation_id, draft=draft.id)
                         + f"#composer-{draft.id}")
@@ -424,7 +425,7 @@ def _save_from_form(draft_id: int):
     from_id = form.get("from_address_id", type=int)
     queue_id = form.get("queue_id", type=int)
     forwarded = set(form.getlist("forward")) if form.get("forward_present") == "1" else None
-    return services.save_draft(
+    return inbox_drafts.save_draft(
         current_user, draft_id, to=form.get("to"), cc=form.get("cc"), bcc=form.get("bcc"),
         subject=form.get("subject"), body=form.get("body"), from_address_id=from_id, queue_id=queue_id,
         forward_included=forwarded)
@@ -436,8 +437,8 @@ def save_draft(draft_id: int):
     draft = _save_from_form(draft_id)
     closing = request.form.get("close") == "1"
     conversation_id = draft.conversation_id
-    if closing and services.is_empty(draft):
-        services.delete_draft(current_user, draft_id)
+    if closing and inbox_drafts.is_empty(draft):
+        inbox_drafts.delete_draft(current_user, draft_id)
         draft = None
     db.session.commit()
     if closing:
@@ -457,10 +458,10 @@ def save_draft(draft_id: int):
 
 @bp.route("/inbox/drafts/<int:draft_id>/delete", methods=["GET", "POST"])
 def delete_draft(draft_id: int):
-    draft = services.get_draft(current_user, draft_id)
+    draft = inbox_drafts.get_draft(current_user, draft_id)
     if request.method == "GET":
         return render("inbox/_composer.html", block="delete_dialog", d=draft)
-    conversation_id = services.delete_draft(current_user, draft_id)
+    conversation_id = inbox_drafts.delete_draft(current_user, draft_id)
     db.session.commit()
     flash("Draft deleted.", "success")
     target = (url_for("inbox.conversation", conversation_id=conversation_id) if conversation_id
@@ -472,13 +473,13 @@ def delete_draft(draft_id: int):
 
 @bp.route("/inbox/drafts/<int:draft_id>/attachments", methods=["POST"])
 def upload(draft_id: int):
-    draft = services.get_draft(current_user, draft_id)
+    draft = inbox_drafts.get_draft(current_user, draft_id)
     files = [f for f in request.files.getlist("file") if f and f.filename]
     error = None if files else "Choose a file to attach."
     for upload_file in files:
         try:
-            draft = services.add_draft_attachment(current_user, draft_id, upload_file.filename,
-                                                  upload_file.mimetype, upload_file.stream)
+            draft = inbox_drafts.add_draft_attachment(current_user, draft_id, upload_file.filename,
+                                                      upload_file.mimetype, upload_file.stream)
         except InvalidAction as exc:
             error = str(exc)
             break
@@ -490,9 +491,9 @@ def upload(draft_id: int):
 @bp.route("/inbox/drafts/<int:draft_id>/attachments/<int:index>/remove", methods=["POST"])
 def remove_attachment(draft_id: int, index: int):
     try:
-        draft = services.remove_draft_attachment(current_user, draft_id, index)
+        draft = inbox_drafts.remove_draft_attachment(current_user, draft_id, index)
     except InvalidAction as exc:
-        return render("inbox/_composer.html", block="attachments", d=services.get_draft(current_user, draft_id),
+        return render("inbox/_composer.html", block="attachments", d=inbox_drafts.get_draft(current_user, draft_id),
                       attachment_error=str(exc), status=422)
     db.session.commit()
     return render("inbox/_composer.html", block="attachments", d=draft, attachment_error=None)
@@ -507,10 +508,10 @@ def send(draft_id: int):
                                       confirm_newer=request.form.get("confirm_newer") == "1")
     except services.DraftInvalid as exc:
         db.session.rollback()
-        return _composer(services.get_draft(current_user, draft_id), 422, errors=exc.errors)
+        return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, errors=exc.errors)
     except services.NewerMessage as exc:
         db.session.rollback()
-        return _composer(services.get_draft(current_user, draft_id), 422, newer=exc.message)
+        return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, newer=exc.message)
     db.session.commit()
     flash("Sent: the message is queued for delivery.", "success")
     target = url_for("inbox.conversation", conversation_id=message.conversation_id)
@@ -549,7 +550,7 @@ def suggest():
 
 @bp.route("/inbox/responses/picker")
 def picker():
-    draft = services.get_draft(current_user, request.args.get("draft", type=int) or 0)
+    draft = inbox_drafts.get_draft(current_user, request.args.get("draft", type=int) or 0)
     q = request.args.get("q", "")
     block = "picker_results" if request.args.get("results") == "1" else "picker"
     return render("inbox/_composer.html", block=block, d=draft, q=q,
@@ -559,7 +560,7 @@ def picker():
 @bp.route("/inbox/responses/<int:response_id>/insert")
 def insert_response(response_id: int):
     """The response with its placeholders filled for this draft's conversation, as JSON."""
-    draft = services.get_draft(current_user, request.args.get("draft", type=int) or 0)
+    draft = inbox_drafts.get_draft(current_user, request.args.get("draft", type=int) or 0)
     try:
         response = responses.get_response(response_id)
     except responses.NotFound:

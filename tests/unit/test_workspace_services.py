@@ -13,6 +13,8 @@ from app.inbox import lists as inbox
 from app.inbox.access import InvalidAction, NotFound, get_attachment, get_conversation, get_message
 from app.inbox.actions import add_note, assign, set_status, transfer
 from app.inbox.addresses import sending_addresses
+from app.inbox.drafts import (add_draft_attachment, get_draft, remove_draft_attachment, save_draft,
+                              start_draft, start_new_mail)
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.queues import get_queue
 from app.responses import services as responses
@@ -48,7 +50,7 @@ def test_an_agent_never_sees_or_downloads_another_queues_conversation(app, world
     with pytest.raises(NotFound):
         get_attachment(agent, attachment.id)
     with pytest.raises(NotFound):
-        inbox.start_draft(agent, theirs.id, "reply")
+        start_draft(agent, theirs.id, "reply")
     assert get_conversation(agent, assigned.id).id == assigned.id
     assert get_attachment(world["other"], attachment.id).filename == "secret.pdf"
     supervisor = make_user("supervisor")
@@ -92,7 +94,7 @@ def test_rows_carry_snippet_unread_draft_and_failure_markers(app, db, world):
     row = inbox.list_inbox(agent).rows[0]
     assert row.snippet == "First words of the customer" and row.unread and not row.has_draft
     inbox.mark_seen(agent.id, conv.id)
-    inbox.start_draft(agent, conv.id, "reply")
+    start_draft(agent, conv.id, "reply")
     make_message(conv, direction="out", text="ours", delivery_status="failed", delivery_error="550 no such user",
                  when=NOW - timedelta(minutes=40))
     db.session.commit()
@@ -185,73 +187,73 @@ def test_reply_reply_all_and_forward_drafts(app, db, world):
     first = make_message(conv, text="one", reply_to="orders@example.com",
                          to_addrs="help@acme.test, Eve <eve@example.com>", cc_addrs="dave@example.com",
                          attachments=[("photo.jpg", "image/jpeg", b"jpegdata")])
-    reply = inbox.start_draft(agent, conv.id, "reply", first.id)
+    reply = start_draft(agent, conv.id, "reply", first.id)
     assert (reply.to_addrs, reply.cc_addrs, reply.subject) == ("orders@example.com", "", "Re: Where is my parcel?")
     assert reply.from_address_id == world["address"].id and reply.base_message_id == first.id
-    everyone = inbox.start_draft(agent, conv.id, "reply_all", first.id)
+    everyone = start_draft(agent, conv.id, "reply_all", first.id)
     assert everyone.to_addrs == "orders@example.com"
     assert everyone.cc_addrs == "Eve <eve@example.com>, dave@example.com"
-    forward = inbox.start_draft(agent, conv.id, "forward", first.id)
+    forward = start_draft(agent, conv.id, "forward", first.id)
     assert forward.to_addrs == "" and forward.subject == "Fwd: Where is my parcel?"
     assert "---------- Forwarded message ---------" in forward.body and "one" in forward.body
     assert [(a["filename"], a["included"]) for a in forward.attachments] == [("photo.jpg", True)]
-    inbox.save_draft(agent, forward.id, forward_included=set())
+    save_draft(agent, forward.id, forward_included=set())
     assert forward.attachments[0]["included"] is False
     db.session.commit()
     assert len(inbox.list_drafts(agent, conv.id)) == 3  # several drafts per conversation
     with pytest.raises(InvalidAction):
-        inbox.start_draft(agent, conv.id, "shout")
+        start_draft(agent, conv.id, "shout")
     with pytest.raises(NotFound):
-        inbox.get_draft(world["other"], reply.id)  # a colleague's draft is private
+        get_draft(world["other"], reply.id)  # a colleague's draft is private
 
 
 def test_locked_recipients_are_not_changed_by_saving(app, db, world):
     app.config["LOCK_REPLY_RECIPIENTS"] = True
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
     make_message(conv)
-    draft = inbox.start_draft(world["agent"], conv.id, "reply")
-    inbox.save_draft(world["agent"], draft.id, to="attacker@example.com", bcc="x@example.com", subject="Hi")
+    draft = start_draft(world["agent"], conv.id, "reply")
+    save_draft(world["agent"], draft.id, to="attacker@example.com", bcc="x@example.com", subject="Hi")
     assert (draft.to_addrs, draft.bcc_addrs, draft.subject) == ("carol@example.com", "", "Hi")
-    forward = inbox.start_draft(world["agent"], conv.id, "forward")
-    inbox.save_draft(world["agent"], forward.id, to="anyone@example.com")
+    forward = start_draft(world["agent"], conv.id, "forward")
+    save_draft(world["agent"], forward.id, to="anyone@example.com")
     assert forward.to_addrs == "anyone@example.com"
 
 
 def test_attachment_limits_are_clear(app, db, world):
     app.config.update(COMPOSER_MAX_ATTACHMENT_BYTES=10, COMPOSER_MAX_ATTACHMENTS=2, COMPOSER_MAX_TOTAL_BYTES=15)
     conv = make_conversation(queue=world["queue"], address=world["address"])
-    draft = inbox.start_draft(world["agent"], conv.id, "reply")
-    inbox.add_draft_attachment(world["agent"], draft.id, "C:\\Users\\me\\a.txt", "text/plain", io.BytesIO(b"12345678"))
+    draft = start_draft(world["agent"], conv.id, "reply")
+    add_draft_attachment(world["agent"], draft.id, "C:\\Users\\me\\a.txt", "text/plain", io.BytesIO(b"12345678"))
     assert draft.attachments[0]["filename"] == "a.txt" and draft.attachments[0]["size"] == 8
     with pytest.raises(InvalidAction, match="larger than 10 bytes"):
-        inbox.add_draft_attachment(world["agent"], draft.id, "big.bin", "", io.BytesIO(b"x" * 11))
+        add_draft_attachment(world["agent"], draft.id, "big.bin", "", io.BytesIO(b"x" * 11))
     with pytest.raises(InvalidAction, match="add up to 15 bytes"):
-        inbox.add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"x" * 9))
+        add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"x" * 9))
     with pytest.raises(InvalidAction, match="is empty"):
-        inbox.add_draft_attachment(world["agent"], draft.id, "e.txt", "", io.BytesIO(b""))
-    inbox.add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"1234"))
+        add_draft_attachment(world["agent"], draft.id, "e.txt", "", io.BytesIO(b""))
+    add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"1234"))
     with pytest.raises(InvalidAction, match="At most 2 attachments"):
-        inbox.add_draft_attachment(world["agent"], draft.id, "c.txt", "", io.BytesIO(b"1"))
-    inbox.remove_draft_attachment(world["agent"], draft.id, 0)
+        add_draft_attachment(world["agent"], draft.id, "c.txt", "", io.BytesIO(b"1"))
+    remove_draft_attachment(world["agent"], draft.id, 0)
     assert [a["filename"] for a in draft.attachments] == ["b.txt"]
     with pytest.raises(InvalidAction):
-        inbox.remove_draft_attachment(world["agent"], draft.id, 5)
+        remove_draft_attachment(world["agent"], draft.id, 5)
 
 
 def test_send_draft_validates_then_queues_the_message_and_deletes_the_draft(app, db, world, redis_server):
     agent = world["agent"]
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
     asked = make_message(conv, message_id="<q1@example.com>")
-    draft = inbox.start_draft(agent, conv.id, "reply_all")
-    inbox.save_draft(agent, draft.id, to="carol@example.com, bad@", cc="", subject="", body="")
+    draft = start_draft(agent, conv.id, "reply_all")
+    save_draft(agent, draft.id, to="carol@example.com, bad@", cc="", subject="", body="")
     db.session.commit()
     with pytest.raises(inbox.DraftInvalid) as invalid:
         inbox.send_draft(draft.id, agent.id)
     assert set(invalid.value.errors) == {"to", "subject", "body"}
     assert "“bad@” is not a valid email address." in invalid.value.errors["to"]
-    inbox.save_draft(agent, draft.id, to="Carol <carol@example.com>", cc="dave@example.com",
-                     bcc="boss@example.com", subject="Re: Parcel", body="<p>On its <b>way</b><script>x()</script></p>")
-    inbox.add_draft_attachment(agent, draft.id, "label.pdf", "application/pdf", io.BytesIO(b"%PDF-1"))
+    save_draft(agent, draft.id, to="Carol <carol@example.com>", cc="dave@example.com",
+               bcc="boss@example.com", subject="Re: Parcel", body="<p>On its <b>way</b><script>x()</script></p>")
+    add_draft_attachment(agent, draft.id, "label.pdf", "application/pdf", io.BytesIO(b"%PDF-1"))
     db.session.commit()
     message = inbox.send_draft(draft.id, agent.id)
     assert message.direction == "out" and message.delivery_status == "queued" and message.author_id == agent.id
@@ -278,8 +280,8 @@ def test_sending_over_a_newer_message_needs_confirmation(app, db, world):
     agent = world["agent"]
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
     make_message(conv)
-    draft = inbox.start_draft(agent, conv.id, "reply")
-    inbox.save_draft(agent, draft.id, body="<p>Answer</p>")
+    draft = start_draft(agent, conv.id, "reply")
+    save_draft(agent, draft.id, body="<p>Answer</p>")
     db.session.commit()
     newer = make_message(conv, text="Never mind, found it!")
     with pytest.raises(inbox.NewerMessage) as exc:
@@ -296,9 +298,9 @@ def test_from_address_must_be_live_and_able_to_send(app, db, world):
     assert senders == {"help@mail.pigeonhole.test"}
     conv = make_conversation(queue=world["queue"], address=inbound_only, contact_email="carol@example.com")
     make_message(conv)
-    draft = inbox.start_draft(agent, conv.id, "reply")
+    draft = start_draft(agent, conv.id, "reply")
     assert draft.from_address_id == world["address"].id  # the conversation's address cannot send
-    inbox.save_draft(agent, draft.id, from_address_id=unpublished.id, subject="S", body="<p>B</p>")
+    save_draft(agent, draft.id, from_address_id=unpublished.id, subject="S", body="<p>B</p>")
     db.session.commit()
     with pytest.raises(inbox.DraftInvalid) as exc:
         inbox.send_draft(draft.id, agent.id)
@@ -307,15 +309,15 @@ def test_from_address_must_be_live_and_able_to_send(app, db, world):
 
 def test_new_mail_starts_a_conversation_in_the_chosen_queue(app, db, world):
     agent = world["agent"]
-    draft = inbox.start_new_mail(agent)
+    draft = start_new_mail(agent)
     assert draft.kind == "new" and draft.queue_id == world["queue"].id and draft.from_address_id == world["address"].id
-    inbox.save_draft(agent, draft.id, to="New Customer <new@example.com>", subject="Welcome", body="<p>Hello</p>",
-                     queue_id=world["secret"].id)
+    save_draft(agent, draft.id, to="New Customer <new@example.com>", subject="Welcome", body="<p>Hello</p>",
+               queue_id=world["secret"].id)
     db.session.commit()
     with pytest.raises(inbox.DraftInvalid) as exc:
         inbox.send_draft(draft.id, agent.id)
     assert set(exc.value.errors) == {"queue"}  # not one of the agent's queues
-    inbox.save_draft(agent, draft.id, queue_id=world["queue"].id)
+    save_draft(agent, draft.id, queue_id=world["queue"].id)
     db.session.commit()
     message = inbox.send_draft(draft.id, agent.id)
     conv = db.session.get(Conversation, message.conversation_id)
