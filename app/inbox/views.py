@@ -26,6 +26,7 @@ from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_da
                                sanitized_note, split_body)
 from app.inbox.forms import NoteForm, StatusForm
 from app.inbox.recipients import parse_addresses
+from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
 from app.models.inbox import Message
 from app.responses import services as responses
 from app.security import CSP
@@ -306,7 +307,7 @@ def message_status(message_id: int):
 def retry(message_id: int):
     _outgoing(message_id)
     try:
-        message = services.retry_delivery(message_id, current_user.id)
+        message = retry_delivery(message_id, current_user.id)
     except InvalidAction as exc:
         db.session.rollback()
         message = _outgoing(message_id)
@@ -504,12 +505,12 @@ def send(draft_id: int):
     draft = _save_from_form(draft_id)
     db.session.commit()
     try:
-        message = services.send_draft(draft_id, current_user.id,
-                                      confirm_newer=request.form.get("confirm_newer") == "1")
-    except services.DraftInvalid as exc:
+        message = send_draft(draft_id, current_user.id,
+                             confirm_newer=request.form.get("confirm_newer") == "1")
+    except DraftInvalid as exc:
         db.session.rollback()
         return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, errors=exc.errors)
-    except services.NewerMessage as exc:
+    except NewerMessage as exc:
         db.session.rollback()
         return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, newer=exc.message)
     db.session.commit()

@@ -15,6 +15,7 @@ from app.inbox.actions import add_note, assign, set_status, transfer
 from app.inbox.addresses import sending_addresses
 from app.inbox.drafts import (add_draft_attachment, get_draft, remove_draft_attachment, save_draft,
                               start_draft, start_new_mail)
+from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.queues import get_queue
 from app.responses import services as responses
@@ -247,15 +248,15 @@ def test_send_draft_validates_then_queues_the_message_and_deletes_the_draft(app,
     draft = start_draft(agent, conv.id, "reply_all")
     save_draft(agent, draft.id, to="carol@example.com, bad@", cc="", subject="", body="")
     db.session.commit()
-    with pytest.raises(inbox.DraftInvalid) as invalid:
-        inbox.send_draft(draft.id, agent.id)
+    with pytest.raises(DraftInvalid) as invalid:
+        send_draft(draft.id, agent.id)
     assert set(invalid.value.errors) == {"to", "subject", "body"}
     assert "“bad@” is not a valid email address." in invalid.value.errors["to"]
     save_draft(agent, draft.id, to="Carol <carol@example.com>", cc="dave@example.com",
                bcc="boss@example.com", subject="Re: Parcel", body="<p>On its <b>way</b><script>x()</script></p>")
     add_draft_attachment(agent, draft.id, "label.pdf", "application/pdf", io.BytesIO(b"%PDF-1"))
     db.session.commit()
-    message = inbox.send_draft(draft.id, agent.id)
+    message = send_draft(draft.id, agent.id)
     assert message.direction == "out" and message.delivery_status == "queued" and message.author_id == agent.id
     assert message.to_addrs == "Carol <carol@example.com>" and message.cc_addrs == "dave@example.com"
     # The outbound service rendered it: the platform rule adds the forwarded-from mailbox to Bcc.
@@ -284,10 +285,10 @@ def test_sending_over_a_newer_message_needs_confirmation(app, db, world):
     save_draft(agent, draft.id, body="<p>Answer</p>")
     db.session.commit()
     newer = make_message(conv, text="Never mind, found it!")
-    with pytest.raises(inbox.NewerMessage) as exc:
-        inbox.send_draft(draft.id, agent.id)
+    with pytest.raises(NewerMessage) as exc:
+        send_draft(draft.id, agent.id)
     assert exc.value.message.id == newer.id
-    assert inbox.send_draft(draft.id, agent.id, confirm_newer=True).delivery_status == "queued"
+    assert send_draft(draft.id, agent.id, confirm_newer=True).delivery_status == "queued"
 
 
 def test_from_address_must_be_live_and_able_to_send(app, db, world):
@@ -302,8 +303,8 @@ def test_from_address_must_be_live_and_able_to_send(app, db, world):
     assert draft.from_address_id == world["address"].id  # the conversation's address cannot send
     save_draft(agent, draft.id, from_address_id=unpublished.id, subject="S", body="<p>B</p>")
     db.session.commit()
-    with pytest.raises(inbox.DraftInvalid) as exc:
-        inbox.send_draft(draft.id, agent.id)
+    with pytest.raises(DraftInvalid) as exc:
+        send_draft(draft.id, agent.id)
     assert set(exc.value.errors) == {"from_address"}
 
 
@@ -314,12 +315,12 @@ def test_new_mail_starts_a_conversation_in_the_chosen_queue(app, db, world):
     save_draft(agent, draft.id, to="New Customer <new@example.com>", subject="Welcome", body="<p>Hello</p>",
                queue_id=world["secret"].id)
     db.session.commit()
-    with pytest.raises(inbox.DraftInvalid) as exc:
-        inbox.send_draft(draft.id, agent.id)
+    with pytest.raises(DraftInvalid) as exc:
+        send_draft(draft.id, agent.id)
     assert set(exc.value.errors) == {"queue"}  # not one of the agent's queues
     save_draft(agent, draft.id, queue_id=world["queue"].id)
     db.session.commit()
-    message = inbox.send_draft(draft.id, agent.id)
+    message = send_draft(draft.id, agent.id)
     conv = db.session.get(Conversation, message.conversation_id)
     assert (conv.subject, conv.queue_id, conv.assignee_id, conv.contact.email, conv.contact.name) == (
         "Welcome", world["queue"].id, agent.id, "new@example.com", "New Customer")
@@ -329,15 +330,15 @@ def test_retry_only_failed_messages(app, db, world, redis_server):
     conv = make_conversation(queue=world["queue"], address=world["address"])
     failed = make_message(conv, direction="out", delivery_status="failed", delivery_error="550 5.1.1 unknown user")
     sent = make_message(conv, direction="out", delivery_status="sent")
-    retried = inbox.retry_delivery(failed.id, world["agent"].id)
+    retried = retry_delivery(failed.id, world["agent"].id)
     assert retried.delivery_status == "queued" and retried.delivery_error is None
     assert not get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
     db.session.commit()  # the caller commits; the send job is enqueued after that
     assert get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
     with pytest.raises(InvalidAction):
-        inbox.retry_delivery(sent.id, world["agent"].id)
+        retry_delivery(sent.id, world["agent"].id)
     with pytest.raises(NotFound):
-        inbox.retry_delivery(failed.id, world["other"].id)
+        retry_delivery(failed.id, world["other"].id)
 
 
 def test_assign_transfer_status_and_notes(app, db, world):
