@@ -1,59 +1,31 @@
-"""The agent workspace: reading conversations, acting on them, drafts, and the hand-over to sending.
-
-Everything here takes ids and values and raises; views turn that into pages and commit.
-
-Permissions: a supervisor or admin sees every conversation; an agent sees those
-assigned to them and those of the queues they are a member of. Anything else is
-`NotFound` (never "forbidden"), so an agent cannot even learn that a conversation,
-message or attachment of another queue exists.
+"""The inbox lists: a page of a view (with the search), the view tabs' counts, the drafts list,
+and what each user has seen (the rows' unread marker).
 
 Inbox lists use keyset pagination on (last activity, id), newest first: a page is
 "the 50 after this cursor", so new mail arriving while an agent pages never shifts or
 repeats rows, and `after=` fetches just what changed since the newest row shown (the
 inbox's polling).
-
-Drafts are rows from the moment the composer opens (`start_draft`), saved as the agent
-types (`save_draft`); several per conversation, each with its own key. `send_draft`
-validates a draft, turns it into an outgoing `Message` (queued), deletes the draft,
-commits, and hands the message to `deliver()`, the one seam to the outbound service.
 """
 from __future__ import annotations
 
 import functools
-import logging
-import secrets
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import current_app
-from redis.exceptions import RedisError
-from sqlalchemy import Boolean, bindparam, func, or_, select, text
+from sqlalchemy import bindparam, func, select, text
 
-from app.blobs import BlobNotFound, blob_store
-from app.runtime.live import PublishedAddress, published_address
 from app.extensions import db
-from app.inbox import recipients as rules
+from app.inbox.access import VISIBLE_SQL, InvalidAction, get_user, visibility_filter
 from app.inbox.display import snippet
-from app.inbox.access import InvalidAction, VISIBLE_SQL, get_user, visibility_filter
 from app.inbox.search import matching_conversations_sql
-from app.mail.html import html_to_text, sanitize_html, text_to_html
-from app.mail.render import OutgoingAttachment
-from app.mail.tokens import new_conversation_token
-from app.runtime.outbound import CannotSend, NotRetryable, enqueue_send, queue_message, retry_message
-from app.transactions import on_commit
-from app.units import human_size
-from app.models.auth import Queue, Role, User, queue_members
-from app.models.channels import EmailAddress
 from app.models._types import UTCDateTime, utcnow
-from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
+from app.models.auth import Role, User
+from app.models.inbox import Conversation, ConversationSeen, Draft
 
-log = logging.getLogger(__name__)
-
+#: The statuses of a conversation, as the inbox filters by them and the Status action sets them.
 STATUSES = ("open", "pending", "resolved", "closed")
 
-
-# --- Inbox lists -------------------------------------------------------------------------
 
 @dataclass(slots=True)
 class RowConversation:
@@ -266,18 +238,3 @@ def mark_seen(user_id: int, conversation_id: int, last_message_at: datetime | No
         return False
     row.seen_at = utcnow()
     return True
-
-
-# --- Suggestions -------------------------------------------------------------------------
-
-def suggest_contacts(user: User | int, q: str, limit: int = 8) -> list[Contact]:
-    """Known contacts whose address or name starts with `q` (at least 2 characters)."""
-    get_user(user)
-    q = (q or "").strip().lower()
-    if len(q) < 2:
-        return []
-    prefix = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return list(db.session.scalars(
-        select(Contact).where(or_(Contact.email.like(prefix, escape="\\"),
-                                  func.lower(Contact.name).like(prefix, escape="\\")))
-        .order_by(Contact.email).limit(limit)))

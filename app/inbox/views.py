@@ -1,8 +1,9 @@
 """The agent workspace pages: inbox views, the conversation, the composer, drafts, downloads.
 
 Every route serves a full page or, for HTMX, the named block that changed (see
-`app.web.render`). State changes call `app.inbox.services` and commit here; what a
-service hands to a job (a Send) is enqueued after that commit (`app.transactions`).
+`app.web.render`). State changes call the workspace services (`app.inbox.actions`,
+`drafts`, `sending`, ...) and commit here; what a service hands to a job (a Send) is
+enqueued after that commit (`app.transactions`).
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from app.extensions import db
-from app.inbox import lists as services  # split into modules by concern in the next commits
-from app.inbox import actions, presence
+from app.inbox import presence
+# Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
+from app.inbox import actions
 from app.inbox import drafts as inbox_drafts
 from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
@@ -25,8 +27,10 @@ from app.inbox.conversation import MessageView, conversation_detail
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
                                sanitized_note, split_body)
 from app.inbox.forms import NoteForm, StatusForm
+from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.recipients import parse_addresses
 from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
+from app.inbox.suggestions import suggest_contacts
 from app.models.inbox import Message
 from app.responses import services as responses
 from app.security import CSP
@@ -84,9 +88,9 @@ def index():
     if filters["view"] == "drafts":
         return redirect(url_for("inbox.drafts"))
     try:
-        page = services.list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
-                                   queue_id=filters["queue"], q=filters["q"], before=filters["before"],
-                                   cursor=request.args.get("cursor"), after=request.args.get("after"))
+        page = list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
+                          queue_id=filters["queue"], q=filters["q"], before=filters["before"],
+                          cursor=request.args.get("cursor"), after=request.args.get("after"))
     except InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
                       filters=filters, queues=queue_choices(current_user))
@@ -110,7 +114,7 @@ _row = Fragments("inbox/_row.html", "row")
 
 @bp.route("/inbox/drafts/")
 def drafts():
-    return render("inbox/drafts.html", block="drafts", drafts=services.list_drafts(current_user),
+    return render("inbox/drafts.html", block="drafts", drafts=list_drafts(current_user),
                   filters={"view": "drafts"})
 
 
@@ -118,7 +122,7 @@ def drafts():
 def counts():
     """The view tabs with their counts (loaded after the page, then polled)."""
     filters = _filters()
-    return render("inbox/_tabs.html", counts=services.view_counts(current_user), filters=filters)
+    return render("inbox/_tabs.html", counts=view_counts(current_user), filters=filters)
 
 
 # --- Conversation ------------------------------------------------------------------------
@@ -162,7 +166,7 @@ def _conversation_response(response):
 @bp.route("/inbox/c/<int:conversation_id>")
 def conversation(conversation_id: int):
     detail = conversation_detail(current_user, conversation_id)
-    if detail.unseen and services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
+    if detail.unseen and mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
         db.session.commit()
     open_draft = None
     draft_id = request.args.get("draft", type=int)
@@ -175,7 +179,7 @@ def conversation(conversation_id: int):
         last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)))
 
 
-STATUS_CHOICES = [(s, s.title()) for s in services.STATUSES]
+STATUS_CHOICES = [(s, s.title()) for s in STATUSES]
 
 
 def _action_forms(conversation) -> dict:
@@ -336,7 +340,7 @@ def updates(conversation_id: int):
     messages = list(db.session.scalars(select(Message).where(
         Message.conversation_id == conversation_id, Message.id > after).order_by(Message.id)))
     if messages:
-        services.mark_seen(current_user.id, conversation_id)
+        mark_seen(current_user.id, conversation_id)
         db.session.commit()
     conversation = get_conversation(current_user, conversation_id)
     return _conversation_response(render(
@@ -450,7 +454,7 @@ def save_draft(draft_id: int):
         if not is_htmx():
             return redirect(url_for("inbox.conversation", conversation_id=conversation_id))
         return render("inbox/conversation.html", block="drafts",
-                      detail={"drafts": services.list_drafts(current_user, conversation_id)},
+                      detail={"drafts": list_drafts(current_user, conversation_id)},
                       c=get_conversation(current_user, conversation_id))
     if not is_htmx():
         return redirect(url_for("inbox.draft", draft_id=draft_id))
@@ -523,7 +527,7 @@ def send(draft_id: int):
     conversation = get_conversation(current_user, message.conversation_id)
     return _conversation_response(render(
         "inbox/conversation.html", block="sent", c=conversation, tile=_tile_html(_view(message), True),
-        detail={"drafts": services.list_drafts(current_user, conversation.id)}))
+        detail={"drafts": list_drafts(current_user, conversation.id)}))
 
 
 @bp.route("/inbox/recipients/check", methods=["POST"])
@@ -546,7 +550,7 @@ def suggest():
     if field not in ("to", "cc", "bcc"):
         return render("inbox/_composer.html", block="suggestions", contacts=[], field="to", status=422)
     return render("inbox/_composer.html", block="suggestions", field=field,
-                  contacts=services.suggest_contacts(current_user, q), draft_id=request.args.get("draft", type=int))
+                  contacts=suggest_contacts(current_user, q), draft_id=request.args.get("draft", type=int))
 
 
 @bp.route("/inbox/responses/picker")

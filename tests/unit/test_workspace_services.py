@@ -9,12 +9,12 @@ import redis
 from sqlalchemy import select
 
 from app.inbox import presence
-from app.inbox import lists as inbox
 from app.inbox.access import InvalidAction, NotFound, get_attachment, get_conversation, get_message
 from app.inbox.actions import add_note, assign, set_status, transfer
 from app.inbox.addresses import sending_addresses
 from app.inbox.drafts import (add_draft_attachment, get_draft, remove_draft_attachment, save_draft,
                               start_draft, start_new_mail)
+from app.inbox.lists import list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.queues import get_queue
@@ -43,7 +43,7 @@ def test_an_agent_never_sees_or_downloads_another_queues_conversation(app, world
     hidden = make_message(theirs, attachments=[("secret.pdf", "application/pdf", b"%PDF secret")])
     attachment = hidden.attachments[0]
     agent = world["agent"]
-    assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {"Mine", "Assigned to me"}
+    assert {r.conversation.subject for r in list_inbox(agent).rows} == {"Mine", "Assigned to me"}
     with pytest.raises(NotFound):
         get_conversation(agent, theirs.id)
     with pytest.raises(NotFound):
@@ -55,7 +55,7 @@ def test_an_agent_never_sees_or_downloads_another_queues_conversation(app, world
     assert get_conversation(agent, assigned.id).id == assigned.id
     assert get_attachment(world["other"], attachment.id).filename == "secret.pdf"
     supervisor = make_user("supervisor")
-    assert len(inbox.list_inbox(supervisor).rows) == 3
+    assert len(list_inbox(supervisor).rows) == 3
     assert get_conversation(agent, mine.id)
 
 
@@ -65,25 +65,25 @@ def test_views_filters_and_keyset_pagination(app, world):
                                when=NOW - timedelta(minutes=10 - i),
                                assignee=agent if i % 2 else None, status="pending" if i == 4 else "open")
              for i in range(6)]
-    page1 = inbox.list_inbox(agent, status=None, limit=2)
+    page1 = list_inbox(agent, status=None, limit=2)
     assert [r.conversation.subject for r in page1.rows] == ["C5", "C4"] and page1.next_cursor
     # New mail arrives between pages: the next page neither repeats nor skips a row.
     make_conversation(queue=world["queue"], address=world["address"], subject="New", when=NOW)
-    page2 = inbox.list_inbox(agent, status=None, limit=2, cursor=page1.next_cursor)
-    page3 = inbox.list_inbox(agent, status=None, limit=2, cursor=page2.next_cursor)
+    page2 = list_inbox(agent, status=None, limit=2, cursor=page1.next_cursor)
+    page3 = list_inbox(agent, status=None, limit=2, cursor=page2.next_cursor)
     assert [r.conversation.subject for r in page2.rows + page3.rows] == ["C3", "C2", "C1", "C0"]
     assert page3.next_cursor is None
-    fresh = inbox.list_inbox(agent, status=None, after=page1.newest_cursor)
+    fresh = list_inbox(agent, status=None, after=page1.newest_cursor)
     assert [r.conversation.subject for r in fresh.rows] == ["New"] and fresh.next_cursor is None
-    assert {r.conversation.subject for r in inbox.list_inbox(agent, view="mine", status=None).rows} == {"C1", "C3", "C5"}
-    assert "C4" not in {r.conversation.subject for r in inbox.list_inbox(agent, view="mine").rows}
-    assert {r.conversation.subject for r in inbox.list_inbox(agent, view="unassigned").rows} == {"C0", "C2", "New"}
-    assert inbox.list_inbox(agent, queue_id=world["secret"].id).rows == []
-    counts = inbox.view_counts(agent)
+    assert {r.conversation.subject for r in list_inbox(agent, view="mine", status=None).rows} == {"C1", "C3", "C5"}
+    assert "C4" not in {r.conversation.subject for r in list_inbox(agent, view="mine").rows}
+    assert {r.conversation.subject for r in list_inbox(agent, view="unassigned").rows} == {"C0", "C2", "New"}
+    assert list_inbox(agent, queue_id=world["secret"].id).rows == []
+    counts = view_counts(agent)
     assert counts == {"all": 6, "mine": 3, "unassigned": 3, "drafts": 0}
     for bad in ({"view": "nope"}, {"status": "gone"}, {"cursor": "garbage"}):
         with pytest.raises(InvalidAction):
-            inbox.list_inbox(agent, **bad)
+            list_inbox(agent, **bad)
     assert convs
 
 
@@ -92,14 +92,14 @@ def test_rows_carry_snippet_unread_draft_and_failure_markers(app, db, world):
     conv = make_conversation(queue=world["queue"], address=world["address"], when=NOW - timedelta(hours=1))
     make_message(conv, text="First words of the customer", when=NOW - timedelta(minutes=30))
     make_message(conv, direction="note", text="internal", when=NOW - timedelta(minutes=20))
-    row = inbox.list_inbox(agent).rows[0]
+    row = list_inbox(agent).rows[0]
     assert row.snippet == "First words of the customer" and row.unread and not row.has_draft
-    inbox.mark_seen(agent.id, conv.id)
+    mark_seen(agent.id, conv.id)
     start_draft(agent, conv.id, "reply")
     make_message(conv, direction="out", text="ours", delivery_status="failed", delivery_error="550 no such user",
                  when=NOW - timedelta(minutes=40))
     db.session.commit()
-    row = inbox.list_inbox(agent).rows[0]
+    row = list_inbox(agent).rows[0]
     assert not row.unread and row.has_draft and row.delivery_failed
 
 
@@ -112,7 +112,7 @@ def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, 
     msg = make_message(b, text="Please send the invoice for order 4711 again.")
 
     def found(q):
-        return {r.conversation.id for r in inbox.list_inbox(agent, q=q, status=None).rows}
+        return {r.conversation.id for r in list_inbox(agent, q=q, status=None).rows}
 
     assert found("umbrella") == {a.id}
     assert found("snapped handle") == {a.id}
@@ -156,10 +156,10 @@ def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
     seen, windows, before = [], 0, None
     while True:
         windows += 1
-        page = inbox.list_inbox(agent, q="gizmo", status=None, limit=2, before=before)
+        page = list_inbox(agent, q="gizmo", status=None, limit=2, before=before)
         seen += [r.conversation.id for r in page.rows]
         while page.next_cursor:  # "Load more" within the window
-            page = inbox.list_inbox(agent, q="gizmo", status=None, limit=2, before=before, cursor=page.next_cursor)
+            page = list_inbox(agent, q="gizmo", status=None, limit=2, before=before, cursor=page.next_cursor)
             seen += [r.conversation.id for r in page.rows]
         if page.older_matches is None:
             break
@@ -167,18 +167,18 @@ def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
         before = page.older_matches
     assert sorted(seen) == sorted([c.id for c in convs] + [by_address.id])  # all, once; never the other queue's
     assert windows == 3  # 8 matching messages in windows of 3
-    first = inbox.list_inbox(agent, q="gizmo", status=None)
+    first = list_inbox(agent, q="gizmo", status=None)
     assert [r.conversation.id for r in first.rows][:1] == [by_address.id]  # newest activity first, as ever
     assert {r.conversation.id for r in first.rows} == {by_address.id, convs[0].id, convs[5].id, convs[4].id}
-    assert inbox.list_inbox(agent, q="nothing-matches", status=None).older_matches is None
+    assert list_inbox(agent, q="nothing-matches", status=None).older_matches is None
     # A window whose conversations are all another queue's still leads on to the older ones.
     monkeypatch.setattr(search, "MAX_MATCHES", 1)
-    page = inbox.list_inbox(agent, q="gizmo", status=None, before=convs[1].messages[0].id)
+    page = list_inbox(agent, q="gizmo", status=None, before=convs[1].messages[0].id)
     assert page.rows == [] and page.older_matches is not None  # only the hidden conversation's match here
     # The oldest match is convs[0]'s first message; convs[0] was listed by its newest: not again.
-    page = inbox.list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
+    page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
     assert page.rows == [] and page.older_matches == convs[0].messages[0].id
-    page = inbox.list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
+    page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
     assert page.rows == [] and page.older_matches is None  # nothing older: the end
 
 
@@ -201,7 +201,7 @@ def test_reply_reply_all_and_forward_drafts(app, db, world):
     save_draft(agent, forward.id, forward_included=set())
     assert forward.attachments[0]["included"] is False
     db.session.commit()
-    assert len(inbox.list_drafts(agent, conv.id)) == 3  # several drafts per conversation
+    assert len(list_drafts(agent, conv.id)) == 3  # several drafts per conversation
     with pytest.raises(InvalidAction):
         start_draft(agent, conv.id, "shout")
     with pytest.raises(NotFound):
@@ -465,7 +465,7 @@ def test_demo_seed_gives_a_workable_workspace(app, db):
     from app.models.auth import User
 
     agent = db.session.scalar(select(User).where(User.email == "agent@demo.test"))
-    assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {
+    assert {r.conversation.subject for r in list_inbox(agent).rows} == {
         "Where is my parcel?", "Refund for order 1042"}
     assert [a.address for a in sending_addresses(agent)] == ["support@mail.pigeonhole.test"]
     assert {r.title for r in responses.visible_responses(agent)} == {
@@ -481,16 +481,16 @@ def test_reindex_restores_lost_triggers_and_the_index(app, db, world):
     if db.engine.dialect.name != "sqlite":
         make_message(conv, text="A gadget")
         reindex()  # nothing to do on PostgreSQL: its index is an expression index
-        assert {r.conversation.id for r in inbox.list_inbox(world["agent"], q="gadget", status=None).rows} == {conv.id}
+        assert {r.conversation.id for r in list_inbox(world["agent"], q="gadget", status=None).rows} == {conv.id}
         return
     for trigger in ("messages_fts_ai", "messages_fts_ad", "messages_fts_au"):
         db.session.execute(text(f"DROP TRIGGER {trigger}"))  # as a table rebuild on SQLite would
     db.session.commit()
     make_message(conv, text="A sprocket went missing")
-    assert inbox.list_inbox(world["agent"], q="sprocket", status=None).rows == []
+    assert list_inbox(world["agent"], q="sprocket", status=None).rows == []
     result = app.test_cli_runner().invoke(args=["inbox", "reindex"])
     assert result.exit_code == 0 and "search index rebuilt" in result.output
     db.session.expire_all()
-    assert [r.conversation.id for r in inbox.list_inbox(world["agent"], q="sprocket", status=None).rows] == [conv.id]
+    assert [r.conversation.id for r in list_inbox(world["agent"], q="sprocket", status=None).rows] == [conv.id]
     make_message(conv, text="And a widget too")  # the triggers are back
-    assert [r.conversation.id for r in inbox.list_inbox(world["agent"], q="widget", status=None).rows] == [conv.id]
+    assert [r.conversation.id for r in list_inbox(world["agent"], q="widget", status=None).rows] == [conv.id]
