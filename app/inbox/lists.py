@@ -31,8 +31,8 @@ STATUSES = ("open", "pending", "resolved", "closed")
 class RowConversation:
     """What an inbox row shows of a conversation: plain columns, not an ORM object.
 
-    A page of 50 rows is read as tuples by one statement (`list_inbox`); building 150 ORM
-    objects (conversation, contact, queue, assignee) for it cost more than the whole query.
+    A page is read as tuples by one statement (`list_inbox`): building the ORM objects of
+    every row (conversation, contact, queue, assignee) would cost more than the query itself.
     `queue_name` / `assignee_name` are None when there is no queue / assignee.
     """
 
@@ -87,10 +87,10 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 #: rows only the columns shown, the snippet (the newest customer or agent message, by the
 #: (conversation, time) index) and the markers (the user's last look, the user's drafts, a
 #: failed delivery: the partial index `ix_messages_delivery_failed`, whose condition the marker
-#: repeats word for word so that SQLite uses it; without it the marker read every message of
-#: every row, half the statement's time on a search page). Plain SQL, portable between SQLite
-#: and PostgreSQL: building and hashing the equivalent SQLAlchemy construct cost five times as
-#: much as running it.
+#: repeats word for word so that SQLite uses it; without it the marker would read every message
+#: of every row). Plain SQL, portable between SQLite and PostgreSQL, and compiled once for each
+#: combination of filters (`_inbox_statement`): an equivalent SQLAlchemy construct would be built
+#: and hashed again on every request, which costs more than running the statement.
 INBOX_SQL = """{with_clause}
 SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name,
   (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
