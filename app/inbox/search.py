@@ -28,7 +28,7 @@ import re
 from sqlalchemy import text
 
 from app.extensions import db
-from app.models.inbox import PG_TSVECTOR
+from app.models.inbox import PG_TSVECTOR, SQLITE_FTS_DDL
 
 _TERM = re.compile(r"(\w+)(\*?)", re.UNICODE)
 MAX_TERMS = 12
@@ -133,8 +133,6 @@ def reindex() -> None:
     """
     if _dialect() != "sqlite":
         return
-    from app.models.inbox import SQLITE_FTS_DDL
-
     for statement in SQLITE_FTS_DDL:
         db.session.execute(text(statement))
     db.session.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')"))

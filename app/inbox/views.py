@@ -8,12 +8,16 @@ enqueued after that commit (`app.transactions`).
 from __future__ import annotations
 
 import io
+from email.utils import getaddresses
 
+import click
 from flask import (Blueprint, abort, flash, jsonify, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy import select
 
+from app.blobs import blob_store
 from app.extensions import db
 from app.inbox import presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
@@ -29,6 +33,7 @@ from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_da
 from app.inbox.forms import NoteForm, StatusForm
 from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.recipients import parse_addresses
+from app.inbox.search import reindex
 from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
 from app.inbox.suggestions import suggest_contacts
 from app.models.inbox import Message
@@ -132,8 +137,6 @@ def _tile(message: Message | MessageView, show_images: bool = False) -> dict:
     m = _view(message)
     images = {}
     if any(a.content_id for a in m.attachments):
-        from app.blobs import blob_store
-
         images = inline_image_data(m.attachments, blob_store().get)
     shown = message_display(m.html, m.text, show_images=show_images, inline_images=images)
     shown_inline = {cid.lower() for cid in images}
@@ -335,8 +338,6 @@ def updates(conversation_id: int):
     after = request.args.get("after", type=int)
     if after is None:
         return render("inbox/conversation.html", block="updates", status=422, tiles=[], c=None, last_id=0)
-    from sqlalchemy import select
-
     messages = list(db.session.scalars(select(Message).where(
         Message.conversation_id == conversation_id, Message.id > after).order_by(Message.id)))
     if messages:
@@ -580,8 +581,6 @@ def insert_response(response_id: int):
     else:
         first = parse_addresses(draft.to_addrs or "")
         if first.addresses:
-            from email.utils import getaddresses
-
             name, email = getaddresses(first.addresses[:1])[0]
     subject, html = responses.render_response(
         response, responses.placeholder_values(name, email, current_user._get_current_object(), address=address,
@@ -594,14 +593,9 @@ def _frame_height(cls: str) -> str:
     return f"frame-{cls}"
 
 
-
 @bp.cli.command("reindex")
 def reindex_command() -> None:
     """Rebuild the full-text search index of messages (SQLite; a no-op on PostgreSQL)."""
-    import click
-
-    from app.inbox.search import reindex
-
     reindex()
     db.session.commit()
     click.echo("search index rebuilt")
