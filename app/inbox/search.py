@@ -83,7 +83,7 @@ def matching_conversations_sql(q: str, before: int | None = None) -> tuple[str, 
     window is `before=<its oldest id>`). The first window adds the customers whose address
     starts with the query; an older one leaves out every conversation an earlier window had
     (a match at or after `before`, or the address). Plain SQL rather than a SQLAlchemy
-    construct: the inbox list embeds it in its own SQL (see `app.inbox.services.list_inbox`).
+    construct: the inbox list embeds it in its own SQL (see `app.inbox.lists.list_inbox`).
     """
     q = (q or "").strip()
     lowered = q.lower()
