@@ -44,8 +44,8 @@ def fts5_query(q: str) -> str:
 
     A word typed with a trailing `*` matches as a prefix (`refund*`). Whole words are the
     default because FTS5 answers them by streaming the index newest first, while a prefix
-    term has to merge every matching term's list first (measured: 0.5 ms against 50 ms
-    for a common word on a million messages).
+    term has to merge every matching term's list first (far slower for a common word on a
+    large mailbox).
     """
     terms = _TERM.findall(q or "")[:MAX_TERMS]
     return " ".join('"' + w.replace('"', '""') + '"' + ("*" if star else "") for w, star in terms)
