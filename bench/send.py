@@ -249,7 +249,7 @@ def queue_replies(agent_id: int, conversation_ids: list[int]) -> tuple[list[int]
     for conversation_id in conversation_ids:
         message = send_reply(conversation_id, agent_id, BODY)
         message_id, address_id = message.id, message.address_id
-        db.session.commit()  # the view commits, then enqueues (as `app.inbox.services.send_draft` does)
+        db.session.commit()  # the view commits, then enqueues (as `app.inbox.sending.send_draft` does)
         enqueue_send(message_id, address_id=address_id)
         message_ids.append(message_id)
         db.session.remove()

@@ -64,6 +64,7 @@ def seed(app, rng: random.Random) -> None:
     from app.channels.domains import ensure_platform_domain
     from app.publish.services import publish_addresses
     from app.extensions import db
+    from app.inbox.addresses import link_queue_address
     from app.models import EmailAddress, Queue
     from app.models.inbox import SQLITE_FTS_DDL
 
@@ -80,8 +81,6 @@ def seed(app, rng: random.Random) -> None:
         address = EmailAddress(domain=domain, address=f"support@{domain.name}", display_name="Support")
         db.session.add(address)
         db.session.flush()
-        from app.inbox.services import link_queue_address
-
         link_queue_address(queues[0], address.id)
         publish_addresses([address.id], None, "bench")
         db.session.commit()

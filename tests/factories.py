@@ -5,6 +5,7 @@ import itertools
 
 from app.auth.services import create_user
 from app.extensions import db
+from app.inbox.addresses import link_queue_address
 from app.models.auth import Queue
 
 _seq = itertools.count(1)
@@ -95,8 +96,6 @@ def make_address(address: str | None = None, *, usage: str = "both", display_nam
                        forwarded_from=forwarded_from)
     db.session.add(row)
     db.session.flush()
-    from app.inbox.services import link_queue_address
-
     for queue in queues:
         link_queue_address(queue, row.id)
     if publish:

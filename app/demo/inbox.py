@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.channels.domains import ensure_platform_domain
 from app.extensions import db
+from app.inbox.addresses import link_queue_address
 from app.models.auth import Queue, User
 from app.models.channels import EmailAddress
 from app.models.inbox import Attachment, Contact, Conversation, Message
@@ -45,8 +46,6 @@ def _demo_address(queue: Queue, created: list[str]) -> EmailAddress:
         db.session.flush()
         publish_addresses([address.id], None, "demo seed")
         created.append(f"address {name} (published)")
-    from app.inbox.services import link_queue_address
-
     link_queue_address(queue, address.id)
     return address
 

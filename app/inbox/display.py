@@ -22,12 +22,12 @@ behind "…": for HTML at the first quote container the common clients write
 `moz-cite-prefix`, our own `ph-quote`), for text at the "On ... wrote:" line or the
 trailing block of `>` lines.
 
-Sanitising, splitting and framing cost about 0.1 ms per message, every time a conversation
-is shown. `message_display()` and `sanitized_note()` keep their results in a per-process cache
-keyed by a digest of everything they depend on (the stored HTML and text, "Show images"), so
-a changed message is a different key and stale output cannot be served; it holds at most
-`DISPLAY_CACHE_BYTES`, least recently used first out. Messages with inline `cid:` images are
-not cached (their frames carry the image data).
+Sanitising, splitting and framing would otherwise be done again for every message each time
+a conversation is shown. `message_display()` and `sanitized_note()` keep their results in a
+per-process cache keyed by a digest of everything they depend on (the stored HTML and text,
+"Show images"), so a changed message is a different key and stale output cannot be served;
+it holds at most `DISPLAY_CACHE_BYTES`, least recently used first out. Messages with inline
+`cid:` images are not cached (their frames carry the image data).
 """
 from __future__ import annotations
 

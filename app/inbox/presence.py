@@ -9,10 +9,10 @@ The inbox asks about a whole page of conversations on every load and poll, and o
 every one of them nobody else is there. So besides each conversation's hash, Redis keeps
 one sorted set of the conversations touched lately (`ACTIVE_KEY`, scored by time), and each
 process keeps a snapshot of it for `SNAPSHOT_SECONDS`: a page whose conversations are not in
-the snapshot needs no Redis command at all (a round trip is 0.2 ms at best and 0.7 ms at p95
-here, a fifth of the inbox page). Another process's agent shows up within that second; this
-process's own `touch` and `leave` take effect at once. The conversation page's own panel
-(`others`) always asks Redis.
+the snapshot needs no Redis command at all (a round trip would be a large share of the inbox
+page's time). Another process's agent shows up within that second; this process's own
+`touch` and `leave` take effect at once. The conversation page's own panel (`others`)
+always asks Redis.
 """
 from __future__ import annotations
 

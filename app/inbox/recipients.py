@@ -16,8 +16,6 @@ from email.headerregistry import Address
 from email.utils import getaddresses
 
 from app.mail.addresses import InvalidAddress, check_address
-from app.mail.subjects import forward_subject, reply_subject  # noqa: F401 (the drafts' subjects)
-
 
 
 @dataclass

@@ -44,8 +44,8 @@ def fts5_query(q: str) -> str:
 
     A word typed with a trailing `*` matches as a prefix (`refund*`). Whole words are the
     default because FTS5 answers them by streaming the index newest first, while a prefix
-    term has to merge every matching term's list first (measured: 0.5 ms against 50 ms
-    for a common word on a million messages).
+    term has to merge every matching term's list first (far slower for a common word on a
+    large mailbox).
     """
     terms = _TERM.findall(q or "")[:MAX_TERMS]
     return " ".join('"' + w.replace('"', '""') + '"' + ("*" if star else "") for w, star in terms)
@@ -83,7 +83,7 @@ def matching_conversations_sql(q: str, before: int | None = None) -> tuple[str, 
     window is `before=<its oldest id>`). The first window adds the customers whose address
     starts with the query; an older one leaves out every conversation an earlier window had
     (a match at or after `before`, or the address). Plain SQL rather than a SQLAlchemy
-    construct: the inbox list embeds it in its own SQL (see `app.inbox.services.list_inbox`).
+    construct: the inbox list embeds it in its own SQL (see `app.inbox.lists.list_inbox`).
     """
     q = (q or "").strip()
     lowered = q.lower()
@@ -133,7 +133,6 @@ def reindex() -> None:
     """
     if _dialect() != "sqlite":
         return
-
     for statement in SQLITE_FTS_DDL:
         db.session.execute(text(statement))
     db.session.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')"))

@@ -1,24 +1,41 @@
 """The agent workspace pages: inbox views, the conversation, the composer, drafts, downloads.
 
 Every route serves a full page or, for HTMX, the named block that changed (see
-`app.web.render`). State changes call `app.inbox.services` and commit here; what a
-service hands to a job (a Send) is enqueued after that commit (`app.transactions`).
+`app.web.render`). State changes call the workspace services (`app.inbox.actions`,
+`drafts`, `sending`, ...) and commit here; what a service hands to a job (a Send) is
+enqueued after that commit (`app.transactions`).
 """
 from __future__ import annotations
 
 import io
+from email.utils import getaddresses
 
+import click
 from flask import (Blueprint, abort, flash, jsonify, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy import select
 
+from app.blobs import blob_store
 from app.extensions import db
-from app.inbox import presence, services
+from app.inbox import presence
+# Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
+from app.inbox import actions
+from app.inbox import drafts as inbox_drafts
+from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
+                              get_conversation, get_message)
+from app.inbox.addresses import sending_addresses
+from app.inbox.choices import all_queue_choices, assignable_users, queue_choices, user_queues
+from app.inbox.conversation import MessageView, conversation_detail
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
                                sanitized_note, split_body)
 from app.inbox.forms import NoteForm, StatusForm
+from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.recipients import parse_addresses
+from app.inbox.search import reindex
+from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
+from app.inbox.suggestions import suggest_contacts
 from app.models.inbox import Message
 from app.responses import services as responses
 from app.security import CSP, Policy
@@ -35,7 +52,6 @@ CONVERSATION_CSP = str(CSP.extend(style_src=(f"'{FRAME_STYLE_HASH}'",), style_sr
 DOWNLOAD_CSP = str(Policy({"default-src": ("'none'",), "sandbox": ()}))
 
 KIND_LABELS = {"reply": "Reply", "reply_all": "Reply All", "forward": "Forward", "new": "New Mail"}
-TERMINAL = ("sent", "failed", "bounced")
 
 
 @bp.app_context_processor
@@ -47,7 +63,7 @@ def _labels():
 bp.add_app_template_global(human_size, "human_size")
 
 
-@bp.errorhandler(services.NotFound)
+@bp.errorhandler(NotFound)
 def _not_found(_error):
     # Not found and not allowed look the same: nobody learns what another queue holds.
     return render("errors/error.html", code=404, title="Not found", text="There is nothing at this address.",
@@ -78,12 +94,12 @@ def index():
     if filters["view"] == "drafts":
         return redirect(url_for("inbox.drafts"))
     try:
-        page = services.list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
-                                   queue_id=filters["queue"], q=filters["q"], before=filters["before"],
-                                   cursor=request.args.get("cursor"), after=request.args.get("after"))
-    except services.InvalidAction as exc:
+        page = list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
+                          queue_id=filters["queue"], q=filters["q"], before=filters["before"],
+                          cursor=request.args.get("cursor"), after=request.args.get("after"))
+    except InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
-                      filters=filters, queues=services.queue_choices(current_user))
+                      filters=filters, queues=queue_choices(current_user))
     if request.args.get("after") is not None:
         block = "poll"
     elif request.args.get("cursor") or filters["before"] is not None:
@@ -95,7 +111,7 @@ def index():
     rows_html = Markup("".join(_row.many([(r, present.get(r.conversation.id, []), block == "poll")
                                           for r in page.rows])))
     return render("inbox/index.html", block=block, page=page, filters=filters, error=None, rows_html=rows_html,
-                  queues=services.queue_choices(current_user) if block == "results" and not is_htmx() else [])
+                  queues=queue_choices(current_user) if block == "results" and not is_htmx() else [])
 
 
 #: One inbox row's HTML: (InboxRow, the others viewing it, whether it came by polling).
@@ -104,7 +120,7 @@ _row = Fragments("inbox/_row.html", "row")
 
 @bp.route("/inbox/drafts/")
 def drafts():
-    return render("inbox/drafts.html", block="drafts", drafts=services.list_drafts(current_user),
+    return render("inbox/drafts.html", block="drafts", drafts=list_drafts(current_user),
                   filters={"view": "drafts"})
 
 
@@ -112,18 +128,16 @@ def drafts():
 def counts():
     """The view tabs with their counts (loaded after the page, then polled)."""
     filters = _filters()
-    return render("inbox/_tabs.html", counts=services.view_counts(current_user), filters=filters)
+    return render("inbox/_tabs.html", counts=view_counts(current_user), filters=filters)
 
 
 # --- Conversation ------------------------------------------------------------------------
 
-def _tile(message: Message | services.MessageView, show_images: bool = False) -> dict:
+def _tile(message: Message | MessageView, show_images: bool = False) -> dict:
     """What `_tiles.html` needs of a message; the body's frame comes from `message_display`'s cache."""
     m = _view(message)
     images = {}
     if any(a.content_id for a in m.attachments):
-        from app.blobs import blob_store
-
         images = inline_image_data(m.attachments, blob_store().get)
     shown = message_display(m.html, m.text, show_images=show_images, inline_images=images)
     shown_inline = {cid.lower() for cid in images}
@@ -144,8 +158,8 @@ def _tiles(messages) -> list:
     return _tile_html.many([(_view(m), i == last) for i, m in enumerate(messages)])
 
 
-def _view(message: Message | services.MessageView) -> services.MessageView:
-    return message if isinstance(message, services.MessageView) else services.MessageView.of(message)
+def _view(message: Message | MessageView) -> MessageView:
+    return message if isinstance(message, MessageView) else MessageView.of(message)
 
 
 def _conversation_response(response):
@@ -155,8 +169,8 @@ def _conversation_response(response):
 
 @bp.route("/inbox/c/<int:conversation_id>")
 def conversation(conversation_id: int):
-    detail = services.conversation_detail(current_user, conversation_id)
-    if detail.unseen and services.mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
+    detail = conversation_detail(current_user, conversation_id)
+    if detail.unseen and mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
         db.session.commit()
     open_draft = None
     draft_id = request.args.get("draft", type=int)
@@ -169,15 +183,15 @@ def conversation(conversation_id: int):
         last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)))
 
 
-STATUS_CHOICES = [(s, s.title()) for s in services.STATUSES]
+STATUS_CHOICES = [(s, s.title()) for s in STATUSES]
 
 
 def _action_forms(conversation) -> dict:
     """The choices of the Actions card (the template renders the lists; WTForms validates the POSTs)."""
     return {
         "assignee_choices": [("", "Unassigned")] + [(str(u.id), u.name or u.email)
-                                                   for u in services.assignable_users(conversation)],
-        "queue_choices": [(str(q.id), q.name) for q in services.all_queue_choices()],
+                                                   for u in assignable_users(conversation)],
+        "queue_choices": [(str(q.id), q.name) for q in all_queue_choices()],
         "status_choices": STATUS_CHOICES, "note_form": NoteForm()}
 
 
@@ -189,11 +203,11 @@ def _actions_response(conversation, status: int = 200, error: str | None = None)
 
 @bp.route("/inbox/c/<int:conversation_id>/status", methods=["POST"])
 def set_status(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     form = StatusForm()
     if not form.validate_on_submit():
         return _actions_response(conversation, 422, "Choose open, pending, resolved or closed.")
-    services.set_status(current_user, conversation_id, form.status.data)
+    actions.set_status(current_user, conversation_id, form.status.data)
     db.session.commit()
     flash(f"Status set to {form.status.data}.", "success")
     return _after_action(conversation)
@@ -201,15 +215,15 @@ def set_status(conversation_id: int):
 
 @bp.route("/inbox/c/<int:conversation_id>/assign", methods=["POST"])
 def assign(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     value = request.form.get("assignee", "")
     if value == "me":
         value = str(current_user.id)
     try:
-        services.assign(current_user, conversation_id, int(value) if value else None)
+        actions.assign(current_user, conversation_id, int(value) if value else None)
     except ValueError as exc:
         db.session.rollback()
-        message = str(exc) if isinstance(exc, services.InvalidAction) else "Choose an agent."
+        message = str(exc) if isinstance(exc, InvalidAction) else "Choose an agent."
         return _actions_response(conversation, 422, message)
     db.session.commit()
     flash(f"Assigned to {conversation.assignee.name}." if conversation.assignee else "Unassigned.", "success")
@@ -218,15 +232,15 @@ def assign(conversation_id: int):
 
 @bp.route("/inbox/c/<int:conversation_id>/transfer", methods=["POST"])
 def transfer(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     try:
-        services.transfer(current_user, conversation_id, int(request.form.get("queue") or 0))
-    except (ValueError, services.InvalidAction):
+        actions.transfer(current_user, conversation_id, int(request.form.get("queue") or 0))
+    except (ValueError, InvalidAction):
         db.session.rollback()
         return _actions_response(conversation, 422, "Choose a queue.")
     db.session.commit()
     flash(f"Moved to the queue {conversation.queue.name}.", "success")
-    if not services.can_see(current_user, conversation):
+    if not can_see(current_user, conversation):
         # The agent handed it to a queue they do not work: back to the inbox.
         if is_htmx():
             return "", 204, {"HX-Redirect": url_for("inbox.index")}
@@ -242,13 +256,13 @@ def _after_action(conversation):
 
 @bp.route("/inbox/c/<int:conversation_id>/notes", methods=["POST"])
 def add_note(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     form = NoteForm()
     error = None
     if form.validate_on_submit():
         try:
-            note = services.add_note(current_user, conversation_id, form.body.data)
-        except services.InvalidAction as exc:
+            note = actions.add_note(current_user, conversation_id, form.body.data)
+        except InvalidAction as exc:
             error = str(exc)
         else:
             db.session.commit()
@@ -265,14 +279,14 @@ def add_note(conversation_id: int):
 
 @bp.route("/inbox/m/<int:message_id>/body")
 def message_body(message_id: int):
-    message = services.get_message(current_user, message_id)
+    message = get_message(current_user, message_id)
     return _conversation_response(render("inbox/conversation.html", block="tile_body",
                                          body=_tile_body_html(_view(message), request.args.get("images") == "1")))
 
 
 @bp.route("/inbox/m/<int:message_id>/quote")
 def message_quote(message_id: int):
-    message = services.get_message(current_user, message_id)
+    message = get_message(current_user, message_id)
     body = split_body(message.html, message.text)
     frame = frame_document(body.quoted_html, show_images=request.args.get("images") == "1")
     return _conversation_response(render("inbox/conversation.html", block="quote", m=message, frame=frame))
@@ -282,7 +296,7 @@ def message_quote(message_id: int):
 # templates/inbox/_tiles.html), polled while the message is on its way. The one place for both.
 
 def _outgoing(message_id: int) -> Message:
-    message = services.get_message(current_user, message_id)  # NotFound (404) unless the user may see it
+    message = get_message(current_user, message_id)  # NotFound (404) unless the user may see it
     if message.direction != "out":
         abort(404)
     return message
@@ -301,8 +315,8 @@ def message_status(message_id: int):
 def retry(message_id: int):
     _outgoing(message_id)
     try:
-        message = services.retry_delivery(message_id, current_user.id)
-    except services.InvalidAction as exc:
+        message = retry_delivery(message_id, current_user.id)
+    except InvalidAction as exc:
         db.session.rollback()
         message = _outgoing(message_id)
         if not is_htmx():
@@ -321,18 +335,16 @@ def retry(message_id: int):
 @bp.route("/inbox/c/<int:conversation_id>/updates")
 def updates(conversation_id: int):
     """Messages newer than `after` (a message id), as tiles to append; polled by the page."""
-    services.get_conversation(current_user, conversation_id)
+    get_conversation(current_user, conversation_id)
     after = request.args.get("after", type=int)
     if after is None:
         return render("inbox/conversation.html", block="updates", status=422, tiles=[], c=None, last_id=0)
-    from sqlalchemy import select
-
     messages = list(db.session.scalars(select(Message).where(
         Message.conversation_id == conversation_id, Message.id > after).order_by(Message.id)))
     if messages:
-        services.mark_seen(current_user.id, conversation_id)
+        mark_seen(current_user.id, conversation_id)
         db.session.commit()
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     return _conversation_response(render(
         "inbox/conversation.html", block="updates", c=conversation, tiles=_tiles(messages),
         last_id=max([after] + [m.id for m in messages])))
@@ -340,7 +352,7 @@ def updates(conversation_id: int):
 
 @bp.route("/inbox/c/<int:conversation_id>/presence", methods=["POST"])
 def presence_ping(conversation_id: int):
-    conversation = services.get_conversation(current_user, conversation_id)
+    conversation = get_conversation(current_user, conversation_id)
     if request.form.get("leaving") == "1":
         presence.leave(conversation_id, current_user.id)
         return "", 204
@@ -352,8 +364,8 @@ def presence_ping(conversation_id: int):
 
 @bp.route("/inbox/attachments/<int:attachment_id>")
 def download(attachment_id: int):
-    attachment = services.get_attachment(current_user, attachment_id)
-    data = services.attachment_bytes(attachment)
+    attachment = get_attachment(current_user, attachment_id)
+    data = attachment_bytes(attachment)
     response = send_file(io.BytesIO(data), mimetype=attachment.content_type or "application/octet-stream",
                          as_attachment=True, download_name=attachment.filename or "attachment",
                          max_age=0, conditional=False)
@@ -369,9 +381,9 @@ def _composer_context(draft, errors: dict | None = None, newer=None) -> dict:
     conversation = draft.conversation
     return {
         "d": draft, "errors": errors or {}, "newer": newer,
-        "senders": services.sending_addresses(current_user, conversation),
-        "queues": services.user_queues(current_user) if draft.kind == "new" else [],
-        "locked": services.recipients_locked(draft),
+        "senders": sending_addresses(current_user, conversation),
+        "queues": user_queues(current_user) if draft.kind == "new" else [],
+        "locked": inbox_drafts.recipients_locked(draft),
     }
 
 
@@ -384,8 +396,8 @@ def _composer(draft, status: int = 200, **extra):
 def compose(conversation_id: int):
     kind = request.form.get("kind", "reply")
     try:
-        draft = services.start_draft(current_user, conversation_id, kind, request.form.get("message", type=int))
-    except services.InvalidAction as exc:
+        draft = inbox_drafts.start_draft(current_user, conversation_id, kind, request.form.get("message", type=int))
+    except InvalidAction as exc:
         db.session.rollback()
         return render("inbox/conversation.html", block="compose_error", error=str(exc), status=422)
     db.session.commit()
@@ -396,7 +408,7 @@ def compose(conversation_id: int):
 
 @bp.route("/inbox/new", methods=["POST"])
 def new_mail():
-    draft = services.start_new_mail(current_user)
+    draft = inbox_drafts.start_new_mail(current_user)
     db.session.commit()
     target = url_for("inbox.draft", draft_id=draft.id)
     if is_htmx():
@@ -406,7 +418,7 @@ def new_mail():
 
 @bp.route("/inbox/drafts/<int:draft_id>")
 def draft(draft_id: int):
-    draft = services.get_draft(current_user, draft_id)
+    draft = inbox_drafts.get_draft(current_user, draft_id)
     if draft.conversation_id is not None and not is_htmx():
         return redirect(url_for("inbox.conversation", conversation_id=draft.conversation_id, draft=draft.id)
                         + f"#composer-{draft.id}")
@@ -420,7 +432,7 @@ def _save_from_form(draft_id: int):
     from_id = form.get("from_address_id", type=int)
     queue_id = form.get("queue_id", type=int)
     forwarded = set(form.getlist("forward")) if form.get("forward_present") == "1" else None
-    return services.save_draft(
+    return inbox_drafts.save_draft(
         current_user, draft_id, to=form.get("to"), cc=form.get("cc"), bcc=form.get("bcc"),
         subject=form.get("subject"), body=form.get("body"), from_address_id=from_id, queue_id=queue_id,
         forward_included=forwarded)
@@ -432,8 +444,8 @@ def save_draft(draft_id: int):
     draft = _save_from_form(draft_id)
     closing = request.form.get("close") == "1"
     conversation_id = draft.conversation_id
-    if closing and services.is_empty(draft):
-        services.delete_draft(current_user, draft_id)
+    if closing and inbox_drafts.is_empty(draft):
+        inbox_drafts.delete_draft(current_user, draft_id)
         draft = None
     db.session.commit()
     if closing:
@@ -444,8 +456,8 @@ def save_draft(draft_id: int):
         if not is_htmx():
             return redirect(url_for("inbox.conversation", conversation_id=conversation_id))
         return render("inbox/conversation.html", block="drafts",
-                      detail={"drafts": services.list_drafts(current_user, conversation_id)},
-                      c=services.get_conversation(current_user, conversation_id))
+                      detail={"drafts": list_drafts(current_user, conversation_id)},
+                      c=get_conversation(current_user, conversation_id))
     if not is_htmx():
         return redirect(url_for("inbox.draft", draft_id=draft_id))
     return render("inbox/_composer.html", block="saved", d=draft)
@@ -453,10 +465,10 @@ def save_draft(draft_id: int):
 
 @bp.route("/inbox/drafts/<int:draft_id>/delete", methods=["GET", "POST"])
 def delete_draft(draft_id: int):
-    draft = services.get_draft(current_user, draft_id)
+    draft = inbox_drafts.get_draft(current_user, draft_id)
     if request.method == "GET":
         return render("inbox/_composer.html", block="delete_dialog", d=draft)
-    conversation_id = services.delete_draft(current_user, draft_id)
+    conversation_id = inbox_drafts.delete_draft(current_user, draft_id)
     db.session.commit()
     flash("Draft deleted.", "success")
     target = (url_for("inbox.conversation", conversation_id=conversation_id) if conversation_id
@@ -468,14 +480,14 @@ def delete_draft(draft_id: int):
 
 @bp.route("/inbox/drafts/<int:draft_id>/attachments", methods=["POST"])
 def upload(draft_id: int):
-    draft = services.get_draft(current_user, draft_id)
+    draft = inbox_drafts.get_draft(current_user, draft_id)
     files = [f for f in request.files.getlist("file") if f and f.filename]
     error = None if files else "Choose a file to attach."
     for upload_file in files:
         try:
-            draft = services.add_draft_attachment(current_user, draft_id, upload_file.filename,
-                                                  upload_file.mimetype, upload_file.stream)
-        except services.InvalidAction as exc:
+            draft = inbox_drafts.add_draft_attachment(current_user, draft_id, upload_file.filename,
+                                                      upload_file.mimetype, upload_file.stream)
+        except InvalidAction as exc:
             error = str(exc)
             break
     db.session.commit()
@@ -486,9 +498,9 @@ def upload(draft_id: int):
 @bp.route("/inbox/drafts/<int:draft_id>/attachments/<int:index>/remove", methods=["POST"])
 def remove_attachment(draft_id: int, index: int):
     try:
-        draft = services.remove_draft_attachment(current_user, draft_id, index)
-    except services.InvalidAction as exc:
-        return render("inbox/_composer.html", block="attachments", d=services.get_draft(current_user, draft_id),
+        draft = inbox_drafts.remove_draft_attachment(current_user, draft_id, index)
+    except InvalidAction as exc:
+        return render("inbox/_composer.html", block="attachments", d=inbox_drafts.get_draft(current_user, draft_id),
                       attachment_error=str(exc), status=422)
     db.session.commit()
     return render("inbox/_composer.html", block="attachments", d=draft, attachment_error=None)
@@ -499,14 +511,14 @@ def send(draft_id: int):
     draft = _save_from_form(draft_id)
     db.session.commit()
     try:
-        message = services.send_draft(draft_id, current_user.id,
-                                      confirm_newer=request.form.get("confirm_newer") == "1")
-    except services.DraftInvalid as exc:
+        message = send_draft(draft_id, current_user.id,
+                             confirm_newer=request.form.get("confirm_newer") == "1")
+    except DraftInvalid as exc:
         db.session.rollback()
-        return _composer(services.get_draft(current_user, draft_id), 422, errors=exc.errors)
-    except services.NewerMessage as exc:
+        return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, errors=exc.errors)
+    except NewerMessage as exc:
         db.session.rollback()
-        return _composer(services.get_draft(current_user, draft_id), 422, newer=exc.message)
+        return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, newer=exc.message)
     db.session.commit()
     flash("Sent: the message is queued for delivery.", "success")
     target = url_for("inbox.conversation", conversation_id=message.conversation_id)
@@ -514,10 +526,10 @@ def send(draft_id: int):
         if is_htmx():
             return "", 204, {"HX-Redirect": target}
         return redirect(target)
-    conversation = services.get_conversation(current_user, message.conversation_id)
+    conversation = get_conversation(current_user, message.conversation_id)
     return _conversation_response(render(
         "inbox/conversation.html", block="sent", c=conversation, tile=_tile_html(_view(message), True),
-        detail={"drafts": services.list_drafts(current_user, conversation.id)}))
+        detail={"drafts": list_drafts(current_user, conversation.id)}))
 
 
 @bp.route("/inbox/recipients/check", methods=["POST"])
@@ -540,12 +552,12 @@ def suggest():
     if field not in ("to", "cc", "bcc"):
         return render("inbox/_composer.html", block="suggestions", contacts=[], field="to", status=422)
     return render("inbox/_composer.html", block="suggestions", field=field,
-                  contacts=services.suggest_contacts(current_user, q), draft_id=request.args.get("draft", type=int))
+                  contacts=suggest_contacts(current_user, q), draft_id=request.args.get("draft", type=int))
 
 
 @bp.route("/inbox/responses/picker")
 def picker():
-    draft = services.get_draft(current_user, request.args.get("draft", type=int) or 0)
+    draft = inbox_drafts.get_draft(current_user, request.args.get("draft", type=int) or 0)
     q = request.args.get("q", "")
     block = "picker_results" if request.args.get("results") == "1" else "picker"
     return render("inbox/_composer.html", block=block, d=draft, q=q,
@@ -555,7 +567,7 @@ def picker():
 @bp.route("/inbox/responses/<int:response_id>/insert")
 def insert_response(response_id: int):
     """The response with its placeholders filled for this draft's conversation, as JSON."""
-    draft = services.get_draft(current_user, request.args.get("draft", type=int) or 0)
+    draft = inbox_drafts.get_draft(current_user, request.args.get("draft", type=int) or 0)
     try:
         response = responses.get_response(response_id)
     except responses.NotFound:
@@ -570,8 +582,6 @@ def insert_response(response_id: int):
     else:
         first = parse_addresses(draft.to_addrs or "")
         if first.addresses:
-            from email.utils import getaddresses
-
             name, email = getaddresses(first.addresses[:1])[0]
     subject, html = responses.render_response(
         response, responses.placeholder_values(name, email, current_user._get_current_object(), address=address,
@@ -584,14 +594,9 @@ def _frame_height(cls: str) -> str:
     return f"frame-{cls}"
 
 
-
 @bp.cli.command("reindex")
 def reindex_command() -> None:
     """Rebuild the full-text search index of messages (SQLite; a no-op on PostgreSQL)."""
-    import click
-
-    from app.inbox.search import reindex
-
     reindex()
     db.session.commit()
     click.echo("search index rebuilt")

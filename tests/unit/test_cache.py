@@ -71,7 +71,7 @@ def test_plain_keys_cover_every_field_and_refuse_orm_objects(app, db):
 
 def test_fragments_are_kept_for_the_same_data_and_rendered_again_for_other_data(app):
     from app import web
-    from app.inbox.services import InboxRow, RowConversation
+    from app.inbox.lists import InboxRow, RowConversation
 
     web._fragments.clear()
     calls = []

@@ -1,8 +1,8 @@
 """Reply, Reply All and Forward rules, and address validation (pure functions)."""
 from __future__ import annotations
 
-from app.inbox.recipients import (Replied, forward_subject, parse_addresses, reply_all_recipients,
-                                  reply_recipients, reply_subject)
+from app.inbox.recipients import Replied, parse_addresses, reply_all_recipients, reply_recipients
+from app.mail.subjects import forward_subject, reply_subject
 
 OWN = {"help@mail.pigeonhole.test", "help@acme.test"}
 

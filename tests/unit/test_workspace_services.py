@@ -9,7 +9,13 @@ import redis
 from sqlalchemy import select
 
 from app.inbox import presence
-from app.inbox import services as inbox
+from app.inbox.access import InvalidAction, NotFound, get_attachment, get_conversation, get_message
+from app.inbox.actions import add_note, assign, set_status, transfer
+from app.inbox.addresses import sending_addresses
+from app.inbox.drafts import (add_draft_attachment, get_draft, remove_draft_attachment, save_draft,
+                              start_draft, start_new_mail)
+from app.inbox.lists import list_drafts, list_inbox, mark_seen, view_counts
+from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.queues import get_queue
 from app.responses import services as responses
@@ -37,20 +43,20 @@ def test_an_agent_never_sees_or_downloads_another_queues_conversation(app, world
     hidden = make_message(theirs, attachments=[("secret.pdf", "application/pdf", b"%PDF secret")])
     attachment = hidden.attachments[0]
     agent = world["agent"]
-    assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {"Mine", "Assigned to me"}
-    with pytest.raises(inbox.NotFound):
-        inbox.get_conversation(agent, theirs.id)
-    with pytest.raises(inbox.NotFound):
-        inbox.get_message(agent, hidden.id)
-    with pytest.raises(inbox.NotFound):
-        inbox.get_attachment(agent, attachment.id)
-    with pytest.raises(inbox.NotFound):
-        inbox.start_draft(agent, theirs.id, "reply")
-    assert inbox.get_conversation(agent, assigned.id).id == assigned.id
-    assert inbox.get_attachment(world["other"], attachment.id).filename == "secret.pdf"
+    assert {r.conversation.subject for r in list_inbox(agent).rows} == {"Mine", "Assigned to me"}
+    with pytest.raises(NotFound):
+        get_conversation(agent, theirs.id)
+    with pytest.raises(NotFound):
+        get_message(agent, hidden.id)
+    with pytest.raises(NotFound):
+        get_attachment(agent, attachment.id)
+    with pytest.raises(NotFound):
+        start_draft(agent, theirs.id, "reply")
+    assert get_conversation(agent, assigned.id).id == assigned.id
+    assert get_attachment(world["other"], attachment.id).filename == "secret.pdf"
     supervisor = make_user("supervisor")
-    assert len(inbox.list_inbox(supervisor).rows) == 3
-    assert inbox.get_conversation(agent, mine.id)
+    assert len(list_inbox(supervisor).rows) == 3
+    assert get_conversation(agent, mine.id)
 
 
 def test_views_filters_and_keyset_pagination(app, world):
@@ -59,25 +65,25 @@ def test_views_filters_and_keyset_pagination(app, world):
                                when=NOW - timedelta(minutes=10 - i),
                                assignee=agent if i % 2 else None, status="pending" if i == 4 else "open")
              for i in range(6)]
-    page1 = inbox.list_inbox(agent, status=None, limit=2)
+    page1 = list_inbox(agent, status=None, limit=2)
     assert [r.conversation.subject for r in page1.rows] == ["C5", "C4"] and page1.next_cursor
     # New mail arrives between pages: the next page neither repeats nor skips a row.
     make_conversation(queue=world["queue"], address=world["address"], subject="New", when=NOW)
-    page2 = inbox.list_inbox(agent, status=None, limit=2, cursor=page1.next_cursor)
-    page3 = inbox.list_inbox(agent, status=None, limit=2, cursor=page2.next_cursor)
+    page2 = list_inbox(agent, status=None, limit=2, cursor=page1.next_cursor)
+    page3 = list_inbox(agent, status=None, limit=2, cursor=page2.next_cursor)
     assert [r.conversation.subject for r in page2.rows + page3.rows] == ["C3", "C2", "C1", "C0"]
     assert page3.next_cursor is None
-    fresh = inbox.list_inbox(agent, status=None, after=page1.newest_cursor)
+    fresh = list_inbox(agent, status=None, after=page1.newest_cursor)
     assert [r.conversation.subject for r in fresh.rows] == ["New"] and fresh.next_cursor is None
-    assert {r.conversation.subject for r in inbox.list_inbox(agent, view="mine", status=None).rows} == {"C1", "C3", "C5"}
-    assert "C4" not in {r.conversation.subject for r in inbox.list_inbox(agent, view="mine").rows}
-    assert {r.conversation.subject for r in inbox.list_inbox(agent, view="unassigned").rows} == {"C0", "C2", "New"}
-    assert inbox.list_inbox(agent, queue_id=world["secret"].id).rows == []
-    counts = inbox.view_counts(agent)
+    assert {r.conversation.subject for r in list_inbox(agent, view="mine", status=None).rows} == {"C1", "C3", "C5"}
+    assert "C4" not in {r.conversation.subject for r in list_inbox(agent, view="mine").rows}
+    assert {r.conversation.subject for r in list_inbox(agent, view="unassigned").rows} == {"C0", "C2", "New"}
+    assert list_inbox(agent, queue_id=world["secret"].id).rows == []
+    counts = view_counts(agent)
     assert counts == {"all": 6, "mine": 3, "unassigned": 3, "drafts": 0}
     for bad in ({"view": "nope"}, {"status": "gone"}, {"cursor": "garbage"}):
-        with pytest.raises(inbox.InvalidAction):
-            inbox.list_inbox(agent, **bad)
+        with pytest.raises(InvalidAction):
+            list_inbox(agent, **bad)
     assert convs
 
 
@@ -86,14 +92,14 @@ def test_rows_carry_snippet_unread_draft_and_failure_markers(app, db, world):
     conv = make_conversation(queue=world["queue"], address=world["address"], when=NOW - timedelta(hours=1))
     make_message(conv, text="First words of the customer", when=NOW - timedelta(minutes=30))
     make_message(conv, direction="note", text="internal", when=NOW - timedelta(minutes=20))
-    row = inbox.list_inbox(agent).rows[0]
+    row = list_inbox(agent).rows[0]
     assert row.snippet == "First words of the customer" and row.unread and not row.has_draft
-    inbox.mark_seen(agent.id, conv.id)
-    inbox.start_draft(agent, conv.id, "reply")
+    mark_seen(agent.id, conv.id)
+    start_draft(agent, conv.id, "reply")
     make_message(conv, direction="out", text="ours", delivery_status="failed", delivery_error="550 no such user",
                  when=NOW - timedelta(minutes=40))
     db.session.commit()
-    row = inbox.list_inbox(agent).rows[0]
+    row = list_inbox(agent).rows[0]
     assert not row.unread and row.has_draft and row.delivery_failed
 
 
@@ -106,7 +112,7 @@ def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, 
     msg = make_message(b, text="Please send the invoice for order 4711 again.")
 
     def found(q):
-        return {r.conversation.id for r in inbox.list_inbox(agent, q=q, status=None).rows}
+        return {r.conversation.id for r in list_inbox(agent, q=q, status=None).rows}
 
     assert found("umbrella") == {a.id}
     assert found("snapped handle") == {a.id}
@@ -122,7 +128,7 @@ def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, 
     db.session.delete(msg)
     db.session.commit()
     assert found("replaced") == set()
-    inbox.add_note(agent, a.id, "<p>Customer is a VIP</p>")
+    add_note(agent, a.id, "<p>Customer is a VIP</p>")
     db.session.commit()
     assert found("vip") == {a.id}
 
@@ -150,10 +156,10 @@ def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
     seen, windows, before = [], 0, None
     while True:
         windows += 1
-        page = inbox.list_inbox(agent, q="gizmo", status=None, limit=2, before=before)
+        page = list_inbox(agent, q="gizmo", status=None, limit=2, before=before)
         seen += [r.conversation.id for r in page.rows]
         while page.next_cursor:  # "Load more" within the window
-            page = inbox.list_inbox(agent, q="gizmo", status=None, limit=2, before=before, cursor=page.next_cursor)
+            page = list_inbox(agent, q="gizmo", status=None, limit=2, before=before, cursor=page.next_cursor)
             seen += [r.conversation.id for r in page.rows]
         if page.older_matches is None:
             break
@@ -161,18 +167,18 @@ def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
         before = page.older_matches
     assert sorted(seen) == sorted([c.id for c in convs] + [by_address.id])  # all, once; never the other queue's
     assert windows == 3  # 8 matching messages in windows of 3
-    first = inbox.list_inbox(agent, q="gizmo", status=None)
+    first = list_inbox(agent, q="gizmo", status=None)
     assert [r.conversation.id for r in first.rows][:1] == [by_address.id]  # newest activity first, as ever
     assert {r.conversation.id for r in first.rows} == {by_address.id, convs[0].id, convs[5].id, convs[4].id}
-    assert inbox.list_inbox(agent, q="nothing-matches", status=None).older_matches is None
+    assert list_inbox(agent, q="nothing-matches", status=None).older_matches is None
     # A window whose conversations are all another queue's still leads on to the older ones.
     monkeypatch.setattr(search, "MAX_MATCHES", 1)
-    page = inbox.list_inbox(agent, q="gizmo", status=None, before=convs[1].messages[0].id)
+    page = list_inbox(agent, q="gizmo", status=None, before=convs[1].messages[0].id)
     assert page.rows == [] and page.older_matches is not None  # only the hidden conversation's match here
     # The oldest match is convs[0]'s first message; convs[0] was listed by its newest: not again.
-    page = inbox.list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
+    page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
     assert page.rows == [] and page.older_matches == convs[0].messages[0].id
-    page = inbox.list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
+    page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
     assert page.rows == [] and page.older_matches is None  # nothing older: the end
 
 
@@ -182,75 +188,75 @@ def test_reply_reply_all_and_forward_drafts(app, db, world):
     first = make_message(conv, text="one", reply_to="orders@example.com",
                          to_addrs="help@acme.test, Eve <eve@example.com>", cc_addrs="dave@example.com",
                          attachments=[("photo.jpg", "image/jpeg", b"jpegdata")])
-    reply = inbox.start_draft(agent, conv.id, "reply", first.id)
+    reply = start_draft(agent, conv.id, "reply", first.id)
     assert (reply.to_addrs, reply.cc_addrs, reply.subject) == ("orders@example.com", "", "Re: Where is my parcel?")
     assert reply.from_address_id == world["address"].id and reply.base_message_id == first.id
-    everyone = inbox.start_draft(agent, conv.id, "reply_all", first.id)
+    everyone = start_draft(agent, conv.id, "reply_all", first.id)
     assert everyone.to_addrs == "orders@example.com"
     assert everyone.cc_addrs == "Eve <eve@example.com>, dave@example.com"
-    forward = inbox.start_draft(agent, conv.id, "forward", first.id)
+    forward = start_draft(agent, conv.id, "forward", first.id)
     assert forward.to_addrs == "" and forward.subject == "Fwd: Where is my parcel?"
     assert "---------- Forwarded message ---------" in forward.body and "one" in forward.body
     assert [(a["filename"], a["included"]) for a in forward.attachments] == [("photo.jpg", True)]
-    inbox.save_draft(agent, forward.id, forward_included=set())
+    save_draft(agent, forward.id, forward_included=set())
     assert forward.attachments[0]["included"] is False
     db.session.commit()
-    assert len(inbox.list_drafts(agent, conv.id)) == 3  # several drafts per conversation
-    with pytest.raises(inbox.InvalidAction):
-        inbox.start_draft(agent, conv.id, "shout")
-    with pytest.raises(inbox.NotFound):
-        inbox.get_draft(world["other"], reply.id)  # a colleague's draft is private
+    assert len(list_drafts(agent, conv.id)) == 3  # several drafts per conversation
+    with pytest.raises(InvalidAction):
+        start_draft(agent, conv.id, "shout")
+    with pytest.raises(NotFound):
+        get_draft(world["other"], reply.id)  # a colleague's draft is private
 
 
 def test_locked_recipients_are_not_changed_by_saving(app, db, world):
     app.config["LOCK_REPLY_RECIPIENTS"] = True
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
     make_message(conv)
-    draft = inbox.start_draft(world["agent"], conv.id, "reply")
-    inbox.save_draft(world["agent"], draft.id, to="attacker@example.com", bcc="x@example.com", subject="Hi")
+    draft = start_draft(world["agent"], conv.id, "reply")
+    save_draft(world["agent"], draft.id, to="attacker@example.com", bcc="x@example.com", subject="Hi")
     assert (draft.to_addrs, draft.bcc_addrs, draft.subject) == ("carol@example.com", "", "Hi")
-    forward = inbox.start_draft(world["agent"], conv.id, "forward")
-    inbox.save_draft(world["agent"], forward.id, to="anyone@example.com")
+    forward = start_draft(world["agent"], conv.id, "forward")
+    save_draft(world["agent"], forward.id, to="anyone@example.com")
     assert forward.to_addrs == "anyone@example.com"
 
 
 def test_attachment_limits_are_clear(app, db, world):
     app.config.update(COMPOSER_MAX_ATTACHMENT_BYTES=10, COMPOSER_MAX_ATTACHMENTS=2, COMPOSER_MAX_TOTAL_BYTES=15)
     conv = make_conversation(queue=world["queue"], address=world["address"])
-    draft = inbox.start_draft(world["agent"], conv.id, "reply")
-    inbox.add_draft_attachment(world["agent"], draft.id, "C:\\Users\\me\\a.txt", "text/plain", io.BytesIO(b"12345678"))
+    draft = start_draft(world["agent"], conv.id, "reply")
+    add_draft_attachment(world["agent"], draft.id, "C:\\Users\\me\\a.txt", "text/plain", io.BytesIO(b"12345678"))
     assert draft.attachments[0]["filename"] == "a.txt" and draft.attachments[0]["size"] == 8
-    with pytest.raises(inbox.InvalidAction, match="larger than 10 bytes"):
-        inbox.add_draft_attachment(world["agent"], draft.id, "big.bin", "", io.BytesIO(b"x" * 11))
-    with pytest.raises(inbox.InvalidAction, match="add up to 15 bytes"):
-        inbox.add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"x" * 9))
-    with pytest.raises(inbox.InvalidAction, match="is empty"):
-        inbox.add_draft_attachment(world["agent"], draft.id, "e.txt", "", io.BytesIO(b""))
-    inbox.add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"1234"))
-    with pytest.raises(inbox.InvalidAction, match="At most 2 attachments"):
-        inbox.add_draft_attachment(world["agent"], draft.id, "c.txt", "", io.BytesIO(b"1"))
-    inbox.remove_draft_attachment(world["agent"], draft.id, 0)
+    with pytest.raises(InvalidAction, match="larger than 10 bytes"):
+        add_draft_attachment(world["agent"], draft.id, "big.bin", "", io.BytesIO(b"x" * 11))
+    with pytest.raises(InvalidAction, match="add up to 15 bytes"):
+        add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"x" * 9))
+    with pytest.raises(InvalidAction, match="is empty"):
+        add_draft_attachment(world["agent"], draft.id, "e.txt", "", io.BytesIO(b""))
+    add_draft_attachment(world["agent"], draft.id, "b.txt", "", io.BytesIO(b"1234"))
+    with pytest.raises(InvalidAction, match="At most 2 attachments"):
+        add_draft_attachment(world["agent"], draft.id, "c.txt", "", io.BytesIO(b"1"))
+    remove_draft_attachment(world["agent"], draft.id, 0)
     assert [a["filename"] for a in draft.attachments] == ["b.txt"]
-    with pytest.raises(inbox.InvalidAction):
-        inbox.remove_draft_attachment(world["agent"], draft.id, 5)
+    with pytest.raises(InvalidAction):
+        remove_draft_attachment(world["agent"], draft.id, 5)
 
 
 def test_send_draft_validates_then_queues_the_message_and_deletes_the_draft(app, db, world, redis_server):
     agent = world["agent"]
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
     asked = make_message(conv, message_id="<q1@example.com>")
-    draft = inbox.start_draft(agent, conv.id, "reply_all")
-    inbox.save_draft(agent, draft.id, to="carol@example.com, bad@", cc="", subject="", body="")
+    draft = start_draft(agent, conv.id, "reply_all")
+    save_draft(agent, draft.id, to="carol@example.com, bad@", cc="", subject="", body="")
     db.session.commit()
-    with pytest.raises(inbox.DraftInvalid) as invalid:
-        inbox.send_draft(draft.id, agent.id)
+    with pytest.raises(DraftInvalid) as invalid:
+        send_draft(draft.id, agent.id)
     assert set(invalid.value.errors) == {"to", "subject", "body"}
     assert "“bad@” is not a valid email address." in invalid.value.errors["to"]
-    inbox.save_draft(agent, draft.id, to="Carol <carol@example.com>", cc="dave@example.com",
-                     bcc="boss@example.com", subject="Re: Parcel", body="<p>On its <b>way</b><script>x()</script></p>")
-    inbox.add_draft_attachment(agent, draft.id, "label.pdf", "application/pdf", io.BytesIO(b"%PDF-1"))
+    save_draft(agent, draft.id, to="Carol <carol@example.com>", cc="dave@example.com",
+               bcc="boss@example.com", subject="Re: Parcel", body="<p>On its <b>way</b><script>x()</script></p>")
+    add_draft_attachment(agent, draft.id, "label.pdf", "application/pdf", io.BytesIO(b"%PDF-1"))
     db.session.commit()
-    message = inbox.send_draft(draft.id, agent.id)
+    message = send_draft(draft.id, agent.id)
     assert message.direction == "out" and message.delivery_status == "queued" and message.author_id == agent.id
     assert message.to_addrs == "Carol <carol@example.com>" and message.cc_addrs == "dave@example.com"
     # The outbound service rendered it: the platform rule adds the forwarded-from mailbox to Bcc.
@@ -275,46 +281,46 @@ def test_sending_over_a_newer_message_needs_confirmation(app, db, world):
     agent = world["agent"]
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
     make_message(conv)
-    draft = inbox.start_draft(agent, conv.id, "reply")
-    inbox.save_draft(agent, draft.id, body="<p>Answer</p>")
+    draft = start_draft(agent, conv.id, "reply")
+    save_draft(agent, draft.id, body="<p>Answer</p>")
     db.session.commit()
     newer = make_message(conv, text="Never mind, found it!")
-    with pytest.raises(inbox.NewerMessage) as exc:
-        inbox.send_draft(draft.id, agent.id)
+    with pytest.raises(NewerMessage) as exc:
+        send_draft(draft.id, agent.id)
     assert exc.value.message.id == newer.id
-    assert inbox.send_draft(draft.id, agent.id, confirm_newer=True).delivery_status == "queued"
+    assert send_draft(draft.id, agent.id, confirm_newer=True).delivery_status == "queued"
 
 
 def test_from_address_must_be_live_and_able_to_send(app, db, world):
     agent = world["agent"]
     inbound_only = make_address("in@mail.pigeonhole.test", usage="inbound", queues=[world["queue"]])
     unpublished = make_address("draft@mail.pigeonhole.test", publish=False, queues=[world["queue"]])
-    senders = {a.address for a in inbox.sending_addresses(agent)}
+    senders = {a.address for a in sending_addresses(agent)}
     assert senders == {"help@mail.pigeonhole.test"}
     conv = make_conversation(queue=world["queue"], address=inbound_only, contact_email="carol@example.com")
     make_message(conv)
-    draft = inbox.start_draft(agent, conv.id, "reply")
+    draft = start_draft(agent, conv.id, "reply")
     assert draft.from_address_id == world["address"].id  # the conversation's address cannot send
-    inbox.save_draft(agent, draft.id, from_address_id=unpublished.id, subject="S", body="<p>B</p>")
+    save_draft(agent, draft.id, from_address_id=unpublished.id, subject="S", body="<p>B</p>")
     db.session.commit()
-    with pytest.raises(inbox.DraftInvalid) as exc:
-        inbox.send_draft(draft.id, agent.id)
+    with pytest.raises(DraftInvalid) as exc:
+        send_draft(draft.id, agent.id)
     assert set(exc.value.errors) == {"from_address"}
 
 
 def test_new_mail_starts_a_conversation_in_the_chosen_queue(app, db, world):
     agent = world["agent"]
-    draft = inbox.start_new_mail(agent)
+    draft = start_new_mail(agent)
     assert draft.kind == "new" and draft.queue_id == world["queue"].id and draft.from_address_id == world["address"].id
-    inbox.save_draft(agent, draft.id, to="New Customer <new@example.com>", subject="Welcome", body="<p>Hello</p>",
-                     queue_id=world["secret"].id)
+    save_draft(agent, draft.id, to="New Customer <new@example.com>", subject="Welcome", body="<p>Hello</p>",
+               queue_id=world["secret"].id)
     db.session.commit()
-    with pytest.raises(inbox.DraftInvalid) as exc:
-        inbox.send_draft(draft.id, agent.id)
+    with pytest.raises(DraftInvalid) as exc:
+        send_draft(draft.id, agent.id)
     assert set(exc.value.errors) == {"queue"}  # not one of the agent's queues
-    inbox.save_draft(agent, draft.id, queue_id=world["queue"].id)
+    save_draft(agent, draft.id, queue_id=world["queue"].id)
     db.session.commit()
-    message = inbox.send_draft(draft.id, agent.id)
+    message = send_draft(draft.id, agent.id)
     conv = db.session.get(Conversation, message.conversation_id)
     assert (conv.subject, conv.queue_id, conv.assignee_id, conv.contact.email, conv.contact.name) == (
         "Welcome", world["queue"].id, agent.id, "new@example.com", "New Customer")
@@ -324,36 +330,36 @@ def test_retry_only_failed_messages(app, db, world, redis_server):
     conv = make_conversation(queue=world["queue"], address=world["address"])
     failed = make_message(conv, direction="out", delivery_status="failed", delivery_error="550 5.1.1 unknown user")
     sent = make_message(conv, direction="out", delivery_status="sent")
-    retried = inbox.retry_delivery(failed.id, world["agent"].id)
+    retried = retry_delivery(failed.id, world["agent"].id)
     assert retried.delivery_status == "queued" and retried.delivery_error is None
     assert not get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
     db.session.commit()  # the caller commits; the send job is enqueued after that
     assert get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")
-    with pytest.raises(inbox.InvalidAction):
-        inbox.retry_delivery(sent.id, world["agent"].id)
-    with pytest.raises(inbox.NotFound):
-        inbox.retry_delivery(failed.id, world["other"].id)
+    with pytest.raises(InvalidAction):
+        retry_delivery(sent.id, world["agent"].id)
+    with pytest.raises(NotFound):
+        retry_delivery(failed.id, world["other"].id)
 
 
 def test_assign_transfer_status_and_notes(app, db, world):
     agent, other = world["agent"], world["other"]
     conv = make_conversation(queue=world["queue"], address=world["address"])
-    with pytest.raises(inbox.InvalidAction, match="not a member of the queue Support"):
-        inbox.assign(agent, conv.id, other.id)
-    inbox.assign(agent, conv.id, agent.id)
+    with pytest.raises(InvalidAction, match="not a member of the queue Support"):
+        assign(agent, conv.id, other.id)
+    assign(agent, conv.id, agent.id)
     assert conv.assignee_id == agent.id
-    inbox.set_status(agent, conv.id, "pending")
-    with pytest.raises(inbox.InvalidAction):
-        inbox.set_status(agent, conv.id, "deleted")
-    note = inbox.add_note(agent, conv.id, "<p>Called the <b>customer</b></p><img src=x onerror=alert(1)>")
+    set_status(agent, conv.id, "pending")
+    with pytest.raises(InvalidAction):
+        set_status(agent, conv.id, "deleted")
+    note = add_note(agent, conv.id, "<p>Called the <b>customer</b></p><img src=x onerror=alert(1)>")
     assert note.direction == "note" and note.delivery_status is None and "onerror" not in note.html
-    with pytest.raises(inbox.InvalidAction):
-        inbox.add_note(agent, conv.id, "<p> </p>")
-    inbox.transfer(agent, conv.id, world["secret"].id)
+    with pytest.raises(InvalidAction):
+        add_note(agent, conv.id, "<p> </p>")
+    transfer(agent, conv.id, world["secret"].id)
     assert conv.queue_id == world["secret"].id and conv.assignee_id is None  # not a member there
     db.session.commit()
-    with pytest.raises(inbox.NotFound):
-        inbox.get_conversation(agent, conv.id)
+    with pytest.raises(NotFound):
+        get_conversation(agent, conv.id)
 
 
 def test_presence_shows_others_and_who_is_replying(app, world):
@@ -459,9 +465,9 @@ def test_demo_seed_gives_a_workable_workspace(app, db):
     from app.models.auth import User
 
     agent = db.session.scalar(select(User).where(User.email == "agent@demo.test"))
-    assert {r.conversation.subject for r in inbox.list_inbox(agent).rows} == {
+    assert {r.conversation.subject for r in list_inbox(agent).rows} == {
         "Where is my parcel?", "Refund for order 1042"}
-    assert [a.address for a in inbox.sending_addresses(agent)] == ["support@mail.pigeonhole.test"]
+    assert [a.address for a in sending_addresses(agent)] == ["support@mail.pigeonhole.test"]
     assert {r.title for r in responses.visible_responses(agent)} == {
         "Thanks for waiting", "Shipping times", "Refund issued"}
 
@@ -475,16 +481,16 @@ def test_reindex_restores_lost_triggers_and_the_index(app, db, world):
     if db.engine.dialect.name != "sqlite":
         make_message(conv, text="A gadget")
         reindex()  # nothing to do on PostgreSQL: its index is an expression index
-        assert {r.conversation.id for r in inbox.list_inbox(world["agent"], q="gadget", status=None).rows} == {conv.id}
+        assert {r.conversation.id for r in list_inbox(world["agent"], q="gadget", status=None).rows} == {conv.id}
         return
     for trigger in ("messages_fts_ai", "messages_fts_ad", "messages_fts_au"):
         db.session.execute(text(f"DROP TRIGGER {trigger}"))  # as a table rebuild on SQLite would
     db.session.commit()
     make_message(conv, text="A sprocket went missing")
-    assert inbox.list_inbox(world["agent"], q="sprocket", status=None).rows == []
+    assert list_inbox(world["agent"], q="sprocket", status=None).rows == []
     result = app.test_cli_runner().invoke(args=["inbox", "reindex"])
     assert result.exit_code == 0 and "search index rebuilt" in result.output
     db.session.expire_all()
-    assert [r.conversation.id for r in inbox.list_inbox(world["agent"], q="sprocket", status=None).rows] == [conv.id]
+    assert [r.conversation.id for r in list_inbox(world["agent"], q="sprocket", status=None).rows] == [conv.id]
     make_message(conv, text="And a widget too")  # the triggers are back
-    assert [r.conversation.id for r in inbox.list_inbox(world["agent"], q="widget", status=None).rows] == [conv.id]
+    assert [r.conversation.id for r in list_inbox(world["agent"], q="widget", status=None).rows] == [conv.id]

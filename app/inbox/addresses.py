@@ -1,0 +1,60 @@
+"""Our addresses as the composer sees them: every address of ours (left out of a reply's
+recipients), the From addresses a user may send from, and the queues' outbound addresses.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.inbox.access import get_user
+from app.inbox.choices import user_queues
+from app.models.auth import Queue, Role, User
+from app.models.channels import EmailAddress
+from app.models.inbox import Conversation
+from app.runtime.live import PublishedAddress, published_address
+
+
+def own_addresses() -> set[str]:
+    """Every address of ours: channel addresses and the contact-center mailboxes forwarding to them."""
+    out = set()
+    for address, forwarded in db.session.execute(select(EmailAddress.address, EmailAddress.forwarded_from)):
+        out.add(address.lower())
+        if forwarded:
+            out.add(forwarded.lower())
+    return out
+
+
+def sending_addresses(user: User | int, conversation: Conversation | None = None) -> list[PublishedAddress]:
+    """The live, outbound-capable addresses the user may send from.
+
+    Supervisors and admins: every one. Agents: those linked to their queues, plus the
+    conversation's own address when answering it.
+    """
+    user = get_user(user)
+    if user.has_role(Role.SUPERVISOR):
+        ids = list(db.session.scalars(select(EmailAddress.id).order_by(EmailAddress.address)))
+    else:
+        ids = sorted(queue_address_ids(user_queues(user)))
+    if conversation is not None and conversation.address_id not in ids:
+        ids.insert(0, conversation.address_id)
+    out = []
+    for i in ids:
+        live = published_address(i)
+        if live is not None and live.can_send:
+            out.append(live)
+    return out
+
+
+def queue_address_ids(queues: list[Queue]) -> set[int]:
+    """The ids of the addresses these queues' agents may send New Mail from.
+
+    The link is the queue's "outbound addresses" (`Queue.outbound_address_ids`, edited
+    on the flows area's queue page); `link_queue_address` adds one.
+    """
+    return {int(i) for q in queues for i in (q.outbound_address_ids or [])}
+
+
+def link_queue_address(queue: Queue, address_id: int) -> None:
+    """Let the queue's agents send from the address (idempotent; the caller commits)."""
+    if address_id not in queue_address_ids([queue]):
+        queue.outbound_address_ids = [*(queue.outbound_address_ids or []), address_id]

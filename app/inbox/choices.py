@@ -1,0 +1,60 @@
+"""The queues and agents a user can choose from: the queues they work (the inbox's queue filter,
+New Mail's queue), every queue (Transfer) and who could take a conversation (Assign).
+
+The pick lists are rows read by prebuilt SQL: no ORM objects to build.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Boolean, bindparam, select, text
+
+from app.extensions import db
+from app.inbox.access import get_user, member_queue_ids
+from app.models.auth import Queue, Role, User
+from app.models.inbox import Conversation
+
+
+def user_queues(user: User | int) -> list[Queue]:
+    """The queues a user works (all queues for supervisors and admins), by name."""
+    user = get_user(user)
+    query = select(Queue).order_by(Queue.name)
+    if not user.has_role(Role.SUPERVISOR):
+        query = query.where(Queue.id.in_(member_queue_ids(user)))
+    return list(db.session.scalars(query))
+
+
+#: (id, name) of the queues an agent works, by name (supervisors and admins: `QUEUES_SQL`).
+MY_QUEUES_SQL = text("SELECT q.id, q.name FROM queues q JOIN queue_members m ON m.queue_id = q.id "
+                     "WHERE m.user_id = :user_id ORDER BY q.name")
+
+
+def queue_choices(user: User | int) -> list:
+    """`user_queues` as (id, name) rows, for a queue filter: no ORM objects to build."""
+    user = get_user(user)
+    if user.has_role(Role.SUPERVISOR):
+        return all_queue_choices()
+    return db.session.execute(MY_QUEUES_SQL, {"user_id": user.id}).all()
+
+
+#: (id, name) of every queue, by name.
+QUEUES_SQL = text("SELECT id, name FROM queues ORDER BY name")
+
+
+def all_queue_choices() -> list:
+    """Every queue as (id, name) rows, by name (the Transfer list)."""
+    return db.session.execute(QUEUES_SQL).all()
+
+
+#: Active users who could take a conversation: all of them, or (`_QUEUE`) its queue's members and
+#: every supervisor and admin. SQL text: see `app.inbox.lists.INBOX_SQL`.
+_ASSIGNABLE = "SELECT id, name, email FROM users WHERE active = :yes{} ORDER BY name"
+_ASSIGNABLE_QUEUE = (" AND (id IN (SELECT user_id FROM queue_members WHERE queue_id = :queue_id) "
+                     f"OR role IN ('{Role.SUPERVISOR.value}', '{Role.ADMIN.value}'))")
+ASSIGNABLE_SQL = {queue: text(_ASSIGNABLE.format(_ASSIGNABLE_QUEUE if queue else "")).bindparams(
+    bindparam("yes", True, type_=Boolean())) for queue in (False, True)}
+
+
+def assignable_users(conversation: Conversation) -> list:
+    """Active users who could take the conversation: its queue's members, then supervisors and admins,
+    by name, as (id, name, email) rows."""
+    queue = conversation.queue_id is not None
+    return db.session.execute(ASSIGNABLE_SQL[queue], {"queue_id": conversation.queue_id} if queue else {}).all()

@@ -1,0 +1,240 @@
+"""The inbox lists: a page of a view (with the search), the view tabs' counts, the drafts list,
+and what each user has seen (the rows' unread marker).
+
+Inbox lists use keyset pagination on (last activity, id), newest first: a page is
+"the 50 after this cursor", so new mail arriving while an agent pages never shifts or
+repeats rows, and `after=` fetches just what changed since the newest row shown (the
+inbox's polling).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import bindparam, func, select, text
+
+from app.extensions import db
+from app.inbox.access import VISIBLE_SQL, InvalidAction, get_user, visibility_filter
+from app.inbox.display import snippet
+from app.inbox.search import matching_conversations_sql
+from app.models._types import UTCDateTime, utcnow
+from app.models.auth import Role, User
+from app.models.inbox import Conversation, ConversationSeen, Draft
+
+#: The statuses of a conversation, as the inbox filters by them and the Status action sets them.
+STATUSES = ("open", "pending", "resolved", "closed")
+
+
+@dataclass(slots=True)
+class RowConversation:
+    """What an inbox row shows of a conversation: plain columns, not an ORM object.
+
+    A page is read as tuples by one statement (`list_inbox`): building the ORM objects of
+    every row (conversation, contact, queue, assignee) would cost more than the query itself.
+    `queue_name` / `assignee_name` are None when there is no queue / assignee.
+    """
+
+    id: int
+    subject: str
+    status: str
+    last_message_at: datetime
+    contact_name: str
+    contact_email: str
+    queue_name: str | None
+    assignee_name: str | None
+
+
+@dataclass(slots=True)
+class InboxRow:
+    conversation: RowConversation
+    snippet: str = ""
+    unread: bool = False
+    has_draft: bool = False
+    delivery_failed: bool = False
+
+
+@dataclass
+class InboxPage:
+    rows: list[InboxRow]
+    next_cursor: str | None  # older rows exist after this one
+    newest_cursor: str | None  # the newest row shown, for polling with `after`
+    # A search whose window of matches was full: its next window is `before=older_matches`
+    # ("Search older messages", once this window's rows are all shown).
+    older_matches: int | None = None
+
+
+def encode_cursor(conversation: Conversation | RowConversation) -> str:
+    return f"{conversation.last_message_at.astimezone(timezone.utc).isoformat()}~{conversation.id}"
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor:
+        return None
+    try:
+        when, _, ident = cursor.rpartition("~")
+        moment = datetime.fromisoformat(when)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment, int(ident)
+    except ValueError:
+        raise InvalidAction("This page link is out of date; reload the inbox.") from None
+
+
+#: One inbox page: the page's ids first (keyset, by the (last activity, id) index, or from the
+#: search's matches; a subquery with LIMIT is not flattened into the outer join), then for those
+#: rows only the columns shown, the snippet (the newest customer or agent message, by the
+#: (conversation, time) index) and the markers (the user's last look, the user's drafts, a
+#: failed delivery: the partial index `ix_messages_delivery_failed`, whose condition the marker
+#: repeats word for word so that SQLite uses it; without it the marker would read every message
+#: of every row). Plain SQL, portable between SQLite and PostgreSQL, and compiled once for each
+#: combination of filters (`_inbox_statement`): an equivalent SQLAlchemy construct would be built
+#: and hashed again on every request, which costs more than running the statement.
+INBOX_SQL = """{with_clause}
+SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name,
+  (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
+   ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
+  (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
+  EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_draft,
+  EXISTS (SELECT 1 FROM messages f WHERE f.conversation_id = c.id AND f.delivery_status IN ('failed', 'bounced'))
+    AS failed,
+  {window}
+FROM (SELECT id FROM conversations WHERE {where} ORDER BY last_message_at DESC, id DESC LIMIT :page_limit) AS page
+JOIN conversations c ON c.id = page.id
+LEFT JOIN contacts ct ON ct.id = c.contact_id
+LEFT JOIN queues q ON q.id = c.queue_id
+LEFT JOIN users u ON u.id = c.assignee_id
+ORDER BY c.last_message_at DESC, c.id DESC
+"""
+#: A search's window of matches (its size, its oldest message id), the same on every row; NULLs otherwise.
+WINDOW_COLUMNS = "(SELECT count(*) FROM search_window) AS window_size, (SELECT min(id) FROM search_window) AS window_end"
+#: Timezone-aware UTC datetimes in and out (SQLite stores text).
+_INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at")}
+
+
+def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
+               q: str = "", cursor: str | None = None, after: str | None = None,
+               limit: int | None = None, before: int | None = None) -> InboxPage:
+    """One page of a view ("mine", "unassigned", "all"), newest activity first.
+
+    `cursor`: the page after that row (older). `after`: only rows changed since that
+    row (newer), for polling. `q`: only conversations matching the search, from one window
+    of matching messages (`app.inbox.search`; `before`: the window of matches older than that
+    message id, from `InboxPage.older_matches`). Raises `InvalidAction` for an unknown view or
+    status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters.
+    """
+    user = get_user(user)
+    limit = limit or current_app.config["INBOX_PAGE_SIZE"]
+    if view not in ("mine", "unassigned", "all"):
+        raise InvalidAction(f"Unknown view {view!r}.")
+    if status and status not in STATUSES:
+        raise InvalidAction(f"Unknown status {status!r}.")
+    where, params = ["1 = 1"], {"user_id": user.id, "page_limit": limit + 1}
+    if not user.has_role(Role.SUPERVISOR):
+        where.append(VISIBLE_SQL.format(c=""))
+    if view == "mine":
+        where.append("assignee_id = :user_id")
+    elif view == "unassigned":
+        where.append("assignee_id IS NULL")
+    if status:
+        where.append("status = :status")
+        params["status"] = status
+    if queue_id:
+        where.append("queue_id = :queue_id")
+        params["queue_id"] = queue_id
+    with_clause, window = "", "NULL, NULL"
+    searching = bool(q and q.strip())
+    if searching:
+        with_clause, sql, search_params = matching_conversations_sql(q, before)
+        where.append(f"id IN ({sql})")
+        params.update(search_params)
+        window = WINDOW_COLUMNS
+    newer = decode_cursor(after)
+    older = decode_cursor(cursor)
+    if older:
+        where.append("(last_message_at < :older_at OR (last_message_at = :older_at AND id < :older_id))")
+        params["older_at"], params["older_id"] = older
+    if newer:
+        where.append("(last_message_at > :newer_at OR (last_message_at = :newer_at AND id > :newer_id))")
+        params["newer_at"], params["newer_id"] = newer
+    records = db.session.execute(_inbox_statement(with_clause, " AND ".join(where), window), params).all()
+    more = len(records) > limit
+    rows = [_inbox_row(r) for r in records[:limit]]
+    older_matches = None
+    if searching and not newer:
+        if records:
+            size, end = records[0][-2:]
+        else:  # nothing of this window to show (not the user's, or filtered out): its size alone
+            size, end = db.session.execute(text(f"{with_clause} SELECT count(*), min(id) FROM search_window"),
+                                           {k: v for k, v in params.items() if k.startswith("search_")}).one()
+        older_matches = end if size and size >= params["search_cap"] else None
+    return InboxPage(
+        rows=rows,
+        next_cursor=encode_cursor(rows[-1].conversation) if more and not newer else None,
+        newest_cursor=encode_cursor(rows[0].conversation) if rows else after,
+        older_matches=older_matches,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _inbox_statement(with_clause: str, where: str, window: str):
+    """`INBOX_SQL` for one combination of filters (a handful of fixed fragments: few distinct ones),
+    built once: parsing the SQL for its parameters cost more than running it."""
+    return text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window)).bindparams(
+        *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at") if f":{name}" in where)
+    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"])
+
+
+def _inbox_row(r) -> InboxRow:
+    (cid, subject, status, last_message_at, contact_name, contact_email, queue_name, assignee_name,
+     text_, seen_at, has_draft, failed, _window_size, _window_end) = r
+    return InboxRow(
+        RowConversation(cid, subject, status, last_message_at, contact_name or "", contact_email or "",
+                        queue_name, assignee_name),
+        snippet(text_ or ""), seen_at is None or seen_at < last_message_at, bool(has_draft), bool(failed))
+
+
+def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
+    """Open conversations per view (counted up to `cap`: the tabs say "99+" beyond), and drafts.
+
+    Capped so that the inbox stays fast on a large database: each count reads at most
+    `cap + 1` index entries.
+    """
+    user = get_user(user)
+    seen = visibility_filter(user)
+
+    def capped(*where) -> int:
+        inner = select(Conversation.id).where(Conversation.status == "open", *where)
+        if seen is not None:
+            inner = inner.where(seen)
+        return db.session.scalar(select(func.count()).select_from(inner.limit(cap + 1).subquery())) or 0
+
+    drafts = db.session.scalar(select(func.count()).select_from(Draft).where(Draft.author_id == user.id))
+    return {"all": capped(), "mine": capped(Conversation.assignee_id == user.id),
+            "unassigned": capped(Conversation.assignee_id.is_(None)), "drafts": drafts or 0}
+
+
+def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Draft]:
+    """The user's drafts, newest first (of one conversation when given)."""
+    user = get_user(user)
+    query = select(Draft).where(Draft.author_id == user.id).order_by(Draft.updated_at.desc(), Draft.id.desc())
+    if conversation_id is not None:
+        query = query.where(Draft.conversation_id == conversation_id)
+    return list(db.session.scalars(query))
+
+
+def mark_seen(user_id: int, conversation_id: int, last_message_at: datetime | None = None) -> bool:
+    """Record that the user has read the conversation; returns whether anything was written.
+
+    With `last_message_at`, nothing is written when the user had already seen that activity
+    (opening a conversation again costs no write).
+    """
+    row = db.session.get(ConversationSeen, (user_id, conversation_id))
+    if row is None:
+        db.session.add(ConversationSeen(user_id=user_id, conversation_id=conversation_id, seen_at=utcnow()))
+        return True
+    if last_message_at is not None and row.seen_at >= last_message_at:
+        return False
+    row.seen_at = utcnow()
+    return True
