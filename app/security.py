@@ -1,12 +1,10 @@
 """Security headers on every response, the login manager, and role checks.
 
 Our pages need no inline script or style: the Content-Security-Policy allows only
-our own static files. `role_required` turns a view into an admin (or supervisor)
-page that answers 403 to anyone below.
+our own static files (`Policy`, which pages extend). `restrict_blueprint` makes an area
+admin (or supervisor) only: 403 to anyone below.
 """
 from __future__ import annotations
-
-from functools import wraps
 
 from flask import Flask, abort, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
@@ -51,23 +49,6 @@ CSP = Policy({
 MAIL_FRAME_CSP = Policy({"default-src": ("'none'",), "style-src": ("'unsafe-inline'",), "img-src": ("data:",)})
 
 PUBLIC_ENDPOINTS = {"auth.login", "ops.healthz", "static"}
-
-
-def role_required(role: Role):
-    """Let through users whose role is at least `role`; others get 403."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(*args, **kwargs):
-            if not current_user.is_authenticated:
-                return login.unauthorized()
-            if not current_user.has_role(role):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 def restrict_blueprint(bp, role: Role, public: tuple[str, ...] = ()) -> None:

@@ -1,17 +1,29 @@
 """The demo data `flask demo seed` creates. Idempotent: running it twice changes nothing.
 
-Later issues extend `seed()` with what their features need in the demo.
+Each area's demo data has its own module (`flows.py`, `inbox.py`); `seed()` runs them in order.
 """
 from __future__ import annotations
+
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.auth.services import create_user, ensure_queue
 from app.channels.domains import ensure_platform_domain
+from app.demo.flows import DEMO_FLOW, seed_demo as seed_flows
+from app.demo.inbox import seed_workspace
 from app.extensions import db
-from app.models.auth import Role, User
+from app.mail.html import sanitize_html
+from app.mail.tokens import new_conversation_token
+from app.models._types import utcnow
+from app.models.auth import Queue, Role, User
+from app.models.channels import EmailAddress
 from app.models.flows import Flow
+from app.models.inbox import Contact, Conversation, Message
+from app.publish.services import publish, publish_addresses
+from app.runtime.live import published_addresses
+from app.runtime.outbound import CannotSend, send_reply
 
 DEMO_USERS = [
     ("admin@demo.test", Role.ADMIN, "Ada Admin"),
@@ -33,8 +45,6 @@ def seed() -> list[str]:
         users[email] = user
     general = ensure_queue("General", members=[users["agent@demo.test"], users["supervisor@demo.test"]])
     ensure_platform_domain()
-    from app.demo.flows import seed_demo as seed_flows
-    from app.demo.inbox import seed_workspace
 
     created += seed_flows(users)
     created += _seed_channel(users["admin@demo.test"])
@@ -55,17 +65,6 @@ def _seed_outbound(users: dict) -> list[str]:
     as the cron sweep hands it to a worker. Does nothing once any message was queued; run
     again after a seed without a relay, it queues the reply in the same conversation.
     """
-    from datetime import timedelta
-
-    from app.publish.services import publish_addresses
-    from app.runtime.live import published_addresses
-    from app.runtime.outbound import CannotSend, send_reply
-    from app.mail.tokens import new_conversation_token
-    from app.models._types import utcnow
-    from app.models.auth import Queue
-    from app.models.channels import EmailAddress
-    from app.models.inbox import Contact, Conversation, Message
-
     question = db.session.scalar(select(Message).where(Message.message_id == DEMO_QUESTION_ID))
     if question is not None and db.session.scalar(select(Message.id).where(
             Message.conversation_id == question.conversation_id, Message.direction == "out").limit(1)) is not None:
@@ -125,12 +124,6 @@ DEMO_FOOTER = ('<p>{{ agent_name }}, {{ display_name }}<br>'
 def _seed_channel(admin: User) -> list[str]:
     """A published, enabled platform address `support@<platform domain>`, forwarded from support@demo.test,
     with a header and footer, served by the demo flow that routes by intent (published too)."""
-    from app.publish.services import publish
-    from app.mail.html import sanitize_html
-    from app.models.channels import EmailAddress
-
-    from app.demo.flows import DEMO_FLOW
-
     domain = ensure_platform_domain()
     flow = db.session.scalar(select(Flow).where(Flow.name == DEMO_FLOW))
     name = f"support@{domain.name}"

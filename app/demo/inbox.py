@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import select
 
+from app.blobs import blob_store
 from app.channels.domains import ensure_platform_domain
 from app.extensions import db
 from app.inbox.addresses import link_queue_address
@@ -51,8 +52,6 @@ def _demo_address(queue: Queue, created: list[str]) -> EmailAddress:
 
 
 def _conversations(address: EmailAddress, agent: User, queue: Queue) -> None:
-    from app.blobs import blob_store
-
     now = datetime.now(timezone.utc)
     def contact(email: str, name: str) -> Contact:  # the outbound demo may have created Carol already
         return db.session.scalar(select(Contact).where(Contact.email == email)) or Contact(email=email, name=name)
