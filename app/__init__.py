@@ -7,50 +7,45 @@ migrations, no connections, no writes (the dev secret aside, see `Config`).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(config: dict | None = None) -> Flask:
-    from app.config import Config
-
-    app = Flask(__name__, template_folder="../templates", static_folder="../static")
-    app.config.from_object(Config())
-    if config:
-        app.config.update(config)
-
-    from app import logs, security, sqlite_reads, web
-    from app.extensions import csrf, db, htmx, login, mail, migrate
-
-    logs.init_app(app)
-    db.init_app(app)
-    sqlite_reads.init_app(app)
-    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
-    csrf.init_app(app)
-    htmx.init_app(app)
-    mail.init_app(app)
-    login.init_app(app)
-    security.init_app(app)
-    web.init_app(app)
-
-    from app import models  # noqa: F401  (register every table)
+    # The imports live here, not at the top: Python runs this file before any `app.*` module, so a
+    # top-level import of the areas would make every `import app.mail.parse` (a worker's job, a
+    # benchmark, a unit test) load the whole web app, and the areas' views import this package.
+    from app import cli, logs, security, sqlite_reads, web
+    from app import models  # noqa: F401 - importing it declares every table
     from app.auth.views import bp as auth_bp
     from app.channels.views import bp as channels_bp
+    from app.config import Config
+    from app.extensions import csrf, db, htmx, login, mail, migrate
     from app.flows.views import bp as flows_bp
     from app.inbox.views import bp as inbox_bp
     from app.ops.views import bp as ops_bp
     from app.publish.views import bp as publish_bp
     from app.responses.views import bp as responses_bp
 
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.config.from_object(Config())
+    if config:
+        app.config.update(config)
+
+    logs.init_app(app)
+    db.init_app(app)
+    sqlite_reads.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    mail.init_app(app)
+    login.init_app(app)
+    security.init_app(app)
+    web.init_app(app)
     for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp):
         app.register_blueprint(bp)
-
-    from app import cli
-
     cli.init_app(app)
     return app
-
-
-def _migrations_dir():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parent.parent / "migrations"
