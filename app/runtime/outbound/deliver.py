@@ -26,6 +26,7 @@ from app.runtime.outbound.dispatch import clear_waiting, drop_jobs, enqueue_send
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
 from app.runtime.outbound.states import FAILED, RETRYING, SENT, claimable
 from app.runtime.tls import configured_context
+from app.transactions import on_commit, outside_transaction
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,13 @@ def _deliver(message_id: int) -> dict:
             batch = _next_batch(settings, started, batch_size, cache, token, budget)
             counts["claimed"] += len(batch)
     for other in released:  # out of time: their jobs were dropped, give them new ones
-        enqueue_send(other)
+        on_commit(enqueue_send, other)
     if not stop and not released and batch:
         # Out of time after a full batch: hand what is still due to a new job.
         rest = _due_same_server(settings, started, 1, cache)
         db.session.rollback()
         if rest:
-            enqueue_send(rest[0][0])
+            outside_transaction(enqueue_send, rest[0][0])
     counts["connections"] = session.connections
     log.info("send job for message %s via %s: %s", message_id, settings.describe(), counts)
     return counts
@@ -158,7 +159,7 @@ def _claim_due(settings: SMTPSettings, started: datetime, room: int, cache: dict
     due = _due_same_server(settings, started, room + 1, cache)  # one more than fits: is there more?
     batch = _take_over(due[:room], token)
     if len(due) > room:
-        enqueue_send(due[room][0])
+        on_commit(enqueue_send, due[room][0])  # committed rows; at once unless a read is still open
     return batch
 
 

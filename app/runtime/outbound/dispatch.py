@@ -19,6 +19,7 @@ from app.models._types import utcnow
 from app.models.inbox import Message
 from app.queues import get_queue, redis_connection
 from app.runtime.outbound.states import LEASED_STATE, claimable
+from app.transactions import outside_transaction
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def enqueue_due_messages(limit: int = 1000) -> int:
     for message_id, status, address_id in rows:
         if status != LEASED_STATE and address_id in waiting:
             continue
-        if enqueue_send(message_id, stale_started=status == LEASED_STATE) is not None:
+        if outside_transaction(enqueue_send, message_id, stale_started=status == LEASED_STATE) is not None:
             enqueued += 1
     return enqueued
 
