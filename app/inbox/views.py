@@ -38,6 +38,7 @@ from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_d
 from app.inbox.suggestions import suggest_contacts
 from app.models.inbox import Message
 from app.responses import services as responses
+from app.runtime.outbound import IN_PROGRESS
 from app.security import CSP, Policy
 from app.units import human_size
 from app.web import Fragments, is_htmx, render
@@ -59,8 +60,9 @@ def _labels():
     return {"kind_labels": KIND_LABELS}
 
 
-# A global, not context: the tiles (Fragments) render without the page's context.
+# Globals, not context: the tiles (Fragments) render without the page's context.
 bp.add_app_template_global(human_size, "human_size")
+bp.add_app_template_global(IN_PROGRESS, "delivery_in_progress")
 
 
 @bp.errorhandler(NotFound)

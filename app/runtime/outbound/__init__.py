@@ -52,10 +52,10 @@ from app.runtime.outbound.dispatch import (
     WAITING_KEY, WAITING_TTL_SECONDS, enqueue_due_messages, enqueue_send, send_job_id,
 )
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
-from app.runtime.outbound.states import DeliveryStatus
+from app.runtime.outbound.states import IN_PROGRESS, DeliveryStatus
 
 __all__ = [
-    "WAITING_KEY", "WAITING_TTL_SECONDS", "CannotSend", "DeliveryStatus", "NotRetryable", "backoff_seconds",
+    "IN_PROGRESS", "WAITING_KEY", "WAITING_TTL_SECONDS", "CannotSend", "DeliveryStatus", "NotRetryable", "backoff_seconds",
     "deliver_message", "enqueue_due_messages", "enqueue_send", "mark_bounced", "outgoing_bytes", "queue_message",
     "retry_message", "send_job_id", "send_reply", "sending_address", "thread_headers",
     "transport_settings",

@@ -28,6 +28,8 @@ QUEUED, SENDING, SENT, RETRYING, FAILED, BOUNCED = (s.value for s in DeliverySta
 WAITING_STATES = (QUEUED, RETRYING)
 #: Held by a send job under a lease: claimable again once `claimed_until` has passed (its worker died).
 LEASED_STATE = SENDING
+#: Not final yet: the conversation page keeps asking for the status of a message in these.
+IN_PROGRESS = (*WAITING_STATES, LEASED_STATE)
 #: The one state an agent may send again by hand (`retry_message`); the others move on by themselves
 #: or, once sent or bounced, stay.
 RETRYABLE_BY_HAND = FAILED
