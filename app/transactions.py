@@ -17,9 +17,9 @@ The cron sweeps, which only read committed rows and count what they enqueue, end
 read transaction and call `outside_transaction(enqueue..., ...)`, which refuses to run
 inside an open transaction.
 
-A hook that raises is logged, never re-raised: the commit already happened, and every
-row a hook announces is also found by a cron sweep (queued messages, pending raw
-mail), so a Redis outage delays work and loses none.
+A hook that raises is logged, never re-raised: the commit already happened. Queued
+messages and pending raw mail are found again by the cron sweeps, so a Redis outage
+delays them and loses none; a flow step whose job could not be enqueued is logged.
 """
 from __future__ import annotations
 
