@@ -1,5 +1,6 @@
 """What the detectors share: report fields, addresses and the returned original message.
 
+* `report_of`: the first multipart/report of a message and what it reports;
 * `fields_of`, `field_lines`: the "Name: value" fields of a report part, however the sender packed them;
 * `clean`: addresses lower-cased, without brackets or an "rfc822;" type, each once;
 * `original_message_id`, `original_recipients`: the Message-ID and the To of the message that came back.
@@ -7,6 +8,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email.message import Message
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,41 @@ if TYPE_CHECKING:  # only for annotations: app.mail.parse imports this package
 
 ADDR = re.compile(r"<?([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)>?")
 _MSGID_LINE = re.compile(r"^\s*(?:X-Original-)?Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
+
+MDN = "disposition-notification"
+ARF = "feedback-report"
+DSN = "delivery-status"
+
+
+@dataclass
+class Report:
+    """The first multipart/report of a message: what it reports (MDN, ARF or DSN) and the parts inside it."""
+
+    kind: str
+    parts: list[Message]
+
+
+def report_of(msg: Message) -> Report | None:
+    """Which report this is, by its report-type or by the part that carries it (senders leave the type out).
+
+    A disposition notification wins over a feedback report; any other report (the type says
+    delivery-status, or something else, or nothing) is read as a DSN if it holds a status part.
+    """
+    report = None
+    for part in msg.walk():
+        if part.get_content_type() == "multipart/report":
+            report = part
+            break
+    if report is None:
+        return None
+    report_type = (report.get_param("report-type") or "").lower()
+    parts = [p for p in report.walk() if p is not report]
+    if report_type == MDN or any(p.get_content_type() == "message/disposition-notification" for p in parts):
+        return Report(MDN, parts)
+    if report_type == ARF or any(p.get_content_type() == "message/feedback-report" for p in parts):
+        return Report(ARF, parts)
+    return Report(DSN, parts)
+
 
 def as_text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
