@@ -16,6 +16,8 @@ looks up DNS.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 
@@ -26,9 +28,15 @@ class InvalidAddress(ValueError):
 def check_address(value: str) -> ValidatedEmail:
     """The checked address: `.normalized` (domain in Unicode) and `.ascii_email` (domain in punycode).
 
-    Raises `InvalidAddress`.
+    Raises `InvalidAddress`. Every Send checks its recipients, and email-validator's work
+    (IDNA, Unicode normalisation) outweighs the rest of a Send's checks, so answers are kept
+    per process (`_checked`; the same customers write again and again).
     """
-    value = (value or "").strip()
+    return _checked((value or "").strip())
+
+
+@lru_cache(maxsize=4096)
+def _checked(value: str) -> ValidatedEmail:
     if not value:
         raise InvalidAddress("Enter an email address.")
     try:
