@@ -41,7 +41,7 @@ from app.responses import services as responses
 from app.runtime.outbound import IN_PROGRESS
 from app.security import CSP, Policy
 from app.units import human_size
-from app.web import Fragments, is_htmx, render
+from app.web import Fragments, is_htmx, navigate, render
 
 bp = Blueprint("inbox", __name__)
 
@@ -244,9 +244,7 @@ def transfer(conversation_id: int):
     flash(f"Moved to the queue {conversation.queue.name}.", "success")
     if not can_see(current_user, conversation):
         # The agent handed it to a queue they do not work: back to the inbox.
-        if is_htmx():
-            return "", 204, {"HX-Redirect": url_for("inbox.index")}
-        return redirect(url_for("inbox.index"))
+        return navigate(url_for("inbox.index"))
     return _after_action(conversation)
 
 
@@ -412,10 +410,7 @@ def compose(conversation_id: int):
 def new_mail():
     draft = inbox_drafts.start_new_mail(current_user)
     db.session.commit()
-    target = url_for("inbox.draft", draft_id=draft.id)
-    if is_htmx():
-        return "", 204, {"HX-Redirect": target}
-    return redirect(target)
+    return navigate(url_for("inbox.draft", draft_id=draft.id))
 
 
 @bp.route("/inbox/drafts/<int:draft_id>")
@@ -452,9 +447,7 @@ def save_draft(draft_id: int):
     db.session.commit()
     if closing:
         if conversation_id is None:
-            if is_htmx():
-                return "", 204, {"HX-Redirect": url_for("inbox.drafts")}
-            return redirect(url_for("inbox.drafts"))
+            return navigate(url_for("inbox.drafts"))
         if not is_htmx():
             return redirect(url_for("inbox.conversation", conversation_id=conversation_id))
         return render("inbox/conversation.html", block="drafts",
@@ -472,12 +465,8 @@ def delete_draft(draft_id: int):
         return render("inbox/_composer.html", block="delete_dialog", d=draft)
     conversation_id = inbox_drafts.delete_draft(current_user, draft_id)
     db.session.commit()
-    flash("Draft deleted.", "success")
-    target = (url_for("inbox.conversation", conversation_id=conversation_id) if conversation_id
-              else url_for("inbox.drafts"))
-    if is_htmx():
-        return "", 204, {"HX-Redirect": target}
-    return redirect(target)
+    return navigate(url_for("inbox.conversation", conversation_id=conversation_id) if conversation_id
+                    else url_for("inbox.drafts"), "Draft deleted.")
 
 
 @bp.route("/inbox/drafts/<int:draft_id>/attachments", methods=["POST"])
@@ -523,11 +512,8 @@ def send(draft_id: int):
         return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, newer=exc.message)
     db.session.commit()
     flash("Sent: the message is queued for delivery.", "success")
-    target = url_for("inbox.conversation", conversation_id=message.conversation_id)
     if draft.kind == "new" or not is_htmx():
-        if is_htmx():
-            return "", 204, {"HX-Redirect": target}
-        return redirect(target)
+        return navigate(url_for("inbox.conversation", conversation_id=message.conversation_id))
     conversation = get_conversation(current_user, message.conversation_id)
     return _conversation_response(render(
         "inbox/conversation.html", block="sent", c=conversation, tile=_tile_html(_view(message), True),

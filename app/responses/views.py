@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, flash, redirect, request, url_for
+from flask import Blueprint, Response, flash, request, url_for
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
@@ -16,7 +16,7 @@ from app.models.auth import Queue, Role
 from app.responses import services
 from app.responses.forms import GroupForm, ResponseForm
 from app.security import restrict_blueprint
-from app.web import is_htmx, render
+from app.web import navigate, render
 
 bp = Blueprint("responses", __name__, url_prefix="/responses")
 
@@ -31,10 +31,7 @@ def _not_found(_error):
 
 
 def _back():
-    target = url_for("responses.index")
-    if is_htmx():
-        return "", 204, {"HX-Redirect": target}
-    return redirect(target)
+    return navigate(url_for("responses.index"))
 
 
 @bp.route("/")
