@@ -5,7 +5,8 @@ The workspace and the flows call `send_reply(conversation_id, author_id, body_ht
 outgoing message of a conversation). Both raise `CannotSend`, with a text for the agent
 and nothing queued, unless the address may send; otherwise they add a `Message` in state
 `queued` with its rendered bytes beside it (`OutgoingMime`, one transaction). The caller
-commits, then calls `enqueue_send(message.id)`. A retry sends exactly those bytes.
+hands it over with `app.transactions.on_commit(enqueue_send, message.id, address_id=...)`
+and commits. A retry sends exactly those bytes.
 
 Delivery state machine (`Message.delivery_status`, declared in `states`)::
 

@@ -161,7 +161,7 @@ def queue_message(conversation_id: int, *, to: list[str], subject: str, body_htm
 
     `address_id` defaults to the conversation's address; `parent_id` is the message
     answered (threading headers and, with `quote`, the quoted history). The caller
-    commits, then calls `enqueue_send(message.id)`.
+    hands it to `enqueue_send` through `app.transactions.on_commit` and commits.
 
     Raises `LookupError` (no such conversation or parent) and `CannotSend` (the
     address may not send, no SMTP server, no or bad recipients).
@@ -283,7 +283,7 @@ def send_reply(conversation_id: int, author_id: int | None, body_html: str, *, t
 
     Defaults: answers the customer's latest message (or the latest message with a
     Message-ID), to the customer, subject "Re: <conversation subject>", quoting
-    the answered message. The caller commits, then calls `enqueue_send(message.id)`.
+    the answered message. The caller hands it to `enqueue_send` after its commit (`on_commit`).
     Raises `LookupError` and `CannotSend` like `queue_message`.
     """
     thread = _thread(conversation_id, author_id)
@@ -300,7 +300,7 @@ def send_reply(conversation_id: int, author_id: int | None, body_html: str, *, t
 
 
 def retry_message(message_id: int) -> Message:
-    """Put a failed message back in the queue (by hand). The caller commits, then `enqueue_send`.
+    """Put a failed message back in the queue (by hand); the caller hands it to `enqueue_send` after its commit.
 
     Raises `LookupError`, `NotRetryable` (not an outgoing message that failed) and
     `CannotSend` (its address can no longer send).
