@@ -34,10 +34,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import message_from_bytes
+from email.generator import BytesGenerator
 from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from io import BytesIO
+
+from tnefparse import TNEF
 
 from app.mail.bounce import Bounce, detect_report
 from app.mail.html import html_to_text, sanitize_html
@@ -525,9 +529,6 @@ def _text_of(part: Message, result: ParsedMessage) -> str:
 
 
 def _message_bytes(inner: Message) -> bytes:
-    from email.generator import BytesGenerator
-    from io import BytesIO
-
     out = BytesIO()
     try:
         BytesGenerator(out, mangle_from_=False, policy=compat32).flatten(inner)
@@ -542,8 +543,6 @@ def _message_bytes(inner: Message) -> bytes:
 def _unpack_tnef(data: bytes, result: ParsedMessage) -> list[ParsedAttachment] | None:
     """winmail.dat's files as attachments, or None to keep winmail.dat itself."""
     try:
-        from tnefparse import TNEF
-
         tnef = TNEF(data)
         out = []
         for att in tnef.attachments:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from email.parser import BytesHeaderParser
+from email.utils import getaddresses
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -61,8 +62,6 @@ class OutboxEntry:
     @property
     def hidden_recipients(self) -> list[str]:
         """Envelope recipients that no header shows: the Bcc."""
-        from email.utils import getaddresses
-
         shown = {a.lower() for _, a in getaddresses([self.to_header, self.cc_header])}
         return [r for r in self.rcpt_tos if r.lower() not in shown]
 
