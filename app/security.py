@@ -13,6 +13,7 @@ from flask_login import current_user
 from app.extensions import db, login
 from app.models.auth import Role, User
 
+
 class Policy:
     """A Content-Security-Policy as directives and their sources; pages extend the site's one.
 
@@ -44,8 +45,8 @@ CSP = Policy({
     "form-action": ("'self'",), "frame-ancestors": ("'none'",),
 })
 
-#: What our frames of mail HTML (the address Preview, the Outbox's HTML part) may load: inline styles,
-#: images, fonts; no scripts, forms, or anything else. Each caller adds what it needs.
+#: What our frames of mail HTML (the address Preview, the Outbox's HTML part) may load: inline styles and
+#: data: images; no scripts, forms, or anything else. Each caller extends it with what it needs.
 MAIL_FRAME_CSP = Policy({"default-src": ("'none'",), "style-src": ("'unsafe-inline'",), "img-src": ("data:",)})
 
 PUBLIC_ENDPOINTS = {"auth.login", "ops.healthz", "static"}

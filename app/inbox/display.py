@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from app.cache import SizedLRU
 from app.mail.html import sanitize_html, text_to_html
+from app.security import Policy
 
 #: The frame's only style sheet; its hash goes into the conversation page's CSP.
 FRAME_STYLE = (
@@ -117,6 +118,13 @@ def _text_quote_start(lines: list[str]) -> int | None:
     return None
 
 
+#: A message frame's own policy: inline styles, data: images and fonts; remote images once the agent asks.
+_FRAME_POLICY = Policy({"default-src": ("'none'",), "img-src": ("data:",), "style-src": ("'unsafe-inline'",),
+                        "font-src": ("data:",), "form-action": ("'none'",)})
+FRAME_CSP = str(_FRAME_POLICY)
+FRAME_CSP_IMAGES = str(_FRAME_POLICY.extend(img_src=("http:", "https:")))
+
+
 def frame_document(body_html: str, *, show_images: bool, inline_images: dict[str, str] | None = None) -> Frame:
     """The `srcdoc` for one message body: our style, a strict CSP, remote images held back."""
     inline_images = {k.lower(): v for k, v in (inline_images or {}).items()}
@@ -140,8 +148,7 @@ def frame_document(body_html: str, *, show_images: bool, inline_images: dict[str
         return tag
 
     body = _IMG.sub(fix_img, body_html)
-    images = "data: http: https:" if show_images else "data:"
-    csp = f"default-src 'none'; img-src {images}; style-src 'unsafe-inline'; font-src data:; form-action 'none'"
+    csp = FRAME_CSP_IMAGES if show_images else FRAME_CSP
     doc = (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
