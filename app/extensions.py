@@ -96,8 +96,8 @@ def begin_nested(session=None):
 def attach_inserted(session, obj) -> None:
     """Make `obj`, whose row this transaction has just inserted with Core, a persistent object of `session`.
 
-    What an ORM flush of a new object leaves behind, without the unit of work (~0.4 ms for
-    a message row): `obj` must carry its primary key; columns it was not given load on
+    What an ORM flush of a new object leaves behind, without the unit of work (which costs more
+    than the insert itself on the Send path): `obj` must carry its primary key; columns it was not given load on
     first access. If the transaction (or the savepoint it was inserted in) rolls back,
     `obj` is expunged and made transient again, as a flushed object would be, so nothing
     tries to reload a row that is gone.

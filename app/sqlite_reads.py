@@ -3,8 +3,8 @@
 By default SQLite copies every page it reads from the operating system's file cache
 into a 2 MB page cache of its own, one system call per page; a search over a million
 messages reads a few thousand pages (the full-text index, then the matching messages)
-and spends more time copying than searching (measured on `bench/web.py`'s database: the
-SQL of a two-word search 3.5 ms, 1.2 ms memory-mapped). With `mmap_size`, reads come
+and spends more time copying than searching (docs/workspace.md has `bench/web.py`'s
+figures). With `mmap_size`, reads come
 straight from the file cache, shared by every connection and process instead of one
 page cache each. Writes, WAL and `synchronous` are unchanged (SQLite maps the file
 read-only and writes as before).

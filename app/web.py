@@ -89,7 +89,7 @@ def cached_url_for(endpoint: str, **values) -> str:
     values under the same root is the same string, so it is built once per process and kept.
 
     A page's layout, tabs, filters and forms link to the same fifteen or so URLs on every request,
-    and `url_for` costs about 15 µs a call, a tenth of the inbox page's rendering. The key is the
+    and building each again is a noticeable share of the page's rendering. The key is the
     request's root (its script name and host), the endpoint and every value with its type (`1` and
     `True` are different arguments but equal keys). Calls this cannot key exactly go to `url_for`:
     outside a request, a relative endpoint (`.name`), options (`_external`, `_anchor`, ...), values
@@ -118,7 +118,7 @@ _ID = 918273645  # stands for the id in a URL built once per request by `id_url`
 
 def id_url(endpoint: str, **values) -> str:
     """`url_for(endpoint, **values)` for links repeated on every row or tile: built once per request
-    for the endpoint and the other values, then the id filled in (`url_for` costs about 15 µs a call;
+    for the endpoint and the other values, then the id filled in (`url_for` is not cheap, and
     a page of 20 tiles has 100 such links). Exactly one value is named `*_id`: `message_id=m.id`."""
     (name, ident), = [(k, v) for k, v in values.items() if k.endswith("_id")]
     ident = int(ident)

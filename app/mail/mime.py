@@ -2,8 +2,8 @@
 
 `app.mail.render` decides *what* a message says; this module writes the bytes.
 The stdlib's `EmailMessage` with the SMTP policy parses every header it is given
-into a tree and folds it back, which costs ~2.5 ms per reply; the messages we
-send have a fixed shape, so we write them directly (~0.1 ms):
+into a tree and folds it back, which costs more than the rest of a Send; the messages
+we send have a fixed shape, so we write them directly (docs/outbound.md has the figures):
 
 * headers are `(name, value)` pairs already made safe by the helpers below:
   `address_header` (display names quoted, or RFC 2047 encoded-words when not

@@ -614,7 +614,7 @@ _LINE_START_ONLY = {"from:", "von:", "de:", "da:", "van:", "från:", "fra:", "od
 
 
 def _quote_markers(text: str) -> list[int]:
-    """Positions of the first occurrence of each marker (str.find: ~100x faster than one big regex)."""
+    """Positions of the first occurrence of each marker (str.find per marker: far cheaper than one big regex)."""
     low = text[:MAX_REPLY_SCAN_CHARS].lower()
     found = []
     for word in _MARKERS:

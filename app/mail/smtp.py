@@ -133,7 +133,7 @@ class SMTPSession:
     def __init__(self, settings: SMTPSettings, *, context: ssl.SSLContext | None = None,
                  helo_name: str | None = None, timeout: float = 60.0) -> None:
         self.settings = settings
-        self.context = context  # built on first use when None (loading the CA store costs ~50 ms)
+        self.context = context  # built on first use when None (loading the CA store is slow)
         self.helo_name = helo_name or "localhost"
         self.timeout = timeout
         self.connections = 0  # how many times we connected (tests and the benchmark read it)
