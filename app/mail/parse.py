@@ -5,12 +5,12 @@ imagine, and Python's `policy.default` raises late (reading a header, calling
 `get_content()` on a part whose broken boundary left a multipart type on a leaf,
 an unknown charset, header-registry bugs). So we parse with the tolerant
 `compat32` policy (which is also about 3.5 times faster) and decode everything
-ourselves, piece by piece, each with a fallback:
+ourselves, piece by piece, each with a fallback. The pieces have rooms of their own:
 
-* headers: RFC 2047 encoded words decoded per chunk; raw 8-bit headers tried as
+* headers (`app.mail.headers`): RFC 2047 encoded words decoded per chunk; raw 8-bit headers tried as
   UTF-8, then the Windows/Latin code page; addresses by `email.utils.getaddresses`
   with a regular-expression fallback;
-* charsets: the declared one (through an alias table for the usual mislabels:
+* charsets (`app.mail.charsets`): the declared one (through an alias table for the usual mislabels:
   `ks_c_5601-1987`, `gb2312`, `iso-8859-8-i`, `x-unknown`, ...), then UTF-8, then
   the declared one (or cp1252) with replacement characters;
 * parts: walked iteratively with depth and count limits (a 3,000-part nesting
@@ -22,53 +22,38 @@ Every fallback taken is recorded in `ParsedMessage.defects`. When even the
 top-level parse fails, the result has `error` set and whatever headers could be
 read; the ingest service stores such a message with its raw bytes and the error.
 
+The visible part of a reply, without its quoted history, is `app.mail.quotes`'s.
+
 Classification (`auto_reply`, `bulk`, `mailing_list`, `bounce`) follows RFC 3834
 and the usual vendor headers; bounce and delivery-report detection lives in
 `app.mail.bounce`.
 """
 from __future__ import annotations
 
-import codecs
 import mimetypes
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from email import message_from_bytes
 from email.generator import BytesGenerator
-from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
-from email.utils import getaddresses, parsedate_to_datetime
 from io import BytesIO
 
 from tnefparse import TNEF
 
 from app.mail.bounce import Bounce, detect_report
+from app.mail.charsets import decode_bytes
+from app.mail.headers import (
+    decode_header_value, header_addresses, header_date, msgid, msgids, recover_headers, safe_filename, unescape,
+)
 from app.mail.html import html_to_text, sanitize_html
+from app.mail.quotes import visible_reply
 
 #: Bodies longer than this are cut (the raw message keeps everything).
 MAX_BODY_CHARS = 2_000_000
-#: Reply/quote splitting looks at the start of the text only (bounded time).
-MAX_REPLY_SCAN_CHARS = 16_000
 MAX_DEPTH = 40
 MAX_PARTS = 1000
-MAX_REFERENCES = 100
-
-CHARSET_ALIASES = {
-    "utf8": "utf-8", "unicode-1-1-utf-8": "utf-8", "x-unknown": "", "unknown-8bit": "", "unknown": "",
-    "x-user-defined": "cp1252", "default": "", "charset": "", "us-ascii": "ascii", "ansi_x3.4-1968": "ascii",
-    "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "iso8859-1": "cp1252",
-    "ks_c_5601-1987": "cp949", "ks_c_5601": "cp949", "euc-kr": "cp949", "gb2312": "gb18030", "gbk": "gb18030",
-    "x-gbk": "gb18030", "cp936": "gb18030", "big5": "big5hkscs", "shift_jis": "cp932", "shift-jis": "cp932",
-    "sjis": "cp932", "x-sjis": "cp932", "ms932": "cp932", "windows-31j": "cp932", "iso-2022-jp": "iso2022_jp_ext",
-    "iso-8859-8-i": "iso-8859-8", "iso-8859-6-i": "iso-8859-6", "windows-874": "cp874", "tis-620": "cp874",
-    "iso-8859-11": "cp874", "x-mac-roman": "mac_roman", "macintosh": "mac_roman", "utf-7-imap": "utf-7",
-    "cp-850": "cp850", "646": "ascii",
-}
-
-_MSGID = re.compile(r"<[^<>\s]+>")
-_ADDR = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
-_BARE_ID = re.compile(r"[^<>\s@]+@[^<>\s@]+")
 
 # Automatic replies that carry no RFC 3834 header (older Exchange, some webmail).
 _AUTO_SUBJECT = re.compile(
@@ -155,147 +140,6 @@ def _format_address(name: str, addr: str) -> str:
 
 # --- decoding helpers -----------------------------------------------------------------------
 
-def _codec(charset: str | None) -> str | None:
-    """A Python codec name for a MIME charset label, or None when unknown/absent."""
-    if not charset:
-        return None
-    label = str(charset).strip().strip("\"'").lower()
-    label = CHARSET_ALIASES.get(label, label)
-    if not label:
-        return None
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return None
-
-
-def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = None) -> str:
-    """Bytes to text: declared charset, then UTF-8, then with replacement characters."""
-    codec = _codec(charset)
-    if codec:
-        try:
-            return data.decode(codec)
-        except (UnicodeDecodeError, LookupError):
-            pass
-        except Exception:  # noqa: BLE001 - some codecs raise other errors on junk
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    if defects is not None and charset:
-        defects.append(f"text not valid in its charset {charset!r}; undecodable bytes replaced")
-    try:
-        return data.decode(codec or "cp1252", errors="replace")
-    except Exception:  # noqa: BLE001
-        return data.decode("latin-1")
-
-
-def _unescape(value: str) -> str:
-    """A header str from the bytes parser may carry raw 8-bit bytes as surrogates."""
-    if any("\udc80" <= c <= "\udcff" for c in value):
-        return decode_bytes(value.encode("utf-8", "surrogateescape"), None)
-    return value
-
-
-def decode_header_value(value, defects: list[str] | None = None) -> str:
-    """An RFC 2047 header (or raw 8-bit) to text, never raising."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):  # email.header.Header
-        try:
-            value = str(value)
-        except Exception:  # noqa: BLE001
-            return ""
-    if "=?" not in value:
-        return _collapse(_unescape(value))
-    try:
-        chunks = decode_header(value)
-    except Exception as exc:  # noqa: BLE001 - malformed encoded words
-        if defects is not None:
-            defects.append(f"undecodable header encoding ({exc.__class__.__name__})")
-        return _collapse(_unescape(value))
-    out = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, bytes):
-            if charset is None:
-                out.append(_unescape(chunk.decode("ascii", "surrogateescape")))
-            else:
-                out.append(decode_bytes(chunk, charset, defects))
-        else:
-            out.append(_unescape(chunk))
-    return _collapse("".join(out))
-
-
-def _collapse(text: str) -> str:
-    """Unfold a header: newlines and runs of whitespace become one space; NULs go."""
-    return re.sub(r"\s+", " ", text.replace("\x00", "")).strip()
-
-
-def _addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, str]]:
-    values = [_unescape(str(v)) for v in (msg.get_all(name) or []) if v is not None]
-    if not values:
-        return []
-    out: list[tuple[str, str]] = []
-    try:
-        pairs = getaddresses(values)
-    except Exception:  # noqa: BLE001
-        pairs = []
-    for raw_name, addr in pairs:
-        addr = addr.strip()
-        if "@" not in addr:
-            continue
-        out.append((decode_header_value(raw_name, defects), addr))
-    if not out:
-        # A header getaddresses refuses (unbalanced quotes, encoded words around the address).
-        found = _ADDR.findall(" ".join(decode_header_value(v) for v in values))
-        if found:
-            defects.append(f"malformed {name} header; addresses recovered by pattern")
-        out = [("", a) for a in dict.fromkeys(found)]
-    return out
-
-
-def _msgid(value: str | None) -> str | None:
-    if not value:
-        return None
-    value = _unescape(str(value))
-    match = _MSGID.search(value)
-    if match:
-        return match.group(0)[:995]
-    bare = _BARE_ID.search(value)
-    return f"<{bare.group(0)}>"[:995] if bare else None
-
-
-def _msgids(value: str | None) -> list[str]:
-    if not value:
-        return []
-    found = _MSGID.findall(_unescape(str(value)))
-    if not found:
-        one = _msgid(value)
-        found = [one] if one else []
-    return list(dict.fromkeys(found))[-MAX_REFERENCES:]
-
-
-def _date(value: str | None, defects: list[str]) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(_unescape(str(value)))
-    except Exception:  # noqa: BLE001
-        defects.append("unreadable Date header")
-        return None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-def _safe_filename(name: str) -> str:
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/").split("/")[-1].strip().strip(".") or ""
-    return name[:200]
-
-
 # --- the parse --------------------------------------------------------------------------------
 
 def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachments: int = 100) -> ParsedMessage:
@@ -304,7 +148,7 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
     try:
         msg = message_from_bytes(raw, policy=compat32)
         if not msg.keys():
-            msg = _recover_headers(raw, msg, result)
+            msg = recover_headers(raw, msg, result.defects)
     except Exception as exc:  # noqa: BLE001 - the compat32 parser practically never raises; be sure
         result.error = f"the message could not be parsed: {exc.__class__.__name__}: {exc}"[:500]
         return result
@@ -325,40 +169,21 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
     return result
 
 
-_LOOSE_HEADER = re.compile(rb"^([A-Za-z0-9-]+)[ \t]+:", re.MULTILINE)
-
-
-def _recover_headers(raw: bytes, msg: Message, result: ParsedMessage) -> Message:
-    """No header was recognised: retry with "Name :" fields repaired, leading junk lines skipped."""
-    head, sep, body = raw.partition(b"\n\n") if b"\r\n\r\n" not in raw[:65536] else raw.partition(b"\r\n\r\n")
-    repaired = _LOOSE_HEADER.sub(rb"\1:", head)
-    lines = repaired.splitlines(keepends=True)
-    while lines and not re.match(rb"^[A-Za-z0-9-]+:", lines[0]):
-        lines.pop(0)
-    if not lines:
-        return msg
-    retry = message_from_bytes(b"".join(lines) + sep + body, policy=compat32)
-    if retry.keys():
-        result.defects.append("malformed header block; headers recovered")
-        return retry
-    return msg
-
-
 def _read_headers(msg: Message, result: ParsedMessage) -> None:
     d = result.defects
     for defect in getattr(msg, "defects", [])[:10]:
         d.append(f"header: {defect.__class__.__name__}")
     result.subject = decode_header_value(msg.get("Subject"), d)[:2000]
-    sender = _addresses(msg, "From", d) or _addresses(msg, "Sender", d)
+    sender = header_addresses(msg, "From", d) or header_addresses(msg, "Sender", d)
     if sender:
         result.from_name, result.from_addr = sender[0]
-    result.to = _addresses(msg, "To", d)
-    result.cc = _addresses(msg, "Cc", d)
-    result.reply_to = _addresses(msg, "Reply-To", d)
-    result.date = _date(msg.get("Date"), d)
-    result.message_id = _msgid(msg.get("Message-ID"))
-    result.in_reply_to = _msgid(msg.get("In-Reply-To"))
-    result.references = _msgids(" ".join(str(v) for v in (msg.get_all("References") or [])))
+    result.to = header_addresses(msg, "To", d)
+    result.cc = header_addresses(msg, "Cc", d)
+    result.reply_to = header_addresses(msg, "Reply-To", d)
+    result.date = header_date(msg.get("Date"), d)
+    result.message_id = msgid(msg.get("Message-ID"))
+    result.in_reply_to = msgid(msg.get("In-Reply-To"))
+    result.references = msgids(" ".join(str(v) for v in (msg.get_all("References") or [])))
     for name in ("Auto-Submitted", "Precedence", "X-Autoreply", "X-Autorespond", "X-Autoresponder",
                  "X-AutoReply-From", "X-Mail-Autoreply", "X-Auto-Response-Suppress", "List-Id", "List-Post",
                  "List-Unsubscribe", "Mailing-List", "X-Autogenerated", "X-POST-MessageClass", "Return-Path",
@@ -451,7 +276,7 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
         name = _attachment_name(part, result)
         named = name is not None
         if not named:
-            name = (_safe_filename(subject)[:100] or "message") + ".eml"
+            name = (safe_filename(subject)[:100] or "message") + ".eml"
         walk.attach(ParsedAttachment(name, "message/rfc822", len(data), _content_id(part), False, data, named))
         return None
 
@@ -492,14 +317,14 @@ def _attachment_name(part: Message, result: ParsedMessage) -> str | None:
         return None
     if not isinstance(name, str):
         name = str(name)
-    return _safe_filename(decode_header_value(name, result.defects)) or None
+    return safe_filename(decode_header_value(name, result.defects)) or None
 
 
 def _content_id(part: Message) -> str | None:
     value = part.get("Content-ID")
     if not value:
         return None
-    value = _unescape(str(value)).strip()
+    value = unescape(str(value)).strip()
     return value.strip("<>").strip()[:500] or None
 
 
@@ -549,7 +374,7 @@ def _unpack_tnef(data: bytes, result: ParsedMessage) -> list[ParsedAttachment] |
             name = att.long_filename() or att.name or "attachment"
             if isinstance(name, bytes):
                 name = decode_bytes(name, None)
-            name = _safe_filename(str(name).rstrip("\x00")) or "attachment"
+            name = safe_filename(str(name).rstrip("\x00")) or "attachment"
             body = att.data if isinstance(att.data, bytes) else bytes(att.data or b"")
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
             out.append(ParsedAttachment(name, ctype, len(body), None, False, body))
@@ -557,76 +382,6 @@ def _unpack_tnef(data: bytes, result: ParsedMessage) -> list[ParsedAttachment] |
     except Exception as exc:  # noqa: BLE001 - tnefparse raises on many real files
         result.defects.append(f"winmail.dat could not be unpacked ({exc.__class__.__name__}); kept as is")
         return None
-
-
-# --- visible reply text -------------------------------------------------------------------------
-
-_REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "sv", "da", "pl", "cs"]
-_reply_parser = None
-
-
-def visible_reply(text: str) -> str:
-    """The part of a reply the customer wrote, without the quoted history (never raises).
-
-    `mail-parser-reply` recognises the quote headers of the usual clients ("On ...
-    wrote:", Outlook's separator and From/Sent blocks, in several languages). Its
-    regular expressions cost about a millisecond per kilobyte, so it is not run on
-    the whole text: a cheap pattern finds the first few places that could start a
-    quote header and the library looks only at a window around each. A trailing
-    block of `>`-quoted lines is dropped as well. When nothing is left (a reply
-    made only of quotes), the whole text is returned.
-    """
-    global _reply_parser
-    if not text or not text.strip():
-        return ""
-    visible = text
-    try:
-        if _reply_parser is None:
-            from mailparser_reply import EmailReplyParser
-
-            _reply_parser = EmailReplyParser(languages=_REPLY_LANGUAGES)
-        for position in _quote_markers(text)[:5]:
-            line_start = text.rfind("\n", 0, position) + 1
-            start = max(0, text.rfind("\n", 0, max(0, line_start - 1)) + 1) if line_start > 0 else 0
-            window = text[start:position + 1500]
-            replies = _reply_parser.read(window).replies
-            if not any(reply.headers for reply in replies):
-                continue  # not a quote header after all
-            before = replies[0].content if not replies[0].headers else ""
-            visible = (text[:start].rstrip("\n") + "\n" + before).strip("\n")
-            break
-    except Exception:  # noqa: BLE001 - a regex library on hostile input
-        visible = text
-    lines = visible.rstrip().split("\n")
-    while lines and (lines[-1].lstrip().startswith(">") or not lines[-1].strip()):
-        lines.pop()
-    visible = "\n".join(lines).strip()
-    return visible or text.strip()
-
-
-#: Words that can start a quote header; those ending in ":" count only at the start of a line.
-_MARKERS = ("wrote:", "schrieb", "a écrit", "a ecrit", "escribió", "escribio", "ha scritto", "scrisse", "skrev",
-            "schreef", "napisał", "napisal", "napsal", "kirjoitti", "написал", "写道", "寫道", "님이 작성",
-            "のメッセージ", "-----", "_____", "from:", "von:", "de:", "da:", "van:", "från:", "fra:", "od:", "от:",
-            "发件人", "差出人", "sent from")
-_LINE_START_ONLY = {"from:", "von:", "de:", "da:", "van:", "från:", "fra:", "od:", "от:", "-----", "_____",
-                    "sent from"}
-
-
-def _quote_markers(text: str) -> list[int]:
-    """Positions of the first occurrence of each marker (str.find per marker: far cheaper than one big regex)."""
-    low = text[:MAX_REPLY_SCAN_CHARS].lower()
-    found = []
-    for word in _MARKERS:
-        pos = low.find(word)
-        while pos >= 0 and word in _LINE_START_ONLY:
-            line_start = low.rfind("\n", 0, pos) + 1
-            if not low[line_start:pos].strip(" \t>"):
-                break
-            pos = low.find(word, pos + 1)
-        if pos >= 0:
-            found.append(pos)
-    return sorted(found)
 
 
 # --- classification -------------------------------------------------------------------------------

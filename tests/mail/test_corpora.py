@@ -221,7 +221,7 @@ def test_no_dompurify_vector_survives_with_script_handler_or_javascript_url():
 
 
 def test_reply_corpora_visible_text_drops_the_quoted_history():
-    from app.mail.parse import visible_reply
+    from app.mail.quotes import visible_reply
 
     root = corpus("reply-github/emails")
     expectations = {  # our own expectations for these bodies
