@@ -104,6 +104,9 @@ class Message(db.Model):
     classification: Mapped[str | None] = mapped_column(String(20))  # auto_reply/bounce/feedback/list/bulk
     no_auto_reply: Mapped[bool] = mapped_column(default=False)  # never answer it automatically
     dedupe_key: Mapped[str | None] = mapped_column(String(300))  # "mid:<...>" or "sha:<hex>", unique per address
+    # Inbound: None when the sender is From, else the header it was taken from ("sender", "reply-to", "return-path")
+    sender_source: Mapped[str | None] = mapped_column(String(20))
+    parse_notes: Mapped[str | None] = mapped_column(Text)  # the parser's defects and fallbacks, one per line
 
     # Outbound delivery: attempts, backoff, the worker's claim (lease) and the server's last reply
     delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
