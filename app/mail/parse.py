@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
 from email.generator import BytesGenerator
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.policy import compat32
 from io import BytesIO
@@ -43,9 +44,10 @@ from io import BytesIO
 from tnefparse import TNEF
 
 from app.mail.bounce import Bounce, detect_report
-from app.mail.charsets import decode_bytes
+from app.mail.charsets import decode_bytes, decode_text
 from app.mail.headers import (
-    decode_header_value, header_addresses, header_date, msgid, msgids, recover_headers, safe_filename, unescape,
+    address_in, decode_header_value, header_addresses, header_date, header_param, msgid, msgids, raw_value,
+    raw_values, recover_headers, repair_header_block, safe_filename, unescape,
 )
 from app.mail.html import html_to_text, sanitize_html
 from app.mail.quotes import visible_reply
@@ -86,8 +88,11 @@ class ParsedMessage:
     references: list[str] = field(default_factory=list)
     subject: str = ""
     date: datetime | None = None
+    #: Who to answer: From's first address, else (see `sender_source`) Sender, Reply-To or Return-Path.
     from_name: str = ""
     from_addr: str = ""
+    #: None when `from_addr` is From's; else where it was taken from: "sender", "reply-to", "return-path".
+    sender_source: str | None = None
     to: list[tuple[str, str]] = field(default_factory=list)
     cc: list[tuple[str, str]] = field(default_factory=list)
     reply_to: list[tuple[str, str]] = field(default_factory=list)
@@ -102,8 +107,16 @@ class ParsedMessage:
     mailing_list: str | None = None
     bounce: Bounce | None = None
     suppress_auto_response: bool = False  # X-Auto-Response-Suppress / null sender / MAILER-DAEMON
+    #: Every fallback taken and defect met, one line each ("subject: declared gb2312, read as gb18030").
     defects: list[str] = field(default_factory=list)
     error: str | None = None
+    #: The charset the body declares: how raw 8-bit headers and file names are read when not UTF-8.
+    header_charset: str | None = field(default=None, repr=False)
+
+    @property
+    def parse_notes(self) -> str | None:
+        """`defects` as stored (`Message.parse_notes`): one per line, None when there are none."""
+        return "\n".join(self.defects) or None
 
     @property
     def classification(self) -> str | None:
@@ -149,11 +162,13 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
         msg = message_from_bytes(raw, policy=compat32)
         if not msg.keys():
             msg = recover_headers(raw, msg, result.defects)
+        elif any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
+            msg = repair_header_block(raw, msg, result.defects)
     except Exception as exc:  # noqa: BLE001 - the compat32 parser practically never raises; be sure
         result.error = f"the message could not be parsed: {exc.__class__.__name__}: {exc}"[:500]
         return result
     try:
-        _read_headers(msg, result)
+        _read_headers(msg, result, envelope_from)
     except Exception as exc:  # noqa: BLE001
         result.defects.append(f"headers partly unreadable ({exc.__class__.__name__}: {exc})"[:300])
     try:
@@ -169,28 +184,76 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
     return result
 
 
-def _read_headers(msg: Message, result: ParsedMessage) -> None:
+#: Where a sender is looked for when From has no usable address, in order (the envelope comes last).
+SENDER_FALLBACKS = (("Sender", "sender"), ("Reply-To", "reply-to"))
+
+
+def _read_headers(msg: Message, result: ParsedMessage, envelope_from: str | None = None) -> None:
     d = result.defects
     for defect in getattr(msg, "defects", [])[:10]:
         d.append(f"header: {defect.__class__.__name__}")
-    result.subject = decode_header_value(msg.get("Subject"), d)[:2000]
-    sender = header_addresses(msg, "From", d) or header_addresses(msg, "Sender", d)
-    if sender:
-        result.from_name, result.from_addr = sender[0]
-    result.to = header_addresses(msg, "To", d)
-    result.cc = header_addresses(msg, "Cc", d)
-    result.reply_to = header_addresses(msg, "Reply-To", d)
-    result.date = header_date(msg.get("Date"), d)
-    result.message_id = msgid(msg.get("Message-ID"))
-    result.in_reply_to = msgid(msg.get("In-Reply-To"))
-    result.references = msgids(" ".join(str(v) for v in (msg.get_all("References") or [])))
+    hint = result.header_charset = _charset_hint(msg)
+    result.subject = decode_header_value(raw_value(msg, "Subject"), d, field="subject", hint=hint)[:2000]
+    result.to = header_addresses(msg, "To", d, hint)
+    result.cc = header_addresses(msg, "Cc", d, hint)
+    result.reply_to = header_addresses(msg, "Reply-To", d, hint)
+    _read_sender(msg, result, envelope_from, hint)
+    result.date = header_date(raw_value(msg, "Date"), d)
+    result.message_id = msgid(raw_value(msg, "Message-ID"))
+    result.in_reply_to = msgid(raw_value(msg, "In-Reply-To"))
+    result.references = msgids(" ".join(raw_values(msg, "References")))
     for name in ("Auto-Submitted", "Precedence", "X-Autoreply", "X-Autorespond", "X-Autoresponder",
                  "X-AutoReply-From", "X-Mail-Autoreply", "X-Auto-Response-Suppress", "List-Id", "List-Post",
                  "List-Unsubscribe", "Mailing-List", "X-Autogenerated", "X-POST-MessageClass", "Return-Path",
                  "X-Failed-Recipients", "Feedback-ID"):
-        value = msg.get(name)
+        value = raw_value(msg, name)
         if value is not None:
-            result.automation[name.lower()] = decode_header_value(value)[:500]
+            result.automation[name.lower()] = decode_header_value(value, hint=hint)[:500]
+
+
+def _read_sender(msg: Message, result: ParsedMessage, envelope_from: str | None, hint: str | None) -> None:
+    """From; without a usable address in it, Sender, Reply-To, then the envelope sender or Return-Path
+    (what a mature helpdesk answers), noting where the sender was taken from."""
+    d = result.defects
+    found = header_addresses(msg, "From", d, hint)
+    source = None
+    for name, label in SENDER_FALLBACKS:
+        if found:
+            break
+        found = result.reply_to if name == "Reply-To" else header_addresses(msg, name, d, hint)
+        source = label
+    if not found:
+        address = address_in(envelope_from) or address_in(raw_value(msg, "Return-Path"))
+        found, source = ([("", address)], "return-path") if address else ([], None)
+    if not found:
+        return
+    result.from_name, result.from_addr = found[0]
+    result.sender_source = source
+    if source is not None:
+        d.append(f"no usable From; sender taken from {dict(SENDER_LABELS)[source]}")
+
+
+#: How the workspace names each `sender_source` ("Sender taken from Reply-To").
+SENDER_LABELS = (("sender", "Sender"), ("reply-to", "Reply-To"), ("return-path", "Return-Path"))
+
+
+def _charset_hint(msg: Message) -> str | None:
+    """The charset the message's text declares (its first few parts): raw 8-bit headers are
+    most often written in it (Thunderbird reads them so too)."""
+    parts = [msg]
+    for _ in range(8):
+        if not parts:
+            break
+        part = parts.pop(0)
+        charset = part.get_param("charset") if not part.is_multipart() else None
+        if isinstance(charset, tuple):
+            charset = charset[2]
+        if isinstance(charset, str) and charset.strip():
+            return charset.strip()
+        if part.is_multipart():
+            payload = part.get_payload()
+            parts.extend(p for p in payload[:4] if isinstance(p, Message))
+    return None
 
 
 class _Walk:
@@ -282,7 +345,13 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
 
     if ctype in ("message/delivery-status", "message/feedback-report", "message/disposition-notification",
                  "text/rfc822-headers"):
-        return None  # read by the bounce detector
+        # Read by the bounce detector (from the Message); kept as a file only when the sender named it.
+        name = _attachment_name(part, result)
+        if name is not None:
+            blocks = part.get_payload()  # a delivery-status is parsed into one Message per field block
+            data = b"".join(_message_bytes(b) for b in blocks) if isinstance(blocks, list) else _raw_payload(part)
+            walk.attach(ParsedAttachment(name, ctype, len(data), _content_id(part), False, data))
+        return None
 
     disposition = (part.get_content_disposition() or "").lower()
     filename = _attachment_name(part, result)
@@ -308,16 +377,13 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
 
 
 def _attachment_name(part: Message, result: ParsedMessage) -> str | None:
-    try:
-        name = part.get_filename()
-    except Exception:  # noqa: BLE001 - broken RFC 2231 parameters
-        result.defects.append("unreadable attachment file name")
-        name = None
-    if name is None:
-        return None
-    if not isinstance(name, str):
-        name = str(name)
-    return safe_filename(decode_header_value(name, result.defects)) or None
+    """The file name the sender gave (Content-Disposition's filename, else Content-Type's name), or None."""
+    for header, param in (("Content-Disposition", "filename"), ("Content-Type", "name")):
+        name = header_param(part, header, param, result.defects, hint=result.header_charset)
+        name = safe_filename(name) if name is not None else None
+        if name:
+            return name
+    return None
 
 
 def _content_id(part: Message) -> str | None:
@@ -341,12 +407,23 @@ def _raw_payload(part: Message) -> bytes:
     return data
 
 
+_META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset=[\"']?([A-Za-z0-9_.:-]{1,40})", re.IGNORECASE)
+
+
 def _text_of(part: Message, result: ParsedMessage) -> str:
     data = _raw_payload(part)
-    charset = part.get_content_charset() or part.get_param("charset")
+    charset = part.get_param("charset")
     if isinstance(charset, tuple):  # RFC 2231 charset parameter
         charset = charset[2]
-    text = decode_bytes(data, charset, result.defects)
+    # Declared, its superset, UTF-8, windows-1252 for Latin text, a detector: the note says which won.
+    # HTML without a MIME charset says its own in <meta> (what a browser would read it in).
+    hint = None
+    if not charset and part.get_content_subtype() == "html":
+        meta = _META_CHARSET.search(data[:4096])
+        hint = meta.group(1).decode("ascii") if meta else None
+    text, note = decode_text(data, str(charset) if charset else None, hint=hint)
+    if note:
+        result.defects.append(f"body: {note}")
     if len(text) > MAX_BODY_CHARS:
         result.defects.append("body part truncated")
         text = text[:MAX_BODY_CHARS]
