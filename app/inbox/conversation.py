@@ -13,6 +13,7 @@ from sqlalchemy import Boolean, bindparam, select, text
 from app.extensions import db
 from app.inbox.access import VISIBLE_SQL, NotFound, get_user
 from app.inbox.lists import list_drafts
+from app.mail.parse import SENDER_LABELS
 from app.models._types import UTCDateTime
 from app.models.auth import Role, User
 from app.models.flows import FlowRun
@@ -56,6 +57,14 @@ class MessageView:
     smtp_reply: str | None = None
     delivery_attempts: int = 0
     next_attempt_at: datetime | None = None
+    # Inbound: where the sender was taken from when the mail had no usable From (None: From).
+    sender_source: str | None = None
+
+    @property
+    def sender_note(self) -> str | None:
+        """"Sender taken from Reply-To" (etc.), for the tile; None when the sender is the From header."""
+        label = dict(SENDER_LABELS).get(self.sender_source or "")
+        return f"Sender taken from {label}" if label else None
 
     @property
     def sender(self) -> str:
@@ -71,7 +80,8 @@ class MessageView:
                    m.author.name if m.author is not None else None,
                    [AttachmentView(a.id, a.message_id, a.filename, a.content_type, a.size, a.content_id, a.inline,
                                    a.sha256) for a in m.attachments],
-                   m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts or 0, m.next_attempt_at)
+                   m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts or 0, m.next_attempt_at,
+                   m.sender_source)
 
 
 class ContactName(NamedTuple):
@@ -155,7 +165,7 @@ MESSAGES_SQL = text("""
 SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject,
        m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
        EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments,
-       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at
+       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at, m.sender_source
 FROM messages m LEFT JOIN users u ON u.id = m.author_id
 WHERE m.conversation_id = :conversation_id
 ORDER BY m.created_at, m.id
@@ -198,7 +208,7 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         Named(assignee_id, assignee_name) if assignee_name is not None else None)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
     messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
-                            r.next_attempt_at) for r in rows]
+                            r.next_attempt_at, r.sender_source) for r in rows]
     with_files = [r[0] for r in rows if r[14]]
     if with_files:
         by_id = {m.id: m for m in messages}

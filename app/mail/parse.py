@@ -7,12 +7,13 @@ an unknown charset, header-registry bugs). So we parse with the tolerant
 `compat32` policy (which is also about 3.5 times faster) and decode everything
 ourselves, piece by piece, each with a fallback. The pieces have rooms of their own:
 
-* headers (`app.mail.headers`): RFC 2047 encoded words decoded per chunk; raw 8-bit headers tried as
-  UTF-8, then the Windows/Latin code page; addresses by `email.utils.getaddresses`
-  with a regular-expression fallback;
-* charsets (`app.mail.charsets`): the declared one (through an alias table for the usual mislabels:
-  `ks_c_5601-1987`, `gb2312`, `iso-8859-8-i`, `x-unknown`, ...), then UTF-8, then
-  the declared one (or cp1252) with replacement characters;
+* headers (`app.mail.headers`): read raw (8-bit bytes intact), RFC 2047 encoded words decoded per
+  chunk, addresses by `email.utils.getaddresses` with a regular-expression fallback; a header block
+  broken in the middle is repaired when the lines after the break are still headers; without a
+  usable From the sender comes from Sender, Reply-To or the envelope (`sender_source`);
+* charsets (`app.mail.charsets.decode_text`): the declared one, its superset (gb2312 → gb18030,
+  iso-8859-1 → windows-1252, ...), UTF-8, the message's charset, windows-1252 for Latin text,
+  `charset-normalizer`, replacement; the winner is noted in `defects`;
 * parts: walked iteratively with depth and count limits (a 3,000-part nesting
   must not blow the stack); a leaf that still says multipart is read as text;
   `message/rfc822` parts become `.eml` attachments; `winmail.dat` (TNEF) is

@@ -13,7 +13,8 @@ call (a batch):
 3. **bounces** and other delivery reports mark the outgoing message they refer to
    (`delivery_status="bounced"`, `delivery_error` = the diagnostic) and are kept
    in that conversation without reopening it; they never open a conversation;
-4. **contact** (From, or Reply-To with "Use Reply-To for User Identity") and
+4. **contact** (From, or the parser's fallback Sender / Reply-To / Return-Path, kept in
+   `Message.sender_source`; Reply-To with "Use Reply-To for User Identity") and
    **threading** (`app.runtime.threading`); a customer's reply reopens a resolved,
    closed or pending conversation (an automatic reply does not);
 5. Message and Attachment rows (attachment bytes go to the blob store first).
@@ -312,14 +313,13 @@ def _store_report(address: PublishedAddress, item: RawItem, parsed: ParsedMessag
 
 
 def _identity(address: PublishedAddress, parsed: ParsedMessage) -> tuple[str, str] | None:
+    """The contact: Reply-To with "Use Reply-To for User Identity", else the sender the parser found
+    (From, or its fallback Sender / Reply-To / Return-Path, `parsed.sender_source`); None without one."""
     if address.use_reply_to_identity and parsed.reply_to:
         name, email = parsed.reply_to[0]
         return email, name
     if parsed.from_addr:
         return parsed.from_addr, parsed.from_name
-    if parsed.reply_to:
-        name, email = parsed.reply_to[0]
-        return email, name
     return None
 
 
@@ -361,6 +361,7 @@ def _message(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, ke
         visible_text=parsed.visible_text, classification=parsed.classification,
         no_auto_reply=parsed.no_auto_reply, dedupe_key=key, raw_sha256=item.sha256,
         parse_error=parsed.error, sent_at=parsed.date, created_at=now,
+        sender_source=parsed.sender_source, parse_notes=parsed.parse_notes,
     )
     db.session.add(message)
     db.session.flush()
