@@ -17,10 +17,13 @@ asks:
 without a request (a sandboxed frame has no cookies to authenticate one).
 
 Quoted history (the part of a reply that repeats earlier mail) is split off and folded
-behind "…": for HTML at the first quote container the common clients write
-(`blockquote`, Gmail's `gmail_quote`, Outlook's `divRplyFwdMsg`, Thunderbird's
-`moz-cite-prefix`, our own `ph-quote`), for text at the "On ... wrote:" line or the
-trailing block of `>` lines.
+behind "…" where `app.mail.quotes` says it starts, the same rules that cut the stored
+`visible_text`: for HTML at the first quote container the common clients write
+(`blockquote`, Gmail's `gmail_quote`, Outlook's reply divider and header div,
+Thunderbird's `moz-cite-prefix`, Yahoo's `yahoo_quoted`, our own `ph-quote`) or quote
+header in its text, for text at Outlook's "From:/Sent:" block, "-----Original
+Message-----", the "On ... wrote:" line (each in a dozen languages) or the trailing
+block of `>` lines. A message that starts with a quote folds nothing.
 
 Sanitising, splitting and framing would otherwise be done again for every message each time
 a conversation is shown. `message_display()` and `sanitized_note()` keep their results in a
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 
 from app.cache import SizedLRU
 from app.mail.html import sanitize_html, text_to_html
+from app.mail.quotes import quote_start_in_html, quote_start_in_text
 from app.security import Policy
 
 #: The frame's only style sheet; its hash goes into the conversation page's CSP.
@@ -57,15 +61,7 @@ MAX_INLINE_IMAGE = 3 * 1024 * 1024
 
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _SRC = re.compile(r'\ssrc="([^"]*)"', re.IGNORECASE)
-_QUOTE_MARKERS = re.compile(
-    r'<blockquote\b|<div class="[^"]*\b(?:gmail_quote|ph-quote|moz-cite-prefix|yahoo_quoted)\b'
-    r'|<div id="(?:divRplyFwdMsg|appendonsend)"',
-    re.IGNORECASE,
-)
 _TAGS = re.compile(r"<[^>]+>")
-_ATTRIBUTION = re.compile(
-    r"^(On .{4,200}wrote:|Am .{4,200}schrieb .{1,100}:|Le .{4,200}a écrit\s?:|-{2,}\s*Original Message\s*-{2,}"
-    r"|-{2,}\s*Forwarded message\s*-{2,})\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -89,33 +85,14 @@ def split_body(html: str | None, text: str, *, quote: bool = True) -> Body:
     only whether there is one: the tile folds it, and fetches it when unfolded)."""
     if html and html.strip():
         clean = sanitize_html(html)
-        for match in _QUOTE_MARKERS.finditer(clean):
-            before = clean[:match.start()]
-            if _TAGS.sub("", before).strip():
-                return Body(sanitize_html(before), sanitize_html(clean[match.start():]) if quote else "", True)
-        return Body(clean, "")
-    lines = (text or "").split("\n")
-    cut = _text_quote_start(lines)
+        cut = quote_start_in_html(clean)
+        if cut is None:
+            return Body(clean, "")
+        return Body(sanitize_html(clean[:cut]), sanitize_html(clean[cut:]) if quote else "", True)
+    cut = quote_start_in_text(text or "")
     if cut is None:
         return Body(text_to_html(text), "")
-    return Body(text_to_html("\n".join(lines[:cut])), text_to_html("\n".join(lines[cut:])), True)
-
-
-def _text_quote_start(lines: list[str]) -> int | None:
-    for i, line in enumerate(lines):
-        if i == 0:
-            continue
-        if _ATTRIBUTION.match(line.strip()):
-            if any(l.strip() for l in lines[:i]):
-                return i
-        if line.startswith(">") and all(l.startswith(">") or not l.strip() for l in lines[i:]):
-            if any(l.strip() for l in lines[:i]):
-                # Take the attribution line above the block with it.
-                j = i - 1
-                while j > 0 and not lines[j].strip():
-                    j -= 1
-                return j if j > 0 and lines[j].rstrip().endswith(":") else i
-    return None
+    return Body(text_to_html(text[:cut]), text_to_html(text[cut:]) if quote else "", True)
 
 
 #: A message frame's own policy: inline styles, data: images and fonts; remote images once the agent asks.
