@@ -3,7 +3,7 @@
 * `flask ingress [--host H] [--port P]`   the SMTP ingress for the platform domain
 * `flask mail ingest --address ADDR FILE...`  ingest .eml files and mbox files through the
   ingest service; prints one JSON object per message with the keys `file`, `status`
-  (created, threaded, duplicate, bounce, stored_with_error), `conversation_id`,
+  (created, threaded, duplicate, bounce, auto_reply, stored_with_error), `conversation_id`,
   `message_id`, `from`, `to`, `cc`, `subject`, `text` (the visible reply text),
   `attachments` ([{filename, content_type, size, content_id, inline}]), `auto_reply`,
   `error` (plus `index` for messages of an mbox, `bounce` for delivery reports)

@@ -59,12 +59,18 @@ class MessageView:
     next_attempt_at: datetime | None = None
     # Inbound: where the sender was taken from when the mail had no usable From (None: From).
     sender_source: str | None = None
+    classification: str | None = None  # inbound: "auto_reply", "bounce", ... (`app.mail.parse`), None for a person
 
     @property
     def sender_note(self) -> str | None:
         """"Sender taken from Reply-To" (etc.), for the tile; None when the sender is the From header."""
         label = dict(SENDER_LABELS).get(self.sender_source or "")
         return f"Sender taken from {label}" if label else None
+
+    @property
+    def automatic_reply(self) -> bool:
+        """An out-of-office or read receipt: shown as such, and not the customer's reply."""
+        return self.direction == "in" and self.classification == "auto_reply"
 
     @property
     def sender(self) -> str:
@@ -81,7 +87,7 @@ class MessageView:
                    [AttachmentView(a.id, a.message_id, a.filename, a.content_type, a.size, a.content_id, a.inline,
                                    a.sha256) for a in m.attachments],
                    m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts or 0, m.next_attempt_at,
-                   m.sender_source)
+                   m.sender_source, m.classification)
 
 
 class ContactName(NamedTuple):
@@ -165,7 +171,7 @@ MESSAGES_SQL = text("""
 SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject,
        m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
        EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments,
-       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at, m.sender_source
+       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at, m.sender_source, m.classification
 FROM messages m LEFT JOIN users u ON u.id = m.author_id
 WHERE m.conversation_id = :conversation_id
 ORDER BY m.created_at, m.id
@@ -208,7 +214,7 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         Named(assignee_id, assignee_name) if assignee_name is not None else None)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
     messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
-                            r.next_attempt_at, r.sender_source) for r in rows]
+                            r.next_attempt_at, r.sender_source, r.classification) for r in rows]
     with_files = [r[0] for r in rows if r[14]]
     if with_files:
         by_id = {m.id: m for m in messages}
@@ -218,6 +224,8 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         "contact_id": conversation.contact_id, "conversation_id": conversation.id, "user_id": user.id}).all()
     waiting_since = None
     for m in messages:
+        if m.automatic_reply:
+            continue  # an out-of-office does not make the customer wait for us
         if m.direction == "in":
             waiting_since = waiting_since or m.created_at
         elif m.direction == "out":

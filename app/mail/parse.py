@@ -52,19 +52,12 @@ from app.mail.headers import (
 )
 from app.mail.html import html_to_text, sanitize_html
 from app.mail.quotes import visible_reply
+from app.mail.subjects import is_automatic_subject
 
 #: Bodies longer than this are cut (the raw message keeps everything).
 MAX_BODY_CHARS = 2_000_000
 MAX_DEPTH = 40
 MAX_PARTS = 1000
-
-# Automatic replies that carry no RFC 3834 header (older Exchange, some webmail).
-_AUTO_SUBJECT = re.compile(
-    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|autoreply|auto:|out of (the )?office|abwesen(heitsnotiz|d)|"
-    r"automatische antwort|r[ée]ponse automatique|respuesta autom[aá]tica|risposta automatica|"
-    r"automatisch antwoord|frånvaro|fravær|poza biurem|automaattinen vastaus)",
-    re.IGNORECASE,
-)
 
 
 @dataclass
@@ -107,6 +100,8 @@ class ParsedMessage:
     bulk: bool = False
     mailing_list: str | None = None
     bounce: Bounce | None = None
+    #: The Message-ID an automatic message says it is about, besides In-Reply-To (an MDN's Original-Message-ID)
+    answers: str | None = None
     suppress_auto_response: bool = False  # X-Auto-Response-Suppress / null sender / MAILER-DAEMON
     #: Every fallback taken and defect met, one line each ("subject: declared gb2312, read as gb18030").
     defects: list[str] = field(default_factory=list)
@@ -477,7 +472,7 @@ def _classify(msg: Message, result: ParsedMessage, envelope_from: str | None) ->
         result.auto_reply = True
     if "autoresponder" in a.get("x-post-messageclass", "").lower():
         result.auto_reply = True
-    if _AUTO_SUBJECT.match(result.subject or ""):
+    if is_automatic_subject(result.subject):  # automatic replies without RFC 3834 headers (older Exchange)
         result.auto_reply = True
     if precedence in ("bulk", "junk", "list"):
         result.bulk = True
@@ -488,6 +483,7 @@ def _classify(msg: Message, result: ParsedMessage, envelope_from: str | None) ->
 
     result.bounce = detect_report(msg, result, envelope_from)
     if result.bounce is not None and result.bounce.kind == "mdn":
+        result.answers = result.bounce.original_message_id  # threads it when it has no In-Reply-To
         result.bounce = None
         result.auto_reply = True  # a read receipt is an automatic message, not a delivery report
 

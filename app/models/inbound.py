@@ -9,7 +9,9 @@ transaction that writes the conversation rows. Polled mail is ingested inline, s
 its rows are written with their final status directly.
 
 Admins see rows with `stored_with_error` (and stale `pending` ones) on the Ops
-page, with the raw message to download.
+page, with the raw message to download, and the automatic replies that matched no
+conversation (`auto_reply`: stored as a message without a conversation, out of the
+agents' views).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class InboundStatus(str, enum.Enum):
     THREADED = "threaded"                    # added to an existing conversation
     DUPLICATE = "duplicate"                  # seen before for this address (or our own mail echoed back)
     BOUNCE = "bounce"                        # a delivery report: marked our outgoing message, no conversation opened
+    AUTO_REPLY = "auto_reply"                # an automatic reply (out-of-office, MDN) that matched no conversation
     STORED_WITH_ERROR = "stored_with_error"  # could not be understood; raw kept, admins see it
 
 

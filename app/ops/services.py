@@ -14,6 +14,7 @@ from app.extensions import db
 from app.models.auth import User
 from app.models.channels import MailboxState
 from app.models.inbound import InboundRaw, InboundStatus
+from app.models.inbox import Message
 from app.queues import QUEUE_NAMES, queue_depths, redis_connection, worker_count
 from app.runtime.live import published_addresses
 from app.runtime.poll import enqueue_once, pollable
@@ -77,13 +78,26 @@ def mailbox_statuses() -> list[dict]:
 
 
 def inbound_problems(limit: int = 50) -> dict:
-    """Arrivals stored with an error (newest first) and the number still pending."""
+    """Arrivals stored with an error (newest first), the number still pending, and the automatic
+    replies that matched no conversation (`unmatched_auto_replies`)."""
     failed = list(db.session.scalars(
         select(InboundRaw).where(InboundRaw.status == InboundStatus.STORED_WITH_ERROR.value)
         .order_by(InboundRaw.received_at.desc(), InboundRaw.id.desc()).limit(limit)))
     pending = db.session.scalar(select(func.count()).select_from(InboundRaw)
                                 .where(InboundRaw.status == InboundStatus.PENDING.value))
-    return {"failed": failed, "pending": pending}
+    return {"failed": failed, "pending": pending, "auto_replies": unmatched_auto_replies(limit)}
+
+
+def unmatched_auto_replies(limit: int = 50) -> list:
+    """Automatic replies (out-of-office, read receipts) that answered no conversation, newest first.
+
+    Rows of (arrival, message): stored without a conversation, so no agent sees them; an admin
+    can look at who sent them and download the raw message.
+    """
+    return list(db.session.execute(
+        select(InboundRaw, Message).outerjoin(Message, Message.id == InboundRaw.message_row_id)
+        .where(InboundRaw.status == InboundStatus.AUTO_REPLY.value)
+        .order_by(InboundRaw.received_at.desc(), InboundRaw.id.desc()).limit(limit)).all())
 
 
 class NotRetryable(ValueError):

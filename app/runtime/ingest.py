@@ -13,11 +13,14 @@ call (a batch):
 3. **bounces** and other delivery reports mark the outgoing message they refer to
    (`delivery_status="bounced"`, `delivery_error` = the diagnostic) and are kept
    in that conversation without reopening it; they never open a conversation;
-4. **contact** (From, or the parser's fallback Sender / Reply-To / Return-Path, kept in
+4. **automatic replies** (out-of-office, read receipts) join the conversation they
+   answer without reopening it, moving it up the inbox or running its flow; one that
+   answers nothing is stored apart, with no conversation (`auto_reply`);
+5. **contact** (From, or the parser's fallback Sender / Reply-To / Return-Path, kept in
    `Message.sender_source`; Reply-To with "Use Reply-To for User Identity") and
    **threading** (`app.runtime.threading`); a customer's reply reopens a resolved,
-   closed or pending conversation (an automatic reply does not);
-5. Message and Attachment rows (attachment bytes go to the blob store first).
+   closed or pending conversation;
+6. Message and Attachment rows (attachment bytes go to the blob store first).
 
 `before_commit` lets a poller move its mailbox watermark in the same
 transaction, so the watermark never gets ahead of what is stored. After the
@@ -264,6 +267,9 @@ def _store(address: PublishedAddress, item: RawItem, raw: bytes, parsed: ParsedM
     if parsed.bounce is not None:
         return _store_report(address, item, parsed, key, now)
 
+    if parsed.auto_reply:
+        return _store_auto_reply(address, item, parsed, key, now)
+
     identity = _identity(address, parsed)
     if identity is None:
         message = _message(address, item, parsed, key, None, now)
@@ -285,7 +291,7 @@ def _store(address: PublishedAddress, item: RawItem, raw: bytes, parsed: ParsedM
         status = InboundStatus.CREATED.value
     else:
         status = InboundStatus.THREADED.value
-        if conversation.status in REOPEN_FROM and not parsed.auto_reply:
+        if conversation.status in REOPEN_FROM:
             conversation.status = "open"
         conversation.last_message_at = now
     message = _message(address, item, parsed, key, conversation.id, now)
@@ -310,6 +316,33 @@ def _store_report(address: PublishedAddress, item: RawItem, parsed: ParsedMessag
     conversation_id = outgoing.conversation_id if outgoing is not None else None
     message = _message(address, item, parsed, key, conversation_id, now)
     return IngestResult(InboundStatus.BOUNCE.value, message_row_id=message.id, conversation_id=conversation_id)
+
+
+def _store_auto_reply(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, key: str,
+                      now: datetime) -> IngestResult:
+    """An automatic reply (out-of-office, vacation responder, read receipt): into the conversation it answers.
+
+    Threaded like a customer's mail (our ids and tokens, the chain, an MDN's Original-Message-ID,
+    then the subject without its automatic prefixes, for a known contact only), but it is not the
+    customer's reply: the conversation keeps its status (never reopened) and its last activity,
+    so the inbox neither moves it up nor marks it unread (Zendesk and Front do not let an
+    out-of-office bump a ticket either), and no flow runs (`flow` stays False). One that answers
+    nothing we know opens nothing and creates no contact: it is stored without a conversation,
+    out of the agents' views, as `auto_reply` (Ops › Inbound mail lists it).
+    """
+    identity = _identity(address, parsed)
+    contact_id = None
+    if identity is not None:
+        contact_id = db.session.scalar(select(Contact.id).where(Contact.email == identity[0].strip().lower()[:320]))
+    conversation, _rule = find_conversation(
+        address.id, in_reply_to=parsed.in_reply_to, references=parsed.references + [i for i in [parsed.answers] if i],
+        subject=parsed.subject, contact_id=contact_id,
+        session_key=_session_key(address, parsed) if address.channel_sessions else None, now=now,
+        window_days=current_app.config["THREAD_WINDOW_DAYS"], automatic=True)
+    conversation_id = conversation.id if conversation is not None else None
+    message = _message(address, item, parsed, key, conversation_id, now)
+    status = InboundStatus.THREADED if conversation is not None else InboundStatus.AUTO_REPLY
+    return IngestResult(status.value, message_row_id=message.id, conversation_id=conversation_id)
 
 
 def _identity(address: PublishedAddress, parsed: ParsedMessage) -> tuple[str, str] | None:

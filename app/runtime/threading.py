@@ -12,7 +12,8 @@ receiving address (one channel's mail never threads into another's):
 3. **Subject**: only for the same customer (the contact), a conversation whose
    subject without prefixes (`app.mail.subjects.thread_key`: "Re: AW: [2] Fwd: Order 17" -> "order 17") is the same and
    whose last message is inside the window (`THREAD_WINDOW_DAYS`). Two customers
-   are never merged on subject alone.
+   are never merged on subject alone. For an automatic reply (`automatic=True`) the
+   out-of-office and read-receipt prefixes go too ("Automatic reply: Re: Order 17").
 
 With "Channel-Based Sessions" each To address gets its own conversations: rules
 2 and 3 only look at conversations of the same session key (the To address);
@@ -30,10 +31,14 @@ from app.mail.subjects import thread_key
 from app.mail.tokens import tokens_in
 from app.models.inbox import Conversation, Message
 
+
 def find_conversation(address_id: int, *, in_reply_to: str | None, references: list[str], subject: str,
                       contact_id: int | None, session_key: str | None, now: datetime,
-                      window_days: int) -> tuple[Conversation | None, str]:
-    """The conversation to add the message to and the rule that found it ("" when none)."""
+                      window_days: int, automatic: bool = False) -> tuple[Conversation | None, str]:
+    """The conversation to add the message to and the rule that found it ("" when none).
+
+    `automatic`: the message is an automatic reply, whose subject carries its own prefixes.
+    """
     ids = [i for i in ([in_reply_to] if in_reply_to else []) + list(reversed(references or [])) if i]
     ids = list(dict.fromkeys(ids))[:100]
 
@@ -65,7 +70,7 @@ def find_conversation(address_id: int, *, in_reply_to: str | None, references: l
             return row, "references"
 
     # 3. Same customer, same normalised subject, inside the window.
-    key = thread_key(subject)
+    key = thread_key(subject, automatic=automatic)
     if contact_id is None or not key:
         return None, ""
     query = select(Conversation).where(

@@ -26,7 +26,8 @@ def test_ingest_prints_one_json_object_per_message_with_the_contract_keys(app, d
     out = ingest(app, DATA / "customer.eml", DATA / "reply.eml", DATA / "customer.eml", DATA / "autoreply.eml",
                  DATA / "bounce.eml", DATA / "broken.eml")
     assert all(KEYS <= set(o) for o in out)
-    assert [o["status"] for o in out] == ["created", "threaded", "duplicate", "created", "bounce", "stored_with_error"]
+    assert [o["status"] for o in out] == ["created", "threaded", "duplicate", "auto_reply", "bounce",
+                                          "stored_with_error"]
     first = out[0]
     assert first["file"].endswith("customer.eml") and first["message_id"] == "<cli-1@example.com>"
     assert first["from"] == "José García <jose@example.com>"
@@ -40,7 +41,7 @@ def test_ingest_prints_one_json_object_per_message_with_the_contract_keys(app, d
     ]
     assert first["auto_reply"] is False and first["error"] is None
     assert out[1]["conversation_id"] == first["conversation_id"]
-    assert out[3]["auto_reply"] is True
+    assert out[3]["auto_reply"] is True and out[3]["conversation_id"] is None  # answers nothing we know
     assert out[4]["bounce"]["recipients"] == ["gone@example.org"] and out[4]["conversation_id"] is None
     assert out[5]["error"] and out[5]["conversation_id"] is None
     html = db.session.scalar(select(Message.html).where(Message.message_id == "<cli-1@example.com>"))
