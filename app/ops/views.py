@@ -61,7 +61,8 @@ def inbound_raw(raw_id: int):
     return response
 
 
-NOT_RECEIVING = "Its address does not receive mail now (unpublished, disabled or outbound-only): publish it, then try again."
+NOT_RECEIVING = ("Its address does not receive mail now (unpublished, disabled or outbound-only): "
+                 "publish it, then try again.")
 
 #: What "Ingest again" says about each outcome (`InboundRaw.status`).
 AGAIN_OUTCOME = {
