@@ -1,24 +1,26 @@
-"""Health of the parts Pigeonhole runs on: database, Redis, queues, workers, cron.
+"""Health of the parts Pigeonhole runs on (database, Redis, queues, workers, cron), and inbound mail for admins.
 
 `health()` never raises: each check reports `ok` or the error it met, with a
 short Redis timeout so a dead Redis answers in about a second, not a minute.
+Inbound mail: each mailbox's polling status, the arrivals stored with an error, and
+`ingest_again` for them once the parser is fixed.
 """
 from __future__ import annotations
 
 import time
 
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text, update
 
 from app.extensions import db
 from app.models.auth import User
 from app.models.channels import MailboxState
 from app.models.inbound import InboundRaw, InboundStatus
-from app.models.inbox import Message
+from app.models.inbox import Attachment, Message
 from app.queues import QUEUE_NAMES, queue_depths, redis_connection, worker_count
+from app.runtime.ingest import AddressNotReceiving, IngestResult, RawItem, ingest
 from app.runtime.live import published_addresses
-from app.runtime.poll import enqueue_once, pollable
-from app.transactions import on_commit
+from app.runtime.poll import pollable
 
 CRON_HEARTBEAT_KEY = "pigeonhole:cron:last_tick"
 
@@ -100,22 +102,52 @@ def unmatched_auto_replies(limit: int = 50) -> list:
         .order_by(InboundRaw.received_at.desc(), InboundRaw.id.desc()).limit(limit)).all())
 
 
-class NotRetryable(ValueError):
-    """The arrival was stored as a message already; ingesting it again would change nothing."""
+class NotIngestable(ValueError):
+    """The arrival is not stored with an error, or is a message of a conversation already."""
 
 
-def retry_inbound(raw_id: int):
-    """Put an arrival that failed unexpectedly back to pending; its ingest job leaves when the caller commits.
+def ingest_again(raw_id: int) -> IngestResult:
+    """Run the ingest service again on an arrival stored with an error (once the parser is fixed).
 
-    Raises LookupError for an unknown id and `NotRetryable` when a message row exists.
+    The arrival goes through `app.runtime.ingest.ingest` as if it had just come in, from its
+    stored raw bytes, and its `InboundRaw` row takes the new outcome: a conversation, a
+    thread, a duplicate, a bounce, or still an error (with the new reason; the raw bytes
+    and the row stay, so nothing is lost and it can be tried again after the next fix).
+    The message row written with the error holds the dedupe key, so the new ingest would
+    call the message a duplicate of its own broken copy: that row (and its attachment rows)
+    is deleted in the same transaction, and other arrivals that were duplicates of it point
+    at what replaces it. A row whose ingest failed before any message row was written
+    (the old "Retry") takes the same path.
+
+    Commits (the ingest service is a unit of work); the flow step is queued after the
+    commit, as for new mail. Raises LookupError for an unknown id, `NotIngestable`, and
+    `AddressNotReceiving` (nothing changed) when the address does not receive mail now.
     """
     row = db.session.get(InboundRaw, raw_id)
     if row is None:
         raise LookupError(raw_id)
-    if row.message_row_id is not None or row.status not in (InboundStatus.STORED_WITH_ERROR.value,
-                                                            InboundStatus.PENDING.value):
-        raise NotRetryable("This message was stored already; retrying it would change nothing.")
-    row.status = InboundStatus.PENDING.value
-    row.error = None
-    on_commit(enqueue_once, "ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}")
-    return row
+    if row.status != InboundStatus.STORED_WITH_ERROR.value:
+        raise NotIngestable(f"This message is not stored with an error (it is {row.status.replace('_', ' ')}).")
+    broken = db.session.get(Message, row.message_row_id) if row.message_row_id is not None else None
+    if broken is not None and (broken.conversation_id is not None or broken.direction != "in"):
+        raise NotIngestable("This message is in a conversation already; ingesting it again would change nothing.")
+    copies: list[int] = []
+    if broken is not None:
+        copies = list(db.session.scalars(select(InboundRaw.id).where(InboundRaw.message_row_id == broken.id,
+                                                                     InboundRaw.id != row.id)))
+        db.session.execute(delete(Attachment).where(Attachment.message_id == broken.id))
+        db.session.execute(delete(Message).where(Message.id == broken.id))
+    row.status, row.error, row.message_row_id = InboundStatus.PENDING.value, None, None
+    db.session.flush()
+
+    def point_copies_at_the_new_message() -> None:
+        if copies:
+            db.session.execute(update(InboundRaw).where(InboundRaw.id.in_(copies))
+                               .values(message_row_id=row.message_row_id))
+
+    item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw_id=row.id)
+    try:
+        return ingest(row.address_id, [item], before_commit=point_copies_at_the_new_message)[0]
+    except AddressNotReceiving:
+        db.session.rollback()
+        raise

@@ -14,6 +14,7 @@ from app.models.auth import Role
 from app.models.inbound import InboundRaw
 from app.ops import services
 from app.ops.forms import OutboxFilterForm
+from app.runtime.ingest import AddressNotReceiving
 from app.security import MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, render
 
@@ -60,21 +61,39 @@ def inbound_raw(raw_id: int):
     return response
 
 
-@bp.route("/ops/inbound/<int:raw_id>/retry", methods=["POST"])
-def inbound_retry(raw_id: int):
+NOT_RECEIVING = ("Its address does not receive mail now (unpublished, disabled or outbound-only): "
+                 "publish it, then try again.")
+
+#: What "Ingest again" says about each outcome (`InboundRaw.status`).
+AGAIN_OUTCOME = {
+    "created": "Ingested again: it opened conversation #{conversation_id}.",
+    "threaded": "Ingested again: it joined conversation #{conversation_id}.",
+    "duplicate": "Ingested again: it is a copy of a message stored already.",
+    "bounce": "Ingested again: it is a delivery report; the outgoing message it names is marked.",
+    "stored_with_error": "Still stored with an error: {error}",
+}
+
+
+@bp.route("/ops/inbound/<int:raw_id>/ingest", methods=["POST"])
+def inbound_ingest_again(raw_id: int):
+    """The "Ingest again" button (a form with its CSRF token): the stored raw bytes through ingest again."""
     try:
-        services.retry_inbound(raw_id)
+        result = services.ingest_again(raw_id)
+    except (services.NotIngestable, AddressNotReceiving) as exc:  # (AddressNotReceiving is a LookupError too)
+        reason = str(exc) if isinstance(exc, services.NotIngestable) else NOT_RECEIVING
+        return render("ops/inbound.html", block="inbound", status=422, mailboxes=services.mailbox_statuses(),
+                      problems=services.inbound_problems(), error=reason, error_id=raw_id)
     except LookupError:
         abort(404)
-    except services.NotRetryable as exc:
-        return render("ops/inbound.html", block="inbound", status=422, mailboxes=services.mailbox_statuses(),
-                      problems=services.inbound_problems(), error=str(exc), error_id=raw_id)
-    db.session.commit()
-    flash("Queued for another try.", "success")
+    failed = result.status == "stored_with_error"
+    flash(AGAIN_OUTCOME[result.status].format(conversation_id=result.conversation_id, error=result.error),
+          "error" if failed else "success")
     if is_htmx():
         return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
                       problems=services.inbound_problems())
-    return redirect(url_for("ops.inbound"))
+    return redirect(url_for("ops.inbound"), 303)
+
+
 # --- Outbox: development only, the SMTP sink's messages ----------------------------------------
 
 def _outbox_dir() -> str:

@@ -26,6 +26,8 @@ call (a batch):
 transaction, so the watermark never gets ahead of what is stored. After the
 commit, the flow step is enqueued for each new customer message
 (`jobs.flows.run_flow`); automatic replies, bounces and reports never trigger it.
+Without Redis the mail is still stored and one warning per outage names the
+command that queues the missed flow steps (`flow_steps_missing`).
 
 A message that cannot be understood, or whose ingest fails unexpectedly, is
 stored as `stored_with_error` (raw bytes kept, `InboundRaw.error` says why, admins
@@ -37,21 +39,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import Queue
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.blobs import blob_store
 from app.extensions import begin_nested, db
 from app.mail.parse import ParsedMessage, parse_message
 from app.mail.tokens import new_conversation_token
+from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import get_queue, redis_connection
@@ -229,11 +235,17 @@ def dedupe_key(parsed: ParsedMessage, raw: bytes) -> str:
 
     The content hash covers From, To, Date, Subject and the body with line endings
     normalised, not the whole raw message: relays add Received headers and IMAP
-    and SMTP differ in line endings, yet it is the same message.
+    and SMTP differ in line endings, yet it is the same message. A message with no
+    header block at all (a text file, a paste) has no such fields and its first
+    paragraph would pass for headers, so it is hashed whole instead ("raw:<hex>",
+    `_headerless`). Keys are stored: the other two must never change.
     """
     if parsed.message_id:
         key = "mid:" + parsed.message_id
         return key if len(key) <= 300 else "mid#" + hashlib.sha256(parsed.message_id.encode()).hexdigest()
+    if _headerless(parsed, raw):
+        whole = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n")
+        return "raw:" + hashlib.sha256(whole).hexdigest()
     body = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)
     digest = hashlib.sha256()
     for part in (parsed.from_addr, parsed.addresses("to"), parsed.date.isoformat() if parsed.date else "",
@@ -241,6 +253,22 @@ def dedupe_key(parsed: ParsedMessage, raw: bytes) -> str:
         digest.update(part.encode("utf-8", "replace") + b"\0")
     digest.update((body[1] if len(body) > 1 else b"").replace(b"\r\n", b"\n"))
     return "sha:" + digest.hexdigest()
+
+
+def _headerless(parsed: ParsedMessage, raw: bytes) -> bool:
+    """No header field on the first lines (the stdlib reading of a header block) and none recovered.
+
+    Judged on the raw bytes, not on `parsed.from_addr`, which may come from the envelope;
+    a header block the parser recovered after junk lines (Subject, Date, To) keeps the
+    content key, so a relayed copy with a Received header in front still dedupes.
+    """
+    if parsed.subject or parsed.date or parsed.to or parsed.cc:
+        return False
+    return not BytesHeaderParser(policy=compat32).parsebytes(raw[:_HEAD_BYTES]).keys()
+
+
+#: Enough of a message to see whether it starts with a header field.
+_HEAD_BYTES = 64 * 1024
 
 
 def _existing(address_id: int, parsed: ParsedMessage, raw: bytes) -> int | None:
@@ -410,7 +438,11 @@ def _message(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, ke
 # --- after the commit ---------------------------------------------------------------------------
 
 def _enqueue_flows(results: list[IngestResult]) -> None:
-    """One Redis round trip for the whole batch (job ids are deterministic: `flow-message-{id}`)."""
+    """One Redis round trip for the whole batch (job ids are deterministic: `flow-message-{id}`).
+
+    Without Redis the mail is stored and only its flow step waits: `redis_outage` says so once
+    per outage, with the command that queues the missed steps later (`flow_steps_missing`).
+    """
     datas = [Queue.prepare_data("jobs.flows.run_flow", [r.conversation_id, r.message_row_id],
                                 job_id=f"flow-message-{r.message_row_id}")
              for r in results if r.flow and r.conversation_id is not None]
@@ -418,8 +450,74 @@ def _enqueue_flows(results: list[IngestResult]) -> None:
         return
     try:
         get_queue("flows").enqueue_many(datas)
+    except RedisError as exc:
+        redis_outage.failed(exc)
+        return
     except Exception:  # noqa: BLE001 - the mail is stored; the flow step is what is lost
         log.exception("could not enqueue the flow step for %d messages", len(datas))
+        return
+    redis_outage.ok()
+
+
+def flow_steps_missing(since: datetime, address_id: int | None = None) -> list[tuple[int, int]]:
+    """(conversation id, message id), oldest first, of messages stored since then whose flow step never ran.
+
+    The messages `_enqueue_flows` queues a step for (customer mail in a conversation, not an
+    automatic reply, bounce or complaint) that have no `FlowRun`: their job was never queued
+    (Redis was down) or was lost with Redis. A job still waiting in the queue looks the same;
+    enqueue with the deterministic id and `enqueue_once` leaves it alone.
+    """
+    ran = select(FlowRun.id).where(FlowRun.message_id == Message.id).exists()
+    query = (select(Message.conversation_id, Message.id)
+             .where(Message.direction == "in", Message.conversation_id.is_not(None), Message.created_at >= since,
+                    or_(Message.classification.is_(None), Message.classification.not_in(_NO_FLOW)), ~ran)
+             .order_by(Message.created_at, Message.id))
+    if address_id is not None:
+        query = query.where(Message.address_id == address_id)
+    return [(conversation_id, message_id) for conversation_id, message_id in db.session.execute(query)]
+
+
+class RedisOutage:
+    """Says once per outage, not once per batch, that Redis is unavailable and what waits for it.
+
+    Ingest goes on without Redis (the mail is stored; the per-address lock and the flow
+    step are what is missing), so `flask mail ingest` over a thousand files, or a poller,
+    would otherwise log the same error a thousand times. The warning names the command
+    that queues the missed flow steps, from `MARGIN` before the outage was noticed: a batch
+    being stored then, or flow jobs lost with a restarted Redis, are included, and the
+    command skips messages whose flow ran.
+    """
+
+    MARGIN = timedelta(minutes=15)
+
+    def __init__(self) -> None:
+        self.noticed_at: datetime | None = None
+        self._lock = threading.Lock()
+
+    def failed(self, exc: Exception) -> None:
+        with self._lock:
+            if self.noticed_at is not None:
+                return
+            self.noticed_at = datetime.now(timezone.utc)
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        log.warning("Redis is unavailable (%s): mail is still stored, but without the per-address lock and its "
+                    "flow step is not queued. Once Redis is back, queue the missed flow steps with: "
+                    "flask mail requeue-flows --since %s", reason, self.since().isoformat())
+
+    def ok(self) -> None:
+        if self.noticed_at is None:
+            return
+        since = self.since()
+        with self._lock:
+            self.noticed_at = None
+        log.info("Redis is available again; flow steps not queued meanwhile: flask mail requeue-flows --since %s",
+                 since.isoformat())
+
+    def since(self) -> datetime:
+        return (self.noticed_at - self.MARGIN).replace(microsecond=0)
+
+
+redis_outage = RedisOutage()
 
 
 @contextmanager
@@ -428,7 +526,7 @@ def address_lock(address_id: int, timeout: int = 300):
 
     A Redis lock; without Redis, ingest proceeds unlocked (the dedupe constraint
     still prevents duplicates; two simultaneous first messages of one thread
-    could then open two conversations).
+    could then open two conversations); `redis_outage` says so once per outage.
     """
     lock = None
     try:
@@ -436,9 +534,11 @@ def address_lock(address_id: int, timeout: int = 300):
                                        blocking_timeout=timeout)
         if not lock.acquire():
             lock = None
-    except RedisError:
-        log.warning("Redis unavailable: ingesting for address %s without the address lock", address_id)
+    except RedisError as exc:
+        redis_outage.failed(exc)
         lock = None
+    else:
+        redis_outage.ok()
     try:
         yield
     finally:
