@@ -329,6 +329,10 @@ def _content_id(part: Message) -> str | None:
 
 
 def _raw_payload(part: Message) -> bytes:
+    cte = part.get("Content-Transfer-Encoding")
+    if isinstance(cte, str) and cte != cte.strip():
+        # "base64 " or "quoted-printable\r": the stdlib compares the raw value and would not decode at all.
+        part.replace_header("Content-Transfer-Encoding", cte.strip())
     try:
         data = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001
