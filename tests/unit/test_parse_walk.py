@@ -18,3 +18,17 @@ def test_transfer_encoding_with_trailing_whitespace_is_still_decoded():
     [attachment] = parsed.attachments
     assert (attachment.filename, attachment.data, attachment.size) == ("bill.bin", b"\x00\x01\x02\x03\x04", 5)
 
+
+def test_folded_boundary_parameter_is_unfolded():
+    # boundary="outer\n part" means "outer part" (RFC 5322 unfolding removes the line break only).
+    parsed = parse("folded-boundary.eml")
+    assert parsed.text.strip() == "The order never came."
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("order.txt", b"Order 1234")]
+    assert any("boundary" in d for d in parsed.defects)
+
+
+def test_boundary_parameter_without_its_semicolon_is_found():
+    parsed = parse("boundary-without-semicolon.eml")
+    assert parsed.text.strip() == "Photo of the damage attached."
+    assert [a.filename for a in parsed.attachments] == ["damage.png"]
+    assert parsed.attachments[0].data.startswith(b"\x89PNG")
