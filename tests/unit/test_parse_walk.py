@@ -1,4 +1,4 @@
-"""The MIME walk of `parse_message` on structures the stdlib parser alone gets wrong (our fixtures in tests/data/mail)."""
+"""The MIME walk of `parse_message` on structures the stdlib parser alone gets wrong (fixtures: tests/data/mail)."""
 from __future__ import annotations
 
 from app.mail.parse import parse_message
