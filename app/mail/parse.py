@@ -15,7 +15,8 @@ ourselves, piece by piece, each with a fallback. The pieces have rooms of their 
   iso-8859-1 → windows-1252, ...), UTF-8, the message's charset, windows-1252 for Latin text,
   `charset-normalizer`, replacement; the winner is noted in `defects`;
 * parts: walked iteratively with depth and count limits (a 3,000-part nesting
-  must not blow the stack); a leaf that still says multipart is read as text;
+  must not blow the stack); a multipart whose boundary parameter is folded or lacks
+  its `;` is split again with the boundary unfolded; one that still cannot be split is read as text;
   `message/rfc822` parts become `.eml` attachments; `winmail.dat` (TNEF) is
   unpacked with `tnefparse` when it can be.
 
@@ -323,7 +324,10 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
                 result.defects.append(f"MIME nesting deeper than {MAX_DEPTH}; inner parts not extracted")
                 return None
             return payload
-        # A broken or missing boundary leaves a "multipart" leaf: read it as text.
+        children = _split_multipart(part, payload, result.defects)
+        if children:
+            return children
+        # A broken or missing boundary leaves a "multipart" leaf: read it as text (nothing lost).
         result.defects.append(f"{ctype} without readable parts; read as text")
         walk.texts.append(_text_of(part, result))
         return None
@@ -372,6 +376,45 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
     return None
 
 
+_BOUNDARY_PARAM = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^\s;"]+))', re.IGNORECASE)
+_MEDIA_TYPE = re.compile(r"\s*(multipart/[\w.+-]+)", re.IGNORECASE)
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def _split_multipart(part: Message, payload, defects: list[str]) -> list[Message] | None:
+    """The parts of a multipart the stdlib could not split, when its boundary can still be read.
+
+    Two forms real mail has: a boundary parameter folded inside its quotes (`boundary="foo` CRLF ` bar"`,
+    which unfolds to "foo bar") and one without the `;` before it (`multipart/mixed` CRLF TAB `boundary=x`).
+    The body is parsed again under a clean Content-Type only when a delimiter line of that boundary is in it.
+    """
+    if not isinstance(payload, str):
+        return None
+    header = str(part.get("Content-Type", ""))
+    media = _MEDIA_TYPE.match(header)
+    found = _BOUNDARY_PARAM.search(header)
+    declared = part.get_boundary()
+    candidates = [declared] if declared else []
+    if found:
+        candidates.append(found.group(1) or found.group(2))
+    try:
+        body = payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        body = payload.encode("utf-8", "surrogateescape")
+    for boundary in dict.fromkeys(_FOLD.sub("", c) for c in candidates):
+        if not boundary or '"' in boundary or "\n" in boundary or boundary == declared:
+            continue
+        if not re.search(rb"^--" + re.escape(boundary.encode("utf-8", "surrogateescape")), body, re.MULTILINE):
+            continue
+        head = f'Content-Type: {media.group(1) if media else "multipart/mixed"}; boundary="{boundary}"\n\n'
+        reparsed = message_from_bytes(head.encode("utf-8", "surrogateescape") + body, policy=compat32)
+        children = reparsed.get_payload()
+        if reparsed.is_multipart() and children:
+            defects.append("malformed multipart boundary parameter; parts recovered")
+            return children
+    return None
+
+
 def _attachment_name(part: Message, result: ParsedMessage) -> str | None:
     """The file name the sender gave (Content-Disposition's filename, else Content-Type's name), or None."""
     for header, param in (("Content-Disposition", "filename"), ("Content-Type", "name")):
@@ -391,6 +434,10 @@ def _content_id(part: Message) -> str | None:
 
 
 def _raw_payload(part: Message) -> bytes:
+    cte = part.get("Content-Transfer-Encoding")
+    if isinstance(cte, str) and cte != cte.strip():
+        # "base64 " or "quoted-printable\r": the stdlib compares the raw value and would not decode at all.
+        part.replace_header("Content-Transfer-Encoding", cte.strip())
     try:
         data = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001
