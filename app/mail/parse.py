@@ -48,6 +48,7 @@ from app.mail.headers import (
     decode_header_value, header_addresses, header_date, msgid, msgids, recover_headers, safe_filename, unescape,
 )
 from app.mail.html import html_to_text, sanitize_html
+from app.mail.lines import lf_for_bare_cr
 from app.mail.quotes import visible_reply
 
 #: Bodies longer than this are cut (the raw message keeps everything).
@@ -144,6 +145,7 @@ def _format_address(name: str, addr: str) -> str:
 
 def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachments: int = 100) -> ParsedMessage:
     """Parse raw RFC 5322 bytes. Never raises: failures land in `error` and `defects`."""
+    raw = lf_for_bare_cr(raw)  # CR-only mail reads as LF mail does (app.mail.lines says why, and what stays)
     result = ParsedMessage()
     try:
         msg = message_from_bytes(raw, policy=compat32)
