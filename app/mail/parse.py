@@ -52,6 +52,7 @@ from app.mail.headers import (
     raw_values, recover_headers, repair_header_block, safe_filename, unescape,
 )
 from app.mail.html import html_to_text, sanitize_html
+from app.mail.lines import lf_for_bare_cr
 from app.mail.quotes import visible_reply
 from app.mail.subjects import is_automatic_subject
 
@@ -154,6 +155,7 @@ def _format_address(name: str, addr: str) -> str:
 
 def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachments: int = 100) -> ParsedMessage:
     """Parse raw RFC 5322 bytes. Never raises: failures land in `error` and `defects`."""
+    raw = lf_for_bare_cr(raw)  # CR-only mail reads as LF mail does (app.mail.lines says why, and what stays)
     result = ParsedMessage()
     try:
         msg = message_from_bytes(raw, policy=compat32)

@@ -25,6 +25,11 @@ answers a `Bounce` or None (see `result.Detector`); shared reading lives in `_fi
 (report fields, addresses, the returned original) and `_text` (status codes, excerpts,
 senders and subjects).
 
+Detectors read LF or CRLF payloads (`\r?\n`, `splitlines`, and flufl's `body_line_iterator`, which
+splits on LF only). A CR-only report would defeat them all, so `parse_message` turns bare CRs into
+LFs before it parses (`app.mail.lines`), and the same report is read the same way with LF, CRLF or
+CR-only line endings (tests/unit/test_bounce_line_endings.py, and sisimai's corpus in all three).
+
 It never raises; a detector that breaks on odd input is logged at debug and skipped.
 """
 from __future__ import annotations
