@@ -16,7 +16,10 @@ ourselves, piece by piece, each with a fallback. The pieces have rooms of their 
 * parts: walked iteratively with depth and count limits (a 3,000-part nesting
   must not blow the stack); a leaf that still says multipart is read as text;
   `message/rfc822` parts become `.eml` attachments; `winmail.dat` (TNEF) is
-  unpacked with `tnefparse` when it can be.
+  unpacked with `tnefparse` when it can be;
+* large base64 bodies (`app.mail.largeparts`): lifted out of the raw message
+  before the stdlib parser sees it and decoded from the raw bytes in chunks, so a
+  25 MB attachment is held about once, not several times.
 
 Every fallback taken is recorded in `ParsedMessage.defects`. When even the
 top-level parse fails, the result has `error` set and whatever headers could be
@@ -48,6 +51,7 @@ from app.mail.headers import (
     decode_header_value, header_addresses, header_date, msgid, msgids, recover_headers, safe_filename, unescape,
 )
 from app.mail.html import html_to_text, sanitize_html
+from app.mail.largeparts import decoded, lift
 from app.mail.quotes import visible_reply
 
 #: Bodies longer than this are cut (the raw message keeps everything).
@@ -146,7 +150,7 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
     """Parse raw RFC 5322 bytes. Never raises: failures land in `error` and `defects`."""
     result = ParsedMessage()
     try:
-        msg = message_from_bytes(raw, policy=compat32)
+        msg = _parse(raw)
         if not msg.keys():
             msg = recover_headers(raw, msg, result.defects)
     except Exception as exc:  # noqa: BLE001 - the compat32 parser practically never raises; be sure
@@ -328,7 +332,23 @@ def _content_id(part: Message) -> str | None:
     return value.strip("<>").strip()[:500] or None
 
 
+def _parse(raw: bytes) -> Message:
+    """The compat32 parse, with large base64 bodies kept out of the parser (`app.mail.largeparts`)."""
+    try:
+        lifted = lift(raw)
+        if lifted is not None:
+            msg = message_from_bytes(lifted.raw, policy=compat32)
+            lifted.resolve(msg)
+            return msg
+    except Exception:  # noqa: BLE001 - the plain parse below gives the same answer, only with more memory
+        pass
+    return message_from_bytes(raw, policy=compat32)
+
+
 def _raw_payload(part: Message) -> bytes:
+    data = decoded(part)  # a large base64 body, decoded from the raw bytes before the stdlib could copy it
+    if data is not None:
+        return data
     try:
         data = part.get_payload(decode=True)
     except Exception:  # noqa: BLE001
