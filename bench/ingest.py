@@ -1,6 +1,9 @@
 """Inbound benchmark: IMAP poll-to-conversation and SMTP ingress against bare baselines.
 
-    .venv/bin/python bench/ingest.py [-n 5000] [--smtp 1000] [--big-mb 25]
+    python bench/ingest.py [-n 5000] [--smtp 1000] [--big-mb 25] [--skip imap,big,smtp]
+
+Needs the runtime requirements only (no pytest). The four ratios, their goals and the load
+average are the last lines.
 
 Starts its own Redis, Dovecot and SQLite database in a temporary folder (nothing
 else is touched), loads N generated messages (text + HTML alternatives, every
