@@ -18,7 +18,10 @@ ourselves, piece by piece, each with a fallback. The pieces have rooms of their 
   must not blow the stack); a multipart whose boundary parameter is folded or lacks
   its `;` is split again with the boundary unfolded; one that still cannot be split is read as text;
   `message/rfc822` parts become `.eml` attachments; `winmail.dat` (TNEF) is
-  unpacked with `tnefparse` when it can be.
+  unpacked with `tnefparse` when it can be;
+* large base64 bodies (`app.mail.largeparts`): lifted out of the raw message
+  before the stdlib parser sees it and decoded from the raw bytes in chunks, so a
+  25 MB attachment is held about once, not several times.
 
 Every fallback taken is recorded in `ParsedMessage.defects`. When even the
 top-level parse fails, the result has `error` set and whatever headers could be
@@ -53,6 +56,7 @@ from app.mail.headers import (
 )
 from app.mail.html import html_to_text, sanitize_html
 from app.mail.lines import lf_for_bare_cr
+from app.mail.largeparts import decoded, lift
 from app.mail.quotes import visible_reply
 from app.mail.subjects import is_automatic_subject
 
@@ -158,7 +162,7 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
     raw = lf_for_bare_cr(raw)  # CR-only mail reads as LF mail does (app.mail.lines says why, and what stays)
     result = ParsedMessage()
     try:
-        msg = message_from_bytes(raw, policy=compat32)
+        msg = _parse(raw)
         if not msg.keys():
             msg = recover_headers(raw, msg, result.defects)
         elif any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in msg.defects):
@@ -290,7 +294,7 @@ def _read_body(msg: Message, result: ParsedMessage, max_attachments: int) -> Non
     if walk.dropped:
         result.defects.append(f"{walk.dropped} attachments over the limit of {max_attachments} not extracted")
 
-    text = "\n\n".join(t.strip("\n") for t in walk.texts if t.strip())
+    text = "\n\n".join(t.strip("\r\n") for t in walk.texts if t.strip())
     raw_html = "\n".join(walk.htmls)
     if len(raw_html) > MAX_BODY_CHARS:
         result.defects.append("HTML body truncated")
@@ -435,7 +439,23 @@ def _content_id(part: Message) -> str | None:
     return value.strip("<>").strip()[:500] or None
 
 
+def _parse(raw: bytes) -> Message:
+    """The compat32 parse, with large base64 bodies kept out of the parser (`app.mail.largeparts`)."""
+    try:
+        lifted = lift(raw)
+        if lifted is not None:
+            msg = message_from_bytes(lifted.raw, policy=compat32)
+            lifted.resolve(msg)
+            return msg
+    except Exception:  # noqa: BLE001 - the plain parse below gives the same answer, only with more memory
+        pass
+    return message_from_bytes(raw, policy=compat32)
+
+
 def _raw_payload(part: Message) -> bytes:
+    data = decoded(part)  # a large base64 body, decoded from the raw bytes before the stdlib could copy it
+    if data is not None:
+        return data
     cte = part.get("Content-Transfer-Encoding")
     if isinstance(cte, str) and cte != cte.strip():
         # "base64 " or "quoted-printable\r": the stdlib compares the raw value and would not decode at all.

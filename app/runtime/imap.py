@@ -8,8 +8,9 @@ State machine per (address, folder), kept in `MailboxState`:
   (`last_uid`) is set just below it. Older mail is never fetched, so an old
   mailbox does not flood agents. The start point is kept in `sync_since`.
 * **normal poll**: UIDs above `last_uid`, fetched with `BODY.PEEK[]` in batches
-  (`POLL_BATCH_SIZE` messages or `POLL_BATCH_BYTES`, whichever comes first). Each
-  raw message goes to the blob store (fsynced), then the batch is ingested and
+  (`POLL_BATCH_SIZE` messages or `POLL_BATCH_BYTES`, whichever comes first). The
+  batch's raw messages go to the blob store (`put_many`: all durable before it
+  returns), then the batch is ingested and
   the watermark moved **in the same transaction**: a crash before the commit
   means the batch is fetched again, and the blobs and the dedupe key make that
   harmless; a crash after it means nothing is fetched twice.
@@ -178,7 +179,6 @@ def _fetch_batch(client: IMAPClient, folder: str, uidvalidity: int, batch: list[
     if large:
         bodies.update({uid: {b"BODY[]": data.get(b"BODY[HEADER]", b""), "too_large": True}
                        for uid, data in client.fetch(large, ["BODY.PEEK[HEADER]"]).items()})
-    store = blob_store()
     items = []
     for uid in batch:
         data = bodies.pop(uid, None)
@@ -189,8 +189,10 @@ def _fetch_batch(client: IMAPClient, folder: str, uidvalidity: int, batch: list[
         if data.get("too_large"):
             error = (f"message of {sizes[uid]} bytes is over the {max_size} byte limit; "
                      f"only its header was fetched (it is still in the mailbox)")
-        items.append(RawItem(store.put(raw), len(raw), "imap", f"{folder};v={uidvalidity};uid={uid}",
-                             raw=raw, error=error))
+        items.append(RawItem("", len(raw), "imap", f"{folder};v={uidvalidity};uid={uid}", raw=raw, error=error))
+    # The whole batch made durable at once (one round of fsyncs, not one per message).
+    for item, sha in zip(items, blob_store().put_many([item.raw for item in items])):
+        item.sha256 = sha
     return items
 
 

@@ -20,7 +20,8 @@ call (a batch):
    `Message.sender_source`; Reply-To with "Use Reply-To for User Identity") and
    **threading** (`app.runtime.threading`); a customer's reply reopens a resolved,
    closed or pending conversation;
-6. Message and Attachment rows (attachment bytes go to the blob store first).
+6. Message and Attachment rows; the batch's attachment bytes are made durable
+   together (`BlobStore.put_many`) just before the commit that names them.
 
 `before_commit` lets a poller move its mailbox watermark in the same
 transaction, so the watermark never gets ahead of what is stored. After the
@@ -84,6 +85,7 @@ class RawItem:
     raw: bytes | None = None         # the bytes, when the caller still has them (saves a read)
     raw_id: int | None = None        # an existing pending InboundRaw row (ingress)
     error: str | None = None         # the caller could not fetch it whole (too large, ...)
+    attachment_data: list[bytes] = field(default_factory=list, repr=False)  # to be made durable before the commit
 
 
 @dataclass
@@ -140,6 +142,7 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
         now = datetime.now(timezone.utc)
         for item in items:
             results.append(_ingest_one(address, item, now))
+        _put_attachments(items)
         if before_commit is not None:
             before_commit()
         db.session.commit()
@@ -426,13 +429,27 @@ def _message(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, ke
     )
     db.session.add(message)
     db.session.flush()
-    store = blob_store()
     for att in parsed.attachments:
-        sha = store.put(att.data)
+        # Named now, written with the batch's other attachments just before the commit (`_put_attachments`).
+        sha = hashlib.sha256(att.data).hexdigest()
+        item.attachment_data.append(att.data)
         db.session.add(Attachment(message_id=message.id, filename=att.filename[:500],
                                   content_type=att.content_type[:200], size=att.size,
                                   content_id=att.content_id, inline=att.inline, sha256=sha))
     return message
+
+
+def _put_attachments(items: Sequence[RawItem]) -> None:
+    """The batch's attachment bytes, durable in one `put_many` before the rows naming them are committed.
+
+    A message whose savepoint was rolled back leaves its blobs behind, unreferenced
+    (content-addressed, so harmless), as a failed single `put` always could.
+    """
+    datas = [data for item in items for data in item.attachment_data]
+    for item in items:
+        item.attachment_data = []
+    if datas:
+        blob_store().put_many(datas)
 
 
 # --- after the commit ---------------------------------------------------------------------------

@@ -17,18 +17,31 @@ this server receives that mail. Its promises:
   ingress killed right after 250), cron's `requeue_stale_pending` finds the
   pending row and enqueues it again. Nothing is lost, and the dedupe key keeps
   it from being stored twice.
+* **Group commit**: DATA handlers do not write themselves; they hand their
+  message to one writer thread (`GroupWriter`) and wait. The writer takes every
+  message waiting at that moment (a group), writes all their blobs with one
+  round of fsyncs (`put_many`), inserts their rows and commits one transaction,
+  then answers them all: 250 each once the commit returned, or 451 to every
+  message of the group when anything failed (none of its rows exists then, and
+  each sender retries). Under load many sessions share one fsync round and one
+  commit, as in PostgreSQL's and InnoDB's group commit; a lone message waits for
+  nothing but its own write.
 * **STARTTLS** is offered when `INGRESS_TLS_CERT` and `INGRESS_TLS_KEY` are set.
 
-Blocking work (database, fsync) runs in the event loop's thread pool with its
-own app context, so one slow disk write does not stall other sessions.
+Blocking work (the recipient check in the event loop's thread pool, the writer
+in its own thread, each with its own app context) never stalls other sessions.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import socket
 import ssl
+import threading
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
@@ -46,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: How long a recipient check is trusted (publishing or disabling reaches the ingress within this).
 RCPT_CACHE_SECONDS = 5.0
+#: At most this many messages share one group commit (bounds the writer's memory and a group's latency).
+GROUP_MAX_MESSAGES = 64
 
 
 class _SMTP(SMTP):
@@ -62,6 +77,7 @@ class IngressHandler:
         self.domain = app.config["PLATFORM_MAIL_DOMAIN"].lower()
         self.hostname = app.config.get("INGRESS_HOSTNAME") or socket.getfqdn()
         self._cache: dict[str, tuple[int | None, float]] = {}
+        self._writer: GroupWriter | None = None  # started with the first message
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= self.max_recipients:
@@ -87,10 +103,9 @@ class IngressHandler:
         if data is None:
             data = envelope.content if isinstance(envelope.content, bytes) else (envelope.content or "").encode()
         received = self._received_header(session, envelope)
-        loop = asyncio.get_running_loop()
         try:
-            raw_ids = await loop.run_in_executor(None, self.store, envelope.mail_from,
-                                                 list(getattr(envelope, "address_ids", [])), received + data)
+            arrival = Arrival(envelope.mail_from, list(getattr(envelope, "address_ids", [])), received + data)
+            raw_ids = await asyncio.wrap_future(self.writer.submit(arrival))
         except Exception:  # noqa: BLE001 - nothing acknowledged: the sender retries
             log.exception("could not store an incoming message")
             return "451 4.3.0 Temporary failure storing the message; try again later"
@@ -128,27 +143,112 @@ class IngressHandler:
         self._cache[email] = (address_id, now + RCPT_CACHE_SECONDS)
         return address_id
 
-    def store(self, mail_from: str | None, address_ids: list[int], data: bytes) -> list[int]:
-        """Blob (fsynced), then one pending InboundRaw per address, committed; then enqueue ingest."""
-        if not address_ids:
+    @property
+    def writer(self) -> GroupWriter:
+        if self._writer is None:
+            self._writer = GroupWriter(self.app)
+        return self._writer
+
+    def close(self) -> None:
+        """Stop the writer (after it answered what it holds)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+@dataclass
+class Arrival:
+    """One accepted message waiting to be made durable, and the answer its DATA handler awaits."""
+
+    mail_from: str | None
+    address_ids: list[int]
+    data: bytes = field(repr=False)
+    future: Future = field(default_factory=Future, repr=False)
+
+
+def store_group(app: Flask, arrivals: list[Arrival]) -> list[list[int]]:
+    """Blobs (fsynced together), then one pending InboundRaw per message and address, one commit; then enqueue.
+
+    All or nothing: when it raises, no row of the group exists (blobs written are
+    unreferenced and harmless). Returns each message's row ids, in order.
+    """
+    for arrival in arrivals:
+        if not arrival.address_ids:
             raise RuntimeError("no accepted recipient")
-        with self.app.app_context():
-            try:
-                sha = blob_store().put(data)
-                now = datetime.now(timezone.utc)
-                rows = [InboundRaw(address_id=i, source="smtp", raw_sha256=sha, size=len(data),
-                                   envelope_from=mail_from or "", status=InboundStatus.PENDING.value, received_at=now)
-                        for i in address_ids]
-                db.session.add_all(rows)
-                db.session.flush()
-                ids = [row.id for row in rows]
-                for raw_id in ids:  # a lost enqueue is harmless: the row is pending and cron re-enqueues it
-                    enqueue_on_commit("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}",
-                                      result_ttl=0, failure_ttl=24 * 3600)
-                db.session.commit()
-                return ids
-            finally:
-                db.session.remove()
+    with app.app_context():
+        try:
+            shas = blob_store().put_many([arrival.data for arrival in arrivals])
+            now = datetime.now(timezone.utc)
+            groups = [[InboundRaw(address_id=i, source="smtp", raw_sha256=sha, size=len(arrival.data),
+                                  envelope_from=arrival.mail_from or "", status=InboundStatus.PENDING.value,
+                                  received_at=now)
+                       for i in arrival.address_ids] for arrival, sha in zip(arrivals, shas)]
+            db.session.add_all([row for rows in groups for row in rows])
+            db.session.flush()
+            ids = [[row.id for row in rows] for rows in groups]
+            for raw_id in (i for row_ids in ids for i in row_ids):
+                # A lost enqueue is harmless: the row is pending and cron re-enqueues it.
+                enqueue_on_commit("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}",
+                                  result_ttl=0, failure_ttl=24 * 3600)
+            db.session.commit()
+            return ids
+        except BaseException:
+            db.session.rollback()
+            raise
+        finally:
+            db.session.remove()
+
+
+class GroupWriter:
+    """The ingress's one writer thread: takes every waiting message as a group and stores it with `store_group`.
+
+    Each message's future gets its row ids once the group's commit returned, or
+    the group's exception (the DATA handler answers 451) when it did not.
+    """
+
+    def __init__(self, app: Flask, max_group: int = GROUP_MAX_MESSAGES) -> None:
+        self.app = app
+        self.max_group = max_group
+        self._queue: queue.SimpleQueue[Arrival | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ingress-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, arrival: Arrival) -> Future:
+        self._queue.put(arrival)
+        return arrival.future
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < self.max_group:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True  # answer this group first, then stop
+                    break
+                group.append(more)
+            self._write(group)
+
+    def _write(self, group: list[Arrival]) -> None:
+        try:
+            ids = store_group(self.app, group)
+        except Exception as exc:  # noqa: BLE001 - every message of the group is answered 451
+            log.exception("could not store a group of %d incoming messages", len(group))
+            for arrival in group:
+                arrival.future.set_exception(exc)
+            return
+        for arrival, row_ids in zip(group, ids):
+            arrival.future.set_result(row_ids)
 
 
 class IngressController(Controller):
@@ -156,6 +256,10 @@ class IngressController(Controller):
 
     def factory(self):
         return _SMTP(self.handler, **self.SMTP_kwargs)
+
+    def stop(self, *args, **kwargs):
+        super().stop(*args, **kwargs)
+        self.handler.close()
 
 
 def make_controller(app: Flask, host: str | None = None, port: int | None = None) -> IngressController:

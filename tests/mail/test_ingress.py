@@ -185,3 +185,64 @@ def test_ingress_killed_between_accept_and_ingest_loses_nothing(app, db, tmp_pat
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_concurrent_sessions_all_get_250_and_every_row_exists(app, db, ingress):
+    """Group commit: sessions arriving together share the writer; each is answered only after its commit."""
+    import threading
+
+    answers, barrier = [], threading.Barrier(6)
+
+    def client(i):
+        with smtplib.SMTP(ingress.hostname, ingress.port, timeout=30) as smtp:
+            barrier.wait()
+            for j in range(3):
+                answers.append(smtp.sendmail("s@example.com", [DEMO], message(subject=f"group {i}-{j}")))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [{}] * 18  # every message accepted (sendmail returns the refused recipients)
+    assert count(db, InboundRaw) == 18
+    for row in db.session.scalars(select(InboundRaw)):
+        assert blob_store().exists(row.raw_sha256)
+
+
+def test_a_failed_group_commit_answers_451_to_all_and_stores_nothing(app, db, ingress):
+    """Nothing is acknowledged that is not durable: the database refuses, every sender is told to retry."""
+    from sqlalchemy import text
+
+    db.session.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON inbound_raws "
+                            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    db.session.commit()
+    for subject in ("first", "second"):
+        with smtplib.SMTP(ingress.hostname, ingress.port, timeout=30) as smtp:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                smtp.sendmail("s@example.com", [DEMO], message(subject=subject))
+            assert refused.value.smtp_code == 451
+    assert count(db, InboundRaw) == 0
+    db.session.execute(text("DROP TRIGGER refuse"))
+    db.session.commit()
+    with smtplib.SMTP(ingress.hostname, ingress.port, timeout=30) as smtp:  # the sender's retry
+        assert smtp.sendmail("s@example.com", [DEMO], message(subject="first")) == {}
+    assert count(db, InboundRaw) == 1
+
+
+def test_store_group_is_all_or_nothing(app, db):
+    from sqlalchemy import text
+
+    from app.runtime.ingress import Arrival, store_group
+
+    address_id = make_address(DEMO).id
+    db.session.execute(text("CREATE TRIGGER refuse_bad BEFORE INSERT ON inbound_raws WHEN NEW.envelope_from = "
+                            "'bad@example.com' BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    db.session.commit()
+    group = [Arrival(sender, [address_id], message(subject=sender))
+             for sender in ("a@example.com", "bad@example.com", "c@example.com")]
+    with pytest.raises(Exception, match="refused"):
+        store_group(app, group)
+    assert count(db, InboundRaw) == 0
+    ids = store_group(app, [group[0], group[2]])
+    assert [len(i) for i in ids] == [1, 1] and count(db, InboundRaw) == 2

@@ -94,3 +94,56 @@ def test_configured_store(app):
     app.extensions.pop("blob_store", None)
     with app.app_context(), pytest.raises(ValueError, match="BLOB_STORE must be 'dir' or 'db'"):
         blob_store()
+
+
+def test_put_many_names_every_blob_in_order_once(store):
+    datas = [b"one", b"two", b"one", os.urandom(5000)]
+    store.put(b"two")  # already there: not written again, still named
+    shas = store.put_many(datas)
+    assert shas == [hashlib.sha256(d).hexdigest() for d in datas]
+    assert [store.get(s) for s in shas] == datas
+    assert store.put_many([]) == []
+
+
+def test_put_many_makes_every_file_durable_before_naming_it_and_each_directory_once(tmp_path, monkeypatch):
+    """The batch's promise is put's: fsync the bytes, rename, fsync the directory; grouped, never reordered."""
+    store = DirectoryBlobStore(tmp_path)
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    datas = [os.urandom(100) for _ in range(20)] + [b"shared", b"shared"]
+    shas = store.put_many(datas)
+    monkeypatch.undo()
+
+    renames = [e for e in events if e[0] == "rename"]
+    assert sorted(dst for _, _, dst in renames) == sorted(str(store._path(s)) for s in set(shas))
+    first_rename = events.index(renames[0])
+    synced_files = {e[1] for e in events[:first_rename] if e[0] == "fsync"}
+    assert {src for _, src, _ in renames} <= synced_files  # every file's bytes durable before any name exists
+    dir_syncs = [e[1] for e in events[events.index(renames[-1]):] if e[0] == "fsync"]
+    assert sorted(dir_syncs) == sorted({str(store._path(s).parent) for s in shas})  # each directory once, after
+
+
+def test_failed_put_many_names_nothing_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    store = DirectoryBlobStore(tmp_path)
+    datas = [b"first", b"second", b"third"]
+
+    def broken_fsync(fd):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="disk on fire"):
+        store.put_many(datas)
+    monkeypatch.undo()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert not any(store.exists(hashlib.sha256(d).hexdigest()) for d in datas)
