@@ -30,6 +30,7 @@ from email.header import decode_header
 from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
+from typing import NamedTuple
 
 FIELDS = ("subject", "from", "to", "cc", "names", "sizes", "text")
 
@@ -44,7 +45,7 @@ class Fields:
     cc: Addresses | None = None
     names: tuple | None = None
     sizes: tuple | None = None
-    text: str | None = None
+    text: "str | KeptDropped | None" = None
     text_is_html: bool = False  # upstream's body text came from HTML: compare words only
 
     def get(self, name: str):
@@ -118,6 +119,9 @@ def agree(name: str, expected: Fields, got: Fields | None) -> bool:
     if have is None:
         return False
     if name == "text":
+        if isinstance(want, KeptDropped):
+            return collapse(want.kept) in collapse(have) and (want.dropped is None
+                                                              or collapse(want.dropped) not in collapse(have))
         if expected.text_is_html:
             have_words = html_words(have) if got.text_is_html else words(have)
             return html_words(want) == have_words
@@ -444,17 +448,23 @@ def mimekit_tnef_cases(corpora: Path) -> list[Case]:
 
 # --- the reply parsers: our own expectations of the visible text ------------------------------------
 
-def reply_expectations(path: Path) -> dict[str, str]:
-    """`tests/data/reply_expectations.json`: `{"reply-github/emails/x.txt": "visible text", ...}`
-    (a value may also be `{"visible": "..."}`); empty when the file is not there yet."""
+class KeptDropped(NamedTuple):
+    """An expected visible text given as a phrase it keeps and the first words of the quote it drops
+    (None: nothing is cut), as our own reply expectations are written."""
+
+    kept: str
+    dropped: str | None
+
+
+def reply_expectations(path: Path) -> dict[str, KeptDropped]:
+    """`tests/data/reply_expectations.json` (`{"reply-github/emails": {"x.txt": {"kept": ..., "dropped": ...}}}`)
+    as `{"reply-github/emails/x.txt": KeptDropped}`; empty when the file is not there."""
     if not path.exists():
         return {}
-    data = json.loads(path.read_text())
-    data = data.get("expectations", data) if isinstance(data, dict) else {}
     out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            value = value.get("visible", value.get("visible_text"))
-        if isinstance(value, str):
-            out[key] = value
+    for folder, files in json.loads(path.read_text()).items():
+        if not isinstance(files, dict):
+            continue  # "about"
+        for name, value in files.items():
+            out[f"{folder}/{name}"] = KeptDropped(value["kept"], value.get("dropped"))
     return out
