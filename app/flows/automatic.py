@@ -20,7 +20,7 @@ from app.mail.render import fill_placeholders
 from app.mail.subjects import reply_subject
 from app.models._types import utcnow
 from app.models.flows import AutomaticMail
-from app.models.inbox import Conversation, Message
+from app.models.inbox import Conversation, Message, customer_written
 from app.runtime.live import published_address
 from app.runtime.outbound import CannotSend, enqueue_send, queue_message
 from app.transactions import on_commit
@@ -31,8 +31,7 @@ class AutomaticMailRefused(Exception):
 
 
 def latest_inbound(conversation_id: int) -> Message | None:
-    return db.session.scalar(select(Message).where(Message.conversation_id == conversation_id,
-                                                   Message.direction == "in")
+    return db.session.scalar(select(Message).where(Message.conversation_id == conversation_id, customer_written())
                              .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
 
 

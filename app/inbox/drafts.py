@@ -20,7 +20,7 @@ from app.mail.html import html_to_text, sanitize_html, text_to_html
 from app.mail.subjects import forward_subject, reply_subject
 from app.models._types import utcnow
 from app.models.auth import User
-from app.models.inbox import Conversation, Draft, Message
+from app.models.inbox import Conversation, Draft, Message, customer_written
 from app.units import human_size
 
 
@@ -36,7 +36,7 @@ def _newest_message_id(conversation_id: int) -> int | None:
 
 def _last_customer_message(conversation: Conversation) -> Message | None:
     return db.session.scalar(select(Message).where(
-        Message.conversation_id == conversation.id, Message.direction == "in")
+        Message.conversation_id == conversation.id, customer_written())
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)) or db.session.scalar(
         select(Message).where(Message.conversation_id == conversation.id, Message.direction == "out")
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))

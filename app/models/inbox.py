@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, event
+from sqlalchemy import DDL, JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, event, or_
 from sqlalchemy import text as sql_text  # `text` is also a column of Message
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -120,6 +120,18 @@ class Message(db.Model):
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     attachments: Mapped[list["Attachment"]] = relationship(back_populates="message")
     author = relationship("User")
+
+
+#: Inbound kinds written by a machine, not by the customer: an out-of-office or read receipt, a delivery
+#: report, a complaint. They sit in the conversation they answer but are never what Reply answers,
+#: what a reply threads under by default, or what automation reads as the customer's latest words.
+AUTOMATIC_KINDS = ("auto_reply", "bounce", "feedback")
+
+
+def customer_written():
+    """SQL: an inbound message the customer wrote (not one of `AUTOMATIC_KINDS`)."""
+    return (Message.direction == "in") & or_(Message.classification.is_(None),
+                                             Message.classification.not_in(AUTOMATIC_KINDS))
 
 
 class Attachment(db.Model):

@@ -209,3 +209,21 @@ def test_ops_lists_automatic_replies_that_matched_nothing(support, db, client, l
     assert f"/ops/inbound/{result.raw_id}/raw" in section
     raw = client.get(f"/ops/inbound/{result.raw_id}/raw")
     assert raw.status_code == 200 and raw.data == fixture("ooo-unmatched.eml")
+
+
+def test_reply_answers_the_customer_not_the_out_of_office_that_came_after(refund, support, db):
+    """Reply (the composer), a reply queued without a parent, and automation's trigger all take the
+    customer's message, never the out-of-office that joined the conversation after it."""
+    from app.flows.automatic import latest_inbound
+    from app.inbox.drafts import start_draft
+    from app.runtime.outbound.compose import _thread
+
+    customer = db.session.scalar(select(Message.id).where(Message.conversation_id == refund.id,
+                                                          Message.direction == "in"))
+    result = run(support, fixture("ooo-in-reply-to.eml"))
+    assert result.conversation_id == refund.id
+    agent = make_user("supervisor")
+    draft = start_draft(agent, refund.id, "reply")
+    assert draft.reply_to_message_id == customer
+    assert _thread(refund.id).default_parent_id == customer
+    assert latest_inbound(refund.id).id == customer

@@ -25,7 +25,7 @@ from app.mail.tokens import make_message_id
 from app.mail.vcard import contact_card_attachment
 from app.models._types import utcnow
 from app.models.auth import User
-from app.models.inbox import Attachment, Contact, Conversation, Message, OutgoingMime
+from app.models.inbox import Attachment, Contact, Conversation, Message, OutgoingMime, customer_written
 from app.runtime.live import PublishedAddress
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
 from app.runtime.outbound.states import BOUNCED, QUEUED, RETRYABLE_BY_HAND
@@ -87,9 +87,9 @@ def _run(statement, params: dict):
 # The statements of the queueing path, built once: building a SELECT (SQLAlchemy's construction and
 # cache-key walk) costs more than running it on SQLite.
 _DEFAULT_PARENT = (
-    # The customer's latest message, else our latest one with a Message-ID: one indexed query.
+    # The customer's latest message (not an out-of-office or report), else our latest one with a Message-ID.
     select(Message.id).where(Message.conversation_id == Conversation.id,
-                             or_(Message.direction == "in",
+                             or_(customer_written(),
                                  and_(Message.direction == "out", Message.message_id.is_not(None))))
     .order_by(case((Message.direction == "in", 0), else_=1), Message.created_at.desc(), Message.id.desc()).limit(1)
     .correlate(Conversation).scalar_subquery())
