@@ -210,35 +210,52 @@ def test_concurrent_sessions_all_get_250_and_every_row_exists(app, db, ingress):
         assert blob_store().exists(row.raw_sha256)
 
 
-def test_a_failed_group_commit_answers_451_to_all_and_stores_nothing(app, db, ingress):
-    """Nothing is acknowledged that is not durable: the database refuses, every sender is told to retry."""
+def refuse_inserts(db, reason: str, sender: str | None = None):
+    """A trigger that makes the database refuse InboundRaw inserts (all, or one sender's), on SQLite and
+    PostgreSQL alike; returns what drops it."""
     from sqlalchemy import text
 
-    db.session.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON inbound_raws "
-                            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    if db.engine.dialect.name == "postgresql":
+        condition = f"NEW.envelope_from = '{sender}'" if sender else "TRUE"
+        db.session.execute(text(f"CREATE FUNCTION refuse_fn() RETURNS trigger AS $$ BEGIN IF {condition} THEN "
+                                f"RAISE EXCEPTION '{reason}'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"))
+        db.session.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON inbound_raws FOR EACH ROW "
+                                "EXECUTE FUNCTION refuse_fn()"))
+        drops = ("DROP TRIGGER refuse ON inbound_raws", "DROP FUNCTION refuse_fn()")
+    else:
+        when = f"WHEN NEW.envelope_from = '{sender}' " if sender else ""
+        db.session.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON inbound_raws {when}"
+                                f"BEGIN SELECT RAISE(ABORT, '{reason}'); END"))
+        drops = ("DROP TRIGGER refuse",)
     db.session.commit()
+
+    def drop():
+        for statement in drops:
+            db.session.execute(text(statement))
+        db.session.commit()
+    return drop
+
+
+def test_a_failed_group_commit_answers_451_to_all_and_stores_nothing(app, db, ingress):
+    """Nothing is acknowledged that is not durable: the database refuses, every sender is told to retry."""
+    drop = refuse_inserts(db, "disk full")
     for subject in ("first", "second"):
         with smtplib.SMTP(ingress.hostname, ingress.port, timeout=30) as smtp:
             with pytest.raises(smtplib.SMTPDataError) as refused:
                 smtp.sendmail("s@example.com", [DEMO], message(subject=subject))
             assert refused.value.smtp_code == 451
     assert count(db, InboundRaw) == 0
-    db.session.execute(text("DROP TRIGGER refuse"))
-    db.session.commit()
+    drop()
     with smtplib.SMTP(ingress.hostname, ingress.port, timeout=30) as smtp:  # the sender's retry
         assert smtp.sendmail("s@example.com", [DEMO], message(subject="first")) == {}
     assert count(db, InboundRaw) == 1
 
 
 def test_store_group_is_all_or_nothing(app, db):
-    from sqlalchemy import text
-
     from app.runtime.ingress import Arrival, store_group
 
     address_id = make_address(DEMO).id
-    db.session.execute(text("CREATE TRIGGER refuse_bad BEFORE INSERT ON inbound_raws WHEN NEW.envelope_from = "
-                            "'bad@example.com' BEGIN SELECT RAISE(ABORT, 'refused'); END"))
-    db.session.commit()
+    refuse_inserts(db, "refused", sender="bad@example.com")
     group = [Arrival(sender, [address_id], message(subject=sender))
              for sender in ("a@example.com", "bad@example.com", "c@example.com")]
     with pytest.raises(Exception, match="refused"):
