@@ -156,7 +156,7 @@ def set_flow_addresses(flow_id: int, address_ids: list[int], move: bool = False)
     if flow is None:
         raise FlowError("This flow no longer exists.")
     wanted = set(address_ids)
-    selected = list(db.session.scalars(select(EmailAddress).where(EmailAddress.id.in_(wanted))))
+    selected = list(db.session.scalars(select(EmailAddress).where(EmailAddress.id.in_(wanted)).order_by(EmailAddress.address)))
     if len(selected) != len(wanted) or any(a.archived_at is not None for a in selected):
         raise FlowError("An address you selected no longer exists or is archived. Open the dialog again.")
     conflicts = [a for a in selected if a.flow_id not in (None, flow.id)]
