@@ -131,6 +131,19 @@ class Config:
         # (attachments are base64 in it: a third bigger than the files).
         self.SEND_MAX_RECIPIENTS = _int("SEND_MAX_RECIPIENTS", 50)
         self.SEND_MAX_MESSAGE_BYTES = _int("SEND_MAX_MESSAGE_BYTES", 35 * 1024 * 1024)
+        # OAuth 2.0 mailboxes (app/mail/oauth.py; docs/oauth.md tells how to register the app).
+        for name in ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "MICROSOFT_CLIENT_ID", "MICROSOFT_CLIENT_SECRET",
+                     "MICROSOFT_APP_TENANT", "MICROSOFT_APP_CLIENT_ID", "MICROSOFT_APP_CLIENT_SECRET",
+                     "GENERIC_AUTHORIZATION_URL", "GENERIC_TOKEN_URL", "GENERIC_INTROSPECTION_URL",
+                     "GENERIC_CLIENT_ID", "GENERIC_CLIENT_SECRET", "GENERIC_SCOPE", "GENERIC_GRANT"):
+            setattr(self, f"OAUTH_{name}", os.environ.get(f"OAUTH_{name}", ""))
+        self.OAUTH_MICROSOFT_TENANT = os.environ.get("OAUTH_MICROSOFT_TENANT", "common")
+        self.OAUTH_MICROSOFT_AUTHORITY = os.environ.get("OAUTH_MICROSOFT_AUTHORITY", "https://login.microsoftonline.com")
+        self.OAUTH_GENERIC_NAME = os.environ.get("OAUTH_GENERIC_NAME", "")  # "Sign in with {name}"
+        self.OAUTH_GENERIC_SASL = os.environ.get("OAUTH_GENERIC_SASL", "XOAUTH2")  # or OAUTHBEARER
+        # Renew an access token this long before it expires, so no sign-in uses one about to lapse.
+        self.OAUTH_REFRESH_MARGIN_SECONDS = _int("OAUTH_REFRESH_MARGIN_SECONDS", 300)
+        self.OAUTH_TIMEOUT_SECONDS = float(os.environ.get("OAUTH_TIMEOUT_SECONDS", "20"))
         self.ORGANISATION_NAME = os.environ.get("ORGANISATION_NAME", "")  # ORG of the contact card
         self.OUTBOX_DIR = os.environ.get("OUTBOX_DIR", "")  # development: the SMTP sink's folder, shown at /ops/outbox
 

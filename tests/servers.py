@@ -100,15 +100,15 @@ ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 mail_location = maildir:~/Maildir
 pop3_uidl_format = %08Xu%08Xv
 mail_fsync = never
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {base}/passwd
-}}
-userdb {{
+{passdb_mechanisms}}}
+{oauth_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {base}/passwd
   default_fields = uid={uid} gid={gid} home={base}/home/%u
@@ -143,15 +143,41 @@ service pop3-login {{
 """
 
 
+# Dovecot's oauth2 passdb (2.3): XOAUTH2 / OAUTHBEARER tokens checked by RFC 7662 introspection.
+OAUTH_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {base}/dovecot-oauth2.conf.ext
+}}
+"""
+
+OAUTH_SETTINGS = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+scope = {scope}
+"""
+
+
 class DovecotServer:
     """A private Dovecot (`dovecot -c FILE`) with IMAP, IMAPS, POP3 and POP3S on free loopback ports.
 
     Users live in a passwd-file; mail in Maildirs under the work dir. Nothing under
     /etc/dovecot is read or touched. `add_user()` then `append()` (IMAP APPEND as the
     user) puts mail in a mailbox the way a delivery would.
+
+    `oauth_introspection_url` (with the introspecting client's credentials in it,
+    `http://id:secret@host:port/introspect`) turns on SASL XOAUTH2 and OAUTHBEARER
+    through Dovecot's `oauth2` passdb: a token is accepted when that endpoint says it is
+    active and its scope holds `oauth_scope`; the token's `username` is the user.
+    Passwords keep working beside tokens.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, oauth_introspection_url: str | None = None, oauth_scope: str = "mail") -> None:
         import os
         import pwd
         import shutil
@@ -177,10 +203,17 @@ class DovecotServer:
             login_user = internal_user = pwd.getpwuid(self.uid).pw_name
         self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
         (workdir / "passwd").write_text("")
+        oauth = {"mechanisms": "plain login", "passdb_mechanisms": "", "oauth_passdb": ""}
+        if oauth_introspection_url:
+            settings = workdir / "dovecot-oauth2.conf.ext"
+            settings.write_text(OAUTH_SETTINGS.format(url=oauth_introspection_url, scope=oauth_scope))
+            settings.chmod(0o644)
+            oauth = {"mechanisms": "plain login xoauth2 oauthbearer", "passdb_mechanisms": "  mechanisms = plain login\n",
+                     "oauth_passdb": OAUTH_PASSDB.format(base=workdir)}
         self.conf = workdir / "dovecot.conf"
         self.conf.write_text(DOVECOT_CONF.format(
             base=workdir, login_user=login_user, internal_user=internal_user, uid=self.uid, gid=self.gid,
-            cert=self.cert, key=self.key, **self.ports))
+            cert=self.cert, key=self.key, **oauth, **self.ports))
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         with (workdir / "start.log").open("wb") as out:  # the daemon keeps its stdio: no pipes
             started = subprocess.run([binary, "-c", str(self.conf)], stdout=out, stderr=out, timeout=30)
@@ -261,10 +294,15 @@ class SMTPServer:
     falling back to 250: an SMTP reply like "451 4.3.0 Try again later", or "drop" to
     cut the connection in the middle of DATA.
     `idle_timeout` closes connections that stay idle that many seconds.
+    `oauth` = (introspection URL, client id, client secret) turns on AUTH XOAUTH2: a token
+    is accepted when that RFC 7662 endpoint says it is active, holds `oauth_scope` and
+    belongs to the user named; a refused token gets the XOAUTH2 error challenge (a JSON
+    status with the scope wanted), then 535, as Gmail's and Outlook's servers answer.
     """
 
     def __init__(self, workdir: Path, users: dict[str, str] | None = None, tls: str | None = None,
-                 script: list[str] | None = None, idle_timeout: float | None = None) -> None:
+                 script: list[str] | None = None, idle_timeout: float | None = None,
+                 oauth: tuple[str, str, str] | None = None, oauth_scope: str = "mail") -> None:
         import ssl
 
         from aiosmtpd.controller import Controller
@@ -300,8 +338,11 @@ class SMTPServer:
             ok = outer.users is not None and outer.users.get(login) == password
             return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
+        handler = Handler()
+        if oauth is not None:
+            handler = _xoauth2_handler(Handler, oauth, oauth_scope)()
         kwargs = {"hostname": "127.0.0.1", "port": self.port, "ready_timeout": 10}
-        if users is not None:
+        if users is not None or oauth is not None:
             kwargs.update(authenticator=authenticator, auth_require_tls=False, auth_required=True)
         if idle_timeout is not None:  # close connections idle that long (a server dropping a reused connection)
             kwargs.update(timeout=idle_timeout)
@@ -309,11 +350,52 @@ class SMTPServer:
             kwargs.update(tls_context=context, require_starttls=False)
         elif tls == "implicit":
             kwargs.update(ssl_context=context)
-        self.controller = Controller(Handler(), **kwargs)
+        self.controller = Controller(handler, **kwargs)
         self.controller.start()
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def _xoauth2_handler(base: type, oauth: tuple[str, str, str], scope: str) -> type:
+    """`base` with an `auth_XOAUTH2` hook (aiosmtpd calls handler methods named auth_<MECHANISM>)."""
+    import asyncio
+    import json
+    from base64 import b64decode
+
+    import requests
+    from aiosmtpd.smtp import MISSING, AuthResult
+
+    url, client_id, secret = oauth
+
+    def introspect(token: str) -> dict:
+        answer = requests.post(url, data={"token": token, "token_type_hint": "access_token"},
+                               auth=(client_id, secret), timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    class XOAuth2Handler(base):
+        async def auth_XOAUTH2(self, server, args):
+            if len(args) > 1:
+                try:
+                    blob = b64decode(args[1], validate=True)
+                except ValueError:
+                    return AuthResult(success=False, message="501 5.5.2 Can't decode base64")
+            else:
+                blob = await server.challenge_auth("")
+                if blob is MISSING:
+                    return AuthResult(success=False, handled=True)
+            fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
+            user, token = fields.get("user", ""), fields.get("auth", "")
+            token = token[len("Bearer "):] if token.startswith("Bearer ") else ""
+            info = await asyncio.to_thread(introspect, token) if token else {"active": False}
+            if (info.get("active") and scope in (info.get("scope") or "").split()
+                    and (info.get("username") or "").lower() == user.lower()):
+                return AuthResult(success=True, auth_data=user)
+            await server.challenge_auth(json.dumps({"status": "401", "schemes": "Bearer", "scope": scope}))
+            return AuthResult(success=False, message="535 5.7.8 Username and token not accepted")
+
+    return XOAuth2Handler
 
 
 class SilentServer:

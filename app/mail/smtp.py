@@ -30,21 +30,33 @@ import base64
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from app.mail.oauth import TokenError
+from app.mail.sasl import XOAUTH2, TokenRejected, smtp_token_login
 
 SECURITY_LABELS = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "no encryption"}
 
 
 @dataclass(frozen=True)
 class SMTPSettings:
-    """Where and how to send: host, port, security ("ssl", "starttls", "none") and an optional login."""
+    """Where and how to send: host, port, security ("ssl", "starttls", "none") and an optional login.
+
+    The login is a password, or an OAuth 2.0 token: `mechanism` (XOAUTH2 or OAUTHBEARER)
+    with `token_source`, called at each connection for a valid access token (so a
+    connection opened after a renewal uses the new token). It may raise
+    `app.mail.oauth.TokenError`, which becomes a temporary `DeliveryError`.
+    """
 
     host: str
     port: int
     security: str = "starttls"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    mechanism: str | None = None  # None: password login
+    token_source: Callable[[], str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_LABELS:
@@ -185,7 +197,9 @@ class SMTPSession:
                 if code != 220:
                     raise _from_reply(code, reply, session=True, what="STARTTLS refused")
                 self._ehlo()
-            if s.username:
+            if s.username and s.token_source is not None:
+                self._token_login(s.username, s.token_source, s.mechanism or XOAUTH2)
+            elif s.username:
                 self._login(s.username, s.password or "")
         except DeliveryError:
             self._abort()
@@ -222,6 +236,25 @@ class SMTPSession:
         else:
             raise DeliveryError(f"{self.settings.describe()} offers no AUTH mechanism we support "
                                 f"(PLAIN, LOGIN): {' '.join(mechanisms) or 'none'}", temporary=False, session=True)
+        if code != 235:
+            raise _from_reply(code, reply, session=True, what="authentication failed")
+
+    def _token_login(self, username: str, token_source: Callable[[], str], mechanism: str) -> None:
+        """AUTH XOAUTH2 / OAUTHBEARER with a token from `token_source`."""
+        smtp = self._smtp
+        where = self.settings.describe()
+        mechanisms = smtp.esmtp_features.get("auth", "").upper().split()
+        if mechanism not in mechanisms:
+            raise DeliveryError(f"{where} does not offer sign-in with a token (AUTH {mechanism}); it offers "
+                                f"{' '.join(mechanisms) or 'no AUTH'}", temporary=False, session=True)
+        try:
+            token = token_source()
+        except TokenError as exc:
+            raise DeliveryError(f"No sign-in token for {where}: {exc}", temporary=True, session=True) from None
+        try:
+            code, reply = smtp_token_login(smtp, username, token, mechanism)
+        except TokenRejected as exc:
+            raise DeliveryError(f"{where}: {exc}", temporary=True, session=True) from None
         if code != 235:
             raise _from_reply(code, reply, session=True, what="authentication failed")
 

@@ -6,7 +6,8 @@ with new migrations; an applied migration is never edited.
 """
 from app.models.auth import LoginThrottle, Queue, Role, User, queue_members
 from app.models.blobs import Blob
-from app.models.channels import Domain, DomainKind, EmailAddress, MailboxState, PublishRecord, Usage
+from app.models.channels import (AuthMethod, CredentialStatus, Domain, DomainKind, EmailAddress, MailboxState,
+                                 OAuthCredential, PublishRecord, Usage)
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
@@ -19,4 +20,6 @@ __all__ = [
     # experience flows
     "AutomaticMail", "BlocklistEntry", "FlowRun", "Intent", "IntentModel",
     "InboundRaw", "InboundStatus",
+    # OAuth 2.0 mailboxes
+    "AuthMethod", "CredentialStatus", "OAuthCredential",
 ]

@@ -22,6 +22,18 @@ class DomainKind(str, enum.Enum):
     CUSTOM = "custom"      # the customer's domain: IMAP/POP3 polling and their SMTP
 
 
+class AuthMethod(str, enum.Enum):
+    """How Pigeonhole signs in to a custom-domain mailbox."""
+
+    PASSWORD = "password"
+    OAUTH = "oauth"  # an OAuth 2.0 access token through SASL XOAUTH2/OAUTHBEARER (app.mail.sasl)
+
+
+class CredentialStatus(str, enum.Enum):
+    ACTIVE = "active"
+    SIGN_IN_NEEDED = "sign_in_needed"  # the refresh token was revoked or expired: an admin must sign in again
+
+
 class Usage(str, enum.Enum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
@@ -61,6 +73,8 @@ class EmailAddress(db.Model):
     # Custom domain: mailbox login and servers.
     username: Mapped[str | None] = mapped_column(String(320))
     password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    auth_method: Mapped[str] = mapped_column(String(20), default=AuthMethod.PASSWORD.value)
+    oauth_provider: Mapped[str | None] = mapped_column(String(40))  # a key of app.mail.oauth.providers()
     incoming_protocol: Mapped[str | None] = mapped_column(String(10))  # imap / pop3
     incoming_host: Mapped[str | None] = mapped_column(String(253))
     incoming_port: Mapped[int | None]
@@ -134,6 +148,38 @@ class MailboxState(db.Model):
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Where this mailbox's sync starts (publish time or the backfill window).
     sync_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthCredential(db.Model):
+    """The OAuth 2.0 tokens a custom-domain address signs in with (one row per address).
+
+    Tokens are live credentials, not draft configuration: signing in again takes effect
+    at once, without a publish. Both tokens are encrypted (app/crypto.py). `subject` is
+    the mailbox the provider says signed in; `status` turns to "sign_in_needed" when
+    the provider refuses the refresh token, with the provider's words in `status_message`.
+    App-only providers (client credentials) have no refresh token: a new access token
+    is asked for each time the old one is about to expire.
+    """
+
+    __tablename__ = "oauth_credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("email_addresses.id", ondelete="CASCADE"), unique=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str | None] = mapped_column(String(320))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    access_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default=CredentialStatus.ACTIVE.value)
+    status_message: Mapped[str | None] = mapped_column(Text)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def status_label(self) -> str:
+        return "Sign-in needed" if self.status == CredentialStatus.SIGN_IN_NEEDED.value else "Signed in"
 
 
 class AddressSetup(db.Model):

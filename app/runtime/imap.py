@@ -41,7 +41,9 @@ from app.blobs import blob_store
 from app.runtime.live import PublishedAddress
 from app.extensions import db
 from app.runtime.ingest import RawItem, ingest
+from app.mail.sasl import imap_token_login
 from app.runtime.mailbox import PollResult, backfill_start
+from app.runtime.oauth import access_token, sign_in_mechanism
 from app.runtime.tls import configured_context
 from app.models.channels import MailboxState
 
@@ -51,7 +53,11 @@ RESYNC_MARGIN = timedelta(days=1)
 
 
 def connect(address: PublishedAddress, timeout: float | None = None) -> IMAPClient:
-    """Log in to the address's IMAP server (TLS verified; STARTTLS or implicit TLS as configured)."""
+    """Log in to the address's IMAP server (TLS verified; STARTTLS or implicit TLS as configured).
+
+    With a password (LOGIN) or, for an OAuth address, a token from `app.runtime.oauth`
+    (AUTHENTICATE XOAUTH2/OAUTHBEARER).
+    """
     timeout = timeout or current_app.config["MAIL_TIMEOUT"]
     security = (address.incoming_security or "ssl").lower()
     port = address.incoming_port or (993 if security == "ssl" else 143)
@@ -64,7 +70,10 @@ def connect(address: PublishedAddress, timeout: float | None = None) -> IMAPClie
             client.starttls(context)
     client.normalise_times = False  # timezone-aware INTERNALDATEs
     try:
-        client.login(address.login, address.password() or "")
+        if address.uses_oauth:
+            imap_token_login(client, address.login, access_token(address.id), sign_in_mechanism(address))
+        else:
+            client.login(address.login, address.password() or "")
     except Exception:
         _close(client)
         raise

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, select
 
 from app.crypto import decrypt_secret
 from app.extensions import db
-from app.models.channels import Domain, DomainKind, EmailAddress, Usage
+from app.models.channels import AuthMethod, Domain, DomainKind, EmailAddress, Usage
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class PublishedAddress:
     channel_sessions: bool
     flow_id: int | None
     password_encrypted: bytes | None = None
+    auth_method: str = AuthMethod.PASSWORD.value  # snapshots published before OAuth existed say nothing
+    oauth_provider: str | None = None
 
     @property
     def can_receive(self) -> bool:
@@ -60,6 +62,10 @@ class PublishedAddress:
     @property
     def login(self) -> str:
         return self.username or self.address
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth_method == AuthMethod.OAUTH.value
 
     def password(self) -> str | None:
         return decrypt_secret(self.password_encrypted)

@@ -22,7 +22,9 @@ from app.blobs import blob_store
 from app.runtime.live import PublishedAddress
 from app.extensions import db
 from app.runtime.ingest import RawItem, ingest
+from app.mail.sasl import pop3_token_login
 from app.runtime.mailbox import PollResult, backfill_start
+from app.runtime.oauth import access_token, sign_in_mechanism
 from app.runtime.tls import configured_context
 from app.models.channels import MailboxState
 
@@ -42,8 +44,11 @@ def connect(address: PublishedAddress, timeout: float | None = None) -> poplib.P
         if security == "starttls":
             conn.stls(context)
     try:
-        conn.user(address.login)
-        conn.pass_(address.password() or "")
+        if address.uses_oauth:
+            pop3_token_login(conn, address.login, access_token(address.id), sign_in_mechanism(address))
+        else:
+            conn.user(address.login)
+            conn.pass_(address.password() or "")
     except Exception:
         conn.close()
         raise

@@ -1,6 +1,8 @@
 """Who may send, and through which SMTP server: asked when a message is queued and again when it is sent."""
 from __future__ import annotations
 
+from functools import partial
+
 from flask import current_app
 
 from app.crypto import SecretUnreadable
@@ -8,6 +10,7 @@ from app.extensions import db
 from app.mail.smtp import SMTPSettings, parse_relay_url
 from app.models.channels import EmailAddress
 from app.runtime.live import PublishedAddress, published_address
+from app.runtime.oauth import access_token, mechanism_of
 
 
 class CannotSend(ValueError):
@@ -48,6 +51,12 @@ def transport_settings(sender: PublishedAddress) -> SMTPSettings:
             raise CannotSend(f"The platform relay setting is invalid: {exc}.") from None
     if not sender.outgoing_host or not sender.outgoing_port:
         raise CannotSend(f"{sender.address} has no outgoing (SMTP) server configured.")
+    if sender.uses_oauth:
+        # The token is asked for when a connection opens, so each connection gets a valid one.
+        return SMTPSettings(
+            host=sender.outgoing_host, port=int(sender.outgoing_port), security=sender.outgoing_security or "starttls",
+            username=sender.login, mechanism=mechanism_of(sender.oauth_provider),
+            token_source=partial(access_token, sender.id))
     try:
         password = sender.password()
     except SecretUnreadable as exc:
