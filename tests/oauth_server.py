@@ -53,6 +53,8 @@ class Client:
         return self.redirect_uris[0] if self.redirect_uris else None
 
     def get_allowed_scope(self, scope):
+        if any(s.endswith("/.default") for s in (scope or "").split()):
+            return self.scope  # Microsoft's meaning: every permission an admin granted to the app
         allowed = set(self.scope.split())
         return " ".join(s for s in (scope or "").split() if s in allowed)
 
@@ -331,12 +333,16 @@ class OAuthServer:
 
         server.register_grant(CodeGrant, [CodeChallenge(required=True)])
         server.register_grant(RefreshGrant)
-        server.register_grant(grants.ClientCredentialsGrant)
+        class AppGrant(grants.ClientCredentialsGrant):
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+        server.register_grant(AppGrant)
         server.register_endpoint(Introspection)
         server.register_endpoint(Revocation)
 
         @app.route("/authorize", methods=["GET", "POST"])
-        def authorize():
+        @app.route("/<tenant>/oauth2/v2.0/authorize", methods=["GET", "POST"])
+        def authorize(tenant=None):
             grant = server.get_consent_grant(end_user=None)
             if request.method == "GET":
                 return CONSENT_PAGE.format(client=escape(grant.client.client_id),
@@ -348,7 +354,8 @@ class OAuthServer:
                                                         grant_user=request.form["mailbox"].strip().lower())
 
         @app.post("/token")
-        def token():
+        @app.post("/<tenant>/oauth2/v2.0/token")  # Microsoft's shape (OAUTH_MICROSOFT_AUTHORITY points here)
+        def token(tenant=None):
             return server.create_token_response()
 
         @app.post("/introspect")

@@ -380,7 +380,7 @@ def _xoauth2_handler(base: type, oauth: tuple[str, str, str], scope: str) -> typ
                 try:
                     blob = b64decode(args[1], validate=True)
                 except ValueError:
-                    return AuthResult(success=False, message="501 5.5.2 Can't decode base64")
+                    return AuthResult(success=False, handled=False, message="501 5.5.2 Cannot decode base64")
             else:
                 blob = await server.challenge_auth("")
                 if blob is MISSING:
@@ -393,7 +393,7 @@ def _xoauth2_handler(base: type, oauth: tuple[str, str, str], scope: str) -> typ
                     and (info.get("username") or "").lower() == user.lower()):
                 return AuthResult(success=True, auth_data=user)
             await server.challenge_auth(json.dumps({"status": "401", "schemes": "Bearer", "scope": scope}))
-            return AuthResult(success=False, message="535 5.7.8 Username and token not accepted")
+            return AuthResult(success=False, handled=False, message="535 5.7.8 Username and token not accepted")
 
     return XOAuth2Handler
 

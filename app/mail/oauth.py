@@ -35,7 +35,7 @@ AUTHORIZATION_CODE = "authorization_code"
 CLIENT_CREDENTIALS = "client_credentials"
 
 #: OAuth error codes that mean "this grant is dead: sign in again" (RFC 6749 section 5.2).
-DEAD_GRANT = {"invalid_grant", "invalid_client", "unauthorized_client", "access_denied"}
+DEAD_GRANT = {"invalid_grant", "invalid_client", "unauthorized_client", "access_denied", "invalid_scope"}
 
 MICROSOFT_DELEGATED_SCOPE = ("https://outlook.office.com/IMAP.AccessAsUser.All "
                              "https://outlook.office.com/POP.AccessAsUser.All "
@@ -132,8 +132,9 @@ def _token_set(answer: Mapping, default_scope: str, now: float) -> TokenSet:
                     str(answer.get("scope") or default_scope))
 
 
-def _session(provider: Provider, **kwargs) -> OAuth2Session:
-    return OAuth2Session(provider.client_id, provider.client_secret or None, scope=provider.scope or None,
+def _session(provider: Provider, scoped: bool = True, **kwargs) -> OAuth2Session:
+    return OAuth2Session(provider.client_id, provider.client_secret or None,
+                         scope=(provider.scope or None) if scoped else None,
                          token_endpoint_auth_method="client_secret_post" if provider.client_secret else "none",
                          **kwargs)
 
@@ -144,7 +145,8 @@ def _request(provider: Provider, what: str, call) -> Mapping:
     except AuthlibBaseError as exc:  # the server's OAuth error, or a callback without a code
         words = f"{exc.error}" + (f": {exc.description}" if exc.description else "")
         if exc.error in DEAD_GRANT:
-            raise GrantRefused(f"{provider.name} refused to {what} ({words}). Sign in again.") from None
+            fix = "Check its tenant, client id and secret settings." if provider.app_only else "Sign in again."
+            raise GrantRefused(f"{provider.name} refused to {what} ({words}). {fix}") from None
         raise TokenUnavailable(f"{provider.name} could not {what} ({words}).") from None
     except requests.RequestException as exc:
         raise TokenUnavailable(f"{provider.name} could not be reached to {what}: {type(exc).__name__}.") from None
@@ -153,7 +155,7 @@ def _request(provider: Provider, what: str, call) -> Mapping:
 def refresh(provider: Provider, refresh_token: str, timeout: float = 30.0) -> TokenSet:
     """A new access token from a refresh token (the grant may rotate the refresh token too)."""
     now = time.time()
-    with _session(provider) as session:
+    with _session(provider, scoped=False) as session:  # no scope: the grant's own (RFC 6749 section 6)
         answer = _request(provider, "renew the sign-in", lambda: session.refresh_token(
             provider.token_url, refresh_token=refresh_token, timeout=timeout))
     tokens = _token_set(answer, provider.scope, now)

@@ -46,7 +46,8 @@ class SMTPSettings:
 
     The login is a password, or an OAuth 2.0 token: `mechanism` (XOAUTH2 or OAUTHBEARER)
     with `token_source`, called at each connection for a valid access token (so a
-    connection opened after a renewal uses the new token). It may raise
+    connection opened after a renewal uses the new token); called again with the
+    refused token when the server refuses it, for a renewed one. It may raise
     `app.mail.oauth.TokenError`, which becomes a temporary `DeliveryError`.
     """
 
@@ -56,7 +57,7 @@ class SMTPSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     mechanism: str | None = None  # None: password login
-    token_source: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    token_source: Callable[[str | None], str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_LABELS:
@@ -239,22 +240,27 @@ class SMTPSession:
         if code != 235:
             raise _from_reply(code, reply, session=True, what="authentication failed")
 
-    def _token_login(self, username: str, token_source: Callable[[], str], mechanism: str) -> None:
-        """AUTH XOAUTH2 / OAUTHBEARER with a token from `token_source`."""
+    def _token_login(self, username: str, token_source: Callable[[str | None], str], mechanism: str) -> None:
+        """AUTH XOAUTH2 / OAUTHBEARER with a token from `token_source`; a refused token is renewed once."""
         smtp = self._smtp
         where = self.settings.describe()
         mechanisms = smtp.esmtp_features.get("auth", "").upper().split()
         if mechanism not in mechanisms:
             raise DeliveryError(f"{where} does not offer sign-in with a token (AUTH {mechanism}); it offers "
                                 f"{' '.join(mechanisms) or 'no AUTH'}", temporary=False, session=True)
-        try:
-            token = token_source()
-        except TokenError as exc:
-            raise DeliveryError(f"No sign-in token for {where}: {exc}", temporary=True, session=True) from None
-        try:
-            code, reply = smtp_token_login(smtp, username, token, mechanism)
-        except TokenRejected as exc:
-            raise DeliveryError(f"{where}: {exc}", temporary=True, session=True) from None
+        rejected = None
+        for _ in range(2):
+            try:
+                token = token_source(rejected)
+            except TokenError as exc:
+                raise DeliveryError(f"No sign-in token for {where}: {exc}", temporary=True, session=True) from None
+            try:
+                code, reply = smtp_token_login(smtp, username, token, mechanism)
+                break
+            except TokenRejected as exc:
+                refusal, rejected = exc, token
+        else:
+            raise DeliveryError(f"{where}: {refusal}", temporary=True, session=True) from None
         if code != 235:
             raise _from_reply(code, reply, session=True, what="authentication failed")
 

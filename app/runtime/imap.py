@@ -43,7 +43,7 @@ from app.extensions import db
 from app.runtime.ingest import RawItem, ingest
 from app.mail.sasl import imap_token_login
 from app.runtime.mailbox import PollResult, backfill_start
-from app.runtime.oauth import access_token, sign_in_mechanism
+from app.runtime.oauth import sign_in as oauth_sign_in, sign_in_mechanism
 from app.runtime.tls import configured_context
 from app.models.channels import MailboxState
 
@@ -71,7 +71,8 @@ def connect(address: PublishedAddress, timeout: float | None = None) -> IMAPClie
     client.normalise_times = False  # timezone-aware INTERNALDATEs
     try:
         if address.uses_oauth:
-            imap_token_login(client, address.login, access_token(address.id), sign_in_mechanism(address))
+            mechanism = sign_in_mechanism(address)
+            oauth_sign_in(address, lambda token: imap_token_login(client, address.login, token, mechanism))
         else:
             client.login(address.login, address.password() or "")
     except Exception:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
@@ -38,7 +39,7 @@ from sqlalchemy.orm import Session
 from app.crypto import decrypt_secret, encrypt_secret
 from app.extensions import db
 from app.mail import oauth
-from app.mail.sasl import XOAUTH2
+from app.mail.sasl import XOAUTH2, TokenRejected
 from app.models._types import utcnow
 from app.models.channels import CredentialStatus, OAuthCredential
 from app.queues import redis_connection
@@ -70,23 +71,41 @@ def sign_in_mechanism(address) -> str:
     return mechanism_of(address.oauth_provider)
 
 
-def access_token(address_id: int) -> str:
+def access_token(address_id: int, rejected: str | None = None) -> str:
     """A valid access token for the address, renewed first if it expires within the margin.
 
-    Raises `SignInNeeded` (an admin must sign in) or `oauth.TokenUnavailable` (try later).
+    `rejected` is a token a mail server just refused although it had not expired by our
+    clock (revoked at the provider, clocks apart): it is renewed unless another worker
+    renewed it meanwhile. Raises `SignInNeeded` (an admin must sign in) or
+    `oauth.TokenUnavailable` (try later).
     """
     margin = timedelta(seconds=current_app.config["OAUTH_REFRESH_MARGIN_SECONDS"])
+
+    def usable(credential: OAuthCredential) -> str | None:
+        if not _fresh(credential, margin):
+            return None
+        token = decrypt_secret(credential.access_token_encrypted)
+        return None if token == rejected else token
+
     with Session(db.engine, expire_on_commit=False) as session:
-        credential = _credential(session, address_id)
-        if _fresh(credential, margin):
-            return decrypt_secret(credential.access_token_encrypted)
+        token = usable(_credential(session, address_id))
+    if token:
+        return token
     lock = redis_connection().lock(f"pigeonhole:oauth-refresh:{address_id}", timeout=120, blocking_timeout=60)
     with lock:
         with Session(db.engine, expire_on_commit=False) as session:
             credential = _credential(session, address_id)  # another worker may have renewed it meanwhile
-            if _fresh(credential, margin):
-                return decrypt_secret(credential.access_token_encrypted)
-            return _renew(session, credential)
+            return usable(credential) or _renew(session, credential)
+
+
+def sign_in(address, attempt: Callable[[str], None]) -> None:
+    """Run `attempt(token)` (one protocol's token sign-in); when the server refuses a token that
+    has not expired by our clock, renew it once and try again on the same connection."""
+    token = access_token(address.id)
+    try:
+        attempt(token)
+    except TokenRejected:
+        attempt(access_token(address.id, rejected=token))
 
 
 def _credential(session: Session, address_id: int) -> OAuthCredential:

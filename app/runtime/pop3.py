@@ -24,7 +24,7 @@ from app.extensions import db
 from app.runtime.ingest import RawItem, ingest
 from app.mail.sasl import pop3_token_login
 from app.runtime.mailbox import PollResult, backfill_start
-from app.runtime.oauth import access_token, sign_in_mechanism
+from app.runtime.oauth import sign_in as oauth_sign_in, sign_in_mechanism
 from app.runtime.tls import configured_context
 from app.models.channels import MailboxState
 
@@ -45,7 +45,8 @@ def connect(address: PublishedAddress, timeout: float | None = None) -> poplib.P
             conn.stls(context)
     try:
         if address.uses_oauth:
-            pop3_token_login(conn, address.login, access_token(address.id), sign_in_mechanism(address))
+            mechanism = sign_in_mechanism(address)
+            oauth_sign_in(address, lambda token: pop3_token_login(conn, address.login, token, mechanism))
         else:
             conn.user(address.login)
             conn.pass_(address.password() or "")

@@ -56,7 +56,7 @@ def transport_settings(sender: PublishedAddress) -> SMTPSettings:
         return SMTPSettings(
             host=sender.outgoing_host, port=int(sender.outgoing_port), security=sender.outgoing_security or "starttls",
             username=sender.login, mechanism=mechanism_of(sender.oauth_provider),
-            token_source=partial(access_token, sender.id))
+            token_source=partial(access_token, sender.id))  # called with the refused token, if any
     try:
         password = sender.password()
     except SecretUnreadable as exc:
