@@ -20,6 +20,10 @@ certificate that does not verify, or STARTTLS not offered), the credentials were
 refused, or the mailbox could not be opened. The server's own words go into
 `detail`. Passwords never appear in results or logs.
 
+OAuth 2.0 mailboxes pass a `Token` instead of the password: IMAP and POP3 sign in
+with SASL XOAUTH2/OAUTHBEARER, SMTP with AUTH XOAUTH2; a refused token is the
+reason `token_refused`, with the server's explanation (the scope it wants) as detail.
+
 `probe()` runs both sides in parallel, so the admin waits at most about one
 timeout. Nothing here touches Flask or the database: the caller passes plain
 settings and a TLS context.
@@ -33,10 +37,12 @@ import smtplib
 import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError
+
+from app.mail.sasl import XOAUTH2, TokenRejected, imap_token_login, pop3_token_login, smtp_token_login
 
 #: Why a probe failed, in words an admin can act on.
 REASONS = {
@@ -46,6 +52,7 @@ REASONS = {
     "network_error": "The server could not be reached.",
     "tls_failure": "The secure (TLS) connection failed.",
     "wrong_credentials": "The server refused the user name or password.",
+    "token_refused": "The server refused the sign-in token.",
     "mailbox_missing": "Signed in, but the mailbox could not be opened.",
     "auth_unavailable": "The server does not offer sign-in (AUTH) on this connection.",
     "protocol_error": "The server answered in a way we did not expect. Check the protocol and the port.",
@@ -119,6 +126,8 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     """(reason, detail) for an exception raised while talking to a server."""
     if isinstance(exc, _Failure):
         return exc.reason, exc.detail
+    if isinstance(exc, TokenRejected):
+        return "token_refused", str(exc)
     if isinstance(exc.__context__, (TimeoutError, socket.timeout)) and not isinstance(exc, ssl.SSLError):
         exc = exc.__context__  # smtplib and imaplib wrap a read timeout in their own errors
     if isinstance(exc, socket.gaierror):
@@ -154,7 +163,15 @@ def _failed(side: str, settings: ServerSettings, exc: BaseException) -> ProbeRes
 
 # --- incoming ----------------------------------------------------------------------------------
 
-def _probe_imap(settings: ServerSettings, login: str, password: str, timeout: float,
+@dataclass(frozen=True)
+class Token:
+    """An OAuth 2.0 access token to sign in with instead of a password (SASL `mechanism`)."""
+
+    access_token: str = field(repr=False)
+    mechanism: str = XOAUTH2
+
+
+def _probe_imap(settings: ServerSettings, login: str, password: str | Token, timeout: float,
                 context: ssl.SSLContext) -> str:
     client = IMAPClient(settings.host, port=settings.port, ssl=settings.security == "ssl",
                         ssl_context=context, timeout=timeout)
@@ -165,7 +182,10 @@ def _probe_imap(settings: ServerSettings, login: str, password: str, timeout: fl
             except CapabilityError:
                 raise _Failure("tls_failure", "the server does not offer STARTTLS") from None
         try:
-            client.login(login, password)
+            if isinstance(password, Token):
+                imap_token_login(client, login, password.access_token, password.mechanism)
+            else:
+                client.login(login, password)
         except LoginError as exc:
             words = _words(exc)
             if "PRIVACYREQUIRED" in words.upper() or "LOGINDISABLED" in words.upper():
@@ -215,7 +235,7 @@ class _POP3_SSL(_ClosingPOP3Mixin, poplib.POP3_SSL):
 _POP3_CODE = re.compile(r"^-ERR\s+\[([A-Z/-]+)\]")
 
 
-def _probe_pop3(settings: ServerSettings, login: str, password: str, timeout: float,
+def _probe_pop3(settings: ServerSettings, login: str, password: str | Token, timeout: float,
                 context: ssl.SSLContext) -> str:
     if settings.security == "ssl":
         client = _POP3_SSL(settings.host, settings.port, timeout=timeout, context=context)
@@ -228,8 +248,11 @@ def _probe_pop3(settings: ServerSettings, login: str, password: str, timeout: fl
             except poplib.error_proto as exc:
                 raise _Failure("tls_failure", f"the server does not offer STARTTLS: {_words(exc)}") from None
         try:
-            client.user(login)
-            client.pass_(password)
+            if isinstance(password, Token):
+                pop3_token_login(client, login, password.access_token, password.mechanism)
+            else:
+                client.user(login)
+                client.pass_(password)
         except poplib.error_proto as exc:
             words = _words(exc.args[0] if exc.args else exc)
             code = _POP3_CODE.match(words)
@@ -254,9 +277,9 @@ def _probe_pop3(settings: ServerSettings, login: str, password: str, timeout: fl
             pass
 
 
-def probe_incoming(settings: ServerSettings, login: str, password: str, timeout: float,
+def probe_incoming(settings: ServerSettings, login: str, password: str | Token, timeout: float,
                    context: ssl.SSLContext) -> ProbeResult:
-    """Sign in to the IMAP or POP3 server and open INBOX read-only.
+    """Sign in to the IMAP or POP3 server (a password, or a `Token`) and open INBOX read-only.
 
     Every connection failure becomes a result; only an unknown protocol raises `ValueError`.
     """
@@ -272,7 +295,7 @@ def probe_incoming(settings: ServerSettings, login: str, password: str, timeout:
 
 # --- outgoing ----------------------------------------------------------------------------------
 
-def probe_outgoing(settings: ServerSettings, login: str, password: str, timeout: float,
+def probe_outgoing(settings: ServerSettings, login: str, password: str | Token, timeout: float,
                    context: ssl.SSLContext, local_hostname: str = "localhost") -> ProbeResult:
     """EHLO, TLS and AUTH on the SMTP server, then QUIT: nothing is sent. Never raises."""
     try:
@@ -288,7 +311,15 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str, timeout:
                     raise _Failure("tls_failure", "the server does not offer STARTTLS")
                 client.starttls(context=context)
                 client.ehlo()
-            if password:
+            if isinstance(password, Token):
+                offered = client.esmtp_features.get("auth", "").upper().split()
+                if password.mechanism not in offered:
+                    raise _Failure("auth_unavailable", f"EHLO does not list AUTH {password.mechanism}")
+                code, reply = smtp_token_login(client, login, password.access_token, password.mechanism)
+                if code != 235:
+                    raise smtplib.SMTPAuthenticationError(code, reply)
+                how = f"signed in as {login} with a token"
+            elif password:
                 if not client.has_extn("auth"):
                     raise _Failure("auth_unavailable", "EHLO does not list AUTH")
                 client.login(login, password)
@@ -307,7 +338,7 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str, timeout:
                        message=f"Connected to {settings.describe()}, {how}; nothing was sent.")
 
 
-def probe(incoming: ServerSettings | None, outgoing: ServerSettings | None, login: str, password: str,
+def probe(incoming: ServerSettings | None, outgoing: ServerSettings | None, login: str, password: str | Token,
           timeout: float, context: ssl.SSLContext, local_hostname: str = "localhost") -> list[ProbeResult]:
     """Probe the incoming and outgoing servers in parallel; results in that order."""
     jobs = []

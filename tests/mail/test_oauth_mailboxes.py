@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from app.mail import oauth
+from app.mail import oauth, probe
 from app.mail.smtp import DeliveryError, SMTPSession
 from app.models.channels import CredentialStatus, OAuthCredential
 from app.models.inbox import Message
@@ -171,6 +171,21 @@ def test_a_wrong_app_secret_is_refused_with_words_for_the_admin(oauth_app, db, o
     assert db.session.scalar(select(func.count()).select_from(OAuthCredential)) == 0
 
 
+def test_test_connection_signs_in_with_a_token_on_every_side(oauth_app, db, oauth_world):
+    user = oauth_world.new_mailbox()
+    token = oauth_world.idp.issue(CLIENT_ID, user)
+    dovecot = oauth_world.dovecot
+    results = probe.probe(probe.ServerSettings("imap", "127.0.0.1", dovecot.ports["imaps"], "ssl"),
+                          probe.ServerSettings("smtp", "127.0.0.1", oauth_world.smtp.port, "starttls"),
+                          user, probe.Token(token.access_token), timeout=10, context=configured_context())
+    assert [r.ok for r in results] == [True, True], results
+    assert "opened INBOX read-only" in results[0].message and "with a token" in results[1].message
+    pop3 = probe.probe_incoming(probe.ServerSettings("pop3", "127.0.0.1", dovecot.ports["pop3s"], "ssl"), user,
+                                probe.Token(token.access_token, "OAUTHBEARER"), 10, configured_context())
+    assert pop3.ok, pop3
+    assert token.access_token not in repr(probe.Token(token.access_token))
+
+
 def test_a_token_without_the_mail_scope_is_refused_with_a_clear_message(oauth_app, db, oauth_world):
     """Runs last in this module: Dovecot delays logins after a failure."""
     user = oauth_world.new_mailbox()
@@ -189,3 +204,8 @@ def test_a_token_without_the_mail_scope_is_refused_with_a_clear_message(oauth_ap
     assert refused.value.temporary and 'scope "mail"' in str(refused.value)
     row = credential(db, address)
     assert row.access_token_encrypted and row.access_token_encrypted.decode() not in result.error
+
+    refused = probe.probe_outgoing(probe.ServerSettings("smtp", "127.0.0.1", oauth_world.smtp.port, "starttls"),
+                                   user, probe.Token(access_token(address.id)), 10, configured_context())
+    assert refused.reason == "token_refused" and 'scope "mail"' in refused.detail
+    assert refused.message.endswith("The server refused the sign-in token.")
