@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from authlib.common.security import generate_token
@@ -196,6 +197,10 @@ def exchange_code(provider: Provider, redirect_uri: str, callback_url: str, stat
 
     Raises `GrantRefused` when consent was refused or the code is bad.
     """
+    error = parse_qs(urlsplit(callback_url).query).get("error")
+    if error:  # the provider sent the admin back without a code: consent refused, or a setup problem
+        words = "consent was refused" if error[0] == "access_denied" else f"the sign-in failed ({error[0]})"
+        raise GrantRefused(f"{provider.name}: {words}. Nothing was connected.")
     now = time.time()
     with _session(provider, redirect_uri=redirect_uri, state=state) as session:
         answer = _request(provider, "complete the sign-in", lambda: session.fetch_token(
