@@ -21,7 +21,11 @@ from email.utils import getaddresses, parsedate_to_datetime
 from app.mail.charsets import decode_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
-_ADDR = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+_ATEXT = r"[\w.!#$%&'*+/=?^`{|}~-]"
+_ADDR = re.compile(_ATEXT + r"+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+#: The first addr-spec of a token with more than one "@" ("develop!nextmime@ebony@sblab.att.com", an old
+#: UUCP/relay route): local-part "@" domain by RFC 5322's grammar, the domain a dot-atom with or without dots.
+_FIRST_ADDR_SPEC = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~@-])" + _ATEXT + r"+@[\w-]+(?:\.[\w-]+)*(?=@)", re.UNICODE)
 _BARE_ID = re.compile(r"[^<>\s@]+@[^<>\s@]+")
 
 #: References kept per message (the newest).
@@ -118,12 +122,13 @@ def header_addresses(msg: Message, name: str, defects: list[str], hint: str | No
         pairs = []
     for raw_name, addr in pairs:
         addr = addr.strip()
-        if "@" not in addr:
-            continue
+        if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
+            continue  # no address, or one whose local part or domain went missing (a second "@")
         out.append((decode_header_value(raw_name, defects, field=name.lower()), addr))
     if not out:
-        # A header getaddresses refuses (unbalanced quotes, encoded words around the address).
-        found = _ADDR.findall(" ".join(decode_header_value(v) for v in values))
+        # A header getaddresses refuses (unbalanced quotes, encoded words around the address, two "@").
+        text = " ".join(decode_header_value(v) for v in values)
+        found = _FIRST_ADDR_SPEC.findall(text) or _ADDR.findall(text)
         if found:
             defects.append(f"malformed {name} header; addresses recovered by pattern")
         out = [("", a) for a in dict.fromkeys(found)]

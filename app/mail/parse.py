@@ -175,7 +175,7 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
     except Exception as exc:  # noqa: BLE001
         result.defects.append(f"headers partly unreadable ({exc.__class__.__name__}: {exc})"[:300])
     try:
-        _read_body(msg, result, max_attachments)
+        _read_body(msg, result, max_attachments, "\r\n" if b"\r\n" in raw[:8192] else "\n")
     except Exception as exc:  # noqa: BLE001
         result.error = f"the body could not be read: {exc.__class__.__name__}: {exc}"[:500]
     try:
@@ -267,6 +267,8 @@ class _Walk:
         self.htmls: list[str] = []
         self.parts = 0
         self.dropped = 0
+        #: The message's line ending: parts the stdlib parsed into messages are written back with it.
+        self.linesep = "\n"
 
     def attach(self, att: ParsedAttachment) -> None:
         if len(self.result.attachments) >= self.max_attachments:
@@ -275,8 +277,9 @@ class _Walk:
         self.result.attachments.append(att)
 
 
-def _read_body(msg: Message, result: ParsedMessage, max_attachments: int) -> None:
+def _read_body(msg: Message, result: ParsedMessage, max_attachments: int, linesep: str = "\n") -> None:
     walk = _Walk(result, max_attachments)
+    walk.linesep = linesep
     stack: list[tuple[Message, int]] = [(msg, 0)]
     while stack:
         part, depth = stack.pop()
@@ -329,7 +332,7 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
             if depth >= MAX_DEPTH:
                 result.defects.append(f"MIME nesting deeper than {MAX_DEPTH}; inner parts not extracted")
                 return None
-            return payload
+            return _best_alternatives(payload) if ctype == "multipart/alternative" else payload
         children = _split_multipart(part, payload, result.defects)
         if children:
             return children
@@ -340,7 +343,7 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
 
     if ctype in ("message/rfc822", "message/global"):
         inner = payload[0] if isinstance(payload, list) and payload else None
-        data = _message_bytes(inner) if isinstance(inner, Message) else _raw_payload(part)
+        data = _message_bytes(inner, walk.linesep) if isinstance(inner, Message) else _raw_payload(part)
         subject = decode_header_value(inner.get("Subject")) if isinstance(inner, Message) else ""
         name = _attachment_name(part, result)
         named = name is not None
@@ -355,7 +358,8 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
         name = _attachment_name(part, result)
         if name is not None:
             blocks = part.get_payload()  # a delivery-status is parsed into one Message per field block
-            data = b"".join(_message_bytes(b) for b in blocks) if isinstance(blocks, list) else _raw_payload(part)
+            data = (b"".join(_message_bytes(b, walk.linesep) for b in blocks) if isinstance(blocks, list)
+                    else _raw_payload(part))
             walk.attach(ParsedAttachment(name, ctype, len(data), _content_id(part), False, data))
         return None
 
@@ -365,7 +369,16 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
         (walk.htmls if ctype == "text/html" else walk.texts).append(_text_of(part, result))
         return None
 
-    data = _raw_payload(part)
+    if maintype == "message" and isinstance(payload, list):
+        # message/external-body, message/partial, ...: the stdlib parsed the body as a message; its bytes
+        # (external-body's phantom header block, partial's fragment) are the part's content.
+        data = b"".join(_message_bytes(inner, walk.linesep) for inner in payload if isinstance(inner, Message))
+        if data.endswith((b"\n\n", b"\r\n\r\n")) and not any(isinstance(p, Message) and p.get_payload() for p in payload):
+            # Headers only (external-body's usual form): the line break after them belongs to the delimiter
+            # (RFC 2046 5.1.1); the generator writes a header/body separator the part did not have.
+            data = data[:-2] + b"\n" if not data.endswith(b"\r\n\r\n") else data[:-2]
+    else:
+        data = _raw_payload(part)
     if ctype in ("application/ms-tnef", "application/vnd.ms-tnef") or (filename or "").lower() == "winmail.dat":
         unpacked = _unpack_tnef(data, result)
         if unpacked is not None:
@@ -380,6 +393,26 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
         filename = f"attachment-{len(result.attachments) + 1}{ext}"
     walk.attach(ParsedAttachment(filename, ctype[:200], len(data), content_id, inline, data, named))
     return None
+
+
+def _is_body_leaf(part, subtype: str) -> bool:
+    return (isinstance(part, Message) and part.get_content_type() == f"text/{subtype}"
+            and (part.get_content_disposition() or "").lower() != "attachment"
+            and part.get_param("name") is None and part.get_param("filename", header="Content-Disposition") is None)
+
+
+def _best_alternatives(children: list) -> list:
+    """multipart/alternative's parts are one content in several forms, the last the sender's preferred
+    (RFC 2046 5.1.4): of several text/plain (or text/html) versions only the last non-blank one is read,
+    as mail clients show one version, not all of them in a row. Other parts are kept as they are."""
+    drop: set[int] = set()
+    for subtype in ("plain", "html"):
+        leaves = [i for i, child in enumerate(children) if _is_body_leaf(child, subtype)]
+        if len(leaves) > 1:
+            filled = [i for i in leaves if str(children[i].get_payload()).strip()]
+            keep = (filled or leaves)[-1]
+            drop.update(i for i in leaves if i != keep)
+    return [child for i, child in enumerate(children) if i not in drop]
 
 
 _BOUNDARY_PARAM = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^\s;"]+))', re.IGNORECASE)
@@ -495,10 +528,10 @@ def _text_of(part: Message, result: ParsedMessage) -> str:
     return text
 
 
-def _message_bytes(inner: Message) -> bytes:
+def _message_bytes(inner: Message, linesep: str = "\n") -> bytes:
     out = BytesIO()
     try:
-        BytesGenerator(out, mangle_from_=False, policy=compat32).flatten(inner)
+        BytesGenerator(out, mangle_from_=False, policy=compat32).flatten(inner, linesep=linesep)
         return out.getvalue()
     except Exception:  # noqa: BLE001
         try:

@@ -181,3 +181,11 @@ def test_parse_notes_are_the_defects_one_per_line():
     p = parse("no-from-reply-to.eml")
     assert p.parse_notes == "\n".join(p.defects) and "sender taken from Reply-To" in p.parse_notes
     assert parse("header-raw-utf8.eml").parse_notes is None
+
+
+def test_address_with_two_at_signs_reads_its_first_addr_spec():
+    # "billing!ana@gateway@relay.example.test" (an old relay route): RFC 5322 reads local-part@domain up to the
+    # second "@", as MimeKit does; the stdlib's getaddresses leaves "@relay.example.test", with no local part.
+    parsed = parse_message((DATA / "from-uucp-route.eml").read_bytes())
+    assert parsed.from_addr == "billing!ana@gateway"
+    assert parsed.sender_source is None

@@ -32,3 +32,22 @@ def test_boundary_parameter_without_its_semicolon_is_found():
     assert parsed.text.strip() == "Photo of the damage attached."
     assert [a.filename for a in parsed.attachments] == ["damage.png"]
     assert parsed.attachments[0].data.startswith(b"\x89PNG")
+
+
+def test_alternative_with_two_plain_versions_shows_the_last():
+    # RFC 2046 5.1.4: the versions of multipart/alternative are one content, the last the preferred one.
+    parsed = parse("alternative-two-plain.eml")
+    assert parsed.text.strip() == "Where is my parcel 4711?"
+    assert "Draft wording" not in parsed.text
+    assert "Where is my parcel 4711?" in (parsed.html or "")
+
+
+def test_external_body_keeps_its_phantom_header_block():
+    # message/external-body's content is the header block of the body it points to, not nothing.
+    parsed = parse("external-body.eml")
+    [pointer] = parsed.attachments
+    assert pointer.filename == "manual.pdf"
+    assert pointer.data == b"Content-Type: application/pdf\nContent-ID: <manual@example.test>\n"
+    assert pointer.size == len(pointer.data)
+    crlf = parse_message((DATA / "external-body.eml").read_bytes().replace(b"\n", b"\r\n"))
+    assert crlf.attachments[0].data == pointer.data.replace(b"\n", b"\r\n")
