@@ -200,7 +200,6 @@ OPEN: dict[str, tuple[str, ...]] = {
     "mime4j/testmsgs/basic-plain-with-bad-header-separator.msg": ("text",),
     "mime4j/testmsgs/malformedHeader-nocrlfcrlf.msg": ("text",),
     "mime4j/testmsgs/malformedHeader-noheader.msg": ("text",),
-    "mime4j/testmsgs/obsolete.msg": ("text",),
     "mime4j/mimetools-testmsgs/multi-frag.msg": ("sizes",),
     # The MIME walk: a multipart with no readable part is read as text ("nothing lost"; upstream shows
     # nothing), and boundary semantics on broken delimiters differ from mime4j's.
