@@ -175,7 +175,7 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
     except Exception as exc:  # noqa: BLE001
         result.defects.append(f"headers partly unreadable ({exc.__class__.__name__}: {exc})"[:300])
     try:
-        _read_body(msg, result, max_attachments, "\r\n" if b"\r\n" in raw[:8192] else "\n")
+        _read_body(msg, result, max_attachments, raw)
     except Exception as exc:  # noqa: BLE001
         result.error = f"the body could not be read: {exc.__class__.__name__}: {exc}"[:500]
     try:
@@ -267,8 +267,11 @@ class _Walk:
         self.htmls: list[str] = []
         self.parts = 0
         self.dropped = 0
+        #: (type, text) of multiparts without any delimiter of their boundary (see `_read_body`).
+        self.unsplit: list[tuple[str, str]] = []
         #: The message's line ending: parts the stdlib parsed into messages are written back with it.
         self.linesep = "\n"
+        self.raw = b""  # the message as parsed: where a close delimiter the stdlib consumed is still seen
 
     def attach(self, att: ParsedAttachment) -> None:
         if len(self.result.attachments) >= self.max_attachments:
@@ -277,9 +280,10 @@ class _Walk:
         self.result.attachments.append(att)
 
 
-def _read_body(msg: Message, result: ParsedMessage, max_attachments: int, linesep: str = "\n") -> None:
+def _read_body(msg: Message, result: ParsedMessage, max_attachments: int, raw: bytes = b"") -> None:
     walk = _Walk(result, max_attachments)
-    walk.linesep = linesep
+    walk.raw = raw
+    walk.linesep = "\r\n" if b"\r\n" in raw[:8192] else "\n"
     stack: list[tuple[Message, int]] = [(msg, 0)]
     while stack:
         part, depth = stack.pop()
@@ -296,6 +300,7 @@ def _read_body(msg: Message, result: ParsedMessage, max_attachments: int, linese
             stack.extend((child, depth + 1) for child in reversed(children))
     if walk.dropped:
         result.defects.append(f"{walk.dropped} attachments over the limit of {max_attachments} not extracted")
+    _place_unsplit(walk)
 
     text = "\n\n".join(t.strip("\r\n") for t in walk.texts if t.strip())
     raw_html = "\n".join(walk.htmls)
@@ -336,9 +341,13 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
         children = _split_multipart(part, payload, result.defects)
         if children:
             return children
-        # A broken or missing boundary leaves a "multipart" leaf: read it as text (nothing lost).
-        result.defects.append(f"{ctype} without readable parts; read as text")
-        walk.texts.append(_text_of(part, result))
+        if _closed_without_parts(part, walk.raw):
+            # A proper close delimiter and no part before it: what precedes it is the preamble, which
+            # RFC 2046 5.1.1 says to ignore (the raw message keeps it).
+            result.defects.append(f"{ctype} with no parts; its preamble is not shown")
+            return None
+        # No delimiter of its boundary at all: its content is shown (or kept as a file) after the walk.
+        walk.unsplit.append((ctype, _text_of(part, result)))
         return None
 
     if ctype in ("message/rfc822", "message/global"):
@@ -395,6 +404,34 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
     return None
 
 
+def _place_unsplit(walk: _Walk) -> None:
+    """A multipart with no delimiter of its boundary is all preamble to a strict reader. Nothing lost: when
+    the message has no other text it is the text; beside other text it is kept as a file (unnamed)."""
+    result = walk.result
+    has_other = any(t.strip() for t in walk.texts) or any(h.strip() for h in walk.htmls)
+    for ctype, text in walk.unsplit:
+        if not text.strip():
+            continue
+        if has_other:
+            result.defects.append(f"{ctype} without readable parts; kept as a file")
+            data = text.encode("utf-8")
+            walk.attach(ParsedAttachment(f"attachment-{len(result.attachments) + 1}.txt", "text/plain", len(data),
+                                         None, False, data, named=False))
+        else:
+            result.defects.append(f"{ctype} without readable parts; read as text")
+            walk.texts.append(text)
+
+
+def _closed_without_parts(part: Message, raw: bytes) -> bool:
+    """The message holds the close delimiter of the part's boundary, which the stdlib found no part before
+    (it consumes that line: the part's payload is what preceded it)."""
+    boundary = part.get_boundary()
+    if not boundary:
+        return False
+    mark = re.escape(boundary.encode("utf-8", "surrogateescape"))
+    return re.search(rb"^--" + mark + rb"--[ \t]*\r?$", raw, re.MULTILINE) is not None
+
+
 def _is_body_leaf(part, subtype: str) -> bool:
     return (isinstance(part, Message) and part.get_content_type() == f"text/{subtype}"
             and (part.get_content_disposition() or "").lower() != "attachment"
@@ -440,18 +477,46 @@ def _split_multipart(part: Message, payload, defects: list[str]) -> list[Message
         body = payload.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:
         body = payload.encode("utf-8", "surrogateescape")
+    media_type = media.group(1) if media else "multipart/mixed"
     for boundary in dict.fromkeys(_FOLD.sub("", c) for c in candidates):
         if not boundary or '"' in boundary or "\n" in boundary or boundary == declared:
             continue
         if not re.search(rb"^--" + re.escape(boundary.encode("utf-8", "surrogateescape")), body, re.MULTILINE):
             continue
-        head = f'Content-Type: {media.group(1) if media else "multipart/mixed"}; boundary="{boundary}"\n\n'
-        reparsed = message_from_bytes(head.encode("utf-8", "surrogateescape") + body, policy=compat32)
-        children = reparsed.get_payload()
-        if reparsed.is_multipart() and children:
+        children = _reparse(media_type, boundary, body)
+        if children:
             defects.append("malformed multipart boundary parameter; parts recovered")
             return children
+    if declared and "\n" in declared:
+        # The delimiter lines are folded just like the parameter ("--foo " LF "  bar"): unfold them too.
+        folded = declared.encode("utf-8", "surrogateescape")
+        if b"--" + folded in body:
+            boundary = _FOLD.sub("", declared)
+            children = _reparse(media_type, boundary, body.replace(
+                b"--" + folded, b"--" + boundary.encode("utf-8", "surrogateescape")))
+            if children:
+                defects.append("multipart delimiters folded like the boundary parameter; parts recovered")
+                return children
+    if declared and "\n" not in declared:
+        # RFC 2046 5.1.1's note: the boundary need only begin the line. "--b  text" is a delimiter and
+        # "--b-- text" the close, the words after the blank ignored (a boundary character right after "--b"
+        # would make it another boundary's delimiter, so only a blank counts).
+        mark = re.escape(declared.encode("utf-8", "surrogateescape"))
+        junk = re.compile(rb"^(--" + mark + rb"(?:--)?)[ \t]+\S[^\r\n]*", re.MULTILINE)
+        if junk.search(body):
+            children = _reparse(media_type, declared, junk.sub(rb"\1", body))
+            if children:
+                defects.append("multipart delimiters followed by text; parts recovered")
+                return children
     return None
+
+
+def _reparse(media_type: str, boundary: str, body: bytes) -> list[Message] | None:
+    """The parts of `body` read under a clean Content-Type with `boundary`, or None."""
+    head = f'Content-Type: {media_type}; boundary="{boundary}"\n\n'
+    reparsed = message_from_bytes(head.encode("utf-8", "surrogateescape") + body, policy=compat32)
+    children = reparsed.get_payload()
+    return children if reparsed.is_multipart() and children else None
 
 
 def _attachment_name(part: Message, result: ParsedMessage) -> str | None:
@@ -472,17 +537,28 @@ def _content_id(part: Message) -> str | None:
     return value.strip("<>").strip()[:500] or None
 
 
+#: A delimiter line straight followed by the close delimiter of the same boundary: an empty part.
+_EMPTY_LAST_PART = re.compile(rb"^(--[^\r\n]{1,200}?)[ \t]*(\r?\n)(?=\1--[ \t]*\r?$)", re.MULTILINE)
+
+
+def _empty_parts_apart(raw: bytes) -> bytes:
+    """"--b" then "--b--" is an empty part (no headers, no body) before the close; the stdlib misses that
+    close delimiter and reads the epilogue as the part's body. A blank line between them says the same
+    thing in a form it reads (RFC 2046 5.1.1: the part is empty either way)."""
+    return _EMPTY_LAST_PART.sub(rb"\1\2\2", raw) if b"--" in raw else raw
+
+
 def _parse(raw: bytes) -> Message:
     """The compat32 parse, with large base64 bodies kept out of the parser (`app.mail.largeparts`)."""
     try:
         lifted = lift(raw)
         if lifted is not None:
-            msg = message_from_bytes(lifted.raw, policy=compat32)
+            msg = message_from_bytes(_empty_parts_apart(lifted.raw), policy=compat32)
             lifted.resolve(msg)
             return msg
     except Exception:  # noqa: BLE001 - the plain parse below gives the same answer, only with more memory
         pass
-    return message_from_bytes(raw, policy=compat32)
+    return message_from_bytes(_empty_parts_apart(raw), policy=compat32)
 
 
 def _raw_payload(part: Message) -> bytes:

@@ -204,12 +204,7 @@ OPEN: dict[str, tuple[str, ...]] = {
     # The MIME walk: a multipart with no readable part is read as text ("nothing lost"; upstream shows
     # nothing), and boundary semantics on broken delimiters differ from mime4j's.
     "mime4j/mimetools-testmsgs/badbound.msg": ("text",),
-    "mime4j/testmsgs/ending-boundaries.msg": ("text",),
     "mime4j/testmsgs/missing-boundary.msg": ("text",),
-    "mime4j/testmsgs/missing-inner-boundary.msg": ("text",),
-    "mime4j/testmsgs/missing-inner-start-boundary.msg": ("text",),
-    "mime4j/testmsgs/multipartemptypart.msg": ("text",),
-    "mime4j/testmsgs/multipartnopart.msg": ("text",),
     # A corrupt fixture, and a charset the chain still reads with a replacement character.
     "stalwart/eml/malformed/019.eml": ("text",),
     "stalwart/eml/thirdparty/002.eml": ("text",),
