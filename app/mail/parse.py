@@ -389,10 +389,7 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
     else:
         data = _raw_payload(part)
     if ctype in ("application/ms-tnef", "application/vnd.ms-tnef") or (filename or "").lower() == "winmail.dat":
-        unpacked = _unpack_tnef(data, result)
-        if unpacked is not None:
-            for att in unpacked:
-                walk.attach(att)
+        if _unpack_tnef(data, walk):
             return None
     content_id = _content_id(part)
     inline = disposition == "inline" or (not disposition and content_id is not None)
@@ -616,11 +613,14 @@ def _message_bytes(inner: Message, linesep: str = "\n") -> bytes:
             return b""
 
 
-def _unpack_tnef(data: bytes, result: ParsedMessage) -> list[ParsedAttachment] | None:
-    """winmail.dat's files as attachments, or None to keep winmail.dat itself."""
+def _unpack_tnef(data: bytes, walk: _Walk) -> bool:
+    """winmail.dat (TNEF) in place of itself: its files, and its message body (Outlook's HTML or plain text
+    where the message has none of its own, else kept as an unnamed file; an RTF-only body as `body.rtf`).
+    False (keep winmail.dat as it came) when `tnefparse` cannot read it."""
+    result = walk.result
     try:
         tnef = TNEF(data)
-        out = []
+        files = []
         for att in tnef.attachments:
             name = att.long_filename() or att.name or "attachment"
             if isinstance(name, bytes):
@@ -628,11 +628,36 @@ def _unpack_tnef(data: bytes, result: ParsedMessage) -> list[ParsedAttachment] |
             name = safe_filename(str(name).rstrip("\x00")) or "attachment"
             body = att.data if isinstance(att.data, bytes) else bytes(att.data or b"")
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            out.append(ParsedAttachment(name, ctype, len(body), None, False, body))
-        return out or None
+            files.append(ParsedAttachment(name, ctype, len(body), None, False, body))
+        html, plain = _tnef_text(tnef.htmlbody), _tnef_text(tnef.body)
+        rtf = tnef.rtfbody if getattr(tnef, "_rtfbody", None) and not (html or plain) else None
     except Exception as exc:  # noqa: BLE001 - tnefparse raises on many real files
         result.defects.append(f"winmail.dat could not be unpacked ({exc.__class__.__name__}); kept as is")
-        return None
+        return False
+    for att in files:
+        walk.attach(att)
+    for text, shown, name, ctype in ((html, walk.htmls, "body.html", "text/html"),
+                                     (plain, walk.texts, "body.txt", "text/plain")):
+        if not text:
+            continue
+        if not any(t.strip() for t in shown):
+            shown.append(text)
+        else:
+            encoded = text.encode("utf-8")
+            walk.attach(ParsedAttachment(name, ctype, len(encoded), None, False, encoded, named=False))
+    if isinstance(rtf, bytes) and rtf:
+        walk.attach(ParsedAttachment("body.rtf", "application/rtf", len(rtf), None, False, rtf, named=False))
+    if not (files or html or plain or rtf):
+        result.defects.append("winmail.dat holds no files and no body (only message properties); "
+                              "it stays in the raw message")
+    return True
+
+
+def _tnef_text(value) -> str:
+    """A TNEF body property as text (tnefparse gives str, or bytes without a codepage), NULs gone."""
+    if isinstance(value, bytes):
+        value = decode_text(value, None)[0]
+    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
 
 
 # --- classification -------------------------------------------------------------------------------

@@ -90,3 +90,25 @@ def test_inner_multipart_without_delimiters_is_kept_as_a_file_beside_the_text():
 def test_multipart_without_any_delimiter_is_the_text_when_nothing_else_is():
     parsed = parse("multipart-without-delimiter.eml")
     assert parsed.text.strip() == "My order 31 arrived broken."
+
+
+def test_winmail_dat_with_only_an_html_body_becomes_the_html():
+    # No files inside: nothing to list; Outlook's HTML body is the message's HTML (it has none of its own).
+    parsed = parse("tnef-html-body.eml")
+    assert parsed.attachments == []
+    assert "The heater in room 12 is broken." in (parsed.html or "")
+    assert parsed.text.strip() == "See attached."
+
+
+def test_winmail_dat_with_only_an_rtf_body_keeps_it_decompressed():
+    parsed = parse("tnef-rtf-body.eml")
+    [body] = parsed.attachments
+    assert (body.filename, body.named, body.content_type) == ("body.rtf", False, "application/rtf")
+    assert body.data.startswith(b"{\\rtf1") and b"The heater in room 12 is broken." in body.data
+
+
+def test_winmail_dat_with_only_message_properties_lists_nothing():
+    # An appointment's or read receipt's properties only: no file to show; the raw message keeps it.
+    parsed = parse("tnef-properties-only.eml")
+    assert parsed.attachments == []
+    assert any("winmail.dat holds no files" in d for d in parsed.defects)
