@@ -16,9 +16,11 @@ ourselves, piece by piece, each with a fallback. The pieces have rooms of their 
   `charset-normalizer`, replacement; the winner is noted in `defects`;
 * parts: walked iteratively with depth and count limits (a 3,000-part nesting
   must not blow the stack); a multipart whose boundary parameter is folded or lacks
-  its `;` is split again with the boundary unfolded; one that still cannot be split is read as text;
+  its `;`, or whose delimiters are folded or followed by text, is split again; one closed
+  without parts shows nothing, one with no delimiter at all is the text (or, beside other
+  text, an unnamed file); `multipart/alternative` is read as its last version of each type;
   `message/rfc822` parts become `.eml` attachments; `winmail.dat` (TNEF) is
-  unpacked with `tnefparse` when it can be;
+  unpacked with `tnefparse` when it can be (its files, else its body);
 * large base64 bodies (`app.mail.largeparts`): lifted out of the raw message
   before the stdlib parser sees it and decoded from the raw bytes in chunks, so a
   25 MB attachment is held about once, not several times.
