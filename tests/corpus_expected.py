@@ -354,7 +354,9 @@ def mime4j_expected(decoded_xml: Path) -> Fields:
     headers = _fields_message(root)
     state: dict = {"names": [], "sizes": []}
     texts = _mime4j_walk(root, decoded_xml.parent, state)
-    plain = [t for s, t in texts if s == "plain"]
+    # An empty text/plain part (a part without headers is text/plain, RFC 2045 5.2) carries no text: where
+    # the words are only in text/html parts, those are the body a reader sees.
+    plain = [t for s, t in texts if s == "plain" and t.strip()]
     subject = headers.get("Subject")
     return Fields(
         subject=_decode_words(str(subject)) if subject is not None else None,
@@ -362,7 +364,7 @@ def mime4j_expected(decoded_xml: Path) -> Fields:
         cc=_mime4j_addresses(headers, "Cc"),
         names=tuple(sorted(state["names"])), sizes=tuple(sorted(state["sizes"])),
         text="\n".join(plain) if plain else "\n".join(t for _, t in texts),
-        text_is_html=not plain and bool(texts),
+        text_is_html=not plain and any(s == "html" for s, _ in texts),
     )
 
 

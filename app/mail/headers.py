@@ -14,6 +14,7 @@ import re
 from datetime import datetime, timezone
 from email import message_from_bytes
 from email.header import decode_header
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
@@ -21,7 +22,11 @@ from email.utils import getaddresses, parsedate_to_datetime
 from app.mail.charsets import decode_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
-_ADDR = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+_ATEXT = r"[\w.!#$%&'*+/=?^`{|}~-]"
+_ADDR = re.compile(_ATEXT + r"+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+#: The first addr-spec of a token with more than one "@" ("develop!nextmime@ebony@sblab.att.com", an old
+#: UUCP/relay route): local-part "@" domain by RFC 5322's grammar, the domain a dot-atom with or without dots.
+_FIRST_ADDR_SPEC = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~@-])" + _ATEXT + r"+@[\w-]+(?:\.[\w-]+)*(?=@)", re.UNICODE)
 _BARE_ID = re.compile(r"[^<>\s@]+@[^<>\s@]+")
 
 #: References kept per message (the newest).
@@ -118,12 +123,13 @@ def header_addresses(msg: Message, name: str, defects: list[str], hint: str | No
         pairs = []
     for raw_name, addr in pairs:
         addr = addr.strip()
-        if "@" not in addr:
-            continue
+        if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
+            continue  # no address, or one whose local part or domain went missing (a second "@")
         out.append((decode_header_value(raw_name, defects, field=name.lower()), addr))
     if not out:
-        # A header getaddresses refuses (unbalanced quotes, encoded words around the address).
-        found = _ADDR.findall(" ".join(decode_header_value(v) for v in values))
+        # A header getaddresses refuses (unbalanced quotes, encoded words around the address, two "@").
+        text = " ".join(decode_header_value(v) for v in values)
+        found = _FIRST_ADDR_SPEC.findall(text) or _ADDR.findall(text)
         if found:
             defects.append(f"malformed {name} header; addresses recovered by pattern")
         out = [("", a) for a in dict.fromkeys(found)]
@@ -183,9 +189,12 @@ def recover_headers(raw: bytes, msg: Message, defects: list[str]) -> Message:
         lines.pop(0)
     if not lines:
         return msg
-    retry = message_from_bytes(b"".join(lines) + sep + body, policy=compat32)
+    repaired_raw = b"".join(lines) + sep + body
+    retry = message_from_bytes(repaired_raw, policy=compat32)
     if retry.keys():
         defects.append("malformed header block; headers recovered")
+        if any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in retry.defects):
+            return repair_header_block(repaired_raw, retry, defects)
         return retry
     return msg
 
@@ -238,6 +247,9 @@ def address_in(value: str | None) -> str | None:
 
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|$)")
 _FIELD = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
+#: A field whose name has 8-bit bytes ("Invalìd-Header: ..."): no field by RFC 5322 (ftext is ASCII), but a
+#: header line all the same; the stdlib ends the header block there.
+_FIELD_8BIT = re.compile(rb"^[\x21-\x39\x3b-\x7e]*[\x80-\xff][\x21-\x39\x3b-\xff]*[ \t]*:")
 _KNOWN_FIELD = re.compile(
     rb"^(from|to|cc|bcc|subject|date|message-id|mime-version|content-[a-z-]+|received|reply-to|sender|"
     rb"return-path|in-reply-to|references|delivered-to|x-[\x21-\x39\x3b-\x7e]+|list-[a-z-]+|auto-submitted|"
@@ -291,10 +303,13 @@ def repair_header_block(raw: bytes, msg: Message, defects: list[str]) -> Message
             last_field = line if _FIELD.match(line) else last_field
             continue
         after = lines[number:]
-        if len(notes) >= MAX_BROKEN_LINES or line.startswith(b"--") or not _still_headers(after, kept):
+        eight_bit = _FIELD_8BIT.match(line) is not None
+        if len(notes) >= MAX_BROKEN_LINES or line.startswith(b"--") or not _still_headers(after, kept, eight_bit):
             return msg  # the body really starts here (no blank line before it): the parser was right
         loose = _LOOSE_HEADER.match(line)
-        if loose:
+        if eight_bit:
+            notes.append(f"line {number} is a field with 8-bit bytes in its name; skipped")
+        elif loose:
             kept.append(_LOOSE_HEADER.sub(rb"\1:", line, count=1))
             notes.append(f"line {number} had a space before its colon; read as a header")
         elif _FOLD_INTO.match(last_field):
@@ -315,14 +330,20 @@ def repair_header_block(raw: bytes, msg: Message, defects: list[str]) -> Message
     return repaired
 
 
-def _still_headers(lines: list[bytes], before: list[bytes]) -> bool:
+def _still_headers(lines: list[bytes], before: list[bytes], header_shaped: bool = False) -> bool:
     """The lines after a broken one are the message's headers: the first is a field, one is a known
     field, few are broken, and none repeats a once-only field seen before the broken line (then they
-    are a MIME part's or a quoted message's headers, and the body began at the broken line)."""
+    are a MIME part's or a quoted message's headers, and the body began at the broken line).
+
+    `header_shaped`: the broken line is itself "Name: value" (with 8-bit bytes in the name); then the
+    lines after it need no known field, only all be fields up to the blank line."""
     fields = [line for line in lines if line[:1] not in (b" ", b"\t")]
-    if not fields or not (_FIELD.match(fields[0]) or _LOOSE_HEADER.match(fields[0])):
+    if not fields or not (_FIELD.match(fields[0]) or _LOOSE_HEADER.match(fields[0]) or _FIELD_8BIT.match(fields[0])):
         return False
-    if not any(_KNOWN_FIELD.match(line) for line in fields):
+    if header_shaped:
+        if not all(_FIELD.match(line) or _LOOSE_HEADER.match(line) or _FIELD_8BIT.match(line) for line in fields):
+            return False
+    elif not any(_KNOWN_FIELD.match(line) for line in fields):
         return False
     seen = {_field_name(line) for line in before} & _ONCE_ONLY
     if any(_field_name(line) in seen for line in fields):

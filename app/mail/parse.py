@@ -16,9 +16,11 @@ ourselves, piece by piece, each with a fallback. The pieces have rooms of their 
   `charset-normalizer`, replacement; the winner is noted in `defects`;
 * parts: walked iteratively with depth and count limits (a 3,000-part nesting
   must not blow the stack); a multipart whose boundary parameter is folded or lacks
-  its `;` is split again with the boundary unfolded; one that still cannot be split is read as text;
+  its `;`, or whose delimiters are folded or followed by text, is split again; one closed
+  without parts shows nothing, one with no delimiter at all is the text (or, beside other
+  text, an unnamed file); `multipart/alternative` is read as its last version of each type;
   `message/rfc822` parts become `.eml` attachments; `winmail.dat` (TNEF) is
-  unpacked with `tnefparse` when it can be;
+  unpacked with `tnefparse` when it can be (its files, else its body);
 * large base64 bodies (`app.mail.largeparts`): lifted out of the raw message
   before the stdlib parser sees it and decoded from the raw bytes in chunks, so a
   25 MB attachment is held about once, not several times.
@@ -175,7 +177,7 @@ def parse_message(raw: bytes, *, envelope_from: str | None = None, max_attachmen
     except Exception as exc:  # noqa: BLE001
         result.defects.append(f"headers partly unreadable ({exc.__class__.__name__}: {exc})"[:300])
     try:
-        _read_body(msg, result, max_attachments)
+        _read_body(msg, result, max_attachments, raw)
     except Exception as exc:  # noqa: BLE001
         result.error = f"the body could not be read: {exc.__class__.__name__}: {exc}"[:500]
     try:
@@ -267,6 +269,11 @@ class _Walk:
         self.htmls: list[str] = []
         self.parts = 0
         self.dropped = 0
+        #: (type, text) of multiparts without any delimiter of their boundary (see `_read_body`).
+        self.unsplit: list[tuple[str, str]] = []
+        #: The message's line ending: parts the stdlib parsed into messages are written back with it.
+        self.linesep = "\n"
+        self.raw = b""  # the message as parsed: where a close delimiter the stdlib consumed is still seen
 
     def attach(self, att: ParsedAttachment) -> None:
         if len(self.result.attachments) >= self.max_attachments:
@@ -275,8 +282,10 @@ class _Walk:
         self.result.attachments.append(att)
 
 
-def _read_body(msg: Message, result: ParsedMessage, max_attachments: int) -> None:
+def _read_body(msg: Message, result: ParsedMessage, max_attachments: int, raw: bytes = b"") -> None:
     walk = _Walk(result, max_attachments)
+    walk.raw = raw
+    walk.linesep = "\r\n" if b"\r\n" in raw[:8192] else "\n"
     stack: list[tuple[Message, int]] = [(msg, 0)]
     while stack:
         part, depth = stack.pop()
@@ -293,6 +302,7 @@ def _read_body(msg: Message, result: ParsedMessage, max_attachments: int) -> Non
             stack.extend((child, depth + 1) for child in reversed(children))
     if walk.dropped:
         result.defects.append(f"{walk.dropped} attachments over the limit of {max_attachments} not extracted")
+    _place_unsplit(walk)
 
     text = "\n\n".join(t.strip("\r\n") for t in walk.texts if t.strip())
     raw_html = "\n".join(walk.htmls)
@@ -329,18 +339,22 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
             if depth >= MAX_DEPTH:
                 result.defects.append(f"MIME nesting deeper than {MAX_DEPTH}; inner parts not extracted")
                 return None
-            return payload
+            return _best_alternatives(payload) if ctype == "multipart/alternative" else payload
         children = _split_multipart(part, payload, result.defects)
         if children:
             return children
-        # A broken or missing boundary leaves a "multipart" leaf: read it as text (nothing lost).
-        result.defects.append(f"{ctype} without readable parts; read as text")
-        walk.texts.append(_text_of(part, result))
+        if _closed_without_parts(part, walk.raw):
+            # A proper close delimiter and no part before it: what precedes it is the preamble, which
+            # RFC 2046 5.1.1 says to ignore (the raw message keeps it).
+            result.defects.append(f"{ctype} with no parts; its preamble is not shown")
+            return None
+        # No delimiter of its boundary at all: its content is shown (or kept as a file) after the walk.
+        walk.unsplit.append((ctype, _text_of(part, result)))
         return None
 
     if ctype in ("message/rfc822", "message/global"):
         inner = payload[0] if isinstance(payload, list) and payload else None
-        data = _message_bytes(inner) if isinstance(inner, Message) else _raw_payload(part)
+        data = _message_bytes(inner, walk.linesep) if isinstance(inner, Message) else _raw_payload(part)
         subject = decode_header_value(inner.get("Subject")) if isinstance(inner, Message) else ""
         name = _attachment_name(part, result)
         named = name is not None
@@ -355,7 +369,8 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
         name = _attachment_name(part, result)
         if name is not None:
             blocks = part.get_payload()  # a delivery-status is parsed into one Message per field block
-            data = b"".join(_message_bytes(b) for b in blocks) if isinstance(blocks, list) else _raw_payload(part)
+            data = (b"".join(_message_bytes(b, walk.linesep) for b in blocks) if isinstance(blocks, list)
+                    else _raw_payload(part))
             walk.attach(ParsedAttachment(name, ctype, len(data), _content_id(part), False, data))
         return None
 
@@ -365,12 +380,18 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
         (walk.htmls if ctype == "text/html" else walk.texts).append(_text_of(part, result))
         return None
 
-    data = _raw_payload(part)
+    if maintype == "message" and isinstance(payload, list):
+        # message/external-body, message/partial, ...: the stdlib parsed the body as a message; its bytes
+        # (external-body's phantom header block, partial's fragment) are the part's content.
+        data = b"".join(_message_bytes(inner, walk.linesep) for inner in payload if isinstance(inner, Message))
+        if data.endswith((b"\n\n", b"\r\n\r\n")) and not any(isinstance(p, Message) and p.get_payload() for p in payload):
+            # Headers only (external-body's usual form): the line break after them belongs to the delimiter
+            # (RFC 2046 5.1.1); the generator writes a header/body separator the part did not have.
+            data = data[:-2] + b"\n" if not data.endswith(b"\r\n\r\n") else data[:-2]
+    else:
+        data = _raw_payload(part)
     if ctype in ("application/ms-tnef", "application/vnd.ms-tnef") or (filename or "").lower() == "winmail.dat":
-        unpacked = _unpack_tnef(data, result)
-        if unpacked is not None:
-            for att in unpacked:
-                walk.attach(att)
+        if _unpack_tnef(data, walk):
             return None
     content_id = _content_id(part)
     inline = disposition == "inline" or (not disposition and content_id is not None)
@@ -380,6 +401,54 @@ def _leaf_or_children(part: Message, depth: int, walk: _Walk) -> list[Message] |
         filename = f"attachment-{len(result.attachments) + 1}{ext}"
     walk.attach(ParsedAttachment(filename, ctype[:200], len(data), content_id, inline, data, named))
     return None
+
+
+def _place_unsplit(walk: _Walk) -> None:
+    """A multipart with no delimiter of its boundary is all preamble to a strict reader. Nothing lost: when
+    the message has no other text it is the text; beside other text it is kept as a file (unnamed)."""
+    result = walk.result
+    has_other = any(t.strip() for t in walk.texts) or any(h.strip() for h in walk.htmls)
+    for ctype, text in walk.unsplit:
+        if not text.strip():
+            continue
+        if has_other:
+            result.defects.append(f"{ctype} without readable parts; kept as a file")
+            data = text.encode("utf-8")
+            walk.attach(ParsedAttachment(f"attachment-{len(result.attachments) + 1}.txt", "text/plain", len(data),
+                                         None, False, data, named=False))
+        else:
+            result.defects.append(f"{ctype} without readable parts; read as text")
+            walk.texts.append(text)
+
+
+def _closed_without_parts(part: Message, raw: bytes) -> bool:
+    """The message holds the close delimiter of the part's boundary, which the stdlib found no part before
+    (it consumes that line: the part's payload is what preceded it)."""
+    boundary = part.get_boundary()
+    if not boundary:
+        return False
+    mark = re.escape(boundary.encode("utf-8", "surrogateescape"))
+    return re.search(rb"^--" + mark + rb"--[ \t]*\r?$", raw, re.MULTILINE) is not None
+
+
+def _is_body_leaf(part, subtype: str) -> bool:
+    return (isinstance(part, Message) and part.get_content_type() == f"text/{subtype}"
+            and (part.get_content_disposition() or "").lower() != "attachment"
+            and part.get_param("name") is None and part.get_param("filename", header="Content-Disposition") is None)
+
+
+def _best_alternatives(children: list) -> list:
+    """multipart/alternative's parts are one content in several forms, the last the sender's preferred
+    (RFC 2046 5.1.4): of several text/plain (or text/html) versions only the last non-blank one is read,
+    as mail clients show one version, not all of them in a row. Other parts are kept as they are."""
+    drop: set[int] = set()
+    for subtype in ("plain", "html"):
+        leaves = [i for i, child in enumerate(children) if _is_body_leaf(child, subtype)]
+        if len(leaves) > 1:
+            filled = [i for i in leaves if str(children[i].get_payload()).strip()]
+            keep = (filled or leaves)[-1]
+            drop.update(i for i in leaves if i != keep)
+    return [child for i, child in enumerate(children) if i not in drop]
 
 
 _BOUNDARY_PARAM = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^\s;"]+))', re.IGNORECASE)
@@ -407,18 +476,46 @@ def _split_multipart(part: Message, payload, defects: list[str]) -> list[Message
         body = payload.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:
         body = payload.encode("utf-8", "surrogateescape")
+    media_type = media.group(1) if media else "multipart/mixed"
     for boundary in dict.fromkeys(_FOLD.sub("", c) for c in candidates):
         if not boundary or '"' in boundary or "\n" in boundary or boundary == declared:
             continue
         if not re.search(rb"^--" + re.escape(boundary.encode("utf-8", "surrogateescape")), body, re.MULTILINE):
             continue
-        head = f'Content-Type: {media.group(1) if media else "multipart/mixed"}; boundary="{boundary}"\n\n'
-        reparsed = message_from_bytes(head.encode("utf-8", "surrogateescape") + body, policy=compat32)
-        children = reparsed.get_payload()
-        if reparsed.is_multipart() and children:
+        children = _reparse(media_type, boundary, body)
+        if children:
             defects.append("malformed multipart boundary parameter; parts recovered")
             return children
+    if declared and "\n" in declared:
+        # The delimiter lines are folded just like the parameter ("--foo " LF "  bar"): unfold them too.
+        folded = declared.encode("utf-8", "surrogateescape")
+        if b"--" + folded in body:
+            boundary = _FOLD.sub("", declared)
+            children = _reparse(media_type, boundary, body.replace(
+                b"--" + folded, b"--" + boundary.encode("utf-8", "surrogateescape")))
+            if children:
+                defects.append("multipart delimiters folded like the boundary parameter; parts recovered")
+                return children
+    if declared and "\n" not in declared:
+        # RFC 2046 5.1.1's note: the boundary need only begin the line. "--b  text" is a delimiter and
+        # "--b-- text" the close, the words after the blank ignored (a boundary character right after "--b"
+        # would make it another boundary's delimiter, so only a blank counts).
+        mark = re.escape(declared.encode("utf-8", "surrogateescape"))
+        junk = re.compile(rb"^(--" + mark + rb"(?:--)?)[ \t]+\S[^\r\n]*", re.MULTILINE)
+        if junk.search(body):
+            children = _reparse(media_type, declared, junk.sub(rb"\1", body))
+            if children:
+                defects.append("multipart delimiters followed by text; parts recovered")
+                return children
     return None
+
+
+def _reparse(media_type: str, boundary: str, body: bytes) -> list[Message] | None:
+    """The parts of `body` read under a clean Content-Type with `boundary`, or None."""
+    head = f'Content-Type: {media_type}; boundary="{boundary}"\n\n'
+    reparsed = message_from_bytes(head.encode("utf-8", "surrogateescape") + body, policy=compat32)
+    children = reparsed.get_payload()
+    return children if reparsed.is_multipart() and children else None
 
 
 def _attachment_name(part: Message, result: ParsedMessage) -> str | None:
@@ -439,17 +536,28 @@ def _content_id(part: Message) -> str | None:
     return value.strip("<>").strip()[:500] or None
 
 
+#: A delimiter line straight followed by the close delimiter of the same boundary: an empty part.
+_EMPTY_LAST_PART = re.compile(rb"^(--[^\r\n]{1,200}?)[ \t]*(\r?\n)(?=\1--[ \t]*\r?$)", re.MULTILINE)
+
+
+def _empty_parts_apart(raw: bytes) -> bytes:
+    """"--b" then "--b--" is an empty part (no headers, no body) before the close; the stdlib misses that
+    close delimiter and reads the epilogue as the part's body. A blank line between them says the same
+    thing in a form it reads (RFC 2046 5.1.1: the part is empty either way)."""
+    return _EMPTY_LAST_PART.sub(rb"\1\2\2", raw) if b"--" in raw else raw
+
+
 def _parse(raw: bytes) -> Message:
     """The compat32 parse, with large base64 bodies kept out of the parser (`app.mail.largeparts`)."""
     try:
         lifted = lift(raw)
         if lifted is not None:
-            msg = message_from_bytes(lifted.raw, policy=compat32)
+            msg = message_from_bytes(_empty_parts_apart(lifted.raw), policy=compat32)
             lifted.resolve(msg)
             return msg
     except Exception:  # noqa: BLE001 - the plain parse below gives the same answer, only with more memory
         pass
-    return message_from_bytes(raw, policy=compat32)
+    return message_from_bytes(_empty_parts_apart(raw), policy=compat32)
 
 
 def _raw_payload(part: Message) -> bytes:
@@ -495,10 +603,10 @@ def _text_of(part: Message, result: ParsedMessage) -> str:
     return text
 
 
-def _message_bytes(inner: Message) -> bytes:
+def _message_bytes(inner: Message, linesep: str = "\n") -> bytes:
     out = BytesIO()
     try:
-        BytesGenerator(out, mangle_from_=False, policy=compat32).flatten(inner)
+        BytesGenerator(out, mangle_from_=False, policy=compat32).flatten(inner, linesep=linesep)
         return out.getvalue()
     except Exception:  # noqa: BLE001
         try:
@@ -507,11 +615,14 @@ def _message_bytes(inner: Message) -> bytes:
             return b""
 
 
-def _unpack_tnef(data: bytes, result: ParsedMessage) -> list[ParsedAttachment] | None:
-    """winmail.dat's files as attachments, or None to keep winmail.dat itself."""
+def _unpack_tnef(data: bytes, walk: _Walk) -> bool:
+    """winmail.dat (TNEF) in place of itself: its files, and its message body (Outlook's HTML or plain text
+    where the message has none of its own, else kept as an unnamed file; an RTF-only body as `body.rtf`).
+    False (keep winmail.dat as it came) when `tnefparse` cannot read it."""
+    result = walk.result
     try:
         tnef = TNEF(data)
-        out = []
+        files = []
         for att in tnef.attachments:
             name = att.long_filename() or att.name or "attachment"
             if isinstance(name, bytes):
@@ -519,11 +630,36 @@ def _unpack_tnef(data: bytes, result: ParsedMessage) -> list[ParsedAttachment] |
             name = safe_filename(str(name).rstrip("\x00")) or "attachment"
             body = att.data if isinstance(att.data, bytes) else bytes(att.data or b"")
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            out.append(ParsedAttachment(name, ctype, len(body), None, False, body))
-        return out or None
+            files.append(ParsedAttachment(name, ctype, len(body), None, False, body))
+        html, plain = _tnef_text(tnef.htmlbody), _tnef_text(tnef.body)
+        rtf = tnef.rtfbody if getattr(tnef, "_rtfbody", None) and not (html or plain) else None
     except Exception as exc:  # noqa: BLE001 - tnefparse raises on many real files
         result.defects.append(f"winmail.dat could not be unpacked ({exc.__class__.__name__}); kept as is")
-        return None
+        return False
+    for att in files:
+        walk.attach(att)
+    for text, shown, name, ctype in ((html, walk.htmls, "body.html", "text/html"),
+                                     (plain, walk.texts, "body.txt", "text/plain")):
+        if not text:
+            continue
+        if not any(t.strip() for t in shown):
+            shown.append(text)
+        else:
+            encoded = text.encode("utf-8")
+            walk.attach(ParsedAttachment(name, ctype, len(encoded), None, False, encoded, named=False))
+    if isinstance(rtf, bytes) and rtf:
+        walk.attach(ParsedAttachment("body.rtf", "application/rtf", len(rtf), None, False, rtf, named=False))
+    if not (files or html or plain or rtf):
+        result.defects.append("winmail.dat holds no files and no body (only message properties); "
+                              "it stays in the raw message")
+    return True
+
+
+def _tnef_text(value) -> str:
+    """A TNEF body property as text (tnefparse gives str, or bytes without a codepage), NULs gone."""
+    if isinstance(value, bytes):
+        value = decode_text(value, None)[0]
+    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
 
 
 # --- classification -------------------------------------------------------------------------------

@@ -181,3 +181,22 @@ def test_parse_notes_are_the_defects_one_per_line():
     p = parse("no-from-reply-to.eml")
     assert p.parse_notes == "\n".join(p.defects) and "sender taken from Reply-To" in p.parse_notes
     assert parse("header-raw-utf8.eml").parse_notes is None
+
+
+def test_address_with_two_at_signs_reads_its_first_addr_spec():
+    # "billing!ana@gateway@relay.example.test" (an old relay route): RFC 5322 reads local-part@domain up to the
+    # second "@", as MimeKit does; the stdlib's getaddresses leaves "@relay.example.test", with no local part.
+    parsed = parse_message((DATA / "from-uucp-route.eml").read_bytes())
+    assert parsed.from_addr == "billing!ana@gateway"
+    assert parsed.sender_source is None
+
+
+def test_field_with_8bit_name_does_not_end_the_header_block():
+    # "X-Grüße: hallo" (8-bit bytes in a field name, after an obsolete "Subject :"): the stdlib ends the
+    # header block there and shows To and Date as body text; mime4j skips the line and reads on, as we do.
+    parsed = parse_message((DATA / "header-8bit-field-name.eml").read_bytes())
+    assert parsed.subject == "Refund for order 77"
+    assert parsed.to == [("", "desk@example.test")]
+    assert parsed.date is not None
+    assert parsed.text.strip() == "Please refund order 77."
+    assert any("8-bit bytes in its name" in d for d in parsed.defects)
