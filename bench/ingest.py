@@ -16,7 +16,8 @@ fifth with an attachment, 2-70 KB) into a Dovecot mailbox and prints, in one run
 * peak memory of the poll for N/5 and N messages (goal: flat in N);
 * one 25 MB message through the ingest service: peak memory over its size (goal < 4x);
 * SMTP: accept rate of our ingress against a bare aiosmtpd sink that only writes
-  (and fsyncs) files, several client connections at once (goal >= 0.8).
+  (and fsyncs) files, several client connections at once, in alternating rounds
+  (goal >= 0.8).
 """
 from __future__ import annotations
 
@@ -300,6 +301,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=5000, help="messages in the mailbox (default 5000)")
     ap.add_argument("--smtp", type=int, default=1000, help="messages sent to each SMTP server (default 1000)")
     ap.add_argument("--big-mb", type=int, default=25, help="size of the big message in MB (default 25)")
+    ap.add_argument("--rounds", type=int, default=4, help="SMTP rounds, sink and ingress alternately (default 4)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: imap, big, smtp")
     args = ap.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -358,28 +360,29 @@ def main() -> None:
                            f"(goal < 4x: {_goal(times < 4)})")
 
         if "smtp" not in skip:
+            from app.runtime.ingress import make_controller
             from tests.servers import free_port
 
             smtp_raws = [r.replace(b"support@acme.test", b"support@mail.pigeonhole.test") for r in raws[: args.smtp]]
-            sink_port = free_port()
+
+            sink_port, port = free_port(), free_port()
             sink = bare_sink(work / "sink", sink_port)
+            ingress = make_controller(env.app(), "127.0.0.1", port)
+            ingress.start()
+            sink_secs = ours_secs = 0.0
             try:
-                sink_secs = send_many(sink_port, smtp_raws, "support@mail.pigeonhole.test")
+                # Alternate rounds (sink, ingress, sink, ...), so a burst of load from elsewhere on a
+                # shared machine falls on both sides rather than on one.
+                for r in range(args.rounds):
+                    chunk = smtp_raws[r::args.rounds]
+                    sink_secs += send_many(sink_port, chunk, "support@mail.pigeonhole.test")
+                    ours_secs += send_many(port, chunk, "support@mail.pigeonhole.test")
             finally:
                 sink.stop()
-            from app.runtime.ingress import make_controller
-
-            app = env.app()
-            port = free_port()
-            ingress = make_controller(app, "127.0.0.1", port)
-            ingress.start()
-            try:
-                ours_secs = send_many(port, smtp_raws, "support@mail.pigeonhole.test")
-            finally:
                 ingress.stop()
             sink_rate, ours_rate = len(smtp_raws) / sink_secs, len(smtp_raws) / ours_secs
             print(f"SMTP bare aiosmtpd sink (write + fsync a file): {sink_rate:.0f} msg/s")
-            print(f"SMTP Pigeonhole ingress (fsynced blob + pending row + enqueue before 250): {ours_rate:.0f} msg/s")
+            print(f"SMTP Pigeonhole ingress (raw + pending row committed before 250, then enqueue): {ours_rate:.0f} msg/s")
             ratio = ours_rate / sink_rate
             summary.append(f"SMTP ratio (ingress {ours_rate:.0f} / bare sink {sink_rate:.0f} msg/s, "
                            f"{len(smtp_raws)} msgs): {ratio:.2f} (goal >= 0.8: {_goal(ratio >= 0.8)})")
