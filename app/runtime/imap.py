@@ -41,7 +41,7 @@ from app.blobs import blob_store
 from app.runtime.live import PublishedAddress
 from app.extensions import db
 from app.runtime.ingest import RawItem, ingest
-from app.runtime.mailbox import PollResult, backfill_start
+from app.runtime.mailbox import PollResult, backfill_start, release_batch_memory
 from app.runtime.tls import configured_context
 from app.models.channels import MailboxState
 
@@ -128,6 +128,7 @@ def poll_imap(address: PublishedAddress, state: MailboxState, result: PollResult
 
             result.count(ingest(address.id, items, before_commit=move_watermark))
             del items
+            release_batch_memory()
             _after_fetch(client, folder, batch)
     finally:
         _close(client)
