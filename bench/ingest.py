@@ -190,7 +190,9 @@ def _poll_child(env_config: dict, address_id: int, pipe) -> None:
 
 def pigeonhole_poll(env: Env, address_id: int) -> tuple[int, str | None, float, float]:
     parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.get_context("fork").Process(target=_poll_child, args=(env.config, address_id, child))
+    # A fresh interpreter, as for the big message: a forked child would first reuse the free heap
+    # the parent left (generating messages), which hides part of the first batch's memory.
+    proc = multiprocessing.get_context("spawn").Process(target=_poll_child, args=(env.config, address_id, child))
     proc.start()
     out = parent.recv()
     proc.join()
