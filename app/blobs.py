@@ -15,6 +15,13 @@ durable together with the same promise for every blob: all files are written
 first, then fsynced concurrently (the journal of ext4/xfs merges concurrent
 fsyncs into one commit, where one-by-one each paid a journal commit), renamed,
 and each touched directory fsynced once.
+
+`stage` is the cheapest durable write there is for a caller that commits anyway
+(the SMTP ingress before its 250): the blobs become rows of `blobs` inside the
+caller's transaction, durable with its commit, with no fsync of their own. For the
+database store that is simply where blobs live. For the directory store the rows
+are a spool: `get` and `exists` read them until `settle` (the ingest job, off the
+SMTP session's path) has written the file durably and deleted the row.
 """
 from __future__ import annotations
 
@@ -22,13 +29,15 @@ import hashlib
 import os
 import secrets
 import tempfile
+import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import BinaryIO, Protocol
 
-from flask import Flask, current_app
-from sqlalchemy import select
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -47,6 +56,8 @@ class BlobStore(Protocol):
     def put(self, data: bytes) -> str: ...
     def put_many(self, datas: Sequence[bytes]) -> list[str]: ...
     def put_file(self, fileobj: BinaryIO) -> str: ...
+    def stage(self, datas: Sequence[bytes]) -> list[str]: ...
+    def settle(self, sha256: str) -> bytes: ...
     def get(self, sha256: str) -> bytes: ...
     def exists(self, sha256: str) -> bool: ...
 
@@ -164,17 +175,79 @@ class DirectoryBlobStore:
                 os.unlink(tmp)
             raise
 
+    def stage(self, datas: Sequence[bytes]) -> list[str]:
+        """Blobs as spooled rows of `blobs` in `db.session`'s transaction (durable with its commit); names in order.
+
+        Bytes already on disk are not spooled again. `settle` moves a spooled blob to its file.
+        """
+        shas = [hashlib.sha256(data).hexdigest() for data in datas]
+        _insert_rows({sha: data for sha, data in zip(shas, datas) if not self._path(sha).exists()})
+        return shas
+
+    def settle(self, sha256: str) -> bytes:
+        """The blob's bytes, its file made durable first when it was only spooled (the spool row is then deleted).
+
+        Safe to repeat and to run in several workers at once: the file is written whole or
+        not at all, and a row is deleted only once its file is durable.
+        """
+        try:
+            return self._path(sha256).read_bytes()
+        except FileNotFoundError:
+            pass
+        data = _spooled(sha256)
+        if data is None:
+            raise BlobNotFound(sha256)
+        self.put(data)
+        with db.engine.begin() as conn:
+            conn.execute(delete(Blob).where(Blob.sha256 == sha256))
+        return data
+
     def get(self, sha256: str) -> bytes:
         try:
             return self._path(sha256).read_bytes()
         except FileNotFoundError:
-            raise BlobNotFound(sha256) from None
+            pass
+        data = _spooled(sha256)  # staged by the ingress, not settled yet
+        if data is None:
+            raise BlobNotFound(sha256)
+        return data
 
     def exists(self, sha256: str) -> bool:
         try:
-            return self._path(sha256).exists()
+            return self._path(sha256).exists() or _spooled(sha256) is not None
         except BlobNotFound:
             return False
+
+
+def _spooled(sha256: str) -> bytes | None:
+    """A blob's bytes from the `blobs` table (committed rows, on a connection of its own), or None.
+
+    Without an app there is no database, so nothing was staged (a store used on its own).
+    """
+    if not has_app_context():
+        return None
+    with db.engine.connect() as conn:
+        row = conn.execute(select(Blob.data).where(Blob.sha256 == _check_name(sha256))).first()
+    return None if row is None else bytes(row[0])
+
+
+def _insert_rows(todo: dict[str, bytes]) -> None:
+    """Rows of `blobs` for `todo` (sha256 -> bytes) in `db.session`'s transaction; rows already there are kept."""
+    if not todo:
+        return
+    now = datetime.now(timezone.utc)
+    rows = [{"sha256": sha, "size": len(data), "data": data, "created_at": now} for sha, data in todo.items()]
+    db.session.connection().execute(_INSERT_IF_MISSING, rows)
+
+
+_table = Blob.__table__
+#: A row already there (staged before, or by another session at the same moment) is kept: same bytes.
+#: Text, because the dialects' `on_conflict_do_nothing` statements are compiled anew on every call.
+_INSERT_IF_MISSING = text(
+    "INSERT INTO blobs (sha256, size, data, created_at) VALUES (:sha256, :size, :data, :created_at) "
+    "ON CONFLICT (sha256) DO NOTHING"  # SQLite and PostgreSQL alike
+).bindparams(*(bindparam(c.name, type_=c.type) for c in (_table.c.sha256, _table.c.size, _table.c.data,
+                                                             _table.c.created_at)))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -186,14 +259,41 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _concurrently(func, args: list) -> None:
-    """`func(arg)` for each arg on a few threads; the first error is raised once all are done."""
+    """`func(arg)` for each arg on a few threads; the first error is raised once all are done.
+
+    The threads are the process's one fsync pool, kept between calls: starting threads
+    for every batch cost the ingress's writer more than the fsyncs they ran.
+    """
     if len(args) <= 1:
         for arg in args:
             func(arg)
         return
-    with ThreadPoolExecutor(min(FSYNC_THREADS, len(args))) as pool:
-        for _ in pool.map(func, args):
-            pass
+    futures = [_fsync_pool().submit(func, arg) for arg in args]
+    wait(futures)
+    for future in futures:
+        future.result()
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _fsync_pool() -> ThreadPoolExecutor:
+    """The fsync threads of this process, started on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="blob-fsync")
+        return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child (an RQ work horse) inherits the pool's object but none of its threads."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 class DatabaseBlobStore:
@@ -235,12 +335,21 @@ class DatabaseBlobStore:
     def put_file(self, fileobj: BinaryIO) -> str:
         return self.put(fileobj.read())
 
+    def stage(self, datas: Sequence[bytes]) -> list[str]:
+        """Blob rows in `db.session`'s transaction (durable with its commit); names in order."""
+        shas = [hashlib.sha256(data).hexdigest() for data in datas]
+        _insert_rows(dict(zip(shas, datas)))
+        return shas
+
+    def settle(self, sha256: str) -> bytes:
+        """A staged row is where this store keeps blobs already: only read it."""
+        return self.get(sha256)
+
     def get(self, sha256: str) -> bytes:
-        with db.engine.connect() as conn:
-            row = conn.execute(select(Blob.data).where(Blob.sha256 == _check_name(sha256))).first()
-        if row is None:
+        data = _spooled(sha256)
+        if data is None:
             raise BlobNotFound(sha256)
-        return bytes(row[0])
+        return data
 
     def exists(self, sha256: str) -> bool:
         try:

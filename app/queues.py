@@ -58,6 +58,18 @@ def enqueue(queue: str, func: str, *args, job_id: str | None = None, **options):
         return None
 
 
+def enqueue_many(queue: str, func: str, calls: list[tuple[tuple, str]], **options) -> None:
+    """Enqueue `func` once per `(args, job_id)` in one Redis round trip (a pipeline).
+
+    For a batch of new rows whose ids make the job ids (nothing else can hold those ids
+    yet, so no uniqueness check is needed); raises what Redis raises.
+    """
+    if not calls:
+        return
+    datas = [Queue.prepare_data(func, list(args), job_id=job_id, **options) for args, job_id in calls]
+    get_queue(queue).enqueue_many(datas)
+
+
 #: The app that jobs run in, handed over by `flask worker` before RQ forks (see `jobs.app_context`).
 _jobs_app = None
 

@@ -16,7 +16,8 @@ fifth with an attachment, 2-70 KB) into a Dovecot mailbox and prints, in one run
 * peak memory of the poll for N/5 and N messages (goal: flat in N);
 * one 25 MB message through the ingest service: peak memory over its size (goal < 4x);
 * SMTP: accept rate of our ingress against a bare aiosmtpd sink that only writes
-  (and fsyncs) files, several client connections at once (goal >= 0.8).
+  (and fsyncs) files, several client connections at once, in alternating rounds
+  (goal >= 0.8).
 """
 from __future__ import annotations
 
@@ -189,16 +190,16 @@ def _poll_child(env_config: dict, address_id: int, pipe) -> None:
 
 def pigeonhole_poll(env: Env, address_id: int) -> tuple[int, str | None, float, float]:
     parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.get_context("fork").Process(target=_poll_child, args=(env.config, address_id, child))
+    # A fresh interpreter, as for the big message: a forked child would first reuse the free heap
+    # the parent left (generating messages), which hides part of the first batch's memory.
+    proc = multiprocessing.get_context("spawn").Process(target=_poll_child, args=(env.config, address_id, child))
     proc.start()
     out = parent.recv()
     proc.join()
     return out
 
 
-def _big_child(env_config: dict, address_id: int, mb: int, pipe) -> None:
-    from app import create_app
-
+def big_raw(mb: int) -> bytes:
     msg = EmailMessage()
     msg["From"] = "big@example.com"
     msg["To"] = "support@mail.pigeonhole.test"
@@ -207,27 +208,36 @@ def _big_child(env_config: dict, address_id: int, mb: int, pipe) -> None:
     msg.set_content("See the attachment.\n")
     payload = os.urandom(int(mb * 1024 * 1024 * 0.74))  # base64 grows it to about `mb`
     msg.add_attachment(payload, maintype="application", subtype="zip", filename="big.zip")
-    raw = msg.as_bytes(policy=policy.SMTP)
-    del msg, payload
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def _big_child(env_config: dict, address_id: int, path: str, pipe) -> None:
+    """Store the message (streamed from `path`), then ingest it and measure the ingest's own peak.
+
+    The message is built by the parent, not here: building it costs several times its size,
+    and that high-water mark (and the free heap it leaves) would otherwise be what the peak shows.
+    """
+    from app import create_app
+
     app = create_app(env_config)
     with app.app_context():
         from app.blobs import blob_store
         from app.runtime.ingest import RawItem, ingest
 
-        sha = blob_store().put(raw)
-        size = len(raw)
+        with open(path, "rb") as fh:
+            sha = blob_store().put_file(fh)
+        size = os.path.getsize(path)
         item = RawItem(sha, size, "cli", "big")
-        del raw
         import gc
 
         gc.collect()
         before = _rss_now_mb()
-        resource_before = peak_rss_mb()
+        reset = _reset_peak_rss()
         start = time.perf_counter()
         result = ingest(address_id, [item])[0]
         elapsed = time.perf_counter() - start
-        after_peak = peak_rss_mb()
-    pipe.send((size, result.status, elapsed, before, max(after_peak, resource_before) - before))
+        after_peak = _peak_rss_since_reset_mb() if reset else peak_rss_mb()
+    pipe.send((size, result.status, elapsed, before, after_peak - before))
 
 
 def _rss_now_mb() -> float:
@@ -235,12 +245,36 @@ def _rss_now_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
+def _reset_peak_rss() -> bool:
+    """Linux: set this process's peak RSS (VmHWM) back to its current RSS; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_since_reset_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
 def big_message(env: Env, address_id: int, mb: int):
+    path = env.work / "big.eml"
+    path.write_bytes(big_raw(mb))
     parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.get_context("fork").Process(target=_big_child, args=(env.config, address_id, mb, child))
+    # A fresh interpreter, not a fork: a forked child inherits the free heap that building
+    # messages left here, and reusing it would hide what the ingest allocates.
+    proc = multiprocessing.get_context("spawn").Process(target=_big_child,
+                                                        args=(env.config, address_id, str(path), child))
     proc.start()
     out = parent.recv()
     proc.join()
+    path.unlink()
     return out
 
 
@@ -300,6 +334,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=5000, help="messages in the mailbox (default 5000)")
     ap.add_argument("--smtp", type=int, default=1000, help="messages sent to each SMTP server (default 1000)")
     ap.add_argument("--big-mb", type=int, default=25, help="size of the big message in MB (default 25)")
+    ap.add_argument("--rounds", type=int, default=4, help="SMTP rounds, sink and ingress alternately (default 4)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: imap, big, smtp")
     args = ap.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -358,28 +393,29 @@ def main() -> None:
                            f"(goal < 4x: {_goal(times < 4)})")
 
         if "smtp" not in skip:
+            from app.runtime.ingress import make_controller
             from tests.servers import free_port
 
             smtp_raws = [r.replace(b"support@acme.test", b"support@mail.pigeonhole.test") for r in raws[: args.smtp]]
-            sink_port = free_port()
+
+            sink_port, port = free_port(), free_port()
             sink = bare_sink(work / "sink", sink_port)
+            ingress = make_controller(env.app(), "127.0.0.1", port)
+            ingress.start()
+            sink_secs = ours_secs = 0.0
             try:
-                sink_secs = send_many(sink_port, smtp_raws, "support@mail.pigeonhole.test")
+                # Alternate rounds (sink, ingress, sink, ...), so a burst of load from elsewhere on a
+                # shared machine falls on both sides rather than on one.
+                for r in range(args.rounds):
+                    chunk = smtp_raws[r::args.rounds]
+                    sink_secs += send_many(sink_port, chunk, "support@mail.pigeonhole.test")
+                    ours_secs += send_many(port, chunk, "support@mail.pigeonhole.test")
             finally:
                 sink.stop()
-            from app.runtime.ingress import make_controller
-
-            app = env.app()
-            port = free_port()
-            ingress = make_controller(app, "127.0.0.1", port)
-            ingress.start()
-            try:
-                ours_secs = send_many(port, smtp_raws, "support@mail.pigeonhole.test")
-            finally:
                 ingress.stop()
             sink_rate, ours_rate = len(smtp_raws) / sink_secs, len(smtp_raws) / ours_secs
             print(f"SMTP bare aiosmtpd sink (write + fsync a file): {sink_rate:.0f} msg/s")
-            print(f"SMTP Pigeonhole ingress (fsynced blob + pending row + enqueue before 250): {ours_rate:.0f} msg/s")
+            print(f"SMTP Pigeonhole ingress (raw + pending row committed before 250, then enqueue): {ours_rate:.0f} msg/s")
             ratio = ours_rate / sink_rate
             summary.append(f"SMTP ratio (ingress {ours_rate:.0f} / bare sink {sink_rate:.0f} msg/s, "
                            f"{len(smtp_raws)} msgs): {ratio:.2f} (goal >= 0.8: {_goal(ratio >= 0.8)})")

@@ -1,9 +1,10 @@
 """Inbound mail bookkeeping: every raw message that arrived, and what became of it.
 
 An `InboundRaw` row is written for each arrival of a message for one address
-(SMTP ingress, IMAP, POP3 or `flask mail ingest`). Its raw bytes are already in the
-blob store (`raw_sha256`) when the row is written, so the row is the durable
-promise "this message will be ingested". Ingress writes it as `pending` before it
+(SMTP ingress, IMAP, POP3 or `flask mail ingest`). Its raw bytes (`raw_sha256`) are
+durable no later than the row: in the blob store already, or (the ingress) staged in
+the `blobs` table by the same commit, until the ingest job settles them into the blob
+store. So the row is the durable promise "this message will be ingested". Ingress writes it as `pending` before it
 answers 250; the ingest service moves it to its final status in the same
 transaction that writes the conversation rows. Polled mail is ingested inline, so
 its rows are written with their final status directly.

@@ -50,7 +50,6 @@ from email.policy import compat32
 
 from flask import current_app
 from redis.exceptions import RedisError
-from rq import Queue
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -61,7 +60,7 @@ from app.mail.tokens import new_conversation_token
 from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
-from app.queues import get_queue, redis_connection
+from app.queues import enqueue_many, redis_connection
 from app.runtime.live import PublishedAddress, published_address
 from app.runtime.threading import find_conversation
 from app.transactions import on_commit
@@ -161,7 +160,12 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
     row = db.session.get(InboundRaw, raw_id)
     if row is None or row.status != InboundStatus.PENDING.value:
         return None
-    item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw_id=row.id)
+    try:  # the ingress staged the raw bytes in the database; they go to the blob store first
+        raw = blob_store().settle(row.raw_sha256)
+    except Exception:  # noqa: BLE001 - ingest reads it again and stores the message with the reason
+        log.exception("raw message %s could not be settled", row.raw_sha256)
+        raw = None
+    item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw=raw, raw_id=row.id)
     try:
         return ingest(row.address_id, [item])[0]
     except AddressNotReceiving as exc:
@@ -460,18 +464,17 @@ def _enqueue_flows(results: list[IngestResult]) -> None:
     Without Redis the mail is stored and only its flow step waits: `redis_outage` says so once
     per outage, with the command that queues the missed steps later (`flow_steps_missing`).
     """
-    datas = [Queue.prepare_data("jobs.flows.run_flow", [r.conversation_id, r.message_row_id],
-                                job_id=f"flow-message-{r.message_row_id}")
+    calls = [((r.conversation_id, r.message_row_id), f"flow-message-{r.message_row_id}")
              for r in results if r.flow and r.conversation_id is not None]
-    if not datas:
+    if not calls:
         return
     try:
-        get_queue("flows").enqueue_many(datas)
+        enqueue_many("flows", "jobs.flows.run_flow", calls)
     except RedisError as exc:
         redis_outage.failed(exc)
         return
     except Exception:  # noqa: BLE001 - the mail is stored; the flow step is what is lost
-        log.exception("could not enqueue the flow step for %d messages", len(datas))
+        log.exception("could not enqueue the flow step for %d messages", len(calls))
         return
     redis_outage.ok()
 

@@ -10,22 +10,23 @@ this server receives that mail. Its promises:
 * **Size**: `SIZE` is advertised; a larger `MAIL FROM ... SIZE=` is refused with
   `552` at once, and a DATA stream over the limit is counted but no longer
   buffered, then refused with `552` (aiosmtpd discards the data as it goes).
-* **250 means stored**: the raw message is written to the blob store (fsynced) and
-  one `pending` `InboundRaw` row per accepted address is committed before `250`
-  is sent. If either fails, the client gets `451` and retries later. Only then is
-  `jobs.ingest.ingest_raw` enqueued; if that enqueue is lost (Redis restart, the
-  ingress killed right after 250), cron's `requeue_stale_pending` finds the
-  pending row and enqueues it again. Nothing is lost, and the dedupe key keeps
-  it from being stored twice.
+* **250 means stored**: the raw message and one `pending` `InboundRaw` row per
+  accepted address are committed in one database transaction before `250` is
+  sent (the raw bytes are staged in the `blobs` table, `BlobStore.stage`; the
+  ingest job moves them to the blob store). If the commit fails, the client gets
+  `451` and retries later. Only after the 250 is `jobs.ingest.ingest_raw`
+  enqueued; if that enqueue is lost (Redis down, the ingress killed right after
+  250), cron's `requeue_stale_pending` finds the pending row and enqueues it
+  again. Nothing is lost, and the dedupe key keeps it from being stored twice.
 * **Group commit**: DATA handlers do not write themselves; they hand their
   message to one writer thread (`GroupWriter`) and wait. The writer takes every
-  message waiting at that moment (a group), writes all their blobs with one
-  round of fsyncs (`put_many`), inserts their rows and commits one transaction,
-  then answers them all: 250 each once the commit returned, or 451 to every
-  message of the group when anything failed (none of its rows exists then, and
-  each sender retries). Under load many sessions share one fsync round and one
-  commit, as in PostgreSQL's and InnoDB's group commit; a lone message waits for
-  nothing but its own write.
+  message waiting at that moment (a group), inserts their raw bytes and rows and
+  commits one transaction (the group's one wait for the disk), answers them all
+  (250 each once the commit returned, or 451 to every message of the group when
+  anything failed: none of its rows exists then, and each sender retries), and
+  then enqueues their ingest jobs in one Redis round trip. Under load many
+  sessions share one commit, as in PostgreSQL's and InnoDB's group commit; a
+  lone message waits for nothing but its own write.
 * **STARTTLS** is offered when `INGRESS_TLS_CERT` and `INGRESS_TLS_KEY` are set.
 
 Blocking work (the recipient check in the event loop's thread pool, the writer
@@ -48,17 +49,19 @@ from email.utils import format_datetime
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from flask import Flask
+from sqlalchemy import insert
 
 from app.blobs import blob_store
 from app.extensions import db
 from app.models.inbound import InboundRaw, InboundStatus
 from app.runtime.live import published_address
-from app.transactions import enqueue_on_commit
+from app.queues import enqueue_many
 
 log = logging.getLogger(__name__)
 
 #: How long a recipient check is trusted (publishing or disabling reaches the ingress within this).
 RCPT_CACHE_SECONDS = 5.0
+_UNKNOWN = object()  # not in the recipient cache
 #: At most this many messages share one group commit (bounds the writer's memory and a group's latency).
 GROUP_MAX_MESSAGES = 64
 
@@ -82,9 +85,10 @@ class IngressHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return "452 4.5.3 Too many recipients"
-        loop = asyncio.get_running_loop()
         try:
-            address_id = await loop.run_in_executor(None, self.receiving_address_id, address)
+            address_id = self._cached(address)
+            if address_id is _UNKNOWN:  # only a cache miss costs a trip to the thread pool
+                address_id = await asyncio.get_running_loop().run_in_executor(None, self.receiving_address_id, address)
         except Exception:  # noqa: BLE001 - database down: ask the sender to retry
             log.exception("recipient check failed")
             return "451 4.3.0 Temporary failure; try again later"
@@ -127,13 +131,11 @@ class IngressHandler:
         Answers are cached for `RCPT_CACHE_SECONDS`, so publishing or disabling an
         address reaches the ingress within that many seconds.
         """
+        found = self._cached(email)
+        if found is not _UNKNOWN:
+            return found
         email = (email or "").strip().lower()
-        if email.rpartition("@")[2] != self.domain:
-            return None
         now = time.monotonic()
-        cached = self._cache.get(email)
-        if cached is not None and cached[1] > now:
-            return cached[0]
         with self.app.app_context():
             try:
                 address = published_address(email)
@@ -142,6 +144,16 @@ class IngressHandler:
         address_id = address.id if address is not None and address.is_platform and address.can_receive else None
         self._cache[email] = (address_id, now + RCPT_CACHE_SECONDS)
         return address_id
+
+    def _cached(self, email: str) -> int | None | object:
+        """The cached answer of `receiving_address_id` (None for another domain), or `_UNKNOWN`."""
+        email = (email or "").strip().lower()
+        if email.rpartition("@")[2] != self.domain:
+            return None
+        cached = self._cache.get(email)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return _UNKNOWN
 
     @property
     def writer(self) -> GroupWriter:
@@ -167,29 +179,30 @@ class Arrival:
 
 
 def store_group(app: Flask, arrivals: list[Arrival]) -> list[list[int]]:
-    """Blobs (fsynced together), then one pending InboundRaw per message and address, one commit; then enqueue.
+    """The raw messages staged in the database (`BlobStore.stage`) and one pending InboundRaw per message
+    and address, in one transaction and one commit (`enqueue_ingest` announces them afterwards).
 
-    All or nothing: when it raises, no row of the group exists (blobs written are
-    unreferenced and harmless). Returns each message's row ids, in order.
+    The commit is the group's only wait for the disk: the raw bytes are durable with the
+    rows that name them, and the ingest job moves them to the blob store (`settle`).
+    All or nothing: when it raises, no row of the group exists. Returns each message's
+    row ids, in order.
     """
     for arrival in arrivals:
         if not arrival.address_ids:
             raise RuntimeError("no accepted recipient")
     with app.app_context():
         try:
-            shas = blob_store().put_many([arrival.data for arrival in arrivals])
+            shas = blob_store().stage([arrival.data for arrival in arrivals])
             now = datetime.now(timezone.utc)
-            groups = [[InboundRaw(address_id=i, source="smtp", raw_sha256=sha, size=len(arrival.data),
-                                  envelope_from=arrival.mail_from or "", status=InboundStatus.PENDING.value,
-                                  received_at=now)
-                       for i in arrival.address_ids] for arrival, sha in zip(arrivals, shas)]
-            db.session.add_all([row for rows in groups for row in rows])
-            db.session.flush()
-            ids = [[row.id for row in rows] for rows in groups]
-            for raw_id in (i for row_ids in ids for i in row_ids):
-                # A lost enqueue is harmless: the row is pending and cron re-enqueues it.
-                enqueue_on_commit("ingest", "jobs.ingest.ingest_raw", raw_id, job_id=f"ingest-raw-{raw_id}",
-                                  result_ttl=0, failure_ttl=24 * 3600)
+            rows = [{"address_id": address_id, "source": "smtp", "raw_sha256": sha, "size": len(arrival.data),
+                     "envelope_from": arrival.mail_from or "", "status": InboundStatus.PENDING.value,
+                     "attempts": 0, "received_at": now}
+                    for arrival, sha in zip(arrivals, shas) for address_id in arrival.address_ids]
+            # One multi-row INSERT .. RETURNING (no unit of work: these rows are only written here).
+            table = InboundRaw.__table__
+            inserted = iter(db.session.connection().scalars(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).all())
+            ids = [[next(inserted) for _ in arrival.address_ids] for arrival in arrivals]
             db.session.commit()
             return ids
         except BaseException:
@@ -203,15 +216,19 @@ class GroupWriter:
     """The ingress's one writer thread: takes every waiting message as a group and stores it with `store_group`.
 
     Each message's future gets its row ids once the group's commit returned, or
-    the group's exception (the DATA handler answers 451) when it did not.
+    the group's exception (the DATA handler answers 451) when it did not. A second
+    thread, the announcer, then enqueues the committed rows' ingest jobs.
     """
 
     def __init__(self, app: Flask, max_group: int = GROUP_MAX_MESSAGES) -> None:
         self.app = app
         self.max_group = max_group
         self._queue: queue.SimpleQueue[Arrival | None] = queue.SimpleQueue()
+        self._announce: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ingress-writer", daemon=True)
+        self._announcer = threading.Thread(target=self._run_announcer, name="ingress-announcer", daemon=True)
         self._thread.start()
+        self._announcer.start()
 
     def submit(self, arrival: Arrival) -> Future:
         self._queue.put(arrival)
@@ -220,6 +237,8 @@ class GroupWriter:
     def close(self, timeout: float = 30.0) -> None:
         self._queue.put(None)
         self._thread.join(timeout)
+        self._announce.put(None)
+        self._announcer.join(timeout)
 
     def _run(self) -> None:
         stopping = False
@@ -249,6 +268,42 @@ class GroupWriter:
             return
         for arrival, row_ids in zip(group, ids):
             arrival.future.set_result(row_ids)
+        # Committed and answered; the ingest jobs go out from another thread, so neither the
+        # senders nor the next group wait for Redis.
+        self._announce.put([raw_id for row_ids in ids for raw_id in row_ids])
+
+    def _run_announcer(self) -> None:
+        """Enqueue the ingest jobs of every group committed meanwhile, in one round trip."""
+        stopping = False
+        while not stopping:
+            first = self._announce.get()
+            if first is None:
+                return
+            raw_ids = list(first)
+            while True:
+                try:
+                    more = self._announce.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                raw_ids += more
+            enqueue_ingest(self.app, raw_ids)
+
+
+def enqueue_ingest(app: Flask, raw_ids: list[int]) -> None:
+    """The ingest jobs of committed pending rows, in one Redis round trip.
+
+    A lost enqueue (Redis down, the ingress killed right after its 250) is harmless: the row
+    is pending and cron's `requeue_stale_pending` enqueues it again.
+    """
+    try:
+        with app.app_context():
+            enqueue_many("ingest", "jobs.ingest.ingest_raw", [((i,), f"ingest-raw-{i}") for i in raw_ids],
+                         result_ttl=0, failure_ttl=24 * 3600)
+    except Exception:  # noqa: BLE001 - stored and acknowledged; cron finds the pending rows
+        log.exception("could not enqueue ingest for %d stored messages; cron will", len(raw_ids))
 
 
 class IngressController(Controller):

@@ -23,7 +23,7 @@ from app.runtime.live import PublishedAddress
 from app.extensions import db
 from app.runtime.ingest import RawItem, ingest
 from app.mail.sasl import pop3_token_login
-from app.runtime.mailbox import PollResult, backfill_start
+from app.runtime.mailbox import PollResult, backfill_start, release_batch_memory
 from app.runtime.oauth import sign_in as oauth_sign_in, sign_in_mechanism
 from app.runtime.tls import configured_context
 from app.models.channels import MailboxState
@@ -108,6 +108,7 @@ def poll_pop3(address: PublishedAddress, state: MailboxState, result: PollResult
 
             result.count(ingest(address.id, items, before_commit=move_watermark))
             del items
+            release_batch_memory()
             if delete:
                 for number, _ in batch:
                     conn.dele(number)

@@ -18,6 +18,7 @@ import jobs
 from app.blobs import blob_store
 from app.runtime.ingress import make_controller
 from app.runtime.poll import requeue_stale_pending
+from app.models.blobs import Blob
 from app.models.inbound import InboundRaw
 from app.models.inbox import Conversation, Message
 from app.queues import get_queue, redis_connection
@@ -65,11 +66,44 @@ def test_accepted_mail_is_stored_pending_before_250_then_ingested(app, db, ingre
     assert row.status == "pending" and row.source == "smtp" and row.envelope_from == "carla@example.com"
     stored = blob_store().get(row.raw_sha256)
     assert stored.startswith(b"Received: from ") and stored.endswith(raw)
-    assert get_queue("ingest").job_ids == [f"ingest-raw-{row.id}"]
+    assert db.session.get(Blob, row.raw_sha256).data == stored  # staged: durable with the row's commit
+    assert not blob_store()._path(row.raw_sha256).exists()
+    wait_for_jobs(["ingest-raw-%d" % row.id])  # enqueued right after the 250
     work_ingest_queue(app)
     db.session.refresh(row)
     assert row.status == "created"
     assert db.session.scalars(select(Conversation)).one().subject == "Hello via SMTP"
+    assert blob_store()._path(row.raw_sha256).read_bytes() == stored  # settled into the blob store
+    db.session.expire_all()
+    assert db.session.get(Blob, row.raw_sha256) is None
+
+
+def wait_for_jobs(job_ids, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while sorted(get_queue("ingest").job_ids) != sorted(job_ids):
+        assert time.monotonic() < deadline, f"ingest jobs {get_queue('ingest').job_ids}, expected {job_ids}"
+        time.sleep(0.02)
+
+
+def test_the_250_does_not_wait_for_redis(app, db, ingress, monkeypatch):
+    """Stored and committed is what a 250 promises; the ingest job is announced afterwards, by another thread."""
+    import threading
+
+    from app.runtime import ingress as ingress_module
+
+    release, real = threading.Event(), ingress_module.enqueue_many
+
+    def slow_enqueue(*args, **kwargs):
+        assert release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingress_module, "enqueue_many", slow_enqueue)
+    with smtplib.SMTP(ingress.hostname, ingress.port, timeout=5) as smtp:
+        assert smtp.sendmail("carla@example.com", [DEMO], message(subject="Redis is slow")) == {}
+    row = db.session.scalars(select(InboundRaw)).one()
+    assert row.status == "pending" and get_queue("ingest").job_ids == []
+    release.set()
+    wait_for_jobs([f"ingest-raw-{row.id}"])
 
 
 @pytest.mark.parametrize("recipient", [

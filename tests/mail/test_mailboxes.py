@@ -254,3 +254,23 @@ def test_oversized_mail_in_a_mailbox_is_stored_with_an_error_not_downloaded(rece
     row = db.session.scalars(select(InboundRaw)).one()
     assert "over the 20000 byte limit" in row.error and row.size < 20_000
     assert db.session.scalar(select(func.count()).select_from(Conversation)) == 0
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_each_poll_batch_hands_its_freed_memory_back(recent, db, dovecot, mailbox_user, monkeypatch, protocol):
+    """The heap a batch freed goes back to the system after its commit, so a long poll stays flat in memory."""
+    from app.runtime import imap as imap_poller, pop3 as pop3_poller
+
+    login, password = mailbox_user
+    append(dovecot, login, password, [message(to=login, subject=f"Batch {i}") for i in range(5)])
+    address = imap_address(dovecot, login, password, protocol=protocol)
+    recent.config["POLL_BATCH_SIZE"] = 2
+    released = []
+
+    def release():
+        released.append(db.session.scalar(select(func.count()).select_from(Message)))  # after the batch's commit
+        return True
+
+    monkeypatch.setattr(imap_poller if protocol == "imap" else pop3_poller, "release_batch_memory", release)
+    assert poll_address(address.id).statuses == {"created": 5}
+    assert released == [2, 4, 5]

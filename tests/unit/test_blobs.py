@@ -7,7 +7,9 @@ import os
 
 import pytest
 
-from app.blobs import BlobNotFound, DatabaseBlobStore, DirectoryBlobStore, blob_store
+from sqlalchemy import select
+
+from app.blobs import FSYNC_THREADS, BlobNotFound, DatabaseBlobStore, DirectoryBlobStore, blob_store
 
 
 @pytest.fixture(params=["dir", "db"])
@@ -147,3 +149,59 @@ def test_failed_put_many_names_nothing_and_leaves_no_temporary_file(tmp_path, mo
     monkeypatch.undo()
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     assert not any(store.exists(hashlib.sha256(d).hexdigest()) for d in datas)
+
+
+def test_staged_blobs_are_durable_with_the_callers_commit_and_readable_at_once(store, db):
+    """`stage` writes no file and no fsync of its own: the bytes commit with the caller's rows."""
+    datas = [b"staged one", os.urandom(3000), b"staged one"]
+    shas = store.stage(datas)
+    assert shas == [hashlib.sha256(d).hexdigest() for d in datas]
+    db.session.commit()
+    assert [store.get(s) for s in shas] == datas
+    assert all(store.exists(s) for s in shas)
+    assert store.settle(shas[1]) == datas[1]
+    assert store.get(shas[1]) == datas[1]
+
+
+def test_a_rolled_back_stage_leaves_nothing(store, db):
+    sha = store.stage([b"never committed"])[0]
+    db.session.rollback()
+    assert not store.exists(sha)
+    with pytest.raises(BlobNotFound):
+        store.settle(sha)
+
+
+def test_settle_moves_a_spooled_blob_to_its_file_then_drops_the_row(app, db, tmp_path):
+    from app.models.blobs import Blob
+
+    store = DirectoryBlobStore(tmp_path)
+    on_disk = store.put(b"already a file")
+    shas = store.stage([b"spooled", b"already a file"])
+    db.session.commit()
+    assert db.session.scalars(select(Blob.sha256)).all() == [shas[0]]  # bytes on disk are not spooled again
+    assert not store._path(shas[0]).exists()
+
+    assert store.settle(shas[0]) == b"spooled"
+    assert store._path(shas[0]).read_bytes() == b"spooled"
+    db.session.expire_all()
+    assert db.session.scalars(select(Blob.sha256)).all() == []
+    assert store.settle(shas[0]) == b"spooled"  # again (another worker, a retried job): harmless
+    assert store.settle(on_disk) == b"already a file"
+
+
+def test_staging_the_same_bytes_again_keeps_the_row(store, db):
+    sha = store.stage([b"twice"])[0]
+    db.session.commit()
+    assert store.stage([b"twice"]) == [sha]  # no duplicate-key error
+    db.session.commit()
+    assert store.get(sha) == b"twice"
+
+
+def test_put_many_reuses_its_fsync_threads(tmp_path):
+    import threading
+
+    store = DirectoryBlobStore(tmp_path)
+    for round_ in range(3):
+        store.put_many([os.urandom(100) for _ in range(20)])
+        fsync_threads = [t for t in threading.enumerate() if t.name.startswith("blob-fsync")]
+        assert 0 < len(fsync_threads) <= FSYNC_THREADS
