@@ -8,7 +8,8 @@ once even when a job is run by hand beside cron; the lock expires
 (`POLL_LOCK_SECONDS`, renewed after each batch), so a killed worker delays the
 next poll by at most that long.
 
-A poll that fails records `last_error` (never a password) and backs off
+A poll that fails records `last_error` (never a password), in the plain sentence
+Test Connection would say (`app.mail.failures`), and backs off
 exponentially (`POLL_INTERVAL * 2**errors`, at most `POLL_MAX_BACKOFF`); one
 failing mailbox never stops the others, since each is its own job.
 `requeue_stale_pending()` (a cron task) re-enqueues ingress arrivals whose ingest
@@ -25,6 +26,8 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
+from app.mail.failures import classify, explain
+from app.mail.probe import ServerSettings, default_port
 from app.runtime.live import PublishedAddress, published_address, published_addresses
 from app.queues import enqueue, redis_connection
 from app.runtime.imap import poll_imap
@@ -103,8 +106,11 @@ def poll_address(address_id: int) -> PollResult:
         db.session.commit()
     except Exception as exc:  # noqa: BLE001 - recorded on the mailbox; the next poll retries
         db.session.rollback()
-        result.error = describe_error(exc)
-        log.warning("poll of %s failed: %s", address.address, result.error)
+        result.error = describe_error(exc, address)
+        # Not the server's doing: keep the traceback for whoever fixes it.
+        log.log(logging.ERROR if classify(exc)[0] == "internal_error" else logging.WARNING,
+                "poll of %s failed: %s", address.address, result.error,
+                exc_info=classify(exc)[0] == "internal_error")
         state = mailbox_state(address_id, folder)
         state.error_count = (state.error_count or 0) + 1
         state.last_error = result.error
@@ -124,13 +130,14 @@ def poll_lock_name(address_id: int) -> str:
     return f"pigeonhole:poll-lock:{address_id}"
 
 
-def describe_error(exc: BaseException) -> str:
-    """A one-line, secret-free description for admins (servers' own words are kept)."""
-    text = str(exc)
-    if isinstance(exc.args[0] if exc.args else None, bytes):
-        text = exc.args[0].decode("utf-8", "replace")
-    text = " ".join(text.split())
-    return f"{exc.__class__.__name__}: {text}"[:500] if text else exc.__class__.__name__
+def describe_error(exc: BaseException, address: PublishedAddress | None = None) -> str:
+    """A plain, secret-free sentence for admins, the same words Test Connection uses (servers' own words kept)."""
+    where = None
+    if address is not None and address.incoming_protocol in ("imap", "pop3"):
+        security = (address.incoming_security or "ssl").lower()
+        port = address.incoming_port or default_port(address.incoming_protocol, security)
+        where = ServerSettings(address.incoming_protocol, address.incoming_host or "?", port, security).describe()
+    return explain(exc, where)[:500]
 
 
 # --- cron tasks ---------------------------------------------------------------------------------
