@@ -33,6 +33,8 @@ from app.models._types import utcnow
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState
 from app.models.inbound import InboundRaw
 from app.models.inbox import Conversation, Draft, Message
+from app.runtime.live import published_addresses
+from app.runtime.poll import pollable
 
 #: The draft columns that make up a published snapshot.
 SNAPSHOT_FIELDS = (
@@ -122,6 +124,11 @@ def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
         error = row.last_error or (seen.last_error if seen else None)
         out[row.address_id] = MailboxStatus(success, poll, error)
     return out
+
+
+def polling_ids() -> set[int]:
+    """The ids of the addresses whose published version polls a mailbox (they get a "Poll now" button)."""
+    return {a.id for a in published_addresses("custom") if pollable(a)}
 
 
 def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:

@@ -24,6 +24,7 @@ from app.mail.probe import DEFAULT_PORTS, ProbeResult
 from app.mail.render import PLACEHOLDERS
 from app.models.auth import Role
 from app.models.channels import DomainKind
+from app.runtime.poll import NotPollable, poll_now
 from app.security import MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, navigate, render
 
@@ -78,7 +79,7 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
-                  mailbox=addresses.mailbox_status(ids), errors=errors or {})
+                  mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {})
 
 
 @bp.route("/email/")
@@ -178,6 +179,22 @@ def delete_address(address_id: int):
     form.confirm.data = address.address
     return render("channels/address_delete.html", block="dialog", status=422 if error else 200, form=form,
                   address=address, will_archive=addresses.has_history(address), error=error, modal=is_htmx())
+
+
+@bp.route("/email/addresses/<int:address_id>/poll", methods=["POST"])
+def poll_address_now(address_id: int):
+    """The "Poll now" button of an address: poll its mailbox at once, whatever its error backoff says."""
+    address = addresses.get_address(address_id)
+    if address is None or address.archived_at is not None:
+        abort(404)
+    back = url_for(".index", _anchor=f"address-{address.id}")
+    try:
+        poll_now(address.id)
+    except NotPollable as exc:
+        db.session.rollback()
+        return navigate(back, f"{address.address}: {exc}", "error")
+    db.session.commit()
+    return navigate(back, f"Polling {address.address} now; its last poll and last error update in a moment.")
 
 
 # --- the address wizard ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from app.models.inbound import InboundRaw
 from app.ops import services
 from app.ops.forms import OutboxFilterForm
 from app.runtime.ingest import AddressNotReceiving
+from app.runtime.poll import NotPollable, poll_now
 from app.security import MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, render
 
@@ -59,6 +60,23 @@ def inbound_raw(raw_id: int):
                          download_name=f"inbound-{row.id}.eml")
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@bp.route("/ops/inbound/mailboxes/<int:address_id>/poll", methods=["POST"])
+def inbound_poll_now(address_id: int):
+    """The "Poll now" button of a mailbox row: poll it at once, whatever its error backoff says."""
+    try:
+        poll_now(address_id)
+    except NotPollable as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash("Polling now; the row updates in a moment.", "success")
+    if is_htmx():
+        return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
+                      problems=services.inbound_problems())
+    return redirect(url_for("ops.inbound"), 303)
 
 
 NOT_RECEIVING = ("Its address does not receive mail now (unpublished, disabled or outbound-only): "

@@ -4,7 +4,7 @@ Admins edit drafts in the channels and flows areas. `pending_changes()` lists ev
 address and flow whose draft differs from what is live, with a one-line summary per
 item; `publish()` copies the chosen drafts into their published versions in the
 caller's one transaction (addresses: `EmailAddress.published`, read by
-`app.runtime.live`; flows: `app.flows.publishing.publish_flows`) and records a
+`app.runtime.live`, and their mailboxes polled at once after the commit; flows: `app.flows.publishing.publish_flows`) and records a
 `PublishRecord`: who, when, why and what. This area sits above channels and flows
 and is the only one that changes both.
 """
@@ -19,8 +19,9 @@ from app.channels.addresses import snapshot
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.flows.publishing import publish_flows
-from app.models.channels import EmailAddress, PublishRecord
+from app.models.channels import EmailAddress, MailboxState, PublishRecord
 from app.models.flows import Flow
+from app.runtime.poll import poll_soon
 
 
 class NothingToPublish(ValueError):
@@ -186,6 +187,10 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
         # The flows area publishes rules (ordered) and retrains the intent model when needed.
         changes += [c for c in publish_flows([f.id for f in flows], user_id, report_unchanged_model=False)
                     if c["kind"] == "intents"]
+    # New settings of a mailbox polled before are tried now, not after its old error backoff
+    # (a new mailbox has none: cron polls it on its next tick).
+    poll_soon(db.session.scalars(select(MailboxState.address_id.distinct()).where(
+        MailboxState.address_id.in_([a.id for a in addresses]))).all())
     record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now)
     db.session.add(record)
     db.session.flush()

@@ -24,7 +24,7 @@ from flask import current_app
 from redis.exceptions import LockError, RedisError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.mail.failures import classify, explain
 from app.mail.probe import ServerSettings, default_port
@@ -34,7 +34,7 @@ from app.runtime.imap import poll_imap
 from app.runtime.ingest import stale_pending_ids
 from app.runtime.mailbox import PollResult
 from app.runtime.pop3 import poll_pop3
-from app.transactions import outside_transaction
+from app.transactions import on_commit, outside_transaction
 from app.extensions import db
 from app.models.channels import MailboxState
 
@@ -124,6 +124,32 @@ def poll_address(address_id: int) -> PollResult:
         except (RedisError, Exception):  # noqa: BLE001 - expired already
             pass
     return result
+
+
+def poll_soon(address_ids) -> list[int]:
+    """Forget the error backoff of these mailboxes and poll them as soon as the caller commits.
+
+    For Publish (new settings deserve a try now, not after the old backoff of up to
+    `POLL_MAX_BACKOFF`) and the "Poll now" buttons. Addresses that are not live
+    IMAP/POP3 mailboxes (after the caller's changes) are left out; returns the others.
+    The poll job is enqueued after the commit, with its usual deterministic id, so a
+    poll already queued is not doubled.
+    """
+    due = [i for i in address_ids if pollable(published_address(i))]
+    if due:
+        db.session.execute(update(MailboxState).where(MailboxState.address_id.in_(due))
+                           .values(error_count=0, next_poll_at=None))
+    for address_id in due:
+        on_commit(enqueue_once, "poll", "jobs.poll.poll_mailbox", address_id, job_id=f"poll-mailbox-{address_id}",
+                  lock_name=poll_lock_name(address_id))
+    return due
+
+
+def poll_now(address_id: int) -> None:
+    """The "Poll now" button: `poll_soon` for one mailbox. Raises `NotPollable` with a sentence for admins."""
+    if not poll_soon([address_id]):
+        raise NotPollable("This address does not poll a mailbox now: it is not published, disabled, outbound-only, "
+                          "or has no incoming server. Publish it first.")
 
 
 def poll_lock_name(address_id: int) -> str:

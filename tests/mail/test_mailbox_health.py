@@ -1,6 +1,7 @@
 """Mailboxes that say what is wrong: poll errors in Test Connection's words, Poll now, alerts, per-address CA."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from app.mail.probe import ServerSettings, probe_incoming
@@ -17,6 +18,12 @@ def mailbox(dovecot, address, login, password, protocol="imap", port=None, secur
     return make_address(address, "custom", usage="inbound", username=login, password=password,
                         incoming_protocol=protocol, incoming_host="127.0.0.1", incoming_port=port,
                         incoming_security=security, **fields)
+
+
+@pytest.fixture
+def recent_tls(tls_app):
+    tls_app.config["MAILBOX_BACKFILL"] = "7"
+    return tls_app
 
 
 def state_of(db, address_id) -> MailboxState:
@@ -51,3 +58,52 @@ def test_poll_errors_are_the_plain_sentences_test_connection_says(tls_app, db, p
                        "and the security setting. (connection refused)")
     assert "Errno" not in refused
     assert state_of(db, closed.id).last_error == refused
+
+
+def run_polls(app):
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    import jobs
+    from app.queues import get_queue, redis_connection
+
+    jobs.use_app(app)
+    SimpleWorker([get_queue("poll")], connection=redis_connection(), serializer=JSONSerializer).work(burst=True)
+
+
+def test_publishing_a_fixed_mailbox_forgets_the_backoff_and_polls_it_at_once(recent_tls, db, dovecot, mailbox_user,
+                                                                             mail_servers):
+    from app.publish.services import publish_addresses
+    from app.queues import get_queue
+    from app.models.channels import EmailAddress
+    from tests.mail.conftest import message
+    from tests.mail.test_mailboxes import append, messages_of
+
+    login, password = mailbox_user
+    address = mailbox(dovecot, login, login, password, port=mail_servers.closed_port())
+    for _ in range(3):
+        assert "refused the connection" in poll_address(address.id).error
+    failing = state_of(db, address.id)
+    assert failing.error_count == 3 and failing.next_poll_at is not None  # backing off: 4 minutes away
+    append(dovecot, login, password, [message(to=login)])
+
+    row = db.session.get(EmailAddress, address.id)
+    row.incoming_port = dovecot.ports["imaps"]
+    row.touch_draft()
+    publish_addresses([address.id], None, "fix the port")
+    assert get_queue("poll").job_ids == []  # nothing before the commit
+    db.session.commit()
+    state = state_of(db, address.id)
+    assert (state.error_count, state.next_poll_at) == (0, None)
+    assert get_queue("poll").job_ids == [f"poll-mailbox-{address.id}"]
+    run_polls(recent_tls)
+    assert len(messages_of(db, address.id)) == 1
+    assert state_of(db, address.id).last_error is None
+
+
+def test_publishing_a_new_mailbox_leaves_its_first_poll_to_cron(recent_tls, db, dovecot, mailbox_user):
+    from app.queues import get_queue
+
+    login, password = mailbox_user
+    mailbox(dovecot, login, login, password)
+    assert get_queue("poll").job_ids == []
