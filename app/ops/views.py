@@ -1,10 +1,12 @@
-"""`/healthz` (public JSON), the Ops page (admins), and the development Outbox (`/ops/outbox`)."""
+"""`/healthz` (public JSON), the Ops page (admins), Inbound mail with Poll now, the admins' banner of failing
+mailboxes (on every page), and the development Outbox (`/ops/outbox`)."""
 from __future__ import annotations
 
 import io
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
                    url_for)
+from flask_login import current_user
 
 from app.blobs import BlobNotFound, blob_store
 from app.extensions import db
@@ -14,6 +16,7 @@ from app.models.auth import Role
 from app.models.inbound import InboundRaw
 from app.ops import services
 from app.ops.forms import OutboxFilterForm
+from app.runtime import mailbox_alerts
 from app.runtime.ingest import AddressNotReceiving
 from app.runtime.poll import NotPollable, poll_now
 from app.security import MAIL_FRAME_CSP, restrict_blueprint
@@ -24,6 +27,17 @@ restrict_blueprint(bp, Role.ADMIN, public=("ops.healthz",))
 
 #: The Outbox's HTML part is framed by our own page only.
 OUTBOX_FRAME_CSP = str(MAIL_FRAME_CSP.extend(frame_ancestors=("'self'",)))
+
+
+@bp.app_context_processor
+def _mailbox_alert_banner():
+    """`failing_mailboxes()` for the banner of every page (templates/_mailbox_alerts.html): admins only."""
+    def failing_mailboxes():
+        if not (current_user.is_authenticated and current_user.has_role(Role.ADMIN)):
+            return []
+        return mailbox_alerts.failing_mailboxes()
+
+    return {"failing_mailboxes": failing_mailboxes}
 
 
 @bp.route("/healthz")

@@ -11,7 +11,9 @@ next poll by at most that long.
 A poll that fails records `last_error` (never a password), in the plain sentence
 Test Connection would say (`app.mail.failures`), and backs off
 exponentially (`POLL_INTERVAL * 2**errors`, at most `POLL_MAX_BACKOFF`); one
-failing mailbox never stops the others, since each is its own job.
+failing mailbox never stops the others, since each is its own job. One failing for longer
+than `MAILBOX_ALERT_MINUTES` is told to admins once, and its recovery too
+(`app.runtime.mailbox_alerts`).
 `requeue_stale_pending()` (a cron task) re-enqueues ingress arrivals whose ingest
 job was lost (a Redis restart, a killed worker).
 """
@@ -33,6 +35,7 @@ from app.queues import enqueue, redis_connection
 from app.runtime.imap import poll_imap
 from app.runtime.ingest import stale_pending_ids
 from app.runtime.mailbox import PollResult
+from app.runtime.mailbox_alerts import note_failure, note_success
 from app.runtime.pop3 import poll_pop3
 from app.transactions import on_commit, outside_transaction
 from app.extensions import db
@@ -82,6 +85,7 @@ def poll_address(address_id: int) -> PollResult:
         return result
     folder = FOLDER if address.incoming_protocol == "imap" else POP3_FOLDER
     now = datetime.now(timezone.utc)
+    notice = None  # a mail for the admins, sent after the commit (app.runtime.mailbox_alerts)
     try:
         state = mailbox_state(address_id, folder)
         state.last_poll_at = now
@@ -103,6 +107,7 @@ def poll_address(address_id: int) -> PollResult:
         state.last_error = None
         state.error_count = 0
         state.next_poll_at = done + timedelta(seconds=current_app.config["POLL_INTERVAL"])
+        notice = note_success(address, state, done)
         db.session.commit()
     except Exception as exc:  # noqa: BLE001 - recorded on the mailbox; the next poll retries
         db.session.rollback()
@@ -117,12 +122,15 @@ def poll_address(address_id: int) -> PollResult:
         backoff = min(current_app.config["POLL_INTERVAL"] * 2 ** state.error_count,
                       current_app.config["POLL_MAX_BACKOFF"])
         state.next_poll_at = datetime.now(timezone.utc) + timedelta(seconds=backoff)
+        notice = note_failure(address, state, result.error, datetime.now(timezone.utc))
         db.session.commit()
     finally:
         try:
             lock.release()
         except (RedisError, Exception):  # noqa: BLE001 - expired already
             pass
+    if notice is not None:
+        notice()
     return result
 
 

@@ -1,6 +1,8 @@
 """Mailboxes that say what is wrong: poll errors in Test Connection's words, Poll now, alerts, per-address CA."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -107,3 +109,79 @@ def test_publishing_a_new_mailbox_leaves_its_first_poll_to_cron(recent_tls, db, 
     login, password = mailbox_user
     mailbox(dovecot, login, login, password)
     assert get_queue("poll").job_ids == []
+
+
+@pytest.fixture
+def relay(recent_tls, tmp_path):
+    from tests.servers import SMTPServer
+
+    server = SMTPServer(tmp_path / "relay")
+    recent_tls.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
+    yield server
+    server.stop()
+
+
+def test_a_mailbox_failing_for_long_tells_the_admins_once_and_once_more_when_it_works(recent_tls, db, dovecot,
+                                                                                     mailbox_user, relay,
+                                                                                     mail_servers):
+    from email import message_from_bytes, policy
+
+    from app.models.channels import EmailAddress
+    from app.publish.services import publish_addresses
+    from app.runtime.mailbox_alerts import failing_mailboxes
+    from tests.factories import make_user
+
+    make_user("admin", email="ada@example.test")
+    make_user("admin", email="bob@example.test")
+    make_user("agent", email="agent@example.test")
+    make_user("admin", email="gone@example.test").active = False
+    db.session.commit()
+    login, password = mailbox_user
+    address = mailbox(dovecot, login, login, password, port=mail_servers.closed_port())
+
+    assert poll_address(address.id).error
+    assert state_of(db, address.id).failing_since is not None and relay.messages == []
+    assert failing_mailboxes() == []  # failing, but not for 15 minutes yet
+    failing = state_of(db, address.id)
+    failing.failing_since -= timedelta(minutes=16)
+    db.session.commit()
+    assert [m.address for m in failing_mailboxes()] == [login]
+
+    for _ in range(3):  # the next polls fail as well: one mail, not one per poll
+        assert poll_address(address.id).error
+    assert len(relay.messages) == 1
+    alert = relay.messages[0]
+    assert sorted(alert["rcpt_tos"]) == ["ada@example.test", "bob@example.test"]
+    mail = message_from_bytes(alert["data"], policy=policy.default)
+    assert mail["Subject"] == f"{login} has not fetched mail for 16 minutes"
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert "The server refused the connection" in mail.get_content() and password not in mail.get_content()
+    assert state_of(db, address.id).alerted_at is not None
+
+    row = db.session.get(EmailAddress, address.id)
+    row.incoming_port = dovecot.ports["imaps"]
+    row.touch_draft()
+    publish_addresses([address.id], None, "fix the port")
+    db.session.commit()
+    assert poll_address(address.id).error is None
+    assert poll_address(address.id).error is None
+    assert len(relay.messages) == 2
+    mail = message_from_bytes(relay.messages[1]["data"], policy=policy.default)
+    assert mail["Subject"] == f"{login} fetches mail again" and "works again" in mail.get_content()
+    healthy = state_of(db, address.id)
+    assert (healthy.failing_since, healthy.alerted_at) == (None, None) and failing_mailboxes() == []
+
+
+def test_an_alert_the_relay_refuses_is_tried_again_on_the_next_failed_poll(recent_tls, db, dovecot, mailbox_user,
+                                                                           relay, mail_servers):
+    from tests.factories import make_user
+
+    make_user("admin", email="ada@example.test")
+    recent_tls.config["MAILBOX_ALERT_MINUTES"] = 0
+    relay.script = ["451 4.3.0 Try again later"]
+    login, password = mailbox_user
+    address = mailbox(dovecot, login, login, password, port=mail_servers.closed_port())
+    assert poll_address(address.id).error
+    assert relay.messages == [] and state_of(db, address.id).alerted_at is None
+    assert poll_address(address.id).error
+    assert len(relay.messages) == 1 and state_of(db, address.id).alerted_at is not None

@@ -1,4 +1,4 @@
-"""The "Poll now" buttons: on the address (Channels > Email) and on Ops > Inbound mail."""
+"""Mailboxes that say what is wrong, over HTTP: the "Poll now" buttons and the admins' banner of failing mailboxes."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -80,3 +80,32 @@ def test_poll_now_is_for_admins(client, db, login_as):
     assert client.post(f"/ops/inbound/mailboxes/{address.id}/poll", data={"csrf_token": token}).status_code == 403
     assert client.post(f"/channels/email/addresses/{address.id}/poll", data={"csrf_token": token}).status_code == 403
     assert state(db, address.id).error_count == 5
+
+
+def test_the_banner_of_a_mailbox_failing_for_long_shows_to_admins_on_every_page(client, db, login_as, htmx_headers):
+    address = backing_off(db)
+    row = state(db, address.id)
+    row.last_error = "IMAP at 127.0.0.1:993 (SSL): The server refused the user name or password."
+    row.failing_since = datetime.now(timezone.utc) - timedelta(minutes=10)
+    db.session.commit()
+    login_as("admin")
+    assert 'id="mailbox-alerts"' not in client.get("/inbox/").get_data(as_text=True)  # 10 minutes: not yet
+
+    row = state(db, address.id)
+    row.failing_since = datetime.now(timezone.utc) - timedelta(minutes=20)
+    db.session.commit()
+    for url in ("/inbox/", "/channels/email/", "/ops/inbound/"):
+        html = client.get(url).get_data(as_text=True)
+        assert 'id="mailbox-alerts" role="alert"' in html, url
+        assert "help@acme.test has not fetched mail since" in html
+        assert "The server refused the user name or password." in html and 'href="/ops/inbound/"' in html
+    assert "mailbox-alerts" not in client.get("/ops/inbound/", headers=htmx_headers).get_data(as_text=True)
+
+
+def test_agents_never_see_the_banner(client, db, login_as):
+    address = backing_off(db)
+    row = state(db, address.id)
+    row.failing_since = datetime.now(timezone.utc) - timedelta(hours=2)
+    db.session.commit()
+    login_as("agent")
+    assert "mailbox-alerts" not in client.get("/inbox/").get_data(as_text=True)
