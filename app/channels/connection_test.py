@@ -17,7 +17,7 @@ from flask import current_app
 from app.channels.domains import platform_domain_name
 from app.channels.errors import AddressError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
-from app.channels.wizard import setup_complete, stored_password
+from app.channels.wizard import clean_ca, setup_complete, stored_password
 from app.crypto import decrypt_secret
 from app.extensions import db
 from app.mail import probe
@@ -28,7 +28,7 @@ from app.runtime.tls import configured_context
 def connection_key(values: dict, password_encrypted: bytes | None) -> tuple:
     """What identifies a mailbox connection: servers, login and (encrypted) password."""
     keys = ("address", "username", "incoming_protocol", "incoming_host", "incoming_port", "incoming_security",
-            "outgoing_host", "outgoing_port", "outgoing_security")
+            "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem")
     return tuple(values.get(k) for k in keys) + (password_encrypted,)
 
 
@@ -39,7 +39,7 @@ def connection_fingerprint(values: dict, password: str) -> str:
     without storing anything the password could be recovered from.
     """
     keys = ("address", "username", "usage", "incoming_protocol", "incoming_host", "incoming_port",
-            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
+            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem")
     material = json.dumps([values.get(k) for k in keys] + [password], separators=(",", ":"))
     return hmac.new(current_app.config["SECRET_KEY"].encode(), material.encode(), hashlib.sha256).hexdigest()
 
@@ -56,7 +56,7 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None)
     address = normalise_email(values.get("address") or "", "address")
     server = normalise_servers(values, usage)
     clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
-             **server}
+             **server, "tls_ca_pem": clean_ca(values, setup)}
     password = password or decrypt_secret(stored_password(setup)) or ""
     if not password:
         raise AddressError("Enter the mailbox password to test the connection.", "password")
@@ -70,7 +70,7 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None)
     if incoming is None and outgoing is None:
         raise AddressError("Enter the incoming or outgoing server to test.", "incoming_host")
     results = probe.probe(incoming, outgoing, clean["username"] or address, password,
-                          timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(),
+                          timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(clean["tls_ca_pem"]),
                           local_hostname=platform_domain_name())
     ok = all(r.ok for r in results)
     setup.test_result = {

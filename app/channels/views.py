@@ -22,6 +22,7 @@ from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.mail.probe import DEFAULT_PORTS, ProbeResult
 from app.mail.render import PLACEHOLDERS
+from app.mail.tls import describe_ca_pem
 from app.models.auth import Role
 from app.models.channels import DomainKind
 from app.runtime.poll import NotPollable, poll_now
@@ -239,6 +240,7 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
         "has_password": wizard.stored_password(setup) is not None, "usage_labels": USAGE_LABELS,
         "security_labels": SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
         "restores": wizard.setup_restores(setup),
+        "ca_description": describe_ca_pem((setup.values or {}).get("tls_ca_pem")),
     }
     if step == "address":
         context.setdefault("form", extra.pop("form", None) or _address_form(setup, formdata=False))

@@ -28,6 +28,7 @@ from app.crypto import encrypt_secret
 from app.extensions import db
 from app.mail.html import sanitize_html
 from app.mail.render import TemplateError, check_template
+from app.mail.tls import read_ca_pem
 from app.models._types import utcnow
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, Usage
 
@@ -42,7 +43,7 @@ SETUP_MAX_AGE = timedelta(days=7)
 WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
                  "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
-                 "use_reply_to_identity", "channel_sessions")
+                 "use_reply_to_identity", "channel_sessions", "tls_ca_pem")
 
 
 def address_values(address: EmailAddress) -> dict:
@@ -180,7 +181,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
             raise AddressError("Forwarded from is the contact center's own address, outside the platform domain "
                                f"{platform}.", "forwarded_from")
         clean["forwarded_from"] = forwarded
-        clean.update(username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
+        clean.update(tls_ca_pem=None, username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
                      incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
     else:
         clean["address"] = normalise_email(raw, "address")
@@ -189,6 +190,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         clean["forwarded_from"] = None
         clean["username"] = (values.get("username") or "").strip() or None
         clean.update(normalise_servers(values, clean["usage"]))
+        clean["tls_ca_pem"] = clean_ca(values, setup)
     check_unique(clean["address"], setup)
 
     if password:
@@ -197,6 +199,19 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         raise AddressError("Enter the mailbox password.", "password")
     _set_values(setup, clean)
     db.session.flush()
+
+
+def clean_ca(values: dict, setup: AddressSetup) -> str | None:
+    """The private CA the step keeps: `values["tls_ca_pem"]` is an upload (PEM bytes or text), "" removes
+    the stored one, absent keeps it. Raises `AddressError` (field "tls_ca") for a file that is no usable CA."""
+    if "tls_ca_pem" not in values:
+        return (setup.values or {}).get("tls_ca_pem")
+    if not values["tls_ca_pem"]:
+        return None
+    try:
+        return read_ca_pem(values["tls_ca_pem"])
+    except ValueError as exc:
+        raise AddressError(str(exc), "tls_ca") from None
 
 
 def stored_password(setup: AddressSetup) -> bytes | None:

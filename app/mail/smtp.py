@@ -38,13 +38,14 @@ SECURITY_LABELS = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "no encrypt
 
 @dataclass(frozen=True)
 class SMTPSettings:
-    """Where and how to send: host, port, security ("ssl", "starttls", "none") and an optional login."""
+    """Where and how to send: host, port, security ("ssl", "starttls", "none"), an optional login and private CA."""
 
     host: str
     port: int
     security: str = "starttls"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    ca_pem: str | None = field(default=None, repr=False)  # a private CA the server is verified against
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_LABELS:

@@ -44,6 +44,7 @@ class PublishedAddress:
     channel_sessions: bool
     flow_id: int | None
     password_encrypted: bytes | None = None
+    tls_ca_pem: str | None = None  # the address's private CA (PEM), besides the system's
 
     @property
     def can_receive(self) -> bool:

@@ -185,3 +185,46 @@ def test_an_alert_the_relay_refuses_is_tried_again_on_the_next_failed_poll(recen
     assert relay.messages == [] and state_of(db, address.id).alerted_at is None
     assert poll_address(address.id).error
     assert len(relay.messages) == 1 and state_of(db, address.id).alerted_at is not None
+
+
+def test_an_address_with_its_private_ca_polls_over_tls_without_the_environment_variable(app, db, dovecot,
+                                                                                       mailbox_user):
+    from app.models.channels import EmailAddress
+    from app.publish.services import publish_addresses
+    from tests.mail.conftest import message
+    from tests.mail.test_mailboxes import append, messages_of
+
+    assert not app.config.get("MAIL_TLS_CA_FILE")
+    app.config["MAILBOX_BACKFILL"] = "7"
+    login, password = mailbox_user
+    append(dovecot, login, password, [message(to=login)])
+    address = mailbox(dovecot, login, login, password)
+    assert "certificate could not be verified" in poll_address(address.id).error  # verified, and not trusted
+
+    row = db.session.get(EmailAddress, address.id)
+    row.tls_ca_pem = dovecot.cert.read_text()
+    row.touch_draft()
+    assert poll_address(address.id).error  # a draft is not live
+    publish_addresses([address.id], None, "our CA")
+    db.session.commit()
+    assert poll_address(address.id).error is None
+    assert len(messages_of(db, address.id)) == 1
+
+
+def test_an_address_with_its_private_ca_sends_over_tls(app, db, tmp_path):
+    from app.crypto import encrypt_secret
+    from app.runtime.outbound import deliver_message, send_reply
+    from tests.factories import make_sending_address, make_sending_conversation
+    from tests.servers import SMTPServer
+
+    server = SMTPServer(tmp_path, tls="implicit", users={"help@acme.test": "s3cret"})
+    try:
+        address = make_sending_address("help@acme.test", platform=False, outgoing_host="127.0.0.1",
+                                       outgoing_port=server.port, outgoing_security="ssl",
+                                       password_encrypted=encrypt_secret("s3cret"),
+                                       tls_ca_pem=server.cert.read_text())
+        message = send_reply(make_sending_conversation(address).id, None, "<p>It ships today.</p>")
+        db.session.commit()
+        assert deliver_message(message.id)["sent"] == 1 and len(server.messages) == 1
+    finally:
+        server.stop()

@@ -109,3 +109,53 @@ def test_agents_never_see_the_banner(client, db, login_as):
     db.session.commit()
     login_as("agent")
     assert "mailbox-alerts" not in client.get("/inbox/").get_data(as_text=True)
+
+
+def test_the_wizard_keeps_an_uploaded_private_ca_and_test_connection_verifies_with_it(app, client, db, login_as,
+                                                                                      mail_servers):
+    import io
+
+    from app.models.channels import EmailAddress
+    from tests.channel_factories import make_domain
+    from tests.channel_fixtures import MAILBOX, PASSWORD
+    from tests.pages import fragment, full, location
+    from tests.web.test_channel_pages import custom_form, new_setup
+
+    assert not app.config.get("MAIL_TLS_CA_FILE")  # no environment variable, no restart
+    login_as("admin")
+    token = csrf_token(client, "/channels/email/")
+    base = new_setup(client, token, make_domain("acme.test").id)
+    page = full(client.get(f"{base}/address"))
+    assert '<label for="tls_ca">Private CA certificate (PEM)</label>' in page and 'enctype="multipart/form-data"' in page
+    form = custom_form(token, MAILBOX, password=PASSWORD, incoming_host="127.0.0.1",
+                       incoming_port=str(mail_servers.dovecot.ports["imaps"]), incoming_security="ssl",
+                       outgoing_host="127.0.0.1", outgoing_port=str(mail_servers.smtp_implicit.port),
+                       outgoing_security="ssl")
+    untrusted = fragment(client.post(f"{base}/test", data=form, headers=HX))
+    assert untrusted.count("The secure (TLS) connection failed.") == 2
+
+    bad = fragment(client.post(f"{base}/address", headers=HX, content_type="multipart/form-data", data={
+        **form, "tls_ca": (io.BytesIO(b"not a certificate"), "ca.pem")}), 422)
+    assert "This is not a PEM certificate" in bad and 'id="tls_ca-error"' in bad
+
+    ca = mail_servers.ca_file.read_bytes()
+    tested = fragment(client.post(f"{base}/test", headers=HX, content_type="multipart/form-data",
+                                  data={**form, "tls_ca": (io.BytesIO(ca), "ca.pem")}))
+    assert "Incoming: Success." in tested and "Outgoing: Success." in tested
+    location(client.post(f"{base}/address", headers=HX, content_type="multipart/form-data",
+                         data={**form, "tls_ca": (io.BytesIO(ca), "ca.pem")}))
+    step = fragment(client.get(f"{base}/address", headers=HX))
+    assert "Stored: CN=localhost (valid until" in step and '<label for="remove_tls_ca">Remove the private CA' in step
+    # Test Connection without a new upload uses the stored CA.
+    assert "Incoming: Success." in fragment(client.post(f"{base}/test", data=form, headers=HX))
+    location(client.post(f"{base}/address", data=form, headers=HX))  # no upload: the CA stays
+    assert "Passed" in full(client.get(f"{base}/review"))
+    client.post(f"{base}/review", data={"csrf_token": token})
+    address = db.session.scalar(select(EmailAddress).where(EmailAddress.address == MAILBOX))
+    assert address.tls_ca_pem == ca.decode() and address.last_test_ok is True
+
+    edit = client.get(f"/channels/email/addresses/{address.id}/edit").headers["Location"].rsplit("/", 1)[0]
+    location(client.post(f"{edit}/address", data={**form, "remove_tls_ca": "y"}, headers=HX))
+    client.post(f"{edit}/review", data={"csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(EmailAddress, address.id).tls_ca_pem is None

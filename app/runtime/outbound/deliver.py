@@ -93,7 +93,7 @@ def _deliver(message_id: int) -> dict:
     if not batch:
         return {"claimed": 0}
     counts = {"claimed": len(batch), SENT: 0, RETRYING: 0, FAILED: 0}
-    session = SMTPSession(settings, context=configured_context() if settings.security != "none" else None,
+    session = SMTPSession(settings, context=configured_context(settings.ca_pem) if settings.security != "none" else None,
                           timeout=cfg["SMTP_TIMEOUT_SECONDS"],
                           helo_name=cfg.get("SMTP_HELO_NAME") or cfg["PLATFORM_MAIL_DOMAIN"])
     released: list[int] = []

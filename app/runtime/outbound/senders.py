@@ -54,5 +54,5 @@ def transport_settings(sender: PublishedAddress) -> SMTPSettings:
         raise CannotSend(f"The password of {sender.address} cannot be read: {exc}.") from None
     return SMTPSettings(
         host=sender.outgoing_host, port=int(sender.outgoing_port), security=sender.outgoing_security or "starttls",
-        username=sender.login if password is not None else None, password=password,
+        username=sender.login if password is not None else None, password=password, ca_pem=sender.tls_ca_pem,
     )
