@@ -94,6 +94,8 @@ class CustomAddressForm(_AddressForm):
     outgoing_host = StringField("Server", validators=[Optional(), Length(max=253)])
     outgoing_port = IntegerField("Port", validators=[Optional(), NumberRange(1, 65535, "A port is a number from 1 to 65535.")])
     outgoing_security = RadioField("Security", choices=SECURITY, default="ssl")
+    smtp_username = StringField("SMTP User Name", validators=[Optional(), Length(max=320)])
+    smtp_password = PasswordField("SMTP Password", validators=[Optional(), Length(max=1000)])
     tls_ca = FileField("Private CA certificate (PEM)", validators=[Optional()])
     remove_tls_ca = BooleanField("Remove the private CA")
 
@@ -102,7 +104,7 @@ class CustomAddressForm(_AddressForm):
                   "incoming_protocol": self.incoming_protocol.data, "incoming_host": self.incoming_host.data,
                   "incoming_port": self.incoming_port.data, "incoming_security": self.incoming_security.data,
                   "outgoing_host": self.outgoing_host.data, "outgoing_port": self.outgoing_port.data,
-                  "outgoing_security": self.outgoing_security.data}
+                  "outgoing_security": self.outgoing_security.data, "smtp_username": self.smtp_username.data}
         upload = self.tls_ca.data
         if upload is not None and getattr(upload, "filename", None):
             upload.stream.seek(0)
@@ -115,6 +117,7 @@ class CustomAddressForm(_AddressForm):
         super().fill(values)
         self.address.data = values.get("address") or ""
         self.username.data = values.get("username") or ""
+        self.smtp_username.data = values.get("smtp_username") or ""
         for key in ("incoming_protocol", "incoming_host", "incoming_port", "incoming_security", "outgoing_host",
                     "outgoing_port", "outgoing_security"):
             getattr(self, key).data = values.get(key)

@@ -237,7 +237,8 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
         "setup": setup, "step": step, "domain": setup.domain, "values": setup.values or {},
         "is_platform": setup.domain.kind == DomainKind.PLATFORM.value, "steps": wizard.SETUP_STEPS,
         "complete": wizard.setup_complete(setup), "editing": setup.address_id is not None,
-        "has_password": wizard.stored_password(setup) is not None, "usage_labels": USAGE_LABELS,
+        "has_password": wizard.stored_password(setup) is not None,
+        "has_smtp_password": wizard.stored_smtp_password(setup) is not None, "usage_labels": USAGE_LABELS,
         "security_labels": SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
         "restores": wizard.setup_restores(setup),
         "ca_description": describe_ca_pem((setup.values or {}).get("tls_ca_pem")),
@@ -262,7 +263,9 @@ def setup_address(setup_id: int):
     form = _address_form(setup)
     if request.method == "POST" and form.validate_on_submit():
         password = form.password.data if hasattr(form, "password") else None
-        setup, _, ok = _change(setup_id, form, lambda: wizard.update_address_step(setup, form.values(), password))
+        smtp_password = form.smtp_password.data if hasattr(form, "smtp_password") else None
+        setup, _, ok = _change(setup_id, form, lambda: wizard.update_address_step(setup, form.values(), password,
+                                                                                  smtp_password))
         if ok:
             return _next_step(url_for(".setup_design", setup_id=setup.id))
     status = 422 if request.method == "POST" else 200
@@ -279,7 +282,8 @@ def setup_test(setup_id: int):
     errors = []
     if form.validate_on_submit():
         setup, _, ok = _change(setup_id, form,
-                               lambda: connection_test.run_connection_test(setup, form.values(), form.password.data))
+                               lambda: connection_test.run_connection_test(setup, form.values(), form.password.data,
+                                                                           form.smtp_password.data))
         if ok:
             return _setup_page(setup, "address", block="test_results", form=form)
     for field in form:

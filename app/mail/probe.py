@@ -238,12 +238,18 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str, timeout:
 
 
 def probe(incoming: ServerSettings | None, outgoing: ServerSettings | None, login: str, password: str,
-          timeout: float, context: ssl.SSLContext, local_hostname: str = "localhost") -> list[ProbeResult]:
-    """Probe the incoming and outgoing servers in parallel; results in that order."""
+          timeout: float, context: ssl.SSLContext, local_hostname: str = "localhost",
+          outgoing_login: str | None = None, outgoing_password: str | None = None) -> list[ProbeResult]:
+    """Probe the incoming and outgoing servers in parallel; results in that order.
+
+    The outgoing server signs in with `outgoing_login`/`outgoing_password` when given, else as the mailbox.
+    """
     jobs = []
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe") as pool:
         if incoming is not None:
             jobs.append(pool.submit(probe_incoming, incoming, login, password, timeout, context))
         if outgoing is not None:
-            jobs.append(pool.submit(probe_outgoing, outgoing, login, password, timeout, context, local_hostname))
+            jobs.append(pool.submit(probe_outgoing, outgoing, outgoing_login or login,
+                                    outgoing_password if outgoing_login else password, timeout, context,
+                                    local_hostname))
         return [job.result() for job in jobs]

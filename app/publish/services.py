@@ -82,7 +82,8 @@ def describe_changes(address: EmailAddress) -> list[str]:
             out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}")
     for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),
                        ("username", "User Name changed"), ("password_encrypted", "Password changed"),
-                       ("tls_ca_pem", "Private CA changed")):
+                       ("tls_ca_pem", "Private CA changed"), ("smtp_username", "SMTP User Name changed"),
+                       ("smtp_password_encrypted", "SMTP Password changed")):
         if (draft.get(key) or None) != (live.get(key) or None):
             out.append(label)
     for side, label in (("incoming", "Incoming server"), ("outgoing", "Outgoing server")):

@@ -159,3 +159,58 @@ def test_the_wizard_keeps_an_uploaded_private_ca_and_test_connection_verifies_wi
     client.post(f"{edit}/review", data={"csrf_token": token})
     db.session.expire_all()
     assert db.session.get(EmailAddress, address.id).tls_ca_pem is None
+
+
+def test_an_outgoing_server_with_its_own_sign_in_is_tested_saved_and_sent_through(app, client, db, login_as,
+                                                                                  mail_servers, tmp_path):
+    from app.crypto import decrypt_secret
+    from app.models.channels import EmailAddress
+    from app.publish.services import publish_addresses
+    from app.runtime.outbound import deliver_message, send_reply
+    from tests.channel_factories import make_domain
+    from tests.channel_fixtures import MAILBOX, PASSWORD
+    from tests.factories import make_sending_conversation
+    from tests.pages import fragment, full, location
+    from tests.servers import SMTPServer
+    from tests.web.test_channel_pages import custom_form, new_setup
+
+    app.config["MAIL_TLS_CA_FILE"] = str(mail_servers.ca_file)
+    (tmp_path / "tls").mkdir()
+    for path in (mail_servers.dovecot.cert, mail_servers.dovecot.key):
+        (tmp_path / "tls" / path.name).write_bytes(path.read_bytes())
+    smtp = SMTPServer(tmp_path, users={"relay-login": "smtp-pw"}, tls="starttls")
+    try:
+        login_as("admin")
+        token = csrf_token(client, "/channels/email/")
+        base = new_setup(client, token, make_domain("acme.test").id)
+        page = full(client.get(f"{base}/address"))
+        assert '<label for="smtp_username">SMTP User Name</label>' in page
+        assert '<label for="smtp_password">SMTP Password</label>' in page
+        form = custom_form(token, MAILBOX, password=PASSWORD, incoming_host="127.0.0.1",
+                           incoming_port=str(mail_servers.dovecot.ports["imaps"]), incoming_security="ssl",
+                           outgoing_host="127.0.0.1", outgoing_port=str(smtp.port), outgoing_security="starttls")
+        # As the mailbox, this server refuses; with its own sign-in it accepts.
+        assert "Outgoing: Failed." in fragment(client.post(f"{base}/test", data=form, headers=HX))
+        form["smtp_username"] = "relay-login"
+        missing = fragment(client.post(f"{base}/address", data=form, headers=HX), 422)
+        assert "Enter the outgoing server&#39;s password" in missing
+        form["smtp_password"] = "smtp-pw"
+        tested = fragment(client.post(f"{base}/test", data=form, headers=HX))
+        assert "Incoming: Success." in tested and "Outgoing: Success." in tested and "signed in as relay-login" in tested
+        location(client.post(f"{base}/address", data=form, headers=HX))
+        review = full(client.get(f"{base}/review"))
+        assert "relay-login, password stored, encrypted (hidden)" in review and "smtp-pw" not in review
+        assert "Passed" in review
+        client.post(f"{base}/review", data={"csrf_token": token})
+        address = db.session.scalar(select(EmailAddress).where(EmailAddress.address == MAILBOX))
+        assert address.smtp_username == "relay-login" and decrypt_secret(address.smtp_password_encrypted) == "smtp-pw"
+        assert address.last_test_ok is True
+        publish_addresses([address.id], None, "live")
+        db.session.commit()
+
+        message = send_reply(make_sending_conversation(address).id, None, "<p>It ships today.</p>")
+        db.session.commit()
+        assert deliver_message(message.id)["sent"] == 1
+        assert smtp.messages[0]["login"] == "relay-login" and smtp.messages[0]["mail_from"] == MAILBOX
+    finally:
+        smtp.stop()
