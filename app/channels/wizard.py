@@ -223,22 +223,19 @@ def clean_ca(values: dict, setup: AddressSetup) -> str | None:
         raise AddressError(str(exc), "tls_ca") from None
 
 
+def _typed_or_saved(setup: AddressSetup, column: str) -> bytes | None:
+    """An encrypted secret the wizard would save: typed in this wizard, else the address's."""
+    return getattr(setup, column) or (getattr(setup.address, column) if setup.address is not None else None)
+
+
 def stored_password(setup: AddressSetup) -> bytes | None:
-    """The encrypted password the wizard would save: typed in this wizard, else the address's."""
-    if setup.password_encrypted:
-        return setup.password_encrypted
-    if setup.address is not None:
-        return setup.address.password_encrypted
-    return None
+    """The encrypted mailbox password the wizard would save."""
+    return _typed_or_saved(setup, "password_encrypted")
 
 
 def stored_smtp_password(setup: AddressSetup) -> bytes | None:
-    """The encrypted SMTP password the wizard would save: typed in this wizard, else the address's."""
-    if setup.smtp_password_encrypted:
-        return setup.smtp_password_encrypted
-    if setup.address is not None:
-        return setup.address.smtp_password_encrypted
-    return None
+    """The encrypted SMTP password the wizard would save."""
+    return _typed_or_saved(setup, "smtp_password_encrypted")
 
 
 def update_design_step(setup: AddressSetup, template_enabled: bool) -> None:
