@@ -43,7 +43,7 @@ SETUP_MAX_AGE = timedelta(days=7)
 WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
                  "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
-                 "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username")
+                 "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username", "save_to_sent")
 
 
 def address_values(address: EmailAddress) -> dict:
@@ -184,7 +184,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
             raise AddressError("Forwarded from is the contact center's own address, outside the platform domain "
                                f"{platform}.", "forwarded_from")
         clean["forwarded_from"] = forwarded
-        clean.update(tls_ca_pem=None, smtp_username=None, username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
+        clean.update(tls_ca_pem=None, smtp_username=None, save_to_sent=False, username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
                      incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
     else:
         clean["address"] = normalise_email(raw, "address")
@@ -195,6 +195,10 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         clean.update(normalise_servers(values, clean["usage"]))
         clean["tls_ca_pem"] = clean_ca(values, setup)
         clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None
+        clean["save_to_sent"] = bool(values.get("save_to_sent"))
+        if clean["save_to_sent"] and clean.get("incoming_protocol") != "imap":
+            raise AddressError("Saving replies to the Sent folder needs an IMAP mailbox (POP3 has no folders).",
+                               "save_to_sent")
     check_unique(clean["address"], setup)
 
     if password:

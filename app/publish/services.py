@@ -43,7 +43,7 @@ class StaleDraft(PublishError):
 _FIELD_LABELS = {
     "address": "Email Address", "display_name": "Display Name", "usage": "Usage",
     "send_vcard": "Send contact card (.VCF)", "enabled": "Enable Channel", "template_enabled": "Email Template Design",
-    "forwarded_from": "Forwarded from", "flow_id": "Flow",
+    "forwarded_from": "Forwarded from", "flow_id": "Flow", "save_to_sent": "Save replies to the Sent folder",
 }
 
 
@@ -77,7 +77,7 @@ def describe_changes(address: EmailAddress) -> list[str]:
         return [f"New address ({USAGE_LABELS.get(address.usage, address.usage)}, {state})"]
     out = []
     for key in ("address", "display_name", "usage", "enabled", "send_vcard", "forwarded_from", "template_enabled",
-                "flow_id"):
+                "flow_id", "save_to_sent"):
         if draft.get(key) != live.get(key):
             out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}")
     for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),

@@ -47,6 +47,7 @@ class PublishedAddress:
     tls_ca_pem: str | None = None  # the address's private CA (PEM), besides the system's
     smtp_username: str | None = None  # the outgoing server's own sign-in (None: the mailbox's)
     smtp_password_encrypted: bytes | None = None
+    save_to_sent: bool = False  # replies are also APPENDed to the mailbox's \Sent folder
 
     @property
     def can_receive(self) -> bool:

@@ -14,10 +14,10 @@ from tests.channel_fixtures import MAILBOX
 from tests.mail.conftest import make_address
 
 
-def mailbox(dovecot, address, login, password, protocol="imap", port=None, security="ssl", **fields):
+def mailbox(dovecot, address, login, password, protocol="imap", port=None, security="ssl", usage="inbound", **fields):
     """A published inbound address polling `login` on `dovecot` (implicit TLS unless told)."""
     port = port or dovecot.ports["imaps" if protocol == "imap" else "pop3s"]
-    return make_address(address, "custom", usage="inbound", username=login, password=password,
+    return make_address(address, "custom", usage=usage, username=login, password=password,
                         incoming_protocol=protocol, incoming_host="127.0.0.1", incoming_port=port,
                         incoming_security=security, **fields)
 
@@ -228,3 +228,49 @@ def test_an_address_with_its_private_ca_sends_over_tls(app, db, tmp_path):
         assert deliver_message(message.id)["sent"] == 1 and len(server.messages) == 1
     finally:
         server.stop()
+
+
+def test_replies_are_saved_to_the_folder_flagged_sent_when_the_address_asks(tls_app, db, dovecot, mailbox_user,
+                                                                           tmp_path):
+    from email import message_from_bytes, policy
+
+    from imapclient import IMAPClient
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    import jobs
+    from app.queues import get_queue, redis_connection
+    from app.runtime.outbound import deliver_message, send_reply
+    from tests.factories import make_sending_conversation
+    from tests.servers import SMTPServer
+
+    login, password = mailbox_user
+    smtp = SMTPServer(tmp_path, users={login: password})
+    try:
+        outgoing = dict(outgoing_host="127.0.0.1", outgoing_port=smtp.port, outgoing_security="none")
+        keeps = mailbox(dovecot, login, login, password, usage="both", save_to_sent=True, **outgoing)
+        other = mailbox(dovecot, "other@acme.test", login, password, usage="both", **outgoing)
+        sent = []
+        for address in (keeps, other):
+            message = send_reply(make_sending_conversation(address).id, None, "<p>It ships today.</p>")
+            db.session.commit()
+            assert deliver_message(message.id)["sent"] == 1
+            sent.append(message)
+        assert get_queue("send").job_ids == [f"sent-copy-{sent[0].id}"]  # only the address that asks
+        jobs.use_app(tls_app)
+        SimpleWorker([get_queue("send")], connection=redis_connection(), serializer=JSONSerializer).work(burst=True)
+    finally:
+        smtp.stop()
+
+    with IMAPClient("127.0.0.1", port=dovecot.imap_port, ssl=False) as imap:
+        imap.login(login, password)
+        flagged = [name for flags, _, name in imap.list_folders() if b"\\Sent" in flags]
+        assert flagged == ["Gesendete Elemente"]
+        imap.select_folder("Gesendete Elemente", readonly=True)
+        copies = imap.fetch(imap.search(["ALL"]), ["FLAGS", "BODY.PEEK[]"])
+    assert len(copies) == 1
+    (data,) = copies.values()
+    assert b"\\Seen" in data[b"FLAGS"]
+    copy = message_from_bytes(data[b"BODY[]"], policy=policy.default)
+    delivered = message_from_bytes(smtp.messages[0]["data"], policy=policy.default)
+    assert copy["Message-ID"] == delivered["Message-ID"] and copy["From"] == delivered["From"]

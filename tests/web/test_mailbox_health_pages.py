@@ -214,3 +214,23 @@ def test_an_outgoing_server_with_its_own_sign_in_is_tested_saved_and_sent_throug
         assert smtp.messages[0]["login"] == "relay-login" and smtp.messages[0]["mail_from"] == MAILBOX
     finally:
         smtp.stop()
+
+
+def test_the_wizard_offers_saving_replies_to_the_sent_folder_for_imap_only(client, db, login_as):
+    from app.models.channels import EmailAddress
+    from tests.channel_factories import make_domain
+    from tests.pages import fragment, full, location
+    from tests.web.test_channel_pages import custom_form, new_setup
+
+    login_as("admin")
+    token = csrf_token(client, "/channels/email/")
+    base = new_setup(client, token, make_domain("acme.test").id)
+    page = full(client.get(f"{base}/address"))
+    assert "<legend>Save replies to the mailbox&#39;s Sent folder</legend>" in page
+    pop3 = fragment(client.post(f"{base}/address", headers=HX, data=custom_form(
+        token, "help@acme.test", incoming_protocol="pop3", save_to_sent="yes")), 422)
+    assert "needs an IMAP mailbox (POP3 has no folders)" in pop3
+    location(client.post(f"{base}/address", headers=HX, data=custom_form(token, "help@acme.test", save_to_sent="yes")))
+    assert "<dt>Save replies to the mailbox's Sent folder</dt><dd>Yes</dd>" in full(client.get(f"{base}/review"))
+    client.post(f"{base}/review", data={"csrf_token": token})
+    assert db.session.scalar(select(EmailAddress.save_to_sent).where(EmailAddress.address == "help@acme.test"))
