@@ -114,6 +114,8 @@ class Config:
         self.MAILBOX_BACKFILL = os.environ.get("MAILBOX_BACKFILL", "publish")
         # What to do with customer mail once it is stored: "keep" (default), "seen" (IMAP only), "delete".
         self.MAILBOX_AFTER_FETCH = os.environ.get("MAILBOX_AFTER_FETCH", "keep")
+        # A mailbox whose polls fail for this many minutes is shown to admins and mailed to them (once).
+        self.MAILBOX_ALERT_MINUTES = float(os.environ.get("MAILBOX_ALERT_MINUTES", "15"))
         self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
         # Outbound mail: the platform relay, SMTP client limits, retries and the send lease.
         self.SMTP_RELAY_URL = os.environ.get("SMTP_RELAY_URL", "")  # smtp://user:pass@host:587?tls=starttls

@@ -1,5 +1,6 @@
 """The send queue's job: deliver one outgoing message (and others due for the same server)."""
 from app.runtime.outbound import deliver_message
+from app.runtime.outbound.sent_folder import save_sent_copy
 from jobs import app_context
 
 
@@ -7,3 +8,9 @@ def send_message(message_id: int) -> dict:
     """Claim, send and record; see `app.runtime.outbound` for the state machine and the exactly-once rules."""
     with app_context():
         return deliver_message(message_id)
+
+
+def save_sent_copy_job(message_id: int) -> str | None:
+    """Put a sent message in its address's Sent folder (opt-in); see `app.runtime.outbound.sent_folder`."""
+    with app_context():
+        return save_sent_copy(message_id)

@@ -103,6 +103,14 @@ disable_plaintext_auth = no
 auth_mechanisms = {mechanisms}
 mail_location = maildir:~/Maildir
 pop3_uidl_format = %08Xu%08Xv
+namespace inbox {{
+  inbox = yes
+  # The Sent folder under a name no fallback guesses: found only by its special-use flag (RFC 6154).
+  mailbox "Gesendete Elemente" {{
+    special_use = \\Sent
+    auto = create
+  }}
+}}
 mail_fsync = never
 passdb {{
   driver = passwd-file

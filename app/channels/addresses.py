@@ -33,13 +33,15 @@ from app.models._types import utcnow
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, MailboxState
 from app.models.inbound import InboundRaw
 from app.models.inbox import Conversation, Draft, Message
+from app.runtime.live import published_addresses
+from app.runtime.poll import pollable
 
 #: The draft columns that make up a published snapshot.
 SNAPSHOT_FIELDS = (
     "address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
     "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
     "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "use_reply_to_identity",
-    "channel_sessions", "flow_id", "auth_method", "oauth_provider",
+    "channel_sessions", "flow_id", "auth_method", "oauth_provider", "tls_ca_pem", "smtp_username", "save_to_sent",
 )
 
 
@@ -49,6 +51,8 @@ def snapshot(address: EmailAddress) -> dict:
     data["domain_kind"] = address.domain.kind
     # The encrypted password travels in the snapshot so a draft password edit is not live either.
     data["password_encrypted"] = address.password_encrypted.decode("ascii") if address.password_encrypted else None
+    data["smtp_password_encrypted"] = address.smtp_password_encrypted.decode("ascii") \
+        if address.smtp_username and address.smtp_password_encrypted else None
     return data
 
 
@@ -124,6 +128,11 @@ def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
     return out
 
 
+def polling_ids() -> set[int]:
+    """The ids of the addresses whose published version polls a mailbox (they get a "Poll now" button)."""
+    return {a.id for a in published_addresses("custom") if pollable(a)}
+
+
 def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
     """Write the wizard into the address's draft and close the wizard.
 
@@ -147,22 +156,29 @@ def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
             raise AddressError("This email address no longer exists or is archived.")
         what = "updated"
     before = snapshot(address) if what == "updated" else None
-    old_connection = connection_key(address_values(address), address.password_encrypted) if what == "updated" else None
+    old_connection = connection_key(address_values(address), address.password_encrypted,
+                                    address.smtp_password_encrypted) if what == "updated" else None
 
     for key in WIZARD_FIELDS:
         if key in values:
             setattr(address, key, values[key])
     if setup.password_encrypted:
         address.password_encrypted = setup.password_encrypted
+    if setup.smtp_password_encrypted:
+        address.smtp_password_encrypted = setup.smtp_password_encrypted
+    if not address.smtp_username:
+        address.smtp_password_encrypted = None  # signs in to SMTP as the mailbox
     if restore is not None:
         address.archived_at = None
         address.domain = domain
     db.session.flush()
 
-    new_connection = connection_key(address_values(address), address.password_encrypted)
+    new_connection = connection_key(address_values(address), address.password_encrypted,
+                                    address.smtp_password_encrypted)
     result = setup.test_result
     tested = result and domain.kind == DomainKind.CUSTOM.value and result.get("fingerprint") == connection_fingerprint(
-        address_values(address), decrypt_secret(address.password_encrypted) or "")
+        address_values(address), decrypt_secret(address.password_encrypted) or "",
+        decrypt_secret(address.smtp_password_encrypted) or "")
     if tested:
         address.last_test_ok = bool(result["ok"])
         address.last_test_at = datetime.fromisoformat(result["at"])

@@ -17,7 +17,7 @@ from flask import current_app
 from app.channels.domains import platform_domain_name
 from app.channels.errors import AddressError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
-from app.channels.wizard import setup_complete, stored_password
+from app.channels.wizard import clean_ca, setup_complete, stored_password, stored_smtp_password
 from app.crypto import decrypt_secret
 from app.extensions import db
 from app.mail import probe
@@ -25,41 +25,49 @@ from app.models._types import utcnow
 from app.models.channels import AddressSetup, DomainKind, Usage
 from app.runtime.tls import configured_context
 
-def connection_key(values: dict, password_encrypted: bytes | None) -> tuple:
-    """What identifies a mailbox connection: servers, login and (encrypted) password."""
+def connection_key(values: dict, password_encrypted: bytes | None, smtp_password_encrypted: bytes | None = None) -> tuple:
+    """What identifies a mailbox connection: servers, logins and (encrypted) passwords."""
     keys = ("address", "username", "incoming_protocol", "incoming_host", "incoming_port", "incoming_security",
-            "outgoing_host", "outgoing_port", "outgoing_security")
-    return tuple(values.get(k) for k in keys) + (password_encrypted,)
+            "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username")
+    return tuple(values.get(k) for k in keys) + (password_encrypted, smtp_password_encrypted)
 
 
-def connection_fingerprint(values: dict, password: str) -> str:
+def connection_fingerprint(values: dict, password: str, smtp_password: str = "") -> str:
     """An HMAC (keyed with SECRET_KEY) of what a connection test proves: servers, login and password.
 
     It lets the saved address say whether the last test passed *for these very settings*
     without storing anything the password could be recovered from.
     """
     keys = ("address", "username", "usage", "incoming_protocol", "incoming_host", "incoming_port",
-            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security")
-    material = json.dumps([values.get(k) for k in keys] + [password], separators=(",", ":"))
+            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username")
+    material = json.dumps([values.get(k) for k in keys] + [password, smtp_password if values.get("smtp_username") else ""],
+                          separators=(",", ":"))
     return hmac.new(current_app.config["SECRET_KEY"].encode(), material.encode(), hashlib.sha256).hexdigest()
 
 
-def run_connection_test(setup: AddressSetup, values: dict, password: str | None) -> list:
+def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
+                        smtp_password: str | None = None) -> list:
     """Run Test Connection on unsaved values and remember the outcome in the wizard.
 
     `values` are the step's form values (validated the same way as saving them,
     so `AddressError` names a bad field); `password` is what the admin typed, or
-    empty to use the stored one. Returns the `ProbeResult`s (incoming, outgoing,
+    empty to use the stored one; `smtp_password` likewise for an outgoing server
+    with its own sign-in (`smtp_username`). Returns the `ProbeResult`s (incoming, outgoing,
     as the usage needs). Network failures are results, never exceptions.
     """
     usage = values.get("usage") if values.get("usage") in USAGE_LABELS else Usage.BOTH.value
     address = normalise_email(values.get("address") or "", "address")
     server = normalise_servers(values, usage)
     clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
-             **server}
+             **server, "tls_ca_pem": clean_ca(values, setup),
+             "smtp_username": (values.get("smtp_username") or "").strip() or None}
     password = password or decrypt_secret(stored_password(setup)) or ""
     if not password:
         raise AddressError("Enter the mailbox password to test the connection.", "password")
+    smtp_password = (smtp_password or decrypt_secret(stored_smtp_password(setup)) or "") if clean["smtp_username"] \
+        else ""
+    if clean["smtp_username"] and not smtp_password:
+        raise AddressError("Enter the outgoing server's password to test the connection.", "smtp_password")
     incoming = outgoing = None
     if clean["incoming_host"] and usage != Usage.OUTBOUND.value:
         incoming = probe.ServerSettings(clean["incoming_protocol"], clean["incoming_host"], clean["incoming_port"],
@@ -70,11 +78,12 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None)
     if incoming is None and outgoing is None:
         raise AddressError("Enter the incoming or outgoing server to test.", "incoming_host")
     results = probe.probe(incoming, outgoing, clean["username"] or address, password,
-                          timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(),
-                          local_hostname=platform_domain_name())
+                          timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(clean["tls_ca_pem"]),
+                          local_hostname=platform_domain_name(),
+                          outgoing_login=clean["smtp_username"], outgoing_password=smtp_password or None)
     ok = all(r.ok for r in results)
     setup.test_result = {
-        "ok": ok, "at": utcnow().isoformat(), "fingerprint": connection_fingerprint(clean, password),
+        "ok": ok, "at": utcnow().isoformat(), "fingerprint": connection_fingerprint(clean, password, smtp_password),
         "results": [r.to_dict() for r in results],
         "summary": " ".join(r.message + (f" ({r.detail})" if r.detail else "") for r in results),
     }
@@ -88,5 +97,6 @@ def setup_test_outcome(setup: AddressSetup) -> bool | None:
     result = setup.test_result
     if not result or setup.domain.kind != DomainKind.CUSTOM.value or not setup_complete(setup):
         return None
-    fingerprint = connection_fingerprint(setup.values, decrypt_secret(stored_password(setup)) or "")
+    fingerprint = connection_fingerprint(setup.values, decrypt_secret(stored_password(setup)) or "",
+                                         decrypt_secret(stored_smtp_password(setup)) or "")
     return bool(result["ok"]) if result.get("fingerprint") == fingerprint else None

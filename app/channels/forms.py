@@ -7,11 +7,13 @@ the per-domain limit, the platform domain) live in the services (`domains`, `wiz
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from app.channels.validation import INCOMING_PROTOCOLS, USAGE_LABELS
+from app.mail.tls import MAX_CA_BYTES
 
 
 def _choices(pairs) -> list[SelectChoice]:
@@ -92,18 +94,33 @@ class CustomAddressForm(_AddressForm):
     outgoing_host = StringField("Server", validators=[Optional(), Length(max=253)])
     outgoing_port = IntegerField("Port", validators=[Optional(), NumberRange(1, 65535, "A port is a number from 1 to 65535.")])
     outgoing_security = RadioField("Security", choices=SECURITY, default="ssl")
+    save_to_sent = RadioField("Save replies to the mailbox's Sent folder", choices=YES_NO, default="no")
+    smtp_username = StringField("SMTP User Name", validators=[Optional(), Length(max=320)])
+    smtp_password = PasswordField("SMTP Password", validators=[Optional(), Length(max=1000)])
+    tls_ca = FileField("Private CA certificate (PEM)", validators=[Optional()])
+    remove_tls_ca = BooleanField("Remove the private CA")
 
     def values(self) -> dict:
-        return {**self.common_values(), "address": self.address.data, "username": self.username.data,
-                "incoming_protocol": self.incoming_protocol.data, "incoming_host": self.incoming_host.data,
-                "incoming_port": self.incoming_port.data, "incoming_security": self.incoming_security.data,
-                "outgoing_host": self.outgoing_host.data, "outgoing_port": self.outgoing_port.data,
-                "outgoing_security": self.outgoing_security.data}
+        values = {**self.common_values(), "address": self.address.data, "username": self.username.data,
+                  "incoming_protocol": self.incoming_protocol.data, "incoming_host": self.incoming_host.data,
+                  "incoming_port": self.incoming_port.data, "incoming_security": self.incoming_security.data,
+                  "outgoing_host": self.outgoing_host.data, "outgoing_port": self.outgoing_port.data,
+                  "outgoing_security": self.outgoing_security.data, "smtp_username": self.smtp_username.data,
+                  "save_to_sent": self.save_to_sent.data == "yes"}
+        upload = self.tls_ca.data
+        if upload is not None and getattr(upload, "filename", None):
+            upload.stream.seek(0)
+            values["tls_ca_pem"] = upload.stream.read(MAX_CA_BYTES + 1)  # checked by the service
+        elif self.remove_tls_ca.data:
+            values["tls_ca_pem"] = ""
+        return values
 
     def fill(self, values: dict) -> None:
         super().fill(values)
         self.address.data = values.get("address") or ""
         self.username.data = values.get("username") or ""
+        self.smtp_username.data = values.get("smtp_username") or ""
+        self.save_to_sent.data = yes_no(values.get("save_to_sent"))
         for key in ("incoming_protocol", "incoming_host", "incoming_port", "incoming_security", "outgoing_host",
                     "outgoing_port", "outgoing_security"):
             getattr(self, key).data = values.get(key)

@@ -22,8 +22,10 @@ from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.mail.probe import DEFAULT_PORTS, ProbeResult
 from app.mail.render import PLACEHOLDERS
+from app.mail.tls import describe_ca_pem
 from app.models.auth import Role
 from app.models.channels import DomainKind
+from app.runtime.poll import NotPollable, poll_now
 from app.security import MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, navigate, render
 
@@ -78,7 +80,7 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
-                  mailbox=addresses.mailbox_status(ids), errors=errors or {})
+                  mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {})
 
 
 @bp.route("/email/")
@@ -180,6 +182,22 @@ def delete_address(address_id: int):
                   address=address, will_archive=addresses.has_history(address), error=error, modal=is_htmx())
 
 
+@bp.route("/email/addresses/<int:address_id>/poll", methods=["POST"])
+def poll_address_now(address_id: int):
+    """The "Poll now" button of an address: poll its mailbox at once, whatever its error backoff says."""
+    address = addresses.get_address(address_id)
+    if address is None or address.archived_at is not None:
+        abort(404)
+    back = url_for(".index", _anchor=f"address-{address.id}")
+    try:
+        poll_now(address.id)
+    except NotPollable as exc:
+        db.session.rollback()
+        return navigate(back, f"{address.address}: {exc}", "error")
+    db.session.commit()
+    return navigate(back, f"Polling {address.address} now; its last poll and last error update in a moment.")
+
+
 # --- the address wizard ------------------------------------------------------------------------
 
 def _setup_or_404(setup_id: int):
@@ -219,9 +237,11 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
         "setup": setup, "step": step, "domain": setup.domain, "values": setup.values or {},
         "is_platform": setup.domain.kind == DomainKind.PLATFORM.value, "steps": wizard.SETUP_STEPS,
         "complete": wizard.setup_complete(setup), "editing": setup.address_id is not None,
-        "has_password": wizard.stored_password(setup) is not None, "usage_labels": USAGE_LABELS,
+        "has_password": wizard.stored_password(setup) is not None,
+        "has_smtp_password": wizard.stored_smtp_password(setup) is not None, "usage_labels": USAGE_LABELS,
         "security_labels": SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
         "restores": wizard.setup_restores(setup),
+        "ca_description": describe_ca_pem((setup.values or {}).get("tls_ca_pem")),
     }
     if step == "address":
         context.setdefault("form", extra.pop("form", None) or _address_form(setup, formdata=False))
@@ -243,7 +263,9 @@ def setup_address(setup_id: int):
     form = _address_form(setup)
     if request.method == "POST" and form.validate_on_submit():
         password = form.password.data if hasattr(form, "password") else None
-        setup, _, ok = _change(setup_id, form, lambda: wizard.update_address_step(setup, form.values(), password))
+        smtp_password = form.smtp_password.data if hasattr(form, "smtp_password") else None
+        setup, _, ok = _change(setup_id, form, lambda: wizard.update_address_step(setup, form.values(), password,
+                                                                                  smtp_password))
         if ok:
             return _next_step(url_for(".setup_design", setup_id=setup.id))
     status = 422 if request.method == "POST" else 200
@@ -260,7 +282,8 @@ def setup_test(setup_id: int):
     errors = []
     if form.validate_on_submit():
         setup, _, ok = _change(setup_id, form,
-                               lambda: connection_test.run_connection_test(setup, form.values(), form.password.data))
+                               lambda: connection_test.run_connection_test(setup, form.values(), form.password.data,
+                                                                           form.smtp_password.data))
         if ok:
             return _setup_page(setup, "address", block="test_results", form=form)
     for field in form:

@@ -28,6 +28,7 @@ from app.crypto import encrypt_secret
 from app.extensions import db
 from app.mail.html import sanitize_html
 from app.mail.render import TemplateError, check_template
+from app.mail.tls import read_ca_pem
 from app.models._types import utcnow
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, Usage
 
@@ -42,7 +43,7 @@ SETUP_MAX_AGE = timedelta(days=7)
 WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
                  "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
-                 "use_reply_to_identity", "channel_sessions")
+                 "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username", "save_to_sent")
 
 
 def address_values(address: EmailAddress) -> dict:
@@ -147,12 +148,15 @@ def check_unique(address: str, setup: AddressSetup) -> EmailAddress | None:
     raise AddressError(f"{address} already exists.", "address")
 
 
-def update_address_step(setup: AddressSetup, values: dict, password: str | None = None) -> None:
+def update_address_step(setup: AddressSetup, values: dict, password: str | None = None,
+                        smtp_password: str | None = None) -> None:
     """Validate and store the "Email Address" step.
 
     `values` are the form's values (EmailAddress column names; for the platform
     domain `address` may be just the local part). `password` is what the admin
-    typed; empty keeps the stored one. Raises `AddressError` naming the field.
+    typed; empty keeps the stored one. `smtp_password` likewise, for an outgoing server with a
+    sign-in of its own (`smtp_username`; without one the mailbox's sign-in is used).
+    Raises `AddressError` naming the field.
     """
     domain = setup.domain
     clean: dict = {"display_name": (values.get("display_name") or "").strip(), "usage": values.get("usage"),
@@ -180,7 +184,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
             raise AddressError("Forwarded from is the contact center's own address, outside the platform domain "
                                f"{platform}.", "forwarded_from")
         clean["forwarded_from"] = forwarded
-        clean.update(username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
+        clean.update(tls_ca_pem=None, smtp_username=None, save_to_sent=False, username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
                      incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
     else:
         clean["address"] = normalise_email(raw, "address")
@@ -189,23 +193,53 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         clean["forwarded_from"] = None
         clean["username"] = (values.get("username") or "").strip() or None
         clean.update(normalise_servers(values, clean["usage"]))
+        clean["tls_ca_pem"] = clean_ca(values, setup)
+        clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None
+        clean["save_to_sent"] = bool(values.get("save_to_sent"))
+        if clean["save_to_sent"] and clean.get("incoming_protocol") != "imap":
+            raise AddressError("Saving replies to the Sent folder needs an IMAP mailbox (POP3 has no folders).",
+                               "save_to_sent")
     check_unique(clean["address"], setup)
 
     if password:
         setup.password_encrypted = encrypt_secret(password)
     if domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
         raise AddressError("Enter the mailbox password.", "password")
+    if smtp_password:
+        setup.smtp_password_encrypted = encrypt_secret(smtp_password)
+    if clean.get("smtp_username") and not stored_smtp_password(setup):
+        raise AddressError("Enter the outgoing server's password, or leave its user name empty to sign in as the "
+                           "mailbox.", "smtp_password")
     _set_values(setup, clean)
     db.session.flush()
 
 
+def clean_ca(values: dict, setup: AddressSetup) -> str | None:
+    """The private CA the step keeps: `values["tls_ca_pem"]` is an upload (PEM bytes or text), "" removes
+    the stored one, absent keeps it. Raises `AddressError` (field "tls_ca") for a file that is no usable CA."""
+    if "tls_ca_pem" not in values:
+        return (setup.values or {}).get("tls_ca_pem")
+    if not values["tls_ca_pem"]:
+        return None
+    try:
+        return read_ca_pem(values["tls_ca_pem"])
+    except ValueError as exc:
+        raise AddressError(str(exc), "tls_ca") from None
+
+
+def _typed_or_saved(setup: AddressSetup, column: str) -> bytes | None:
+    """An encrypted secret the wizard would save: typed in this wizard, else the address's."""
+    return getattr(setup, column) or (getattr(setup.address, column) if setup.address is not None else None)
+
+
 def stored_password(setup: AddressSetup) -> bytes | None:
-    """The encrypted password the wizard would save: typed in this wizard, else the address's."""
-    if setup.password_encrypted:
-        return setup.password_encrypted
-    if setup.address is not None:
-        return setup.address.password_encrypted
-    return None
+    """The encrypted mailbox password the wizard would save."""
+    return _typed_or_saved(setup, "password_encrypted")
+
+
+def stored_smtp_password(setup: AddressSetup) -> bytes | None:
+    """The encrypted SMTP password the wizard would save."""
+    return _typed_or_saved(setup, "smtp_password_encrypted")
 
 
 def update_design_step(setup: AddressSetup, template_enabled: bool) -> None:

@@ -18,7 +18,8 @@ reasons (`REASONS`) the admin can act on: the name was not found, the connection
 was refused, the server did not answer in time, TLS failed (including a
 certificate that does not verify, or STARTTLS not offered), the credentials were
 refused, or the mailbox could not be opened. The server's own words go into
-`detail`. Passwords never appear in results or logs.
+`detail`. Passwords never appear in results or logs. The words come from
+`app.mail.failures`, which the mailbox poller uses too.
 
 OAuth 2.0 mailboxes pass a `Token` instead of the password: IMAP and POP3 sign in
 with SASL XOAUTH2/OAUTHBEARER, SMTP with AUTH XOAUTH2; a refused token is the
@@ -32,9 +33,7 @@ from __future__ import annotations
 
 import imaplib
 import poplib
-import re
 import smtplib
-import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,21 +41,11 @@ from dataclasses import dataclass, field
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError
 
-from app.mail.sasl import XOAUTH2, TokenRejected, imap_token_login, pop3_token_login, smtp_token_login
+from app.mail.failures import REASONS, Failure, classify, pop3_sign_in_reason, sentence, words
+from app.mail.sasl import XOAUTH2, imap_token_login, pop3_token_login, smtp_token_login
 
-#: Why a probe failed, in words an admin can act on.
-REASONS = {
-    "name_not_found": "The server name was not found. Check the spelling of the server.",
-    "connection_refused": "The server refused the connection. Check the port and the security setting.",
-    "timed_out": "The server did not answer in time. Check the server, the port and any firewall.",
-    "network_error": "The server could not be reached.",
-    "tls_failure": "The secure (TLS) connection failed.",
-    "wrong_credentials": "The server refused the user name or password.",
-    "token_refused": "The server refused the sign-in token.",
-    "mailbox_missing": "Signed in, but the mailbox could not be opened.",
-    "auth_unavailable": "The server does not offer sign-in (AUTH) on this connection.",
-    "protocol_error": "The server answered in a way we did not expect. Check the protocol and the port.",
-}
+__all__ = ["REASONS", "DEFAULT_PORTS", "ServerSettings", "ProbeResult", "default_port", "probe", "probe_incoming",
+           "probe_outgoing"]
 
 #: Default ports per (protocol, security).
 DEFAULT_PORTS = {
@@ -102,63 +91,10 @@ class ProbeResult:
                    detail=data.get("detail") or "")
 
 
-class _Failure(Exception):
-    """A failure already classified by the step that saw it."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
-
-
-def _words(value) -> str:
-    """Readable, short server words from bytes, lists or exceptions."""
-    if isinstance(value, (list, tuple)):
-        value = b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in value)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    text = re.sub(r"\s+", " ", str(value)).strip()
-    text = re.sub(r"""^b(['"])(.*)\1$""", r"\2", text)  # imaplib's repr of bytes
-    return text[:300]
-
-
-def _classify(exc: BaseException) -> tuple[str, str]:
-    """(reason, detail) for an exception raised while talking to a server."""
-    if isinstance(exc, _Failure):
-        return exc.reason, exc.detail
-    if isinstance(exc, TokenRejected):
-        return "token_refused", str(exc)
-    if isinstance(exc.__context__, (TimeoutError, socket.timeout)) and not isinstance(exc, ssl.SSLError):
-        exc = exc.__context__  # smtplib and imaplib wrap a read timeout in their own errors
-    if isinstance(exc, socket.gaierror):
-        return "name_not_found", _words(exc.strerror or exc)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection_refused", "connection refused"
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return "timed_out", "no answer before the timeout"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return "tls_failure", f"the server's certificate could not be verified: {_words(exc.verify_message or exc)}"
-    if isinstance(exc, ssl.SSLError):
-        return "tls_failure", _words(exc.reason or exc)
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return "wrong_credentials", _words(exc.smtp_error)
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return "protocol_error", "the server closed the connection"
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return "protocol_error", f"{exc.smtp_code} {_words(exc.smtp_error)}"
-    if isinstance(exc, (imaplib.IMAP4.error, poplib.error_proto, smtplib.SMTPException)):
-        return "protocol_error", _words(exc)
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)):
-        return "protocol_error", "the server closed the connection"
-    if isinstance(exc, OSError):
-        return "network_error", _words(exc.strerror or exc)
-    return "protocol_error", _words(exc)
-
-
 def _failed(side: str, settings: ServerSettings, exc: BaseException) -> ProbeResult:
-    reason, detail = _classify(exc)
+    reason, detail = classify(exc)
     return ProbeResult(side=side, ok=False, reason=reason, detail=detail,
-                       message=f"{settings.describe()}: {REASONS[reason]}")
+                       message=sentence(reason, where=settings.describe()))
 
 
 # --- incoming ----------------------------------------------------------------------------------
@@ -180,23 +116,20 @@ def _probe_imap(settings: ServerSettings, login: str, password: str | Token, tim
             try:
                 client.starttls(context)
             except CapabilityError:
-                raise _Failure("tls_failure", "the server does not offer STARTTLS") from None
+                raise Failure("tls_failure", "the server does not offer STARTTLS") from None
         try:
             if isinstance(password, Token):
                 imap_token_login(client, login, password.access_token, password.mechanism)
             else:
                 client.login(login, password)
         except LoginError as exc:
-            words = _words(exc)
-            if "PRIVACYREQUIRED" in words.upper() or "LOGINDISABLED" in words.upper():
-                raise _Failure("tls_failure", f"the server requires encryption before sign-in: {words}") from None
-            raise _Failure("wrong_credentials", words) from None
+            raise Failure(*classify(exc)) from None
         try:
             info = client.select_folder("INBOX", readonly=True)
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error as exc:
-            raise _Failure("mailbox_missing", f"INBOX: {_words(exc)}") from None
+            raise Failure("mailbox_missing", f"INBOX: {words(exc)}") from None
         count = info.get(b"EXISTS", 0)
         try:
             client.logout()
@@ -232,9 +165,6 @@ class _POP3_SSL(_ClosingPOP3Mixin, poplib.POP3_SSL):
     pass
 
 
-_POP3_CODE = re.compile(r"^-ERR\s+\[([A-Z/-]+)\]")
-
-
 def _probe_pop3(settings: ServerSettings, login: str, password: str | Token, timeout: float,
                 context: ssl.SSLContext) -> str:
     if settings.security == "ssl":
@@ -246,7 +176,7 @@ def _probe_pop3(settings: ServerSettings, login: str, password: str | Token, tim
             try:
                 client.stls(context)
             except poplib.error_proto as exc:
-                raise _Failure("tls_failure", f"the server does not offer STARTTLS: {_words(exc)}") from None
+                raise Failure("tls_failure", f"the server does not offer STARTTLS: {words(exc)}") from None
         try:
             if isinstance(password, Token):
                 pop3_token_login(client, login, password.access_token, password.mechanism)
@@ -254,17 +184,13 @@ def _probe_pop3(settings: ServerSettings, login: str, password: str | Token, tim
                 client.user(login)
                 client.pass_(password)
         except poplib.error_proto as exc:
-            words = _words(exc.args[0] if exc.args else exc)
-            code = _POP3_CODE.match(words)
-            # RFC 3206: [AUTH] is a credentials problem, [SYS/...] and [IN-USE] are the mailbox's.
-            if code and (code.group(1).startswith("SYS") or code.group(1) == "IN-USE"):
-                raise _Failure("mailbox_missing", words) from None
-            raise _Failure("wrong_credentials", words) from None
+            text = words(exc.args[0] if exc.args else exc)
+            raise Failure(pop3_sign_in_reason(text), text) from None
         try:
             count, _size = client.stat()
         except poplib.error_proto as exc:
             # Dovecot, for one, opens the mailbox lazily and fails here rather than at PASS.
-            raise _Failure("mailbox_missing", _words(exc.args[0] if exc.args else exc)) from None
+            raise Failure("mailbox_missing", words(exc.args[0] if exc.args else exc)) from None
         try:
             client.quit()
         except (poplib.error_proto, OSError):
@@ -308,20 +234,20 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str | Token, 
             client.ehlo()
             if settings.security == "starttls":
                 if not client.has_extn("starttls"):
-                    raise _Failure("tls_failure", "the server does not offer STARTTLS")
+                    raise Failure("tls_failure", "the server does not offer STARTTLS")
                 client.starttls(context=context)
                 client.ehlo()
             if isinstance(password, Token):
                 offered = client.esmtp_features.get("auth", "").upper().split()
                 if password.mechanism not in offered:
-                    raise _Failure("auth_unavailable", f"EHLO does not list AUTH {password.mechanism}")
+                    raise Failure("auth_unavailable", f"EHLO does not list AUTH {password.mechanism}")
                 code, reply = smtp_token_login(client, login, password.access_token, password.mechanism)
                 if code != 235:
                     raise smtplib.SMTPAuthenticationError(code, reply)
                 how = f"signed in as {login} with a token"
             elif password:
                 if not client.has_extn("auth"):
-                    raise _Failure("auth_unavailable", "EHLO does not list AUTH")
+                    raise Failure("auth_unavailable", "EHLO does not list AUTH")
                 client.login(login, password)
                 how = f"signed in as {login}"
             else:
@@ -339,12 +265,18 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str | Token, 
 
 
 def probe(incoming: ServerSettings | None, outgoing: ServerSettings | None, login: str, password: str | Token,
-          timeout: float, context: ssl.SSLContext, local_hostname: str = "localhost") -> list[ProbeResult]:
-    """Probe the incoming and outgoing servers in parallel; results in that order."""
+          timeout: float, context: ssl.SSLContext, local_hostname: str = "localhost",
+          outgoing_login: str | None = None, outgoing_password: str | None = None) -> list[ProbeResult]:
+    """Probe the incoming and outgoing servers in parallel; results in that order.
+
+    The outgoing server signs in with `outgoing_login`/`outgoing_password` when given, else as the mailbox.
+    """
     jobs = []
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe") as pool:
         if incoming is not None:
             jobs.append(pool.submit(probe_incoming, incoming, login, password, timeout, context))
         if outgoing is not None:
-            jobs.append(pool.submit(probe_outgoing, outgoing, login, password, timeout, context, local_hostname))
+            jobs.append(pool.submit(probe_outgoing, outgoing, outgoing_login or login,
+                                    outgoing_password if outgoing_login else password, timeout, context,
+                                    local_hostname))
         return [job.result() for job in jobs]

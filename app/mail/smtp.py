@@ -42,7 +42,7 @@ SECURITY_LABELS = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "no encrypt
 
 @dataclass(frozen=True)
 class SMTPSettings:
-    """Where and how to send: host, port, security ("ssl", "starttls", "none") and an optional login.
+    """Where and how to send: host, port, security ("ssl", "starttls", "none"), an optional login and private CA.
 
     The login is a password, or an OAuth 2.0 token: `mechanism` (XOAUTH2 or OAUTHBEARER)
     with `token_source`, called at each connection for a valid access token (so a
@@ -58,6 +58,7 @@ class SMTPSettings:
     password: str | None = field(default=None, repr=False)
     mechanism: str | None = None  # None: password login
     token_source: Callable[[str | None], str] | None = field(default=None, repr=False, compare=False)
+    ca_pem: str | None = field(default=None, repr=False)  # a private CA the server is verified against
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_LABELS:

@@ -82,6 +82,13 @@ class EmailAddress(db.Model):
     outgoing_host: Mapped[str | None] = mapped_column(String(253))
     outgoing_port: Mapped[int | None]
     outgoing_security: Mapped[str | None] = mapped_column(String(10))
+    # The outgoing server's own sign-in, where it differs from the mailbox's (None: the same).
+    smtp_username: Mapped[str | None] = mapped_column(String(320))
+    smtp_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A private CA (PEM) the address's servers are verified against, besides the system's.
+    tls_ca_pem: Mapped[str | None] = mapped_column(Text)
+    # Replies are also put in the mailbox's Sent folder (IMAP APPEND to the \Sent special-use folder).
+    save_to_sent: Mapped[bool] = mapped_column(default=False)
     last_test_ok: Mapped[bool | None]
     last_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_test_message: Mapped[str | None] = mapped_column(Text)  # what the last Test Connection said
@@ -148,6 +155,9 @@ class MailboxState(db.Model):
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Where this mailbox's sync starts (publish time or the backfill window).
     sync_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Since when every poll failed (None: the last one worked), and when admins were told of it.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OAuthCredential(db.Model):
@@ -200,6 +210,7 @@ class AddressSetup(db.Model):
     address_id: Mapped[int | None] = mapped_column(ForeignKey("email_addresses.id", ondelete="CASCADE"))
     values: Mapped[dict] = mapped_column(JSON, default=dict)
     password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    smtp_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     test_result: Mapped[dict | None] = mapped_column(JSON)
     preview_html: Mapped[str] = mapped_column(Text, default="")
     preview_version: Mapped[int] = mapped_column(default=0)

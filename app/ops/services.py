@@ -74,7 +74,7 @@ def mailbox_statuses() -> list[dict]:
     for address in sorted(published_addresses("custom"), key=lambda a: a.address):
         if not pollable(address):
             continue
-        rows.append({"address": address.address, "protocol": address.incoming_protocol.upper(),
+        rows.append({"id": address.id, "address": address.address, "protocol": address.incoming_protocol.upper(),
                      "state": states.get(address.id)})
     return rows
 

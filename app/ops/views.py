@@ -1,10 +1,12 @@
-"""`/healthz` (public JSON), the Ops page (admins), and the development Outbox (`/ops/outbox`)."""
+"""`/healthz` (public JSON), the Ops page (admins), Inbound mail with Poll now, the admins' banner of failing
+mailboxes (on every page), and the development Outbox (`/ops/outbox`)."""
 from __future__ import annotations
 
 import io
 
 from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
                    url_for)
+from flask_login import current_user
 
 from app.blobs import BlobNotFound, blob_store
 from app.extensions import db
@@ -14,7 +16,9 @@ from app.models.auth import Role
 from app.models.inbound import InboundRaw
 from app.ops import services
 from app.ops.forms import OutboxFilterForm
+from app.runtime import mailbox_alerts
 from app.runtime.ingest import AddressNotReceiving
+from app.runtime.poll import NotPollable, poll_now
 from app.security import MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, render
 
@@ -23,6 +27,17 @@ restrict_blueprint(bp, Role.ADMIN, public=("ops.healthz",))
 
 #: The Outbox's HTML part is framed by our own page only.
 OUTBOX_FRAME_CSP = str(MAIL_FRAME_CSP.extend(frame_ancestors=("'self'",)))
+
+
+@bp.app_context_processor
+def _mailbox_alert_banner():
+    """`failing_mailboxes()` for the banner of every page (templates/_mailbox_alerts.html): admins only."""
+    def failing_mailboxes():
+        if not (current_user.is_authenticated and current_user.has_role(Role.ADMIN)):
+            return []
+        return mailbox_alerts.failing_mailboxes()
+
+    return {"failing_mailboxes": failing_mailboxes}
 
 
 @bp.route("/healthz")
@@ -59,6 +74,23 @@ def inbound_raw(raw_id: int):
                          download_name=f"inbound-{row.id}.eml")
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@bp.route("/ops/inbound/mailboxes/<int:address_id>/poll", methods=["POST"])
+def inbound_poll_now(address_id: int):
+    """The "Poll now" button of a mailbox row: poll it at once, whatever its error backoff says."""
+    try:
+        poll_now(address_id)
+    except NotPollable as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash("Polling now; the row updates in a moment.", "success")
+    if is_htmx():
+        return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
+                      problems=services.inbound_problems())
+    return redirect(url_for("ops.inbound"), 303)
 
 
 NOT_RECEIVING = ("Its address does not receive mail now (unpublished, disabled or outbound-only): "

@@ -4,7 +4,7 @@ Admins edit drafts in the channels and flows areas. `pending_changes()` lists ev
 address and flow whose draft differs from what is live, with a one-line summary per
 item; `publish()` copies the chosen drafts into their published versions in the
 caller's one transaction (addresses: `EmailAddress.published`, read by
-`app.runtime.live`; flows: `app.flows.publishing.publish_flows`) and records a
+`app.runtime.live`, and their mailboxes polled at once after the commit; flows: `app.flows.publishing.publish_flows`) and records a
 `PublishRecord`: who, when, why and what. This area sits above channels and flows
 and is the only one that changes both.
 """
@@ -19,8 +19,9 @@ from app.channels.addresses import snapshot
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.flows.publishing import publish_flows
-from app.models.channels import EmailAddress, PublishRecord
+from app.models.channels import EmailAddress, MailboxState, PublishRecord
 from app.models.flows import Flow
+from app.runtime.poll import poll_soon
 
 
 class NothingToPublish(ValueError):
@@ -42,7 +43,7 @@ class StaleDraft(PublishError):
 _FIELD_LABELS = {
     "address": "Email Address", "display_name": "Display Name", "usage": "Usage",
     "send_vcard": "Send contact card (.VCF)", "enabled": "Enable Channel", "template_enabled": "Email Template Design",
-    "forwarded_from": "Forwarded from", "flow_id": "Flow",
+    "forwarded_from": "Forwarded from", "flow_id": "Flow", "save_to_sent": "Save replies to the Sent folder",
 }
 
 
@@ -76,11 +77,13 @@ def describe_changes(address: EmailAddress) -> list[str]:
         return [f"New address ({USAGE_LABELS.get(address.usage, address.usage)}, {state})"]
     out = []
     for key in ("address", "display_name", "usage", "enabled", "send_vcard", "forwarded_from", "template_enabled",
-                "flow_id"):
+                "flow_id", "save_to_sent"):
         if draft.get(key) != live.get(key):
             out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}")
     for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),
-                       ("username", "User Name changed"), ("password_encrypted", "Password changed")):
+                       ("username", "User Name changed"), ("password_encrypted", "Password changed"),
+                       ("tls_ca_pem", "Private CA changed"), ("smtp_username", "SMTP User Name changed"),
+                       ("smtp_password_encrypted", "SMTP Password changed")):
         if (draft.get(key) or None) != (live.get(key) or None):
             out.append(label)
     for side, label in (("incoming", "Incoming server"), ("outgoing", "Outgoing server")):
@@ -186,6 +189,10 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
         # The flows area publishes rules (ordered) and retrains the intent model when needed.
         changes += [c for c in publish_flows([f.id for f in flows], user_id, report_unchanged_model=False)
                     if c["kind"] == "intents"]
+    # New settings of a mailbox polled before are tried now, not after its old error backoff
+    # (a new mailbox has none: cron polls it on its next tick).
+    poll_soon(db.session.scalars(select(MailboxState.address_id.distinct()).where(
+        MailboxState.address_id.in_([a.id for a in addresses]))).all())
     record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now)
     db.session.add(record)
     db.session.flush()

@@ -61,7 +61,7 @@ def connect(address: PublishedAddress, timeout: float | None = None) -> IMAPClie
     timeout = timeout or current_app.config["MAIL_TIMEOUT"]
     security = (address.incoming_security or "ssl").lower()
     port = address.incoming_port or (993 if security == "ssl" else 143)
-    context = configured_context()
+    context = configured_context(address.tls_ca_pem)
     if security == "ssl":
         client = IMAPClient(address.incoming_host, port=port, ssl=True, ssl_context=context, timeout=timeout)
     else:

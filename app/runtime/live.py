@@ -46,6 +46,10 @@ class PublishedAddress:
     password_encrypted: bytes | None = None
     auth_method: str = AuthMethod.PASSWORD.value  # snapshots published before OAuth existed say nothing
     oauth_provider: str | None = None
+    tls_ca_pem: str | None = None  # the address's private CA (PEM), besides the system's
+    smtp_username: str | None = None  # the outgoing server's own sign-in (None: the mailbox's)
+    smtp_password_encrypted: bytes | None = None
+    save_to_sent: bool = False  # replies are also APPENDed to the mailbox's \Sent folder
 
     @property
     def can_receive(self) -> bool:
@@ -69,6 +73,13 @@ class PublishedAddress:
 
     def password(self) -> str | None:
         return decrypt_secret(self.password_encrypted)
+
+    @property
+    def smtp_login(self) -> str:
+        return self.smtp_username or self.login
+
+    def smtp_password(self) -> str | None:
+        return decrypt_secret(self.smtp_password_encrypted) if self.smtp_username else self.password()
 
     @property
     def from_header(self) -> str:
@@ -102,8 +113,9 @@ def published_address(address_or_id: str | int) -> PublishedAddress | None:
     if not snap.get("enabled"):
         return None
     values = {k: v for k, v in snap.items() if k in _PUBLISHED_FIELDS}
-    if values.get("password_encrypted"):
-        values["password_encrypted"] = values["password_encrypted"].encode("ascii")
+    for key in ("password_encrypted", "smtp_password_encrypted"):
+        if values.get(key):
+            values[key] = values[key].encode("ascii")
     values.setdefault("domain_kind", row.kind)
     return PublishedAddress(id=row.id, **values)
 

@@ -8,9 +8,12 @@ once even when a job is run by hand beside cron; the lock expires
 (`POLL_LOCK_SECONDS`, renewed after each batch), so a killed worker delays the
 next poll by at most that long.
 
-A poll that fails records `last_error` (never a password) and backs off
+A poll that fails records `last_error` (never a password), in the plain sentence
+Test Connection would say (`app.mail.failures`), and backs off
 exponentially (`POLL_INTERVAL * 2**errors`, at most `POLL_MAX_BACKOFF`); one
-failing mailbox never stops the others, since each is its own job.
+failing mailbox never stops the others, since each is its own job. One failing for longer
+than `MAILBOX_ALERT_MINUTES` is told to admins once, and its recovery too
+(`app.runtime.mailbox_alerts`).
 `requeue_stale_pending()` (a cron task) re-enqueues ingress arrivals whose ingest
 job was lost (a Redis restart, a killed worker).
 """
@@ -23,15 +26,18 @@ from flask import current_app
 from redis.exceptions import LockError, RedisError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from app.mail.failures import classify, explain
+from app.mail.probe import ServerSettings, default_port
 from app.runtime.live import PublishedAddress, published_address, published_addresses
 from app.queues import enqueue, redis_connection
 from app.runtime.imap import poll_imap
 from app.runtime.ingest import stale_pending_ids
 from app.runtime.mailbox import PollResult
+from app.runtime.mailbox_alerts import note_failure, note_success
 from app.runtime.pop3 import poll_pop3
-from app.transactions import outside_transaction
+from app.transactions import on_commit, outside_transaction
 from app.extensions import db
 from app.models.channels import MailboxState
 
@@ -79,6 +85,7 @@ def poll_address(address_id: int) -> PollResult:
         return result
     folder = FOLDER if address.incoming_protocol == "imap" else POP3_FOLDER
     now = datetime.now(timezone.utc)
+    notice = None  # a mail for the admins, sent after the commit (app.runtime.mailbox_alerts)
     try:
         state = mailbox_state(address_id, folder)
         state.last_poll_at = now
@@ -100,37 +107,71 @@ def poll_address(address_id: int) -> PollResult:
         state.last_error = None
         state.error_count = 0
         state.next_poll_at = done + timedelta(seconds=current_app.config["POLL_INTERVAL"])
+        notice = note_success(address, state, done)
         db.session.commit()
     except Exception as exc:  # noqa: BLE001 - recorded on the mailbox; the next poll retries
         db.session.rollback()
-        result.error = describe_error(exc)
-        log.warning("poll of %s failed: %s", address.address, result.error)
+        result.error = describe_error(exc, address)
+        # Not the server's doing: keep the traceback for whoever fixes it.
+        log.log(logging.ERROR if classify(exc)[0] == "internal_error" else logging.WARNING,
+                "poll of %s failed: %s", address.address, result.error,
+                exc_info=classify(exc)[0] == "internal_error")
         state = mailbox_state(address_id, folder)
         state.error_count = (state.error_count or 0) + 1
         state.last_error = result.error
         backoff = min(current_app.config["POLL_INTERVAL"] * 2 ** state.error_count,
                       current_app.config["POLL_MAX_BACKOFF"])
         state.next_poll_at = datetime.now(timezone.utc) + timedelta(seconds=backoff)
+        notice = note_failure(address, state, result.error, datetime.now(timezone.utc))
         db.session.commit()
     finally:
         try:
             lock.release()
         except (RedisError, Exception):  # noqa: BLE001 - expired already
             pass
+    if notice is not None:
+        notice()
     return result
+
+
+def poll_soon(address_ids) -> list[int]:
+    """Forget the error backoff of these mailboxes and poll them as soon as the caller commits.
+
+    For Publish (new settings deserve a try now, not after the old backoff of up to
+    `POLL_MAX_BACKOFF`) and the "Poll now" buttons. Addresses that are not live
+    IMAP/POP3 mailboxes (after the caller's changes) are left out; returns the others.
+    The poll job is enqueued after the commit, with its usual deterministic id, so a
+    poll already queued is not doubled.
+    """
+    due = [i for i in address_ids if pollable(published_address(i))]
+    if due:
+        db.session.execute(update(MailboxState).where(MailboxState.address_id.in_(due))
+                           .values(error_count=0, next_poll_at=None))
+    for address_id in due:
+        on_commit(enqueue_once, "poll", "jobs.poll.poll_mailbox", address_id, job_id=f"poll-mailbox-{address_id}",
+                  lock_name=poll_lock_name(address_id))
+    return due
+
+
+def poll_now(address_id: int) -> None:
+    """The "Poll now" button: `poll_soon` for one mailbox. Raises `NotPollable` with a sentence for admins."""
+    if not poll_soon([address_id]):
+        raise NotPollable("This address does not poll a mailbox now: it is not published, disabled, outbound-only, "
+                          "or has no incoming server. Publish it first.")
 
 
 def poll_lock_name(address_id: int) -> str:
     return f"pigeonhole:poll-lock:{address_id}"
 
 
-def describe_error(exc: BaseException) -> str:
-    """A one-line, secret-free description for admins (servers' own words are kept)."""
-    text = str(exc)
-    if isinstance(exc.args[0] if exc.args else None, bytes):
-        text = exc.args[0].decode("utf-8", "replace")
-    text = " ".join(text.split())
-    return f"{exc.__class__.__name__}: {text}"[:500] if text else exc.__class__.__name__
+def describe_error(exc: BaseException, address: PublishedAddress | None = None) -> str:
+    """A plain, secret-free sentence for admins, the same words Test Connection uses (servers' own words kept)."""
+    where = None
+    if address is not None and address.incoming_protocol in ("imap", "pop3"):
+        security = (address.incoming_security or "ssl").lower()
+        port = address.incoming_port or default_port(address.incoming_protocol, security)
+        where = ServerSettings(address.incoming_protocol, address.incoming_host or "?", port, security).describe()
+    return explain(exc, where)[:500]
 
 
 # --- cron tasks ---------------------------------------------------------------------------------

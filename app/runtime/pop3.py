@@ -36,7 +36,7 @@ def connect(address: PublishedAddress, timeout: float | None = None) -> poplib.P
     timeout = timeout or current_app.config["MAIL_TIMEOUT"]
     security = (address.incoming_security or "ssl").lower()
     port = address.incoming_port or (995 if security == "ssl" else 110)
-    context = configured_context()
+    context = configured_context(address.tls_ca_pem)
     if security == "ssl":
         conn = poplib.POP3_SSL(address.incoming_host, port, timeout=timeout, context=context)
     else:

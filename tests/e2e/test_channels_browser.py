@@ -122,7 +122,7 @@ def test_platform_address_with_header_footer_and_a_live_preview(admin_page):
 def fill_custom_address(page, address, servers, password=PASSWORD, incoming_port=None, fresh=True):
     page.get_by_label("Email Address").fill(address)
     page.get_by_label("Display Name").fill("Acme Support")
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password", exact=True).fill(password)
     incoming = page.get_by_role("group", name="Incoming")
     incoming.get_by_label("Protocol").select_option("IMAP")
     incoming.get_by_label("Use SSL to connect").check()
@@ -167,7 +167,7 @@ def test_custom_domain_three_addresses_the_fourth_refused_and_test_connection(ap
     expect(results).to_contain_text("Outgoing: Success.")
     expect(results).to_contain_text("nothing was sent")
 
-    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_label("Password", exact=True).fill("not-the-password")
     page.get_by_role("group", name="Incoming").get_by_label("Port").fill(str(mail_servers.closed_port()))
     page.get_by_role("button", name="Test Connection").click()
     expect(results).to_contain_text("Incoming: Failed.", timeout=15000)

@@ -23,6 +23,7 @@ from app.models.inbox import Message, OutgoingMime
 from app.runtime.outbound.claims import claim, finish, record_failure, record_sent, release
 from app.runtime.outbound.compose import outgoing_bytes
 from app.runtime.outbound.dispatch import clear_waiting, drop_jobs, enqueue_send, job_timeout
+from app.runtime.outbound.sent_folder import enqueue_sent_copy, wants_sent_copy
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
 from app.runtime.outbound.states import FAILED, RETRYING, SENT, claimable
 from app.runtime.tls import configured_context
@@ -93,7 +94,7 @@ def _deliver(message_id: int) -> dict:
     if not batch:
         return {"claimed": 0}
     counts = {"claimed": len(batch), SENT: 0, RETRYING: 0, FAILED: 0}
-    session = SMTPSession(settings, context=configured_context() if settings.security != "none" else None,
+    session = SMTPSession(settings, context=configured_context(settings.ca_pem) if settings.security != "none" else None,
                           timeout=cfg["SMTP_TIMEOUT_SECONDS"],
                           helo_name=cfg.get("SMTP_HELO_NAME") or cfg["PLATFORM_MAIL_DOMAIN"])
     released: list[int] = []
@@ -215,6 +216,8 @@ def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict
         record_sent(message_id, token, result)
         db.session.commit()
         counts[SENT] += 1
+        if _wants_sent_copy(row.address_id, cache):
+            enqueue_sent_copy(message_id)
     return False, []
 
 
@@ -237,6 +240,14 @@ def _due_same_server(settings: SMTPSettings, since: datetime, limit: int, cache:
             if len(out) >= limit:
                 break
     return out
+
+
+def _wants_sent_copy(address_id: int, cache: dict) -> bool:
+    """Whether the address keeps copies of what it sends in its mailbox's Sent folder (asked once per job)."""
+    key = ("sent-copy", address_id)
+    if key not in cache:
+        cache[key] = wants_sent_copy(sending_address(address_id))
+    return cache[key]
 
 
 def _settings_for(address_id: int | None, cache: dict) -> SMTPSettings | None:

@@ -38,7 +38,8 @@ def transport_settings(sender: PublishedAddress) -> SMTPSettings:
     """The SMTP server an address sends through. Raises `CannotSend` when none is usable.
 
     Platform-domain addresses share the platform relay (`SMTP_RELAY_URL`); custom-domain
-    addresses use their own server, and log in when a password is stored.
+    addresses use their own server, and log in when a password is stored (the outgoing
+    server's own sign-in when it has one, else the mailbox's).
     """
     if sender.is_platform:
         url = current_app.config.get("SMTP_RELAY_URL") or ""
@@ -56,12 +57,13 @@ def transport_settings(sender: PublishedAddress) -> SMTPSettings:
         return SMTPSettings(
             host=sender.outgoing_host, port=int(sender.outgoing_port), security=sender.outgoing_security or "starttls",
             username=sender.login, mechanism=mechanism_of(sender.oauth_provider),
-            token_source=partial(access_token, sender.id))  # called with the refused token, if any
+            token_source=partial(access_token, sender.id),  # called with the refused token, if any
+            ca_pem=sender.tls_ca_pem)
     try:
-        password = sender.password()
+        password = sender.smtp_password()
     except SecretUnreadable as exc:
         raise CannotSend(f"The password of {sender.address} cannot be read: {exc}.") from None
     return SMTPSettings(
         host=sender.outgoing_host, port=int(sender.outgoing_port), security=sender.outgoing_security or "starttls",
-        username=sender.login if password is not None else None, password=password,
+        username=sender.smtp_login if password is not None else None, password=password, ca_pem=sender.tls_ca_pem,
     )
