@@ -125,6 +125,9 @@ class Config:
         self.IDLE_MAX_BACKOFF = float(os.environ.get("IDLE_MAX_BACKOFF", "300"))
         self.IDLE_RECHECK_SECONDS = _int("IDLE_RECHECK_SECONDS", 3600)  # asks a server without IDLE again after this
         self.IDLE_MAX_MAILBOXES = _int("IDLE_MAX_MAILBOXES", 1000)  # connections one `flask mail idle` holds
+        # Fetches (and logins) one `flask mail idle` runs at once: bounds its memory, database connections and
+        # the burst of TLS handshakes when it starts with hundreds of mailboxes.
+        self.IDLE_FETCH_CONCURRENCY = _int("IDLE_FETCH_CONCURRENCY", 8)
         # Outbound mail: the platform relay, SMTP client limits, retries and the send lease.
         self.SMTP_RELAY_URL = os.environ.get("SMTP_RELAY_URL", "")  # smtp://user:pass@host:587?tls=starttls
         self.SMTP_HELO_NAME = os.environ.get("SMTP_HELO_NAME", "")  # EHLO name; PLATFORM_MAIL_DOMAIN if empty

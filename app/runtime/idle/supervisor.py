@@ -61,6 +61,7 @@ class IdleSupervisor:
         self.recheck_seconds = int(config["IDLE_RECHECK_SECONDS"])
         self.capacity = int(config["IDLE_MAX_MAILBOXES"])
         self.settings = WatchSettings.from_config(config)
+        self.gate = threading.BoundedSemaphore(max(int(config["IDLE_FETCH_CONCURRENCY"]), 1))
         with app.app_context():
             self.leases = Leases(redis_connection(), self.owner, self.lease_seconds)
         self.watchers: dict[int, MailboxWatcher] = {}
@@ -145,7 +146,7 @@ class IdleSupervisor:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _start(self, address: PublishedAddress, print_: str) -> None:
-        watcher = MailboxWatcher(self.app, address, print_, self.settings)
+        watcher = MailboxWatcher(self.app, address, print_, self.settings, self.gate)
         self.watchers[address.id] = watcher
         watcher.start()
 

@@ -2,18 +2,18 @@
 
 A watcher logs in (the poller's `connect`, TLS verified), checks the IDLE
 capability (a server without it ends the watcher with `unsupported` set: the
-mailbox stays with polling), opens INBOX read-only and fetches once to catch up
-with what arrived while nobody watched. Then, in a loop:
+mailbox stays with polling) and opens INBOX read-only. Then, in a loop:
 
-* IDLE, and wait for the server's untagged responses;
-* on `EXISTS`: DONE, NOOP (the connection's view catches up), and fetch at once
-  through `poll_address` — the poller's own path, under its per-mailbox lock,
+* IDLE, then fetch whatever arrived before IDLE began (Dovecot, for one, reports
+  only the changes made once IDLE is running), then wait for untagged responses;
+* on `EXISTS`: fetch at once through `poll_address` on a connection of its own,
+  while this one stays in IDLE — the poller's own path, under its per-mailbox lock,
   with its watermark, batches and error records, so IDLE and polling never fetch
   the same mailbox at the same time and nothing is stored twice. When a poll holds
   the lock, the fetch waits for it and runs after it (the poll may have searched
-  before the new message arrived). A message that lands after NOOP is reported by
-  the server as soon as IDLE starts again;
-* before `IDLE_RENEW_SECONDS` (RFC 2177's 29 minutes at most): DONE and IDLE again.
+  before the new message arrived);
+* before `IDLE_RENEW_SECONDS` (RFC 2177's 29 minutes at most): DONE, and IDLE again
+  (with the fetch after it, for what arrived in between).
 
 Any network or protocol error closes the connection and retries after
 `IDLE_RETRY_SECONDS`, doubled after each failure up to `IDLE_MAX_BACKOFF`; the
@@ -69,9 +69,11 @@ def _has_exists(responses) -> bool:
 class MailboxWatcher(threading.Thread):
     """Keeps one mailbox in IDLE and fetches on EXISTS until `stop()`; see the module docstring."""
 
-    def __init__(self, app: Flask, address: PublishedAddress, fingerprint: str, settings: WatchSettings) -> None:
+    def __init__(self, app: Flask, address: PublishedAddress, fingerprint: str, settings: WatchSettings,
+                 gate: threading.Semaphore) -> None:
         super().__init__(name=f"idle-{address.id}", daemon=True)
         self.app = app
+        self.gate = gate  # the process's limit on logins and fetches running at once
         self.address = address
         self.fingerprint = fingerprint
         self.settings = settings
@@ -120,53 +122,49 @@ class MailboxWatcher(threading.Thread):
             self._stopping.wait(delay)
 
     def _session(self) -> None:
-        with self.app.app_context():
-            client = connect(self.address)
-        self._client = client
-        if self._stopping.is_set():
-            return
-        if not client.has_capability("IDLE"):
-            log.info("%s: the server does not offer IDLE; the mailbox stays with polling", self.address.address)
-            self.unsupported = True
-            return
-        client.select_folder(FOLDER, readonly=True)
-        self._fetch()  # what arrived while nobody watched
-        renew = self.settings.renew_seconds
+        with self.gate:
+            with self.app.app_context():
+                client = connect(self.address)
+            self._client = client
+            if self._stopping.is_set():
+                return
+            if not client.has_capability("IDLE"):
+                log.info("%s: the server does not offer IDLE; the mailbox stays with polling", self.address.address)
+                self.unsupported = True
+                return
+            client.select_folder(FOLDER, readonly=True)
         while not self._stopping.is_set() and not self.gone:
             client.idle()
             self.healthy = True
             self.errors = 0
-            changed = self._wait(client, time.monotonic() + renew)
+            # Dovecot reports only what changes once IDLE has begun: what arrived before (while nobody
+            # watched, or between DONE and IDLE) is fetched now, with the connection already listening.
+            self._fetch()
+            self._listen(client, time.monotonic() + self.settings.renew_seconds)
             if self._stopping.is_set():
                 return
-            _text, responses = client.idle_done()
-            if changed or _has_exists(responses):
-                client.noop()
-                self._fetch()
+            client.idle_done()  # renewal due, or a wake-up with nothing read: DONE fails on a closed connection
 
-    def _wait(self, client: IMAPClient, deadline: float) -> bool:
-        """Wait in IDLE until EXISTS or a wake-up with nothing read (True), or the renewal deadline (False)."""
-        while not self._stopping.is_set():
+    def _listen(self, client: IMAPClient, deadline: float) -> None:
+        """Stay in IDLE and fetch on each EXISTS, until the renewal deadline or a wake-up with nothing read."""
+        while not self._stopping.is_set() and not self.gone:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
+                return
             wait = min(remaining, MAX_WAIT)
             started = time.monotonic()
             responses = client.idle_check(timeout=wait)
             if _has_exists(responses):
-                return True
-            if not responses and time.monotonic() - started < wait - 0.05:
-                # Woken with nothing read: most likely the server closed the connection (imapclient swallows
-                # the EOF). DONE then fails and the watcher reconnects; if the connection lives, a fetch is harmless.
-                return True
-        return False
+                self._fetch()  # on its own connection; the IDLE one keeps listening meanwhile
+            elif not responses and time.monotonic() - started < wait - 0.05:
+                return  # most likely the server closed the connection (imapclient swallows the EOF)
 
     def _fetch(self) -> None:
         """Fetch new mail now through the poller (its lock, watermark and ingest); waits out a running poll."""
         deadline = time.monotonic() + self.settings.lock_seconds
         while not self._stopping.is_set():
             try:
-                with self.app.app_context():
+                with self.gate, self.app.app_context():
                     result = poll_address(self.address.id)
             except NotPollable:
                 self.gone = True
