@@ -37,14 +37,15 @@ from bench.ingest import Env, _goal, make_address  # noqa: E402 - after the path
 
 LOG = Path(tempfile.gettempdir()) / "pigeonhole-bench-idle.log"  # kept after the run, for a failed one
 
-# Dovecot runs one imap process per connection: room for every mailbox's IDLE connection and its fetches.
+# Dovecot runs one imap process per connection, and one imap-login process per TLS connection for its
+# whole life (it proxies the TLS): room for every mailbox's IDLE connection and its fetches.
 DOVECOT_CONF = """
 default_client_limit = 4000
 service imap {
   process_limit = 1200
 }
 service imap-login {
-  process_limit = 300
+  process_limit = 1200
 }
 """
 

@@ -1,13 +1,33 @@
 """The TLS context of the runtime's connections to mail servers: `MAIL_TLS_CA_FILE` on top of the system's CAs."""
 from __future__ import annotations
 
+import os
 import ssl
+import threading
 
 from flask import current_app
 
 from app.mail.tls import client_context
 
+# One context per CA file (and its modification time), shared by every connection of the process: a
+# context holds the system's CA store (about 1 MB), and `flask mail idle` keeps hundreds of connections
+# open. An SSLContext may be shared across threads; a changed CA file gets a fresh one.
+_contexts: dict[tuple[str | None, float | None], ssl.SSLContext] = {}
+_lock = threading.Lock()
+
 
 def configured_context() -> ssl.SSLContext:
-    """`app.mail.tls.client_context` with the app's `MAIL_TLS_CA_FILE`."""
-    return client_context(current_app.config.get("MAIL_TLS_CA_FILE") or None)
+    """`app.mail.tls.client_context` with the app's `MAIL_TLS_CA_FILE`, built once per process and file version."""
+    cafile = current_app.config.get("MAIL_TLS_CA_FILE") or None
+    try:
+        version = os.stat(cafile).st_mtime if cafile else None
+    except OSError:
+        version = None  # missing: client_context raises the clear error
+    key = (cafile, version)
+    with _lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = client_context(cafile)
+            _contexts.clear()  # an older version of the file is never used again
+            _contexts[key] = context
+    return context

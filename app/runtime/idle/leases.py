@@ -98,10 +98,6 @@ class Leases:
             self._release(keys=[lease_name(i) for i in address_ids] + [idle_heartbeat_name(i) for i in address_ids],
                           args=[self.owner])
 
-    def holder(self, address_id: int) -> str | None:
-        value = self.redis.get(lease_name(address_id))
-        return value.decode() if value is not None else None
-
     def mark_unsupported(self, address_id: int, fingerprint: str, seconds: int) -> None:
         self.redis.set(unsupported_name(address_id), fingerprint, ex=max(int(seconds), 1))
 

@@ -154,9 +154,3 @@ class IdleSupervisor:
         watcher = self.watchers.pop(address_id, None)
         if watcher is not None:
             watcher.stop()
-
-    def status(self) -> dict[int, dict]:
-        """What each held mailbox is doing (for the command's log and tests)."""
-        return {address_id: {"address": w.address.address, "healthy": w.healthy, "errors": w.errors,
-                             "last_error": w.last_error, "fetches": w.fetches}
-                for address_id, w in sorted(self.watchers.items())}
