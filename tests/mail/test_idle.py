@@ -236,3 +236,36 @@ def test_cron_polls_a_pushed_mailbox_only_at_the_safety_interval(recent, db, dov
     state.last_poll_at = datetime.now(timezone.utc)
     db.session.commit()
     assert schedule_due_polls() == [address.id]  # no heartbeat: next_poll_at rules again
+
+
+def test_the_process_follows_published_changes_and_removals(recent, db, dovecot, mailbox_user):
+    from datetime import datetime, timezone
+
+    from app.models.channels import EmailAddress
+
+    recent.config.update(IDLE_REFRESH_SECONDS=0.2, IDLE_LEASE_SECONDS=3)
+    login, password = mailbox_user
+    address = imap_address(dovecot, login, password)
+    supervisor = IdleSupervisor(recent)
+    stop = threading.Event()
+    thread = threading.Thread(target=supervisor.run, args=(stop,))
+    thread.start()
+    try:
+        wait_until(lambda: healthy(address.id), what="a healthy IDLE connection")
+        first = supervisor.watchers[address.id]
+        row = db.session.get(EmailAddress, address.id)
+        row.published = {**row.published, "incoming_port": dovecot.ports["imap"], "incoming_security": "starttls"}
+        db.session.commit()  # what Publish does with changed server settings
+        wait_until(lambda: supervisor.watchers.get(address.id) not in (None, first) and
+                   supervisor.watchers[address.id].healthy, what="a watcher with the new settings")
+        assert not first.is_alive() or first.stopping
+        append(dovecot, login, password, [message(to=login, subject="After the change")])
+        wait_until(lambda: stored_subjects(db, address.id) == ["After the change"], timeout=5, what="the message")
+        row.archived_at = datetime.now(timezone.utc)
+        db.session.commit()
+        wait_until(lambda: address.id not in supervisor.watchers and holder(address.id) is None,
+                   what="the archived mailbox given up")
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
