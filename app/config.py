@@ -117,6 +117,19 @@ class Config:
         # A mailbox whose polls fail for this many minutes is shown to admins and mailed to them (once).
         self.MAILBOX_ALERT_MINUTES = float(os.environ.get("MAILBOX_ALERT_MINUTES", "15"))
         self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
+        # Push (`flask mail idle`, app/runtime/idle/): IMAP IDLE per published mailbox that offers it.
+        # IDLE is re-issued this often (RFC 2177: servers may drop it after 30 minutes; capped at 29).
+        self.IDLE_RENEW_SECONDS = min(_int("IDLE_RENEW_SECONDS", 25 * 60), 29 * 60)
+        self.IDLE_REFRESH_SECONDS = float(os.environ.get("IDLE_REFRESH_SECONDS", "30"))  # re-read published mailboxes
+        self.IDLE_LEASE_SECONDS = float(os.environ.get("IDLE_LEASE_SECONDS", "60"))  # a dead holder's mailboxes wait this
+        self.IDLE_POLL_INTERVAL = _int("IDLE_POLL_INTERVAL", 600)  # cron's safety-net poll while IDLE is healthy
+        self.IDLE_RETRY_SECONDS = float(os.environ.get("IDLE_RETRY_SECONDS", "2"))  # first reconnect delay, doubled
+        self.IDLE_MAX_BACKOFF = float(os.environ.get("IDLE_MAX_BACKOFF", "300"))
+        self.IDLE_RECHECK_SECONDS = _int("IDLE_RECHECK_SECONDS", 3600)  # asks a server without IDLE again after this
+        self.IDLE_MAX_MAILBOXES = _int("IDLE_MAX_MAILBOXES", 1000)  # connections one `flask mail idle` holds
+        # Fetches (and logins) one `flask mail idle` runs at once: bounds its memory, database connections and
+        # the burst of TLS handshakes when it starts with hundreds of mailboxes.
+        self.IDLE_FETCH_CONCURRENCY = _int("IDLE_FETCH_CONCURRENCY", 8)
         # Outbound mail: the platform relay, SMTP client limits, retries and the send lease.
         self.SMTP_RELAY_URL = os.environ.get("SMTP_RELAY_URL", "")  # smtp://user:pass@host:587?tls=starttls
         self.SMTP_HELO_NAME = os.environ.get("SMTP_HELO_NAME", "")  # EHLO name; PLATFORM_MAIL_DOMAIN if empty

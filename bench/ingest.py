@@ -81,12 +81,12 @@ def peak_rss_mb() -> float:
 # --- environment ----------------------------------------------------------------------------------
 
 class Env:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, dovecot_conf: str = "") -> None:
         from tests.servers import DovecotServer, RedisServer
 
         self.work = work
         self.redis = RedisServer(work / "redis")
-        self.dovecot = DovecotServer()
+        self.dovecot = DovecotServer(extra_conf=dovecot_conf)
         self.config = {
             "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{work / 'bench.db'}",
             "REDIS_URL": self.redis.url, "BLOB_DIR": str(work / "blobs"), "MAIL_TLS_CA_FILE": str(self.dovecot.cert),

@@ -185,7 +185,9 @@ class DovecotServer:
     Passwords keep working beside tokens.
     """
 
-    def __init__(self, oauth_introspection_url: str | None = None, oauth_scope: str = "mail") -> None:
+    def __init__(self, oauth_introspection_url: str | None = None, oauth_scope: str = "mail",
+                 extra_conf: str = "") -> None:
+        """`extra_conf`: more settings appended to the configuration (e.g. an `imap_capability` without IDLE)."""
         import os
         import pwd
         import shutil
@@ -221,7 +223,7 @@ class DovecotServer:
         self.conf = workdir / "dovecot.conf"
         self.conf.write_text(DOVECOT_CONF.format(
             base=workdir, login_user=login_user, internal_user=internal_user, uid=self.uid, gid=self.gid,
-            cert=self.cert, key=self.key, **oauth, **self.ports))
+            cert=self.cert, key=self.key, **oauth, **self.ports) + extra_conf)
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         with (workdir / "start.log").open("wb") as out:  # the daemon keeps its stdio: no pipes
             started = subprocess.run([binary, "-c", str(self.conf)], stdout=out, stderr=out, timeout=30)
@@ -252,6 +254,24 @@ class DovecotServer:
                 match = __import__("re").search(rb"APPENDUID \d+ (\d+)", response or b"")
                 uids.append(int(match.group(1)) if match else None)
         return uids
+
+    def kick(self, user: str) -> bool:
+        """Drop every IMAP/POP3 connection of `user` (`doveadm kick`), as a server restart would; False if none."""
+        import shutil
+
+        binary = shutil.which("doveadm") or "/usr/bin/doveadm"
+        done = subprocess.run([binary, "-c", str(self.conf), "kick", user], capture_output=True, timeout=30)
+        if done.returncode not in (0, 68):  # 68: nobody of that name was connected
+            raise RuntimeError(f"doveadm kick failed: {done.stdout!r} {done.stderr!r}")
+        return done.returncode == 0
+
+    def who(self, user: str) -> int:
+        """How many connections `user` has open now (`doveadm who`)."""
+        import shutil
+
+        binary = shutil.which("doveadm") or "/usr/bin/doveadm"
+        done = subprocess.run([binary, "-c", str(self.conf), "who", "-1", user], capture_output=True, timeout=30)
+        return sum(1 for line in done.stdout.decode().splitlines()[1:] if line.split() and line.split()[0] == user)
 
     def signal_stop(self) -> None:
         """Ask the master to stop (what `dovecot stop` does: SIGTERM to the pid in master.pid).

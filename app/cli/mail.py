@@ -14,12 +14,16 @@
 * `flask mail requeue-flows --since TIME [--address ADDR]`  queue the flow step of messages
   stored since TIME whose step never ran (ingest without Redis says so once, with this command)
 * `flask mail poll ADDR`                  poll one IMAP/POP3 address now and say what happened
+* `flask mail idle`                       hold IMAP IDLE connections and fetch on new mail, until
+  stopped (SIGINT/SIGTERM gives the mailboxes back to the other idle processes at once)
 """
 from __future__ import annotations
 
 import json
 import mailbox
+import signal
 import stat
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +36,7 @@ from redis.exceptions import RedisError
 from app.blobs import blob_store
 from app.cli.serve import serve_until_signalled
 from app.extensions import db
+from app.runtime.idle import IdleSupervisor
 from app.runtime.ingest import IngestResult, RawItem, flow_steps_missing, ingest
 from app.runtime.ingress import make_controller
 from app.runtime.live import published_address
@@ -168,6 +173,22 @@ def poll_command(address: str) -> None:
     click.echo(result.summary())
     if result.error:
         raise SystemExit(1)
+
+
+@mail_cli.command("idle")
+def idle_command() -> None:
+    """Push: keep an IMAP IDLE connection per published IMAP mailbox and fetch new mail at once.
+
+    Run any number, on any machines: each mailbox is held by one process at a time (a Redis
+    lease), and a stopped or dead process's mailboxes are taken over by the others.
+    """
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    supervisor = IdleSupervisor(current_app._get_current_object())
+    click.echo(f"idle: {supervisor.owner} watching published IMAP mailboxes "
+               f"(up to {supervisor.capacity}, re-read every {supervisor.refresh_seconds:g} s)", err=True)
+    supervisor.run(stop)
 
 
 @click.command("ingress")

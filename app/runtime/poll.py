@@ -164,6 +164,21 @@ def poll_lock_name(address_id: int) -> str:
     return f"pigeonhole:poll-lock:{address_id}"
 
 
+def idle_heartbeat_name(address_id: int) -> str:
+    """The key a `flask mail idle` holder keeps alive while the mailbox's IDLE connection is healthy."""
+    return f"pigeonhole:idle-heartbeat:{address_id}"
+
+
+def idle_healthy(address_ids: list[int]) -> set[int]:
+    """The mailboxes among `address_ids` whose IDLE connection is healthy now (their heartbeat lives)."""
+    if not address_ids:
+        return set()
+    pipe = redis_connection().pipeline(transaction=False)
+    for address_id in address_ids:
+        pipe.exists(idle_heartbeat_name(address_id))
+    return {address_id for address_id, alive in zip(address_ids, pipe.execute()) if alive}
+
+
 def describe_error(exc: BaseException, address: PublishedAddress | None = None) -> str:
     """A plain, secret-free sentence for admins, the same words Test Connection uses (servers' own words kept)."""
     where = None
@@ -177,18 +192,29 @@ def describe_error(exc: BaseException, address: PublishedAddress | None = None) 
 # --- cron tasks ---------------------------------------------------------------------------------
 
 def schedule_due_polls(now: datetime | None = None) -> list[int]:
-    """Enqueue a poll for each due mailbox; returns the address ids enqueued."""
+    """Enqueue a poll for each due mailbox; returns the address ids enqueued.
+
+    A mailbox whose IDLE connection is healthy (`flask mail idle` keeps its heartbeat)
+    is polled only as a safety net: `IDLE_POLL_INTERVAL` after its last poll (IDLE's
+    own fetches are polls too), never earlier than its `next_poll_at`.
+    """
     now = now or datetime.now(timezone.utc)
-    due_ids = []
-    for address in published_addresses("custom"):
-        if not pollable(address):
-            continue
-        folder = FOLDER if address.incoming_protocol == "imap" else POP3_FOLDER
-        due = db.session.scalar(select(MailboxState.next_poll_at).where(
-            MailboxState.address_id == address.id, MailboxState.folder == folder))
-        if due is None or due <= now:
-            due_ids.append(address.id)
+    live = [(address.id, address.incoming_protocol) for address in published_addresses("custom")
+            if pollable(address)]
     db.session.rollback()  # only reads: no transaction open while we talk to Redis
+    pushed = idle_healthy([address_id for address_id, protocol in live if protocol == "imap"])
+    idle_interval = timedelta(seconds=current_app.config["IDLE_POLL_INTERVAL"])
+    due_ids = []
+    for address_id, protocol in live:
+        folder = FOLDER if protocol == "imap" else POP3_FOLDER
+        row = db.session.execute(select(MailboxState.next_poll_at, MailboxState.last_poll_at).where(
+            MailboxState.address_id == address_id, MailboxState.folder == folder)).first()
+        due = row.next_poll_at if row is not None else None
+        if address_id in pushed and row is not None and row.last_poll_at is not None:
+            due = max(due or now, row.last_poll_at + idle_interval)
+        if due is None or due <= now:
+            due_ids.append(address_id)
+    db.session.rollback()
     return [address_id for address_id in due_ids
             if outside_transaction(enqueue_once, "poll", "jobs.poll.poll_mailbox", address_id,
                                    job_id=f"poll-mailbox-{address_id}", lock_name=poll_lock_name(address_id))]

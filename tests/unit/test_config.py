@@ -35,3 +35,11 @@ def test_dev_secret_is_generated_once_and_private(monkeypatch, tmp_path):
     first, second = Config().SECRET_KEY, Config().SECRET_KEY
     assert first == second and len(first) > 40
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_idle_renewal_never_exceeds_rfc_2177s_29_minutes(monkeypatch):
+    assert Config().IDLE_RENEW_SECONDS == 25 * 60
+    monkeypatch.setenv("IDLE_RENEW_SECONDS", "3600")
+    assert Config().IDLE_RENEW_SECONDS == 29 * 60
+    monkeypatch.setenv("IDLE_RENEW_SECONDS", "60")
+    assert Config().IDLE_RENEW_SECONDS == 60
