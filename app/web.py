@@ -12,7 +12,10 @@ configuration swaps in (see `templates/base.html`).
 """
 from __future__ import annotations
 
-from flask import (Flask, current_app, flash, g, get_flashed_messages, has_request_context, make_response, redirect,
+import functools
+from collections.abc import Callable
+
+from flask import (Flask, abort, current_app, flash, g, get_flashed_messages, has_request_context, make_response, redirect,
                    render_template, request, session, url_for)
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
@@ -60,6 +63,28 @@ def navigate(url: str, message: str | None = None, category: str = "success"):
     if is_htmx():
         return "", 204, {"HX-Redirect": url}
     return redirect(url, 303)
+
+
+def fragment_of(page: Callable[..., str] | None = None):
+    """A GET route that serves only a piece of a page, for HTMX to swap in.
+
+    Opened as a plain page (a pasted link, a bookmark, a reload) it has no page around it: the
+    request is sent on (303) to the page the piece belongs to, `page(**view_args)`, or answers 404
+    when there is none. Only GET is diverted; other methods reach the view.
+    """
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(**values):
+            if request.method == "GET" and not is_htmx():
+                if page is None:
+                    abort(404)
+                return redirect(page(**values), 303)
+            return view(**values)
+
+        return wrapper
+
+    return decorator
 
 
 def _has_flashes() -> bool:
