@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from flask import (Flask, abort, current_app, flash, g, get_flashed_messages, has_request_context, make_response, redirect,
                    render_template, request, session, url_for)
@@ -53,16 +54,39 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     return response
 
 
-def navigate(url: str, message: str | None = None, category: str = "success"):
+def site_path(target: str | None, default: str | None = None) -> str | None:
+    """`target` if it is a path on this site (`/inbox/?q=x`), else `default`.
+
+    The one check of where a redirect may lead, for the plain answer (`Location`) and the
+    HTMX one (`HX-Redirect`) alike. It refuses anything a browser could read as another
+    site: a scheme or host (`https://x`, `//x`), a backslash (browsers read `/\\x` as `//x`),
+    and control characters, spaces and non-ASCII (browsers drop tabs and newlines from URLs;
+    a header can carry no non-Latin-1 text).
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or not all(0x21 <= ord(c) < 0x7F for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def navigate(url: str, message: str | None = None, category: str = "success", status: int = 303):
     """A success that leaves the page: flash `message`, then a full navigation to `url`.
 
-    HTMX follows `HX-Redirect` (204); a plain form gets a 303 (post/redirect/get).
+    HTMX follows `HX-Redirect` (204); a plain form gets a redirect (303 by default:
+    post/redirect/get). `url` must be a path on this site (`site_path`): raises ValueError
+    otherwise, for both answers.
     """
+    if site_path(url) is None:
+        raise ValueError(f"navigate leads only to a path on this site, not {url!r}")
     if message:
         flash(message, category)
     if is_htmx():
         return "", 204, {"HX-Redirect": url}
-    return redirect(url, 303)
+    return redirect(url, status)
 
 
 def fragment_of(page: Callable[..., str] | None = None):

@@ -1,25 +1,15 @@
 """Sign-in and sign-out pages."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.auth import services
 from app.auth.forms import LoginForm
 from app.extensions import db
-from app.web import is_htmx, render
+from app.web import navigate, render, site_path
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
-            return target
-    return url_for("inbox.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -39,10 +29,7 @@ def login():
         else:
             db.session.commit()
             login_user(user, remember=form.remember.data)
-            target = _safe_next(request.args.get("next"))
-            if is_htmx():
-                return "", 204, {"HX-Redirect": target}
-            return redirect(target)
+            return navigate(site_path(request.args.get("next"), url_for("inbox.index")), status=302)
         db.session.commit()  # keep the failure count
     status = 422 if request.method == "POST" else 200
     return render("auth/login.html", block="login_form", form=form, error=error, status=status)

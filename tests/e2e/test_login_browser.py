@@ -54,3 +54,14 @@ def test_agent_sees_only_the_inbox_and_gets_403_on_admin_pages(page, db):
     assert response.status == 403
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
     assert [e for e in page.js_errors if "403" not in e] == []
+
+
+def test_htmx_sign_in_with_a_backslash_next_stays_on_the_site(page, db, live_url):
+    """`next=/%5C127.0.0.1:9911/x` once sent the browser to 127.0.0.1:9911 through HX-Redirect."""
+    make_user("agent", email="alex@example.test")
+    page.goto("/login?next=/%5C127.0.0.1:9911/x")
+    page.get_by_label("Email").fill("alex@example.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live_url}/inbox/")
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()

@@ -78,6 +78,27 @@ def test_next_parameter_is_followed_only_within_the_site(client):
     assert r.headers["Location"] == "/inbox/"
 
 
+OFF_SITE = ["//evil.example/x", "/\\127.0.0.1:9911/x", "/\t/evil.example", "https://evil.example/",
+            "javascript:alert(1)", "/\x00/x", "/caf\u00e9", "evil.example"]
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+def test_sign_in_never_leads_off_the_site(client, htmx_headers, htmx):
+    from urllib.parse import quote
+
+    user = make_user("agent")
+    headers = htmx_headers if htmx else {}
+    answer = "HX-Redirect" if htmx else "Location"
+    for target in OFF_SITE:
+        r = client.post(f"/login?next={quote(target, safe='')}", headers=headers,
+                        data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+        assert r.headers[answer] == "/inbox/", target
+        client.post("/logout", data={"csrf_token": csrf_token(client, "/inbox/")})
+    r = client.post("/login?next=%2Fresponses%2F%3Fq%3Da", headers=headers,
+                    data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    assert r.headers[answer] == "/responses/?q=a"
+
+
 def test_inactive_user_cannot_sign_in(client, db):
     user = make_user("agent")
     user.active = False
