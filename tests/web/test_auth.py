@@ -147,18 +147,22 @@ def test_throttle_ends_with_its_window(client, app, db):
     user = make_user("agent")
     for _ in range(app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]):
         _login(client, user.email, "wrong")
-    row = db.session.get(LoginThrottle, f"account:{user.email}")
+    row = db.session.get(LoginThrottle, f"pair:{user.email}|127.0.0.1")
     row.window_start -= timedelta(seconds=app.config["LOGIN_THROTTLE_SECONDS"] + 1)
     db.session.commit()
     assert _login(client, user.email, PASSWORD).status_code == 302
 
 
-def test_success_clears_the_account_counter(client, app, db):
+def test_success_clears_the_pair_counter_and_takes_back_its_own_attempt(client, app, db):
     user = make_user("agent")
-    for _ in range(app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] - 1):
+    failures = app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] - 1
+    for _ in range(failures):
         _login(client, user.email, "wrong")
     assert _login(client, user.email, PASSWORD).status_code == 302
-    assert db.session.get(LoginThrottle, f"account:{user.email}") is None
+    assert db.session.get(LoginThrottle, f"pair:{user.email}|127.0.0.1") is None
+    # The wrong passwords still count for the account and the address; the success does not.
+    assert db.session.get(LoginThrottle, f"account:{user.email}").failures == failures
+    assert db.session.get(LoginThrottle, "address:127.0.0.1").failures == failures
 
 
 def test_client_address_is_throttled_across_accounts(client, app):
