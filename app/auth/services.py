@@ -91,8 +91,9 @@ def authenticate(email: str, password: str, remote_addr: str | None) -> SignIn:
 
     Raises `LoginThrottled` when the attempt is over a limit, `HashingBusy` when this process
     hashes as many passwords as it may (the attempt is not counted), `AuthError` for a wrong
-    email or password or an inactive account. The caller commits (the account's failure count
-    and last sign-in are in the session; the throttle's counts are committed already).
+    email or password or an inactive account. The attempt's count is committed before the
+    password is checked (`throttle.count_attempt`); the caller commits the rest (the account's
+    failure count, its last sign-in, what a success gives back to the throttle).
     """
     email = normalise_email(email)
     user = db.session.scalar(select(User).where(func.lower(User.email) == email))

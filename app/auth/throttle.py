@@ -50,10 +50,12 @@ def _pair(email: str, address: str) -> str:
 
 
 def count_attempt(email: str, address: str | None) -> list[str]:
-    """Count one sign-in attempt for `email` (normalised) from client `address`, and commit the count.
+    """Count one sign-in attempt for `email` (normalised) from client `address`, and commit.
 
-    Returns the keys it counted (for `give_back`). Raises `LoginThrottled` when the attempt is
-    over a limit; it stays counted.
+    It commits the request's session: the count must be visible to every other attempt before
+    this one's password is checked (and the session holds nothing else at sign-in). Using the
+    session's own connection, a request never holds two. Returns the keys it counted (for
+    `give_back`). Raises `LoginThrottled` when the attempt is over a limit; it stays counted.
     """
     cfg = current_app.config
     address = address or "unknown"
@@ -63,14 +65,13 @@ def count_attempt(email: str, address: str | None) -> list[str]:
               f"account:{email}": (None, window)}
     now = _now()
     counts = {}
-    # Its own transaction, committed before any password is checked, whatever the request's session holds.
-    with db.engine.begin() as conn:
-        for key, (_limit, seconds) in limits.items():
-            counts[key] = _add_one(conn, key, now, seconds)
-        if counts[f"account:{email}"][0] > cfg["LOGIN_SLOW_DOWN_AFTER"]:
-            pace = f"pace:{email}"
-            limits[pace] = (1, cfg["LOGIN_SLOW_DOWN_SECONDS"])
-            counts[pace] = _add_one(conn, pace, now, cfg["LOGIN_SLOW_DOWN_SECONDS"])
+    for key, (_limit, seconds) in limits.items():
+        counts[key] = _add_one(key, now, seconds)
+    if counts[f"account:{email}"][0] > cfg["LOGIN_SLOW_DOWN_AFTER"]:
+        pace = f"pace:{email}"
+        limits[pace] = (1, cfg["LOGIN_SLOW_DOWN_SECONDS"])
+        counts[pace] = _add_one(pace, now, cfg["LOGIN_SLOW_DOWN_SECONDS"])
+    db.session.commit()
     waits = [(start + timedelta(seconds=seconds) - now).total_seconds()
              for key, (limit, seconds) in limits.items()
              for count, start in [counts[key]] if limit is not None and count > limit]
@@ -83,22 +84,21 @@ def give_back(keys: list[str], email: str, address: str | None, *, signed_in: bo
     """Undo the count of an attempt that was not a wrong password.
 
     `signed_in`: it succeeded, so its pair counter goes as well. Otherwise it was never
-    evaluated (no hashing slot free), and only its own count is taken back.
+    evaluated (no hashing slot free), and only its own count is taken back. The caller commits.
     """
     pair = _pair(email, address or "unknown")
     table = LoginThrottle.__table__
-    with db.engine.begin() as conn:
-        if signed_in:
-            conn.execute(delete(table).where(table.c.key == pair))
-        back = [k for k in keys if not (signed_in and k == pair)]
-        conn.execute(update(table).where(table.c.key.in_(back), table.c.failures > 0)
-                     .values(failures=table.c.failures - 1))
+    if signed_in:
+        db.session.execute(delete(table).where(table.c.key == pair))
+    back = [k for k in keys if not (signed_in and k == pair)]
+    db.session.execute(update(table).where(table.c.key.in_(back), table.c.failures > 0)
+                       .values(failures=table.c.failures - 1))
 
 
-def _add_one(conn, key: str, now: datetime, seconds: int) -> tuple[int, datetime]:
+def _add_one(key: str, now: datetime, seconds: int) -> tuple[int, datetime]:
     """One more attempt on `key`, in a window of `seconds` (a new one if the last has ended): (count, start)."""
     table = LoginThrottle.__table__
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[db.session.get_bind().dialect.name]
     ended = table.c.window_start <= now - timedelta(seconds=seconds)
     now = literal(now, table.c.window_start.type)
     statement = dialect.insert(table).values(key=key, failures=1, window_start=now)
@@ -107,7 +107,7 @@ def _add_one(conn, key: str, now: datetime, seconds: int) -> tuple[int, datetime
         set_={"failures": case((ended, 1), else_=table.c.failures + 1),
               "window_start": case((ended, now), else_=table.c.window_start)},
     ).returning(table.c.failures, table.c.window_start)
-    count, start = conn.execute(statement).one()
+    count, start = db.session.execute(statement).one()
     if start.tzinfo is None:
         start = start.replace(tzinfo=timezone.utc)
     return count, start
