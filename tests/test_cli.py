@@ -34,6 +34,28 @@ def test_users_create_refuses_a_duplicate_and_a_bad_role(app, db):
     assert empty.exit_code != 0 and "no password" in empty.output
 
 
+def test_users_set_password_ends_every_session(app, db, client):
+    from app.models.auth import UserSession
+    from tests.factories import PASSWORD, make_user
+    from tests.helpers import csrf_token
+
+    user = make_user("agent")
+    client.post("/login", data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    assert client.get("/inbox/").status_code == 200
+    runner = app.test_cli_runner()
+    short = runner.invoke(args=["users", "set-password", user.email], input="short\n")
+    assert short.exit_code != 0 and "at least 8 characters" in short.output
+    result = runner.invoke(args=["users", "set-password", user.email.upper()], input="a new long password\n")
+    assert result.exit_code == 0, result.output
+    assert f"password changed for {user.email}; 1 session ended" in result.output
+    assert client.get("/inbox/").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, user.id).check_password("a new long password")
+    assert db.session.scalar(select(func.count()).select_from(UserSession)) == 0
+    missing = runner.invoke(args=["users", "set-password", "nobody@example.test"], input="a new long password\n")
+    assert missing.exit_code != 0 and "no user" in missing.output
+
+
 def test_users_create_takes_no_password_option(app, db):
     """A password on the command line stays in the shell's history and shows in `ps`."""
     result = app.test_cli_runner().invoke(args=["users", "create", "d@example.test", "--password", "in-ps"], input="pw\n")

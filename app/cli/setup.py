@@ -6,7 +6,10 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from app.auth.services import UserExists, create_user
+from sqlalchemy import select
+
+from app.auth.services import UserExists, change_password, create_user, normalise_email
+from app.models.auth import User
 from app.demo import seed
 from app.extensions import db
 
@@ -34,6 +37,21 @@ def create_user_command(email: str, role: str, name: str) -> None:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"created {user.role} {user.email}")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+def set_password_command(email: str) -> None:
+    """Give the user with EMAIL a new password (read as `create` reads it) and end all their sessions."""
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise click.ClickException(f"no user with the email {email}")
+    try:
+        ended = change_password(user, None, read_password())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"password changed for {user.email}; {ended} session{'s' if ended != 1 else ''} ended")
 
 
 def read_password() -> str:
