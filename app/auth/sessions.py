@@ -110,7 +110,8 @@ def _load_user(user_id: str) -> User | None:
     if not key or not user_id.isdigit():
         return None
     return db.session.scalar(select(User).join(UserSession, UserSession.user_id == User.id).where(
-        UserSession.key_hash == _hash(key), User.id == int(user_id), UserSession.expires_at > _now()))
+        UserSession.key_hash == _hash(key), User.id == int(user_id), User.active.is_(True),
+        UserSession.expires_at > _now()))
 
 
 def _load_user_from_remember_cookie(req) -> User | None:

@@ -172,3 +172,11 @@ def test_sessions_expire_on_the_server(app, client, db):
     row.expires_at -= timedelta(hours=app.config["SESSION_HOURS"])
     db.session.commit()
     assert not _signed_in(client)
+
+
+def test_a_deactivated_user_is_signed_out_at_the_next_request(app, client, db):
+    user = make_user("agent")
+    _sign_in(client, user)
+    user.active = False
+    db.session.commit()
+    assert not _signed_in(client)
