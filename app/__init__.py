@@ -20,6 +20,7 @@ def create_app(config: dict | None = None) -> Flask:
     # benchmark, a unit test) load the whole web app, and the areas' views import this package.
     from app import cli, logs, security, sqlite_reads, web
     from app import models  # noqa: F401 - importing it declares every table
+    from app.auth import passwords, sessions
     from app.auth.views import bp as auth_bp
     from app.channels.views import bp as channels_bp
     from app.config import Config
@@ -44,6 +45,8 @@ def create_app(config: dict | None = None) -> Flask:
     mail.init_app(app)
     login.init_app(app)
     security.init_app(app)
+    passwords.init_app(app)
+    sessions.init_app(app)
     web.init_app(app)
     for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp):
         app.register_blueprint(bp)

@@ -67,10 +67,20 @@ class Config:
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
         self.PASSWORD_HASH_METHOD = "scrypt"  # tests use a cheaper pbkdf2
 
-        # Failed-login throttling (per account and per client address).
+        # Server-side sessions (app/auth/sessions.py): how long a sign-in lasts without and with "Keep me signed in".
+        self.SESSION_HOURS = _int("SESSION_HOURS", 24)
+        self.REMEMBER_DAYS = _int("REMEMBER_DAYS", 30)
+
+        # Sign-in throttling (app/auth/throttle.py), counted before the password is checked: failures per
+        # account from one client address, per client address, and a slow-down per account from anywhere.
         self.LOGIN_MAX_FAILURES_PER_ACCOUNT = _int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
         self.LOGIN_MAX_FAILURES_PER_ADDRESS = _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
         self.LOGIN_THROTTLE_SECONDS = _int("LOGIN_THROTTLE_SECONDS", 15 * 60)
+        self.LOGIN_SLOW_DOWN_AFTER = _int("LOGIN_SLOW_DOWN_AFTER", 10)
+        self.LOGIN_SLOW_DOWN_SECONDS = _int("LOGIN_SLOW_DOWN_SECONDS", 10)
+        # Password hashes computed at once per process; a sign-in beyond waits this long, then is told to retry.
+        self.PASSWORD_HASH_CONCURRENCY = _int("PASSWORD_HASH_CONCURRENCY", 2)
+        self.PASSWORD_HASH_WAIT_SECONDS = float(os.environ.get("PASSWORD_HASH_WAIT_SECONDS", "0.5"))
 
         # Health checks must answer fast even when Redis is gone.
         self.REDIS_HEALTH_TIMEOUT = float(os.environ.get("REDIS_HEALTH_TIMEOUT", "1.0"))

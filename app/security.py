@@ -1,4 +1,6 @@
-"""Security headers on every response, the login manager, and role checks.
+"""Security headers on every response, the login manager's settings, and role checks.
+
+Who is signed in (the session store behind Flask-Login's user loader) is `app.auth.sessions`.
 
 Our pages need no inline script or style: the Content-Security-Policy allows only
 our own static files (`Policy`, which pages extend). `restrict_blueprint` makes an area
@@ -10,8 +12,8 @@ from flask import Flask, abort, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
-from app.extensions import db, login
-from app.models.auth import Role, User
+from app.extensions import login
+from app.models.auth import Role
 
 
 class Policy:
@@ -75,10 +77,6 @@ def init_app(app: Flask) -> None:
     login.login_message = "Please sign in to continue."
     login.login_message_category = "info"
     login.session_protection = "strong"
-
-    @login.user_loader
-    def _load_user(user_id: str):
-        return db.session.get(User, int(user_id))
 
     if app.config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix

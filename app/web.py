@@ -12,7 +12,11 @@ configuration swaps in (see `templates/base.html`).
 """
 from __future__ import annotations
 
-from flask import (Flask, current_app, flash, g, get_flashed_messages, has_request_context, make_response, redirect,
+import functools
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from flask import (Flask, abort, current_app, flash, g, get_flashed_messages, has_request_context, make_response, redirect,
                    render_template, request, session, url_for)
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
@@ -50,16 +54,61 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     return response
 
 
-def navigate(url: str, message: str | None = None, category: str = "success"):
+def site_path(target: str | None, default: str | None = None) -> str | None:
+    """`target` if it is a path on this site (`/inbox/?q=x`), else `default`.
+
+    The one check of where a redirect may lead, for the plain answer (`Location`) and the
+    HTMX one (`HX-Redirect`) alike. It refuses anything a browser could read as another
+    site: a scheme or host (`https://x`, `//x`), a backslash (browsers read `/\\x` as `//x`),
+    and control characters, spaces and non-ASCII (browsers drop tabs and newlines from URLs;
+    a header can carry no non-Latin-1 text).
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or not all(0x21 <= ord(c) < 0x7F for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def navigate(url: str, message: str | None = None, category: str = "success", status: int = 303):
     """A success that leaves the page: flash `message`, then a full navigation to `url`.
 
-    HTMX follows `HX-Redirect` (204); a plain form gets a 303 (post/redirect/get).
+    HTMX follows `HX-Redirect` (204); a plain form gets a redirect (303 by default:
+    post/redirect/get). `url` must be a path on this site (`site_path`): raises ValueError
+    otherwise, for both answers.
     """
+    if site_path(url) is None:
+        raise ValueError(f"navigate leads only to a path on this site, not {url!r}")
     if message:
         flash(message, category)
     if is_htmx():
         return "", 204, {"HX-Redirect": url}
-    return redirect(url, 303)
+    return redirect(url, status)
+
+
+def fragment_of(page: Callable[..., str] | None = None):
+    """A GET route that serves only a piece of a page, for HTMX to swap in.
+
+    Opened as a plain page (a pasted link, a bookmark, a reload) it has no page around it: the
+    request is sent on (303) to the page the piece belongs to, `page(**view_args)`, or answers 404
+    when there is none. Only GET is diverted; other methods reach the view.
+    """
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(**values):
+            if request.method == "GET" and not is_htmx():
+                if page is None:
+                    abort(404)
+                return redirect(page(**values), 303)
+            return view(**values)
+
+        return wrapper
+
+    return decorator
 
 
 def _has_flashes() -> bool:

@@ -1,38 +1,46 @@
-"""User accounts and authentication, with throttling of failed logins.
+"""User accounts and signing in: creating users, checking credentials, changing passwords.
 
-Failed logins are counted per account and per client address in a sliding
-window (`LOGIN_THROTTLE_SECONDS`). Past the limit, further attempts are refused
-with `LoginThrottled` until the window ends, so a guesser is slowed down but the
-real user is never locked out for longer than one window. A successful login
-clears the account's counter.
+`authenticate` counts the attempt before it checks anything (`app.auth.throttle`), checks the
+password inside a hashing slot (`app.auth.passwords`), and takes as long for an address
+without an account as for a wrong password. Attempts refused or wrong on an existing account
+are counted on the account (`User.failed_signins`), and the next sign-in tells its owner
+(`SignIn.failed_attempts`): a notice on the page, not a mail.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from app.auth import passwords, sessions, throttle
+from app.auth.passwords import HashingBusy
+from app.auth.throttle import LoginThrottled
 from app.extensions import db
-from app.models.auth import LoginThrottle, Queue, Role, User
+from app.models.auth import Queue, Role, User
+
+__all__ = ["AuthError", "HashingBusy", "LoginThrottled", "SignIn", "UserExists", "authenticate", "change_password",
+           "create_user", "ensure_queue", "normalise_email"]
+
+#: Characters a new password must have at least (NIST SP 800-63B's minimum).
+MIN_PASSWORD_LENGTH = 8
 
 
 class AuthError(Exception):
     """Wrong email or password (deliberately not saying which)."""
 
 
-class LoginThrottled(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(retry_after)
-        self.retry_after = retry_after
-
-    @property
-    def minutes(self) -> int:
-        return max(1, -(-self.retry_after // 60))
-
-
 class UserExists(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A successful sign-in: the user, and what was tried on the account since the last one."""
+
+    user: User
+    failed_attempts: int = 0
+    last_failed_at: datetime | None = None
 
 
 def normalise_email(email: str) -> str:
@@ -72,53 +80,64 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _keys(email: str, remote_addr: str | None) -> list[tuple[str, int]]:
-    cfg = current_app.config
-    keys = [(f"account:{normalise_email(email)}", cfg["LOGIN_MAX_FAILURES_PER_ACCOUNT"])]
-    if remote_addr:
-        keys.append((f"address:{remote_addr}", cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
-    return keys
+def _count_failure(user_id: int | None) -> None:
+    if user_id is not None:  # one statement: concurrent failures all count
+        db.session.execute(update(User).where(User.id == user_id).values(
+            failed_signins=User.failed_signins + 1, last_failed_signin_at=_now()))
 
 
-def _check_throttle(keys: list[tuple[str, int]]) -> None:
-    window = current_app.config["LOGIN_THROTTLE_SECONDS"]
-    now = _now()
-    for key, limit in keys:
-        row = db.session.get(LoginThrottle, key)
-        if row and row.failures >= limit:
-            ends = row.window_start + timedelta(seconds=window)
-            if ends > now:
-                raise LoginThrottled(int((ends - now).total_seconds()) + 1)
+def authenticate(email: str, password: str, remote_addr: str | None) -> SignIn:
+    """Check a sign-in attempt and return the `SignIn`.
 
-
-def _record_failure(keys: list[tuple[str, int]]) -> None:
-    window = timedelta(seconds=current_app.config["LOGIN_THROTTLE_SECONDS"])
-    now = _now()
-    for key, _limit in keys:
-        row = db.session.get(LoginThrottle, key)
-        if row is None:
-            db.session.add(LoginThrottle(key=key, failures=1, window_start=now))
-        elif row.window_start + window <= now:
-            row.failures, row.window_start = 1, now
-        else:
-            row.failures += 1
-
-
-def authenticate(email: str, password: str, remote_addr: str | None) -> User:
-    """Return the user for these credentials.
-
-    Raises `LoginThrottled` when the account or the address has failed too often
-    recently, `AuthError` for a wrong email or password or an inactive account.
-    The caller commits (failures are recorded in the session).
+    Raises `LoginThrottled` when the attempt is over a limit, `HashingBusy` when this process
+    hashes as many passwords as it may (the attempt is not counted), `AuthError` for a wrong
+    email or password or an inactive account. The attempt's count is committed before the
+    password is checked (`throttle.count_attempt`); the caller commits the rest (the account's
+    failure count, its last sign-in, what a success gives back to the throttle).
     """
-    keys = _keys(email, remote_addr)
-    _check_throttle(keys)
-    user = db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
-    if user is None or not user.check_password(password) or not user.active:
-        _record_failure(keys)
+    email = normalise_email(email)
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+    user_id = user.id if user is not None else None
+    try:
+        keys = throttle.count_attempt(email, remote_addr)
+    except LoginThrottled:
+        _count_failure(user_id)
+        raise
+    try:
+        with passwords.hashing_slot():
+            right = passwords.check_password(user.password_hash if user is not None else None, password)
+    except HashingBusy:
+        throttle.give_back(keys, email, remote_addr, signed_in=False)
+        raise
+    if not right or not user.active:
+        _count_failure(user_id)
         raise AuthError("wrong email or password")
-    row = db.session.get(LoginThrottle, keys[0][0])
-    if row is not None:
-        db.session.delete(row)
+    throttle.give_back(keys, email, remote_addr, signed_in=True)
+    db.session.refresh(user)  # the failure count as committed by concurrent attempts
+    done = SignIn(user, user.failed_signins, user.last_failed_signin_at)
+    user.failed_signins, user.last_failed_signin_at = 0, None
     user.last_login_at = _now()
-    return user
+    return done
+
+
+def check_new_password(password: str) -> None:
+    """Raises ValueError, saying why, when `password` may not be a new password."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > 1024:
+        raise ValueError("Use at most 1024 characters.")
+
+
+def change_password(user: User, current: str | None, new: str, keep_session: str | None = None) -> int:
+    """Give `user` the password `new` and end their sessions but `keep_session` (a session key).
+
+    `current` must be the present password (None: not asked, as `flask users set-password`
+    does not). Returns how many sessions ended. Raises `AuthError` for a wrong current password,
+    ValueError (saying why) for a new password that is refused, `HashingBusy`. The caller commits.
+    """
+    check_new_password(new)
+    with passwords.hashing_slot():
+        if current is not None and not passwords.check_password(user.password_hash, current):
+            raise AuthError("wrong current password")
+        user.password_hash = passwords.hash_password(new)
+    return sessions.end_sessions(user.id, keep_key=keep_session)

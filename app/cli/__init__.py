@@ -1,6 +1,7 @@
 """Command-line entry points (`flask --app wsgi ...`).
 
-* `flask users create EMAIL --role admin`  prompts for a password (`setup.py`)
+* `flask users create EMAIL --role admin`  prompts for a password, or reads stdin (`setup.py`)
+* `flask users set-password EMAIL`          a new password (asked, or stdin); ends the user's sessions
 * `flask demo seed`                         idempotent demo data (`setup.py`)
 * `flask worker [QUEUE ...] [--burst]`      an RQ worker (JSON serializer, all queues by default) (`processes.py`)
 * `flask cron [--once]`                     the scheduler loop: enqueues due periodic jobs (`processes.py`)

@@ -1,10 +1,15 @@
 """Setting up an installation: `flask users create`, `flask demo seed`."""
 from __future__ import annotations
 
+import sys
+
 import click
 from flask.cli import AppGroup
 
-from app.auth.services import UserExists, create_user
+from sqlalchemy import select
+
+from app.auth.services import UserExists, change_password, create_user, normalise_email
+from app.models.auth import User
 from app.demo import seed
 from app.extensions import db
 
@@ -16,9 +21,14 @@ demo_cli = AppGroup("demo", help="Demo data.")
 @click.argument("email")
 @click.option("--role", type=click.Choice(["admin", "supervisor", "agent"]), default="agent", show_default=True)
 @click.option("--name", default="", help="Display name (defaults to the email's local part).")
-@click.password_option(prompt="Password", confirmation_prompt=True)
-def create_user_command(email: str, role: str, name: str, password: str) -> None:
-    """Create a user with EMAIL and a role; the password is asked for, never an argument."""
+def create_user_command(email: str, role: str, name: str) -> None:
+    """Create a user with EMAIL and a role.
+
+    The password is never an argument (it would stay in the shell's history and show in `ps`):
+    at a terminal it is asked for twice, unseen; otherwise it is the first line of standard
+    input (`printf '%s\\n' "$PW" | flask users create ...`).
+    """
+    password = read_password()
     try:
         user = create_user(email, password, role, name)
     except UserExists:
@@ -27,6 +37,31 @@ def create_user_command(email: str, role: str, name: str, password: str) -> None
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"created {user.role} {user.email}")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+def set_password_command(email: str) -> None:
+    """Give the user with EMAIL a new password (read as `create` reads it) and end all their sessions."""
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise click.ClickException(f"no user with the email {email}")
+    try:
+        ended = change_password(user, None, read_password())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"password changed for {user.email}; {ended} session{'s' if ended != 1 else ''} ended")
+
+
+def read_password() -> str:
+    """A new password: prompted for (hidden, confirmed) at a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise click.ClickException("no password: type it at the prompt, or give it as the first line of standard input")
+    return line.rstrip("\r\n")
 
 
 @demo_cli.command("seed")

@@ -41,7 +41,7 @@ from app.responses import services as responses
 from app.runtime.outbound import IN_PROGRESS
 from app.security import CSP, Policy
 from app.units import human_size
-from app.web import Fragments, is_htmx, navigate, render
+from app.web import Fragments, fragment_of, is_htmx, navigate, render
 
 bp = Blueprint("inbox", __name__)
 
@@ -277,7 +277,17 @@ def add_note(conversation_id: int):
                                          note_form=form, note_error=error, status=422))
 
 
+def _message_page(message_id: int) -> str:
+    """The conversation page of a message (NotFound unless the user may see it)."""
+    return url_for("inbox.conversation", conversation_id=get_message(current_user, message_id).conversation_id)
+
+
+def _draft_page(draft_id: int) -> str:
+    return url_for("inbox.draft", draft_id=inbox_drafts.get_draft(current_user, draft_id).id)
+
+
 @bp.route("/inbox/m/<int:message_id>/body")
+@fragment_of(_message_page)
 def message_body(message_id: int):
     message = get_message(current_user, message_id)
     return _conversation_response(render("inbox/conversation.html", block="tile_body",
@@ -285,6 +295,7 @@ def message_body(message_id: int):
 
 
 @bp.route("/inbox/m/<int:message_id>/quote")
+@fragment_of(_message_page)
 def message_quote(message_id: int):
     message = get_message(current_user, message_id)
     body = split_body(message.html, message.text)
@@ -333,6 +344,7 @@ def retry(message_id: int):
 
 
 @bp.route("/inbox/c/<int:conversation_id>/updates")
+@fragment_of(lambda conversation_id: url_for("inbox.conversation", conversation_id=conversation_id))
 def updates(conversation_id: int):
     """Messages newer than `after` (a message id), as tiles to append; polled by the page."""
     get_conversation(current_user, conversation_id)
@@ -459,6 +471,7 @@ def save_draft(draft_id: int):
 
 
 @bp.route("/inbox/drafts/<int:draft_id>/delete", methods=["GET", "POST"])
+@fragment_of(_draft_page)
 def delete_draft(draft_id: int):
     draft = inbox_drafts.get_draft(current_user, draft_id)
     if request.method == "GET":
@@ -531,6 +544,7 @@ def check_recipients():
 
 
 @bp.route("/inbox/contacts/suggest")
+@fragment_of()
 def suggest():
     q = request.args.get("q", "")
     for field in ("to", "cc", "bcc"):
@@ -544,6 +558,7 @@ def suggest():
 
 
 @bp.route("/inbox/responses/picker")
+@fragment_of()
 def picker():
     draft = inbox_drafts.get_draft(current_user, request.args.get("draft", type=int) or 0)
     q = request.args.get("q", "")

@@ -4,7 +4,7 @@ Importing this package registers every table on `db.metadata` (Alembic's
 autogenerate and `db.create_all()` rely on that). Later issues evolve the model
 with new migrations; an applied migration is never edited.
 """
-from app.models.auth import LoginThrottle, Queue, Role, User, queue_members
+from app.models.auth import LoginThrottle, Queue, Role, User, UserSession, queue_members
 from app.models.blobs import Blob
 from app.models.channels import (AuthMethod, CredentialStatus, Domain, DomainKind, EmailAddress, MailboxState,
                                  OAuthCredential, PublishRecord, Usage)
@@ -16,7 +16,7 @@ from app.models.responses import ResponseGroup, StandardResponse
 __all__ = [
     "Attachment", "Blob", "Contact", "Conversation", "ConversationSeen", "Domain", "DomainKind", "Draft",
     "EmailAddress", "Flow", "LoginThrottle", "MailboxState", "Message", "PublishRecord",
-    "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "queue_members",
+    "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "UserSession", "queue_members",
     # experience flows
     "AutomaticMail", "BlocklistEntry", "FlowRun", "Intent", "IntentModel",
     "InboundRaw", "InboundStatus",

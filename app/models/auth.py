@@ -1,4 +1,4 @@
-"""Users, roles, queues and the failed-login throttle."""
+"""Users, roles, queues, sign-in sessions and the failed-login throttle."""
 from __future__ import annotations
 
 import enum
@@ -46,6 +46,9 @@ class User(UserMixin, db.Model):
     email_capacity: Mapped[int] = mapped_column(default=5)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Attempts on this account refused or with a wrong password since its last sign-in: said at the next one.
+    failed_signins: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_failed_signin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Routing: when it last gave this agent a conversation ("longest idle" tie-break)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -89,8 +92,32 @@ class Queue(db.Model):
     members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")
 
 
+class UserSession(db.Model):
+    """One sign-in of a user on one browser: the server-side half of its session and "Keep me signed in".
+
+    The browser holds the key (in the signed session cookie) and, when it asked to be kept
+    signed in, a remember token `<key>.<secret>` in its own cookie; the database holds only
+    their SHA-256. Deleting the row ends both at once (`app.auth.sessions`).
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # "Keep me signed in": the current secret's hash and, for a short grace after it rotated, the previous one's
+    remember_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_remember_hash: Mapped[str | None] = mapped_column(String(64))
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
 class LoginThrottle(db.Model):
-    """Failed logins counted per key ("account:<email>" or "address:<ip>") in a window."""
+    """Sign-in attempts counted per key in a window (`app.auth.throttle`): "pair:<email>|<ip>",
+    "address:<ip>", "account:<email>", "pace:<email>"."""
 
     __tablename__ = "login_throttle"
 

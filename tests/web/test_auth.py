@@ -78,6 +78,27 @@ def test_next_parameter_is_followed_only_within_the_site(client):
     assert r.headers["Location"] == "/inbox/"
 
 
+OFF_SITE = ["//evil.example/x", "/\\127.0.0.1:9911/x", "/\t/evil.example", "https://evil.example/",
+            "javascript:alert(1)", "/\x00/x", "/caf\u00e9", "evil.example"]
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+def test_sign_in_never_leads_off_the_site(client, htmx_headers, htmx):
+    from urllib.parse import quote
+
+    user = make_user("agent")
+    headers = htmx_headers if htmx else {}
+    answer = "HX-Redirect" if htmx else "Location"
+    for target in OFF_SITE:
+        r = client.post(f"/login?next={quote(target, safe='')}", headers=headers,
+                        data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+        assert r.headers[answer] == "/inbox/", target
+        client.post("/logout", data={"csrf_token": csrf_token(client, "/inbox/")})
+    r = client.post("/login?next=%2Fresponses%2F%3Fq%3Da", headers=headers,
+                    data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    assert r.headers[answer] == "/responses/?q=a"
+
+
 def test_inactive_user_cannot_sign_in(client, db):
     user = make_user("agent")
     user.active = False
@@ -126,18 +147,22 @@ def test_throttle_ends_with_its_window(client, app, db):
     user = make_user("agent")
     for _ in range(app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]):
         _login(client, user.email, "wrong")
-    row = db.session.get(LoginThrottle, f"account:{user.email}")
+    row = db.session.get(LoginThrottle, f"pair:{user.email}|127.0.0.1")
     row.window_start -= timedelta(seconds=app.config["LOGIN_THROTTLE_SECONDS"] + 1)
     db.session.commit()
     assert _login(client, user.email, PASSWORD).status_code == 302
 
 
-def test_success_clears_the_account_counter(client, app, db):
+def test_success_clears_the_pair_counter_and_takes_back_its_own_attempt(client, app, db):
     user = make_user("agent")
-    for _ in range(app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] - 1):
+    failures = app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] - 1
+    for _ in range(failures):
         _login(client, user.email, "wrong")
     assert _login(client, user.email, PASSWORD).status_code == 302
-    assert db.session.get(LoginThrottle, f"account:{user.email}") is None
+    assert db.session.get(LoginThrottle, f"pair:{user.email}|127.0.0.1") is None
+    # The wrong passwords still count for the account and the address; the success does not.
+    assert db.session.get(LoginThrottle, f"account:{user.email}").failures == failures
+    assert db.session.get(LoginThrottle, "address:127.0.0.1").failures == failures
 
 
 def test_client_address_is_throttled_across_accounts(client, app):
