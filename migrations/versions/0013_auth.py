@@ -5,15 +5,15 @@ rotating "Keep me signed in" secret): deleting it ends that session. `users.fail
 `users.last_failed_signin_at` count the refused or wrong attempts on an account since its last
 sign-in, which the next sign-in reports. Sessions signed in before this migration end with it.
 
-Revision ID: 0011_auth
-Revises: 0010
+Revision ID: 0013_auth
+Revises: 0012_mailbox_health
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011_auth'
-down_revision = '0010'
+revision = '0013_auth'
+down_revision = '0012_mailbox_health'
 branch_labels = None
 depends_on = None
 
