@@ -13,6 +13,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: the sockets stay bound until all are picked, so none is handed out twice."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -211,7 +223,7 @@ class DovecotServer:
         else:
             self.uid, self.gid = os.getuid(), os.getgid()
             login_user = internal_user = pwd.getpwuid(self.uid).pw_name
-        self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
+        self.ports = dict(zip(("imap", "imaps", "pop3", "pop3s"), free_ports(4)))
         (workdir / "passwd").write_text("")
         oauth = {"mechanisms": "plain login", "passdb_mechanisms": "", "oauth_passdb": ""}
         if oauth_introspection_url:

@@ -81,3 +81,11 @@ def test_silent_server_times_out(tmp_path):
             smtplib.SMTP("127.0.0.1", server.port, timeout=0.5)
     finally:
         server.stop()
+
+
+def test_free_ports_are_all_different():
+    """Dovecot's four listeners once got the same port twice ("duplicate listener"); picks are held until all are made."""
+    from tests.servers import free_ports
+
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
