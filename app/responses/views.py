@@ -129,6 +129,6 @@ def delete_response(response_id: int):
 def download():
     """Every group and response as CSV ("Download")."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
-    return Response(services.export_csv().encode("utf-8-sig"), mimetype="text/csv; charset=utf-8", headers={
+    return Response(services.export_csv().encode("utf-8-sig"), content_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="standard-responses-{stamp}.csv"',
         "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})

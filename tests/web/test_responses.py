@@ -79,7 +79,7 @@ def test_download_exports_every_response_as_csv(client, login_as, db):
     make_response(title="Shipping times", subject="Shipping", body="=HYPERLINK(1) ships today", group_name="Ship")
     r = client.get("/responses/download")
     assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment;")
-    assert r.headers["Content-Type"].startswith("text/csv")
+    assert r.headers["Content-Type"] == "text/csv; charset=utf-8"  # one charset parameter, not two
     rows = list(csv.reader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
     assert rows[0][:5] == ["group", "shortcut_command", "group_description", "visible_to", "title"]
     assert rows[1][0] == "Ship" and rows[1][4] == "Shipping times" and rows[1][5] == "Shipping"
