@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import Env, _goal, make_address  # noqa: E402 - after the path is set
+from bench.ingest import Env, _goal, make_address, print_summary  # noqa: E402 - after the path is set
 
 LOG = Path(tempfile.gettempdir()) / "pigeonhole-bench-idle.log"  # kept after the run, for a failed one
 
@@ -219,12 +219,7 @@ def main() -> None:
     finally:
         env.stop()
         shutil.rmtree(work, ignore_errors=True)
-    load_after = os.getloadavg()
-    print()
-    summary.append(f"load average (1/5/15 min) before {' '.join(f'{x:.2f}' for x in load_before)}, "
-                   f"after {' '.join(f'{x:.2f}' for x in load_after)}; {os.cpu_count()} cores")
-    for line in summary:
-        print(line)
+    print_summary(summary, load_before)
 
 
 if __name__ == "__main__":

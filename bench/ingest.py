@@ -329,6 +329,16 @@ def _goal(ok: bool) -> str:
     return "met" if ok else "NOT MET"
 
 
+def print_summary(summary: list[str], load_before: tuple[float, float, float]) -> None:
+    """The figures last, closed by the load average before and after the run (benchmarks quote it)."""
+    load_after = os.getloadavg()
+    print()
+    summary.append(f"load average (1/5/15 min) before {' '.join(f'{x:.2f}' for x in load_before)}, "
+                   f"after {' '.join(f'{x:.2f}' for x in load_after)}; {os.cpu_count()} cores")
+    for line in summary:
+        print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=5000, help="messages in the mailbox (default 5000)")
@@ -422,12 +432,7 @@ def main() -> None:
     finally:
         env.stop()
         shutil.rmtree(work, ignore_errors=True)
-    load_after = os.getloadavg()
-    print()
-    summary.append(f"load average (1/5/15 min) before {' '.join(f'{x:.2f}' for x in load_before)}, "
-                   f"after {' '.join(f'{x:.2f}' for x in load_after)}; {os.cpu_count()} cores")
-    for line in summary:
-        print(line)
+    print_summary(summary, load_before)
 
 
 if __name__ == "__main__":
