@@ -20,7 +20,7 @@ ourselves, piece by piece, each with a fallback. The pieces have rooms of their 
   without parts shows nothing, one with no delimiter at all is the text (or, beside other
   text, an unnamed file); `multipart/alternative` is read as its last version of each type;
   `message/rfc822` parts become `.eml` attachments; `winmail.dat` (TNEF) is
-  unpacked with `tnefparse` when it can be (its files, else its body);
+  unpacked (`app.mail.tnef`, with `tnefparse`) when it can be (its files, else its body);
 * large base64 bodies (`app.mail.largeparts`): lifted out of the raw message
   before the stdlib parser sees it and decoded from the raw bytes in chunks, so a
   25 MB attachment is held about once, not several times.
@@ -48,10 +48,9 @@ from email.message import Message
 from email.policy import compat32
 from io import BytesIO
 
-from tnefparse import TNEF
 
 from app.mail.bounce import Bounce, detect_report
-from app.mail.charsets import decode_bytes, decode_text
+from app.mail.charsets import decode_text
 from app.mail.headers import (
     address_in, decode_header_value, header_addresses, header_date, header_param, msgid, msgids, raw_value,
     raw_values, recover_headers, repair_header_block, safe_filename, unescape,
@@ -61,6 +60,7 @@ from app.mail.lines import lf_for_bare_cr
 from app.mail.largeparts import decoded, lift
 from app.mail.quotes import visible_reply
 from app.mail.subjects import is_automatic_subject
+from app.mail.tnef import read_tnef
 
 #: Bodies longer than this are cut (the raw message keeps everything).
 MAX_BODY_CHARS = 2_000_000
@@ -621,25 +621,14 @@ def _unpack_tnef(data: bytes, walk: _Walk) -> bool:
     False (keep winmail.dat as it came) when `tnefparse` cannot read it."""
     result = walk.result
     try:
-        tnef = TNEF(data)
-        files = []
-        for att in tnef.attachments:
-            name = att.long_filename() or att.name or "attachment"
-            if isinstance(name, bytes):
-                name = decode_bytes(name, None)
-            name = safe_filename(str(name).rstrip("\x00")) or "attachment"
-            body = att.data if isinstance(att.data, bytes) else bytes(att.data or b"")
-            ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            files.append(ParsedAttachment(name, ctype, len(body), None, False, body))
-        html, plain = _tnef_text(tnef.htmlbody), _tnef_text(tnef.body)
-        rtf = tnef.rtfbody if getattr(tnef, "_rtfbody", None) and not (html or plain) else None
+        content = read_tnef(data)
     except Exception as exc:  # noqa: BLE001 - tnefparse raises on many real files
         result.defects.append(f"winmail.dat could not be unpacked ({exc.__class__.__name__}); kept as is")
         return False
-    for att in files:
-        walk.attach(att)
-    for text, shown, name, ctype in ((html, walk.htmls, "body.html", "text/html"),
-                                     (plain, walk.texts, "body.txt", "text/plain")):
+    for name, ctype, body in content.files:
+        walk.attach(ParsedAttachment(name, ctype, len(body), None, False, body))
+    for text, shown, name, ctype in ((content.html, walk.htmls, "body.html", "text/html"),
+                                     (content.plain, walk.texts, "body.txt", "text/plain")):
         if not text:
             continue
         if not any(t.strip() for t in shown):
@@ -647,19 +636,13 @@ def _unpack_tnef(data: bytes, walk: _Walk) -> bool:
         else:
             encoded = text.encode("utf-8")
             walk.attach(ParsedAttachment(name, ctype, len(encoded), None, False, encoded, named=False))
-    if isinstance(rtf, bytes) and rtf:
-        walk.attach(ParsedAttachment("body.rtf", "application/rtf", len(rtf), None, False, rtf, named=False))
-    if not (files or html or plain or rtf):
+    if content.rtf:
+        walk.attach(ParsedAttachment("body.rtf", "application/rtf", len(content.rtf), None, False, content.rtf,
+                                     named=False))
+    if not (content.files or content.html or content.plain or content.rtf):
         result.defects.append("winmail.dat holds no files and no body (only message properties); "
                               "it stays in the raw message")
     return True
-
-
-def _tnef_text(value) -> str:
-    """A TNEF body property as text (tnefparse gives str, or bytes without a codepage), NULs gone."""
-    if isinstance(value, bytes):
-        value = decode_text(value, None)[0]
-    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
 
 
 # --- classification -------------------------------------------------------------------------------
