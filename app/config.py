@@ -111,6 +111,13 @@ class Config:
         self.INGRESS_TLS_CERT = os.environ.get("INGRESS_TLS_CERT", "")  # PEM certificate: offer STARTTLS
         self.INGRESS_TLS_KEY = os.environ.get("INGRESS_TLS_KEY", "")
         self.INGRESS_MAX_RECIPIENTS = _int("INGRESS_MAX_RECIPIENTS", 100)
+        # Ingress bounds (app/runtime/ingress_smtp.py): sessions at once, in total and per client address (421
+        # beyond); seconds a session may send nothing; message data kept in memory before it is spooled to disk.
+        self.INGRESS_MAX_SESSIONS = _int("INGRESS_MAX_SESSIONS", 200)
+        self.INGRESS_MAX_SESSIONS_PER_IP = _int("INGRESS_MAX_SESSIONS_PER_IP", 20)
+        self.INGRESS_IDLE_TIMEOUT_SECONDS = float(os.environ.get("INGRESS_IDLE_TIMEOUT_SECONDS", "60"))
+        self.INGRESS_SPOOL_THRESHOLD_BYTES = _int("INGRESS_SPOOL_THRESHOLD_BYTES", 1024 * 1024)
+        self.INGRESS_SPOOL_DIR = os.environ.get("INGRESS_SPOOL_DIR", str(INSTANCE / "spool"))
         self.INBOUND_MAX_MESSAGE_SIZE = _int("INBOUND_MAX_MESSAGE_SIZE", 25 * 1024 * 1024)
         self.INBOUND_MAX_ATTACHMENTS = _int("INBOUND_MAX_ATTACHMENTS", 100)
         self.THREAD_WINDOW_DAYS = _int("THREAD_WINDOW_DAYS", 14)

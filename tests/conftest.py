@@ -49,6 +49,7 @@ def _test_config(database_url, redis_server, blob_dir) -> dict:
         else "postgresql+psycopg://" + database_url[len("postgresql://"):],
         "REDIS_URL": redis_server.url,
         "BLOB_DIR": str(blob_dir),
+        "INGRESS_SPOOL_DIR": str(blob_dir.parent / "ingress-spool"),
         "PLATFORM_MAIL_DOMAIN": "mail.pigeonhole.test",
         "SERVER_NAME": None,
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashes; production keeps scrypt

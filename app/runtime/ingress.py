@@ -27,6 +27,10 @@ this server receives that mail. Its promises:
   then enqueues their ingest jobs in one Redis round trip. Under load many
   sessions share one commit, as in PostgreSQL's and InnoDB's group commit; a
   lone message waits for nothing but its own write.
+* **Bounded**: concurrent sessions are capped in total and per client address
+  (`421` beyond), idle sessions are closed after `INGRESS_IDLE_TIMEOUT_SECONDS`, and
+  message data past `INGRESS_SPOOL_THRESHOLD_BYTES` waits in a temporary file, not
+  in memory, until the message is complete (`app/runtime/ingress_smtp.py`).
 * **STARTTLS** is offered when `INGRESS_TLS_CERT` and `INGRESS_TLS_KEY` are set.
 
 Blocking work (the recipient check in the event loop's thread pool, the writer
@@ -47,13 +51,13 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
 from flask import Flask
 from sqlalchemy import insert
 
 from app.blobs import blob_store
 from app.extensions import db
 from app.models.inbound import InboundRaw, InboundStatus
+from app.runtime.ingress_smtp import IngressSMTP, SessionCounter, ensure_spool_dir
 from app.runtime.live import published_address
 from app.queues import enqueue_many
 
@@ -64,11 +68,6 @@ RCPT_CACHE_SECONDS = 5.0
 _UNKNOWN = object()  # not in the recipient cache
 #: At most this many messages share one group commit (bounds the writer's memory and a group's latency).
 GROUP_MAX_MESSAGES = 64
-
-
-class _SMTP(SMTP):
-    # RFC 5321 says 1,000 octets per line; real mail (and many forwarders) send far longer ones.
-    line_length_limit = 1 << 20
 
 
 class IngressHandler:
@@ -307,10 +306,20 @@ def enqueue_ingest(app: Flask, raw_ids: list[int]) -> None:
 
 
 class IngressController(Controller):
-    """aiosmtpd's threaded controller with our SMTP class (long lines allowed)."""
+    """aiosmtpd's threaded controller with our SMTP class (`IngressSMTP`: long lines, session caps, spooled DATA).
+
+    Its sessions share one `SessionCounter` (all of them run in the controller's event loop thread).
+    """
+
+    def __init__(self, handler, *, sessions: SessionCounter, spool_dir: str, spool_threshold: int, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.sessions = sessions
+        self.spool_dir = spool_dir
+        self.spool_threshold = spool_threshold
 
     def factory(self):
-        return _SMTP(self.handler, **self.SMTP_kwargs)
+        return IngressSMTP(self.handler, sessions=self.sessions, spool_dir=self.spool_dir,
+                           spool_threshold=self.spool_threshold, **self.SMTP_kwargs)
 
     def stop(self, *args, **kwargs):
         super().stop(*args, **kwargs)
@@ -327,8 +336,14 @@ def make_controller(app: Flask, host: str | None = None, port: int | None = None
         context.load_cert_chain(cert, key)
         kwargs.update(tls_context=context, require_starttls=False)
     handler = IngressHandler(app)
+    spool_dir = app.config["INGRESS_SPOOL_DIR"]
+    ensure_spool_dir(spool_dir)
     return IngressController(
         handler,
+        sessions=SessionCounter(app.config["INGRESS_MAX_SESSIONS"], app.config["INGRESS_MAX_SESSIONS_PER_IP"]),
+        spool_dir=spool_dir,
+        spool_threshold=app.config["INGRESS_SPOOL_THRESHOLD_BYTES"],
+        timeout=app.config["INGRESS_IDLE_TIMEOUT_SECONDS"],
         hostname=host or app.config["INGRESS_HOST"],
         port=port if port is not None else app.config["INGRESS_PORT"],
         server_hostname=handler.hostname,
