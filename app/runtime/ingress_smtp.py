@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 TOO_MANY = "421 4.7.0 Too many connections{}; try again later"
 #: During DATA the idle clock restarts at most this often (not once per line).
 _DATA_CLOCK_SECONDS = 0.5
+_LOG_EVERY_SECONDS = 10.0
 
 
 class SessionCounter:
@@ -48,16 +49,27 @@ class SessionCounter:
         self.max_per_ip = max_per_ip
         self.total = 0
         self.per_ip: Counter[str] = Counter()
+        self._refused = 0  # refused since the last log line (a flood is logged every few seconds, not per connection)
+        self._logged = float("-inf")
 
     def admit(self, ip: str) -> str | None:
         """Count a new session in and return None, or return why it is refused (then it is not counted)."""
         if self.max_sessions and self.total >= self.max_sessions:
-            return ""
+            return self._refuse(ip, "")
         if self.max_per_ip and self.per_ip[ip] >= self.max_per_ip:
-            return " from your address"
+            return self._refuse(ip, " from your address")
         self.total += 1
         self.per_ip[ip] += 1
         return None
+
+    def _refuse(self, ip: str, reason: str) -> str:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._logged >= _LOG_EVERY_SECONDS:
+            log.warning("refused %d connection(s) (last from %s): %d sessions open, %d from that address",
+                        self._refused, ip, self.total, self.per_ip[ip])
+            self._refused, self._logged = 0, now
+        return reason
 
     def release(self, ip: str) -> None:
         self.total -= 1
@@ -95,9 +107,6 @@ class IngressSMTP(SMTP):
             self._refusal = self.sessions.admit(ip)
             if self._refusal is None:
                 self._counted_ip = ip
-            else:
-                log.warning("refused a connection from %s: %d sessions open, %d from that address",
-                            ip, self.sessions.total, self.sessions.per_ip[ip])
         super().connection_made(transport)  # after STARTTLS this is called again: counted once
 
     def connection_lost(self, error: Exception | None) -> None:
