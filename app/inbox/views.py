@@ -23,10 +23,10 @@ from app.inbox import presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
 from app.inbox import actions
 from app.inbox import drafts as inbox_drafts
-from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
+from app.inbox.access import (InvalidAction, NotAllowed, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
 from app.inbox.addresses import sending_addresses
-from app.inbox.choices import all_queue_choices, assignable_users, queue_choices, user_queues
+from app.inbox.choices import assignable_users, queue_choices, transfer_choices, user_queues
 from app.inbox.conversation import MessageView, conversation_detail
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
                                sanitized_note, split_body)
@@ -193,7 +193,7 @@ def _action_forms(conversation) -> dict:
     return {
         "assignee_choices": [("", "Unassigned")] + [(str(u.id), u.name or u.email)
                                                    for u in assignable_users(conversation)],
-        "queue_choices": [(str(q.id), q.name) for q in all_queue_choices()],
+        "queue_choices": [(str(q[0]), q[1]) for q in transfer_choices(current_user, conversation)],
         "status_choices": STATUS_CHOICES, "note_form": NoteForm()}
 
 
@@ -237,6 +237,12 @@ def transfer(conversation_id: int):
     conversation = get_conversation(current_user, conversation_id)
     try:
         actions.transfer(current_user, conversation_id, int(request.form.get("queue") or 0))
+    except NotAllowed as exc:
+        # The Transfer list never offers such a queue: only a crafted request gets here.
+        db.session.rollback()
+        if not is_htmx():
+            return render("errors/error.html", code=403, title="Not allowed", text=str(exc), status=403)
+        return _actions_response(conversation, 403, str(exc))
     except (ValueError, InvalidAction):
         db.session.rollback()
         return _actions_response(conversation, 422, "Choose a queue.")
