@@ -184,7 +184,11 @@ def css_fetches(css: str) -> bool:
     return False
 
 
-def block_remote_images(html: str, *, show: bool = False,
+#: `hold=True` keeps a blocked attribute under this prefix (`data-ph-src`), for `release_held_images`.
+HELD_PREFIX = "data-ph-"
+
+
+def block_remote_images(html: str, *, show: bool = False, hold: bool = False,
                         inline_images: dict[str, str] | None = None) -> tuple[str, int]:
     """`html` with nothing that fetches from outside, and how many things were held back.
 
@@ -192,6 +196,10 @@ def block_remote_images(html: str, *, show: bool = False,
     without `<>`) or are removed. With `show=True` remote sources stay (the agent asked) and
     the count is 0. Blocked images keep their place as `class="ph-blocked"`. Never raises:
     HTML the parser cannot read comes back as escaped text.
+
+    `hold=True` is for HTML the agent edits (the composer): a blocked attribute is kept as
+    `data-ph-<name>` instead of removed, so `release_held_images` can give it back when the
+    edited HTML is saved, and only remote sources are touched (`cid:` and the rest stay).
     """
     if not html or not html.strip():
         return html or "", 0
@@ -212,7 +220,12 @@ def block_remote_images(html: str, *, show: bool = False,
             if lowered in ("href", "xlink:href") and tag in _LINKS:
                 continue
             kind = _srcset_kind(value) if lowered in ("srcset", "imagesrcset") else _url_kind(value)
-            if kind == "cid" and lowered == "src":
+            if hold:
+                if kind == "remote" and not show:
+                    element.attrib[HELD_PREFIX + lowered.replace(":", "-")] = value
+                    del element.attrib[name]
+                    blocked += 1
+            elif kind == "cid" and lowered == "src":
                 data = inline_images.get(value.strip()[4:].strip("<>").lower())
                 if data:
                     element.attrib[name] = data
@@ -226,6 +239,8 @@ def block_remote_images(html: str, *, show: bool = False,
                 if tag == "img" and lowered == "src":
                     element.attrib["class"] = (element.attrib.get("class", "") + " ph-blocked").strip()
         if "style" in element.attrib and not show and css_fetches(element.attrib["style"]):
+            if hold:
+                element.attrib[HELD_PREFIX + "style"] = element.attrib["style"]
             del element.attrib["style"]
             blocked += 1
         if tag == "style" and not show and css_fetches(element.text or ""):
@@ -233,3 +248,24 @@ def block_remote_images(html: str, *, show: bool = False,
             blocked += 1
     out = lxml.html.tostring(root, encoding=str, method="html")
     return out[len("<div>"):-len("</div>")], blocked
+
+
+def release_held_images(html: str) -> str:
+    """Give back what `block_remote_images(hold=True)` kept aside (`data-ph-src` becomes `src`
+    again, unless the element has a `src` of its own). Sanitise afterwards, as any agent HTML."""
+    if not html or HELD_PREFIX not in html:
+        return html or ""
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return html
+    names = {HELD_PREFIX + n.replace(":", "-"): n for n in (*_FETCHING, "style")}
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for held in [a for a in element.attrib if a.lower() in names]:
+            value = element.attrib.pop(held)
+            if names[held.lower()] not in element.attrib:
+                element.attrib[names[held.lower()]] = value
+    out = lxml.html.tostring(root, encoding=str, method="html")
+    return out[len("<div>"):-len("</div>")]

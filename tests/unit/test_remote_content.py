@@ -94,3 +94,17 @@ def test_css_fetches_reads_escapes_and_comments():
     assert css_fetches("background: -webkit-image-set('http://x/a.png' 1x)")
     assert not css_fetches("background: url(data:image/png;base64,AAAA)")
     assert not css_fetches("color: red; font-family: 'Segoe UI', Arial")
+
+
+def test_the_composer_holds_remote_sources_aside_and_saving_gives_them_back():
+    from app.mail.html import release_held_images, sanitize_html
+
+    html = (f'<p>Fwd</p><img alt="a>b" src="{REMOTE}"><img src="cid:logo@x">'
+            f'<div style="background:url({REMOTE})">x</div>')
+    held, count = block_remote_images(html, hold=True)
+    assert count == 2 and f'src="{REMOTE}"' not in held and f'data-ph-src="{REMOTE}"' in held
+    assert 'src="cid:logo@x"' in held  # only remote sources are touched
+    back = sanitize_html(release_held_images(held))
+    assert f'src="{REMOTE}"' in back and "data-ph-" not in back and "cid:logo@x" in back
+    shown, none = block_remote_images(html, hold=True, show=True)
+    assert none == 0 and f'src="{REMOTE}"' in shown
