@@ -94,6 +94,8 @@ class Config:
         self.COMPOSER_MAX_ATTACHMENTS = _int("COMPOSER_MAX_ATTACHMENTS", 10)
         self.COMPOSER_MAX_TOTAL_BYTES = _int("COMPOSER_MAX_TOTAL_BYTES", 25 * 1024 * 1024)
         self.LOCK_REPLY_RECIPIENTS = _bool("LOCK_REPLY_RECIPIENTS", False)
+        # Agents may Transfer a conversation to any queue (on), or only to queues they are a member of.
+        self.TRANSFER_TO_ANY_QUEUE = _bool("TRANSFER_TO_ANY_QUEUE", True)
         self.INBOX_PAGE_SIZE = _int("INBOX_PAGE_SIZE", 50)
         self.INBOX_POLL_SECONDS = _int("INBOX_POLL_SECONDS", 10)
         self.PRESENCE_SECONDS = _int("PRESENCE_SECONDS", 30)

@@ -72,10 +72,26 @@
       if (el && !el.readOnly && typeof data.fields[n] === "string") el.value = data.fields[n];
     });
     var editor = editorOf(composer);
-    if (editor && typeof data.fields.body === "string") editor.innerHTML = data.fields.body;
+    if (editor && typeof data.fields.body === "string") {
+      editor.innerHTML = data.fields.body;
+      if (editor.getAttribute("data-images") === "shown") releaseHeld(editor);
+    }
     syncBody(composer);
     setStatus(composer, "Restored what you typed before the connection dropped; saving…");
     htmx.trigger(form, "ph-save");
+  }
+
+  /* The server holds remote images of a draft aside (data-ph-src) until "Show images"; a copy kept
+     in this browser before that still has them aside: give them back once the page shows images. */
+  function releaseHeld(editor) {
+    $all("*", editor).forEach(function (el) {
+      Array.prototype.slice.call(el.attributes).forEach(function (a) {
+        if (a.name.indexOf("data-ph-") !== 0) return;
+        var name = a.name.slice(8) === "xlink-href" ? "xlink:href" : a.name.slice(8);
+        el.removeAttribute(a.name);
+        if (!el.hasAttribute(name)) el.setAttribute(name, a.value);
+      });
+    });
   }
 
   function setStatus(composer, text) {

@@ -7,6 +7,7 @@ exists.
 """
 from __future__ import annotations
 
+from flask import current_app
 from sqlalchemy import or_, select
 
 from app.blobs import BlobNotFound, blob_store
@@ -21,6 +22,10 @@ class NotFound(LookupError):
 
 class InvalidAction(ValueError):
     """A request that cannot be carried out; the message says why, in the user's words."""
+
+
+class NotAllowed(InvalidAction):
+    """A request this user may not make (the views answer 403); the message says why."""
 
 
 def get_user(user_or_id: User | int) -> User:
@@ -56,6 +61,12 @@ def can_see(user: User, conversation: Conversation) -> bool:
         return False
     return db.session.execute(select(queue_members.c.queue_id).where(
         queue_members.c.user_id == user.id, queue_members.c.queue_id == conversation.queue_id)).first() is not None
+
+
+def may_transfer_to_any_queue(user: User) -> bool:
+    """Whether `user` may Transfer to queues they are not a member of: supervisors and admins
+    always, agents while `TRANSFER_TO_ANY_QUEUE` is on."""
+    return bool(current_app.config["TRANSFER_TO_ANY_QUEUE"]) or user.has_role(Role.SUPERVISOR)
 
 
 def get_conversation(user: User | int, conversation_id: int) -> Conversation:

@@ -1,5 +1,5 @@
 """The queues and agents a user can choose from: the queues they work (the inbox's queue filter,
-New Mail's queue), every queue (Transfer) and who could take a conversation (Assign).
+New Mail's queue), the queues they may Transfer to and who could take a conversation (Assign).
 
 The pick lists are rows read by prebuilt SQL: no ORM objects to build.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, bindparam, select, text
 
 from app.extensions import db
-from app.inbox.access import get_user, member_queue_ids
+from app.inbox.access import get_user, may_transfer_to_any_queue, member_queue_ids
 from app.models.auth import Queue, Role, User
 from app.models.inbox import Conversation
 
@@ -40,8 +40,20 @@ QUEUES_SQL = text("SELECT id, name FROM queues ORDER BY name")
 
 
 def all_queue_choices() -> list:
-    """Every queue as (id, name) rows, by name (the Transfer list)."""
+    """Every queue as (id, name) rows, by name."""
     return db.session.execute(QUEUES_SQL).all()
+
+
+def transfer_choices(user: User | int, conversation: Conversation) -> list:
+    """The Transfer list as (id, name) rows, by name: every queue, or (`TRANSFER_TO_ANY_QUEUE` off)
+    the queues `user` works and the conversation's own."""
+    user = get_user(user)
+    if may_transfer_to_any_queue(user):
+        return all_queue_choices()
+    rows = queue_choices(user)
+    if conversation.queue_id is not None and all(row[0] != conversation.queue_id for row in rows):
+        rows = sorted([*rows, (conversation.queue_id, conversation.queue.name)], key=lambda row: row[1])
+    return rows
 
 
 #: Active users who could take a conversation: all of them, or (`_QUEUE`) its queue's members and

@@ -8,8 +8,9 @@ asks:
 
 1. `sanitize_html` drops every way to fetch except `<img src>` (no styles with `url()`,
    no `<link>`, `<object>`, `<base>`, `srcset`, `background=`...);
-2. `frame_document` removes the `src` of remote images (the button "Show images"
-   re-renders with them);
+2. `frame_document` removes every remote source on the parsed tree (`block_remote_images`:
+   `src`, `srcset`, `background`, CSS `url()`...) and counts them; the button "Show images"
+   appears whenever the count is not 0 and loads the frame again with them;
 3. the frame's own Content-Security-Policy (`default-src 'none'`, images only `data:`
    until shown) on top of the page's policy, which the `srcdoc` document inherits.
 
@@ -36,12 +37,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html as _html
 import re
 from dataclasses import dataclass
 
 from app.cache import SizedLRU
-from app.mail.html import sanitize_html, text_to_html
+from app.mail.html import block_remote_images, sanitize_html, text_to_html
 from app.mail.quotes import quote_start_in_html, quote_start_in_text
 from app.security import Policy
 
@@ -59,8 +59,6 @@ FRAME_STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(FRAME_STYLE.encod
 #: Inline cid: images up to this size each (larger ones are listed as attachments only).
 MAX_INLINE_IMAGE = 3 * 1024 * 1024
 
-_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
-_SRC = re.compile(r'\ssrc="([^"]*)"', re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -105,26 +103,7 @@ FRAME_CSP_IMAGES = str(_FRAME_POLICY.extend(img_src=("http:", "https:")))
 def frame_document(body_html: str, *, show_images: bool, inline_images: dict[str, str] | None = None) -> Frame:
     """The `srcdoc` for one message body: our style, a strict CSP, remote images held back."""
     inline_images = {k.lower(): v for k, v in (inline_images or {}).items()}
-    blocked = 0
-
-    def fix_img(match: re.Match) -> str:
-        nonlocal blocked
-        tag = match.group(0)
-        src = _SRC.search(tag)
-        if not src:
-            return tag
-        value = _html.unescape(src.group(1)).strip()
-        lowered = value.lower()
-        if lowered.startswith("cid:"):
-            data = inline_images.get(value[4:].strip("<>").lower())
-            new = f' src="{_html.escape(data)}"' if data else ""
-            return tag[:src.start()] + new + tag[src.end():]
-        if lowered.startswith(("http://", "https://")) and not show_images:
-            blocked += 1
-            return tag[:src.start()] + ' class="ph-blocked"' + tag[src.end():]
-        return tag
-
-    body = _IMG.sub(fix_img, body_html)
+    body, blocked = block_remote_images(body_html, show=show_images, inline_images=inline_images)
     csp = FRAME_CSP_IMAGES if show_images else FRAME_CSP
     doc = (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'

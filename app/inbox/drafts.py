@@ -16,7 +16,7 @@ from app.inbox import recipients as rules
 from app.inbox.access import InvalidAction, NotFound, get_conversation, get_message, get_user
 from app.inbox.addresses import own_addresses, sending_addresses
 from app.inbox.choices import user_queues
-from app.mail.html import html_to_text, sanitize_html, text_to_html
+from app.mail.html import html_to_text, release_held_images, sanitize_html, text_to_html
 from app.mail.subjects import forward_subject, reply_subject
 from app.models._types import utcnow
 from app.models.auth import User
@@ -147,7 +147,8 @@ def save_draft(author: User | int, draft_id: int, *, to: str | None = None, cc: 
     if subject is not None:
         draft.subject = subject.strip()[:998]
     if body is not None:
-        draft.body = sanitize_html(body)
+        # The editor holds a Forward's remote images aside (`data-ph-src`) until "Show images".
+        draft.body = sanitize_html(release_held_images(body))
     if from_address_id is not None:
         draft.from_address_id = from_address_id
     if queue_id is not None and draft.kind == "new":

@@ -11,7 +11,7 @@ import io
 from email.utils import getaddresses
 
 import click
-from flask import (Blueprint, abort, flash, jsonify, redirect, request, send_file,
+from flask import (Blueprint, abort, flash, jsonify, make_response, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
 from markupsafe import Markup
@@ -23,10 +23,10 @@ from app.inbox import presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
 from app.inbox import actions
 from app.inbox import drafts as inbox_drafts
-from app.inbox.access import (InvalidAction, NotFound, attachment_bytes, can_see, get_attachment,
+from app.inbox.access import (InvalidAction, NotAllowed, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
 from app.inbox.addresses import sending_addresses
-from app.inbox.choices import all_queue_choices, assignable_users, queue_choices, user_queues
+from app.inbox.choices import assignable_users, queue_choices, transfer_choices, user_queues
 from app.inbox.conversation import MessageView, conversation_detail
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
                                sanitized_note, split_body)
@@ -34,6 +34,7 @@ from app.inbox.forms import NoteForm, StatusForm
 from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.recipients import parse_addresses
 from app.inbox.search import reindex
+from app.mail.html import block_remote_images
 from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
 from app.inbox.suggestions import suggest_contacts
 from app.models.inbox import Message
@@ -46,9 +47,18 @@ from app.web import Fragments, fragment_of, is_htmx, navigate, render
 bp = Blueprint("inbox", __name__)
 
 #: The conversation page lets the message frames (which inherit it) use their one style sheet
-#: and the customer's inline styles, and load images once the agent asks ("Show images").
-CONVERSATION_CSP = str(CSP.extend(style_src=(f"'{FRAME_STYLE_HASH}'",), style_src_attr=("'unsafe-inline'",),
-                                  img_src=("http:", "https:")))
+#: and the customer's inline styles. It loads no remote image: a frame whose images the agent
+#: asks for is loaded from `message_frame` with its own policy, and the composer's remote images
+#: (a Forward's) wait until its "Show images" loads the page again with `CONVERSATION_CSP_IMAGES`.
+_CONVERSATION_POLICY = CSP.extend(style_src=(f"'{FRAME_STYLE_HASH}'",), style_src_attr=("'unsafe-inline'",))
+CONVERSATION_CSP = str(_CONVERSATION_POLICY)
+CONVERSATION_CSP_IMAGES = str(_CONVERSATION_POLICY.extend(img_src=("http:", "https:")))
+#: A message frame whose remote images the agent asked for, loaded by URL (a `srcdoc` frame would
+#: inherit the page's policy): its own document only, in a sandbox, inside our pages only.
+SHOWN_FRAME_CSP = str(Policy({"default-src": ("'none'",), "img-src": ("data:", "http:", "https:"),
+                              "style-src": ("'unsafe-inline'",), "font-src": ("data:",), "form-action": ("'none'",),
+                              "frame-ancestors": ("'self'",),
+                              "sandbox": ("allow-popups", "allow-popups-to-escape-sandbox")}))
 #: An attachment download is never a page.
 DOWNLOAD_CSP = str(Policy({"default-src": ("'none'",), "sandbox": ()}))
 
@@ -145,6 +155,8 @@ def _tile(message: Message | MessageView, show_images: bool = False) -> dict:
     shown_inline = {cid.lower() for cid in images}
     files = [a for a in m.attachments if not (a.content_id and a.content_id.strip("<>").lower() in shown_inline)]
     return {"message": m, "frame": shown.frame, "has_quote": shown.has_quote, "files": files,
+            # Shown images load in a frame of their own (`message_frame`), not in a `srcdoc` one.
+            "frame_url": url_for("inbox.message_frame", message_id=m.id) if show_images else None,
             # Notes are our agents' own HTML, shown in the page itself: sanitised again all the same.
             "note_html": sanitized_note(m.html) if m.direction == "note" and m.html else None}
 
@@ -164,9 +176,13 @@ def _view(message: Message | MessageView) -> MessageView:
     return message if isinstance(message, MessageView) else MessageView.of(message)
 
 
-def _conversation_response(response):
-    response.headers["Content-Security-Policy"] = CONVERSATION_CSP
+def _conversation_response(response, images: bool = False):
+    response.headers["Content-Security-Policy"] = CONVERSATION_CSP_IMAGES if images else CONVERSATION_CSP
     return response
+
+
+def _images_asked() -> bool:
+    return request.args.get("images") == "1"
 
 
 @bp.route("/inbox/c/<int:conversation_id>")
@@ -178,11 +194,12 @@ def conversation(conversation_id: int):
     draft_id = request.args.get("draft", type=int)
     if draft_id:
         open_draft = next((d for d in detail.drafts if d.id == draft_id), None)
+    images = open_draft is not None and _images_asked()  # the open draft's "Show images"
     return _conversation_response(render(
         "inbox/conversation.html", block="conversation", detail=detail, c=detail.conversation,
         tiles=_tiles(detail.messages), open_draft=open_draft,
-        composer=_composer_context(open_draft) if open_draft else None,
-        last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)))
+        composer=_composer_context(open_draft, show_images=images) if open_draft else None,
+        last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)), images)
 
 
 STATUS_CHOICES = [(s, s.title()) for s in STATUSES]
@@ -193,7 +210,7 @@ def _action_forms(conversation) -> dict:
     return {
         "assignee_choices": [("", "Unassigned")] + [(str(u.id), u.name or u.email)
                                                    for u in assignable_users(conversation)],
-        "queue_choices": [(str(q.id), q.name) for q in all_queue_choices()],
+        "queue_choices": [(str(q[0]), q[1]) for q in transfer_choices(current_user, conversation)],
         "status_choices": STATUS_CHOICES, "note_form": NoteForm()}
 
 
@@ -237,6 +254,12 @@ def transfer(conversation_id: int):
     conversation = get_conversation(current_user, conversation_id)
     try:
         actions.transfer(current_user, conversation_id, int(request.form.get("queue") or 0))
+    except NotAllowed as exc:
+        # The Transfer list never offers such a queue: only a crafted request gets here.
+        db.session.rollback()
+        if not is_htmx():
+            return render("errors/error.html", code=403, title="Not allowed", text=str(exc), status=403)
+        return _actions_response(conversation, 403, str(exc))
     except (ValueError, InvalidAction):
         db.session.rollback()
         return _actions_response(conversation, 422, "Choose a queue.")
@@ -299,8 +322,27 @@ def message_body(message_id: int):
 def message_quote(message_id: int):
     message = get_message(current_user, message_id)
     body = split_body(message.html, message.text)
-    frame = frame_document(body.quoted_html, show_images=request.args.get("images") == "1")
-    return _conversation_response(render("inbox/conversation.html", block="quote", m=message, frame=frame))
+    images = _images_asked()
+    frame = frame_document(body.quoted_html, show_images=images)
+    frame_url = url_for("inbox.message_frame", message_id=message.id, part="quote") if images else None
+    return _conversation_response(render("inbox/conversation.html", block="quote", m=message, frame=frame,
+                                         frame_url=frame_url))
+
+
+@bp.route("/inbox/m/<int:message_id>/frame")
+def message_frame(message_id: int):
+    """The document of a message's frame with its remote images ("Show images"; `part=quote`: the
+    quoted history), under `SHOWN_FRAME_CSP`: what the agent asked to see, and nothing else."""
+    message = get_message(current_user, message_id)
+    if request.args.get("part") == "quote":
+        doc = frame_document(split_body(message.html, message.text).quoted_html, show_images=True).srcdoc
+    else:
+        doc = _tile(message, show_images=True)["frame"].srcdoc
+    response = make_response(doc)
+    response.headers["Content-Security-Policy"] = SHOWN_FRAME_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 # Delivery status of an outgoing message and Retry by hand: the tile's status line (`delivery` in
@@ -389,10 +431,14 @@ def download(attachment_id: int):
 
 # --- Composer ----------------------------------------------------------------------------
 
-def _composer_context(draft, errors: dict | None = None, newer=None) -> dict:
+def _composer_context(draft, errors: dict | None = None, newer=None, show_images: bool = False) -> dict:
+    """What the composer shows. Its editor is part of the page: remote images of the draft (a
+    Forward's) are held back (`data-ph-src`) until "Show images" loads the page with them."""
     conversation = draft.conversation
+    body_html, held = block_remote_images(draft.body or "", show=show_images, hold=True)
     return {
-        "d": draft, "errors": errors or {}, "newer": newer,
+        "d": draft, "errors": errors or {}, "newer": newer, "body_html": body_html, "held_images": held,
+        "images_shown": show_images,
         "senders": sending_addresses(current_user, conversation),
         "queues": user_queues(current_user) if draft.kind == "new" else [],
         "locked": inbox_drafts.recipients_locked(draft),
@@ -428,12 +474,14 @@ def new_mail():
 @bp.route("/inbox/drafts/<int:draft_id>")
 def draft(draft_id: int):
     draft = inbox_drafts.get_draft(current_user, draft_id)
+    images = _images_asked()
     if draft.conversation_id is not None and not is_htmx():
-        return redirect(url_for("inbox.conversation", conversation_id=draft.conversation_id, draft=draft.id)
-                        + f"#composer-{draft.id}")
+        return redirect(url_for("inbox.conversation", conversation_id=draft.conversation_id, draft=draft.id,
+                                images=1 if images else None) + f"#composer-{draft.id}")
     if is_htmx():
         return _composer(draft)
-    return _conversation_response(render("inbox/new_mail.html", **_composer_context(draft)))
+    return _conversation_response(render("inbox/new_mail.html", **_composer_context(draft, show_images=images)),
+                                  images)
 
 
 def _save_from_form(draft_id: int):
@@ -465,6 +513,9 @@ def save_draft(draft_id: int):
         return render("inbox/conversation.html", block="drafts",
                       detail={"drafts": list_drafts(current_user, conversation_id)},
                       c=get_conversation(current_user, conversation_id))
+    if request.form.get("show_images") == "1":
+        # The composer's "Show images": saved, then the page again with the draft's remote images.
+        return navigate(url_for("inbox.draft", draft_id=draft_id, images=1))
     if not is_htmx():
         return redirect(url_for("inbox.draft", draft_id=draft_id))
     return render("inbox/_composer.html", block="saved", d=draft)

@@ -6,13 +6,24 @@ objects and `javascript:` URLs do not. Inline `style` attributes are kept but
 filtered to harmless presentation properties. Remote images survive sanitising
 (they are blocked at display time until the agent asks); pass
 `remote_images=False` to drop them here.
+
+`block_remote_images` is that display-time block. It works on the parsed tree (lxml, the
+parser under inscriptis), never on the text with regular expressions: an `alt="a>b"` or
+any other quoting trick cannot hide a `src` from it. It removes every way an element
+fetches a URL when shown — `src`, `srcset`, `background`, `poster`, `data`, `href` on
+anything but a link, `url()`/`image-set()`/`@import` in a `style` attribute or a `<style>`
+element — and counts what it removed, so the page offers "Show images" whenever
+something was held back. It is written for any HTML, not only what `sanitize_html` lets
+through (most of those elements never survive sanitising): it is the second line.
 """
 from __future__ import annotations
 
 import html as _html
 import re
 
+import lxml.html
 import nh3
+from lxml import etree
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "center", "code", "col", "colgroup", "dd", "del", "div",
@@ -104,3 +115,157 @@ def text_to_html(text: str) -> str:
     return "".join(
         "<p>" + _html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs if p.strip()
     )
+
+
+# --- Remote content held back until the agent asks -------------------------------------------------
+
+#: Attributes whose URL a browser fetches as soon as the element is shown (`href` only off links).
+_FETCHING = {"src", "srcset", "background", "poster", "lowsrc", "dynsrc", "data", "imagesrcset",
+             "href", "xlink:href"}
+#: Elements whose `href` waits for a click: not a fetch.
+_LINKS = {"a", "area"}
+#: Browsers drop these anywhere in a URL, and leading/trailing C0 controls and spaces.
+_URL_IGNORED = str.maketrans("", "", "\t\n\r")
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
+_CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})[ \t\r\n\f]?|\\(.)", re.DOTALL)
+_CSS_FUNCTION = re.compile(r"([a-z-]*)\s*\(\s*(['\"]?)\s*([^'\"\s)]*)")
+_CSS_STRING = re.compile(r"['\"]\s*([^'\"]*)")
+_CSS_IMAGE_FUNCTIONS = ("image-set", "image", "cross-fade", "element")
+
+
+def _url_kind(value: str) -> str:
+    """"data", "cid", "fragment" (a `#id` in the same document), "remote" (the web: what "Show
+    images" lets load) or "other" (relative URLs, `javascript:`...: never kept)."""
+    url = value.translate(_URL_IGNORED).strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f"
+                                             "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d"
+                                             "\x1e\x1f ").lower()
+    if url.startswith("data:"):
+        return "data"
+    if url.startswith("cid:"):
+        return "cid"
+    if url.startswith("#"):
+        return "fragment"
+    if url.startswith(("http://", "https://", "//", "/\\", "\\")):
+        return "remote"
+    return "other"
+
+
+def _srcset_kind(value: str) -> str:
+    """The `_url_kind` of a `srcset` ("url 1x, url 2x"): "data" when every candidate is one,
+    "remote" when any is, "other" otherwise."""
+    kinds = {_url_kind(c.split()[0]) for c in re.split(r",\s+(?=\S)", value.strip()) if c.strip()}
+    if kinds == {"data"}:
+        return "data"
+    return "remote" if "remote" in kinds else "other"
+
+
+def _css_unescape(match: re.Match) -> str:
+    if match.group(1):
+        code = int(match.group(1), 16)
+        return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+    return match.group(2)
+
+
+def css_fetches(css: str) -> bool:
+    """Whether CSS (a `style` attribute or sheet) would fetch something that is not a data: URL:
+    `url()`, `image-set()` and the other image functions, `@import`. Escapes and comments are
+    undone first (`u\\72l(` is `url(`); when in doubt, it says yes."""
+    text = _CSS_ESCAPE.sub(_css_unescape, _CSS_COMMENT.sub("", css or "")).lower()
+    if "@import" in text:
+        return True
+    for match in _CSS_FUNCTION.finditer(text):
+        name, target = match.group(1), match.group(3)
+        if name in ("url", "src") and not target.startswith("data:"):
+            return True
+        if name.endswith(_CSS_IMAGE_FUNCTIONS):
+            # Strings inside (image-set("a.png" 1x)) are URLs too.
+            if any(not s.startswith("data:") for s in _CSS_STRING.findall(text[match.start():])):
+                return True
+    return False
+
+
+#: `hold=True` keeps a blocked attribute under this prefix (`data-ph-src`), for `release_held_images`.
+HELD_PREFIX = "data-ph-"
+
+
+def block_remote_images(html: str, *, show: bool = False, hold: bool = False,
+                        inline_images: dict[str, str] | None = None) -> tuple[str, int]:
+    """`html` with nothing that fetches from outside, and how many things were held back.
+
+    `cid:` sources become the data: URI `inline_images` has for their content id (lower case,
+    without `<>`) or are removed. With `show=True` remote sources stay (the agent asked) and
+    the count is 0. Blocked images keep their place as `class="ph-blocked"`. Never raises:
+    HTML the parser cannot read comes back as escaped text.
+
+    `hold=True` is for HTML the agent edits (the composer): a blocked attribute is kept as
+    `data-ph-<name>` instead of removed, so `release_held_images` can give it back when the
+    edited HTML is saved, and only remote sources are touched (`cid:` and the rest stay).
+    """
+    if not html or not html.strip():
+        return html or "", 0
+    inline_images = inline_images or {}
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return _html.escape(html), 0
+    blocked = 0
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str):  # comments, processing instructions
+            if element.getparent() is not None:
+                element.drop_tree()
+            continue
+        tag = element.tag.lower()
+        for name in [a for a in element.attrib if a.lower() in _FETCHING]:
+            lowered, value = name.lower(), element.attrib[name]
+            if lowered in ("href", "xlink:href") and tag in _LINKS:
+                continue
+            kind = _srcset_kind(value) if lowered in ("srcset", "imagesrcset") else _url_kind(value)
+            if hold:
+                if kind == "remote" and not show:
+                    element.attrib[HELD_PREFIX + lowered.replace(":", "-")] = value
+                    del element.attrib[name]
+                    blocked += 1
+            elif kind == "cid" and lowered == "src":
+                data = inline_images.get(value.strip()[4:].strip("<>").lower())
+                if data:
+                    element.attrib[name] = data
+                else:
+                    del element.attrib[name]
+            elif kind not in ("data", "fragment", "remote"):
+                del element.attrib[name]
+            elif kind == "remote" and not show:
+                del element.attrib[name]
+                blocked += 1
+                if tag == "img" and lowered == "src":
+                    element.attrib["class"] = (element.attrib.get("class", "") + " ph-blocked").strip()
+        if "style" in element.attrib and not show and css_fetches(element.attrib["style"]):
+            if hold:
+                element.attrib[HELD_PREFIX + "style"] = element.attrib["style"]
+            del element.attrib["style"]
+            blocked += 1
+        if tag == "style" and not show and css_fetches(element.text or ""):
+            element.text = ""
+            blocked += 1
+    out = lxml.html.tostring(root, encoding=str, method="html")
+    return out[len("<div>"):-len("</div>")], blocked
+
+
+def release_held_images(html: str) -> str:
+    """Give back what `block_remote_images(hold=True)` kept aside (`data-ph-src` becomes `src`
+    again, unless the element has a `src` of its own). Sanitise afterwards, as any agent HTML."""
+    if not html or HELD_PREFIX not in html:
+        return html or ""
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return html
+    names = {HELD_PREFIX + n.replace(":", "-"): n for n in (*_FETCHING, "style")}
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for held in [a for a in element.attrib if a.lower() in names]:
+            value = element.attrib.pop(held)
+            if names[held.lower()] not in element.attrib:
+                element.attrib[names[held.lower()]] = value
+    out = lxml.html.tostring(root, encoding=str, method="html")
+    return out[len("<div>"):-len("</div>")]

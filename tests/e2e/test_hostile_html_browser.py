@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,9 +24,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 CORPORA = Path(os.environ.get("PIGEONHOLE_CORPORA", ROOT.parent / "shared" / "corpora"))
 XSS = CORPORA / "html-xss"
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
 
 
 #: Chromium's own background traffic (autofill, safe browsing), not the page's.
@@ -81,32 +77,6 @@ def remote_sink():
     yield sock.getsockname()[1], seen
     stop.set()
     sock.close()
-    thread.join(5)
-
-
-@pytest.fixture
-def image_server():
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            hits.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(PNG)))
-            self.end_headers()
-            self.wfile.write(PNG)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.hits = hits
-    yield server
-    server.shutdown()
-    server.server_close()
     thread.join(5)
 
 

@@ -84,13 +84,14 @@ def test_a_changed_message_body_is_never_shown_from_the_display_cache(client, db
     db.session.commit()
     page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
     assert "Version one" in page and "img.example" not in page
-    assert "img.example/1.png" in client.get(f"/inbox/m/{first.id}/body?images=1",
-                                             headers=htmx_headers).get_data(as_text=True)
+    shown = client.get(f"/inbox/m/{first.id}/body?images=1", headers=htmx_headers).get_data(as_text=True)
+    assert f'src="/inbox/m/{first.id}/frame"' in shown and "img.example" not in shown  # a frame of its own
+    assert "img.example/1.png" in client.get(f"/inbox/m/{first.id}/frame").get_data(as_text=True)
     first.html = '<p>Version two <img src="https://img.example/2.png"></p>'
     db.session.commit()
     page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
     assert "Version two" in page and "Version one" not in page
-    shown = client.get(f"/inbox/m/{first.id}/body?images=1", headers=htmx_headers).get_data(as_text=True)
+    shown = client.get(f"/inbox/m/{first.id}/frame").get_data(as_text=True)
     assert "img.example/2.png" in shown and "img.example/1.png" not in shown
 
 

@@ -168,7 +168,14 @@ def test_message_body_images_quote_status_and_updates(client, ws, db):
     page = client.get(f"/inbox/c/{cid}").get_data(as_text=True)
     assert "Show images" in page and "t.example" not in page
     shown = client.get(f"/inbox/m/{mid}/body?images=1", headers=h).get_data(as_text=True)
-    assert "t.example/x.gif" in shown and "Show images" not in shown
+    assert f'src="/inbox/m/{mid}/frame"' in shown and "Show images" not in shown
+    frame = client.get(f"/inbox/m/{mid}/frame")
+    assert frame.status_code == 200 and "t.example/x.gif" in frame.get_data(as_text=True)
+    csp = frame.headers["Content-Security-Policy"]
+    assert "img-src data: http: https:" in csp and "frame-ancestors 'self'" in csp and "sandbox" in csp
+    assert frame.headers["X-Frame-Options"] == "SAMEORIGIN"
+    # The page itself loads no remote image.
+    assert "http:" not in client.get(f"/inbox/c/{cid}").headers["Content-Security-Policy"]
     quote = client.get(f"/inbox/m/{mid}/quote", headers=h).get_data(as_text=True)
     assert "old stuff" in quote and "<iframe" in quote
     assert client.get(f"/inbox/c/{cid}/updates", headers=h).status_code == 422
