@@ -285,7 +285,7 @@ def test_a_test_result_is_kept_only_for_the_settings_it_tested(db, admin):
     assert address.last_test_ok is True and address.last_test_message == "all good"
 
     setup = wizard.start_edit(address.id, admin.id)
-    wizard.update_address_step(setup, custom_values("help@acme.test", incoming_host="imap2.example.net"), "")
+    wizard.update_address_step(setup, custom_values("help@acme.test", incoming_host="imap2.example.net"), "pw")
     assert connection_test.setup_test_outcome(setup) is None  # never tested with these settings
     addresses.save_setup(setup)
     db.session.commit()
