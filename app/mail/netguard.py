@@ -64,9 +64,11 @@ def refused_kind(ip: IPAddress) -> str | None:
         return "a link-local address"
     if ip.is_multicast:
         return "a multicast address"
+    if ip.is_reserved:
+        return "a reserved address"
     if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED):
         return "a private address"
-    if ip.is_reserved or not ip.is_global:
+    if not ip.is_global:
         return "a reserved address"
     return None
 
