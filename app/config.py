@@ -106,6 +106,12 @@ class Config:
         # Email channel setup: addresses per custom domain, and how long Test Connection waits.
         self.MAX_ADDRESSES_PER_CUSTOM_DOMAIN = _int("MAX_ADDRESSES_PER_CUSTOM_DOMAIN", 3)
         self.PROBE_TIMEOUT_SECONDS = float(os.environ.get("PROBE_TIMEOUT_SECONDS", "10"))
+        # Mailbox servers on loopback, link-local or private addresses (app/mail/netguard.py): refused unless on
+        # (a mail server on the local network; the demo's and the tests' servers on 127.0.0.1).
+        self.MAIL_ALLOW_PRIVATE_HOSTS = _bool("MAIL_ALLOW_PRIVATE_HOSTS", False)
+        # Signing in without encryption to a server on loopback (nothing crosses a network). Turn it off where
+        # other users of the machine could listen on a loopback port.
+        self.MAIL_PLAINTEXT_SIGN_IN_ON_LOOPBACK = _bool("MAIL_PLAINTEXT_SIGN_IN_ON_LOOPBACK", True)
         # Inbound mail (SMTP ingress, mailbox polling, ingest, threading).
         self.INGRESS_HOST = os.environ.get("INGRESS_HOST", "127.0.0.1")
         self.INGRESS_PORT = _int("INGRESS_PORT", 2525)

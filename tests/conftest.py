@@ -56,6 +56,7 @@ def _test_config(database_url, redis_server, blob_dir) -> dict:
         # Platform addresses can queue mail; nothing listens here, tests that send start their own server.
         "SMTP_RELAY_URL": "smtp://127.0.0.1:9?tls=none",
         "SEND_LINGER_SECONDS": 0,  # a test's send job ends when nothing is due (one test sets it)
+        "MAIL_ALLOW_PRIVATE_HOSTS": True,  # every test mail server listens on 127.0.0.1
     }
 
 

@@ -349,6 +349,7 @@ class SMTPServer:
         from aiosmtpd.smtp import AuthResult
 
         self.messages: list[dict] = []
+        self.auth_attempts: list[str] = []  # the login of every AUTH the server received (never the password)
         self.script = list(script or [])
         self.users = users
         self.tls = tls
@@ -374,6 +375,7 @@ class SMTPServer:
 
         def authenticator(server, session, envelope, mechanism, auth_data):
             login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
+            outer.auth_attempts.append(login)
             password = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
             ok = outer.users is not None and outer.users.get(login) == password
             return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
@@ -467,3 +469,39 @@ class SilentServer:
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+class BannerServer:
+    """A loopback service that is no mail server: it greets every connection with `banner` (several lines,
+    like an internal daemon telling its secrets), reads what comes, and hangs up. `connections` counts them."""
+
+    def __init__(self, banner: bytes) -> None:
+        import socket
+        import threading
+
+        self.banner = banner
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                try:
+                    conn.settimeout(2)
+                    conn.sendall(self.banner)
+                    conn.recv(1024)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.sock.close()

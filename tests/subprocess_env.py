@@ -23,6 +23,7 @@ def flask_env(app, tmp_path) -> dict[str, str]:
     for name in ("SMTP_RELAY_URL", "MAIL_TLS_CA_FILE", "OUTBOX_DIR"):
         if app.config.get(name):
             env[name] = str(app.config[name])
+    env["MAIL_ALLOW_PRIVATE_HOSTS"] = "1" if app.config.get("MAIL_ALLOW_PRIVATE_HOSTS") else "0"
     return env
 
 

@@ -42,6 +42,7 @@ SNAPSHOT_FIELDS = (
     "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
     "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "use_reply_to_identity",
     "channel_sessions", "flow_id", "auth_method", "oauth_provider", "tls_ca_pem", "smtp_username", "save_to_sent",
+    "allow_plaintext_auth",
 )
 
 

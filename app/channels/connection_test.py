@@ -5,6 +5,10 @@ saving them, and its outcome is kept on the wizard with an HMAC fingerprint of t
 settings it proved (`connection_fingerprint`), never the password. Saving the wizard
 carries a passing (or failing) test over to the address only when the fingerprint
 still matches its settings, and forgets an earlier test when the connection changed.
+
+It runs under the same rules as live traffic: a stored password goes only to the servers
+it was typed for (`wizard.check_passwords_retyped`), and the servers must be public and
+signed in to with encryption unless the settings allow otherwise (`app.runtime.netpolicy`).
 """
 from __future__ import annotations
 
@@ -17,19 +21,22 @@ from flask import current_app
 from app.channels.domains import platform_domain_name
 from app.channels.errors import AddressError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
-from app.channels.wizard import clean_ca, setup_complete, stored_password, stored_smtp_password
+from app.channels.wizard import (check_passwords_retyped, clean_ca, setup_complete, stored_password,
+                                  stored_smtp_password)
 from app.crypto import decrypt_secret
 from app.extensions import db
 from app.mail import probe
 from app.models._types import utcnow
 from app.models.channels import AddressSetup, DomainKind, Usage
+from app.runtime.netpolicy import mail_policy
 from app.runtime.tls import configured_context
 
 def connection_key(values: dict, password_encrypted: bytes | None, smtp_password_encrypted: bytes | None = None) -> tuple:
     """What identifies a mailbox connection: servers, logins and (encrypted) passwords."""
     keys = ("address", "username", "incoming_protocol", "incoming_host", "incoming_port", "incoming_security",
             "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username")
-    return tuple(values.get(k) for k in keys) + (password_encrypted, smtp_password_encrypted)
+    return tuple(values.get(k) for k in keys) + (bool(values.get("allow_plaintext_auth")), password_encrypted,
+                                                 smtp_password_encrypted)
 
 
 def connection_fingerprint(values: dict, password: str, smtp_password: str = "") -> str:
@@ -40,7 +47,7 @@ def connection_fingerprint(values: dict, password: str, smtp_password: str = "")
     """
     keys = ("address", "username", "usage", "incoming_protocol", "incoming_host", "incoming_port",
             "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username")
-    material = json.dumps([values.get(k) for k in keys] + [password, smtp_password if values.get("smtp_username") else ""],
+    material = json.dumps([values.get(k) for k in keys] + [bool(values.get("allow_plaintext_auth")), password, smtp_password if values.get("smtp_username") else ""],
                           separators=(",", ":"))
     return hmac.new(current_app.config["SECRET_KEY"].encode(), material.encode(), hashlib.sha256).hexdigest()
 
@@ -60,7 +67,9 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
     server = normalise_servers(values, usage)
     clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
              **server, "tls_ca_pem": clean_ca(values, setup),
-             "smtp_username": (values.get("smtp_username") or "").strip() or None}
+             "smtp_username": (values.get("smtp_username") or "").strip() or None,
+             "allow_plaintext_auth": bool(values.get("allow_plaintext_auth"))}
+    check_passwords_retyped(setup, clean, password, smtp_password)
     password = password or decrypt_secret(stored_password(setup)) or ""
     if not password:
         raise AddressError("Enter the mailbox password to test the connection.", "password")
@@ -80,7 +89,8 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
     results = probe.probe(incoming, outgoing, clean["username"] or address, password,
                           timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(clean["tls_ca_pem"]),
                           local_hostname=platform_domain_name(),
-                          outgoing_login=clean["smtp_username"], outgoing_password=smtp_password or None)
+                          outgoing_login=clean["smtp_username"], outgoing_password=smtp_password or None,
+                          policy=mail_policy(clean["allow_plaintext_auth"]))
     ok = all(r.ok for r in results)
     setup.test_result = {
         "ok": ok, "at": utcnow().isoformat(), "fingerprint": connection_fingerprint(clean, password, smtp_password),

@@ -99,6 +99,7 @@ class CustomAddressForm(_AddressForm):
     smtp_password = PasswordField("SMTP Password", validators=[Optional(), Length(max=1000)])
     tls_ca = FileField("Private CA certificate (PEM)", validators=[Optional()])
     remove_tls_ca = BooleanField("Remove the private CA")
+    allow_plaintext_auth = BooleanField("Allow unencrypted sign-in")
 
     def values(self) -> dict:
         values = {**self.common_values(), "address": self.address.data, "username": self.username.data,
@@ -106,7 +107,8 @@ class CustomAddressForm(_AddressForm):
                   "incoming_port": self.incoming_port.data, "incoming_security": self.incoming_security.data,
                   "outgoing_host": self.outgoing_host.data, "outgoing_port": self.outgoing_port.data,
                   "outgoing_security": self.outgoing_security.data, "smtp_username": self.smtp_username.data,
-                  "save_to_sent": self.save_to_sent.data == "yes"}
+                  "save_to_sent": self.save_to_sent.data == "yes",
+                  "allow_plaintext_auth": bool(self.allow_plaintext_auth.data)}
         upload = self.tls_ca.data
         if upload is not None and getattr(upload, "filename", None):
             upload.stream.seek(0)
@@ -121,6 +123,7 @@ class CustomAddressForm(_AddressForm):
         self.username.data = values.get("username") or ""
         self.smtp_username.data = values.get("smtp_username") or ""
         self.save_to_sent.data = yes_no(values.get("save_to_sent"))
+        self.allow_plaintext_auth.data = bool(values.get("allow_plaintext_auth"))
         for key in ("incoming_protocol", "incoming_host", "incoming_port", "incoming_security", "outgoing_host",
                     "outgoing_port", "outgoing_security"):
             getattr(self, key).data = values.get(key)

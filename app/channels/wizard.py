@@ -10,7 +10,10 @@ archived one, whose conversations come back), on its domain, at most
 `MAX_ADDRESSES_PER_CUSTOM_DOMAIN` live addresses per custom domain (`domains`); a
 platform address names the contact center's own address that forwards to it
 ("Forwarded from"), outside the platform domain; a custom one needs its mailbox
-password, encrypted at rest (`app.crypto`).
+password, encrypted at rest (`app.crypto`). Editing an address keeps its stored passwords
+when the password fields stay empty, but not for a server it was not typed for: changing
+where a side signs in (`sign_in_target`) needs that side's password typed again
+(`check_passwords_retyped`), so a stored password can never be sent somewhere new.
 
 Services raise `AddressError` / `DomainError` / `AddressLimitReached` naming the form
 field, and flush but never commit: the caller commits.
@@ -43,7 +46,51 @@ SETUP_MAX_AGE = timedelta(days=7)
 WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
                  "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
-                 "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username", "save_to_sent")
+                 "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username", "save_to_sent",
+                 "allow_plaintext_auth")
+
+
+#: Where the incoming side's password goes, and where the outgoing side's.
+_SIDE_KEYS = {"incoming": ("incoming_protocol", "incoming_host", "incoming_port", "incoming_security"),
+              "outgoing": ("outgoing_host", "outgoing_port", "outgoing_security")}
+_SIDE_USAGES = {"incoming": (Usage.INBOUND.value, Usage.BOTH.value),
+                "outgoing": (Usage.OUTBOUND.value, Usage.BOTH.value)}
+
+
+def sign_in_target(values: dict, side: str) -> tuple | None:
+    """Where a side ("incoming", "outgoing") signs in, and as whom; None when the usage leaves it unused."""
+    if values.get("usage") not in _SIDE_USAGES[side]:
+        return None
+    mailbox = ("mailbox", values.get("username") or values.get("address"))
+    who = ("smtp", values["smtp_username"]) if side == "outgoing" and values.get("smtp_username") else mailbox
+    return tuple(values.get(k) for k in _SIDE_KEYS[side]) + who
+
+
+def check_passwords_retyped(setup: AddressSetup, clean: dict, password: str | None,
+                            smtp_password: str | None) -> None:
+    """Refuse to send an address's stored password to a server (or as a user) it was not stored for.
+
+    `clean` are the step's validated values. When a side's server, port, security,
+    protocol or user name differs from the address's (or the side newly comes into
+    use), its password must have been typed in this wizard: `password` / `smtp_password`
+    now, or earlier (kept on the wizard). Raises `AddressError` on that password's field.
+    """
+    saved = setup.address
+    if saved is None:
+        return  # a new address: every password it has was typed in this wizard
+    before = address_values(saved)
+    for side, where in (("incoming", "incoming server"), ("outgoing", "outgoing (SMTP) server")):
+        target = sign_in_target(clean, side)
+        if target is None or target == sign_in_target(before, side):
+            continue
+        own_smtp = side == "outgoing" and bool(clean.get("smtp_username"))
+        typed = (smtp_password or setup.smtp_password_encrypted) if own_smtp \
+            else (password or setup.password_encrypted)
+        if not typed:
+            which = "the SMTP password" if own_smtp else "the mailbox password"
+            raise AddressError(f"You changed the {where} or how it signs in: type {which} again. A stored password "
+                               "is only sent to the server it was typed for.",
+                               "smtp_password" if own_smtp else "password")
 
 
 def address_values(address: EmailAddress) -> dict:
@@ -184,7 +231,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
             raise AddressError("Forwarded from is the contact center's own address, outside the platform domain "
                                f"{platform}.", "forwarded_from")
         clean["forwarded_from"] = forwarded
-        clean.update(tls_ca_pem=None, smtp_username=None, save_to_sent=False, username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
+        clean.update(tls_ca_pem=None, smtp_username=None, save_to_sent=False, allow_plaintext_auth=False, username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
                      incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
     else:
         clean["address"] = normalise_email(raw, "address")
@@ -196,10 +243,13 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         clean["tls_ca_pem"] = clean_ca(values, setup)
         clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None
         clean["save_to_sent"] = bool(values.get("save_to_sent"))
+        clean["allow_plaintext_auth"] = bool(values.get("allow_plaintext_auth"))
         if clean["save_to_sent"] and clean.get("incoming_protocol") != "imap":
             raise AddressError("Saving replies to the Sent folder needs an IMAP mailbox (POP3 has no folders).",
                                "save_to_sent")
     check_unique(clean["address"], setup)
+    if domain.kind == DomainKind.CUSTOM.value:
+        check_passwords_retyped(setup, clean, password, smtp_password)
 
     if password:
         setup.password_encrypted = encrypt_secret(password)

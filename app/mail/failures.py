@@ -20,7 +20,12 @@ import ssl
 
 from imapclient.exceptions import LoginError
 
+from app.mail.netguard import HostRefused, PlaintextRefused
 from app.mail.sasl import TokenRejected
+
+#: How much of a server's answer an error shows: its first line, cut to this many characters. A
+#: multi-line banner of whatever listens on a port (an internal daemon's secrets) is never repeated.
+MAX_WORDS = 200
 
 #: Why a connection failed, in words an admin can act on.
 REASONS = {
@@ -34,6 +39,9 @@ REASONS = {
     "mailbox_missing": "Signed in, but the mailbox could not be opened.",
     "auth_unavailable": "The server does not offer sign-in (AUTH) on this connection.",
     "protocol_error": "The server answered in a way we did not expect. Check the protocol and the port.",
+    "private_host": "The server is at an address Pigeonhole does not connect to (loopback, link-local or "
+                    "private network). Use the server's public name.",
+    "unencrypted_sign_in": "Signing in without encryption was refused; nothing was sent.",
     "internal_error": "Pigeonhole stopped on an error of its own; it was logged and the next attempt tries again.",
 }
 
@@ -48,14 +56,17 @@ class Failure(Exception):
 
 
 def words(value) -> str:
-    """Readable, short server words from bytes, lists or exceptions."""
+    """Readable, short server words from bytes, lists or exceptions: the first line only, at most
+    `MAX_WORDS` characters."""
     if isinstance(value, (list, tuple)):
-        value = b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in value)
+        value = value[0] if value else ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    text = re.sub(r"\s+", " ", str(value)).strip()
-    text = re.sub(r"""^b(['"])(.*)\1$""", r"\2", text)  # imaplib's repr of bytes
-    return text[:300]
+    text = str(value).strip()
+    text = re.sub(r"""^b(['"])(.*)\1$""", r"\2", text, flags=re.DOTALL)  # imaplib's repr of bytes
+    text = re.split(r"\r\n|\r|\n|\\r\\n|\\n", text.strip(), maxsplit=1)[0]  # real or repr'd line breaks
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= MAX_WORDS else text[:MAX_WORDS - 1] + "\u2026"
 
 
 _POP3_CODE = re.compile(r"^-ERR\s+\[([A-Z/-]+)\]")
@@ -81,6 +92,10 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return exc.reason, exc.detail
     if isinstance(exc, TokenRejected):
         return "token_refused", str(exc)
+    if isinstance(exc, HostRefused):
+        return "private_host", str(exc)
+    if isinstance(exc, PlaintextRefused):
+        return "unencrypted_sign_in", str(exc)
     if isinstance(exc.__context__, (TimeoutError, socket.timeout)) and not isinstance(exc, ssl.SSLError):
         exc = exc.__context__  # smtplib and imaplib wrap a read timeout in their own errors
     if isinstance(exc, socket.gaierror):

@@ -12,6 +12,13 @@ polling will, read-only:
 STARTTLS (or implicit TLS), EHLO again, AUTH; then QUIT. No MAIL FROM, so nothing
 is ever sent.
 
+Before connecting, the server name is resolved once and checked against a `NetPolicy`
+(`app.mail.netguard`): an address that is not public is refused without connecting
+(unless the policy allows private hosts), and so is a sign-in on a connection without
+encryption (unless the address allows it, or the server is on loopback); the
+connection then goes to the checked address. The server's words in a result are
+only the first line of its answer, trimmed (`app.mail.failures.words`).
+
 Every step runs under a short socket timeout, certificates are always verified
 (`app.mail.tls`), and failures become a `ProbeResult` with one of a small set of
 reasons (`REASONS`) the admin can act on: the name was not found, the connection
@@ -38,13 +45,14 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError
 
 from app.mail.failures import REASONS, Failure, classify, pop3_sign_in_reason, sentence, words
+from app.mail.netguard import NetPolicy
+from app.mail.pinned import PinnedIMAPClient, PinnedPOP3, PinnedPOP3_SSL, PinnedSMTP, PinnedSMTP_SSL
 from app.mail.sasl import XOAUTH2, imap_token_login, pop3_token_login, smtp_token_login
 
-__all__ = ["REASONS", "DEFAULT_PORTS", "ServerSettings", "ProbeResult", "default_port", "probe", "probe_incoming",
+__all__ = ["REASONS", "DEFAULT_PORTS", "NetPolicy", "ServerSettings", "ProbeResult", "default_port", "probe", "probe_incoming",
            "probe_outgoing"]
 
 #: Default ports per (protocol, security).
@@ -108,9 +116,9 @@ class Token:
 
 
 def _probe_imap(settings: ServerSettings, login: str, password: str | Token, timeout: float,
-                context: ssl.SSLContext) -> str:
-    client = IMAPClient(settings.host, port=settings.port, ssl=settings.security == "ssl",
-                        ssl_context=context, timeout=timeout)
+                context: ssl.SSLContext, policy: NetPolicy) -> str:
+    target = policy.target(settings.host, settings.port, settings.security)
+    client = PinnedIMAPClient(target, ssl=settings.security == "ssl", ssl_context=context, timeout=timeout)
     try:
         if settings.security == "starttls":
             try:
@@ -157,20 +165,21 @@ class _ClosingPOP3Mixin:
             raise
 
 
-class _POP3(_ClosingPOP3Mixin, poplib.POP3):
+class _POP3(_ClosingPOP3Mixin, PinnedPOP3):
     pass
 
 
-class _POP3_SSL(_ClosingPOP3Mixin, poplib.POP3_SSL):
+class _POP3_SSL(_ClosingPOP3Mixin, PinnedPOP3_SSL):
     pass
 
 
 def _probe_pop3(settings: ServerSettings, login: str, password: str | Token, timeout: float,
-                context: ssl.SSLContext) -> str:
+                context: ssl.SSLContext, policy: NetPolicy) -> str:
+    target = policy.target(settings.host, settings.port, settings.security)
     if settings.security == "ssl":
-        client = _POP3_SSL(settings.host, settings.port, timeout=timeout, context=context)
+        client = _POP3_SSL(target, timeout=timeout, context=context)
     else:
-        client = _POP3(settings.host, settings.port, timeout=timeout)
+        client = _POP3(target, timeout=timeout)
     try:
         if settings.security == "starttls":
             try:
@@ -204,16 +213,17 @@ def _probe_pop3(settings: ServerSettings, login: str, password: str | Token, tim
 
 
 def probe_incoming(settings: ServerSettings, login: str, password: str | Token, timeout: float,
-                   context: ssl.SSLContext) -> ProbeResult:
+                   context: ssl.SSLContext, policy: NetPolicy = NetPolicy()) -> ProbeResult:
     """Sign in to the IMAP or POP3 server (a password, or a `Token`) and open INBOX read-only.
 
-    Every connection failure becomes a result; only an unknown protocol raises `ValueError`.
+    Every connection failure, and a server the `policy` refuses, becomes a result; only an
+    unknown protocol raises `ValueError`.
     """
     probes = {"imap": _probe_imap, "pop3": _probe_pop3}
     if settings.protocol not in probes:
         raise ValueError(f"unknown incoming protocol {settings.protocol!r}")
     try:
-        message = probes[settings.protocol](settings, login, password, timeout, context)
+        message = probes[settings.protocol](settings, login, password, timeout, context, policy)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a result the admin can read
         return _failed("incoming", settings, exc)
     return ProbeResult(side="incoming", ok=True, message=message)
@@ -222,14 +232,15 @@ def probe_incoming(settings: ServerSettings, login: str, password: str | Token, 
 # --- outgoing ----------------------------------------------------------------------------------
 
 def probe_outgoing(settings: ServerSettings, login: str, password: str | Token, timeout: float,
-                   context: ssl.SSLContext, local_hostname: str = "localhost") -> ProbeResult:
+                   context: ssl.SSLContext, local_hostname: str = "localhost",
+                   policy: NetPolicy = NetPolicy()) -> ProbeResult:
     """EHLO, TLS and AUTH on the SMTP server, then QUIT: nothing is sent. Never raises."""
     try:
+        target = policy.target(settings.host, settings.port, settings.security, signs_in=bool(password))
         if settings.security == "ssl":
-            client = smtplib.SMTP_SSL(settings.host, settings.port, local_hostname=local_hostname,
-                                      timeout=timeout, context=context)
+            client = PinnedSMTP_SSL(target, local_hostname=local_hostname, timeout=timeout, context=context)
         else:
-            client = smtplib.SMTP(settings.host, settings.port, local_hostname=local_hostname, timeout=timeout)
+            client = PinnedSMTP(target, local_hostname=local_hostname, timeout=timeout)
         try:
             client.ehlo()
             if settings.security == "starttls":
@@ -266,17 +277,19 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str | Token, 
 
 def probe(incoming: ServerSettings | None, outgoing: ServerSettings | None, login: str, password: str | Token,
           timeout: float, context: ssl.SSLContext, local_hostname: str = "localhost",
-          outgoing_login: str | None = None, outgoing_password: str | None = None) -> list[ProbeResult]:
+          outgoing_login: str | None = None, outgoing_password: str | None = None,
+          policy: NetPolicy = NetPolicy()) -> list[ProbeResult]:
     """Probe the incoming and outgoing servers in parallel; results in that order.
 
     The outgoing server signs in with `outgoing_login`/`outgoing_password` when given, else as the mailbox.
+    Both connect only where `policy` allows.
     """
     jobs = []
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe") as pool:
         if incoming is not None:
-            jobs.append(pool.submit(probe_incoming, incoming, login, password, timeout, context))
+            jobs.append(pool.submit(probe_incoming, incoming, login, password, timeout, context, policy))
         if outgoing is not None:
             jobs.append(pool.submit(probe_outgoing, outgoing, outgoing_login or login,
                                     outgoing_password if outgoing_login else password, timeout, context,
-                                    local_hostname))
+                                    local_hostname, policy))
         return [job.result() for job in jobs]

@@ -23,6 +23,11 @@ server, not just the one at hand.
 `smtp://user:pass@host:587` (STARTTLS, the default for `smtp://`),
 `smtp://host:25?tls=none` (plain, for a local sink), `smtps://host:465` (implicit TLS).
 Passwords never appear in `repr()` or in error texts.
+
+A custom-domain server comes with a `NetPolicy` (`SMTPSettings.policy`): the session
+then connects only to the address `app.mail.netguard` checked, and refuses to sign in
+without encryption unless the policy allows it, before anything is sent. The platform
+relay is ops' own setting and has none.
 """
 from __future__ import annotations
 
@@ -34,7 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from app.mail.netguard import HostRefused, NetPolicy, PlaintextRefused
 from app.mail.oauth import TokenError
+from app.mail.pinned import PinnedSMTP, PinnedSMTP_SSL
 from app.mail.sasl import XOAUTH2, TokenRejected, smtp_token_login
 
 SECURITY_LABELS = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "no encryption"}
@@ -59,6 +66,7 @@ class SMTPSettings:
     mechanism: str | None = None  # None: password login
     token_source: Callable[[str | None], str] | None = field(default=None, repr=False, compare=False)
     ca_pem: str | None = field(default=None, repr=False)  # a private CA the server is verified against
+    policy: NetPolicy | None = None  # where it may connect and sign in (`app.mail.netguard`); None: unchecked
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_LABELS:
@@ -177,9 +185,19 @@ class SMTPSession:
         if self.context is None and s.security != "none":
             self.context = ssl.create_default_context()
         try:
+            target = s.policy.target(s.host, s.port, s.security, signs_in=bool(s.username)) if s.policy else None
+        except (HostRefused, PlaintextRefused) as exc:
+            raise DeliveryError(f"Not connecting to {where}: {exc}", temporary=False, session=True) from None
+        except OSError as exc:  # the name was not found
+            raise DeliveryError(f"Cannot connect to {where}: {_describe(exc)}", temporary=True, session=True) from None
+        try:
             if s.security == "ssl":
-                smtp = smtplib.SMTP_SSL(s.host, s.port, local_hostname=self.helo_name, timeout=self.timeout,
-                                        context=self.context)
+                smtp = PinnedSMTP_SSL(target, local_hostname=self.helo_name, timeout=self.timeout,
+                                      context=self.context) if target else \
+                    smtplib.SMTP_SSL(s.host, s.port, local_hostname=self.helo_name, timeout=self.timeout,
+                                     context=self.context)
+            elif target:
+                smtp = PinnedSMTP(target, local_hostname=self.helo_name, timeout=self.timeout)
             else:
                 smtp = smtplib.SMTP(s.host, s.port, local_hostname=self.helo_name, timeout=self.timeout)
         except smtplib.SMTPResponseException as exc:  # a greeting other than 220

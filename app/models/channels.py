@@ -89,6 +89,9 @@ class EmailAddress(db.Model):
     tls_ca_pem: Mapped[str | None] = mapped_column(Text)
     # Replies are also put in the mailbox's Sent folder (IMAP APPEND to the \Sent special-use folder).
     save_to_sent: Mapped[bool] = mapped_column(default=False)
+    # "Allow unencrypted sign-in": the password may go to the servers on a connection without SSL or
+    # STARTTLS (refused otherwise, except on loopback: app/mail/netguard.py).
+    allow_plaintext_auth: Mapped[bool] = mapped_column(default=False)
     last_test_ok: Mapped[bool | None]
     last_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_test_message: Mapped[str | None] = mapped_column(Text)  # what the last Test Connection said

@@ -89,6 +89,9 @@ def describe_changes(address: EmailAddress) -> list[str]:
     for side, label in (("incoming", "Incoming server"), ("outgoing", "Outgoing server")):
         if _server_text(draft, side) != _server_text(live, side):
             out.append(f"{label}: {_server_text(live, side)} → {_server_text(draft, side)}")
+    if bool(draft.get("allow_plaintext_auth")) != bool(live.get("allow_plaintext_auth")):  # older snapshots lack it
+        out.append("Allow unencrypted sign-in: " + " → ".join(_show("", bool(s.get("allow_plaintext_auth")))
+                                                              for s in (live, draft)))
     if any(draft.get(k) != live.get(k) for k in ("use_reply_to_identity", "channel_sessions")):
         out.append("Session settings changed")
     return out or ["No differences from the published version"]

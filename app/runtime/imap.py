@@ -41,7 +41,9 @@ from app.blobs import blob_store
 from app.runtime.live import PublishedAddress
 from app.extensions import db
 from app.runtime.ingest import RawItem, ingest
+from app.mail.pinned import PinnedIMAPClient
 from app.mail.sasl import imap_token_login
+from app.runtime.netpolicy import mail_policy
 from app.runtime.mailbox import PollResult, backfill_start, release_batch_memory
 from app.runtime.oauth import sign_in as oauth_sign_in, sign_in_mechanism
 from app.runtime.tls import configured_context
@@ -56,16 +58,18 @@ def connect(address: PublishedAddress, timeout: float | None = None) -> IMAPClie
     """Log in to the address's IMAP server (TLS verified; STARTTLS or implicit TLS as configured).
 
     With a password (LOGIN) or, for an OAuth address, a token from `app.runtime.oauth`
-    (AUTHENTICATE XOAUTH2/OAUTHBEARER).
+    (AUTHENTICATE XOAUTH2/OAUTHBEARER). Connects only where `mail_policy` allows (raising
+    `app.mail.netguard.HostRefused` or `PlaintextRefused` before anything is sent).
     """
     timeout = timeout or current_app.config["MAIL_TIMEOUT"]
     security = (address.incoming_security or "ssl").lower()
     port = address.incoming_port or (993 if security == "ssl" else 143)
     context = configured_context(address.tls_ca_pem)
+    target = mail_policy(address.allow_plaintext_auth).target(address.incoming_host, port, security)
     if security == "ssl":
-        client = IMAPClient(address.incoming_host, port=port, ssl=True, ssl_context=context, timeout=timeout)
+        client = PinnedIMAPClient(target, ssl=True, ssl_context=context, timeout=timeout)
     else:
-        client = IMAPClient(address.incoming_host, port=port, ssl=False, timeout=timeout)
+        client = PinnedIMAPClient(target, ssl=False, timeout=timeout)
         if security == "starttls":
             client.starttls(context)
     client.normalise_times = False  # timezone-aware INTERNALDATEs

@@ -50,6 +50,7 @@ class PublishedAddress:
     smtp_username: str | None = None  # the outgoing server's own sign-in (None: the mailbox's)
     smtp_password_encrypted: bytes | None = None
     save_to_sent: bool = False  # replies are also APPENDed to the mailbox's \Sent folder
+    allow_plaintext_auth: bool = False  # may sign in without encryption ("Allow unencrypted sign-in")
 
     @property
     def can_receive(self) -> bool:

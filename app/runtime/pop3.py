@@ -22,7 +22,9 @@ from app.blobs import blob_store
 from app.runtime.live import PublishedAddress
 from app.extensions import db
 from app.runtime.ingest import RawItem, ingest
+from app.mail.pinned import PinnedPOP3, PinnedPOP3_SSL
 from app.mail.sasl import pop3_token_login
+from app.runtime.netpolicy import mail_policy
 from app.runtime.mailbox import PollResult, backfill_start, release_batch_memory
 from app.runtime.oauth import sign_in as oauth_sign_in, sign_in_mechanism
 from app.runtime.tls import configured_context
@@ -33,14 +35,16 @@ poplib._MAXLINE = max(poplib._MAXLINE, 1 << 20)
 
 
 def connect(address: PublishedAddress, timeout: float | None = None) -> poplib.POP3:
+    """Log in to the address's POP3 server, only where `mail_policy` allows (as `app.runtime.imap.connect`)."""
     timeout = timeout or current_app.config["MAIL_TIMEOUT"]
     security = (address.incoming_security or "ssl").lower()
     port = address.incoming_port or (995 if security == "ssl" else 110)
     context = configured_context(address.tls_ca_pem)
+    target = mail_policy(address.allow_plaintext_auth).target(address.incoming_host, port, security)
     if security == "ssl":
-        conn = poplib.POP3_SSL(address.incoming_host, port, timeout=timeout, context=context)
+        conn = PinnedPOP3_SSL(target, timeout=timeout, context=context)
     else:
-        conn = poplib.POP3(address.incoming_host, port, timeout=timeout)
+        conn = PinnedPOP3(target, timeout=timeout)
         if security == "starttls":
             conn.stls(context)
     try:

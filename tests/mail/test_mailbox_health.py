@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.mail.probe import ServerSettings, probe_incoming
+from app.mail.probe import NetPolicy, ServerSettings, probe_incoming
 from app.mail.tls import client_context
 from app.models.channels import MailboxState
 from app.runtime.poll import poll_address
@@ -50,7 +50,7 @@ def test_poll_errors_are_the_plain_sentences_test_connection_says(tls_app, db, p
     assert "LoginError" not in error and "b'" not in error and "wrong-pw" not in error
     # The very words Test Connection shows for the same settings.
     probed = probe_incoming(ServerSettings("imap", "127.0.0.1", first.ports["imaps"], "ssl"), MAILBOX, "wrong-pw", 10,
-                            client_context(str(first.cert)))
+                            client_context(str(first.cert)), policy=NetPolicy(allow_private=True))
     assert error == f"{probed.message} ({probed.detail})"
 
     assert poll_address(pop3.id).error == (f"POP3 at 127.0.0.1:{second.ports['pop3']} (no encryption): The server refused the "

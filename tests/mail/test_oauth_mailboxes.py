@@ -15,6 +15,7 @@ from app.mail import oauth, probe
 from app.mail.smtp import DeliveryError, SMTPSession
 from app.models.channels import CredentialStatus, OAuthCredential
 from app.models.inbox import Message
+from app.runtime.netpolicy import mail_policy
 from app.runtime.oauth import SignInNeeded, access_token, sign_in_app_only, store_tokens
 from app.runtime.outbound import sending_address, transport_settings
 from app.runtime.poll import poll_address
@@ -177,11 +178,13 @@ def test_test_connection_signs_in_with_a_token_on_every_side(oauth_app, db, oaut
     dovecot = oauth_world.dovecot
     results = probe.probe(probe.ServerSettings("imap", "127.0.0.1", dovecot.ports["imaps"], "ssl"),
                           probe.ServerSettings("smtp", "127.0.0.1", oauth_world.smtp.port, "starttls"),
-                          user, probe.Token(token.access_token), timeout=10, context=configured_context())
+                          user, probe.Token(token.access_token), timeout=10, context=configured_context(),
+                          policy=mail_policy())
     assert [r.ok for r in results] == [True, True], results
     assert "opened INBOX read-only" in results[0].message and "with a token" in results[1].message
     pop3 = probe.probe_incoming(probe.ServerSettings("pop3", "127.0.0.1", dovecot.ports["pop3s"], "ssl"), user,
-                                probe.Token(token.access_token, "OAUTHBEARER"), 10, configured_context())
+                                probe.Token(token.access_token, "OAUTHBEARER"), 10, configured_context(),
+                                policy=mail_policy())
     assert pop3.ok, pop3
     assert token.access_token not in repr(probe.Token(token.access_token))
 
@@ -206,6 +209,7 @@ def test_a_token_without_the_mail_scope_is_refused_with_a_clear_message(oauth_ap
     assert row.access_token_encrypted and row.access_token_encrypted.decode() not in result.error
 
     refused = probe.probe_outgoing(probe.ServerSettings("smtp", "127.0.0.1", oauth_world.smtp.port, "starttls"),
-                                   user, probe.Token(access_token(address.id)), 10, configured_context())
+                                   user, probe.Token(access_token(address.id)), 10, configured_context(),
+                                   policy=mail_policy())
     assert refused.reason == "token_refused" and 'scope "mail"' in refused.detail
     assert refused.message.endswith("The server refused the sign-in token.")

@@ -285,7 +285,7 @@ def test_a_test_result_is_kept_only_for_the_settings_it_tested(db, admin):
     assert address.last_test_ok is True and address.last_test_message == "all good"
 
     setup = wizard.start_edit(address.id, admin.id)
-    wizard.update_address_step(setup, custom_values("help@acme.test", incoming_host="imap2.example.net"), "")
+    wizard.update_address_step(setup, custom_values("help@acme.test", incoming_host="imap2.example.net"), "pw")
     assert connection_test.setup_test_outcome(setup) is None  # never tested with these settings
     addresses.save_setup(setup)
     db.session.commit()
@@ -501,3 +501,38 @@ def test_demo_seed_publishes_the_support_address_with_header_footer_and_flow(app
     assert seed() == [] or all(not line.startswith("address") for line in seed())
     db.session.commit()
     assert db.session.scalar(select(func.count(EmailAddress.id))) == 1
+
+
+def test_allow_unencrypted_sign_in_is_a_draft_published_like_the_rest(db, admin):
+    domain = make_domain("acme.test")
+    address = make_address(admin, domain, custom_values("help@acme.test"), password="pw")
+    publishing.publish(admin.id, "live", address_ids=[address.id])
+    db.session.commit()
+    assert published_address(address.id).allow_plaintext_auth is False
+    setup = wizard.start_edit(address.id, admin.id)
+    wizard.update_address_step(setup, custom_values("help@acme.test", allow_plaintext_auth=True), "")
+    addresses.save_setup(setup)
+    db.session.commit()
+    assert address.allow_plaintext_auth is True and published_address(address.id).allow_plaintext_auth is False
+    assert "Allow unencrypted sign-in: No → Yes" in publishing.describe_changes(address)
+    publishing.publish(admin.id, "old server", address_ids=[address.id])
+    db.session.commit()
+    assert published_address(address.id).allow_plaintext_auth is True
+
+
+def test_a_stored_password_goes_only_to_the_servers_it_was_typed_for(db, admin):
+    domain = make_domain("acme.test")
+    address = make_address(admin, domain, custom_values("help@acme.test"), password="pw")
+    setup = wizard.start_edit(address.id, admin.id)
+    with pytest.raises(AddressError) as refused:
+        wizard.update_address_step(setup, custom_values("help@acme.test", outgoing_host="smtp.attacker.example"), "")
+    assert refused.value.field == "password" and "type the mailbox password again" in refused.value.message
+    wizard.update_address_step(setup, custom_values("help@acme.test", outgoing_host="smtp2.example.net"), "pw")
+
+    # An outbound-only address that starts receiving: its stored incoming server never had the password.
+    sender = make_address(admin, domain, custom_values("desk@acme.test", usage="outbound",
+                                                       incoming_host="imap.attacker.example"), password="pw")
+    setup = wizard.start_edit(sender.id, admin.id)
+    with pytest.raises(AddressError) as refused:
+        wizard.update_address_step(setup, custom_values("desk@acme.test", incoming_host="imap.attacker.example"), "")
+    assert "You changed the incoming server" in refused.value.message

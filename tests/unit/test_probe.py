@@ -2,13 +2,22 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pytest
 
-from app.mail.probe import REASONS, ServerSettings, default_port, probe, probe_incoming, probe_outgoing
+from app.mail import probe as probes
+from app.mail.probe import REASONS, NetPolicy, ServerSettings, default_port
 from app.mail.tls import client_context
 from tests.channel_fixtures import MAILBOX, NO_INBOX, PASSWORD
 from tests.servers import SMTPServer
+
+#: The servers here listen on 127.0.0.1: these tests allow private hosts (tests/unit/test_netguard.py and
+#: tests/web/test_probe_guard.py prove the refusals).
+LOCAL = NetPolicy(allow_private=True)
+probe = partial(probes.probe, policy=LOCAL)
+probe_incoming = partial(probes.probe_incoming, policy=LOCAL)
+probe_outgoing = partial(probes.probe_outgoing, policy=LOCAL)
 
 MESSAGE = b"From: carol@example.com\r\nTo: help@acme.test\r\nSubject: parcel\r\n\r\nWhere is it?\r\n"
 

@@ -10,6 +10,7 @@ from app.extensions import db
 from app.mail.smtp import SMTPSettings, parse_relay_url
 from app.models.channels import EmailAddress
 from app.runtime.live import PublishedAddress, published_address
+from app.runtime.netpolicy import mail_policy
 from app.runtime.oauth import access_token, mechanism_of
 
 
@@ -39,7 +40,8 @@ def transport_settings(sender: PublishedAddress) -> SMTPSettings:
 
     Platform-domain addresses share the platform relay (`SMTP_RELAY_URL`); custom-domain
     addresses use their own server, and log in when a password is stored (the outgoing
-    server's own sign-in when it has one, else the mailbox's).
+    server's own sign-in when it has one, else the mailbox's). A custom server carries the
+    address's `NetPolicy`, so the session connects and signs in only where it allows.
     """
     if sender.is_platform:
         url = current_app.config.get("SMTP_RELAY_URL") or ""
@@ -58,7 +60,7 @@ def transport_settings(sender: PublishedAddress) -> SMTPSettings:
             host=sender.outgoing_host, port=int(sender.outgoing_port), security=sender.outgoing_security or "starttls",
             username=sender.login, mechanism=mechanism_of(sender.oauth_provider),
             token_source=partial(access_token, sender.id),  # called with the refused token, if any
-            ca_pem=sender.tls_ca_pem)
+            ca_pem=sender.tls_ca_pem, policy=mail_policy(sender.allow_plaintext_auth))
     try:
         password = sender.smtp_password()
     except SecretUnreadable as exc:
@@ -66,4 +68,5 @@ def transport_settings(sender: PublishedAddress) -> SMTPSettings:
     return SMTPSettings(
         host=sender.outgoing_host, port=int(sender.outgoing_port), security=sender.outgoing_security or "starttls",
         username=sender.smtp_login if password is not None else None, password=password, ca_pem=sender.tls_ca_pem,
+        policy=mail_policy(sender.allow_plaintext_auth),
     )
