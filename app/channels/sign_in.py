@@ -36,7 +36,7 @@ from app.crypto import decrypt_secret, encrypt_secret
 from app.extensions import db
 from app.mail import oauth
 from app.models._types import utcnow
-from app.models.channels import AddressSetup, AuthMethod, EmailAddress
+from app.models.channels import AddressSetup, AuthMethod, EmailAddress, OAuthCredential
 from app.runtime import oauth as token_source
 
 PASSWORD = "password"
@@ -253,3 +253,11 @@ def has_sign_in(setup: AddressSetup, provider_key: str) -> bool:
     """True when the wizard, or the address it edits, is signed in with this provider."""
     found = signed_in_as(setup, provider_key)
     return found is not None
+
+
+def credentials(address_ids: list[int]) -> dict[int, OAuthCredential]:
+    """The OAuth credentials of these addresses (for the address list's "Sign-in needed"), by address id."""
+    if not address_ids:
+        return {}
+    rows = db.session.scalars(select(OAuthCredential).where(OAuthCredential.address_id.in_(address_ids)))
+    return {row.address_id: row for row in rows}

@@ -80,7 +80,8 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
-                  mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {})
+                  mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {},
+                  credentials=sign_in.credentials(ids))
 
 
 @bp.route("/email/")
