@@ -27,6 +27,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select
@@ -261,3 +262,16 @@ def credentials(address_ids: list[int]) -> dict[int, OAuthCredential]:
         return {}
     rows = db.session.scalars(select(OAuthCredential).where(OAuthCredential.address_id.in_(address_ids)))
     return {row.address_id: row for row in rows}
+
+
+def provider_origins() -> tuple[str, ...]:
+    """The origins of the configured consent pages: a form that signs in is redirected there, and the
+    pages' Content-Security-Policy `form-action` must allow it (browsers check redirects too)."""
+    origins = []
+    for provider in _providers().values():
+        if provider.configured and provider.authorization_url:
+            parts = urlsplit(provider.authorization_url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin not in origins:
+                origins.append(origin)
+    return tuple(origins)

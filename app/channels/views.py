@@ -26,7 +26,7 @@ from app.mail.tls import describe_ca_pem
 from app.models.auth import Role
 from app.models.channels import DomainKind
 from app.runtime.poll import NotPollable, poll_now
-from app.security import MAIL_FRAME_CSP, restrict_blueprint
+from app.security import CSP, MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, navigate, render
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
@@ -415,6 +415,16 @@ def setup_discard(setup_id: int):
     wizard.discard_setup(setup)
     db.session.commit()
     return navigate(url_for(".index"), "Changes discarded.", "info")
+
+
+@bp.after_request
+def _sign_in_forms_may_leave(response):
+    """Forms here that sign in ("Sign in with …", "Try again", "Sign in again") are redirected to the
+    provider's consent page: allow its origin in `form-action` (pages with a policy of their own keep it)."""
+    origins = sign_in.provider_origins()
+    if origins and "Content-Security-Policy" not in response.headers:
+        response.headers["Content-Security-Policy"] = str(CSP.extend(form_action=origins))
+    return response
 
 
 @bp.context_processor
