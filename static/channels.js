@@ -110,6 +110,26 @@
     if (port.value === "" || defaults.indexOf(port.value) >= 0) port.value = ports[protocol][security];
   });
 
+  // --- kind of mailbox: show its sign-in (password or "Sign in with …"), fill the provider's servers --
+  document.addEventListener("change", function (event) {
+    if (event.target.name !== "mailbox_kind") return;
+    var form = event.target.closest("form");
+    var kind = event.target.value;
+    form.querySelectorAll("[data-kind-section]").forEach(function (section) {
+      section.hidden = section.getAttribute("data-kind-section") !== kind;
+    });
+    var presets = JSON.parse(document.getElementById("mailbox-kind").getAttribute("data-presets"));
+    var preset = presets[kind];
+    if (!preset) return;
+    Object.keys(preset).forEach(function (name) {
+      var fields = form.querySelectorAll("[name='" + name + "']");
+      fields.forEach(function (field) {
+        if (field.type === "radio") field.checked = field.value === String(preset[name]);
+        else field.value = preset[name];
+      });
+    });
+  });
+
   // --- placeholder buttons insert "{{ name }}" at the cursor and refresh the preview -----------
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-insert]");

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from app.channels.connection_test import connection_fingerprint, connection_key
 from app.channels.domains import check_room_for_address
 from app.channels.errors import AddressError
+from app.channels.sign_in import keep_tokens
 from app.channels.wizard import WIZARD_FIELDS, address_values, check_unique, setup_complete
 from app.crypto import decrypt_secret
 from app.extensions import begin_nested, db
@@ -173,6 +174,7 @@ def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
         address.archived_at = None
         address.domain = domain
     db.session.flush()
+    keep_tokens(setup, address)
 
     new_connection = connection_key(address_values(address), address.password_encrypted,
                                     address.smtp_password_encrypted)

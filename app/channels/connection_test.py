@@ -21,20 +21,23 @@ from flask import current_app
 from app.channels.domains import platform_domain_name
 from app.channels.errors import AddressError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
+from app.channels import sign_in
 from app.channels.wizard import (check_passwords_retyped, clean_ca, setup_complete, stored_password,
-                                  stored_smtp_password)
+                                  stored_smtp_password, with_preset)
 from app.crypto import decrypt_secret
 from app.extensions import db
-from app.mail import probe
+from app.mail import oauth, probe
 from app.models._types import utcnow
 from app.models.channels import AddressSetup, DomainKind, Usage
 from app.runtime.netpolicy import mail_policy
+from app.runtime.oauth import mechanism_of
 from app.runtime.tls import configured_context
 
 def connection_key(values: dict, password_encrypted: bytes | None, smtp_password_encrypted: bytes | None = None) -> tuple:
     """What identifies a mailbox connection: servers, logins and (encrypted) passwords."""
     keys = ("address", "username", "incoming_protocol", "incoming_host", "incoming_port", "incoming_security",
-            "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username")
+            "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username", "auth_method",
+            "oauth_provider")
     return tuple(values.get(k) for k in keys) + (bool(values.get("allow_plaintext_auth")), password_encrypted,
                                                  smtp_password_encrypted)
 
@@ -46,8 +49,12 @@ def connection_fingerprint(values: dict, password: str, smtp_password: str = "")
     without storing anything the password could be recovered from.
     """
     keys = ("address", "username", "usage", "incoming_protocol", "incoming_host", "incoming_port",
-            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username")
-    material = json.dumps([values.get(k) for k in keys] + [bool(values.get("allow_plaintext_auth")), password, smtp_password if values.get("smtp_username") else ""],
+            "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username",
+            "auth_method", "oauth_provider")
+    if values.get("auth_method") == "oauth":  # signs in with tokens: a password left from before proves nothing
+        password = smtp_password = ""
+    material = json.dumps([values.get(k) for k in keys] + [bool(values.get("allow_plaintext_auth")), password,
+                                                          smtp_password if values.get("smtp_username") else ""],
                           separators=(",", ":"))
     return hmac.new(current_app.config["SECRET_KEY"].encode(), material.encode(), hashlib.sha256).hexdigest()
 
@@ -64,12 +71,20 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
     """
     usage = values.get("usage") if values.get("usage") in USAGE_LABELS else Usage.BOTH.value
     address = normalise_email(values.get("address") or "", "address")
+    kind = values.get("mailbox_kind") or sign_in.PASSWORD
+    if kind != sign_in.PASSWORD:  # an OAuth mailbox: the provider's servers unless typed, and a token
+        sign_in.usable_provider(kind)
+        values = {**with_preset(values, kind), "smtp_username": None}
     server = normalise_servers(values, usage)
     clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
              **server, "tls_ca_pem": clean_ca(values, setup),
              "smtp_username": (values.get("smtp_username") or "").strip() or None,
-             "allow_plaintext_auth": bool(values.get("allow_plaintext_auth"))}
+             "allow_plaintext_auth": bool(values.get("allow_plaintext_auth")),
+             "auth_method": "password" if kind == sign_in.PASSWORD else "oauth",
+             "oauth_provider": None if kind == sign_in.PASSWORD else kind}
     check_passwords_retyped(setup, clean, password, smtp_password)
+    if kind != sign_in.PASSWORD:
+        return _remember(setup, clean, "", "", oauth_connection_test(setup, clean, kind))
     password = password or decrypt_secret(stored_password(setup)) or ""
     if not password:
         raise AddressError("Enter the mailbox password to test the connection.", "password")
@@ -77,20 +92,51 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
         else ""
     if clean["smtp_username"] and not smtp_password:
         raise AddressError("Enter the outgoing server's password to test the connection.", "smtp_password")
-    incoming = outgoing = None
-    if clean["incoming_host"] and usage != Usage.OUTBOUND.value:
-        incoming = probe.ServerSettings(clean["incoming_protocol"], clean["incoming_host"], clean["incoming_port"],
-                                        clean["incoming_security"])
-    if clean["outgoing_host"] and usage != Usage.INBOUND.value:
-        outgoing = probe.ServerSettings("smtp", clean["outgoing_host"], clean["outgoing_port"],
-                                        clean["outgoing_security"])
-    if incoming is None and outgoing is None:
-        raise AddressError("Enter the incoming or outgoing server to test.", "incoming_host")
+    incoming, outgoing = _servers(clean)
     results = probe.probe(incoming, outgoing, clean["username"] or address, password,
                           timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(clean["tls_ca_pem"]),
                           local_hostname=platform_domain_name(),
                           outgoing_login=clean["smtp_username"], outgoing_password=smtp_password or None,
                           policy=mail_policy(clean["allow_plaintext_auth"]))
+    return _remember(setup, clean, password, smtp_password, results)
+
+
+def _servers(clean: dict) -> tuple:
+    """The (incoming, outgoing) `ServerSettings` to probe, as the usage needs. `AddressError` when neither."""
+    incoming = outgoing = None
+    if clean["incoming_host"] and clean["usage"] != Usage.OUTBOUND.value:
+        incoming = probe.ServerSettings(clean["incoming_protocol"], clean["incoming_host"], clean["incoming_port"],
+                                        clean["incoming_security"])
+    if clean["outgoing_host"] and clean["usage"] != Usage.INBOUND.value:
+        outgoing = probe.ServerSettings("smtp", clean["outgoing_host"], clean["outgoing_port"],
+                                        clean["outgoing_security"])
+    if incoming is None and outgoing is None:
+        raise AddressError("Enter the incoming or outgoing server to test.", "incoming_host")
+    return incoming, outgoing
+
+
+def oauth_connection_test(setup: AddressSetup, clean: dict, kind: str) -> list:
+    """Test Connection of an OAuth mailbox: the token step, then IMAP/POP3 and SMTP with the token.
+
+    A token that cannot be had is the first result (side "token"), and the servers are not tried.
+    """
+    incoming, outgoing = _servers(clean)
+    try:
+        token = sign_in.fresh_access_token(setup, kind)
+    except oauth.TokenError as exc:
+        return [probe.ProbeResult(side="token", ok=False, reason="token_refused", message=str(exc))]
+    found = sign_in.signed_in_as(setup, kind)
+    who = f" for {found[0]}" if found and found[0] else ""
+    results = [probe.ProbeResult(side="token", ok=True, message=f"The sign-in gave an access token{who}.")]
+    return results + probe.probe(incoming, outgoing, clean["username"] or clean["address"],
+                                 probe.Token(token, mechanism_of(kind)),
+                                 timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]),
+                                 context=configured_context(clean["tls_ca_pem"]), local_hostname=platform_domain_name(),
+                                 policy=mail_policy(clean["allow_plaintext_auth"]))
+
+
+def _remember(setup: AddressSetup, clean: dict, password: str, smtp_password: str, results: list) -> list:
+    """Keep the outcome on the wizard with the fingerprint of what it proved; returns the results."""
     ok = all(r.ok for r in results)
     setup.test_result = {
         "ok": ok, "at": utcnow().isoformat(), "fingerprint": connection_fingerprint(clean, password, smtp_password),

@@ -84,6 +84,9 @@ class CustomAddressForm(_AddressForm):
 
     address = StringField("Email Address", validators=[DataRequired(message="Enter the email address."),
                                                        Length(max=320)])
+    # Choices come from the settings (`sign_in.mailbox_kinds()`, set by the view); "password" is today's kind.
+    mailbox_kind = RadioField("Kind of mailbox", choices=_choices([("password", "IMAP/POP3 + SMTP with a password")]),
+                              default="password", validate_choice=False)
     username = StringField("User Name", validators=[Optional(), Length(max=320)])
     password = PasswordField("Password", validators=[Optional(), Length(max=1000)])
     incoming_protocol = SelectField("Protocol", choices=_choices(INCOMING_PROTOCOLS.items()), default="imap")
@@ -101,6 +104,10 @@ class CustomAddressForm(_AddressForm):
     remove_tls_ca = BooleanField("Remove the private CA")
     allow_plaintext_auth = BooleanField("Allow unencrypted sign-in")
 
+    def offer_kinds(self, kinds) -> None:
+        """The kinds of mailbox to choose from: (key, label) pairs (`sign_in.mailbox_kinds()`)."""
+        self.mailbox_kind.choices = _choices(kinds)
+
     def values(self) -> dict:
         values = {**self.common_values(), "address": self.address.data, "username": self.username.data,
                   "incoming_protocol": self.incoming_protocol.data, "incoming_host": self.incoming_host.data,
@@ -108,7 +115,8 @@ class CustomAddressForm(_AddressForm):
                   "outgoing_host": self.outgoing_host.data, "outgoing_port": self.outgoing_port.data,
                   "outgoing_security": self.outgoing_security.data, "smtp_username": self.smtp_username.data,
                   "save_to_sent": self.save_to_sent.data == "yes",
-                  "allow_plaintext_auth": bool(self.allow_plaintext_auth.data)}
+                  "allow_plaintext_auth": bool(self.allow_plaintext_auth.data),
+                  "mailbox_kind": self.mailbox_kind.data or "password"}
         upload = self.tls_ca.data
         if upload is not None and getattr(upload, "filename", None):
             upload.stream.seek(0)
@@ -124,6 +132,8 @@ class CustomAddressForm(_AddressForm):
         self.smtp_username.data = values.get("smtp_username") or ""
         self.save_to_sent.data = yes_no(values.get("save_to_sent"))
         self.allow_plaintext_auth.data = bool(values.get("allow_plaintext_auth"))
+        self.mailbox_kind.data = values["oauth_provider"] if values.get("auth_method") == "oauth" and \
+            values.get("oauth_provider") else "password"
         for key in ("incoming_protocol", "incoming_host", "incoming_port", "incoming_security", "outgoing_host",
                     "outgoing_port", "outgoing_security"):
             getattr(self, key).data = values.get(key)

@@ -15,7 +15,7 @@ import json
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_login import current_user
 
-from app.channels import addresses, connection_test, domains, forms, wizard
+from app.channels import addresses, connection_test, domains, forms, sign_in, wizard
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.channels.preview import render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
@@ -26,7 +26,7 @@ from app.mail.tls import describe_ca_pem
 from app.models.auth import Role
 from app.models.channels import DomainKind
 from app.runtime.poll import NotPollable, poll_now
-from app.security import MAIL_FRAME_CSP, restrict_blueprint
+from app.security import CSP, MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, navigate, render
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
@@ -80,7 +80,8 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
-                  mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {})
+                  mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {},
+                  credentials=sign_in.credentials(ids))
 
 
 @bp.route("/email/")
@@ -210,9 +211,12 @@ def _setup_or_404(setup_id: int):
 def _address_form(setup, formdata=True):
     cls = forms.PlatformAddressForm if setup.domain.kind == DomainKind.PLATFORM.value else forms.CustomAddressForm
     if formdata and request.method == "POST":
-        return cls()
-    form = cls(formdata=None)
-    form.fill(setup.values or {})
+        form = cls()
+    else:
+        form = cls(formdata=None)
+        form.fill(setup.values or {})
+    if hasattr(form, "mailbox_kind"):
+        form.offer_kinds((k.key, k.label) for k in sign_in.mailbox_kinds())
     return form
 
 
@@ -243,6 +247,10 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
         "restores": wizard.setup_restores(setup),
         "ca_description": describe_ca_pem((setup.values or {}).get("tls_ca_pem")),
     }
+    if not context["is_platform"]:
+        kinds = sign_in.mailbox_kinds()
+        context.update(kinds={k.key: k for k in kinds}, presets_json=json.dumps(sign_in.SERVER_PRESETS),
+                       signed_in={k.key: sign_in.signed_in_as(setup, k.key) for k in kinds if k.provider_name})
     if step == "address":
         context.setdefault("form", extra.pop("form", None) or _address_form(setup, formdata=False))
         context["test"] = extra.pop("test", None) or _test_results(setup)
@@ -409,6 +417,98 @@ def setup_discard(setup_id: int):
     return navigate(url_for(".index"), "Changes discarded.", "info")
 
 
+@bp.after_request
+def _sign_in_forms_may_leave(response):
+    """Forms here that sign in ("Sign in with …", "Try again", "Sign in again") are redirected to the
+    provider's consent page: allow its origin in `form-action` (pages with a policy of their own keep it)."""
+    origins = sign_in.provider_origins()
+    if origins and "Content-Security-Policy" not in response.headers:
+        response.headers["Content-Security-Policy"] = str(CSP.extend(form_action=origins))
+    return response
+
+
 @bp.context_processor
 def _channel_helpers():
     return {"probe_timeout": current_app.config.get("PROBE_TIMEOUT_SECONDS")}
+
+
+# --- "Sign in with …" (OAuth 2.0), docs/oauth.md ------------------------------------------------
+
+def _to_provider(url: str):
+    """Send the browser to the provider's consent page (a full navigation, also from HTMX)."""
+    if is_htmx():
+        return "", 204, {"HX-Redirect": url}
+    return redirect(url, 303)
+
+
+def _callback_uri() -> str:
+    return url_for("channels.oauth_callback", _external=True)
+
+
+def _sign_in_failed(message: str, setup_id: int | None, status: int = 400):
+    return render("channels/sign_in_failed.html", status=status, message=message, setup_id=setup_id,
+                  retry=forms.SaveForm())
+
+
+@bp.route("/email/setup/<int:setup_id>/sign-in", methods=["POST"])
+def setup_sign_in(setup_id: int):
+    """"Sign in with …": save the Email Address step as typed (no sign-in needed yet), then go to the provider."""
+    setup = _setup_or_404(setup_id)
+    if setup.domain.kind != DomainKind.CUSTOM.value:
+        abort(404)
+    form = _address_form(setup)
+    if form.validate_on_submit():
+        setup, url, ok = _change(setup_id, form, lambda: (
+            wizard.update_address_step(setup, form.values(), form.password.data, form.smtp_password.data,
+                                       signing_in=True),
+            sign_in.begin_sign_in(setup, _callback_uri()))[1])
+        if ok:
+            return _to_provider(url)
+    return _setup_page(setup, "address", status=422, form=form)
+
+
+@bp.route("/email/setup/<int:setup_id>/sign-in/again", methods=["POST"])
+def setup_sign_in_again(setup_id: int):
+    """"Try again" after a failed sign-in: the same provider with the step as saved."""
+    setup = _setup_or_404(setup_id)
+    form = forms.SaveForm()
+    if not form.validate_on_submit():
+        return _sign_in_failed("The form expired. Go back to the wizard and sign in again.", setup.id)
+    try:
+        url = sign_in.begin_sign_in(setup, _callback_uri())
+    except ChannelError as exc:
+        db.session.rollback()
+        return _sign_in_failed(exc.message, setup.id, status=422)
+    db.session.commit()
+    return _to_provider(url)
+
+
+@bp.route("/email/addresses/<int:address_id>/sign-in", methods=["POST"])
+def address_sign_in(address_id: int):
+    """"Sign in again" on an address whose sign-in is gone: its Edit wizard, straight to the provider."""
+    form = forms.SaveForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        setup = wizard.start_edit(address_id, current_user.id)
+        url = sign_in.begin_sign_in(setup, _callback_uri())
+    except ChannelError as exc:
+        db.session.rollback()
+        return navigate(url_for(".index"), exc.message, "error")
+    db.session.commit()
+    return _to_provider(url)
+
+
+@bp.route("/oauth/callback")
+def oauth_callback():
+    """Where the provider sends the admin back: keep the tokens on the wizard, or say what went wrong."""
+    try:
+        setup = sign_in.finish_sign_in(current_user.id, request.args, request.url, _callback_uri())
+    except sign_in.SignInFailed as exc:
+        db.session.commit()  # the attempt is forgotten; earlier tokens stay
+        return _sign_in_failed(exc.message, exc.setup_id)
+    db.session.commit()
+    found = sign_in.signed_in_as(setup, sign_in.kind_of(setup.values or {}))
+    who = found[0] if found and found[0] else "the mailbox"
+    flash(f"Signed in as {who}.", "success")
+    return redirect(url_for(".setup_address", setup_id=setup.id, _anchor="mailbox-kind"), 303)

@@ -25,6 +25,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 
 from app.channels.domains import check_room_for_address, platform_domain_name
+from app.channels import sign_in
 from app.channels.errors import AddressError, DomainError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
 from app.crypto import encrypt_secret
@@ -33,7 +34,7 @@ from app.mail.html import sanitize_html
 from app.mail.render import TemplateError, check_template
 from app.mail.tls import read_ca_pem
 from app.models._types import utcnow
-from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress, Usage
+from app.models.channels import AddressSetup, AuthMethod, Domain, DomainKind, EmailAddress, Usage
 
 #: The wizard's steps, in order: (slug, title).
 SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design"), ("review", "Review"))
@@ -47,7 +48,7 @@ WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "t
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
                  "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
                  "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username", "save_to_sent",
-                 "allow_plaintext_auth")
+                 "allow_plaintext_auth", "auth_method", "oauth_provider")
 
 
 #: Where the incoming side's password goes, and where the outgoing side's.
@@ -67,13 +68,15 @@ def sign_in_target(values: dict, side: str) -> tuple | None:
 
 
 def check_passwords_retyped(setup: AddressSetup, clean: dict, password: str | None,
-                            smtp_password: str | None) -> None:
+                            smtp_password: str | None, signing_in: bool = False) -> None:
     """Refuse to send an address's stored password to a server (or as a user) it was not stored for.
 
     `clean` are the step's validated values. When a side's server, port, security,
     protocol or user name differs from the address's (or the side newly comes into
     use), its password must have been typed in this wizard: `password` / `smtp_password`
-    now, or earlier (kept on the wizard). Raises `AddressError` on that password's field.
+    now, or earlier (kept on the wizard). An OAuth mailbox must have signed in again in
+    this wizard instead (`signing_in`: the step is saved on the way to doing so). Raises
+    `AddressError` on that password's (or the kind's) field.
     """
     saved = setup.address
     if saved is None:
@@ -82,6 +85,11 @@ def check_passwords_retyped(setup: AddressSetup, clean: dict, password: str | No
     for side, where in (("incoming", "incoming server"), ("outgoing", "outgoing (SMTP) server")):
         target = sign_in_target(clean, side)
         if target is None or target == sign_in_target(before, side):
+            continue
+        if clean.get("auth_method") == AuthMethod.OAUTH.value:
+            if not signing_in and not (setup.oauth_sign_in or {}).get("tokens"):  # a bearer token, likewise
+                raise AddressError(f"You changed the {where}: sign in again so the token is only sent to the "
+                                   "servers it was given for.", "mailbox_kind")
             continue
         own_smtp = side == "outgoing" and bool(clean.get("smtp_username"))
         typed = (smtp_password or setup.smtp_password_encrypted) if own_smtp \
@@ -102,7 +110,7 @@ def default_values(domain: Domain) -> dict:
     values = dict.fromkeys(WIZARD_FIELDS)
     values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True,
                   template_enabled=False, header_html="", footer_html="", use_reply_to_identity=False,
-                  channel_sessions=False)
+                  channel_sessions=False, auth_method=AuthMethod.PASSWORD.value, oauth_provider=None)
     if domain.kind == DomainKind.CUSTOM.value:
         values.update(incoming_protocol="imap", incoming_port=993, incoming_security="ssl",
                       outgoing_port=465, outgoing_security="ssl")
@@ -196,13 +204,15 @@ def check_unique(address: str, setup: AddressSetup) -> EmailAddress | None:
 
 
 def update_address_step(setup: AddressSetup, values: dict, password: str | None = None,
-                        smtp_password: str | None = None) -> None:
+                        smtp_password: str | None = None, signing_in: bool = False) -> None:
     """Validate and store the "Email Address" step.
 
     `values` are the form's values (EmailAddress column names; for the platform
     domain `address` may be just the local part). `password` is what the admin
     typed; empty keeps the stored one. `smtp_password` likewise, for an outgoing server with a
     sign-in of its own (`smtp_username`; without one the mailbox's sign-in is used).
+    `values["mailbox_kind"]` is "password" or an OAuth provider (`sign_in`): such a mailbox needs
+    no password but a sign-in, except while `signing_in` (the step is saved on the way to it).
     Raises `AddressError` naming the field.
     """
     domain = setup.domain
@@ -231,7 +241,9 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
             raise AddressError("Forwarded from is the contact center's own address, outside the platform domain "
                                f"{platform}.", "forwarded_from")
         clean["forwarded_from"] = forwarded
-        clean.update(tls_ca_pem=None, smtp_username=None, save_to_sent=False, allow_plaintext_auth=False, username=None, incoming_protocol=None, incoming_host=None, incoming_port=None,
+        clean.update(auth_method=AuthMethod.PASSWORD.value, oauth_provider=None)
+        clean.update(tls_ca_pem=None, smtp_username=None, save_to_sent=False, allow_plaintext_auth=False, username=None,
+                     incoming_protocol=None, incoming_host=None, incoming_port=None,
                      incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
     else:
         clean["address"] = normalise_email(raw, "address")
@@ -239,9 +251,16 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
             raise AddressError(f"The address must be on {domain.name}.", "address")
         clean["forwarded_from"] = None
         clean["username"] = (values.get("username") or "").strip() or None
+        kind = values.get("mailbox_kind") or sign_in.PASSWORD
+        if kind != sign_in.PASSWORD:
+            sign_in.usable_provider(kind)
+            values = with_preset(values, kind)
+        clean.update(auth_method=AuthMethod.PASSWORD.value if kind == sign_in.PASSWORD else AuthMethod.OAUTH.value,
+                     oauth_provider=None if kind == sign_in.PASSWORD else kind)
         clean.update(normalise_servers(values, clean["usage"]))
         clean["tls_ca_pem"] = clean_ca(values, setup)
-        clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None
+        clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None if kind == sign_in.PASSWORD \
+            else None  # an OAuth mailbox sends with its token
         clean["save_to_sent"] = bool(values.get("save_to_sent"))
         clean["allow_plaintext_auth"] = bool(values.get("allow_plaintext_auth"))
         if clean["save_to_sent"] and clean.get("incoming_protocol") != "imap":
@@ -249,11 +268,15 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
                                "save_to_sent")
     check_unique(clean["address"], setup)
     if domain.kind == DomainKind.CUSTOM.value:
-        check_passwords_retyped(setup, clean, password, smtp_password)
+        check_passwords_retyped(setup, clean, password, smtp_password, signing_in)
 
     if password:
         setup.password_encrypted = encrypt_secret(password)
-    if domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
+    if clean.get("oauth_provider"):
+        if not signing_in and not sign_in.has_sign_in(setup, clean["oauth_provider"]):
+            name = sign_in.usable_provider(clean["oauth_provider"]).name
+            raise AddressError(f"Sign in with {name} first: the mailbox is connected by signing in.", "mailbox_kind")
+    elif domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
         raise AddressError("Enter the mailbox password.", "password")
     if smtp_password:
         setup.smtp_password_encrypted = encrypt_secret(smtp_password)
@@ -262,6 +285,18 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
                            "mailbox.", "smtp_password")
     _set_values(setup, clean)
     db.session.flush()
+
+
+def with_preset(values: dict, kind: str) -> dict:
+    """The values with the provider's documented servers where the admin left a side's server empty."""
+    preset = sign_in.SERVER_PRESETS.get(kind)
+    if not preset:
+        return values
+    values = dict(values)
+    for side in ("incoming", "outgoing"):
+        if not (values.get(f"{side}_host") or "").strip():
+            values.update({k: v for k, v in preset.items() if k.startswith(side)})
+    return values
 
 
 def clean_ca(values: dict, setup: AddressSetup) -> str | None:

@@ -213,3 +213,22 @@ def missing_scopes(provider: Provider, granted: str) -> list[str]:
     wanted = [s for s in provider.scope.split() if s != "offline_access" and not s.endswith("/.default")]
     have = set(granted.split())
     return [s for s in wanted if s not in have]
+
+
+def signed_in_mailbox(provider: Provider, access_token: str, timeout: float = 30.0) -> str | None:
+    """Who signed in, as the provider's RFC 7662 introspection says (`username`), or None when it cannot tell.
+
+    Only providers with an introspection URL (the generic one) answer this; for Google and
+    Microsoft the mailbox is the one the admin named, and Test Connection proves it.
+    """
+    if not provider.introspection_url:
+        return None
+    with _session(provider, scoped=False) as session:
+        try:
+            answer = session.introspect_token(provider.introspection_url, token=access_token, timeout=timeout)
+            answer.raise_for_status()
+            info = answer.json()
+        except (requests.RequestException, ValueError):
+            return None
+    username = info.get("username") if isinstance(info, dict) and info.get("active") else None
+    return str(username).strip().lower() or None if username else None

@@ -214,6 +214,10 @@ class AddressSetup(db.Model):
     values: Mapped[dict] = mapped_column(JSON, default=dict)
     password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     smtp_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # "Sign in with …" under way: its OAuth state, and (JSON) provider, encrypted PKCE verifier and,
+    # once the provider answered, encrypted tokens and the signed-in mailbox (app/channels/sign_in.py).
+    oauth_state: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    oauth_sign_in: Mapped[dict | None] = mapped_column(JSON)
     test_result: Mapped[dict | None] = mapped_column(JSON)
     preview_html: Mapped[str] = mapped_column(Text, default="")
     preview_version: Mapped[int] = mapped_column(default=0)
