@@ -149,20 +149,12 @@ def signing_key(domain: str) -> SigningKey | None:
     return SigningKey(key.domain, key.selector, decrypt_secret(key.private_key_encrypted))
 
 
-def domain_checks(domain: str, key: DkimKey | None = None) -> list[Check]:
-    """DKIM (the given or active key, else the newest), SPF, DMARC and, for the platform domain, MX: now."""
+def dns_checks(domain: str) -> list[Check]:
+    """SPF, DMARC and, for the platform domain, MX of a sending domain, looked up now (nothing stored)."""
     name = clean_domain(domain)
     cfg = current_app.config
     lookups = resolver()
-    checks = []
-    key = key or active_key(name) or next(iter(reversed(keys_of(name))), None)
-    if key is not None:
-        checks.append(verify_key(key))
-    else:
-        checks.append(Check("DKIM", f"<selector>._domainkey.{name}", "", PENDING,
-                            f"No DKIM key for {name} yet: add one."))
-    checks.append(check_spf(lookups, name, cfg.get("SPF_INCLUDE") or ""))
-    checks.append(check_dmarc(lookups, name))
+    checks = [check_spf(lookups, name, cfg.get("SPF_INCLUDE") or ""), check_dmarc(lookups, name)]
     if name == platform_domain():
         host = cfg.get("MX_HOST") or cfg.get("INGRESS_HOSTNAME") or ""
         if host:
@@ -171,6 +163,17 @@ def domain_checks(domain: str, key: DkimKey | None = None) -> list[Check]:
             checks.append(Check("MX", name, "", PENDING, "Set MX_HOST (or INGRESS_HOSTNAME) to the ingress host name "
                                                          "to check where the MX records point."))
     return checks
+
+
+def domain_checks(domain: str) -> list[Check]:
+    """DKIM (the active key, else the newest; its result stored), then `dns_checks`: all looked up now."""
+    name = clean_domain(domain)
+    key = active_key(name) or next(iter(reversed(keys_of(name))), None)
+    if key is not None:
+        dkim_check = verify_key(key)
+    else:
+        dkim_check = Check("DKIM", f"<selector>._domainkey.{name}", "", PENDING, f"No DKIM key for {name} yet: add one.")
+    return [dkim_check, *dns_checks(name)]
 
 
 def _due_for_recheck():
