@@ -113,3 +113,16 @@ def test_cron_rechecks_pending_and_temporary_failures_until_verified(app, db, dn
     db.session.refresh(later)
     assert later.status == SUCCESS and later.active
     assert recheck_dkim_keys() == 1  # only the one still failing
+
+
+def test_cron_enqueues_one_recheck_job_only_while_a_key_waits(app, db):
+    from app.queues import get_queue
+    from app.runtime.dkim import enqueue_dkim_rechecks
+
+    enqueue_dkim_rechecks()
+    assert "dkim-recheck" not in get_queue("poll").job_ids
+    add_key(DOMAIN, "s1")
+    db.session.commit()
+    enqueue_dkim_rechecks()
+    enqueue_dkim_rechecks()
+    assert get_queue("poll").job_ids.count("dkim-recheck") == 1
