@@ -171,6 +171,13 @@ class Config:
         # (attachments are base64 in it: a third bigger than the files).
         self.SEND_MAX_RECIPIENTS = _int("SEND_MAX_RECIPIENTS", 50)
         self.SEND_MAX_MESSAGE_BYTES = _int("SEND_MAX_MESSAGE_BYTES", 35 * 1024 * 1024)
+        # Deliverability (docs/dkim.md): DNS lookups of the DKIM/SPF/DMARC/MX checks, and what they expect.
+        self.DNS_RESOLVER = os.environ.get("DNS_RESOLVER", "")  # host or host:port of a DNS server; empty: the system's
+        self.DNS_TIMEOUT_SECONDS = float(os.environ.get("DNS_TIMEOUT_SECONDS", "5"))
+        self.SPF_INCLUDE = os.environ.get("SPF_INCLUDE", "")  # the SPF term that authorises the relay: include:... / ip4:...
+        self.MX_HOST = os.environ.get("MX_HOST", "")  # where the platform domain's MX must point; INGRESS_HOSTNAME if empty
+        # A DKIM key whose check is Pending or Temporary Failure is checked again by cron this often.
+        self.DKIM_RECHECK_SECONDS = _int("DKIM_RECHECK_SECONDS", 600)
         # OAuth 2.0 mailboxes (app/mail/oauth.py; docs/oauth.md tells how to register the app).
         for name in ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "MICROSOFT_CLIENT_ID", "MICROSOFT_CLIENT_SECRET",
                      "MICROSOFT_APP_TENANT", "MICROSOFT_APP_CLIENT_ID", "MICROSOFT_APP_CLIENT_SECRET",

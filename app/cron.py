@@ -6,7 +6,8 @@ reads committed rows and enqueues jobs with deterministic ids, so two cron proce
 enqueued again:
 
 * mailbox polls that are due, and raw arrivals whose ingest job was lost (inbound);
-* outgoing messages that are due: retries, jobs lost with Redis, leases of dead workers.
+* outgoing messages that are due: retries, jobs lost with Redis, leases of dead workers;
+* DKIM keys whose record is not found yet (Pending, Temporary Failure): checked again in a job.
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from collections.abc import Callable
 
 from app.ops.services import record_cron_tick
 from app.queues import redis_connection
+from app.runtime.dkim import enqueue_dkim_rechecks
 from app.runtime.outbound import enqueue_due_messages
 from app.runtime.poll import requeue_stale_pending, schedule_due_polls
 
 #: Functions called on every tick; each decides itself what is due.
-PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, enqueue_due_messages]
+PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, enqueue_due_messages,
+                                        enqueue_dkim_rechecks]
 
 
 def tick() -> None:

@@ -143,3 +143,16 @@
     field.dispatchEvent(new Event("input", { bubbles: true }));
   });
 })();
+
+// Copy buttons (DKIM Configuration): <button data-copy="#id"> copies that element's text.
+(function () {
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    const source = document.querySelector(button.dataset.copy);
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      button.textContent = "Copied";
+    });
+  });
+})();

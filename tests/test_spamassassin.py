@@ -39,3 +39,42 @@ def test_a_typical_reply_is_not_spam(app, db, tmp_path):
         print(f"  {points:>5} {name:<24} {description}")
     assert rules, report  # the report was read (there are always informational rules)
     assert score <= MAX_SCORE, report
+
+
+def _score(raw: bytes, tmp_path, *cf: str) -> tuple[float, str]:
+    env = dict(os.environ, HOME=str(tmp_path))
+    args = ["spamassassin", "-t"] + [f"--cf={line}" for line in cf]
+    run = subprocess.run(args, input=raw, capture_output=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    out = run.stdout.decode("utf-8", "replace")
+    return float(re.search(r"Content analysis details:\s+\((-?[\d.]+) points", out).group(1)), out
+
+
+def test_a_signed_reply_passes_dkim_and_scores_no_worse(app, db, tmp_path):
+    """SpamAssassin checks the signature against our loopback DNS: DKIM_VALID, and no higher score than unsigned."""
+    from app.runtime.dkim import add_key, record_of, verify_key
+    from app.runtime.outbound.deliver import _signed
+    from tests.dns_server import LoopbackDNS
+
+    dns = LoopbackDNS()
+    try:
+        app.config.update(DNS_RESOLVER=dns.address, DNS_TIMEOUT_SECONDS=1)
+        app.config["SMTP_RELAY_URL"] = "smtp://127.0.0.1:25?tls=none"
+        address = make_sending_address(display_name="Acme Support", forwarded_from="support@acme.test")
+        conversation = make_sending_conversation(address, email="carol@example.com", name="Carol Jones",
+                                                 subject="Where is my order 1234?")
+        message = send_reply(conversation.id, None, "<p>Your order 1234 left our warehouse this morning.</p>")
+        key = add_key("mail.pigeonhole.test", "s1")
+        dns.txt(record_of(key)["name"], record_of(key)["value"])
+        assert verify_key(key).status == "Success"
+        db.session.commit()
+        raw = outgoing_bytes(message.id)
+        _, signed = _signed(raw, address.address, {})  # what the send job hands the SMTP server
+        cf = (f"dns_server {dns.address}", "dns_available yes", "use_razor2 0", "use_pyzor 0", "skip_rbl_checks 1",
+              "use_bayes 0")
+        unsigned_score, _ = _score(raw, tmp_path, *cf)
+        signed_score, report = _score(signed, tmp_path, *cf)
+        assert "DKIM_VALID " in report and "DKIM_INVALID" not in report, report
+        assert signed_score <= unsigned_score, report
+    finally:
+        dns.stop()

@@ -168,3 +168,11 @@ class ConfirmDeleteForm(FlaskForm):
     """The delete dialog's form: `confirm` must name what the dialog showed."""
 
     confirm = HiddenField(validators=[DataRequired()])
+
+
+class DkimKeyForm(FlaskForm):
+    """DKIM Configuration › + Add: a generated key ("Generate") or a pasted one ("Save Key")."""
+
+    domain = StringField("Domain Name", validators=[DataRequired(), Length(max=253)])
+    selector = StringField("Selector Name", validators=[DataRequired(), Length(max=63)])
+    private_key = TextAreaField("DKIM Private Key", validators=[Optional(), Length(max=10000)])

@@ -7,12 +7,13 @@
 * `flask cron [--once]`                     the scheduler loop: enqueues due periodic jobs (`processes.py`)
 * `flask smtp-sink [--port 8025]`           development SMTP server writing to the outbox folder (`processes.py`)
 * `flask ingress`, `flask mail ingest|poll` inbound mail (`mail.py`)
+* `flask dkim generate|records|verify DOMAIN`  DKIM keys and DNS checks, JSON out (`dkim.py`)
 """
 from __future__ import annotations
 
 from flask import Flask
 
-from app.cli import mail, processes, setup
+from app.cli import dkim, mail, processes, setup
 
 
 def init_app(app: Flask) -> None:
@@ -22,3 +23,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(processes.cron_command)
     app.cli.add_command(processes.smtp_sink_command)
     mail.init_app(app)
+    dkim.init_app(app)

@@ -147,6 +147,15 @@ def render_parts(sender: Sender, draft: Draft) -> tuple[str, str]:
     return html_doc, text
 
 
+def public_address(sender: Sender) -> str:
+    """The address customers should write to: for a platform address, the contact-center mailbox that
+    forwards to it ("Forwarded from"), so a saved contact card keeps the forwarding and Reply-To arrangement;
+    for a custom-domain address (or a platform one without it), the address itself."""
+    if sender.is_platform and sender.forwarded_from:
+        return sender.forwarded_from
+    return sender.address
+
+
 def recipients_for(sender: Sender, draft: Draft) -> tuple[list[str], list[str], list[str], str | None]:
     """(to, cc, bcc, reply_to) after the platform rule: the forwarded-from address in Bcc and Reply-To."""
     bcc = list(draft.bcc)

@@ -8,6 +8,7 @@ from app.models.auth import LoginThrottle, Queue, Role, User, UserSession, queue
 from app.models.blobs import Blob
 from app.models.channels import (AuthMethod, CredentialStatus, Domain, DomainKind, EmailAddress, MailboxState,
                                  OAuthCredential, PublishRecord, Usage)
+from app.models.dkim import DkimKey
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
@@ -22,4 +23,6 @@ __all__ = [
     "InboundRaw", "InboundStatus",
     # OAuth 2.0 mailboxes
     "AuthMethod", "CredentialStatus", "OAuthCredential",
+    # deliverability
+    "DkimKey",
 ]

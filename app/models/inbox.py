@@ -116,6 +116,9 @@ class Message(db.Model):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     smtp_code: Mapped[int | None]
     smtp_reply: Mapped[str | None] = mapped_column(Text)
+    # The DKIM-Signature header put in front of the stored bytes when it was sent (None: sent unsigned),
+    # so the Sent-folder copy is the message as it left.
+    dkim_signature: Mapped[str | None] = mapped_column(Text)
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     attachments: Mapped[list["Attachment"]] = relationship(back_populates="message")

@@ -114,7 +114,8 @@ def test_platform_reply_arrives_with_the_right_headers_parts_card_and_names(app,
     card_part = files["Acme Kundenservice Müller.vcf"]
     assert card_part.get_content_type() == "text/vcard"
     card = vobject.readOne(card_part.get_content())
-    assert (card.fn.value, card.email.value) == ("Acme Kundenservice Müller", address.address)
+    # The address customers should write to: the contact-center mailbox, not the platform address.
+    assert (card.fn.value, card.email.value) == ("Acme Kundenservice Müller", "support@acme.test")
     assert {(a.filename, a.inline, a.content_id) for a in sent.attachments} == {
         ("Rechnung für März.pdf", False, None), ("logo.png", True, "logo1"), ("Acme Kundenservice Müller.vcf", False, None)}
 
@@ -140,6 +141,8 @@ def test_custom_address_sends_through_its_own_server_with_implicit_tls_and_its_l
     mail = _parse(got["data"])
     assert mail["Reply-To"] is None and mail["Auto-Submitted"] == "auto-replied"
     assert [p.get_content_type() for p in mail.walk() if p.get_filename()] == ["text/vcard"]
+    card = vobject.readOne(next(p for p in mail.walk() if p.get_filename()).get_content())
+    assert card.email.value == "help@acme.test"  # a custom address's card carries the address itself
     # Our Message-ID is on the address's own domain, and still carries the conversation token.
     assert mail["Message-ID"].endswith("@acme.test>") and tokens_in(mail["Message-ID"]) == [conversation.token]
 

@@ -240,6 +240,7 @@ def test_replies_are_saved_to_the_folder_flagged_sent_when_the_address_asks(tls_
 
     import jobs
     from app.queues import get_queue, redis_connection
+    from app.runtime.dkim import add_key
     from app.runtime.outbound import deliver_message, send_reply
     from tests.factories import make_sending_conversation
     from tests.servers import SMTPServer
@@ -249,6 +250,9 @@ def test_replies_are_saved_to_the_folder_flagged_sent_when_the_address_asks(tls_
     try:
         outgoing = dict(outgoing_host="127.0.0.1", outgoing_port=smtp.port, outgoing_security="none")
         keeps = mailbox(dovecot, login, login, password, usage="both", save_to_sent=True, **outgoing)
+        # The domain signs (a verified key, set up directly): the copy carries the signature it went out with.
+        key = add_key(login.rpartition("@")[2], "s1")
+        key.status, key.active = "Success", True
         other = mailbox(dovecot, "other@acme.test", login, password, usage="both", **outgoing)
         sent = []
         for address in (keeps, other):
@@ -273,4 +277,5 @@ def test_replies_are_saved_to_the_folder_flagged_sent_when_the_address_asks(tls_
     assert b"\\Seen" in data[b"FLAGS"]
     copy = message_from_bytes(data[b"BODY[]"], policy=policy.default)
     delivered = message_from_bytes(smtp.messages[0]["data"], policy=policy.default)
+    assert delivered["DKIM-Signature"] and copy["DKIM-Signature"] == delivered["DKIM-Signature"]
     assert copy["Message-ID"] == delivered["Message-ID"] and copy["From"] == delivered["From"]

@@ -65,9 +65,9 @@ def finish(message_id: int, token: str, **values) -> bool:
     return True
 
 
-def record_sent(message_id: int, token: str, result: SendResult) -> None:
+def record_sent(message_id: int, token: str, result: SendResult, dkim_signature: str | None = None) -> None:
     refused = "; ".join(f"{addr}: {code} {text}" for addr, (code, text) in result.refused.items())
-    finish(message_id, token, delivery_status=SENT, sent_at=utcnow(), smtp_code=result.code,
+    finish(message_id, token, delivery_status=SENT, sent_at=utcnow(), smtp_code=result.code, dkim_signature=dkim_signature,
            smtp_reply=result.text[:4000], next_attempt_at=None,
            delivery_error=f"Not accepted for {refused}"[:4000] if refused else None)
 

@@ -19,7 +19,8 @@ from app.extensions import attach_inserted, db
 from app.mail.addresses import InvalidAddress, check_address
 from app.mail.html import text_to_html
 from app.mail.mime import display_address
-from app.mail.render import Draft, OutgoingAttachment, QuotedMessage, recipients_for, render_message
+from app.mail.render import (Draft, OutgoingAttachment, QuotedMessage, public_address, recipients_for,
+                             render_message)
 from app.mail.subjects import reply_subject
 from app.mail.tokens import make_message_id
 from app.mail.vcard import contact_card_attachment
@@ -192,7 +193,7 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
 
     files = list(attachments)
     if _is_introduction(sender, thread, to + cc):
-        files.append(contact_card_attachment(sender.display_name, sender.address,
+        files.append(contact_card_attachment(sender.display_name, public_address(sender),
                                              current_app.config.get("ORGANISATION_NAME", "")))
     quoted = None
     if quote and parent is not None:

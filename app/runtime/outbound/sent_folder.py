@@ -4,7 +4,7 @@ After a message is sent (`deliver`), custom-domain addresses with `save_to_sent`
 mailbox get `jobs.send.save_sent_copy_job` (job id `sent-copy-{id}`): it signs in like the
 poller, finds the folder flagged `\\Sent` (LIST with SPECIAL-USE, RFC 6154; imapclient's
 `find_special_folder`, which falls back to the usual names), and APPENDs the exact bytes
-that were sent, flagged `\\Seen`, so the contact center's own mail client shows what agents
+that were sent (the DKIM-Signature it went out with in front), flagged `\\Seen`, so the contact center's own mail client shows what agents
 sent. A failure is logged and leaves the message sent: the copy is a convenience, and a
 retry could put it there twice.
 """
@@ -37,13 +37,16 @@ def enqueue_sent_copy(message_id: int) -> None:
 
 def save_sent_copy(message_id: int) -> str | None:
     """APPEND the sent message to its address's Sent folder; returns the folder, or None when nothing was saved."""
-    row = db.session.execute(select(Message.address_id, Message.raw_sha256, Message.delivery_status)
+    row = db.session.execute(select(Message.address_id, Message.raw_sha256, Message.delivery_status,
+                                    Message.dkim_signature)
                              .where(Message.id == message_id, Message.direction == "out")).first()
     address = published_address(row.address_id) if row is not None and row.address_id else None
     if row is None or row.delivery_status != "sent" or not wants_sent_copy(address):
         db.session.rollback()
         return None
     data = outgoing_bytes(message_id, row.raw_sha256)
+    if data is not None and row.dkim_signature:
+        data = row.dkim_signature.encode("ascii") + data  # the bytes as they were sent
     db.session.rollback()  # no transaction open while we talk to the server
     if data is None:
         log.warning("message %s: no bytes to save in the Sent folder", message_id)
