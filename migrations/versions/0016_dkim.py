@@ -4,15 +4,15 @@
 last DNS check and whether it is the domain's active (signing) key. `messages.dkim_signature`
 is the DKIM-Signature header a message was sent with (NULL: unsigned).
 
-Revision ID: 0014_dkim
-Revises: 0013_auth
+Revision ID: 0016_dkim
+Revises: 0015_oauthwiz
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0014_dkim"
-down_revision = "0013_auth"
+revision = "0016_dkim"
+down_revision = "0015_oauthwiz"
 branch_labels = None
 depends_on = None
 
