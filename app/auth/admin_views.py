@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from app.auth import accounts, audit, resets
 from app.auth.forms import DeactivateForm, UserForm
@@ -43,7 +44,7 @@ def index():
 
 def _user_form(user: User | None = None) -> UserForm:
     form = UserForm(obj=user) if request.method == "GET" and user is not None else UserForm()
-    form.queues.choices = [(q.id, q.name) for q in db.session.scalars(select(Queue).order_by(Queue.name))]
+    form.queues.choices = [SelectChoice(q.id, q.name) for q in db.session.scalars(select(Queue).order_by(Queue.name))]
     if request.method == "GET" and user is not None:
         form.queues.data = [q.id for q in user.queues]
     elif form.queues.data is None:
@@ -99,7 +100,8 @@ def _deactivate_form(user: User) -> DeactivateForm:
     form = DeactivateForm()
     others = db.session.scalars(select(User).where(User.active.is_(True), User.id != user.id)
                                 .order_by(User.name, User.id))
-    form.reassign_to.choices = [(0, "Choose an agent")] + [(u.id, f"{u.name} ({u.role})") for u in others]
+    form.reassign_to.choices = [SelectChoice(0, "Choose an agent")] + [SelectChoice(u.id, f"{u.name} ({u.role})")
+                                                                       for u in others]
     return form
 
 

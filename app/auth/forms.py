@@ -2,6 +2,7 @@
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, IntegerField, PasswordField, RadioField, SelectField, SelectMultipleField, StringField,
                      SubmitField, TextAreaField)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length
 
 
@@ -45,8 +46,8 @@ class UserForm(FlaskForm):
 
     name = StringField("Name", validators=[DataRequired(message="Enter a name."), Length(max=200)])
     email = StringField("Email", validators=[DataRequired(message="Enter an email address."), Length(max=320)])
-    role = SelectField("Role", choices=[("agent", "Agent"), ("supervisor", "Supervisor"), ("admin", "Admin")],
-                       validate_choice=False)
+    role = SelectField("Role", choices=[SelectChoice("agent", "Agent"), SelectChoice("supervisor", "Supervisor"),
+                                        SelectChoice("admin", "Admin")], validate_choice=False)
     queues = SelectMultipleField("Queues", coerce=int, validate_choice=False)
     email_capacity = IntegerField("Email capacity", default=5,
                                   validators=[InputRequired(message="Enter a number from 1 to 15.")],
@@ -56,6 +57,7 @@ class UserForm(FlaskForm):
 
 class DeactivateForm(FlaskForm):
     conversations = RadioField("Their open conversations", default="release", choices=[
-        ("release", "Release them to their queues"), ("reassign", "Reassign them to")], validate_choice=False)
+        SelectChoice("release", "Release them to their queues"), SelectChoice("reassign", "Reassign them to")],
+        validate_choice=False)
     reassign_to = SelectField("Agent who takes them", coerce=int, validate_choice=False, default=0)
     submit = SubmitField("Deactivate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from wtforms.fields.choices import SelectChoice
 
 from app.auth import accounts, password_rules, resets, services, sessions
 from app.auth.forms import ChangePasswordForm, LoginForm, NewPasswordForm, ProfileForm
@@ -74,8 +75,8 @@ def _sign_out_here() -> None:
 
 def _profile_form() -> ProfileForm:
     form = ProfileForm(obj=current_user) if request.method == "GET" else ProfileForm()
-    form.time_zone.choices = sorted(time_zones())
-    form.landing_view.choices = accounts.landing_views_for(current_user)
+    form.time_zone.choices = [SelectChoice(zone, zone) for zone in sorted(time_zones())]
+    form.landing_view.choices = [SelectChoice(key, label) for key, label in accounts.landing_views_for(current_user)]
     return form
 
 
