@@ -259,3 +259,57 @@ def test_password_rules_accept_long_phrases_of_any_characters(app):
     with app.app_context():
         for password in ("correct horse battery staple", ("abcdefghij" * 103)[:1024], "ü∂ß 🙂 ñandú fünf", "aaaaaaaaaaab"):
             check_new_password(password, "johnsmith@example.test")
+
+
+@pytest.fixture
+def relay(app, tmp_path):
+    from tests.servers import SMTPServer
+
+    server = SMTPServer(tmp_path / "relay")
+    app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
+    yield server
+    server.stop()
+
+
+def test_the_profile_signature_is_under_every_reply_the_agent_sends(app, db, relay):
+    from email import message_from_bytes, policy
+
+    from app.runtime.outbound import deliver_message, send_reply
+    from tests.factories import make_sending_address, make_sending_conversation
+
+    agent = make_user("agent", name="Sam")
+    agent.signature_html = "<p>Sam Smith<br>Acme Support</p>"
+    db.session.commit()
+    conversation = make_sending_conversation(make_sending_address(), email="carol@example.com")
+    message = send_reply(conversation.id, agent.id, "<p>It ships today.</p>")
+    db.session.commit()
+    deliver_message(message.id)
+    mail = message_from_bytes(relay.messages[-1]["data"], policy=policy.default)
+    html = mail.get_body(("html",)).get_content()
+    text = mail.get_body(("plain",)).get_content()
+    assert '<div class="ph-signature"><p>Sam Smith<br>Acme Support</p></div>' in html
+    assert html.index("It ships today.") < html.index("Sam Smith")
+    assert "Sam Smith" in text and "Acme Support" in text
+
+
+def test_a_reset_link_mailed_through_the_platform_relay_works(app, client, db, login_as, relay):
+    from email import message_from_bytes, policy
+
+    login_as("admin")
+    agent = make_user("agent", email="mo@example.test")
+    token = csrf_token(client, f"/admin/users/{agent.id}")
+    r = client.post(f"/admin/users/{agent.id}/reset-link", data={"csrf_token": token, "delivery": "mail"})
+    assert r.status_code == 303
+    page = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "was mailed a new link" in page and "/password/" not in page  # never in a page when mailed
+    sent = relay.messages[-1]
+    assert sent["rcpt_tos"] == ["mo@example.test"]
+    mail = message_from_bytes(sent["data"], policy=policy.default)
+    assert mail["Auto-Submitted"] == "auto-generated"
+    path = re.search(r"http://[^/\s]+(/password/\S+)", mail.get_content()).group(1)
+    browser = _client(app)
+    form_token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                           browser.get(path).get_data(as_text=True)).group(1)
+    r = browser.post(path, data={"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD,
+                                 "csrf_token": form_token})
+    assert r.status_code == 303 and _sign_in(browser, "mo@example.test", NEW_PASSWORD).status_code == 302
