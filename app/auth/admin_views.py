@@ -36,10 +36,10 @@ def _user_or_404(user_id: int) -> User:
 @bp.route("/users/")
 def index():
     q = request.args.get("q", "").strip()[:200]
-    status = request.args.get("status", "active")
-    status = status if status in STATUSES else "active"
-    users = accounts.search_accounts(q, status)
-    return render("users/index.html", block="user_list", users=users, q=q, status=status, statuses=STATUSES)
+    show = request.args.get("status", "active")
+    show = show if show in STATUSES else "active"
+    users = accounts.search_accounts(q, show)
+    return render("users/index.html", block="user_list", users=users, q=q, show=show, statuses=STATUSES)
 
 
 def _user_form(user: User | None = None) -> UserForm:

@@ -205,6 +205,8 @@ def test_edit_records_role_and_queue_changes_and_search_finds_by_name_or_email(c
     edit = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "edit"))
     assert edit.details["changes"] == {"name": ["Bruno Brandt", "Bruno B."], "email_capacity": [5, 9]}
 
+    for path in ("/admin/users/", "/admin/users/?status=all", "/admin/users/?status=nonsense"):
+        assert client.get(path).status_code == 200  # the list's own filter never becomes the answer's status
     found = client.get("/admin/users/?q=BRUNO", headers=htmx_headers).get_data(as_text=True)
     assert found.lstrip().startswith('<table class="list" id="user-list"') and "Bruno B." in found
     assert "Other_Person" not in found
