@@ -156,7 +156,7 @@ def reset_password(token: str):
     error, status, headers = None, 422 if request.method == "POST" else 200, {"Cache-Control": "no-store"}
     if form.validate_on_submit():
         try:
-            resets.use_link(token, form.new_password.data)
+            owner = resets.use_link(token, form.new_password.data)
         except password_rules.WeakPassword as exc:
             db.session.rollback()
             form.new_password.errors.append(str(exc))
@@ -169,7 +169,7 @@ def reset_password(token: str):
             headers["Retry-After"] = str(exc.retry_after)
         else:
             db.session.commit()
-            if current_user.is_authenticated:
+            if current_user.is_authenticated and current_user.id == owner.id:  # its session just ended
                 _sign_out_here()
             return navigate(url_for("auth.login"), "Your password is set. Sign in with it.", "info")
     response = render("auth/reset.html", block="reset_form", form=form, user=db.session.get(User, link.user_id),
