@@ -21,6 +21,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app import cli, logs, security, sqlite_reads, web
     from app import models  # noqa: F401 - importing it declares every table
     from app.auth import passwords, sessions
+    from app.auth.admin_views import bp as users_bp
     from app.auth.views import bp as auth_bp
     from app.channels.views import bp as channels_bp
     from app.channels import dkim_views  # noqa: F401 - adds the DKIM Configuration pages to channels_bp
@@ -49,7 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     passwords.init_app(app)
     sessions.init_app(app)
     web.init_app(app)
-    for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp):
+    for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp, users_bp):
         app.register_blueprint(bp)
     cli.init_app(app)
     return app

@@ -81,6 +81,9 @@ class Config:
         # Password hashes computed at once per process; a sign-in beyond waits this long, then is told to retry.
         self.PASSWORD_HASH_CONCURRENCY = _int("PASSWORD_HASH_CONCURRENCY", 2)
         self.PASSWORD_HASH_WAIT_SECONDS = float(os.environ.get("PASSWORD_HASH_WAIT_SECONDS", "0.5"))
+        # New passwords (NIST SP 800-63B): at least this long, at most 1024; a one-time reset link lasts this long.
+        self.PASSWORD_MIN_LENGTH = max(8, _int("PASSWORD_MIN_LENGTH", 12))
+        self.PASSWORD_RESET_HOURS = _int("PASSWORD_RESET_HOURS", 24)
 
         # Health checks must answer fast even when Redis is gone.
         self.REDIS_HEALTH_TIMEOUT = float(os.environ.get("REDIS_HEALTH_TIMEOUT", "1.0"))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from urllib.parse import urlsplit
 
 from flask import (Flask, abort, current_app, flash, g, get_flashed_messages, has_request_context, make_response, redirect,
@@ -34,7 +36,61 @@ NAVIGATION = [
     ("Standard Responses", "responses.index", Role.SUPERVISOR),
     ("Publish", "publish.publish", Role.ADMIN),
     ("Ops", "ops.index", Role.ADMIN),
+    ("Users", "users.index", Role.ADMIN),
 ]
+
+#: The pages a user may choose in their profile as where "/" (and sign-in) leads:
+#: key -> (label, endpoint, arguments, lowest role that may choose it).
+LANDING_VIEWS = {
+    "inbox": ("Inbox: all conversations", "inbox.index", {}, Role.AGENT),
+    "inbox_mine": ("Inbox: mine", "inbox.index", {"view": "mine"}, Role.AGENT),
+    "inbox_unassigned": ("Inbox: unassigned", "inbox.index", {"view": "unassigned"}, Role.AGENT),
+    "drafts": ("Drafts", "inbox.drafts", {}, Role.AGENT),
+    "responses": ("Standard Responses", "responses.index", {}, Role.SUPERVISOR),
+    "channels": ("Channels", "channels.index", {}, Role.ADMIN),
+    "flows": ("Flows", "flows.index", {}, Role.ADMIN),
+    "ops": ("Ops", "ops.index", {}, Role.ADMIN),
+}
+
+
+def landing_url(user) -> str:
+    """Where "/" leads `user`: their profile's landing view, if their role still allows it, else the inbox."""
+    label, endpoint, args, role = LANDING_VIEWS.get(getattr(user, "landing_view", None) or "inbox",
+                                                    LANDING_VIEWS["inbox"])
+    if not user.has_role(role):
+        endpoint, args = "inbox.index", {}
+    return cached_url_for(endpoint, **args)
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names this machine knows."""
+    return frozenset(available_timezones())
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | None = None) -> str:
+    """`value` (a UTC time) written in `zone`, or the signed-in user's time zone (UTC when unknown).
+
+    The templates' `local_time` filter: `{{ m.created_at|local_time }}`. Macros cached by
+    `Fragments` see no user and must pass `zone` among their arguments.
+    """
+    if value is None:
+        return ""
+    if zone is None:
+        zone = getattr(current_user, "time_zone", None) if has_request_context() else None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt)
+    except (ZoneInfoNotFoundError, ValueError):
+        return value.astimezone(timezone.utc).strftime(fmt)
+
+
+def zone_label(zone: str | None = None) -> str:
+    """The short name of the signed-in user's time zone now ("CET", "UTC"), to write after times."""
+    if zone is None:
+        zone = getattr(current_user, "time_zone", None) if has_request_context() else None
+    return local_time(datetime.now(timezone.utc), "%Z", zone)
 
 
 def is_htmx() -> bool:
@@ -237,6 +293,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["url_for"] = cached_url_for
     app.jinja_env.globals["id_url"] = id_url
     app.jinja_env.globals["get_flashed_messages"] = get_flashed_messages
+    app.jinja_env.globals["zone_label"] = zone_label
+    app.jinja_env.filters["local_time"] = local_time
 
     for code in (403, 404, 405, 500):
         app.register_error_handler(code, _error_page(code))

@@ -21,6 +21,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 #: Seconds a client is asked to wait when every hashing slot is taken.
 RETRY_AFTER_SECONDS = 2
+#: The stored hash of an account that has no password yet (made by an admin, waiting for its reset link).
+UNUSABLE = "!"
 
 
 class HashingBusy(Exception):
@@ -52,11 +54,12 @@ def hash_password(password: str) -> str:
 
 
 def check_password(password_hash: str | None, password: str) -> bool:
-    """Whether `password` matches `password_hash`; without a hash (no such account), the same work, then False.
+    """Whether `password` matches `password_hash`; without a hash (no such account, or `UNUSABLE`: no
+    password yet), the same work, then False.
 
     Call it inside `hashing_slot()`.
     """
-    if password_hash is None:
+    if password_hash is None or password_hash == UNUSABLE:
         check_password_hash(_dummy_hash(), password)
         return False
     return check_password_hash(password_hash, password)

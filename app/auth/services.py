@@ -13,17 +13,15 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select, update
 
-from app.auth import passwords, sessions, throttle
+from app.auth import audit, passwords, sessions, throttle
+from app.auth.password_rules import WeakPassword, check_new_password
 from app.auth.passwords import HashingBusy
 from app.auth.throttle import LoginThrottled
 from app.extensions import db
 from app.models.auth import Queue, Role, User
 
-__all__ = ["AuthError", "HashingBusy", "LoginThrottled", "SignIn", "UserExists", "authenticate", "change_password",
-           "create_user", "ensure_queue", "normalise_email"]
-
-#: Characters a new password must have at least (NIST SP 800-63B's minimum).
-MIN_PASSWORD_LENGTH = 8
+__all__ = ["AuthError", "HashingBusy", "LoginThrottled", "SignIn", "UserExists", "WeakPassword", "authenticate",
+           "change_password", "create_user", "ensure_queue", "normalise_email", "sign_out_everywhere"]
 
 
 class AuthError(Exception):
@@ -48,7 +46,11 @@ def normalise_email(email: str) -> str:
 
 
 def create_user(email: str, password: str, role: Role | str = Role.AGENT, name: str = "") -> User:
-    """Create a user. Raises `UserExists` or `ValueError` (bad role, empty password)."""
+    """Create a user. Raises `UserExists` or `ValueError` (bad role, empty password).
+
+    It does not apply the password rules (demo data and tests use short passwords): the paths
+    where a person chooses a password do (`flask users create` asks `check_new_password` first).
+    """
     email = normalise_email(email)
     role = Role(role)
     if not email or "@" not in email:
@@ -120,24 +122,28 @@ def authenticate(email: str, password: str, remote_addr: str | None) -> SignIn:
     return done
 
 
-def check_new_password(password: str) -> None:
-    """Raises ValueError, saying why, when `password` may not be a new password."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
-    if len(password) > 1024:
-        raise ValueError("Use at most 1024 characters.")
-
-
-def change_password(user: User, current: str | None, new: str, keep_session: str | None = None) -> int:
+def change_password(user: User, current: str | None, new: str, keep_session: str | None = None,
+                    actor: User | None = None) -> int:
     """Give `user` the password `new` and end their sessions but `keep_session` (a session key).
 
     `current` must be the present password (None: not asked, as `flask users set-password`
-    does not). Returns how many sessions ended. Raises `AuthError` for a wrong current password,
-    ValueError (saying why) for a new password that is refused, `HashingBusy`. The caller commits.
+    does not). `actor`: who made the change, for the audit log (None: the command line).
+    Returns how many sessions ended. Raises `AuthError` for a wrong current password,
+    `WeakPassword` (saying why) for a new password that is refused, `HashingBusy`. The caller commits.
     """
-    check_new_password(new)
+    check_new_password(new, user.email)
     with passwords.hashing_slot():
         if current is not None and not passwords.check_password(user.password_hash, current):
             raise AuthError("wrong current password")
         user.password_hash = passwords.hash_password(new)
-    return sessions.end_sessions(user.id, keep_key=keep_session)
+    ended = sessions.end_sessions(user.id, keep_key=keep_session)
+    audit.record("password_change", user, actor, sessions_ended=ended,
+                 via="profile" if current is not None else "command line")
+    return ended
+
+
+def sign_out_everywhere(user: User, actor: User | None = None) -> int:
+    """End every session and "Keep me signed in" of `user`; returns how many. The caller commits."""
+    ended = sessions.end_sessions(user.id)
+    audit.record("sign_out_everywhere", user, actor, sessions_ended=ended)
+    return ended

@@ -8,6 +8,8 @@ from flask.cli import AppGroup
 
 from sqlalchemy import select
 
+from app.auth import audit
+from app.auth.password_rules import check_new_password
 from app.auth.services import UserExists, change_password, create_user, normalise_email
 from app.models.auth import User
 from app.demo import seed
@@ -30,11 +32,13 @@ def create_user_command(email: str, role: str, name: str) -> None:
     """
     password = read_password()
     try:
+        check_new_password(password, email)
         user = create_user(email, password, role, name)
     except UserExists:
         raise click.ClickException(f"a user with the email {email} already exists") from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    audit.record("create", user, None, via="command line", role=user.role, email=user.email)
     db.session.commit()
     click.echo(f"created {user.role} {user.email}")
 

@@ -1,4 +1,6 @@
-"""Queues as admins set them up: members, business hours, the acknowledgement; agents' email capacity.
+"""Queues as admins set them up: members, business hours, the acknowledgement.
+
+Agents' email capacity is set for each user in Admin › Users (`app.auth.accounts`).
 
 How conversations are routed to a queue's members is `app.flows.routing`; the
 acknowledgement a queue sends is `app.flows.automatic.send_acknowledgement`.
@@ -60,14 +62,3 @@ def save_queue(queue_id: int | None, *, name: str, description: str = "", member
     queue.outbound_address_ids = sorted({int(i) for i in outbound_address_ids})
     db.session.flush()
     return queue
-
-
-def set_capacity(user_id: int, capacity: int) -> User:
-    """An agent's email capacity (1–15 open conversations). Raises `ValueError`, `LookupError`."""
-    if not routing.MIN_CAPACITY <= int(capacity) <= routing.MAX_CAPACITY:
-        raise ValueError(f"Email capacity is between {routing.MIN_CAPACITY} and {routing.MAX_CAPACITY}.")
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise LookupError(user_id)
-    user.email_capacity = int(capacity)
-    return user

@@ -360,7 +360,7 @@ def _queue_form(queue=None) -> forms.QueueForm:
             form.outbound_addresses.data = list(queue.outbound_address_ids or [])
         else:
             form.members.data, form.outbound_addresses.data = [], []
-    form.users = users  # for the capacity column
+    form.users = users  # for the members table (assigned now / email capacity)
     return form
 
 
@@ -371,41 +371,26 @@ def queue_page(queue_id: int | None = None):
     if queue_id and queue is None:
         abort(404)
     form = _queue_form(queue)
-    capacity_errors: dict[int, str] = {}
     if form.validate_on_submit():
-        capacities = {}
-        for user in form.users:
-            raw = request.form.get(f"capacity-{user.id}", "").strip()
-            if raw:
-                try:
-                    value = int(raw)
-                    if not routing.MIN_CAPACITY <= value <= routing.MAX_CAPACITY:
-                        raise ValueError
-                    capacities[user.id] = value
-                except ValueError:
-                    capacity_errors[user.id] = "Between 1 and 15."
-        if not capacity_errors:
-            try:
-                saved = queues.save_queue(
-                    queue_id, name=form.name.data, description=form.description.data,
-                    member_ids=form.members.data or [], time_zone=form.time_zone.data, hours_text=form.hours.data,
-                    holidays_text=form.holidays.data, ack_enabled=form.ack_enabled.data,
-                    ack_subject=form.ack_subject.data, ack_body_html=form.ack_body_html.data,
-                    ack_interval_minutes=form.ack_interval_minutes.data,
-                    outbound_address_ids=form.outbound_addresses.data or [])
-                for user_id, value in capacities.items():
-                    queues.set_capacity(user_id, value)
-            except ValueError as exc:
-                field = exc.args[1] if len(exc.args) > 1 else "name"
-                target = {"hours": form.hours}.get(field) or getattr(form, field, form.name)
-                target.errors.append(exc.args[0])
-                db.session.rollback()
-            else:
-                db.session.commit()
-                return navigate(url_for(".queues_page"), f"Queue “{saved.name}” saved.")
+        try:
+            saved = queues.save_queue(
+                queue_id, name=form.name.data, description=form.description.data,
+                member_ids=form.members.data or [], time_zone=form.time_zone.data, hours_text=form.hours.data,
+                holidays_text=form.holidays.data, ack_enabled=form.ack_enabled.data,
+                ack_subject=form.ack_subject.data, ack_body_html=form.ack_body_html.data,
+                ack_interval_minutes=form.ack_interval_minutes.data,
+                outbound_address_ids=form.outbound_addresses.data or [])
+        except ValueError as exc:
+            field = exc.args[1] if len(exc.args) > 1 else "name"
+            target = {"hours": form.hours}.get(field) or getattr(form, field, form.name)
+            target.errors.append(exc.args[0])
+            db.session.rollback()
+        else:
+            db.session.commit()
+            return navigate(url_for(".queues_page"), f"Queue “{saved.name}” saved.")
     status = 422 if request.method == "POST" else 200
     return render("flows/queue.html", block="queue_form", status=status, form=form, queue=queue,
-                  capacity_errors=capacity_errors, loads=routing.agent_loads(),
+                  loads=routing.agent_loads(),
                   zones=routing.time_zone_names())
 
 

@@ -42,7 +42,7 @@ from app.responses import services as responses
 from app.runtime.outbound import IN_PROGRESS
 from app.security import CSP, Policy
 from app.units import human_size
-from app.web import Fragments, fragment_of, is_htmx, navigate, render
+from app.web import Fragments, fragment_of, is_htmx, landing_url, navigate, render
 
 bp = Blueprint("inbox", __name__)
 
@@ -84,7 +84,7 @@ def _not_found(_error):
 
 @bp.route("/")
 def home():
-    return redirect(url_for("inbox.index"))
+    return redirect(landing_url(current_user))
 
 
 # --- Inbox -------------------------------------------------------------------------------

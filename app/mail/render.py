@@ -3,7 +3,7 @@
 `render_message(sender, draft)` builds the complete MIME message:
 
 * body: the address's Email Template Design (header and footer, placeholders
-  filled) around the agent's HTML, then the quoted history in a collapsed
+  filled) around the agent's HTML and their signature, then the quoted history in a collapsed
   `<blockquote>`; an HTML part and a plain-text part derived from it;
 * inline images by `cid:` and attachments (non-ASCII file names by RFC 2231);
 * headers: our Message-ID (carrying the conversation token), Date, From with the
@@ -100,6 +100,7 @@ class Draft:
     automatic: bool = False
     placeholders: dict[str, str] = field(default_factory=dict)
     date: datetime | None = None
+    signature_html: str = ""  # the agent's signature (their profile), under the body, above the footer
 
 
 def check_template(html: str) -> None:
@@ -127,6 +128,8 @@ def render_parts(sender: Sender, draft: Draft) -> tuple[str, str]:
     if sender.template_enabled and sender.header_html:
         pieces.append(f'<div class="ph-header">{sanitize_html(fill_placeholders(sender.header_html, values))}</div>')
     pieces.append(f'<div class="ph-body">{sanitize_html(draft.body_html)}</div>')
+    if draft.signature_html:
+        pieces.append(f'<div class="ph-signature">{sanitize_html(draft.signature_html)}</div>')
     if sender.template_enabled and sender.footer_html:
         pieces.append(f'<div class="ph-footer">{sanitize_html(fill_placeholders(sender.footer_html, values))}</div>')
     quoted_html = quoted_text = ""

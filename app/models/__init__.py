@@ -4,7 +4,7 @@ Importing this package registers every table on `db.metadata` (Alembic's
 autogenerate and `db.create_all()` rely on that). Later issues evolve the model
 with new migrations; an applied migration is never edited.
 """
-from app.models.auth import LoginThrottle, Queue, Role, User, UserSession, queue_members
+from app.models.auth import AuditEntry, LoginThrottle, PasswordReset, Queue, Role, User, UserSession, queue_members
 from app.models.blobs import Blob
 from app.models.channels import (AuthMethod, CredentialStatus, Domain, DomainKind, EmailAddress, MailboxState,
                                  OAuthCredential, PublishRecord, Usage)
@@ -25,4 +25,6 @@ __all__ = [
     "AuthMethod", "CredentialStatus", "OAuthCredential",
     # deliverability
     "DkimKey",
+    # accounts
+    "AuditEntry", "PasswordReset",
 ]

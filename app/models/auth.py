@@ -1,11 +1,11 @@
-"""Users, roles, queues, sign-in sessions and the failed-login throttle."""
+"""Users, roles, queues, sign-in sessions, the failed-login throttle, password-reset links and the audit log."""
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -51,6 +51,12 @@ class User(UserMixin, db.Model):
     last_failed_signin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Routing: when it last gave this agent a conversation ("longest idle" tie-break)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Profile: the signature under the agent's replies (sanitised HTML), the zone times are shown in,
+    # and where "/" leads after sign-in (a key of `app.web.LANDING_VIEWS`).
+    signature_html: Mapped[str] = mapped_column(Text, default="", server_default="")
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    landing_view: Mapped[str] = mapped_column(String(40), default="inbox", server_default="inbox")
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     queues: Mapped[list["Queue"]] = relationship(secondary=queue_members, back_populates="members")
 
@@ -125,3 +131,37 @@ class LoginThrottle(db.Model):
     failures: Mapped[int] = mapped_column(default=0)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+
+
+class PasswordReset(db.Model):
+    """A one-time link that sets a user's password (`app.auth.resets`): only the token's SHA-256 is kept.
+
+    It works once (`used_at`), until `expires_at`, and only while it is the user's newest link.
+    """
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class AuditEntry(db.Model):
+    """One change to an account (`app.auth.audit`): who did what to whom, when, and details without secrets."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_target_created", "target_user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(40))
+    target_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    actor = relationship(User, foreign_keys=[actor_id])
+    target = relationship(User, foreign_keys=[target_user_id])

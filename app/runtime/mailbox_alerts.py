@@ -21,18 +21,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 
 from flask import current_app
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.mail.smtp import DeliveryError, SMTPSession, parse_relay_url
 from app.models.auth import Role, User
 from app.models.channels import EmailAddress, MailboxState
 from app.runtime.live import PublishedAddress
-from app.runtime.tls import configured_context
+from app.runtime.notices import send_notice
 
 log = logging.getLogger(__name__)
 
@@ -95,30 +92,10 @@ def mail_admins(subject: str, body: str) -> bool:
     recipients = list(db.session.scalars(select(User.email).where(User.role == Role.ADMIN.value,
                                                                    User.active.is_(True)).order_by(User.email)))
     db.session.rollback()  # no transaction open while we talk to the relay
-    url = current_app.config.get("SMTP_RELAY_URL") or ""
-    if not recipients or not url:
-        log.warning("cannot mail the admins (%s): %s", "no relay (SMTP_RELAY_URL)" if url else "no admin", subject)
+    if not recipients:
+        log.warning("cannot mail the admins (no admin): %s", subject)
         return False
-    domain = current_app.config["PLATFORM_MAIL_DOMAIN"]
-    sender = f"pigeonhole@{domain}"
-    message = EmailMessage()
-    message["From"] = f"Pigeonhole <{sender}>"
-    message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
-    message["Message-ID"] = make_msgid("alert", domain=domain)
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-    message.set_content(body)
-    try:
-        settings = parse_relay_url(url)
-        with SMTPSession(settings, context=configured_context() if settings.security != "none" else None,
-                         timeout=current_app.config["SMTP_TIMEOUT_SECONDS"],
-                         helo_name=current_app.config.get("SMTP_HELO_NAME") or domain) as session:
-            session.send(sender, recipients, message.as_bytes())
-    except (DeliveryError, ValueError) as exc:
-        log.warning("cannot mail the admins %r: %s", subject, exc)
-        return False
-    return True
+    return send_notice(recipients, subject, body)
 
 
 @dataclass(frozen=True)

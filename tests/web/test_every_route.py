@@ -12,6 +12,7 @@ from app.channels import wizard
 from app.channels.domains import ensure_platform_domain
 from app.extensions import db as _db
 from app.inbox import drafts
+from app.models.auth import User
 from app.models.channels import AddressSetup, Domain
 from app.models.flows import Flow, Intent
 from app.models.inbound import InboundRaw
@@ -27,10 +28,11 @@ ARGUMENT_ROWS = {
     "address_id": "EmailAddress", "domain_id": Domain, "setup_id": AddressSetup, "flow_id": Flow,
     "conversation_id": Conversation, "intent_id": Intent, "queue_id": None, "attachment_id": Attachment,
     "draft_id": Draft, "message_id": Message, "response_id": StandardResponse, "group_id": ResponseGroup,
-    "raw_id": InboundRaw,
+    "raw_id": InboundRaw, "user_id": User,
 }
 OTHER_VALUES = {"part": ("header", "footer"), "version": (1,), "rule_id": ("r1", "nope"), "index": (0, 5),
-                "name": ("nothing.eml",), "filename": ("app.css",)}
+                "name": ("nothing.eml",), "filename": ("app.css",),
+                "token": ("not-a-token",)}
 MISSING = 987654
 #: Query strings the pages give some fragments (tried besides none).
 QUERIES = {"inbox.updates": ("after=0",), "inbox.picker": ("draft={draft_id}", "draft={draft_id}&results=1"),

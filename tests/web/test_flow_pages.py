@@ -177,16 +177,15 @@ def test_queue_settings_capacity_hours_and_acknowledgement(client, db, login_as)
     ann = make_user(name="Ann")
     address = make_address()
     page = client.get("/flows/queues/new")
-    assert page.status_code == 200 and 'for="capacity-' in _html(page) and "Acknowledgement Message for Email Channel" in _html(page)
+    assert page.status_code == 200 and 'href="/admin/users/"' in _html(page) and "Acknowledgement Message for Email Channel" in _html(page)
     frag = client.get("/flows/queues/new", headers=HX)
     assert _is_fragment(_html(frag)) and 'id="queue-form"' in _html(frag)
 
     base = {"name": "Billing", "time_zone": "Europe/Berlin", "hours": "Mon-Fri 09:00-17:00",
-            "ack_interval_minutes": "60", "members": [str(ann.id)], f"capacity-{ann.id}": "8",
+            "ack_interval_minutes": "60", "members": [str(ann.id)], f"capacity-{ann.id}": "8",  # no longer set here: ignored
             "outbound_addresses": [str(address.id)]}
     for change, words in (({"hours": "Mon 9-5"}, "Line 1"), ({"time_zone": "Mars/Base"}, "is not a time zone"),
                           ({"ack_interval_minutes": "10"}, "Between 15 minutes and 72 hours"),
-                          ({f"capacity-{ann.id}": "20"}, "Between 1 and 15."),
                           ({"ack_enabled": "y"}, "Write the acknowledgement message"),
                           ({"ack_enabled": "y", "ack_body_html": "<p>{{ nope }}</p>"}, "Unknown placeholder")):
         bad = client.post("/flows/queues/new", headers=HX, data={**base, **change})
@@ -198,11 +197,11 @@ def test_queue_settings_capacity_hours_and_acknowledgement(client, db, login_as)
     assert ok.status_code == 204 and ok.headers["HX-Redirect"] == "/flows/queues/"
     queue = db.session.scalar(select(Queue))
     db.session.refresh(ann)
-    assert [m.name for m in queue.members] == ["Ann"] and ann.email_capacity == 8
+    assert [m.name for m in queue.members] == ["Ann"] and ann.email_capacity == 5  # set in Admin › Users
     assert queue.business_hours["mon"] == [["09:00", "17:00"]] and queue.time_zone == "Europe/Berlin"
     assert queue.ack_enabled and "<script>" not in queue.ack_body_html and queue.outbound_address_ids == [address.id]
     listing = client.get("/flows/queues/")
-    assert "Ann (0 / 8)" in _html(listing) and "Europe/Berlin" in _html(listing)
+    assert "Ann (0 / 5)" in _html(listing) and "Europe/Berlin" in _html(listing)
     assert _is_fragment(_html(client.get("/flows/queues/", headers=HX)))
     edit = client.get(f"/flows/queues/{queue.id}")
     assert "Mon 09:00-17:00" in _html(edit) and admin.email not in _html(edit).split("Members and email capacity")[0]

@@ -148,7 +148,7 @@ def test_password_change_asks_the_current_one_and_ends_the_other_sessions(app, c
     assert r.status_code == 422 and "That is not your current password." in r.get_data(as_text=True)
     assert r.get_data(as_text=True).lstrip().startswith('<form id="password-form"')
     r = change(PASSWORD, "short")
-    assert r.status_code == 422 and "Use at least 8 characters." in r.get_data(as_text=True)
+    assert r.status_code == 422 and "Use at least 12 characters." in r.get_data(as_text=True)
     r = change(PASSWORD, "a brand new passphrase", "a different one")
     assert r.status_code == 422 and "The two new passwords differ." in r.get_data(as_text=True)
     assert _signed_in(phone)

@@ -74,6 +74,7 @@ class _Thread:
     contact_name: str | None
     default_parent_id: int | None  # what a reply answers unless told: see `_DEFAULT_PARENT`
     author_name: str | None
+    author_signature: str | None  # the author's profile signature (HTML)
 
 
 def _run(statement, params: dict):
@@ -96,7 +97,8 @@ _DEFAULT_PARENT = (
     .correlate(Conversation).scalar_subquery())
 _THREAD = (select(Conversation.id, Conversation.address_id, Conversation.token, Conversation.subject,
                   Conversation.contact_id, Contact.email, Contact.name, _DEFAULT_PARENT,
-                  select(User.name).where(User.id == bindparam("author_id")).scalar_subquery())
+                  select(User.name).where(User.id == bindparam("author_id")).scalar_subquery(),
+                  select(User.signature_html).where(User.id == bindparam("author_id")).scalar_subquery())
            .outerjoin(Contact, Contact.id == Conversation.contact_id).where(Conversation.id == bindparam("id")))
 _PARENT = select(Message.id, Message.conversation_id, Message.message_id, Message.references, Message.created_at,
                  Message.from_addr, Message.html, Message.text).where(Message.id == bindparam("id"))
@@ -207,6 +209,7 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
         message_id=make_message_id(thread.token, sender.address.rpartition("@")[2].lower()
                                    or current_app.config["PLATFORM_MAIL_DOMAIN"]),
         in_reply_to=in_reply_to, references=references, automatic=automatic, date=now,
+        signature_html="" if automatic else (thread.author_signature or ""),
         placeholders={
             "customer_name": thread.contact_name or "",
             "agent_name": thread.author_name or "",
