@@ -26,6 +26,7 @@ from email.utils import format_datetime, make_msgid
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.mail.smtp import DeliveryError, SMTPSession, parse_relay_url
@@ -92,9 +93,10 @@ def mail_admins(subject: str, body: str) -> bool:
 
     Never raises: a missing relay, no admins or a refusal are logged and give False.
     """
-    recipients = list(db.session.scalars(select(User.email).where(User.role == Role.ADMIN.value,
+    # A session of its own, closed before we talk to the relay: the caller's transaction is left alone.
+    with Session(db.engine) as session:
+        recipients = list(session.scalars(select(User.email).where(User.role == Role.ADMIN.value,
                                                                    User.active.is_(True)).order_by(User.email)))
-    db.session.rollback()  # no transaction open while we talk to the relay
     url = current_app.config.get("SMTP_RELAY_URL") or ""
     if not recipients or not url:
         log.warning("cannot mail the admins (%s): %s", "no relay (SMTP_RELAY_URL)" if url else "no admin", subject)
