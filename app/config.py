@@ -53,6 +53,9 @@ class Config:
         self.MAIL_TLS_CA_FILE = os.environ.get("MAIL_TLS_CA_FILE", "")  # extra CA bundle for mail servers
         self.BLOB_STORE = os.environ.get("BLOB_STORE", "dir")  # "dir" or "db"
         self.BLOB_DIR = os.environ.get("BLOB_DIR", str(INSTANCE / "blobs"))
+        # Agents' uploads are refused while they would leave less free space than this under BLOB_DIR,
+        # so the last space stays for inbound mail (0: no reserve; the `db` store is never checked).
+        self.BLOB_UPLOAD_MIN_FREE_BYTES = _int("BLOB_UPLOAD_MIN_FREE_BYTES", 0)
         self.PORT = _int("PORT", 5000)
         self.CRON_TICK_SECONDS = float(os.environ.get("CRON_TICK_SECONDS", "5"))  # how often `flask cron` ticks
         self.DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo")
