@@ -129,6 +129,8 @@ class Config:
         self.MAILBOX_AFTER_FETCH = os.environ.get("MAILBOX_AFTER_FETCH", "keep")
         # A mailbox whose polls fail for this many minutes is shown to admins and mailed to them (once).
         self.MAILBOX_ALERT_MINUTES = float(os.environ.get("MAILBOX_ALERT_MINUTES", "15"))
+        # The site's address as admins reach it (https://pigeonhole.example): links in mail to admins are absolute.
+        self.PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
         self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
         # Push (`flask mail idle`, app/runtime/idle/): IMAP IDLE per published mailbox that offers it.
         # IDLE is re-issued this often (RFC 2177: servers may drop it after 30 minutes; capped at 29).
