@@ -14,7 +14,6 @@ from playwright.sync_api import expect
 from app.runtime.poll import poll_address
 from tests.e2e.test_flow_editor_browser import _sign_in as sign_in_page
 from tests.factories import make_user
-from tests.mail.conftest import message
 from tests.mail.test_oauth_mailboxes import credential, oauth_address, sign_in
 from tests.oauth_fixtures import PASSWORD, oauth_app, oauth_world  # noqa: F401
 from tests.servers import SMTPServer
