@@ -40,6 +40,9 @@ class Config:
 
     def __init__(self) -> None:
         self.INSTANCE_DIR = str(INSTANCE)
+        # At start, take group/other permissions off what the instance folder, BLOB_DIR and OUTBOX_DIR hold,
+        # with a warning in the log (app/private_files.py).
+        self.INSTANCE_CHECK = _bool("INSTANCE_CHECK", True)
         self.SECRET_KEY = os.environ.get("SECRET_KEY") or self._dev_secret()
         self.SQLALCHEMY_DATABASE_URI = _database_url()
         # A server database may drop idle connections: test each one before use. A SQLite file cannot,

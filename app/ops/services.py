@@ -51,7 +51,17 @@ def health() -> dict:
         report["redis"] = {"ok": False, "error": _describe(exc)}
         report["queues"] = {name: None for name in QUEUE_NAMES}
     report["ok"] = report["database"]["ok"] and report["redis"]["ok"]
+    report["warnings"] = configuration_warnings()
     return report
+
+
+MAIL_KEY_DERIVED = ("MAIL_SECRET_KEY is not set: stored mailbox passwords and tokens are encrypted with a key "
+                    "derived from SECRET_KEY. Production must set MAIL_SECRET_KEY separately (README, Security).")
+
+
+def configuration_warnings() -> list[str]:
+    """Settings that work but are not fit for production, in sentences for ops (`/healthz`, the Ops page)."""
+    return [] if (current_app.config.get("MAIL_SECRET_KEY") or "").strip() else [MAIL_KEY_DERIVED]
 
 
 def record_cron_tick(connection) -> None:
