@@ -3,7 +3,9 @@
 `create_app()` builds the Flask app: configuration from the environment,
 extensions bound with `init_app`, blueprints imported here (not at module import),
 security headers, logging, error pages and CLI commands. It does no I/O: no
-migrations, no connections, no writes (the dev secret aside, see `Config`).
+migrations, no connections, no writes (the dev secret aside, see `Config`), except
+that it makes the process's files private: umask 077, and the group/other bits taken
+off what the instance folder already holds (`app.private_files`, once per process).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ def create_app(config: dict | None = None) -> Flask:
     # The imports live here, not at the top: Python runs this file before any `app.*` module, so a
     # top-level import of the areas would make every `import app.mail.parse` (a worker's job, a
     # benchmark, a unit test) load the whole web app, and the areas' views import this package.
-    from app import cli, logs, security, sqlite_reads, web
+    from app import cli, logs, private_files, security, sqlite_reads, web
     from app import models  # noqa: F401 - importing it declares every table
     from app.auth import passwords, sessions
     from app.auth.admin_views import bp as users_bp
@@ -33,12 +35,15 @@ def create_app(config: dict | None = None) -> Flask:
     from app.publish.views import bp as publish_bp
     from app.responses.views import bp as responses_bp
 
+    private_files.restrict_umask()  # before Config(): the dev secret, the SQLite file and logs are created 0600
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config.from_object(Config())
     if config:
         app.config.update(config)
 
     logs.init_app(app)
+    if app.config["INSTANCE_CHECK"]:
+        private_files.secure_instance(app.config)
     db.init_app(app)
     sqlite_reads.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)

@@ -25,6 +25,7 @@ SMTP session's path) has written the file durably and deleted the row.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -48,6 +49,13 @@ class BlobNotFound(KeyError):
     """No blob with that sha256."""
 
 
+class NoRoom(OSError):
+    """A write refused before it began: it would leave less free space than the reserve (`require_room`)."""
+
+    def __init__(self, free: int, size: int, reserve: int) -> None:
+        super().__init__(errno.ENOSPC, f"{free} bytes free, {size} wanted, {reserve} kept in reserve")
+
+
 #: Threads that fsync a batch's files at once (fsync releases the GIL; the journal merges their commits).
 FSYNC_THREADS = 8
 
@@ -60,6 +68,7 @@ class BlobStore(Protocol):
     def settle(self, sha256: str) -> bytes: ...
     def get(self, sha256: str) -> bytes: ...
     def exists(self, sha256: str) -> bool: ...
+    def free_bytes(self) -> int | None: ...
 
 
 def _check_name(sha256: str) -> str:
@@ -76,6 +85,12 @@ class DirectoryBlobStore:
     def _path(self, sha256: str) -> Path:
         _check_name(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def free_bytes(self) -> int | None:
+        """Bytes an unprivileged writer may still use on the store's file system."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        stat = os.statvfs(self.root)
+        return stat.f_bavail * stat.f_frsize
 
     def put(self, data: bytes) -> str:
         """Bytes already in memory (a rendered reply, an attachment): one write, one fsync, one rename."""
@@ -335,6 +350,10 @@ class DatabaseBlobStore:
     def put_file(self, fileobj: BinaryIO) -> str:
         return self.put(fileobj.read())
 
+    def free_bytes(self) -> int | None:
+        """Unknown: the database's own disk is the database administrator's to watch."""
+        return None
+
     def stage(self, datas: Sequence[bytes]) -> list[str]:
         """Blob rows in `db.session`'s transaction (durable with its commit); names in order."""
         shas = [hashlib.sha256(data).hexdigest() for data in datas]
@@ -366,6 +385,18 @@ def make_store(app: Flask) -> BlobStore:
     if kind == "dir":
         return DirectoryBlobStore(app.config["BLOB_DIR"])
     raise ValueError(f"BLOB_STORE must be 'dir' or 'db', not {kind!r}")
+
+
+def require_room(store: BlobStore, size: int, reserve: int) -> None:
+    """Raise `NoRoom` (an `OSError` with ENOSPC) when writing `size` bytes would leave less than `reserve` free.
+
+    For writes that can wait (an agent's upload), so they never take the last space that
+    inbound mail needs: the ingress and polling do not call it. A store that cannot tell
+    its free space (the database) is never refused here.
+    """
+    free = store.free_bytes() if reserve > 0 else None
+    if free is not None and free - size < reserve:
+        raise NoRoom(free, size, reserve)
 
 
 def blob_store() -> BlobStore:

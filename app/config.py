@@ -40,6 +40,9 @@ class Config:
 
     def __init__(self) -> None:
         self.INSTANCE_DIR = str(INSTANCE)
+        # At start, take group/other permissions off what the instance folder, BLOB_DIR and OUTBOX_DIR hold,
+        # with a warning in the log (app/private_files.py).
+        self.INSTANCE_CHECK = _bool("INSTANCE_CHECK", True)
         self.SECRET_KEY = os.environ.get("SECRET_KEY") or self._dev_secret()
         self.SQLALCHEMY_DATABASE_URI = _database_url()
         # A server database may drop idle connections: test each one before use. A SQLite file cannot,
@@ -53,6 +56,9 @@ class Config:
         self.MAIL_TLS_CA_FILE = os.environ.get("MAIL_TLS_CA_FILE", "")  # extra CA bundle for mail servers
         self.BLOB_STORE = os.environ.get("BLOB_STORE", "dir")  # "dir" or "db"
         self.BLOB_DIR = os.environ.get("BLOB_DIR", str(INSTANCE / "blobs"))
+        # Agents' uploads are refused while they would leave less free space than this under BLOB_DIR,
+        # so the last space stays for inbound mail (0: no reserve; the `db` store is never checked).
+        self.BLOB_UPLOAD_MIN_FREE_BYTES = _int("BLOB_UPLOAD_MIN_FREE_BYTES", 0)
         self.PORT = _int("PORT", 5000)
         self.CRON_TICK_SECONDS = float(os.environ.get("CRON_TICK_SECONDS", "5"))  # how often `flask cron` ticks
         self.DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo")
@@ -144,6 +150,8 @@ class Config:
         self.MAILBOX_AFTER_FETCH = os.environ.get("MAILBOX_AFTER_FETCH", "keep")
         # A mailbox whose polls fail for this many minutes is shown to admins and mailed to them (once).
         self.MAILBOX_ALERT_MINUTES = float(os.environ.get("MAILBOX_ALERT_MINUTES", "15"))
+        # The site's address as admins reach it (https://pigeonhole.example): links in mail to admins are absolute.
+        self.PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
         self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
         # Push (`flask mail idle`, app/runtime/idle/): IMAP IDLE per published mailbox that offers it.
         # IDLE is re-issued this often (RFC 2177: servers may drop it after 30 minutes; capped at 29).

@@ -6,6 +6,7 @@ Set DATABASE_URL to run the same tests on PostgreSQL (scripts/test does).
 from __future__ import annotations
 
 import contextvars
+from contextlib import contextmanager
 import os
 
 import pytest
@@ -33,12 +34,33 @@ def _schema(database_url, redis_server, tmp_path_factory):
     from app import create_app
     from app.extensions import db
 
-    app = create_app(_test_config(database_url, redis_server, tmp_path_factory.mktemp("blobs")))
+    with _harness_umask():
+        app = create_app(_test_config(database_url, redis_server, tmp_path_factory.mktemp("blobs")))
     with app.app_context():
         db.drop_all()
         db.create_all()
         db.engine.dispose()
     return True
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@contextmanager
+def _harness_umask():
+    """`create_app()` makes the process's files private (umask 077); the test harness keeps its own umask,
+    so the servers it starts later (Dovecot drops to other users) can read what it writes for them."""
+    try:
+        yield
+    finally:
+        os.umask(_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _restore_umask():
+    yield
+    os.umask(_UMASK)
 
 
 def _test_config(database_url, redis_server, blob_dir) -> dict:
@@ -79,7 +101,8 @@ def app(_schema, database_url, redis_server, tmp_path):
     from app import create_app
     from app.extensions import db
 
-    app = create_app(_test_config(database_url, redis_server, tmp_path / "blobs"))
+    with _harness_umask():
+        app = create_app(_test_config(database_url, redis_server, tmp_path / "blobs"))
     app.test_client_class = IsolatedClient
     yield app
     with app.app_context():

@@ -4,13 +4,16 @@ own key, and private to their author. `app.inbox.sending` turns one into a messa
 """
 from __future__ import annotations
 
+import errno
 import html
+import logging
 import secrets
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from app.blobs import blob_store
+from app.blobs import NoRoom, blob_store, require_room
 from app.extensions import db
 from app.inbox import recipients as rules
 from app.inbox.access import InvalidAction, NotFound, get_conversation, get_message, get_user
@@ -22,6 +25,8 @@ from app.models._types import utcnow
 from app.models.auth import User
 from app.models.inbox import Conversation, Draft, Message, customer_written
 from app.units import human_size
+
+log = logging.getLogger(__name__)
 
 
 def _replied(message: Message) -> rules.Replied:
@@ -200,12 +205,37 @@ def add_draft_attachment(author: User | int, draft_id: int, filename: str, conte
     if total > cfg["COMPOSER_MAX_TOTAL_BYTES"]:
         raise InvalidAction(f"Attachments may add up to {human_size(cfg['COMPOSER_MAX_TOTAL_BYTES'])}; "
                             f"“{name}” would make {human_size(total)}.")
-    sha = blob_store().put(data)
+    sha = _store_upload(data, name)
     draft.attachments = list(draft.attachments or []) + [{
         "sha256": sha, "filename": name, "content_type": (content_type or "application/octet-stream")[:200],
         "size": len(data), "source": "upload", "included": True}]
     draft.updated_at = utcnow()
     return draft
+
+
+#: Why a file could not be stored, in the agent's words, by the error number the store met.
+STORE_REASONS = {errno.ENOSPC: "the file store is full", errno.EDQUOT: "the file store is full",
+                 **dict.fromkeys((errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR),
+                                 "the file store cannot be written to")}
+
+
+def _store_upload(data: bytes, name: str) -> str:
+    """Put an upload in the blob store; a store that is full or cannot be written is an `InvalidAction`.
+
+    Nothing on the draft changes then (its text and other attachments stay); the cause goes
+    to the log for ops. `BLOB_UPLOAD_MIN_FREE_BYTES` keeps space for inbound mail.
+    """
+    store = blob_store()
+    try:
+        require_room(store, len(data), int(current_app.config["BLOB_UPLOAD_MIN_FREE_BYTES"]))
+        return store.put(data)
+    except (OSError, SQLAlchemyError) as exc:
+        reason = STORE_REASONS.get(getattr(exc, "errno", None), "the file store refused it")
+        level = logging.INFO if isinstance(exc, NoRoom) else logging.WARNING
+        log.log(level, "an upload of %d bytes could not be stored: %s: %s", len(data), type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "")
+        raise InvalidAction(f"The file could not be stored ({reason}). “{name}” is not attached; your draft and its "
+                            "other attachments are kept. Try again later, or tell your administrator.") from None
 
 
 def remove_draft_attachment(author: User | int, draft_id: int, index: int) -> Draft:

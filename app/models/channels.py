@@ -189,6 +189,8 @@ class OAuthCredential(db.Model):
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When admins were told that it needs a sign-in (app/runtime/oauth_alerts.py); None once signed in again.
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def status_label(self) -> str:

@@ -18,6 +18,7 @@ from app.models.channels import MailboxState
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Message
 from app.queues import QUEUE_NAMES, queue_depths, redis_connection, worker_count
+from app.runtime.idle import idle_statuses
 from app.runtime.ingest import AddressNotReceiving, IngestResult, RawItem, ingest
 from app.runtime.live import published_addresses
 from app.runtime.poll import pollable
@@ -50,7 +51,17 @@ def health() -> dict:
         report["redis"] = {"ok": False, "error": _describe(exc)}
         report["queues"] = {name: None for name in QUEUE_NAMES}
     report["ok"] = report["database"]["ok"] and report["redis"]["ok"]
+    report["warnings"] = configuration_warnings()
     return report
+
+
+MAIL_KEY_DERIVED = ("MAIL_SECRET_KEY is not set: stored mailbox passwords and tokens are encrypted with a key "
+                    "derived from SECRET_KEY. Production must set MAIL_SECRET_KEY separately (README, Security).")
+
+
+def configuration_warnings() -> list[str]:
+    """Settings that work but are not fit for production, in sentences for ops (`/healthz`, the Ops page)."""
+    return [] if (current_app.config.get("MAIL_SECRET_KEY") or "").strip() else [MAIL_KEY_DERIVED]
 
 
 def record_cron_tick(connection) -> None:
@@ -68,14 +79,23 @@ def ping() -> dict:
 # --- Inbound mail: mailbox polling status and arrivals that need an admin ---------------
 
 def mailbox_statuses() -> list[dict]:
-    """Per live IMAP/POP3 address: protocol, last poll, last success, last error, next poll."""
+    """Per live IMAP/POP3 address: protocol, last poll, last success, last error, next poll, and for IMAP
+    its push state (`idle`: an `app.runtime.idle.IdleStatus`, None when Redis cannot say; `idle_unknown`)."""
     states = {s.address_id: s for s in db.session.scalars(select(MailboxState))}
     rows = []
     for address in sorted(published_addresses("custom"), key=lambda a: a.address):
         if not pollable(address):
             continue
         rows.append({"id": address.id, "address": address.address, "protocol": address.incoming_protocol.upper(),
-                     "state": states.get(address.id)})
+                     "state": states.get(address.id), "idle": None})
+    imap = [row for row in rows if row["protocol"] == "IMAP"]
+    try:
+        pushed = idle_statuses(redis_connection(timeout=current_app.config["REDIS_HEALTH_TIMEOUT"]),
+                               [row["id"] for row in imap])
+    except Exception:  # noqa: BLE001 - Redis down: the page still shows polling, push as unknown
+        pushed = {}
+    for row in imap:
+        row["idle"] = pushed.get(row["id"])
     return rows
 
 

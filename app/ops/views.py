@@ -16,7 +16,7 @@ from app.models.auth import Role
 from app.models.inbound import InboundRaw
 from app.ops import services
 from app.ops.forms import OutboxFilterForm
-from app.runtime import mailbox_alerts
+from app.runtime import mailbox_alerts, oauth_alerts
 from app.runtime.ingest import AddressNotReceiving
 from app.runtime.poll import NotPollable, poll_now
 from app.security import MAIL_FRAME_CSP, restrict_blueprint
@@ -31,13 +31,18 @@ OUTBOX_FRAME_CSP = str(MAIL_FRAME_CSP.extend(frame_ancestors=("'self'",)))
 
 @bp.app_context_processor
 def _mailbox_alert_banner():
-    """`failing_mailboxes()` for the banner of every page (templates/_mailbox_alerts.html): admins only."""
-    def failing_mailboxes():
-        if not (current_user.is_authenticated and current_user.has_role(Role.ADMIN)):
-            return []
-        return mailbox_alerts.failing_mailboxes()
+    """`failing_mailboxes()` and `sign_in_needed()` for the banner of every page (templates/_mailbox_alerts.html):
+    admins only."""
+    def admin() -> bool:
+        return current_user.is_authenticated and current_user.has_role(Role.ADMIN)
 
-    return {"failing_mailboxes": failing_mailboxes}
+    def failing_mailboxes():
+        return mailbox_alerts.failing_mailboxes() if admin() else []
+
+    def sign_in_needed():
+        return oauth_alerts.sign_in_needed() if admin() else []
+
+    return {"failing_mailboxes": failing_mailboxes, "sign_in_needed": sign_in_needed}
 
 
 @bp.route("/healthz")

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models.auth import Role, User
@@ -89,9 +90,10 @@ def mail_admins(subject: str, body: str) -> bool:
 
     Never raises: a missing relay, no admins or a refusal are logged and give False.
     """
-    recipients = list(db.session.scalars(select(User.email).where(User.role == Role.ADMIN.value,
+    # A session of its own, closed before we talk to the relay: the caller's transaction is left alone.
+    with Session(db.engine) as session:
+        recipients = list(session.scalars(select(User.email).where(User.role == Role.ADMIN.value,
                                                                    User.active.is_(True)).order_by(User.email)))
-    db.session.rollback()  # no transaction open while we talk to the relay
     if not recipients:
         log.warning("cannot mail the admins (no admin): %s", subject)
         return False

@@ -13,7 +13,8 @@ States of a credential (`OAuthCredential.status`):
   user withdrew consent, the client secret changed). Nothing is asked of the provider
   any more; every sign-in raises `SignInNeeded` at once, so polls back off and sends
   retry, and nothing is lost: signing in again (`store_tokens`) makes it active, and
-  the next poll continues from the watermark.
+  the next poll continues from the watermark. Admins see it in a banner and get one
+  mail at once, and one more once signed in again (`app.runtime.oauth_alerts`).
 
 A provider that cannot be reached (`TokenUnavailable`) changes nothing: the caller's
 poll or send fails as a temporary error and is tried again.
@@ -43,6 +44,7 @@ from app.mail.sasl import XOAUTH2, TokenRejected
 from app.models._types import utcnow
 from app.models.channels import CredentialStatus, OAuthCredential
 from app.queues import redis_connection
+from app.runtime.oauth_alerts import note_signed_in, tell_sign_in_needed
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +79,17 @@ def access_token(address_id: int, rejected: str | None = None) -> str:
     `rejected` is a token a mail server just refused although it had not expired by our
     clock (revoked at the provider, clocks apart): it is renewed unless another worker
     renewed it meanwhile. Raises `SignInNeeded` (an admin must sign in) or
-    `oauth.TokenUnavailable` (try later).
+    `oauth.TokenUnavailable` (try later). Admins are told once that a sign-in is needed
+    (`app.runtime.oauth_alerts`).
     """
+    try:
+        return _access_token(address_id, rejected)
+    except SignInNeeded:
+        tell_sign_in_needed(address_id)  # once per episode: a no-op once told
+        raise
+
+
+def _access_token(address_id: int, rejected: str | None) -> str:
     margin = timedelta(seconds=current_app.config["OAUTH_REFRESH_MARGIN_SECONDS"])
 
     def usable(credential: OAuthCredential) -> str | None:
@@ -166,6 +177,8 @@ def store_tokens(address_id: int, provider_key: str, tokens: oauth.TokenSet, sub
     if credential is None:
         credential = OAuthCredential(address_id=address_id, provider=provider_key, scope="")
         db.session.add(credential)
+    else:
+        note_signed_in(credential, address_id)  # told it needed a sign-in: tell them it is signed in again
     credential.provider = provider_key
     credential.subject = subject
     if not tokens.refresh_token:

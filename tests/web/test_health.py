@@ -80,3 +80,21 @@ def test_ops_page_shows_redis_down(app, client, login_as, tmp_path):
     server.stop()
     html = client.get("/ops/").get_data(as_text=True)
     assert "Degraded" in html and "Connection refused" in html
+
+
+def test_a_mail_secret_key_derived_from_secret_key_is_a_warning_in_healthz_and_on_the_ops_page(app, client,
+                                                                                               login_as):
+    assert not app.config["MAIL_SECRET_KEY"]  # the tests, like a fresh checkout, derive it
+    report = client.get("/healthz").get_json()
+    assert report["ok"] is True  # a warning, not an outage
+    assert report["warnings"] == ["MAIL_SECRET_KEY is not set: stored mailbox passwords and tokens are encrypted "
+                                  "with a key derived from SECRET_KEY. Production must set MAIL_SECRET_KEY "
+                                  "separately (README, Security)."]
+    login_as("admin")
+    assert "Production must set MAIL_SECRET_KEY separately" in client.get("/ops/").get_data(as_text=True)
+
+    from cryptography.fernet import Fernet
+
+    app.config["MAIL_SECRET_KEY"] = Fernet.generate_key().decode()
+    assert client.get("/healthz").get_json()["warnings"] == []
+    assert "MAIL_SECRET_KEY" not in client.get("/ops/").get_data(as_text=True)

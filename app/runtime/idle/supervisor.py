@@ -118,7 +118,8 @@ class IdleSupervisor:
     def renew(self) -> None:
         held = sorted(self.watchers)
         healthy = {address_id for address_id, watcher in self.watchers.items() if watcher.healthy}
-        for address_id in self.leases.renew(held, healthy):
+        states = {address_id: watcher.status_fields() for address_id, watcher in self.watchers.items()}
+        for address_id in self.leases.renew(held, healthy, states):
             log.warning("IDLE: the lease of %s is held by another process; letting it go",
                         self.watchers[address_id].address.address)
             self._stop(address_id)

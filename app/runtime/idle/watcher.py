@@ -21,7 +21,9 @@ catch-up fetch after reconnecting stores what arrived meanwhile. `stop()` (from
 another thread) shuts the socket down, which wakes the wait at once.
 
 `healthy` is true while the connection is established and idling; the process
-turns it into the mailbox's heartbeat for cron.
+turns it into the mailbox's heartbeat for cron. `since`, `last_exists` and
+`last_reissue` (wall-clock seconds) and `last_error` are what Ops › Inbound mail shows
+(`status_fields()`, written to Redis by the process with each renewal).
 """
 from __future__ import annotations
 
@@ -83,6 +85,9 @@ class MailboxWatcher(threading.Thread):
         self.errors = 0
         self.last_error: str | None = None
         self.fetches = 0
+        self.since: float | None = None  # when this connection began to idle (None while not connected)
+        self.last_exists: float | None = None  # the last EXISTS the server sent
+        self.last_reissue: float | None = None  # the last DONE + IDLE before the server's timeout
         self._stopping = threading.Event()
         self._client: IMAPClient | None = None
 
@@ -116,6 +121,7 @@ class MailboxWatcher(threading.Thread):
                             self.address.address, self.last_error, delay)
             finally:
                 self.healthy = False
+                self.since = None
                 self._close()
             if self.unsupported or self.gone:
                 return
@@ -135,6 +141,10 @@ class MailboxWatcher(threading.Thread):
             client.select_folder(FOLDER, readonly=True)
         while not self._stopping.is_set() and not self.gone:
             client.idle()
+            if self.since is None:
+                self.since = time.time()
+            else:
+                self.last_reissue = time.time()
             self.healthy = True
             self.errors = 0
             # Dovecot reports only what changes once IDLE has begun: what arrived before (while nobody
@@ -155,9 +165,16 @@ class MailboxWatcher(threading.Thread):
             started = time.monotonic()
             responses = client.idle_check(timeout=wait)
             if _has_exists(responses):
+                self.last_exists = time.time()
                 self._fetch()  # on its own connection; the IDLE one keeps listening meanwhile
             elif not responses and time.monotonic() - started < wait - 0.05:
                 return  # most likely the server closed the connection (imapclient swallows the EOF)
+
+    def status_fields(self) -> dict[str, str]:
+        """What the process publishes about this watcher (`app.runtime.idle.leases.idle_statuses` reads it)."""
+        fields = {"since": self.since, "last_exists": self.last_exists, "last_reissue": self.last_reissue,
+                  "last_error": self.last_error if not self.healthy else None}
+        return {name: str(value) for name, value in fields.items() if value is not None}
 
     def _fetch(self) -> None:
         """Fetch new mail now through the poller (its lock, watermark and ingest); waits out a running poll."""
