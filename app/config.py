@@ -197,6 +197,10 @@ class Config:
             setattr(self, f"OAUTH_{name}", os.environ.get(f"OAUTH_{name}", ""))
         self.OAUTH_MICROSOFT_TENANT = os.environ.get("OAUTH_MICROSOFT_TENANT", "common")
         self.OAUTH_MICROSOFT_AUTHORITY = os.environ.get("OAUTH_MICROSOFT_AUTHORITY", "https://login.microsoftonline.com")
+        # Google's endpoints (the documented ones by default; tests and proxies point them elsewhere).
+        self.OAUTH_GOOGLE_AUTHORIZATION_URL = os.environ.get("OAUTH_GOOGLE_AUTHORIZATION_URL",
+                                                             "https://accounts.google.com/o/oauth2/v2/auth")
+        self.OAUTH_GOOGLE_TOKEN_URL = os.environ.get("OAUTH_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")
         self.OAUTH_GENERIC_NAME = os.environ.get("OAUTH_GENERIC_NAME", "")  # "Sign in with {name}"
         self.OAUTH_GENERIC_SASL = os.environ.get("OAUTH_GENERIC_SASL", "XOAUTH2")  # or OAUTHBEARER
         # Renew an access token this long before it expires, so no sign-in uses one about to lapse.

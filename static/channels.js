@@ -130,6 +130,15 @@
     });
   });
 
+  // --- a custom domain's type: show the Microsoft Exchange sign-in fields for "Microsoft Exchange" ----
+  document.addEventListener("change", function (event) {
+    if (event.target.name !== "domain_type") return;
+    var form = event.target.closest("form");
+    form.querySelectorAll("[data-domain-type-section]").forEach(function (section) {
+      section.hidden = section.getAttribute("data-domain-type-section") !== event.target.value;
+    });
+  });
+
   // --- placeholder buttons insert "{{ name }}" at the cursor and refresh the preview -----------
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-insert]");

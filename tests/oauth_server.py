@@ -45,6 +45,9 @@ class Client:
     scope: str = MAIL_SCOPE
     grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
     mailbox: str | None = None  # client credentials: the one mailbox this app may open
+    # Scopes a grant of any allowed scope carries too: a client in Google's or Microsoft's shape asks for
+    # their mail scopes, and its tokens also hold the test mail servers' own "mail" scope.
+    also_grants: str = ""
 
     def get_client_id(self):
         return self.client_id
@@ -56,7 +59,10 @@ class Client:
         if any(s.endswith("/.default") for s in (scope or "").split()):
             return self.scope  # Microsoft's meaning: every permission an admin granted to the app
         allowed = set(self.scope.split())
-        return " ".join(s for s in (scope or "").split() if s in allowed)
+        granted = [s for s in (scope or "").split() if s in allowed]
+        if granted:
+            granted += [s for s in self.also_grants.split() if s not in granted]
+        return " ".join(granted)
 
     def check_redirect_uri(self, redirect_uri):
         return redirect_uri in self.redirect_uris

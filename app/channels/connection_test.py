@@ -73,7 +73,7 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
     address = normalise_email(values.get("address") or "", "address")
     kind = values.get("mailbox_kind") or sign_in.PASSWORD
     if kind != sign_in.PASSWORD:  # an OAuth mailbox: the provider's servers unless typed, and a token
-        sign_in.usable_provider(kind)
+        sign_in.usable_provider(kind, setup.domain)
         values = {**with_preset(values, kind), "smtp_username": None}
     server = normalise_servers(values, usage)
     clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
@@ -125,9 +125,13 @@ def oauth_connection_test(setup: AddressSetup, clean: dict, kind: str) -> list:
         token = sign_in.fresh_access_token(setup, kind)
     except oauth.TokenError as exc:
         return [probe.ProbeResult(side="token", ok=False, reason="token_refused", message=str(exc))]
-    found = sign_in.signed_in_as(setup, kind)
-    who = f" for {found[0]}" if found and found[0] else ""
-    results = [probe.ProbeResult(side="token", ok=True, message=f"The sign-in gave an access token{who}.")]
+    if kind == sign_in.APP_ONLY:
+        message = (f"{sign_in.usable_provider(kind, setup.domain).name} gave an app token (client credentials); "
+                   f"the servers are asked to open the mailbox {sign_in.mailbox_of(clean)} with it.")
+    else:
+        found = sign_in.signed_in_as(setup, kind)
+        message = "The sign-in gave an access token" + (f" for {found[0]}." if found and found[0] else ".")
+    results = [probe.ProbeResult(side="token", ok=True, message=message)]
     return results + probe.probe(incoming, outgoing, clean["username"] or clean["address"],
                                  probe.Token(token, mechanism_of(kind)),
                                  timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]),

@@ -7,18 +7,33 @@ below it; it holds at most `MAX_ADDRESSES_PER_CUSTOM_DOMAIN` live (non-archived)
 addresses, and can be deleted only when it holds no address at all (archived ones
 keep their conversations readable, so their domain stays).
 
+A custom domain may be of type "Microsoft Exchange" (app-only, as Kore calls it): it keeps
+the Entra app (Tenant ID, Client ID, Client Secret) whose client-credentials tokens open its
+mailboxes (`set_microsoft_exchange`). The secret is encrypted and never shown back; left
+blank it keeps the stored one, except when the tenant or client changes: a stored secret is
+only sent for the app it was typed for. A change takes effect at once (the app-only
+addresses drop the tokens the old app gave).
+
 Services raise `DomainError` / `DomainInUse` / `AddressLimitReached` and flush but
 never commit: the caller commits.
 """
 from __future__ import annotations
+
+import re
 
 from flask import current_app
 from sqlalchemy import delete, func, select
 
 from app.channels.errors import AddressLimitReached, DomainError, DomainInUse
 from app.channels.validation import normalise_domain_name
+from app.crypto import encrypt_secret
 from app.extensions import db
 from app.models.channels import AddressSetup, Domain, DomainKind, EmailAddress
+from app.runtime.oauth import forget_app_tokens
+
+#: A tenant is a GUID or a domain (contoso.onmicrosoft.com); a client id a GUID. Both go into the token URL.
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,199}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 def platform_domain_name() -> str:
@@ -50,8 +65,11 @@ def get_domain(domain_id: int) -> Domain | None:
     return db.session.get(Domain, domain_id)
 
 
-def create_domain(name: str) -> Domain:
-    """Add a custom domain. Raises `DomainError` (invalid, taken, the platform's)."""
+def create_domain(name: str, exchange: tuple[str, str, str] | None = None) -> Domain:
+    """Add a custom domain; `exchange` = (tenant, client id, client secret) makes it a Microsoft Exchange one.
+
+    Raises `DomainError` (invalid, taken, the platform's; a missing or bad app field, naming it).
+    """
     name = normalise_domain_name(name)
     platform = platform_domain_name()
     if name == platform or name.endswith("." + platform):
@@ -62,7 +80,55 @@ def create_domain(name: str) -> Domain:
     domain = Domain(name=name, kind=DomainKind.CUSTOM.value)
     db.session.add(domain)
     db.session.flush()
+    if exchange is not None:
+        set_microsoft_exchange(domain, *exchange)
     return domain
+
+
+def set_microsoft_exchange(domain: Domain, tenant: str, client_id: str, client_secret: str) -> bool:
+    """Make the custom domain a Microsoft Exchange one with this app, or change its app; returns True when
+    the app changed. An empty `client_secret` keeps the stored one unless the tenant or client changed.
+
+    Raises `DomainError` naming the field ("tenant_id", "client_id", "client_secret").
+    """
+    if domain.kind != DomainKind.CUSTOM.value:
+        raise DomainError("Only a custom domain can be a Microsoft Exchange domain.")
+    tenant, client_id = (tenant or "").strip(), (client_id or "").strip()
+    if not tenant:
+        raise DomainError("Enter the Tenant ID: the directory (tenant) ID of your Microsoft Entra tenant, or its "
+                          "domain like contoso.onmicrosoft.com.", "tenant_id")
+    if not _TENANT.match(tenant):
+        raise DomainError("A Tenant ID is a GUID or a domain name (letters, digits, dots and hyphens).", "tenant_id")
+    if not client_id:
+        raise DomainError("Enter the Client ID: the app registration's Application (client) ID.", "client_id")
+    if not _CLIENT_ID.match(client_id):
+        raise DomainError("A Client ID is the app's GUID (letters, digits and hyphens).", "client_id")
+    moved = (tenant, client_id) != (domain.ms_app_tenant, domain.ms_app_client_id)
+    if not client_secret:
+        if domain.ms_app_client_secret_encrypted is None:
+            raise DomainError("Enter the Client Secret (its value, not its ID).", "client_secret")
+        if moved:
+            raise DomainError("You changed the Tenant ID or Client ID: type the Client Secret again. A stored "
+                              "secret is only sent for the app it was typed for.", "client_secret")
+    domain.ms_app_tenant, domain.ms_app_client_id = tenant, client_id
+    if client_secret:
+        domain.ms_app_client_secret_encrypted = encrypt_secret(client_secret)
+    db.session.flush()
+    if moved or client_secret:
+        forget_app_tokens(domain.id)
+        return True
+    return False
+
+
+def clear_microsoft_exchange(domain: Domain) -> bool:
+    """Make a Microsoft Exchange domain a plain custom one (its app-only addresses fall back to the
+    `OAUTH_MICROSOFT_APP_*` settings); returns True when it was one."""
+    was = domain.ms_app_tenant is not None or domain.ms_app_client_secret_encrypted is not None
+    domain.ms_app_tenant = domain.ms_app_client_id = domain.ms_app_client_secret_encrypted = None
+    db.session.flush()
+    if was:
+        forget_app_tokens(domain.id)
+    return was
 
 
 def domain_delete_blocker(domain: Domain) -> str | None:

@@ -29,7 +29,25 @@ def yes_no(value: bool) -> str:
     return "yes" if value else "no"
 
 
-class DomainForm(FlaskForm):
+class ExchangeAppForm(FlaskForm):
+    """A custom domain's type, and for "Microsoft Exchange" its app-only sign-in (`domains.set_microsoft_exchange`)."""
+
+    domain_type = RadioField("Type", choices=_choices([
+        ("custom", "Custom domain: each mailbox signs in on its own (password, Google, Microsoft 365)"),
+        ("exchange", "Microsoft Exchange (app-only): one app opens the domain's mailboxes, no user signs in")]),
+        default="custom")
+    tenant_id = StringField("Tenant ID", validators=[Optional(), Length(max=200)])
+    client_id = StringField("Client ID", validators=[Optional(), Length(max=200)])
+    client_secret = PasswordField("Client Secret", validators=[Optional(), Length(max=1000)])
+
+    def exchange(self) -> tuple[str, str, str] | None:
+        """(tenant, client id, client secret) for a Microsoft Exchange domain, None for a plain custom one."""
+        if self.domain_type.data != "exchange":
+            return None
+        return self.tenant_id.data or "", self.client_id.data or "", self.client_secret.data or ""
+
+
+class DomainForm(ExchangeAppForm):
     name = StringField("Domain Name", validators=[DataRequired(message="Enter a domain name, like acme.com."),
                                                    Length(max=253)])
 

@@ -1,8 +1,15 @@
 """The kinds of custom-domain mailbox, and the wizard's "Sign in with …" (OAuth 2.0 authorization code + PKCE).
 
-Kinds: "IMAP/POP3 + SMTP with a password", Google Workspace / Gmail, Microsoft 365 and,
-when configured, the generic provider (`OAUTH_GENERIC_NAME`). A kind whose provider has
-no client registration is offered disabled, with the setting that is missing.
+Kinds: "IMAP/POP3 + SMTP with a password", Google Workspace / Gmail, Microsoft 365,
+Microsoft Exchange (app-only) and, when configured, the generic provider
+(`OAUTH_GENERIC_NAME`). A kind whose provider has no client registration is offered
+disabled, with the setting that is missing.
+
+Microsoft Exchange (app-only) has no sign-in: its tokens come from the client-credentials
+grant of the domain's app (a "Microsoft Exchange" domain, `domains.set_microsoft_exchange`)
+or of the `OAUTH_MICROSOFT_APP_*` settings, for the mailbox named by the user name (or the
+address). Saving such an address gives it a credential without a token (`keep_tokens`); Test
+Connection asks the app for a token first ("Sign-in token"), then tries the servers with it.
 
 The sign-in keeps its state on the wizard's `AddressSetup` row, never in the cookie:
 
@@ -51,6 +58,10 @@ SERVER_PRESETS = {
                   "incoming_security": "ssl", "outgoing_host": "smtp.office365.com", "outgoing_port": 587,
                   "outgoing_security": "starttls"},
 }
+SERVER_PRESETS["microsoft_app"] = SERVER_PRESETS["microsoft"]
+
+#: The app-only kind: Microsoft Exchange with the domain's (or the settings') app, no user sign-in.
+APP_ONLY = "microsoft_app"
 
 #: The setting without which a provider cannot be offered.
 REQUIRED_SETTING = {"google": "OAUTH_GOOGLE_CLIENT_ID", "microsoft": "OAUTH_MICROSOFT_CLIENT_ID",
@@ -74,14 +85,16 @@ class MailboxKind:
     label: str
     provider_name: str | None  # for "Sign in with …"
     missing: str | None  # why it cannot be chosen (a setting is missing), or None
+    app_only: bool = False  # no user signs in (Microsoft Exchange app-only)
 
 
 def _providers() -> dict[str, oauth.Provider]:
     return oauth.providers(current_app.config)
 
 
-def mailbox_kinds() -> list[MailboxKind]:
-    """The kinds the wizard offers, in order; the generic provider only when some of its settings exist."""
+def mailbox_kinds(domain=None) -> list[MailboxKind]:
+    """The kinds the wizard offers on a domain, in order; the generic provider only when some of its settings
+    exist. Microsoft Exchange (app-only) is available on a Microsoft Exchange domain or with the settings."""
     found = _providers()
     kinds = [MailboxKind(PASSWORD, "IMAP/POP3 + SMTP with a password", None, None)]
     labels = {"google": "Google Workspace / Gmail", "microsoft": "Microsoft 365"}
@@ -96,6 +109,12 @@ def mailbox_kinds() -> list[MailboxKind]:
                 ("OAUTH_GENERIC_AUTHORIZATION_URL and OAUTH_GENERIC_TOKEN_URL" if key == "generic" else "its URLs")
             missing = f"Not available: the setting {setting} is not set (docs/oauth.md tells how to register)."
         kinds.append(MailboxKind(key, label, provider.name, missing))
+        if key == "microsoft":
+            app = token_source.app_provider(domain)
+            kinds.append(MailboxKind(APP_ONLY, oauth.MICROSOFT_APP_NAME, app.name, None if app.configured else (
+                "Not available: give the domain its Microsoft Exchange sign-in (Tenant ID, Client ID, Client Secret; "
+                "the domain's menu on Channels › Email), or set OAUTH_MICROSOFT_APP_TENANT, _CLIENT_ID and "
+                "_CLIENT_SECRET (docs/oauth.md)."), app_only=True))
     return kinds
 
 
@@ -106,15 +125,21 @@ def kind_of(values: dict) -> str:
     return PASSWORD
 
 
-def usable_provider(key: str) -> oauth.Provider:
-    """A configured sign-in provider, or `ChannelError` on the kind field."""
-    provider = _providers().get(key)
-    kind = next((k for k in mailbox_kinds() if k.key == key), None)
-    if provider is None or kind is None or provider.app_only:
+def usable_provider(key: str, domain=None) -> oauth.Provider:
+    """A configured provider of a kind the domain offers (app-only: the domain's app), or `ChannelError`
+    on the kind field."""
+    kind = next((k for k in mailbox_kinds(domain) if k.key == key), None)
+    provider = token_source.app_provider(domain) if key == APP_ONLY else _providers().get(key)
+    if provider is None or kind is None or (provider.app_only and not kind.app_only):
         raise ChannelError("Choose one of the kinds of mailbox offered.", "mailbox_kind")
     if kind.missing:
         raise ChannelError(kind.missing, "mailbox_kind")
     return provider
+
+
+def mailbox_of(values: dict) -> str:
+    """The mailbox an app-only token opens: the user name, else the address (lower-cased)."""
+    return login_of(values).lower()
 
 
 def login_of(values: dict) -> str:
@@ -126,7 +151,10 @@ def login_of(values: dict) -> str:
 def begin_sign_in(setup: AddressSetup, redirect_uri: str) -> str:
     """Start "Sign in with …" for the wizard's (saved) kind; returns the provider's URL to send the admin to."""
     values = setup.values or {}
-    provider = usable_provider(kind_of(values))
+    provider = usable_provider(kind_of(values), setup.domain)
+    if provider.app_only:
+        raise ChannelError(f"{provider.name} needs no sign-in: its tokens come from the domain's app. Use Test "
+                           "Connection to check it.", "mailbox_kind")
     state = secrets.token_urlsafe(30)
     verifier = oauth.new_code_verifier()
     record = dict(setup.oauth_sign_in or {})
@@ -224,8 +252,12 @@ def signed_in_as(setup: AddressSetup, provider_key: str) -> tuple[str | None, ob
 def fresh_access_token(setup: AddressSetup, provider_key: str) -> str:
     """An access token for Test Connection: this wizard's sign-in (renewed if it lapsed), else the address's.
 
+    App-only: a new token from the domain's app (client credentials), so a wrong secret shows here.
     Raises `oauth.TokenError` (`token_source.SignInNeeded` when nobody signed in).
     """
+    if provider_key == APP_ONLY:
+        return oauth.client_credentials(usable_provider(APP_ONLY, setup.domain),
+                                        timeout=float(current_app.config["OAUTH_TIMEOUT_SECONDS"])).access_token
     pending = pending_tokens(setup)
     if pending is not None and pending[0] == provider_key:
         _, tokens, subject = pending
@@ -244,14 +276,21 @@ def fresh_access_token(setup: AddressSetup, provider_key: str) -> str:
 
 
 def keep_tokens(setup: AddressSetup, address: EmailAddress) -> None:
-    """Saving the wizard: the sign-in done in it becomes the address's credential (for an OAuth address)."""
+    """Saving the wizard: the sign-in done in it becomes the address's credential (for an OAuth address);
+    an app-only address gets its credential, to be filled by client credentials at the first sign-in."""
+    if address.auth_method == AuthMethod.OAUTH.value and address.oauth_provider == APP_ONLY:
+        token_source.connect_app_only(address.id, mailbox_of({"username": address.username,
+                                                              "address": address.address}))
+        return
     pending = pending_tokens(setup)
     if pending is not None and address.auth_method == AuthMethod.OAUTH.value and pending[0] == address.oauth_provider:
         token_source.store_tokens(address.id, pending[0], pending[1], subject=pending[2])
 
 
 def has_sign_in(setup: AddressSetup, provider_key: str) -> bool:
-    """True when the wizard, or the address it edits, is signed in with this provider."""
+    """True when the wizard, or the address it edits, is signed in with this provider (app-only: always)."""
+    if provider_key == APP_ONLY:
+        return True
     found = signed_in_as(setup, provider_key)
     return found is not None
 

@@ -94,8 +94,9 @@ def new_domain():
     form = forms.DomainForm()
     if form.validate_on_submit():
         try:
-            domain = domains.create_domain(form.name.data)
+            domain = domains.create_domain(form.name.data, form.exchange())
         except ChannelError as exc:
+            db.session.rollback()
             _field_error(form, exc)
         else:
             db.session.commit()
@@ -103,6 +104,33 @@ def new_domain():
             return navigate(url_for(".index"), f"Domain {domain.name} created.")
     status = 422 if request.method == "POST" else 200
     return render("channels/domain_new.html", block="dialog", status=status, form=form, modal=is_htmx())
+
+
+@bp.route("/email/domains/<int:domain_id>/exchange", methods=["GET", "POST"])
+def domain_exchange(domain_id: int):
+    """The domain's type and Microsoft Exchange app-only sign-in (Tenant ID, Client ID, Client Secret)."""
+    domain = domains.get_domain(domain_id)
+    if domain is None or domain.kind != DomainKind.CUSTOM.value:
+        abort(404)
+    form = forms.ExchangeAppForm()
+    if form.validate_on_submit():
+        try:
+            app_only = form.exchange()
+            changed = domains.set_microsoft_exchange(domain, *app_only) if app_only \
+                else domains.clear_microsoft_exchange(domain)
+        except ChannelError as exc:
+            db.session.rollback()
+            _field_error(form, exc)
+        else:
+            db.session.commit()
+            words = (f"{domain.name} is a Microsoft Exchange domain" + (" with a new app." if changed else "."))\
+                if app_only else f"{domain.name} is a custom domain" + (" again." if changed else ".")
+            return navigate(url_for(".index"), words)
+    elif request.method == "GET":
+        form.domain_type.data = "exchange" if domain.microsoft_exchange else "custom"
+        form.tenant_id.data, form.client_id.data = domain.ms_app_tenant or "", domain.ms_app_client_id or ""
+    return render("channels/domain_exchange.html", block="dialog", status=422 if request.method == "POST" else 200,
+                  form=form, domain=domain, modal=is_htmx())
 
 
 @bp.route("/email/domains/<int:domain_id>/delete", methods=["GET", "POST"])
@@ -216,7 +244,7 @@ def _address_form(setup, formdata=True):
         form = cls(formdata=None)
         form.fill(setup.values or {})
     if hasattr(form, "mailbox_kind"):
-        form.offer_kinds((k.key, k.label) for k in sign_in.mailbox_kinds())
+        form.offer_kinds((k.key, k.label) for k in sign_in.mailbox_kinds(setup.domain))
     return form
 
 
@@ -248,7 +276,7 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
         "ca_description": describe_ca_pem((setup.values or {}).get("tls_ca_pem")),
     }
     if not context["is_platform"]:
-        kinds = sign_in.mailbox_kinds()
+        kinds = sign_in.mailbox_kinds(setup.domain)
         context.update(kinds={k.key: k for k in kinds}, presets_json=json.dumps(sign_in.SERVER_PRESETS),
                        signed_in={k.key: sign_in.signed_in_as(setup, k.key) for k in kinds if k.provider_name})
     if step == "address":

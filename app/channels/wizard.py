@@ -86,6 +86,8 @@ def check_passwords_retyped(setup: AddressSetup, clean: dict, password: str | No
         target = sign_in_target(clean, side)
         if target is None or target == sign_in_target(before, side):
             continue
+        if clean.get("oauth_provider") == sign_in.APP_ONLY:
+            continue  # no stored secret of the address: tokens come from the domain's app at each sign-in
         if clean.get("auth_method") == AuthMethod.OAUTH.value:
             if not signing_in and not (setup.oauth_sign_in or {}).get("tokens"):  # a bearer token, likewise
                 raise AddressError(f"You changed the {where}: sign in again so the token is only sent to the "
@@ -114,6 +116,9 @@ def default_values(domain: Domain) -> dict:
     if domain.kind == DomainKind.CUSTOM.value:
         values.update(incoming_protocol="imap", incoming_port=993, incoming_security="ssl",
                       outgoing_port=465, outgoing_security="ssl")
+    if domain.microsoft_exchange:  # its addresses are app-only, on Exchange Online's servers, unless changed
+        values.update(sign_in.SERVER_PRESETS[sign_in.APP_ONLY], auth_method=AuthMethod.OAUTH.value,
+                      oauth_provider=sign_in.APP_ONLY)
     return values
 
 
@@ -253,7 +258,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         clean["username"] = (values.get("username") or "").strip() or None
         kind = values.get("mailbox_kind") or sign_in.PASSWORD
         if kind != sign_in.PASSWORD:
-            sign_in.usable_provider(kind)
+            sign_in.usable_provider(kind, domain)
             values = with_preset(values, kind)
         clean.update(auth_method=AuthMethod.PASSWORD.value if kind == sign_in.PASSWORD else AuthMethod.OAUTH.value,
                      oauth_provider=None if kind == sign_in.PASSWORD else kind)
@@ -274,7 +279,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         setup.password_encrypted = encrypt_secret(password)
     if clean.get("oauth_provider"):
         if not signing_in and not sign_in.has_sign_in(setup, clean["oauth_provider"]):
-            name = sign_in.usable_provider(clean["oauth_provider"]).name
+            name = sign_in.usable_provider(clean["oauth_provider"], domain).name
             raise AddressError(f"Sign in with {name} first: the mailbox is connected by signing in.", "mailbox_kind")
     elif domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
         raise AddressError("Enter the mailbox password.", "password")

@@ -6,9 +6,11 @@ Four exist, each filled from settings (`providers(config)`, README "OAuth 2.0 ma
 * `google`: Google Workspace and Gmail, delegated sign-in, scope `https://mail.google.com/`.
 * `microsoft`: Microsoft 365, delegated sign-in; scopes `IMAP.AccessAsUser.All`,
   `POP.AccessAsUser.All`, `SMTP.Send` and `offline_access` (for a refresh token).
-* `microsoft_app`: Microsoft 365 app-only (Exchange application permissions): the
+* `microsoft_app`: Microsoft Exchange app-only (Exchange application permissions): the
   client-credentials grant with tenant, client id and secret, scope
-  `https://outlook.office365.com/.default`; no user signs in.
+  `https://outlook.office365.com/.default`; no user signs in. `providers()` fills it from the
+  installation-wide settings; a "Microsoft Exchange" domain has its own
+  (`microsoft_app_provider()`, called by the runtime with the domain's values).
 * `generic`: any RFC 6749 server, every endpoint a setting; tests use it against a
   real authorization server on loopback.
 
@@ -70,6 +72,8 @@ class Provider:
     introspection_url: str = ""
     authorize_params: tuple[tuple[str, str], ...] = ()
     mechanism: str = XOAUTH2
+    # App-only: where an admin fixes a refused client (the settings, or the domain's Microsoft Exchange sign-in).
+    fix_hint: str = "Check its tenant, client id and secret settings."
 
     @property
     def configured(self) -> bool:
@@ -82,12 +86,30 @@ class Provider:
         return self.grant == CLIENT_CREDENTIALS
 
 
+MICROSOFT_APP_NAME = "Microsoft Exchange (app-only)"
+
+
+def microsoft_authority(config: Mapping) -> str:
+    """The Microsoft identity platform's base URL (`OAUTH_MICROSOFT_AUTHORITY`; national clouds differ)."""
+    return str(config.get("OAUTH_MICROSOFT_AUTHORITY") or "https://login.microsoftonline.com").strip().rstrip("/")
+
+
+def microsoft_app_provider(authority: str, tenant: str, client_id: str, client_secret: str,
+                           fix_hint: str | None = None) -> Provider:
+    """Microsoft Exchange app-only: the client-credentials grant at `{authority}/{tenant}/oauth2/v2.0/token`."""
+    tenant = (tenant or "").strip()
+    return Provider("microsoft_app", MICROSOFT_APP_NAME, CLIENT_CREDENTIALS,
+                    token_url=f"{authority}/{tenant}/oauth2/v2.0/token" if tenant else "",
+                    client_id=(client_id or "").strip(), client_secret=client_secret or "",
+                    scope="https://outlook.office365.com/.default",
+                    **({"fix_hint": fix_hint} if fix_hint else {}))
+
+
 def providers(config: Mapping) -> dict[str, Provider]:
     """Every provider, filled from settings (an app's config or any mapping). Unconfigured ones are included."""
     get = lambda name, default="": str(config.get(name) or default).strip()  # noqa: E731
-    authority = get("OAUTH_MICROSOFT_AUTHORITY", "https://login.microsoftonline.com").rstrip("/")
+    authority = microsoft_authority(config)
     tenant = get("OAUTH_MICROSOFT_TENANT", "common")
-    app_tenant = get("OAUTH_MICROSOFT_APP_TENANT")
     return {
         "google": Provider(
             "google", "Google", AUTHORIZATION_CODE,
@@ -102,11 +124,10 @@ def providers(config: Mapping) -> dict[str, Provider]:
             authorization_url=f"{authority}/{tenant}/oauth2/v2.0/authorize",
             client_id=get("OAUTH_MICROSOFT_CLIENT_ID"), client_secret=get("OAUTH_MICROSOFT_CLIENT_SECRET"),
             scope=MICROSOFT_DELEGATED_SCOPE),
-        "microsoft_app": Provider(
-            "microsoft_app", "Microsoft (app-only)", CLIENT_CREDENTIALS,
-            token_url=f"{authority}/{app_tenant}/oauth2/v2.0/token" if app_tenant else "",
-            client_id=get("OAUTH_MICROSOFT_APP_CLIENT_ID"), client_secret=get("OAUTH_MICROSOFT_APP_CLIENT_SECRET"),
-            scope="https://outlook.office365.com/.default"),
+        "microsoft_app": microsoft_app_provider(
+            authority, get("OAUTH_MICROSOFT_APP_TENANT"), get("OAUTH_MICROSOFT_APP_CLIENT_ID"),
+            get("OAUTH_MICROSOFT_APP_CLIENT_SECRET"),
+            "Check the OAUTH_MICROSOFT_APP_TENANT, _CLIENT_ID and _CLIENT_SECRET settings."),
         "generic": Provider(
             "generic", get("OAUTH_GENERIC_NAME", "your identity provider"),
             CLIENT_CREDENTIALS if get("OAUTH_GENERIC_GRANT") == CLIENT_CREDENTIALS else AUTHORIZATION_CODE,
@@ -146,7 +167,7 @@ def _request(provider: Provider, what: str, call) -> Mapping:
     except AuthlibBaseError as exc:  # the server's OAuth error, or a callback without a code
         words = f"{exc.error}" + (f": {exc.description}" if exc.description else "")
         if exc.error in DEAD_GRANT:
-            fix = "Check its tenant, client id and secret settings." if provider.app_only else "Sign in again."
+            fix = provider.fix_hint if provider.app_only else "Sign in again."
             raise GrantRefused(f"{provider.name} refused to {what} ({words}). {fix}") from None
         raise TokenUnavailable(f"{provider.name} could not {what} ({words}).") from None
     except requests.RequestException as exc:

@@ -46,9 +46,20 @@ class Domain(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(253), unique=True)
     kind: Mapped[str] = mapped_column(String(20), default=DomainKind.CUSTOM.value)
+    # A "Microsoft Exchange" custom domain (app-only): the Entra app whose client-credentials tokens open
+    # this domain's mailboxes, no user signing in (docs/oauth.md). Live credentials, like OAuth tokens: a
+    # change takes effect at once. The secret is encrypted (app/crypto.py) and never shown back.
+    ms_app_tenant: Mapped[str | None] = mapped_column(String(200))
+    ms_app_client_id: Mapped[str | None] = mapped_column(String(200))
+    ms_app_client_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     addresses: Mapped[list["EmailAddress"]] = relationship(back_populates="domain")
+
+    @property
+    def microsoft_exchange(self) -> bool:
+        """True for a "Microsoft Exchange" domain: its own app-only tenant, client id and secret."""
+        return bool(self.ms_app_tenant and self.ms_app_client_id and self.ms_app_client_secret_encrypted)
 
 
 class EmailAddress(db.Model):

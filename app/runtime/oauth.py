@@ -6,6 +6,12 @@ refresh token (delegated sign-in: Google, Microsoft, a generic provider) or by t
 client-credentials grant (app-only: Microsoft Exchange application permissions). The
 requests themselves are authlib's (`app.mail.oauth`).
 
+App-only credentials come from the address's domain when it is a "Microsoft Exchange"
+domain (`Domain.ms_app_*`: its Tenant ID, Client ID and encrypted Client Secret), else
+from the installation-wide `OAUTH_MICROSOFT_APP_*` settings (`app_provider()`). Changing a
+domain's app forgets the tokens it gave (`forget_app_tokens()`), so the next sign-in asks
+the new app.
+
 States of a credential (`OAuthCredential.status`):
 
 * **active**: tokens work, or can be renewed.
@@ -42,7 +48,7 @@ from app.extensions import db
 from app.mail import oauth
 from app.mail.sasl import XOAUTH2, TokenRejected
 from app.models._types import utcnow
-from app.models.channels import CredentialStatus, OAuthCredential
+from app.models.channels import CredentialStatus, Domain, EmailAddress, OAuthCredential
 from app.queues import redis_connection
 from app.runtime.oauth_alerts import note_signed_in, tell_sign_in_needed
 
@@ -60,6 +66,29 @@ def provider(key: str | None) -> oauth.Provider:
         raise SignInNeeded(f"The OAuth provider {key!r} is not configured. Ask your administrator "
                            f"(docs/oauth.md lists its settings).")
     return found
+
+
+def app_provider(domain: Domain | None) -> oauth.Provider:
+    """The Microsoft Exchange app-only provider of a domain: its own app, else the `OAUTH_MICROSOFT_APP_*` settings."""
+    if domain is not None and domain.microsoft_exchange:
+        return oauth.microsoft_app_provider(
+            oauth.microsoft_authority(current_app.config), domain.ms_app_tenant, domain.ms_app_client_id,
+            decrypt_secret(domain.ms_app_client_secret_encrypted) or "",
+            f"Check the Microsoft Exchange sign-in of the domain {domain.name} (Tenant ID, Client ID, Client Secret).")
+    return oauth.providers(current_app.config)["microsoft_app"]
+
+
+def provider_of_address(session: Session, address_id: int, key: str | None) -> oauth.Provider:
+    """The configured provider an address's credential renews with (app-only: its domain's app, or the settings)."""
+    if key == "microsoft_app":
+        address = session.get(EmailAddress, address_id)
+        found = app_provider(address.domain if address is not None else None)
+        if not found.configured:
+            raise SignInNeeded("Microsoft Exchange app-only sign-in is not set up: give the domain its Tenant ID, "
+                               "Client ID and Client Secret (Channels › Email, the domain's Microsoft Exchange "
+                               "sign-in), or set OAUTH_MICROSOFT_APP_*.")
+        return found
+    return provider(key)
 
 
 def mechanism_of(provider_key: str | None) -> str:
@@ -134,7 +163,7 @@ def _fresh(credential: OAuthCredential, margin: timedelta) -> bool:
 
 
 def _renew(session: Session, credential: OAuthCredential) -> str:
-    chosen = provider(credential.provider)
+    chosen = provider_of_address(session, credential.address_id, credential.provider)
     timeout = float(current_app.config["OAUTH_TIMEOUT_SECONDS"])
     try:
         if chosen.app_only:
@@ -192,7 +221,7 @@ def sign_in_app_only(address_id: int, provider_key: str, mailbox: str) -> oauth.
 
     Raises `SignInNeeded` (provider not configured, or it refused the client) or `oauth.TokenUnavailable`.
     """
-    chosen = provider(provider_key)
+    chosen = provider_of_address(db.session, address_id, provider_key)
     if not chosen.app_only:
         raise ValueError(f"{provider_key} is not an app-only provider")
     try:
@@ -201,6 +230,43 @@ def sign_in_app_only(address_id: int, provider_key: str, mailbox: str) -> oauth.
         raise SignInNeeded(str(exc)) from None
     store_tokens(address_id, provider_key, tokens, subject=mailbox)
     return tokens
+
+
+def connect_app_only(address_id: int, mailbox: str) -> None:
+    """An address saved as Microsoft Exchange app-only: its credential row, without a token yet (the first
+    sign-in asks for one by client credentials). Any earlier sign-in's tokens, and a "Sign-in needed" left
+    by a refused app, are dropped. Caller commits."""
+    credential = db.session.scalar(select(OAuthCredential).where(OAuthCredential.address_id == address_id))
+    if credential is not None and credential.provider == "microsoft_app" and credential.subject == mailbox \
+            and credential.status == CredentialStatus.ACTIVE.value:
+        return  # unchanged: keep the token it has (saving again after a refusal re-arms it, below)
+    if credential is None:
+        credential = OAuthCredential(address_id=address_id, provider="microsoft_app", scope="")
+        db.session.add(credential)
+    credential.provider, credential.subject = "microsoft_app", mailbox
+    _forget(credential)
+    db.session.flush()
+
+
+def forget_app_tokens(domain_id: int) -> int:
+    """A domain's app changed: its app-only addresses drop their tokens (and a "Sign-in needed" the old app
+    caused), so the next sign-in asks the new app. Returns how many. Runs in the caller's session."""
+    rows = db.session.scalars(select(OAuthCredential).join(EmailAddress, EmailAddress.id == OAuthCredential.address_id)
+                              .where(EmailAddress.domain_id == domain_id, OAuthCredential.provider == "microsoft_app"))
+    count = 0
+    for credential in rows:
+        _forget(credential)
+        count += 1
+    db.session.flush()
+    return count
+
+
+def _forget(credential: OAuthCredential) -> None:
+    credential.access_token_encrypted = credential.refresh_token_encrypted = credential.expires_at = None
+    credential.scope = ""
+    credential.status = CredentialStatus.ACTIVE.value
+    credential.status_message = None
+    credential.updated_at = utcnow()
 
 
 def credential_status(address_id: int) -> OAuthCredential | None:

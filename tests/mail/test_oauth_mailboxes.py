@@ -166,7 +166,7 @@ def test_app_only_microsoft_signs_in_by_client_credentials_and_asks_again_when_e
 def test_a_wrong_app_secret_is_refused_with_words_for_the_admin(oauth_app, db, oauth_world):
     oauth_app.config["OAUTH_MICROSOFT_APP_CLIENT_SECRET"] = "not-the-secret"
     address = oauth_address(oauth_world, APP_MAILBOX, provider="microsoft_app", usage="inbound")
-    with pytest.raises(SignInNeeded, match=r"Microsoft \(app-only\) refused .*invalid_client"):
+    with pytest.raises(SignInNeeded, match=r"Microsoft Exchange \(app-only\) refused .*invalid_client.*OAUTH_MICROSOFT_APP_TENANT"):
         sign_in_app_only(address.id, "microsoft_app", APP_MAILBOX)
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(OAuthCredential)) == 0

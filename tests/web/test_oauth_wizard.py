@@ -82,7 +82,8 @@ def test_kinds_of_mailbox_offer_the_configured_providers_and_say_which_setting_i
     assert "IMAP/POP3 + SMTP with a password" in html and "Test Identity Provider" in html
     kinds = {block.split('value="')[1].split('"')[0]: block for block in html.split('<div class="check">')[1:]
              if 'name="mailbox_kind"' in block}
-    assert list(kinds) == ["password", "google", "microsoft", "generic"]
+    assert list(kinds) == ["password", "google", "microsoft", "microsoft_app", "generic"]
+    assert "disabled" not in kinds["microsoft_app"].split("</div>")[0]  # the OAUTH_MICROSOFT_APP_* settings
     assert " disabled " in kinds["google"] and "OAUTH_GOOGLE_CLIENT_ID is not set" in kinds["google"]
     assert "OAUTH_MICROSOFT_CLIENT_ID is not set" in kinds["microsoft"]
     assert "disabled" not in kinds["generic"].split("</div>")[0]
