@@ -197,6 +197,9 @@ class Config:
             setattr(self, f"OAUTH_{name}", os.environ.get(f"OAUTH_{name}", ""))
         self.OAUTH_MICROSOFT_TENANT = os.environ.get("OAUTH_MICROSOFT_TENANT", "common")
         self.OAUTH_MICROSOFT_AUTHORITY = os.environ.get("OAUTH_MICROSOFT_AUTHORITY", "https://login.microsoftonline.com")
+        # Where an app-only token (it opens every mailbox of the tenant) may be sent: host names
+        # ending in one of these (Exchange Online's), besides private hosts when MAIL_ALLOW_PRIVATE_HOSTS.
+        self.OAUTH_MICROSOFT_APP_HOSTS = os.environ.get("OAUTH_MICROSOFT_APP_HOSTS", ".office365.com .outlook.com").split()
         # Google's endpoints (the documented ones by default; tests and proxies point them elsewhere).
         self.OAUTH_GOOGLE_AUTHORIZATION_URL = os.environ.get("OAUTH_GOOGLE_AUTHORIZATION_URL",
                                                              "https://accounts.google.com/o/oauth2/v2/auth")

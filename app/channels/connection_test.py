@@ -22,7 +22,8 @@ from app.channels.domains import platform_domain_name
 from app.channels.errors import AddressError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
 from app.channels import sign_in
-from app.channels.wizard import (check_passwords_retyped, clean_ca, setup_complete, stored_password,
+from app.channels.wizard import (check_app_token_hosts, check_passwords_retyped, clean_ca, setup_complete,
+                                  stored_password,
                                   stored_smtp_password, with_preset)
 from app.crypto import decrypt_secret
 from app.extensions import db
@@ -83,6 +84,7 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
              "auth_method": "password" if kind == sign_in.PASSWORD else "oauth",
              "oauth_provider": None if kind == sign_in.PASSWORD else kind}
     check_passwords_retyped(setup, clean, password, smtp_password)
+    check_app_token_hosts(clean)
     if kind != sign_in.PASSWORD:
         return _remember(setup, clean, "", "", oauth_connection_test(setup, clean, kind))
     password = password or decrypt_secret(stored_password(setup)) or ""

@@ -20,8 +20,10 @@ field, and flush but never commit: the caller commits.
 """
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import delete, func, select
 
 from app.channels.domains import check_room_for_address, platform_domain_name
@@ -65,6 +67,38 @@ def sign_in_target(values: dict, side: str) -> tuple | None:
     mailbox = ("mailbox", values.get("username") or values.get("address"))
     who = ("smtp", values["smtp_username"]) if side == "outgoing" and values.get("smtp_username") else mailbox
     return tuple(values.get(k) for k in _SIDE_KEYS[side]) + who
+
+
+def check_app_token_hosts(clean: dict) -> None:
+    """An app-only token opens every mailbox of its tenant: send it only to Exchange Online's servers.
+
+    The hosts must end in one of `OAUTH_MICROSOFT_APP_HOSTS`; a private or loopback address is
+    accepted too when `MAIL_ALLOW_PRIVATE_HOSTS` is on (tests, a proxy inside the network).
+    Raises `AddressError` on the first server that is neither.
+    """
+    if clean.get("oauth_provider") != sign_in.APP_ONLY:
+        return
+    config = current_app.config
+    suffixes = tuple(s.lower() for s in config["OAUTH_MICROSOFT_APP_HOSTS"])
+    for side, field in (("incoming", "incoming_host"), ("outgoing", "outgoing_host")):
+        host = (clean.get(field) or "").lower().rstrip(".")
+        if not host or sign_in_target(clean, side) is None:
+            continue
+        if any(host == s.lstrip(".") or host.endswith(s if s.startswith(".") else "." + s) for s in suffixes):
+            continue
+        if config.get("MAIL_ALLOW_PRIVATE_HOSTS") and _private_literal(host):
+            continue
+        raise AddressError(f"{host} is not an Exchange Online server: the app's token opens every mailbox of the "
+                           f"tenant, so it is only sent to hosts ending in {', '.join(suffixes)} "
+                           "(OAUTH_MICROSOFT_APP_HOSTS).", field)
+
+
+def _private_literal(host: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host == "localhost"
+    return ip.is_private or ip.is_loopback
 
 
 def check_passwords_retyped(setup: AddressSetup, clean: dict, password: str | None,
@@ -274,6 +308,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
     check_unique(clean["address"], setup)
     if domain.kind == DomainKind.CUSTOM.value:
         check_passwords_retyped(setup, clean, password, smtp_password, signing_in)
+        check_app_token_hosts(clean)
 
     if password:
         setup.password_encrypted = encrypt_secret(password)

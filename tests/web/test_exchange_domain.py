@@ -171,3 +171,26 @@ def test_app_only_test_connection_reports_the_token_step_and_tokens_renew_with_t
     from tests.mail.test_oauth_mailboxes import stored_subjects
 
     assert stored_subjects(db, address) == ["after expiry", "first", "while refused"]
+
+
+def test_an_app_only_token_goes_only_to_exchange_online_servers(client, db, app, token, oauth_world,
+                                                                exchange_mailbox):
+    """The app's token opens every mailbox of the tenant: pointing an app-only address at another host is refused."""
+    assert new_exchange_domain(client, token, client_secret=SECRET).status_code == 204
+    base = new_setup(client, token, domain_named(db, "acme.test").id)
+    form = oauth_form(token, oauth_world, exchange_mailbox, mailbox_kind="microsoft_app",
+                      outgoing_host="smtp.collector.example")
+    tested = client.post(f"{base}/test", data=form, headers=HX)
+    page = tested.get_data(as_text=True)
+    assert tested.status_code == 422 and "smtp.collector.example is not an Exchange Online server" in page
+    assert "Sign-in token: Success." not in page  # refused before any token was asked for or sent
+    assert client.post(f"{base}/address", data=form).status_code == 422
+    # Private hosts are only accepted while MAIL_ALLOW_PRIVATE_HOSTS is on (the test servers are on loopback).
+    app.config["MAIL_ALLOW_PRIVATE_HOSTS"] = False
+    try:
+        loopback = oauth_form(token, oauth_world, exchange_mailbox, mailbox_kind="microsoft_app")
+        assert "is not an Exchange Online server" in client.post(f"{base}/test", data=loopback,
+                                                                 headers=HX).get_data(as_text=True)
+    finally:
+        app.config["MAIL_ALLOW_PRIVATE_HOSTS"] = True
+    assert client.post(f"{base}/address", data=loopback).status_code == 303
