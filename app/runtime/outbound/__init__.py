@@ -55,14 +55,14 @@ from app.runtime.outbound.dispatch import (
     WAITING_KEY, WAITING_TTL_SECONDS, enqueue_due_messages, enqueue_send, send_job_id,
 )
 from app.runtime.outbound.send_test import (
-    InvalidRecipient, TooManyTests, deliver_send_test, enqueue_due_send_tests, is_final, queue_send_test,
+    InvalidRecipient, TooManyTests, cannot_send_reason, deliver_send_test, enqueue_due_send_tests, is_final, queue_send_test,
     recent_send_tests, tests_left,
 )
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
 from app.runtime.outbound.states import IN_PROGRESS, DeliveryStatus
 
 __all__ = [
-    "InvalidRecipient", "TooManyTests", "deliver_send_test", "enqueue_due_send_tests", "is_final", "queue_send_test",
+    "InvalidRecipient", "TooManyTests", "cannot_send_reason", "deliver_send_test", "enqueue_due_send_tests", "is_final", "queue_send_test",
     "recent_send_tests", "tests_left",
     "IN_PROGRESS", "WAITING_KEY", "WAITING_TTL_SECONDS", "CannotSend", "DeliveryStatus", "NotRetryable", "backoff_seconds",
     "deliver_message", "enqueue_due_messages", "enqueue_send", "mark_bounced", "outgoing_bytes", "queue_message",

@@ -64,9 +64,12 @@ def is_final(status: str) -> bool:
 
 def clean_recipient(value: str) -> str:
     """The one recipient of a test (its address, domain in punycode). Raises `InvalidRecipient`."""
-    pairs = [(name, addr) for name, addr in getaddresses([value or ""]) if name or addr]
-    if not pairs:
+    value = (value or "").strip()
+    pairs = [(name, addr) for name, addr in getaddresses([value]) if name or addr]
+    if not value:
         raise InvalidRecipient("Enter the email address to send the test to.")
+    if not pairs:  # nothing the address parser could read: let the checker say why
+        pairs = [("", value)]
     if len(pairs) > 1:
         raise InvalidRecipient("Enter one email address: a test goes to one recipient.")
     name, addr = pairs[0]
@@ -75,6 +78,15 @@ def clean_recipient(value: str) -> str:
     except InvalidAddress as exc:
         raise InvalidRecipient(f"“{addr or name}” is not an email address: {exc}") from None
     return checked.ascii_email
+
+
+def cannot_send_reason(address_id: int) -> str | None:
+    """Why the address cannot send a test now (not published, disabled, inbound-only, no server), or None."""
+    try:
+        transport_settings(sending_address(address_id))
+    except CannotSend as exc:
+        return str(exc)
+    return None
 
 
 def tests_left(user_id: int) -> tuple[int, object]:
