@@ -142,3 +142,15 @@ def test_unknown_ids_are_404(app, client, db, login_as):
     login_as("admin")
     assert client.get("/channels/email/addresses/999999/send-test").status_code == 404
     assert client.get("/channels/email/send-tests/999999").status_code == 404
+
+
+def test_the_edit_wizards_review_links_to_send_test_email(app, client, db, login_as):
+    login_as("admin")
+    address = make_sending_address()
+    edit = client.get(f"/channels/email/addresses/{address.id}/edit")
+    assert edit.status_code == 303
+    setup_id = re.search(r"/channels/email/setup/(\d+)/", edit.headers["Location"]).group(1)
+    review = client.get(f"/channels/email/setup/{setup_id}/review")
+    html = review.get_data(as_text=True)
+    assert review.status_code == 200, html
+    assert f'<a href="/channels/email/addresses/{address.id}/send-test">Send test email</a>' in html
