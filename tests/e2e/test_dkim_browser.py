@@ -33,6 +33,7 @@ def test_admin_generates_publishes_verifies_and_replies_verify(app, db, page, dn
         page.get_by_label("Email").fill("ada@example.test")
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url("/inbox/")  # signed in before going on (a goto now would race the sign-in)
         page.goto("/channels/email/")
         page.get_by_role("link", name="DKIM Configuration").click()
         expect(page.get_by_role("heading", name="DKIM Configuration")).to_be_visible()
