@@ -182,6 +182,8 @@ class Config:
         # (attachments are base64 in it: a third bigger than the files).
         self.SEND_MAX_RECIPIENTS = _int("SEND_MAX_RECIPIENTS", 50)
         self.SEND_MAX_MESSAGE_BYTES = _int("SEND_MAX_MESSAGE_BYTES", 35 * 1024 * 1024)
+        # "Send test email": how many test emails one admin may send per hour (not a mail cannon).
+        self.SEND_TEST_LIMIT_PER_HOUR = _int("SEND_TEST_LIMIT_PER_HOUR", 10)
         # Deliverability (docs/dkim.md): DNS lookups of the DKIM/SPF/DMARC/MX checks, and what they expect.
         self.DNS_RESOLVER = os.environ.get("DNS_RESOLVER", "")  # host or host:port of a DNS server; empty: the system's
         self.DNS_TIMEOUT_SECONDS = float(os.environ.get("DNS_TIMEOUT_SECONDS", "5"))

@@ -7,6 +7,7 @@ enqueued again:
 
 * mailbox polls that are due, and raw arrivals whose ingest job was lost (inbound);
 * outgoing messages that are due: retries, jobs lost with Redis, leases of dead workers;
+  the same for test emails ("Send test email");
 * DKIM keys whose record is not found yet (Pending, Temporary Failure): checked again in a job.
 """
 from __future__ import annotations
@@ -16,12 +17,12 @@ from collections.abc import Callable
 from app.ops.services import record_cron_tick
 from app.queues import redis_connection
 from app.runtime.dkim import enqueue_dkim_rechecks
-from app.runtime.outbound import enqueue_due_messages
+from app.runtime.outbound import enqueue_due_messages, enqueue_due_send_tests
 from app.runtime.poll import requeue_stale_pending, schedule_due_polls
 
 #: Functions called on every tick; each decides itself what is due.
 PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, enqueue_due_messages,
-                                        enqueue_dkim_rechecks]
+                                        enqueue_due_send_tests, enqueue_dkim_rechecks]
 
 
 def tick() -> None:

@@ -1,5 +1,5 @@
 """The send queue's job: deliver one outgoing message (and others due for the same server)."""
-from app.runtime.outbound import deliver_message
+from app.runtime.outbound import deliver_message, deliver_send_test
 from app.runtime.outbound.sent_folder import save_sent_copy
 from jobs import app_context
 
@@ -14,3 +14,9 @@ def save_sent_copy_job(message_id: int) -> str | None:
     """Put a sent message in its address's Sent folder (opt-in); see `app.runtime.outbound.sent_folder`."""
     with app_context():
         return save_sent_copy(message_id)
+
+
+def send_test_email(test_id: int) -> str:
+    """Send one test email ("Send test email"); see `app.runtime.outbound.send_test`."""
+    with app_context():
+        return deliver_send_test(test_id)

@@ -53,7 +53,7 @@ def _score(raw: bytes, tmp_path, *cf: str) -> tuple[float, str]:
 def test_a_signed_reply_passes_dkim_and_scores_no_worse(app, db, tmp_path):
     """SpamAssassin checks the signature against our loopback DNS: DKIM_VALID, and no higher score than unsigned."""
     from app.runtime.dkim import add_key, record_of, verify_key
-    from app.runtime.outbound.deliver import _signed
+    from app.runtime.outbound.deliver import dkim_signed
     from tests.dns_server import LoopbackDNS
 
     dns = LoopbackDNS()
@@ -69,7 +69,7 @@ def test_a_signed_reply_passes_dkim_and_scores_no_worse(app, db, tmp_path):
         assert verify_key(key).status == "Success"
         db.session.commit()
         raw = outgoing_bytes(message.id)
-        _, signed = _signed(raw, address.address, {})  # what the send job hands the SMTP server
+        _, signed = dkim_signed(raw, address.address, {})  # what the send job hands the SMTP server
         cf = (f"dns_server {dns.address}", "dns_available yes", "use_razor2 0", "use_pyzor 0", "skip_rbl_checks 1",
               "use_bayes 0")
         unsigned_score, _ = _score(raw, tmp_path, *cf)

@@ -194,3 +194,10 @@ class DkimKeyForm(FlaskForm):
     domain = StringField("Domain Name", validators=[DataRequired(), Length(max=253)])
     selector = StringField("Selector Name", validators=[DataRequired(), Length(max=63)])
     private_key = TextAreaField("DKIM Private Key", validators=[Optional(), Length(max=10000)])
+
+
+class SendTestForm(FlaskForm):
+    """Send test email: one recipient (checked again, with the reason, by the outbound service)."""
+
+    recipient = StringField("Recipient", validators=[DataRequired(message="Enter the email address to send the test to."),
+                                                     Length(max=320)])

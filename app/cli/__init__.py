@@ -7,6 +7,8 @@
 * `flask cron [--once]`                     the scheduler loop: enqueues due periodic jobs (`processes.py`)
 * `flask smtp-sink [--port 8025]`           development SMTP server writing to the outbox folder (`processes.py`)
 * `flask ingress`, `flask mail ingest|poll` inbound mail (`mail.py`)
+* `flask mail send-test --from ADDR --to RCPT`  a test email through the send queue; waits and prints its status
+  (`send_test.py`)
 * `flask dkim generate|records|verify DOMAIN`  DKIM keys and DNS checks, JSON out (`dkim.py`)
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from flask import Flask
 
 from app.cli import dkim, mail, processes, setup
+from app.cli import send_test  # noqa: F401 - adds `flask mail send-test` to the mail group
 
 
 def init_app(app: Flask) -> None:

@@ -229,6 +229,8 @@ def test_menu_keyboard_and_delete_with_confirmation(admin_page, db):
     page.keyboard.press("ArrowDown")
     expect(page.get_by_role("link", name="Email Blocklist")).to_be_focused()
     page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("link", name="Send test email")).to_be_focused()
+    page.keyboard.press("ArrowDown")
     expect(page.get_by_role("button", name="Delete")).to_be_focused()
     page.keyboard.press("Escape")
     expect(button).to_have_attribute("aria-expanded", "false")

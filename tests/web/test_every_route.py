@@ -18,6 +18,8 @@ from app.models.flows import Flow, Intent
 from app.models.inbound import InboundRaw
 from app.models.inbox import Attachment, Conversation, Draft, Message
 from app.models.responses import ResponseGroup, StandardResponse
+from app.models.send_tests import SendTest
+from app.runtime.outbound import queue_send_test
 from tests.factories import (PASSWORD, make_address, make_conversation, make_message, make_queue, make_response,
                              make_user)
 from tests.flow_factories import make_flow
@@ -28,7 +30,7 @@ ARGUMENT_ROWS = {
     "address_id": "EmailAddress", "domain_id": Domain, "setup_id": AddressSetup, "flow_id": Flow,
     "conversation_id": Conversation, "intent_id": Intent, "queue_id": None, "attachment_id": Attachment,
     "draft_id": Draft, "message_id": Message, "response_id": StandardResponse, "group_id": ResponseGroup,
-    "raw_id": InboundRaw, "user_id": User,
+    "raw_id": InboundRaw, "user_id": User, "test_id": SendTest,
 }
 OTHER_VALUES = {"part": ("header", "footer"), "version": (1,), "rule_id": ("r1", "nope"), "index": (0, 5),
                 "name": ("nothing.eml",), "filename": ("app.css",),
@@ -53,6 +55,7 @@ def _data(admin, agent, supervisor):
     for user in (admin, agent, supervisor):
         drafts.start_draft(user, conversation.id, "reply")
     wizard.start_setup(ensure_platform_domain().id, admin.id)
+    queue_send_test(address.id, "ada@example.org", requested_by=admin.id)
     _db.session.add(InboundRaw(address_id=address.id, source="cli", raw_sha256="0" * 64, size=3, status="error",
                                error="unreadable"))
     _db.session.commit()

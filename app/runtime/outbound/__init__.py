@@ -39,7 +39,9 @@ Modules, each importing only those above it:
 * `compose`: rendering and queueing, threading headers, the frozen bytes, retry by hand, bounces;
 * `dispatch`: the send jobs in Redis and the waiting marks that coalesce a burst; the cron sweep;
 * `claims`: the claim, its lease and the outcomes, with backoff;
-* `deliver`: the send job itself (`jobs.send.send_message` runs `deliver_message`).
+* `deliver`: the send job itself (`jobs.send.send_message` runs `deliver_message`);
+* `send_test`: "Send test email": a test message outside conversations, through the same
+  queue, renderer, signing and server (`jobs.send.send_test_email` runs `deliver_send_test`).
 
 Other layers import from this package, not from its modules.
 """
@@ -52,10 +54,16 @@ from app.runtime.outbound.deliver import deliver_message
 from app.runtime.outbound.dispatch import (
     WAITING_KEY, WAITING_TTL_SECONDS, enqueue_due_messages, enqueue_send, send_job_id,
 )
+from app.runtime.outbound.send_test import (
+    InvalidRecipient, TooManyTests, cannot_send_reason, deliver_send_test, enqueue_due_send_tests, is_final, queue_send_test,
+    recent_send_tests, tests_left,
+)
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
 from app.runtime.outbound.states import IN_PROGRESS, DeliveryStatus
 
 __all__ = [
+    "InvalidRecipient", "TooManyTests", "cannot_send_reason", "deliver_send_test", "enqueue_due_send_tests", "is_final", "queue_send_test",
+    "recent_send_tests", "tests_left",
     "IN_PROGRESS", "WAITING_KEY", "WAITING_TTL_SECONDS", "CannotSend", "DeliveryStatus", "NotRetryable", "backoff_seconds",
     "deliver_message", "enqueue_due_messages", "enqueue_send", "mark_bounced", "outgoing_bytes", "queue_message",
     "retry_message", "send_job_id", "send_reply", "sending_address", "thread_headers",

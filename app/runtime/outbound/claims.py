@@ -72,7 +72,8 @@ def record_sent(message_id: int, token: str, result: SendResult, dkim_signature:
            delivery_error=f"Not accepted for {refused}"[:4000] if refused else None)
 
 
-def record_failure(message_id: int, token: str, attempts: int, error: DeliveryError) -> str:
+def failure_outcome(attempts: int, error: DeliveryError) -> dict:
+    """The delivery columns after a failed attempt: retrying with backoff (temporary, attempts left) or failed."""
     limit = current_app.config["SEND_MAX_ATTEMPTS"]
     words = str(error)[:4000]
     if error.temporary and attempts < limit:
@@ -81,9 +82,14 @@ def record_failure(message_id: int, token: str, attempts: int, error: DeliveryEr
         status, next_at = FAILED, None
         if error.temporary:
             words = f"{words} (gave up after {attempts} attempts)"[:4000]
-    finish(message_id, token, delivery_status=status, next_attempt_at=next_at, smtp_code=error.code,
-           smtp_reply=error.text[:4000] if error.code else None, delivery_error=words)
-    return status
+    return dict(delivery_status=status, next_attempt_at=next_at, smtp_code=error.code,
+                smtp_reply=error.text[:4000] if error.code else None, delivery_error=words)
+
+
+def record_failure(message_id: int, token: str, attempts: int, error: DeliveryError) -> str:
+    outcome = failure_outcome(attempts, error)
+    finish(message_id, token, **outcome)
+    return outcome["delivery_status"]
 
 
 def release(message_ids: list[int], token: str) -> None:

@@ -98,9 +98,7 @@ def _deliver(message_id: int) -> dict:
     if not batch:
         return {"claimed": 0}
     counts = {"claimed": len(batch), SENT: 0, RETRYING: 0, FAILED: 0}
-    session = SMTPSession(settings, context=configured_context(settings.ca_pem) if settings.security != "none" else None,
-                          timeout=cfg["SMTP_TIMEOUT_SECONDS"],
-                          helo_name=cfg.get("SMTP_HELO_NAME") or cfg["PLATFORM_MAIL_DOMAIN"])
+    session = smtp_session(settings)
     released: list[int] = []
     stop = False
     with session:
@@ -121,6 +119,14 @@ def _deliver(message_id: int) -> dict:
     counts["connections"] = session.connections
     log.info("send job for message %s via %s: %s", message_id, settings.describe(), counts)
     return counts
+
+
+def smtp_session(settings: SMTPSettings) -> SMTPSession:
+    """The SMTP session of a send job (TLS context, timeout and HELO name from the settings); use it with `with`."""
+    cfg = current_app.config
+    return SMTPSession(settings, context=configured_context(settings.ca_pem) if settings.security != "none" else None,
+                       timeout=cfg["SMTP_TIMEOUT_SECONDS"],
+                       helo_name=cfg.get("SMTP_HELO_NAME") or cfg["PLATFORM_MAIL_DOMAIN"])
 
 
 #: Messages up to this size come with the batch's one query; bigger ones are read one at a time,
@@ -203,7 +209,7 @@ def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict
             db.session.commit()
             counts[FAILED] += 1
             continue
-        signature, data = _signed(data, sender, cache)
+        signature, data = dkim_signed(data, sender, cache)
         try:
             result = session.send(sender, recipients, data)
         except DeliveryError as error:
@@ -287,7 +293,7 @@ def _fail_unsendable(message_id: int, reason: str) -> dict:
     return {"claimed": 1, "failed": 1}
 
 
-def _signed(data: bytes, sender: str, cache: dict) -> tuple[str | None, bytes]:
+def dkim_signed(data: bytes, sender: str, cache: dict) -> tuple[str | None, bytes]:
     """(the DKIM-Signature header, the bytes to send): signed with the active key of the From domain, if any.
 
     The last step before SMTP, so the signed bytes are the sent bytes (a retry signs again,

@@ -91,13 +91,21 @@ def clear_waiting(address_ids) -> None:
 
 
 def _enqueue_job(message_id: int, stale_started: bool):
+    return enqueue_send_queue_job(SEND_JOB, message_id, send_job_id(message_id), stale_started)
+
+
+def enqueue_send_queue_job(func: str, row_id: int, job_id: str, stale_started: bool = False):
+    """Enqueue `func(row_id)` on the send queue under `job_id`, unless that job is still pending.
+
+    The rules of `enqueue_send` for its job: a finished, failed or lost job of that id is
+    replaced, and so is a "started" one when `stale_started` says its lease has expired.
+    """
     connection = redis_connection()
     queue = get_queue(SEND_QUEUE, connection)
-    job_id = send_job_id(message_id)
     options = dict(job_id=job_id, unique=True, result_ttl=0, failure_ttl=24 * 3600, job_timeout=job_timeout())
     for _ in range(3):
         try:
-            return queue.enqueue(SEND_JOB, message_id, **options)
+            return queue.enqueue(func, row_id, **options)
         except DuplicateJobError:
             try:
                 job = Job.fetch(job_id, connection=connection, serializer=queue.serializer)

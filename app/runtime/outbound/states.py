@@ -35,11 +35,14 @@ IN_PROGRESS = (*WAITING_STATES, LEASED_STATE)
 RETRYABLE_BY_HAND = FAILED
 
 
-def claimable(now: datetime):
-    """The SQL condition of an outgoing message that a send job may claim at `now`."""
+def claimable(now: datetime, model=Message):
+    """The SQL condition of an outgoing message that a send job may claim at `now`.
+
+    `model` is `Message` or another table with the same delivery columns (`SendTest`).
+    """
     return or_(
-        and_(Message.delivery_status.in_(WAITING_STATES),
-             or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now)),
-        and_(Message.delivery_status == LEASED_STATE,
-             or_(Message.claimed_until.is_(None), Message.claimed_until < now)),
+        and_(model.delivery_status.in_(WAITING_STATES),
+             or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now)),
+        and_(model.delivery_status == LEASED_STATE,
+             or_(model.claimed_until.is_(None), model.claimed_until < now)),
     )
