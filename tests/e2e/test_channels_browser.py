@@ -157,7 +157,8 @@ def test_custom_domain_three_addresses_the_fourth_refused_and_test_connection(ap
     # The first address: Test Connection green, then red, then green again before saving.
     domain.get_by_role("button", name="New Email Address").click()
     incoming = page.get_by_role("group", name="Incoming")
-    expect(incoming.get_by_label("Port")).to_have_value("993")  # the wizard is in place before we change it
+    expect(incoming.get_by_label("Port")).to_have_value("993")  # the wizard's page is in place, and
+    page.wait_for_load_state("load")  # its scripts run (a change made before would find no listener)
     incoming.get_by_label("Protocol").select_option("POP3")
     expect(incoming.get_by_label("Port")).to_have_value("995")
     fill_custom_address(page, MAILBOX, mail_servers)
