@@ -136,7 +136,7 @@ def seed(app, rng: random.Random) -> None:
                 html += f'<blockquote type="cite"><p>{_sentence(rng, 10)}</p></blockquote>'
             created = last - timedelta(minutes=counts[c] - k)
             msg_rows.append((message_id, cid, address_id, "in" if inbound else "out", f"<m{message_id}@bench>",
-                             customer if inbound else f"support@{customer}", f"support@x" if inbound else customer,
+                             customer if inbound else f"support@{customer}", "support@x" if inbound else customer,
                              "", "", "", subject, text, html, when(created), False))
         if len(msg_rows) >= 50_000:
             insert("conversations", ["id", "address_id", "contact_id", "token", "subject", "status", "queue_id",

@@ -16,7 +16,7 @@ from app.inbox.drafts import (add_draft_attachment, get_draft, remove_draft_atta
                               start_draft, start_new_mail)
 from app.inbox.lists import list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
-from app.models.inbox import Attachment, Conversation, Draft, Message
+from app.models.inbox import Attachment, Conversation, Draft
 from app.queues import get_queue
 from app.responses import services as responses
 from tests.factories import (make_address, make_conversation, make_message, make_queue, make_response,

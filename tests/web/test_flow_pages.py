@@ -232,7 +232,7 @@ def test_blocklist_add_upload_delete(client, db, login_as):
     assert entry.source == "csv"
     gone = client.post(f"{url}/{entry.id}/delete", headers=HX)
     assert gone.status_code == 200 and "a@example.com" not in _html(gone)
-    assert client.get(f"/channels/email/999999/blocklist").status_code == 404
+    assert client.get("/channels/email/999999/blocklist").status_code == 404
 
 
 def test_run_log_page_shows_routing_and_is_limited_to_the_queue(client, db, login_as):
