@@ -13,6 +13,7 @@ from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Inten
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 from app.models.responses import ResponseGroup, StandardResponse
+from app.models.suppression import Suppression
 
 __all__ = [
     "Attachment", "Blob", "Contact", "Conversation", "ConversationSeen", "Domain", "DomainKind", "Draft",
@@ -24,5 +25,5 @@ __all__ = [
     # OAuth 2.0 mailboxes
     "AuthMethod", "CredentialStatus", "OAuthCredential",
     # deliverability
-    "DkimKey",
+    "DkimKey", "Suppression",
 ]
