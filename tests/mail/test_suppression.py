@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import smtplib
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from rq import SimpleWorker
@@ -26,20 +25,12 @@ from app.runtime.ingress import make_controller
 from app.runtime.outbound import deliver_message, send_reply
 from tests.factories import make_sending_address, make_user
 from tests.servers import SMTPServer, free_port
+from tests.suppression_fixtures import dsn
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "mail"
 SUPPORT = "support@mail.pigeonhole.test"
 FIRST = (b"From: Carol Customer <carol@example.com>\r\nTo: support@mail.pigeonhole.test\r\n"
          b"Subject: Where is my parcel?\r\nMessage-ID: <first-1@example.com>\r\n"
          b"Date: Fri, 27 Nov 2026 09:00:00 +0000\r\n\r\nHello, where is my parcel?\r\n")
-_dsn_seq = iter(range(1, 10_000))
-
-
-def dsn(name: str, original_message_id: str) -> bytes:
-    """A fixture DSN about our message `original_message_id`, with a Message-ID of its own."""
-    raw = (DATA / name).read_bytes()
-    return (raw.replace(b"<ORIGINAL-MESSAGE-ID@mail.pigeonhole.test>", original_message_id.encode())
-            .replace(b"DSNSEQ", str(next(_dsn_seq)).encode()))
 
 
 def _ingest(address, raw: bytes):

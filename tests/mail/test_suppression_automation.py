@@ -5,7 +5,6 @@ acknowledgement, and the flow run log says why."""
 from __future__ import annotations
 
 import smtplib
-from pathlib import Path
 
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
@@ -21,8 +20,8 @@ from tests.factories import make_user
 from tests.flow_factories import make_address, make_flow, make_response
 from tests.mail.test_ingress import running
 from tests.servers import SMTPServer
+from tests.suppression_fixtures import dsn
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "mail"
 SUPPORT = "support@mail.pigeonhole.test"
 
 
@@ -65,9 +64,7 @@ def test_automatic_mail_skips_a_suppressed_address_and_the_run_log_says_why(app,
             auto = db.session.scalar(select(Message).where(Message.automatic == "auto_reply"))
             assert auto.delivery_status == "sent"
 
-            dsn = (DATA / "dsn-postfix-5.1.1.eml").read_bytes().replace(
-                b"<ORIGINAL-MESSAGE-ID@mail.pigeonhole.test>", auto.message_id.encode()).replace(b"DSNSEQ", b"1")
-            _send(ingress.port, dsn, "")
+            _send(ingress.port, dsn("dsn-postfix-5.1.1.eml", auto.message_id), "")
             _work(app)
             db.session.expire_all()
             assert db.session.scalar(select(Suppression)).suppressed
