@@ -173,3 +173,21 @@ def test_clearing_lifts_the_suppression_and_starts_counting_again(app, db, carol
     assert _entry(db).soft_bounce_count == 1 and not _entry(db).suppressed
     _ingest(address, dsn("dsn-postfix-5.1.1.eml", send().message_id))
     assert _entry(db).suppressed  # a new hard bounce suppresses again
+
+
+def test_one_report_with_a_hard_and_a_soft_failure_notes_each_as_its_own(app, db, carol):
+    from tests.unit.test_bounce_status import MIXED
+
+    address, conversation_id, _send = carol
+    reply = send_reply(conversation_id, None, "<p>Both of you.</p>", to=["gone@example.com", "full@example.com"])
+    db.session.commit()
+    assert deliver_message(reply.id)["sent"] == 1
+    _ingest(address, MIXED.replace(b"<ours-1@mail.pigeonhole.test>", reply.message_id.encode()))
+    db.session.expire_all()
+    rows = {r.email: r for r in db.session.scalars(select(Suppression))}
+    assert set(rows) == {"gone@example.com", "full@example.com"}
+    assert (rows["gone@example.com"].kind, rows["gone@example.com"].status, rows["gone@example.com"].suppressed) == (
+        "hard", "5.1.1", True)
+    assert (rows["full@example.com"].kind, rows["full@example.com"].soft_bounce_count,
+            rows["full@example.com"].suppressed) == ("soft", 1, False)
+    assert rows["full@example.com"].reason == "452 4.2.2 mailbox full"
