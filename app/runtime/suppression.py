@@ -80,9 +80,11 @@ def _note(email: str, kind: str, status: str | None, reason: str, report_id: int
         except IntegrityError:  # noted by another worker a moment ago
             savepoint.rollback()
             row = db.session.scalar(select(Suppression).where(Suppression.email == email).with_for_update())
-    row.kind, row.status, row.reason = kind, (status or None), (reason or "")[:2000]
     row.last_bounce_at = now
-    row.source_message_id, row.outgoing_message_id = report_id, outgoing_id
+    if not (kind == SOFT and row.kind == HARD and row.suppressed_at is not None):
+        # (a soft bounce after a hard one leaves the hard reason in place: it is why the address is suppressed)
+        row.kind, row.status, row.reason = kind, (status or None), (reason or "")[:2000]
+        row.source_message_id, row.outgoing_message_id = report_id, outgoing_id
     if kind == HARD:
         if row.suppressed_at is None:
             row.suppressed_at = now
@@ -121,7 +123,8 @@ def describe(row: Suppression) -> str:
     why = status_meaning(row.status) or _first_line(row.reason) or "the receiving server refused it"
     code = f" ({row.status})" if row.status else ""
     if row.kind == SOFT:
-        return (f"Mail to {row.email} bounced {row.soft_bounce_count} times, last on "
+        times = "once" if row.soft_bounce_count == 1 else f"{row.soft_bounce_count} times"
+        return (f"Mail to {row.email} bounced {times}, last on "
                 f"{row.last_bounce_at:%d %b %Y}: {why}{code}")
     return f"Mail to {row.email} bounced on {row.last_bounce_at:%d %b %Y}: {why}{code}"
 

@@ -191,3 +191,14 @@ def test_one_report_with_a_hard_and_a_soft_failure_notes_each_as_its_own(app, db
     assert (rows["full@example.com"].kind, rows["full@example.com"].soft_bounce_count,
             rows["full@example.com"].suppressed) == ("soft", 1, False)
     assert rows["full@example.com"].reason == "452 4.2.2 mailbox full"
+
+
+def test_a_soft_bounce_after_a_hard_one_keeps_the_hard_reason(app, db, carol):
+    address, _conversation_id, send = carol
+    hard = send()
+    _ingest(address, dsn("dsn-postfix-5.1.1.eml", hard.message_id))
+    _ingest(address, dsn("dsn-postfix-4.2.2.eml", send().message_id))
+    entry = _entry(db)
+    assert (entry.kind, entry.status, entry.outgoing_message_id, entry.soft_bounce_count) == ("hard", "5.1.1", hard.id, 1)
+    assert entry.suppressed and entry.last_bounce_at > entry.first_bounce_at
+    assert suppression.describe(entry).endswith(": mailbox does not exist (5.1.1)")
