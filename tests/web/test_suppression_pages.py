@@ -94,7 +94,7 @@ def test_ops_lists_searches_and_clears_suppressions(client, db, login_as):
     for _ in range(4):
         bounce(conv, "erin@example.com", "dsn-postfix-4.2.2.eml")  # counted, not yet suppressed
     newest = db.session.scalar(select(Suppression).where(Suppression.email == "dave@example.com"))
-    newest.last_bounce_at = NOW + timedelta(minutes=1)
+    newest.last_bounce_at = datetime.now(timezone.utc) + timedelta(minutes=1)
     db.session.commit()
 
     page = client.get("/ops/suppressions/").get_data(as_text=True)
