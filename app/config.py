@@ -181,6 +181,10 @@ class Config:
         # Limits of one outgoing message: To + Cc + Bcc addresses, and the size of the rendered bytes
         # (attachments are base64 in it: a third bigger than the files).
         self.SEND_MAX_RECIPIENTS = _int("SEND_MAX_RECIPIENTS", 50)
+        # Bounce suppression: this many final 4.x.x failures within the window suppress an address
+        # (a 5.x.x failure suppresses at once); app.runtime.suppression.
+        self.SOFT_BOUNCE_LIMIT = _int("SOFT_BOUNCE_LIMIT", 5)
+        self.SOFT_BOUNCE_WINDOW_DAYS = _int("SOFT_BOUNCE_WINDOW_DAYS", 7)
         self.SEND_MAX_MESSAGE_BYTES = _int("SEND_MAX_MESSAGE_BYTES", 35 * 1024 * 1024)
         # "Send test email": how many test emails one admin may send per hour (not a mail cannon).
         self.SEND_TEST_LIMIT_PER_HOUR = _int("SEND_TEST_LIMIT_PER_HOUR", 10)

@@ -5,8 +5,9 @@ refuses to write to automatic senders (any `Auto-Submitted` but "no", `Precedenc
 bulk/junk/list`, `X-Autoreply`, `X-Autorespond`, mailing lists with
 `List-Id`/`List-Unsubscribe`, delivery-status reports, an empty Return-Path), to
 noreply/MAILER-DAEMON/postmaster-style addresses, to our own addresses (any address
-configured here, any contact-center mailbox that forwards to us, the platform domain)
-and to blocked senders, and caps automatic mail at `AUTO_REPLIES_PER_HOUR` per
+configured here, any contact-center mailbox that forwards to us, the platform domain),
+to blocked senders and to suppressed addresses (their mail bounced: `app.runtime.suppression`),
+and caps automatic mail at `AUTO_REPLIES_PER_HOUR` per
 customer. Two installations whose auto-replies point at each other therefore exchange
 at most that many mails an hour, and in practice none: each side sees the other's
 `Auto-Submitted` header.
@@ -30,6 +31,7 @@ from app.models._types import utcnow
 from app.models.channels import EmailAddress
 from app.models.flows import AutomaticMail
 from app.models.inbox import Conversation, Message
+from app.runtime import suppression
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,9 @@ def refusal_reason(conversation: Conversation, recipient: str, trigger: Message 
             return reason
     if blocklist.is_blocked(conversation.address_id, recipient):
         return f"{recipient} is on the Email Blocklist"
+    suppressed = suppression.suppression_of(recipient)
+    if suppressed is not None:
+        return f"{recipient} is on the suppression list ({suppression.describe(suppressed)})"
     cap = int(current_app.config.get("AUTO_REPLIES_PER_HOUR", 3))
     if automatic_mails_last_hour(recipient) >= cap:
         return f"{recipient} already got {cap} automatic mails in the last hour"

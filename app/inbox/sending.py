@@ -2,6 +2,10 @@
 (queued, rendered by the outbound service), deletes the draft and, once the caller has
 committed, hands the message to `deliver()`, the one seam to the send queue. `retry_delivery`
 is the Retry of a failed message.
+
+A recipient on the suppression list (their mail bounced: `app.runtime.suppression`) is a
+warning, not an error: `recipient_warnings` says so while the agent types, and `send_draft`
+asks for a confirmation (`SuppressedRecipients`) before it sends anyway, which clears nothing.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from app.models.auth import User
 from app.models.inbox import Contact, Conversation, Draft, Message
 from app.runtime.live import PublishedAddress
 from app.runtime.outbound import CannotSend, NotRetryable, enqueue_send, queue_message, retry_message
+from app.runtime.suppression import describe, suppressed_among
 from app.transactions import on_commit
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,26 @@ class NewerMessage(Exception):
     def __init__(self, message: Message) -> None:
         super().__init__(message.id)
         self.message = message
+
+
+class SuppressedRecipients(Exception):
+    """Some recipients are on the suppression list; `warnings` says of each when and why their mail bounced."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__("; ".join(warnings))
+        self.warnings = warnings
+
+
+def recipient_warnings(emails: list[str]) -> list[str]:
+    """One line per suppressed address among these, in their order ("Mail to … bounced on …: …")."""
+    found = suppressed_among(emails)
+    seen, lines = set(), []
+    for email in emails:
+        row = found.get(email.strip().lower())
+        if row is not None and row.email not in seen:
+            seen.add(row.email)
+            lines.append(describe(row))
+    return lines
 
 
 def check_draft(author: User | int, draft: Draft) -> tuple[PublishedAddress, dict[str, rules.AddressList]]:
@@ -81,13 +106,15 @@ def check_draft(author: User | int, draft: Draft) -> tuple[PublishedAddress, dic
     return sender, lists
 
 
-def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Message:
+def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False,
+               confirm_suppressed: bool = False) -> Message:
     """Send a draft: validate, create the outgoing Message (queued), delete the draft; deliver once committed.
 
     The caller commits; `deliver()` runs after that commit (`app.transactions.on_commit`),
     so the send job never looks for a row that is not there yet. Raises `NotFound`,
-    `DraftInvalid` (what to fix, per field) and `NewerMessage` when the conversation got a
-    message after the draft was started and `confirm_newer` is not set.
+    `DraftInvalid` (what to fix, per field), `NewerMessage` when the conversation got a
+    message after the draft was started and `confirm_newer` is not set, and
+    `SuppressedRecipients` when a recipient is suppressed and `confirm_suppressed` is not set.
     """
     author = get_user(user_id)
     draft = get_draft(author, draft_id)
@@ -101,6 +128,10 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False) -> Mess
             .order_by(Message.id.desc()).limit(1))
         if newer is not None:
             raise NewerMessage(newer)
+    if not confirm_suppressed:
+        warnings = recipient_warnings([e for name in ("to", "cc", "bcc") for e in lists[name].emails])
+        if warnings:
+            raise SuppressedRecipients(warnings)
     now = utcnow()
     if conversation is None:
         conversation = _new_conversation(author, draft, sender, lists["to"], now)

@@ -35,7 +35,8 @@ from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_c
 from app.inbox.recipients import parse_addresses
 from app.inbox.search import reindex
 from app.mail.html import block_remote_images
-from app.inbox.sending import DraftInvalid, NewerMessage, retry_delivery, send_draft
+from app.inbox.sending import (DraftInvalid, NewerMessage, SuppressedRecipients, recipient_warnings, retry_delivery,
+                               send_draft)
 from app.inbox.suggestions import suggest_contacts
 from app.models.inbox import Message
 from app.responses import services as responses
@@ -431,14 +432,19 @@ def download(attachment_id: int):
 
 # --- Composer ----------------------------------------------------------------------------
 
-def _composer_context(draft, errors: dict | None = None, newer=None, show_images: bool = False) -> dict:
+def _composer_context(draft, errors: dict | None = None, newer=None, show_images: bool = False,
+                      suppressed: list[str] | None = None, confirmed_newer: bool = False) -> dict:
     """What the composer shows. Its editor is part of the page: remote images of the draft (a
-    Forward's) are held back (`data-ph-src`) until "Show images" loads the page with them."""
+    Forward's) are held back (`data-ph-src`) until "Show images" loads the page with them.
+    `suppressed`: the Send's confirmation step for suppressed recipients; `warnings`: the
+    suppressed recipients already in each field (a Reply to a customer whose mail bounced)."""
     conversation = draft.conversation
     body_html, held = block_remote_images(draft.body or "", show=show_images, hold=True)
     return {
         "d": draft, "errors": errors or {}, "newer": newer, "body_html": body_html, "held_images": held,
-        "images_shown": show_images,
+        "images_shown": show_images, "suppressed": suppressed or [], "confirmed_newer": confirmed_newer,
+        "warnings": {name: recipient_warnings(parse_addresses(getattr(draft, f"{name}_addrs") or "").emails)
+                     for name in ("to", "cc", "bcc")},
         "senders": sending_addresses(current_user, conversation),
         "queues": user_queues(current_user) if draft.kind == "new" else [],
         "locked": inbox_drafts.recipients_locked(draft),
@@ -565,15 +571,21 @@ def remove_attachment(draft_id: int, index: int):
 def send(draft_id: int):
     draft = _save_from_form(draft_id)
     db.session.commit()
+    confirmed_newer = request.form.get("confirm_newer") == "1"
     try:
-        message = send_draft(draft_id, current_user.id,
-                             confirm_newer=request.form.get("confirm_newer") == "1")
+        message = send_draft(draft_id, current_user.id, confirm_newer=confirmed_newer,
+                             confirm_suppressed=request.form.get("confirm_suppressed") == "1")
     except DraftInvalid as exc:
         db.session.rollback()
         return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, errors=exc.errors)
     except NewerMessage as exc:
         db.session.rollback()
         return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, newer=exc.message)
+    except SuppressedRecipients as exc:
+        # A confirmation step, not an error: "Send anyway" posts again with confirm_suppressed.
+        db.session.rollback()
+        return _composer(inbox_drafts.get_draft(current_user, draft_id), 422, suppressed=exc.warnings,
+                         confirmed_newer=confirmed_newer)
     db.session.commit()
     flash("Sent: the message is queued for delivery.", "success")
     if draft.kind == "new" or not is_htmx():
@@ -591,7 +603,8 @@ def check_recipients():
         return render("inbox/_composer.html", block="recipient_error", error="Unknown field.", status=422)
     parsed = parse_addresses(request.form.get(field, ""))
     error = " ".join(parsed.errors) or None
-    return render("inbox/_composer.html", block="recipient_error", error=error, status=422 if error else 200)
+    return render("inbox/_composer.html", block="recipient_error", error=error, status=422 if error else 200,
+                  bounced=recipient_warnings(parsed.emails))
 
 
 @bp.route("/inbox/contacts/suggest")

@@ -14,6 +14,7 @@ from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
+from app.models.suppression import Suppression
 
 __all__ = [
     "Attachment", "Blob", "Contact", "Conversation", "ConversationSeen", "Domain", "DomainKind", "Draft",
@@ -25,7 +26,7 @@ __all__ = [
     # OAuth 2.0 mailboxes
     "AuthMethod", "CredentialStatus", "OAuthCredential",
     # deliverability
-    "DkimKey", "SendTest",
+    "DkimKey", "SendTest", "Suppression",
     # accounts
     "AuditEntry", "PasswordReset",
 ]

@@ -11,3 +11,7 @@ class OutboxFilterForm(FlaskForm):
         csrf = False
 
     q = SearchField("Search", validators=[Optional(), Length(max=200, message="Use at most 200 characters.")])
+
+
+class SuppressionFilterForm(OutboxFilterForm):
+    """Ops › Suppressions' search: an address, a status code or words of the reason (a GET form)."""

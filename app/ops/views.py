@@ -1,5 +1,6 @@
-"""`/healthz` (public JSON), the Ops page (admins), Inbound mail with Poll now, the admins' banner of failing
-mailboxes (on every page), and the development Outbox (`/ops/outbox`)."""
+"""`/healthz` (public JSON), the Ops page (admins), Inbound mail with Poll now, Suppressions (addresses whose
+mail bounced) with Clear, the admins' banner of failing mailboxes (on every page), and the development Outbox
+(`/ops/outbox`)."""
 from __future__ import annotations
 
 import io
@@ -15,8 +16,9 @@ from app.mail.html import sanitize_html
 from app.models.auth import Role
 from app.models.inbound import InboundRaw
 from app.ops import services
-from app.ops.forms import OutboxFilterForm
-from app.runtime import mailbox_alerts, oauth_alerts
+from app.mail.bounce.status import status_meaning
+from app.ops.forms import OutboxFilterForm, SuppressionFilterForm
+from app.runtime import mailbox_alerts, oauth_alerts, suppression
 from app.runtime.ingest import AddressNotReceiving
 from app.runtime.poll import NotPollable, poll_now
 from app.security import MAIL_FRAME_CSP, restrict_blueprint
@@ -129,6 +131,38 @@ def inbound_ingest_again(raw_id: int):
         return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
                       problems=services.inbound_problems())
     return redirect(url_for("ops.inbound"), 303)
+
+
+# --- Suppressions ---------------------------------------------------------------------------------
+
+def _suppressions(form: SuppressionFilterForm, status: int = 200):
+    entries = suppression.search(form.q.data or "") if not form.q.errors else []
+    return render("ops/suppressions.html", block="suppressions", form=form, entries=entries,
+                  meaning=status_meaning, status=status)
+
+
+@bp.route("/ops/suppressions/")
+def suppressions():
+    """Addresses on the suppression list, newest bounce first, with the reason; search by address or reason."""
+    form = SuppressionFilterForm(request.args)
+    return _suppressions(form, 200 if form.validate() else 422)
+
+
+@bp.route("/ops/suppressions/<int:suppression_id>/clear", methods=["POST"])
+def suppression_clear(suppression_id: int):
+    """"Clear": mail to the address goes out without a warning again (the entry keeps its history)."""
+    try:
+        row = suppression.clear(suppression_id, current_user.id)
+    except LookupError:
+        abort(404)
+    db.session.commit()
+    flash(f"{row.email} is no longer suppressed: agents are not warned and automatic mail goes to it again.",
+          "success")
+    if is_htmx():
+        form = SuppressionFilterForm(request.args)
+        form.validate()
+        return _suppressions(form)
+    return redirect(url_for("ops.suppressions"), 303)
 
 
 # --- Outbox: development only, the SMTP sink's messages ----------------------------------------

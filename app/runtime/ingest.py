@@ -12,7 +12,8 @@ call (a batch):
    duplicate too;
 3. **bounces** and other delivery reports mark the outgoing message they refer to
    (`delivery_status="bounced"`, `delivery_error` = the diagnostic) and are kept
-   in that conversation without reopening it; they never open a conversation;
+   in that conversation without reopening it; they never open a conversation; a final
+   failure puts its recipients on the suppression list (`app.runtime.suppression`);
 4. **automatic replies** (out-of-office, read receipts) join the conversation they
    answer without reopening it, moving it up the inbox or running its flow; one that
    answers nothing is stored apart, with no conversation (`auto_reply`);
@@ -61,6 +62,7 @@ from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
+from app.runtime import suppression
 from app.runtime.live import PublishedAddress, published_address
 from app.runtime.threading import find_conversation
 from app.transactions import on_commit
@@ -350,6 +352,7 @@ def _store_report(address: PublishedAddress, item: RawItem, parsed: ParsedMessag
         outgoing.delivery_error = (f"{who}: {detail}" if who else detail)[:2000] or "bounced"
     conversation_id = outgoing.conversation_id if outgoing is not None else None
     message = _message(address, item, parsed, key, conversation_id, now)
+    suppression.record_report(bounce, outgoing, message, now)
     return IngestResult(InboundStatus.BOUNCE.value, message_row_id=message.id, conversation_id=conversation_id)
 
 

@@ -9,7 +9,9 @@ The kind is the worst the report says of anyone: failed (Action failed, or no Ac
 5.x.x Status), then delayed, then delivered (any other Action: delivered, relayed,
 expanded); the recipients are those of that kind. Blocks that name no recipient at all leave kind "failed" with the
 addresses the text names near a failure, or the To of the returned original. The status
-is the first 4.x.x or 5.x.x one; the diagnostic the Diagnostic-Codes, else an excerpt.
+is the first 4.x.x or 5.x.x one; the diagnostic the Diagnostic-Codes, else an excerpt. `details`
+keeps each recipient's own Status, Diagnostic-Code and Original-Recipient (a report may say 5.1.1
+of one recipient and 4.2.2 of another; suppression reads them apart).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from app.mail.bounce._fields import (
     DSN, clean, field_lines, fields_of, original_message_id, original_recipients, report_of,
 )
 from app.mail.bounce._text import diagnostic, recipients_from_text
-from app.mail.bounce.result import Bounce
+from app.mail.bounce.result import Bounce, RecipientStatus
 
 if TYPE_CHECKING:  # only for annotations: app.mail.parse imports this package
     from app.mail.parse import ParsedMessage
@@ -37,6 +39,7 @@ def delivery_status(msg: Message, parsed: ParsedMessage, envelope_from: str | No
         return None
     blocks = _dsn_blocks(status_part)
     failed, delayed, delivered, statuses, diagnostics = [], [], [], [], []
+    details: dict[str, RecipientStatus] = {}
     for fields in blocks[1:] if len(blocks) > 1 else blocks:
         values = dict(fields)
         recipient = values.get("final-recipient") or values.get("original-recipient") or ""
@@ -47,8 +50,12 @@ def delivery_status(msg: Message, parsed: ParsedMessage, envelope_from: str | No
         status = (values.get("status", "") or "").strip().split(" ")[0]
         if status:
             statuses.append(status)
-        if values.get("diagnostic-code"):
-            diagnostics.append(values["diagnostic-code"].split(";", 1)[-1].strip())
+        said = values.get("diagnostic-code", "").split(";", 1)[-1].strip()
+        if said:
+            diagnostics.append(said)
+        original = values.get("original-recipient", "").split(";", 1)[-1].strip()
+        for key in clean([recipient]):
+            details.setdefault(key, RecipientStatus(status or None, " ".join(said.split())[:1000], next(iter(clean([original])), None)))
         if action.startswith("fail") or (not action and status.startswith("5")):
             failed.append(recipient)
         elif action.startswith("delay"):
@@ -69,7 +76,7 @@ def delivery_status(msg: Message, parsed: ParsedMessage, envelope_from: str | No
         return None
     status = next((s for s in statuses if s[:1] in "45"), statuses[0] if statuses else None)
     return Bounce(kind, recipients, original_message_id(msg, parsed), status,
-                  excerpt or diagnostic(parsed.text, recipients))
+                  excerpt or diagnostic(parsed.text, recipients), details)
 
 
 def _dsn_blocks(part: Message) -> list[list[tuple[str, str]]]:
