@@ -13,6 +13,7 @@ configuration swaps in (see `templates/base.html`).
 from __future__ import annotations
 
 import functools
+from contextvars import ContextVar
 from collections.abc import Callable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -68,28 +69,51 @@ def time_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+#: Set while `Fragments` renders a macro: the signed-in user is not part of the cached HTML, so a
+#: time written there must name its zone (`local_time(value, fmt, zone)`); one that does not raises.
+_in_fragment: ContextVar[bool] = ContextVar("in_fragment", default=False)
+
+
+def viewer_zone() -> str:
+    """The signed-in user's time zone (their profile's), or "UTC" outside a request or signed out."""
+    zone = getattr(current_user, "time_zone", None) if has_request_context() else None
+    return zone or "UTC"
+
+
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | None = None) -> str:
     """`value` (a UTC time) written in `zone`, or the signed-in user's time zone (UTC when unknown).
 
     The templates' `local_time` filter: `{{ m.created_at|local_time }}`. Macros cached by
-    `Fragments` see no user and must pass `zone` among their arguments.
+    `Fragments` see no user and must pass `zone` among their arguments (they get it as `zone`).
     """
     if value is None:
         return ""
     if zone is None:
-        zone = getattr(current_user, "time_zone", None) if has_request_context() else None
+        if _in_fragment.get():
+            raise RuntimeError("A time in a cached fragment must name its zone: local_time(value, fmt, zone).")
+        zone = viewer_zone()
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     try:
-        return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt)
+        return value.astimezone(ZoneInfo(zone)).strftime(fmt)
     except (ZoneInfoNotFoundError, ValueError):
         return value.astimezone(timezone.utc).strftime(fmt)
 
 
+def time_tag(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | None = None, cls: str = "") -> Markup:
+    """`<time datetime="(UTC, ISO 8601)" title="(full local time and zone)">(local time)</time>`: the
+    templates' one way to show a moment, in `zone` or the signed-in user's (as `local_time`)."""
+    if value is None:
+        return Markup("")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return Markup('<time datetime="{}" title="{}"{}>{}</time>').format(
+        value.astimezone(timezone.utc).isoformat(), local_time(value, "%Y-%m-%d %H:%M %Z", zone),
+        Markup(' class="{}"').format(cls) if cls else "", local_time(value, fmt, zone))
+
+
 def zone_label(zone: str | None = None) -> str:
     """The short name of the signed-in user's time zone now ("CET", "UTC"), to write after times."""
-    if zone is None:
-        zone = getattr(current_user, "time_zone", None) if has_request_context() else None
     return local_time(datetime.now(timezone.utc), "%Z", zone)
 
 
@@ -262,10 +286,16 @@ class Fragments:
     it sees its arguments and the environment's globals (`id_url`, `human_size`) only, and must
     not use the per-user or per-request ones (`csrf_token`; tests/unit/test_cache.py reads the
     templates). With templates reloading (development) nothing is kept.
+
+    Times are the one thing a fragment shows per user: with `zoned=True` the macro also gets the
+    viewer's time zone as its last argument (`zone`), and the zone is part of the key, so each zone
+    has its own copy and one user's zone is never served to another. A contact center's agents
+    share a handful of zones, so the copies stay few. A time written without its zone in a
+    fragment raises (`local_time`).
     """
 
-    def __init__(self, template: str, macro: str, prepare=None) -> None:
-        self.template, self.macro, self.prepare = template, macro, prepare
+    def __init__(self, template: str, macro: str, prepare=None, zoned: bool = False) -> None:
+        self.template, self.macro, self.prepare, self.zoned = template, macro, prepare, zoned
 
     def __call__(self, *args) -> Markup:
         return self.many([args])[0]
@@ -274,14 +304,19 @@ class Fragments:
         """The HTML of each call's arguments (a page's rows: one lookup of the app and request)."""
         env = current_app.jinja_env
         root = None if env.auto_reload else request.script_root
+        zone = (viewer_zone(),) if self.zoned else ()
         macro = None
         out = []
         for args in calls:
-            key = None if root is None else (self.template, self.macro, root, plain(args))
+            key = None if root is None else (self.template, self.macro, root, plain(args), *zone)
             html = None if key is None else _fragments.get(key)
             if html is None:
                 macro = macro or getattr(env.get_template(self.template).module, self.macro)
-                html = macro(*(self.prepare(*args) if self.prepare else args))
+                token = _in_fragment.set(True)
+                try:
+                    html = macro(*(self.prepare(*args) if self.prepare else args), *zone)
+                finally:
+                    _in_fragment.reset(token)
                 if key is not None:
                     _fragments.put(key, html, len(html) + _size(key))
             out.append(html)
@@ -294,6 +329,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["id_url"] = id_url
     app.jinja_env.globals["get_flashed_messages"] = get_flashed_messages
     app.jinja_env.globals["zone_label"] = zone_label
+    app.jinja_env.globals["time_tag"] = time_tag
     app.jinja_env.filters["local_time"] = local_time
 
     for code in (403, 404, 405, 500):

@@ -25,6 +25,7 @@ from app.models._types import utcnow
 from app.models.auth import User
 from app.models.inbox import Conversation, Draft, Message, customer_written
 from app.units import human_size
+from app.web import local_time
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def start_draft(author: User | int, conversation_id: int, kind: str, message_id:
         draft.subject = (forward_subject if kind == "forward" else reply_subject)(
             message.subject or conversation.subject)
         if kind == "forward":
-            draft.body = forwarded_body(message)
+            draft.body = forwarded_body(message, author.time_zone)
             draft.attachments = [
                 {"sha256": a.sha256, "filename": a.filename, "content_type": a.content_type, "size": a.size,
                  "source": "forward", "included": True}
@@ -93,9 +94,10 @@ def start_draft(author: User | int, conversation_id: int, kind: str, message_id:
     return draft
 
 
-def forwarded_body(message: Message) -> str:
-    """The forwarded message's headers and body, as the start of a Forward."""
-    when = message.created_at.strftime("%a, %d %b %Y %H:%M")
+def forwarded_body(message: Message, zone: str | None = "UTC") -> str:
+    """The forwarded message's headers and body, as the start of a Forward; its date in `zone`
+    (the author's time zone, named after the time)."""
+    when = local_time(message.created_at, "%a, %d %b %Y %H:%M %Z", zone or "UTC")
     rows = [("From", message.from_addr), ("Date", when), ("Subject", message.subject), ("To", message.to_addrs)]
     if message.cc_addrs:
         rows.append(("Cc", message.cc_addrs))

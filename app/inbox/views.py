@@ -34,7 +34,7 @@ from app.inbox.forms import NoteForm, StatusForm
 from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.recipients import parse_addresses
 from app.inbox.search import reindex
-from app.mail.html import block_remote_images
+from app.mail.html import block_remote_images, sanitize_html
 from app.inbox.sending import (DraftInvalid, NewerMessage, SuppressedRecipients, recipient_warnings, retry_delivery,
                                send_draft)
 from app.inbox.suggestions import suggest_contacts
@@ -128,7 +128,7 @@ def index():
 
 
 #: One inbox row's HTML: (InboxRow, the others viewing it, whether it came by polling).
-_row = Fragments("inbox/_row.html", "row")
+_row = Fragments("inbox/_row.html", "row", zoned=True)
 
 
 @bp.route("/inbox/drafts/")
@@ -163,7 +163,7 @@ def _tile(message: Message | MessageView, show_images: bool = False) -> dict:
 
 
 #: A message's tile (MessageView, whether it is the newest: open), and its body alone ("Show images").
-_tile_html = Fragments("inbox/_tiles.html", "tile", prepare=lambda m, newest: (_tile(m), newest))
+_tile_html = Fragments("inbox/_tiles.html", "tile", prepare=lambda m, newest: (_tile(m), newest), zoned=True)
 _tile_body_html = Fragments("inbox/_tiles.html", "tile_body", prepare=lambda m, images: (_tile(m, images),))
 
 
@@ -448,6 +448,8 @@ def _composer_context(draft, errors: dict | None = None, newer=None, show_images
         "senders": sending_addresses(current_user, conversation),
         "queues": user_queues(current_user) if draft.kind == "new" else [],
         "locked": inbox_drafts.recipients_locked(draft),
+        # What sending adds under the text (app.mail.render): shown below the editor, not part of it.
+        "signature_html": Markup(sanitize_html(current_user.signature_html or "").strip()),
     }
 
 

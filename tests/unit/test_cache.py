@@ -75,7 +75,7 @@ def test_fragments_are_kept_for_the_same_data_and_rendered_again_for_other_data(
 
     web._fragments.clear()
     calls = []
-    fragments = web.Fragments("inbox/_row.html", "row", prepare=lambda *args: calls.append(args) or args)
+    fragments = web.Fragments("inbox/_row.html", "row", prepare=lambda *args: calls.append(args) or args, zoned=True)
     when = datetime(2025, 1, 2, 3, 4, tzinfo=timezone.utc)
     row = InboxRow(RowConversation(7, "Parcel", "open", when, "Carol", "carol@example.com", "Support", None),
                    "Where is it?", True, False, False)
@@ -97,6 +97,53 @@ def test_fragments_are_kept_for_the_same_data_and_rendered_again_for_other_data(
         assert len(calls) == 6
     finally:
         app.jinja_env.auto_reload = False
+
+
+def test_a_zoned_fragment_is_kept_per_time_zone_and_never_served_to_another_zone(app, db):
+    """Two users of different zones, one after the other in the same process: each sees the row's time
+    in their own zone, from a copy of their own, and the first user's copy is served to them again."""
+    from flask_login import login_user
+
+    from app import web
+    from app.inbox.lists import InboxRow, RowConversation
+    from tests.factories import make_user
+
+    web._fragments.clear()
+    calls = []
+    fragments = web.Fragments("inbox/_row.html", "row", prepare=lambda *args: calls.append(args) or args, zoned=True)
+    row = InboxRow(RowConversation(7, "Parcel", "open", datetime(2025, 1, 2, 15, 4, tzinfo=timezone.utc), "Carol",
+                                   "carol@example.com", "Support", None), "Where is it?", True, False, False)
+    new_york, kolkata = make_user("agent"), make_user("agent")
+    new_york.time_zone, kolkata.time_zone = "America/New_York", "Asia/Kolkata"
+    db.session.commit()
+    seen = {}
+    for user in (new_york, kolkata, new_york, kolkata):
+        with app.test_request_context("/inbox/"):
+            login_user(user)
+            seen.setdefault(user.time_zone, set()).add(str(fragments(row, [], False)))
+    assert len(calls) == 2  # one render per zone, then served from the cache
+    assert [len(html) for html in seen.values()] == [1, 1]
+    (ny,), (ist,) = seen["America/New_York"], seen["Asia/Kolkata"]
+    assert ">2025-01-02 10:04</time>" in ny and "EST" in ny and "20:34" not in ny
+    assert ">2025-01-02 20:34</time>" in ist and "IST" in ist and "10:04" not in ist
+    assert 'datetime="2025-01-02T15:04:00+00:00"' in ny and 'datetime="2025-01-02T15:04:00+00:00"' in ist
+
+
+def test_a_time_without_its_zone_in_a_cached_fragment_raises(app):
+    """A fragment has no user: a time written there in "the signed-in user's zone" would be served to
+    everyone, so `local_time` refuses to guess while a fragment renders."""
+    from app import web
+
+    when = datetime(2025, 1, 2, 15, 4, tzinfo=timezone.utc)
+    with app.test_request_context("/inbox/"):
+        token = web._in_fragment.set(True)
+        try:
+            with pytest.raises(RuntimeError, match="must name its zone"):
+                web.local_time(when)
+            assert web.local_time(when, "%H:%M", "Asia/Kolkata") == "20:34"
+        finally:
+            web._in_fragment.reset(token)
+        assert web.local_time(when, "%H:%M") == "15:04"  # outside a fragment: the user's zone (here none: UTC)
 
 
 def test_cached_fragment_templates_use_no_per_user_or_per_request_state():

@@ -125,7 +125,7 @@ def test_arrival_card_earlier_conversations_flow_runs_and_drafts(client, db, set
     assert "<dd>Carol Customer <span class=\"muted small\">carol@example.com</span></dd>" in page
     assert "<dd>help@mail.pigeonhole.test</dd>" in page and "<dd>Billing</dd>" in page
     assert "Flow actions" not in page and "Earlier conversations" not in page and "Intent" not in page
-    assert "No drafts in this conversation." in page and 'class="since">since' in page  # the customer wrote last
+    assert "No drafts in this conversation." in page and 'since <time datetime=' in page and 'class="since">' in page  # the customer wrote last
     older = make_conversation(queue=setup["queue"], address=setup["address"], contact_email="carol@example.com",
                               subject="An older question", status="closed")
     make_conversation(queue=make_queue("Elsewhere"), address=setup["address"], contact_email="carol@example.com",

@@ -1,0 +1,147 @@
+"""Every time a user sees is in their profile's time zone: the inbox rows and message tiles (cached per
+process, kept per zone), drafts, the composer, Forward's quoted date, and the admins' pages; and the
+composer's preview of the signature sending will add. Through the real routes, with two agents of two
+zones looking at the same conversation one after the other."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from app import web
+from app.models.channels import PublishRecord
+from app.models.inbox import Draft
+from tests.factories import PASSWORD, make_address, make_conversation, make_message, make_queue, make_user
+from tests.helpers import csrf_token
+from tests.pages import HX
+
+#: 15:04 UTC is 10:04 in New York (EST, UTC-5 in January) and 20:34 in Kolkata (IST, UTC+5:30).
+RECEIVED = datetime(2025, 1, 2, 15, 4, tzinfo=timezone.utc)
+SENT = datetime(2025, 1, 2, 16, 10, tzinfo=timezone.utc)
+LOCAL = {"America/New_York": ("2025-01-02 10:04", "2025-01-02 11:10 EST"),
+         "Asia/Kolkata": ("2025-01-02 20:34", "2025-01-02 21:40 IST")}
+
+
+def _signed_in(app, user, address):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    answer = client.post("/login", data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    return client
+
+
+def _user(db, role, zone, **values):
+    user = make_user(role)
+    user.time_zone = zone
+    for key, value in values.items():
+        setattr(user, key, value)
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def world(app, db):
+    web._fragments.clear()  # other tests' rows must not make these hits or misses
+    new_york = _user(db, "agent", "America/New_York")
+    kolkata = _user(db, "agent", "Asia/Kolkata", signature_html="<p>Priya, <b>Billing team</b></p>")
+    queue = make_queue("Billing", members=[new_york, kolkata])
+    conv = make_conversation(queue=queue, address=make_address(queues=[queue]), contact_email="carol@example.com",
+                             when=RECEIVED)
+    received = make_message(conv, text="Where is my parcel?", when=RECEIVED)
+    answer = make_message(conv, direction="out", text="On its way.", author=new_york, delivery_status="sent",
+                          when=SENT)
+    answer.sent_at = SENT
+    db.session.commit()
+    return {"conv": conv, "received": received, "answer": answer,
+            "clients": {"America/New_York": _signed_in(app, new_york, "10.1.1.1"),
+                        "Asia/Kolkata": _signed_in(app, kolkata, "10.1.1.2")}}
+
+
+def _row_time(html: str, conversation_id: int) -> str:
+    row = re.search(rf'<tr id="conv-{conversation_id}".*?</tr>', html, re.S)
+    assert row, html
+    return re.search(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', row.group(0)).groups()
+
+
+def test_two_agents_of_two_zones_see_the_same_row_and_tiles_each_in_their_own_zone(world):
+    conv = world["conv"]
+    # New York first, Kolkata next, then both again: the second of each is served from the cache.
+    for zone in ("America/New_York", "Asia/Kolkata", "America/New_York", "Asia/Kolkata"):
+        client = world["clients"][zone]
+        received, sent = LOCAL[zone]
+        others = [text for other, texts in LOCAL.items() if other != zone for text in texts]
+
+        inbox = client.get("/inbox/").get_data(as_text=True)
+        iso, title, shown = _row_time(inbox, conv.id)  # the last activity: the answer
+        assert (iso, title, shown) == ("2025-01-02T16:10:00+00:00", sent, sent[:-4])
+        assert f"Last activity ({'EST' if zone == 'America/New_York' else 'IST'})" in inbox
+        polled = client.get("/inbox/?after=2000-01-01T00:00:00%2B00:00~0", headers=HX).get_data(as_text=True)
+        assert _row_time(polled, conv.id)[2] == sent[:-4]  # the polled rows too
+
+        page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+        tile = re.search(rf'<article[^>]* id="message-{world["received"].id}".*?</article>', page, re.S).group(0)
+        assert f'datetime="2025-01-02T15:04:00+00:00" title="{received} {sent[-3:]}">{received}</time>' in tile
+        sent_tile = re.search(rf'<article[^>]* id="message-{world["answer"].id}".*?</article>', page, re.S).group(0)
+        assert f">{sent}</time>" in sent_tile  # "Sent" with its zone named
+        for text in others:
+            text = text[:16]
+            assert text not in inbox and text not in page and text not in polled
+        assert "UTC" not in tile + sent_tile
+
+
+def test_the_delivery_status_alone_and_the_drafts_follow_the_zone(world, db):
+    conv, answer = world["conv"], world["answer"]
+    for zone, client in world["clients"].items():
+        status = client.get(f"/inbox/m/{answer.id}/status", headers=HX).get_data(as_text=True)
+        assert f">{LOCAL[zone][1]}</time>" in status, status
+
+        token = csrf_token(client, "/inbox/")
+        composer = client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "forward", "message": world["received"].id},
+                               headers={**HX, "X-CSRFToken": token}).get_data(as_text=True)
+        draft = db.session.scalar(select(Draft).order_by(Draft.id.desc()).limit(1))
+        saved = draft.updated_at.astimezone(timezone.utc)
+        assert re.search(r'Saved <time datetime="[^"]+" title="[^"]+ (EST|IST)">\d\d:\d\d:\d\d</time>', composer)
+        # Forward quotes the message's date in the author's zone, naming it.
+        day, clock = LOCAL[zone][0].split()
+        abbreviation = "EST" if zone == "America/New_York" else "IST"
+        assert f"Date: Thu, 02 Jan 2025 {clock} {abbreviation}<br>" in draft.body
+
+        drafts = client.get("/inbox/drafts/").get_data(as_text=True)
+        assert f"Saved ({abbreviation})" in drafts
+        assert web.local_time(saved, "%Y-%m-%d %H:%M", zone) in drafts
+
+
+def test_the_composer_shows_the_signature_sending_will_add(world, db):
+    conv = world["conv"]
+    with_signature, without = world["clients"]["Asia/Kolkata"], world["clients"]["America/New_York"]
+    for client, expected in ((with_signature, True), (without, False)):
+        token = csrf_token(client, "/inbox/")
+        html = client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"},
+                           headers={**HX, "X-CSRFToken": token}).get_data(as_text=True)
+        assert ('class="signature-preview"' in html) is expected
+        assert ("<p>Priya, <b>Billing team</b></p>" in html) is expected
+        if expected:
+            preview = re.search(r'<figure class="signature-preview".*?</figure>', html, re.S).group(0)
+            assert "will be added below your message" in preview and 'href="/profile"' in preview
+            # A preview, not part of the text: the editor and the saved body hold no signature.
+            editor = re.search(r'<div id="editor-\d+".*?</div>', html, re.S).group(0)
+            assert "Priya" not in editor
+            draft = db.session.scalar(select(Draft).order_by(Draft.id.desc()).limit(1))
+            assert "Priya" not in (draft.body or "")
+            page = client.get(f"/inbox/c/{conv.id}?draft={draft.id}").get_data(as_text=True)
+            assert 'class="signature-preview"' in page  # the composer within the full page too
+
+
+def test_admin_pages_write_times_in_the_admins_zone(app, db):
+    admin = _user(db, "admin", "Asia/Kolkata")
+    make_address()
+    record = db.session.scalar(select(PublishRecord).order_by(PublishRecord.id.desc()).limit(1))
+    record.created_at = RECEIVED
+    db.session.commit()
+    client = _signed_in(app, admin, "10.1.1.3")
+    for path in ("/channels/publish/", "/channels/publish/history"):
+        html = client.get(path).get_data(as_text=True)
+        assert 'When (IST)' in html and ">2025-01-02 20:34</time>" in html, path
+        assert "15:04 UTC" not in html
