@@ -7,7 +7,6 @@ shows in the thread as queued, and its job waits in the send queue.
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
 

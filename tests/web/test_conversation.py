@@ -6,7 +6,7 @@ import re
 import pytest
 
 from app.models.inbox import Draft, Message
-from tests.factories import make_address, make_conversation, make_message, make_queue, make_response, make_user
+from tests.factories import make_address, make_conversation, make_message, make_queue
 from tests.helpers import CountQueries, csrf_token
 
 
@@ -120,7 +120,7 @@ def test_conversation_page_queries_do_not_grow_with_its_messages(client, db, set
 def test_arrival_card_earlier_conversations_flow_runs_and_drafts(client, db, setup, htmx_headers):
     from app.models.flows import FlowRun
 
-    conv, agent = setup["conv"], setup["agent"]
+    conv = setup["conv"]
     page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
     assert "<dd>Carol Customer <span class=\"muted small\">carol@example.com</span></dd>" in page
     assert "<dd>help@mail.pigeonhole.test</dd>" in page and "<dd>Billing</dd>" in page
