@@ -192,6 +192,9 @@ class Config:
         self.DNS_RESOLVER = os.environ.get("DNS_RESOLVER", "")  # host or host:port of a DNS server; empty: the system's
         self.DNS_TIMEOUT_SECONDS = float(os.environ.get("DNS_TIMEOUT_SECONDS", "5"))
         self.SPF_INCLUDE = os.environ.get("SPF_INCLUDE", "")  # the SPF term that authorises the relay: include:... / ip4:...
+        # Polled mail: the Authentication-Results header is believed only from these authserv-ids (`*` wildcards).
+        self.AUTH_RESULTS_TRUSTED_HOSTS = os.environ.get(
+            "AUTH_RESULTS_TRUSTED_HOSTS", "mx.google.com,*.prod.outlook.com,spf.protection.outlook.com")
         self.MX_HOST = os.environ.get("MX_HOST", "")  # where the platform domain's MX must point; INGRESS_HOSTNAME if empty
         # A DKIM key whose check is Pending or Temporary Failure is checked again by cron this often.
         self.DKIM_RECHECK_SECONDS = _int("DKIM_RECHECK_SECONDS", 600)

@@ -61,7 +61,11 @@ from datetime import datetime
 import regex
 
 CONDITION_TYPES = ("sender", "recipient", "subject", "body", "has_attachments", "intent",
-                   "new_customer", "business_hours", "language")
+                   "new_customer", "business_hours", "language", "sender_auth")
+#: "sender authentication" values (app.mail.senderauth.sender_authentication), with the editor's words
+SENDER_AUTH = {"pass": "passed (DMARC pass)",
+               "fail": "failed (DMARC fail, or a look-alike of our own domain)",
+               "none": "not checked (no DMARC policy, or the DNS did not answer)"}
 ACTION_TYPES = ("set_queue", "set_priority", "add_tags", "assign", "auto_reply", "set_status", "stop")
 ASSIGN_MODES = ("least_loaded", "last_agent", "agent")
 STATUSES = ("open", "pending", "resolved", "closed")
@@ -92,6 +96,7 @@ class Facts:
     intent_confidence: float = 0.0
     is_new_customer: bool = False
     now: datetime | None = None
+    sender_auth: str = "none"  # pass / fail / none: the message's sender authentication
     #: queue id -> object with `is_open(datetime) -> bool` (app.flows.routing.Calendar)
     calendars: Mapping[int, object] = field(default_factory=dict)
     #: called at most once, only when a rule asks for the language
@@ -195,6 +200,11 @@ def normalise_condition(cond: dict) -> dict:
         if not cond.get("queue_id"):
             raise RuleError({"business_hours": "Choose the queue whose business hours count."})
         return {"type": kind, "queue_id": int(cond["queue_id"]), "value": bool(cond.get("value", True))}
+    if kind == "sender_auth":
+        value = str(cond.get("value") or "")
+        if value not in SENDER_AUTH:
+            raise RuleError({"sender_auth": "Choose passed, failed or not checked."})
+        return {"type": kind, "value": value}
     # language
     codes = [str(v).strip().lower() for v in cond.get("values") or [] if str(v).strip()]
     if not codes or any(not (len(c) == 2 and c.isalpha()) for c in codes):
@@ -339,6 +349,8 @@ def condition_holds(cond: dict, facts: Facts, timeout: float, notes: list[str], 
         return calendar.is_open(facts.now) == cond["value"]
     if kind == "language":
         return facts.language in cond["values"]
+    if kind == "sender_auth":
+        return facts.sender_auth == cond["value"]
     notes.append(f"Rule “{rule.get('name')}”: unknown condition “{kind}” ignored.")
     return False
 

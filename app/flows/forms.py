@@ -53,6 +53,8 @@ class RuleForm(FlaskForm):
     hours_queue = SelectField("Business hours of queue", choices=options([("", "—")]), validate_choice=False)
     language = StringField("Language", validators=[Optional(), Length(max=100)],
                            description="Two-letter codes, separated by commas: en, fr")
+    sender_auth = SelectField("Sender authentication", choices=options(
+        [("", "—")] + list(engine.SENDER_AUTH.items())), validate_choice=False)
     # actions
     queue = SelectField("Set queue", choices=options([("", "—")]), validate_choice=False)
     priority = SelectField("Set priority", choices=options([("", "—")] + [(str(k), v) for k, v in engine.PRIORITIES.items()]), validate_choice=False)
@@ -66,7 +68,7 @@ class RuleForm(FlaskForm):
     #: engine RuleError keys -> form field names
     ERROR_FIELDS = {"sender": "sender", "recipient": "recipient", "subject": "subject_value", "body": "body_value",
                     "intent": "intent", "min_confidence": "intent_confidence", "business_hours": "hours_queue",
-                    "language": "language", "queue": "queue", "priority": "priority", "assign": "assign",
+                    "language": "language", "sender_auth": "sender_auth", "queue": "queue", "priority": "priority", "assign": "assign",
                     "tags": "tags", "auto_reply": "auto_reply", "status": "status", "name": "name",
                     "always": "always", "match": "match", "actions": "queue", "pattern": "subject_value"}
 
@@ -106,6 +108,8 @@ def rule_from_form(form: RuleForm) -> dict:
                            "value": form.hours.data == "within"})
     if form.language.data and form.language.data.strip():
         conditions.append({"type": "language", "values": _split(form.language.data)})
+    if form.sender_auth.data:
+        conditions.append({"type": "sender_auth", "value": form.sender_auth.data})
 
     actions: list[dict] = []
     if form.queue.data:
@@ -153,6 +157,8 @@ def form_from_rule(form: RuleForm, rule: dict) -> None:
             form.hours_queue.data = str(cond["queue_id"])
         elif kind == "language":
             form.language.data = ", ".join(cond["values"])
+        elif kind == "sender_auth":
+            form.sender_auth.data = cond["value"]
     for action in rule.get("actions") or []:
         kind = action.get("type")
         if kind == "set_queue":

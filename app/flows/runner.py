@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.flows import automatic, blocklist, engine, intents, routing
+from app.mail.senderauth import sender_authentication
 from app.mail.subjects import reply_subject
 from app.models._types import utcnow
 from app.models.auth import Queue, User
@@ -87,6 +88,7 @@ def facts_for(conversation: Conversation, message: Message | None, address_email
         intent_confidence=conversation.intent_confidence or 0.0,
         is_new_customer=is_new,
         now=(message.created_at if message else None) or utcnow(),
+        sender_auth=sender_authentication(message.auth_dmarc, message.auth_lookalike) if message else "none",
         calendars=calendars,
         detect_language=detect_language,
     )

@@ -128,6 +128,8 @@ def _describe(rule: dict, names: dict) -> tuple[list[str], list[str]]:
             conds.append(("within" if c["value"] else "outside") + f" {q}'s business hours")
         elif kind == "language":
             conds.append("language is " + " or ".join(c["values"]))
+        elif kind == "sender_auth":
+            conds.append("sender authentication " + engine.SENDER_AUTH.get(c["value"], c["value"]))
     acts = []
     for a in rule.get("actions") or []:
         kind = a["type"]

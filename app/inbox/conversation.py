@@ -60,6 +60,33 @@ class MessageView:
     # Inbound: where the sender was taken from when the mail had no usable From (None: From).
     sender_source: str | None = None
     classification: str | None = None  # inbound: "auto_reply", "bounce", ... (`app.mail.parse`), None for a person
+    # Inbound sender authentication (`app.mail.senderauth`): None for mail stored before the checks.
+    auth_spf: str | None = None
+    auth_dkim: str | None = None
+    auth_dmarc: str | None = None
+    auth_from_domain: str | None = None
+    auth_reason: str | None = None
+    auth_lookalike: str | None = None
+
+    @property
+    def auth_warning(self) -> str | None:
+        """The tile's warning when the sender may be forged: DMARC failed, or a look-alike of our own domain."""
+        if self.direction != "in":
+            return None
+        domain = self.auth_from_domain or "its domain"
+        if self.auth_dmarc == "fail":
+            return (f"This mail says it is from {domain}, but {domain}'s checks failed: it may be forged.")
+        if self.auth_lookalike:
+            return (f"This mail is from {domain}, which looks like our own domain {self.auth_lookalike}: "
+                    "it may be an impersonation.")
+        return None
+
+    @property
+    def auth_summary(self) -> str | None:
+        """"SPF pass · DKIM none · DMARC fail", for the tile's headers; None when not checked."""
+        if self.direction != "in" or self.auth_dmarc is None:
+            return None
+        return f"SPF {self.auth_spf} · DKIM {self.auth_dkim} · DMARC {self.auth_dmarc}"
 
     @property
     def sender_note(self) -> str | None:
@@ -87,7 +114,8 @@ class MessageView:
                    [AttachmentView(a.id, a.message_id, a.filename, a.content_type, a.size, a.content_id, a.inline,
                                    a.sha256) for a in m.attachments],
                    m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts or 0, m.next_attempt_at,
-                   m.sender_source, m.classification)
+                   m.sender_source, m.classification, m.auth_spf, m.auth_dkim, m.auth_dmarc, m.auth_from_domain,
+                   m.auth_reason, m.auth_lookalike)
 
 
 class ContactName(NamedTuple):
@@ -171,7 +199,8 @@ MESSAGES_SQL = text("""
 SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject,
        m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
        EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments,
-       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at, m.sender_source, m.classification
+       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at, m.sender_source, m.classification,
+       m.auth_spf, m.auth_dkim, m.auth_dmarc, m.auth_from_domain, m.auth_reason, m.auth_lookalike
 FROM messages m LEFT JOIN users u ON u.id = m.author_id
 WHERE m.conversation_id = :conversation_id
 ORDER BY m.created_at, m.id
@@ -214,7 +243,8 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         Named(assignee_id, assignee_name) if assignee_name is not None else None)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
     messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
-                            r.next_attempt_at, r.sender_source, r.classification) for r in rows]
+                            r.next_attempt_at, r.sender_source, r.classification, r.auth_spf, r.auth_dkim,
+                            r.auth_dmarc, r.auth_from_domain, r.auth_reason, r.auth_lookalike) for r in rows]
     with_files = [r[0] for r in rows if r[14]]
     if with_files:
         by_id = {m.id: m for m in messages}

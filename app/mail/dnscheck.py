@@ -78,7 +78,8 @@ class Resolver:
         if server is not None:
             self._resolver.nameservers = [server[0]]
             self._resolver.port = server[1]
-        self._resolver.timeout = self._resolver.lifetime = float(timeout)
+        self.timeout = float(timeout)
+        self._resolver.timeout = self._resolver.lifetime = self.timeout
         self._resolver.cache = None
 
     def _answer(self, name: str, rdtype: str):
@@ -90,6 +91,11 @@ class Resolver:
             raise TemporaryDNSFailure(f"the DNS did not answer for {name} in time") from None
         except (dns.resolver.NoNameservers, dns.resolver.NoResolverConfiguration) as exc:
             raise TemporaryDNSFailure(f"the DNS could not answer for {name}: {exc}") from None
+
+    def records(self, name: str, rdtype: str) -> list:
+        """The rdata of `name`'s records of one type (A, AAAA, MX, PTR, TXT, ...); [] for none.
+        Raises `TemporaryDNSFailure`."""
+        return list(self._answer(name, rdtype))
 
     def txt(self, name: str) -> list[str]:
         """Each TXT record at `name`, its character-strings joined. Raises `TemporaryDNSFailure`."""

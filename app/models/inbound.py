@@ -47,6 +47,9 @@ class InboundRaw(db.Model):
     raw_sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(default=0)
     envelope_from: Mapped[str | None] = mapped_column(Text)
+    # The SMTP client of an ingress arrival (its address and HELO name), for the SPF check the ingest job runs.
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    helo: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default=InboundStatus.PENDING.value)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -119,6 +119,17 @@ class Message(db.Model):
     # The DKIM-Signature header put in front of the stored bytes when it was sent (None: sent unsigned),
     # so the Sent-folder copy is the message as it left.
     dkim_signature: Mapped[str | None] = mapped_column(Text)
+    # Inbound sender authentication (app.mail.senderauth): SPF / DKIM / DMARC results ("pass", "fail", "none",
+    # "temperror", ...) with the domain each was about, why, and the own domain the From domain imitates.
+    # NULL on outgoing mail and on mail stored before the checks existed.
+    auth_spf: Mapped[str | None] = mapped_column(String(12))
+    auth_spf_domain: Mapped[str | None] = mapped_column(String(253))
+    auth_dkim: Mapped[str | None] = mapped_column(String(12))
+    auth_dkim_domain: Mapped[str | None] = mapped_column(String(253))
+    auth_dmarc: Mapped[str | None] = mapped_column(String(12))
+    auth_from_domain: Mapped[str | None] = mapped_column(String(253))
+    auth_reason: Mapped[str | None] = mapped_column(Text)
+    auth_lookalike: Mapped[str | None] = mapped_column(String(253))
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     attachments: Mapped[list["Attachment"]] = relationship(back_populates="message")

@@ -57,12 +57,13 @@ from sqlalchemy.exc import IntegrityError
 from app.blobs import blob_store
 from app.extensions import begin_nested, db
 from app.mail.parse import ParsedMessage, parse_message
+from app.mail.senderauth import Verdict
 from app.mail.tokens import new_conversation_token
 from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
-from app.runtime import suppression
+from app.runtime import senderauth, suppression
 from app.runtime.live import PublishedAddress, published_address
 from app.runtime.threading import find_conversation
 from app.transactions import on_commit
@@ -86,6 +87,7 @@ class RawItem:
     raw: bytes | None = None         # the bytes, when the caller still has them (saves a read)
     raw_id: int | None = None        # an existing pending InboundRaw row (ingress)
     error: str | None = None         # the caller could not fetch it whole (too large, ...)
+    auth: Verdict | None = None      # sender authentication checked already (ingress); else read from its headers
     attachment_data: list[bytes] = field(default_factory=list, repr=False)  # to be made durable before the commit
 
 
@@ -168,6 +170,9 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
         log.exception("raw message %s could not be settled", row.raw_sha256)
         raw = None
     item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw=raw, raw_id=row.id)
+    if raw is not None and row.source == "smtp":
+        # SPF / DKIM / DMARC lookups here, in the worker, before the address lock (never in the SMTP session).
+        item.auth = senderauth.verdict_for_arrival(raw, row.client_ip, row.helo, row.envelope_from)
     try:
         return ingest(row.address_id, [item])[0]
     except AddressNotReceiving as exc:
@@ -198,6 +203,8 @@ def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> Inge
         return _finish(raw_row, IngestResult(InboundStatus.STORED_WITH_ERROR.value, error=f"raw message unreadable: {exc}"), now)
     parsed = parse_message(raw, envelope_from=item.envelope_from,
                            max_attachments=current_app.config["INBOUND_MAX_ATTACHMENTS"])
+    if item.auth is None:  # polled (or `flask mail ingest`): what a trusted provider's header says
+        item.auth = senderauth.verdict_from_headers(raw)
     if item.error and not parsed.error:
         parsed.error = item.error
     savepoint = begin_nested()
@@ -434,6 +441,8 @@ def _message(address: PublishedAddress, item: RawItem, parsed: ParsedMessage, ke
         parse_error=parsed.error, sent_at=parsed.date, created_at=now,
         sender_source=parsed.sender_source, parse_notes=parsed.parse_notes,
     )
+    if item.auth is not None:
+        senderauth.record(message, item.auth)
     db.session.add(message)
     db.session.flush()
     for att in parsed.attachments:

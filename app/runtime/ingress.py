@@ -107,7 +107,8 @@ class IngressHandler:
             data = envelope.content if isinstance(envelope.content, bytes) else (envelope.content or "").encode()
         received = self._received_header(session, envelope)
         try:
-            arrival = Arrival(envelope.mail_from, list(getattr(envelope, "address_ids", [])), received + data)
+            arrival = Arrival(envelope.mail_from, list(getattr(envelope, "address_ids", [])), received + data,
+                              client_ip=session.peer[0] if session.peer else None, helo=session.host_name)
             raw_ids = await asyncio.wrap_future(self.writer.submit(arrival))
         except Exception:  # noqa: BLE001 - nothing acknowledged: the sender retries
             log.exception("could not store an incoming message")
@@ -174,6 +175,8 @@ class Arrival:
     mail_from: str | None
     address_ids: list[int]
     data: bytes = field(repr=False)
+    client_ip: str | None = None  # the SMTP client and its HELO name: the ingest job checks SPF with them
+    helo: str | None = None
     future: Future = field(default_factory=Future, repr=False)
 
 
@@ -195,6 +198,7 @@ def store_group(app: Flask, arrivals: list[Arrival]) -> list[list[int]]:
             now = datetime.now(timezone.utc)
             rows = [{"address_id": address_id, "source": "smtp", "raw_sha256": sha, "size": len(arrival.data),
                      "envelope_from": arrival.mail_from or "", "status": InboundStatus.PENDING.value,
+                     "client_ip": (arrival.client_ip or "")[:45] or None, "helo": (arrival.helo or "")[:255] or None,
                      "attempts": 0, "received_at": now}
                     for arrival, sha in zip(arrivals, shas) for address_id in arrival.address_ids]
             # One multi-row INSERT .. RETURNING (no unit of work: these rows are only written here).

@@ -264,3 +264,24 @@ def test_flow_pages_have_no_inline_script_or_style(client, db, login_as):
                  f"/channels/email/{address.id}/blocklist", f"/flows/{flow.id}/publish"):
         html = _html(client.get(path))
         assert "<script>" not in html and " style=" not in html and " onclick=" not in html, path
+
+
+def test_sender_authentication_condition_in_the_rule_editor(client, db, login_as):
+    login_as("admin")
+    held = make_queue("Held for review")
+    flow = make_flow([], publish=False, name="Hold forged mail")
+    form = client.get(f"/flows/{flow.id}/rules/new", headers=HX)
+    assert '<label for="sender_auth">Sender authentication</label>' in _html(form)
+    assert "failed (DMARC fail, or a look-alike of our own domain)" in _html(form)
+    ok = client.post(f"/flows/{flow.id}/rules/new", headers=HX, data={
+        "name": "Forged", "match": "all", "sender_auth": "fail", "queue": held.id})
+    assert ok.status_code == 200
+    assert "sender authentication failed (DMARC fail, or a look-alike of our own domain)" in _html(ok)
+    db.session.expire_all()
+    rule = db.session.get(Flow, flow.id).rules[0]
+    assert rule["conditions"] == [{"type": "sender_auth", "value": "fail"}]
+    edit = client.get(f"/flows/{flow.id}/rules/{rule['id']}", headers=HX)
+    assert '<option selected value="fail">' in _html(edit) or 'value="fail" selected' in _html(edit)
+    bad = client.post(f"/flows/{flow.id}/rules/new", headers=HX, data={
+        "name": "Odd", "match": "all", "sender_auth": "maybe", "queue": held.id})
+    assert bad.status_code == 422 and "Choose passed, failed or not checked." in _html(bad)
