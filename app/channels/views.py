@@ -470,7 +470,10 @@ def _to_provider(url: str):
 
 
 def _callback_uri() -> str:
-    return url_for("channels.oauth_callback", _external=True)
+    """The redirect URI registered at the provider: `PUBLIC_BASE_URL` + the callback's path when set
+    (behind a proxy that terminates TLS the request's own URL would say http://), else this request's host."""
+    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    return base + url_for("channels.oauth_callback") if base else url_for("channels.oauth_callback", _external=True)
 
 
 def _sign_in_failed(message: str, setup_id: int | None, status: int = 400):

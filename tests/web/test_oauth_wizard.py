@@ -118,6 +118,17 @@ def test_google_kind_fills_in_the_documented_servers_when_left_empty(oauth_app, 
     assert (values["incoming_host"], values["incoming_port"], values["outgoing_host"], values["outgoing_port"]) == \
         ("imap.gmail.com", 993, "smtp.gmail.com", 465)
     assert values["auth_method"] == "oauth" and values["oauth_provider"] == "google"
+    assert query["redirect_uri"] == ["http://localhost/channels/oauth/callback"]  # this request's host
+
+
+def test_the_redirect_uri_is_the_public_address_behind_a_proxy(oauth_app, client, db, token):
+    """Behind a proxy that terminates TLS the request says http://; the provider must get the registered URI."""
+    oauth_app.config.update(OAUTH_GOOGLE_CLIENT_ID="google-client", PUBLIC_BASE_URL="https://desk.acme.example/")
+    base = new_setup(client, token, make_domain("acme.test").id)
+    form = oauth_form(token, _World(), "desk@acme.test", mailbox_kind="google", incoming_host="", incoming_port="",
+                      outgoing_host="", outgoing_port="")
+    query = parse_qs(urlsplit(start_sign_in(client, base, form)).query)
+    assert query["redirect_uri"] == ["https://desk.acme.example/channels/oauth/callback"]
 
 
 def test_sign_in_consent_test_connection_and_save_keep_the_tokens_encrypted(client, db, token, oauth_world):
