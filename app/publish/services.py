@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from app.channels.addresses import snapshot
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
@@ -185,9 +185,11 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
     now = datetime.now(timezone.utc)
     for a in addresses:
         a.published = snapshot(a)
+        a.live_address = a.address.strip().lower()
         a.published_at = now
         if a.draft_updated_at > now:
             a.draft_updated_at = now
+    _refuse_live_name_clash(addresses)
     if flows:
         # The flows area publishes rules (ordered) and retrains the intent model when needed.
         changes += [c for c in publish_flows([f.id for f in flows], user_id, report_unchanged_model=False)
@@ -200,6 +202,22 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
     db.session.add(record)
     db.session.flush()
     return record
+
+
+def _refuse_live_name_clash(addresses: list[EmailAddress]) -> None:
+    """Raise `PublishError` when a published name would then be live on two addresses.
+
+    That happens when an address renamed in its draft (still live under its old name) was
+    not published with this one, and this one takes that old name.
+    """
+    db.session.flush()
+    names = [a.live_address for a in addresses]
+    clash = db.session.scalars(select(EmailAddress.live_address).where(
+        EmailAddress.live_address.in_(names), EmailAddress.archived_at.is_(None))
+        .group_by(EmailAddress.live_address).having(func.count() > 1).order_by(EmailAddress.live_address)).all()
+    if clash:
+        raise PublishError(f"{', '.join(clash)} is still live on another address that was renamed but not "
+                           "published. Publish both together.")
 
 
 def publish_addresses(address_ids: list[int], user_id: int | None, comment: str,
