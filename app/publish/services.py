@@ -19,6 +19,7 @@ from app.channels.addresses import snapshot
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.flows.publishing import publish_flows
+from app.flows.queues import default_queue_name
 from app.models.channels import EmailAddress, MailboxState, PublishRecord
 from app.models.flows import Flow
 from app.runtime.poll import poll_soon
@@ -103,6 +104,35 @@ def describe_flow_changes(flow: Flow) -> list[str]:
     if (flow.rules or []) != (flow.published_rules or []):
         return ["Rules changed"]
     return ["No differences from the published version"]
+
+
+def publish_warnings(address_ids=(), flow_ids=()) -> list[str]:
+    """What would not work once these addresses go live, one sentence per problem (publishing stays allowed).
+
+    An address with no flow, or whose flow was never published (and is not published with
+    it) or has no rules: its mail goes to the default queue. An address whose last Test
+    Connection failed: its mailbox or server may refuse it.
+    """
+    flow_ids = set(flow_ids)
+    fallback = default_queue_name()
+    out = []
+    for a in db.session.scalars(select(EmailAddress).where(EmailAddress.id.in_(list(address_ids)))
+                                .order_by(EmailAddress.address)):
+        receives = a.usage != "outbound"
+        flow = db.session.get(Flow, a.flow_id) if a.flow_id else None
+        rules = (flow.rules if flow.id in flow_ids else flow.published_rules) if flow is not None else None
+        if receives and flow is None:
+            out.append(f"{a.address} has no flow: its mail goes to the default queue “{fallback}”.")
+        elif receives and rules is None:
+            out.append(f"{a.address}: its flow “{flow.name}” was never published, so its mail goes to the default "
+                       f"queue “{fallback}”. Publish the flow with it.")
+        elif receives and not rules:
+            out.append(f"{a.address}: its flow “{flow.name}” has no rules, so its mail goes to the default "
+                       f"queue “{fallback}”.")
+        if a.last_test_ok is False:
+            said = f" ({a.last_test_message})" if a.last_test_message else ""
+            out.append(f"{a.address}: the last Test Connection failed{said}. Its mailbox or server may refuse it.")
+    return out
 
 
 def _version(row) -> str:
