@@ -74,6 +74,7 @@ def archive_address(address: EmailAddress) -> None:
     """Keep the row (and its conversations) but take it out of live traffic at once."""
     address.archived_at = utcnow()
     address.published = None  # restoring it later must not bring back an old published version
+    address.live_address = None
     address.published_at = None
     db.session.execute(delete(AddressSetup).where(AddressSetup.address_id == address.id))
     db.session.flush()

@@ -215,6 +215,12 @@ class QueueForm(FlaskForm):
                                              validate_choice=False)
 
 
+class DefaultQueueForm(FlaskForm):
+    queue = SelectField("Default queue", coerce=int, validate_choice=False,
+                        description="Where mail goes when no flow routes it: an address without a published flow, "
+                                    "or no rule that sets a queue.")
+
+
 class BlockForm(FlaskForm):
     value = StringField("Sender address or domain",
                         validators=[DataRequired(message="Enter an address or a domain."), Length(max=320)])

@@ -16,6 +16,44 @@ from app.mail.render import TemplateError, check_template
 from app.models.auth import Queue, User
 
 ACK_MIN_MINUTES, ACK_MAX_MINUTES = 15, 72 * 60
+UNASSIGNED_QUEUE = "Unassigned"
+
+
+def _chosen_queue() -> Queue | None:
+    queue = db.session.scalar(select(Queue).where(Queue.is_default.is_(True)).order_by(Queue.id).limit(1))
+    return queue or db.session.scalar(select(Queue).order_by(Queue.name, Queue.id).limit(1))
+
+
+def default_queue() -> Queue:
+    """The queue that mail matching no flow rule (or on an address without a flow) lands in.
+
+    The one admins chose on the Queues page; else the first queue by name; else a queue
+    named "Unassigned" is created. Never None: new mail always lands in a queue.
+    """
+    queue = _chosen_queue()
+    if queue is None:
+        queue = Queue(name=UNASSIGNED_QUEUE, description="Mail that no flow routed")
+        db.session.add(queue)
+        db.session.flush()
+    return queue
+
+
+def default_queue_name() -> str:
+    """The name `default_queue()` would answer with, without creating anything."""
+    queue = _chosen_queue()
+    return queue.name if queue is not None else UNASSIGNED_QUEUE
+
+
+def set_default_queue(queue_id: int) -> Queue:
+    """Make this queue the default one (and no other). Raises `LookupError` for an unknown queue."""
+    queue = db.session.get(Queue, queue_id)
+    if queue is None:
+        raise LookupError(queue_id)
+    for other in db.session.scalars(select(Queue).where(Queue.is_default.is_(True), Queue.id != queue.id)):
+        other.is_default = False
+    queue.is_default = True
+    db.session.flush()
+    return queue
 
 
 def all_queues() -> list[Queue]:

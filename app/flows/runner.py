@@ -11,6 +11,7 @@ message was stored (jobs.flows.run_flow). For the first message of a conversatio
    stored on the conversation);
 4. the engine evaluates the published rules (first match, then "always") and the
    actions are applied: queue, priority, tags, assignment, automatic reply, status;
+   when no flow or no rule set a queue, the default queue (`queues.default_queue`) takes it;
 5. the queue's acknowledgement goes out unless an automatic reply just did.
 
 A reply in an existing conversation goes back to its agent when they have room
@@ -29,7 +30,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.flows import automatic, blocklist, engine, intents, routing
+from app.flows import automatic, blocklist, engine, intents, queues, routing
 from app.mail.senderauth import sender_authentication
 from app.mail.subjects import reply_subject
 from app.models._types import utcnow
@@ -249,6 +250,10 @@ def _run_one(conversation: Conversation, message: Message) -> FlowRun:
             run.matched = plan.matched
             run.notes = plan.notes
             actions, replied = _apply(conversation, plan, now)
+        if conversation.queue_id is None:
+            fallback = queues.default_queue()
+            conversation.queue_id, conversation.queue = fallback.id, fallback
+            actions.append({"action": "default queue", "result": f"no flow set a queue: {fallback.name}"})
         if not replied:
             ack = automatic.send_acknowledgement(conversation)
             if ack:

@@ -97,7 +97,8 @@ def is_our_address(address: str) -> bool:
     if address.rpartition("@")[2] == current_app.config["PLATFORM_MAIL_DOMAIN"].lower():
         return True
     return db.session.scalar(select(EmailAddress.id).where(
-        (func.lower(EmailAddress.address) == address) | (func.lower(EmailAddress.forwarded_from) == address)
+        (func.lower(EmailAddress.address) == address) | (EmailAddress.live_address == address)
+        | (func.lower(EmailAddress.forwarded_from) == address)
         | (func.lower(EmailAddress.username) == address)).limit(1)) is not None
 
 

@@ -338,10 +338,33 @@ def delete_intent(intent_id: int):
 
 @bp.route("/flows/queues/")
 def queues_page():
+    return _queues_page(forms.DefaultQueueForm(formdata=None))
+
+
+def _queues_page(default_form: forms.DefaultQueueForm, status: int = 200):
     queue_rows = queues.all_queues()
     loads = routing.agent_loads()
-    return render("flows/queues.html", block="queues", queues=queue_rows, loads=loads,
-                  calendars={q.id: routing.Calendar.of(q) for q in queue_rows})
+    default_form.queue.choices = [(q.id, q.name) for q in queue_rows]
+    if default_form.queue.data is None:
+        chosen = next((q for q in queue_rows if q.is_default), queue_rows[0] if queue_rows else None)
+        default_form.queue.data = chosen.id if chosen else None
+    return render("flows/queues.html", block="queues", status=status, queues=queue_rows, loads=loads,
+                  calendars={q.id: routing.Calendar.of(q) for q in queue_rows}, default_form=default_form)
+
+
+@bp.route("/flows/queues/default", methods=["POST"])
+def default_queue_page():
+    """"Save" of the Default queue setting on the Queues page."""
+    form = forms.DefaultQueueForm()
+    if form.validate_on_submit():
+        try:
+            queue = queues.set_default_queue(form.queue.data)
+        except LookupError:
+            form.queue.errors.append("That queue no longer exists. Choose another one.")
+        else:
+            db.session.commit()
+            return navigate(url_for(".queues_page"), f"Mail that no flow routes now goes to “{queue.name}”.")
+    return _queues_page(form, status=422)
 
 
 def _queue_form(queue=None) -> forms.QueueForm:

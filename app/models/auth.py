@@ -94,6 +94,9 @@ class Queue(db.Model):
     ack_body_html: Mapped[str] = mapped_column(Text, default="")
     ack_interval_minutes: Mapped[int] = mapped_column(default=24 * 60)
     outbound_address_ids: Mapped[list] = mapped_column(JSON, default=list)
+    # The queue that mail matching no flow rule (or arriving on an address with no flow) lands in;
+    # at most one queue has it (app.flows.queues.default_queue chooses one when none does).
+    is_default: Mapped[bool] = mapped_column(default=False)
 
     members: Mapped[list[User]] = relationship(secondary=queue_members, back_populates="queues")
 

@@ -116,6 +116,9 @@ class EmailAddress(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     draft_updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published: Mapped[dict | None] = mapped_column(JSON)
+    # The address as published (`published["address"]`, lower-cased), kept in its own indexed column
+    # for the ingress's per-recipient lookup: a draft rename changes `address`, never this.
+    live_address: Mapped[str | None] = mapped_column(String(320), index=True)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

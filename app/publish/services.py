@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from app.channels.addresses import snapshot
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.flows.publishing import publish_flows
+from app.flows.queues import default_queue_name
 from app.models.channels import EmailAddress, MailboxState, PublishRecord
 from app.models.flows import Flow
 from app.runtime.poll import poll_soon
@@ -105,6 +106,35 @@ def describe_flow_changes(flow: Flow) -> list[str]:
     return ["No differences from the published version"]
 
 
+def publish_warnings(address_ids=(), flow_ids=()) -> list[str]:
+    """What would not work once these addresses go live, one sentence per problem (publishing stays allowed).
+
+    An address with no flow, or whose flow was never published (and is not published with
+    it) or has no rules: its mail goes to the default queue. An address whose last Test
+    Connection failed: its mailbox or server may refuse it.
+    """
+    flow_ids = set(flow_ids)
+    fallback = default_queue_name()
+    out = []
+    for a in db.session.scalars(select(EmailAddress).where(EmailAddress.id.in_(list(address_ids)))
+                                .order_by(EmailAddress.address)):
+        receives = a.usage != "outbound"
+        flow = db.session.get(Flow, a.flow_id) if a.flow_id else None
+        rules = (flow.rules if flow.id in flow_ids else flow.published_rules) if flow is not None else None
+        if receives and flow is None:
+            out.append(f"{a.address} has no flow: its mail goes to the default queue “{fallback}”.")
+        elif receives and rules is None:
+            out.append(f"{a.address}: its flow “{flow.name}” was never published, so its mail goes to the default "
+                       f"queue “{fallback}”. Publish the flow with it.")
+        elif receives and not rules:
+            out.append(f"{a.address}: its flow “{flow.name}” has no rules, so its mail goes to the default "
+                       f"queue “{fallback}”.")
+        if a.last_test_ok is False:
+            said = f" ({a.last_test_message})" if a.last_test_message else ""
+            out.append(f"{a.address}: the last Test Connection failed{said}. Its mailbox or server may refuse it.")
+    return out
+
+
 def _version(row) -> str:
     return row.draft_updated_at.isoformat()
 
@@ -185,9 +215,11 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
     now = datetime.now(timezone.utc)
     for a in addresses:
         a.published = snapshot(a)
+        a.live_address = a.address.strip().lower()
         a.published_at = now
         if a.draft_updated_at > now:
             a.draft_updated_at = now
+    _refuse_live_name_clash(addresses)
     if flows:
         # The flows area publishes rules (ordered) and retrains the intent model when needed.
         changes += [c for c in publish_flows([f.id for f in flows], user_id, report_unchanged_model=False)
@@ -200,6 +232,22 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
     db.session.add(record)
     db.session.flush()
     return record
+
+
+def _refuse_live_name_clash(addresses: list[EmailAddress]) -> None:
+    """Raise `PublishError` when a published name would then be live on two addresses.
+
+    That happens when an address renamed in its draft (still live under its old name) was
+    not published with this one, and this one takes that old name.
+    """
+    db.session.flush()
+    names = [a.live_address for a in addresses]
+    clash = db.session.scalars(select(EmailAddress.live_address).where(
+        EmailAddress.live_address.in_(names), EmailAddress.archived_at.is_(None))
+        .group_by(EmailAddress.live_address).having(func.count() > 1).order_by(EmailAddress.live_address)).all()
+    if clash:
+        raise PublishError(f"{', '.join(clash)} is still live on another address that was renamed but not "
+                           "published. Publish both together.")
 
 
 def publish_addresses(address_ids: list[int], user_id: int | None, comment: str,

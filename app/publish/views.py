@@ -71,7 +71,9 @@ def publish_new():
         errors.append("Something you selected has no unpublished changes any more. Review the list again.")
     if not valid or errors:
         return _publish_dialog("select", status=422, form=form, selected=set(items), errors=errors)
-    return _publish_dialog("confirm", form=form, chosen=chosen, selected=set(items))
+    warnings = services.publish_warnings([p.id for p in chosen if p.kind == "address"],
+                                         [p.id for p in chosen if p.kind == "flow"])
+    return _publish_dialog("confirm", form=form, chosen=chosen, selected=set(items), warnings=warnings)
 
 
 @bp.route("/confirm", methods=["POST"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from email.headerregistry import Address
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 
 from app.crypto import decrypt_secret
 from app.extensions import db
@@ -91,11 +91,14 @@ _PUBLISHED_FIELDS = frozenset(f.name for f in fields(PublishedAddress)) - {"id"}
 _PUBLISHED = select(EmailAddress.id, EmailAddress.published, EmailAddress.archived_at, Domain.kind).join(
     Domain, Domain.id == EmailAddress.domain_id)
 _PUBLISHED_BY_ID = _PUBLISHED.where(EmailAddress.id == bindparam("id"))
-_PUBLISHED_BY_ADDRESS = _PUBLISHED.where(func.lower(EmailAddress.address) == bindparam("address"))
+# By the address as published (`live_address`), never the draft's `address`: a rename is live only once
+# published (archiving clears it; the archived filter is a second guard).
+_PUBLISHED_BY_ADDRESS = _PUBLISHED.where(EmailAddress.live_address == bindparam("address"),
+                                         EmailAddress.archived_at.is_(None)).order_by(EmailAddress.id)
 
 
 def published_address(address_or_id: str | int) -> PublishedAddress | None:
-    """The live configuration of an address (by id or email), or None.
+    """The live configuration of an address (by id or its published email), or None.
 
     None when the address does not exist, was never published, or its published
     version is disabled, or it is archived. Runtime code must use only this.
