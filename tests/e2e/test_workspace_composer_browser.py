@@ -176,3 +176,14 @@ def test_inbox_polls_without_console_errors(page, app, workspace):  # noqa: F811
     expect(page.locator(".tile")).to_have_count(4)
     page.wait_for_timeout(2500)
     assert page.js_errors == []
+
+
+def test_a_styled_element_swapped_by_a_poll_breaks_no_csp(page, app, workspace):  # noqa: F811
+    """htmx settles a swapped element by copying the old one's attributes; a `style` attribute (which a
+    script or the browser may set through CSSOM) copied with setAttribute is an inline style the
+    site's CSP refuses, once per poll. The inbox's tabs are swapped every few seconds."""
+    app.config["INBOX_POLL_SECONDS"] = 1
+    sign_in(page, "alex@example.test")
+    page.locator("#view-tabs").evaluate("el => { el.style.opacity = '1'; }")
+    page.wait_for_function("() => !document.querySelector('#view-tabs').hasAttribute('style')", timeout=10000)
+    assert [e for e in page.js_errors if "inline style" in e] == []
