@@ -4,7 +4,7 @@ Standard Responses search after a reload and from Drafts (no hidden copy of the 
 on a new paragraph and "with subject" replacing the subject, Escape in the "/" picker, the
 picker's preview with the conversation's values, readable Delete buttons, the Send tooltip, the
 newer-message warning naming the colleague, "Came to" only on mail that came in, and no console
-error (CSP included) on the inbox. The `page` fixture also fails a test on any id used twice.
+error (CSP included) on the inbox. The `unique_ids` fixture fails a test on any id used twice.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from app.models.inbox import Draft
 from tests.e2e.test_workspace_browser import sign_in, workspace  # noqa: F401 (the fixture)
 from tests.factories import make_conversation, make_message, make_response, make_user
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("unique_ids")]
 
 
 def open_reply(page, conv):
