@@ -41,11 +41,19 @@
     var button = $(".send-button", composer);
     if (!button) return;
     var editor = editorOf(composer);
-    var complete = fieldValue(composer, "to") && fieldValue(composer, "subject") &&
-      fieldValue(composer, "from_address_id") && editor && editor.textContent.trim();
-    if (composer.getAttribute("data-kind") === "new") complete = complete && fieldValue(composer, "queue_id");
-    button.disabled = !complete;
-    button.title = complete ? "" : "Fill in To, Subject and the message first";
+    var missing = [];
+    if (!fieldValue(composer, "from_address_id")) missing.push("From");
+    if (composer.getAttribute("data-kind") === "new" && !fieldValue(composer, "queue_id")) missing.push("Queue");
+    if (!fieldValue(composer, "to")) missing.push("To");
+    if (!fieldValue(composer, "subject")) missing.push("Subject");
+    if (!editor || !editor.textContent.trim()) missing.push("the message");
+    button.disabled = missing.length > 0;
+    button.title = missing.length ? "Fill in " + listWords(missing) + " first" : "";
+  }
+
+  /* ["To", "Subject", "the message"] -> "To, Subject and the message" */
+  function listWords(words) {
+    return words.length < 2 ? words.join("") : words.slice(0, -1).join(", ") + " and " + words[words.length - 1];
   }
 
   function backupKey(composer) { return BACKUP + composer.getAttribute("data-draft-key"); }
@@ -160,9 +168,11 @@
     }
   });
 
-  /* "/" at the start of a line (or after a space) opens the Standard Responses picker. */
+  /* "/" at the start of a line (or after a space) opens the Standard Responses picker; closing the
+     picker without choosing (Escape, Close) gives the "/" back where it was typed. */
   var savedRange = null;
   var pickerEditor = null;
+  var pickerSlash = false;
   document.addEventListener("keydown", function (e) {
     var editor = e.target;
     if (e.key !== "/" || !editor.classList || !editor.classList.contains("editor")) return;
@@ -176,6 +186,7 @@
     if (before && !/\s$/.test(before)) return;
     e.preventDefault();
     openPicker(editor);
+    pickerSlash = true;
   });
 
   document.addEventListener("click", function (e) {
@@ -185,6 +196,7 @@
 
   function rememberSelection(editor) {
     pickerEditor = editor;
+    pickerSlash = false;
     var sel = window.getSelection();
     savedRange = null;
     if (sel.rangeCount && editor.contains(sel.getRangeAt(0).startContainer)) savedRange = sel.getRangeAt(0).cloneRange();
@@ -195,20 +207,54 @@
     htmx.ajax("GET", editor.getAttribute("data-picker"), { target: "#dialogs", swap: "innerHTML" });
   }
 
+  /* Where the picker was opened from: the remembered caret, else the end of the message. */
+  function insertionPoint(editor) {
+    if (savedRange && editor.contains(savedRange.startContainer)) return savedRange.cloneRange();
+    var range = document.createRange();
+    range.selectNodeContents(editor);
+    range.collapse(false);
+    return range;
+  }
+
+  /* Replace: the response is the whole message. Append: a line break, then the response as a new
+     paragraph (at the caret, or at the end), never glued to the text before it. */
   function insertHtml(editor, html, mode) {
     if (mode === "replace") {
       editor.innerHTML = html;
       return;
     }
     editor.focus();
+    var range = insertionPoint(editor);
+    var before = document.createRange();
+    before.setStart(editor, 0);
+    before.setEnd(range.startContainer, range.startOffset);
+    var box = document.createElement("div");
+    box.innerHTML = html;
+    if (!box.firstElementChild || box.firstChild.nodeType === Node.TEXT_NODE) box.innerHTML = "<p>" + html + "</p>";
+    var fragment = document.createDocumentFragment();
+    if (before.toString().trim()) fragment.appendChild(document.createElement("br"));
+    var last = box.lastChild;
+    while (box.firstChild) fragment.appendChild(box.firstChild);
+    range.deleteContents();
+    range.insertNode(fragment);
     var sel = window.getSelection();
-    if (savedRange && editor.contains(savedRange.startContainer)) {
-      sel.removeAllRanges();
-      sel.addRange(savedRange);
-      document.execCommand("insertHTML", false, html);
-    } else {
-      editor.insertAdjacentHTML("beforeend", html);
-    }
+    var caret = document.createRange();
+    caret.selectNodeContents(last);
+    caret.collapse(false);
+    sel.removeAllRanges();
+    sel.addRange(caret);
+  }
+
+  /* The picker closed without a choice: the "/" that opened it goes back where it was typed. */
+  function giveBackSlash() {
+    if (!pickerSlash || !pickerEditor) return;
+    pickerSlash = false;
+    var editor = pickerEditor;
+    editor.focus();
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(insertionPoint(editor));
+    document.execCommand("insertText", false, "/");
   }
 
   document.addEventListener("click", function (e) {
@@ -221,12 +267,12 @@
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
       .then(function (data) {
         var composer = composerOf(editor);
+        pickerSlash = false;  // the response takes the place of the "/"
         if (dialog) closeDialog(dialog);  // a modal dialog makes the editor inert: close it first
         insertHtml(editor, data.html, button.getAttribute("data-insert"));
         if (button.getAttribute("data-with-subject") && data.subject) {
           var subject = $('[name="subject"]', formOf(composer));
-          if (button.getAttribute("data-insert") === "replace" || !subject.value.trim()) subject.value = data.subject;
-          else subject.value = subject.value.trim() + " " + data.subject;
+          subject.value = data.subject;  // with or without the body, the response's subject replaces the subject
         }
         syncBody(composer);
         editor.dispatchEvent(new Event("input", { bubbles: true }));
@@ -294,11 +340,21 @@
   function closeDialog(dialog) {
     if (dialog.open) dialog.close();
     dialog.remove();
+    if (dialog.classList.contains("picker")) giveBackSlash();
   }
   document.addEventListener("click", function (e) {
     var button = e.target.closest ? e.target.closest("[data-close-dialog]") : null;
     if (button) closeDialog(button.closest("dialog"));
   });
+  /* Escape closes a loaded dialog at once, also from a search field that has text (the browser
+     would clear the field first, and close only on a second press). */
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape" || e.defaultPrevented) return;
+    var dialog = e.target.closest ? e.target.closest("#dialogs dialog") : null;
+    if (!dialog) return;
+    e.preventDefault();
+    closeDialog(dialog);
+  }, true);
 
   /* --- Tiles --------------------------------------------------------------------------- */
 

@@ -165,6 +165,11 @@ class ConversationDetail:
     seen_at: datetime | None = None  # when the user last looked (None: never)
 
     @property
+    def started_by_us(self) -> bool:
+        """The conversation began with our message (New Mail): nothing "came to" an address."""
+        return bool(self.messages) and self.messages[0].direction == "out"
+
+    @property
     def unseen(self) -> bool:
         """Something happened since the user last looked (opening it should `mark_seen`)."""
         return self.seen_at is None or self.seen_at < self.conversation.last_message_at

@@ -8,7 +8,6 @@ enqueued after that commit (`app.transactions`).
 from __future__ import annotations
 
 import io
-from email.utils import getaddresses
 
 import click
 from flask import (Blueprint, abort, flash, jsonify, make_response, redirect, request, send_file,
@@ -33,6 +32,7 @@ from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_da
 from app.inbox.forms import NoteForm, StatusForm
 from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.recipients import parse_addresses
+from app.inbox.response_picker import draft_values, preview_paragraphs
 from app.inbox.search import reindex
 from app.mail.html import block_remote_images, sanitize_html
 from app.inbox.sending import (DraftInvalid, NewerMessage, SuppressedRecipients, recipient_warnings, retry_delivery,
@@ -534,7 +534,7 @@ def save_draft(draft_id: int):
 def delete_draft(draft_id: int):
     draft = inbox_drafts.get_draft(current_user, draft_id)
     if request.method == "GET":
-        return render("inbox/_composer.html", block="delete_dialog", d=draft)
+        return render("inbox/_composer_parts.html", block="delete_dialog", d=draft)
     conversation_id = inbox_drafts.delete_draft(current_user, draft_id)
     db.session.commit()
     return navigate(url_for("inbox.conversation", conversation_id=conversation_id) if conversation_id
@@ -602,10 +602,10 @@ def send(draft_id: int):
 def check_recipients():
     field = request.form.get("field", "to")
     if field not in ("to", "cc", "bcc"):
-        return render("inbox/_composer.html", block="recipient_error", error="Unknown field.", status=422)
+        return render("inbox/_composer_parts.html", block="recipient_error", error="Unknown field.", status=422)
     parsed = parse_addresses(request.form.get(field, ""))
     error = " ".join(parsed.errors) or None
-    return render("inbox/_composer.html", block="recipient_error", error=error, status=422 if error else 200,
+    return render("inbox/_composer_parts.html", block="recipient_error", error=error, status=422 if error else 200,
                   bounced=recipient_warnings(parsed.emails))
 
 
@@ -618,8 +618,8 @@ def suggest():
             q = request.args[field].split(",")[-1]
     field = request.args.get("field", "to")
     if field not in ("to", "cc", "bcc"):
-        return render("inbox/_composer.html", block="suggestions", contacts=[], field="to", status=422)
-    return render("inbox/_composer.html", block="suggestions", field=field,
+        return render("inbox/_composer_parts.html", block="suggestions", contacts=[], field="to", status=422)
+    return render("inbox/_composer_parts.html", block="suggestions", field=field,
                   contacts=suggest_contacts(current_user, q), draft_id=request.args.get("draft", type=int))
 
 
@@ -629,8 +629,9 @@ def picker():
     draft = inbox_drafts.get_draft(current_user, request.args.get("draft", type=int) or 0)
     q = request.args.get("q", "")
     block = "picker_results" if request.args.get("results") == "1" else "picker"
-    return render("inbox/_composer.html", block=block, d=draft, q=q,
-                  items=responses.visible_responses(current_user, q))
+    return render("inbox/_composer_parts.html", block=block, d=draft, q=q,
+                  items=responses.visible_responses(current_user, q), preview=preview_paragraphs,
+                  values=draft_values(draft, current_user._get_current_object()))
 
 
 @bp.route("/inbox/responses/<int:response_id>/insert")
@@ -643,18 +644,7 @@ def insert_response(response_id: int):
         abort(404)
     if response not in responses.visible_responses(current_user, "", limit=10_000):
         abort(404)
-    name = email = ""
-    address, conversation_id = None, None
-    if draft.conversation is not None:
-        name, email = draft.conversation.contact.name, draft.conversation.contact.email
-        address, conversation_id = draft.conversation.address, draft.conversation.id
-    else:
-        first = parse_addresses(draft.to_addrs or "")
-        if first.addresses:
-            name, email = getaddresses(first.addresses[:1])[0]
-    subject, html = responses.render_response(
-        response, responses.placeholder_values(name, email, current_user._get_current_object(), address=address,
-                                                conversation_id=conversation_id))
+    subject, html = responses.render_response(response, draft_values(draft, current_user._get_current_object()))
     return jsonify({"subject": subject, "html": html, "title": response.title})
 
 

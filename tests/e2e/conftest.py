@@ -12,6 +12,26 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
 CHROMIUM = "/usr/bin/chromium"
+#: Runs in every page before its own scripts: after the page loads and after each htmx swap has
+#: settled, an id used twice is reported as a console error (htmx targets the first one; a hidden
+#: copy makes a control do nothing). Frames (mail bodies) are the sender's, not ours: not checked.
+DUPLICATE_IDS_SCRIPT = """
+(() => {
+  if (window.top !== window) return;
+  let pending = null;
+  function check(when) {
+    const counts = {};
+    for (const el of document.querySelectorAll("[id]")) counts[el.id] = (counts[el.id] || 0) + 1;
+    const twice = Object.keys(counts).filter((id) => counts[id] > 1);
+    if (twice.length) console.error("duplicate id: " + twice.join(", ") + " on " + location.pathname + " (" + when + ")");
+  }
+  document.addEventListener("DOMContentLoaded", () => check("page"));
+  document.addEventListener("htmx:afterSettle", () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => check("after a swap"), 0);
+  });
+})();
+"""
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
@@ -51,6 +71,17 @@ def page(browser, live_url):
     page.js_errors = errors
     yield page
     context.close()
+
+
+@pytest.fixture
+def unique_ids(page):
+    """Every page the test visits, and every htmx swap there, uses each id once (DUPLICATE_IDS_SCRIPT).
+
+    Used by the workspace's browser tests. (Other pages still render Flask-WTF's hidden
+    `csrf_token` input with its id once per form: several forms on a page repeat it.)"""
+    page.context.add_init_script(DUPLICATE_IDS_SCRIPT)
+    yield page
+    assert [e for e in page.js_errors if e.startswith("duplicate id")] == []
 
 
 @pytest.fixture

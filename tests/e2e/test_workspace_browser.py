@@ -17,7 +17,7 @@ from app.models.inbox import Attachment, Draft, Message
 from tests.factories import (PASSWORD, make_address, make_conversation, make_message, make_queue, make_response,
                              make_user)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("unique_ids")]
 
 
 def sign_in(page, email):
