@@ -142,6 +142,28 @@ def login_as(client, db):
 
 
 @pytest.fixture
+def dns(app):
+    """A DNS server on loopback (`tests/dns_server.py`) that the app's DKIM/SPF/DMARC lookups ask."""
+    from tests.dns_server import LoopbackDNS
+
+    server = LoopbackDNS()
+    app.config.update(DNS_RESOLVER=server.address, DNS_TIMEOUT_SECONDS=1)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def relay(app, tmp_path):
+    """An SMTP server on loopback as the platform relay (`SMTP_RELAY_URL`), without TLS."""
+    from tests.servers import SMTPServer
+
+    server = SMTPServer(tmp_path / "relay")
+    app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def htmx_headers():
     return {"HX-Request": "true"}
 

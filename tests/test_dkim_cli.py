@@ -6,18 +6,14 @@ import json
 import pytest
 
 from app.mail.dkim import txt_strings
-from tests.dns_server import LoopbackDNS
 
 DOMAIN = "mail.pigeonhole.test"
 
 
 @pytest.fixture
-def dns(app):
-    server = LoopbackDNS()
-    app.config.update(DNS_RESOLVER=server.address, DNS_TIMEOUT_SECONDS=1, SPF_INCLUDE="include:_spf.relay.test",
-                      MX_HOST="in.pigeonhole.test")
-    yield server
-    server.stop()
+def dns(dns, app):
+    app.config.update(SPF_INCLUDE="include:_spf.relay.test", MX_HOST="in.pigeonhole.test")
+    return dns
 
 
 def test_generate_records_verify(app, db, dns):

@@ -10,27 +10,9 @@ from app.models.inbox import Message
 from app.runtime.dkim import (DkimError, add_key, make_active, record_of, recheck_dkim_keys, signing_key,
                               verify_key)
 from app.runtime.outbound import deliver_message, send_reply
-from tests.dns_server import LoopbackDNS
 from tests.factories import make_sending_address, make_sending_conversation
-from tests.servers import SMTPServer
 
 DOMAIN = "mail.pigeonhole.test"
-
-
-@pytest.fixture
-def dns(app):
-    server = LoopbackDNS()
-    app.config.update(DNS_RESOLVER=server.address, DNS_TIMEOUT_SECONDS=1)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def relay(app, tmp_path):
-    server = SMTPServer(tmp_path / "relay")
-    app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
-    yield server
-    server.stop()
 
 
 def _send(db, conversation) -> Message:

@@ -16,27 +16,10 @@ from app.queues import get_queue
 from app.runtime.dkim import add_key, record_of, verify_key
 from app.runtime.outbound import (CannotSend, InvalidRecipient, TooManyTests, deliver_send_test,
                                   enqueue_due_send_tests, queue_send_test)
-from tests.dns_server import LoopbackDNS
 from tests.factories import make_sending_address, make_user
 from tests.servers import SMTPServer
 
 DOMAIN = "mail.pigeonhole.test"
-
-
-@pytest.fixture
-def dns(app):
-    server = LoopbackDNS()
-    app.config.update(DNS_RESOLVER=server.address, DNS_TIMEOUT_SECONDS=1)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def relay(app, tmp_path):
-    server = SMTPServer(tmp_path / "relay")
-    app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
-    yield server
-    server.stop()
 
 
 def _row(db, test_id) -> SendTest:

@@ -4,18 +4,15 @@ from __future__ import annotations
 import pytest
 
 from app.models.dkim import DkimKey
-from tests.dns_server import LoopbackDNS
 from tests.helpers import csrf_token
 
 DOMAIN = "mail.pigeonhole.test"
 
 
 @pytest.fixture
-def dns(app):
-    server = LoopbackDNS()
-    app.config.update(DNS_RESOLVER=server.address, DNS_TIMEOUT_SECONDS=1, MX_HOST="in.pigeonhole.test")
-    yield server
-    server.stop()
+def dns(dns, app):
+    app.config["MX_HOST"] = "in.pigeonhole.test"
+    return dns
 
 
 def test_generate_publish_verify_and_the_checks(client, db, login_as, dns):

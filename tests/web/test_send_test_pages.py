@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 from app.models.send_tests import SendTest
 from app.queues import get_queue
@@ -14,14 +13,6 @@ from tests.dns_server import LoopbackDNS
 from tests.factories import make_sending_address
 from tests.helpers import csrf_token
 from tests.servers import SMTPServer
-
-
-@pytest.fixture
-def relay(app, tmp_path):
-    server = SMTPServer(tmp_path / "relay")
-    app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
-    yield server
-    server.stop()
 
 
 def _post(client, address_id, recipient):

@@ -263,16 +263,6 @@ def test_password_rules_accept_long_phrases_of_any_characters(app):
             check_new_password(password, "johnsmith@example.test")
 
 
-@pytest.fixture
-def relay(app, tmp_path):
-    from tests.servers import SMTPServer
-
-    server = SMTPServer(tmp_path / "relay")
-    app.config["SMTP_RELAY_URL"] = f"smtp://127.0.0.1:{server.port}?tls=none"
-    yield server
-    server.stop()
-
-
 def test_the_profile_signature_is_under_every_reply_the_agent_sends(app, db, relay):
     from email import message_from_bytes, policy
 
