@@ -20,7 +20,6 @@ field, and flush but never commit: the caller commits.
 """
 from __future__ import annotations
 
-import ipaddress
 from datetime import timedelta
 
 from flask import current_app
@@ -32,6 +31,7 @@ from app.channels.errors import AddressError, DomainError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
 from app.crypto import encrypt_secret
 from app.extensions import db
+from app.mail import netguard
 from app.mail.html import sanitize_html
 from app.mail.render import TemplateError, check_template
 from app.mail.tls import read_ca_pem
@@ -86,19 +86,11 @@ def check_app_token_hosts(clean: dict) -> None:
             continue
         if any(host == s.lstrip(".") or host.endswith(s if s.startswith(".") else "." + s) for s in suffixes):
             continue
-        if config.get("MAIL_ALLOW_PRIVATE_HOSTS") and _private_literal(host):
+        if config.get("MAIL_ALLOW_PRIVATE_HOSTS") and (host == "localhost" or netguard.is_non_public_literal(host)):
             continue
         raise AddressError(f"{host} is not an Exchange Online server: the app's token opens every mailbox of the "
                            f"tenant, so it is only sent to hosts ending in {', '.join(suffixes)} "
                            "(OAUTH_MICROSOFT_APP_HOSTS).", field)
-
-
-def _private_literal(host: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return host == "localhost"
-    return ip.is_private or ip.is_loopback
 
 
 def check_passwords_retyped(setup: AddressSetup, clean: dict, password: str | None,

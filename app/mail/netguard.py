@@ -108,6 +108,12 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+def is_non_public_literal(host: str) -> bool:
+    """Whether `host` is an IP address in its usual form that is not public (loopback, private, ...)."""
+    literal = _literal(host)
+    return literal is not None and refused_kind(literal) is not None
+
+
 @dataclass(frozen=True)
 class Target:
     """A checked place to connect to: `host` as configured (for TLS: SNI and the certificate) and
