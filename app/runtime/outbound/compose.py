@@ -147,6 +147,27 @@ def thread_headers(conversation_id: int, parent) -> tuple[str | None, list[str]]
     return parent_id, unique
 
 
+_CONTACT_NAME = select(Contact.name).where(Contact.email == bindparam("email"))  # stored lower-cased
+
+
+def recipient_name(customer_email: str | None, customer_name: str | None, to: list[str]) -> str:
+    """Whom `{{ customer_name }}` names in a message to `to`: its recipient, not always the customer.
+
+    The customer's name when the customer is in To (a reply); else, as for a Forward to a third
+    party, the first To recipient's display name, or the name of a contact with that address;
+    else empty (the template's greeting then collapses: "Hello," — see `fill_placeholders`).
+    """
+    pairs = [(name, addr) for name, addr in getaddresses(to) if addr]
+    if customer_email and any(addr.lower() == customer_email.lower() for _, addr in pairs):
+        return customer_name or next((n for n, a in pairs if a.lower() == customer_email.lower() and n), "")
+    if not pairs:
+        return ""
+    name, addr = pairs[0]
+    if name.strip():
+        return name.strip()
+    return _run(_CONTACT_NAME, {"email": addr.lower()}).scalar() or ""
+
+
 def _is_introduction(sender: PublishedAddress, thread: _Thread, recipients: list[str]) -> bool:
     """The first message from this address to this customer, and the customer is a recipient."""
     if not sender.send_vcard or thread.contact_id is None:
@@ -213,7 +234,7 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
         in_reply_to=in_reply_to, references=references, automatic=automatic, date=now,
         signature_html="" if automatic else (thread.author_signature or ""),
         placeholders={
-            "customer_name": thread.contact_name or "",
+            "customer_name": recipient_name(thread.contact_email, thread.contact_name, to),
             "agent_name": thread.author_name or "",
             "conversation_reference": f"#{thread.id}",
         },
