@@ -25,7 +25,7 @@ from app.inbox import actions
 from app.inbox import drafts as inbox_drafts
 from app.inbox.access import (InvalidAction, NotAllowed, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
-from app.inbox.addresses import sending_addresses
+from app.inbox.addresses import from_notice, sending_addresses
 from app.inbox.choices import assignable_users, queue_choices, transfer_choices, user_queues
 from app.inbox.conversation import MessageView, conversation_detail
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
@@ -440,12 +440,14 @@ def _composer_context(draft, errors: dict | None = None, newer=None, show_images
     suppressed recipients already in each field (a Reply to a customer whose mail bounced)."""
     conversation = draft.conversation
     body_html, held = block_remote_images(draft.body or "", show=show_images, hold=True)
+    senders = sending_addresses(current_user, conversation)
     return {
         "d": draft, "errors": errors or {}, "newer": newer, "body_html": body_html, "held_images": held,
         "images_shown": show_images, "suppressed": suppressed or [], "confirmed_newer": confirmed_newer,
         "warnings": {name: recipient_warnings(parse_addresses(getattr(draft, f"{name}_addrs") or "").emails)
                      for name in ("to", "cc", "bcc")},
-        "senders": sending_addresses(current_user, conversation),
+        "senders": senders,
+        "from_notice": from_notice(conversation, senders, draft.from_address_id),
         "queues": user_queues(current_user) if draft.kind == "new" else [],
         "locked": inbox_drafts.recipients_locked(draft),
         # What sending adds under the text (app.mail.render): shown below the editor, not part of it.
