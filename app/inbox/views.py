@@ -232,7 +232,8 @@ def _actions_response(conversation, status: int = 200, error: str | None = None,
 def _ask_first(conversation, exc: actions.AskFirst, fields: dict):
     """A colleague's recent change: the question, and a button that sends the same change with confirm=1.
 
-    A confirmation step (like Send's for suppressed recipients): 422, the card shows the current state."""
+    A confirmation step (like Send's for suppressed recipients): 422; the card, the badge and the arrival
+    card show the current state (the colleague's change)."""
     db.session.rollback()
     conversation = get_conversation(current_user, conversation.id)
     route = "inbox.assign" if exc.action == "assign" else "inbox.set_status"
@@ -241,7 +242,7 @@ def _ask_first(conversation, exc: actions.AskFirst, fields: dict):
            else ("Assign anyway" if exc.action == "assign" else "Change it anyway")}
     if not is_htmx():
         return _conversation_page(conversation.id, 422, ask=ask)
-    return _actions_response(conversation, 422, ask=ask)
+    return _actions_response(conversation, 422, ask=ask, oob=True)  # and the colleague's change, shown
 
 
 @bp.route("/inbox/c/<int:conversation_id>/status", methods=["POST"])
