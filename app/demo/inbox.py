@@ -2,7 +2,8 @@
 
 A published address on the platform domain linked to the General queue (so New Mail
 has a From address), a few conversations with threaded messages (HTML with a quote and
-a remote image, an attachment, a failed delivery), and two groups of Standard Responses.
+a remote image, an attachment, a failed delivery: a rendered reply with the server's 550 words, so Retry
+sends it), and two groups of Standard Responses.
 """
 from __future__ import annotations
 
