@@ -3,6 +3,10 @@
 The Preview goes through the very renderer that sends replies (`app.mail.render`), with
 a `PreviewSender` built from the wizard's values and whatever the admin is typing in the
 header or footer editor, so what the admin sees is what customers get.
+
+Placeholders mean the recipient of each message: `{{ customer_name }}` is the customer in a
+reply, but in a Forward to a third party it is that person (empty when their name is not known,
+and the greeting collapses: "Hello,"). The Preview shows that case too (`forward_text`).
 """
 from __future__ import annotations
 
@@ -48,6 +52,18 @@ def sample_draft() -> Draft:
     )
 
 
+SAMPLE_FORWARD_TO = "warehouse@logistics.example"
+
+
+def sample_forward() -> Draft:
+    """A Forward by Alex Agent to a third party whose name is not known: placeholders name its recipient."""
+    return Draft(
+        to=[SAMPLE_FORWARD_TO], subject="Fwd: Where is my parcel?",
+        body_html="<p>Could you check where this parcel is?</p>",
+        placeholders={"customer_name": "", "agent_name": SAMPLE_AGENT, "conversation_reference": SAMPLE_REFERENCE},
+    )
+
+
 @dataclass(frozen=True)
 class Preview:
     html: str
@@ -55,6 +71,7 @@ class Preview:
     error: str | None
     version: int
     template_enabled: bool
+    forward_text: str = ""  # the plain text of `sample_forward()`: what a third party's copy says
 
 
 def render_preview(setup: AddressSetup, overrides: dict | None = None, store: bool = True) -> Preview:
@@ -80,10 +97,12 @@ def render_preview(setup: AddressSetup, overrides: dict | None = None, store: bo
     except TemplateError as exc:
         error = str(exc)
     html, text = render_parts(sender, sample_draft())
+    forward_text = render_parts(sender, sample_forward())[1] if sender.template_enabled else ""
     if not store:
-        return Preview(html=html, text=text, error=error, version=0, template_enabled=sender.template_enabled)
+        return Preview(html=html, text=text, error=error, version=0, template_enabled=sender.template_enabled,
+                       forward_text=forward_text)
     setup.preview_html = html
     setup.preview_version = (setup.preview_version or 0) + 1
     db.session.flush()
     return Preview(html=html, text=text, error=error, version=setup.preview_version,
-                   template_enabled=sender.template_enabled)
+                   template_enabled=sender.template_enabled, forward_text=forward_text)

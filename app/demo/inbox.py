@@ -2,7 +2,8 @@
 
 A published address on the platform domain linked to the General queue (so New Mail
 has a From address), a few conversations with threaded messages (HTML with a quote and
-a remote image, an attachment, a failed delivery), and two groups of Standard Responses.
+a remote image, an attachment, a failed delivery: a rendered reply with the server's 550 words, so Retry
+sends it), and two groups of Standard Responses.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.models.channels import EmailAddress
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.models.responses import ResponseGroup, StandardResponse
 from app.publish.services import publish_addresses
+from app.runtime.outbound import send_reply
 
 DEMO_TOKEN = "demo-conversation-"
 
@@ -94,12 +96,24 @@ def _conversations(address: EmailAddress, agent: User, queue: Queue) -> None:
     photo = b"\x89PNG\r\n\x1a\n demo photo bytes"
     db.session.add(Attachment(message_id=asked.id, filename="broken-kettle.png", content_type="image/png",
                               size=len(photo), sha256=blob_store().put(photo)))
-    message(refund, 150, "out", "Your refund is on its way.", author_id=agent.id, delivery_status="failed",
-            delivery_error="550 5.1.1 <dan@example.org>: Recipient address rejected: mailbox full")
+    _failed_reply(refund, agent, now)
     message(refund, 120, "note", "Customer called: mailbox full, will retry tomorrow.", author_id=agent.id,
             from_addr=agent.name)
     message(older, 28800, "in", "I moved: my new address is 1 Main Street.")
     message(older, 27400, "out", "Thanks, we updated your address.", author_id=agent.id, delivery_status="sent")
+
+
+def _failed_reply(conversation: Conversation, agent: User, now: datetime) -> Message:
+    """A reply the relay refused for good: rendered and queued like any reply (its bytes stored, so
+    Retry sends it), then failed with the server's words, as the send job records a 5xx answer."""
+    failed = send_reply(conversation.id, agent.id, "<p>Your refund is on its way.</p>", check_transport=False)
+    failed.created_at = failed.last_attempt_at = now - timedelta(minutes=150)
+    failed.delivery_status, failed.delivery_attempts, failed.next_attempt_at = "failed", 1, None
+    failed.smtp_code, failed.smtp_reply = 550, "5.1.1 <dan@example.org>: Recipient address rejected: mailbox full"
+    failed.delivery_error = f"{failed.smtp_code} {failed.smtp_reply}"
+    conversation.last_message_at = now - timedelta(hours=2)
+    db.session.flush()
+    return failed
 
 
 def _responses(queue: Queue) -> None:

@@ -8,24 +8,77 @@ on (the default) an agent may move it to any queue, as escalating to a team one 
 belong to is what transfer is for; off, an agent may move it only to queues they are a
 member of (supervisors and admins: any). Every transfer leaves an internal note in the
 conversation's trail: who moved it, from which queue, to which, and when (the note's time).
+
+Two agents on one conversation do not overwrite each other silently: taking a conversation
+assigned to a colleague, or changing a status a colleague set in the last minute
+(`RECENT_STATUS_SECONDS`), raises `AskFirst` naming who did what and when ("Bea Agent took
+this conversation 20 s ago."), unless the call says `confirm=True` (the agent's "… anyway").
 """
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from app.extensions import db
 from app.inbox.access import InvalidAction, NotAllowed, get_conversation, get_user, may_transfer_to_any_queue
 from app.inbox.lists import STATUSES
 from app.mail.html import html_to_text, sanitize_html, text_to_html
 from app.models.auth import Queue, Role, User
+from app.models._types import utcnow
 from app.models.inbox import Conversation, Message
 
+RECENT_STATUS_SECONDS = 60
 
-def assign(actor: User | int, conversation_id: int, assignee_id: int | None) -> Conversation:
+
+class AskFirst(Exception):
+    """A colleague's change would be overwritten: `question` says whose and when; the caller asks, then
+    calls again with `confirm=True`. `action` is "assign" or "status"."""
+
+    def __init__(self, action: str, question: str) -> None:
+        super().__init__(question)
+        self.action = action
+        self.question = question
+
+
+def ago(when: datetime | None, now: datetime | None = None) -> str:
+    """"20 s ago", "3 min ago", "2 h ago", "on 2026-12-01": how long ago a colleague acted."""
+    if when is None:
+        return ""
+    seconds = max(0, int(((now or utcnow()) - when).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"on {when:%Y-%m-%d}"
+
+
+def _name(user: User | None) -> str:
+    return (user.name or user.email) if user is not None else "Someone"
+
+
+def _taking_question(conversation: Conversation) -> str:
+    holder = _name(conversation.assignee)
+    by = conversation.assigned_by
+    if by is None or conversation.assigned_at is None:
+        return f"This conversation is assigned to {holder}."
+    if by.id == conversation.assignee_id:
+        return f"{holder} took this conversation {ago(conversation.assigned_at)}."
+    return f"{_name(by)} assigned this conversation to {holder} {ago(conversation.assigned_at)}."
+
+
+def assign(actor: User | int, conversation_id: int, assignee_id: int | None, confirm: bool = False) -> Conversation:
     """Assign to a user (None: unassign). Raises `NotFound`, `InvalidAction` for an inactive user
-    or an agent who is not a member of the conversation's queue."""
+    or an agent who is not a member of the conversation's queue, and `AskFirst` when it is assigned
+    to someone else than the actor and `confirm` is not set."""
     actor = get_user(actor)
     conversation = get_conversation(actor, conversation_id)
+    if assignee_id == conversation.assignee_id:
+        return conversation
+    if not confirm and conversation.assignee_id not in (None, actor.id):
+        raise AskFirst("assign", _taking_question(conversation))
     if assignee_id is None:
-        conversation.assignee_id = None
+        _assigned(actor, conversation, None)
         return conversation
     assignee = db.session.get(User, assignee_id)
     if assignee is None or not assignee.active:
@@ -33,8 +86,13 @@ def assign(actor: User | int, conversation_id: int, assignee_id: int | None) -> 
     if conversation.queue_id is not None and not assignee.has_role(Role.SUPERVISOR) \
             and conversation.queue_id not in {q.id for q in assignee.queues}:
         raise InvalidAction(f"{assignee.name} is not a member of the queue {conversation.queue.name}.")
-    conversation.assignee_id = assignee.id
+    _assigned(actor, conversation, assignee.id)
     return conversation
+
+
+def _assigned(actor: User, conversation: Conversation, assignee_id: int | None) -> None:
+    conversation.assignee_id = assignee_id
+    conversation.assigned_by_id, conversation.assigned_at = actor.id, utcnow()
 
 
 def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversation:
@@ -71,11 +129,22 @@ def _note(author: User, conversation: Conversation, html: str, text: str) -> Mes
     return note
 
 
-def set_status(actor: User | int, conversation_id: int, status: str) -> Conversation:
+def set_status(actor: User | int, conversation_id: int, status: str, confirm: bool = False) -> Conversation:
+    """Set the status. Raises `NotFound`, `InvalidAction` for an unknown status, and `AskFirst` when a
+    colleague set another status in the last `RECENT_STATUS_SECONDS` and `confirm` is not set."""
     if status not in STATUSES:
         raise InvalidAction("Choose open, pending, resolved or closed.")
+    actor = get_user(actor)
     conversation = get_conversation(actor, conversation_id)
+    if status == conversation.status:
+        return conversation
+    now = utcnow()
+    if (not confirm and conversation.status_by_id not in (None, actor.id) and conversation.status_at is not None
+            and now - conversation.status_at < timedelta(seconds=RECENT_STATUS_SECONDS)):
+        raise AskFirst("status", f"{_name(conversation.status_by)} set the status to {conversation.status} "
+                                 f"{ago(conversation.status_at, now)}.")
     conversation.status = status
+    conversation.status_by_id, conversation.status_at = actor.id, now
     return conversation
 
 

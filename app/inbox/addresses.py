@@ -1,5 +1,6 @@
 """Our addresses as the composer sees them: every address of ours (left out of a reply's
-recipients), the From addresses a user may send from, and the queues' outbound addresses.
+recipients), the From addresses a user may send from, why a reply's From is not the address
+the conversation came to (`from_notice`), and the queues' outbound addresses.
 """
 from __future__ import annotations
 
@@ -43,6 +44,31 @@ def sending_addresses(user: User | int, conversation: Conversation | None = None
         if live is not None and live.can_send:
             out.append(live)
     return out
+
+
+def from_notice(conversation: Conversation | None, senders: list[PublishedAddress],
+                from_address_id: int | None) -> str | None:
+    """Why the composer's From is not the address the conversation came to, in the agent's words, or None.
+
+    "Replies go out from Demo Support <support@…> because help@… only receives." — so a reply
+    from another address is never a surprise. None for New Mail and when the conversation's own
+    address is the From.
+    """
+    if conversation is None or from_address_id == conversation.address_id:
+        return None
+    chosen = next((s for s in senders if s.id == from_address_id), None)
+    own = published_address(conversation.address_id)
+    name = own.address if own is not None else db.session.scalar(
+        select(EmailAddress.address).where(EmailAddress.id == conversation.address_id))
+    if own is None:
+        why = "is not live (disabled, archived or never published)"
+    elif not own.can_send:
+        why = "only receives"
+    else:
+        return None  # it could send: the agent chose another From themselves
+    if chosen is None:
+        return f"No reply can go out from {name}: it {why}."
+    return f"Replies go out from {chosen.from_header} because {name} {why}."
 
 
 def queue_address_ids(queues: list[Queue]) -> set[int]:

@@ -138,6 +138,7 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False,
     store = blob_store()
     files = [OutgoingAttachment(item["filename"], item["content_type"], store.get(item["sha256"]))
              for item in draft.attachments or [] if item.get("included", True)]
+    files += forwarded_inline_parts(draft)
     try:
         # The outbound service renders (template design, quote, threading headers, vCard) and queues it.
         message = queue_message(
@@ -153,6 +154,28 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False,
     mark_seen(author.id, conversation.id)
     on_commit(deliver, message.id, address_id=sender.id)
     return message
+
+
+def forwarded_inline_parts(draft: Draft) -> list[OutgoingAttachment]:
+    """The forwarded message's inline images (by Content-ID) that the Forward's HTML still shows.
+
+    A Forward starts with the forwarded message's HTML, `cid:` references and all; the
+    recipient sees those images only when the parts with those Content-IDs travel along
+    (multipart/related). An image the agent deleted from the text is left out.
+    """
+    if draft.kind != "forward" or draft.reply_to_message_id is None:
+        return []
+    message = db.session.get(Message, draft.reply_to_message_id)
+    if message is None:
+        return []
+    body = (draft.body or "").lower()
+    store, parts, seen = blob_store(), [], set()
+    for a in message.attachments:
+        cid = (a.content_id or "").strip().strip("<>")
+        if cid and cid.lower() not in seen and f"cid:{cid.lower()}" in body:
+            seen.add(cid.lower())
+            parts.append(OutgoingAttachment(a.filename or "image", a.content_type, store.get(a.sha256), content_id=cid))
+    return parts
 
 
 def _new_conversation(author: User, draft: Draft, sender: PublishedAddress, to: rules.AddressList,

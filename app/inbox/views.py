@@ -24,7 +24,7 @@ from app.inbox import actions
 from app.inbox import drafts as inbox_drafts
 from app.inbox.access import (InvalidAction, NotAllowed, NotFound, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
-from app.inbox.addresses import sending_addresses
+from app.inbox.addresses import from_notice, sending_addresses
 from app.inbox.choices import assignable_users, queue_choices, transfer_choices, user_queues
 from app.inbox.conversation import MessageView, conversation_detail
 from app.inbox.display import (FRAME_STYLE_HASH, frame_document, inline_image_data, message_display,
@@ -188,6 +188,11 @@ def _images_asked() -> bool:
 
 @bp.route("/inbox/c/<int:conversation_id>")
 def conversation(conversation_id: int):
+    return _conversation_page(conversation_id)
+
+
+def _conversation_page(conversation_id: int, status: int = 200, **actions_extra):
+    """The conversation page; `actions_extra` goes to the Actions card (an action's question, `ask`)."""
     detail = conversation_detail(current_user, conversation_id)
     if detail.unseen and mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
         db.session.commit()
@@ -200,7 +205,8 @@ def conversation(conversation_id: int):
         "inbox/conversation.html", block="conversation", detail=detail, c=detail.conversation,
         tiles=_tiles(detail.messages), open_draft=open_draft,
         composer=_composer_context(open_draft, show_images=images) if open_draft else None,
-        last_id=max((m.id for m in detail.messages), default=0), **_action_forms(detail.conversation)), images)
+        last_id=max((m.id for m in detail.messages), default=0), status=status, **actions_extra,
+        **_action_forms(detail.conversation)), images)
 
 
 STATUS_CHOICES = [(s, s.title()) for s in STATUSES]
@@ -215,10 +221,28 @@ def _action_forms(conversation) -> dict:
         "status_choices": STATUS_CHOICES, "note_form": NoteForm()}
 
 
-def _actions_response(conversation, status: int = 200, error: str | None = None):
+def _actions_response(conversation, status: int = 200, error: str | None = None, oob: bool = False, ask=None):
+    """The Actions card; with `oob` (after a change), the header's status badge and the arrival card's
+    queue too, out of band; with `ask`, the question before overwriting a colleague's change."""
     return _conversation_response(render(
-        "inbox/conversation.html", block="actions", c=conversation, status=status, action_error=error,
-        **_action_forms(conversation)))
+        "inbox/conversation.html", block="actions", c=conversation, status=status, action_error=error, oob=oob,
+        ask=ask, **_action_forms(conversation)))
+
+
+def _ask_first(conversation, exc: actions.AskFirst, fields: dict):
+    """A colleague's recent change: the question, and a button that sends the same change with confirm=1.
+
+    A confirmation step (like Send's for suppressed recipients): 422; the card, the badge and the arrival
+    card show the current state (the colleague's change)."""
+    db.session.rollback()
+    conversation = get_conversation(current_user, conversation.id)
+    route = "inbox.assign" if exc.action == "assign" else "inbox.set_status"
+    ask = {"question": exc.question, "url": url_for(route, conversation_id=conversation.id), "fields": fields,
+           "button": "Take it anyway" if exc.action == "assign" and fields.get("assignee") == "me"
+           else ("Assign anyway" if exc.action == "assign" else "Change it anyway")}
+    if not is_htmx():
+        return _conversation_page(conversation.id, 422, ask=ask)
+    return _actions_response(conversation, 422, ask=ask, oob=True)  # and the colleague's change, shown
 
 
 @bp.route("/inbox/c/<int:conversation_id>/status", methods=["POST"])
@@ -227,7 +251,10 @@ def set_status(conversation_id: int):
     form = StatusForm()
     if not form.validate_on_submit():
         return _actions_response(conversation, 422, "Choose open, pending, resolved or closed.")
-    actions.set_status(current_user, conversation_id, form.status.data)
+    try:
+        actions.set_status(current_user, conversation_id, form.status.data, confirm=request.form.get("confirm") == "1")
+    except actions.AskFirst as exc:
+        return _ask_first(conversation, exc, {"status": form.status.data})
     db.session.commit()
     flash(f"Status set to {form.status.data}.", "success")
     return _after_action(conversation)
@@ -236,11 +263,14 @@ def set_status(conversation_id: int):
 @bp.route("/inbox/c/<int:conversation_id>/assign", methods=["POST"])
 def assign(conversation_id: int):
     conversation = get_conversation(current_user, conversation_id)
-    value = request.form.get("assignee", "")
+    asked = value = request.form.get("assignee", "")
     if value == "me":
         value = str(current_user.id)
     try:
-        actions.assign(current_user, conversation_id, int(value) if value else None)
+        actions.assign(current_user, conversation_id, int(value) if value else None,
+                       confirm=request.form.get("confirm") == "1")
+    except actions.AskFirst as exc:
+        return _ask_first(conversation, exc, {"assignee": asked})
     except ValueError as exc:
         db.session.rollback()
         message = str(exc) if isinstance(exc, InvalidAction) else "Choose an agent."
@@ -274,7 +304,7 @@ def transfer(conversation_id: int):
 
 def _after_action(conversation):
     if is_htmx():
-        return _actions_response(conversation)
+        return _actions_response(conversation, oob=True)
     return redirect(url_for("inbox.conversation", conversation_id=conversation.id))
 
 
@@ -440,12 +470,14 @@ def _composer_context(draft, errors: dict | None = None, newer=None, show_images
     suppressed recipients already in each field (a Reply to a customer whose mail bounced)."""
     conversation = draft.conversation
     body_html, held = block_remote_images(draft.body or "", show=show_images, hold=True)
+    senders = sending_addresses(current_user, conversation)
     return {
         "d": draft, "errors": errors or {}, "newer": newer, "body_html": body_html, "held_images": held,
         "images_shown": show_images, "suppressed": suppressed or [], "confirmed_newer": confirmed_newer,
         "warnings": {name: recipient_warnings(parse_addresses(getattr(draft, f"{name}_addrs") or "").emails)
                      for name in ("to", "cc", "bcc")},
-        "senders": sending_addresses(current_user, conversation),
+        "senders": senders,
+        "from_notice": from_notice(conversation, senders, draft.from_address_id),
         "queues": user_queues(current_user) if draft.kind == "new" else [],
         "locked": inbox_drafts.recipients_locked(draft),
         # What sending adds under the text (app.mail.render): shown below the editor, not part of it.

@@ -35,7 +35,7 @@ from app.mail.html import html_to_text, sanitize_html
 PLACEHOLDERS = {
     "display_name": "the address's Display Name",
     "address": "the email address",
-    "customer_name": "the customer's name",
+    "customer_name": "the recipient's name (the customer; in a forward, whom it goes to)",
     "agent_name": "the agent's name",
     "conversation_reference": "the conversation's reference",
 }
@@ -110,9 +110,20 @@ def check_template(html: str) -> None:
         raise TemplateError(unknown)
 
 
+_FILLED = re.compile(r"((?:[ \t\u00a0]|&nbsp;|&#160;)*)" + _PLACEHOLDER.pattern)
+
+
 def fill_placeholders(html: str, values: dict[str, str]) -> str:
-    """Replace `{{ name }}` with the HTML-escaped value (unknown names become empty)."""
-    return _PLACEHOLDER.sub(lambda m: _html.escape(values.get(m.group(1), "") or ""), html or "")
+    """Replace `{{ name }}` with the HTML-escaped value (unknown names become empty).
+
+    An empty value takes the spaces before it along, so a greeting collapses cleanly:
+    "Hello {{ customer_name }}," becomes "Hello," when the recipient's name is not known.
+    """
+    def fill(match: re.Match) -> str:
+        value = values.get(match.group(2), "") or ""
+        return match.group(1) + _html.escape(value) if value else ""
+
+    return _FILLED.sub(fill, html or "")
 
 
 def placeholder_values(sender: Sender, draft: Draft) -> dict[str, str]:

@@ -49,11 +49,19 @@ class Conversation(db.Model):
     intent_confidence: Mapped[float | None]
     # With "Channel-Based Sessions", the To address this conversation belongs to.
     session_key: Mapped[str | None] = mapped_column(String(320))
+    # Who last assigned it and set its status, and when (`app.inbox.collisions`: a colleague's recent
+    # change is named before it is overwritten). None: never by an agent (automation, older rows).
+    assigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     address = relationship("EmailAddress")
     contact: Mapped[Contact] = relationship()
     queue = relationship("Queue")
-    assignee = relationship("User")
+    assignee = relationship("User", foreign_keys=[assignee_id])
+    assigned_by = relationship("User", foreign_keys=[assigned_by_id])
+    status_by = relationship("User", foreign_keys=[status_by_id])
     messages: Mapped[list["Message"]] = relationship(
         back_populates="conversation", order_by="Message.created_at"
     )

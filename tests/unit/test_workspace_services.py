@@ -330,6 +330,13 @@ def test_retry_only_failed_messages(app, db, world, redis_server):
     conv = make_conversation(queue=world["queue"], address=world["address"])
     failed = make_message(conv, direction="out", delivery_status="failed", delivery_error="550 5.1.1 unknown user")
     sent = make_message(conv, direction="out", delivery_status="sent")
+    with pytest.raises(InvalidAction, match="rendered copy is missing"):
+        retry_delivery(failed.id, world["agent"].id)
+    db.session.expire_all()
+    assert failed.delivery_status == "failed" and failed.delivery_error == "550 5.1.1 unknown user"
+    from app.models.inbox import OutgoingMime
+    db.session.add(OutgoingMime(message_id=failed.id, data=b"Subject: rendered\r\n\r\nIt ships.\r\n"))
+    db.session.commit()
     retried = retry_delivery(failed.id, world["agent"].id)
     assert retried.delivery_status == "queued" and retried.delivery_error is None
     assert not get_queue("send", redis.Redis.from_url(redis_server.url)).fetch_job(f"send-message-{failed.id}")

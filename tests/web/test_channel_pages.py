@@ -238,6 +238,9 @@ def test_live_preview_fragment_full_page_422_and_sandboxed_document(client, db, 
     body = fragment(client.post(f"{base}/preview", headers=HX, data={
         "csrf_token": token, "part": "header", "html": "<h1>{{ display_name }} for {{ customer_name }}</h1>"}))
     assert "Acme Help for Carol Customer" in body and "Where is it?" in body  # text part, quoted history
+    # A Forward to a third party: {{ customer_name }} names its recipient (unknown here), not the customer.
+    forward = re.search(r'data-testid="preview-forward-text">(.*?)</pre>', body, re.S)
+    assert forward and forward.group(1).startswith("Acme Help for\n") and "Carol" not in forward.group(1)
     src = re.search(r'src="(/channels/email/setup/\d+/preview/(\d+)[^"]*)"', body)
     assert src and src.group(2) == "1"
     document = client.get(src.group(1))

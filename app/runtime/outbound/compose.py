@@ -147,6 +147,27 @@ def thread_headers(conversation_id: int, parent) -> tuple[str | None, list[str]]
     return parent_id, unique
 
 
+_CONTACT_NAME = select(Contact.name).where(Contact.email == bindparam("email"))  # stored lower-cased
+
+
+def recipient_name(customer_email: str | None, customer_name: str | None, to: list[str]) -> str:
+    """Whom `{{ customer_name }}` names in a message to `to`: its recipient, not always the customer.
+
+    The customer's name when the customer is in To (a reply); else, as for a Forward to a third
+    party, the first To recipient's display name, or the name of a contact with that address;
+    else empty (the template's greeting then collapses: "Hello," — see `fill_placeholders`).
+    """
+    pairs = [(name, addr) for name, addr in getaddresses(to) if addr]
+    if customer_email and any(addr.lower() == customer_email.lower() for _, addr in pairs):
+        return customer_name or next((n for n, a in pairs if a.lower() == customer_email.lower() and n), "")
+    if not pairs:
+        return ""
+    name, addr = pairs[0]
+    if name.strip():
+        return name.strip()
+    return _run(_CONTACT_NAME, {"email": addr.lower()}).scalar() or ""
+
+
 def _is_introduction(sender: PublishedAddress, thread: _Thread, recipients: list[str]) -> bool:
     """The first message from this address to this customer, and the customer is a recipient."""
     if not sender.send_vcard or thread.contact_id is None:
@@ -159,7 +180,8 @@ def _is_introduction(sender: PublishedAddress, thread: _Thread, recipients: list
 def queue_message(conversation_id: int, *, to: list[str], subject: str, body_html: str,
                   cc: list[str] = (), bcc: list[str] = (), attachments: list[OutgoingAttachment] = (),
                   address_id: int | None = None, author_id: int | None = None,
-                  parent_id: int | None = None, quote: bool = False, automatic: bool = False) -> Message:
+                  parent_id: int | None = None, quote: bool = False, automatic: bool = False,
+                  check_transport: bool = True) -> Message:
     """Render and queue one outgoing message of a conversation; returns the new `Message` (flushed).
 
     `address_id` defaults to the conversation's address; `parent_id` is the message
@@ -171,14 +193,15 @@ def queue_message(conversation_id: int, *, to: list[str], subject: str, body_htm
     """
     return _queue(_thread(conversation_id, author_id), to=to, cc=cc, bcc=bcc, subject=subject, body_html=body_html,
                   attachments=attachments, address_id=address_id, author_id=author_id, parent_id=parent_id,
-                  quote=quote, automatic=automatic)
+                  quote=quote, automatic=automatic, check_transport=check_transport)
 
 
 def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, address_id, author_id, parent_id,
-           quote, automatic) -> Message:
+           quote, automatic, check_transport=True) -> Message:
     # Reads are column selects, not ORM loads: this is on the path of every reply an agent sends.
     sender = sending_address(address_id if address_id is not None else thread.address_id)
-    transport_settings(sender)  # refuse now, not in the worker, when no server is usable
+    if check_transport:
+        transport_settings(sender)  # refuse now, not in the worker, when no server is usable
     to, cc, bcc = _clean_recipients(to, "To"), _clean_recipients(cc, "Cc"), _clean_recipients(bcc, "Bcc")
     if not (to or cc or bcc):
         raise CannotSend("Add at least one recipient.")
@@ -211,7 +234,7 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
         in_reply_to=in_reply_to, references=references, automatic=automatic, date=now,
         signature_html="" if automatic else (thread.author_signature or ""),
         placeholders={
-            "customer_name": thread.contact_name or "",
+            "customer_name": recipient_name(thread.contact_email, thread.contact_name, to),
             "agent_name": thread.author_name or "",
             "conversation_reference": f"#{thread.id}",
         },
@@ -279,16 +302,27 @@ def outgoing_bytes(message_id: int, raw_sha256: str | None = None) -> bytes | No
     return None
 
 
+_HAS_MIME = select(exists(select(OutgoingMime.message_id).where(OutgoingMime.message_id == bindparam("id"))))
+
+
+def _has_bytes(message_id: int, raw_sha256: str | None) -> bool:
+    """Whether the bytes to send are still there (`outgoing_mime`, else the blob store), without loading them."""
+    if _run(_HAS_MIME, {"id": message_id}).scalar():
+        return True
+    return bool(raw_sha256) and blob_store().exists(raw_sha256)
+
+
 def send_reply(conversation_id: int, author_id: int | None, body_html: str, *, to: list[str] | None = None,
                cc: list[str] = (), bcc: list[str] = (), subject: str | None = None,
                attachments: list[OutgoingAttachment] = (), parent_id: int | None = None, quote: bool = True,
-               automatic: bool = False, address_id: int | None = None) -> Message:
+               automatic: bool = False, address_id: int | None = None, check_transport: bool = True) -> Message:
     """Queue a reply in a conversation, with a reply's defaults; returns the `Message` (flushed).
 
     Defaults: answers the customer's latest message (or the latest message with a
     Message-ID), to the customer, subject "Re: <conversation subject>", quoting
     the answered message. The caller hands it to `enqueue_send` after its commit (`on_commit`).
-    Raises `LookupError` and `CannotSend` like `queue_message`.
+    Raises `LookupError` and `CannotSend` like `queue_message`; `check_transport=False` renders
+    even when no SMTP server is configured yet (the demo seed's message that failed).
     """
     thread = _thread(conversation_id, author_id)
     if parent_id is None:
@@ -300,14 +334,16 @@ def send_reply(conversation_id: int, author_id: int | None, body_html: str, *, t
     if subject is None:
         subject = reply_subject(thread.subject)
     return _queue(thread, to=to, cc=cc, bcc=bcc, subject=subject, body_html=body_html, attachments=attachments,
-                  address_id=address_id, author_id=author_id, parent_id=parent_id, quote=quote, automatic=automatic)
+                  address_id=address_id, author_id=author_id, parent_id=parent_id, quote=quote, automatic=automatic,
+                  check_transport=check_transport)
 
 
 def retry_message(message_id: int) -> Message:
     """Put a failed message back in the queue (by hand); the caller hands it to `enqueue_send` after its commit.
 
-    Raises `LookupError`, `NotRetryable` (not an outgoing message that failed) and
-    `CannotSend` (its address can no longer send).
+    Raises `LookupError`, `NotRetryable` (not an outgoing message that failed, or its rendered
+    bytes are gone) and `CannotSend` (its address can no longer send). A refusal changes nothing:
+    the failed message keeps its diagnostic (the server's words), which only a new attempt replaces.
     """
     message = db.session.get(Message, message_id)
     if message is None or message.direction != "out":
@@ -315,6 +351,8 @@ def retry_message(message_id: int) -> Message:
     if message.delivery_status != RETRYABLE_BY_HAND:
         raise NotRetryable("Only a message that failed can be sent again.")
     transport_settings(sending_address(message.address_id))
+    if not _has_bytes(message.id, message.raw_sha256):
+        raise NotRetryable("This message cannot be sent again: its rendered copy is missing. Write it again.")
     message.delivery_status = QUEUED
     message.delivery_attempts = 0
     message.next_attempt_at = utcnow()
