@@ -15,5 +15,6 @@ The modules, by what they read or change:
 * `sending`: a draft to an outgoing message; delivery after commit, Retry
 * `suggestions`: known contacts while the agent types a recipient
 * `search` (full-text), `recipients` (address rules), `display` (a message's frame),
-  `presence` (who else is there), `forms`; `views`, the pages
+  `presence` (who else is there), `forms`; the pages: `pages` (blueprint and what they share),
+  `views` (inbox, conversation, actions, messages) and `composer_views` (drafts, Send, pickers)
 """
