@@ -16,12 +16,15 @@ from app.runtime.live import PublishedAddress, published_address
 
 
 def own_addresses() -> set[str]:
-    """Every address of ours: channel addresses and the contact-center mailboxes forwarding to them."""
+    """Every address of ours: channel addresses and the contact-center mailboxes forwarding to them,
+    by their draft names and by what is published (customers write to the published names while a
+    rename waits for Publish)."""
     out = set()
-    for address, forwarded in db.session.execute(select(EmailAddress.address, EmailAddress.forwarded_from)):
-        out.add(address.lower())
-        if forwarded:
-            out.add(forwarded.lower())
+    rows = db.session.execute(select(EmailAddress.address, EmailAddress.forwarded_from,
+                                     EmailAddress.live_address, EmailAddress.published))
+    for address, forwarded, live, published in rows:
+        names = [address, forwarded, live, (published or {}).get("forwarded_from")]
+        out.update(name.lower() for name in names if name)
     return out
 
 

@@ -501,3 +501,16 @@ def test_reindex_restores_lost_triggers_and_the_index(app, db, world):
     assert [r.conversation.id for r in list_inbox(world["agent"], q="sprocket", status=None).rows] == [conv.id]
     make_message(conv, text="And a widget too")  # the triggers are back
     assert [r.conversation.id for r in list_inbox(world["agent"], q="widget", status=None).rows] == [conv.id]
+
+
+def test_reply_all_leaves_out_our_published_names_while_a_rename_is_unpublished(app, db, world):
+    """Renamed in the draft but not published: customers still write to the published name (and the
+    published forwarding address), so Reply All must not send our own mail back to us."""
+    address = world["address"]
+    address.address, address.forwarded_from = "help2@mail.pigeonhole.test", "help2@acme.test"
+    db.session.commit()
+    conv = make_conversation(queue=world["queue"], address=address, contact_email="carol@example.com")
+    first = make_message(conv, text="one", to_addrs="help@acme.test, Eve <eve@example.com>",
+                         cc_addrs="help@mail.pigeonhole.test, dave@example.com")
+    everyone = start_draft(world["agent"], conv.id, "reply_all", first.id)
+    assert everyone.cc_addrs == "Eve <eve@example.com>, dave@example.com"
