@@ -77,8 +77,8 @@ def page(browser, live_url):
 def unique_ids(page):
     """Every page the test visits, and every htmx swap there, uses each id once (DUPLICATE_IDS_SCRIPT).
 
-    Used by the workspace's browser tests. (Other pages still render Flask-WTF's hidden
-    `csrf_token` input with its id once per form: several forms on a page repeat it.)"""
+    Used by the workspace's browser tests; every page's first render is checked for repeated ids in
+    tests/web/test_every_route.py (a form's hidden `csrf_token` is rendered with `id=False`)."""
     page.context.add_init_script(DUPLICATE_IDS_SCRIPT)
     yield page
     assert [e for e in page.js_errors if e.startswith("duplicate id")] == []

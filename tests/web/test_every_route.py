@@ -6,6 +6,9 @@ path is tried with a row that exists and with one that does not; fragments that 
 """
 from __future__ import annotations
 
+from collections import Counter
+from html.parser import HTMLParser
+
 from sqlalchemy import func, select
 
 from app.channels import wizard
@@ -88,13 +91,29 @@ def _paths(app):
                 yield rule.endpoint, f"{path}?{query.format(draft_id=draft_id)}"
 
 
+class _Ids(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids = Counter()
+
+    def handle_starttag(self, tag, attrs):
+        self.ids.update(value for name, value in attrs if name == "id" and value)
+
+
+def _repeated_ids(html: str) -> list[str]:
+    """Ids used more than once on a page (a label's `for`, htmx targets and screen readers need one)."""
+    parser = _Ids()
+    parser.feed(html)
+    return sorted(i for i, n in parser.ids.items() if n > 1)
+
+
 def test_every_get_route_answers_each_role_without_a_server_error(app):
     admin = make_user("admin")
     agent = make_user("agent")
     supervisor = make_user("supervisor")
     _data(admin, agent, supervisor)
     app.config["PROPAGATE_EXCEPTIONS"] = False  # a server error answers 500, as in production
-    walked, failures = 0, []
+    walked, failures, repeated = 0, [], []
     for user in (admin, supervisor, agent):
         fresh = app.test_client()
         r = fresh.post("/login", data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(fresh)})
@@ -106,8 +125,12 @@ def test_every_get_route_answers_each_role_without_a_server_error(app):
             walked += 1
             if response.status_code >= 500:
                 failures.append((user.role, endpoint, path, response.status_code))
+            elif response.status_code == 200 and response.mimetype == "text/html":
+                if ids := _repeated_ids(response.get_data(as_text=True)):
+                    repeated.append((user.role, path, ids))
     assert walked > 150
     assert failures == []
+    assert repeated == []  # no id twice on any page (issue 16: htmx targeted a hidden copy)
 
 
 def test_a_fragment_opened_as_a_page_leads_to_its_page(client, login_as, htmx_headers):
