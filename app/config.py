@@ -93,6 +93,9 @@ class Config:
 
         # Health checks must answer fast even when Redis is gone.
         self.REDIS_HEALTH_TIMEOUT = float(os.environ.get("REDIS_HEALTH_TIMEOUT", "1.0"))
+        # A worker heartbeats at least every WORKER_TTL_SECONDS - 15 s (idle) or half of it (busy); one whose
+        # heartbeat is older is dead (killed) and no longer counted by /healthz and the Ops page.
+        self.WORKER_TTL_SECONDS = max(2, int(os.environ.get("WORKER_TTL_SECONDS", "60")))
 
         # Experience flows: automatic mail cap, intent threshold, regex time limit.
         self.AUTO_REPLIES_PER_HOUR = _int("AUTO_REPLIES_PER_HOUR", 3)

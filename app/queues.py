@@ -7,6 +7,8 @@ database commit that created the rows a job reads.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from flask import current_app
 from redis import Redis
 from rq import Queue, Worker
@@ -89,5 +91,24 @@ def queue_depths(connection: Redis) -> dict[str, int]:
     return {name: get_queue(name, connection).count for name in QUEUE_NAMES}
 
 
-def worker_count(connection: Redis) -> int:
-    return Worker.count(connection=connection)
+def worker_settings() -> dict:
+    """RQ Worker options from the settings: how often a worker heartbeats (`WORKER_TTL_SECONDS`)."""
+    ttl = current_app.config["WORKER_TTL_SECONDS"]
+    return {"worker_ttl": ttl, "job_monitoring_interval": max(1, min(30, ttl // 2))}
+
+
+def live_workers(connection: Redis) -> list[Worker]:
+    """The workers whose heartbeat is fresh (within `WORKER_TTL_SECONDS`).
+
+    RQ lists a worker until its key expires, a minute or more after a SIGKILL or a machine crash,
+    and counts its registry's names even after that: neither says whether anyone works the queues.
+    """
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=current_app.config["WORKER_TTL_SECONDS"])
+    return [w for w in Worker.all(connection=connection)
+            if w.last_heartbeat is not None and w.last_heartbeat >= cutoff and w.get_state() != "suspended"]
+
+
+def unworked_queues(connection: Redis, depths: dict[str, int], workers: list[Worker]) -> list[str]:
+    """The queues with jobs waiting and no live worker listening to them."""
+    listened = {name for w in workers for name in w.queue_names()}
+    return [name for name, depth in depths.items() if depth and name not in listened]

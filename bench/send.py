@@ -269,7 +269,7 @@ def pipelined(env: dict, db, agent_id: int, conversation_ids: list[int]) -> tupl
     from sqlalchemy import func, select
 
     from app.models.inbox import Message
-    from app.queues import redis_connection, worker_count
+    from app.queues import live_workers, redis_connection
 
     log_path = Path(env["PIGEONHOLE_INSTANCE"]) / "pipelined-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +278,7 @@ def pipelined(env: dict, db, agent_id: int, conversation_ids: list[int]) -> tupl
                                   stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
-        while worker_count(redis_connection()) < 1:
+        while not live_workers(redis_connection()):
             if time.monotonic() > deadline or worker.poll() is not None:
                 raise SystemExit("the worker did not start")
             time.sleep(0.05)

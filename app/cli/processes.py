@@ -13,7 +13,7 @@ from rq.serializers import JSONSerializer
 from app.cli.serve import serve_until_signalled
 from app.cron import tick
 from app.mail.sink import start_sink
-from app.queues import QUEUE_NAMES, get_queue, redis_connection, use_app_for_jobs
+from app.queues import QUEUE_NAMES, get_queue, redis_connection, use_app_for_jobs, worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_sche
         [get_queue(name, connection) for name in (queues or QUEUE_NAMES)],
         connection=connection,
         serializer=JSONSerializer,
+        **worker_settings(),
     )
     worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
 

@@ -17,7 +17,7 @@ from app.models.auth import User
 from app.models.channels import MailboxState
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Message
-from app.queues import QUEUE_NAMES, queue_depths, redis_connection, worker_count
+from app.queues import QUEUE_NAMES, live_workers, queue_depths, redis_connection, unworked_queues
 from app.runtime.idle import idle_statuses
 from app.runtime.ingest import AddressNotReceiving, IngestResult, RawItem, ingest
 from app.runtime.live import published_addresses
@@ -32,7 +32,8 @@ def _describe(exc: Exception) -> str:
 
 
 def health() -> dict:
-    """A JSON-able report; `ok` is False when the database or Redis is down."""
+    """A JSON-able report; `ok` is False when the database or Redis is down, or when a queue has jobs
+    waiting and no live worker listens to it (`unworked_queues`). Workers count by a fresh heartbeat."""
     report: dict = {"database": {"ok": True}, "redis": {"ok": True}, "queues": {}, "workers": None, "cron": None}
     try:
         db.session.execute(text("SELECT 1"))
@@ -44,13 +45,15 @@ def health() -> dict:
         conn = redis_connection(timeout=current_app.config["REDIS_HEALTH_TIMEOUT"])
         conn.ping()
         report["queues"] = queue_depths(conn)
-        report["workers"] = worker_count(conn)
+        workers = live_workers(conn)
+        report["workers"] = len(workers)
+        report["unworked_queues"] = unworked_queues(conn, report["queues"], workers)
         last = conn.get(CRON_HEARTBEAT_KEY)
         report["cron"] = {"last_tick_seconds_ago": round(time.time() - float(last), 1)} if last else None
     except Exception as exc:  # noqa: BLE001
         report["redis"] = {"ok": False, "error": _describe(exc)}
         report["queues"] = {name: None for name in QUEUE_NAMES}
-    report["ok"] = report["database"]["ok"] and report["redis"]["ok"]
+    report["ok"] = report["database"]["ok"] and report["redis"]["ok"] and not report.get("unworked_queues")
     report["warnings"] = configuration_warnings()
     return report
 

@@ -74,6 +74,36 @@ def test_worker_shows_in_healthz_and_leaves_cleanly(app, client, tmp_path):
     assert client.get("/healthz").get_json()["workers"] == 0
 
 
+def test_a_killed_worker_stops_counting_and_a_queue_without_a_worker_is_not_ok(app, client, tmp_path):
+    """Issue 18: /healthz counted dead workers (RQ keeps a SIGKILLed worker listed until its key
+    expires, and counts its registry's names after that) and said ok with no live worker."""
+    app.config["WORKER_TTL_SECONDS"] = 3
+    env = {**flask_env(app, tmp_path), "WORKER_TTL_SECONDS": "3"}
+    proc = subprocess.Popen(flask_cmd("worker", "poll"), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while client.get("/healthz").get_json()["workers"] != 1:
+            assert proc.poll() is None and time.monotonic() < deadline, "worker never registered"
+            time.sleep(0.2)
+    finally:
+        import os
+
+        os.killpg(proc.pid, signal.SIGKILL)  # a machine crash: no goodbye in Redis
+        proc.wait(30)
+    assert Redis.from_url(app.config["REDIS_URL"]).scard("rq:workers") == 1  # RQ still lists it
+    deadline = time.monotonic() + 15
+    while client.get("/healthz").get_json()["workers"] != 0:
+        assert time.monotonic() < deadline, "a dead worker is still counted"
+        time.sleep(0.5)
+    assert client.get("/healthz").status_code == 200  # nothing waits: no worker is needed yet
+    with app.app_context():
+        enqueue("poll", "jobs.ops.ping")
+    r = client.get("/healthz")
+    report = r.get_json()
+    assert (r.status_code, report["ok"], report["unworked_queues"]) == (503, False, ["poll"])
+
+
 def test_unknown_queue_is_a_clear_cli_error(app, tmp_path):
     run = subprocess.run(flask_cmd("worker", "mail", "--burst"), env=flask_env(app, tmp_path),
                          capture_output=True, text=True, timeout=60)
