@@ -144,6 +144,10 @@ class Config:
         self.POLL_INTERVAL = _int("POLL_INTERVAL", 30)
         self.POLL_MAX_BACKOFF = _int("POLL_MAX_BACKOFF", 3600)
         self.POLL_LOCK_SECONDS = _int("POLL_LOCK_SECONDS", 300)
+        # Ingest's per-address lock: a lease renewed while its worker lives (freed within it when the worker dies),
+        # and how long another worker waits for it before going on unlocked (the dedupe constraint still holds).
+        self.INGEST_LOCK_LEASE_SECONDS = float(os.environ.get("INGEST_LOCK_LEASE_SECONDS", "15"))
+        self.INGEST_LOCK_WAIT_SECONDS = float(os.environ.get("INGEST_LOCK_WAIT_SECONDS", "120"))
         self.POLL_BATCH_SIZE = _int("POLL_BATCH_SIZE", 500)
         self.POLL_BATCH_BYTES = _int("POLL_BATCH_BYTES", 64 * 1024 * 1024)
         self.MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "30"))

@@ -43,7 +43,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.parser import BytesHeaderParser
@@ -64,6 +64,7 @@ from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
 from app.runtime import senderauth, suppression
+from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, published_address
 from app.runtime.threading import find_conversation
 from app.transactions import on_commit
@@ -553,29 +554,25 @@ redis_outage = RedisOutage()
 
 
 @contextmanager
-def address_lock(address_id: int, timeout: int = 300):
+def address_lock(address_id: int):
     """Serialise ingest per address across workers (threading must see the previous message).
 
-    A Redis lock; without Redis, ingest proceeds unlocked (the dedupe constraint
-    still prevents duplicates; two simultaneous first messages of one thread
-    could then open two conversations); `redis_outage` says so once per outage.
+    A Redis lock with a short lease renewed while this process lives (`INGEST_LOCK_LEASE_SECONDS`,
+    `app.runtime.leases`): a killed worker frees it within the lease, not after minutes. Without
+    Redis, or after waiting `INGEST_LOCK_WAIT_SECONDS`, ingest proceeds unlocked (the dedupe
+    constraint still prevents duplicates; two simultaneous first messages of one thread could then
+    open two conversations); `redis_outage` says so once per outage.
     """
-    lock = None
-    try:
-        lock = redis_connection().lock(f"pigeonhole:ingest-address:{address_id}", timeout=timeout,
-                                       blocking_timeout=timeout)
-        if not lock.acquire():
-            lock = None
-    except RedisError as exc:
-        redis_outage.failed(exc)
-        lock = None
-    else:
-        redis_outage.ok()
-    try:
+    config = current_app.config
+    with ExitStack() as stack:
+        try:
+            held = stack.enter_context(leased_lock(
+                redis_connection(), f"pigeonhole:ingest-address:{address_id}",
+                lease=config["INGEST_LOCK_LEASE_SECONDS"], wait=config["INGEST_LOCK_WAIT_SECONDS"]))
+        except RedisError as exc:
+            redis_outage.failed(exc)
+        else:
+            redis_outage.ok()
+            if held is None:
+                log.warning("ingest of address %s goes on unlocked: its lock stayed taken", address_id)
         yield
-    finally:
-        if lock is not None:
-            try:
-                lock.release()
-            except RedisError:
-                pass
