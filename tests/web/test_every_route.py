@@ -123,7 +123,10 @@ def test_every_get_route_answers_each_role_without_a_server_error(app):
         for endpoint, path in paths:
             response = fresh.get(path)
             walked += 1
-            if response.status_code >= 500:
+            if endpoint == "ops.healthz" and response.status_code == 503:
+                # Its answer, not an error: the send test queued above waits with no worker listening.
+                assert response.get_json()["unworked_queues"] == ["send"]
+            elif response.status_code >= 500:
                 failures.append((user.role, endpoint, path, response.status_code))
             elif response.status_code == 200 and response.mimetype == "text/html":
                 if ids := _repeated_ids(response.get_data(as_text=True)):
