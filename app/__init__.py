@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.flows.views import bp as flows_bp
     from app.inbox.pages import bp as inbox_bp
     from app.inbox import composer_views, views as inbox_views  # noqa: F401 - add their routes to inbox_bp
+    from app.ops import metrics as ops_metrics
     from app.ops.views import bp as ops_bp
     from app.publish.views import bp as publish_bp
     from app.responses.views import bp as responses_bp
@@ -59,5 +60,6 @@ def create_app(config: dict | None = None) -> Flask:
     web.init_app(app)
     for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp, users_bp):
         app.register_blueprint(bp)
+    ops_metrics.init_app(app)  # /metrics, and the duration of every request
     cli.init_app(app)
     return app

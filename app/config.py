@@ -96,6 +96,8 @@ class Config:
         # A worker heartbeats at least every WORKER_TTL_SECONDS - 15 s (idle) or half of it (busy); one whose
         # heartbeat is older is dead (killed) and no longer counted by /healthz and the Ops page.
         self.WORKER_TTL_SECONDS = max(2, int(os.environ.get("WORKER_TTL_SECONDS", "60")))
+        # /metrics wants "Authorization: Bearer <METRICS_TOKEN>"; unset, it answers loopback clients only.
+        self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
         # Experience flows: automatic mail cap, intent threshold, regex time limit.
         self.AUTO_REPLIES_PER_HOUR = _int("AUTO_REPLIES_PER_HOUR", 3)

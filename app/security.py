@@ -51,7 +51,7 @@ CSP = Policy({
 #: data: images; no scripts, forms, or anything else. Each caller extends it with what it needs.
 MAIL_FRAME_CSP = Policy({"default-src": ("'none'",), "style-src": ("'unsafe-inline'",), "img-src": ("data:",)})
 
-PUBLIC_ENDPOINTS = {"auth.login", "auth.reset_password", "ops.healthz", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.reset_password", "ops.healthz", "metrics.scrape", "static"}
 
 
 def restrict_blueprint(bp, role: Role, public: tuple[str, ...] = ()) -> None:

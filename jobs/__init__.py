@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from rq import get_current_job
+
 from app import create_app
 from app.extensions import db
 from app.queues import app_for_jobs, use_app_for_jobs
+from app.runtime import metrics
 
 _pid = None
 
@@ -35,7 +38,14 @@ def app_context():
             # A forked work horse must not share the parent's pooled connections.
             db.engine.dispose(close=False)
             _pid = os.getpid()
+        metrics.enter_job()  # a work horse's figures go to its worker's files, not a file set per job
+        job = get_current_job()
         try:
             yield app
+        except BaseException:
+            metrics.observe_job(job.origin if job else None, failed=True)
+            raise
+        else:
+            metrics.observe_job(job.origin if job else None, failed=False)
         finally:
             db.session.remove()

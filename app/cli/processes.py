@@ -14,6 +14,7 @@ from app.cli.serve import serve_until_signalled
 from app.cron import tick
 from app.mail.sink import start_sink
 from app.queues import QUEUE_NAMES, get_queue, redis_connection, use_app_for_jobs, worker_settings
+from app.runtime import metrics
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_sche
     if burst:
         current_app.config["SEND_LINGER_SECONDS"] = 0  # it stops when the queue is empty: nothing to wait for
     use_app_for_jobs(current_app._get_current_object())
+    metrics.mark_worker()
     connection = redis_connection()
     worker_class = SimpleWorker if simple else Worker
     worker = worker_class(

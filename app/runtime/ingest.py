@@ -63,7 +63,7 @@ from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
-from app.runtime import senderauth, suppression
+from app.runtime import metrics, senderauth, suppression
 from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, published_address
 from app.runtime.threading import find_conversation
@@ -90,6 +90,7 @@ class RawItem:
     error: str | None = None         # the caller could not fetch it whole (too large, ...)
     auth: Verdict | None = None      # sender authentication checked already (ingress); else read from its headers
     attachment_data: list[bytes] = field(default_factory=list, repr=False)  # to be made durable before the commit
+    accepted_at: datetime | None = None  # when the ingress answered 250 (else: when this ingest began)
 
 
 @dataclass
@@ -150,10 +151,21 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
         if before_commit is not None:
             before_commit()
         db.session.commit()
+    _observe(items, results, now)
     # Committed and the lock released (no Redis round trips while other workers wait for it):
     # with no transaction open, the hook runs at once.
     on_commit(_enqueue_flows, results)
     return results
+
+
+def _observe(items: Sequence[RawItem], results: list[IngestResult], started: datetime) -> None:
+    """Count the committed outcomes and their latency from acceptance (`/metrics`)."""
+    committed = datetime.now(timezone.utc)
+    for item, result in zip(items, results):
+        accepted = item.accepted_at or started
+        if accepted.tzinfo is None:  # SQLite gives naive UTC back
+            accepted = accepted.replace(tzinfo=timezone.utc)
+        metrics.observe_ingest(result.status, (committed - accepted).total_seconds())
 
 
 def ingest_pending(raw_id: int) -> IngestResult | None:
@@ -170,7 +182,8 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
     except Exception:  # noqa: BLE001 - ingest reads it again and stores the message with the reason
         log.exception("raw message %s could not be settled", row.raw_sha256)
         raw = None
-    item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw=raw, raw_id=row.id)
+    item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw=raw, raw_id=row.id,
+                   accepted_at=row.received_at)
     if raw is not None and row.source == "smtp":
         # SPF / DKIM / DMARC lookups here, in the worker, before the address lock (never in the SMTP session).
         item.auth = senderauth.verdict_for_arrival(raw, row.client_ip, row.helo, row.envelope_from)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import bindparam, case, select, update
@@ -18,6 +18,8 @@ from app.extensions import db
 from app.mail.smtp import DeliveryError, SendResult
 from app.models._types import utcnow
 from app.models.inbox import Message
+from app.runtime import metrics
+from app.transactions import on_commit
 from app.runtime.outbound.states import FAILED, QUEUED, RETRYING, SENDING, SENT, claimable
 
 log = logging.getLogger(__name__)
@@ -67,9 +69,12 @@ def finish(message_id: int, token: str, **values) -> bool:
 
 def record_sent(message_id: int, token: str, result: SendResult, dkim_signature: str | None = None) -> None:
     refused = "; ".join(f"{addr}: {code} {text}" for addr, (code, text) in result.refused.items())
-    finish(message_id, token, delivery_status=SENT, sent_at=utcnow(), smtp_code=result.code, dkim_signature=dkim_signature,
-           smtp_reply=result.text[:4000], next_attempt_at=None,
-           delivery_error=f"Not accepted for {refused}"[:4000] if refused else None)
+    sent_at = utcnow()
+    if finish(message_id, token, delivery_status=SENT, sent_at=sent_at, smtp_code=result.code,
+              dkim_signature=dkim_signature, smtp_reply=result.text[:4000], next_attempt_at=None,
+              delivery_error=f"Not accepted for {refused}"[:4000] if refused else None):
+        queued = db.session.scalar(select(Message.created_at).where(Message.id == message_id))
+        on_commit(metrics.observe_send, SENT, _seconds_between(queued, sent_at))
 
 
 def failure_outcome(attempts: int, error: DeliveryError) -> dict:
@@ -88,8 +93,19 @@ def failure_outcome(attempts: int, error: DeliveryError) -> dict:
 
 def record_failure(message_id: int, token: str, attempts: int, error: DeliveryError) -> str:
     outcome = failure_outcome(attempts, error)
-    finish(message_id, token, **outcome)
+    if finish(message_id, token, **outcome):
+        on_commit(metrics.observe_send, outcome["delivery_status"])
     return outcome["delivery_status"]
+
+
+def _seconds_between(earlier: datetime | None, later: datetime) -> float | None:
+    if earlier is None:
+        return None
+    if earlier.tzinfo is None:  # SQLite gives naive UTC back
+        earlier = earlier.replace(tzinfo=timezone.utc)
+    if later.tzinfo is None:
+        later = later.replace(tzinfo=timezone.utc)
+    return (later - earlier).total_seconds()
 
 
 def release(message_ids: list[int], token: str) -> None:
