@@ -8,6 +8,7 @@ import io
 from flask import (Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
+from redis.exceptions import RedisError
 
 from app.blobs import BlobNotFound, blob_store
 from app.extensions import db
@@ -15,7 +16,7 @@ from app.mail import sink
 from app.mail.html import sanitize_html
 from app.models.auth import Role
 from app.models.inbound import InboundRaw
-from app.ops import services
+from app.ops import jobs, services
 from app.mail.bounce.status import status_meaning
 from app.ops.forms import OutboxFilterForm, SuppressionFilterForm
 from app.runtime import mailbox_alerts, oauth_alerts, suppression
@@ -131,6 +132,42 @@ def inbound_ingest_again(raw_id: int):
         return render("ops/inbound.html", block="inbound", mailboxes=services.mailbox_statuses(),
                       problems=services.inbound_problems())
     return redirect(url_for("ops.inbound"), 303)
+
+
+# --- Jobs: queue figures, workers, failed jobs with Requeue ---------------------------------------
+
+def _jobs_page(status: int = 200):
+    try:
+        figures, workers, failed, error = jobs.queue_figures(), jobs.workers(), jobs.failed_jobs(), None
+    except RedisError as exc:
+        figures, workers, failed, error = [], [], [], services._describe(exc)
+    return render("ops/jobs.html", block="jobs", figures=figures, workers=workers, failed=failed,
+                  redis_error=error, status=status)
+
+
+@bp.route("/ops/jobs/")
+def jobs_index():
+    return _jobs_page()
+
+
+@bp.route("/ops/jobs/requeue", methods=["POST"])
+def jobs_requeue():
+    """"Requeue" of one failed job, or of every failed job of a queue (no job id)."""
+    queue, job_id = request.form.get("queue", ""), request.form.get("job_id", "")
+    try:
+        if job_id:
+            jobs.requeue(queue, job_id)
+            flash(f"Job {job_id} is back on the {queue} queue.", "success")
+        else:
+            count = jobs.requeue_all(queue)
+            flash(f"{count} failed job{'s' if count != 1 else ''} of the {queue} queue went back on it.", "success")
+    except LookupError:
+        flash("That job is no longer among the failed jobs (requeued already, or expired).", "error")
+    except RedisError as exc:
+        flash(f"Redis did not answer: {services._describe(exc)}", "error")
+    if is_htmx():
+        return _jobs_page()
+    return redirect(url_for("ops.jobs_index"), 303)
 
 
 # --- Suppressions ---------------------------------------------------------------------------------
