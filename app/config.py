@@ -98,6 +98,8 @@ class Config:
         self.WORKER_TTL_SECONDS = max(2, int(os.environ.get("WORKER_TTL_SECONDS", "60")))
         # /metrics wants "Authorization: Bearer <METRICS_TOKEN>"; unset, it answers loopback clients only.
         self.METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+        # "json": one JSON object per log line (request, job, address and message ids as fields).
+        self.LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 
         # Experience flows: automatic mail cap, intent threshold, regex time limit.
         self.AUTO_REPLIES_PER_HOUR = _int("AUTO_REPLIES_PER_HOUR", 3)

@@ -19,6 +19,8 @@
 """
 from __future__ import annotations
 
+import logging
+
 import json
 import mailbox
 import signal
@@ -199,8 +201,8 @@ def ingress_command(host: str | None, port: int | None) -> None:
     controller = make_controller(current_app._get_current_object(), host, port)
     controller.start()
     tls = " with STARTTLS" if current_app.config.get("INGRESS_TLS_CERT") else ""
-    click.echo(f"ingress listening on {controller.hostname}:{controller.port}{tls} for "
-               f"@{current_app.config['PLATFORM_MAIL_DOMAIN']}", err=True)
+    logging.getLogger(__name__).info("ingress listening on %s:%s%s for @%s", controller.hostname, controller.port,
+                                     tls, current_app.config["PLATFORM_MAIL_DOMAIN"])
     serve_until_signalled(controller)
 
 

@@ -56,6 +56,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.blobs import blob_store
 from app.extensions import begin_nested, db
+from app.logs import log_context
 from app.mail.parse import ParsedMessage, parse_message
 from app.mail.senderauth import Verdict
 from app.mail.tokens import new_conversation_token
@@ -143,10 +144,11 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
     if address is None or not address.can_receive:
         raise AddressNotReceiving(f"address {address_id} is not a published, enabled inbound address")
     results: list[IngestResult] = []
-    with address_lock(address_id):
+    with log_context(address_id=address_id), address_lock(address_id):
         now = datetime.now(timezone.utc)
         for item in items:
-            results.append(_ingest_one(address, item, now))
+            with log_context(raw_id=item.raw_id):
+                results.append(_ingest_one(address, item, now))
         _put_attachments(items)
         if before_commit is not None:
             before_commit()

@@ -113,7 +113,10 @@ class IngressHandler:
         except Exception:  # noqa: BLE001 - nothing acknowledged: the sender retries
             log.exception("could not store an incoming message")
             return "451 4.3.0 Temporary failure storing the message; try again later"
-        return f"250 2.0.0 OK queued as {','.join(str(i) for i in raw_ids)}"
+        queued = ",".join(str(i) for i in raw_ids)
+        log.info("accepted %d bytes from <%s> (%s) for %d address(es), stored as %s", len(data),
+                 envelope.mail_from or "", arrival.client_ip or "?", len(raw_ids), queued, extra={"raw_id": queued})
+        return f"250 2.0.0 OK queued as {queued}"
 
     def _received_header(self, session, envelope) -> bytes:
         peer = session.peer[0] if session.peer else "unknown"

@@ -297,3 +297,28 @@ def test_store_group_is_all_or_nothing(app, db):
     assert count(db, InboundRaw) == 0
     ids = store_group(app, [group[0], group[2]])
     assert [len(i) for i in ids] == [1, 1] and count(db, InboundRaw) == 2
+
+
+def test_a_real_ingress_logs_one_json_line_per_accepted_message(app, db, tmp_path):
+    """Issue 18: the ingress logged nothing per message; with LOG_FORMAT=json each line is one JSON object."""
+    import json
+
+    make_address(DEMO)
+    port = free_port()
+    env = flask_env(app, tmp_path) | {"LOG_FORMAT": "json"}
+    proc = subprocess.Popen(flask_cmd("ingress", "--port", str(port)), env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, timeout=30)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.sendmail("carla@example.com", [DEMO], message(subject="One"))
+            smtp.sendmail("dan@example.com", [DEMO], message(subject="Two"))
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert len(lines) == len([line for line in stderr.splitlines() if line.strip()]), stderr  # JSON only
+    accepted = [line for line in lines if line["message"].startswith("accepted ")]
+    raw_ids = sorted(str(row.id) for row in db.session.scalars(select(InboundRaw)))
+    assert sorted(line["raw_id"] for line in accepted) == raw_ids and len(raw_ids) == 2
+    assert "<carla@example.com>" in accepted[0]["message"] and accepted[0]["level"] == "INFO"

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, case, func, or_, select
 
 from app.crypto import SecretUnreadable
 from app.extensions import db
+from app.logs import log_context
 from app.mail.dkim import sign
 from app.mail.smtp import DeliveryError, SMTPSession, SMTPSettings
 from app.models._types import utcnow
@@ -69,7 +70,7 @@ def deliver_message(message_id: int) -> dict:
     problems, which are recorded on the message. Returns counts, for the job's log:
     claimed, sent, retrying, failed.
     """
-    with _commits_without_waiting_for_disk():
+    with _commits_without_waiting_for_disk(), log_context(message_id=message_id):
         return _deliver(message_id)
 
 
