@@ -19,9 +19,8 @@
 """
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 import mailbox
 import signal
 import stat
