@@ -164,6 +164,11 @@ class Config:
         # The site's address as admins reach it (https://pigeonhole.example): links in mail to admins are absolute.
         self.PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
         self.INGEST_RETRY_SECONDS = _int("INGEST_RETRY_SECONDS", 60)
+        # Cron queues again the flow step of a message stored this long ago whose flow never ran (its
+        # job was lost), looking back FLOW_SWEEP_HOURS, at most every FLOW_SWEEP_SECONDS.
+        self.FLOW_RETRY_SECONDS = _int("FLOW_RETRY_SECONDS", 60)
+        self.FLOW_SWEEP_HOURS = _int("FLOW_SWEEP_HOURS", 24)
+        self.FLOW_SWEEP_SECONDS = _int("FLOW_SWEEP_SECONDS", 30)
         # Push (`flask mail idle`, app/runtime/idle/): IMAP IDLE per published mailbox that offers it.
         # IDLE is re-issued this often (RFC 2177: servers may drop it after 30 minutes; capped at 29).
         self.IDLE_RENEW_SECONDS = min(_int("IDLE_RENEW_SECONDS", 25 * 60), 29 * 60)

@@ -18,10 +18,11 @@ from app.ops.services import record_cron_tick
 from app.queues import redis_connection
 from app.runtime.dkim import enqueue_dkim_rechecks
 from app.runtime.outbound import enqueue_due_messages, enqueue_due_send_tests
-from app.runtime.poll import requeue_stale_pending, schedule_due_polls
+from app.runtime.poll import requeue_stale_flows, requeue_stale_pending, schedule_due_polls
 
 #: Functions called on every tick; each decides itself what is due.
-PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, enqueue_due_messages,
+PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, requeue_stale_flows,
+                                        enqueue_due_messages,
                                         enqueue_due_send_tests, enqueue_dkim_rechecks]
 
 

@@ -19,7 +19,7 @@ from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Message
 from app.queues import QUEUE_NAMES, live_workers, queue_depths, redis_connection, unworked_queues
 from app.runtime.idle import idle_statuses
-from app.runtime.ingest import AddressNotReceiving, IngestResult, RawItem, ingest
+from app.runtime.ingest import AddressNotReceiving, IngestResult, RawItem, ingest, ingest_pending, stale_pending_ids
 from app.runtime.live import published_addresses
 from app.runtime.poll import pollable
 
@@ -110,7 +110,10 @@ def inbound_problems(limit: int = 50) -> dict:
         .order_by(InboundRaw.received_at.desc(), InboundRaw.id.desc()).limit(limit)))
     pending = db.session.scalar(select(func.count()).select_from(InboundRaw)
                                 .where(InboundRaw.status == InboundStatus.PENDING.value))
-    return {"failed": failed, "pending": pending, "auto_replies": unmatched_auto_replies(limit)}
+    stale = list(db.session.scalars(
+        select(InboundRaw).where(InboundRaw.id.in_(stale_pending_ids(current_app.config["INGEST_RETRY_SECONDS"], limit)))
+        .order_by(InboundRaw.received_at, InboundRaw.id)))
+    return {"failed": failed, "pending": pending, "stale": stale, "auto_replies": unmatched_auto_replies(limit)}
 
 
 def unmatched_auto_replies(limit: int = 50) -> list:
@@ -149,6 +152,13 @@ def ingest_again(raw_id: int) -> IngestResult:
     row = db.session.get(InboundRaw, raw_id)
     if row is None:
         raise LookupError(raw_id)
+    if row.status == InboundStatus.PENDING.value:  # still waiting (its job was lost): ingest it now, here
+        result = ingest_pending(raw_id)
+        if result is None:
+            raise NotIngestable("This message was ingested meanwhile.")
+        if result.status == InboundStatus.PENDING.value:
+            raise AddressNotReceiving(result.error)
+        return result
     if row.status != InboundStatus.STORED_WITH_ERROR.value:
         raise NotIngestable(f"This message is not stored with an error (it is {row.status.replace('_', ' ')}).")
     broken = db.session.get(Message, row.message_row_id) if row.message_row_id is not None else None

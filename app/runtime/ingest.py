@@ -525,6 +525,26 @@ def flow_steps_missing(since: datetime, address_id: int | None = None) -> list[t
     return [(conversation_id, message_id) for conversation_id, message_id in db.session.execute(query)]
 
 
+def stale_flow_steps(older_than_seconds: int, window_hours: int, limit: int = 500) -> list[tuple[int, int]]:
+    """Like `flow_steps_missing`, for cron's sweep: messages stored in the last `window_hours`, more
+    than `older_than_seconds` ago, whose flow never ran (its job died with its worker, or with Redis).
+
+    The `FlowRun` a flow writes is the "done" mark; a flow-eligible message without one is pending.
+    Found through the conversations active in the window (`ix_conversations_last_id`), so the sweep
+    reads recent rows only, not the whole message table.
+    """
+    now = datetime.now(timezone.utc)
+    since, before = now - timedelta(hours=window_hours), now - timedelta(seconds=older_than_seconds)
+    active = select(Conversation.id).where(Conversation.last_message_at >= since)
+    ran = select(FlowRun.id).where(FlowRun.message_id == Message.id).exists()
+    query = (select(Message.conversation_id, Message.id)
+             .where(Message.conversation_id.in_(active), Message.direction == "in",
+                    Message.created_at >= since, Message.created_at < before,
+                    or_(Message.classification.is_(None), Message.classification.not_in(_NO_FLOW)), ~ran)
+             .order_by(Message.id).limit(limit))
+    return [(conversation_id, message_id) for conversation_id, message_id in db.session.execute(query)]
+
+
 class RedisOutage:
     """Says once per outage, not once per batch, that Redis is unavailable and what waits for it.
 

@@ -14,8 +14,10 @@ exponentially (`POLL_INTERVAL * 2**errors`, at most `POLL_MAX_BACKOFF`); one
 failing mailbox never stops the others, since each is its own job. One failing for longer
 than `MAILBOX_ALERT_MINUTES` is told to admins once, and its recovery too
 (`app.runtime.mailbox_alerts`).
-`requeue_stale_pending()` (a cron task) re-enqueues ingress arrivals whose ingest
-job was lost (a Redis restart, a killed worker).
+`requeue_stale_pending()` and `requeue_stale_flows()` (cron tasks) re-enqueue the ingest of
+arrivals and the flow step of messages whose job was lost (a Redis restart, a killed worker, a
+machine crash): the database says what is pending, and `enqueue_once` tells a live job from a dead
+one (queued but absent from its queue, or started by a worker with no fresh heartbeat).
 """
 from __future__ import annotations
 
@@ -31,9 +33,9 @@ from sqlalchemy import select, update
 from app.mail.failures import classify, explain
 from app.mail.probe import ServerSettings, default_port
 from app.runtime.live import PublishedAddress, published_address, published_addresses
-from app.queues import enqueue, redis_connection
+from app.queues import enqueue, get_queue, live_workers, redis_connection
 from app.runtime.imap import poll_imap
-from app.runtime.ingest import stale_pending_ids
+from app.runtime.ingest import stale_flow_steps, stale_pending_ids
 from app.runtime.mailbox import PollResult
 from app.runtime.mailbox_alerts import note_failure, note_success
 from app.runtime.pop3 import poll_pop3
@@ -229,12 +231,32 @@ def requeue_stale_pending() -> list[int]:
                                    job_id=f"ingest-raw-{raw_id}")]
 
 
+FLOW_SWEEP_KEY = "pigeonhole:cron:flow-sweep"
+
+
+def requeue_stale_flows() -> list[int]:
+    """Re-enqueue the flow step of messages whose flow never ran (`FLOW_RETRY_SECONDS` after they were
+    stored, within `FLOW_SWEEP_HOURS`). Runs at most every `FLOW_SWEEP_SECONDS`, whichever cron
+    process ticks (a Redis key with an expiry). Message ids queued."""
+    cfg = current_app.config
+    if not redis_connection().set(FLOW_SWEEP_KEY, 1, nx=True, ex=max(1, cfg["FLOW_SWEEP_SECONDS"])):
+        return []
+    stale = stale_flow_steps(cfg["FLOW_RETRY_SECONDS"], cfg["FLOW_SWEEP_HOURS"])
+    db.session.rollback()  # only reads
+    queued = [message_id for conversation_id, message_id in stale
+              if outside_transaction(enqueue_once, "flows", "jobs.flows.run_flow", conversation_id, message_id,
+                                     job_id=f"flow-message-{message_id}")]
+    if queued:
+        log.warning("flow step of %d message(s) queued again (their job was lost): %s", len(queued),
+                    ", ".join(map(str, queued[:20])))
+    return queued
+
+
 def enqueue_once(queue: str, func: str, *args, job_id: str, lock_name: str | None = None) -> bool:
     """Enqueue unless a live job of that id exists; True when enqueued.
 
-    A finished, failed, stopped or canceled job of that id is deleted first
-    (RQ keeps them around, which would block the id). A job marked started whose
-    worker died is recognised by its lock being free (`lock_name`) and replaced.
+    A job of that id that is not alive (`job_alive`) is deleted first (RQ keeps finished and failed
+    jobs around, which would block the id; a dead job's hash would too).
     """
     connection = redis_connection()
     try:
@@ -242,11 +264,26 @@ def enqueue_once(queue: str, func: str, *args, job_id: str, lock_name: str | Non
     except Exception:  # noqa: BLE001 - NoSuchJobError or an unreadable job hash
         job = None
     if job is not None:
-        status = job.get_status(refresh=False)
-        dead = status == JobStatus.STARTED and lock_name is not None and not connection.exists(lock_name)
-        if status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED) or dead \
-                or status is None:
-            job.delete()
-        else:
+        if job_alive(job, connection, lock_name):
             return False
+        job.delete()
     return enqueue(queue, func, *args, job_id=job_id, result_ttl=0, failure_ttl=24 * 3600) is not None
+
+
+def job_alive(job: Job, connection, lock_name: str | None = None) -> bool:
+    """Whether a job will still run or is running: queued and really in its queue's list, scheduled or
+    deferred, or started by a worker whose heartbeat is fresh (and, given `lock_name`, holding it).
+
+    RQ leaves a job "started" when its worker and work horse die together (a machine crash), and
+    "queued" when Redis lost the queue's list but kept the job's hash; both are dead.
+    """
+    status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED:
+        return connection.lpos(get_queue(job.origin, connection).key, job.id) is not None
+    if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return True
+    if status == JobStatus.STARTED:
+        if lock_name is not None and not connection.exists(lock_name):
+            return False
+        return bool(job.worker_name) and job.worker_name in {w.name for w in live_workers(connection)}
+    return False  # finished, failed, stopped, canceled, or unreadable

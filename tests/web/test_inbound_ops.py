@@ -174,3 +174,27 @@ def test_ingest_again_is_for_admins_only(client, db, login_as):
     assert client.post(f"/ops/inbound/{row.id}/ingest", data={"csrf_token": token}).status_code == 403
     db.session.refresh(row)
     assert row.status == "stored_with_error" and row.attempts == 0
+
+
+def test_an_arrival_whose_ingest_job_was_lost_is_listed_and_ingest_now_opens_its_conversation(client, db, login_as):
+    """Issue 18, fault 1: arrivals acknowledged with 250 whose job died were not listed, and Retry did not
+    move them."""
+    from datetime import timedelta
+
+    login_as("admin")
+    support = make_address("support@mail.pigeonhole.test")
+    raw = message(subject="Stranded since the crash")
+    row = InboundRaw(address_id=support.id, source="smtp", raw_sha256=blob_store().put(raw), size=len(raw),
+                     received_at=datetime.now(timezone.utc) - timedelta(minutes=12))
+    db.session.add(row)
+    db.session.commit()
+    page = client.get("/ops/inbound/").get_data(as_text=True)
+    assert 'id="inbound-stale"' in page and "its ingest job was lost" in page and ">Ingest now</button>" in page
+    answer = client.post(f"/ops/inbound/{row.id}/ingest", data={"csrf_token": csrf_token(client, "/ops/inbound/")},
+                         follow_redirects=True)
+    assert "Ingested again: it opened conversation #" in answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(InboundRaw, row.id).status == "created"
+    assert db.session.scalar(select(Message.subject).where(Message.id == db.session.get(InboundRaw, row.id)
+                                                           .message_row_id)) == "Stranded since the crash"
+    assert 'id="inbound-stale"' not in client.get("/ops/inbound/").get_data(as_text=True)
