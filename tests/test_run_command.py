@@ -1,0 +1,97 @@
+"""The README's first command, `scripts/run`, as ops would meet it: a child that dies is started again
+(issue 18, fault 3: before, one dead child stopped every process), and Ctrl-C stops them all."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from redis import Redis
+from rq import Worker
+
+from tests.servers import free_port, wait_for_port
+from tests.subprocess_env import ROOT
+
+
+def _healthz(port: int) -> dict | None:
+    import json
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return json.loads(answer.read())
+    except Exception:  # noqa: BLE001 - not up yet, or 503 while a worker is missing
+        return None
+
+
+def _wait(condition, message: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def running(tmp_path):
+    port, redis_port, ingress_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SMTP_RELAY_URL")}
+    env.update(PIGEONHOLE_INSTANCE=str(tmp_path / "instance"), PORT=str(port), REDIS_PORT=str(redis_port),
+               INGRESS_PORT=str(ingress_port), WORKER_TTL_SECONDS="5")
+    log = open(tmp_path / "run.out", "w+")
+    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait(lambda: (_healthz(port) or {}).get("workers") == 1 or proc.poll() is not None, "scripts/run never came up",
+              timeout=240)
+        assert proc.poll() is None, (tmp_path / "run.out").read_text()
+        yield proc, port, redis_port, ingress_port, tmp_path / "run.out"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        log.close()
+
+
+def test_a_killed_worker_and_ingress_are_started_again_and_ctrl_c_stops_everything(running):
+    proc, port, redis_port, ingress_port, out = running
+    redis = Redis(port=redis_port)
+    [worker] = Worker.all(connection=redis)
+    os.kill(worker.pid, signal.SIGKILL)
+    _wait(lambda: [w.pid for w in Worker.all(connection=redis) if w.pid != worker.pid
+                   and w.last_heartbeat is not None], "no new worker registered")
+    assert "worker stopped (exit 137); starting it again" in out.read_text()
+
+    ingress = next(int(p) for p in os.listdir("/proc") if p.isdigit() and _is_ingress(int(p), ingress_port))
+    os.kill(ingress, signal.SIGKILL)
+    _wait(lambda: "ingress stopped (exit 137); starting it again" in out.read_text(), "the ingress was not restarted")
+    wait_for_port(ingress_port, timeout=60)
+    assert proc.poll() is None and (_healthz(port) or {}).get("database", {}).get("ok")
+
+    group = os.getpgid(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(60)
+    assert code == 130, (code, out.read_text()[-1500:])
+    time.sleep(1)
+    left = [p for p in os.listdir("/proc") if p.isdigit() and _in_group(int(p), group)]
+    assert left == [], f"processes left running: {left}"
+
+
+def _is_ingress(pid: int, port: int) -> bool:
+    try:
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+    except OSError:
+        return False
+    return b"ingress" in cmdline and str(port).encode() in cmdline
+
+
+def _in_group(pid: int, group: int) -> bool:
+    try:
+        return os.getpgid(pid) == group
+    except OSError:
+        return False
