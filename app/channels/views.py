@@ -281,7 +281,10 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
                        signed_in={k.key: sign_in.signed_in_as(setup, k.key) for k in kinds if k.provider_name})
     if step == "address":
         context.setdefault("form", extra.pop("form", None) or _address_form(setup, formdata=False))
-        context["test"] = extra.pop("test", None) or _test_results(setup)
+        # A page filled from the stored values shows only a test of exactly those settings: a test of
+        # values typed and never saved goes away with them on reload (a POST re-shows both).
+        shown = request.method == "POST" or connection_test.setup_test_outcome(setup) is not None
+        context["test"] = extra.pop("test", None) or (_test_results(setup) if shown else None)
     elif step == "design":
         context["form"] = extra.pop("form", None) or forms.DesignForm(
             formdata=None, data={"template_enabled": bool((setup.values or {}).get("template_enabled"))})

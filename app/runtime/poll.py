@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app
+from flask import current_app, has_app_context
 from redis.exceptions import LockError, RedisError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -186,7 +186,8 @@ def describe_error(exc: BaseException, address: PublishedAddress | None = None) 
         security = (address.incoming_security or "ssl").lower()
         port = address.incoming_port or default_port(address.incoming_protocol, security)
         where = ServerSettings(address.incoming_protocol, address.incoming_host or "?", port, security).describe()
-    return explain(exc, where)[:500]
+    seconds = current_app.config["MAIL_TIMEOUT"] if has_app_context() else None
+    return explain(exc, where, seconds=seconds)[:500]
 
 
 # --- cron tasks ---------------------------------------------------------------------------------
