@@ -39,7 +39,7 @@ from app.runtime.poll import pollable
 
 #: The draft columns that make up a published snapshot.
 SNAPSHOT_FIELDS = (
-    "address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
+    "address", "display_name", "usage", "send_vcard", "enabled", "when_disabled", "template_enabled", "header_html",
     "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
     "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "use_reply_to_identity",
     "channel_sessions", "flow_id", "auth_method", "oauth_provider", "tls_ca_pem", "smtp_username", "save_to_sent",
