@@ -132,8 +132,9 @@ def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
 
 
 def polling_ids() -> set[int]:
-    """The ids of the addresses whose published version polls a mailbox (they get a "Poll now" button)."""
-    return {a.id for a in published_addresses("custom") if pollable(a)}
+    """The ids of the addresses whose published version polls a mailbox (they get a "Poll now" button); a
+    disabled one that holds new mail polls it too."""
+    return {a.id for a in published_addresses("custom", holding=True) if pollable(a)}
 
 
 def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:

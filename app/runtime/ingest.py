@@ -130,7 +130,7 @@ class AddressNotReceiving(LookupError):
 
 
 def ingest(address_id: int, items: Sequence[RawItem], *,
-           before_commit: Callable[[], None] | None = None) -> list[IngestResult]:
+           before_commit: Callable[[], None] | None = None, hold: bool = True) -> list[IngestResult]:
     """Ingest a batch for one address, commit once, then enqueue the flow steps.
 
     Commits (it is a unit of work of its own: pollers rely on the watermark
@@ -141,10 +141,11 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
     For a disabled address published to hold new mail, each message is only
     recorded as `held` (raw bytes kept, nothing parsed, threaded or routed: no
     agent sees it); `app.runtime.hold` turns the rows pending again once the
-    address is published enabled, and they are ingested then, once.
+    address is published enabled, and they are ingested then, once. With `hold=False` (an admin's
+    "ingest again") such an address raises `AddressNotReceiving` instead.
     """
     address = receiving_address(address_id)
-    if address is None or not address.can_receive:
+    if address is None or not address.can_receive or (address.holds_mail and not hold):
         raise AddressNotReceiving(f"address {address_id} is not a published, enabled inbound address")
     results: list[IngestResult] = []
     with address_lock(address_id):
