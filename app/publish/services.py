@@ -87,7 +87,8 @@ def describe_changes(address: EmailAddress) -> list[str]:
         if key == "when_disabled" and _show(key, draft.get(key)) == _show(key, live.get(key)):
             continue
         if draft.get(key) != live.get(key):
-            out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}")
+            out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}"
+                       + (_disabling(draft) if key == "enabled" else ""))
     for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),
                        ("username", "User Name changed"), ("password_encrypted", "Password changed"),
                        ("tls_ca_pem", "Private CA changed"), ("smtp_username", "SMTP User Name changed"),
@@ -103,6 +104,15 @@ def describe_changes(address: EmailAddress) -> list[str]:
     if any(draft.get(k) != live.get(k) for k in ("use_reply_to_identity", "channel_sessions")):
         out.append("Session settings changed")
     return out or ["No differences from the published version"]
+
+
+def _disabling(draft: dict) -> str:
+    """What publishing "Enable Channel: No" does to new mail, or what enabling does to mail held."""
+    if draft.get("enabled"):
+        return " (mail held meanwhile is routed now)"
+    if draft.get("when_disabled") == WhenDisabled.REFUSE.value:
+        return " (new mail is refused: senders get it back)"
+    return " (new mail is held, out of every queue, until enabled again)"
 
 
 def describe_flow_changes(flow: Flow) -> list[str]:

@@ -68,3 +68,15 @@ def test_publish_preview_shows_the_choice_and_the_list_shows_what_is_held(client
     db.session.commit()
     row = full(client.get("/channels/email/")).split(f'id="address-{address.id}"')[1].split("</tr>")[0]
     assert "3 messages held" in row and "Refuse new mail" in row
+
+    address.enabled = True
+    address.touch_draft()
+    db.session.commit()
+    assert "Enable Channel: No → Yes (mail held meanwhile is routed now)" in full(client.get("/channels/publish/"))
+    publishing.publish_addresses([address.id], admin.id, "on again")
+    db.session.commit()
+    address.enabled, address.when_disabled = False, "hold"
+    address.touch_draft()
+    db.session.commit()
+    assert "Enable Channel: Yes → No (new mail is held, out of every queue, until enabled again)" in full(
+        client.get("/channels/publish/"))
