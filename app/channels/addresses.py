@@ -39,7 +39,7 @@ from app.runtime.poll import pollable
 
 #: The draft columns that make up a published snapshot.
 SNAPSHOT_FIELDS = (
-    "address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
+    "address", "display_name", "usage", "send_vcard", "enabled", "when_disabled", "template_enabled", "header_html",
     "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
     "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "use_reply_to_identity",
     "channel_sessions", "flow_id", "auth_method", "oauth_provider", "tls_ca_pem", "smtp_username", "save_to_sent",
@@ -132,8 +132,9 @@ def mailbox_status(address_ids: list[int]) -> dict[int, MailboxStatus]:
 
 
 def polling_ids() -> set[int]:
-    """The ids of the addresses whose published version polls a mailbox (they get a "Poll now" button)."""
-    return {a.id for a in published_addresses("custom") if pollable(a)}
+    """The ids of the addresses whose published version polls a mailbox (they get a "Poll now" button); a
+    disabled one that holds new mail polls it too."""
+    return {a.id for a in published_addresses("custom", holding=True) if pollable(a)}
 
 
 def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:

@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.channels.validation import INCOMING_PROTOCOLS, USAGE_LABELS
 from app.mail.tls import MAX_CA_BYTES
+from app.models.channels import WHEN_DISABLED_LABELS, WhenDisabled
 
 
 def _choices(pairs) -> list[SelectChoice]:
@@ -59,6 +60,8 @@ class _AddressForm(FlaskForm):
     send_vcard = RadioField("Send contact card (.VCF)", choices=YES_NO, default="no",
                             validators=[InputRequired("Choose Yes or No.")])
     enabled = RadioField("Enable Channel", choices=YES_NO, default="yes", validators=[InputRequired("Choose Yes or No.")])
+    when_disabled = RadioField("When disabled", choices=_choices(WHEN_DISABLED_LABELS.items()),
+                               default=WhenDisabled.HOLD.value)  # left out: hold, the default
     # Session settings (DESIGN.md, inbound rules): who the customer is, and what makes a conversation.
     use_reply_to_identity = RadioField("Use Reply-To for User Identity", choices=YES_NO, default="no",
                                        validators=[InputRequired("Choose Yes or No.")])
@@ -68,6 +71,7 @@ class _AddressForm(FlaskForm):
     def common_values(self) -> dict:
         return {"display_name": self.display_name.data, "usage": self.usage.data,
                 "send_vcard": self.send_vcard.data == "yes", "enabled": self.enabled.data == "yes",
+                "when_disabled": self.when_disabled.data,
                 "use_reply_to_identity": self.use_reply_to_identity.data == "yes",
                 "channel_sessions": self.channel_sessions.data == "yes"}
 
@@ -76,6 +80,7 @@ class _AddressForm(FlaskForm):
         self.usage.data = values.get("usage")
         self.send_vcard.data = yes_no(values.get("send_vcard"))
         self.enabled.data = yes_no(values.get("enabled", True))
+        self.when_disabled.data = values.get("when_disabled") or WhenDisabled.HOLD.value
         self.use_reply_to_identity.data = yes_no(values.get("use_reply_to_identity"))
         self.channel_sessions.data = yes_no(values.get("channel_sessions"))
 

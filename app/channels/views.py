@@ -24,7 +24,8 @@ from app.mail.probe import DEFAULT_PORTS, ProbeResult
 from app.mail.render import PLACEHOLDERS
 from app.mail.tls import describe_ca_pem
 from app.models.auth import Role
-from app.models.channels import DomainKind
+from app.models.channels import WHEN_DISABLED_LABELS, DomainKind
+from app.runtime.hold import held_counts
 from app.runtime.poll import NotPollable, poll_now
 from app.security import CSP, MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, navigate, render
@@ -81,7 +82,7 @@ def _index(status: int = 200, errors: dict | None = None):
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
                   mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {},
-                  credentials=sign_in.credentials(ids))
+                  credentials=sign_in.credentials(ids), held=held_counts(), when_disabled_labels=WHEN_DISABLED_LABELS)
 
 
 @bp.route("/email/")
@@ -271,7 +272,7 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
         "complete": wizard.setup_complete(setup), "editing": setup.address_id is not None,
         "has_password": wizard.stored_password(setup) is not None,
         "has_smtp_password": wizard.stored_smtp_password(setup) is not None, "usage_labels": USAGE_LABELS,
-        "security_labels": SECURITY_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
+        "security_labels": SECURITY_LABELS, "when_disabled_labels": WHEN_DISABLED_LABELS, "ports_json": _ports_json(), "placeholders": PLACEHOLDERS,
         "restores": wizard.setup_restores(setup),
         "ca_description": describe_ca_pem((setup.values or {}).get("tls_ca_pem")),
     }
@@ -281,7 +282,10 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
                        signed_in={k.key: sign_in.signed_in_as(setup, k.key) for k in kinds if k.provider_name})
     if step == "address":
         context.setdefault("form", extra.pop("form", None) or _address_form(setup, formdata=False))
-        context["test"] = extra.pop("test", None) or _test_results(setup)
+        # A page filled from the stored values shows only a test of exactly those settings: a test of
+        # values typed and never saved goes away with them on reload (a POST re-shows both).
+        shown = request.method == "POST" or connection_test.setup_test_outcome(setup) is not None
+        context["test"] = extra.pop("test", None) or (_test_results(setup) if shown else None)
     elif step == "design":
         context["form"] = extra.pop("form", None) or forms.DesignForm(
             formdata=None, data={"template_enabled": bool((setup.values or {}).get("template_enabled"))})

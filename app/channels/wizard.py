@@ -36,7 +36,8 @@ from app.mail.html import sanitize_html
 from app.mail.render import TemplateError, check_template
 from app.mail.tls import read_ca_pem
 from app.models._types import utcnow
-from app.models.channels import AddressSetup, AuthMethod, Domain, DomainKind, EmailAddress, Usage
+from app.models.channels import (WHEN_DISABLED_LABELS, AddressSetup, AuthMethod, Domain, DomainKind, EmailAddress, Usage,
+                                 WhenDisabled)
 
 #: The wizard's steps, in order: (slug, title).
 SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design"), ("review", "Review"))
@@ -46,7 +47,8 @@ SETUP_MAX_AGE = timedelta(days=7)
 
 
 #: What the wizard edits: `EmailAddress` columns (the password travels separately, encrypted).
-WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "template_enabled", "header_html",
+WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "when_disabled", "template_enabled",
+                 "header_html",
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
                  "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
                  "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username", "save_to_sent",
@@ -137,6 +139,7 @@ def address_values(address: EmailAddress) -> dict:
 def default_values(domain: Domain) -> dict:
     values = dict.fromkeys(WIZARD_FIELDS)
     values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True,
+                  when_disabled=WhenDisabled.HOLD.value,
                   template_enabled=False, header_html="", footer_html="", use_reply_to_identity=False,
                   channel_sessions=False, auth_method=AuthMethod.PASSWORD.value, oauth_provider=None)
     if domain.kind == DomainKind.CUSTOM.value:
@@ -249,12 +252,15 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
     domain = setup.domain
     clean: dict = {"display_name": (values.get("display_name") or "").strip(), "usage": values.get("usage"),
                    "send_vcard": bool(values.get("send_vcard")), "enabled": bool(values.get("enabled")),
+                   "when_disabled": values.get("when_disabled") or WhenDisabled.HOLD.value,
                    "use_reply_to_identity": bool(values.get("use_reply_to_identity")),
                    "channel_sessions": bool(values.get("channel_sessions"))}
     if not clean["display_name"]:
         raise AddressError("Enter the display name customers see.", "display_name")
     if clean["usage"] not in USAGE_LABELS:
         raise AddressError("Choose how the address is used.", "usage")
+    if clean["when_disabled"] not in WHEN_DISABLED_LABELS:
+        raise AddressError("Choose what happens to new mail while the channel is disabled.", "when_disabled")
 
     raw = (values.get("address") or "").strip()
     if domain.kind == DomainKind.PLATFORM.value:

@@ -32,6 +32,8 @@ REASONS = {
     "name_not_found": "The server name was not found. Check the spelling of the server.",
     "connection_refused": "The server refused the connection. Check the port and the security setting.",
     "timed_out": "The server did not answer in time. Check the server, the port and any firewall.",
+    "connection_closed": "The server closed the connection without an answer. Check the port and the security "
+                         "setting.",
     "network_error": "The server could not be reached.",
     "tls_failure": "The secure (TLS) connection failed.",
     "wrong_credentials": "The server refused the user name or password.",
@@ -114,35 +116,47 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return reason, (f"the server requires encryption before sign-in: {text}" if reason == "tls_failure" else text)
     if isinstance(exc, poplib.error_proto):
         text = words(exc.args[0] if exc.args else exc)
+        if text == "-ERR EOF":  # poplib's words for a connection closed before the answer
+            return "connection_closed", ""
         if _POP3_CODE.match(text):  # a coded refusal (RFC 3206) comes from USER/PASS
             return pop3_sign_in_reason(text), text
         return "protocol_error", text
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return "wrong_credentials", words(exc.smtp_error)
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return "protocol_error", "the server closed the connection"
+        return "connection_closed", ""
     if isinstance(exc, smtplib.SMTPResponseException):
         return "protocol_error", f"{exc.smtp_code} {words(exc.smtp_error)}"
     if isinstance(exc, (imaplib.IMAP4.error, smtplib.SMTPException)):
         text = words(exc)
+        if isinstance(exc, imaplib.IMAP4.abort) and text.endswith("socket error: EOF"):  # imaplib's closed connection
+            return "connection_closed", ""
         if re.match(r"(select|examine) failed", text, re.IGNORECASE):
             return "mailbox_missing", text
         return "protocol_error", text
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)):
-        return "protocol_error", "the server closed the connection"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError, ConnectionAbortedError)):
+        return "connection_closed", ""
     if isinstance(exc, OSError):
         return "network_error", words(exc.strerror or exc)
     return "internal_error", words(f"{exc.__class__.__name__}: {exc}")
 
 
-def sentence(reason: str, detail: str = "", where: str | None = None) -> str:
-    """"<where>: <reason in words> (<detail>)": what admins read for a failure."""
+def sentence(reason: str, detail: str = "", where: str | None = None, seconds: float | None = None) -> str:
+    """"<where>: <reason in words> (<detail>)": what admins read for a failure.
+
+    A timeout says how long we waited when `seconds` is given ("did not answer in time (10 s)"), so a
+    silent server never reads like a dropped connection.
+    """
     text = REASONS[reason]
+    if reason == "timed_out" and seconds:
+        text = text.replace("in time.", f"in time ({seconds:g} s).")
+        detail = ""  # "no answer before the timeout" says nothing the sentence does not
     if where:
         text = f"{where}: {text}"
     return f"{text} ({detail})" if detail else text
 
 
-def explain(exc: BaseException, where: str | None = None) -> str:
-    """One plain sentence for an exception, with the server's words; `where` names the server."""
-    return sentence(*classify(exc), where=where)
+def explain(exc: BaseException, where: str | None = None, seconds: float | None = None) -> str:
+    """One plain sentence for an exception, with the server's words; `where` names the server, `seconds`
+    the timeout that was used."""
+    return sentence(*classify(exc), where=where, seconds=seconds)

@@ -22,7 +22,8 @@ only the first line of its answer, trimmed (`app.mail.failures.words`).
 Every step runs under a short socket timeout, certificates are always verified
 (`app.mail.tls`), and failures become a `ProbeResult` with one of a small set of
 reasons (`REASONS`) the admin can act on: the name was not found, the connection
-was refused, the server did not answer in time, TLS failed (including a
+was refused, the server did not answer in time (with the timeout in seconds, never
+confused with a connection the server closed), TLS failed (including a
 certificate that does not verify, or STARTTLS not offered), the credentials were
 refused, or the mailbox could not be opened. The server's own words go into
 `detail`. Passwords never appear in results or logs. The words come from
@@ -99,10 +100,12 @@ class ProbeResult:
                    detail=data.get("detail") or "")
 
 
-def _failed(side: str, settings: ServerSettings, exc: BaseException) -> ProbeResult:
+def _failed(side: str, settings: ServerSettings, exc: BaseException, timeout: float) -> ProbeResult:
     reason, detail = classify(exc)
+    if reason == "timed_out":  # the sentence says how long we waited; there are no server words
+        detail = ""
     return ProbeResult(side=side, ok=False, reason=reason, detail=detail,
-                       message=sentence(reason, where=settings.describe()))
+                       message=sentence(reason, where=settings.describe(), seconds=timeout))
 
 
 # --- incoming ----------------------------------------------------------------------------------
@@ -225,7 +228,7 @@ def probe_incoming(settings: ServerSettings, login: str, password: str | Token, 
     try:
         message = probes[settings.protocol](settings, login, password, timeout, context, policy)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a result the admin can read
-        return _failed("incoming", settings, exc)
+        return _failed("incoming", settings, exc, timeout)
     return ProbeResult(side="incoming", ok=True, message=message)
 
 
@@ -270,7 +273,7 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str | Token, 
         finally:
             client.close()
     except Exception as exc:  # noqa: BLE001 - every failure becomes a result the admin can read
-        return _failed("outgoing", settings, exc)
+        return _failed("outgoing", settings, exc, timeout)
     return ProbeResult(side="outgoing", ok=True,
                        message=f"Connected to {settings.describe()}, {how}; nothing was sent.")
 

@@ -40,6 +40,16 @@ class Usage(str, enum.Enum):
     BOTH = "both"
 
 
+class WhenDisabled(str, enum.Enum):
+    """What a disabled address does with new mail (its "When disabled" choice under Enable Channel)."""
+
+    HOLD = "hold"      # accept and store it, out of every agent's view; routed when enabled and published again
+    REFUSE = "refuse"  # refuse it at once (550 at the ingress): the sender's server bounces it
+
+
+WHEN_DISABLED_LABELS = {WhenDisabled.HOLD.value: "Hold new mail", WhenDisabled.REFUSE.value: "Refuse new mail"}
+
+
 class Domain(db.Model):
     __tablename__ = "domains"
 
@@ -72,6 +82,8 @@ class EmailAddress(db.Model):
     usage: Mapped[str] = mapped_column(String(20), default=Usage.BOTH.value)
     send_vcard: Mapped[bool] = mapped_column(default=False)
     enabled: Mapped[bool] = mapped_column(default=True)
+    when_disabled: Mapped[str] = mapped_column(String(10), default=WhenDisabled.HOLD.value,
+                                               server_default=WhenDisabled.HOLD.value)
 
     # Email Template Design
     template_enabled: Mapped[bool] = mapped_column(default=False)

@@ -28,6 +28,7 @@ from app.models._types import UTCDateTime, utcnow
 
 class InboundStatus(str, enum.Enum):
     PENDING = "pending"                      # stored raw, not ingested yet
+    HELD = "held"                            # stored raw for a disabled "Hold new mail" address; pending once it is live
     CREATED = "created"                      # opened a new conversation
     THREADED = "threaded"                    # added to an existing conversation
     DUPLICATE = "duplicate"                  # seen before for this address (or our own mail echoed back)

@@ -86,7 +86,8 @@ def mailbox_statuses() -> list[dict]:
     its push state (`idle`: an `app.runtime.idle.IdleStatus`, None when Redis cannot say; `idle_unknown`)."""
     states = {s.address_id: s for s in db.session.scalars(select(MailboxState))}
     rows = []
-    for address in sorted(published_addresses("custom"), key=lambda a: a.address):
+    # A disabled address that holds new mail is polled too (to hold it).
+    for address in sorted(published_addresses("custom", holding=True), key=lambda a: a.address):
         if not pollable(address):
             continue
         rows.append({"id": address.id, "address": address.address, "protocol": address.incoming_protocol.upper(),
@@ -180,7 +181,7 @@ def ingest_again(raw_id: int) -> IngestResult:
 
     item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw_id=row.id)
     try:
-        return ingest(row.address_id, [item], before_commit=point_copies_at_the_new_message)[0]
+        return ingest(row.address_id, [item], before_commit=point_copies_at_the_new_message, hold=False)[0]
     except AddressNotReceiving:
         db.session.rollback()
         raise

@@ -20,8 +20,9 @@ from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
 from app.flows.publishing import publish_flows
 from app.flows.queues import default_queue_name
-from app.models.channels import EmailAddress, MailboxState, PublishRecord
+from app.models.channels import WHEN_DISABLED_LABELS, EmailAddress, MailboxState, PublishRecord, WhenDisabled
 from app.models.flows import Flow
+from app.runtime.hold import release_held
 from app.runtime.poll import poll_soon
 
 
@@ -45,6 +46,7 @@ _FIELD_LABELS = {
     "address": "Email Address", "display_name": "Display Name", "usage": "Usage",
     "send_vcard": "Send contact card (.VCF)", "enabled": "Enable Channel", "template_enabled": "Email Template Design",
     "forwarded_from": "Forwarded from", "flow_id": "Flow", "save_to_sent": "Save replies to the Sent folder",
+    "when_disabled": "When disabled",
 }
 
 
@@ -53,6 +55,8 @@ def _show(key: str, value) -> str:
         return USAGE_LABELS.get(value, str(value))
     if key == "template_enabled":
         return "on" if value else "off"
+    if key == "when_disabled":  # snapshots published before the choice existed refused
+        return WHEN_DISABLED_LABELS.get(value or WhenDisabled.REFUSE.value, str(value))
     if key == "flow_id":
         flow = db.session.get(Flow, value) if value else None
         return flow.name if flow else "none"
@@ -74,13 +78,17 @@ def describe_changes(address: EmailAddress) -> list[str]:
     draft = snapshot(address)
     live = address.published
     if live is None:
-        state = "enabled" if address.enabled else "disabled"
+        state = "enabled" if address.enabled else \
+            f"disabled, {WHEN_DISABLED_LABELS.get(address.when_disabled, address.when_disabled).lower()}"
         return [f"New address ({USAGE_LABELS.get(address.usage, address.usage)}, {state})"]
     out = []
-    for key in ("address", "display_name", "usage", "enabled", "send_vcard", "forwarded_from", "template_enabled",
-                "flow_id", "save_to_sent"):
+    for key in ("address", "display_name", "usage", "enabled", "when_disabled", "send_vcard", "forwarded_from",
+                "template_enabled", "flow_id", "save_to_sent"):
+        if key == "when_disabled" and _show(key, draft.get(key)) == _show(key, live.get(key)):
+            continue
         if draft.get(key) != live.get(key):
-            out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}")
+            out.append(f"{_FIELD_LABELS[key]}: {_show(key, live.get(key))} → {_show(key, draft.get(key))}"
+                       + (_disabling(draft) if key == "enabled" else ""))
     for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),
                        ("username", "User Name changed"), ("password_encrypted", "Password changed"),
                        ("tls_ca_pem", "Private CA changed"), ("smtp_username", "SMTP User Name changed"),
@@ -96,6 +104,15 @@ def describe_changes(address: EmailAddress) -> list[str]:
     if any(draft.get(k) != live.get(k) for k in ("use_reply_to_identity", "channel_sessions")):
         out.append("Session settings changed")
     return out or ["No differences from the published version"]
+
+
+def _disabling(draft: dict) -> str:
+    """What publishing "Enable Channel: No" does to new mail, or what enabling does to mail held."""
+    if draft.get("enabled"):
+        return " (mail held meanwhile is routed now)"
+    if draft.get("when_disabled") == WhenDisabled.REFUSE.value:
+        return " (new mail is refused: senders get it back)"
+    return " (new mail is held, out of every queue, until enabled again)"
 
 
 def describe_flow_changes(flow: Flow) -> list[str]:
@@ -220,6 +237,7 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
         if a.draft_updated_at > now:
             a.draft_updated_at = now
     _refuse_live_name_clash(addresses)
+    release_held([a.id for a in addresses])  # mail held while disabled is routed now, once (app.runtime.hold)
     if flows:
         # The flows area publishes rules (ordered) and retrains the intent model when needed.
         changes += [c for c in publish_flows([f.id for f in flows], user_id, report_unchanged_model=False)

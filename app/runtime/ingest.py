@@ -66,7 +66,7 @@ from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
 from app.runtime import metrics, senderauth, suppression
 from app.runtime.leases import leased_lock
-from app.runtime.live import PublishedAddress, published_address
+from app.runtime.live import PublishedAddress, receiving_address
 from app.runtime.threading import find_conversation
 from app.transactions import on_commit
 
@@ -132,24 +132,31 @@ class AddressNotReceiving(LookupError):
 
 
 def ingest(address_id: int, items: Sequence[RawItem], *,
-           before_commit: Callable[[], None] | None = None) -> list[IngestResult]:
+           before_commit: Callable[[], None] | None = None, hold: bool = True) -> list[IngestResult]:
     """Ingest a batch for one address, commit once, then enqueue the flow steps.
 
     Commits (it is a unit of work of its own: pollers rely on the watermark
     moving in the same transaction). Raises `AddressNotReceiving` when the
     address cannot receive mail; database errors other than a duplicate
     propagate (nothing of the batch is committed then, and a re-run is safe).
+
+    For a disabled address published to hold new mail, each message is only
+    recorded as `held` (raw bytes kept, nothing parsed, threaded or routed: no
+    agent sees it); `app.runtime.hold` turns the rows pending again once the
+    address is published enabled, and they are ingested then, once. With `hold=False` (an admin's
+    "ingest again") such an address raises `AddressNotReceiving` instead.
     """
-    address = published_address(address_id)
-    if address is None or not address.can_receive:
+    address = receiving_address(address_id)
+    if address is None or not address.can_receive or (address.holds_mail and not hold):
         raise AddressNotReceiving(f"address {address_id} is not a published, enabled inbound address")
     results: list[IngestResult] = []
     with log_context(address_id=address_id), address_lock(address_id):
         now = datetime.now(timezone.utc)
         for item in items:
             with log_context(raw_id=item.raw_id):
-                results.append(_ingest_one(address, item, now))
-        _put_attachments(items)
+                results.append(_hold_one(address, item, now) if address.holds_mail else _ingest_one(address, item, now))
+        if not address.holds_mail:
+            _put_attachments(items)
         if before_commit is not None:
             before_commit()
         db.session.commit()
@@ -237,6 +244,15 @@ def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> Inge
         result = IngestResult(InboundStatus.STORED_WITH_ERROR.value, error=f"{exc.__class__.__name__}: {exc}"[:1000])
     result.parsed = parsed
     return _finish(raw_row, result, now)
+
+
+def _hold_one(address: PublishedAddress, item: RawItem, now: datetime) -> IngestResult:
+    """Keep one message of a disabled, holding address unrouted: its raw row says `held`."""
+    raw_row = _raw_row(address, item, now)
+    if raw_row.status == InboundStatus.PENDING.value:
+        raw_row.status = InboundStatus.HELD.value
+        raw_row.error = None
+    return IngestResult(raw_row.status, raw_id=raw_row.id, message_row_id=raw_row.message_row_id)
 
 
 def _raw_row(address: PublishedAddress, item: RawItem, now: datetime) -> InboundRaw:

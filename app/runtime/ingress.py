@@ -5,7 +5,10 @@ this server receives that mail. Its promises:
 
 * **RCPT**: only published, enabled, inbound-capable addresses of the platform
   domain are accepted; anything else gets `550 5.1.1` right away (so the sending
-  server bounces, instead of us accepting mail nobody reads). At most
+  server bounces, instead of us accepting mail nobody reads). A published address
+  that is disabled is accepted when it holds new mail ("When disabled: Hold new
+  mail": ingest stores it as held, `app.runtime.hold` routes it once enabled), and
+  gets `550 5.2.1` saying it is disabled when it refuses it. At most
   `INGRESS_MAX_RECIPIENTS` recipients per message (`452 4.5.3` beyond).
 * **Size**: `SIZE` is advertised; a larger `MAIL FROM ... SIZE=` is refused with
   `552` at once, and a DATA stream over the limit is counted but no longer
@@ -58,7 +61,7 @@ from app.blobs import blob_store
 from app.extensions import db
 from app.models.inbound import InboundRaw, InboundStatus
 from app.runtime.ingress_smtp import IngressSMTP, SessionCounter, ensure_spool_dir
-from app.runtime.live import published_address
+from app.runtime.live import published_configuration
 from app.queues import enqueue_many
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ log = logging.getLogger(__name__)
 #: How long a recipient check is trusted (publishing or disabling reaches the ingress within this).
 RCPT_CACHE_SECONDS = 5.0
 _UNKNOWN = object()  # not in the recipient cache
+_DISABLED = -1  # a published address that is disabled and refuses new mail (no row has this id)
 #: At most this many messages share one group commit (bounds the writer's memory and a group's latency).
 GROUP_MAX_MESSAGES = 64
 
@@ -93,6 +97,8 @@ class IngressHandler:
             return "451 4.3.0 Temporary failure; try again later"
         if address_id is None:
             return f"550 5.1.1 <{address}>: Recipient address rejected: no such mailbox here"
+        if address_id == _DISABLED:
+            return f"550 5.2.1 <{address}>: Recipient address rejected: this address is disabled and refuses new mail"
         if not hasattr(envelope, "address_ids"):
             envelope.address_ids = []
         if address_id not in envelope.address_ids:
@@ -129,7 +135,8 @@ class IngressHandler:
     # --- blocking parts, run in the thread pool ---------------------------------------------------
 
     def receiving_address_id(self, email: str) -> int | None:
-        """The id of a live platform inbound address for this recipient, or None.
+        """The id of a live platform inbound address for this recipient (or of a disabled one that holds
+        new mail), `_DISABLED` for a disabled one that refuses it, or None.
 
         Answers are cached for `RCPT_CACHE_SECONDS`, so publishing or disabling an
         address reaches the ingress within that many seconds.
@@ -141,10 +148,12 @@ class IngressHandler:
         now = time.monotonic()
         with self.app.app_context():
             try:
-                address = published_address(email)
+                address = published_configuration(email)
             finally:
                 db.session.remove()
         address_id = address.id if address is not None and address.is_platform and address.can_receive else None
+        if address_id is not None and not (address.enabled or address.holds_mail):
+            address_id = _DISABLED
         self._cache[email] = (address_id, now + RCPT_CACHE_SECONDS)
         return address_id
 

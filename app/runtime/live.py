@@ -4,6 +4,11 @@ Admins edit drafts (`EmailAddress` columns); Publish copies a draft into the row
 `published` snapshot. Ingress, polling, flows and sending read only this module's
 `PublishedAddress`, built from that snapshot, so an unpublished edit never changes
 live traffic. None means "not live": never published, disabled, or archived.
+
+A disabled address whose published "When disabled" is "hold" still receives: the
+ingress, polling and IDLE take its mail through `receiving_address()`, and ingest
+stores it as held, unrouted, until the address is published enabled again
+(`app.runtime.hold`). Sending and everything else read only `published_address()`.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from sqlalchemy import bindparam, select
 
 from app.crypto import decrypt_secret
 from app.extensions import db
-from app.models.channels import AuthMethod, Domain, DomainKind, EmailAddress, Usage
+from app.models.channels import AuthMethod, Domain, DomainKind, EmailAddress, Usage, WhenDisabled
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,18 @@ class PublishedAddress:
     smtp_password_encrypted: bytes | None = None
     save_to_sent: bool = False  # replies are also APPENDed to the mailbox's \Sent folder
     allow_plaintext_auth: bool = False  # may sign in without encryption ("Allow unencrypted sign-in")
+    # What it does with new mail while disabled: "hold" or "refuse". Snapshots published before the
+    # choice existed say nothing and refused then, so they still refuse until published again.
+    when_disabled: str = WhenDisabled.REFUSE.value
 
     @property
     def can_receive(self) -> bool:
         return self.usage in (Usage.INBOUND.value, Usage.BOTH.value)
+
+    @property
+    def holds_mail(self) -> bool:
+        """Disabled, and published to hold new mail (accept and store it, route it once enabled)."""
+        return not self.enabled and self.when_disabled == WhenDisabled.HOLD.value
 
     @property
     def can_send(self) -> bool:
@@ -101,8 +114,26 @@ def published_address(address_or_id: str | int) -> PublishedAddress | None:
     """The live configuration of an address (by id or its published email), or None.
 
     None when the address does not exist, was never published, or its published
-    version is disabled, or it is archived. Runtime code must use only this.
+    version is disabled, or it is archived. Runtime code must use only this (or, to
+    receive, `receiving_address`).
     """
+    address = published_configuration(address_or_id)
+    return address if address is not None and address.enabled else None
+
+
+def receiving_address(address_or_id: str | int) -> PublishedAddress | None:
+    """The published configuration of an address that takes new mail: enabled, or disabled and holding it.
+
+    The caller checks `can_receive`, and `holds_mail` to store the mail without routing it.
+    """
+    address = published_configuration(address_or_id)
+    return address if address is not None and (address.enabled or address.holds_mail) else None
+
+
+def published_configuration(address_or_id: str | int) -> PublishedAddress | None:
+    """What was published for an address (by id or its published email), enabled or not; None when it
+    does not exist, was never published or is archived. Only for telling "disabled" from "unknown":
+    live traffic goes through `published_address` and `receiving_address`."""
     # Columns in one prebuilt query on the session's connection, no ORM objects: this runs for every
     # message sent and received. That bypasses autoflush, so pending changes are flushed first.
     db.session.flush()
@@ -114,20 +145,21 @@ def published_address(address_or_id: str | int) -> PublishedAddress | None:
     if row is None or row.published is None or row.archived_at is not None:
         return None
     snap = row.published
-    if not snap.get("enabled"):
-        return None
     values = {k: v for k, v in snap.items() if k in _PUBLISHED_FIELDS}
     for key in ("password_encrypted", "smtp_password_encrypted"):
         if values.get(key):
             values[key] = values[key].encode("ascii")
     values.setdefault("domain_kind", row.kind)
+    values["enabled"] = bool(values.get("enabled"))
     return PublishedAddress(id=row.id, **values)
 
 
-def published_addresses(kind: str | None = None) -> list[PublishedAddress]:
-    """Every live address (optionally of one domain kind), for cron and ingress."""
+def published_addresses(kind: str | None = None, holding: bool = False) -> list[PublishedAddress]:
+    """Every live address (optionally of one domain kind), for cron and ingress; with `holding`, also the
+    disabled ones that hold new mail (polling and IDLE fetch their mail to hold it)."""
     ids = db.session.scalars(
         select(EmailAddress.id).where(EmailAddress.published.is_not(None), EmailAddress.archived_at.is_(None))
     )
-    out = [p for p in (published_address(i) for i in ids) if p is not None]
+    look_up = receiving_address if holding else published_address
+    out = [p for p in (look_up(i) for i in ids) if p is not None]
     return [p for p in out if kind is None or p.domain_kind == kind]

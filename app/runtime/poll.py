@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app
+from flask import current_app, has_app_context
 from redis.exceptions import LockError, RedisError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 
 from app.mail.failures import classify, explain
 from app.mail.probe import ServerSettings, default_port
-from app.runtime.live import PublishedAddress, published_address, published_addresses
+from app.runtime.live import PublishedAddress, published_addresses, receiving_address
 from app.queues import enqueue, get_queue, live_workers, redis_connection
 from app.runtime.imap import poll_imap
 from app.runtime.ingest import stale_flow_steps, stale_pending_ids
@@ -77,7 +77,7 @@ def poll_address(address_id: int) -> PollResult:
 
     Raises `NotPollable` when the address is not a live IMAP/POP3 inbound address.
     """
-    address = published_address(address_id)
+    address = receiving_address(address_id)  # a disabled address that holds new mail is polled to hold it
     if not pollable(address):
         raise NotPollable(f"address {address_id} is not a published, enabled IMAP/POP3 inbound address")
     result = PollResult(address=address.address, protocol=address.incoming_protocol)
@@ -145,7 +145,7 @@ def poll_soon(address_ids) -> list[int]:
     The poll job is enqueued after the commit, with its usual deterministic id, so a
     poll already queued is not doubled.
     """
-    due = [i for i in address_ids if pollable(published_address(i))]
+    due = [i for i in address_ids if pollable(receiving_address(i))]
     if due:
         db.session.execute(update(MailboxState).where(MailboxState.address_id.in_(due))
                            .values(error_count=0, next_poll_at=None))
@@ -188,7 +188,8 @@ def describe_error(exc: BaseException, address: PublishedAddress | None = None) 
         security = (address.incoming_security or "ssl").lower()
         port = address.incoming_port or default_port(address.incoming_protocol, security)
         where = ServerSettings(address.incoming_protocol, address.incoming_host or "?", port, security).describe()
-    return explain(exc, where)[:500]
+    seconds = current_app.config["MAIL_TIMEOUT"] if has_app_context() else None
+    return explain(exc, where, seconds=seconds)[:500]
 
 
 # --- cron tasks ---------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def schedule_due_polls(now: datetime | None = None) -> list[int]:
     own fetches are polls too), never earlier than its `next_poll_at`.
     """
     now = now or datetime.now(timezone.utc)
-    live = [(address.id, address.incoming_protocol) for address in published_addresses("custom")
+    live = [(address.id, address.incoming_protocol) for address in published_addresses("custom", holding=True)
             if pollable(address)]
     db.session.rollback()  # only reads: no transaction open while we talk to Redis
     pushed = idle_healthy([address_id for address_id, protocol in live if protocol == "imap"])

@@ -44,6 +44,7 @@ def edit_every_field(address_id: int, *, local: str = "tmp2", usage: str = "outb
     row.usage = usage
     row.send_vcard = not row.send_vcard
     row.enabled = not row.enabled
+    row.when_disabled = "refuse" if row.when_disabled != "refuse" else "hold"
     row.template_enabled = not row.template_enabled
     row.header_html, row.footer_html = "<p>Draft header</p>", "<p>Draft footer</p>"
     row.forwarded_from = "draft@elsewhere.example"

@@ -164,3 +164,60 @@ def test_probe_runs_both_sides_in_parallel(mail_servers, ctx):
 def test_unknown_incoming_protocol_is_a_programming_error(ctx):
     with pytest.raises(ValueError, match="ftp"):
         probe_incoming(ServerSettings("ftp", "127.0.0.1", 21, "none"), "u", "p", 1, ctx)
+
+
+class _ClosingServer:
+    """Accepts TCP connections and closes each at once without a word (a dropped connection)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("settings", [
+    lambda port: imap(port, "none"), lambda port: imap(port, "ssl"), lambda port: pop3(port, "none"),
+    lambda port: pop3(port, "ssl"), lambda port: smtp(port, "none"), lambda port: smtp(port, "ssl"),
+])
+def test_a_silent_server_did_not_answer_in_time_with_the_seconds(mail_servers, ctx, settings):
+    server = settings(mail_servers.silent.port)
+    result = (probe_outgoing if server.protocol == "smtp" else probe_incoming)(server, MAILBOX, PASSWORD, 0.5, ctx)
+    assert result.reason == "timed_out", result
+    assert "The server did not answer in time (0.5 s)." in result.message, result
+    assert "closed" not in result.message and result.detail == ""
+
+
+@pytest.mark.parametrize("settings", [
+    lambda port: imap(port, "none"), lambda port: imap(port, "ssl"), lambda port: pop3(port, "none"),
+    lambda port: pop3(port, "ssl"), lambda port: smtp(port, "none"), lambda port: smtp(port, "ssl"),
+])
+def test_a_dropped_connection_is_not_a_timeout(ctx, settings):
+    closing = _ClosingServer()
+    try:
+        server = settings(closing.port)
+        started = time.monotonic()
+        result = (probe_outgoing if server.protocol == "smtp" else probe_incoming)(server, MAILBOX, PASSWORD, 5, ctx)
+    finally:
+        closing.close()
+    assert result.reason in ("connection_closed", "tls_failure"), result
+    if server.security != "ssl":  # a TLS handshake cut short is a TLS failure, in ssl's own words
+        assert result.reason == "connection_closed"
+        assert "The server closed the connection without an answer." in result.message
+    assert "in time" not in result.message
+    assert time.monotonic() - started < 3  # no waiting for the timeout

@@ -353,7 +353,7 @@ def test_test_connection_red_reasons_full_page_and_422(app, client, db, token, m
     form.update(incoming_port=str(mail_servers.silent.port), outgoing_host="")
     form["usage"] = "inbound"
     body = full(client.post(f"{base}/test", data=form))  # without JavaScript: the step page with the results
-    assert "The server did not answer in time." in body and "Outgoing:" not in body
+    assert "The server did not answer in time (0.5 s)." in body and "Outgoing:" not in body
 
     bad = fragment(client.post(f"{base}/test", data=custom_form(token, "not-an-address", incoming_host="bad host"),
                                headers=HX), 422)

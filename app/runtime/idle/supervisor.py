@@ -46,7 +46,8 @@ def fingerprint(address: PublishedAddress) -> str:
 
 def idle_candidates() -> dict[int, PublishedAddress]:
     """The live mailboxes IDLE may watch: published, enabled, inbound IMAP of a custom domain (app context)."""
-    return {a.id: a for a in published_addresses("custom") if pollable(a) and a.incoming_protocol == "imap"}
+    return {a.id: a for a in published_addresses("custom", holding=True)
+            if pollable(a) and a.incoming_protocol == "imap"}
 
 
 class IdleSupervisor:
