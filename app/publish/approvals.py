@@ -7,7 +7,8 @@ requester reviewed it. Another admin then:
 
 - `approve()`: publishes exactly those drafts (`services.publish`, requester and approver
   recorded on the version); a draft changed since the request is refused (`StaleDraft`),
-  and the request stays pending until someone declines it;
+  and the request stays pending until someone declines it (the Publish page says so
+  before anyone tries: `changed_since()`);
 - `decline()`: with a reason, shown to the requester on the Publish page.
 
 The requester can `withdraw()` their own request but never approve it. One request waits
@@ -22,8 +23,9 @@ from app.models._types import utcnow
 from app.models.publish import PublishRequest, PublishSettings, publish_approvals_required
 from app.publish import services
 
-__all__ = ["ApprovalError", "approve", "decline", "pending_request", "publish_approvals_required",
-           "recent_decisions", "request_publish", "set_approvals_required", "settings", "withdraw"]
+__all__ = ["ApprovalError", "ChangedSinceRequest", "approve", "changed_since", "decline", "pending_request",
+           "publish_approvals_required", "recent_decisions", "request_publish", "set_approvals_required", "settings",
+           "withdraw"]
 
 
 class ApprovalError(ValueError):
@@ -32,6 +34,18 @@ class ApprovalError(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ChangedSinceRequest(ApprovalError):
+    """A requested draft changed after the request: approving it would publish what nobody reviewed."""
+
+
+def changed_since(req: PublishRequest) -> list[str]:
+    """Names of the requested addresses and flows whose draft is no longer the one requested (or is gone)."""
+    pending = {p.key: p for p in services.pending_changes()}
+    names = {c.get("kind") + ":" + str(c.get("id")): c.get("name") for c in req.changes or []}
+    return [pending[i].name if i in pending else names.get(i, i) for i in req.items
+            if i not in pending or pending[i].version != (req.expected or {}).get(i)]
 
 
 def settings() -> PublishSettings | None:
@@ -103,21 +117,20 @@ def approve(request_id: int, approver_id: int):
     """Publish what the request holds, as its requester reviewed it; returns the new version (caller commits).
 
     Raises `ApprovalError` for the requester's own request or one already decided, and
-    `services.StaleDraft` (a `PublishError`) when a draft changed after the request.
+    `ChangedSinceRequest` (an `ApprovalError`) when a draft changed after the request.
     """
     req = _pending(request_id)
     if req.requester_id == approver_id:
         raise ApprovalError("You asked for this Publish: another admin must approve it.")
+    changed = changed_since(req)
+    if changed:
+        raise ChangedSinceRequest(f"The draft changed after this request: {', '.join(changed)}. It cannot be "
+                                  "approved: decline it, and the requester can publish again.")
     address_ids = [int(i.split(":", 1)[1]) for i in req.items if i.startswith("address:")]
     flow_ids = [int(i.split(":", 1)[1]) for i in req.items if i.startswith("flow:")]
-    try:
-        record = services.publish(req.requester_id, req.comment, address_ids, flow_ids, expected=req.expected,
-                                  approved_by_id=approver_id)
-    except services.StaleDraft as exc:
-        raise services.StaleDraft(exc.message.replace("Changed since you reviewed it",
-                                                      "The draft changed after this request")
-                                  .replace("Review the changes again.",
-                                           "Decline this request; the requester can publish again.")) from None
+    # services.publish checks the versions again under its row locks (StaleDraft, a PublishError).
+    record = services.publish(req.requester_id, req.comment, address_ids, flow_ids, expected=req.expected,
+                              approved_by_id=approver_id)
     req.status, req.decided_by_id, req.decided_at, req.record_id = "approved", approver_id, utcnow(), record.id
     db.session.flush()
     return record

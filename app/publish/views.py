@@ -48,11 +48,13 @@ def _publish_dialog(step: str, status: int = 200, **context):
 
 def _approvals_context(decline_form=None, approval_errors=()) -> dict:
     settings = approvals.settings()
+    req = approvals.pending_request()
     return {"approvals_on": approvals.publish_approvals_required(), "approvals_settings": settings,
             "settings_form": forms.ApprovalSettingsForm(formdata=None,
                                                         approvals_required=bool(settings and
                                                                                 settings.approvals_required)),
-            "publish_request": approvals.pending_request(), "recent_requests": approvals.recent_decisions(),
+            "publish_request": req, "request_changed": approvals.changed_since(req) if req else [],
+            "recent_requests": approvals.recent_decisions(),
             "decline_form": decline_form or forms.DeclineForm(formdata=None), "action_form": forms.ActionForm(),
             "approval_errors": list(approval_errors)}
 

@@ -196,13 +196,16 @@ def test_approval_rules(db, admin):
         approvals.approve(req.id, other.id)
 
 
-def test_approve_refuses_a_draft_changed_after_the_request(db, admin):
+def test_approve_refuses_a_draft_changed_after_the_request(client, db, admin):
     other = make_user("admin")
     plat = make_address(admin, values=platform_values("help"))
     req = _request(db, admin, plat)
     _edit(plat, admin, display_name="Changed after the request")
     db.session.commit()
-    with pytest.raises(publishing.StaleDraft, match="The draft changed after this request: help@"):
+    assert approvals.changed_since(req) == ["help@mail.pigeonhole.test"]
+    page = full(client.get("/channels/publish/"))
+    assert "The draft changed after this request:</strong> help@mail.pigeonhole.test." in page
+    with pytest.raises(approvals.ChangedSinceRequest, match="The draft changed after this request: help@"):
         approvals.approve(req.id, other.id)
     db.session.rollback()
     assert published_address(plat.id) is None and db.session.get(PublishRequest, req.id).status == "pending"
