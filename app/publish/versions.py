@@ -32,6 +32,11 @@ ADDRESS_FIELDS = (
     ("allow_plaintext_auth", "Allow unencrypted sign-in"), ("save_to_sent", "Save replies to the Sent folder"),
     ("use_reply_to_identity", "Use Reply-To for User Identity"), ("channel_sessions", "Channel-Based Sessions"),
 )
+#: Fields only a custom-domain address has (a platform address's mail arrives by forwarding).
+CUSTOM_ONLY = frozenset({"auth_method", "oauth_provider", "username", "has_password", "incoming_protocol",
+                         "incoming_host", "incoming_port", "incoming_security", "outgoing_host", "outgoing_port",
+                         "outgoing_security", "smtp_username", "has_smtp_password", "tls_ca_pem",
+                         "allow_plaintext_auth", "save_to_sent"})
 #: Fields shown as source text (monospace, wrapped).
 CODE_FIELDS = frozenset({"header_html", "footer_html", "tls_ca_pem"})
 EMPTY = "—"
@@ -169,8 +174,9 @@ def rule_text(rule: dict, names: dict) -> str:
 
 
 def _address_rows(data: dict, snap: dict) -> dict[str, tuple[str, str, bool]]:
+    platform = data.get("domain_kind") == "platform"
     return {key: (label, _show(key, data.get(key), snap), key in CODE_FIELDS) for key, label in ADDRESS_FIELDS
-            if key in data}
+            if key in data and not (platform and key in CUSTOM_ONLY)}
 
 
 def _flow_rows(flow: dict, snap: dict) -> dict[str, tuple[str, str, bool]]:

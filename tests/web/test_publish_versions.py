@@ -55,6 +55,10 @@ def test_each_publish_is_a_numbered_version_with_a_snapshot_and_no_secret(db, ad
     assert "password_encrypted" not in data and "smtp_password_encrypted" not in data
     assert box.password_encrypted.decode() not in repr(snap)
     assert set(second.snapshot["addresses"]) == {str(box.id), str(plat.id)}
+    shown = {s.name: {r.label: r.old for r in s.rows} for s in versions.sections(second.snapshot)}
+    assert shown["box@acme.test"]["Password"] == "set" and shown["box@acme.test"]["Incoming server"] == \
+        "imap.example.net"
+    assert "Password" not in shown["help@mail.pigeonhole.test"]  # a platform address has no mailbox sign-in
 
     # An unpublished draft edit never reaches the next version.
     _edit(plat, admin, display_name="Draft only")
