@@ -242,7 +242,10 @@ def restore_version(number: int):
         for note in result.skipped:
             flash(note, "warning")
         return navigate(url_for(".publish"), message)
-    return render("publish/restore.html", record=record, form=form)
+    in_version = {f"address:{k}" for k in (record.snapshot or {}).get("addresses", {})} | \
+        {f"flow:{k}" for k in (record.snapshot or {}).get("flows", {})}
+    overwritten = [p.name for p in services.pending_changes() if p.key in in_version and p.state != "Never published"]
+    return render("publish/restore.html", record=record, form=form, overwritten=overwritten)
 
 
 @bp.route("/history")

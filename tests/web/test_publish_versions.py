@@ -242,6 +242,11 @@ def test_history_version_compare_and_restore_pages(client, db, admin):
 
     confirm = full(client.get("/channels/publish/versions/1/restore"))
     assert "Passwords (mailbox and SMTP) and sign-ins stay as they are now" in confirm
+    assert "Unpublished changes will be replaced" not in confirm
+    _edit(plat, admin, display_name="Unpublished idea")
+    db.session.commit()
+    confirm = full(client.get("/channels/publish/versions/1/restore"))
+    assert "Unpublished changes will be replaced:</strong> help@mail.pigeonhole.test has draft changes" in confirm
     assert "Nothing goes live" in confirm
     token = csrf_token(client, "/channels/publish/versions/1/restore")
     assert client.post("/channels/publish/versions/1/restore").status_code == 400
@@ -249,7 +254,7 @@ def test_history_version_compare_and_restore_pages(client, db, admin):
     assert r.status_code == 204 and r.headers["HX-Redirect"] == "/channels/publish/"
     page = full(client.get("/channels/publish/"))
     assert "Version 1 restored as draft: 1 draft changed." in page
-    assert "Display Name: Acme Care → Acme Help" in page
+    assert "Display Name: Acme Care → Acme Help" in page  # compared with what is live, not the replaced draft
     assert published_address(plat.id).display_name == "Acme Care"
 
 
