@@ -71,13 +71,6 @@ class Section:
         return [r for r in self.rows if r.changed]
 
 
-def list_versions(limit: int = 100, offset: int = 0) -> list[PublishRecord]:
-    """Publish records (versions), newest first."""
-    return list(db.session.scalars(select(PublishRecord).order_by(PublishRecord.created_at.desc(),
-                                                                   PublishRecord.id.desc())
-                                   .limit(limit).offset(offset)))
-
-
 def get_version(number: int) -> PublishRecord | None:
     return db.session.scalar(select(PublishRecord).where(PublishRecord.number == number))
 
