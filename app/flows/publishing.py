@@ -12,6 +12,7 @@ from app.extensions import db
 from app.flows import editing, engine, intents
 from app.models._types import utcnow
 from app.models.channels import PublishRecord
+from app.runtime.snapshot import record_version
 
 
 def _rules_summary(old: list | None, new: list) -> str:
@@ -54,6 +55,8 @@ def publish_flows(flow_ids: list[int], user_id: int | None, comment: str | None 
         changes.append({"kind": "intents", "id": result.model.id if result.model else None,
                         "name": "Intents", "summary": result.message})
     if comment:
-        db.session.add(PublishRecord(user_id=user_id, comment=comment.strip(), changes=changes, created_at=now))
+        record = PublishRecord(user_id=user_id, comment=comment.strip(), changes=changes, created_at=now)
+        db.session.add(record)
+        record_version(record)  # a version like any other Publish: numbered, with its snapshot
     db.session.flush()
     return changes

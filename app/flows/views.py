@@ -19,6 +19,7 @@ from app.models.auth import Queue, Role, User, queue_members
 from app.models.channels import EmailAddress, Usage
 from app.models.flows import Intent
 from app.models.inbox import Conversation
+from app.models.publish import publish_approvals_required
 from app.models.responses import StandardResponse
 from app.security import restrict_blueprint
 from app.web import is_htmx, navigate, render
@@ -268,6 +269,9 @@ def _field_errors(form, exc: engine.RuleError) -> None:
 @bp.route("/flows/<int:flow_id>/publish", methods=["GET", "POST"])
 def publish_flow(flow_id: int):
     flow = _flow_or_404(flow_id)
+    if publish_approvals_required():  # a second admin approves it on the channels' Publish page
+        return navigate(url_for("publish.publish"), "Publish approvals are on: publish this flow from the Publish "
+                        "page, where another admin approves it.", "error")
     form = forms.PublishForm()
     if form.validate_on_submit():
         changes = publishing.publish_flows([flow.id], current_user.id, form.comment.data)

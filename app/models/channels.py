@@ -151,7 +151,13 @@ class EmailAddress(db.Model):
 
 
 class PublishRecord(db.Model):
-    """Who published what, when and why (the publish history)."""
+    """Who published what, when and why (the publish history): each record is a version.
+
+    `number` counts versions from 1; `snapshot` is the whole published configuration right
+    after this Publish (`app.runtime.versions`), written once and never changed (records from
+    before versions were kept have none). With Publish approvals on, `user_id` is the admin
+    who asked and `approved_by_id` the one who approved.
+    """
 
     __tablename__ = "publish_records"
 
@@ -160,8 +166,12 @@ class PublishRecord(db.Model):
     comment: Mapped[str] = mapped_column(Text)
     changes: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    number: Mapped[int | None] = mapped_column(unique=True)
+    snapshot: Mapped[dict | None] = mapped_column(JSON)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    user = relationship("User")
+    user = relationship("User", foreign_keys=[user_id])
+    approved_by = relationship("User", foreign_keys=[approved_by_id])
 
 
 class MailboxState(db.Model):

@@ -24,6 +24,7 @@ from app.models.channels import WHEN_DISABLED_LABELS, EmailAddress, MailboxState
 from app.models.flows import Flow
 from app.runtime.hold import release_held
 from app.runtime.poll import poll_soon
+from app.runtime.snapshot import record_version
 
 
 class NothingToPublish(ValueError):
@@ -191,8 +192,8 @@ def pending_changes() -> list[PendingChange]:
 
 
 def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expected: dict[str, str] | None = None,
-            summaries: dict[int, str] | None = None) -> PublishRecord:
-    """Publish the drafts of these addresses and flows in one transaction and record it.
+            summaries: dict[int, str] | None = None, approved_by_id: int | None = None) -> PublishRecord:
+    """Publish the drafts of these addresses and flows in one transaction and record it as the next version.
 
     Each address's draft is copied into `published` (what `published_address()`
     serves), each flow's `rules` into `published_rules`. `expected` maps
@@ -200,7 +201,9 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
     raises `StaleDraft` and nothing is published. Raises `ValueError` without a
     comment, `NothingToPublish` with nothing selected, `PublishError` for an
     unknown or archived item. The caller commits (or rolls back on error, which
-    leaves everything as it was).
+    leaves everything as it was). The record is numbered and holds a snapshot of the
+    whole published configuration (`app.runtime.snapshot`); `approved_by_id` names the
+    second admin when Publish approvals are on (`user_id` is then the requester).
     """
     comment = (comment or "").strip()
     if not comment:
@@ -246,10 +249,10 @@ def publish(user_id: int | None, comment: str, address_ids=(), flow_ids=(), expe
     # (a new mailbox has none: cron polls it on its next tick).
     poll_soon(db.session.scalars(select(MailboxState.address_id.distinct()).where(
         MailboxState.address_id.in_([a.id for a in addresses]))).all())
-    record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now)
+    record = PublishRecord(user_id=user_id, comment=comment, changes=changes, created_at=now,
+                           approved_by_id=approved_by_id)
     db.session.add(record)
-    db.session.flush()
-    return record
+    return record_version(record)
 
 
 def _refuse_live_name_clash(addresses: list[EmailAddress]) -> None:

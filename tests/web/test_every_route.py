@@ -35,7 +35,7 @@ ARGUMENT_ROWS = {
     "draft_id": Draft, "message_id": Message, "response_id": StandardResponse, "group_id": ResponseGroup,
     "raw_id": InboundRaw, "user_id": User, "test_id": SendTest,
 }
-OTHER_VALUES = {"part": ("header", "footer"), "version": (1,), "rule_id": ("r1", "nope"), "index": (0, 5),
+OTHER_VALUES = {"part": ("header", "footer"), "version": (1,), "number": (1, 987654), "rule_id": ("r1", "nope"), "index": (0, 5),
                 "name": ("nothing.eml",), "filename": ("app.css",),
                 "token": ("not-a-token",)}
 MISSING = 987654
