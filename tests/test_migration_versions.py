@@ -17,7 +17,7 @@ from app.extensions import db
 
 app = create_app()
 with app.app_context():
-    upgrade(revision="0024_wscollide")
+    upgrade(revision="0025_hold")
     with db.engine.begin() as conn:
         for when, comment in (("2026-01-02 10:00:00", "second"), ("2026-01-01 10:00:00", "first"),
                               ("2026-01-03 10:00:00", "third")):
@@ -27,7 +27,7 @@ with app.app_context():
     with db.engine.connect() as conn:
         numbered = [list(r) for r in conn.execute(text("SELECT comment, number, snapshot FROM publish_records "
                                                        "ORDER BY number"))]
-    downgrade(revision="0024_wscollide")
+    downgrade(revision="0025_hold")
     down = sorted(c["name"] for c in inspect(db.engine).get_columns("publish_records"))
     tables_down = sorted(inspect(db.engine).get_table_names())
     upgrade()

@@ -6,14 +6,14 @@ none for records made before this) and `approved_by_id`. `publish_settings` hold
 "Publish approvals" switch; `publish_requests` the Publish requests waiting for a second admin.
 
 Revision ID: 0027_versions
-Revises: 0024_wscollide
+Revises: 0025_hold
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = "0027_versions"
-down_revision = "0024_wscollide"
+down_revision = "0025_hold"
 branch_labels = None
 depends_on = None
 
