@@ -20,6 +20,7 @@ field, and flush but never commit: the caller commits.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import current_app
@@ -37,6 +38,7 @@ from app.mail.render import TemplateError, check_template
 from app.mail.tls import read_ca_pem
 from app.models._types import utcnow
 from app.models.channels import AddressSetup, AuthMethod, Domain, DomainKind, EmailAddress, Usage
+from app.runtime.template_images import ImageRefused, html_for_storage
 
 #: The wizard's steps, in order: (slug, title).
 SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design"), ("review", "Review"))
@@ -364,10 +366,13 @@ def update_design_step(setup: AddressSetup, template_enabled: bool) -> None:
     db.session.flush()
 
 
-def set_template_part(setup: AddressSetup, part: str, html: str) -> str:
+def set_template_part(setup: AddressSetup, part: str, html: str, editor_url: Callable[[str], str] | None = None,
+                      uploaded_by_id: int | None = None) -> str:
     """Store a sanitised header or footer; returns what was stored.
 
-    Raises `AddressError` (field "html") for an unknown placeholder.
+    Images shown from `editor_url(sha256)` (the editor's uploads) and pasted `data:` images are
+    stored as `cid:` images, sent inline; any other image (a link to the web) is removed.
+    Raises `AddressError` (field "html") for an unknown placeholder or an image that cannot be stored.
     """
     if part not in ("header", "footer"):
         raise ValueError(part)
@@ -375,7 +380,11 @@ def set_template_part(setup: AddressSetup, part: str, html: str) -> str:
         check_template(html)
     except TemplateError as exc:
         raise AddressError(str(exc), "html") from None
-    clean = sanitize_html(html or "").strip()
+    try:
+        html = html_for_storage(html or "", editor_url, uploaded_by_id) if editor_url else html
+    except ImageRefused as exc:
+        raise AddressError(str(exc), "html") from None
+    clean = sanitize_html(html or "", remote_images=False).strip()
     _set_values(setup, {f"{part}_html": clean})
     db.session.flush()
     return clean

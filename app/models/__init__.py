@@ -15,6 +15,7 @@ from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
 from app.models.suppression import Suppression
+from app.models.template_images import TemplateImage
 
 __all__ = [
     "Attachment", "Blob", "Contact", "Conversation", "ConversationSeen", "Domain", "DomainKind", "Draft",
@@ -29,4 +30,6 @@ __all__ = [
     "DkimKey", "SendTest", "Suppression",
     # accounts
     "AuditEntry", "PasswordReset",
+    # rich-text editor images
+    "TemplateImage",
 ]
