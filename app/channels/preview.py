@@ -8,9 +8,10 @@ Placeholders mean the recipient of each message: `{{ customer_name }}` is the cu
 reply, but in a Forward to a third party it is that person (empty when their name is not known,
 and the greeting collapses: "Hello,"). The Preview shows that case too (`forward_text`).
 
-Uploaded images: the header and footer name them `cid:tpl-…` (what the sent message says, beside
-the image part); the Preview frame shows the same HTML with each such image from our own URL
-(`editor_image_url`), the one difference between the Preview and the sent HTML.
+Uploaded images: the header and footer name them `cid:tpl-…`, what the sent message says beside
+the image part, and the Preview keeps exactly that HTML. Only when the sandboxed frame is served
+(`channels.setup_preview_document`) does each such image become a `data:` URI: the frame has no
+cookies (it is sandboxed), so it could not load the image from our own, signed-in URL.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from flask import url_for
 from app.extensions import db
 from app.mail.render import Draft, QuotedMessage, TemplateError, check_template, render_parts
 from app.models.channels import AddressSetup, DomainKind
-from app.runtime.template_images import html_for_editor, html_for_storage
+from app.runtime.template_images import html_for_storage
 
 SAMPLE_CUSTOMER = "Carol Customer"
 SAMPLE_AGENT = "Alex Agent"
@@ -110,7 +111,6 @@ def render_preview(setup: AddressSetup, overrides: dict | None = None, store: bo
     except TemplateError as exc:
         error = str(exc)
     html, text = render_parts(sender, sample_draft())
-    html = html_for_editor(html, editor_image_url)
     forward_text = render_parts(sender, sample_forward())[1] if sender.template_enabled else ""
     if not store:
         return Preview(html=html, text=text, error=error, version=0, template_enabled=sender.template_enabled,

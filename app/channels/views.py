@@ -20,13 +20,15 @@ from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.channels.preview import editor_image_url, render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
+from app.mail.html import ALLOWED_STYLE_PROPERTIES
 from app.mail.probe import DEFAULT_PORTS, ProbeResult
 from app.mail.render import PLACEHOLDERS
 from app.mail.tls import describe_ca_pem
 from app.models.auth import Role
 from app.models.channels import DomainKind
 from app.runtime.poll import NotPollable, poll_now
-from app.runtime.template_images import ImageRefused, html_for_editor, store_template_image, template_image
+from app.runtime.template_images import (ImageRefused, html_for_editor, html_with_data_images, store_template_image,
+                                         template_image)
 from app.security import CSP, MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, navigate, render
 
@@ -375,7 +377,7 @@ def setup_template_part(setup_id: int, part: str):
         db.session.commit()
     return render("channels/template_editor.html", block="dialog", status=422 if request.method == "POST" else 200,
                   setup=setup, part=part, form=form, preview=preview, placeholders=PLACEHOLDERS,
-                  modal=is_htmx())
+                  allowed_styles=sorted(ALLOWED_STYLE_PROPERTIES), modal=is_htmx())
 
 
 @bp.route("/email/template-images", methods=["POST"])
@@ -440,7 +442,7 @@ def setup_preview_document(setup_id: int, version: int):
         html = render_preview(setup, overrides, store=False).html
     else:
         html = setup.preview_html
-    response = make_response(html)
+    response = make_response(html_with_data_images(html))
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
     response.headers["X-Frame-Options"] = "SAMEORIGIN"

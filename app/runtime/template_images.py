@@ -86,6 +86,20 @@ def html_for_editor(html: str, editor_url: Callable[[str], str]) -> str:
     return rewrite_image_sources(html, lambda src: editor_url(sha) if (sha := image_sha256(src)) else src)
 
 
+def html_with_data_images(html: str) -> str:
+    """`html` with each `cid:tpl-…` image as a `data:` URI (for a sandboxed frame, which has no cookies)."""
+    def inline(src: str) -> str | None:
+        sha = image_sha256(src)
+        if not sha:
+            return src
+        found = template_image(sha)
+        if found is None:
+            return None
+        return f"data:{found[0].content_type};base64," + base64.b64encode(found[1]).decode("ascii")
+
+    return rewrite_image_sources(html, inline)
+
+
 def html_for_storage(html: str, editor_url: Callable[[str], str], uploaded_by_id: int | None = None,
                      store_pasted: bool = True) -> str:
     """Editor HTML as it is stored (sanitise it afterwards): our image URLs become `cid:tpl-…`, and
