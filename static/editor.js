@@ -127,7 +127,7 @@
     var saved = null;
 
     BUTTONS.forEach(function (b) {
-      var button = el("button", { type: "button", "class": "rte-button", "data-command": b[0], title: b[1],
+      var button = el("button", { type: "button", "class": "rte-button", "data-rte-command": b[0], title: b[1],
                                   "aria-label": b[1] }, b[2]);
       toolbar.appendChild(button);
     });
@@ -135,7 +135,7 @@
       var inputId = id + "-" + c[0];
       var box = el("span", { "class": "rte-colour" });
       box.appendChild(el("label", { "for": inputId }, c[1]));
-      box.appendChild(el("input", { type: "color", id: inputId, value: c[2], "data-command": c[0] }));
+      box.appendChild(el("input", { type: "color", id: inputId, value: c[2], "data-rte-command": c[0] }));
       toolbar.appendChild(box);
     });
     var upload = textarea.getAttribute("data-image-upload");
@@ -250,9 +250,9 @@
       if (event.target.closest("button")) event.preventDefault();  // keep the selection in the text
     });
     toolbar.addEventListener("click", function (event) {
-      var button = event.target.closest("button[data-command]");
+      var button = event.target.closest("button[data-rte-command]");
       if (!button || area.hidden) return;
-      var command = button.getAttribute("data-command");
+      var command = button.getAttribute("data-rte-command");
       if (command === "link") {
         linkbar.hidden = false;
         linkInput.value = "";
@@ -263,7 +263,7 @@
     });
     toolbar.addEventListener("change", function (event) {
       var input = event.target.closest("input[type=color]");
-      if (input && !area.hidden) run(input.getAttribute("data-command"), input.value);
+      if (input && !area.hidden) run(input.getAttribute("data-rte-command"), input.value);
     });
 
     function addLink() {
@@ -294,7 +294,7 @@
       area.hidden = toHtml;
       textarea.hidden = !toHtml;
       htmlToggle.setAttribute("aria-pressed", String(toHtml));
-      toolbar.querySelectorAll("[data-command]").forEach(function (c) { c.disabled = toHtml; });
+      toolbar.querySelectorAll("[data-rte-command]").forEach(function (c) { c.disabled = toHtml; });
       if (file) file.disabled = toHtml;
       (toHtml ? textarea : area).focus();
     });

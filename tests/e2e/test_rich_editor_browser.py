@@ -180,3 +180,33 @@ def test_rich_editor_fits_a_phone_screen(browser, live_url, db):
         assert errors == []
     finally:
         context.close()
+
+
+def test_standard_response_body_gets_the_rich_editor_and_saves_html(page, unique_ids, db):
+    from app.models.responses import StandardResponse
+    from tests.factories import make_response
+
+    make_user("supervisor", email="sue@example.test", name="Sue Supervisor")
+    existing = make_response(title="Shipping times", group_name="Shipping")
+    page.goto("/login")
+    page.get_by_label("Email").fill("sue@example.test")
+    page.get_by_label("Password").fill(USER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url("/inbox/")
+    page.goto("/responses/")
+    page.get_by_role("button", name="Add a response to Shipping").click()
+    dialog = page.get_by_role("dialog", name="New response")
+    dialog.get_by_label("Title").fill("Refunds")
+    area = dialog.get_by_role("textbox", name="Response text")
+    area.click()
+    page.keyboard.type("Refunds take five days.")
+    select_text(page, area, "five days")
+    dialog.get_by_role("button", name="Italic").click()
+    dialog.get_by_role("button", name="Bulleted list").click()
+    expect(dialog.get_by_role("button", name="Image")).to_have_count(0)  # images: headers and footers only
+    dialog.get_by_role("button", name="Save response").click()
+    expect(dialog).to_be_hidden()
+    db.session.expire_all()
+    saved = db.session.query(StandardResponse).filter_by(title="Refunds", group_id=existing.group_id).one()
+    assert "<i>five days</i>" in saved.body and "<li>" in saved.body
+    assert page.js_errors == [], page.js_errors

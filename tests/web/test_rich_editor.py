@@ -153,3 +153,12 @@ def test_preview_and_the_sent_reply_carry_the_same_header_and_the_image_inline(a
         assert json.dumps(sent_html).count("cid:") == 1
     finally:
         server.stop()
+
+
+def test_standard_responses_and_the_acknowledgement_get_the_rich_editor(client, db, login_as):
+    login_as("admin")
+    for url in ("/responses/new", "/flows/queues/new"):
+        page = client.get(url)
+        body = page.get_data(as_text=True)
+        assert page.status_code == 200 and "data-rich-editor" in body and "/static/editor.js" in body, url
+        assert "data-image-upload" not in body  # uploaded images: headers and footers only
