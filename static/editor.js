@@ -275,6 +275,16 @@
       }
       linkbar.hidden = true;
       status.textContent = "";
+      if (saved && saved.collapsed) {  // nothing selected: the address itself becomes the link's text
+        restore();
+        var link = el("a", { href: url }, url);
+        saved.insertNode(link);
+        saved.setStartAfter(link);
+        saved.collapse(true);
+        restore();
+        sync();
+        return;
+      }
       run("createLink", url);
     }
     linkOk.addEventListener("click", addLink);

@@ -203,10 +203,19 @@ def test_standard_response_body_gets_the_rich_editor_and_saves_html(page, unique
     select_text(page, area, "five days")
     dialog.get_by_role("button", name="Italic").click()
     dialog.get_by_role("button", name="Bulleted list").click()
+    area.press("End")  # nothing selected: the link's address becomes its text
+    dialog.get_by_role("button", name="Link").click()
+    dialog.get_by_label("Link address").fill("javascript:alert(1)")
+    dialog.get_by_label("Link address").press("Enter")
+    expect(dialog.get_by_role("status")).to_contain_text("Write a link starting with https://")
+    dialog.get_by_label("Link address").fill("https://acme.example/refunds")
+    dialog.get_by_label("Link address").press("Enter")
+    expect(area.get_by_role("link", name="https://acme.example/refunds")).to_be_visible()
     expect(dialog.get_by_role("button", name="Image")).to_have_count(0)  # images: headers and footers only
     dialog.get_by_role("button", name="Save response").click()
     expect(dialog).to_be_hidden()
     db.session.expire_all()
     saved = db.session.query(StandardResponse).filter_by(title="Refunds", group_id=existing.group_id).one()
     assert "<i>five days</i>" in saved.body and "<li>" in saved.body
+    assert '<a href="https://acme.example/refunds"' in saved.body
     assert page.js_errors == [], page.js_errors
