@@ -177,6 +177,16 @@ def test_rich_editor_fits_a_phone_screen(browser, live_url, db):
         assert wide <= 0, f"the page scrolls sideways by {wide}px at 390 px"
         box = toolbar.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        # And as the dialog over the design step.
+        page.go_back()
+        page.get_by_role("button", name="Edit Header").click()
+        dialog = page.get_by_role("dialog", name="Edit Header")
+        expect(dialog.get_by_role("toolbar", name="Formatting")).to_be_visible()
+        for name in ("Bold", "HTML view"):
+            button = dialog.get_by_role("button", name=name).bounding_box()
+            assert button["x"] >= 0 and button["x"] + button["width"] <= 390, name
+        wide = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert wide <= 0, f"the page scrolls sideways by {wide}px at 390 px with the dialog open"
         assert errors == []
     finally:
         context.close()
