@@ -109,6 +109,8 @@ class Config:
         self.COMPOSER_MAX_ATTACHMENT_BYTES = _int("COMPOSER_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
         self.COMPOSER_MAX_ATTACHMENTS = _int("COMPOSER_MAX_ATTACHMENTS", 10)
         self.COMPOSER_MAX_TOTAL_BYTES = _int("COMPOSER_MAX_TOTAL_BYTES", 25 * 1024 * 1024)
+        # Rich-text editor: the largest image an admin may upload into a header or footer.
+        self.TEMPLATE_IMAGE_MAX_BYTES = _int("TEMPLATE_IMAGE_MAX_BYTES", 1024 * 1024)
         self.LOCK_REPLY_RECIPIENTS = _bool("LOCK_REPLY_RECIPIENTS", False)
         # Agents may Transfer a conversation to any queue (on), or only to queues they are a member of.
         self.TRANSFER_TO_ANY_QUEUE = _bool("TRANSFER_TO_ANY_QUEUE", True)

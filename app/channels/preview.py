@@ -7,15 +7,23 @@ header or footer editor, so what the admin sees is what customers get.
 Placeholders mean the recipient of each message: `{{ customer_name }}` is the customer in a
 reply, but in a Forward to a third party it is that person (empty when their name is not known,
 and the greeting collapses: "Hello,"). The Preview shows that case too (`forward_text`).
+
+Uploaded images: the header and footer name them `cid:tpl-…`, what the sent message says beside
+the image part, and the Preview keeps exactly that HTML. Only when the sandboxed frame is served
+(`channels.setup_preview_document`) does each such image become a `data:` URI: the frame has no
+cookies (it is sandboxed), so it could not load the image from our own, signed-in URL.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from flask import url_for
+
 from app.extensions import db
 from app.mail.render import Draft, QuotedMessage, TemplateError, check_template, render_parts
 from app.models.channels import AddressSetup, DomainKind
+from app.runtime.template_images import html_for_storage
 
 SAMPLE_CUSTOMER = "Carol Customer"
 SAMPLE_AGENT = "Alex Agent"
@@ -74,6 +82,11 @@ class Preview:
     forward_text: str = ""  # the plain text of `sample_forward()`: what a third party's copy says
 
 
+def editor_image_url(sha256: str) -> str:
+    """Where the editor and the Preview show an uploaded image (served by `channels.template_image_file`)."""
+    return url_for("channels.template_image_file", sha256=sha256)
+
+
 def render_preview(setup: AddressSetup, overrides: dict | None = None, store: bool = True) -> Preview:
     """Render the sample reply through the sender's renderer with the wizard's values and unsaved `overrides`.
 
@@ -84,7 +97,8 @@ def render_preview(setup: AddressSetup, overrides: dict | None = None, store: bo
     does not stop the preview; `error` says what is wrong.
     """
     values = dict(setup.values or {})
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values.update({k: (html_for_storage(v, editor_image_url, store_pasted=False) if k.endswith("_html") else v)
+                   for k, v in (overrides or {}).items() if v is not None})
     domain = setup.domain
     address = values.get("address") or f"address@{domain.name}"
     sender = PreviewSender(

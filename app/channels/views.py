@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, make_response, redirect, request, url_for
 from flask_login import current_user
 
 from app.channels import addresses, connection_test, domains, forms, sign_in, wizard
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
-from app.channels.preview import render_preview
+from app.channels.preview import editor_image_url, render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
 from app.extensions import db
+from app.mail.html import ALLOWED_STYLE_PROPERTIES
 from app.mail.probe import DEFAULT_PORTS, ProbeResult
 from app.mail.render import PLACEHOLDERS
 from app.mail.tls import describe_ca_pem
@@ -27,6 +28,8 @@ from app.models.auth import Role
 from app.models.channels import WHEN_DISABLED_LABELS, DomainKind
 from app.runtime.hold import held_counts
 from app.runtime.poll import NotPollable, poll_now
+from app.runtime.template_images import (ImageRefused, html_for_editor, html_with_data_images, store_template_image,
+                                         template_image)
 from app.security import CSP, MAIL_FRAME_CSP, restrict_blueprint
 from app.web import is_htmx, navigate, render
 
@@ -363,22 +366,55 @@ def setup_template_part(setup_id: int, part: str):
     form = forms.TemplatePartForm()
     if request.method == "POST":
         if form.validate_on_submit():
-            setup, _, ok = _change(setup_id, form,
-                                   lambda: wizard.set_template_part(setup, part, form.html.data or ""))
+            setup, _, ok = _change(setup_id, form, lambda: wizard.set_template_part(
+                setup, part, form.html.data or "", editor_image_url, current_user.id))
             if ok:
                 flash(f"{part.title()} saved.", "success")
                 if is_htmx():
                     return "", 204, {"HX-Trigger": json.dumps({"designChanged": True, "closeDialog": True})}
                 return redirect(url_for(".setup_design", setup_id=setup.id), 303)
     else:
-        form.html.data = (setup.values or {}).get(f"{part}_html") or ""
+        form.html.data = html_for_editor((setup.values or {}).get(f"{part}_html") or "", editor_image_url)
     preview = render_preview(setup, {f"{part}_html": form.html.data or "", "template_enabled": True},
                                       store=request.method == "POST")
     if request.method == "POST":
         db.session.commit()
     return render("channels/template_editor.html", block="dialog", status=422 if request.method == "POST" else 200,
                   setup=setup, part=part, form=form, preview=preview, placeholders=PLACEHOLDERS,
-                  modal=is_htmx())
+                  allowed_styles=sorted(ALLOWED_STYLE_PROPERTIES), modal=is_htmx())
+
+
+@bp.route("/email/template-images", methods=["POST"])
+def upload_template_image():
+    """An image uploaded in the rich-text editor: 201 with the URL the editor shows it from, or 422 with why not.
+
+    The form field is `image`; the CSRF token comes in `X-CSRFToken` (static/editor.js) or the form.
+    """
+    upload = request.files.get("image")
+    if upload is None or not upload.filename:
+        return jsonify(error="Choose an image file to upload."), 422
+    try:
+        image = store_template_image(upload.read(), upload.filename, current_user.id)
+    except ImageRefused as exc:
+        db.session.rollback()
+        return jsonify(error=str(exc)), 422
+    db.session.commit()
+    return jsonify(url=editor_image_url(image.sha256), name=image.filename, size=image.size), 201
+
+
+@bp.route("/email/template-images/<sha256>")
+def template_image_file(sha256: str):
+    """An uploaded image, for the editor and the Preview (never for customers: they get it inline)."""
+    found = template_image(sha256)
+    if found is None:
+        abort(404)
+    image, data = found
+    response = make_response(data)
+    response.headers["Content-Type"] = image.content_type
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @bp.route("/email/setup/<int:setup_id>/preview", methods=["POST"])
@@ -410,7 +446,7 @@ def setup_preview_document(setup_id: int, version: int):
         html = render_preview(setup, overrides, store=False).html
     else:
         html = setup.preview_html
-    response = make_response(html)
+    response = make_response(html_with_data_images(html))
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
     response.headers["X-Frame-Options"] = "SAMEORIGIN"

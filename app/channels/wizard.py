@@ -20,6 +20,7 @@ field, and flush but never commit: the caller commits.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import current_app
@@ -38,6 +39,7 @@ from app.mail.tls import read_ca_pem
 from app.models._types import utcnow
 from app.models.channels import (WHEN_DISABLED_LABELS, AddressSetup, AuthMethod, Domain, DomainKind, EmailAddress, Usage,
                                  WhenDisabled)
+from app.runtime.template_images import ImageRefused, html_for_storage
 
 #: The wizard's steps, in order: (slug, title).
 SETUP_STEPS = (("address", "Email Address"), ("design", "Email Template Design"), ("review", "Review"))
@@ -370,10 +372,13 @@ def update_design_step(setup: AddressSetup, template_enabled: bool) -> None:
     db.session.flush()
 
 
-def set_template_part(setup: AddressSetup, part: str, html: str) -> str:
+def set_template_part(setup: AddressSetup, part: str, html: str, editor_url: Callable[[str], str] | None = None,
+                      uploaded_by_id: int | None = None) -> str:
     """Store a sanitised header or footer; returns what was stored.
 
-    Raises `AddressError` (field "html") for an unknown placeholder.
+    Images shown from `editor_url(sha256)` (the editor's uploads) and pasted `data:` images are
+    stored as `cid:` images, sent inline; any other image (a link to the web) is removed.
+    Raises `AddressError` (field "html") for an unknown placeholder or an image that cannot be stored.
     """
     if part not in ("header", "footer"):
         raise ValueError(part)
@@ -381,7 +386,11 @@ def set_template_part(setup: AddressSetup, part: str, html: str) -> str:
         check_template(html)
     except TemplateError as exc:
         raise AddressError(str(exc), "html") from None
-    clean = sanitize_html(html or "").strip()
+    try:
+        html = html_for_storage(html or "", editor_url, uploaded_by_id) if editor_url else html
+    except ImageRefused as exc:
+        raise AddressError(str(exc), "html") from None
+    clean = sanitize_html(html or "", remote_images=False).strip()
     _set_values(setup, {f"{part}_html": clean})
     db.session.flush()
     return clean

@@ -206,7 +206,8 @@ class QueueForm(FlaskForm):
                               description="Empty: “Re:” and the customer's subject")
     ack_body_html = TextAreaField("Acknowledgement Message for Email Channel", validators=[Optional()],
                                   description="Rich text or HTML. Placeholders: {{ customer_name }}, "
-                                              "{{ conversation_reference }}, {{ display_name }}, {{ address }}")
+                                              "{{ conversation_reference }}, {{ display_name }}, {{ address }}",
+                                  render_kw={"data-rich-editor": "", "data-rich-label": "Acknowledgement message"})
     ack_interval_minutes = IntegerField("At most once per customer every (minutes)", default=24 * 60,
                                         validators=[DataRequired(message="Enter the interval in minutes."),
                                                     NumberRange(15, 72 * 60, "Between 15 minutes and 72 hours "

@@ -45,19 +45,53 @@ ALLOWED_ATTRIBUTES = {
     "ol": {"start", "type"},
     "blockquote": {"cite", "type"},
 }
+#: The CSS properties kept in `style` attributes: the ones the common mail clients (Gmail, Outlook,
+#: Apple Mail, Thunderbird) render, so what the Preview shows is what customers see. `background`
+#: is kept with its colour only (an image in it would be fetched from the web: see `_style_filter`);
+#: without it a light `color` on a dark background came out light on white. docs/templates.md lists them.
 ALLOWED_STYLE_PROPERTIES = {
-    "background-color", "border", "border-bottom", "border-collapse", "border-color", "border-left",
+    "background", "background-color", "border", "border-bottom", "border-collapse", "border-color", "border-left",
     "border-radius", "border-right", "border-style", "border-top", "border-width", "color", "display",
     "font", "font-family", "font-size", "font-style", "font-weight", "height", "letter-spacing",
     "line-height", "margin", "margin-bottom", "margin-left", "margin-right", "margin-top", "max-width",
     "min-width", "padding", "padding-bottom", "padding-left", "padding-right", "padding-top",
-    "text-align", "text-decoration", "text-transform", "vertical-align", "white-space", "width",
+    "list-style-type", "text-align", "text-decoration", "text-indent", "text-transform", "vertical-align",
+    "white-space", "width",
 }
 URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
 
 
+_DECLARATION = re.compile(r"\s*([-a-zA-Z]+)\s*:\s*((?:[^;\"'(]|\"[^\"]*\"|'[^']*'|\([^)]*\))*)\s*(?:;|$)")
+_COLOUR = re.compile(r"#[0-9a-f]{3,8}\b|(?:rgba?|hsla?)\([^)]*\)|[a-z-]+")
+_BACKGROUND_WORDS = {"none", "transparent", "repeat", "no-repeat", "repeat-x", "repeat-y", "space", "round",
+                     "scroll", "fixed", "local", "top", "bottom", "left", "right", "center", "cover", "contain",
+                     "auto", "border-box", "padding-box", "content-box", "inherit", "initial", "unset", "url"}
+
+
+def _style_filter(value: str) -> str:
+    """A `style` attribute whose `background` shorthand keeps only its colour when it also names an image
+    (`background: #222 url(x)` becomes `background-color: #222`), so the colour text was written on survives
+    without anything fetched; nh3 then keeps only `ALLOWED_STYLE_PROPERTIES`."""
+    if "background" not in value.lower():
+        return value
+    out = []
+    for match in _DECLARATION.finditer(value):
+        name, body = match.group(1).lower(), match.group(2).strip()
+        if name in ("background", "background-image") and css_fetches(body):
+            without = (re.sub(r"(?<![a-z-])(?!(?:rgba?|hsla?)\()[a-z-]*\((?:[^()]|\([^)]*\))*\)", " ", body.lower())
+                       if name == "background" else "")
+            colours = [c for c in _COLOUR.findall(without) if c.lower() not in _BACKGROUND_WORDS]
+            if colours:
+                out.append(f"background-color:{colours[-1]}")
+            continue
+        out.append(f"{name}:{body}")
+    return ";".join(out)
+
+
 def _attribute_filter(remote_images: bool):
     def attribute_filter(tag: str, attr: str, value: str):
+        if attr == "style":
+            return _style_filter(value)
         if tag == "img" and attr == "src":
             lowered = value.strip().lower()
             if lowered.startswith("data:image/") and ";base64," in lowered:
@@ -88,11 +122,25 @@ _CLEANERS = {
 }
 
 
+#: An `<img>` as nh3 writes it (attributes double-quoted, no `"` inside a value).
+_IMG = re.compile(r'<img((?:\s+[^\s=>"]+(?:="[^"]*")?)*)\s*/?>', re.IGNORECASE)
+
+
+def _drop_empty_images(html: str) -> str:
+    """An `<img>` whose source was removed shows nothing or a broken-image box: drop it."""
+    if "<img" not in html:
+        return html
+    return _IMG.sub(lambda m: m.group(0) if re.search(r'\ssrc="', m.group(1), re.IGNORECASE) else "", html)
+
+
 def sanitize_html(html: str, *, remote_images: bool = True) -> str:
-    """Clean untrusted HTML with our allow-list (never raises on junk input)."""
+    """Clean untrusted HTML with our allow-list (never raises on junk input).
+
+    Images whose source is not allowed are removed whole, not left as an empty `<img>`.
+    """
     if not html:
         return ""
-    return _CLEANERS[remote_images].clean(html)
+    return _drop_empty_images(_CLEANERS[remote_images].clean(html))
 
 
 def html_to_text(html: str) -> str:

@@ -16,6 +16,7 @@ from app.models.publish import PublishRequest, PublishSettings
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
 from app.models.suppression import Suppression
+from app.models.template_images import TemplateImage
 
 __all__ = [
     "Attachment", "Blob", "Contact", "Conversation", "ConversationSeen", "Domain", "DomainKind", "Draft",
@@ -32,4 +33,6 @@ __all__ = [
     "AuditEntry", "PasswordReset",
     # publish approvals
     "PublishRequest", "PublishSettings",
+    # rich-text editor images
+    "TemplateImage",
 ]

@@ -17,5 +17,6 @@ class ResponseForm(FlaskForm):
     group_id = SelectField("Group", coerce=int, validate_choice=False)
     title = StringField("Title", validators=[DataRequired(message="Give the response a title."), Length(max=200)])
     subject = StringField("Subject (optional)", validators=[Optional(), Length(max=998)])
-    body = TextAreaField("Body", validators=[DataRequired(message="Write the response.")])
+    body = TextAreaField("Body", validators=[DataRequired(message="Write the response.")],
+                         render_kw={"data-rich-editor": "", "data-rich-label": "Response text"})
     submit = SubmitField("Save response")

@@ -67,6 +67,7 @@ def test_platform_address_with_header_footer_and_a_live_preview(admin_page):
     expect(editor).to_be_visible()
     frame = editor.frame_locator("iframe[title='Preview: HTML part']")
     expect(frame.locator("body")).to_contain_text("Thank you for your message")
+    editor.get_by_role("button", name="HTML view").click()  # the textarea under the rich-text editor
     editor.get_by_label("Header HTML").fill("<p>Hello {{ customer_name }}, this is {{ display_name }}</p>")
     expect(frame.locator(".ph-header")).to_have_text("Hello Carol Customer, this is Acme Help")
     expect(editor.get_by_test_id("preview-text")).to_contain_text("Hello Carol Customer, this is Acme Help")
@@ -84,6 +85,7 @@ def test_platform_address_with_header_footer_and_a_live_preview(admin_page):
 
     page.get_by_role("button", name="Edit Footer").click()
     footer = page.get_by_role("dialog", name="Edit Footer")
+    footer.get_by_role("button", name="HTML view").click()
     footer.get_by_label("Footer HTML").fill("<p>{{ agent_name }} · ref {{ conversation_reference }}</p>")
     expect(footer.frame_locator("iframe").locator(".ph-footer")).to_have_text("Alex Agent · ref #1042")
     footer.get_by_role("button", name="Save Footer").click()

@@ -37,7 +37,7 @@ ARGUMENT_ROWS = {
 }
 OTHER_VALUES = {"part": ("header", "footer"), "version": (1,), "number": (1, 987654), "rule_id": ("r1", "nope"), "index": (0, 5),
                 "name": ("nothing.eml",), "filename": ("app.css",),
-                "token": ("not-a-token",)}
+                "token": ("not-a-token",), "sha256": ("0" * 64, "not-a-sha")}
 MISSING = 987654
 #: Query strings the pages give some fragments (tried besides none).
 QUERIES = {"inbox.updates": ("after=0",), "inbox.picker": ("draft={draft_id}", "draft={draft_id}&results=1"),

@@ -28,6 +28,7 @@ from app.models._types import utcnow
 from app.models.auth import User
 from app.models.inbox import Attachment, Contact, Conversation, Message, OutgoingMime, customer_written
 from app.runtime.live import PublishedAddress
+from app.runtime.template_images import inline_images
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
 from app.runtime.outbound.states import BOUNCED, QUEUED, RETRYABLE_BY_HAND
 from app.units import human_size
@@ -216,7 +217,7 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
             raise LookupError(f"no message {parent_id} in conversation {thread.id}")
     in_reply_to, references = thread_headers(thread.id, parent)
 
-    files = list(attachments)
+    files = list(attachments) + inline_images(sender)  # the header's and footer's images, by Content-ID
     if _is_introduction(sender, thread, to + cc):
         files.append(contact_card_attachment(sender.display_name, public_address(sender),
                                              current_app.config.get("ORGANISATION_NAME", "")))

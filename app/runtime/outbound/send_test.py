@@ -40,6 +40,7 @@ from app.runtime.outbound.deliver import dkim_signed, smtp_session
 from app.runtime.outbound.dispatch import enqueue_send_queue_job
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
 from app.runtime.outbound.states import FAILED, IN_PROGRESS, LEASED_STATE, QUEUED, SENDING, SENT, claimable
+from app.runtime.template_images import inline_images
 from app.transactions import on_commit, outside_transaction
 
 SEND_TEST_JOB = "jobs.send.send_test_email"
@@ -131,7 +132,8 @@ def queue_send_test(address_id: int, recipient: str, requested_by: int | None = 
     draft = Draft(to=[str(Address(addr_spec=to))], subject=f"{SUBJECT} ({sender.address})",
                   body_html=_body(sender.address, now), message_id=make_message_id(new_conversation_token(), domain),
                   date=now, placeholders={"customer_name": "", "agent_name": author.name if author else "",
-                                          "conversation_reference": ""})
+                                          "conversation_reference": ""},
+                  attachments=inline_images(sender))
     rendered = render_message(sender, draft)
     test = SendTest(address_id=sender.id, requested_by_id=requested_by, recipient=to, from_addr=rendered.from_header,
                     subject=draft.subject, message_id=draft.message_id, raw=rendered.raw, created_at=now,
