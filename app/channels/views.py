@@ -16,6 +16,7 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_login import current_user
 
 from app.channels import addresses, connection_test, domains, forms, sign_in, wizard
+from app.channels.forwarding import forwarding_status
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.channels.preview import render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
@@ -81,7 +82,8 @@ def _index(status: int = 200, errors: dict | None = None):
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
                   mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {},
-                  credentials=sign_in.credentials(ids))
+                  credentials=sign_in.credentials(ids),
+                  forwarding=forwarding_status([a.id for a in platform.addresses] if platform else []))
 
 
 @bp.route("/email/")

@@ -21,7 +21,10 @@ call (a batch):
    `Message.sender_source`; Reply-To with "Use Reply-To for User Identity") and
    **threading** (`app.runtime.threading`); a customer's reply reopens a resolved,
    closed or pending conversation;
-6. Message and Attachment rows; the batch's attachment bytes are made durable
+6. a provider's **forwarding confirmation** (Gmail's) to a platform address is kept for the
+   admins (`app.runtime.forwarding`), as a message with no conversation: no flow, no automatic
+   reply; every arrival also records who forwarded it (`InboundRaw.forwarded_for`);
+7. Message and Attachment rows; the batch's attachment bytes are made durable
    together (`BlobStore.put_many`) just before the commit that names them.
 
 `before_commit` lets a poller move its mailbox watermark in the same
@@ -63,7 +66,7 @@ from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
-from app.runtime import senderauth, suppression
+from app.runtime import forwarding, senderauth, suppression
 from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, published_address
 from app.runtime.threading import find_conversation
@@ -208,6 +211,7 @@ def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> Inge
         item.auth = senderauth.verdict_from_headers(raw)
     if item.error and not parsed.error:
         parsed.error = item.error
+    forwarding.note_forwarded_for(address, raw_row, raw)
     savepoint = begin_nested()
     try:
         result = _store(address, item, raw, parsed, now)
@@ -308,6 +312,12 @@ def _store(address: PublishedAddress, item: RawItem, raw: bytes, parsed: ParsedM
     if parsed.error:
         message = _message(address, item, parsed, key, None, now)
         return IngestResult(InboundStatus.STORED_WITH_ERROR.value, message_row_id=message.id, error=parsed.error)
+
+    confirmation = forwarding.confirmation_of(address, parsed)
+    if confirmation is not None:
+        message = _message(address, item, parsed, key, None, now)
+        forwarding.store_confirmation(address, message.id, confirmation, parsed.subject, now)
+        return IngestResult(InboundStatus.FORWARDING_CONFIRMATION.value, message_row_id=message.id)
 
     if parsed.bounce is not None:
         return _store_report(address, item, parsed, key, now)
