@@ -87,3 +87,4 @@ class ForwardingConfirmation(db.Model):
     dismissed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     address = relationship("EmailAddress")
+    message = relationship("Message")  # its sender-authentication verdict says whether it may be forged

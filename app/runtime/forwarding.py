@@ -35,8 +35,14 @@ def note_forwarded_for(address: PublishedAddress, row: InboundRaw, raw: bytes) -
     """Record on `row` who forwarded this arrival to a platform address (None when its headers show no one)."""
     if address.domain_kind != DomainKind.PLATFORM.value:
         return
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:_HEAD_BYTES])
+    headers = BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw[:_HEAD_BYTES]))
     row.forwarded_for = forwarded_for(headers, address.address, address.forwarded_from)
+
+
+def _header_block(head: bytes) -> bytes:
+    """The bytes up to the blank line that ends the header block (the parser would read the body too)."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := head.find(sep)) >= 0]
+    return head[:min(ends)] if ends else head
 
 
 def confirmation_of(address: PublishedAddress, parsed: ParsedMessage) -> Recognised | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
 
 from app.models.inbound import ForwardingConfirmation
 from tests.factories import make_address
@@ -113,3 +112,17 @@ def test_a_confirmation_without_a_google_link_shows_its_code_and_no_link(client,
     confirmation(db, address, link=None)
     body = full(client.get(f"/channels/email/addresses/{address.id}/forwarding"))
     assert "Confirm forwarding at Google" not in body and "<code>187412345</code>" in body
+
+
+def test_a_confirmation_that_failed_dmarc_says_it_may_be_forged(client, db, admin):
+    from tests.factories import make_conversation, make_message
+
+    address = make_address()
+    message = make_message(make_conversation(address=address))
+    message.auth_dmarc = "fail"
+    row = confirmation(db, address, message_id=message.id)
+    body = full(client.get(f"/channels/email/addresses/{address.id}/forwarding"))
+    assert "It failed the sender checks (DMARC): it may be" in body
+    row.message.auth_dmarc = "pass"
+    db.session.commit()
+    assert "it may be" not in full(client.get(f"/channels/email/addresses/{address.id}/forwarding"))
