@@ -10,20 +10,20 @@ call (a batch):
    racing on the same message cannot both store it); our own outgoing mail
    coming back (the contact-center mailbox forwarding our Bcc copy) is a
    duplicate too;
-3. **bounces** and other delivery reports mark the outgoing message they refer to
+3. a provider's **forwarding confirmation** (Gmail's) to a platform address is kept for the
+   admins (`app.runtime.forwarding`) as a message with no conversation: no flow, no automatic
+   reply. Every arrival also records who forwarded it (`InboundRaw.forwarded_for`);
+4. **bounces** and other delivery reports mark the outgoing message they refer to
    (`delivery_status="bounced"`, `delivery_error` = the diagnostic) and are kept
    in that conversation without reopening it; they never open a conversation; a final
    failure puts its recipients on the suppression list (`app.runtime.suppression`);
-4. **automatic replies** (out-of-office, read receipts) join the conversation they
+5. **automatic replies** (out-of-office, read receipts) join the conversation they
    answer without reopening it, moving it up the inbox or running its flow; one that
    answers nothing is stored apart, with no conversation (`auto_reply`);
-5. **contact** (From, or the parser's fallback Sender / Reply-To / Return-Path, kept in
+6. **contact** (From, or the parser's fallback Sender / Reply-To / Return-Path, kept in
    `Message.sender_source`; Reply-To with "Use Reply-To for User Identity") and
    **threading** (`app.runtime.threading`); a customer's reply reopens a resolved,
    closed or pending conversation;
-6. a provider's **forwarding confirmation** (Gmail's) to a platform address is kept for the
-   admins (`app.runtime.forwarding`), as a message with no conversation: no flow, no automatic
-   reply; every arrival also records who forwarded it (`InboundRaw.forwarded_for`);
 7. Message and Attachment rows; the batch's attachment bytes are made durable
    together (`BlobStore.put_many`) just before the commit that names them.
 
