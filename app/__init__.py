@@ -28,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.channels.views import bp as channels_bp
     from app.channels import dkim_views  # noqa: F401 - adds the DKIM Configuration pages to channels_bp
     from app.channels import send_test_views  # noqa: F401 - adds Send test email to channels_bp
+    from app.channels import forwarding_views  # noqa: F401 - adds Forwarding (platform addresses) to channels_bp
     from app.config import Config
     from app.extensions import csrf, db, htmx, login, mail, migrate
     from app.flows.views import bp as flows_bp

@@ -16,6 +16,7 @@ from flask import Blueprint, abort, current_app, flash, jsonify, make_response, 
 from flask_login import current_user
 
 from app.channels import addresses, connection_test, domains, forms, sign_in, wizard
+from app.channels.forwarding import forwarding_status
 from app.channels.errors import AddressError, AddressLimitReached, ChannelError
 from app.channels.preview import editor_image_url, render_preview
 from app.channels.validation import SECURITY_LABELS, USAGE_LABELS
@@ -85,7 +86,8 @@ def _index(status: int = 200, errors: dict | None = None):
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
                   mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {},
-                  credentials=sign_in.credentials(ids), held=held_counts(), when_disabled_labels=WHEN_DISABLED_LABELS)
+                  credentials=sign_in.credentials(ids), held=held_counts(), when_disabled_labels=WHEN_DISABLED_LABELS,
+                  forwarding=forwarding_status([a.id for a in platform.addresses] if platform else []))
 
 
 @bp.route("/email/")

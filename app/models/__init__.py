@@ -10,7 +10,7 @@ from app.models.channels import (AuthMethod, CredentialStatus, Domain, DomainKin
                                  OAuthCredential, PublishRecord, Usage)
 from app.models.dkim import DkimKey
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
-from app.models.inbound import InboundRaw, InboundStatus
+from app.models.inbound import ForwardingConfirmation, InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 from app.models.publish import PublishRequest, PublishSettings
 from app.models.responses import ResponseGroup, StandardResponse
@@ -24,7 +24,7 @@ __all__ = [
     "Queue", "ResponseGroup", "Role", "StandardResponse", "Usage", "User", "UserSession", "queue_members",
     # experience flows
     "AutomaticMail", "BlocklistEntry", "FlowRun", "Intent", "IntentModel",
-    "InboundRaw", "InboundStatus",
+    "InboundRaw", "InboundStatus", "ForwardingConfirmation",
     # OAuth 2.0 mailboxes
     "AuthMethod", "CredentialStatus", "OAuthCredential",
     # deliverability

@@ -34,6 +34,7 @@ class InboundStatus(str, enum.Enum):
     DUPLICATE = "duplicate"                  # seen before for this address (or our own mail echoed back)
     BOUNCE = "bounce"                        # a delivery report: marked our outgoing message, no conversation opened
     AUTO_REPLY = "auto_reply"                # an automatic reply (out-of-office, MDN) that matched no conversation
+    FORWARDING_CONFIRMATION = "fwd_confirmation"  # a provider's "confirm forwarding" mail, shown to admins
     STORED_WITH_ERROR = "stored_with_error"  # could not be understood; raw kept, admins see it
 
 
@@ -57,6 +58,34 @@ class InboundRaw(db.Model):
     message_row_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The contact-center address this arrival was forwarded from, when its headers show one
+    # (app.mail.forwarding): the Forwarding status of a platform address is read from it.
+    forwarded_for: Mapped[str | None] = mapped_column(String(320))
 
     address = relationship("EmailAddress")
     message = relationship("Message")
+
+
+class ForwardingConfirmation(db.Model):
+    """A provider's forwarding-confirmation mail (Gmail's), kept for the admins instead of a conversation.
+
+    Shown on the address's Forwarding page and in the admins' banner, with its link (for the
+    admin to click; the server never fetches it) and its code, until an admin dismisses it.
+    """
+
+    __tablename__ = "forwarding_confirmations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("email_addresses.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(20))  # a key of app.mail.forwarding.PROVIDERS
+    requested_by: Mapped[str | None] = mapped_column(String(320))  # the address that asks to forward to us
+    link: Mapped[str | None] = mapped_column(Text)
+    code: Mapped[str | None] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dismissed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    address = relationship("EmailAddress")
+    message = relationship("Message")  # its sender-authentication verdict says whether it may be forged

@@ -10,18 +10,21 @@ call (a batch):
    racing on the same message cannot both store it); our own outgoing mail
    coming back (the contact-center mailbox forwarding our Bcc copy) is a
    duplicate too;
-3. **bounces** and other delivery reports mark the outgoing message they refer to
+3. a provider's **forwarding confirmation** (Gmail's) to a platform address is kept for the
+   admins (`app.runtime.forwarding`) as a message with no conversation: no flow, no automatic
+   reply. Every arrival also records who forwarded it (`InboundRaw.forwarded_for`);
+4. **bounces** and other delivery reports mark the outgoing message they refer to
    (`delivery_status="bounced"`, `delivery_error` = the diagnostic) and are kept
    in that conversation without reopening it; they never open a conversation; a final
    failure puts its recipients on the suppression list (`app.runtime.suppression`);
-4. **automatic replies** (out-of-office, read receipts) join the conversation they
+5. **automatic replies** (out-of-office, read receipts) join the conversation they
    answer without reopening it, moving it up the inbox or running its flow; one that
    answers nothing is stored apart, with no conversation (`auto_reply`);
-5. **contact** (From, or the parser's fallback Sender / Reply-To / Return-Path, kept in
+6. **contact** (From, or the parser's fallback Sender / Reply-To / Return-Path, kept in
    `Message.sender_source`; Reply-To with "Use Reply-To for User Identity") and
    **threading** (`app.runtime.threading`); a customer's reply reopens a resolved,
    closed or pending conversation;
-6. Message and Attachment rows; the batch's attachment bytes are made durable
+7. Message and Attachment rows; the batch's attachment bytes are made durable
    together (`BlobStore.put_many`) just before the commit that names them.
 
 `before_commit` lets a poller move its mailbox watermark in the same
@@ -64,7 +67,7 @@ from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
-from app.runtime import metrics, senderauth, suppression
+from app.runtime import forwarding, metrics, senderauth, suppression
 from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, receiving_address
 from app.runtime.threading import find_conversation
@@ -230,6 +233,7 @@ def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> Inge
         item.auth = senderauth.verdict_from_headers(raw)
     if item.error and not parsed.error:
         parsed.error = item.error
+    forwarding.note_forwarded_for(address, raw_row, raw)
     savepoint = begin_nested()
     try:
         result = _store(address, item, raw, parsed, now)
@@ -339,6 +343,12 @@ def _store(address: PublishedAddress, item: RawItem, raw: bytes, parsed: ParsedM
     if parsed.error:
         message = _message(address, item, parsed, key, None, now)
         return IngestResult(InboundStatus.STORED_WITH_ERROR.value, message_row_id=message.id, error=parsed.error)
+
+    confirmation = forwarding.confirmation_of(address, parsed)
+    if confirmation is not None:
+        message = _message(address, item, parsed, key, None, now)
+        forwarding.store_confirmation(address, message.id, confirmation, parsed.subject, now)
+        return IngestResult(InboundStatus.FORWARDING_CONFIRMATION.value, message_row_id=message.id)
 
     if parsed.bounce is not None:
         return _store_report(address, item, parsed, key, now)

@@ -102,7 +102,7 @@ def test_platform_address_with_header_footer_and_a_live_preview(admin_page):
     next_step(page, "review")
     expect(page.get_by_role("heading", name="Review")).to_be_visible()
     page.reload()  # the wizard's state lives in the database, not the page
-    expect(page.get_by_text("help@acme.example")).to_be_visible()
+    expect(page.get_by_text("help@acme.example", exact=True)).to_be_visible()
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Email address help@mail.pigeonhole.test saved. Publish to make it live.")).to_be_visible()
     row = page.get_by_role("row").filter(has_text="help@mail.pigeonhole.test")
@@ -230,6 +230,8 @@ def test_menu_keyboard_and_delete_with_confirmation(admin_page, db):
     button.click()
     expect(button).to_have_attribute("aria-expanded", "true")
     expect(page.get_by_role("link", name="Edit")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("link", name="Forwarding")).to_be_focused()
     page.keyboard.press("ArrowDown")
     expect(page.get_by_role("link", name="Email Blocklist")).to_be_focused()
     page.keyboard.press("ArrowDown")
