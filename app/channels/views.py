@@ -54,7 +54,7 @@ def _field_error(form, exc: ChannelError) -> None:
         form.form_errors.append(exc.message)
 
 
-def _change(setup_id: int, form, change, closes: bool = False):
+def _change(setup_id: str, form, change, closes: bool = False):
     """Run one service change of a wizard and commit: (wizard, result, True).
 
     A `ChannelError` rolls back, puts its message on the form field it names, and
@@ -162,7 +162,7 @@ def new_platform_address():
     domain = domains.ensure_platform_domain()
     setup = wizard.start_setup(domain.id, current_user.id)
     db.session.commit()
-    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+    return redirect(url_for(".setup_address", setup_id=setup.token), 303)
 
 
 @bp.route("/email/domains/<int:domain_id>/addresses/new", methods=["POST"])
@@ -176,7 +176,7 @@ def new_address(domain_id: int):
         db.session.rollback()
         return _index(status=422, errors={domain.id: exc.message})
     db.session.commit()
-    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+    return redirect(url_for(".setup_address", setup_id=setup.token), 303)
 
 
 @bp.route("/email/addresses/<int:address_id>/edit")
@@ -186,7 +186,7 @@ def edit_address(address_id: int):
     except AddressError:
         abort(404)
     db.session.commit()
-    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+    return redirect(url_for(".setup_address", setup_id=setup.token), 303)
 
 
 @bp.route("/email/addresses/<int:address_id>/delete", methods=["GET", "POST"])
@@ -229,7 +229,7 @@ def poll_address_now(address_id: int):
 
 # --- the address wizard ------------------------------------------------------------------------
 
-def _setup_or_404(setup_id: int):
+def _setup_or_404(setup_id: str):
     setup = wizard.get_setup(setup_id, current_user.id)
     if setup is None:
         abort(404)
@@ -293,8 +293,8 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
     return render("channels/setup.html", block=block, status=status, **context)
 
 
-@bp.route("/email/setup/<int:setup_id>/address", methods=["GET", "POST"])
-def setup_address(setup_id: int):
+@bp.route("/email/setup/<setup_id>/address", methods=["GET", "POST"])
+def setup_address(setup_id: str):
     setup = _setup_or_404(setup_id)
     form = _address_form(setup)
     if request.method == "POST" and form.validate_on_submit():
@@ -303,13 +303,13 @@ def setup_address(setup_id: int):
         setup, _, ok = _change(setup_id, form, lambda: wizard.update_address_step(setup, form.values(), password,
                                                                                   smtp_password))
         if ok:
-            return _next_step(url_for(".setup_design", setup_id=setup.id))
+            return _next_step(url_for(".setup_design", setup_id=setup.token))
     status = 422 if request.method == "POST" else 200
     return _setup_page(setup, "address", status=status, form=form)
 
 
-@bp.route("/email/setup/<int:setup_id>/test", methods=["POST"])
-def setup_test(setup_id: int):
+@bp.route("/email/setup/<setup_id>/test", methods=["POST"])
+def setup_test(setup_id: str):
     """Test Connection with the unsaved values of the form (nothing is saved but the outcome)."""
     setup = _setup_or_404(setup_id)
     if setup.domain.kind != DomainKind.CUSTOM.value:
@@ -329,12 +329,12 @@ def setup_test(setup_id: int):
                        test={"ok": False, "results": [], "at": None})
 
 
-@bp.route("/email/setup/<int:setup_id>/design", methods=["GET", "POST"])
-def setup_design(setup_id: int):
+@bp.route("/email/setup/<setup_id>/design", methods=["GET", "POST"])
+def setup_design(setup_id: str):
     setup = _setup_or_404(setup_id)
     if not wizard.setup_complete(setup):
-        return _next_step(url_for(".setup_address", setup_id=setup.id)) if request.method == "POST" else \
-            redirect(url_for(".setup_address", setup_id=setup.id))
+        return _next_step(url_for(".setup_address", setup_id=setup.token)) if request.method == "POST" else \
+            redirect(url_for(".setup_address", setup_id=setup.token))
     form = forms.DesignForm()
     if request.method == "POST":
         action = request.form.get("action", "next")
@@ -345,13 +345,13 @@ def setup_design(setup_id: int):
             db.session.commit()
             if action == "toggle":
                 return _setup_page(setup, "design")
-            return _next_step(url_for(".setup_review", setup_id=setup.id))
+            return _next_step(url_for(".setup_review", setup_id=setup.token))
         return _setup_page(setup, "design", status=422, form=form)
     return _setup_page(setup, "design")
 
 
-@bp.route("/email/setup/<int:setup_id>/design/<any(header, footer):part>", methods=["GET", "POST"])
-def setup_template_part(setup_id: int, part: str):
+@bp.route("/email/setup/<setup_id>/design/<any(header, footer):part>", methods=["GET", "POST"])
+def setup_template_part(setup_id: str, part: str):
     """The "Edit Header" / "Edit Footer" editor (a dialog), with its own live preview."""
     setup = _setup_or_404(setup_id)
     if not wizard.setup_complete(setup):
@@ -365,7 +365,7 @@ def setup_template_part(setup_id: int, part: str):
                 flash(f"{part.title()} saved.", "success")
                 if is_htmx():
                     return "", 204, {"HX-Trigger": json.dumps({"designChanged": True, "closeDialog": True})}
-                return redirect(url_for(".setup_design", setup_id=setup.id), 303)
+                return redirect(url_for(".setup_design", setup_id=setup.token), 303)
     else:
         form.html.data = (setup.values or {}).get(f"{part}_html") or ""
     preview = render_preview(setup, {f"{part}_html": form.html.data or "", "template_enabled": True},
@@ -377,8 +377,8 @@ def setup_template_part(setup_id: int, part: str):
                   modal=is_htmx())
 
 
-@bp.route("/email/setup/<int:setup_id>/preview", methods=["POST"])
-def setup_preview(setup_id: int):
+@bp.route("/email/setup/<setup_id>/preview", methods=["POST"])
+def setup_preview(setup_id: str):
     """The live Preview: the sample reply rendered by the sender's renderer with unsaved values."""
     setup = _setup_or_404(setup_id)
     if not wizard.setup_complete(setup):
@@ -396,8 +396,8 @@ def setup_preview(setup_id: int):
     return _setup_page(setup, "design", block="preview", preview=preview)
 
 
-@bp.route("/email/setup/<int:setup_id>/preview/<int:version>")
-def setup_preview_document(setup_id: int, version: int):
+@bp.route("/email/setup/<setup_id>/preview/<int:version>")
+def setup_preview_document(setup_id: str, version: int):
     """The HTML part of the Preview, for a sandboxed frame (its own strict policy, no scripts)."""
     setup = _setup_or_404(setup_id)
     if version == 0 or version != setup.preview_version:
@@ -414,11 +414,11 @@ def setup_preview_document(setup_id: int, version: int):
     return response
 
 
-@bp.route("/email/setup/<int:setup_id>/review", methods=["GET", "POST"])
-def setup_review(setup_id: int):
+@bp.route("/email/setup/<setup_id>/review", methods=["GET", "POST"])
+def setup_review(setup_id: str):
     setup = _setup_or_404(setup_id)
     if not wizard.setup_complete(setup):
-        return redirect(url_for(".setup_address", setup_id=setup.id), 303 if request.method == "POST" else 302)
+        return redirect(url_for(".setup_address", setup_id=setup.token), 303 if request.method == "POST" else 302)
     form = forms.SaveForm()
     if request.method == "POST" and form.validate_on_submit():
         setup_or_none, saved, ok = _change(setup_id, form, lambda: addresses.save_setup(setup), closes=True)
@@ -437,8 +437,8 @@ def setup_review(setup_id: int):
     return _setup_page(setup, "review", status=422 if request.method == "POST" else 200, save_form=form)
 
 
-@bp.route("/email/setup/<int:setup_id>/discard", methods=["POST"])
-def setup_discard(setup_id: int):
+@bp.route("/email/setup/<setup_id>/discard", methods=["POST"])
+def setup_discard(setup_id: str):
     setup = _setup_or_404(setup_id)
     wizard.discard_setup(setup)
     db.session.commit()
@@ -476,13 +476,13 @@ def _callback_uri() -> str:
     return base + url_for("channels.oauth_callback") if base else url_for("channels.oauth_callback", _external=True)
 
 
-def _sign_in_failed(message: str, setup_id: int | None, status: int = 400):
+def _sign_in_failed(message: str, setup_id: str | None, status: int = 400):
     return render("channels/sign_in_failed.html", status=status, message=message, setup_id=setup_id,
                   retry=forms.SaveForm())
 
 
-@bp.route("/email/setup/<int:setup_id>/sign-in", methods=["POST"])
-def setup_sign_in(setup_id: int):
+@bp.route("/email/setup/<setup_id>/sign-in", methods=["POST"])
+def setup_sign_in(setup_id: str):
     """"Sign in with …": save the Email Address step as typed (no sign-in needed yet), then go to the provider."""
     setup = _setup_or_404(setup_id)
     if setup.domain.kind != DomainKind.CUSTOM.value:
@@ -498,18 +498,18 @@ def setup_sign_in(setup_id: int):
     return _setup_page(setup, "address", status=422, form=form)
 
 
-@bp.route("/email/setup/<int:setup_id>/sign-in/again", methods=["POST"])
-def setup_sign_in_again(setup_id: int):
+@bp.route("/email/setup/<setup_id>/sign-in/again", methods=["POST"])
+def setup_sign_in_again(setup_id: str):
     """"Try again" after a failed sign-in: the same provider with the step as saved."""
     setup = _setup_or_404(setup_id)
     form = forms.SaveForm()
     if not form.validate_on_submit():
-        return _sign_in_failed("The form expired. Go back to the wizard and sign in again.", setup.id)
+        return _sign_in_failed("The form expired. Go back to the wizard and sign in again.", setup.token)
     try:
         url = sign_in.begin_sign_in(setup, _callback_uri())
     except ChannelError as exc:
         db.session.rollback()
-        return _sign_in_failed(exc.message, setup.id, status=422)
+        return _sign_in_failed(exc.message, setup.token, status=422)
     db.session.commit()
     return _to_provider(url)
 
@@ -542,4 +542,4 @@ def oauth_callback():
     found = sign_in.signed_in_as(setup, sign_in.kind_of(setup.values or {}))
     who = found[0] if found and found[0] else "the mailbox"
     flash(f"Signed in as {who}.", "success")
-    return redirect(url_for(".setup_address", setup_id=setup.id, _anchor="mailbox-kind"), 303)
+    return redirect(url_for(".setup_address", setup_id=setup.token, _anchor="mailbox-kind"), 303)

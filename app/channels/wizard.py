@@ -50,7 +50,7 @@ WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "t
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
                  "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
                  "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username", "save_to_sent",
-                 "allow_plaintext_auth", "auth_method", "oauth_provider")
+                 "allow_plaintext_auth", "auth_method", "oauth_provider", "smtp_no_auth")
 
 
 #: Where the incoming side's password goes, and where the outgoing side's.
@@ -64,6 +64,8 @@ def sign_in_target(values: dict, side: str) -> tuple | None:
     """Where a side ("incoming", "outgoing") signs in, and as whom; None when the usage leaves it unused."""
     if values.get("usage") not in _SIDE_USAGES[side]:
         return None
+    if side == "outgoing" and values.get("smtp_no_auth"):
+        return tuple(values.get(k) for k in _SIDE_KEYS[side]) + ("nobody", None)  # no password goes there
     mailbox = ("mailbox", values.get("username") or values.get("address"))
     who = ("smtp", values["smtp_username"]) if side == "outgoing" and values.get("smtp_username") else mailbox
     return tuple(values.get(k) for k in _SIDE_KEYS[side]) + who
@@ -110,7 +112,7 @@ def check_passwords_retyped(setup: AddressSetup, clean: dict, password: str | No
     before = address_values(saved)
     for side, where in (("incoming", "incoming server"), ("outgoing", "outgoing (SMTP) server")):
         target = sign_in_target(clean, side)
-        if target is None or target == sign_in_target(before, side):
+        if target is None or target == sign_in_target(before, side) or target[-2] == "nobody":
             continue
         if clean.get("oauth_provider") == sign_in.APP_ONLY:
             continue  # no stored secret of the address: tokens come from the domain's app at each sign-in
@@ -136,7 +138,7 @@ def address_values(address: EmailAddress) -> dict:
 
 def default_values(domain: Domain) -> dict:
     values = dict.fromkeys(WIZARD_FIELDS)
-    values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True,
+    values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True, smtp_no_auth=False,
                   template_enabled=False, header_html="", footer_html="", use_reply_to_identity=False,
                   channel_sessions=False, auth_method=AuthMethod.PASSWORD.value, oauth_provider=None)
     if domain.kind == DomainKind.CUSTOM.value:
@@ -189,9 +191,9 @@ def start_edit(address_id: int, user_id: int) -> AddressSetup:
     return setup
 
 
-def get_setup(setup_id: int, user_id: int) -> AddressSetup | None:
-    """The wizard, if it exists and belongs to this user."""
-    setup = db.session.get(AddressSetup, setup_id)
+def get_setup(token: str, user_id: int) -> AddressSetup | None:
+    """The wizard with this (unguessable) token in its URLs, if it exists and belongs to this user."""
+    setup = db.session.scalar(select(AddressSetup).where(AddressSetup.token == token)) if token else None
     if setup is None or setup.user_id != user_id:
         return None
     return setup
@@ -273,7 +275,7 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
                                f"{platform}.", "forwarded_from")
         clean["forwarded_from"] = forwarded
         clean.update(auth_method=AuthMethod.PASSWORD.value, oauth_provider=None)
-        clean.update(tls_ca_pem=None, smtp_username=None, save_to_sent=False, allow_plaintext_auth=False, username=None,
+        clean.update(tls_ca_pem=None, smtp_username=None, smtp_no_auth=False, save_to_sent=False, allow_plaintext_auth=False, username=None,
                      incoming_protocol=None, incoming_host=None, incoming_port=None,
                      incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
     else:
@@ -290,8 +292,10 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
                      oauth_provider=None if kind == sign_in.PASSWORD else kind)
         clean.update(normalise_servers(values, clean["usage"]))
         clean["tls_ca_pem"] = clean_ca(values, setup)
-        clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None if kind == sign_in.PASSWORD \
-            else None  # an OAuth mailbox sends with its token
+        clean["smtp_no_auth"] = bool(values.get("smtp_no_auth")) and kind == sign_in.PASSWORD
+        clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None \
+            if kind == sign_in.PASSWORD and not clean["smtp_no_auth"] \
+            else None  # an OAuth mailbox sends with its token; a relay without sign-in needs no user
         clean["save_to_sent"] = bool(values.get("save_to_sent"))
         clean["allow_plaintext_auth"] = bool(values.get("allow_plaintext_auth"))
         if clean["save_to_sent"] and clean.get("incoming_protocol") != "imap":
@@ -308,7 +312,8 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         if not signing_in and not sign_in.has_sign_in(setup, clean["oauth_provider"]):
             name = sign_in.usable_provider(clean["oauth_provider"], domain).name
             raise AddressError(f"Sign in with {name} first: the mailbox is connected by signing in.", "mailbox_kind")
-    elif domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
+    elif domain.kind == DomainKind.CUSTOM.value and not stored_password(setup) \
+            and not (clean["usage"] == Usage.OUTBOUND.value and clean["smtp_no_auth"]):
         raise AddressError("Enter the mailbox password.", "password")
     if smtp_password:
         setup.smtp_password_encrypted = encrypt_secret(smtp_password)

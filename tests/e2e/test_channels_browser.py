@@ -32,7 +32,7 @@ def open_channels(page):
 def next_step(page, step: str):
     """Click "Next" and wait until the wizard shows `step` (its own URL)."""
     page.get_by_role("button", name="Next").click()
-    expect(page).to_have_url(re.compile(rf"/channels/email/setup/\d+/{step}$"))
+    expect(page).to_have_url(re.compile(rf"/channels/email/setup/[\w-]+/{step}$"))
 
 
 def row_menu(page, address: str):

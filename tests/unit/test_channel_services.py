@@ -268,8 +268,8 @@ def test_wizards_belong_to_their_user(db, admin):
     other = make_user("admin")
     setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     db.session.commit()
-    assert wizard.get_setup(setup.id, admin.id) is setup
-    assert wizard.get_setup(setup.id, other.id) is None
+    assert wizard.get_setup(setup.token, admin.id) is setup
+    assert wizard.get_setup(setup.token, other.id) is None
 
 
 def test_a_test_result_is_kept_only_for_the_settings_it_tested(db, admin):

@@ -226,7 +226,7 @@ def test_header_editor_dialog_saves_sanitised_html_and_refuses_unknown_placehold
         "csrf_token": token, "html": '<p onmouseover="x()">Hello {{ customer_name }}</p><script>bad()</script>'})
     assert ok.status_code == 204 and json.loads(ok.headers["HX-Trigger"]) == {"designChanged": True,
                                                                              "closeDialog": True}
-    setup = db.session.get(AddressSetup, int(base.rsplit("/", 1)[1]))
+    setup = db.session.scalar(select(AddressSetup).filter_by(token=base.rsplit("/", 1)[1]))
     assert setup.values["header_html"] == "<p>Hello {{ customer_name }}</p>"
     plain = client.post(f"{base}/design/footer", data={"csrf_token": token, "html": "<p>Bye</p>"})
     assert plain.status_code == 303 and plain.headers["Location"] == f"{base}/design"
@@ -241,7 +241,7 @@ def test_live_preview_fragment_full_page_422_and_sandboxed_document(client, db, 
     # A Forward to a third party: {{ customer_name }} names its recipient (unknown here), not the customer.
     forward = re.search(r'data-testid="preview-forward-text">(.*?)</pre>', body, re.S)
     assert forward and forward.group(1).startswith("Acme Help for\n") and "Carol" not in forward.group(1)
-    src = re.search(r'src="(/channels/email/setup/\d+/preview/(\d+)[^"]*)"', body)
+    src = re.search(r'src="(/channels/email/setup/[\w-]+/preview/(\d+)[^"]*)"', body)
     assert src and src.group(2) == "1"
     document = client.get(src.group(1))
     html = document.get_data(as_text=True)
@@ -358,7 +358,7 @@ def test_test_connection_red_reasons_full_page_and_422(app, client, db, token, m
     bad = fragment(client.post(f"{base}/test", data=custom_form(token, "not-an-address", incoming_host="bad host"),
                                headers=HX), 422)
     assert "Test Connection needs these first" in bad
-    setup = db.session.get(AddressSetup, int(base.rsplit("/", 1)[1]))
+    setup = db.session.scalar(select(AddressSetup).filter_by(token=base.rsplit("/", 1)[1]))
     assert setup.test_result["ok"] is False and "wrong" not in json.dumps(setup.test_result)
     assert client.post(f"{new_setup(client, token)}/test", data=form).status_code == 404  # platform: no mailbox
 
