@@ -97,6 +97,13 @@ class PlatformAddressForm(_AddressForm):
         self.forwarded_from.data = values.get("forwarded_from") or ""
 
 
+#: The fields Test Connection reads (the rest of the step is not needed to test).
+CONNECTION_FIELDS = frozenset({
+    "csrf_token", "address", "mailbox_kind", "username", "password", "incoming_protocol", "incoming_host",
+    "incoming_port", "incoming_security", "outgoing_protocol", "outgoing_host", "outgoing_port", "outgoing_security",
+    "smtp_no_auth", "smtp_username", "smtp_password", "tls_ca", "remove_tls_ca", "allow_plaintext_auth"})
+
+
 class CustomAddressForm(_AddressForm):
     """Step 1 on a custom domain: the mailbox, its login and its servers."""
 

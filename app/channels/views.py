@@ -46,12 +46,28 @@ def _next_step(url: str):
     return redirect(url, 303)
 
 
-def _field_error(form, exc: ChannelError) -> None:
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is not None:
-        field.errors = list(field.errors or []) + [exc.message]
-    else:
-        form.form_errors.append(exc.message)
+def _field_error(form, exc: ChannelError, only_new_fields: bool = False) -> None:
+    """Put the error (each of `AddressErrors`) beside its field; with `only_new_fields`, skip fields that
+    already show one (the form's own check said it first)."""
+    for one in getattr(exc, "errors", None) or [exc]:
+        field = getattr(form, one.field, None) if one.field else None
+        if field is not None:
+            if not (only_new_fields and field.errors) and one.message not in (field.errors or []):
+                field.errors = list(field.errors or []) + [one.message]
+        elif one.message not in form.form_errors:
+            form.form_errors.append(one.message)
+
+
+def _all_errors(form, check) -> None:
+    """The form failed its own checks: run the service's too (never saved) so every problem shows at once."""
+    if form.csrf_token.errors:
+        return
+    try:
+        check()
+    except ChannelError as exc:
+        _field_error(form, exc, only_new_fields=True)
+    finally:
+        db.session.rollback()
 
 
 def _change(setup_id: str, form, change, closes: bool = False):
@@ -80,6 +96,7 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
+                  limit_message=domains.limit_reached_message,
                   mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {},
                   credentials=sign_in.credentials(ids))
 
@@ -172,9 +189,9 @@ def new_address(domain_id: int):
         abort(404)
     try:
         setup = wizard.start_setup(domain.id, current_user.id)
-    except AddressLimitReached as exc:
+    except AddressLimitReached as exc:  # the button was disabled; a stale page still lands on a GET
         db.session.rollback()
-        return _index(status=422, errors={domain.id: exc.message})
+        return navigate(url_for(".index", _anchor=f"domain-{domain.id}"), exc.message, "error")
     db.session.commit()
     return redirect(url_for(".setup_address", setup_id=setup.token), 303)
 
@@ -304,6 +321,11 @@ def setup_address(setup_id: str):
                                                                                   smtp_password))
         if ok:
             return _next_step(url_for(".setup_design", setup_id=setup.token))
+    elif request.method == "POST":
+        _all_errors(form, lambda: wizard.update_address_step(
+            setup, form.values(), getattr(form, "password", None) and form.password.data,
+            getattr(form, "smtp_password", None) and form.smtp_password.data))
+        setup = _setup_or_404(setup_id)
     status = 422 if request.method == "POST" else 200
     return _setup_page(setup, "address", status=status, form=form)
 
@@ -316,7 +338,11 @@ def setup_test(setup_id: str):
         abort(404)
     form = forms.CustomAddressForm()
     errors = []
-    if form.validate_on_submit():
+    form.validate_on_submit()
+    for field in form:  # only the connection's fields matter here (no Display Name needed to test)
+        if field.name not in forms.CONNECTION_FIELDS:
+            field.errors = []
+    if form.is_submitted() and not any(field.errors for field in form) and not form.form_errors:
         setup, _, ok = _change(setup_id, form,
                                lambda: connection_test.run_connection_test(setup, form.values(), form.password.data,
                                                                            form.smtp_password.data))

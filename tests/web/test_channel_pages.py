@@ -137,9 +137,19 @@ def test_the_fourth_address_of_a_custom_domain_is_refused_on_the_page(client, db
     domain = make_domain("acme.test")
     for n in range(3):
         make_address(admin, domain, custom_values(f"b{n}@acme.test"))
+    # The button is disabled, and the page says why (without sending the admin to an administrator).
+    page = full(client.get("/channels/email/"))
+    why = f"domain-{domain.id}-full"
+    assert re.search(rf'<button type="submit" disabled aria-describedby="domain-{domain.id}-title {why}">New Email '
+                     r'Address</button>', page)
+    assert re.search(rf'<p class="notice small" id="{why}">acme.test has its 3 email addresses, the most a custom '
+                     r'domain can have', page)
+    assert "ask your administrator" not in page.lower()
+    # A stale page that still posts is answered with a redirect to a GET (no POST URL left in the browser).
     refused = client.post(f"/channels/email/domains/{domain.id}/addresses/new", data={"csrf_token": token})
-    body = full(refused, 422)
-    assert re.search(r'<p class="error" role="alert">acme.test already has 3 email addresses, the most', body)
+    assert refused.status_code == 303 and refused.headers["Location"] == f"/channels/email/#domain-{domain.id}"
+    shown = full(client.get("/channels/email/"))
+    assert "acme.test has its 3 email addresses" in shown and "ask your administrator" not in shown.lower()
     assert db.session.scalar(select(func.count(AddressSetup.id))) == 0
 
 
