@@ -94,7 +94,7 @@ def test_the_outgoing_sign_in_is_kept_apart_from_the_mailbox_and_a_stored_one_ne
         blank = {**form, "password": "", "smtp_password": ""}
         tested = fragment(client.post(f"{edit}/test", data=blank, headers=HX))
         assert "Incoming: Success." in tested and "signed in as relay-login" in tested, tested
-        # Switching the sign-in off and on again for the same server keeps the stored SMTP password...
+        # Saving with both left blank keeps them (same servers, same users)...
         location(client.post(f"{edit}/address", data=blank, headers=HX))
         # ... but a new outgoing server needs it typed again.
         moved = fragment(client.post(f"{edit}/address", data={**blank, "outgoing_port": str(smtp.port + 1)},
