@@ -43,7 +43,7 @@ SNAPSHOT_FIELDS = (
     "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
     "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "use_reply_to_identity",
     "channel_sessions", "flow_id", "auth_method", "oauth_provider", "tls_ca_pem", "smtp_username", "save_to_sent",
-    "allow_plaintext_auth",
+    "allow_plaintext_auth", "smtp_no_auth",
 )
 
 
@@ -75,7 +75,8 @@ def archive_address(address: EmailAddress) -> None:
     address.archived_at = utcnow()
     address.published = None  # restoring it later must not bring back an old published version
     address.live_address = None
-    address.published_at = None
+    # `published_at` stays: it was live once, so a restored address reads "Unpublished changes", not
+    # "Never published" (app/models/channels.py `publish_state`).
     db.session.execute(delete(AddressSetup).where(AddressSetup.address_id == address.id))
     db.session.flush()
 
@@ -137,6 +138,12 @@ def polling_ids() -> set[int]:
     return {a.id for a in published_addresses("custom", holding=True) if pollable(a)}
 
 
+def _fingerprint(address: EmailAddress) -> str:
+    """What a Test Connection of the address's current draft would prove (`connection_fingerprint`)."""
+    return connection_fingerprint(address_values(address), decrypt_secret(address.password_encrypted) or "",
+                                  decrypt_secret(address.smtp_password_encrypted) or "")
+
+
 def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
     """Write the wizard into the address's draft and close the wizard.
 
@@ -162,6 +169,9 @@ def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
     before = snapshot(address) if what == "updated" else None
     old_connection = connection_key(address_values(address), address.password_encrypted,
                                     address.smtp_password_encrypted) if what == "updated" else None
+    # A restored address keeps its last Test Connection outcome when its servers, logins and passwords (typed
+    # again, so compared by fingerprint) are the ones it had.
+    old_fingerprint = _fingerprint(address) if what == "restored" else None
 
     for key in WIZARD_FIELDS:
         if key in values:
@@ -170,8 +180,8 @@ def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
         address.password_encrypted = setup.password_encrypted
     if setup.smtp_password_encrypted:
         address.smtp_password_encrypted = setup.smtp_password_encrypted
-    if not address.smtp_username:
-        address.smtp_password_encrypted = None  # signs in to SMTP as the mailbox
+    if not address.smtp_username or address.smtp_no_auth:
+        address.smtp_password_encrypted = None  # signs in to SMTP as the mailbox, or not at all
     if restore is not None:
         address.archived_at = None
         address.domain = domain
@@ -188,6 +198,8 @@ def save_setup(setup: AddressSetup) -> tuple[EmailAddress, str]:
         address.last_test_ok = bool(result["ok"])
         address.last_test_at = datetime.fromisoformat(result["at"])
         address.last_test_message = result.get("summary")
+    elif what == "restored" and old_fingerprint == _fingerprint(address):
+        pass
     elif old_connection != new_connection:
         address.last_test_ok = address.last_test_at = address.last_test_message = None
 

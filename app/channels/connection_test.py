@@ -38,7 +38,7 @@ def connection_key(values: dict, password_encrypted: bytes | None, smtp_password
     """What identifies a mailbox connection: servers, logins and (encrypted) passwords."""
     keys = ("address", "username", "incoming_protocol", "incoming_host", "incoming_port", "incoming_security",
             "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username", "auth_method",
-            "oauth_provider")
+            "oauth_provider", "smtp_no_auth")
     return tuple(values.get(k) for k in keys) + (bool(values.get("allow_plaintext_auth")), password_encrypted,
                                                  smtp_password_encrypted)
 
@@ -52,6 +52,8 @@ def connection_fingerprint(values: dict, password: str, smtp_password: str = "")
     keys = ("address", "username", "usage", "incoming_protocol", "incoming_host", "incoming_port",
             "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security", "tls_ca_pem", "smtp_username",
             "auth_method", "oauth_provider")
+    if values.get("smtp_no_auth"):  # older fingerprints (without the key) stay valid for addresses that sign in
+        keys += ("smtp_no_auth",)
     if values.get("auth_method") == "oauth":  # signs in with tokens: a password left from before proves nothing
         password = smtp_password = ""
     material = json.dumps([values.get(k) for k in keys] + [bool(values.get("allow_plaintext_auth")), password,
@@ -75,11 +77,12 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
     kind = values.get("mailbox_kind") or sign_in.PASSWORD
     if kind != sign_in.PASSWORD:  # an OAuth mailbox: the provider's servers unless typed, and a token
         sign_in.usable_provider(kind, setup.domain)
-        values = {**with_preset(values, kind), "smtp_username": None}
+        values = {**with_preset(values, kind), "smtp_username": None, "smtp_no_auth": False}
     server = normalise_servers(values, usage)
+    no_auth = bool(values.get("smtp_no_auth"))
     clean = {"address": address, "username": (values.get("username") or "").strip() or None, "usage": usage,
-             **server, "tls_ca_pem": clean_ca(values, setup),
-             "smtp_username": (values.get("smtp_username") or "").strip() or None,
+             **server, "tls_ca_pem": clean_ca(values, setup), "smtp_no_auth": no_auth,
+             "smtp_username": None if no_auth else (values.get("smtp_username") or "").strip() or None,
              "allow_plaintext_auth": bool(values.get("allow_plaintext_auth")),
              "auth_method": "password" if kind == sign_in.PASSWORD else "oauth",
              "oauth_provider": None if kind == sign_in.PASSWORD else kind}
@@ -88,17 +91,18 @@ def run_connection_test(setup: AddressSetup, values: dict, password: str | None,
     if kind != sign_in.PASSWORD:
         return _remember(setup, clean, "", "", oauth_connection_test(setup, clean, kind))
     password = password or decrypt_secret(stored_password(setup)) or ""
-    if not password:
+    incoming, outgoing = _servers(clean)
+    if not password and (incoming is not None or not no_auth):  # a relay without sign-in alone needs none
         raise AddressError("Enter the mailbox password to test the connection.", "password")
     smtp_password = (smtp_password or decrypt_secret(stored_smtp_password(setup)) or "") if clean["smtp_username"] \
         else ""
     if clean["smtp_username"] and not smtp_password:
         raise AddressError("Enter the outgoing server's password to test the connection.", "smtp_password")
-    incoming, outgoing = _servers(clean)
     results = probe.probe(incoming, outgoing, clean["username"] or address, password,
                           timeout=float(current_app.config["PROBE_TIMEOUT_SECONDS"]), context=configured_context(clean["tls_ca_pem"]),
                           local_hostname=platform_domain_name(),
                           outgoing_login=clean["smtp_username"], outgoing_password=smtp_password or None,
+                          outgoing_no_auth=no_auth,
                           policy=mail_policy(clean["allow_plaintext_auth"]))
     return _remember(setup, clean, password, smtp_password, results)
 

@@ -184,6 +184,10 @@ def check_room_for_address(domain: Domain) -> None:
         return
     limit = address_limit()
     if live_address_count(domain) >= limit:
-        raise AddressLimitReached(
-            f"{domain.name} already has {limit} email address{'es' if limit != 1 else ''}, the most a custom "
-            f"domain can have. Delete one first, or ask your administrator to raise MAX_ADDRESSES_PER_CUSTOM_DOMAIN.")
+        raise AddressLimitReached(limit_reached_message(domain, limit))
+
+
+def limit_reached_message(domain: Domain, limit: int) -> str:
+    """Why a full custom domain takes no "New Email Address" (shown beside the disabled button, too)."""
+    return (f"{domain.name} has its {limit} email address{'es' if limit != 1 else ''}, the most a custom domain can "
+            f"have (the MAX_ADDRESSES_PER_CUSTOM_DOMAIN setting). Delete one to add another.")

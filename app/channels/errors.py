@@ -27,5 +27,22 @@ class AddressError(ChannelError):
     """The address values break a rule (format, domain, uniqueness, missing password, ...)."""
 
 
+class AddressErrors(AddressError):
+    """Several fields break a rule at once: `errors` holds one `AddressError` per problem, so a form shows
+    them all together (the message and field are the first one's)."""
+
+    def __init__(self, errors: list[AddressError]) -> None:
+        super().__init__(errors[0].message, errors[0].field)
+        self.errors = errors
+
+    @staticmethod
+    def raise_any(errors: list[AddressError]) -> None:
+        """Raise the one error, or all of them together; nothing when the list is empty."""
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise AddressErrors(errors)
+
+
 class AddressLimitReached(AddressError):
     """The custom domain already has `MAX_ADDRESSES_PER_CUSTOM_DOMAIN` addresses."""

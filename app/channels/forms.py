@@ -102,6 +102,13 @@ class PlatformAddressForm(_AddressForm):
         self.forwarded_from.data = values.get("forwarded_from") or ""
 
 
+#: The fields Test Connection reads (the rest of the step is not needed to test).
+CONNECTION_FIELDS = frozenset({
+    "csrf_token", "address", "mailbox_kind", "username", "password", "incoming_protocol", "incoming_host",
+    "incoming_port", "incoming_security", "outgoing_protocol", "outgoing_host", "outgoing_port", "outgoing_security",
+    "smtp_no_auth", "smtp_username", "smtp_password", "tls_ca", "remove_tls_ca", "allow_plaintext_auth"})
+
+
 class CustomAddressForm(_AddressForm):
     """Step 1 on a custom domain: the mailbox, its login and its servers."""
 
@@ -121,6 +128,7 @@ class CustomAddressForm(_AddressForm):
     outgoing_port = IntegerField("Port", validators=[Optional(), NumberRange(1, 65535, "A port is a number from 1 to 65535.")])
     outgoing_security = RadioField("Security", choices=SECURITY, default="ssl")
     save_to_sent = RadioField("Save replies to the mailbox's Sent folder", choices=YES_NO, default="no")
+    smtp_no_auth = BooleanField("Outgoing server needs no sign-in")
     smtp_username = StringField("SMTP User Name", validators=[Optional(), Length(max=320)])
     smtp_password = PasswordField("SMTP Password", validators=[Optional(), Length(max=1000)])
     tls_ca = FileField("Private CA certificate (PEM)", validators=[Optional()])
@@ -137,6 +145,7 @@ class CustomAddressForm(_AddressForm):
                   "incoming_port": self.incoming_port.data, "incoming_security": self.incoming_security.data,
                   "outgoing_host": self.outgoing_host.data, "outgoing_port": self.outgoing_port.data,
                   "outgoing_security": self.outgoing_security.data, "smtp_username": self.smtp_username.data,
+                  "smtp_no_auth": bool(self.smtp_no_auth.data),
                   "save_to_sent": self.save_to_sent.data == "yes",
                   "allow_plaintext_auth": bool(self.allow_plaintext_auth.data),
                   "mailbox_kind": self.mailbox_kind.data or "password"}
@@ -153,6 +162,7 @@ class CustomAddressForm(_AddressForm):
         self.address.data = values.get("address") or ""
         self.username.data = values.get("username") or ""
         self.smtp_username.data = values.get("smtp_username") or ""
+        self.smtp_no_auth.data = bool(values.get("smtp_no_auth"))
         self.save_to_sent.data = yes_no(values.get("save_to_sent"))
         self.allow_plaintext_auth.data = bool(values.get("allow_plaintext_auth"))
         self.mailbox_kind.data = values["oauth_provider"] if values.get("auth_method") == "oauth" and \

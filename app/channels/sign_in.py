@@ -74,7 +74,7 @@ SIGN_IN_MAX_AGE = timedelta(minutes=15)
 class SignInFailed(ChannelError):
     """The sign-in did not complete; `setup_id` is the wizard to try again from (None when unknown)."""
 
-    def __init__(self, message: str, setup_id: int | None = None) -> None:
+    def __init__(self, message: str, setup_id: str | None = None) -> None:
         super().__init__(message)
         self.setup_id = setup_id
 
@@ -195,18 +195,18 @@ def finish_sign_in(user_id: int, args: dict, callback_url: str, redirect_uri: st
     verifier = decrypt_secret(record.get("verifier", "").encode("ascii") or None)
     if started < utcnow() - SIGN_IN_MAX_AGE or provider is None or not verifier:
         _abandon(setup)
-        raise SignInFailed("This sign-in took too long and has expired. Nothing was connected.", setup.id)
+        raise SignInFailed("This sign-in took too long and has expired. Nothing was connected.", setup.token)
     timeout = float(current_app.config["OAUTH_TIMEOUT_SECONDS"])
     try:
         tokens = oauth.exchange_code(provider, redirect_uri, callback_url, state, verifier, timeout=timeout)
     except oauth.TokenError as exc:
         _abandon(setup)
-        raise SignInFailed(str(exc), setup.id) from None
+        raise SignInFailed(str(exc), setup.token) from None
     missing = oauth.missing_scopes(provider, tokens.scope)
     if missing:
         _abandon(setup)
         raise SignInFailed(f"{provider.name} did not grant what mail needs ({', '.join(missing)}). Nothing was "
-                           "connected. Sign in again and accept every permission asked for.", setup.id)
+                           "connected. Sign in again and accept every permission asked for.", setup.token)
     subject = oauth.signed_in_mailbox(provider, tokens.access_token, timeout=timeout) \
         or login_of(setup.values or {}).lower() or None
     _keep_on_setup(setup, provider.key, tokens, subject)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from app.channels.errors import AddressError, DomainError
+from app.channels.errors import AddressError, AddressErrors, DomainError
 from app.mail.addresses import InvalidAddress, check_address
 from app.mail.probe import default_port
 from app.models.channels import Usage
@@ -72,31 +72,39 @@ def normalise_host(host: str, field: str) -> str:
 def normalise_servers(values: dict, usage: str) -> dict:
     """Validated incoming and outgoing server settings; those the usage needs are required.
 
-    Raises `AddressError` naming the field.
+    Raises `AddressError` naming the field (`AddressErrors` when several fields are wrong).
     """
     out = {}
+    errors: list[AddressError] = []
     needs = {"incoming": usage in (Usage.INBOUND.value, Usage.BOTH.value),
              "outgoing": usage in (Usage.OUTBOUND.value, Usage.BOTH.value)}
     for side in ("incoming", "outgoing"):
         protocol = values.get(f"{side}_protocol") if side == "incoming" else "smtp"
         if side == "incoming" and protocol not in INCOMING_PROTOCOLS:
-            raise AddressError("Choose IMAP or POP3.", "incoming_protocol")
+            errors.append(AddressError("Choose IMAP or POP3.", "incoming_protocol"))
+            protocol = "imap"
         security = values.get(f"{side}_security") or "ssl"
         if security not in SECURITY_LABELS:
-            raise AddressError("Choose how to secure the connection.", f"{side}_security")
+            errors.append(AddressError("Choose how to secure the connection.", f"{side}_security"))
+            security = "ssl"
         host = (values.get(f"{side}_host") or "").strip()
         if host or needs[side]:
-            host = normalise_host(host, f"{side}_host")
+            try:
+                host = normalise_host(host, f"{side}_host")
+            except AddressError as exc:
+                errors.append(exc)
         port = values.get(f"{side}_port")
         if port in (None, ""):
             port = default_port(protocol, security)
         try:
             port = int(port)
         except (TypeError, ValueError):
-            raise AddressError("Enter a port number.", f"{side}_port") from None
-        if not 1 <= port <= 65535:
-            raise AddressError("A port is a number from 1 to 65535.", f"{side}_port")
+            errors.append(AddressError("Enter a port number.", f"{side}_port"))
+        else:
+            if not 1 <= port <= 65535:
+                errors.append(AddressError("A port is a number from 1 to 65535.", f"{side}_port"))
         if side == "incoming":
             out["incoming_protocol"] = protocol
         out.update({f"{side}_host": host or None, f"{side}_port": port, f"{side}_security": security})
+    AddressErrors.raise_any(errors)
     return out

@@ -51,15 +51,31 @@ def _next_step(url: str):
     return redirect(url, 303)
 
 
-def _field_error(form, exc: ChannelError) -> None:
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is not None:
-        field.errors = list(field.errors or []) + [exc.message]
-    else:
-        form.form_errors.append(exc.message)
+def _field_error(form, exc: ChannelError, only_new_fields: bool = False) -> None:
+    """Put the error (each of `AddressErrors`) beside its field; with `only_new_fields`, skip fields that
+    already show one (the form's own check said it first)."""
+    for one in getattr(exc, "errors", None) or [exc]:
+        field = getattr(form, one.field, None) if one.field else None
+        if field is not None:
+            if not (only_new_fields and field.errors) and one.message not in (field.errors or []):
+                field.errors = list(field.errors or []) + [one.message]
+        elif one.message not in form.form_errors:
+            form.form_errors.append(one.message)
 
 
-def _change(setup_id: int, form, change, closes: bool = False):
+def _all_errors(form, check) -> None:
+    """The form failed its own checks: run the service's too (never saved) so every problem shows at once."""
+    if form.csrf_token.errors:
+        return
+    try:
+        check()
+    except ChannelError as exc:
+        _field_error(form, exc, only_new_fields=True)
+    finally:
+        db.session.rollback()
+
+
+def _change(setup_id: str, form, change, closes: bool = False):
     """Run one service change of a wizard and commit: (wizard, result, True).
 
     A `ChannelError` rolls back, puts its message on the form field it names, and
@@ -85,6 +101,7 @@ def _index(status: int = 200, errors: dict | None = None):
     return render("channels/index.html", status=status, platform=platform, custom=custom,
                   platform_name=domains.platform_domain_name(), limit=domains.address_limit(),
                   live_count=domains.live_address_count, usage_labels=USAGE_LABELS,
+                  limit_message=domains.limit_reached_message,
                   mailbox=addresses.mailbox_status(ids), pollable=addresses.polling_ids(), errors=errors or {},
                   credentials=sign_in.credentials(ids), held=held_counts(), when_disabled_labels=WHEN_DISABLED_LABELS,
                   forwarding=forwarding_status([a.id for a in platform.addresses] if platform else []))
@@ -168,7 +185,7 @@ def new_platform_address():
     domain = domains.ensure_platform_domain()
     setup = wizard.start_setup(domain.id, current_user.id)
     db.session.commit()
-    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+    return redirect(url_for(".setup_address", setup_id=setup.token), 303)
 
 
 @bp.route("/email/domains/<int:domain_id>/addresses/new", methods=["POST"])
@@ -178,11 +195,11 @@ def new_address(domain_id: int):
         abort(404)
     try:
         setup = wizard.start_setup(domain.id, current_user.id)
-    except AddressLimitReached as exc:
+    except AddressLimitReached as exc:  # the button was disabled; a stale page still lands on a GET
         db.session.rollback()
-        return _index(status=422, errors={domain.id: exc.message})
+        return navigate(url_for(".index", _anchor=f"domain-{domain.id}"), exc.message, "error")
     db.session.commit()
-    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+    return redirect(url_for(".setup_address", setup_id=setup.token), 303)
 
 
 @bp.route("/email/addresses/<int:address_id>/edit")
@@ -192,7 +209,7 @@ def edit_address(address_id: int):
     except AddressError:
         abort(404)
     db.session.commit()
-    return redirect(url_for(".setup_address", setup_id=setup.id), 303)
+    return redirect(url_for(".setup_address", setup_id=setup.token), 303)
 
 
 @bp.route("/email/addresses/<int:address_id>/delete", methods=["GET", "POST"])
@@ -235,7 +252,7 @@ def poll_address_now(address_id: int):
 
 # --- the address wizard ------------------------------------------------------------------------
 
-def _setup_or_404(setup_id: int):
+def _setup_or_404(setup_id: str):
     setup = wizard.get_setup(setup_id, current_user.id)
     if setup is None:
         abort(404)
@@ -302,8 +319,8 @@ def _setup_page(setup, step: str, block: str | None = "wizard", status: int = 20
     return render("channels/setup.html", block=block, status=status, **context)
 
 
-@bp.route("/email/setup/<int:setup_id>/address", methods=["GET", "POST"])
-def setup_address(setup_id: int):
+@bp.route("/email/setup/<setup_id>/address", methods=["GET", "POST"])
+def setup_address(setup_id: str):
     setup = _setup_or_404(setup_id)
     form = _address_form(setup)
     if request.method == "POST" and form.validate_on_submit():
@@ -312,20 +329,29 @@ def setup_address(setup_id: int):
         setup, _, ok = _change(setup_id, form, lambda: wizard.update_address_step(setup, form.values(), password,
                                                                                   smtp_password))
         if ok:
-            return _next_step(url_for(".setup_design", setup_id=setup.id))
+            return _next_step(url_for(".setup_design", setup_id=setup.token))
+    elif request.method == "POST":
+        _all_errors(form, lambda: wizard.update_address_step(
+            setup, form.values(), getattr(form, "password", None) and form.password.data,
+            getattr(form, "smtp_password", None) and form.smtp_password.data))
+        setup = _setup_or_404(setup_id)
     status = 422 if request.method == "POST" else 200
     return _setup_page(setup, "address", status=status, form=form)
 
 
-@bp.route("/email/setup/<int:setup_id>/test", methods=["POST"])
-def setup_test(setup_id: int):
+@bp.route("/email/setup/<setup_id>/test", methods=["POST"])
+def setup_test(setup_id: str):
     """Test Connection with the unsaved values of the form (nothing is saved but the outcome)."""
     setup = _setup_or_404(setup_id)
     if setup.domain.kind != DomainKind.CUSTOM.value:
         abort(404)
     form = forms.CustomAddressForm()
     errors = []
-    if form.validate_on_submit():
+    form.validate_on_submit()
+    for field in form:  # only the connection's fields matter here (no Display Name needed to test)
+        if field.name not in forms.CONNECTION_FIELDS:
+            field.errors = []
+    if form.is_submitted() and not any(field.errors for field in form) and not form.form_errors:
         setup, _, ok = _change(setup_id, form,
                                lambda: connection_test.run_connection_test(setup, form.values(), form.password.data,
                                                                            form.smtp_password.data))
@@ -338,12 +364,12 @@ def setup_test(setup_id: int):
                        test={"ok": False, "results": [], "at": None})
 
 
-@bp.route("/email/setup/<int:setup_id>/design", methods=["GET", "POST"])
-def setup_design(setup_id: int):
+@bp.route("/email/setup/<setup_id>/design", methods=["GET", "POST"])
+def setup_design(setup_id: str):
     setup = _setup_or_404(setup_id)
     if not wizard.setup_complete(setup):
-        return _next_step(url_for(".setup_address", setup_id=setup.id)) if request.method == "POST" else \
-            redirect(url_for(".setup_address", setup_id=setup.id))
+        return _next_step(url_for(".setup_address", setup_id=setup.token)) if request.method == "POST" else \
+            redirect(url_for(".setup_address", setup_id=setup.token))
     form = forms.DesignForm()
     if request.method == "POST":
         action = request.form.get("action", "next")
@@ -354,13 +380,13 @@ def setup_design(setup_id: int):
             db.session.commit()
             if action == "toggle":
                 return _setup_page(setup, "design")
-            return _next_step(url_for(".setup_review", setup_id=setup.id))
+            return _next_step(url_for(".setup_review", setup_id=setup.token))
         return _setup_page(setup, "design", status=422, form=form)
     return _setup_page(setup, "design")
 
 
-@bp.route("/email/setup/<int:setup_id>/design/<any(header, footer):part>", methods=["GET", "POST"])
-def setup_template_part(setup_id: int, part: str):
+@bp.route("/email/setup/<setup_id>/design/<any(header, footer):part>", methods=["GET", "POST"])
+def setup_template_part(setup_id: str, part: str):
     """The "Edit Header" / "Edit Footer" editor (a dialog), with its own live preview."""
     setup = _setup_or_404(setup_id)
     if not wizard.setup_complete(setup):
@@ -374,7 +400,7 @@ def setup_template_part(setup_id: int, part: str):
                 flash(f"{part.title()} saved.", "success")
                 if is_htmx():
                     return "", 204, {"HX-Trigger": json.dumps({"designChanged": True, "closeDialog": True})}
-                return redirect(url_for(".setup_design", setup_id=setup.id), 303)
+                return redirect(url_for(".setup_design", setup_id=setup.token), 303)
     else:
         form.html.data = html_for_editor((setup.values or {}).get(f"{part}_html") or "", editor_image_url)
     preview = render_preview(setup, {f"{part}_html": form.html.data or "", "template_enabled": True},
@@ -419,8 +445,8 @@ def template_image_file(sha256: str):
     return response
 
 
-@bp.route("/email/setup/<int:setup_id>/preview", methods=["POST"])
-def setup_preview(setup_id: int):
+@bp.route("/email/setup/<setup_id>/preview", methods=["POST"])
+def setup_preview(setup_id: str):
     """The live Preview: the sample reply rendered by the sender's renderer with unsaved values."""
     setup = _setup_or_404(setup_id)
     if not wizard.setup_complete(setup):
@@ -438,8 +464,8 @@ def setup_preview(setup_id: int):
     return _setup_page(setup, "design", block="preview", preview=preview)
 
 
-@bp.route("/email/setup/<int:setup_id>/preview/<int:version>")
-def setup_preview_document(setup_id: int, version: int):
+@bp.route("/email/setup/<setup_id>/preview/<int:version>")
+def setup_preview_document(setup_id: str, version: int):
     """The HTML part of the Preview, for a sandboxed frame (its own strict policy, no scripts)."""
     setup = _setup_or_404(setup_id)
     if version == 0 or version != setup.preview_version:
@@ -456,11 +482,11 @@ def setup_preview_document(setup_id: int, version: int):
     return response
 
 
-@bp.route("/email/setup/<int:setup_id>/review", methods=["GET", "POST"])
-def setup_review(setup_id: int):
+@bp.route("/email/setup/<setup_id>/review", methods=["GET", "POST"])
+def setup_review(setup_id: str):
     setup = _setup_or_404(setup_id)
     if not wizard.setup_complete(setup):
-        return redirect(url_for(".setup_address", setup_id=setup.id), 303 if request.method == "POST" else 302)
+        return redirect(url_for(".setup_address", setup_id=setup.token), 303 if request.method == "POST" else 302)
     form = forms.SaveForm()
     if request.method == "POST" and form.validate_on_submit():
         setup_or_none, saved, ok = _change(setup_id, form, lambda: addresses.save_setup(setup), closes=True)
@@ -479,8 +505,8 @@ def setup_review(setup_id: int):
     return _setup_page(setup, "review", status=422 if request.method == "POST" else 200, save_form=form)
 
 
-@bp.route("/email/setup/<int:setup_id>/discard", methods=["POST"])
-def setup_discard(setup_id: int):
+@bp.route("/email/setup/<setup_id>/discard", methods=["POST"])
+def setup_discard(setup_id: str):
     setup = _setup_or_404(setup_id)
     wizard.discard_setup(setup)
     db.session.commit()
@@ -518,13 +544,13 @@ def _callback_uri() -> str:
     return base + url_for("channels.oauth_callback") if base else url_for("channels.oauth_callback", _external=True)
 
 
-def _sign_in_failed(message: str, setup_id: int | None, status: int = 400):
+def _sign_in_failed(message: str, setup_id: str | None, status: int = 400):
     return render("channels/sign_in_failed.html", status=status, message=message, setup_id=setup_id,
                   retry=forms.SaveForm())
 
 
-@bp.route("/email/setup/<int:setup_id>/sign-in", methods=["POST"])
-def setup_sign_in(setup_id: int):
+@bp.route("/email/setup/<setup_id>/sign-in", methods=["POST"])
+def setup_sign_in(setup_id: str):
     """"Sign in with …": save the Email Address step as typed (no sign-in needed yet), then go to the provider."""
     setup = _setup_or_404(setup_id)
     if setup.domain.kind != DomainKind.CUSTOM.value:
@@ -540,18 +566,18 @@ def setup_sign_in(setup_id: int):
     return _setup_page(setup, "address", status=422, form=form)
 
 
-@bp.route("/email/setup/<int:setup_id>/sign-in/again", methods=["POST"])
-def setup_sign_in_again(setup_id: int):
+@bp.route("/email/setup/<setup_id>/sign-in/again", methods=["POST"])
+def setup_sign_in_again(setup_id: str):
     """"Try again" after a failed sign-in: the same provider with the step as saved."""
     setup = _setup_or_404(setup_id)
     form = forms.SaveForm()
     if not form.validate_on_submit():
-        return _sign_in_failed("The form expired. Go back to the wizard and sign in again.", setup.id)
+        return _sign_in_failed("The form expired. Go back to the wizard and sign in again.", setup.token)
     try:
         url = sign_in.begin_sign_in(setup, _callback_uri())
     except ChannelError as exc:
         db.session.rollback()
-        return _sign_in_failed(exc.message, setup.id, status=422)
+        return _sign_in_failed(exc.message, setup.token, status=422)
     db.session.commit()
     return _to_provider(url)
 
@@ -584,4 +610,4 @@ def oauth_callback():
     found = sign_in.signed_in_as(setup, sign_in.kind_of(setup.values or {}))
     who = found[0] if found and found[0] else "the mailbox"
     flash(f"Signed in as {who}.", "success")
-    return redirect(url_for(".setup_address", setup_id=setup.id, _anchor="mailbox-kind"), 303)
+    return redirect(url_for(".setup_address", setup_id=setup.token, _anchor="mailbox-kind"), 303)

@@ -28,7 +28,7 @@ from sqlalchemy import delete, func, select
 
 from app.channels.domains import check_room_for_address, platform_domain_name
 from app.channels import sign_in
-from app.channels.errors import AddressError, DomainError
+from app.channels.errors import AddressError, AddressErrors, DomainError
 from app.channels.validation import USAGE_LABELS, normalise_email, normalise_servers
 from app.crypto import encrypt_secret
 from app.extensions import db
@@ -54,7 +54,7 @@ WIZARD_FIELDS = ("address", "display_name", "usage", "send_vcard", "enabled", "w
                  "footer_html", "forwarded_from", "username", "incoming_protocol", "incoming_host", "incoming_port",
                  "incoming_security", "outgoing_host", "outgoing_port", "outgoing_security",
                  "use_reply_to_identity", "channel_sessions", "tls_ca_pem", "smtp_username", "save_to_sent",
-                 "allow_plaintext_auth", "auth_method", "oauth_provider")
+                 "allow_plaintext_auth", "auth_method", "oauth_provider", "smtp_no_auth")
 
 
 #: Where the incoming side's password goes, and where the outgoing side's.
@@ -68,6 +68,8 @@ def sign_in_target(values: dict, side: str) -> tuple | None:
     """Where a side ("incoming", "outgoing") signs in, and as whom; None when the usage leaves it unused."""
     if values.get("usage") not in _SIDE_USAGES[side]:
         return None
+    if side == "outgoing" and values.get("smtp_no_auth"):
+        return tuple(values.get(k) for k in _SIDE_KEYS[side]) + ("nobody", None)  # no password goes there
     mailbox = ("mailbox", values.get("username") or values.get("address"))
     who = ("smtp", values["smtp_username"]) if side == "outgoing" and values.get("smtp_username") else mailbox
     return tuple(values.get(k) for k in _SIDE_KEYS[side]) + who
@@ -114,7 +116,7 @@ def check_passwords_retyped(setup: AddressSetup, clean: dict, password: str | No
     before = address_values(saved)
     for side, where in (("incoming", "incoming server"), ("outgoing", "outgoing (SMTP) server")):
         target = sign_in_target(clean, side)
-        if target is None or target == sign_in_target(before, side):
+        if target is None or target == sign_in_target(before, side) or target[-2] == "nobody":
             continue
         if clean.get("oauth_provider") == sign_in.APP_ONLY:
             continue  # no stored secret of the address: tokens come from the domain's app at each sign-in
@@ -140,7 +142,7 @@ def address_values(address: EmailAddress) -> dict:
 
 def default_values(domain: Domain) -> dict:
     values = dict.fromkeys(WIZARD_FIELDS)
-    values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True,
+    values.update(address="", display_name="", usage=Usage.BOTH.value, send_vcard=False, enabled=True, smtp_no_auth=False,
                   when_disabled=WhenDisabled.HOLD.value,
                   template_enabled=False, header_html="", footer_html="", use_reply_to_identity=False,
                   channel_sessions=False, auth_method=AuthMethod.PASSWORD.value, oauth_provider=None)
@@ -194,9 +196,9 @@ def start_edit(address_id: int, user_id: int) -> AddressSetup:
     return setup
 
 
-def get_setup(setup_id: int, user_id: int) -> AddressSetup | None:
-    """The wizard, if it exists and belongs to this user."""
-    setup = db.session.get(AddressSetup, setup_id)
+def get_setup(token: str, user_id: int) -> AddressSetup | None:
+    """The wizard with this (unguessable) token in its URLs, if it exists and belongs to this user."""
+    setup = db.session.scalar(select(AddressSetup).where(AddressSetup.token == token)) if token else None
     if setup is None or setup.user_id != user_id:
         return None
     return setup
@@ -249,45 +251,59 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
     sign-in of its own (`smtp_username`; without one the mailbox's sign-in is used).
     `values["mailbox_kind"]` is "password" or an OAuth provider (`sign_in`): such a mailbox needs
     no password but a sign-in, except while `signing_in` (the step is saved on the way to it).
-    Raises `AddressError` naming the field.
+    Raises `AddressError` naming the field, or `AddressErrors` with every problem found at once.
     """
     domain = setup.domain
+    errors: list[AddressError] = []  # every independent problem, shown together
+
+    def checked(check, *args, default=None):
+        try:
+            return check(*args)
+        except AddressErrors as exc:
+            errors.extend(exc.errors)
+        except AddressError as exc:
+            errors.append(exc)
+        return default
+
     clean: dict = {"display_name": (values.get("display_name") or "").strip(), "usage": values.get("usage"),
                    "send_vcard": bool(values.get("send_vcard")), "enabled": bool(values.get("enabled")),
                    "when_disabled": values.get("when_disabled") or WhenDisabled.HOLD.value,
                    "use_reply_to_identity": bool(values.get("use_reply_to_identity")),
                    "channel_sessions": bool(values.get("channel_sessions"))}
     if not clean["display_name"]:
-        raise AddressError("Enter the display name customers see.", "display_name")
+        errors.append(AddressError("Enter the display name customers see.", "display_name"))
     if clean["usage"] not in USAGE_LABELS:
-        raise AddressError("Choose how the address is used.", "usage")
+        errors.append(AddressError("Choose how the address is used.", "usage"))
+        clean["usage"] = Usage.BOTH.value  # to check the rest against
     if clean["when_disabled"] not in WHEN_DISABLED_LABELS:
-        raise AddressError("Choose what happens to new mail while the channel is disabled.", "when_disabled")
+        errors.append(AddressError("Choose what happens to new mail while the channel is disabled.", "when_disabled"))
 
     raw = (values.get("address") or "").strip()
     if domain.kind == DomainKind.PLATFORM.value:
         if "@" in raw:
             local, _, at_domain = raw.rpartition("@")
             if at_domain.lower() != domain.name:
-                raise AddressError(f"Enter only the part before @{domain.name}.", "address")
+                errors.append(AddressError(f"Enter only the part before @{domain.name}.", "address"))
             raw = local
         if not raw:
-            raise AddressError(f"Enter the part before @{domain.name}.", "address")
-        clean["address"] = normalise_email(f"{raw}@{domain.name}", "address")
-        forwarded = normalise_email(values.get("forwarded_from") or "", "forwarded_from")
+            errors.append(AddressError(f"Enter the part before @{domain.name}.", "address"))
+        elif not any(e.field == "address" for e in errors):
+            clean["address"] = checked(normalise_email, f"{raw}@{domain.name}", "address")
+        forwarded = checked(normalise_email, values.get("forwarded_from") or "", "forwarded_from")
         platform = platform_domain_name()
-        if forwarded.endswith("@" + platform) or forwarded.endswith("." + platform):
-            raise AddressError("Forwarded from is the contact center's own address, outside the platform domain "
-                               f"{platform}.", "forwarded_from")
+        if forwarded and (forwarded.endswith("@" + platform) or forwarded.endswith("." + platform)):
+            errors.append(AddressError("Forwarded from is the contact center's own address, outside the platform "
+                                       f"domain {platform}.", "forwarded_from"))
         clean["forwarded_from"] = forwarded
         clean.update(auth_method=AuthMethod.PASSWORD.value, oauth_provider=None)
-        clean.update(tls_ca_pem=None, smtp_username=None, save_to_sent=False, allow_plaintext_auth=False, username=None,
+        clean.update(tls_ca_pem=None, smtp_username=None, smtp_no_auth=False, save_to_sent=False,
+                     allow_plaintext_auth=False, username=None,
                      incoming_protocol=None, incoming_host=None, incoming_port=None,
                      incoming_security=None, outgoing_host=None, outgoing_port=None, outgoing_security=None)
     else:
-        clean["address"] = normalise_email(raw, "address")
-        if clean["address"].rpartition("@")[2] != domain.name:
-            raise AddressError(f"The address must be on {domain.name}.", "address")
+        clean["address"] = checked(normalise_email, raw, "address")
+        if clean["address"] and clean["address"].rpartition("@")[2] != domain.name:
+            errors.append(AddressError(f"The address must be on {domain.name}.", "address"))
         clean["forwarded_from"] = None
         clean["username"] = (values.get("username") or "").strip() or None
         kind = values.get("mailbox_kind") or sign_in.PASSWORD
@@ -296,16 +312,26 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
             values = with_preset(values, kind)
         clean.update(auth_method=AuthMethod.PASSWORD.value if kind == sign_in.PASSWORD else AuthMethod.OAUTH.value,
                      oauth_provider=None if kind == sign_in.PASSWORD else kind)
-        clean.update(normalise_servers(values, clean["usage"]))
-        clean["tls_ca_pem"] = clean_ca(values, setup)
-        clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None if kind == sign_in.PASSWORD \
-            else None  # an OAuth mailbox sends with its token
+        clean.update(checked(normalise_servers, values, clean["usage"], default={}))
+        clean["tls_ca_pem"] = checked(clean_ca, values, setup)
+        clean["smtp_no_auth"] = bool(values.get("smtp_no_auth")) and kind == sign_in.PASSWORD
+        clean["smtp_username"] = (values.get("smtp_username") or "").strip() or None \
+            if kind == sign_in.PASSWORD and not clean["smtp_no_auth"] \
+            else None  # an OAuth mailbox sends with its token; a relay without sign-in needs no user
         clean["save_to_sent"] = bool(values.get("save_to_sent"))
         clean["allow_plaintext_auth"] = bool(values.get("allow_plaintext_auth"))
-        if clean["save_to_sent"] and clean.get("incoming_protocol") != "imap":
-            raise AddressError("Saving replies to the Sent folder needs an IMAP mailbox (POP3 has no folders).",
-                               "save_to_sent")
-    check_unique(clean["address"], setup)
+        if clean["save_to_sent"] and values.get("incoming_protocol") not in (None, "", "imap"):
+            errors.append(AddressError("Saving replies to the Sent folder needs an IMAP mailbox (POP3 has no "
+                                       "folders).", "save_to_sent"))
+        if clean.get("oauth_provider") is None and not password and not stored_password(setup) \
+                and not (clean["usage"] == Usage.OUTBOUND.value and clean["smtp_no_auth"]):
+            errors.append(AddressError("Enter the mailbox password.", "password"))
+        if clean.get("smtp_username") and not smtp_password and not stored_smtp_password(setup):
+            errors.append(AddressError("Enter the outgoing server's password, or leave its user name empty to sign "
+                                       "in as the mailbox.", "smtp_password"))
+    if clean.get("address"):
+        checked(check_unique, clean["address"], setup)
+    AddressErrors.raise_any(errors)
     if domain.kind == DomainKind.CUSTOM.value:
         check_passwords_retyped(setup, clean, password, smtp_password, signing_in)
         check_app_token_hosts(clean)
@@ -316,13 +342,8 @@ def update_address_step(setup: AddressSetup, values: dict, password: str | None 
         if not signing_in and not sign_in.has_sign_in(setup, clean["oauth_provider"]):
             name = sign_in.usable_provider(clean["oauth_provider"], domain).name
             raise AddressError(f"Sign in with {name} first: the mailbox is connected by signing in.", "mailbox_kind")
-    elif domain.kind == DomainKind.CUSTOM.value and not stored_password(setup):
-        raise AddressError("Enter the mailbox password.", "password")
     if smtp_password:
         setup.smtp_password_encrypted = encrypt_secret(smtp_password)
-    if clean.get("smtp_username") and not stored_smtp_password(setup):
-        raise AddressError("Enter the outgoing server's password, or leave its user name empty to sign in as the "
-                           "mailbox.", "smtp_password")
     _set_values(setup, clean)
     db.session.flush()
 

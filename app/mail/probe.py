@@ -265,7 +265,7 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str | Token, 
                 client.login(login, password)
                 how = f"signed in as {login}"
             else:
-                how = "no sign-in (no password given)"
+                how = "no sign-in (the server needs none)"
             try:
                 client.quit()
             except (smtplib.SMTPException, OSError):
@@ -281,10 +281,11 @@ def probe_outgoing(settings: ServerSettings, login: str, password: str | Token, 
 def probe(incoming: ServerSettings | None, outgoing: ServerSettings | None, login: str, password: str | Token,
           timeout: float, context: ssl.SSLContext, local_hostname: str = "localhost",
           outgoing_login: str | None = None, outgoing_password: str | None = None,
-          policy: NetPolicy = NetPolicy()) -> list[ProbeResult]:
+          policy: NetPolicy = NetPolicy(), outgoing_no_auth: bool = False) -> list[ProbeResult]:
     """Probe the incoming and outgoing servers in parallel; results in that order.
 
-    The outgoing server signs in with `outgoing_login`/`outgoing_password` when given, else as the mailbox.
+    The outgoing server signs in with `outgoing_login`/`outgoing_password` when given, else as the mailbox,
+    and not at all with `outgoing_no_auth` (a relay that needs no sign-in: AUTH is neither needed nor tried).
     Both connect only where `policy` allows.
     """
     jobs = []
@@ -293,6 +294,7 @@ def probe(incoming: ServerSettings | None, outgoing: ServerSettings | None, logi
             jobs.append(pool.submit(probe_incoming, incoming, login, password, timeout, context, policy))
         if outgoing is not None:
             jobs.append(pool.submit(probe_outgoing, outgoing, outgoing_login or login,
-                                    outgoing_password if outgoing_login else password, timeout, context,
+                                    "" if outgoing_no_auth else outgoing_password if outgoing_login else password,
+                                    timeout, context,
                                     local_hostname, policy))
         return [job.result() for job in jobs]

@@ -136,13 +136,21 @@ def render_parts(sender: Sender, draft: Draft) -> tuple[str, str]:
     """The (html, text) body of the message: header, body, footer, quoted history."""
     values = placeholder_values(sender, draft)
     pieces = []
+    # The plain text keeps a blank line between header, body (with the signature) and footer, whatever
+    # their HTML is (a header of bare text would otherwise run into the body's first line).
+    text_groups: list[list[str]] = []
     if sender.template_enabled and sender.header_html:
         pieces.append(f'<div class="ph-header">{sanitize_html(fill_placeholders(sender.header_html, values))}</div>')
+        text_groups.append(pieces[-1:])
     pieces.append(f'<div class="ph-body">{sanitize_html(draft.body_html)}</div>')
+    body_group = pieces[-1:]
     if draft.signature_html:
         pieces.append(f'<div class="ph-signature">{sanitize_html(draft.signature_html)}</div>')
+        body_group = pieces[-2:]
+    text_groups.append(body_group)
     if sender.template_enabled and sender.footer_html:
         pieces.append(f'<div class="ph-footer">{sanitize_html(fill_placeholders(sender.footer_html, values))}</div>')
+        text_groups.append(pieces[-1:])
     quoted_html = quoted_text = ""
     if draft.quoted is not None:
         q = draft.quoted
@@ -157,7 +165,7 @@ def render_parts(sender: Sender, draft: Draft) -> tuple[str, str]:
     inner = "".join(pieces) + quoted_html
     html_doc = ('<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
                 f'<body>{inner}</body></html>')
-    text = html_to_text("".join(pieces)) + quoted_text
+    text = "\n".join(t for t in (html_to_text("".join(group)) for group in text_groups) if t) + quoted_text
     return html_doc, text
 
 

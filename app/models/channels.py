@@ -8,6 +8,7 @@ traffic until it is published.
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
@@ -108,6 +109,8 @@ class EmailAddress(db.Model):
     # The outgoing server's own sign-in, where it differs from the mailbox's (None: the same).
     smtp_username: Mapped[str | None] = mapped_column(String(320))
     smtp_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # "Outgoing server needs no sign-in": a relay that trusts the network, so SMTP sends without AUTH.
+    smtp_no_auth: Mapped[bool] = mapped_column(default=False)
     # A private CA (PEM) the address's servers are verified against, besides the system's.
     tls_ca_pem: Mapped[str | None] = mapped_column(Text)
     # Replies are also put in the mailbox's Sent folder (IMAP APPEND to the \Sent special-use folder).
@@ -145,6 +148,8 @@ class EmailAddress(db.Model):
     def publish_state(self) -> str:
         if self.published_at is None:
             return "Never published"
+        if getattr(self, "published", True) is None:  # archived, then restored: live once, not until published
+            return "Unpublished changes"
         if self.draft_updated_at > self.published_at:
             return "Unpublished changes"
         return "Published"
@@ -246,6 +251,9 @@ class AddressSetup(db.Model):
     __tablename__ = "address_setups"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The wizard's id in its URLs: random, never reused, so an old link cannot open another wizard.
+    token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True,
+                                              default=lambda: secrets.token_urlsafe(24))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
     address_id: Mapped[int | None] = mapped_column(ForeignKey("email_addresses.id", ondelete="CASCADE"))

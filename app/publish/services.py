@@ -93,6 +93,7 @@ def describe_changes(address: EmailAddress) -> list[str]:
     for key, label in (("header_html", "Header changed"), ("footer_html", "Footer changed"),
                        ("username", "User Name changed"), ("password_encrypted", "Password changed"),
                        ("tls_ca_pem", "Private CA changed"), ("smtp_username", "SMTP User Name changed"),
+                       ("smtp_no_auth", "Outgoing server sign-in changed"),
                        ("smtp_password_encrypted", "SMTP Password changed")):
         if (draft.get(key) or None) != (live.get(key) or None):
             out.append(label)

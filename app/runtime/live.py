@@ -54,6 +54,7 @@ class PublishedAddress:
     tls_ca_pem: str | None = None  # the address's private CA (PEM), besides the system's
     smtp_username: str | None = None  # the outgoing server's own sign-in (None: the mailbox's)
     smtp_password_encrypted: bytes | None = None
+    smtp_no_auth: bool = False  # "Outgoing server needs no sign-in": SMTP without AUTH
     save_to_sent: bool = False  # replies are also APPENDed to the mailbox's \Sent folder
     allow_plaintext_auth: bool = False  # may sign in without encryption ("Allow unencrypted sign-in")
     # What it does with new mail while disabled: "hold" or "refuse". Snapshots published before the
@@ -93,6 +94,9 @@ class PublishedAddress:
         return self.smtp_username or self.login
 
     def smtp_password(self) -> str | None:
+        """The outgoing server's password: its own, else the mailbox's; None when it needs no sign-in."""
+        if self.smtp_no_auth:
+            return None
         return decrypt_secret(self.smtp_password_encrypted) if self.smtp_username else self.password()
 
     @property

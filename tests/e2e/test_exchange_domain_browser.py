@@ -40,7 +40,7 @@ def test_new_exchange_domain_and_an_app_only_address_pass_test_connection(oauth_
     assert decrypt_secret(domain.ms_app_client_secret_encrypted) == "browser-secret"
 
     page.locator("section.domain", has_text="acme.test").get_by_role("button", name="New Email Address").click()
-    expect(page).to_have_url(re.compile(r"/channels/email/setup/\d+/address$"))
+    expect(page).to_have_url(re.compile(r"/channels/email/setup/[\w-]+/address$"))
     expect(page.get_by_label("Microsoft Exchange (app-only)", exact=True)).to_be_checked()
     expect(page.locator("#sign-in-microsoft_app")).to_contain_text("No user signs in")
     expect(page.get_by_label("Password", exact=True)).to_be_hidden()

@@ -33,7 +33,7 @@ def oauth_page(oauth_app, oauth_world, live_url, admin_page):
 def start_wizard(page, world, mailbox):
     open_channels(page)
     page.locator("section.domain", has_text="acme.test").get_by_role("button", name="New Email Address").click()
-    expect(page).to_have_url(re.compile(r"/channels/email/setup/\d+/address$"))
+    expect(page).to_have_url(re.compile(r"/channels/email/setup/[\w-]+/address$"))
     page.get_by_label("Email Address").fill(mailbox)
     page.get_by_label("Display Name").fill("Acme Desk")
     page.get_by_label("Test Identity Provider").check()
@@ -56,7 +56,7 @@ def test_sign_in_test_connection_publish_and_mail_arrives(oauth_page, oauth_worl
     start_wizard(page, oauth_world, mailbox)
     page.get_by_role("button", name="Approve").click()
 
-    expect(page).to_have_url(re.compile(r"/channels/email/setup/\d+/address#mailbox-kind$"))
+    expect(page).to_have_url(re.compile(r"/channels/email/setup/[\w-]+/address#mailbox-kind$"))
     expect(page.locator("#sign-in-generic")).to_contain_text(f"Signed in as {mailbox}.")
     expect(page.get_by_role("button", name="Sign in again")).to_be_visible()
     expect(page.get_by_label("Test Identity Provider")).to_be_checked()

@@ -60,6 +60,7 @@ def edit_every_field(address_id: int, *, local: str = "tmp2", usage: str = "outb
     row.smtp_username = "draft-smtp-user"
     row.save_to_sent = not row.save_to_sent
     row.allow_plaintext_auth = not row.allow_plaintext_auth
+    row.smtp_no_auth = not row.smtp_no_auth
     row.password_encrypted = encrypt_secret("draft-password")
     row.smtp_password_encrypted = encrypt_secret("draft-smtp-password")
     row.touch_draft()

@@ -84,7 +84,7 @@ def test_three_addresses_per_custom_domain_the_fourth_is_refused(db, admin):
     domain = make_domain("acme.test")
     for n in range(3):
         make_address(admin, domain, custom_values(f"box{n}@acme.test"))
-    with pytest.raises(AddressLimitReached, match="already has 3 email addresses, the most"):
+    with pytest.raises(AddressLimitReached, match="has its 3 email addresses, the most"):
         wizard.start_setup(domain.id, admin.id)
     # The platform domain has no limit.
     for n in range(4):
@@ -95,7 +95,7 @@ def test_the_limit_is_a_setting_and_archived_addresses_do_not_count(app, db, adm
     app.config["MAX_ADDRESSES_PER_CUSTOM_DOMAIN"] = 1
     domain = make_domain("acme.test")
     first = make_address(admin, domain, custom_values("one@acme.test"))
-    with pytest.raises(AddressLimitReached, match="already has 1 email address,"):
+    with pytest.raises(AddressLimitReached, match="has its 1 email address,"):
         wizard.start_setup(domain.id, admin.id)
     make_conversation(first)
     addresses.delete_address(first.id)  # archived: it keeps its conversations but no longer counts
@@ -268,8 +268,8 @@ def test_wizards_belong_to_their_user(db, admin):
     other = make_user("admin")
     setup = wizard.start_setup(domains.ensure_platform_domain().id, admin.id)
     db.session.commit()
-    assert wizard.get_setup(setup.id, admin.id) is setup
-    assert wizard.get_setup(setup.id, other.id) is None
+    assert wizard.get_setup(setup.token, admin.id) is setup
+    assert wizard.get_setup(setup.token, other.id) is None
 
 
 def test_a_test_result_is_kept_only_for_the_settings_it_tested(db, admin):

@@ -40,6 +40,12 @@ def test_parts_have_header_body_footer_and_escaped_placeholders():
     assert text.startswith("Hello Carol <3\n\nIt ships today.\n\n— Alex, Söpport Team")
 
 
+def test_plain_text_keeps_a_blank_line_between_header_body_and_footer_of_bare_text():
+    sender = Sender(header_html="Acme Help for {{ customer_name }}", footer_html="Kind regards, {{ display_name }}")
+    _html, text = render_parts(sender, _draft(body_html="Thanks for writing.", signature_html="Alex"))
+    assert text.startswith("Acme Help for Carol <3\n\nThanks for writing.\nAlex\n\nKind regards, Söpport Team"), text
+
+
 def test_template_off_means_no_header_or_footer():
     html, text = render_parts(Sender(template_enabled=False), _draft())
     assert "Hello" not in html and "Söpport" not in text

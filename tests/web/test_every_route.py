@@ -68,6 +68,9 @@ def _values(app, argument):
     if argument in OTHER_VALUES:
         return OTHER_VALUES[argument]
     model = ARGUMENT_ROWS[argument]
+    if model is AddressSetup:  # wizards are named by their unguessable token
+        newest = _db.session.scalar(select(AddressSetup.token).order_by(AddressSetup.id.desc()).limit(1))
+        return (newest, "no-such-wizard") if newest else ("no-such-wizard",)
     if model is None:
         from app.models.auth import Queue as model
     elif model == "EmailAddress":

@@ -73,7 +73,7 @@ def start_sign_in(client, base, form) -> str:
 
 def setup_row(db, base) -> AddressSetup:
     db.session.expire_all()
-    return db.session.get(AddressSetup, int(base.rsplit("/", 1)[1]))
+    return db.session.scalar(select(AddressSetup).filter_by(token=base.rsplit("/", 1)[1]))
 
 
 def test_kinds_of_mailbox_offer_the_configured_providers_and_say_which_setting_is_missing(client, db, token):

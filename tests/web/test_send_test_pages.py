@@ -140,7 +140,7 @@ def test_the_edit_wizards_review_links_to_send_test_email(app, client, db, login
     address = make_sending_address()
     edit = client.get(f"/channels/email/addresses/{address.id}/edit")
     assert edit.status_code == 303
-    setup_id = re.search(r"/channels/email/setup/(\d+)/", edit.headers["Location"]).group(1)
+    setup_id = re.search(r"/channels/email/setup/([\w-]+)/", edit.headers["Location"]).group(1)
     review = client.get(f"/channels/email/setup/{setup_id}/review")
     html = review.get_data(as_text=True)
     assert review.status_code == 200, html
