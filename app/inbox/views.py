@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 
 import click
-from flask import (abort, flash, make_response, redirect, request, send_file,
+from flask import (abort, flash, g, make_response, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
 from markupsafe import Markup
@@ -26,9 +26,11 @@ from app.inbox.choices import assignable_users, queue_choices, transfer_choices
 from app.inbox.conversation import conversation_detail
 from app.inbox.display import (frame_document, split_body)
 from app.inbox.forms import NoteForm, StatusForm
-from app.inbox.pages import (DOWNLOAD_CSP, SHOWN_FRAME_CSP, bp, composer_context, conversation_response, images_asked, tile, tile_body_html, tile_html, tiles, view_of)
+from app.inbox.pages import (DOWNLOAD_CSP, SHOWN_FRAME_CSP, bp, composer_context, conversation_response, images_asked, tile, tile_body_html, tile_html, tiles, view_of, event_html)
 from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.search import reindex
+from app.inbox.trail import events_of, last_event_id
+from app.inbox.organize_views import organize_context
 from app.inbox.sending import (retry_delivery)
 from app.models.inbox import Message
 from app.web import Fragments, fragment_of, is_htmx, landing_url, navigate, render
@@ -104,6 +106,8 @@ def conversation(conversation_id: int):
 def _conversation_page(conversation_id: int, status: int = 200, **actions_extra):
     """The conversation page; `actions_extra` goes to the Actions card (an action's question, `ask`)."""
     detail = conversation_detail(current_user, conversation_id)
+    if detail.conversation.merged_into_id is not None:  # merged: its messages are in the other one now
+        return redirect(url_for("inbox.conversation", conversation_id=detail.conversation.merged_into_id))
     if detail.unseen and mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
         db.session.commit()
     open_draft = None
@@ -113,10 +117,10 @@ def _conversation_page(conversation_id: int, status: int = 200, **actions_extra)
     images = open_draft is not None and images_asked()  # the open draft's "Show images"
     return conversation_response(render(
         "inbox/conversation.html", block="conversation", detail=detail, c=detail.conversation,
-        tiles=tiles(detail.messages), open_draft=open_draft,
+        tiles=tiles(detail.messages, detail.events), open_draft=open_draft,
         composer=composer_context(open_draft, show_images=images) if open_draft else None,
         last_id=max((m.id for m in detail.messages), default=0), status=status, **actions_extra,
-        **_action_forms(detail.conversation)), images)
+        **_action_forms(detail.conversation), **organize_context(detail.conversation)), images)
 
 
 STATUS_CHOICES = [(s, s.title()) for s in STATUSES]
@@ -133,10 +137,20 @@ def _action_forms(conversation) -> dict:
 
 def _actions_response(conversation, status: int = 200, error: str | None = None, oob: bool = False, ask=None):
     """The Actions card; with `oob` (after a change), the header's status badge and the arrival card's
-    queue too, out of band; with `ask`, the question before overwriting a colleague's change."""
+    queue too, out of band, and the trail's new lines at the end of the thread; with `ask`, the
+    question before overwriting a colleague's change."""
+    new_lines = Markup("".join(event_html.many([(e,) for e in events_of(conversation.id, g.trail_mark)]))) \
+        if oob and g.get("trail_mark") is not None else ""
     return conversation_response(render(
         "inbox/conversation.html", block="actions", c=conversation, status=status, action_error=error, oob=oob,
-        ask=ask, **_action_forms(conversation)))
+        ask=ask, new_lines=new_lines, **_action_forms(conversation)))
+
+
+@bp.before_request
+def _trail_mark():
+    """Before a change: the newest line of any trail, so the answer can show the lines it added."""
+    if request.method == "POST":
+        g.trail_mark = last_event_id()
 
 
 def _ask_first(conversation, exc: actions.AskFirst, fields: dict):

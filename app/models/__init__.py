@@ -12,6 +12,7 @@ from app.models.dkim import DkimKey
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
+from app.models.organize import ConversationEvent, ConversationTag
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
 from app.models.suppression import Suppression
@@ -29,4 +30,6 @@ __all__ = [
     "DkimKey", "SendTest", "Suppression",
     # accounts
     "AuditEntry", "PasswordReset",
+    # organising conversations: the audit trail, tags
+    "ConversationEvent", "ConversationTag",
 ]
