@@ -123,7 +123,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
         raise NotAllowed(f"You can transfer only to queues you are a member of; {queue.name} is not one of them.")
     before = conversation.queue.name if conversation.queue is not None else None
     before_id = conversation.queue_id
-    conversation.queue = queue
+    conversation.queue, conversation.queue_id = queue, queue.id
     line = f"{_name(actor)} transferred to {queue.name}" + (f" from {before}" if before else "")
     if conversation.assignee is not None and not conversation.assignee.has_role(Role.SUPERVISOR) \
             and queue not in conversation.assignee.queues:

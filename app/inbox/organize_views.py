@@ -20,15 +20,22 @@ from app.inbox.pages import bp, conversation_response, event_html
 from app.inbox.trail import conversation_csv, events_of, range_csv
 from app.models.auth import Role
 from app.models.organize import PRIORITIES
-from app.web import is_htmx, navigate, render, viewer_zone
+from app.web import fragment_of, is_htmx, navigate, render, viewer_zone
 
 PRIORITY_CHOICES = [(str(k), v) for k, v in sorted(PRIORITIES.items(), reverse=True)]
 
 
 def organize_context(conversation) -> dict:
     """What the Organize card shows: the choices, the tags in use (suggestions), the merge candidates."""
-    return {"priority_choices": PRIORITY_CHOICES, "tag_suggestions": organize.suggested_tags(),
+    return {"priority_choices": PRIORITY_CHOICES,
             "merge_choices": merging.merge_candidates(current_user, conversation.id)}
+
+
+@bp.route("/inbox/tags/suggest")
+@fragment_of(lambda: url_for("inbox.index"))
+def suggest_tags():
+    """The tags in use that start with what is typed (`tag`), as the `<option>`s of a tag field's datalist."""
+    return render("inbox/_tag_options.html", tags=organize.suggested_tags(request.args.get("tag", "")[:60]))
 
 
 def _card(conversation, status: int = 200, error: str | None = None):

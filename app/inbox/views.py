@@ -8,6 +8,7 @@ enqueued after that commit (`app.transactions`).
 from __future__ import annotations
 
 import io
+import re
 
 import click
 from flask import (abort, flash, g, make_response, redirect, request, send_file,
@@ -30,7 +31,11 @@ from app.inbox.pages import (DOWNLOAD_CSP, SHOWN_FRAME_CSP, bp, composer_context
 from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.search import reindex
 from app.inbox.trail import events_of, last_event_id
-from app.inbox.organize_views import organize_context
+from app.inbox.organize_views import PRIORITY_CHOICES, organize_context
+from app.inbox.lists import InboxFilters
+from app.inbox.choices import filter_choices
+from app.models.organize import PRIORITIES
+from app.runtime.tags import TagError, normal_tag
 from app.inbox.sending import (retry_delivery)
 from app.models.inbox import Message
 from app.web import Fragments, fragment_of, is_htmx, landing_url, navigate, render
@@ -42,15 +47,52 @@ def home():
 
 # --- Inbox -------------------------------------------------------------------------------
 
+#: A search word that filters by tag instead ("tag:refund").
+_TAG_WORD = re.compile(r"(?:^|\s)tag:(\S+)", re.I)
+
+
 def _filters() -> dict:
+    """The inbox's filters from the query string; `keep`: those to carry into every link of the page
+    (view tabs, Load more, polling), so that they keep each other when combined and across tabs."""
     args = request.args
     view = args.get("view", "all")
     status = args.get("status", "open")
     queue = args.get("queue", type=int)
     q = args.get("q", "").strip()[:200]
+    tag = args.get("tag", "").strip()[:60]
+    found = _TAG_WORD.search(q)
+    if found:  # "tag:refund" in the search: the tag filter, and the rest of the words searched
+        tag = tag or found.group(1)
+        q = _TAG_WORD.sub(" ", q).strip()
+    try:
+        tag = normal_tag(tag)
+    except TagError:
+        tag = ""
+    priority = args.get("priority", type=int)
+    if priority not in PRIORITIES:
+        priority = None
+    assignee = args.get("assignee", type=int)
+    address = args.get("address", type=int)
+    unread = args.get("unread") == "1"
+    sort = "priority" if args.get("sort") == "priority" else ""
     # An older window of a search's matches ("Search older messages"); meaningless without a search.
     before = args.get("before", type=int) if q else None
-    return {"view": view, "status": status, "queue": queue, "q": q, "before": before}
+    keep = {k: v for k, v in {"status": status, "queue": queue, "q": q, "tag": tag, "priority": priority,
+                              "assignee": assignee, "address": address, "unread": "1" if unread else None,
+                              "sort": sort}.items() if v not in (None, "") or k == "status"}
+    return {"view": view, "status": status, "queue": queue, "q": q, "before": before, "tag": tag,
+            "priority": priority, "assignee": assignee, "address": address, "unread": unread, "sort": sort,
+            "keep": keep}
+
+
+def _inbox_filters(filters: dict) -> InboxFilters:
+    return InboxFilters(assignee_id=filters["assignee"], tag=filters["tag"], priority=filters["priority"],
+                        address_id=filters["address"], unread=filters["unread"], sort=filters["sort"])
+
+
+def _filter_choices() -> dict:
+    """The choices of the inbox's filters (the full page only)."""
+    return {"queues": queue_choices(current_user), **filter_choices(), "priority_choices": PRIORITY_CHOICES}
 
 
 @bp.route("/inbox/")
@@ -61,10 +103,11 @@ def index():
     try:
         page = list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
                           queue_id=filters["queue"], q=filters["q"], before=filters["before"],
-                          cursor=request.args.get("cursor"), after=request.args.get("after"))
+                          cursor=request.args.get("cursor"), after=request.args.get("after"),
+                          filters=_inbox_filters(filters))
     except InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
-                      filters=filters, queues=queue_choices(current_user))
+                      filters=filters, **_filter_choices())
     if request.args.get("after") is not None:
         block = "poll"
     elif request.args.get("cursor") or filters["before"] is not None:
@@ -76,7 +119,8 @@ def index():
     rows_html = Markup("".join(_row.many([(r, present.get(r.conversation.id, []), block == "poll")
                                           for r in page.rows])))
     return render("inbox/index.html", block=block, page=page, filters=filters, error=None, rows_html=rows_html,
-                  queues=queue_choices(current_user) if block == "results" and not is_htmx() else [])
+                  tabs_oob=block == "results" and is_htmx(),
+                  **(_filter_choices() if block == "results" and not is_htmx() else {"queues": []}))
 
 
 #: One inbox row's HTML: (InboxRow, the others viewing it, whether it came by polling).

@@ -57,9 +57,13 @@ def add_tags(conversation: Conversation, tags: list[str]) -> list[str]:
 
 
 def known_tags(prefix: str = "", limit: int = 20) -> list[str]:
-    """Tags in use, most used first (the suggestions while an agent types one), starting with `prefix`."""
+    """Tags in use that start with `prefix`, most used first (the suggestions while an agent types one).
+    A range on the (tag, conversation) index, not LIKE, so that only the matching entries are read."""
+    try:
+        prefix = normal_tag(prefix)
+    except TagError:
+        return []
     query = select(ConversationTag.tag).group_by(ConversationTag.tag)
-    prefix = normal_tag(prefix) if prefix and len(prefix) <= MAX_TAG else ""
     if prefix:
-        query = query.where(ConversationTag.tag.startswith(prefix, autoescape=True))
+        query = query.where(ConversationTag.tag >= prefix, ConversationTag.tag < prefix + "\U0010ffff")
     return list(db.session.scalars(query.order_by(func.count().desc(), ConversationTag.tag).limit(limit)))
