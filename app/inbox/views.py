@@ -164,6 +164,7 @@ def _conversation_page(conversation_id: int, status: int = 200, **actions_extra)
         tiles=tiles(detail.messages, detail.events), open_draft=open_draft,
         composer=composer_context(open_draft, show_images=images) if open_draft else None,
         last_id=max((m.id for m in detail.messages), default=0), status=status, **actions_extra,
+        events_after=max((e.id for e in detail.events), default=0),
         **_action_forms(detail.conversation), **organize_context(detail.conversation)), images)
 
 
@@ -394,9 +395,13 @@ def updates(conversation_id: int):
         mark_seen(current_user.id, conversation_id)
         db.session.commit()
     conversation = get_conversation(current_user, conversation_id)
+    # The trail's lines a colleague (or automation) added since `events` (the newest line shown).
+    events_after = request.args.get("events", type=int)
+    lines = events_of(conversation_id, events_after) if events_after is not None else []
     return conversation_response(render(
-        "inbox/conversation.html", block="updates", c=conversation, tiles=tiles(messages),
-        last_id=max([after] + [m.id for m in messages])))
+        "inbox/conversation.html", block="updates", c=conversation, tiles=tiles(messages, lines),
+        last_id=max([after] + [m.id for m in messages]),
+        events_after=max([events_after or 0] + [e.id for e in lines])))
 
 
 @bp.route("/inbox/c/<int:conversation_id>/presence", methods=["POST"])

@@ -116,3 +116,18 @@ def test_supervisors_export_every_line_of_a_date_range_and_agents_may_not(app, d
                                                          "Alex Agent", "Alex Agent set the priority to Low"]
     empty = sup.get("/inbox/trail?start=2020-01-01&end=2020-01-02")
     assert len(list(csv.reader(io.StringIO(empty.get_data(as_text=True))))) == 1
+
+
+def test_the_thread_poll_brings_a_colleagues_new_lines(app, db):
+    alex, returns, conversation, client, h = _setup(app, db)
+    page = client.get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
+    poll = re.search(r'id="thread-poller"[^>]*hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert "events=0" in poll
+    sam = make_user("supervisor", email="sam@example.test", name="Sam Supervisor")
+    sup = _signed_in(app, sam)
+    sup.post(f"/inbox/c/{conversation.id}/priority", data={"priority": "1"},
+             headers={"HX-Request": "true", "X-CSRFToken": csrf_token(sup, f"/inbox/c/{conversation.id}")})
+    update = client.get(poll, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Sam Supervisor set the priority to High" in update
+    again = re.search(r'id="thread-poller"[^>]*hx-get="([^"]+)"', update).group(1).replace("&amp;", "&")
+    assert "Sam Supervisor" not in client.get(again, headers={"HX-Request": "true"}).get_data(as_text=True)
