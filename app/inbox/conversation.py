@@ -164,7 +164,7 @@ class ConversationView:
 class ConversationDetail:
     conversation: ConversationView
     messages: list[MessageView]
-    earlier: list  # rows: id, subject, status, last_message_at
+    earlier: list  # rows: id, subject, status, last_message_at, merged_into_id
     waiting_since: datetime | None
     drafts: list[Draft] = field(default_factory=list)
     flow_runs: list = field(default_factory=list)
@@ -227,7 +227,7 @@ ATTACHMENTS_SQL = text(
 
 #: The customer's ten most recent other conversations that the user may see.
 EARLIER_SQL = {everyone: text(
-    "SELECT id, subject, status, last_message_at FROM conversations WHERE contact_id = :contact_id "
+    "SELECT id, subject, status, last_message_at, merged_into_id FROM conversations WHERE contact_id = :contact_id "
     "AND id <> :conversation_id" + ("" if everyone else " AND " + VISIBLE_SQL.format(c=""))
     + " ORDER BY last_message_at DESC LIMIT 10").columns(last_message_at=UTCDateTime()) for everyone in (False, True)}
 

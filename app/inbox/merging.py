@@ -10,13 +10,13 @@ of the two conversations. Services raise `NotFound` / `InvalidAction`; the views
 """
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from app.extensions import db
-from app.inbox.access import InvalidAction, can_see, get_conversation, get_message, get_user
+from app.inbox.access import VISIBLE_SQL, InvalidAction, get_conversation, get_message, get_user
 from app.mail.tokens import new_conversation_token
 from app.models._types import utcnow
-from app.models.auth import User
+from app.models.auth import Role, User
 from app.models.inbox import Conversation, Draft, Message
 from app.models.organize import ConversationEvent
 from app.runtime.tags import set_tags
@@ -27,14 +27,20 @@ def _label(conversation: Conversation) -> str:
     return f"“{conversation.subject or '(no subject)'}” (#{conversation.id})"
 
 
-def merge_candidates(user: User | int, conversation_id: int, limit: int = 20) -> list[Conversation]:
-    """The customer's other conversations the user may merge this one into, newest first."""
+#: The customer's other conversations, not merged, newest first; `{visible}`: `VISIBLE_SQL` or TRUE.
+_CANDIDATES = ("SELECT id, subject, status FROM conversations WHERE contact_id = :contact_id AND id <> :conversation_id "
+               "AND merged_into_id IS NULL AND {visible} ORDER BY last_message_at DESC LIMIT :limit")
+CANDIDATES_SQL = {everyone: text(_CANDIDATES.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="")))
+                  for everyone in (False, True)}
+
+
+def merge_candidates(user: User | int, conversation) -> list:
+    """The customer's other conversations the user may see and merge this one into (`conversation`: a
+    `Conversation` or the page's `ConversationView`), newest first, as (id, subject, status) rows."""
     user = get_user(user)
-    conversation = get_conversation(user, conversation_id)
-    rows = db.session.scalars(select(Conversation).where(
-        Conversation.contact_id == conversation.contact_id, Conversation.id != conversation.id,
-        Conversation.merged_into_id.is_(None)).order_by(Conversation.last_message_at.desc()).limit(limit * 2))
-    return [c for c in rows if can_see(user, c)][:limit]
+    return db.session.execute(CANDIDATES_SQL[user.has_role(Role.SUPERVISOR)], {
+        "contact_id": conversation.contact_id, "conversation_id": conversation.id, "user_id": user.id,
+        "limit": 20}).all()
 
 
 def merge(actor: User | int, source_id: int, target_id: int) -> Conversation:

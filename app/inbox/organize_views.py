@@ -25,10 +25,12 @@ from app.web import fragment_of, is_htmx, navigate, render, viewer_zone
 PRIORITY_CHOICES = [(str(k), v) for k, v in sorted(PRIORITIES.items(), reverse=True)]
 
 
-def organize_context(conversation) -> dict:
-    """What the Organize card shows: the choices, the tags in use (suggestions), the merge candidates."""
-    return {"priority_choices": PRIORITY_CHOICES,
-            "merge_choices": merging.merge_candidates(current_user, conversation.id)}
+def organize_context(conversation, earlier=None) -> dict:
+    """What the Organize card shows: the priorities and the conversations it may merge into (`earlier`: the
+    page's rows of the customer's other conversations, when it has them: no second query)."""
+    merge_choices = [e for e in earlier if e.merged_into_id is None] if earlier is not None \
+        else merging.merge_candidates(current_user, conversation)
+    return {"priority_choices": PRIORITY_CHOICES, "merge_choices": merge_choices}
 
 
 @bp.route("/inbox/tags/suggest")

@@ -165,7 +165,7 @@ def _conversation_page(conversation_id: int, status: int = 200, **actions_extra)
         composer=composer_context(open_draft, show_images=images) if open_draft else None,
         last_id=max((m.id for m in detail.messages), default=0), status=status, **actions_extra,
         events_after=max((e.id for e in detail.events), default=0),
-        **_action_forms(detail.conversation), **organize_context(detail.conversation)), images)
+        **_action_forms(detail.conversation), **organize_context(detail.conversation, detail.earlier)), images)
 
 
 STATUS_CHOICES = [(s, s.title()) for s in STATUSES]
