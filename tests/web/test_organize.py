@@ -247,3 +247,16 @@ def test_split_moves_one_message_into_a_new_conversation(ws, db):
     [first] = db.session.scalars(select(Message).where(Message.conversation_id == conversation.id))
     only = _post(ws, f"/inbox/m/{first.id}/split")
     assert only.status_code == 422 and "only message" in only.get_data(as_text=True)
+
+
+def test_the_cron_tick_wakes_a_due_snooze(ws, db):
+    from app.cron import tick
+
+    conversation = _conv(ws, "Tick")
+    conversation.status, conversation.snoozed_until = "pending", NOW - timedelta(minutes=1)
+    conversation.snoozed_by_id = ws["bea"].id
+    db.session.commit()
+    tick()
+    db.session.expire_all()
+    woken = db.session.get(Conversation, conversation.id)
+    assert (woken.status, woken.assignee_id) == ("open", ws["bea"].id)
