@@ -111,7 +111,7 @@ def _snooze_until(value: str, zone: str) -> datetime | None:
     try:
         return datetime.fromisoformat(value).replace(tzinfo=local)
     except ValueError:
-        raise InvalidAction("Choose a date and time to snooze until.") from None
+        raise InvalidAction("Type the date and time to snooze until.") from None
 
 
 @bp.route("/inbox/c/<int:conversation_id>/snooze", methods=["POST"])
@@ -119,8 +119,9 @@ def snooze(conversation_id: int):
     conversation = get_conversation(current_user, conversation_id)
     zone = viewer_zone()
     choice = request.form.get("until") or ""
-    if choice == "time":
-        choice = (request.form.get("until_time") or "").strip()
+    typed = (request.form.get("until_time") or "").strip()
+    if choice == "time" or typed:  # a time typed in the field is the agent's choice, whatever the list says
+        choice = typed
     try:
         organize.snooze(current_user, conversation_id, _snooze_until(choice, zone), zone=zone)
     except InvalidAction as exc:

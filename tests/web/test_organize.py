@@ -260,3 +260,15 @@ def test_the_cron_tick_wakes_a_due_snooze(ws, db):
     db.session.expire_all()
     woken = db.session.get(Conversation, conversation.id)
     assert (woken.status, woken.assignee_id) == ("open", ws["bea"].id)
+
+
+def test_snooze_presets_and_a_missing_time_say_what_to_do(ws, db):
+    conversation = _conv(ws, "Presets")
+    missing = _post(ws, f"/inbox/c/{conversation.id}/snooze", until="time", until_time="")
+    assert missing.status_code == 422 and "Type the date and time to snooze until." in missing.get_data(as_text=True)
+    later = _post(ws, f"/inbox/c/{conversation.id}/snooze", until="later")
+    assert later.status_code == 200
+    db.session.expire_all()
+    until = db.session.get(Conversation, conversation.id).snoozed_until
+    assert timedelta(hours=2, minutes=59) < until - datetime.now(timezone.utc) <= timedelta(hours=3)
+    assert "Alex Agent snoozed this until " in ws["client"].get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
