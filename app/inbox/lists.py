@@ -46,6 +46,7 @@ class RowConversation:
     assignee_name: str | None
     priority: int = 0
     tags: tuple = ()
+    snoozed_until: datetime | None = None  # "Pending until …"
 
 
 @dataclass(slots=True)
@@ -125,7 +126,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 #: combination of filters (`_inbox_statement`): an equivalent SQLAlchemy construct would be built
 #: and hashed again on every request, which costs more than running the statement.
 INBOX_SQL = """{with_clause}
-SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name, c.priority, c.tags,
+SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name, c.priority, c.tags, c.snoozed_until,
   (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
    AND coalesce(m.classification, '') <> 'auto_reply' ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
   (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
@@ -152,7 +153,8 @@ UNREAD_SQL = ("NOT EXISTS (SELECT 1 FROM conversation_seen s WHERE s.user_id = :
 #: A search's window of matches (its size, its oldest message id), the same on every row; NULLs otherwise.
 WINDOW_COLUMNS = "(SELECT count(*) FROM search_window) AS window_size, (SELECT min(id) FROM search_window) AS window_end"
 #: Timezone-aware UTC datetimes in and out (SQLite stores text).
-_INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at")}
+_INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at",
+                                                 "snoozed_until")}
 
 
 def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
@@ -251,15 +253,17 @@ def _inbox_statement(with_clause: str, where: str, window: str, sort: str = ""):
     return text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window, order=order,
                                  outer_order=outer_order)).bindparams(
         *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at") if f":{name}" in where)
-    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"], tags=JSON())
+    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"], tags=JSON(),
+              snoozed_until=_INBOX_TYPES["snoozed_until"])
 
 
 def _inbox_row(r) -> InboxRow:
     (cid, subject, status, last_message_at, contact_name, contact_email, queue_name, assignee_name, priority, tags,
-     text_, seen_at, has_draft, failed, _window_size, _window_end) = r
+     snoozed_until, text_, seen_at, has_draft, failed, _window_size, _window_end) = r
     return InboxRow(
         RowConversation(cid, subject, status, last_message_at, contact_name or "", contact_email or "",
-                        queue_name, assignee_name, priority or 0, tuple(tags or ())),
+                        queue_name, assignee_name, priority or 0, tuple(tags or ()),
+                        snoozed_until if status == "pending" else None),
         snippet(text_ or ""), seen_at is None or seen_at < last_message_at, bool(has_draft), bool(failed))
 
 

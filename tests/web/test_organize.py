@@ -272,3 +272,14 @@ def test_snooze_presets_and_a_missing_time_say_what_to_do(ws, db):
     until = db.session.get(Conversation, conversation.id).snoozed_until
     assert timedelta(hours=2, minutes=59) < until - datetime.now(timezone.utc) <= timedelta(hours=3)
     assert "Alex Agent snoozed this until " in ws["client"].get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
+
+
+def test_a_snoozed_row_says_until_when(ws, db):
+    conversation = _conv(ws, "Row snoozed")
+    when = (NOW + timedelta(days=2)).strftime("%Y-%m-%d") + " 09:30"
+    _post(ws, f"/inbox/c/{conversation.id}/snooze", until="time", until_time=when.replace(" ", "T"))
+    html = ws["client"].get("/inbox/?status=pending").get_data(as_text=True)
+    assert re.search(r'status-pending">pending</span>\s*<span class="muted small snoozed">until <time[^>]*>'
+                     + when + "</time>", html)
+    far = _post(ws, f"/inbox/c/{conversation.id}/snooze", until="time", until_time="2099-01-02T09:30")
+    assert far.status_code == 422 and "within a year" in far.get_data(as_text=True)
