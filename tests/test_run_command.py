@@ -73,13 +73,12 @@ def test_a_killed_worker_and_ingress_are_started_again_and_ctrl_c_stops_everythi
     wait_for_port(ingress_port, timeout=60)
     assert proc.poll() is None and (_healthz(port) or {}).get("database", {}).get("ok")
 
-    group = os.getpgid(proc.pid)
+    instance = str(out.parent / "instance").encode()
+    assert _ours(instance)  # the check below can see them
     proc.send_signal(signal.SIGINT)
     code = proc.wait(60)
     assert code == 130, (code, out.read_text()[-1500:])
-    time.sleep(1)
-    left = [p for p in os.listdir("/proc") if p.isdigit() and _in_group(int(p), group)]
-    assert left == [], f"processes left running: {left}"
+    _wait(lambda: not _ours(instance), f"processes left running: {_ours(instance)}", timeout=20)
 
 
 def _is_ingress(pid: int, port: int) -> bool:
@@ -90,8 +89,16 @@ def _is_ingress(pid: int, port: int) -> bool:
     return b"ingress" in cmdline and str(port).encode() in cmdline
 
 
-def _in_group(pid: int, group: int) -> bool:
-    try:
-        return os.getpgid(pid) == group
-    except OSError:
-        return False
+def _ours(instance: bytes) -> list[str]:
+    """The command lines of the processes started for this run (its PIGEONHOLE_INSTANCE in their environment)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if b"PIGEONHOLE_INSTANCE=" + instance + b"\0" not in f.read() + b"\0":
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found

@@ -60,6 +60,8 @@ from datetime import datetime
 
 import regex
 
+from app.models.organize import PRIORITIES  # one list of priorities for flows and agents
+
 CONDITION_TYPES = ("sender", "recipient", "subject", "body", "has_attachments", "intent",
                    "new_customer", "business_hours", "language", "sender_auth")
 #: "sender authentication" values (app.mail.senderauth.sender_authentication), with the editor's words
@@ -69,7 +71,6 @@ SENDER_AUTH = {"pass": "passed (DMARC pass)",
 ACTION_TYPES = ("set_queue", "set_priority", "add_tags", "assign", "auto_reply", "set_status", "stop")
 ASSIGN_MODES = ("least_loaded", "last_agent", "agent")
 STATUSES = ("open", "pending", "resolved", "closed")
-PRIORITIES = {-1: "Low", 0: "Normal", 1: "High", 2: "Urgent"}
 MAX_PATTERN = 500
 MAX_TEXT = 100_000
 DEFAULT_REGEX_TIMEOUT = 0.05  # seconds per search

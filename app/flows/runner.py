@@ -39,6 +39,8 @@ from app.models.flows import Flow, FlowRun
 from app.models.inbox import Attachment, Conversation, Message
 from app.models.responses import StandardResponse
 from app.runtime.live import published_address
+from app.runtime.tags import TagError, add_tags
+from app.runtime.trail import record_event
 
 
 def detect_language(text: str) -> str | None:
@@ -95,10 +97,16 @@ def facts_for(conversation: Conversation, message: Message | None, address_email
     )
 
 
-def _apply(conversation: Conversation, plan: engine.Plan, now: datetime) -> tuple[list[dict], bool]:
-    """Carry out the plan's actions; (log entries, whether an automatic reply was queued)."""
+def _apply(conversation: Conversation, plan: engine.Plan, now: datetime, name: str = "") -> tuple[list[dict], bool]:
+    """Carry out the plan's actions; (log entries, whether an automatic reply was queued). Each action
+    that changed the conversation leaves a line in its trail, by "Automation" (`app.runtime.trail`)."""
     done: list[dict] = []
     replied = False
+
+    def trail(kind: str, words: str, **data) -> None:
+        record_event(conversation.id, kind, f"Automation ({name}) {words}" if name else f"Automation {words}",
+                     when=now, **data)
+
     for action in plan.actions:
         kind = action["type"]
         if kind == "set_queue":
@@ -106,17 +114,32 @@ def _apply(conversation: Conversation, plan: engine.Plan, now: datetime) -> tupl
             if queue is None:
                 done.append({"action": "set queue", "result": "the queue no longer exists"})
                 continue
+            if conversation.queue_id != queue.id:
+                trail("transfer", f"transferred to {queue.name}", queue_id=queue.id, before=conversation.queue_id)
             conversation.queue_id = queue.id
             conversation.queue = queue
             done.append({"action": "set queue", "result": queue.name})
         elif kind == "set_priority":
+            if conversation.priority != action["priority"]:
+                trail("priority", f"set the priority to {engine.PRIORITIES.get(action['priority'], '')}",
+                      priority=action["priority"], before=conversation.priority)
             conversation.priority = action["priority"]
             done.append({"action": "set priority", "result": engine.PRIORITIES.get(action["priority"], "")})
         elif kind == "add_tags":
-            conversation.tags = list(dict.fromkeys([*(conversation.tags or []), *action["tags"]]))
+            try:
+                added = add_tags(conversation, action["tags"])
+            except TagError as exc:
+                done.append({"action": "add tags", "result": f"not added: {exc}"})
+                continue
+            if added:
+                trail("tags", "added the tags " + ", ".join(added), added=added)
             done.append({"action": "add tags", "result": ", ".join(action["tags"])})
         elif kind == "assign":
-            done.append({"action": "assign", "result": _assign(conversation, action, now)})
+            before = conversation.assignee_id
+            result = _assign(conversation, action, now)
+            if conversation.assignee_id != before:
+                trail("assign", result, assignee_id=conversation.assignee_id, before=before)
+            done.append({"action": "assign", "result": result})
         elif kind == "auto_reply":
             response = db.session.get(StandardResponse, action["response_id"])
             if response is None:
@@ -129,9 +152,13 @@ def _apply(conversation: Conversation, plan: engine.Plan, now: datetime) -> tupl
                 done.append({"action": "automatic reply", "result": f"not sent: {exc}"})
                 continue
             replied = True
+            trail("automation", f"sent the automatic reply “{response.title}”", message_id=message.id)
             done.append({"action": "automatic reply",
                          "result": f"“{response.title}” queued (message {message.id})"})
         elif kind == "set_status":
+            if conversation.status != action["status"]:
+                trail("status", f"set the status to {action['status']}", status=action["status"],
+                      before=conversation.status)
             conversation.status = action["status"]
             done.append({"action": "set status", "result": action["status"]})
         elif kind == "stop":
@@ -249,7 +276,7 @@ def _run_one(conversation: Conversation, message: Message) -> FlowRun:
             plan = engine.evaluate(flow.published_rules, facts, timeout)
             run.matched = plan.matched
             run.notes = plan.notes
-            actions, replied = _apply(conversation, plan, now)
+            actions, replied = _apply(conversation, plan, now, flow.name)
         if conversation.queue_id is None:
             fallback = queues.default_queue()
             conversation.queue_id, conversation.queue = fallback.id, fallback

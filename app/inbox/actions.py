@@ -6,8 +6,11 @@ Each action checks that the user may see the conversation (`NotFound` otherwise)
 Transfer hands a conversation to the agents of another queue. With `TRANSFER_TO_ANY_QUEUE`
 on (the default) an agent may move it to any queue, as escalating to a team one does not
 belong to is what transfer is for; off, an agent may move it only to queues they are a
-member of (supervisors and admins: any). Every transfer leaves an internal note in the
-conversation's trail: who moved it, from which queue, to which, and when (the note's time).
+member of (supervisors and admins: any).
+
+Every change leaves a line in the conversation's trail (`app.runtime.trail`): "Alex Agent
+transferred to Returns". (Transfers made before the trail existed left an internal note; those
+notes stay in the thread as they were.)
 
 Two agents on one conversation do not overwrite each other silently: taking a conversation
 assigned to a colleague, or changing a status a colleague set in the last minute
@@ -21,10 +24,11 @@ from datetime import datetime, timedelta
 from app.extensions import db
 from app.inbox.access import InvalidAction, NotAllowed, get_conversation, get_user, may_transfer_to_any_queue
 from app.inbox.lists import STATUSES
-from app.mail.html import html_to_text, sanitize_html, text_to_html
+from app.mail.html import html_to_text, sanitize_html
 from app.models.auth import Queue, Role, User
 from app.models._types import utcnow
 from app.models.inbox import Conversation, Message
+from app.runtime.trail import record_event
 
 RECENT_STATUS_SECONDS = 60
 
@@ -91,12 +95,21 @@ def assign(actor: User | int, conversation_id: int, assignee_id: int | None, con
 
 
 def _assigned(actor: User, conversation: Conversation, assignee_id: int | None) -> None:
+    before = conversation.assignee_id
     conversation.assignee_id = assignee_id
     conversation.assigned_by_id, conversation.assigned_at = actor.id, utcnow()
+    who = _name(actor)
+    if assignee_id is None:
+        line = f"{who} unassigned this conversation"
+    elif assignee_id == actor.id:
+        line = f"{who} took this conversation"
+    else:
+        line = f"{who} assigned this to {_name(db.session.get(User, assignee_id))}"
+    record_event(conversation.id, "assign", line, actor, assignee_id=assignee_id, before=before)
 
 
 def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversation:
-    """Move to another queue; the assignee stays only if they are a member of it. Leaves a note in
+    """Move to another queue; the assignee stays only if they are a member of it. Leaves a line in
     the trail. Raises `NotFound`, `InvalidAction` for no such queue, `NotAllowed` for a queue the
     agent is not a member of while `TRANSFER_TO_ANY_QUEUE` is off."""
     actor = get_user(actor)
@@ -109,14 +122,15 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
     if not may_transfer_to_any_queue(actor) and queue not in actor.queues:
         raise NotAllowed(f"You can transfer only to queues you are a member of; {queue.name} is not one of them.")
     before = conversation.queue.name if conversation.queue is not None else None
-    conversation.queue = queue
+    before_id = conversation.queue_id
+    conversation.queue, conversation.queue_id = queue, queue.id
+    line = f"{_name(actor)} transferred to {queue.name}" + (f" from {before}" if before else "")
     if conversation.assignee is not None and not conversation.assignee.has_role(Role.SUPERVISOR) \
             and queue not in conversation.assignee.queues:
+        line += f" (unassigned from {_name(conversation.assignee)}, not a member)"
         conversation.assignee_id = None
-    who = actor.name or actor.email
-    text = (f"{who} transferred this conversation from the queue {before} to the queue {queue.name}." if before
-            else f"{who} transferred this conversation to the queue {queue.name}.")
-    _note(actor, conversation, text_to_html(text), text)
+    record_event(conversation.id, "transfer", line, actor, queue_id=queue.id, before=before_id,
+                 before_name=before)
     return conversation
 
 
@@ -143,8 +157,12 @@ def set_status(actor: User | int, conversation_id: int, status: str, confirm: bo
             and now - conversation.status_at < timedelta(seconds=RECENT_STATUS_SECONDS)):
         raise AskFirst("status", f"{_name(conversation.status_by)} set the status to {conversation.status} "
                                  f"{ago(conversation.status_at, now)}.")
+    record_event(conversation.id, "status", f"{_name(actor)} set the status to {status}", actor,
+                 status=status, before=conversation.status)
     conversation.status = status
     conversation.status_by_id, conversation.status_at = actor.id, now
+    if conversation.snoozed_until is not None or conversation.snoozed_by_id is not None:
+        conversation.snoozed_until = conversation.snoozed_by_id = None  # a status set by hand ends a snooze
     return conversation
 
 

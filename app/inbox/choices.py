@@ -70,3 +70,20 @@ def assignable_users(conversation: Conversation) -> list:
     by name, as (id, name, email) rows."""
     queue = conversation.queue_id is not None
     return db.session.execute(ASSIGNABLE_SQL[queue], {"queue_id": conversation.queue_id} if queue else {}).all()
+
+
+#: The inbox's Assignee and Address filters in one statement: ("agent", id, name) for active users by name,
+#: ("address", id, address) for our addresses that are not archived, by address.
+FILTER_CHOICES_SQL = text(
+    "SELECT * FROM (SELECT 'agent' AS kind, id, coalesce(nullif(name, ''), email) AS label FROM users "
+    "WHERE active = :yes) AS agents "
+    "UNION ALL SELECT * FROM (SELECT 'address', id, address FROM email_addresses WHERE archived_at IS NULL) AS ours "
+    "ORDER BY 1, 3").bindparams(bindparam("yes", True, type_=Boolean()))
+
+
+def filter_choices() -> dict:
+    """{"agent_choices": [(id, name)], "address_choices": [(id, address)]} for the inbox's filters."""
+    out = {"agent_choices": [], "address_choices": []}
+    for kind, ident, label in db.session.execute(FILTER_CHOICES_SQL):
+        out[f"{kind}_choices"].append((ident, label))
+    return out

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Boolean, bindparam, select, text
+from sqlalchemy import JSON, Boolean, bindparam, select, text
 
 from app.extensions import db
 from app.inbox.access import VISIBLE_SQL, NotFound, get_user
 from app.inbox.lists import list_drafts
+from app.inbox.trail import events_of
 from app.mail.parse import SENDER_LABELS
 from app.models._types import UTCDateTime
 from app.models.auth import Role, User
@@ -152,17 +153,23 @@ class ConversationView:
     address: AddressName | None
     queue: Named | None
     assignee: Named | None
+    # Organising (`app.inbox.organize`, `app.inbox.merging`): priority, tags, "Pending until …", merged into.
+    priority: int = 0
+    tags: list = field(default_factory=list)
+    snoozed_until: datetime | None = None
+    merged_into_id: int | None = None
 
 
 @dataclass
 class ConversationDetail:
     conversation: ConversationView
     messages: list[MessageView]
-    earlier: list  # rows: id, subject, status, last_message_at
+    earlier: list  # rows: id, subject, status, last_message_at, merged_into_id
     waiting_since: datetime | None
     drafts: list[Draft] = field(default_factory=list)
     flow_runs: list = field(default_factory=list)
     seen_at: datetime | None = None  # when the user last looked (None: never)
+    events: list = field(default_factory=list)  # the trail's lines (`app.inbox.trail.EventLine`), oldest first
 
     @property
     def started_by_us(self) -> bool:
@@ -185,7 +192,8 @@ SELECT c.id, c.subject, c.status, c.last_message_at, c.contact_id, c.address_id,
          AS seen_at,
        EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_drafts,
        EXISTS (SELECT 1 FROM flow_runs r WHERE r.conversation_id = c.id) AS has_runs,
-       {visible} AS visible
+       {visible} AS visible,
+       c.priority, c.tags, c.snoozed_until, c.merged_into_id
 FROM conversations c
 LEFT JOIN contacts ct ON ct.id = c.contact_id
 LEFT JOIN email_addresses a ON a.id = c.address_id
@@ -194,7 +202,8 @@ LEFT JOIN users u ON u.id = c.assignee_id
 WHERE c.id = :conversation_id
 """
 CONVERSATION_SQL = {everyone: text(_CONVERSATION.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="c.")))
-                    .columns(last_message_at=UTCDateTime(), seen_at=UTCDateTime())
+                    .columns(last_message_at=UTCDateTime(), seen_at=UTCDateTime(), snoozed_until=UTCDateTime(),
+                             tags=JSON())
                     for everyone in (False, True)}
 
 
@@ -218,7 +227,7 @@ ATTACHMENTS_SQL = text(
 
 #: The customer's ten most recent other conversations that the user may see.
 EARLIER_SQL = {everyone: text(
-    "SELECT id, subject, status, last_message_at FROM conversations WHERE contact_id = :contact_id "
+    "SELECT id, subject, status, last_message_at, merged_into_id FROM conversations WHERE contact_id = :contact_id "
     "AND id <> :conversation_id" + ("" if everyone else " AND " + VISIBLE_SQL.format(c=""))
     + " ORDER BY last_message_at DESC LIMIT 10").columns(last_message_at=UTCDateTime()) for everyone in (False, True)}
 
@@ -239,13 +248,15 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
     if found is None or not found.visible:
         raise NotFound("conversation")
     (cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
-     contact_name, contact_email, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _) = found
+     contact_name, contact_email, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _,
+     priority, tags, snoozed_until, merged_into_id) = found
     conversation = ConversationView(
         cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
         ContactName(contact_name or "", contact_email or ""),
         AddressName(address_id, address) if address is not None else None,
         Named(queue_id, queue_name) if queue_name is not None else None,
-        Named(assignee_id, assignee_name) if assignee_name is not None else None)
+        Named(assignee_id, assignee_name) if assignee_name is not None else None,
+        priority or 0, list(tags or []), snoozed_until, merged_into_id)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
     messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
                             r.next_attempt_at, r.sender_source, r.classification, r.auth_spf, r.auth_dkim,
@@ -267,7 +278,8 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
             waiting_since = None
     return ConversationDetail(conversation, messages, earlier, waiting_since,
                               list_drafts(user, conversation.id) if has_drafts else [],
-                              flow_runs(conversation.id) if has_runs else [], seen_at)
+                              flow_runs(conversation.id) if has_runs else [], seen_at,
+                              events_of(conversation.id))
 
 
 def flow_runs(conversation_id: int, limit: int = 3) -> list:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import JSON, bindparam, func, select, text
 
 from app.extensions import db
 from app.inbox.access import VISIBLE_SQL, InvalidAction, get_user, visibility_filter
@@ -44,6 +44,9 @@ class RowConversation:
     contact_email: str
     queue_name: str | None
     assignee_name: str | None
+    priority: int = 0
+    tags: tuple = ()
+    snoozed_until: datetime | None = None  # "Pending until …"
 
 
 @dataclass(slots=True)
@@ -53,6 +56,22 @@ class InboxRow:
     unread: bool = False
     has_draft: bool = False
     delivery_failed: bool = False
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """The inbox's filters besides view, status, queue and search; each keeps the others (they are ANDed).
+
+    `assignee_id`: one agent's conversations; `tag`: those with that tag; `priority`: -1..2;
+    `address_id`: those of one of our addresses; `unread`: those with activity the user has not seen;
+    `sort`: "priority" (most urgent first, then newest activity) or "" (newest activity first).
+    """
+    assignee_id: int | None = None
+    tag: str = ""
+    priority: int | None = None
+    address_id: int | None = None
+    unread: bool = False
+    sort: str = ""
 
 
 @dataclass
@@ -65,8 +84,22 @@ class InboxPage:
     older_matches: int | None = None
 
 
-def encode_cursor(conversation: Conversation | RowConversation) -> str:
-    return f"{conversation.last_message_at.astimezone(timezone.utc).isoformat()}~{conversation.id}"
+def encode_cursor(conversation: Conversation | RowConversation, by_priority: bool = False) -> str:
+    """The keyset position of a row; `by_priority`: in the priority sort (the priority first, "2!…")."""
+    where = f"{conversation.last_message_at.astimezone(timezone.utc).isoformat()}~{conversation.id}"
+    return f"{conversation.priority}!{where}" if by_priority else where
+
+
+def decode_priority_cursor(cursor: str) -> tuple[int, datetime, int]:
+    """(priority, time, id) of a priority-sort cursor; raises `InvalidAction` when malformed."""
+    priority, mark, rest = cursor.partition("!")
+    try:
+        level = int(priority)
+    except ValueError:
+        level = None
+    if not mark or level is None:
+        raise InvalidAction("This page link is out of date; reload the inbox.")
+    return (level, *decode_cursor(rest))
 
 
 def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
@@ -93,7 +126,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 #: combination of filters (`_inbox_statement`): an equivalent SQLAlchemy construct would be built
 #: and hashed again on every request, which costs more than running the statement.
 INBOX_SQL = """{with_clause}
-SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name,
+SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name, c.priority, c.tags, c.snoozed_until,
   (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
    AND coalesce(m.classification, '') <> 'auto_reply' ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
   (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
@@ -101,22 +134,33 @@ SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, 
   EXISTS (SELECT 1 FROM messages f WHERE f.conversation_id = c.id AND f.delivery_status IN ('failed', 'bounced'))
     AS failed,
   {window}
-FROM (SELECT id FROM conversations WHERE {where} ORDER BY last_message_at DESC, id DESC LIMIT :page_limit) AS page
+FROM (SELECT id FROM conversations WHERE {where} ORDER BY {order} LIMIT :page_limit) AS page
 JOIN conversations c ON c.id = page.id
 LEFT JOIN contacts ct ON ct.id = c.contact_id
 LEFT JOIN queues q ON q.id = c.queue_id
 LEFT JOIN users u ON u.id = c.assignee_id
-ORDER BY c.last_message_at DESC, c.id DESC
+ORDER BY {outer_order}
 """
+#: The two orders of a page (inner: the page's ids; outer: its rows), newest activity first or by priority.
+ORDERS = {"": ("last_message_at DESC, id DESC", "c.last_message_at DESC, c.id DESC"),
+          "priority": ("priority DESC, last_message_at DESC, id DESC",
+                       "c.priority DESC, c.last_message_at DESC, c.id DESC")}
+#: The filters of `InboxFilters` in SQL over `conversations` (unaliased). The tag filter reads the
+#: (tag, conversation) index; unread: no look of the user's since the last activity.
+TAG_SQL = "id IN (SELECT conversation_id FROM conversation_tags WHERE tag = :f_tag)"
+UNREAD_SQL = ("NOT EXISTS (SELECT 1 FROM conversation_seen s WHERE s.user_id = :user_id "
+              "AND s.conversation_id = conversations.id AND s.seen_at >= conversations.last_message_at)")
 #: A search's window of matches (its size, its oldest message id), the same on every row; NULLs otherwise.
 WINDOW_COLUMNS = "(SELECT count(*) FROM search_window) AS window_size, (SELECT min(id) FROM search_window) AS window_end"
 #: Timezone-aware UTC datetimes in and out (SQLite stores text).
-_INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at")}
+_INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at",
+                                                 "snoozed_until")}
 
 
 def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
                q: str = "", cursor: str | None = None, after: str | None = None,
-               limit: int | None = None, before: int | None = None) -> InboxPage:
+               limit: int | None = None, before: int | None = None,
+               filters: InboxFilters | None = None) -> InboxPage:
     """One page of a view ("mine", "unassigned", "all"), newest activity first.
 
     `cursor`: the page after that row (older). `after`: only rows changed since that
@@ -124,14 +168,18 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     of matching messages (`app.inbox.search`; `before`: the window of matches older than that
     message id, from `InboxPage.older_matches`). Raises `InvalidAction` for an unknown view or
     status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters.
+    `filters`: the others (`InboxFilters`: assignee, tag, priority, address, unread, and the sort);
+    a merged conversation (`Conversation.merged_into_id`) is never listed.
     """
+    filters = filters or InboxFilters()
+    by_priority = filters.sort == "priority"
     user = get_user(user)
     limit = limit or current_app.config["INBOX_PAGE_SIZE"]
     if view not in ("mine", "unassigned", "all"):
         raise InvalidAction(f"Unknown view {view!r}.")
     if status and status not in STATUSES:
         raise InvalidAction(f"Unknown status {status!r}.")
-    where, params = ["1 = 1"], {"user_id": user.id, "page_limit": limit + 1}
+    where, params = ["merged_into_id IS NULL"], {"user_id": user.id, "page_limit": limit + 1}
     if not user.has_role(Role.SUPERVISOR):
         where.append(VISIBLE_SQL.format(c=""))
     if view == "mine":
@@ -144,6 +192,20 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if queue_id:
         where.append("queue_id = :queue_id")
         params["queue_id"] = queue_id
+    if filters.assignee_id:
+        where.append("assignee_id = :f_assignee")
+        params["f_assignee"] = filters.assignee_id
+    if filters.tag:
+        where.append(TAG_SQL)
+        params["f_tag"] = filters.tag
+    if filters.priority is not None:
+        where.append("priority = :f_priority")
+        params["f_priority"] = filters.priority
+    if filters.address_id:
+        where.append("address_id = :f_address")
+        params["f_address"] = filters.address_id
+    if filters.unread:
+        where.append(UNREAD_SQL)
     with_clause, window = "", "NULL, NULL"
     searching = bool(q and q.strip())
     if searching:
@@ -152,14 +214,18 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         params.update(search_params)
         window = WINDOW_COLUMNS
     newer = decode_cursor(after)
-    older = decode_cursor(cursor)
-    if older:
+    if by_priority and cursor:
+        params["older_priority"], params["older_at"], params["older_id"] = decode_priority_cursor(cursor)
+        where.append("(priority < :older_priority OR (priority = :older_priority AND (last_message_at < :older_at "
+                     "OR (last_message_at = :older_at AND id < :older_id))))")
+    elif older := decode_cursor(cursor):
         where.append("(last_message_at < :older_at OR (last_message_at = :older_at AND id < :older_id))")
         params["older_at"], params["older_id"] = older
     if newer:
         where.append("(last_message_at > :newer_at OR (last_message_at = :newer_at AND id > :newer_id))")
         params["newer_at"], params["newer_id"] = newer
-    records = db.session.execute(_inbox_statement(with_clause, " AND ".join(where), window), params).all()
+    records = db.session.execute(_inbox_statement(with_clause, " AND ".join(where), window, filters.sort),
+                                 params).all()
     more = len(records) > limit
     rows = [_inbox_row(r) for r in records[:limit]]
     older_matches = None
@@ -170,29 +236,34 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
             size, end = db.session.execute(text(f"{with_clause} SELECT count(*), min(id) FROM search_window"),
                                            {k: v for k, v in params.items() if k.startswith("search_")}).one()
         older_matches = end if size and size >= params["search_cap"] else None
+    newest = max(rows, key=lambda r: (r.conversation.last_message_at, r.conversation.id)) if rows else None
     return InboxPage(
         rows=rows,
-        next_cursor=encode_cursor(rows[-1].conversation) if more and not newer else None,
-        newest_cursor=encode_cursor(rows[0].conversation) if rows else after,
+        next_cursor=encode_cursor(rows[-1].conversation, by_priority) if more and not newer else None,
+        newest_cursor=encode_cursor(newest.conversation) if newest else after,
         older_matches=older_matches,
     )
 
 
 @functools.lru_cache(maxsize=256)
-def _inbox_statement(with_clause: str, where: str, window: str):
+def _inbox_statement(with_clause: str, where: str, window: str, sort: str = ""):
     """`INBOX_SQL` for one combination of filters (a handful of fixed fragments: few distinct ones),
     built once: parsing the SQL for its parameters cost more than running it."""
-    return text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window)).bindparams(
+    order, outer_order = ORDERS[sort]
+    return text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window, order=order,
+                                 outer_order=outer_order)).bindparams(
         *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at") if f":{name}" in where)
-    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"])
+    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"], tags=JSON(),
+              snoozed_until=_INBOX_TYPES["snoozed_until"])
 
 
 def _inbox_row(r) -> InboxRow:
-    (cid, subject, status, last_message_at, contact_name, contact_email, queue_name, assignee_name,
-     text_, seen_at, has_draft, failed, _window_size, _window_end) = r
+    (cid, subject, status, last_message_at, contact_name, contact_email, queue_name, assignee_name, priority, tags,
+     snoozed_until, text_, seen_at, has_draft, failed, _window_size, _window_end) = r
     return InboxRow(
         RowConversation(cid, subject, status, last_message_at, contact_name or "", contact_email or "",
-                        queue_name, assignee_name),
+                        queue_name, assignee_name, priority or 0, tuple(tags or ()),
+                        snoozed_until if status == "pending" else None),
         snippet(text_ or ""), seen_at is None or seen_at < last_message_at, bool(has_draft), bool(failed))
 
 

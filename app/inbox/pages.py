@@ -83,10 +83,22 @@ tile_html = Fragments("inbox/_tiles.html", "tile", prepare=lambda m, newest: (ti
 tile_body_html = Fragments("inbox/_tiles.html", "tile_body", prepare=lambda m, images: (tile(m, images),))
 
 
-def tiles(messages) -> list:
-    """The tiles' HTML, oldest first; the last one is open."""
+def tiles(messages, events=()) -> list:
+    """The tiles' HTML, oldest first; the last one is open. With `events` (`app.inbox.trail.EventLine`),
+    the trail's lines between them, each at its time (a line and a message at the same moment: the
+    message first)."""
     last = len(messages) - 1
-    return tile_html.many([(view_of(m), i == last) for i, m in enumerate(messages)])
+    html = tile_html.many([(view_of(m), i == last) for i, m in enumerate(messages)])
+    if not events:
+        return html
+    lines = event_html.many([(e,) for e in events])
+    timed = [(m.created_at, 0, i, h) for i, (m, h) in enumerate(zip(messages, html))]
+    timed += [(e.created_at, 1, i, h) for i, (e, h) in enumerate(zip(events, lines))]
+    return [h for *_, h in sorted(timed, key=lambda t: t[:3])]
+
+
+#: One line of the conversation's trail in the thread ("Alex Agent transferred to Returns · 14:07").
+event_html = Fragments("inbox/_events.html", "event", zoned=True)
 
 
 def view_of(message: Message | MessageView) -> MessageView:

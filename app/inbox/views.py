@@ -8,9 +8,10 @@ enqueued after that commit (`app.transactions`).
 from __future__ import annotations
 
 import io
+import re
 
 import click
-from flask import (abort, flash, make_response, redirect, request, send_file,
+from flask import (abort, flash, g, make_response, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
 from markupsafe import Markup
@@ -26,9 +27,15 @@ from app.inbox.choices import assignable_users, queue_choices, transfer_choices
 from app.inbox.conversation import conversation_detail
 from app.inbox.display import (frame_document, split_body)
 from app.inbox.forms import NoteForm, StatusForm
-from app.inbox.pages import (DOWNLOAD_CSP, SHOWN_FRAME_CSP, bp, composer_context, conversation_response, images_asked, tile, tile_body_html, tile_html, tiles, view_of)
+from app.inbox.pages import (DOWNLOAD_CSP, SHOWN_FRAME_CSP, bp, composer_context, conversation_response, images_asked, tile, tile_body_html, tile_html, tiles, view_of, event_html)
 from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_counts
 from app.inbox.search import reindex
+from app.inbox.trail import events_of, last_event_id
+from app.inbox.organize_views import PRIORITY_CHOICES, organize_context
+from app.inbox.lists import InboxFilters
+from app.inbox.choices import filter_choices
+from app.models.organize import PRIORITIES
+from app.runtime.tags import TagError, normal_tag
 from app.inbox.sending import (retry_delivery)
 from app.models.inbox import Message
 from app.web import Fragments, fragment_of, is_htmx, landing_url, navigate, render
@@ -40,15 +47,52 @@ def home():
 
 # --- Inbox -------------------------------------------------------------------------------
 
+#: A search word that filters by tag instead ("tag:refund").
+_TAG_WORD = re.compile(r"(?:^|\s)tag:(\S+)", re.I)
+
+
 def _filters() -> dict:
+    """The inbox's filters from the query string; `keep`: those to carry into every link of the page
+    (view tabs, Load more, polling), so that they keep each other when combined and across tabs."""
     args = request.args
     view = args.get("view", "all")
     status = args.get("status", "open")
     queue = args.get("queue", type=int)
     q = args.get("q", "").strip()[:200]
+    tag = args.get("tag", "").strip()[:60]
+    found = _TAG_WORD.search(q)
+    if found:  # "tag:refund" in the search: the tag filter, and the rest of the words searched
+        tag = tag or found.group(1)
+        q = _TAG_WORD.sub(" ", q).strip()
+    try:
+        tag = normal_tag(tag)
+    except TagError:
+        tag = ""
+    priority = args.get("priority", type=int)
+    if priority not in PRIORITIES:
+        priority = None
+    assignee = args.get("assignee", type=int)
+    address = args.get("address", type=int)
+    unread = args.get("unread") == "1"
+    sort = "priority" if args.get("sort") == "priority" else ""
     # An older window of a search's matches ("Search older messages"); meaningless without a search.
     before = args.get("before", type=int) if q else None
-    return {"view": view, "status": status, "queue": queue, "q": q, "before": before}
+    keep = {k: v for k, v in {"status": status, "queue": queue, "q": q, "tag": tag, "priority": priority,
+                              "assignee": assignee, "address": address, "unread": "1" if unread else None,
+                              "sort": sort}.items() if v not in (None, "") or k == "status"}
+    return {"view": view, "status": status, "queue": queue, "q": q, "before": before, "tag": tag,
+            "priority": priority, "assignee": assignee, "address": address, "unread": unread, "sort": sort,
+            "keep": keep}
+
+
+def _inbox_filters(filters: dict) -> InboxFilters:
+    return InboxFilters(assignee_id=filters["assignee"], tag=filters["tag"], priority=filters["priority"],
+                        address_id=filters["address"], unread=filters["unread"], sort=filters["sort"])
+
+
+def _filter_choices() -> dict:
+    """The choices of the inbox's filters (the full page only)."""
+    return {"queues": queue_choices(current_user), **filter_choices(), "priority_choices": PRIORITY_CHOICES}
 
 
 @bp.route("/inbox/")
@@ -59,10 +103,11 @@ def index():
     try:
         page = list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
                           queue_id=filters["queue"], q=filters["q"], before=filters["before"],
-                          cursor=request.args.get("cursor"), after=request.args.get("after"))
+                          cursor=request.args.get("cursor"), after=request.args.get("after"),
+                          filters=_inbox_filters(filters))
     except InvalidAction as exc:
         return render("inbox/index.html", block="results", status=422, error=str(exc), page=None,
-                      filters=filters, queues=queue_choices(current_user))
+                      filters=filters, **_filter_choices())
     if request.args.get("after") is not None:
         block = "poll"
     elif request.args.get("cursor") or filters["before"] is not None:
@@ -74,7 +119,8 @@ def index():
     rows_html = Markup("".join(_row.many([(r, present.get(r.conversation.id, []), block == "poll")
                                           for r in page.rows])))
     return render("inbox/index.html", block=block, page=page, filters=filters, error=None, rows_html=rows_html,
-                  queues=queue_choices(current_user) if block == "results" and not is_htmx() else [])
+                  tabs_oob=block == "results" and is_htmx(),
+                  **(_filter_choices() if block == "results" and not is_htmx() else {"queues": []}))
 
 
 #: One inbox row's HTML: (InboxRow, the others viewing it, whether it came by polling).
@@ -104,6 +150,8 @@ def conversation(conversation_id: int):
 def _conversation_page(conversation_id: int, status: int = 200, **actions_extra):
     """The conversation page; `actions_extra` goes to the Actions card (an action's question, `ask`)."""
     detail = conversation_detail(current_user, conversation_id)
+    if detail.conversation.merged_into_id is not None:  # merged: its messages are in the other one now
+        return redirect(url_for("inbox.conversation", conversation_id=detail.conversation.merged_into_id))
     if detail.unseen and mark_seen(current_user.id, conversation_id, detail.conversation.last_message_at):
         db.session.commit()
     open_draft = None
@@ -113,10 +161,11 @@ def _conversation_page(conversation_id: int, status: int = 200, **actions_extra)
     images = open_draft is not None and images_asked()  # the open draft's "Show images"
     return conversation_response(render(
         "inbox/conversation.html", block="conversation", detail=detail, c=detail.conversation,
-        tiles=tiles(detail.messages), open_draft=open_draft,
+        tiles=tiles(detail.messages, detail.events), open_draft=open_draft,
         composer=composer_context(open_draft, show_images=images) if open_draft else None,
         last_id=max((m.id for m in detail.messages), default=0), status=status, **actions_extra,
-        **_action_forms(detail.conversation)), images)
+        events_after=max((e.id for e in detail.events), default=0),
+        **_action_forms(detail.conversation), **organize_context(detail.conversation, detail.earlier)), images)
 
 
 STATUS_CHOICES = [(s, s.title()) for s in STATUSES]
@@ -133,10 +182,20 @@ def _action_forms(conversation) -> dict:
 
 def _actions_response(conversation, status: int = 200, error: str | None = None, oob: bool = False, ask=None):
     """The Actions card; with `oob` (after a change), the header's status badge and the arrival card's
-    queue too, out of band; with `ask`, the question before overwriting a colleague's change."""
+    queue too, out of band, and the trail's new lines at the end of the thread; with `ask`, the
+    question before overwriting a colleague's change."""
+    new_lines = Markup("".join(event_html.many([(e,) for e in events_of(conversation.id, g.trail_mark)]))) \
+        if oob and g.get("trail_mark") is not None else ""
     return conversation_response(render(
         "inbox/conversation.html", block="actions", c=conversation, status=status, action_error=error, oob=oob,
-        ask=ask, **_action_forms(conversation)))
+        ask=ask, new_lines=new_lines, **_action_forms(conversation)))
+
+
+@bp.before_request
+def _trail_mark():
+    """Before a change: the newest line of any trail, so the answer can show the lines it added."""
+    if request.method == "POST":
+        g.trail_mark = last_event_id()
 
 
 def _ask_first(conversation, exc: actions.AskFirst, fields: dict):
@@ -336,9 +395,13 @@ def updates(conversation_id: int):
         mark_seen(current_user.id, conversation_id)
         db.session.commit()
     conversation = get_conversation(current_user, conversation_id)
+    # The trail's lines a colleague (or automation) added since `events` (the newest line shown).
+    events_after = request.args.get("events", type=int)
+    lines = events_of(conversation_id, events_after) if events_after is not None else []
     return conversation_response(render(
-        "inbox/conversation.html", block="updates", c=conversation, tiles=tiles(messages),
-        last_id=max([after] + [m.id for m in messages])))
+        "inbox/conversation.html", block="updates", c=conversation, tiles=tiles(messages, lines),
+        last_id=max([after] + [m.id for m in messages]),
+        events_after=max([events_after or 0] + [e.id for e in lines])))
 
 
 @bp.route("/inbox/c/<int:conversation_id>/presence", methods=["POST"])

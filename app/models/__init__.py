@@ -13,6 +13,7 @@ from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Inten
 from app.models.inbound import ForwardingConfirmation, InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 from app.models.publish import PublishRequest, PublishSettings
+from app.models.organize import ConversationEvent, ConversationTag
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
 from app.models.suppression import Suppression
@@ -35,4 +36,6 @@ __all__ = [
     "PublishRequest", "PublishSettings",
     # rich-text editor images
     "TemplateImage",
+    # organising conversations: the audit trail, tags
+    "ConversationEvent", "ConversationTag",
 ]

@@ -30,6 +30,10 @@ class Conversation(db.Model):
         Index("ix_conversations_queue_last", "queue_id", "last_message_at"),
         Index("ix_conversations_assignee_last", "assignee_id", "last_message_at"),
         Index("ix_conversations_contact", "contact_id"),
+        # The inbox's filters and sort (priority, address) and the snooze timer's sweep.
+        Index("ix_conversations_priority_last", "priority", "last_message_at", "id"),
+        Index("ix_conversations_address_last", "address_id", "last_message_at"),
+        Index("ix_conversations_snoozed", "snoozed_until"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,6 +59,12 @@ class Conversation(db.Model):
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Snooze ("Pending until …"): the status is pending until then, or until the customer answers
+    # (None with status pending); cron reopens it in the Mine view of `snoozed_by` when due.
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    snoozed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Merged into another conversation of the same customer: its page leads there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
 
     address = relationship("EmailAddress")
     contact: Mapped[Contact] = relationship()

@@ -71,6 +71,7 @@ from app.runtime import forwarding, metrics, senderauth, suppression
 from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, receiving_address
 from app.runtime.threading import find_conversation
+from app.runtime.trail import record_event
 from app.transactions import on_commit
 
 log = logging.getLogger(__name__)
@@ -378,7 +379,10 @@ def _store(address: PublishedAddress, item: RawItem, raw: bytes, parsed: ParsedM
     else:
         status = InboundStatus.THREADED.value
         if conversation.status in REOPEN_FROM:
+            record_event(conversation.id, "status", f"The customer answered: open again (was {conversation.status})",
+                         when=now, status="open", before=conversation.status)
             conversation.status = "open"
+            conversation.snoozed_until = conversation.snoozed_by_id = None  # "until the customer answers" too
         conversation.last_message_at = now
     message = _message(address, item, parsed, key, conversation.id, now)
     return IngestResult(status, message_row_id=message.id, conversation_id=conversation.id,

@@ -38,7 +38,21 @@ def find_conversation(address_id: int, *, in_reply_to: str | None, references: l
     """The conversation to add the message to and the rule that found it ("" when none).
 
     `automatic`: the message is an automatic reply, whose subject carries its own prefixes.
+    A conversation merged into another (`Conversation.merged_into_id`) leads to that one.
     """
+    found, rule = _find_conversation(address_id, in_reply_to=in_reply_to, references=references, subject=subject,
+                                     contact_id=contact_id, session_key=session_key, now=now,
+                                     window_days=window_days, automatic=automatic)
+    for _ in range(10):  # merged into one that was merged in turn; bounded
+        if found is None or found.merged_into_id is None:
+            break
+        found = db.session.get(Conversation, found.merged_into_id)
+    return found, rule
+
+
+def _find_conversation(address_id: int, *, in_reply_to: str | None, references: list[str], subject: str,
+                       contact_id: int | None, session_key: str | None, now: datetime,
+                       window_days: int, automatic: bool = False) -> tuple[Conversation | None, str]:
     ids = [i for i in ([in_reply_to] if in_reply_to else []) + list(reversed(references or [])) if i]
     ids = list(dict.fromkeys(ids))[:100]
 
