@@ -10,10 +10,12 @@ database with its WAL and SHM, the dev secret, logs, the embedded Redis's data
   `flask ingress`, `flask mail idle`, `rq worker` through `jobs`; `scripts/run` also
   says `umask 077` before it starts Redis and the rest.
 * `secure_instance(app)` (also from `create_app()`, once per process and folder, unless
-  `INSTANCE_CHECK` is off) walks `INSTANCE_DIR`, `BLOB_DIR`, `OUTBOX_DIR` and the SQLite
-  file's folder, takes the group and other bits off whatever has them (files and
+  `INSTANCE_CHECK` is off) walks `INSTANCE_DIR`, `BLOB_DIR` and `OUTBOX_DIR`, and looks at
+  the SQLite file with its `-wal`, `-shm` and `-journal` (never the rest of its folder, which
+  may be shared), takes the group and other bits off whatever has them (files and
   folders, never following symbolic links), and logs one warning naming what it fixed.
   A folder with more than `MAX_ENTRIES` entries is checked that far (the warning says so).
+  A shared folder (sticky bit, as /tmp) is never changed: set to one, the setting is reported.
 """
 from __future__ import annotations
 
@@ -43,6 +45,10 @@ def make_private(root: str | os.PathLike, limit: int = MAX_ENTRIES) -> tuple[lis
     root = Path(root)
     if not root.exists() or root.is_symlink():
         return fixed, False
+    if root.is_dir() and root.stat().st_mode & stat.S_ISVTX:
+        log.warning("%s is a shared folder (sticky bit, as /tmp): its modes are not changed; give Pigeonhole's "
+                    "files a folder of their own", root)
+        return fixed, False
     for path in _walk(root):
         seen += 1
         if seen > limit:
@@ -70,12 +76,14 @@ def _walk(root: Path):
 
 
 def private_paths(config) -> list[str]:
-    """The folders `secure_instance` checks, for this configuration."""
+    """The folders and files `secure_instance` checks, for this configuration: the private folders, and the
+    SQLite database's own files (not its folder, which may be shared with others)."""
     paths = [config.get("INSTANCE_DIR"), config.get("BLOB_DIR") if config.get("BLOB_STORE") == "dir" else None,
              config.get("OUTBOX_DIR")]
     url = config.get("SQLALCHEMY_DATABASE_URI") or ""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        paths.append(str(Path(url[len("sqlite:///"):].split("?", 1)[0]).parent))
+        database = url[len("sqlite:///"):].split("?", 1)[0]
+        paths += [database + suffix for suffix in ("", "-wal", "-shm", "-journal")]
     unique: list[str] = []
     for path in paths:
         if path and os.path.abspath(path) not in unique:

@@ -11,7 +11,7 @@ import smtplib
 import stat
 import subprocess
 
-from app.private_files import make_private, private_paths
+from app.private_files import make_private, private_paths, secure_instance
 from tests.servers import free_port, wait_for_port
 from tests.subprocess_env import ROOT, flask_cmd, flask_env
 
@@ -89,6 +89,27 @@ def test_make_private_leaves_symbolic_links_and_their_targets_alone(tmp_path):
 def test_the_checked_folders_follow_the_configuration(tmp_path):
     config = {"INSTANCE_DIR": str(tmp_path / "i"), "BLOB_STORE": "dir", "BLOB_DIR": str(tmp_path / "b"),
               "OUTBOX_DIR": "", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'd' / 'x.db'}"}
-    assert private_paths(config) == [str(tmp_path / "i"), str(tmp_path / "b"), str(tmp_path / "d")]
+    db = str(tmp_path / "d" / "x.db")
+    assert private_paths(config) == [str(tmp_path / "i"), str(tmp_path / "b"), db, db + "-wal", db + "-shm",
+                                     db + "-journal"]
     config.update(BLOB_STORE="db", SQLALCHEMY_DATABASE_URI="postgresql+psycopg://h/db")
     assert private_paths(config) == [str(tmp_path / "i")]
+
+
+def test_a_database_in_a_shared_folder_leaves_the_folder_and_its_other_files_alone(tmp_path):
+    """A bench with its SQLite file in /tmp made /tmp itself and everything under it owner-only."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    neighbour = shared / "someone-elses.txt"
+    neighbour.write_text("x")
+    os.chmod(neighbour, 0o644)
+    database = shared / "bench.db"
+    database.write_text("")
+    os.chmod(database, 0o644)
+    config = {"INSTANCE_DIR": str(tmp_path / "i"), "BLOB_STORE": "db", "OUTBOX_DIR": "",
+              "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"}
+    assert secure_instance(config) == [str(database)]
+    assert mode(shared) == 0o1777 and mode(neighbour) == 0o644 and mode(database) == 0o600
+    # Named as a private folder itself, a sticky folder is still left alone.
+    assert make_private(shared) == ([], False) and mode(shared) == 0o1777
