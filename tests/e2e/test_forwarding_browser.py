@@ -79,7 +79,7 @@ def test_the_wizards_review_shows_how_to_forward_and_links_the_page(app, db, adm
     row_menu(page, PLATFORM).get_by_role("link", name="Edit").click()
     for step in ("design", "review"):
         page.get_by_role("button", name="Next").click()
-        expect(page).to_have_url(re.compile(rf"/channels/email/setup/\d+/{step}$"))
+        expect(page).to_have_url(re.compile(rf"/channels/email/setup/[\w-]+/{step}$"))
     summary = page.get_by_text(f"How to forward sales@acme.example to {PLATFORM}")
     summary.click()
     expect(page.get_by_role("heading", name=re.compile("^Google Workspace and Gmail"))).to_be_visible()

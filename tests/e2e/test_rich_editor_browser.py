@@ -6,6 +6,7 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from app.models.channels import AddressSetup
 from tests.e2e.conftest import PNG
@@ -36,7 +37,7 @@ def design_step(page):
     page.get_by_role("group", name="Send contact card (.VCF)").get_by_label("No").check()
     page.get_by_role("group", name="Enable Channel").get_by_label("Yes").check()
     page.get_by_role("button", name="Next").click()
-    expect(page).to_have_url(re.compile(r"/channels/email/setup/\d+/design$"))
+    expect(page).to_have_url(re.compile(r"/channels/email/setup/[\w-]+/design$"))
     page.get_by_label("Email Template Design (Optional)").check()
 
 
@@ -129,9 +130,9 @@ def test_rich_editor_bold_link_image_html_view_save_and_preview(admin_page, uniq
     dialog.get_by_role("button", name="Save Header").click()
     expect(dialog).to_be_hidden()
     expect(page.get_by_text("Header saved.")).to_be_visible()
-    setup_id = int(re.search(r"/setup/(\d+)/", page.url).group(1))
+    setup_id = re.search(r"/setup/([\w-]+)/", page.url).group(1)
     db.session.expire_all()
-    stored = db.session.get(AddressSetup, setup_id).values["header_html"]
+    stored = db.session.scalar(select(AddressSetup).where(AddressSetup.token == setup_id)).values["header_html"]
     assert re.search(r"<b><span style=\"[^\"]*\">Hello \{\{ customer_name \}\}</span></b>", stored) and 'href="https://acme.example/guide"' in stored
     assert "text-align:center" in stored.replace(" ", "") and '<font color="#cc0000">' in stored
     assert "background-color:rgb(34,34,68)" in stored.replace(" ", "")

@@ -93,7 +93,7 @@ def test_the_editor_shows_our_url_and_the_header_stores_cid_and_keeps_the_backgr
         f'{DARK}<p><img src="{url}" alt="Logo"><img src="https://tracker.example/p.gif" alt="remote">'
         f'<img src="data:image/gif;base64,{gif}" alt="pasted"></p>')})
     assert saved.status_code == 204, saved.get_data(as_text=True)
-    stored = db.session.get(AddressSetup, int(base.rsplit("/", 1)[1])).values["header_html"]
+    stored = db.session.scalar(select(AddressSetup).where(AddressSetup.token == base.rsplit("/", 1)[1])).values["header_html"]
     pasted = db.session.scalar(select(TemplateImage.sha256).where(TemplateImage.content_type == "image/gif"))
     assert stored == ('<div style="background:#1d2330;color:#ffffff;padding:8px">Acme Support</div>'
                       f'<p><img src="cid:{content_id(sha)}" alt="Logo"><img src="cid:{content_id(pasted)}" '
@@ -129,7 +129,7 @@ def test_preview_and_the_sent_reply_carry_the_same_header_and_the_image_inline(a
         sha = url.rsplit("/", 1)[1]
         client.post(f"{base}/design/header", data={"csrf_token": token, "html": (
             f'{DARK}<p>Hello {{{{ customer_name }}}} <img src="{url}" alt="Logo"></p>')})
-        setup = db.session.get(AddressSetup, int(base.rsplit("/", 1)[1]))
+        setup = db.session.scalar(select(AddressSetup).where(AddressSetup.token == base.rsplit("/", 1)[1]))
         preview = render_preview(setup, {"template_enabled": True}, store=False).html
         assert client.post(f"{base}/review", data={"csrf_token": token}).status_code == 303
         address = db.session.scalar(select(EmailAddress).where(EmailAddress.address.startswith("design@")))
