@@ -131,23 +131,26 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         raise InvalidAction(f"Unknown view {view!r}.")
     if status and status not in STATUSES:
         raise InvalidAction(f"Unknown status {status!r}.")
-    where, params = ["1 = 1"], {"user_id": user.id, "page_limit": limit + 1}
+    # The conversation filters, over `conversations` here and over `conversations c` inside a search's window.
+    filters, params = ["1 = 1"], {"user_id": user.id, "page_limit": limit + 1}
     if not user.has_role(Role.SUPERVISOR):
-        where.append(VISIBLE_SQL.format(c=""))
+        filters.append(VISIBLE_SQL)
     if view == "mine":
-        where.append("assignee_id = :user_id")
+        filters.append("{c}assignee_id = :user_id")
     elif view == "unassigned":
-        where.append("assignee_id IS NULL")
+        filters.append("{c}assignee_id IS NULL")
     if status:
-        where.append("status = :status")
+        filters.append("{c}status = :status")
         params["status"] = status
     if queue_id:
-        where.append("queue_id = :queue_id")
+        filters.append("{c}queue_id = :queue_id")
         params["queue_id"] = queue_id
+    where = [f.format(c="") for f in filters]
     with_clause, window = "", "NULL, NULL"
     searching = bool(q and q.strip())
     if searching:
-        with_clause, sql, search_params = matching_conversations_sql(q, before)
+        with_clause, sql, search_params = matching_conversations_sql(
+            q, before, " AND ".join(f.format(c="c.") for f in filters))
         where.append(f"id IN ({sql})")
         params.update(search_params)
         window = WINDOW_COLUMNS
@@ -168,7 +171,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
             size, end = records[0][-2:]
         else:  # nothing of this window to show (not the user's, or filtered out): its size alone
             size, end = db.session.execute(text(f"{with_clause} SELECT count(*), min(id) FROM search_window"),
-                                           {k: v for k, v in params.items() if k.startswith("search_")}).one()
+                                           {k: v for k, v in params.items() if f":{k}" in with_clause}).one()
         older_matches = end if size and size >= params["search_cap"] else None
     return InboxPage(
         rows=rows,

@@ -116,7 +116,7 @@ def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, 
 
     assert found("umbrella") == {a.id}
     assert found("snapped handle") == {a.id}
-    assert found("inv") == set() and found("inv*") == {b.id}  # whole words, or a prefix when asked
+    assert found("inv") == {b.id} == found("inv*")  # every word is a prefix
     assert found("4711") == {b.id}
     assert found("zoe@customer.example") == {a.id}
     assert found("zoe") == {a.id} and found("zo") == {a.id}  # the customer's address by its start
@@ -171,15 +171,58 @@ def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
     assert [r.conversation.id for r in first.rows][:1] == [by_address.id]  # newest activity first, as ever
     assert {r.conversation.id for r in first.rows} == {by_address.id, convs[0].id, convs[5].id, convs[4].id}
     assert list_inbox(agent, q="nothing-matches", status=None).older_matches is None
-    # A window whose conversations are all another queue's still leads on to the older ones.
+    # Another queue's match never takes a place in a window: the window below convs[1]'s match is
+    # convs[0]'s oldest message (the hidden conversation's match between them is not the agent's).
     monkeypatch.setattr(search, "MAX_MATCHES", 1)
     page = list_inbox(agent, q="gizmo", status=None, before=convs[1].messages[0].id)
-    assert page.rows == [] and page.older_matches is not None  # only the hidden conversation's match here
     # The oldest match is convs[0]'s first message; convs[0] was listed by its newest: not again.
-    page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
     assert page.rows == [] and page.older_matches == convs[0].messages[0].id
     page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
     assert page.rows == [] and page.older_matches is None  # nothing older: the end
+
+
+def test_search_window_holds_only_the_agents_matches(app, db, world, monkeypatch):
+    """The first page of a search shows the agent's newest matches even when far more matching
+    messages are in conversations the agent may not see (or the list filters out)."""
+    from app.inbox import search
+
+    monkeypatch.setattr(search, "MAX_MATCHES", 3)
+    agent = world["agent"]
+    mine = make_conversation(queue=world["queue"], address=world["address"], subject="Mine",
+                             when=NOW - timedelta(hours=2))
+    make_message(mine, text="The sprocket is loose.", when=NOW - timedelta(hours=2))
+    resolved = make_conversation(queue=world["queue"], address=world["address"], subject="Done", status="resolved")
+    for i in range(5):
+        hidden = make_conversation(queue=world["secret"], address=world["address"], subject=f"Theirs {i}")
+        make_message(hidden, text="Another sprocket story.")
+        make_message(resolved, text="Sprocket again.")
+    db.session.commit()
+    page = list_inbox(agent, q="sprocket", status=None)  # newest: the hidden ones, then resolved's five
+    assert [r.conversation.id for r in page.rows] == [resolved.id] and page.older_matches is not None
+    page = list_inbox(agent, q="sprocket", status="open")  # the list's own filters apply inside too
+    assert [r.conversation.id for r in page.rows] == [mine.id] and page.older_matches is None
+
+
+def test_search_finds_prefixes_unspaced_scripts_and_attachment_names(app, db, world):
+    agent = world["agent"]
+    refund = make_conversation(queue=world["queue"], address=world["address"], subject="Money back")
+    make_message(refund, text="I would like a refund, please.")
+    japanese = make_conversation(queue=world["queue"], address=world["address"], subject="ご注文について")
+    make_message(japanese, text="商品の配送状況を教えてください。")
+    files = make_conversation(queue=world["queue"], address=world["address"], subject="Papers")
+    make_message(files, text="See attached.", attachments=[("Invoice_4711-final.PDF", "application/pdf", b"%PDF")])
+    db.session.commit()
+
+    def found(q):
+        return {r.conversation.id for r in list_inbox(agent, q=q, status=None).rows}
+
+    assert found("refun") == {refund.id} == found("REFUND please")
+    assert found("配送") == {japanese.id} == found("注文")  # in the middle of a run of characters
+    assert found("配送 教えて") == {japanese.id} and found("配送 refund") == set()
+    assert found("invoice_4711") == {files.id} == found("final.pdf") == found("invoice pdf")
+    assert found("4711-final") == {files.id}
+    assert found("invoice zzz") == set()
+    assert found("vo_c") == set()  # LIKE's "_" is a plain character here, not "any one"
 
 
 def test_reply_reply_all_and_forward_drafts(app, db, world):

@@ -48,6 +48,15 @@ def test_inbox_page_fragment_and_422(client, ws):
     assert client.get("/inbox/?cursor=x~y", headers=ws["h"]).status_code == 422
 
 
+def test_search_box_says_what_it_searches_and_finds_a_prefix(client, ws):
+    html = client.get("/inbox/").get_data(as_text=True)
+    assert 'placeholder="Words, customer address or file name"' in html
+    found = client.get("/inbox/?q=hel&status=", headers=ws["h"]).get_data(as_text=True)  # "Hello there"
+    assert "Carol Customer" in found and "No conversation matches" not in found
+    by_file = client.get("/inbox/?q=report.html&status=", headers=ws["h"]).get_data(as_text=True)
+    assert "Carol Customer" in by_file
+
+
 def test_inbox_page_costs_the_same_few_queries_for_any_number_of_rows(client, ws, db):
     """One statement for the rows with their snippets and markers, one for the queue filter, and
     the signed-in user: no query per row (and none per marker) whatever the page holds."""
