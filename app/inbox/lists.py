@@ -97,7 +97,8 @@ SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, 
   (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
    AND coalesce(m.classification, '') <> 'auto_reply' ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
   (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
-  EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_draft,
+  EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id AND NOT d.blank)
+    AS has_draft,
   EXISTS (SELECT 1 FROM messages f WHERE f.conversation_id = c.id AND f.delivery_status IN ('failed', 'bounced'))
     AS failed,
   {window}
@@ -214,15 +215,19 @@ def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
             inner = inner.where(seen)
         return db.session.scalar(select(func.count()).select_from(inner.limit(cap + 1).subquery())) or 0
 
-    drafts = db.session.scalar(select(func.count()).select_from(Draft).where(Draft.author_id == user.id))
+    drafts = db.session.scalar(select(func.count()).select_from(Draft).where(Draft.author_id == user.id,
+                                                                             Draft.blank.is_(False)))
     return {"all": capped(), "mine": capped(Conversation.assignee_id == user.id),
             "unassigned": capped(Conversation.assignee_id.is_(None)), "drafts": drafts or 0}
 
 
-def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Draft]:
-    """The user's drafts, newest first (of one conversation when given)."""
+def list_drafts(user: User | int, conversation_id: int | None = None, blank: bool = False) -> list[Draft]:
+    """The user's drafts, newest first (of one conversation when given); blank ones (composers
+    opened and left, `app.inbox.drafts`) only with `blank`."""
     user = get_user(user)
     query = select(Draft).where(Draft.author_id == user.id).order_by(Draft.updated_at.desc(), Draft.id.desc())
+    if not blank:
+        query = query.where(Draft.blank.is_(False))
     if conversation_id is not None:
         query = query.where(Draft.conversation_id == conversation_id)
     return list(db.session.scalars(query))

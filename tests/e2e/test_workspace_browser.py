@@ -20,12 +20,16 @@ from tests.factories import (PASSWORD, make_address, make_conversation, make_mes
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("unique_ids")]
 
 
-def sign_in(page, email):
+def sign_in(page, email, view="all"):
+    """Sign in, then open the inbox's `view` (an agent lands on "Mine"; these tests work from All)."""
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    if view:
+        page.goto(f"/inbox/?view={view}")
+        expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     # The tabs' counts come by htmx once it has bound the page: typing before that would be lost.
     expect(page.locator("#view-tabs .count").first).to_be_visible()
 

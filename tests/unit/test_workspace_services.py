@@ -95,7 +95,10 @@ def test_rows_carry_snippet_unread_draft_and_failure_markers(app, db, world):
     row = list_inbox(agent).rows[0]
     assert row.snippet == "First words of the customer" and row.unread and not row.has_draft
     mark_seen(agent.id, conv.id)
-    start_draft(agent, conv.id, "reply")
+    draft = start_draft(agent, conv.id, "reply")
+    db.session.commit()
+    assert not list_inbox(agent).rows[0].has_draft  # a composer opened, nothing written: no marker
+    save_draft(agent, draft.id, body="<p>Dear Carol,</p>")
     make_message(conv, direction="out", text="ours", delivery_status="failed", delivery_error="550 no such user",
                  when=NOW - timedelta(minutes=40))
     db.session.commit()
@@ -225,6 +228,38 @@ def test_search_finds_prefixes_unspaced_scripts_and_attachment_names(app, db, wo
     assert found("vo_c") == set()  # LIKE's "_" is a plain character here, not "any one"
 
 
+def test_a_composer_opened_and_left_is_not_a_draft(app, db, world, monkeypatch):
+    """A blank draft (nothing written) is not listed, counted or marked; writing makes it a draft,
+    erasing it all makes it blank again; the author's next composer discards blank ones left."""
+    from app.inbox import drafts
+
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"])
+    make_message(conv, text="Where is it?")
+    reply = start_draft(agent, conv.id, "reply")
+    forward = start_draft(agent, conv.id, "forward")
+    new = start_new_mail(agent)
+    db.session.commit()
+    assert reply.blank and forward.blank and new.blank  # the forwarded text is not the agent's
+    assert list_drafts(agent) == [] and view_counts(agent)["drafts"] == 0
+    save_draft(agent, forward.id, body=forward.body)  # saved as it opened: still nothing written
+    save_draft(agent, new.id, to="zed@example.com", subject="Hello")  # no message yet: as Close judges it
+    assert forward.blank and new.blank
+    save_draft(agent, reply.id, body="<p>Dear Carol,</p>")
+    save_draft(agent, forward.id, to="warehouse@logistics.example")
+    db.session.commit()
+    assert {d.id for d in list_drafts(agent)} == {reply.id, forward.id} and view_counts(agent)["drafts"] == 2
+    save_draft(agent, reply.id, body="<p><br></p>")  # all erased
+    db.session.commit()
+    assert reply.blank and [d.id for d in list_drafts(agent)] == [forward.id]
+    # Left untouched long enough, blank drafts go when the author opens another composer.
+    monkeypatch.setattr(drafts, "BLANK_DRAFT_MINUTES", 0)
+    latest = start_draft(agent, conv.id, "reply")
+    db.session.commit()
+    left = {d.id for d in list_drafts(agent, blank=True)}
+    assert left == {forward.id, latest.id}  # reply and new (blank) discarded; the written forward kept
+
+
 def test_reply_reply_all_and_forward_drafts(app, db, world):
     agent = world["agent"]
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
@@ -244,7 +279,8 @@ def test_reply_reply_all_and_forward_drafts(app, db, world):
     save_draft(agent, forward.id, forward_included=set())
     assert forward.attachments[0]["included"] is False
     db.session.commit()
-    assert len(list_drafts(agent, conv.id)) == 3  # several drafts per conversation
+    assert len(list_drafts(agent, conv.id, blank=True)) == 3  # several drafts per conversation
+    assert list_drafts(agent, conv.id) == [forward]  # the others hold nothing written yet
     with pytest.raises(InvalidAction):
         start_draft(agent, conv.id, "shout")
     with pytest.raises(NotFound):

@@ -136,6 +136,10 @@ def test_arrival_card_earlier_conversations_flow_runs_and_drafts(client, db, set
     db.session.commit()
     headers = {**htmx_headers, "X-CSRFToken": setup["token"]}
     client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=headers)
+    blank = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)  # a composer opened and left: not listed
+    assert "Reply to carol@example.com" not in blank and "No drafts in this conversation." in blank
+    draft = db.session.scalar(db.select(Draft).where(Draft.conversation_id == conv.id))
+    client.post(f"/inbox/drafts/{draft.id}", data={"body": "<p>Dear Carol,</p>"}, headers=headers)
     page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
     assert "Earlier conversations (1)" in page and "An older question" in page and f"/inbox/c/{older.id}" in page
     assert "Not for this agent" not in page
