@@ -79,7 +79,7 @@ def save_draft(draft_id: int):
     draft = _save_from_form(draft_id)
     closing = request.form.get("close") == "1"
     conversation_id = draft.conversation_id
-    if closing and inbox_drafts.is_empty(draft):
+    if closing and draft.blank:  # nothing written (a Forward as it opened): no draft to keep
         inbox_drafts.delete_draft(current_user, draft_id)
         draft = None
     db.session.commit()
