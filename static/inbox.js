@@ -3,7 +3,7 @@
  * - the composer's editor (contenteditable, bold/italic/lists/link), kept in its hidden field;
  * - drafts kept in this browser too until the server confirms them (dropped connection, reload);
  * - Standard Responses: the picker (button or "/" in the editor), Replace / Append (with subject);
- * - recipient suggestions, drag-and-drop attachments, "Send" enabled when the mail is complete;
+ * - recipient fields as ARIA comboboxes (suggestions), drag-and-drop attachments, "Send" enabled when the mail is complete;
  * - dialogs loaded by hx-get, expand/collapse all tiles, de-duplicated polled rows and tiles;
  * - presence: tells the server whether a composer is open.
  * No inline script anywhere (CSP script-src 'self').
@@ -289,27 +289,107 @@
     if (first) first.click();
   });
 
-  /* Recipient suggestions: choosing one puts the address in place of what is being typed.
-   * The mouse chooses on mousedown (the field keeps its focus, and a list refreshed between
-   * press and release cannot swallow the choice); the keyboard through the button's click. */
-  document.addEventListener("mousedown", function (e) {
-    var button = e.target.closest ? e.target.closest(".suggestion") : null;
-    if (!button || e.button !== 0) return;
-    e.preventDefault();
-    chooseSuggestion(button);
-  });
-  document.addEventListener("click", function (e) {
-    var button = e.target.closest ? e.target.closest(".suggestion") : null;
-    if (button && e.detail === 0) chooseSuggestion(button);
+  /* Recipient fields are ARIA comboboxes (WAI-ARIA 1.2 "list autocomplete"): the field
+   * (role=combobox) controls its `.suggestions` (role=listbox) that htmx fills with options.
+   * ArrowDown / ArrowUp move the active option (aria-activedescendant, aria-selected), Enter
+   * chooses it, Escape closes the list, Tab leaves it closed. Choosing puts the address in place
+   * of what is being typed. The mouse chooses on mousedown (the field keeps its focus, and a list
+   * refreshed between press and release cannot swallow the choice).
+   *
+   * The addresses are checked (the field's `recipients-check` event) when the field is left
+   * (htmx's blur), when a separator ("," or ";") is typed or a suggestion chosen, and while an
+   * error is shown (so it goes as soon as the address is right), never at each key of a half-typed
+   * address. */
+  function listOf(input) { return document.getElementById(input.getAttribute("aria-controls")); }
+  function optionsOf(list) { return list ? $all('[role="option"]', list) : []; }
+  function comboOf(list) { return $('[aria-controls="' + list.id + '"]'); }
+
+  function setActive(input, option) {
+    optionsOf(listOf(input)).forEach(function (o) { o.setAttribute("aria-selected", o === option ? "true" : "false"); });
+    if (option) {
+      input.setAttribute("aria-activedescendant", option.id);
+      option.scrollIntoView({ block: "nearest" });
+    } else {
+      input.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function closeList(input) {
+    var list = listOf(input);
+    if (list) { list.innerHTML = ""; list.hidden = true; }
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+  }
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var list = e.detail.target;
+    if (!list || !list.classList || !list.classList.contains("suggestions")) return;
+    var input = comboOf(list);
+    var open = optionsOf(list).length > 0 && input === document.activeElement;
+    list.hidden = !open;
+    if (!open) list.innerHTML = "";
+    if (input) {
+      input.setAttribute("aria-expanded", open ? "true" : "false");
+      input.removeAttribute("aria-activedescendant");
+    }
   });
 
-  function chooseSuggestion(button) {
-    var composer = composerOf(button);
-    var input = $('[name="' + button.getAttribute("data-field") + '"]', formOf(composer));
-    var parts = input.value.split(",");
-    parts[parts.length - 1] = " " + button.getAttribute("data-address");
+  var checkTimers = {};
+  function checkSoon(input, wait) {
+    clearTimeout(checkTimers[input.id]);
+    checkTimers[input.id] = setTimeout(function () { htmx.trigger(input, "recipients-check"); }, wait);
+  }
+
+  document.addEventListener("input", function (e) {
+    var input = e.target;
+    if (!input.classList || !input.classList.contains("recipients")) return;
+    var value = input.value;
+    var error = document.getElementById(input.getAttribute("aria-describedby"));
+    if (/[,;]\s*$/.test(value)) checkSoon(input, 0);  // a separator: the addresses before it are whole
+    else if (error && $(".field-error", error)) checkSoon(input, 400);  // an error shown: check as it is fixed
+  });
+
+  document.addEventListener("keydown", function (e) {
+    var input = e.target;
+    if (!input.classList || !input.classList.contains("recipients") || e.altKey || e.ctrlKey || e.metaKey) return;
+    var list = listOf(input);
+    var options = optionsOf(list);
+    var open = input.getAttribute("aria-expanded") === "true" && options.length > 0;
+    var active = document.getElementById(input.getAttribute("aria-activedescendant") || "");
+    var at = options.indexOf(active);
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      if (!open) return;
+      e.preventDefault();
+      var step = e.key === "ArrowDown" ? 1 : -1;
+      var next = at < 0 ? (step > 0 ? 0 : options.length - 1) : (at + step + options.length) % options.length;
+      setActive(input, options[next]);
+    } else if (e.key === "Enter") {
+      if (!open || at < 0) return;
+      e.preventDefault();
+      chooseSuggestion(active);
+    } else if (e.key === "Escape") {
+      if (!open) return;
+      e.preventDefault();  // closes the list only, not the composer
+      closeList(input);
+    } else if (e.key === "Tab") {
+      if (open) closeList(input);
+    }
+  });
+
+  document.addEventListener("mousedown", function (e) {
+    var option = e.target.closest ? e.target.closest(".suggestion") : null;
+    if (!option || e.button !== 0) return;
+    e.preventDefault();
+    chooseSuggestion(option);
+  });
+
+  function chooseSuggestion(option) {
+    var composer = composerOf(option);
+    var input = $('[name="' + option.getAttribute("data-field") + '"]', formOf(composer));
+    var parts = input.value.split(/[,;]/);
+    parts[parts.length - 1] = " " + option.getAttribute("data-address");
     input.value = parts.map(function (p) { return p.trim(); }).filter(Boolean).join(", ") + ", ";
-    button.closest(".suggestions").innerHTML = "";
+    closeList(input);
     input.focus();
     input.dispatchEvent(new Event("input", { bubbles: true }));
   }

@@ -185,7 +185,7 @@ def suggest():
     q = request.args.get("q", "")
     for field in ("to", "cc", "bcc"):
         if field in request.args:
-            q = request.args[field].split(",")[-1]
+            q = request.args[field].replace(";", ",").split(",")[-1]  # the address being typed
     field = request.args.get("field", "to")
     if field not in ("to", "cc", "bcc"):
         return render("inbox/_composer_parts.html", block="suggestions", contacts=[], field="to", status=422)

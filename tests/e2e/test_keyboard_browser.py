@@ -150,3 +150,63 @@ def test_reply_keys_send_close_resolve_and_assign(page, db, app, workspace, redi
     db.session.refresh(conv)
     assert conv.status == "resolved" and conv.assignee.name == "Alex Agent"
     assert page.js_errors == []
+
+
+def test_recipients_are_an_aria_combobox_checked_when_left_or_separated(page, db, workspace):  # noqa: F811
+    conv = workspace["conv"]
+    make_conversation(queue=conv.queue, address=conv.address, contact_email="carla@example.com",
+                      contact_name="Carla Client")
+    db.session.commit()
+    sign_in(page, "alex@example.test")
+    page.goto(f"/inbox/c/{conv.id}")
+    page.locator(".compose-bar").get_by_role("button", name="Forward").click()
+    to = page.get_by_role("combobox", name="To", exact=True)
+    expect(to).to_have_attribute("aria-expanded", "false")
+    listbox_id = to.get_attribute("aria-controls")
+    to.click()
+    page.keyboard.type("car")
+    listbox = page.locator(f"#{listbox_id}")
+    expect(listbox).to_have_attribute("role", "listbox")
+    options = listbox.get_by_role("option")
+    expect(options).to_have_count(2)
+    expect(to).to_have_attribute("aria-expanded", "true")
+    expect(page.locator(".recipient-error").first).to_be_empty()  # "car" is half typed: no error yet
+
+    page.keyboard.press("ArrowDown")
+    first_id = options.nth(0).get_attribute("id")
+    expect(to).to_have_attribute("aria-activedescendant", first_id)
+    expect(options.nth(0)).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("ArrowDown")
+    expect(to).to_have_attribute("aria-activedescendant", options.nth(1).get_attribute("id"))
+    expect(options.nth(0)).to_have_attribute("aria-selected", "false")
+    page.keyboard.press("ArrowDown")  # wraps to the first
+    expect(to).to_have_attribute("aria-activedescendant", first_id)
+    page.keyboard.press("ArrowUp")
+    chosen = options.nth(1).get_attribute("data-address")
+    page.keyboard.press("Enter")
+    expect(to).to_have_value(f"{chosen}, ")
+    expect(to).to_have_attribute("aria-expanded", "false")
+    expect(to).not_to_have_attribute("aria-activedescendant", re.compile("."))
+    expect(page.locator(".composer")).to_have_count(1)  # Enter chose; it did not submit or close anything
+
+    # A half-typed address waits; a separator checks what came before it.
+    page.keyboard.type("bad@")
+    page.wait_for_timeout(900)
+    expect(page.locator(".recipient-error").first).to_be_empty()
+    page.keyboard.type(",")
+    expect(page.locator(".recipient-error").first).to_contain_text("“bad@” is not a valid email address")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("example.com")  # while an error shows, it goes once the address is right
+    expect(page.locator(".recipient-error").first).to_be_empty()
+
+    # Escape closes the list, not the composer; leaving the field checks it.
+    page.keyboard.type(", carl")
+    expect(to).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")
+    expect(to).to_have_attribute("aria-expanded", "false")
+    expect(listbox).to_be_hidden()
+    expect(page.locator(".composer")).to_have_count(1)
+    page.keyboard.type("@")
+    page.keyboard.press("Tab")
+    expect(page.locator(".recipient-error").first).to_contain_text("“carl@” is not a valid email address")
+    assert page.js_errors == []

@@ -315,6 +315,8 @@ def test_recipient_check_suggestions_picker_and_insert(client, ws, db):
     assert client.post("/inbox/recipients/check", data={"field": "from"}, headers=h).status_code == 422
     suggestions = client.get("/inbox/contacts/suggest?field=to&to=x@y.example, car", headers=h).get_data(as_text=True)
     assert "Carol Customer &lt;carol@example.com&gt;" in suggestions
+    assert 'role="option"' in suggestions and 'id="to-option-0-1"' in suggestions and 'aria-selected="false"' in suggestions
+    assert "Carol" in client.get("/inbox/contacts/suggest?field=to&to=x@y.example; car", headers=h).get_data(as_text=True)
     assert client.get("/inbox/contacts/suggest?field=zz&q=car", headers=h).status_code == 422
 
     client.post(f"/inbox/c/{ws['conv'].id}/compose", data={"kind": "reply"}, headers=h)
