@@ -5,7 +5,8 @@
  * - Standard Responses: the picker (button or "/" in the editor), Replace / Append (with subject);
  * - recipient fields as ARIA comboboxes (suggestions), drag-and-drop attachments, "Send" enabled when the mail is complete;
  * - dialogs loaded by hx-get, expand/collapse all tiles, de-duplicated polled rows and tiles;
- * - presence: tells the server whether a composer is open.
+ * - presence: tells the server whether a composer is open;
+ * - relative times in lists, mail frames sized to their content, quoted history folded.
  * No inline script anywhere (CSP script-src 'self').
  */
 (function () {
@@ -131,6 +132,8 @@
   }
 
   function initAll(root) {
+    refreshTimes(root);
+    sizeFrames(root);
     $all(".composer", root).forEach(initComposer);
     if (root.classList && root.classList.contains("composer")) initComposer(root);
     setPresenceReplying();
@@ -296,8 +299,7 @@
    * of what is being typed. The mouse chooses on mousedown (the field keeps its focus, and a list
    * refreshed between press and release cannot swallow the choice).
    *
-   * The addresses are checked (the field's `recipients-check` event) when the field is left
-   * (htmx's blur), when a separator ("," or ";") is typed or a suggestion chosen, and while an
+   * The addresses are checked (`checkRecipients`) when the field is left, when a separator ("," or ";") is typed or a suggestion chosen, and while an
    * error is shown (so it goes as soon as the address is right), never at each key of a half-typed
    * address. */
   function listOf(input) { return document.getElementById(input.getAttribute("aria-controls")); }
@@ -334,11 +336,38 @@
     }
   });
 
-  var checkTimers = {};
+  /* A check posts the field's value as it is now; only the answer to the latest check is shown
+     (an older one arriving late never overwrites it), and the same value is not checked twice. */
+  var checkTimers = {}, checkSeq = {};
   function checkSoon(input, wait) {
     clearTimeout(checkTimers[input.id]);
-    checkTimers[input.id] = setTimeout(function () { htmx.trigger(input, "recipients-check"); }, wait);
+    checkTimers[input.id] = setTimeout(function () { checkRecipients(input); }, wait);
   }
+
+  function checkRecipients(input) {
+    var value = input.value;
+    if (input.getAttribute("data-checked") === value) return;
+    input.setAttribute("data-checked", value);
+    var seq = (checkSeq[input.id] || 0) + 1;
+    checkSeq[input.id] = seq;
+    var body = new URLSearchParams();
+    body.append("field", input.getAttribute("data-field"));
+    body.append(input.name, value);
+    fetch(input.getAttribute("data-check-url"), {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" }
+    }).then(function (r) { return r.text(); }).then(function (html) {
+      if (checkSeq[input.id] !== seq) return;
+      var out = document.getElementById(input.getAttribute("aria-describedby"));
+      if (out) out.innerHTML = html;
+      if ($(".field-error", out)) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    }).catch(function () { input.removeAttribute("data-checked"); });  // offline: checked again later
+  }
+
+  document.addEventListener("focusout", function (e) {
+    var input = e.target;
+    if (input.classList && input.classList.contains("recipients") && !input.readOnly) checkSoon(input, 0);
+  });
 
   document.addEventListener("input", function (e) {
     var input = e.target;
@@ -435,6 +464,88 @@
     e.preventDefault();
     closeDialog(dialog);
   }, true);
+
+  /* --- Relative times in lists ------------------------------------------------------------
+   * A list's <time class="relative"> reads "3 min ago" (the server wrote the exact local time;
+   * its title keeps the exact time in the agent's profile zone for the hover). Beyond a week the
+   * exact date stays. Refreshed every 30 s and after every swap. */
+  function relativeText(then, now) {
+    var minutes = Math.floor((now - then) / 60000);
+    if (minutes < 1) return "just now";
+    if (minutes < 60) return minutes + " min ago";
+    var hours = Math.floor(minutes / 60);
+    if (hours < 24) return hours + " h ago";
+    var days = Math.floor(hours / 24);
+    if (days === 1) return "yesterday";
+    if (days < 7) return days + " days ago";
+    return null;
+  }
+
+  function refreshTimes(root) {
+    var now = Date.now();
+    $all("time.relative", root).forEach(function (el) {
+      if (!el.hasAttribute("data-exact")) el.setAttribute("data-exact", el.textContent);
+      var then = Date.parse(el.getAttribute("datetime"));
+      var text = isNaN(then) ? null : relativeText(then, now);
+      el.textContent = text || el.getAttribute("data-exact");
+    });
+  }
+  setInterval(function () { refreshTimes(document); }, 30000);
+
+  /* --- Mail frames sized to their content ---------------------------------------------------
+   * A message's frame is sandboxed without scripts but same-origin, so the page measures its
+   * document and gives the frame that height: no scrollbar inside, a long mail grows the page.
+   * Sized again when its images load, when its tile opens, and when the window is resized. */
+  function sizeFrame(frame) {
+    var doc;
+    try { doc = frame.contentDocument; } catch (err) { return; }
+    if (!doc || !doc.documentElement || !doc.body || !frame.getClientRects().length) return;
+    doc.documentElement.style.overflow = "hidden";  // CSSOM, not a style attribute: allowed by the CSP
+    frame.classList.add("sized");  // no minimum height from here on
+    frame.style.height = "0px";  // measure the content alone: a document is at least as tall as its frame
+    var height = Math.max(doc.documentElement.scrollHeight, doc.body.scrollHeight);
+    frame.style.height = height + "px";
+  }
+
+  function sizeFrames(root) { $all("iframe.mail-frame", root).forEach(sizeFrame); }
+
+  document.addEventListener("load", function (e) {
+    // (A frame's load comes after its images.)
+    if (e.target && e.target.matches && e.target.matches("iframe.mail-frame")) sizeFrame(e.target);
+  }, true);
+  document.addEventListener("toggle", function (e) {
+    if (e.target && e.target.open) sizeFrames(e.target);
+  }, true);
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { sizeFrames(document); }, 150);
+  });
+
+  /* --- Quoted history: "Show quoted text" loads it once, then shows and hides it ------------ */
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var button = e.detail.elt;
+    if (!button.classList || !button.classList.contains("quote-toggle")) return;
+    var quoted = document.getElementById(button.getAttribute("aria-controls"));
+    if (quoted && quoted.childElementCount) {  // loaded already: only fold or unfold
+      e.preventDefault();
+      var show = quoted.hidden;
+      quoted.hidden = !show;
+      setQuoteButton(button, show);
+      if (show) sizeFrames(quoted);
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var quoted = e.detail.target;
+    if (!quoted || !quoted.classList || !quoted.classList.contains("quoted")) return;
+    quoted.hidden = false;
+    var button = $('[aria-controls="' + quoted.id + '"]');
+    if (button) setQuoteButton(button, true);
+  });
+  function setQuoteButton(button, shown) {
+    button.setAttribute("aria-expanded", shown ? "true" : "false");
+    button.textContent = shown ? "Hide quoted text" : "Show quoted text";
+  }
 
   /* --- Tiles --------------------------------------------------------------------------- */
 

@@ -62,7 +62,7 @@ def world(app, db):
 def _row_time(html: str, conversation_id: int) -> str:
     row = re.search(rf'<tr id="conv-{conversation_id}".*?</tr>', html, re.S)
     assert row, html
-    return re.search(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', row.group(0)).groups()
+    return re.search(r'<time datetime="([^"]+)" title="([^"]+)" class="relative">([^<]+)</time>', row.group(0)).groups()
 
 
 def test_two_agents_of_two_zones_see_the_same_row_and_tiles_each_in_their_own_zone(world):
