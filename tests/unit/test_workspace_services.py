@@ -260,6 +260,26 @@ def test_a_composer_opened_and_left_is_not_a_draft(app, db, world, monkeypatch):
     assert left == {forward.id, latest.id}  # reply and new (blank) discarded; the written forward kept
 
 
+def test_words_found_whole_fill_the_window_first(app, db, world, monkeypatch):
+    """On SQLite a window takes the words whole when that alone fills it (fast), else as prefixes."""
+    from app.inbox import search
+
+    monkeypatch.setattr(search, "MAX_MATCHES", 2)
+    agent = world["agent"]
+    convs = [make_conversation(queue=world["queue"], address=world["address"], subject=f"Case {i}",
+                               when=NOW - timedelta(minutes=30 - i)) for i in range(3)]
+    for conv, word in zip(convs, ("umbrella", "umbrella", "umbrellas")):
+        make_message(conv, text=f"My {word} broke.", when=conv.last_message_at)
+    db.session.commit()
+
+    def found(q):
+        return {r.conversation.id for r in list_inbox(agent, q=q, status=None).rows}
+
+    assert found("umbrel") == {convs[2].id, convs[1].id}  # a prefix: the newest two
+    expected = {convs[0].id, convs[1].id} if db.engine.dialect.name == "sqlite" else {convs[2].id, convs[1].id}
+    assert found("umbrella") == expected
+
+
 def test_reply_reply_all_and_forward_drafts(app, db, world):
     agent = world["agent"]
     conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="carol@example.com")
