@@ -3,9 +3,10 @@
  * - the composer's editor (contenteditable, bold/italic/lists/link), kept in its hidden field;
  * - drafts kept in this browser too until the server confirms them (dropped connection, reload);
  * - Standard Responses: the picker (button or "/" in the editor), Replace / Append (with subject);
- * - recipient suggestions, drag-and-drop attachments, "Send" enabled when the mail is complete;
+ * - recipient fields as ARIA comboboxes (suggestions), drag-and-drop attachments, "Send" enabled when the mail is complete;
  * - dialogs loaded by hx-get, expand/collapse all tiles, de-duplicated polled rows and tiles;
- * - presence: tells the server whether a composer is open.
+ * - presence: tells the server whether a composer is open;
+ * - relative times in lists, mail frames sized to their content, quoted history folded.
  * No inline script anywhere (CSP script-src 'self').
  */
 (function () {
@@ -131,6 +132,8 @@
   }
 
   function initAll(root) {
+    refreshTimes(root);
+    sizeFrames(root);
     $all(".composer", root).forEach(initComposer);
     if (root.classList && root.classList.contains("composer")) initComposer(root);
     setPresenceReplying();
@@ -289,27 +292,133 @@
     if (first) first.click();
   });
 
-  /* Recipient suggestions: choosing one puts the address in place of what is being typed.
-   * The mouse chooses on mousedown (the field keeps its focus, and a list refreshed between
-   * press and release cannot swallow the choice); the keyboard through the button's click. */
-  document.addEventListener("mousedown", function (e) {
-    var button = e.target.closest ? e.target.closest(".suggestion") : null;
-    if (!button || e.button !== 0) return;
-    e.preventDefault();
-    chooseSuggestion(button);
-  });
-  document.addEventListener("click", function (e) {
-    var button = e.target.closest ? e.target.closest(".suggestion") : null;
-    if (button && e.detail === 0) chooseSuggestion(button);
+  /* Recipient fields are ARIA comboboxes (WAI-ARIA 1.2 "list autocomplete"): the field
+   * (role=combobox) controls its `.suggestions` (role=listbox) that htmx fills with options.
+   * ArrowDown / ArrowUp move the active option (aria-activedescendant, aria-selected), Enter
+   * chooses it, Escape closes the list, Tab leaves it closed. Choosing puts the address in place
+   * of what is being typed. The mouse chooses on mousedown (the field keeps its focus, and a list
+   * refreshed between press and release cannot swallow the choice).
+   *
+   * The addresses are checked (`checkRecipients`) when the field is left, when a separator ("," or ";") is typed or a suggestion chosen, and while an
+   * error is shown (so it goes as soon as the address is right), never at each key of a half-typed
+   * address. */
+  function listOf(input) { return document.getElementById(input.getAttribute("aria-controls")); }
+  function optionsOf(list) { return list ? $all('[role="option"]', list) : []; }
+  function comboOf(list) { return $('[aria-controls="' + list.id + '"]'); }
+
+  function setActive(input, option) {
+    optionsOf(listOf(input)).forEach(function (o) { o.setAttribute("aria-selected", o === option ? "true" : "false"); });
+    if (option) {
+      input.setAttribute("aria-activedescendant", option.id);
+      option.scrollIntoView({ block: "nearest" });
+    } else {
+      input.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function closeList(input) {
+    var list = listOf(input);
+    if (list) { list.innerHTML = ""; list.hidden = true; }
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+  }
+
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var list = e.detail.target;
+    if (!list || !list.classList || !list.classList.contains("suggestions")) return;
+    var input = comboOf(list);
+    var open = optionsOf(list).length > 0 && input === document.activeElement;
+    list.hidden = !open;
+    if (!open) list.innerHTML = "";
+    if (input) {
+      input.setAttribute("aria-expanded", open ? "true" : "false");
+      input.removeAttribute("aria-activedescendant");
+    }
   });
 
-  function chooseSuggestion(button) {
-    var composer = composerOf(button);
-    var input = $('[name="' + button.getAttribute("data-field") + '"]', formOf(composer));
-    var parts = input.value.split(",");
-    parts[parts.length - 1] = " " + button.getAttribute("data-address");
+  /* A check posts the field's value as it is now; only the answer to the latest check is shown
+     (an older one arriving late never overwrites it), and the same value is not checked twice. */
+  var checkTimers = {}, checkSeq = {};
+  function checkSoon(input, wait) {
+    clearTimeout(checkTimers[input.id]);
+    checkTimers[input.id] = setTimeout(function () { checkRecipients(input); }, wait);
+  }
+
+  function checkRecipients(input) {
+    var value = input.value;
+    if (input.getAttribute("data-checked") === value) return;
+    input.setAttribute("data-checked", value);
+    var seq = (checkSeq[input.id] || 0) + 1;
+    checkSeq[input.id] = seq;
+    var body = new URLSearchParams();
+    body.append("field", input.getAttribute("data-field"));
+    body.append(input.name, value);
+    fetch(input.getAttribute("data-check-url"), {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" }
+    }).then(function (r) { return r.text(); }).then(function (html) {
+      if (checkSeq[input.id] !== seq) return;
+      var out = document.getElementById(input.getAttribute("aria-describedby"));
+      if (out) out.innerHTML = html;
+      if ($(".field-error", out)) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    }).catch(function () { input.removeAttribute("data-checked"); });  // offline: checked again later
+  }
+
+  document.addEventListener("focusout", function (e) {
+    var input = e.target;
+    if (input.classList && input.classList.contains("recipients") && !input.readOnly) checkSoon(input, 0);
+  });
+
+  document.addEventListener("input", function (e) {
+    var input = e.target;
+    if (!input.classList || !input.classList.contains("recipients")) return;
+    var value = input.value;
+    var error = document.getElementById(input.getAttribute("aria-describedby"));
+    if (/[,;]\s*$/.test(value)) checkSoon(input, 0);  // a separator: the addresses before it are whole
+    else if (error && $(".field-error", error)) checkSoon(input, 400);  // an error shown: check as it is fixed
+  });
+
+  document.addEventListener("keydown", function (e) {
+    var input = e.target;
+    if (!input.classList || !input.classList.contains("recipients") || e.altKey || e.ctrlKey || e.metaKey) return;
+    var list = listOf(input);
+    var options = optionsOf(list);
+    var open = input.getAttribute("aria-expanded") === "true" && options.length > 0;
+    var active = document.getElementById(input.getAttribute("aria-activedescendant") || "");
+    var at = options.indexOf(active);
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      if (!open) return;
+      e.preventDefault();
+      var step = e.key === "ArrowDown" ? 1 : -1;
+      var next = at < 0 ? (step > 0 ? 0 : options.length - 1) : (at + step + options.length) % options.length;
+      setActive(input, options[next]);
+    } else if (e.key === "Enter") {
+      if (!open || at < 0) return;
+      e.preventDefault();
+      chooseSuggestion(active);
+    } else if (e.key === "Escape") {
+      if (!open) return;
+      e.preventDefault();  // closes the list only, not the composer
+      closeList(input);
+    } else if (e.key === "Tab") {
+      if (open) closeList(input);
+    }
+  });
+
+  document.addEventListener("mousedown", function (e) {
+    var option = e.target.closest ? e.target.closest(".suggestion") : null;
+    if (!option || e.button !== 0) return;
+    e.preventDefault();
+    chooseSuggestion(option);
+  });
+
+  function chooseSuggestion(option) {
+    var composer = composerOf(option);
+    var input = $('[name="' + option.getAttribute("data-field") + '"]', formOf(composer));
+    var parts = input.value.split(/[,;]/);
+    parts[parts.length - 1] = " " + option.getAttribute("data-address");
     input.value = parts.map(function (p) { return p.trim(); }).filter(Boolean).join(", ") + ", ";
-    button.closest(".suggestions").innerHTML = "";
+    closeList(input);
     input.focus();
     input.dispatchEvent(new Event("input", { bubbles: true }));
   }
@@ -355,6 +464,88 @@
     e.preventDefault();
     closeDialog(dialog);
   }, true);
+
+  /* --- Relative times in lists ------------------------------------------------------------
+   * A list's <time class="relative"> reads "3 min ago" (the server wrote the exact local time;
+   * its title keeps the exact time in the agent's profile zone for the hover). Beyond a week the
+   * exact date stays. Refreshed every 30 s and after every swap. */
+  function relativeText(then, now) {
+    var minutes = Math.floor((now - then) / 60000);
+    if (minutes < 1) return "just now";
+    if (minutes < 60) return minutes + " min ago";
+    var hours = Math.floor(minutes / 60);
+    if (hours < 24) return hours + " h ago";
+    var days = Math.floor(hours / 24);
+    if (days === 1) return "yesterday";
+    if (days < 7) return days + " days ago";
+    return null;
+  }
+
+  function refreshTimes(root) {
+    var now = Date.now();
+    $all("time.relative", root).forEach(function (el) {
+      if (!el.hasAttribute("data-exact")) el.setAttribute("data-exact", el.textContent);
+      var then = Date.parse(el.getAttribute("datetime"));
+      var text = isNaN(then) ? null : relativeText(then, now);
+      el.textContent = text || el.getAttribute("data-exact");
+    });
+  }
+  setInterval(function () { refreshTimes(document); }, 30000);
+
+  /* --- Mail frames sized to their content ---------------------------------------------------
+   * A message's frame is sandboxed without scripts but same-origin, so the page measures its
+   * document and gives the frame that height: no scrollbar inside, a long mail grows the page.
+   * Sized again when its images load, when its tile opens, and when the window is resized. */
+  function sizeFrame(frame) {
+    var doc;
+    try { doc = frame.contentDocument; } catch (err) { return; }
+    if (!doc || !doc.documentElement || !doc.body || !frame.getClientRects().length) return;
+    doc.documentElement.style.overflow = "hidden";  // CSSOM, not a style attribute: allowed by the CSP
+    frame.classList.add("sized");  // no minimum height from here on
+    frame.style.height = "0px";  // measure the content alone: a document is at least as tall as its frame
+    var height = Math.max(doc.documentElement.scrollHeight, doc.body.scrollHeight);
+    frame.style.height = height + "px";
+  }
+
+  function sizeFrames(root) { $all("iframe.mail-frame", root).forEach(sizeFrame); }
+
+  document.addEventListener("load", function (e) {
+    // (A frame's load comes after its images.)
+    if (e.target && e.target.matches && e.target.matches("iframe.mail-frame")) sizeFrame(e.target);
+  }, true);
+  document.addEventListener("toggle", function (e) {
+    if (e.target && e.target.open) sizeFrames(e.target);
+  }, true);
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { sizeFrames(document); }, 150);
+  });
+
+  /* --- Quoted history: "Show quoted text" loads it once, then shows and hides it ------------ */
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var button = e.detail.elt;
+    if (!button.classList || !button.classList.contains("quote-toggle")) return;
+    var quoted = document.getElementById(button.getAttribute("aria-controls"));
+    if (quoted && quoted.childElementCount) {  // loaded already: only fold or unfold
+      e.preventDefault();
+      var show = quoted.hidden;
+      quoted.hidden = !show;
+      setQuoteButton(button, show);
+      if (show) sizeFrames(quoted);
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var quoted = e.detail.target;
+    if (!quoted || !quoted.classList || !quoted.classList.contains("quoted")) return;
+    quoted.hidden = false;
+    var button = $('[aria-controls="' + quoted.id + '"]');
+    if (button) setQuoteButton(button, true);
+  });
+  function setQuoteButton(button, shown) {
+    button.setAttribute("aria-expanded", shown ? "true" : "false");
+    button.textContent = shown ? "Hide quoted text" : "Show quoted text";
+  }
 
   /* --- Tiles --------------------------------------------------------------------------- */
 

@@ -79,7 +79,7 @@ def save_draft(draft_id: int):
     draft = _save_from_form(draft_id)
     closing = request.form.get("close") == "1"
     conversation_id = draft.conversation_id
-    if closing and inbox_drafts.is_empty(draft):
+    if closing and draft.blank:  # nothing written (a Forward as it opened): no draft to keep
         inbox_drafts.delete_draft(current_user, draft_id)
         draft = None
     db.session.commit()
@@ -185,7 +185,7 @@ def suggest():
     q = request.args.get("q", "")
     for field in ("to", "cc", "bcc"):
         if field in request.args:
-            q = request.args[field].split(",")[-1]
+            q = request.args[field].replace(";", ",").split(",")[-1]  # the address being typed
     field = request.args.get("field", "to")
     if field not in ("to", "cc", "bcc"):
         return render("inbox/_composer_parts.html", block="suggestions", contacts=[], field="to", status=422)

@@ -277,7 +277,7 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         elif m.direction == "out":
             waiting_since = None
     return ConversationDetail(conversation, messages, earlier, waiting_since,
-                              list_drafts(user, conversation.id) if has_drafts else [],
+                              list_drafts(user, conversation.id, blank=True) if has_drafts else [],
                               flow_runs(conversation.id) if has_runs else [], seen_at,
                               events_of(conversation.id))
 

@@ -1,6 +1,12 @@
 """Drafts: rows from the moment the composer opens (`start_draft`, `start_new_mail`), saved as
 the agent types (`save_draft`), with their attachments; several per conversation, each with its
 own key, and private to their author. `app.inbox.sending` turns one into a message.
+
+A draft is `blank` while it holds nothing its author wrote (`is_empty`: no text, no upload; a
+Forward: nothing changed since it opened). A blank draft is a composer opened and perhaps left:
+it is not listed or counted in Drafts (its own link, `?draft=`, still opens it, so a reload keeps
+the composer); Close removes it, and so does the author's next composer once it has been left
+`BLANK_DRAFT_MINUTES` untouched (`discard_blank_drafts`).
 """
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import errno
 import html
 import logging
 import secrets
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -28,6 +35,9 @@ from app.units import human_size
 from app.web import local_time
 
 log = logging.getLogger(__name__)
+
+#: A blank draft untouched this long is a composer left: the author's next composer discards it.
+BLANK_DRAFT_MINUTES = 60
 
 
 def _replied(message: Message) -> rules.Replied:
@@ -62,8 +72,9 @@ def start_draft(author: User | int, conversation_id: int, kind: str, message_id:
             raise InvalidAction("That message cannot be answered.")
     else:
         message = _last_customer_message(conversation)
+    discard_blank_drafts(author)
     draft = Draft(key=secrets.token_urlsafe(12), conversation_id=conversation.id, author_id=author.id, kind=kind,
-                  base_message_id=_newest_message_id(conversation.id), attachments=[])
+                  base_message_id=_newest_message_id(conversation.id), attachments=[], blank=True)
     senders = sending_addresses(author, conversation)
     draft.from_address_id = next((s.id for s in senders if s.id == conversation.address_id),
                                  senders[0].id if senders else None)
@@ -111,7 +122,8 @@ def start_new_mail(author: User | int) -> Draft:
     author = get_user(author)
     senders = sending_addresses(author)
     queues = user_queues(author)
-    draft = Draft(key=secrets.token_urlsafe(12), author_id=author.id, kind="new", attachments=[],
+    discard_blank_drafts(author)
+    draft = Draft(key=secrets.token_urlsafe(12), author_id=author.id, kind="new", attachments=[], blank=True,
                   from_address_id=senders[0].id if senders else None,
                   queue_id=queues[0].id if len(queues) == 1 else None)
     db.session.add(draft)
@@ -144,6 +156,7 @@ def save_draft(author: User | int, draft_id: int, *, to: str | None = None, cc: 
     replies. `forward_included`: the sha256 of the forwarded attachments still ticked.
     """
     draft = get_draft(author, draft_id)
+    before = _written_values(draft)
     if not recipients_locked(draft):
         if to is not None:
             draft.to_addrs = to.strip()
@@ -168,8 +181,27 @@ def save_draft(author: User | int, draft_id: int, *, to: str | None = None, cc: 
                 item["included"] = item["sha256"] in forward_included
             items.append(item)
         draft.attachments = items
+    draft.blank = is_empty(draft) or (draft.kind == "forward" and draft.blank and _written_values(draft) == before)
     draft.updated_at = utcnow()
     return draft
+
+
+def _written_values(draft: Draft) -> tuple:
+    """What the author can write in a draft, to tell whether a save changed any of it."""
+    return (draft.to_addrs, draft.cc_addrs, draft.bcc_addrs, draft.subject, draft.body,
+            [a.get("included", True) for a in draft.attachments or []])
+
+
+def discard_blank_drafts(author: User) -> int:
+    """Delete the author's blank drafts left untouched `BLANK_DRAFT_MINUTES` (composers opened and
+    left); returns how many. Called as the author opens another composer."""
+    stale = utcnow() - timedelta(minutes=BLANK_DRAFT_MINUTES)
+    left = db.session.scalars(select(Draft).where(Draft.author_id == author.id, Draft.blank.is_(True),
+                                                  Draft.updated_at < stale)).all()
+    for draft in left:
+        db.session.delete(draft)
+    db.session.flush()
+    return len(left)
 
 
 def delete_draft(author: User | int, draft_id: int) -> int | None:
@@ -211,6 +243,7 @@ def add_draft_attachment(author: User | int, draft_id: int, filename: str, conte
     draft.attachments = list(draft.attachments or []) + [{
         "sha256": sha, "filename": name, "content_type": (content_type or "application/octet-stream")[:200],
         "size": len(data), "source": "upload", "included": True}]
+    draft.blank = False
     draft.updated_at = utcnow()
     return draft
 

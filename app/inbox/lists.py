@@ -130,7 +130,8 @@ SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, 
   (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
    AND coalesce(m.classification, '') <> 'auto_reply' ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
   (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
-  EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_draft,
+  EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id AND NOT d.blank)
+    AS has_draft,
   EXISTS (SELECT 1 FROM messages f WHERE f.conversation_id = c.id AND f.delivery_status IN ('failed', 'bounced'))
     AS failed,
   {window}
@@ -179,19 +180,21 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         raise InvalidAction(f"Unknown view {view!r}.")
     if status and status not in STATUSES:
         raise InvalidAction(f"Unknown status {status!r}.")
-    where, params = ["merged_into_id IS NULL"], {"user_id": user.id, "page_limit": limit + 1}
+    # The conversation filters, over `conversations` here and over `conversations c` inside a search's window.
+    conds, params = ["{c}merged_into_id IS NULL"], {"user_id": user.id, "page_limit": limit + 1}
     if not user.has_role(Role.SUPERVISOR):
-        where.append(VISIBLE_SQL.format(c=""))
+        conds.append(VISIBLE_SQL)
     if view == "mine":
-        where.append("assignee_id = :user_id")
+        conds.append("{c}assignee_id = :user_id")
     elif view == "unassigned":
-        where.append("assignee_id IS NULL")
+        conds.append("{c}assignee_id IS NULL")
     if status:
-        where.append("status = :status")
+        conds.append("{c}status = :status")
         params["status"] = status
     if queue_id:
-        where.append("queue_id = :queue_id")
+        conds.append("{c}queue_id = :queue_id")
         params["queue_id"] = queue_id
+    where = [f.format(c="") for f in conds]
     if filters.assignee_id:
         where.append("assignee_id = :f_assignee")
         params["f_assignee"] = filters.assignee_id
@@ -209,7 +212,8 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     with_clause, window = "", "NULL, NULL"
     searching = bool(q and q.strip())
     if searching:
-        with_clause, sql, search_params = matching_conversations_sql(q, before)
+        with_clause, sql, search_params = matching_conversations_sql(
+            q, before, " AND ".join(f.format(c="c.") for f in conds))
         where.append(f"id IN ({sql})")
         params.update(search_params)
         window = WINDOW_COLUMNS
@@ -234,7 +238,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
             size, end = records[0][-2:]
         else:  # nothing of this window to show (not the user's, or filtered out): its size alone
             size, end = db.session.execute(text(f"{with_clause} SELECT count(*), min(id) FROM search_window"),
-                                           {k: v for k, v in params.items() if k.startswith("search_")}).one()
+                                           {k: v for k, v in params.items() if f":{k}" in with_clause}).one()
         older_matches = end if size and size >= params["search_cap"] else None
     newest = max(rows, key=lambda r: (r.conversation.last_message_at, r.conversation.id)) if rows else None
     return InboxPage(
@@ -282,15 +286,19 @@ def view_counts(user: User | int, cap: int = 99) -> dict[str, int]:
             inner = inner.where(seen)
         return db.session.scalar(select(func.count()).select_from(inner.limit(cap + 1).subquery())) or 0
 
-    drafts = db.session.scalar(select(func.count()).select_from(Draft).where(Draft.author_id == user.id))
+    drafts = db.session.scalar(select(func.count()).select_from(Draft).where(Draft.author_id == user.id,
+                                                                             Draft.blank.is_(False)))
     return {"all": capped(), "mine": capped(Conversation.assignee_id == user.id),
             "unassigned": capped(Conversation.assignee_id.is_(None)), "drafts": drafts or 0}
 
 
-def list_drafts(user: User | int, conversation_id: int | None = None) -> list[Draft]:
-    """The user's drafts, newest first (of one conversation when given)."""
+def list_drafts(user: User | int, conversation_id: int | None = None, blank: bool = False) -> list[Draft]:
+    """The user's drafts, newest first (of one conversation when given); blank ones (composers
+    opened and left, `app.inbox.drafts`) only with `blank`."""
     user = get_user(user)
     query = select(Draft).where(Draft.author_id == user.id).order_by(Draft.updated_at.desc(), Draft.id.desc())
+    if not blank:
+        query = query.where(Draft.blank.is_(False))
     if conversation_id is not None:
         query = query.where(Draft.conversation_id == conversation_id)
     return list(db.session.scalars(query))

@@ -38,7 +38,8 @@ CONVERSATION_CSP_IMAGES = str(_CONVERSATION_POLICY.extend(img_src=("http:", "htt
 SHOWN_FRAME_CSP = str(Policy({"default-src": ("'none'",), "img-src": ("data:", "http:", "https:"),
                               "style-src": ("'unsafe-inline'",), "font-src": ("data:",), "form-action": ("'none'",),
                               "frame-ancestors": ("'self'",),
-                              "sandbox": ("allow-popups", "allow-popups-to-escape-sandbox")}))
+                              # Same origin (never scripts): static/inbox.js sizes the frame to its content.
+                              "sandbox": ("allow-same-origin", "allow-popups", "allow-popups-to-escape-sandbox")}))
 #: An attachment download is never a page.
 DOWNLOAD_CSP = str(Policy({"default-src": ("'none'",), "sandbox": ()}))
 

@@ -38,7 +38,7 @@ from app.models.organize import PRIORITIES
 from app.runtime.tags import TagError, normal_tag
 from app.inbox.sending import (retry_delivery)
 from app.models.inbox import Message
-from app.web import Fragments, fragment_of, is_htmx, landing_url, navigate, render
+from app.web import LANDING_VIEWS, Fragments, fragment_of, is_htmx, landing_url, navigate, render
 
 @bp.route("/")
 def home():
@@ -51,11 +51,17 @@ def home():
 _TAG_WORD = re.compile(r"(?:^|\s)tag:(\S+)", re.I)
 
 
+def landing_inbox_view(user) -> str:
+    """The inbox view `/inbox/` opens with: the one of the user's start page (agents: "Mine"), else "all"."""
+    _label, endpoint, args, _role = LANDING_VIEWS.get(user.landing_view or "inbox", LANDING_VIEWS["inbox"])
+    return args.get("view", "all") if endpoint == "inbox.index" else "all"
+
+
 def _filters() -> dict:
     """The inbox's filters from the query string; `keep`: those to carry into every link of the page
     (view tabs, Load more, polling), so that they keep each other when combined and across tabs."""
     args = request.args
-    view = args.get("view", "all")
+    view = args.get("view") or landing_inbox_view(current_user)
     status = args.get("status", "open")
     queue = args.get("queue", type=int)
     q = args.get("q", "").strip()[:200]
@@ -158,6 +164,8 @@ def _conversation_page(conversation_id: int, status: int = 200, **actions_extra)
     draft_id = request.args.get("draft", type=int)
     if draft_id:
         open_draft = next((d for d in detail.drafts if d.id == draft_id), None)
+    # A blank draft (a composer opened and left) is listed only while it is the one open.
+    detail.drafts = [d for d in detail.drafts if not d.blank or d is open_draft]
     images = open_draft is not None and images_asked()  # the open draft's "Show images"
     return conversation_response(render(
         "inbox/conversation.html", block="conversation", detail=detail, c=detail.conversation,

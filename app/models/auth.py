@@ -33,6 +33,12 @@ queue_members = Table(
 )
 
 
+def _default_landing_view(context) -> str:
+    """A new user's start page: agents work their own conversations ("Mine"), others see all."""
+    role = context.get_current_parameters().get("role") if context is not None else None
+    return "inbox_mine" if role in (None, Role.AGENT.value, Role.AGENT) else "inbox"
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
 
@@ -55,7 +61,7 @@ class User(UserMixin, db.Model):
     # and where "/" leads after sign-in (a key of `app.web.LANDING_VIEWS`).
     signature_html: Mapped[str] = mapped_column(Text, default="", server_default="")
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
-    landing_view: Mapped[str] = mapped_column(String(40), default="inbox", server_default="inbox")
+    landing_view: Mapped[str] = mapped_column(String(40), default=_default_landing_view, server_default="inbox")
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     queues: Mapped[list["Queue"]] = relationship(secondary=queue_members, back_populates="members")

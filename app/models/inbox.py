@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import DDL, JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, event, or_
+from sqlalchemy import false as sa_false
 from sqlalchemy import text as sql_text  # `text` is also a column of Message
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -221,6 +222,9 @@ class Draft(db.Model):
     # The newest message of the conversation when the agent started writing: sending over a
     # newer one asks for confirmation first.
     base_message_id: Mapped[int | None]
+    # Nothing its author wrote yet (a composer opened, perhaps left): not listed or counted in
+    # Drafts, discarded when its composer is left (`app.inbox.drafts.written`).
+    blank: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
 
     conversation = relationship("Conversation")
     author = relationship("User")

@@ -39,10 +39,13 @@ def test_the_agent_is_warned_asked_and_may_send_anyway(page, db, app):
         f"Mail to carol@example.com bounced on {today}: mailbox does not exist (5.1.1).")
 
     composer.get_by_label("CC", exact=True).fill("erin@example.com")
+    composer.get_by_label("CC", exact=True).press("Tab")  # checked once the field is left
     expect(warnings.nth(1)).to_contain_text(f"Mail to erin@example.com bounced on {today}")
     composer.get_by_label("CC", exact=True).fill("dave@example.com")
+    composer.get_by_label("CC", exact=True).press("Tab")  # checked once the field is left
     expect(warnings.nth(1)).to_be_empty()
     composer.get_by_label("CC", exact=True).fill("erin@example.com")
+    composer.get_by_label("CC", exact=True).press("Tab")  # checked once the field is left
     expect(warnings.nth(1)).to_contain_text("erin@example.com")
     editor = composer.get_by_role("textbox", name="Message")
     editor.click()

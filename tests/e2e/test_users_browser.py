@@ -52,7 +52,7 @@ def test_admin_creates_deactivates_and_resets_a_user(page, browser, db, live_url
     nina = browser.new_context(base_url=live_url).new_page()
     _set_password(nina, link, FIRST)
     _sign_in(nina, "nina@example.test", FIRST)
-    expect(nina).to_have_url("/inbox/")
+    expect(nina).to_have_url("/inbox/?view=mine")  # an agent's start page
 
     # The admin deactivates her: her open browser is signed out at its next request.
     page.get_by_role("link", name="Back to Nina Novak").click()
@@ -63,7 +63,7 @@ def test_admin_creates_deactivates_and_resets_a_user(page, browser, db, live_url
     dialog.get_by_role("button", name="Deactivate").click()
     expect(page.get_by_text("Nina Novak is deactivated and signed out everywhere.")).to_be_visible()
     nina.reload()
-    expect(nina).to_have_url("/login?next=%2Finbox%2F")
+    expect(nina).to_have_url("/login?next=%2Finbox%2F%3Fview%3Dmine")
     _sign_in(nina, "nina@example.test", FIRST)
     expect(nina.get_by_role("alert")).to_have_text("Wrong email or password.")
 
@@ -80,7 +80,7 @@ def test_admin_creates_deactivates_and_resets_a_user(page, browser, db, live_url
     expect(nina.get_by_text("This link does not work any more")).to_be_visible()
     _set_password(nina, second_link, SECOND)
     _sign_in(nina, "nina@example.test", SECOND)
-    expect(nina).to_have_url("/inbox/")
+    expect(nina).to_have_url("/inbox/?view=mine")  # an agent's start page
 
     page.get_by_role("link", name="Audit log").click()
     expect(page.locator("#audit-entries tbody tr")).to_have_count(7)

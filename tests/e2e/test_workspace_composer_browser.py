@@ -46,7 +46,7 @@ def test_response_search_works_after_a_reload_and_from_drafts(page, db, workspac
     expect(dialog).to_have_count(0)
 
     # New Mail opened again from Drafts: its own page, the same picker.
-    page.goto("/inbox/")
+    page.goto("/inbox/?view=all")
     page.get_by_role("button", name="New Mail").click()
     expect(page.get_by_role("heading", name="New Mail", level=1)).to_be_visible()
     db.session.expire_all()

@@ -95,7 +95,10 @@ def test_rows_carry_snippet_unread_draft_and_failure_markers(app, db, world):
     row = list_inbox(agent).rows[0]
     assert row.snippet == "First words of the customer" and row.unread and not row.has_draft
     mark_seen(agent.id, conv.id)
-    start_draft(agent, conv.id, "reply")
+    draft = start_draft(agent, conv.id, "reply")
+    db.session.commit()
+    assert not list_inbox(agent).rows[0].has_draft  # a composer opened, nothing written: no marker
+    save_draft(agent, draft.id, body="<p>Dear Carol,</p>")
     make_message(conv, direction="out", text="ours", delivery_status="failed", delivery_error="550 no such user",
                  when=NOW - timedelta(minutes=40))
     db.session.commit()
@@ -116,7 +119,7 @@ def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, 
 
     assert found("umbrella") == {a.id}
     assert found("snapped handle") == {a.id}
-    assert found("inv") == set() and found("inv*") == {b.id}  # whole words, or a prefix when asked
+    assert found("inv") == {b.id} == found("inv*")  # every word is a prefix
     assert found("4711") == {b.id}
     assert found("zoe@customer.example") == {a.id}
     assert found("zoe") == {a.id} and found("zo") == {a.id}  # the customer's address by its start
@@ -171,15 +174,110 @@ def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
     assert [r.conversation.id for r in first.rows][:1] == [by_address.id]  # newest activity first, as ever
     assert {r.conversation.id for r in first.rows} == {by_address.id, convs[0].id, convs[5].id, convs[4].id}
     assert list_inbox(agent, q="nothing-matches", status=None).older_matches is None
-    # A window whose conversations are all another queue's still leads on to the older ones.
+    # Another queue's match never takes a place in a window: the window below convs[1]'s match is
+    # convs[0]'s oldest message (the hidden conversation's match between them is not the agent's).
     monkeypatch.setattr(search, "MAX_MATCHES", 1)
     page = list_inbox(agent, q="gizmo", status=None, before=convs[1].messages[0].id)
-    assert page.rows == [] and page.older_matches is not None  # only the hidden conversation's match here
     # The oldest match is convs[0]'s first message; convs[0] was listed by its newest: not again.
-    page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
     assert page.rows == [] and page.older_matches == convs[0].messages[0].id
     page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
     assert page.rows == [] and page.older_matches is None  # nothing older: the end
+
+
+def test_search_window_holds_only_the_agents_matches(app, db, world, monkeypatch):
+    """The first page of a search shows the agent's newest matches even when far more matching
+    messages are in conversations the agent may not see (or the list filters out)."""
+    from app.inbox import search
+
+    monkeypatch.setattr(search, "MAX_MATCHES", 3)
+    agent = world["agent"]
+    mine = make_conversation(queue=world["queue"], address=world["address"], subject="Mine",
+                             when=NOW - timedelta(hours=2))
+    make_message(mine, text="The sprocket is loose.", when=NOW - timedelta(hours=2))
+    resolved = make_conversation(queue=world["queue"], address=world["address"], subject="Done", status="resolved")
+    for i in range(5):
+        hidden = make_conversation(queue=world["secret"], address=world["address"], subject=f"Theirs {i}")
+        make_message(hidden, text="Another sprocket story.")
+        make_message(resolved, text="Sprocket again.")
+    db.session.commit()
+    page = list_inbox(agent, q="sprocket", status=None)  # newest: the hidden ones, then resolved's five
+    assert [r.conversation.id for r in page.rows] == [resolved.id] and page.older_matches is not None
+    page = list_inbox(agent, q="sprocket", status="open")  # the list's own filters apply inside too
+    assert [r.conversation.id for r in page.rows] == [mine.id] and page.older_matches is None
+
+
+def test_search_finds_prefixes_unspaced_scripts_and_attachment_names(app, db, world):
+    agent = world["agent"]
+    refund = make_conversation(queue=world["queue"], address=world["address"], subject="Money back")
+    make_message(refund, text="I would like a refund, please.")
+    japanese = make_conversation(queue=world["queue"], address=world["address"], subject="ご注文について")
+    make_message(japanese, text="商品の配送状況を教えてください。")
+    files = make_conversation(queue=world["queue"], address=world["address"], subject="Papers")
+    make_message(files, text="See attached.", attachments=[("Invoice_4711-final.PDF", "application/pdf", b"%PDF")])
+    db.session.commit()
+
+    def found(q):
+        return {r.conversation.id for r in list_inbox(agent, q=q, status=None).rows}
+
+    assert found("refun") == {refund.id} == found("REFUND please")
+    assert found("配送") == {japanese.id} == found("注文")  # in the middle of a run of characters
+    assert found("配送 教えて") == {japanese.id} and found("配送 refund") == set()
+    assert found("invoice_4711") == {files.id} == found("final.pdf") == found("invoice pdf")
+    assert found("4711-final") == {files.id}
+    assert found("invoice zzz") == set()
+    assert found("vo_c") == set()  # LIKE's "_" is a plain character here, not "any one"
+
+
+def test_a_composer_opened_and_left_is_not_a_draft(app, db, world, monkeypatch):
+    """A blank draft (nothing written) is not listed, counted or marked; writing makes it a draft,
+    erasing it all makes it blank again; the author's next composer discards blank ones left."""
+    from app.inbox import drafts
+
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"])
+    make_message(conv, text="Where is it?")
+    reply = start_draft(agent, conv.id, "reply")
+    forward = start_draft(agent, conv.id, "forward")
+    new = start_new_mail(agent)
+    db.session.commit()
+    assert reply.blank and forward.blank and new.blank  # the forwarded text is not the agent's
+    assert list_drafts(agent) == [] and view_counts(agent)["drafts"] == 0
+    save_draft(agent, forward.id, body=forward.body)  # saved as it opened: still nothing written
+    save_draft(agent, new.id, to="zed@example.com", subject="Hello")  # no message yet: as Close judges it
+    assert forward.blank and new.blank
+    save_draft(agent, reply.id, body="<p>Dear Carol,</p>")
+    save_draft(agent, forward.id, to="warehouse@logistics.example")
+    db.session.commit()
+    assert {d.id for d in list_drafts(agent)} == {reply.id, forward.id} and view_counts(agent)["drafts"] == 2
+    save_draft(agent, reply.id, body="<p><br></p>")  # all erased
+    db.session.commit()
+    assert reply.blank and [d.id for d in list_drafts(agent)] == [forward.id]
+    # Left untouched long enough, blank drafts go when the author opens another composer.
+    monkeypatch.setattr(drafts, "BLANK_DRAFT_MINUTES", 0)
+    latest = start_draft(agent, conv.id, "reply")
+    db.session.commit()
+    left = {d.id for d in list_drafts(agent, blank=True)}
+    assert left == {forward.id, latest.id}  # reply and new (blank) discarded; the written forward kept
+
+
+def test_words_found_whole_fill_the_window_first(app, db, world, monkeypatch):
+    """On SQLite a window takes the words whole when that alone fills it (fast), else as prefixes."""
+    from app.inbox import search
+
+    monkeypatch.setattr(search, "MAX_MATCHES", 2)
+    agent = world["agent"]
+    convs = [make_conversation(queue=world["queue"], address=world["address"], subject=f"Case {i}",
+                               when=NOW - timedelta(minutes=30 - i)) for i in range(3)]
+    for conv, word in zip(convs, ("umbrella", "umbrella", "umbrellas")):
+        make_message(conv, text=f"My {word} broke.", when=conv.last_message_at)
+    db.session.commit()
+
+    def found(q):
+        return {r.conversation.id for r in list_inbox(agent, q=q, status=None).rows}
+
+    assert found("umbrel") == {convs[2].id, convs[1].id}  # a prefix: the newest two
+    expected = {convs[0].id, convs[1].id} if db.engine.dialect.name == "sqlite" else {convs[2].id, convs[1].id}
+    assert found("umbrella") == expected
 
 
 def test_reply_reply_all_and_forward_drafts(app, db, world):
@@ -201,7 +299,8 @@ def test_reply_reply_all_and_forward_drafts(app, db, world):
     save_draft(agent, forward.id, forward_included=set())
     assert forward.attachments[0]["included"] is False
     db.session.commit()
-    assert len(list_drafts(agent, conv.id)) == 3  # several drafts per conversation
+    assert len(list_drafts(agent, conv.id, blank=True)) == 3  # several drafts per conversation
+    assert list_drafts(agent, conv.id) == [forward]  # the others hold nothing written yet
     with pytest.raises(InvalidAction):
         start_draft(agent, conv.id, "shout")
     with pytest.raises(NotFound):

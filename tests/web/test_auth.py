@@ -27,7 +27,7 @@ def test_right_password_signs_in_and_redirects(client, db):
     user = make_user("agent")
     r = _login(client, user.email.upper(), PASSWORD)
     assert r.status_code == 302
-    assert r.headers["Location"] == "/inbox/"
+    assert r.headers["Location"] == "/inbox/?view=mine"  # an agent's start page: their own conversations
     assert client.get("/inbox/").status_code == 200
     db.session.refresh(user)
     assert user.last_login_at is not None
@@ -57,7 +57,7 @@ def test_htmx_login_success_redirects_with_hx_redirect(client, htmx_headers):
     user = make_user("agent")
     r = _login(client, user.email, PASSWORD, headers=htmx_headers)
     assert r.status_code == 204
-    assert r.headers["HX-Redirect"] == "/inbox/"
+    assert r.headers["HX-Redirect"] == "/inbox/?view=mine"
 
 
 def test_empty_form_names_missing_fields(client):
@@ -92,7 +92,7 @@ def test_sign_in_never_leads_off_the_site(client, htmx_headers, htmx):
     for target in OFF_SITE:
         r = client.post(f"/login?next={quote(target, safe='')}", headers=headers,
                         data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)})
-        assert r.headers[answer] == "/inbox/", target
+        assert r.headers[answer] == "/inbox/?view=mine", target
         client.post("/logout", data={"csrf_token": csrf_token(client, "/inbox/")})
     r = client.post("/login?next=%2Fresponses%2F%3Fq%3Da", headers=headers,
                     data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)})

@@ -33,14 +33,15 @@ def test_conversation_full_page_has_tiles_frames_and_actions(client, setup):
     html = r.get_data(as_text=True)
     assert r.status_code == 200
     assert html.count('class="tile tile-') == 3
-    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in html and "srcdoc=" in html
-    assert "allow-scripts" not in html and "allow-same-origin" not in html
+    # Never scripts in a frame; same origin (without scripts) lets the page size a frame to its content.
+    assert 'sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"' in html and "srcdoc=" in html
+    assert "allow-scripts" not in html
     assert html.count("<details") >= 3 and html.count("<details class=\"tile-details\" open>") == 1
     assert "Assign to me" in html and "Reply All" in html and "Forward" in html
     csp = r.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "'unsafe-inline'" in csp and "style-src-attr 'unsafe-inline'" in csp
     assert "script-src 'self';" in csp  # scripts stay strict
-    assert 'aria-label="Show quoted text"' in html  # the third message's quote is folded
+    assert 'aria-expanded="false"' in html and ">Show quoted text</button>" in html  # the third message's quote is folded
 
 
 def test_conversation_fragment_and_404_for_other_queues(client, db, setup, htmx_headers):
@@ -136,6 +137,10 @@ def test_arrival_card_earlier_conversations_flow_runs_and_drafts(client, db, set
     db.session.commit()
     headers = {**htmx_headers, "X-CSRFToken": setup["token"]}
     client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=headers)
+    blank = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)  # a composer opened and left: not listed
+    assert "Reply to carol@example.com" not in blank and "No drafts in this conversation." in blank
+    draft = db.session.scalar(db.select(Draft).where(Draft.conversation_id == conv.id))
+    client.post(f"/inbox/drafts/{draft.id}", data={"body": "<p>Dear Carol,</p>"}, headers=headers)
     page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
     assert "Earlier conversations (1)" in page and "An older question" in page and f"/inbox/c/{older.id}" in page
     assert "Not for this agent" not in page

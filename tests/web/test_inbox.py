@@ -31,7 +31,7 @@ def ws(client, db, login_as):
 
 
 def test_inbox_page_fragment_and_422(client, ws):
-    full = client.get("/inbox/")
+    full = client.get("/inbox/?view=all")
     html = full.get_data(as_text=True)
     assert full.status_code == 200 and "<html" in html
     for label in ("Mine", "Unassigned", "All", "Drafts"):
@@ -40,12 +40,21 @@ def test_inbox_page_fragment_and_422(client, ws):
     assert 'id="view-tabs"' in tabs and '>All <span class="count">1</span>' in tabs
     assert '>Mine <span class="count">0</span>' in tabs and "every 30s" in tabs and "load," not in tabs
     assert 'id="inbox-poller"' in html and "Hello there" in html
-    frag = client.get("/inbox/?q=hello", headers=ws["h"]).get_data(as_text=True)
+    frag = client.get("/inbox/?view=all&q=hello", headers=ws["h"]).get_data(as_text=True)
     assert "<html" not in frag and "Carol Customer" in frag and 'id="filter-q"' not in frag
-    assert "No conversation matches" in client.get("/inbox/?q=zzzz", headers=ws["h"]).get_data(as_text=True)
-    bad = client.get("/inbox/?status=nope", headers=ws["h"])
+    assert "No conversation matches" in client.get("/inbox/?view=all&q=zzzz", headers=ws["h"]).get_data(as_text=True)
+    bad = client.get("/inbox/?view=all&status=nope", headers=ws["h"])
     assert bad.status_code == 422 and "Unknown status" in bad.get_data(as_text=True)
-    assert client.get("/inbox/?cursor=x~y", headers=ws["h"]).status_code == 422
+    assert client.get("/inbox/?view=all&cursor=x~y", headers=ws["h"]).status_code == 422
+
+
+def test_search_box_says_what_it_searches_and_finds_a_prefix(client, ws):
+    html = client.get("/inbox/?view=all").get_data(as_text=True)
+    assert 'placeholder="Words, customer address or file name"' in html
+    found = client.get("/inbox/?view=all&q=hel&status=", headers=ws["h"]).get_data(as_text=True)  # "Hello there"
+    assert "Carol Customer" in found and "No conversation matches" not in found
+    by_file = client.get("/inbox/?view=all&q=report.html&status=", headers=ws["h"]).get_data(as_text=True)
+    assert "Carol Customer" in by_file
 
 
 def test_inbox_page_costs_the_same_few_queries_for_any_number_of_rows(client, ws, db):
@@ -57,25 +66,25 @@ def test_inbox_page_costs_the_same_few_queries_for_any_number_of_rows(client, ws
             html = client.get(url).get_data(as_text=True)
         return q.count, html
 
-    one, _ = page_queries("/inbox/")
+    one, _ = page_queries("/inbox/?view=all")
     for i in range(12):
         conv = make_conversation(queue=ws["queue"], address=ws["address"], subject=f"Row {i}",
                                  assignee=ws["agent"] if i % 2 else None)
         make_message(conv, text=f"Words of row {i}", delivery_status="failed" if i == 3 else None,
                      direction="out" if i == 3 else "in")
-    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=ws["h"])
-    many, html = page_queries("/inbox/")
+    write_a_reply(client, conv, ws["h"])
+    many, html = page_queries("/inbox/?view=all")
     assert html.count('class="conv-row') == 13 and "Words of row 7" in html and "Not delivered" in html
     assert 'marker-draft' in html and "Alex Agent" in html and "Unassigned" in html
     assert many == one <= 4
-    search, html = page_queries("/inbox/?status=&q=row")
+    search, html = page_queries("/inbox/?view=all&status=&q=row")
     assert html.count('class="conv-row') == 12 and search == one
 
 
 def test_load_more_and_polling(client, ws, app):
     app.config["INBOX_PAGE_SIZE"] = 1
     make_conversation(queue=ws["queue"], address=ws["address"], subject="Second", when=NOW - timedelta(hours=2))
-    first = client.get("/inbox/").get_data(as_text=True)
+    first = client.get("/inbox/?view=all").get_data(as_text=True)
     assert "Load more" in first and "Second" not in first
     import re
 
@@ -97,7 +106,7 @@ def test_search_older_messages_walks_the_older_windows(client, ws, monkeypatch):
     convs = [make_conversation(queue=ws["queue"], address=ws["address"], subject=f"Thread {i}",
                                when=NOW - timedelta(minutes=40 - i)) for i in range(3)]
     oldest = [make_message(conv, text=f"A squeaky hinge in {conv.subject}") for conv in convs][0]
-    first = client.get("/inbox/?status=&q=squeaky").get_data(as_text=True)
+    first = client.get("/inbox/?view=all&status=&q=squeaky").get_data(as_text=True)
     assert "Thread 2" in first and "Thread 1" in first and "Thread 0" not in first  # the newest two matches
     assert "Search older messages" in first and 'id="inbox-poller"' in first
     older_url = re.search(r'hx-get="(/inbox/\?[^"]*before=[^"]+)"', first).group(1).replace("&amp;", "&")
@@ -106,16 +115,26 @@ def test_search_older_messages_walks_the_older_windows(client, ws, monkeypatch):
     assert "Search older messages" not in older and "inbox-poller" not in older  # one match left: the end
     full = client.get(older_url).get_data(as_text=True)  # without JavaScript: a page of its own
     assert "<html" in full and "Thread 0" in full and 'id="inbox-poller"' not in full
-    empty = client.get(f"/inbox/?status=&q=squeaky&before={oldest.id}", headers=ws["h"]).get_data(as_text=True)
+    empty = client.get(f"/inbox/?view=all&status=&q=squeaky&before={oldest.id}", headers=ws["h"]).get_data(as_text=True)
     assert "conv-row" not in empty and "No older conversation matches" in empty
-    assert client.get("/inbox/?status=&q=squeaky&before=junk", headers=ws["h"]).status_code == 200
+    assert client.get("/inbox/?view=all&status=&q=squeaky&before=junk", headers=ws["h"]).status_code == 200
     for junk in ("!!!", "*", "@"):  # no word in it: nothing matches, no window, no error
-        page = client.get(f"/inbox/?status=&q={junk}&before=5", headers=ws["h"])
+        page = client.get(f"/inbox/?view=all&status=&q={junk}&before=5", headers=ws["h"])
         assert page.status_code == 200 and "Search older messages" not in page.get_data(as_text=True)
+
+
+def write_a_reply(client, conv, headers) -> Draft:
+    """Open Reply and write in it (a composer opened and left is not a draft)."""
+    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=headers)
+    draft = Draft.query.filter_by(conversation_id=conv.id).order_by(Draft.id.desc()).first()
+    client.post(f"/inbox/drafts/{draft.id}", data={"body": "<p>Dear Carol,</p>"}, headers=headers)
+    return draft
 
 
 def test_drafts_view(client, ws, db):
     client.post(f"/inbox/c/{ws['conv'].id}/compose", data={"kind": "reply"}, headers=ws["h"])
+    assert "Reply · Carol Customer" not in client.get("/inbox/drafts/").get_data(as_text=True)  # nothing written
+    write_a_reply(client, ws["conv"], ws["h"])
     full = client.get("/inbox/drafts/").get_data(as_text=True)
     assert "<html" in full and "Reply · Carol Customer" in full
     frag = client.get("/inbox/drafts/", headers=ws["h"]).get_data(as_text=True)
@@ -217,7 +236,7 @@ def test_presence_lists_the_others(client, ws, app):
         presence.touch(ws["conv"].id, 4242, "Sam Supervisor", replying=True)
     r = client.post(f"/inbox/c/{ws['conv'].id}/presence", data={"replying": "1"}, headers=ws["h"])
     assert "Sam Supervisor is replying" in r.get_data(as_text=True)
-    assert "Sam Supervisor replying" in client.get("/inbox/").get_data(as_text=True)  # on the inbox row too
+    assert "Sam Supervisor replying" in client.get("/inbox/?view=all").get_data(as_text=True)  # on the inbox row too
     assert client.post(f"/inbox/c/{ws['conv'].id}/presence", data={"leaving": "1"}, headers=ws["h"]).status_code == 204
 
 
@@ -297,6 +316,8 @@ def test_recipient_check_suggestions_picker_and_insert(client, ws, db):
     assert client.post("/inbox/recipients/check", data={"field": "from"}, headers=h).status_code == 422
     suggestions = client.get("/inbox/contacts/suggest?field=to&to=x@y.example, car", headers=h).get_data(as_text=True)
     assert "Carol Customer &lt;carol@example.com&gt;" in suggestions
+    assert 'role="option"' in suggestions and 'id="to-option-0-1"' in suggestions and 'aria-selected="false"' in suggestions
+    assert "Carol" in client.get("/inbox/contacts/suggest?field=to&to=x@y.example; car", headers=h).get_data(as_text=True)
     assert client.get("/inbox/contacts/suggest?field=zz&q=car", headers=h).status_code == 422
 
     client.post(f"/inbox/c/{ws['conv'].id}/compose", data={"kind": "reply"}, headers=h)
@@ -317,7 +338,7 @@ def test_rows_show_every_change_at_once_though_their_html_is_cached(client, ws, 
     conv, h = ws["conv"], ws["h"]
 
     def row():
-        html = client.get("/inbox/").get_data(as_text=True)
+        html = client.get("/inbox/?view=all").get_data(as_text=True)
         return re.search(rf'<tr id="conv-{conv.id}".*?</tr>', html, re.S).group(0)
 
     first = row()
@@ -325,7 +346,7 @@ def test_rows_show_every_change_at_once_though_their_html_is_cached(client, ws, 
     assert row() == first  # the same data: the same HTML (from the cache)
     client.get(f"/inbox/c/{conv.id}")  # read
     assert "marker-unread" not in row()
-    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "reply"}, headers=h)
+    write_a_reply(client, conv, h)
     assert "You have a draft here" in row()
     conv.contact.name = "Carol Renamed"
     db.session.commit()
@@ -340,3 +361,20 @@ def test_rows_show_every_change_at_once_though_their_html_is_cached(client, ws, 
     db.session.commit()
     newest = row()
     assert "Newer words from Carol" in newest and "marker-unread" in newest
+
+
+def test_agents_land_on_mine_as_their_profile_says(client, ws, db):
+    """`/inbox/` opens the view of the user's start page: "Mine" for a new agent, All when they choose it."""
+    agent, conv = ws["agent"], ws["conv"]
+    assert agent.landing_view == "inbox_mine"
+    landing = client.get("/inbox/").get_data(as_text=True)
+    mine_tab = re.search(r'<a href="[^"]*view=mine[^"]*"[^>]*>', landing).group(0)
+    assert 'aria-current="page"' in mine_tab and f'id="conv-{conv.id}"' not in landing  # Carol's is unassigned
+    assert f'id="conv-{conv.id}"' in client.get("/inbox/?view=all").get_data(as_text=True)
+    assert client.get("/").headers["Location"].endswith("/inbox/?view=mine")
+    agent.landing_view = "inbox"
+    db.session.commit()
+    assert f'id="conv-{conv.id}"' in client.get("/inbox/").get_data(as_text=True)
+    from tests.factories import make_user
+
+    assert make_user("supervisor").landing_view == "inbox" and make_user("agent").landing_view == "inbox_mine"

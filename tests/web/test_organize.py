@@ -78,9 +78,9 @@ def test_tags_are_typed_with_suggestions_added_removed_and_the_same_as_flows(ws,
     db.session.expire_all()
     assert db.session.get(Conversation, first.id).tags == ["damaged"]
     # Filter by tag, and search by tag ("tag:damaged" in the search field).
-    assert set(_subjects(ws["client"].get("/inbox/?tag=damaged").get_data(as_text=True))) == {"Parcel", "Refund"}
-    assert _subjects(ws["client"].get("/inbox/?q=tag:damaged+refund").get_data(as_text=True)) == ["Refund"]
-    assert _subjects(ws["client"].get("/inbox/?tag=vip").get_data(as_text=True)) == []
+    assert set(_subjects(ws["client"].get("/inbox/?view=all&tag=damaged").get_data(as_text=True))) == {"Parcel", "Refund"}
+    assert _subjects(ws["client"].get("/inbox/?view=all&q=tag:damaged+refund").get_data(as_text=True)) == ["Refund"]
+    assert _subjects(ws["client"].get("/inbox/?view=all&tag=vip").get_data(as_text=True)) == []
 
 
 def test_priority_is_set_sorted_and_filtered(ws, db):
@@ -91,12 +91,12 @@ def test_priority_is_set_sorted_and_filtered(ws, db):
     assert answer.status_code == 200 and '<option value="2" selected>Urgent</option>' in answer.get_data(as_text=True)
     bad = _post(ws, f"/inbox/c/{normal.id}/priority", priority="7")
     assert bad.status_code == 422 and "Choose low, normal, high or urgent." in bad.get_data(as_text=True)
-    page = ws["client"].get("/inbox/").get_data(as_text=True)
+    page = ws["client"].get("/inbox/?view=all").get_data(as_text=True)
     assert _subjects(page) == ["Low one", "Normal one", "Urgent one"]
     assert '<span class="badge priority-2">Urgent</span>' in page
-    assert _subjects(ws["client"].get("/inbox/?sort=priority").get_data(as_text=True)) == [
+    assert _subjects(ws["client"].get("/inbox/?view=all&sort=priority").get_data(as_text=True)) == [
         "Urgent one", "Normal one", "Low one"]
-    assert _subjects(ws["client"].get("/inbox/?priority=2").get_data(as_text=True)) == ["Urgent one"]
+    assert _subjects(ws["client"].get("/inbox/?view=all&priority=2").get_data(as_text=True)) == ["Urgent one"]
 
 
 def test_the_priority_sort_pages_with_its_own_cursor(ws, db):
@@ -124,7 +124,7 @@ def test_filters_combine_and_are_kept_by_the_view_tabs_and_load_more(ws, db, app
     db.session.commit()
     _post(ws, f"/inbox/c/{target.id}/tags", tag="vip")
     client = ws["client"]
-    url = f"/inbox/?assignee={bea.id}&address={ws['sales'].id}&priority=1&tag=vip"
+    url = f"/inbox/?view=all&assignee={bea.id}&address={ws['sales'].id}&priority=1&tag=vip"
     page = client.get(url).get_data(as_text=True)
     assert _subjects(page) == ["Target"]
     tabs = re.search(r'<ul id="view-tabs".*?</ul>', page, re.S).group(0)
@@ -139,7 +139,7 @@ def test_filters_combine_and_are_kept_by_the_view_tabs_and_load_more(ws, db, app
     assert 'id="view-tabs"' in fragment and 'hx-swap-oob="true"' in fragment
     # Load more keeps them too.
     app.config["INBOX_PAGE_SIZE"] = 1
-    more = client.get("/inbox/?status=open&priority=1").get_data(as_text=True)
+    more = client.get("/inbox/?view=all&status=open&priority=1").get_data(as_text=True)
     more_url = re.search(r'hx-get="(/inbox/\?[^"]*cursor=[^"]+)"', more).group(1).replace("&amp;", "&")
     assert "priority=1" in more_url
 
@@ -147,12 +147,12 @@ def test_filters_combine_and_are_kept_by_the_view_tabs_and_load_more(ws, db, app
 def test_unread_filter_lists_only_activity_the_user_has_not_seen(ws, db):
     read, _unread = _conv(ws, "Read"), _conv(ws, "Unread")
     ws["client"].get(f"/inbox/c/{read.id}")
-    assert _subjects(ws["client"].get("/inbox/?unread=1").get_data(as_text=True)) == ["Unread"]
+    assert _subjects(ws["client"].get("/inbox/?view=all&unread=1").get_data(as_text=True)) == ["Unread"]
     later = datetime.now(timezone.utc) + timedelta(seconds=5)
     make_message(read, text="Another question", when=later)
     read.last_message_at = later
     db.session.commit()
-    assert set(_subjects(ws["client"].get("/inbox/?unread=1").get_data(as_text=True))) == {"Read", "Unread"}
+    assert set(_subjects(ws["client"].get("/inbox/?view=all&unread=1").get_data(as_text=True))) == {"Read", "Unread"}
 
 
 def test_snooze_until_a_time_returns_it_to_the_agents_mine_view_when_due(ws, db):
@@ -214,7 +214,7 @@ def test_merge_interleaves_the_threads_by_time_and_the_merged_one_leads_to_the_t
     assert db.session.get(Conversation, target.id).tags == ["late"]
     gone = ws["client"].get(f"/inbox/c/{source.id}")
     assert gone.status_code == 302 and gone.headers["Location"].endswith(f"/inbox/c/{target.id}")
-    assert "Parcel still late" not in _subjects(ws["client"].get("/inbox/?status=").get_data(as_text=True))
+    assert "Parcel still late" not in _subjects(ws["client"].get("/inbox/?view=all&status=").get_data(as_text=True))
 
 
 def test_mail_threaded_to_a_merged_conversation_lands_in_the_target(ws, db):
@@ -278,7 +278,7 @@ def test_a_snoozed_row_says_until_when(ws, db):
     conversation = _conv(ws, "Row snoozed")
     when = (NOW + timedelta(days=2)).strftime("%Y-%m-%d") + " 09:30"
     _post(ws, f"/inbox/c/{conversation.id}/snooze", until="time", until_time=when.replace(" ", "T"))
-    html = ws["client"].get("/inbox/?status=pending").get_data(as_text=True)
+    html = ws["client"].get("/inbox/?view=all&status=pending").get_data(as_text=True)
     assert re.search(r'status-pending">pending</span>\s*<span class="muted small snoozed">until <time[^>]*>'
                      + when + "</time>", html)
     far = _post(ws, f"/inbox/c/{conversation.id}/snooze", until="time", until_time="2099-01-02T09:30")

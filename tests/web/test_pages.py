@@ -22,13 +22,13 @@ def test_inbox_full_page_and_fragment(client, db, login_as, htmx_headers):
     queue = make_queue("Billing", members=[db.session.merge(agent)])
     _conversation(db, queue)
 
-    full = client.get("/inbox/")
+    full = client.get("/inbox/?view=all")
     html = full.get_data(as_text=True)
     assert full.status_code == 200
     assert html.startswith("<!doctype html>") and "Where is my parcel?" in html and "<nav" in html
     assert "HX-Request" in full.headers["Vary"]
 
-    frag = client.get("/inbox/", headers=htmx_headers)
+    frag = client.get("/inbox/?view=all", headers=htmx_headers)
     body = frag.get_data(as_text=True)
     assert frag.status_code == 200
     assert "Where is my parcel?" in body and "Carol Customer" in body
