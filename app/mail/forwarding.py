@@ -123,7 +123,19 @@ def forwarded_for(headers: Message, platform_address: str, expected: str | None 
     return traced[0][:320] if traced else None
 
 
+#: An address in a header value, for values the standard parser cannot read (it recurses once per
+#: empty list member, so a hostile header of thousands of commas exhausts the stack).
+_BARE_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+#: Characters of a header value looked at, once its runs of spaces and commas are one comma (a forwarder's
+#: trace header is short; a hostile one is not read whole).
+_VALUE_LIMIT = 4096
+
+
 def _addresses(value: str) -> list[str]:
     """Addresses in a header value: a list of mailboxes, or (X-Forwarded-For) bare addresses separated by spaces."""
-    found = [addr.strip().lower() for _name, addr in getaddresses([value.replace(" ", ",")]) if "@" in addr]
+    value = re.sub(r"[\s,]+", ",", value).strip(",")[:_VALUE_LIMIT]
+    try:
+        found = [addr.strip().lower() for _name, addr in getaddresses([value]) if "@" in addr]
+    except (RecursionError, ValueError, IndexError):
+        found = [m.lower() for m in _BARE_ADDRESS.findall(value)]
     return [a for a in found if "@" in a and "." in a.rpartition("@")[2]]

@@ -152,3 +152,18 @@ def make_address_id(db):
     from app.models.channels import EmailAddress
 
     return db.session.scalar(select(EmailAddress.id).where(EmailAddress.address == PLATFORM))
+
+
+def test_a_hostile_trace_header_is_read_without_exhausting_the_stack():
+    """A corpus message's header of thousands of empty list members made the standard parser recurse until
+    RecursionError, and its ingest failed."""
+    from email.message import Message
+
+    from app.mail.forwarding import forwarded_for
+
+    headers = Message()
+    headers["To"] = "support@mail.pigeonhole.test"
+    headers["X-Forwarded-For"] = "(" * 3000 + "," * 3000 + " sales@acme.example"
+    assert forwarded_for(headers, "support@mail.pigeonhole.test") in (None, "sales@acme.example")
+    headers.replace_header("X-Forwarded-For", "," * 5000 + " sales@acme.example support@mail.pigeonhole.test")
+    assert forwarded_for(headers, "support@mail.pigeonhole.test") == "sales@acme.example"
