@@ -192,6 +192,8 @@ def test_every_page_but_login_and_healthz_needs_a_login(client, app):
         r = client.get(path)
         if endpoint in ("auth.login", "ops.healthz"):
             assert r.status_code in (200, 503), path
+        elif endpoint == "metrics.scrape":  # no session: a bearer token, or a loopback client (test_metrics.py)
+            assert r.status_code == 200 and client.get(path, environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 403
         elif endpoint == "inbox.home":
             assert r.status_code == 302
         else:
