@@ -13,6 +13,9 @@ Two agents on one conversation do not overwrite each other silently: taking a co
 assigned to a colleague, or changing a status a colleague set in the last minute
 (`RECENT_STATUS_SECONDS`), raises `AskFirst` naming who did what and when ("Bea Agent took
 this conversation 20 s ago."), unless the call says `confirm=True` (the agent's "… anyway").
+
+Every change is announced to the colleagues' open pages once it commits (`publish_change`, live
+updates), the assignee and queue it had before included in the audience.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from app.mail.html import html_to_text, sanitize_html, text_to_html
 from app.models.auth import Queue, Role, User
 from app.models._types import utcnow
 from app.models.inbox import Conversation, Message
+from app.runtime.changes import publish_change
 
 RECENT_STATUS_SECONDS = 60
 
@@ -91,8 +95,10 @@ def assign(actor: User | int, conversation_id: int, assignee_id: int | None, con
 
 
 def _assigned(actor: User, conversation: Conversation, assignee_id: int | None) -> None:
+    before = conversation.assignee_id
     conversation.assignee_id = assignee_id
     conversation.assigned_by_id, conversation.assigned_at = actor.id, utcnow()
+    publish_change(conversation.id, "assign", user_ids=[before])
 
 
 def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversation:
@@ -109,6 +115,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
     if not may_transfer_to_any_queue(actor) and queue not in actor.queues:
         raise NotAllowed(f"You can transfer only to queues you are a member of; {queue.name} is not one of them.")
     before = conversation.queue.name if conversation.queue is not None else None
+    heard_by = ([conversation.queue_id], [conversation.assignee_id])
     conversation.queue = queue
     if conversation.assignee is not None and not conversation.assignee.has_role(Role.SUPERVISOR) \
             and queue not in conversation.assignee.queues:
@@ -117,6 +124,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
     text = (f"{who} transferred this conversation from the queue {before} to the queue {queue.name}." if before
             else f"{who} transferred this conversation to the queue {queue.name}.")
     _note(actor, conversation, text_to_html(text), text)
+    publish_change(conversation.id, "transfer", queue_ids=heard_by[0], user_ids=heard_by[1])
     return conversation
 
 
@@ -145,6 +153,7 @@ def set_status(actor: User | int, conversation_id: int, status: str, confirm: bo
                                  f"{ago(conversation.status_at, now)}.")
     conversation.status = status
     conversation.status_by_id, conversation.status_at = actor.id, now
+    publish_change(conversation.id, "status")
     return conversation
 
 
@@ -156,4 +165,6 @@ def add_note(author: User | int, conversation_id: int, body_html: str) -> Messag
     text = html_to_text(html).strip()
     if not text:
         raise InvalidAction("Write the note first.")
-    return _note(author, conversation, html, text)
+    note = _note(author, conversation, html, text)
+    publish_change(conversation.id, "note")
+    return note
