@@ -25,6 +25,7 @@ from collections.abc import Iterator
 
 from flask import Flask, session
 from redis.client import PubSub
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.extensions import db
@@ -65,10 +66,20 @@ def audience(user_id: int, key_hash: str | None) -> frozenset[int] | None:
 
 
 def subscribe() -> PubSub:
-    """A subscription to the announced changes (raises `redis.RedisError` when Redis is down)."""
-    pubsub = redis_connection().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(CHANNEL)
-    return pubsub
+    """A subscription to the announced changes, confirmed by Redis: every change announced from now on is
+    heard (raises `redis.RedisError` when Redis is down or does not confirm within a second)."""
+    pubsub = redis_connection().pubsub()
+    try:
+        pubsub.subscribe(CHANNEL)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if message is not None and message.get("type") == "subscribe":
+                return pubsub
+        raise RedisError("the subscription was not confirmed")
+    except BaseException:
+        pubsub.close()
+        raise
 
 
 def event_stream(app: Flask, pubsub: PubSub, user_id: int, key_hash: str | None,

@@ -194,3 +194,14 @@ def test_a_note_a_reply_a_new_inbound_message_and_its_routing_are_announced(team
     send_reply(conv.id, team["alex"].id, "<p>It left our warehouse this morning.</p>")
     db.session.commit()
     assert f'"id":{conv.id},"kind":"message"' in alex.next_event()
+
+
+def test_without_redis_the_stream_answers_503_and_the_pages_poll_on(team, app):
+    from tests.servers import free_port
+
+    client = _signed_in(app, team["alex"])
+    app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    answer = client.get("/inbox/events")
+    assert answer.status_code == 503
+    page = client.get(f"/inbox/c/{team['conv'].id}").get_data(as_text=True)
+    assert 'id="live"' in page and 'hx-trigger="every 10s, ph-live"' in page  # the thread's polling is kept
