@@ -476,9 +476,9 @@
      the agent may see; a moment's changes are gathered, then the page asks for what they touched:
      the open conversation's Actions card (with the header's badge and the arrival card, out of band)
      and new tiles, the inbox's row in place (a new message: the poller brings it to the top) and the
-     view counts. The composers and the note are never touched. While the stream is down the pollers
-     go on, and the Actions card is refreshed at the same pace. */
-  var live = { source: null, open: false, opened: false, pending: {}, timer: null, retryMs: 0,
+     view counts. The composers and the note are never touched, nor the Actions card while the agent is
+     choosing in it. While the stream is down the pollers go on, and the card is refreshed at that pace. */
+  var live = { source: null, open: false, opened: false, pending: {}, pendingAt: {}, timer: null, retryMs: 0,
                refreshAt: 0, actionsAt: 0, deferredPanel: false };
 
   function liveElement() { return document.getElementById("live"); }
@@ -493,11 +493,20 @@
     if (el) htmx.trigger(el, "ph-live");
   }
 
-  function refreshPanel() {
+  /* Whether the agent is choosing in the Actions card: a list has focus, or shows a choice not yet sent. */
+  function choosing() {
     var actions = document.getElementById("actions");
+    if (!actions) return false;
     var focused = document.activeElement;
-    if (actions && focused && actions.contains(focused) && focused.tagName === "SELECT") {
-      live.deferredPanel = true;  // the agent is choosing in the card: refresh it once they leave it
+    if (focused && actions.contains(focused) && focused.tagName === "SELECT") return true;
+    return $all("select", actions).some(function (select) {
+      return Array.prototype.some.call(select.options, function (o) { return o.selected !== o.defaultSelected; });
+    });
+  }
+
+  function refreshPanel() {
+    if (choosing()) {
+      live.deferredPanel = true;  // refreshed once they leave the card, or by the answer to their choice
       return;
     }
     trigger("panel-refresh");
@@ -505,8 +514,9 @@
 
   function flushChanges() {
     live.timer = null;
-    var changes = live.pending;
+    var changes = live.pending, times = live.pendingAt;
     live.pending = {};
+    live.pendingAt = {};
     var conversation = document.getElementById("conversation");
     var here = conversation ? conversation.getAttribute("data-conversation-id") : null;
     var rowUrl = liveElement().getAttribute("data-row-url");
@@ -514,7 +524,10 @@
     Object.keys(changes).forEach(function (id) {
       var kind = changes[id];
       if (id === here) {
-        refreshPanel();
+        // A question of the card ("… took this conversation 20 s ago") shows the state as of its answer:
+        // a change announced before that is in it already.
+        var ask = $("#actions .ask-first");
+        if (!ask || !(times[id] <= parseFloat(ask.getAttribute("data-at")))) refreshPanel();
         if (kind === "message" || kind === "note" || kind === "transfer" || kind === "change") trigger("thread-poller");
       }
       var row = document.getElementById("conv-" + id);
@@ -531,6 +544,7 @@
   function heard(data) {
     var id = String(data.id);
     live.pending[id] = live.pending[id] === "message" ? "message" : (data.kind || "change");
+    live.pendingAt[id] = Math.max(live.pendingAt[id] || 0, data.at || Infinity);
     if (!live.timer) live.timer = window.setTimeout(flushChanges, 100);
   }
 
@@ -588,8 +602,11 @@
     var actions = document.getElementById("actions");
     if (!live.deferredPanel || !actions || !actions.contains(e.target)) return;
     if (e.relatedTarget && actions.contains(e.relatedTarget)) return;
-    live.deferredPanel = false;
-    trigger("panel-refresh");
+    window.setTimeout(function () {  // after the focus moved (and any click it was part of began)
+      if (!live.deferredPanel || choosing()) return;
+      live.deferredPanel = false;
+      trigger("panel-refresh");
+    }, 0);
   });
 
   /* An action of this page answered after a refresh left: that answer is newer (or asks a question);
@@ -600,9 +617,15 @@
   document.addEventListener("htmx:beforeSwap", function (e) {
     var elt = e.detail.elt;
     if (elt && elt.id === "panel-refresh") {
-      if (live.actionsAt >= live.refreshAt) e.detail.shouldSwap = false;
+      if (live.actionsAt >= live.refreshAt) {
+        e.detail.shouldSwap = false;
+      } else if (choosing()) {  // the agent began choosing while the refresh was on its way
+        e.detail.shouldSwap = false;
+        live.deferredPanel = true;
+      }
     } else if (e.detail.target && e.detail.target.id === "actions") {
       live.actionsAt = Date.now();
+      live.deferredPanel = false;  // the answer to their choice is the card as it is now
     }
   });
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 
@@ -34,6 +35,8 @@ from app.models.auth import Role, User, UserSession
 from app.models._types import utcnow
 from app.queues import redis_connection
 from app.runtime.changes import CHANNEL, may_hear, parse
+
+log = logging.getLogger(__name__)
 
 #: Milliseconds the browser waits before opening the stream again after it ended.
 RETRY_MS = 1000
@@ -84,8 +87,8 @@ def subscribe() -> PubSub:
 
 def event_stream(app: Flask, pubsub: PubSub, user_id: int, key_hash: str | None,
                  queues: frozenset[int] | None) -> Iterator[str]:
-    """The stream's text, chunk by chunk, until its age is up, its user signs out, or the client goes
-    (the server's next write fails and closes this generator). Closes `pubsub` at the end."""
+    """The stream's text, chunk by chunk, until its age is up, its user signs out, Redis goes, or the client
+    goes (the server's next write fails and closes this generator). Closes `pubsub` at the end."""
     heartbeat = float(app.config["LIVE_HEARTBEAT_SECONDS"])
     start = time.monotonic()
     next_beat, end = start + heartbeat, start + float(app.config["LIVE_MAX_AGE_SECONDS"])
@@ -102,12 +105,18 @@ def event_stream(app: Flask, pubsub: PubSub, user_id: int, key_hash: str | None,
                     except SignedOut:
                         yield "event: signed-out\ndata: {}\n\n"
                         return
+                    except Exception:  # noqa: BLE001 - the database is away: end; the browser comes back
+                        log.exception("event stream of user %s ended: its sign-in could not be checked", user_id)
+                        return
                     finally:
                         db.session.remove()
                 yield ": heartbeat\n\n"
                 next_beat = now + heartbeat
                 continue
-            message = pubsub.get_message(timeout=max(0.0, min(next_beat, end) - now))
+            try:
+                message = pubsub.get_message(timeout=max(0.0, min(next_beat, end) - now))
+            except RedisError:
+                return  # Redis went away: the browser opens the stream again (and polls meanwhile)
             if message is None or message.get("type") != "message":
                 continue
             event = parse(message["data"])

@@ -8,6 +8,7 @@ enqueued after that commit (`app.transactions`).
 from __future__ import annotations
 
 import io
+import time
 
 import click
 from flask import (Response, abort, current_app, flash, make_response, redirect, request, send_file,
@@ -183,7 +184,8 @@ def _ask_first(conversation, exc: actions.AskFirst, fields: dict):
     route = "inbox.assign" if exc.action == "assign" else "inbox.set_status"
     ask = {"question": exc.question, "url": url_for(route, conversation_id=conversation.id), "fields": fields,
            "button": "Take it anyway" if exc.action == "assign" and fields.get("assignee") == "me"
-           else ("Assign anyway" if exc.action == "assign" else "Change it anyway")}
+           else ("Assign anyway" if exc.action == "assign" else "Change it anyway"),
+           "at": f"{time.time():.3f}"}  # what it shows is as of then: live updates announced earlier leave it be
     if not is_htmx():
         return _conversation_page(conversation.id, 422, ask=ask)
     return _actions_response(conversation, 422, ask=ask, oob=True)  # and the colleague's change, shown
