@@ -117,6 +117,10 @@ class Config:
         self.INBOX_PAGE_SIZE = _int("INBOX_PAGE_SIZE", 50)
         self.INBOX_POLL_SECONDS = _int("INBOX_POLL_SECONDS", 10)
         self.PRESENCE_SECONDS = _int("PRESENCE_SECONDS", 30)
+        # Live updates (app/inbox/live.py): a comment this often keeps each agent's event stream open through
+        # proxies (and checks the sign-in); a stream ends after this many seconds and the browser opens a new one.
+        self.LIVE_HEARTBEAT_SECONDS = float(os.environ.get("LIVE_HEARTBEAT_SECONDS", "15"))
+        self.LIVE_MAX_AGE_SECONDS = float(os.environ.get("LIVE_MAX_AGE_SECONDS", "300"))
 
         # Behind a TLS-terminating proxy, trust its X-Forwarded-* headers (count of proxies).
         self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)

@@ -7,6 +7,7 @@
  * - dialogs loaded by hx-get, expand/collapse all tiles, de-duplicated polled rows and tiles;
  * - presence: tells the server whether a composer is open;
  * - relative times in lists, mail frames sized to their content, quoted history folded.
+ * - live updates: the event stream refreshes the panels, the badge, the arrival card and the rows that changed.
  * No inline script anywhere (CSP script-src 'self').
  */
 (function () {
@@ -658,6 +659,164 @@
       data.append("leaving", "1");
       data.append("csrf_token", csrfToken());
       navigator.sendBeacon(presence.getAttribute("hx-post"), data);
+    }
+  });
+
+  /* --- Live updates -------------------------------------------------------------------- */
+  /* One EventSource per page on /inbox/events (app/inbox/live.py). Each "change" names a conversation
+     the agent may see; a moment's changes are gathered, then the page asks for what they touched:
+     the open conversation's Actions card (with the header's badge and the arrival card, out of band)
+     and new tiles, the inbox's row in place (a new message: the poller brings it to the top) and the
+     view counts. The composers and the note are never touched, nor the Actions card while the agent is
+     choosing in it. While the stream is down the pollers go on, and the card is refreshed at that pace. */
+  var live = { source: null, open: false, opened: false, pending: {}, pendingAt: {}, timer: null, retryMs: 0,
+               refreshAt: 0, actionsAt: 0, deferredPanel: false };
+
+  function liveElement() { return document.getElementById("live"); }
+
+  function pollMs() {
+    var el = liveElement();
+    return (parseInt(el && el.getAttribute("data-poll-seconds"), 10) || 10) * 1000;
+  }
+
+  function trigger(id) {
+    var el = document.getElementById(id);
+    if (el) htmx.trigger(el, "ph-live");
+  }
+
+  /* Whether the agent is choosing in the Actions card: a list has focus, or shows a choice not yet sent. */
+  function choosing() {
+    var actions = document.getElementById("actions");
+    if (!actions) return false;
+    var focused = document.activeElement;
+    if (focused && actions.contains(focused) && focused.tagName === "SELECT") return true;
+    return $all("select", actions).some(function (select) {
+      return Array.prototype.some.call(select.options, function (o) { return o.selected !== o.defaultSelected; });
+    });
+  }
+
+  function refreshPanel() {
+    if (choosing()) {
+      live.deferredPanel = true;  // refreshed once they leave the card, or by the answer to their choice
+      return;
+    }
+    trigger("panel-refresh");
+  }
+
+  function flushChanges() {
+    live.timer = null;
+    var changes = live.pending, times = live.pendingAt;
+    live.pending = {};
+    live.pendingAt = {};
+    var conversation = document.getElementById("conversation");
+    var here = conversation ? conversation.getAttribute("data-conversation-id") : null;
+    var rowUrl = liveElement().getAttribute("data-row-url");
+    var poll = false;
+    Object.keys(changes).forEach(function (id) {
+      var kind = changes[id];
+      if (id === here) {
+        // A question of the card ("… took this conversation 20 s ago") shows the state as of its answer:
+        // a change announced before that is in it already.
+        var ask = $("#actions .ask-first");
+        if (!ask || !(times[id] <= parseFloat(ask.getAttribute("data-at")))) refreshPanel();
+        if (kind === "message" || kind === "note" || kind === "transfer" || kind === "change") trigger("thread-poller");
+      }
+      var row = document.getElementById("conv-" + id);
+      if (row && kind !== "message") {
+        htmx.ajax("GET", rowUrl.replace("/c/0/", "/c/" + id + "/"), { target: row, swap: "outerHTML" });
+      } else if (document.getElementById("inbox-poller")) {
+        poll = true;
+      }
+    });
+    if (poll) trigger("inbox-poller");
+    trigger("view-tabs");
+  }
+
+  function heard(data) {
+    var id = String(data.id);
+    live.pending[id] = live.pending[id] === "message" ? "message" : (data.kind || "change");
+    live.pendingAt[id] = Math.max(live.pendingAt[id] || 0, data.at || Infinity);
+    if (!live.timer) live.timer = window.setTimeout(flushChanges, 100);
+  }
+
+  /* Everything this page shows may have changed while the stream was down. */
+  function refreshAll() {
+    if (document.getElementById("conversation")) {
+      refreshPanel();
+      trigger("thread-poller");
+    }
+    trigger("inbox-poller");
+    trigger("view-tabs");
+  }
+
+  function startLive() {
+    var el = liveElement();
+    if (!el || !window.EventSource) return;
+    var source = live.source = new EventSource(el.getAttribute("data-live-url"));
+    source.addEventListener("open", function () {
+      live.open = true;
+      live.retryMs = 0;
+      if (live.opened) refreshAll();  // back after a break: catch up on what was missed
+      live.opened = true;
+    });
+    source.addEventListener("change", function (e) {
+      try { heard(JSON.parse(e.data)); } catch (err) { /* not ours */ }
+    });
+    source.addEventListener("signed-out", function () {
+      source.close();
+      live.open = false;
+    });
+    source.addEventListener("error", function () {
+      live.open = false;
+      // The browser opens an ended stream again by itself; one the server refused (503, a sign-in page) stays
+      // closed: try again later, less and less often.
+      if (source.readyState === EventSource.CLOSED && live.source === source) {
+        live.retryMs = Math.min(Math.max(live.retryMs * 2, pollMs()), 120000);
+        window.setTimeout(startLive, live.retryMs);
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!liveElement()) return;
+    startLive();
+    window.setInterval(function () {  // the fallback: the pollers go on by themselves; the card too
+      if (!live.open && document.getElementById("conversation")) refreshPanel();
+    }, pollMs());
+  });
+  window.addEventListener("pagehide", function () {
+    if (live.source) live.source.close();  // frees the server's thread at once
+    live.source = null;
+  });
+
+  document.addEventListener("focusout", function (e) {
+    var actions = document.getElementById("actions");
+    if (!live.deferredPanel || !actions || !actions.contains(e.target)) return;
+    if (e.relatedTarget && actions.contains(e.relatedTarget)) return;
+    window.setTimeout(function () {  // after the focus moved (and any click it was part of began)
+      if (!live.deferredPanel || choosing()) return;
+      live.deferredPanel = false;
+      trigger("panel-refresh");
+    }, 0);
+  });
+
+  /* An action of this page answered after a refresh left: that answer is newer (or asks a question);
+     the refresh's older card is not swapped over it. */
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "panel-refresh") live.refreshAt = Date.now();
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var elt = e.detail.elt;
+    if (elt && elt.id === "panel-refresh") {
+      if (live.actionsAt >= live.refreshAt) {
+        e.detail.shouldSwap = false;
+      } else if (choosing()) {  // the agent began choosing while the refresh was on its way
+        e.detail.shouldSwap = false;
+        live.deferredPanel = true;
+      }
+    } else if (e.detail.target && e.detail.target.id === "actions") {
+      live.actionsAt = Date.now();
+      live.deferredPanel = false;  // the answer to their choice is the card as it is now
     }
   });
 

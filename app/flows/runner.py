@@ -38,6 +38,7 @@ from app.models.auth import Queue, User
 from app.models.flows import Flow, FlowRun
 from app.models.inbox import Attachment, Conversation, Message
 from app.models.responses import StandardResponse
+from app.runtime.changes import publish_change
 from app.runtime.live import published_address
 from app.runtime.tags import TagError, add_tags
 from app.runtime.trail import record_event
@@ -293,6 +294,7 @@ def _run_one(conversation: Conversation, message: Message) -> FlowRun:
     run.duration_ms = round((time.perf_counter() - started) * 1000, 2)
     db.session.add(run)
     db.session.flush()
+    publish_change(conversation.id, "routed")  # its queue and assignee, on the agents' pages once committed
     return run
 
 

@@ -16,6 +16,9 @@ Two agents on one conversation do not overwrite each other silently: taking a co
 assigned to a colleague, or changing a status a colleague set in the last minute
 (`RECENT_STATUS_SECONDS`), raises `AskFirst` naming who did what and when ("Bea Agent took
 this conversation 20 s ago."), unless the call says `confirm=True` (the agent's "… anyway").
+
+Every change is announced to the colleagues' open pages once it commits (`publish_change`, live
+updates), the assignee and queue it had before included in the audience.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from app.mail.html import html_to_text, sanitize_html
 from app.models.auth import Queue, Role, User
 from app.models._types import utcnow
 from app.models.inbox import Conversation, Message
+from app.runtime.changes import publish_change
 from app.runtime.trail import record_event
 
 RECENT_STATUS_SECONDS = 60
@@ -106,6 +110,7 @@ def _assigned(actor: User, conversation: Conversation, assignee_id: int | None) 
     else:
         line = f"{who} assigned this to {_name(db.session.get(User, assignee_id))}"
     record_event(conversation.id, "assign", line, actor, assignee_id=assignee_id, before=before)
+    publish_change(conversation.id, "assign", user_ids=[before])
 
 
 def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversation:
@@ -123,6 +128,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
         raise NotAllowed(f"You can transfer only to queues you are a member of; {queue.name} is not one of them.")
     before = conversation.queue.name if conversation.queue is not None else None
     before_id = conversation.queue_id
+    heard_by = ([conversation.queue_id], [conversation.assignee_id])
     conversation.queue, conversation.queue_id = queue, queue.id
     line = f"{_name(actor)} transferred to {queue.name}" + (f" from {before}" if before else "")
     if conversation.assignee is not None and not conversation.assignee.has_role(Role.SUPERVISOR) \
@@ -131,6 +137,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
         conversation.assignee_id = None
     record_event(conversation.id, "transfer", line, actor, queue_id=queue.id, before=before_id,
                  before_name=before)
+    publish_change(conversation.id, "transfer", queue_ids=heard_by[0], user_ids=heard_by[1])
     return conversation
 
 
@@ -163,6 +170,7 @@ def set_status(actor: User | int, conversation_id: int, status: str, confirm: bo
     conversation.status_by_id, conversation.status_at = actor.id, now
     if conversation.snoozed_until is not None or conversation.snoozed_by_id is not None:
         conversation.snoozed_until = conversation.snoozed_by_id = None  # a status set by hand ends a snooze
+    publish_change(conversation.id, "status")
     return conversation
 
 
@@ -174,4 +182,6 @@ def add_note(author: User | int, conversation_id: int, body_html: str) -> Messag
     text = html_to_text(html).strip()
     if not text:
         raise InvalidAction("Write the note first.")
-    return _note(author, conversation, html, text)
+    note = _note(author, conversation, html, text)
+    publish_change(conversation.id, "note")
+    return note

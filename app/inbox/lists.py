@@ -161,13 +161,14 @@ _INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "
 def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
                q: str = "", cursor: str | None = None, after: str | None = None,
                limit: int | None = None, before: int | None = None,
-               filters: InboxFilters | None = None) -> InboxPage:
+               filters: InboxFilters | None = None, conversation_id: int | None = None) -> InboxPage:
     """One page of a view ("mine", "unassigned", "all"), newest activity first.
 
     `cursor`: the page after that row (older). `after`: only rows changed since that
     row (newer), for polling. `q`: only conversations matching the search, from one window
     of matching messages (`app.inbox.search`; `before`: the window of matches older than that
-    message id, from `InboxPage.older_matches`). Raises `InvalidAction` for an unknown view or
+    message id, from `InboxPage.older_matches`). `conversation_id`: only that conversation's row (a live
+    update of one row; none when the user may not see it). Raises `InvalidAction` for an unknown view or
     status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters.
     `filters`: the others (`InboxFilters`: assignee, tag, priority, address, unread, and the sort);
     a merged conversation (`Conversation.merged_into_id`) is never listed.
@@ -191,6 +192,9 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if status:
         conds.append("{c}status = :status")
         params["status"] = status
+    if conversation_id is not None:
+        conds.append("{c}id = :only_id")
+        params["only_id"] = conversation_id
     if queue_id:
         conds.append("{c}queue_id = :queue_id")
         params["queue_id"] = queue_id

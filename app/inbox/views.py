@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import click
-from flask import (abort, flash, g, make_response, redirect, request, send_file,
+from flask import (Response, abort, current_app, flash, g, make_response, redirect, request, send_file,
                    url_for)
 from flask_login import current_user
 from markupsafe import Markup
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.extensions import db
-from app.inbox import presence
+from app.inbox import live, presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
 from app.inbox import actions
 from app.inbox.access import (InvalidAction, NotAllowed, attachment_bytes, can_see, get_attachment,
@@ -133,6 +135,39 @@ def index():
 _row = Fragments("inbox/_row.html", "row", zoned=True)
 
 
+@bp.route("/inbox/c/<int:conversation_id>/row")
+@fragment_of(lambda conversation_id: url_for("inbox.index"))
+def row(conversation_id: int):
+    """One inbox row as it is now (a live update swaps it in place); empty when the user may no longer see
+    it (the row goes)."""
+    page = list_inbox(current_user, view="all", status=None, conversation_id=conversation_id)
+    if not page.rows:
+        return ""
+    present = presence.present_in([conversation_id], current_user.id)
+    return Markup(_row(page.rows[0], present.get(conversation_id, []), False))
+
+
+@bp.route("/inbox/events")
+def events():
+    """The user's event stream (`app.inbox.live`): server-sent events, one per change of a conversation
+    they may see. 503 when Redis is down (the browser tries again, and the pages poll meanwhile)."""
+    key_hash = live.sign_in_of_request()
+    try:
+        queues = live.audience(current_user.id, key_hash)
+    except live.SignedOut:
+        abort(401)
+    try:
+        pubsub = live.subscribe()
+    except RedisError:
+        return Response("retry: 5000\n\n", status=503, mimetype="text/event-stream")
+    db.session.remove()  # the stream holds no database connection while it waits
+    response = Response(live.event_stream(current_app._get_current_object(), pubsub, current_user.id, key_hash,
+                                          queues), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response
+
+
 @bp.route("/inbox/drafts/")
 def drafts():
     return render("inbox/drafts.html", block="drafts", drafts=list_drafts(current_user),
@@ -216,7 +251,8 @@ def _ask_first(conversation, exc: actions.AskFirst, fields: dict):
     route = "inbox.assign" if exc.action == "assign" else "inbox.set_status"
     ask = {"question": exc.question, "url": url_for(route, conversation_id=conversation.id), "fields": fields,
            "button": "Take it anyway" if exc.action == "assign" and fields.get("assignee") == "me"
-           else ("Assign anyway" if exc.action == "assign" else "Change it anyway")}
+           else ("Assign anyway" if exc.action == "assign" else "Change it anyway"),
+           "at": f"{time.time():.3f}"}  # what it shows is as of then: live updates announced earlier leave it be
     if not is_htmx():
         return _conversation_page(conversation.id, 422, ask=ask)
     return _actions_response(conversation, 422, ask=ask, oob=True)  # and the colleague's change, shown
@@ -277,6 +313,14 @@ def transfer(conversation_id: int):
         # The agent handed it to a queue they do not work: back to the inbox.
         return navigate(url_for("inbox.index"))
     return _after_action(conversation)
+
+
+@bp.route("/inbox/c/<int:conversation_id>/panel")
+@fragment_of(lambda conversation_id: url_for("inbox.conversation", conversation_id=conversation_id))
+def panel(conversation_id: int):
+    """The Actions card, with the header's badge and the arrival card out of band, as they are now (a live
+    update of the open conversation; the composer and the note are not touched)."""
+    return _actions_response(get_conversation(current_user, conversation_id), oob=True)
 
 
 def _after_action(conversation):

@@ -68,6 +68,7 @@ from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
 from app.runtime import forwarding, metrics, senderauth, suppression
+from app.runtime.changes import publish_change
 from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, receiving_address
 from app.runtime.threading import find_conversation
@@ -238,6 +239,8 @@ def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> Inge
     savepoint = begin_nested()
     try:
         result = _store(address, item, raw, parsed, now)
+        if result.conversation_id is not None:  # the agents' open pages hear of it once it commits
+            publish_change(result.conversation_id, "message")
         savepoint.commit()
     except IntegrityError:
         # Another worker stored the same message (same dedupe key) a moment ago.

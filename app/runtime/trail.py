@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.extensions import db
+from app.runtime.changes import publish_change
 from app.models._types import utcnow
 from app.models.auth import User
 from app.models.organize import ConversationEvent
@@ -40,4 +41,10 @@ def record_event(conversation_id: int, kind: str, text: str, actor: User | None 
                               actor_id=actor.id if actor is not None else None, data=data,
                               created_at=when or utcnow())
     db.session.add(event)
+    if kind in _ANNOUNCED:  # the other kinds are announced by their own callers, with the audience before
+        publish_change(conversation_id, kind)
     return event
+
+
+#: Event kinds whose line is the change's only announcement to live pages (`app.runtime.changes`).
+_ANNOUNCED = {"priority", "tags", "snooze", "merge", "split"}

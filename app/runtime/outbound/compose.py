@@ -27,6 +27,7 @@ from app.mail.vcard import contact_card_attachment
 from app.models._types import utcnow
 from app.models.auth import User
 from app.models.inbox import Attachment, Contact, Conversation, Message, OutgoingMime, customer_written
+from app.runtime.changes import publish_change
 from app.runtime.live import PublishedAddress
 from app.runtime.template_images import inline_images
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
@@ -273,6 +274,7 @@ def _insert_message(values: dict, raw: bytes, files: list[OutgoingAttachment], c
     _run(_INSERT_MIME, {"message_id": message_id, "data": raw})
     message = Message(id=message_id, **values)
     attach_inserted(db.session(), message)
+    publish_change(conversation_id, "message")  # the colleagues' open pages, once it commits
     if files:
         store = blob_store()
         db.session.add_all(Attachment(
