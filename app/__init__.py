@@ -36,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.inbox import composer_views, views as inbox_views  # noqa: F401 - add their routes to inbox_bp
     from app.ops import metrics as ops_metrics
     from app.inbox import organize_views  # noqa: F401 - tags, priority, snooze, merge, split, trail export
+    from app.inbox import contact_views  # noqa: F401 - contacts, note Edit/Delete, @mentions, notifications
     from app.ops.views import bp as ops_bp
     from app.publish.views import bp as publish_bp
     from app.responses.views import bp as responses_bp

@@ -68,6 +68,9 @@ class MessageView:
     auth_from_domain: str | None = None
     auth_reason: str | None = None
     auth_lookalike: str | None = None
+    # An internal note: its author (the tile offers Edit/Delete to them) and when it was last edited.
+    author_id: int | None = None
+    edited_at: datetime | None = None
 
     @property
     def auth_warning(self) -> str | None:
@@ -116,7 +119,7 @@ class MessageView:
                                    a.sha256) for a in m.attachments],
                    m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts or 0, m.next_attempt_at,
                    m.sender_source, m.classification, m.auth_spf, m.auth_dkim, m.auth_dmarc, m.auth_from_domain,
-                   m.auth_reason, m.auth_lookalike)
+                   m.auth_reason, m.auth_lookalike, m.author_id, m.edited_at)
 
 
 class ContactName(NamedTuple):
@@ -214,11 +217,13 @@ SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs
        m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
        EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments,
        m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at, m.sender_source, m.classification,
-       m.auth_spf, m.auth_dkim, m.auth_dmarc, m.auth_from_domain, m.auth_reason, m.auth_lookalike
+       m.auth_spf, m.auth_dkim, m.auth_dmarc, m.auth_from_domain, m.auth_reason, m.auth_lookalike,
+       m.author_id, m.edited_at
 FROM messages m LEFT JOIN users u ON u.id = m.author_id
 WHERE m.conversation_id = :conversation_id
 ORDER BY m.created_at, m.id
-""").columns(created_at=UTCDateTime(), sent_at=UTCDateTime(), next_attempt_at=UTCDateTime())
+""").columns(created_at=UTCDateTime(), sent_at=UTCDateTime(), next_attempt_at=UTCDateTime(),
+          edited_at=UTCDateTime())
 ATTACHMENTS_SQL = text(
     "SELECT id, message_id, filename, content_type, size, content_id, inline, sha256 FROM attachments "
     "WHERE message_id IN :ids ORDER BY id"
@@ -260,7 +265,8 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
     messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
                             r.next_attempt_at, r.sender_source, r.classification, r.auth_spf, r.auth_dkim,
-                            r.auth_dmarc, r.auth_from_domain, r.auth_reason, r.auth_lookalike) for r in rows]
+                            r.auth_dmarc, r.auth_from_domain, r.auth_reason, r.auth_lookalike, r.author_id,
+                            r.edited_at) for r in rows]
     with_files = [r[0] for r in rows if r[14]]
     if with_files:
         by_id = {m.id: m for m in messages}

@@ -22,7 +22,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.inbox import live, presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
-from app.inbox import actions
+from app.inbox import actions, notes
+from app.inbox.contacts import contact_panel
 from app.inbox.access import (InvalidAction, NotAllowed, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
 from app.inbox.choices import assignable_users, queue_choices, transfer_choices
@@ -207,7 +208,7 @@ def _conversation_page(conversation_id: int, status: int = 200, **actions_extra)
         tiles=tiles(detail.messages, detail.events), open_draft=open_draft,
         composer=composer_context(open_draft, show_images=images) if open_draft else None,
         last_id=max((m.id for m in detail.messages), default=0), status=status, **actions_extra,
-        events_after=max((e.id for e in detail.events), default=0),
+        events_after=max((e.id for e in detail.events), default=0), contact=contact_panel(current_user, conversation_id),
         **_action_forms(detail.conversation), **organize_context(detail.conversation, detail.earlier)), images)
 
 
@@ -336,7 +337,7 @@ def add_note(conversation_id: int):
     error = None
     if form.validate_on_submit():
         try:
-            note = actions.add_note(current_user, conversation_id, form.body.data)
+            note = notes.write_note(current_user, conversation_id, form.body.data)  # plain text, @mentions
         except InvalidAction as exc:
             error = str(exc)
         else:

@@ -19,6 +19,11 @@ class Contact(db.Model):
     email: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Edited on the contact page (app.inbox.contacts): the customer's other addresses (one a line),
+    # an organisation that overrides the one read from the email domain, and the agents' notes.
+    extra_addresses: Mapped[str] = mapped_column(Text, default="", server_default="")
+    organization: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Conversation(db.Model):
@@ -126,6 +131,7 @@ class Message(db.Model):
     # Inbound: None when the sender is From, else the header it was taken from ("sender", "reply-to", "return-path")
     sender_source: Mapped[str | None] = mapped_column(String(20))
     parse_notes: Mapped[str | None] = mapped_column(Text)  # the parser's defects and fallbacks, one per line
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # an internal note edited by its author
 
     # Outbound delivery: attempts, backoff, the worker's claim (lease) and the server's last reply
     delivery_attempts: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -20,7 +20,7 @@ from app.models.organize import ConversationEvent
 #: The kinds of event, in the trail's own words for the export.
 KINDS = {
     "assign": "Assignment", "transfer": "Transfer", "status": "Status", "priority": "Priority", "tags": "Tags",
-    "snooze": "Snooze", "merge": "Merge", "split": "Split", "automation": "Automation",
+    "snooze": "Snooze", "merge": "Merge", "split": "Split", "automation": "Automation", "note": "Internal note",
 }
 
 

@@ -19,7 +19,8 @@ from app.models.auth import User
 from app.models.channels import AddressSetup, Domain
 from app.models.flows import Flow, Intent
 from app.models.inbound import InboundRaw
-from app.models.inbox import Attachment, Conversation, Draft, Message
+from app.models.inbox import Attachment, Contact, Conversation, Draft, Message
+from app.models.notifications import Notification
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
 from app.runtime.outbound import queue_send_test
@@ -34,6 +35,7 @@ ARGUMENT_ROWS = {
     "conversation_id": Conversation, "intent_id": Intent, "queue_id": None, "attachment_id": Attachment,
     "draft_id": Draft, "message_id": Message, "response_id": StandardResponse, "group_id": ResponseGroup,
     "raw_id": InboundRaw, "user_id": User, "test_id": SendTest,
+    "contact_id": Contact, "note_id": Message, "notification_id": Notification,
 }
 OTHER_VALUES = {"part": ("header", "footer"), "version": (1,), "number": (1, 987654), "rule_id": ("r1", "nope"), "index": (0, 5),
                 "name": ("nothing.eml",), "filename": ("app.css",),
@@ -52,6 +54,9 @@ def _data(admin, agent, supervisor):
     make_message(conversation, html="<p>Hello <b>there</b></p>",
                  attachments=[("note.txt", "text/plain", b"a note")])
     make_message(conversation, direction="out", delivery_status="sent", author=agent)
+    note = make_message(conversation, direction="note", author=agent, text="A note", html="<p>A note</p>")
+    _db.session.add(Notification(user_id=agent.id, actor_id=supervisor.id, conversation_id=conversation.id,
+                                 message_id=note.id, text="Sam mentioned you"))
     make_response()
     flow = make_flow([{"name": "Stop", "actions": [{"type": "stop"}]}], publish=False)
     OTHER_VALUES["rule_id"] = (flow.rules[0]["id"], "nope")
