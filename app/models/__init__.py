@@ -16,6 +16,7 @@ from app.models.publish import PublishRequest, PublishSettings
 from app.models.organize import ConversationEvent, ConversationTag
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
+from app.models.sla import AgentNotice, SlaPolicy
 from app.models.suppression import Suppression
 from app.models.template_images import TemplateImage
 
@@ -38,4 +39,6 @@ __all__ = [
     "TemplateImage",
     # organising conversations: the audit trail, tags
     "ConversationEvent", "ConversationTag",
+    # service levels
+    "AgentNotice", "SlaPolicy",
 ]
