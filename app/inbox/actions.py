@@ -28,6 +28,7 @@ from app.mail.html import html_to_text, sanitize_html
 from app.models.auth import Queue, Role, User
 from app.models._types import utcnow
 from app.models.inbox import Conversation, Message
+from app.runtime import sla
 from app.runtime.trail import record_event
 
 RECENT_STATUS_SECONDS = 60
@@ -131,6 +132,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
         conversation.assignee_id = None
     record_event(conversation.id, "transfer", line, actor, queue_id=queue.id, before=before_id,
                  before_name=before)
+    sla.refresh(conversation)  # the new queue's policy and calendar
     return conversation
 
 
@@ -163,6 +165,7 @@ def set_status(actor: User | int, conversation_id: int, status: str, confirm: bo
     conversation.status_by_id, conversation.status_at = actor.id, now
     if conversation.snoozed_until is not None or conversation.snoozed_by_id is not None:
         conversation.snoozed_until = conversation.snoozed_by_id = None  # a status set by hand ends a snooze
+    sla.status_changed(conversation, now)
     return conversation
 
 
