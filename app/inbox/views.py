@@ -74,20 +74,22 @@ def _filters() -> dict:
     assignee = args.get("assignee", type=int)
     address = args.get("address", type=int)
     unread = args.get("unread") == "1"
-    sort = "priority" if args.get("sort") == "priority" else ""
+    sort = args.get("sort") if args.get("sort") in ("priority", "due") else ""
+    sla = args.get("sla") if args.get("sla") in ("breached", "at_risk") else ""
     # An older window of a search's matches ("Search older messages"); meaningless without a search.
     before = args.get("before", type=int) if q else None
     keep = {k: v for k, v in {"status": status, "queue": queue, "q": q, "tag": tag, "priority": priority,
                               "assignee": assignee, "address": address, "unread": "1" if unread else None,
-                              "sort": sort}.items() if v not in (None, "") or k == "status"}
+                              "sort": sort, "sla": sla}.items() if v not in (None, "") or k == "status"}
     return {"view": view, "status": status, "queue": queue, "q": q, "before": before, "tag": tag,
-            "priority": priority, "assignee": assignee, "address": address, "unread": unread, "sort": sort,
+            "priority": priority, "assignee": assignee, "address": address, "unread": unread, "sort": sort, "sla": sla,
             "keep": keep}
 
 
 def _inbox_filters(filters: dict) -> InboxFilters:
     return InboxFilters(assignee_id=filters["assignee"], tag=filters["tag"], priority=filters["priority"],
-                        address_id=filters["address"], unread=filters["unread"], sort=filters["sort"])
+                        address_id=filters["address"], unread=filters["unread"], sort=filters["sort"],
+                        sla=filters["sla"])
 
 
 def _filter_choices() -> dict:

@@ -190,3 +190,37 @@ def notify_due(now: datetime | None = None) -> int:
             sent += 1
     db.session.commit()
     return sent
+
+
+# --- timers as shown ----------------------------------------------------------------------------
+
+def _span(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        h, m = divmod(minutes, 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, rest = divmod(minutes, 24 * 60)
+    return f"{d} d {rest // 60} h" if rest // 60 else f"{d} d"
+
+
+def timer(due: datetime | None, warn_at: datetime | None, label: str, now: datetime | None = None) -> tuple[str, str]:
+    """What a row or header says of a due time, and its state: ("First response due in 42 min", "ok"),
+    ("… due in 9 min", "at-risk"), ("… overdue by 3 min", "breached"); ("", "") without one."""
+    if due is None:
+        return "", ""
+    now = now or utcnow()
+    if due <= now:
+        return f"{label} overdue by {_span(int((now - due).total_seconds() // 60))}", "breached"
+    left = _span(max(1, -int(-(due - now).total_seconds() // 60)))  # rounded up: "in 1 min" until it is due
+    return f"{label} due in {left}", "at-risk" if warn_at is not None and warn_at <= now else "ok"
+
+
+def label_of(due: datetime | None, first_due: datetime | None, next_due: datetime | None) -> str:
+    if due is None:
+        return ""
+    if first_due is not None and first_due == due:
+        return "First response"
+    if next_due is not None and next_due == due:
+        return "Next response"
+    return "Resolution"

@@ -2,6 +2,7 @@
 replies, resolve/reopen and transfers, the most specific policy winning, and the at-risk/overdue notices."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -207,3 +208,48 @@ def test_at_risk_and_overdue_notices_are_sent_once_each(db, desk):
     assert [e.data["notice"] for e in events] == ["at_risk", "overdue"]
     db.session.expire_all()
     assert db.session.get(Conversation, conversation.id).first_response_breached_at == due
+
+
+def test_inbox_rows_show_timers_sort_by_due_soonest_and_filter_breached_and_at_risk(client, db, login_as):
+    from app.inbox.lists import InboxFilters, list_inbox
+    agent = db.session.merge(login_as("supervisor", name="Sam Supervisor"))
+    queue = make_queue("Always", members=[agent])  # always open: business minutes are minutes
+    address = make_address("always@mail.pigeonhole.test", queues=[queue])
+    add_policy(queue.id, name="Fast", priority=None, tag=None, first_response_minutes=60,
+               next_response_minutes=None, resolution_minutes=None, warning_minutes=15)
+    now = datetime.now(UTC)
+    made = {}
+    for subject, minutes_ago in (("Calm", 5), ("Close call", 50), ("Too late", 70)):
+        when = now - timedelta(minutes=minutes_ago)
+        conversation = make_conversation(queue=queue, address=address, when=when, subject=subject)
+        make_message(conversation, when=when)
+        sla.customer_wrote(conversation, when)
+        made[subject] = conversation
+    plain = make_conversation(queue=make_queue("No policy"), address=address, subject="No timer")
+    db.session.commit()
+    html = client.get("/inbox/?sort=due").get_data(as_text=True)
+    order = [s for s in re.findall(r'<td class="subject"><a href="/inbox/c/\d+">([^<]+)</a>', html)]
+    assert order == ["Too late", "Close call", "Calm", "No timer"]
+    assert re.search(r'<span class="sla-timer sla-ok"><time datetime="[^"]+" title="Due [^"]+">'
+                     r'First response due in 5\d min</time></span>', html)
+    assert re.search(r'sla-at-risk"><time[^>]*>First response due in 1\d min</time> <span class="sla-word">'
+                     r'\(at risk\)</span>', html)
+    assert re.search(r'sla-breached"><time[^>]*>First response overdue by 1\d min</time>', html)
+    assert '<option value="due" selected>Due soonest</option>' in html and '<label for="filter-sla">' in html
+    breached = client.get("/inbox/?sla=breached").get_data(as_text=True)
+    assert "Too late" in breached and "Close call" not in breached and "Calm" not in breached
+    at_risk = client.get("/inbox/?sla=at_risk").get_data(as_text=True)
+    assert "Close call" in at_risk and "Too late" not in at_risk and "No timer" not in at_risk
+    # Keyset pages of the due sort: two rows a page, nothing repeated or lost
+    seen, cursor = [], None
+    while True:
+        page = list_inbox(agent.id, view="all", cursor=cursor, limit=2, filters=InboxFilters(sort="due"))
+        seen += [r.conversation.subject for r in page.rows]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert seen == ["Too late", "Close call", "Calm", "No timer"]
+    header = client.get(f"/inbox/c/{made['Too late'].id}").get_data(as_text=True)
+    assert re.search(r'<span id="sla-header"><span class="sla-timer sla-breached"><time[^>]*>First response overdue',
+                     header)
+    assert plain.sla_due_at is None
