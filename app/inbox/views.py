@@ -18,7 +18,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from app.extensions import db
-from app.inbox import presence
+from app.inbox import notices, presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
 from app.inbox import actions
 from app.inbox.access import (InvalidAction, NotAllowed, attachment_bytes, can_see, get_attachment,
@@ -133,6 +133,17 @@ _row = Fragments("inbox/_row.html", "row", zoned=True)
 def drafts():
     return render("inbox/drafts.html", block="drafts", drafts=list_drafts(current_user),
                   filters={"view": "drafts"})
+
+
+@bp.route("/inbox/notices", methods=["GET", "POST"])
+def notices_page():
+    """The agent's in-app notices (service levels); POST: "Mark all read"."""
+    if request.method == "POST":
+        done = notices.mark_all_read(current_user.id)
+        db.session.commit()
+        return navigate(url_for("inbox.notices_page"), f"{done} notice{'s' if done != 1 else ''} marked read.")
+    return render("inbox/notices.html", notices=notices.notices_of(current_user.id),
+                  unread=notices.unread_count(current_user.id))
 
 
 @bp.route("/inbox/counts")

@@ -253,3 +253,25 @@ def test_inbox_rows_show_timers_sort_by_due_soonest_and_filter_breached_and_at_r
     assert re.search(r'<span id="sla-header"><span class="sla-timer sla-breached"><time[^>]*>First response overdue',
                      header)
     assert plain.sla_due_at is None
+
+
+def test_the_agent_reads_the_notices_and_marks_them_read(client, db, login_as):
+    agent = db.session.merge(login_as("agent", name="Alex Agent"))
+    queue = make_queue("Support", members=[agent])
+    address = make_address("help@mail.pigeonhole.test", queues=[queue])
+    add_policy(queue.id, name="Fast", priority=None, tag=None, first_response_minutes=30,
+               next_response_minutes=None, resolution_minutes=None, warning_minutes=None)
+    when = datetime.now(UTC) - timedelta(hours=1)
+    conversation = make_conversation(queue=queue, address=address, when=when, subject="Lost parcel", assignee=agent)
+    make_message(conversation, when=when)
+    sla.customer_wrote(conversation, when)
+    db.session.commit()
+    assert sla.notify_due() == 1
+    assert 'id="notices-link"' in client.get("/inbox/").get_data(as_text=True)
+    page = client.get("/inbox/notices").get_data(as_text=True)
+    assert f'<a href="/inbox/c/{conversation.id}">First response overdue: Lost parcel</a>' in page
+    assert "1 unread." in page
+    token = csrf_token(client, "/inbox/notices")
+    assert client.post("/inbox/notices", data={"csrf_token": token}).status_code == 303
+    page = client.get("/inbox/notices").get_data(as_text=True)
+    assert "0 unread." in page and "Mark all read" not in page
