@@ -179,8 +179,8 @@ ORDERS = {"": ("last_message_at DESC, id DESC", "c.last_message_at DESC, c.id DE
           "due": ("CASE WHEN sla_due_at IS NULL THEN 1 ELSE 0 END, sla_due_at, id",
                   "CASE WHEN c.sla_due_at IS NULL THEN 1 ELSE 0 END, c.sla_due_at, c.id")}
 #: Service levels' filters (`InboxFilters.sla`), at the request's time.
-SLA_SQL = {"breached": "sla_due_at <= :f_now",
-           "at_risk": "sla_warn_at <= :f_now AND sla_due_at > :f_now"}
+SLA_SQL = {"breached": "sla_due_at <= :f_now AND status IN ('open', 'pending')",
+           "at_risk": "sla_warn_at <= :f_now AND sla_due_at > :f_now AND status IN ('open', 'pending')"}
 #: The filters of `InboxFilters` in SQL over `conversations` (unaliased). The tag filter reads the
 #: (tag, conversation) index; unread: no look of the user's since the last activity.
 TAG_SQL = "id IN (SELECT conversation_id FROM conversation_tags WHERE tag = :f_tag)"

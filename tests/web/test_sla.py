@@ -275,3 +275,18 @@ def test_the_agent_reads_the_notices_and_marks_them_read(client, db, login_as):
     assert client.post("/inbox/notices", data={"csrf_token": token}).status_code == 303
     page = client.get("/inbox/notices").get_data(as_text=True)
     assert "0 unread." in page and "Mark all read" not in page
+
+
+def test_merge_keeps_the_oldest_wait_and_the_merged_one_has_no_timer(client, db, desk, login_as):
+    from app.inbox.merging import merge
+    agent = db.session.merge(login_as("supervisor", name="Sam Supervisor"))
+    early = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    source = _conversation(desk, early)
+    target = _conversation(desk, early + timedelta(minutes=30))
+    target.contact_id = source.contact_id
+    db.session.commit()
+    merge(agent.id, source.id, target.id)
+    assert source.status == "closed" and source.sla_due_at is None
+    assert target.sla_waiting_since == early
+    assert target.first_response_due_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    db.session.commit()
