@@ -24,7 +24,8 @@ def policies_of(queue_id: int) -> list[SlaPolicy]:
     return list(db.session.scalars(select(SlaPolicy).where(SlaPolicy.queue_id == queue_id).order_by(SlaPolicy.id)))
 
 
-def _recompute(queue_id: int) -> None:
+def recompute_queue(queue_id: int) -> None:
+    """Recompute the due times of the queue's open and pending conversations (policies or calendar changed)."""
     for conversation in db.session.scalars(select(Conversation).where(
             Conversation.queue_id == queue_id, Conversation.status.in_(sla.ACTIVE))):
         sla.refresh(conversation)
@@ -48,7 +49,7 @@ def add_policy(queue_id: int, *, name: str, priority: int | None, tag: str | Non
                        resolution_minutes=resolution_minutes, warning_minutes=warning_minutes)
     db.session.add(policy)
     db.session.flush()
-    _recompute(queue_id)
+    recompute_queue(queue_id)
     return policy
 
 
@@ -60,5 +61,5 @@ def delete_policy(queue_id: int, policy_id: int) -> SlaPolicy | None:
         conversation.sla_policy_id = None
     db.session.delete(policy)
     db.session.flush()
-    _recompute(queue_id)
+    recompute_queue(queue_id)
     return policy

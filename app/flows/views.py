@@ -417,6 +417,7 @@ def queue_page(queue_id: int | None = None):
             target.errors.append(exc.args[0])
             db.session.rollback()
         else:
+            sla_policies.recompute_queue(saved.id)  # its hours, holidays or time zone may move due times
             db.session.commit()
             return navigate(url_for(".queues_page"), f"Queue “{saved.name}” saved.")
     status = 422 if request.method == "POST" else 200

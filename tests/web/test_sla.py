@@ -290,3 +290,19 @@ def test_merge_keeps_the_oldest_wait_and_the_merged_one_has_no_timer(client, db,
     assert target.sla_waiting_since == early
     assert target.first_response_due_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
     db.session.commit()
+
+
+def test_a_holiday_added_on_the_queue_page_moves_the_due_times(client, db, desk, login_as):
+    login_as("admin")
+    conversation = _conversation(desk, datetime(2026, 3, 2, 15, 30, tzinfo=UTC))  # Monday 16:30 in Berlin
+    db.session.commit()
+    assert conversation.first_response_due_at == datetime(2026, 3, 3, 8, 30, tzinfo=UTC)  # Tuesday 09:30
+    queue = desk["queue"]
+    token = csrf_token(client, f"/flows/queues/{queue.id}")
+    r = client.post(f"/flows/queues/{queue.id}", data={
+        "csrf_token": token, "name": "Support", "time_zone": "Europe/Berlin", "hours": "Mon-Fri 09:00-17:00",
+        "holidays": "2026-03-03", "ack_interval_minutes": "1440"})
+    assert r.status_code == 303, r.get_data(as_text=True)
+    db.session.expire_all()
+    conversation = db.session.get(Conversation, conversation.id)
+    assert conversation.first_response_due_at == datetime(2026, 3, 4, 8, 30, tzinfo=UTC)  # Wednesday 09:30
