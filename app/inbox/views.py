@@ -36,6 +36,7 @@ from app.inbox.lists import InboxFilters
 from app.inbox.choices import filter_choices
 from app.models.organize import PRIORITIES
 from app.runtime.tags import TagError, normal_tag
+from app.runtime import sla
 from app.inbox.sending import (retry_delivery)
 from app.models.inbox import Message
 from app.web import Fragments, fragment_of, is_htmx, landing_url, navigate, render
@@ -201,7 +202,7 @@ def _actions_response(conversation, status: int = 200, error: str | None = None,
         if oob and g.get("trail_mark") is not None else ""
     return conversation_response(render(
         "inbox/conversation.html", block="actions", c=conversation, status=status, action_error=error, oob=oob,
-        ask=ask, new_lines=new_lines, **_action_forms(conversation)))
+        ask=ask, new_lines=new_lines, sla_now=sla.timer_of(conversation), **_action_forms(conversation)))
 
 
 @bp.before_request

@@ -224,3 +224,11 @@ def label_of(due: datetime | None, first_due: datetime | None, next_due: datetim
     if next_due is not None and next_due == due:
         return "Next response"
     return "Resolution"
+
+
+def timer_of(conversation: Conversation, now: datetime | None = None) -> tuple[datetime | None, str, str]:
+    """(due time, words, state) of a conversation's timer, for pages that hold the ORM object."""
+    due = conversation.sla_due_at
+    text, state = timer(due, conversation.sla_warn_at,
+                        label_of(due, conversation.first_response_due_at, conversation.next_response_due_at), now)
+    return due, text, state

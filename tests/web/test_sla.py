@@ -306,3 +306,24 @@ def test_a_holiday_added_on_the_queue_page_moves_the_due_times(client, db, desk,
     db.session.expire_all()
     conversation = db.session.get(Conversation, conversation.id)
     assert conversation.first_response_due_at == datetime(2026, 3, 4, 8, 30, tzinfo=UTC)  # Wednesday 09:30
+
+
+def test_the_header_timer_follows_a_status_change_out_of_band(client, db, login_as):
+    agent = db.session.merge(login_as("agent", name="Alex Agent"))
+    queue = make_queue("Support", members=[agent])
+    address = make_address("help@mail.pigeonhole.test", queues=[queue])
+    add_policy(queue.id, name="Fast", priority=None, tag=None, first_response_minutes=60,
+               next_response_minutes=None, resolution_minutes=None, warning_minutes=None)
+    when = datetime.now(UTC) - timedelta(minutes=10)
+    conversation = make_conversation(queue=queue, address=address, when=when, subject="Parcel", assignee=agent)
+    make_message(conversation, when=when)
+    sla.customer_wrote(conversation, when)
+    db.session.commit()
+    token = csrf_token(client, f"/inbox/c/{conversation.id}")
+    headers = {"HX-Request": "true", "X-CSRFToken": token}
+    pending = client.post(f"/inbox/c/{conversation.id}/status", data={"status": "pending"}, headers=headers)
+    html = pending.get_data(as_text=True)
+    assert re.search(r'<span id="sla-header" hx-swap-oob="true"><span class="sla-timer sla-ok"><time[^>]*>'
+                     r'First response due in 5\d min</time>', html), html
+    resolved = client.post(f"/inbox/c/{conversation.id}/status", data={"status": "resolved"}, headers=headers)
+    assert '<span id="sla-header" hx-swap-oob="true"></span>' in resolved.get_data(as_text=True)
