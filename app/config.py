@@ -151,6 +151,8 @@ class Config:
         self.INBOUND_MAX_MESSAGE_SIZE = _int("INBOUND_MAX_MESSAGE_SIZE", 25 * 1024 * 1024)
         self.INBOUND_MAX_ATTACHMENTS = _int("INBOUND_MAX_ATTACHMENTS", 100)
         self.THREAD_WINDOW_DAYS = _int("THREAD_WINDOW_DAYS", 14)
+        # Service levels (app/runtime/sla.py): minutes before a due time that a conversation is "at risk"
+        self.SLA_WARNING_MINUTES = _int("SLA_WARNING_MINUTES", 15)
         self.POLL_INTERVAL = _int("POLL_INTERVAL", 30)
         self.POLL_MAX_BACKOFF = _int("POLL_MAX_BACKOFF", 3600)
         self.POLL_LOCK_SECONDS = _int("POLL_LOCK_SECONDS", 300)

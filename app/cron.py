@@ -9,7 +9,8 @@ enqueued again:
 * outgoing messages that are due: retries, jobs lost with Redis, leases of dead workers;
   the same for test emails ("Send test email");
 * DKIM keys whose record is not found yet (Pending, Temporary Failure): checked again in a job;
-* snoozed conversations whose time has come: open again (`app.runtime.snooze`, a quick UPDATE, no job).
+* snoozed conversations whose time has come: open again (`app.runtime.snooze`, a quick UPDATE, no job);
+* service levels: at-risk and overdue notices to the assigned agent, once each (`app.runtime.sla`).
 """
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from app.queues import redis_connection
 from app.runtime.dkim import enqueue_dkim_rechecks
 from app.runtime.outbound import enqueue_due_messages, enqueue_due_send_tests
 from app.runtime.poll import requeue_stale_flows, requeue_stale_pending, schedule_due_polls
+from app.runtime.sla import notify_due
 from app.runtime.snooze import wake_due_snoozes
 
 #: Functions called on every tick; each decides itself what is due.
 PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, requeue_stale_flows,
                                         enqueue_due_messages, enqueue_due_send_tests, enqueue_dkim_rechecks,
-                                        wake_due_snoozes]
+                                        wake_due_snoozes, notify_due]
 
 
 def tick() -> None:

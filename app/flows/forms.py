@@ -236,3 +236,26 @@ class FlowAddressesForm(FlaskForm):
     """The selected addresses arrive as repeated `address` fields (ids)."""
 
     move = BooleanField("Move these addresses to this flow")
+
+
+def _minutes_field(label: str, description: str) -> IntegerField:
+    return IntegerField(label, validators=[Optional(), NumberRange(1, 365 * 24 * 60, "Between 1 minute and a year "
+                                                                                     "(1–525600 minutes).")],
+                        description=description)
+
+
+class SlaPolicyForm(FlaskForm):
+    """An SLA policy of a queue (Service levels); targets in business minutes of the queue's hours."""
+    name = StringField("Policy name", validators=[DataRequired(message="Give the policy a name."), Length(max=200)])
+    priority = SelectField("Priority", choices=options([("", "Any priority"), ("-1", "Low"), ("0", "Normal"),
+                                                        ("1", "High"), ("2", "Urgent")]), default="")
+    tag = StringField("Tag", validators=[Optional(), Length(max=50)], description="Empty: any tag")
+    first_response_minutes = _minutes_field("First response within (business minutes)",
+                                            "From the customer's first message. Empty: not measured.")
+    next_response_minutes = _minutes_field("Next response within (business minutes)",
+                                           "From each later customer message. Empty: not measured.")
+    resolution_minutes = _minutes_field("Resolution within (business minutes)",
+                                        "From the first message to Resolved. Empty: not measured.")
+    warning_minutes = IntegerField("At risk this many minutes before the due time",
+                                   validators=[Optional(), NumberRange(1, 7 * 24 * 60, "Between 1 and 10080 minutes.")],
+                                   description="Empty: the SLA_WARNING_MINUTES setting")

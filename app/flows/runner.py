@@ -40,6 +40,7 @@ from app.models.inbox import Attachment, Conversation, Message
 from app.models.responses import StandardResponse
 from app.runtime.changes import publish_change
 from app.runtime.live import published_address
+from app.runtime import sla
 from app.runtime.tags import TagError, add_tags
 from app.runtime.trail import record_event
 
@@ -161,6 +162,7 @@ def _apply(conversation: Conversation, plan: engine.Plan, now: datetime, name: s
                 trail("status", f"set the status to {action['status']}", status=action["status"],
                       before=conversation.status)
             conversation.status = action["status"]
+            sla.status_changed(conversation, now)
             done.append({"action": "set status", "result": action["status"]})
         elif kind == "stop":
             done.append({"action": "stop", "result": "no further rules"})
@@ -291,6 +293,7 @@ def _run_one(conversation: Conversation, message: Message) -> FlowRun:
     if address is not None and address.flow_id and run.flow_id is None:
         flow = db.session.get(Flow, address.flow_id)
         run.flow_id, run.flow_name = (flow.id, flow.name) if flow else (None, "")
+    sla.refresh(conversation)  # the queue, priority and tags a flow set choose the SLA policy
     run.duration_ms = round((time.perf_counter() - started) * 1000, 2)
     db.session.add(run)
     db.session.flush()

@@ -14,11 +14,13 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from app.extensions import db
-from app.flows import blocklist, editing, engine, forms, intent_examples, intents, publishing, queues, routing, runner
+from app.flows import (blocklist, editing, engine, forms, intent_examples, intents, publishing, queues, routing, runner,
+                       sla_policies)
 from app.models.auth import Queue, Role, User, queue_members
 from app.models.channels import EmailAddress, Usage
 from app.models.flows import Intent
 from app.models.inbox import Conversation
+from app.models.organize import PRIORITIES
 from app.models.publish import publish_approvals_required
 from app.models.responses import StandardResponse
 from app.security import restrict_blueprint
@@ -415,12 +417,55 @@ def queue_page(queue_id: int | None = None):
             target.errors.append(exc.args[0])
             db.session.rollback()
         else:
+            sla_policies.recompute_queue(saved.id)  # its hours, holidays or time zone may move due times
             db.session.commit()
             return navigate(url_for(".queues_page"), f"Queue “{saved.name}” saved.")
     status = 422 if request.method == "POST" else 200
     return render("flows/queue.html", block="queue_form", status=status, form=form, queue=queue,
                   loads=routing.agent_loads(),
                   zones=routing.time_zone_names())
+
+
+# --- Service levels (SLA policies of a queue) ---------------------------------------------------
+
+def _queue_or_404(queue_id: int) -> Queue:
+    queue = db.session.get(Queue, queue_id)
+    if queue is None:
+        abort(404)
+    return queue
+
+
+@bp.route("/flows/queues/<int:queue_id>/service-levels", methods=["GET", "POST"])
+def service_levels_page(queue_id: int):
+    queue = _queue_or_404(queue_id)
+    form = forms.SlaPolicyForm()
+    if form.validate_on_submit():
+        try:
+            policy = sla_policies.add_policy(
+                queue.id, name=form.name.data, priority=int(form.priority.data) if form.priority.data else None,
+                tag=form.tag.data, first_response_minutes=form.first_response_minutes.data,
+                next_response_minutes=form.next_response_minutes.data,
+                resolution_minutes=form.resolution_minutes.data, warning_minutes=form.warning_minutes.data)
+        except sla_policies.PolicyError as exc:
+            db.session.rollback()
+            getattr(form, exc.args[1]).errors.append(exc.args[0])
+        else:
+            db.session.commit()
+            return navigate(url_for(".service_levels_page", queue_id=queue.id), f"Policy “{policy.name}” saved.")
+    status = 422 if request.method == "POST" else 200
+    return render("flows/service_levels.html", block="sla_form",
+                  status=status, queue=queue, form=form, policies=sla_policies.policies_of(queue.id),
+                  calendar=routing.format_hours(queue.business_hours), priorities=PRIORITIES)
+
+
+@bp.route("/flows/queues/<int:queue_id>/service-levels/<int:policy_id>/delete", methods=["POST"])
+def delete_service_level(queue_id: int, policy_id: int):
+    queue = _queue_or_404(queue_id)
+    policy = sla_policies.delete_policy(queue.id, policy_id)
+    if policy is None:
+        abort(404)
+    db.session.commit()
+    return navigate(url_for(".service_levels_page", queue_id=queue.id), f"Policy “{policy.name}” deleted.")
 
 
 # --- Email Blocklist ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from app.mail.html import html_to_text, sanitize_html
 from app.models.auth import Queue, Role, User
 from app.models._types import utcnow
 from app.models.inbox import Conversation, Message
+from app.runtime import sla
 from app.runtime.changes import publish_change
 from app.runtime.trail import record_event
 
@@ -137,6 +138,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
         conversation.assignee_id = None
     record_event(conversation.id, "transfer", line, actor, queue_id=queue.id, before=before_id,
                  before_name=before)
+    sla.refresh(conversation)  # the new queue's policy and calendar
     publish_change(conversation.id, "transfer", queue_ids=heard_by[0], user_ids=heard_by[1])
     return conversation
 
@@ -170,6 +172,7 @@ def set_status(actor: User | int, conversation_id: int, status: str, confirm: bo
     conversation.status_by_id, conversation.status_at = actor.id, now
     if conversation.snoozed_until is not None or conversation.snoozed_by_id is not None:
         conversation.snoozed_until = conversation.snoozed_by_id = None  # a status set by hand ends a snooze
+    sla.status_changed(conversation, now)
     publish_change(conversation.id, "status")
     return conversation
 

@@ -19,6 +19,7 @@ from app.models._types import UTCDateTime
 from app.models.auth import Role, User
 from app.models.flows import FlowRun
 from app.models.inbox import Draft, Message
+from app.runtime import sla
 
 
 class AttachmentView(NamedTuple):
@@ -161,6 +162,10 @@ class ConversationView:
     tags: list = field(default_factory=list)
     snoozed_until: datetime | None = None
     merged_into_id: int | None = None
+    # Service levels (`app.runtime.sla`): the soonest due time and the timer's words and state.
+    sla_due_at: datetime | None = None
+    sla_text: str = ""
+    sla_state: str = ""
 
 
 @dataclass
@@ -196,7 +201,8 @@ SELECT c.id, c.subject, c.status, c.last_message_at, c.contact_id, c.address_id,
        EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_drafts,
        EXISTS (SELECT 1 FROM flow_runs r WHERE r.conversation_id = c.id) AS has_runs,
        {visible} AS visible,
-       c.priority, c.tags, c.snoozed_until, c.merged_into_id
+       c.priority, c.tags, c.snoozed_until, c.merged_into_id,
+       c.sla_due_at, c.sla_warn_at, c.first_response_due_at, c.next_response_due_at
 FROM conversations c
 LEFT JOIN contacts ct ON ct.id = c.contact_id
 LEFT JOIN email_addresses a ON a.id = c.address_id
@@ -206,7 +212,8 @@ WHERE c.id = :conversation_id
 """
 CONVERSATION_SQL = {everyone: text(_CONVERSATION.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="c.")))
                     .columns(last_message_at=UTCDateTime(), seen_at=UTCDateTime(), snoozed_until=UTCDateTime(),
-                             tags=JSON())
+                             tags=JSON(), sla_due_at=UTCDateTime(), sla_warn_at=UTCDateTime(),
+                             first_response_due_at=UTCDateTime(), next_response_due_at=UTCDateTime())
                     for everyone in (False, True)}
 
 
@@ -254,14 +261,15 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         raise NotFound("conversation")
     (cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
      contact_name, contact_email, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _,
-     priority, tags, snoozed_until, merged_into_id) = found
+     priority, tags, snoozed_until, merged_into_id, due, warn_at, first_due, next_due) = found
+    sla_text, sla_state = sla.timer(due, warn_at, sla.label_of(due, first_due, next_due))
     conversation = ConversationView(
         cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
         ContactName(contact_name or "", contact_email or ""),
         AddressName(address_id, address) if address is not None else None,
         Named(queue_id, queue_name) if queue_name is not None else None,
         Named(assignee_id, assignee_name) if assignee_name is not None else None,
-        priority or 0, list(tags or []), snoozed_until, merged_into_id)
+        priority or 0, list(tags or []), snoozed_until, merged_into_id, due, sla_text, sla_state)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
     messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
                             r.next_attempt_at, r.sender_source, r.classification, r.auth_spf, r.auth_dkim,

@@ -22,6 +22,7 @@ from app.inbox.search import matching_conversations_sql
 from app.models._types import UTCDateTime, utcnow
 from app.models.auth import Role, User
 from app.models.inbox import Conversation, ConversationSeen, Draft
+from app.runtime import sla
 
 #: The statuses of a conversation, as the inbox filters by them and the Status action sets them.
 STATUSES = ("open", "pending", "resolved", "closed")
@@ -47,6 +48,11 @@ class RowConversation:
     priority: int = 0
     tags: tuple = ()
     snoozed_until: datetime | None = None  # "Pending until …"
+    # Service levels (app.runtime.sla): the soonest due time, "First response due in 42 min", ok/at-risk/breached;
+    # the text is worked out when the row is read, so a cached row's HTML changes with it.
+    sla_due_at: datetime | None = None
+    sla_text: str = ""
+    sla_state: str = ""
 
 
 @dataclass(slots=True)
@@ -64,7 +70,9 @@ class InboxFilters:
 
     `assignee_id`: one agent's conversations; `tag`: those with that tag; `priority`: -1..2;
     `address_id`: those of one of our addresses; `unread`: those with activity the user has not seen;
-    `sort`: "priority" (most urgent first, then newest activity) or "" (newest activity first).
+    `sort`: "priority" (most urgent first, then newest activity), "due" (service levels: the soonest due time
+    first, those without one last) or "" (newest activity first); `sla`: "breached" (overdue now) or "at_risk"
+    (within the warning time of a due time), or "" (any).
     """
     assignee_id: int | None = None
     tag: str = ""
@@ -72,6 +80,7 @@ class InboxFilters:
     address_id: int | None = None
     unread: bool = False
     sort: str = ""
+    sla: str = ""
 
 
 @dataclass
@@ -88,6 +97,27 @@ def encode_cursor(conversation: Conversation | RowConversation, by_priority: boo
     """The keyset position of a row; `by_priority`: in the priority sort (the priority first, "2!…")."""
     where = f"{conversation.last_message_at.astimezone(timezone.utc).isoformat()}~{conversation.id}"
     return f"{conversation.priority}!{where}" if by_priority else where
+
+
+def encode_due_cursor(conversation: RowConversation) -> str:
+    """The keyset position of a row in the "Due soonest" sort: "due!<time or none>~<id>"."""
+    due = conversation.sla_due_at
+    return f"due!{due.astimezone(timezone.utc).isoformat() if due else 'none'}~{conversation.id}"
+
+
+def decode_due_cursor(cursor: str) -> tuple[datetime | None, int]:
+    """(due time or None, id) of a "Due soonest" cursor; raises `InvalidAction` when malformed."""
+    mark, _, rest = cursor.partition("!")
+    when, _, ident = rest.rpartition("~")
+    try:
+        if mark != "due":
+            raise ValueError(cursor)
+        if when == "none":
+            return None, int(ident)
+        moment = datetime.fromisoformat(when)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)), int(ident)
+    except ValueError:
+        raise InvalidAction("This page link is out of date; reload the inbox.") from None
 
 
 def decode_priority_cursor(cursor: str) -> tuple[int, datetime, int]:
@@ -127,6 +157,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 #: and hashed again on every request, which costs more than running the statement.
 INBOX_SQL = """{with_clause}
 SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name, c.priority, c.tags, c.snoozed_until,
+  c.sla_due_at, c.sla_warn_at, c.first_response_due_at, c.next_response_due_at,
   (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
    AND coalesce(m.classification, '') <> 'auto_reply' ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
   (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
@@ -145,7 +176,12 @@ ORDER BY {outer_order}
 #: The two orders of a page (inner: the page's ids; outer: its rows), newest activity first or by priority.
 ORDERS = {"": ("last_message_at DESC, id DESC", "c.last_message_at DESC, c.id DESC"),
           "priority": ("priority DESC, last_message_at DESC, id DESC",
-                       "c.priority DESC, c.last_message_at DESC, c.id DESC")}
+                       "c.priority DESC, c.last_message_at DESC, c.id DESC"),
+          "due": ("CASE WHEN sla_due_at IS NULL THEN 1 ELSE 0 END, sla_due_at, id",
+                  "CASE WHEN c.sla_due_at IS NULL THEN 1 ELSE 0 END, c.sla_due_at, c.id")}
+#: Service levels' filters (`InboxFilters.sla`), at the request's time.
+SLA_SQL = {"breached": "sla_due_at <= :f_now AND status IN ('open', 'pending')",
+           "at_risk": "sla_warn_at <= :f_now AND sla_due_at > :f_now AND status IN ('open', 'pending')"}
 #: The filters of `InboxFilters` in SQL over `conversations` (unaliased). The tag filter reads the
 #: (tag, conversation) index; unread: no look of the user's since the last activity.
 TAG_SQL = "id IN (SELECT conversation_id FROM conversation_tags WHERE tag = :f_tag)"
@@ -155,7 +191,8 @@ UNREAD_SQL = ("NOT EXISTS (SELECT 1 FROM conversation_seen s WHERE s.user_id = :
 WINDOW_COLUMNS = "(SELECT count(*) FROM search_window) AS window_size, (SELECT min(id) FROM search_window) AS window_end"
 #: Timezone-aware UTC datetimes in and out (SQLite stores text).
 _INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at",
-                                                 "snoozed_until")}
+                                                 "snoozed_until", "older_due", "f_now", "sla_due_at", "sla_warn_at",
+                                                 "first_response_due_at", "next_response_due_at")}
 
 
 def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
@@ -175,6 +212,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     """
     filters = filters or InboxFilters()
     by_priority = filters.sort == "priority"
+    by_due = filters.sort == "due"
     user = get_user(user)
     limit = limit or current_app.config["INBOX_PAGE_SIZE"]
     if view not in ("mine", "unassigned", "all"):
@@ -213,6 +251,9 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         params["f_address"] = filters.address_id
     if filters.unread:
         where.append(UNREAD_SQL)
+    if filters.sla in SLA_SQL:
+        where.append(SLA_SQL[filters.sla])
+        params["f_now"] = utcnow()
     with_clause, window = "", "NULL, NULL"
     searching = bool(q and q.strip())
     if searching:
@@ -222,7 +263,14 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         params.update(search_params)
         window = WINDOW_COLUMNS
     newer = decode_cursor(after)
-    if by_priority and cursor:
+    if by_due and cursor:
+        due, params["older_id"] = decode_due_cursor(cursor)
+        if due is None:
+            where.append("(sla_due_at IS NULL AND id > :older_id)")
+        else:
+            params["older_due"] = due
+            where.append("(sla_due_at IS NULL OR sla_due_at > :older_due OR (sla_due_at = :older_due AND id > :older_id))")
+    elif by_priority and cursor:
         params["older_priority"], params["older_at"], params["older_id"] = decode_priority_cursor(cursor)
         where.append("(priority < :older_priority OR (priority = :older_priority AND (last_message_at < :older_at "
                      "OR (last_message_at = :older_at AND id < :older_id))))")
@@ -247,7 +295,8 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     newest = max(rows, key=lambda r: (r.conversation.last_message_at, r.conversation.id)) if rows else None
     return InboxPage(
         rows=rows,
-        next_cursor=encode_cursor(rows[-1].conversation, by_priority) if more and not newer else None,
+        next_cursor=(encode_due_cursor(rows[-1].conversation) if by_due else
+                     encode_cursor(rows[-1].conversation, by_priority)) if more and not newer else None,
         newest_cursor=encode_cursor(newest.conversation) if newest else after,
         older_matches=older_matches,
     )
@@ -260,18 +309,23 @@ def _inbox_statement(with_clause: str, where: str, window: str, sort: str = ""):
     order, outer_order = ORDERS[sort]
     return text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window, order=order,
                                  outer_order=outer_order)).bindparams(
-        *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at") if f":{name}" in where)
+        *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at", "older_due", "f_now")
+          if f":{name}" in where)
     ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"], tags=JSON(),
-              snoozed_until=_INBOX_TYPES["snoozed_until"])
+              snoozed_until=_INBOX_TYPES["snoozed_until"], sla_due_at=_INBOX_TYPES["sla_due_at"],
+              sla_warn_at=_INBOX_TYPES["sla_warn_at"], first_response_due_at=_INBOX_TYPES["first_response_due_at"],
+              next_response_due_at=_INBOX_TYPES["next_response_due_at"])
 
 
 def _inbox_row(r) -> InboxRow:
     (cid, subject, status, last_message_at, contact_name, contact_email, queue_name, assignee_name, priority, tags,
-     snoozed_until, text_, seen_at, has_draft, failed, _window_size, _window_end) = r
+     snoozed_until, due, warn_at, first_due, next_due, text_, seen_at, has_draft, failed, _window_size,
+     _window_end) = r
+    sla_text, sla_state = sla.timer(due, warn_at, sla.label_of(due, first_due, next_due))
     return InboxRow(
         RowConversation(cid, subject, status, last_message_at, contact_name or "", contact_email or "",
                         queue_name, assignee_name, priority or 0, tuple(tags or ()),
-                        snoozed_until if status == "pending" else None),
+                        snoozed_until if status == "pending" else None, due, sla_text, sla_state),
         snippet(text_ or ""), seen_at is None or seen_at < last_message_at, bool(has_draft), bool(failed))
 
 

@@ -19,6 +19,7 @@ from app.models._types import utcnow
 from app.models.auth import Role, User
 from app.models.inbox import Conversation, Draft, Message
 from app.models.organize import ConversationEvent
+from app.runtime import sla
 from app.runtime.tags import set_tags
 from app.runtime.trail import actor_name, record_event
 
@@ -66,12 +67,19 @@ def merge(actor: User | int, source_id: int, target_id: int) -> Conversation:
         target.status = "open"
     record_event(target.id, "merge", f"{who} merged {_label(source)} into this conversation", actor,
                  merged=source.id)
+    waits = [w for w in (source.sla_waiting_since, target.sla_waiting_since) if w is not None]
+    target.sla_waiting_since = min(waits) if waits else None  # the customer's oldest unanswered message
+    if target.first_response_at is None or (source.first_response_at and
+                                            source.first_response_at < target.first_response_at):
+        target.first_response_at = source.first_response_at or target.first_response_at
     source.merged_into_id = target.id
     source.status = "closed"
     source.snoozed_until = source.snoozed_by_id = None
     set_tags(source, [])
     record_event(source.id, "merge", f"{who} merged this conversation into {_label(target)}", actor,
                  into=target.id)
+    sla.refresh(source)  # closed: no due times
+    sla.refresh(target)
     db.session.flush()
     db.session.expire(target, ["messages"])
     return target
@@ -98,6 +106,10 @@ def split(actor: User | int, message_id: int) -> Conversation:
     db.session.add(new)
     db.session.flush()
     set_tags(new, list(source.tags or []))
+    if message.direction == "in":
+        sla.customer_wrote(new, message.created_at)
+    else:
+        sla.refresh(new)
     message.conversation_id = new.id
     db.session.flush()
     source.last_message_at = db.session.scalar(select(func.max(Message.created_at)).where(

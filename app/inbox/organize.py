@@ -17,6 +17,7 @@ from app.models._types import utcnow
 from app.models.auth import User
 from app.models.inbox import Conversation
 from app.models.organize import PRIORITIES
+from app.runtime import sla
 from app.runtime.tags import TagError, known_tags, normal_tag, set_tags
 from app.runtime.trail import actor_name, record_event
 
@@ -35,6 +36,7 @@ def set_priority(actor: User | int, conversation_id: int, priority: int) -> Conv
     record_event(conversation.id, "priority", f"{actor_name(actor)} set the priority to {PRIORITIES[priority]}",
                  actor, priority=priority, before=conversation.priority)
     conversation.priority = priority
+    sla.refresh(conversation)  # a policy may be for this priority
     return conversation
 
 
@@ -54,6 +56,7 @@ def add_tag(actor: User | int, conversation_id: int, value: str) -> Conversation
     if added:
         record_event(conversation.id, "tags", f"{actor_name(actor)} added the tag{'s' if len(added) > 1 else ''} "
                      + ", ".join(added), actor, added=added)
+        sla.refresh(conversation)  # a policy may be for this tag
     return conversation
 
 
@@ -69,6 +72,7 @@ def remove_tag(actor: User | int, conversation_id: int, tag: str) -> Conversatio
         return conversation
     set_tags(conversation, [t for t in conversation.tags if t != tag])
     record_event(conversation.id, "tags", f"{actor_name(actor)} removed the tag {tag}", actor, removed=[tag])
+    sla.refresh(conversation)
     return conversation
 
 

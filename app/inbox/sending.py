@@ -31,6 +31,7 @@ from app.models._types import utcnow
 from app.models.auth import User
 from app.models.inbox import Contact, Conversation, Draft, Message
 from app.runtime.live import PublishedAddress
+from app.runtime import sla
 from app.runtime.outbound import CannotSend, NotRetryable, enqueue_send, queue_message, retry_message
 from app.runtime.suppression import describe, suppressed_among
 from app.transactions import on_commit
@@ -150,6 +151,7 @@ def send_draft(draft_id: int, user_id: int, confirm_newer: bool = False,
         db.session.rollback()
         raise DraftInvalid({"from_address": str(exc)}) from None
     conversation.last_message_at = now
+    sla.agent_replied(conversation, now)
     db.session.delete(draft)
     mark_seen(author.id, conversation.id)
     on_commit(deliver, message.id, address_id=sender.id)

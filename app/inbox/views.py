@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.extensions import db
-from app.inbox import live, presence
+from app.inbox import live, notices, presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
 from app.inbox import actions, notes
 from app.inbox.contacts import contact_panel
@@ -39,6 +39,7 @@ from app.inbox.lists import InboxFilters
 from app.inbox.choices import filter_choices
 from app.models.organize import PRIORITIES
 from app.runtime.tags import TagError, normal_tag
+from app.runtime import sla
 from app.inbox.sending import (retry_delivery)
 from app.models.inbox import Message
 from app.web import LANDING_VIEWS, Fragments, fragment_of, is_htmx, landing_url, navigate, render
@@ -83,20 +84,22 @@ def _filters() -> dict:
     assignee = args.get("assignee", type=int)
     address = args.get("address", type=int)
     unread = args.get("unread") == "1"
-    sort = "priority" if args.get("sort") == "priority" else ""
+    sort = args.get("sort") if args.get("sort") in ("priority", "due") else ""
+    sla = args.get("sla") if args.get("sla") in ("breached", "at_risk") else ""
     # An older window of a search's matches ("Search older messages"); meaningless without a search.
     before = args.get("before", type=int) if q else None
     keep = {k: v for k, v in {"status": status, "queue": queue, "q": q, "tag": tag, "priority": priority,
                               "assignee": assignee, "address": address, "unread": "1" if unread else None,
-                              "sort": sort}.items() if v not in (None, "") or k == "status"}
+                              "sort": sort, "sla": sla}.items() if v not in (None, "") or k == "status"}
     return {"view": view, "status": status, "queue": queue, "q": q, "before": before, "tag": tag,
-            "priority": priority, "assignee": assignee, "address": address, "unread": unread, "sort": sort,
+            "priority": priority, "assignee": assignee, "address": address, "unread": unread, "sort": sort, "sla": sla,
             "keep": keep}
 
 
 def _inbox_filters(filters: dict) -> InboxFilters:
     return InboxFilters(assignee_id=filters["assignee"], tag=filters["tag"], priority=filters["priority"],
-                        address_id=filters["address"], unread=filters["unread"], sort=filters["sort"])
+                        address_id=filters["address"], unread=filters["unread"], sort=filters["sort"],
+                        sla=filters["sla"])
 
 
 def _filter_choices() -> dict:
@@ -175,6 +178,17 @@ def drafts():
                   filters={"view": "drafts"})
 
 
+@bp.route("/inbox/notices", methods=["GET", "POST"])
+def notices_page():
+    """The agent's in-app notices (service levels); POST: "Mark all read"."""
+    if request.method == "POST":
+        done = notices.mark_all_read(current_user.id)
+        db.session.commit()
+        return navigate(url_for("inbox.notices_page"), f"{done} notice{'s' if done != 1 else ''} marked read.")
+    return render("inbox/notices.html", notices=notices.notices_of(current_user.id),
+                  unread=notices.unread_count(current_user.id))
+
+
 @bp.route("/inbox/counts")
 def counts():
     """The view tabs with their counts (loaded after the page, then polled)."""
@@ -232,7 +246,7 @@ def _actions_response(conversation, status: int = 200, error: str | None = None,
         if oob and g.get("trail_mark") is not None else ""
     return conversation_response(render(
         "inbox/conversation.html", block="actions", c=conversation, status=status, action_error=error, oob=oob,
-        ask=ask, new_lines=new_lines, **_action_forms(conversation)))
+        ask=ask, new_lines=new_lines, sla_now=sla.timer_of(conversation), **_action_forms(conversation)))
 
 
 @bp.before_request

@@ -17,6 +17,7 @@ from app.models.organize import ConversationEvent, ConversationTag
 from app.models.notifications import Notification
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
+from app.models.sla import AgentNotice, SlaPolicy
 from app.models.suppression import Suppression
 from app.models.template_images import TemplateImage
 
@@ -41,4 +42,6 @@ __all__ = [
     "ConversationEvent", "ConversationTag",
     # contacts and notes: @mention notifications
     "Notification",
+    # service levels
+    "AgentNotice", "SlaPolicy",
 ]

@@ -40,6 +40,7 @@ class Conversation(db.Model):
         Index("ix_conversations_priority_last", "priority", "last_message_at", "id"),
         Index("ix_conversations_address_last", "address_id", "last_message_at"),
         Index("ix_conversations_snoozed", "snoozed_until"),
+        Index("ix_conversations_sla_due", "sla_due_at"),  # service levels: "Due soonest" and the cron sweep
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,6 +72,21 @@ class Conversation(db.Model):
     snoozed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Merged into another conversation of the same customer: its page leads there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    # Service levels (app.runtime.sla, docs/sla.md): the policy, its anchors, due times and breaches
+    sla_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id", ondelete="SET NULL"))
+    sla_waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # oldest unanswered customer message
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the soonest of the three that still runs
+    sla_warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it becomes "at risk"
+    first_response_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_response_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_warned_for: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the due time the at-risk notice was for
+    sla_overdue_for: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the due time the overdue notice was for
 
     address = relationship("EmailAddress")
     contact: Mapped[Contact] = relationship()

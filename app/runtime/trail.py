@@ -21,6 +21,7 @@ from app.models.organize import ConversationEvent
 KINDS = {
     "assign": "Assignment", "transfer": "Transfer", "status": "Status", "priority": "Priority", "tags": "Tags",
     "snooze": "Snooze", "merge": "Merge", "split": "Split", "automation": "Automation", "note": "Internal note",
+    "sla": "Service level",
 }
 
 

@@ -1,0 +1,234 @@
+"""Service levels: which SLA policy a conversation falls under, its due times, breaches and the cron's notices.
+
+Anchors and targets
+-------------------
+``sla_waiting_since`` is the time of the oldest customer message no agent has answered yet (set by
+ingest, cleared by an agent's reply). With the conversation's policy (`policy_for`) and its queue's
+calendar (`app.runtime.sla_clock`, business minutes in the queue's hours, time zone and holidays):
+
+* first response due = waiting since + first-response target, until the first agent reply;
+* next response due = waiting since + next-response target, after the first reply, while a customer
+  message waits;
+* resolution due = created + resolution target, while the conversation is open or pending
+  (measured across reopenings).
+
+Resolved and closed conversations have no due times. ``sla_due_at`` is the soonest of the three,
+``sla_warn_at`` that minus the warning (the policy's, else ``SLA_WARNING_MINUTES``; plain minutes).
+A target missed is recorded as ``*_breached_at`` (the due time) when the reply or resolution comes
+late, or when the cron sweep finds it overdue.
+
+`refresh()` recomputes all of this; call it after every change that can move a due time (a customer
+message, an agent reply, status, queue, priority or tags). It is part of the caller's transaction.
+
+Notices
+-------
+`notify_due()` (cron, `app.cron.PERIODIC`) gives the assigned agent an in-app notice (`AgentNotice`)
+once when a conversation becomes at risk and once when it is overdue, and writes it in the trail.
+"Once" is a conditional UPDATE of ``sla_warned_for`` / ``sla_overdue_for`` (set to the due time the
+notice is for), so two cron processes never notify twice and a restart forgets nothing.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+
+from app.extensions import db
+from app.models._types import utcnow
+from app.models.auth import Queue
+from app.models.inbox import Conversation
+from app.models.sla import AgentNotice, SlaPolicy
+from app.runtime.sla_clock import add_business_minutes
+from app.runtime.trail import record_event
+
+ACTIVE = ("open", "pending")
+TARGETS = (("first_response", "First response"), ("next_response", "Next response"), ("resolution", "Resolution"))
+BATCH = 500
+
+
+def policy_for(conversation: Conversation) -> SlaPolicy | None:
+    """The most specific policy of the conversation's queue that matches its priority and tags."""
+    if conversation.queue_id is None:
+        return None
+    tags = set(conversation.tags or [])
+    best, best_score = None, -1
+    for policy in db.session.scalars(select(SlaPolicy).where(SlaPolicy.queue_id == conversation.queue_id)
+                                     .order_by(SlaPolicy.id)):
+        if policy.priority is not None and policy.priority != conversation.priority:
+            continue
+        if policy.tag and policy.tag not in tags:
+            continue
+        score = (policy.priority is not None) + bool(policy.tag)
+        if score > best_score:
+            best, best_score = policy, score
+    return best
+
+
+def warning_minutes(policy: SlaPolicy | None) -> int:
+    if policy is not None and policy.warning_minutes is not None:
+        return policy.warning_minutes
+    return int(current_app.config.get("SLA_WARNING_MINUTES", 15))
+
+
+def _note_breaches(conversation: Conversation, now: datetime) -> None:
+    for key, _label in TARGETS:
+        due = getattr(conversation, f"{key}_due_at")
+        if due is not None and due <= now and getattr(conversation, f"{key}_breached_at") is None:
+            setattr(conversation, f"{key}_breached_at", due)
+
+
+def refresh(conversation: Conversation, now: datetime | None = None) -> None:
+    """Recompute the conversation's policy and due times (and note targets missed by `now`)."""
+    now = now or utcnow()
+    _note_breaches(conversation, now)
+    policy = policy_for(conversation)
+    conversation.sla_policy_id = policy.id if policy else None
+    first = following = resolution = None
+    if policy is not None and conversation.status in ACTIVE:
+        queue = db.session.get(Queue, conversation.queue_id)
+        hours, zone = queue.business_hours, queue.time_zone or "UTC"
+        waiting = conversation.sla_waiting_since
+        if waiting is not None and conversation.first_response_at is None and policy.first_response_minutes:
+            first = add_business_minutes(waiting, policy.first_response_minutes, hours, zone)
+        if waiting is not None and conversation.first_response_at is not None and policy.next_response_minutes:
+            following = add_business_minutes(waiting, policy.next_response_minutes, hours, zone)
+        if policy.resolution_minutes:
+            resolution = add_business_minutes(conversation.created_at, policy.resolution_minutes, hours, zone)
+    if following != conversation.next_response_due_at:
+        conversation.next_response_breached_at = None  # a new cycle: judged afresh
+    conversation.first_response_due_at = first
+    conversation.next_response_due_at = following
+    conversation.resolution_due_at = resolution
+    dues = [d for d in (first, following, resolution) if d is not None]
+    conversation.sla_due_at = min(dues) if dues else None
+    conversation.sla_warn_at = (conversation.sla_due_at - timedelta(minutes=warning_minutes(policy))
+                                if conversation.sla_due_at else None)
+
+
+def customer_wrote(conversation: Conversation, at: datetime) -> None:
+    """A customer message arrived: it waits for an answer (the oldest unanswered one counts)."""
+    if conversation.sla_waiting_since is None:
+        conversation.sla_waiting_since = at
+    refresh(conversation, at)
+
+
+def agent_replied(conversation: Conversation, at: datetime) -> None:
+    """An agent's reply went out: the first response (if none yet) and nothing waits any more."""
+    if conversation.sla_waiting_since is not None or conversation.first_response_at is None:
+        _note_breaches(conversation, at)
+        if conversation.first_response_at is None:
+            conversation.first_response_at = at
+        conversation.sla_waiting_since = None
+    refresh(conversation, at)
+
+
+def status_changed(conversation: Conversation, at: datetime) -> None:
+    """Resolved or closed stops the clocks (and records when); reopening starts them again."""
+    if conversation.status in ("resolved", "closed"):
+        if conversation.resolved_at is None or conversation.status == "resolved":
+            _note_breaches(conversation, at)
+            conversation.resolved_at = at
+    refresh(conversation, at)
+
+
+def which(conversation) -> str:
+    """The name of the target `sla_due_at` stands for ("First response")."""
+    for key, label in TARGETS:
+        if conversation.sla_due_at is not None and getattr(conversation, f"{key}_due_at") == conversation.sla_due_at:
+            return label
+    return "Response"
+
+
+# --- the cron sweep -----------------------------------------------------------------------------
+
+def _notify(cid: int, assignee_id: int | None, kind: str, text: str, now: datetime, **data) -> None:
+    if assignee_id is not None:
+        db.session.add(AgentNotice(user_id=assignee_id, conversation_id=cid, kind=kind, text=text, created_at=now))
+    record_event(cid, "sla", text + ("" if assignee_id else " (nobody is assigned)"), None, when=now,
+                 notice=kind, assignee_id=assignee_id, **data)
+
+
+def notify_due(now: datetime | None = None) -> int:
+    """Send the at-risk and overdue notices that are due; returns how many were sent."""
+    now = now or utcnow()
+    sent = 0
+    columns = (Conversation.id, Conversation.sla_due_at, Conversation.assignee_id, Conversation.subject)
+    at_risk = db.session.execute(
+        select(*columns).where(Conversation.sla_warn_at <= now, Conversation.sla_due_at > now,
+                               Conversation.status.in_(ACTIVE),
+                               or_(Conversation.sla_warned_for.is_(None), Conversation.sla_warned_for != Conversation.sla_due_at))
+        .order_by(Conversation.sla_due_at).limit(BATCH)).all()
+    for cid, due, assignee_id, subject in at_risk:
+        won = db.session.execute(
+            update(Conversation).where(Conversation.id == cid, Conversation.sla_due_at == due,
+                                       or_(Conversation.sla_warned_for.is_(None), Conversation.sla_warned_for != due))
+            .values(sla_warned_for=due).execution_options(synchronize_session=False)).rowcount
+        if won:
+            conversation = db.session.get(Conversation, cid)
+            minutes = max(1, round((due - now).total_seconds() / 60))
+            _notify(cid, assignee_id, "at_risk", f"{which(conversation)} due in {minutes} min: {subject or '(no subject)'}",
+                    now, due_at=due.isoformat())
+            db.session.commit()
+            sent += 1
+    overdue = db.session.execute(
+        select(*columns).where(Conversation.sla_due_at <= now, Conversation.status.in_(ACTIVE),
+                               or_(Conversation.sla_overdue_for.is_(None), Conversation.sla_overdue_for != Conversation.sla_due_at))
+        .order_by(Conversation.sla_due_at).limit(BATCH)).all()
+    for cid, due, assignee_id, subject in overdue:
+        won = db.session.execute(
+            update(Conversation).where(Conversation.id == cid, Conversation.sla_due_at == due,
+                                       or_(Conversation.sla_overdue_for.is_(None), Conversation.sla_overdue_for != due))
+            .values(sla_overdue_for=due).execution_options(synchronize_session=False)).rowcount
+        if won:
+            conversation = db.session.get(Conversation, cid)
+            db.session.refresh(conversation)
+            _note_breaches(conversation, now)
+            _notify(cid, assignee_id, "overdue", f"{which(conversation)} overdue: {subject or '(no subject)'}",
+                    now, due_at=due.isoformat())
+            db.session.commit()
+            sent += 1
+    db.session.commit()
+    return sent
+
+
+# --- timers as shown ----------------------------------------------------------------------------
+
+def _span(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        h, m = divmod(minutes, 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, rest = divmod(minutes, 24 * 60)
+    return f"{d} d {rest // 60} h" if rest // 60 else f"{d} d"
+
+
+def timer(due: datetime | None, warn_at: datetime | None, label: str, now: datetime | None = None) -> tuple[str, str]:
+    """What a row or header says of a due time, and its state: ("First response due in 42 min", "ok"),
+    ("… due in 9 min", "at-risk"), ("… overdue by 3 min", "breached"); ("", "") without one."""
+    if due is None:
+        return "", ""
+    now = now or utcnow()
+    if due <= now:
+        return f"{label} overdue by {_span(int((now - due).total_seconds() // 60))}", "breached"
+    left = _span(max(1, -int(-(due - now).total_seconds() // 60)))  # rounded up: "in 1 min" until it is due
+    return f"{label} due in {left}", "at-risk" if warn_at is not None and warn_at <= now else "ok"
+
+
+def label_of(due: datetime | None, first_due: datetime | None, next_due: datetime | None) -> str:
+    if due is None:
+        return ""
+    if first_due is not None and first_due == due:
+        return "First response"
+    if next_due is not None and next_due == due:
+        return "Next response"
+    return "Resolution"
+
+
+def timer_of(conversation: Conversation, now: datetime | None = None) -> tuple[datetime | None, str, str]:
+    """(due time, words, state) of a conversation's timer, for pages that hold the ORM object."""
+    due = conversation.sla_due_at
+    text, state = timer(due, conversation.sla_warn_at,
+                        label_of(due, conversation.first_response_due_at, conversation.next_response_due_at), now)
+    return due, text, state
