@@ -20,6 +20,7 @@ from app.models.organize import ConversationEvent
 KINDS = {
     "assign": "Assignment", "transfer": "Transfer", "status": "Status", "priority": "Priority", "tags": "Tags",
     "snooze": "Snooze", "merge": "Merge", "split": "Split", "automation": "Automation",
+    "timer": "Timer",  # a timed rule of the queue (app.flows.timers)
 }
 
 
