@@ -10,26 +10,31 @@ enqueued again:
   the same for test emails ("Send test email");
 * DKIM keys whose record is not found yet (Pending, Temporary Failure): checked again in a job;
 * snoozed conversations whose time has come: open again (`app.runtime.snooze`, a quick UPDATE, no job);
-* the queues' timed rules (`app.flows.timers`: each step once per conversation episode, claimed by a
-  unique row) and alert rules (`app.flows.alerts`: once per breach, once on recovery).
+* the queues' timed rules and alert rules: one job each under a fixed id (`jobs.escalation`); each
+  step is claimed in the database (`app.flows.timers`, `app.flows.alerts`).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.flows.alerts import evaluate_alerts
-from app.flows.timers import run_due_timers
 from app.ops.services import record_cron_tick
-from app.queues import redis_connection
+from app.queues import enqueue, redis_connection
 from app.runtime.dkim import enqueue_dkim_rechecks
 from app.runtime.outbound import enqueue_due_messages, enqueue_due_send_tests
 from app.runtime.poll import requeue_stale_flows, requeue_stale_pending, schedule_due_polls
 from app.runtime.snooze import wake_due_snoozes
 
+
+def enqueue_escalations() -> None:
+    """The timed rules and the alert rules, one job each at a time (docs/escalation.md)."""
+    enqueue("flows", "jobs.escalation.run_timers", job_id="escalation-timers")
+    enqueue("flows", "jobs.escalation.run_alerts", job_id="escalation-alerts")
+
+
 #: Functions called on every tick; each decides itself what is due.
 PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, requeue_stale_flows,
                                         enqueue_due_messages, enqueue_due_send_tests, enqueue_dkim_rechecks,
-                                        wake_due_snoozes, run_due_timers, evaluate_alerts]
+                                        wake_due_snoozes, enqueue_escalations]
 
 
 def tick() -> None:

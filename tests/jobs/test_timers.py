@@ -159,3 +159,24 @@ def test_on_close_sends_its_message_once_per_resolution(app, db, setup):
     assert db.session.scalar(select(func.count()).select_from(Message).where(
         Message.conversation_id == conv.id, Message.automatic == "on_close")) == 1
     assert db.session.scalar(select(func.count()).select_from(TimerStep)) == 1
+
+
+def test_cron_queues_one_timers_job_and_one_alerts_job_whatever_the_number_of_ticks(app, db, setup):
+    from app.cron import enqueue_escalations
+    from app.queues import get_queue
+    from jobs import use_app
+    from jobs.escalation import run_timers
+
+    enqueue_escalations()
+    enqueue_escalations()  # a second cron process
+    assert sorted(get_queue("flows").job_ids) == ["escalation-alerts", "escalation-timers"]
+
+    conv = setup["conv"]
+    conv.assignee_id = setup["alex"].id
+    db.session.commit()
+    save_timer(setup["queue"].id, "agent_inactivity", True, 1, "", None)
+    db.session.commit()
+    use_app(app)
+    assert run_timers()["agent_inactivity"] == 1
+    db.session.expire_all()
+    assert db.session.get(Conversation, conv.id).assignee_id == setup["bea"].id
