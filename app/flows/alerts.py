@@ -145,6 +145,12 @@ def save_alert(queue_id: int, metric: str, threshold: float, target_minutes: int
         raise ValueError(f"unknown figure {metric!r}")
     if threshold < 0 or target_minutes < 1 or window_minutes < 1:
         raise ValueError("Threshold, target and window must be positive.")
+    addresses = [line.strip() for line in emails.replace(",", "\n").splitlines() if line.strip()]
+    for address in addresses:
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "." not in domain or " " in address:
+            raise ValueError(f"“{address}” is not an email address.")
+    emails = "\n".join(addresses)
     rule = db.session.get(QueueAlert, alert_id) if alert_id else None
     if rule is None or rule.queue_id != queue_id:
         rule = QueueAlert(queue_id=queue_id, metric=metric, in_breach=False)
