@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.flows.timers import run_due_timers, save_timer
+from app.runtime.outbound import deliver_message
 from app.models.escalation import TimerStep, UserNotice
 from app.models.inbox import Conversation, Message
 from app.models.organize import ConversationEvent
@@ -97,7 +98,7 @@ def test_agent_inactivity_waits_while_the_agent_has_answered(app, db, setup):
     assert db.session.get(Conversation, conv.id).assignee_id == setup["alex"].id
 
 
-def test_customer_idle_sends_the_standard_response_then_auto_expire_resolves_once(app, db, setup):
+def test_customer_idle_sends_the_standard_response_then_auto_expire_resolves_once(app, db, setup, relay):
     conv, alex, queue = setup["conv"], setup["alex"], setup["queue"]
     conv.assignee_id = alex.id
     db.session.commit()
@@ -116,6 +117,10 @@ def test_customer_idle_sends_the_standard_response_then_auto_expire_resolves_onc
     assert len(sent) == 1
     assert "Hello Carol Customer, still there after 1 day 1 hour?" in sent[0].html
     assert sent[0].to_addrs.lower().endswith(conv.contact.email)
+    assert deliver_message(sent[0].id)["sent"] == 1  # through the platform relay, a real SMTP server
+    assert len(relay.messages) == 1 and relay.messages[0]["rcpt_tos"] == [conv.contact.email]
+    assert b"still there after 1 day 1 hour?" in relay.messages[0]["data"]
+    assert b"Auto-Submitted: auto-replied" in relay.messages[0]["data"]
 
     # An hour before the expiry, the agent is reminded, once.
     results = _twice_in_parallel(app, NOW + timedelta(hours=47, minutes=30))
