@@ -1,6 +1,9 @@
 """In-app notices to the signed-in user (a conversation taken back by Agent Inactivity, a reminder before
 Auto Expire, a queue's alert or recovery): the banner on every page and its Dismiss button.
 
+Every page (base.html) loads the banner with htmx from `GET /notices`, so the pages themselves
+keep their query budgets; without JavaScript the link "Notices" opens the same list.
+
 The notices are written by `app.flows.timers` and `app.flows.alerts` (`UserNotice`); here they are
 only read and dismissed, each by its own user.
 """
@@ -14,20 +17,23 @@ from app.extensions import db
 from app.inbox.pages import bp
 from app.models._types import utcnow
 from app.models.escalation import UserNotice
-from app.web import navigate, site_path
+from app.web import navigate, render, site_path
 
 SHOWN = 5
 
 
-@bp.app_context_processor
-def _notices():
-    def my_notices() -> list[UserNotice]:
-        if not getattr(current_user, "is_authenticated", False):
-            return []
-        return list(db.session.scalars(select(UserNotice).where(
-            UserNotice.user_id == current_user.id, UserNotice.dismissed_at.is_(None))
-            .order_by(UserNotice.created_at.desc(), UserNotice.id.desc()).limit(SHOWN)))
-    return {"my_notices": my_notices}
+def my_notices() -> list[UserNotice]:
+    """The signed-in user's newest notices not dismissed."""
+    return list(db.session.scalars(select(UserNotice).where(
+        UserNotice.user_id == current_user.id, UserNotice.dismissed_at.is_(None))
+        .order_by(UserNotice.created_at.desc(), UserNotice.id.desc()).limit(SHOWN)))
+
+
+@bp.route("/notices")
+def notices():
+    """The banner (fragment for htmx, a page otherwise); `next`: the page to come back to after Dismiss."""
+    back = site_path(request.args.get("next"), url_for("inbox.index"))
+    return render("notices.html", block="banner", notices=my_notices(), back=back)
 
 
 @bp.route("/notices/<int:notice_id>/dismiss", methods=["POST"])

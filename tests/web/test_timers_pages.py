@@ -69,12 +69,17 @@ def test_a_notice_shows_in_the_banner_until_its_user_dismisses_it(client, db, lo
     db.session.add(UserNotice(user_id=agent.id, text="Taken back after 30 minutes"))
     db.session.add(UserNotice(user_id=other.id, text="Not yours"))
     db.session.commit()
-    html = client.get("/inbox/").get_data(as_text=True)
-    assert "Taken back after 30 minutes" in html and "Not yours" not in html
+    page = client.get("/inbox/").get_data(as_text=True)
+    assert 'hx-get="/notices?next=/inbox/"' in page  # the banner comes after the page, by htmx
+    html = client.get("/notices?next=/inbox/", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Taken back after 30 minutes" in html and "Not yours" not in html and "<html" not in html
+    assert 'name="next" value="/inbox/"' in html
+    assert "Taken back after 30 minutes" in client.get("/notices").get_data(as_text=True)
     mine = db.session.scalar(select(UserNotice).where(UserNotice.user_id == agent.id))
     theirs = db.session.scalar(select(UserNotice).where(UserNotice.user_id == other.id))
     token = csrf_token(client, "/inbox/")
     assert client.post(f"/notices/{theirs.id}/dismiss", data={"csrf_token": token}).status_code == 404
     done = client.post(f"/notices/{mine.id}/dismiss", data={"csrf_token": token, "next": "/inbox/"})
     assert done.status_code == 303 and done.headers["Location"].endswith("/inbox/")
-    assert "Taken back after 30 minutes" not in client.get("/inbox/").get_data(as_text=True)
+    assert "Taken back after 30 minutes" not in client.get("/notices").get_data(as_text=True)
+    assert client.get("/notices?next=https://evil.example/", headers={"HX-Request": "true"}).status_code == 200
