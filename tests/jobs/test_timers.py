@@ -185,3 +185,23 @@ def test_cron_queues_one_timers_job_and_one_alerts_job_whatever_the_number_of_ti
     assert run_timers()["agent_inactivity"] == 1
     db.session.expire_all()
     assert db.session.get(Conversation, conv.id).assignee_id == setup["bea"].id
+
+
+def test_on_close_leaves_conversations_resolved_before_the_rule_was_saved(app, db, setup):
+    conv = setup["conv"]
+    conv.status, conv.status_at = "resolved", datetime.now(timezone.utc) - timedelta(minutes=5)
+    db.session.commit()
+    save_timer(setup["queue"].id, "on_close", True, 0, "", None)
+    db.session.commit()
+    assert run_due_timers(datetime.now(timezone.utc) + timedelta(minutes=1))["on_close"] == 0
+    assert db.session.scalar(select(func.count()).select_from(TimerStep)) == 0
+
+
+def test_disabled_rules_do_nothing(app, db, setup):
+    conv = setup["conv"]
+    conv.assignee_id = setup["alex"].id
+    db.session.commit()
+    save_timer(setup["queue"].id, "agent_inactivity", False, 1, "", None)
+    db.session.commit()
+    assert run_due_timers(NOW + timedelta(days=1))["agent_inactivity"] == 0
+    assert db.session.get(Conversation, conv.id).assignee_id == setup["alex"].id
