@@ -205,3 +205,28 @@ def test_disabled_rules_do_nothing(app, db, setup):
     db.session.commit()
     assert run_due_timers(NOW + timedelta(days=1))["agent_inactivity"] == 0
     assert db.session.get(Conversation, conv.id).assignee_id == setup["alex"].id
+
+
+def test_two_cron_processes_and_two_workers_take_the_conversation_back_once(app, db, setup, tmp_path):
+    """Real processes: two `flask cron --once` at the same moment, then two `flask worker flows --burst`."""
+    import subprocess
+
+    from tests.subprocess_env import flask_cmd, flask_env
+
+    conv = setup["conv"]
+    conv.assignee_id = setup["alex"].id
+    db.session.commit()
+    make_message(conv, direction="in", text="Hello?", when=datetime.now(timezone.utc) - timedelta(minutes=10))
+    save_timer(setup["queue"].id, "agent_inactivity", True, 5, "", None)
+    db.session.commit()
+    env = flask_env(app, tmp_path)
+    for command in (("cron", "--once"), ("worker", "flows", "--burst", "--simple", "--without-scheduler")):
+        runs = [subprocess.Popen(flask_cmd(*command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+        for run in runs:
+            out, err = run.communicate(timeout=120)
+            assert run.returncode == 0, err
+    db.session.expire_all()
+    assert db.session.get(Conversation, conv.id).assignee_id == setup["bea"].id
+    assert len(_events(db, conv.id)) == 1
+    assert db.session.scalar(select(func.count()).select_from(UserNotice)) == 1
