@@ -9,6 +9,7 @@ from app.models.blobs import Blob
 from app.models.channels import (AuthMethod, CredentialStatus, Domain, DomainKind, EmailAddress, MailboxState,
                                  OAuthCredential, PublishRecord, Usage)
 from app.models.dkim import DkimKey
+from app.models.escalation import QueueAlert, QueueTimer, TimerStep, UserNotice
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
 from app.models.inbound import ForwardingConfirmation, InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
@@ -44,4 +45,6 @@ __all__ = [
     "Notification",
     # service levels
     "AgentNotice", "SlaPolicy",
+    # timed escalations and alerts
+    "QueueAlert", "QueueTimer", "TimerStep", "UserNotice",
 ]

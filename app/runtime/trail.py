@@ -22,6 +22,7 @@ KINDS = {
     "assign": "Assignment", "transfer": "Transfer", "status": "Status", "priority": "Priority", "tags": "Tags",
     "snooze": "Snooze", "merge": "Merge", "split": "Split", "automation": "Automation", "note": "Internal note",
     "sla": "Service level",
+    "timer": "Timer",  # a timed rule of the queue (app.flows.timers)
 }
 
 

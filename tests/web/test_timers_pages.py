@@ -1,0 +1,85 @@
+"""Flows › Queue › Timers (docs/escalation.md): timed rules and alerts saved in the page; the notices banner."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.models.escalation import QueueAlert, QueueTimer, UserNotice
+from tests.factories import make_queue, make_response, make_user
+from tests.helpers import csrf_token
+
+
+def test_an_admin_saves_a_timed_rule_and_bad_input_comes_back_with_422(client, db, login_as):
+    login_as("admin")
+    queue = make_queue("Support")
+    nudge = make_response("Still there?")
+    page = client.get(f"/flows/queues/{queue.id}/timers")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for name in ("Agent Inactivity", "Customer Idle", "Due Reminder for Auto Expiry", "Auto Expire", "On Close"):
+        assert f"Save {name}" in html
+    assert 'for="customer_idle-minutes"' in html and "{{ elapsed_time }}" in html
+    token = csrf_token(client, f"/flows/queues/{queue.id}/timers")
+
+    bad = client.post(f"/flows/queues/{queue.id}/timers", data={
+        "csrf_token": token, "kind": "customer_idle", "enabled": "y", "minutes": "soon", "message": "Kept text"})
+    assert bad.status_code == 422
+    assert "whole number of minutes" in bad.get_data(as_text=True) and "Kept text" in bad.get_data(as_text=True)
+    assert db.session.scalar(select(QueueTimer)) is None
+
+    ok = client.post(f"/flows/queues/{queue.id}/timers", data={
+        "csrf_token": token, "kind": "customer_idle", "enabled": "y", "minutes": "1440",
+        "response_id": str(nudge.id), "message": ""})
+    assert ok.status_code == 303
+    rule = db.session.scalar(select(QueueTimer))
+    assert (rule.kind, rule.enabled, rule.minutes, rule.response_id) == ("customer_idle", True, 1440, nudge.id)
+
+    fragment = client.post(f"/flows/queues/{queue.id}/timers", headers={"HX-Request": "true", "X-CSRFToken": token},
+                           data={"kind": "agent_inactivity", "minutes": "-5"})
+    assert fragment.status_code == 422 and "<html" not in fragment.get_data(as_text=True)
+
+
+def test_an_admin_adds_and_deletes_an_alert(client, db, login_as):
+    login_as("admin")
+    queue = make_queue("Support")
+    token = csrf_token(client, f"/flows/queues/{queue.id}/timers")
+    bad = client.post(f"/flows/queues/{queue.id}/alerts", data={
+        "csrf_token": token, "metric": "backlog", "threshold": "10", "target_minutes": "60", "window_minutes": "60",
+        "emails": "lead at example"})
+    assert bad.status_code == 422 and "is not an email address" in bad.get_data(as_text=True)
+    ok = client.post(f"/flows/queues/{queue.id}/alerts", data={
+        "csrf_token": token, "metric": "service_level", "threshold": "80", "target_minutes": "30",
+        "window_minutes": "120", "emails": "lead@example.com, ops@example.com"})
+    assert ok.status_code == 303
+    rule = db.session.scalar(select(QueueAlert))
+    assert (rule.metric, rule.threshold, rule.emails) == ("service_level", 80, "lead@example.com\nops@example.com")
+    assert "Response Service Level" in client.get(f"/flows/queues/{queue.id}/timers").get_data(as_text=True)
+    assert client.post(f"/flows/queues/{queue.id}/alerts/{rule.id}/delete", data={"csrf_token": token}).status_code == 303
+    assert db.session.scalar(select(QueueAlert)) is None
+
+
+def test_agents_cannot_open_the_timers_page(client, db, login_as):
+    login_as("agent")
+    queue = make_queue("Support")
+    assert client.get(f"/flows/queues/{queue.id}/timers").status_code in (403, 404)
+
+
+def test_a_notice_shows_in_the_banner_until_its_user_dismisses_it(client, db, login_as):
+    agent = login_as("agent")
+    other = make_user("agent")
+    db.session.add(UserNotice(user_id=agent.id, text="Taken back after 30 minutes"))
+    db.session.add(UserNotice(user_id=other.id, text="Not yours"))
+    db.session.commit()
+    page = client.get("/inbox/").get_data(as_text=True)
+    assert 'hx-get="/notices?next=/inbox/"' in page  # the banner comes after the page, by htmx
+    html = client.get("/notices?next=/inbox/", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Taken back after 30 minutes" in html and "Not yours" not in html and "<html" not in html
+    assert 'name="next" value="/inbox/"' in html
+    assert "Taken back after 30 minutes" in client.get("/notices").get_data(as_text=True)
+    mine = db.session.scalar(select(UserNotice).where(UserNotice.user_id == agent.id))
+    theirs = db.session.scalar(select(UserNotice).where(UserNotice.user_id == other.id))
+    token = csrf_token(client, "/inbox/")
+    assert client.post(f"/notices/{theirs.id}/dismiss", data={"csrf_token": token}).status_code == 404
+    done = client.post(f"/notices/{mine.id}/dismiss", data={"csrf_token": token, "next": "/inbox/"})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/inbox/")
+    assert "Taken back after 30 minutes" not in client.get("/notices").get_data(as_text=True)
+    assert client.get("/notices?next=https://evil.example/", headers={"HX-Request": "true"}).status_code == 200
