@@ -28,6 +28,7 @@ from app.mail.html import html_to_text, sanitize_html
 from app.models.auth import Queue, Role, User
 from app.models._types import utcnow
 from app.models.inbox import Conversation, Message
+from app.runtime import facts
 from app.runtime.trail import record_event
 
 RECENT_STATUS_SECONDS = 60
@@ -106,6 +107,7 @@ def _assigned(actor: User, conversation: Conversation, assignee_id: int | None) 
     else:
         line = f"{who} assigned this to {_name(db.session.get(User, assignee_id))}"
     record_event(conversation.id, "assign", line, actor, assignee_id=assignee_id, before=before)
+    facts.synced(conversation)
 
 
 def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversation:
@@ -131,6 +133,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
         conversation.assignee_id = None
     record_event(conversation.id, "transfer", line, actor, queue_id=queue.id, before=before_id,
                  before_name=before)
+    facts.synced(conversation)
     return conversation
 
 
@@ -163,6 +166,7 @@ def set_status(actor: User | int, conversation_id: int, status: str, confirm: bo
     conversation.status_by_id, conversation.status_at = actor.id, now
     if conversation.snoozed_until is not None or conversation.snoozed_by_id is not None:
         conversation.snoozed_until = conversation.snoozed_by_id = None  # a status set by hand ends a snooze
+    facts.synced(conversation, now)
     return conversation
 
 

@@ -14,6 +14,7 @@ from app.models.inbound import ForwardingConfirmation, InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
 from app.models.publish import PublishRequest, PublishSettings
 from app.models.organize import ConversationEvent, ConversationTag
+from app.models.reports import ConversationFacts
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
 from app.models.suppression import Suppression
@@ -38,4 +39,6 @@ __all__ = [
     "TemplateImage",
     # organising conversations: the audit trail, tags
     "ConversationEvent", "ConversationTag",
+    # reports
+    "ConversationFacts",
 ]

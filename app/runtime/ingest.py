@@ -71,6 +71,7 @@ from app.runtime import forwarding, metrics, senderauth, suppression
 from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, receiving_address
 from app.runtime.threading import find_conversation
+from app.runtime import facts
 from app.runtime.trail import record_event
 from app.transactions import on_commit
 
@@ -385,6 +386,7 @@ def _store(address: PublishedAddress, item: RawItem, raw: bytes, parsed: ParsedM
             conversation.snoozed_until = conversation.snoozed_by_id = None  # "until the customer answers" too
         conversation.last_message_at = now
     message = _message(address, item, parsed, key, conversation.id, now)
+    facts.customer_wrote(conversation, now)
     return IngestResult(status, message_row_id=message.id, conversation_id=conversation.id,
                         flow=parsed.classification not in _NO_FLOW)
 
