@@ -37,6 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.ops import metrics as ops_metrics
     from app.inbox import organize_views  # noqa: F401 - tags, priority, snooze, merge, split, trail export
     from app.ops.views import bp as ops_bp
+    from app.reports.views import bp as reports_bp
     from app.publish.views import bp as publish_bp
     from app.responses.views import bp as responses_bp
 
@@ -60,7 +61,8 @@ def create_app(config: dict | None = None) -> Flask:
     passwords.init_app(app)
     sessions.init_app(app)
     web.init_app(app)
-    for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp, users_bp):
+    for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp, users_bp,
+               reports_bp):
         app.register_blueprint(bp)
     ops_metrics.init_app(app)  # /metrics, and the duration of every request
     cli.init_app(app)
