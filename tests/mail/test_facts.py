@@ -93,3 +93,16 @@ def test_backfill_builds_the_same_row_from_the_messages(support, db):
     assert rebuilt.first_response_at == reply.created_at
     assert rebuilt.first_response_at - rebuilt.first_customer_message_at < timedelta(minutes=1)
     assert db.session.scalars(select(ConversationFacts)).all() == [rebuilt]
+
+
+def test_flask_reports_backfill_fills_the_facts_of_older_conversations(app, db):
+    from tests.factories import make_conversation, make_message
+
+    older = make_conversation(status="resolved")
+    make_message(older)
+    db.session.execute(ConversationFacts.__table__.delete())
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["reports", "backfill"])
+    assert result.exit_code == 0 and "1 conversations" in result.output
+    filled = row(db, older.id)
+    assert filled.status == "resolved" and filled.resolved_at is not None and filled.messages_in == 1
