@@ -181,7 +181,7 @@ REPORT_GOAL_MS = 500
 def seed_facts(app, rng: random.Random) -> None:
     """The reports' facts of the 100,000 conversations (created over the last 90 days; 80 % answered, 70 %
     of those resolved) and a supervisor who reads them; idempotent (a database seeded before has none)."""
-    from sqlalchemy import func, select, text
+    from sqlalchemy import func, inspect, select, text
 
     from app.auth.services import create_user
     from app.extensions import db
@@ -190,6 +190,10 @@ def seed_facts(app, rng: random.Random) -> None:
     from app.models.reports import ConversationFacts
 
     with app.app_context():
+        columns = {c["name"] for c in inspect(db.engine).get_columns("conversation_facts")} \
+            if inspect(db.engine).has_table("conversation_facts") else set()
+        if columns and columns != {c.name for c in ConversationFacts.__table__.columns}:
+            ConversationFacts.__table__.drop(db.engine)  # seeded by an older shape of the table
         ConversationFacts.__table__.create(db.engine, checkfirst=True)
         if db.session.scalar(select(User.id).where(User.email == "supervisor@bench.test")) is None:
             create_user("supervisor@bench.test", PASSWORD, "supervisor", "Bench Supervisor")
@@ -210,7 +214,9 @@ def seed_facts(app, rng: random.Random) -> None:
                              address_id=address_id, intent=rng.choice(INTENTS), agent_id=rng.choice(user_ids),
                              status="resolved" if resolved else "open", first_customer_message_at=created,
                              last_customer_message_at=created, first_response_at=replied, last_response_at=replied,
-                             resolved_at=resolved, reopened_count=0, reply_count=1 if replied else 0, messages_in=1))
+                             resolved_at=resolved, reopened_count=0, reply_count=1 if replied else 0, messages_in=1,
+                             first_response_seconds=round((replied - created).total_seconds()) if replied else None,
+                             resolution_seconds=round((resolved - created).total_seconds()) if resolved else None))
         started = time.perf_counter()
         for i in range(0, len(rows), 10_000):
             db.session.execute(ConversationFacts.__table__.insert(), rows[i:i + 10_000])

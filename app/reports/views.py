@@ -52,7 +52,7 @@ def index():
     except PeriodError as exc:
         return render("reports/index.html", error=str(exc), presets=PRESETS, dimensions=DIMENSION_LABELS,
                       args=request.args, status=422)
-    current, previous = report(period), report(period.previous())
+    current, previous = report(period, by), report(period.previous())
     labels = [d.day for d in current.days]
     volume_chart = charts.line_chart("chart-volume", "Volume per day: received, replied, resolved", labels, [
         charts.Series("Received", [d.received for d in current.days]),
@@ -68,7 +68,7 @@ def index():
         charts.Series("Backlog", [d.backlog for d in current.days])])
     query = {k: v for k, v in request.args.items() if k in ("start", "end", "days", "by")}
     return render("reports/index.html", period=period, current=current, previous=previous, by=by,
-                  groups=breakdown(period, by), presets=PRESETS, dimensions=DIMENSION_LABELS, args=request.args,
+                  groups=current.groups, presets=PRESETS, dimensions=DIMENSION_LABELS, args=request.args,
                   volume_chart=volume_chart, first_chart=first_chart, resolution_chart=resolution_chart,
                   backlog_chart=backlog_chart, change=change, words=duration_words, minutes=_minutes,
                   hours=_hours, query=query, exports=EXPORTS)

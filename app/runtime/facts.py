@@ -9,7 +9,7 @@ the messages and is used only by `flask reports backfill`, never on a report's p
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
@@ -20,6 +20,20 @@ from app.models.reports import ConversationFacts
 
 #: The statuses that count as resolved.
 RESOLVED = ("resolved", "closed")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def measure(facts: ConversationFacts) -> ConversationFacts:
+    """Keep the two durations the reports read in step with their times (whole seconds)."""
+    start = _aware(facts.first_customer_message_at or facts.created_at)
+    facts.first_response_seconds = (round((_aware(facts.first_response_at) - start).total_seconds())
+                                    if facts.first_response_at is not None and start is not None else None)
+    facts.resolution_seconds = (round((_aware(facts.resolved_at) - _aware(facts.created_at)).total_seconds())
+                                if facts.resolved_at is not None and facts.created_at is not None else None)
+    return facts
 
 
 def _row(conversation: Conversation) -> ConversationFacts:
@@ -46,7 +60,7 @@ def synced(conversation: Conversation, now: datetime | None = None) -> Conversat
         facts.resolved_at = None
         facts.reopened_count = (facts.reopened_count or 0) + 1
     facts.status = status
-    return facts
+    return measure(facts)
 
 
 def customer_wrote(conversation: Conversation, at: datetime) -> ConversationFacts:
@@ -56,7 +70,7 @@ def customer_wrote(conversation: Conversation, at: datetime) -> ConversationFact
         facts.first_customer_message_at = at
     facts.last_customer_message_at = at
     facts.messages_in = (facts.messages_in or 0) + 1
-    return facts
+    return measure(facts)
 
 
 def agent_replied(conversation_id: int, agent_id: int, at: datetime) -> ConversationFacts | None:
@@ -70,7 +84,7 @@ def agent_replied(conversation_id: int, agent_id: int, at: datetime) -> Conversa
         facts.first_response_at = at
     facts.last_response_at = at
     facts.reply_count = (facts.reply_count or 0) + 1
-    return facts
+    return measure(facts)
 
 
 def rebuild(conversation: Conversation) -> ConversationFacts:
@@ -96,7 +110,7 @@ def rebuild(conversation: Conversation) -> ConversationFacts:
     facts.agent_id = conversation.assignee_id or last_author
     facts.resolved_at = ((conversation.status_at or conversation.last_message_at)
                          if facts.status in RESOLVED else None)
-    return facts
+    return measure(facts)
 
 
 def backfill(batch: int = 500) -> int:

@@ -66,6 +66,7 @@ def test_facts_follow_ingest_routing_reply_resolve_and_reopen(support, db):
     db.session.commit()
     resolved = row(db, cid)
     assert resolved.status == "resolved" and resolved.resolved_at is not None
+    assert resolved.resolution_seconds == round((resolved.resolved_at - resolved.created_at).total_seconds())
 
     again = run(support, message(subject="Re: Where is my order?",
                                  **{"In-Reply-To": make_message_id(conversation.token, "mail.pigeonhole.test")}))
@@ -91,6 +92,8 @@ def test_backfill_builds_the_same_row_from_the_messages(support, db):
     assert (rebuilt.first_customer_message_at, rebuilt.first_response_at, rebuilt.reply_count,
             rebuilt.messages_in, rebuilt.agent_id) == expected
     assert rebuilt.first_response_at == reply.created_at
+    assert rebuilt.first_response_seconds == round((rebuilt.first_response_at
+                                                    - rebuilt.first_customer_message_at).total_seconds())
     assert rebuilt.first_response_at - rebuilt.first_customer_message_at < timedelta(minutes=1)
     assert db.session.scalars(select(ConversationFacts)).all() == [rebuilt]
 
