@@ -184,19 +184,29 @@ def report(period: Period, by: str | None = None) -> Report:
                 setattr(rows[day], name, getattr(rows[day], name) + n)
             setattr(total, name, getattr(total, name) + n)
             if by:
-                group = groups.setdefault(k, GroupRow("", key=k))
-                setattr(group, name, getattr(group, name) + n)
+                if k not in groups:
+                    groups[k] = GroupRow("", key=k)
+                setattr(groups[k], name, getattr(groups[k], name) + n)
     for name, (end, seconds_column) in MEASURED.items():
+        # Tens of thousands of rows: the lists are looked up once, not per row.
+        per_day = {day: getattr(row, name) for day, row in rows.items()}
+        everything, per_group = getattr(total, name), {}
         for day, k, seconds in _rows(f"SELECT {day_of(end)}, {key}, {seconds_column} "
                                      f"FROM conversation_facts WHERE {end} >= :since AND {end} < :until", period):
             if seconds is None:
                 continue
-            value = max(0.0, float(seconds))
-            if day in rows:
-                getattr(rows[day], name).append(value)
-            getattr(total, name).append(value)
+            value = seconds if seconds > 0 else 0
+            values = per_day.get(day)
+            if values is not None:
+                values.append(value)
+            everything.append(value)
             if by:
-                getattr(groups.setdefault(k, GroupRow("", key=k)), name).append(value)
+                values = per_group.get(k)
+                if values is None:
+                    if k not in groups:
+                        groups[k] = GroupRow("", key=k)
+                    values = per_group[k] = getattr(groups[k], name)
+                values.append(value)
     before = _bound(period.since)
     created_before, resolved_before = db.session.execute(text(
         "SELECT (SELECT COUNT(*) FROM conversation_facts WHERE created_at < :t), "

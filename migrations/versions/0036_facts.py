@@ -1,6 +1,6 @@
 """facts: `conversation_facts`, one row per conversation for the reports and the live dashboard.
 
-Filled as things happen (app.runtime.facts); `flask reports backfill` fills it for the
+Also an index of the messages by time (the Dashboard's last hour). Filled as things happen (app.runtime.facts); `flask reports backfill` fills it for the
 conversations that existed before this migration.
 
 Revision ID: 0036_facts
@@ -58,9 +58,12 @@ def upgrade():
     op.create_index("ix_conversation_facts_resolved", "conversation_facts",
                     ["resolved_at", "resolution_seconds", *breakdown])
     op.create_index("ix_conversation_facts_queue_status", "conversation_facts", ["queue_id", "status"])
+    # The Dashboard's last hour and replies today read a time range of the messages.
+    op.create_index("ix_messages_created", "messages", ["created_at", "direction"])
 
 
 def downgrade():
+    op.drop_index("ix_messages_created", table_name="messages")
     for name in ("ix_conversation_facts_queue_status", "ix_conversation_facts_resolved",
                  "ix_conversation_facts_first_response", "ix_conversation_facts_created"):
         op.drop_index(name, table_name="conversation_facts")
