@@ -16,8 +16,8 @@ from covering indexes with the day and the breakdown's key; only those travel to
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import select, text
@@ -86,16 +86,20 @@ def parse_period(start: str | None, end: str | None, days: str | None = None, to
     return Period(today - timedelta(days=length - 1), today)
 
 
-def nearest_rank(values: list[float], share: float) -> float | None:
+def nearest_rank(values: list[float], share: float, presorted: bool = False) -> float | None:
     """The `share` percentile by nearest rank (p90: the smallest value with 90 % of values at or below it)."""
     if not values:
         return None
-    ordered = sorted(values)
+    ordered = values if presorted else sorted(values)
     return ordered[max(1, math.ceil(share * len(ordered))) - 1]
 
 
 def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
+    """The median of sorted `values` (the mean of the middle two for an even count)."""
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def _dialect() -> str:
@@ -136,21 +140,30 @@ class DayRow:
     first_response: list[float] = field(default_factory=list)  # seconds
     resolution: list[float] = field(default_factory=list)
 
+    # Read after the report is built (the lists no longer change), several times by a page: sorted once.
+    @cached_property
+    def _first_sorted(self) -> list:
+        return sorted(self.first_response)
+
+    @cached_property
+    def _resolution_sorted(self) -> list:
+        return sorted(self.resolution)
+
     @property
     def first_response_median(self):
-        return median(self.first_response)
+        return median(self._first_sorted)
 
     @property
     def first_response_p90(self):
-        return nearest_rank(self.first_response, 0.9)
+        return nearest_rank(self._first_sorted, 0.9, presorted=True)
 
     @property
     def resolution_median(self):
-        return median(self.resolution)
+        return median(self._resolution_sorted)
 
     @property
     def resolution_p90(self):
-        return nearest_rank(self.resolution, 0.9)
+        return nearest_rank(self._resolution_sorted, 0.9, presorted=True)
 
 
 @dataclass
