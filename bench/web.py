@@ -434,14 +434,16 @@ def main() -> None:
     report_pages = [("reports (30 days, by queue)", "/reports/?days=30&by=queue"),
                     ("reports (90 days, by agent)", "/reports/?days=90&by=agent"),
                     ("dashboard", "/dashboard")]
-    report_ok = True
+    report_ok = {"wall": True, "cpu": True}
     for label, path in report_pages:
         measure(supervisor, path, 3)
         wall, cpu, queries = measure(supervisor, path, max(30, args.requests // 10))
         print(f"{label:28} {statistics.median(wall):7.2f} {pct(wall, 95):7.2f} {'':>11}   "
               f"{statistics.median(cpu):7.2f} {pct(cpu, 95):7.2f} {'':>15} {max(queries):>8}")
-        report_ok &= pct(wall, 95) < REPORT_GOAL_MS
-    print(f"reports goal (p95 < {REPORT_GOAL_MS} ms): {'met' if report_ok else 'NOT met'}")
+        report_ok["wall"] &= pct(wall, 95) < REPORT_GOAL_MS
+        report_ok["cpu"] &= pct(cpu, 95) < REPORT_GOAL_MS
+    print(f"reports and dashboard goal (p95 < {REPORT_GOAL_MS} ms): wall clock {'met' if report_ok['wall'] else 'NOT met'}, "
+          f"server CPU time {'met' if report_ok['cpu'] else 'NOT met'}")
     load = os.getloadavg()[0]
     print(f"\ngoal (p95 < 50 ms and < 5x the trivial route's p95): wall clock {'met' if verdicts['wall'] else 'NOT met'}, "
           f"server CPU time {'met' if verdicts['cpu'] else 'NOT met'}")
