@@ -80,8 +80,8 @@ def agent_replied(conversation_id: int, agent_id: int, at: datetime) -> Conversa
         return None
     facts = synced(conversation, at)
     facts.agent_id = agent_id
-    if facts.first_response_at is None:
-        facts.first_response_at = at
+    if facts.first_response_at is None and facts.first_customer_message_at is not None:
+        facts.first_response_at = at  # a conversation an agent started has no first response
     facts.last_response_at = at
     facts.reply_count = (facts.reply_count or 0) + 1
     return measure(facts)
@@ -98,11 +98,13 @@ def rebuild(conversation: Conversation) -> ConversationFacts:
         select(func.min(Message.created_at), func.max(Message.created_at), func.count())
         .where(Message.conversation_id == conversation.id, Message.direction == "in")).one()
     facts.first_customer_message_at, facts.last_customer_message_at, facts.messages_in = inbound
-    replies = db.session.execute(
-        select(func.min(Message.created_at), func.max(Message.created_at), func.count())
-        .where(Message.conversation_id == conversation.id, Message.direction == "out",
-               Message.author_id.is_not(None), Message.automatic.is_(None))).one()
-    facts.first_response_at, facts.last_response_at, facts.reply_count = replies
+    agent_reply = (Message.conversation_id == conversation.id, Message.direction == "out",
+                   Message.author_id.is_not(None), Message.automatic.is_(None))
+    facts.last_response_at, facts.reply_count = db.session.execute(
+        select(func.max(Message.created_at), func.count()).where(*agent_reply)).one()
+    facts.first_response_at = None if facts.first_customer_message_at is None else db.session.scalar(
+        select(func.min(Message.created_at)).where(*agent_reply,
+                                                   Message.created_at >= facts.first_customer_message_at))
     last_author = db.session.scalar(
         select(Message.author_id).where(Message.conversation_id == conversation.id, Message.direction == "out",
                                         Message.author_id.is_not(None))

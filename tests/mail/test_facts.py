@@ -109,3 +109,17 @@ def test_flask_reports_backfill_fills_the_facts_of_older_conversations(app, db):
     assert result.exit_code == 0 and "1 conversations" in result.output
     filled = row(db, older.id)
     assert filled.status == "resolved" and filled.resolved_at is not None and filled.messages_in == 1
+
+
+def test_a_conversation_an_agent_started_has_no_first_response(support, db):
+    from tests.factories import make_conversation, make_message
+
+    agent = make_user("agent")
+    started = make_conversation(address=support, assignee=agent)
+    make_message(started, direction="out", author=agent)
+    facts.rebuild(db.session.get(Conversation, started.id))
+    db.session.commit()
+    queue_message(started.id, to=["carla@example.com"], subject="Re", body_html="<p>more</p>", author_id=agent.id)
+    db.session.commit()
+    got = row(db, started.id)
+    assert got.reply_count == 2 and got.first_response_at is None and got.first_response_seconds is None
