@@ -40,6 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.inbox import organize_views  # noqa: F401 - tags, priority, snooze, merge, split, trail export
     from app.inbox import contact_views  # noqa: F401 - contacts, note Edit/Delete, @mentions, notifications
     from app.ops.views import bp as ops_bp
+    from app.reports.views import bp as reports_bp
     from app.publish.views import bp as publish_bp
     from app.responses.views import bp as responses_bp
 
@@ -63,7 +64,8 @@ def create_app(config: dict | None = None) -> Flask:
     passwords.init_app(app)
     sessions.init_app(app)
     web.init_app(app)
-    for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp, users_bp):
+    for bp in (auth_bp, inbox_bp, channels_bp, publish_bp, flows_bp, responses_bp, ops_bp, users_bp,
+               reports_bp):
         app.register_blueprint(bp)
     ops_metrics.init_app(app)  # /metrics, and the duration of every request
     cli.init_app(app)

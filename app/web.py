@@ -35,6 +35,8 @@ NAVIGATION = [
     ("Channels", "channels.index", Role.ADMIN),
     ("Flows", "flows.index", Role.ADMIN),
     ("Standard Responses", "responses.index", Role.SUPERVISOR),
+    ("Dashboard", "reports.dashboard", Role.SUPERVISOR),
+    ("Reports", "reports.index", Role.SUPERVISOR),
     ("Publish", "publish.publish", Role.ADMIN),
     ("Ops", "ops.index", Role.ADMIN),
     ("Users", "users.index", Role.ADMIN),

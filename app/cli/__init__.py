@@ -10,12 +10,13 @@
 * `flask mail send-test --from ADDR --to RCPT`  a test email through the send queue; waits and prints its status
   (`send_test.py`)
 * `flask dkim generate|records|verify DOMAIN`  DKIM keys and DNS checks, JSON out (`dkim.py`)
+* `flask reports backfill`                  the reports' facts of every conversation (`reports.py`)
 """
 from __future__ import annotations
 
 from flask import Flask
 
-from app.cli import dkim, mail, processes, setup
+from app.cli import dkim, mail, processes, reports, setup
 from app.cli import send_test  # noqa: F401 - adds `flask mail send-test` to the mail group
 
 
@@ -27,3 +28,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(processes.smtp_sink_command)
     mail.init_app(app)
     dkim.init_app(app)
+    reports.init_app(app)

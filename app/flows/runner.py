@@ -42,6 +42,7 @@ from app.runtime.changes import publish_change
 from app.runtime.live import published_address
 from app.runtime import sla
 from app.runtime.tags import TagError, add_tags
+from app.runtime import facts
 from app.runtime.trail import record_event
 
 
@@ -226,13 +227,18 @@ def run_flow(conversation_id: int, message_id: int | None = None) -> FlowRun | N
         if message is None or message.conversation_id != conversation.id:
             return None
         earlier = db.session.scalar(select(FlowRun).where(FlowRun.message_id == message.id))
-        return earlier if earlier is not None else _run_one(conversation, message)
+        if earlier is not None:
+            return earlier
+        run = _run_one(conversation, message)
+        facts.synced(conversation)  # queue, intent, agent as routing left them
+        return run
     pending = _pending_messages(conversation.id)
     if not pending:
         return None
     run = None
     for message in pending:
         run = _run_one(conversation, message)
+    facts.synced(conversation)
     return run
 
 

@@ -31,7 +31,7 @@ from app.mail.html import html_to_text, sanitize_html
 from app.models.auth import Queue, Role, User
 from app.models._types import utcnow
 from app.models.inbox import Conversation, Message
-from app.runtime import sla
+from app.runtime import facts, sla
 from app.runtime.changes import publish_change
 from app.runtime.trail import record_event
 
@@ -111,6 +111,7 @@ def _assigned(actor: User, conversation: Conversation, assignee_id: int | None) 
     else:
         line = f"{who} assigned this to {_name(db.session.get(User, assignee_id))}"
     record_event(conversation.id, "assign", line, actor, assignee_id=assignee_id, before=before)
+    facts.synced(conversation)
     publish_change(conversation.id, "assign", user_ids=[before])
 
 
@@ -139,6 +140,7 @@ def transfer(actor: User | int, conversation_id: int, queue_id: int) -> Conversa
     record_event(conversation.id, "transfer", line, actor, queue_id=queue.id, before=before_id,
                  before_name=before)
     sla.refresh(conversation)  # the new queue's policy and calendar
+    facts.synced(conversation)
     publish_change(conversation.id, "transfer", queue_ids=heard_by[0], user_ids=heard_by[1])
     return conversation
 
@@ -173,6 +175,7 @@ def set_status(actor: User | int, conversation_id: int, status: str, confirm: bo
     if conversation.snoozed_until is not None or conversation.snoozed_by_id is not None:
         conversation.snoozed_until = conversation.snoozed_by_id = None  # a status set by hand ends a snooze
     sla.status_changed(conversation, now)
+    facts.synced(conversation, now)
     publish_change(conversation.id, "status")
     return conversation
 

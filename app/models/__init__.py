@@ -16,6 +16,7 @@ from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen
 from app.models.publish import PublishRequest, PublishSettings
 from app.models.organize import ConversationEvent, ConversationTag
 from app.models.notifications import Notification
+from app.models.reports import ConversationFacts
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
 from app.models.sla import AgentNotice, SlaPolicy
@@ -47,4 +48,6 @@ __all__ = [
     "AgentNotice", "SlaPolicy",
     # timed escalations and alerts
     "QueueAlert", "QueueTimer", "TimerStep", "UserNotice",
+    # reports
+    "ConversationFacts",
 ]

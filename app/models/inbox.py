@@ -106,6 +106,8 @@ class Message(db.Model):
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         UniqueConstraint("address_id", "dedupe_key", name="uq_messages_address_dedupe"),  # inbound: nothing twice
         Index("ix_messages_delivery_due", "delivery_status", "next_attempt_at"),  # the send sweep's query
+        # The Dashboard's last hour and replies today (app.reports.dashboard): a time range, not every message.
+        Index("ix_messages_created", "created_at", "direction"),
         # The inbox's "Not delivered" marker (`app.inbox.lists.INBOX_SQL`): a conversation's failed
         # deliveries without reading each of its messages. Partial: only failed and bounced messages
         # are in it, so it stays tiny. The marker's SQL must say `delivery_status IN ('failed', 'bounced')`

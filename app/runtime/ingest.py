@@ -67,12 +67,11 @@ from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
 from app.queues import enqueue_many, redis_connection
-from app.runtime import forwarding, metrics, senderauth, suppression
+from app.runtime import facts, forwarding, metrics, senderauth, sla, suppression
 from app.runtime.changes import publish_change
 from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, receiving_address
 from app.runtime.threading import find_conversation
-from app.runtime import sla
 from app.runtime.trail import record_event
 from app.transactions import on_commit
 
@@ -390,6 +389,7 @@ def _store(address: PublishedAddress, item: RawItem, raw: bytes, parsed: ParsedM
         conversation.last_message_at = now
     message = _message(address, item, parsed, key, conversation.id, now)
     sla.customer_wrote(conversation, now)
+    facts.customer_wrote(conversation, now)
     return IngestResult(status, message_row_id=message.id, conversation_id=conversation.id,
                         flow=parsed.classification not in _NO_FLOW)
 

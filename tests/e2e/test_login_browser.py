@@ -30,7 +30,7 @@ def test_login_wrong_then_right_password_navigation_and_logout(page, db):
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link")).to_have_text(
-        ["Inbox", "Channels", "Flows", "Standard Responses", "Publish", "Ops", "Users"])
+        ["Inbox", "Channels", "Flows", "Standard Responses", "Dashboard", "Reports", "Publish", "Ops", "Users"])
     expect(nav.get_by_role("link", name="Inbox")).to_have_attribute("aria-current", "page")
 
     nav.get_by_role("link", name="Ops").click()

@@ -227,8 +227,8 @@ def test_supervisor_manages_standard_responses_but_not_channels(client, login_as
 
 @pytest.mark.parametrize("role,expected", [
     ("agent", ["Inbox"]),
-    ("supervisor", ["Inbox", "Standard Responses"]),
-    ("admin", ["Inbox", "Channels", "Flows", "Standard Responses", "Publish", "Ops", "Users"]),
+    ("supervisor", ["Inbox", "Standard Responses", "Dashboard", "Reports"]),
+    ("admin", ["Inbox", "Channels", "Flows", "Standard Responses", "Dashboard", "Reports", "Publish", "Ops", "Users"]),
 ])
 def test_navigation_by_role(client, login_as, role, expected):
     import re

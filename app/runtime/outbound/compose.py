@@ -27,6 +27,7 @@ from app.mail.vcard import contact_card_attachment
 from app.models._types import utcnow
 from app.models.auth import User
 from app.models.inbox import Attachment, Contact, Conversation, Message, OutgoingMime, customer_written
+from app.runtime import facts
 from app.runtime.changes import publish_change
 from app.runtime.live import PublishedAddress
 from app.runtime.template_images import inline_images
@@ -255,7 +256,10 @@ def _queue(thread: _Thread, *, to, cc, bcc, subject, body_html, attachments, add
         delivery_status=QUEUED, delivery_attempts=0, next_attempt_at=now, author_id=author_id, created_at=now,
         no_auto_reply=False,
     )
-    return _insert_message(values, rendered.raw, files, thread.id, now)
+    message = _insert_message(values, rendered.raw, files, thread.id, now)
+    if author_id is not None and not automatic:
+        facts.agent_replied(thread.id, author_id, now)  # an agent's reply (automatic mail is not a response)
+    return message
 
 
 _INSERT_MIME = OutgoingMime.__table__.insert()

@@ -1,0 +1,193 @@
+"""The live queue dashboard's figures: what is open now, who waits longest, who is signed in.
+
+Read from the conversations (the inbox's own truth, so each figure's inbox link shows the same
+conversations), the facts (when the customer last wrote and was last answered), the sessions
+(signed in: an unexpired session) and the last hour's messages. "Waiting": an open conversation
+whose customer's last message has no agent reply after it. Breaches are counted only when the SLA
+has written some (`sla_data`); otherwise the dashboard hides them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import and_, func, or_, select
+
+from app.extensions import db
+from app.models.auth import Queue, User, UserSession, queue_members
+from app.models.inbox import Conversation, Message
+from app.models.reports import ConversationFacts as F
+
+#: The statuses that count against an agent's capacity (as routing counts them).
+LOAD_STATUSES = ("open", "pending")
+
+
+@dataclass
+class QueueFigures:
+    id: int
+    name: str
+    open: int = 0
+    unassigned: int = 0
+    waiting_since: datetime | None = None
+    waiting_id: int | None = None
+    breached: int = 0
+    members: int = 0
+    signed_in: int = 0
+    available: int = 0
+    at_capacity: int = 0
+    messages_in: int = 0
+    replies_out: int = 0
+
+
+@dataclass
+class AgentFigures:
+    id: int
+    name: str
+    open: int = 0
+    load: int = 0
+    capacity: int = 0
+    signed_in: bool = False
+    waiting_since: datetime | None = None
+    waiting_id: int | None = None
+    replies_today: int = 0
+    queues: list[str] = field(default_factory=list)
+
+    @property
+    def at_capacity(self) -> bool:
+        return self.load >= self.capacity
+
+
+@dataclass
+class Dashboard:
+    now: datetime
+    queues: list[QueueFigures]
+    agents: list[AgentFigures]
+    sla_data: bool
+
+
+_WAITING = and_(F.last_customer_message_at.is_not(None),
+                or_(F.last_response_at.is_(None), F.last_response_at < F.last_customer_message_at))
+_OPEN = and_(Conversation.status == "open", Conversation.merged_into_id.is_(None))
+_BREACHED = or_(F.first_response_breached.is_(True), F.next_response_breached.is_(True),
+                F.resolution_breached.is_(True))
+
+
+def _start_of_day(now: datetime, zone: str) -> datetime:
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = timezone.utc
+    local = now.astimezone(tz)
+    return datetime.combine(local.date(), time.min, tz).astimezone(timezone.utc)
+
+
+def _oldest_waiting(group_column) -> dict:
+    """group -> (since, conversation id) of the open conversation waiting longest."""
+    rows = db.session.execute(
+        select(group_column, func.min(F.last_customer_message_at))
+        .join(F, F.conversation_id == Conversation.id).where(_OPEN, _WAITING, group_column.is_not(None))
+        .group_by(group_column)).all()
+    found = {}
+    for key, since in rows:
+        cid = db.session.scalar(select(Conversation.id).join(F, F.conversation_id == Conversation.id)
+                                .where(_OPEN, _WAITING, group_column == key, F.last_customer_message_at == since)
+                                .order_by(Conversation.id).limit(1))
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        found[key] = (since, cid)
+    return found
+
+
+def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
+    """Every queue's and every queue member's figures as of `now`; `zone`: whose "today" (replies today)."""
+    queues = {q.id: QueueFigures(q.id, q.name) for q in db.session.scalars(select(Queue).order_by(Queue.name))}
+    for qid, n_open, n_unassigned in db.session.execute(
+            select(Conversation.queue_id, func.count(),
+                   func.count().filter(Conversation.assignee_id.is_(None)))
+            .where(_OPEN).group_by(Conversation.queue_id)):
+        if qid in queues:
+            queues[qid].open, queues[qid].unassigned = n_open, n_unassigned
+    for qid, (since, cid) in _oldest_waiting(Conversation.queue_id).items():
+        if qid in queues:
+            queues[qid].waiting_since, queues[qid].waiting_id = since, cid
+    sla_data = db.session.scalar(select(func.count()).select_from(F).where(or_(
+        F.first_response_breached.is_not(None), F.next_response_breached.is_not(None),
+        F.resolution_breached.is_not(None)))) > 0
+    if sla_data:
+        for qid, n in db.session.execute(select(Conversation.queue_id, func.count())
+                                         .join(F, F.conversation_id == Conversation.id)
+                                         .where(_OPEN, _BREACHED).group_by(Conversation.queue_id)):
+            if qid in queues:
+                queues[qid].breached = n
+    # The last hour's messages first (by the messages' time index), then their conversations' queues: joined
+    # in one statement, a planner may walk every conversation instead.
+    hour_ago = now - timedelta(hours=1)
+    # (`conversation_id + 0`: grouped by a value, not by the column, so that no planner prefers the index by
+    # conversation to the index by time.)
+    conversation = (Message.conversation_id + 0).label("conversation")
+    per_conversation = db.session.execute(
+        select(conversation, func.count().filter(Message.direction == "in"),
+               func.count().filter(Message.direction == "out", Message.author_id.is_not(None),
+                                   Message.automatic.is_(None)))
+        .where(Message.created_at >= hour_ago).group_by(conversation)).all()
+    ids = [cid for cid, _i, _o in per_conversation if cid is not None]
+    queue_of = {}
+    for i in range(0, len(ids), 500):
+        queue_of.update(db.session.execute(select(Conversation.id, Conversation.queue_id)
+                                           .where(Conversation.id.in_(ids[i:i + 500]))).all())
+    for cid, n_in, n_out in per_conversation:
+        queue = queues.get(queue_of.get(cid))
+        if queue is not None:
+            queue.messages_in += n_in
+            queue.replies_out += n_out
+
+    # Agents: the active members of any queue, and anyone with conversations assigned.
+    members = db.session.execute(select(queue_members.c.queue_id, queue_members.c.user_id)
+                                 .join(User, User.id == queue_members.c.user_id).where(User.active.is_(True))).all()
+    loads = dict(db.session.execute(select(Conversation.assignee_id, func.count())
+                                    .where(Conversation.assignee_id.is_not(None),
+                                           Conversation.status.in_(LOAD_STATUSES),
+                                           Conversation.merged_into_id.is_(None))
+                                    .group_by(Conversation.assignee_id)).all())
+    user_ids = {uid for _q, uid in members} | set(loads)
+    users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
+    signed_in = set(db.session.scalars(select(UserSession.user_id).where(UserSession.expires_at > now,
+                                                                         UserSession.user_id.in_(user_ids))))
+    agents = {uid: AgentFigures(uid, u.name or u.email, load=loads.get(uid, 0), capacity=u.email_capacity,
+                                signed_in=uid in signed_in) for uid, u in users.items()}
+    for qid, uid in members:
+        if qid in queues and uid in agents:
+            queue, agent = queues[qid], agents[uid]
+            agent.queues.append(queue.name)
+            queue.members += 1
+            if agent.signed_in:
+                queue.signed_in += 1
+                if agent.at_capacity:
+                    queue.at_capacity += 1
+                else:
+                    queue.available += 1
+    for uid, n in db.session.execute(select(Conversation.assignee_id, func.count()).where(
+            _OPEN, Conversation.assignee_id.in_(user_ids)).group_by(Conversation.assignee_id)):
+        agents[uid].open = n
+    for uid, (since, cid) in _oldest_waiting(Conversation.assignee_id).items():
+        if uid in agents:
+            agents[uid].waiting_since, agents[uid].waiting_id = since, cid
+    today = _start_of_day(now, zone)
+    for uid, n in db.session.execute(select(Message.author_id, func.count()).where(
+            Message.direction == "out", Message.automatic.is_(None), Message.author_id.in_(user_ids),
+            Message.created_at >= today).group_by(Message.author_id)):
+        agents[uid].replies_today = n
+    return Dashboard(now, list(queues.values()), sorted(agents.values(), key=lambda a: a.name.lower()), sla_data)
+
+
+def waited(since: datetime | None, now: datetime) -> str:
+    """How long someone has waited, in words: "12 min", "3 h 5 min", "2 d 4 h"."""
+    if since is None:
+        return ""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // (24 * 60)} d {minutes % (24 * 60) // 60} h"

@@ -1,0 +1,130 @@
+"""The reports' facts of a conversation (`ConversationFacts`), kept as things happen.
+
+One writer, called where each thing happens and part of the caller's transaction (the caller
+commits): `customer_wrote` (ingest stored a customer's message), `synced` (routing, assignment,
+transfer or a status change: queue, agent, intent and status copied from the conversation;
+resolving stamps `resolved_at`, an open after a resolve counts a reopen), `agent_replied` (an
+agent's reply was queued: first and last response, reply count). `rebuild` computes a row from
+the messages and is used only by `flask reports backfill`, never on a report's path.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models._types import utcnow
+from app.models.inbox import Conversation, Message
+from app.models.reports import ConversationFacts
+
+#: The statuses that count as resolved.
+RESOLVED = ("resolved", "closed")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def measure(facts: ConversationFacts) -> ConversationFacts:
+    """Keep the two durations the reports read in step with their times (whole seconds)."""
+    start = _aware(facts.first_customer_message_at or facts.created_at)
+    facts.first_response_seconds = (round((_aware(facts.first_response_at) - start).total_seconds())
+                                    if facts.first_response_at is not None and start is not None else None)
+    facts.resolution_seconds = (round((_aware(facts.resolved_at) - _aware(facts.created_at)).total_seconds())
+                                if facts.resolved_at is not None and facts.created_at is not None else None)
+    return facts
+
+
+def _row(conversation: Conversation) -> ConversationFacts:
+    facts = db.session.get(ConversationFacts, conversation.id)
+    if facts is None:
+        facts = ConversationFacts(conversation_id=conversation.id, created_at=conversation.created_at or utcnow(),
+                                  status=conversation.status or "open", reopened_count=0, reply_count=0,
+                                  messages_in=0)
+        db.session.add(facts)
+    return facts
+
+
+def synced(conversation: Conversation, now: datetime | None = None) -> ConversationFacts:
+    """Copy queue, agent, intent, address and status; stamp or clear `resolved_at` as the status says."""
+    now = now or utcnow()
+    facts = _row(conversation)
+    facts.queue_id, facts.address_id, facts.intent = conversation.queue_id, conversation.address_id, conversation.intent
+    if conversation.assignee_id is not None:
+        facts.agent_id = conversation.assignee_id  # the handling agent stays after an unassign
+    status = conversation.status or "open"
+    if status in RESOLVED and facts.status not in RESOLVED:
+        facts.resolved_at = now
+    elif status not in RESOLVED and facts.status in RESOLVED:
+        facts.resolved_at = None
+        facts.reopened_count = (facts.reopened_count or 0) + 1
+    facts.status = status
+    return measure(facts)
+
+
+def customer_wrote(conversation: Conversation, at: datetime) -> ConversationFacts:
+    """A customer's message was stored in `conversation` (after any reopen was applied to it)."""
+    facts = synced(conversation, at)
+    if facts.first_customer_message_at is None:
+        facts.first_customer_message_at = at
+    facts.last_customer_message_at = at
+    facts.messages_in = (facts.messages_in or 0) + 1
+    return measure(facts)
+
+
+def agent_replied(conversation_id: int, agent_id: int, at: datetime) -> ConversationFacts | None:
+    """An agent's reply was queued in the conversation."""
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None:
+        return None
+    facts = synced(conversation, at)
+    facts.agent_id = agent_id
+    if facts.first_response_at is None and facts.first_customer_message_at is not None:
+        facts.first_response_at = at  # a conversation an agent started has no first response
+    facts.last_response_at = at
+    facts.reply_count = (facts.reply_count or 0) + 1
+    return measure(facts)
+
+
+def rebuild(conversation: Conversation) -> ConversationFacts:
+    """The row recomputed from the conversation and its messages (the backfill). `resolved_at` is the
+    status's time when resolved (`status_at`, else the last message's time)."""
+    facts = _row(conversation)
+    facts.created_at = conversation.created_at
+    facts.queue_id, facts.address_id, facts.intent = conversation.queue_id, conversation.address_id, conversation.intent
+    facts.status = conversation.status or "open"
+    inbound = db.session.execute(
+        select(func.min(Message.created_at), func.max(Message.created_at), func.count())
+        .where(Message.conversation_id == conversation.id, Message.direction == "in")).one()
+    facts.first_customer_message_at, facts.last_customer_message_at, facts.messages_in = inbound
+    agent_reply = (Message.conversation_id == conversation.id, Message.direction == "out",
+                   Message.author_id.is_not(None), Message.automatic.is_(None))
+    facts.last_response_at, facts.reply_count = db.session.execute(
+        select(func.max(Message.created_at), func.count()).where(*agent_reply)).one()
+    facts.first_response_at = None if facts.first_customer_message_at is None else db.session.scalar(
+        select(func.min(Message.created_at)).where(*agent_reply,
+                                                   Message.created_at >= facts.first_customer_message_at))
+    last_author = db.session.scalar(
+        select(Message.author_id).where(Message.conversation_id == conversation.id, Message.direction == "out",
+                                        Message.author_id.is_not(None))
+        .order_by(Message.created_at.desc()).limit(1))
+    facts.agent_id = conversation.assignee_id or last_author
+    facts.resolved_at = ((conversation.status_at or conversation.last_message_at)
+                         if facts.status in RESOLVED else None)
+    return measure(facts)
+
+
+def backfill(batch: int = 500) -> int:
+    """Rebuild the facts of every conversation (committing per batch); returns how many."""
+    done, last_id = 0, 0
+    while True:
+        conversations = db.session.scalars(select(Conversation).where(Conversation.id > last_id)
+                                           .order_by(Conversation.id).limit(batch)).all()
+        if not conversations:
+            return done
+        for conversation in conversations:
+            rebuild(conversation)
+        db.session.commit()
+        done += len(conversations)
+        last_id = conversations[-1].id

@@ -1,0 +1,99 @@
+"""The live queue dashboard against figures computed on their own from a seeded present: open, unassigned,
+waiting longest, agents signed in / available / at capacity, the last hour's messages, replies today; every
+figure links to the inbox filter that lists the same conversations; the 5 s fragment."""
+from __future__ import annotations
+
+import re
+from html import unescape as html_unescape
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app.extensions import db as _db
+from app.runtime.facts import backfill
+from tests.helpers import csrf_token
+from tests.factories import PASSWORD, make_address, make_conversation, make_message, make_queue, make_user
+
+
+@pytest.fixture
+def present(app, db):
+    now = datetime.now(timezone.utc)
+    ann = make_user("agent", name="Ann Agent")
+    bob = make_user("agent", name="Bob Agent")
+    bob.email_capacity = 1
+    billing = make_queue("Billing", members=[ann, bob])
+    address = make_address()
+    rows = {}
+    # Billing: 3 open (1 unassigned, waiting 50 min; one answered; one Bob's waiting 20 min), 1 resolved
+    c1 = make_conversation(queue=billing, address=address, when=now - timedelta(minutes=50))
+    make_message(c1, when=now - timedelta(minutes=50))
+    c2 = make_conversation(queue=billing, address=address, assignee=ann, when=now - timedelta(hours=3))
+    make_message(c2, when=now - timedelta(hours=3))
+    make_message(c2, direction="out", author=ann, when=now - timedelta(minutes=30))
+    c3 = make_conversation(queue=billing, address=address, assignee=bob, when=now - timedelta(minutes=20))
+    make_message(c3, when=now - timedelta(minutes=20))
+    c4 = make_conversation(queue=billing, address=address, assignee=ann, status="resolved",
+                           when=now - timedelta(days=2))
+    make_message(c4, when=now - timedelta(days=2))
+    make_message(c4, direction="out", author=ann, when=now - timedelta(days=1, hours=23))
+    rows.update(c1=c1.id, c2=c2.id, c3=c3.id, c4=c4.id)
+    backfill()
+    return {"now": now, "ann": ann, "bob": bob, "billing": billing, **rows}
+
+
+def figure(html: str, scope: str, name: str) -> tuple[str, str | None]:
+    """(text, href) of a `data-figure` inside the element with `scope` (data-queue="1" / data-agent="2")."""
+    block = html[html.index(scope):]
+    found = re.search(rf'data-figure="{name}"(?: href="([^"]*)")?>([^<]*)', block)
+    assert found, (scope, name)
+    return found.group(2).strip(), found.group(1) and html_unescape(found.group(1))
+
+
+def test_queue_and_agent_figures_match_the_seed_and_link_to_the_inbox(client, login_as, present, db):
+    login_as("supervisor")
+    # Ann signs in too (a session of her own): signed in and, with 1 of 5 conversations, available.
+    other = client.application.test_client()
+    other.post("/login", data={"email": present["ann"].email, "password": PASSWORD, "csrf_token": csrf_token(other)})
+    html = client.get("/dashboard").get_data(as_text=True)
+    queue = f'data-queue="{present["billing"].id}"'
+    assert figure(html, queue, "open") == ("3", f"/inbox/?queue={present['billing'].id}&status=open")
+    assert figure(html, queue, "unassigned")[0] == "1"
+    assert "view=unassigned" in figure(html, queue, "unassigned")[1]
+    waiting = re.search(r'data-figure="waiting"><a href="([^"]*)">([^<]*)<', html[html.index(queue):])
+    assert waiting.group(1) == f"/inbox/c/{present['c1']}" and waiting.group(2) in ("50 min", "49 min", "51 min")
+    assert figure(html, queue, "signed_in")[0].startswith("1")
+    assert figure(html, queue, "available")[0] == "1" and figure(html, queue, "at_capacity")[0] == "0"
+    assert figure(html, queue, "messages_in")[0] == "2"  # c1's and c3's; c2's is 3 h old
+    assert figure(html, queue, "replies_out")[0] == "1"
+    bob = f'data-agent="{present["bob"].id}"'
+    assert figure(html, bob, "open") == ("1", f"/inbox/?assignee={present['bob'].id}&status=open")
+    ann = f'data-agent="{present["ann"].id}"'
+    assert figure(html, ann, "open")[0] == "1" and figure(html, ann, "replies_today")[0] == (
+        "1" if (present["now"] - timedelta(minutes=30)).date() == present["now"].date() else "0")
+    assert "Breached" not in html  # no SLA data yet: hidden
+
+    # the inbox behind "Open" lists the same three conversations
+    inbox = client.get(f"/inbox/?queue={present['billing'].id}&status=open").get_data(as_text=True)
+    for key in ("c1", "c2", "c3"):
+        assert f"/inbox/c/{present[key]}" in inbox
+    assert f"/inbox/c/{present['c4']}" not in inbox
+
+
+def test_the_fragment_refreshes_every_5_seconds(client, login_as, present, htmx_headers):
+    login_as("admin")
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert 'hx-trigger="every 5s"' in page and "<h1>Dashboard</h1>" in page
+    fragment = client.get("/dashboard", headers=htmx_headers)
+    body = fragment.get_data(as_text=True)
+    assert fragment.status_code == 200 and "<h1>" not in body and body.lstrip().startswith('<div id="dashboard"')
+
+
+def test_breaches_show_once_the_sla_writes_them(client, login_as, present, db):
+    from app.models.reports import ConversationFacts
+
+    _db.session.get(ConversationFacts, present["c1"]).first_response_breached = True
+    _db.session.get(ConversationFacts, present["c3"]).first_response_breached = False
+    _db.session.commit()
+    login_as("supervisor")
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert figure(html, f'data-queue="{present["billing"].id}"', "breached")[0] == "1"

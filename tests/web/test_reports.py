@@ -1,0 +1,118 @@
+"""The reports' figures against figures computed on their own from a seeded history; the period picker, the
+comparison, the breakdowns, the CSV exports, and who may see them."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from datetime import date, timedelta
+
+import pytest
+
+from app.reports.figures import parse_period, PeriodError
+from tests.reports_seed import seed_history
+
+START = date(2026, 3, 2)  # the previous period: 2026-02-23 .. 2026-03-01
+DAYS = 7
+
+
+def p90(values):
+    ordered = sorted(values)
+    return ordered[math.ceil(0.9 * len(ordered)) - 1]
+
+
+def in_days(when, first, last):
+    return when is not None and first <= when.date() <= last
+
+
+@pytest.fixture
+def history(app, db):
+    return seed_history(START - timedelta(days=DAYS), 2 * DAYS)
+
+
+def csv_rows(response):
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def period_args(**extra):
+    return {"start": START.isoformat(), "end": (START + timedelta(days=DAYS - 1)).isoformat(), **extra}
+
+
+def test_volume_times_and_backlog_match_the_seed(client, login_as, history):
+    login_as("supervisor")
+    last = START + timedelta(days=DAYS - 1)
+    volume = {r["day"]: r for r in csv_rows(client.get("/reports/volume.csv", query_string=period_args()))}
+    times = {r["day"]: r for r in csv_rows(client.get("/reports/times.csv", query_string=period_args()))}
+    backlog = {r["day"]: r for r in csv_rows(client.get("/reports/backlog.csv", query_string=period_args()))}
+    assert len(volume) == DAYS
+    for i in range(DAYS):
+        day = START + timedelta(days=i)
+        key = day.isoformat()
+        received = [s for s in history if s.created.date() == day]
+        replied = [s for s in history if s.replied and s.replied.date() == day]
+        resolved = [s for s in history if s.resolved and s.resolved.date() == day]
+        assert (int(volume[key]["received"]), int(volume[key]["replied"]), int(volume[key]["resolved"])) == \
+            (len(received), len(replied), len(resolved)), key
+        first = [(s.replied - s.created).total_seconds() for s in replied]
+        if first:
+            assert float(times[key]["first_response_median_minutes"]) == round(statistics.median(first) / 60, 1)
+            assert float(times[key]["first_response_p90_minutes"]) == round(p90(first) / 60, 1)
+        else:
+            assert times[key]["first_response_median_minutes"] == ""
+        res = [(s.resolved - s.created).total_seconds() for s in resolved]
+        if res:
+            assert float(times[key]["resolution_median_hours"]) == round(statistics.median(res) / 3600, 2)
+        end = day + timedelta(days=1)
+        open_then = [s for s in history if s.created.date() < end and not (s.resolved and s.resolved.date() < end)]
+        assert int(backlog[key]["backlog"]) == len(open_then), key
+    assert last.isoformat() in volume
+
+
+def test_the_page_shows_charts_tables_and_the_comparison(client, login_as, history):
+    login_as("supervisor")
+    page = client.get("/reports/", query_string=period_args())
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert html.count("<svg") == 4 and "<title id=\"chart-volume-title\">" in html
+    now = [s for s in history if in_days(s.created, START, START + timedelta(days=DAYS - 1))]
+    before = [s for s in history if in_days(s.created, START - timedelta(days=DAYS), START - timedelta(days=1))]
+    assert f'<tr data-row="received"><th scope="row">Received</th><td>{len(now)}</td><td>{len(before)}</td>' in html
+
+
+@pytest.mark.parametrize("by,label", [("queue", "queue"), ("agent", "agent"), ("address", "address")])
+def test_breakdowns_match_the_seed(client, login_as, history, by, label):
+    login_as("admin")
+    rows = csv_rows(client.get("/reports/breakdown.csv", query_string=period_args(by=by)))
+    first, last = START, START + timedelta(days=DAYS - 1)
+    got = {r[next(iter(r))]: (int(r["received"]), int(r["resolved"])) for r in rows}
+    expected = {}
+    for s in history:
+        key = {"queue": s.queue, "agent": s.agent or "Nobody", "address": s.address}[by]
+        received, resolved = expected.get(key, (0, 0))
+        expected[key] = (received + in_days(s.created, first, last), resolved + in_days(s.resolved, first, last))
+    assert got == {k: v for k, v in expected.items() if v != (0, 0)}
+
+
+def test_a_bad_period_says_why_and_agents_may_not_see_reports(client, login_as, app):
+    login_as("supervisor")
+    page = client.get("/reports/", query_string={"start": "2026-03-09", "end": "2026-03-01"})
+    assert page.status_code == 422 and "The end date is before the start date." in page.get_data(as_text=True)
+    assert client.get("/reports/volume.csv", query_string={"start": "junk"}).status_code == 422
+    client.post("/logout")
+
+
+def test_agents_get_403(client, login_as, app):
+    login_as("agent")
+    assert client.get("/reports/").status_code == 403
+    assert client.get("/dashboard").status_code == 403
+
+
+def test_parse_period_presets_and_previous():
+    today = date(2026, 3, 10)
+    period = parse_period(None, None, "7", today)
+    assert (period.start, period.end) == (date(2026, 3, 4), today)
+    assert (period.previous().start, period.previous().end) == (date(2026, 2, 25), date(2026, 3, 3))
+    with pytest.raises(PeriodError):
+        parse_period("2025-01-01", "2026-03-01", None, today)
