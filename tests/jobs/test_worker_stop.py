@@ -7,6 +7,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -28,23 +30,35 @@ def _wait(condition, proc, what: str, seconds: float = 60) -> None:
         time.sleep(0.05)
 
 
-def test_a_worker_stopped_by_sigterm_on_its_group_finishes_its_job_and_leaves_no_ghost(app, tmp_path):
+@pytest.mark.parametrize("busy", [True, False], ids=["mid-job", "idle"])
+@pytest.mark.parametrize("to_group", [True, False], ids=["group", "main-process"])
+def test_a_worker_stopped_by_sigterm_finishes_its_job_and_leaves_no_ghost(app, tmp_path, busy, to_group):
+    """SIGTERM to the process group (the run command, honcho, systemd's default KillMode) or to the main
+    process only (the units' KillMode=mixed), while a job runs or while the worker waits for one."""
     with app.app_context():
         connection = redis_connection()
         before = {w.name for w in Worker.all(connection=connection)}
         proc = _start(app, tmp_path)
+        job = None
         try:
             _wait(lambda: {w.name for w in Worker.all(connection=connection)} - before, proc, "never registered")
-            enqueue("ingest", "tests.jobs.naps.nap", 1.5, job_id="nap-stop-1")
-            job = Job.fetch("nap-stop-1", connection=connection, serializer=JSONSerializer)
-            _wait(lambda: job.get_status(refresh=True) == "started", proc, "never started the job")
-            os.killpg(proc.pid, signal.SIGTERM)  # as systemd's KillMode=control-group and the run command do
+            if busy:
+                enqueue("ingest", "tests.jobs.naps.nap", 1.5, job_id="nap-stop-1")
+                job = Job.fetch("nap-stop-1", connection=connection, serializer=JSONSerializer)
+                _wait(lambda: job.get_status(refresh=True) == "started", proc, "never started the job")
+            else:
+                time.sleep(0.5)
+            if to_group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGTERM)
             output, _ = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         assert proc.returncode == 0, output
-        assert job.get_status(refresh=True) == "finished" and job.return_value() == "rested"
+        if busy:
+            assert job.get_status(refresh=True) == "finished" and job.return_value() == "rested"
         assert {w.name for w in Worker.all(connection=connection)} - before == set()
         assert "Traceback" not in output, output
