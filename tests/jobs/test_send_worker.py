@@ -143,8 +143,7 @@ def test_a_worker_killed_while_a_slow_relay_holds_the_250_counts_attempts_honest
         while not stored:
             assert proc.poll() is None and time.monotonic() < deadline, "the worker never sent"
             time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)  # the relay has the data; its 250 never reaches us
-        proc.wait(30)
+        _kill_worker_and_horse(proc)  # the relay has the data; its 250 never reaches us
 
         held = [_state(db, i) for i in ids]
         assert [m.delivery_status for m in held] == ["sending"] * 3
@@ -169,3 +168,32 @@ def test_a_worker_killed_while_a_slow_relay_holds_the_250_counts_attempts_honest
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
         controller.stop()
+
+
+def _descendants(pid: int) -> list[int]:
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _kill_worker_and_horse(proc: subprocess.Popen) -> None:
+    """SIGKILL a `flask worker` and its work horse, as a machine crash would. RQ's horse runs in a process
+    group of its own (`os.setpgrp`), so killing the worker's group alone leaves the horse sending."""
+    for pid in [proc.pid, *_descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(30)
