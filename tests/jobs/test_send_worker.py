@@ -79,8 +79,7 @@ def test_a_worker_killed_between_claim_and_send_is_sent_exactly_once_after_the_l
         while not (silent.conns and _state(db, message_id).delivery_status == "sending"):
             assert proc.poll() is None and time.monotonic() < deadline, "the worker never claimed the message"
             time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its work horse, for real
-        proc.wait(30)
+        _kill_worker_and_horse(proc)  # the worker and its work horse, for real
 
         held = _state(db, message_id)
         assert held.delivery_status == "sending" and held.delivery_attempts == 1
