@@ -51,6 +51,10 @@ class Config:
             else {"pool_pre_ping": True}
         self.SQLITE_MMAP_SIZE = _int("SQLITE_MMAP_SIZE", 1 << 30)  # memory-mapped reads (app/sqlite_reads.py)
         self.REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        # Redis behind Sentinel (failover): "host:port,host:port"; the master is asked of them by its service
+        # name, and REDIS_URL then gives only the database number and password (`app.queues.redis_connection`).
+        self.REDIS_SENTINELS = os.environ.get("REDIS_SENTINELS", "")
+        self.REDIS_SENTINEL_SERVICE = os.environ.get("REDIS_SENTINEL_SERVICE", "pigeonhole")
         self.PLATFORM_MAIL_DOMAIN = os.environ.get("PLATFORM_MAIL_DOMAIN", "mail.pigeonhole.test")
         self.MAIL_SECRET_KEY = os.environ.get("MAIL_SECRET_KEY", "")  # Fernet key(s); derived from SECRET_KEY if empty
         self.MAIL_TLS_CA_FILE = os.environ.get("MAIL_TLS_CA_FILE", "")  # extra CA bundle for mail servers

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote, urlsplit
 
 from flask import current_app
 from redis import Redis
+from redis.sentinel import Sentinel
 from rq import Queue, SimpleWorker, Worker
 from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
@@ -25,18 +27,48 @@ def redis_connection(url: str | None = None, timeout: float | None = None) -> Re
     One client per setting, not one per call: RQ keeps its Lua scripts per client object
     (unique enqueues), so a fresh client per call would keep one socket open per enqueue.
     redis-py resets a pool inherited across fork, so forked RQ work horses are safe.
+
+    With `REDIS_SENTINELS` (and no `url`), the client is redis-py's Sentinel master client for
+    `REDIS_SENTINEL_SERVICE`: each new connection asks the sentinels where the master is, so
+    after a failover the queues, the locks and the workers (which reconnect by themselves) follow
+    the new master. `REDIS_URL` then gives the database number and password only.
     """
+    sentinels = current_app.config.get("REDIS_SENTINELS") if url is None else None
     url = url or current_app.config["REDIS_URL"]
-    client = _clients.get((url, timeout))
+    key = ("sentinel:" + sentinels if sentinels else url, timeout)
+    client = _clients.get(key)
     if client is None:
         kwargs = {}
         if timeout is not None:
             kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        client = _clients[(url, timeout)] = Redis.from_url(url, **kwargs)
+        if sentinels:
+            client = _sentinel_master(sentinels, url, kwargs)
+        else:
+            client = Redis.from_url(url, **kwargs)
+        _clients[key] = client
     return client
 
 
 _clients: dict[tuple[str, float | None], Redis] = {}
+
+
+def sentinel_addresses(setting: str) -> list[tuple[str, int]]:
+    """"host:port,host:port" (port 26379 when left out) as (host, port) pairs."""
+    out = []
+    for part in setting.split(","):
+        host, _, port = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "26379")
+        if host:
+            out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def _sentinel_master(sentinels: str, url: str, kwargs: dict) -> Redis:
+    parsed = urlsplit(url)
+    db = int(parsed.path.lstrip("/") or 0) if parsed.path.lstrip("/").isdigit() else 0
+    sentinel = Sentinel(sentinel_addresses(sentinels), sentinel_kwargs=dict(kwargs), **kwargs)
+    return sentinel.master_for(current_app.config["REDIS_SENTINEL_SERVICE"], db=db,
+                               username=unquote(parsed.username) if parsed.username else None,
+                               password=unquote(parsed.password) if parsed.password else None)
 
 
 def get_queue(name: str, connection: Redis | None = None) -> Queue:

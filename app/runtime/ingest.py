@@ -37,10 +37,14 @@ command that queues the missed flow steps (`flow_steps_missing`).
 A message that cannot be understood, or whose ingest fails unexpectedly, is
 stored as `stored_with_error` (raw bytes kept, `InboundRaw.error` says why, admins
 see it on the Ops page) instead of failing the batch. Each message is written in
-a savepoint, so one bad message never loses the others.
+a savepoint, so one bad message never loses the others. The machine's passing
+trouble is not the message's fault: a transient OS error (a full disk or quota,
+`transient`) fails the whole batch uncommitted; an arrival then stays pending with
+the reason and cron's sweep runs it again until there is room.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import re
@@ -193,6 +197,12 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
         return None
     try:  # the ingress staged the raw bytes in the database; they go to the blob store first
         raw = blob_store().settle(row.raw_sha256)
+    except OSError as exc:
+        if not transient(exc):
+            raise
+        # The staged bytes stay in the database: ingest reads them from there, settled on a later run.
+        log.warning("raw message %s stays staged in the database: %s", row.raw_sha256, exc)
+        raw = None
     except Exception:  # noqa: BLE001 - ingest reads it again and stores the message with the reason
         log.exception("raw message %s could not be settled", row.raw_sha256)
         raw = None
@@ -204,11 +214,32 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
     try:
         return ingest(row.address_id, [item])[0]
     except AddressNotReceiving as exc:
-        db.session.rollback()
-        db.session.execute(update(InboundRaw).where(InboundRaw.id == raw_id)
-                           .values(error=str(exc), attempts=InboundRaw.attempts + 1))
-        db.session.commit()
-        return IngestResult("pending", raw_id=raw_id, error=str(exc))
+        return _still_pending(raw_id, str(exc))
+    except OSError as exc:
+        if not transient(exc):
+            raise
+        # A full disk (or quota) is no fault of the message: it stays pending, and cron's sweep of
+        # pending rows (`requeue_stale_pending`) runs it again every INGEST_RETRY_SECONDS until there is room.
+        log.warning("raw message %s stays pending: %s", row.raw_sha256, exc)
+        return _still_pending(raw_id, f"waiting for room in the file store: {exc}")
+
+
+#: OS errors that pass by themselves (room returns): the work is retried, never stored as the message's fault.
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EAGAIN, errno.EMFILE, errno.ENFILE})
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether this error is the machine's passing trouble (a full disk, too many open files), not the message's."""
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+
+
+def _still_pending(raw_id: int, reason: str) -> IngestResult:
+    """Nothing of the attempt is kept; the row stays pending with the reason and one more attempt."""
+    db.session.rollback()
+    db.session.execute(update(InboundRaw).where(InboundRaw.id == raw_id)
+                       .values(error=reason[:1000], attempts=InboundRaw.attempts + 1))
+    db.session.commit()
+    return IngestResult("pending", raw_id=raw_id, error=reason)
 
 
 def stale_pending_ids(older_than_seconds: int, limit: int = 500) -> list[int]:
@@ -227,6 +258,10 @@ def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> Inge
         return IngestResult(raw_row.status, raw_id=raw_row.id, message_row_id=raw_row.message_row_id)
     try:
         raw = item.raw if item.raw is not None else blob_store().get(item.sha256)
+    except OSError as exc:
+        if transient(exc):
+            raise  # the batch is not committed; it is ingested again later
+        return _finish(raw_row, IngestResult(InboundStatus.STORED_WITH_ERROR.value, error=f"raw message unreadable: {exc}"), now)
     except Exception as exc:  # noqa: BLE001 - a missing blob is an admin matter, not a crash
         return _finish(raw_row, IngestResult(InboundStatus.STORED_WITH_ERROR.value, error=f"raw message unreadable: {exc}"), now)
     parsed = parse_message(raw, envelope_from=item.envelope_from,
@@ -246,6 +281,12 @@ def _ingest_one(address: PublishedAddress, item: RawItem, now: datetime) -> Inge
         # Another worker stored the same message (same dedupe key) a moment ago.
         savepoint.rollback()
         result = IngestResult(InboundStatus.DUPLICATE.value, message_row_id=_existing(address.id, parsed, raw))
+    except OSError as exc:
+        savepoint.rollback()
+        if transient(exc):
+            raise  # not the message's fault: nothing of the batch is committed, it is ingested again later
+        log.exception("ingest of %s failed", item.sha256)
+        result = IngestResult(InboundStatus.STORED_WITH_ERROR.value, error=f"{exc.__class__.__name__}: {exc}"[:1000])
     except Exception as exc:  # noqa: BLE001 - keep the message (raw) and say why; never lose the batch
         savepoint.rollback()
         log.exception("ingest of %s failed", item.sha256)

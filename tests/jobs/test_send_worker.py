@@ -79,8 +79,7 @@ def test_a_worker_killed_between_claim_and_send_is_sent_exactly_once_after_the_l
         while not (silent.conns and _state(db, message_id).delivery_status == "sending"):
             assert proc.poll() is None and time.monotonic() < deadline, "the worker never claimed the message"
             time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its work horse, for real
-        proc.wait(30)
+        _kill_worker_and_horse(proc)  # the worker and its work horse, for real
 
         held = _state(db, message_id)
         assert held.delivery_status == "sending" and held.delivery_attempts == 1
@@ -106,3 +105,94 @@ def test_a_worker_killed_between_claim_and_send_is_sent_exactly_once_after_the_l
         silent.stop()
         server.stop()
 
+
+
+def test_a_worker_killed_while_a_slow_relay_holds_the_250_counts_attempts_honestly_and_notes_the_duplicate(
+        app, db, tmp_path):
+    """Fault 5: a relay that answers 1.5 s after it stored the data; the worker and its horse are killed
+    in that window. The reply goes out again (SMTP leaves no way to know), once more only, its trail
+    says it may have arrived twice, and the batch's other replies, claimed but never tried, count no attempt."""
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    from app.models.organize import ConversationEvent
+    from tests.servers import free_port
+
+    stored: list[bytes] = []
+
+    class SlowRelay:
+        async def handle_DATA(self, server, session, envelope):
+            stored.append(envelope.content)
+            await asyncio.sleep(1.5)
+            return "250 2.0.0 OK"
+
+    port = free_port()
+    controller = Controller(SlowRelay(), hostname="127.0.0.1", port=port)
+    controller.start()
+    relay, lease = f"smtp://127.0.0.1:{port}?tls=none", 20
+    app.config.update(SMTP_RELAY_URL=relay, SEND_LEASE_SECONDS=lease)
+    proc = None
+    try:
+        ids = _queue_replies(app, db, make_sending_address(), 3, as_sends=True)  # one job claims all three
+        env = _env(app, tmp_path, SMTP_RELAY_URL=relay, SEND_LEASE_SECONDS=lease)
+        proc = subprocess.Popen(flask_cmd("worker", "send"), env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not stored:
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker never sent"
+            time.sleep(0.02)
+        _kill_worker_and_horse(proc)  # the relay has the data; its 250 never reaches us
+
+        held = [_state(db, i) for i in ids]
+        assert [m.delivery_status for m in held] == ["sending"] * 3
+        assert [m.delivery_attempts for m in held] == [1, 0, 0]  # claims are not attempts
+
+        with db.engine.begin() as conn:  # the lease runs out (as it would after SEND_LEASE_SECONDS)
+            conn.execute(Message.__table__.update().where(Message.__table__.c.id.in_(ids))
+                         .values(claimed_until=datetime(2000, 1, 1, tzinfo=timezone.utc)))
+        assert enqueue_due_messages() >= 1
+        run = subprocess.run(flask_cmd("worker", "send", "--burst"), env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        done = [_state(db, i) for i in ids]
+        assert [m.delivery_status for m in done] == ["sent"] * 3
+        assert [m.delivery_attempts for m in done] == [2, 1, 1]
+        assert len(stored) == 4  # the first one twice: the one window SMTP leaves
+        notes = db.session.query(ConversationEvent).filter(ConversationEvent.data["possible_duplicate"].isnot(None)).all()
+        assert [(n.conversation_id, n.data["message_id"]) for n in notes] == [(done[0].conversation_id, ids[0])]
+        assert "may reach its recipients twice" in notes[0].text
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        controller.stop()
+
+
+def _descendants(pid: int) -> list[int]:
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _kill_worker_and_horse(proc: subprocess.Popen) -> None:
+    """SIGKILL a `flask worker` and its work horse, as a machine crash would. RQ's horse runs in a process
+    group of its own (`os.setpgrp`), so killing the worker's group alone leaves the horse sending."""
+    for pid in [proc.pid, *_descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(30)

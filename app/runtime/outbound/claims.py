@@ -1,9 +1,17 @@
 """Claims and outcomes: the lease that makes delivery exactly-once.
 
-A send job claims messages (`claim`: state `sending`, its token, a lease, one more
-attempt; committed before any byte goes to the server), then writes each outcome only
-while the claim is still its own (`finish`, `record_sent`, `record_failure`), or gives
-untried messages back (`release`).
+A send job claims messages (`claim`: state `sending`, its token, a lease; committed
+before any byte goes to the server), marks each attempt just before it talks to the
+server (`begin_attempt`: one more attempt, `last_attempt_at`), then writes each outcome
+only while the claim is still its own (`finish`, `record_sent`, `record_failure`), or
+gives untried messages back (`release`).
+
+Attempts are counted honestly: a claim is not an attempt, so messages claimed in a
+batch by a worker that died before reaching them show the attempts really made. The
+one window SMTP leaves open is between the server's 250 after DATA and our commit of
+it; when a claim's lease expired after an attempt had begun under it, the next claimer
+cannot know whether the server took the message, sends it again, and records a
+possible duplicate on the conversation's trail (`_note_possible_duplicates`).
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from app.mail.smtp import DeliveryError, SendResult
 from app.models._types import utcnow
 from app.models.inbox import Message
 from app.runtime import metrics
+from app.runtime.trail import record_event
 from app.transactions import on_commit
 from app.runtime.outbound.states import FAILED, QUEUED, RETRYING, SENDING, SENT, claimable
 
@@ -31,16 +40,59 @@ def claim(ids: list[int], token: str) -> list[int]:
         return []
     now = utcnow()
     lease = timedelta(seconds=current_app.config["SEND_LEASE_SECONDS"])
+    interrupted = _interrupted_attempts(ids, now, lease)
     db.session.execute(
         update(Message)
         .where(Message.id.in_(ids), Message.direction == "out", claimable(now))
-        .values(delivery_status=SENDING, claim_token=token, claimed_until=now + lease,
-                delivery_attempts=Message.delivery_attempts + 1),
+        .values(delivery_status=SENDING, claim_token=token, claimed_until=now + lease),
         execution_options={"synchronize_session": False},
     )
     got = set(db.session.scalars(select(Message.id).where(Message.id.in_(ids), Message.claim_token == token)))
+    _note_possible_duplicates([row for row in interrupted if row.id in got])
     db.session.commit()
     return [i for i in ids if i in got]
+
+
+def begin_attempt(message_id: int, token: str) -> bool:
+    """Count one attempt on a message we hold and commit it, just before talking to the server.
+
+    From this commit until the outcome's, a worker that dies leaves a message the server may
+    have taken: the next claimer records a possible duplicate. False if the claim is no longer ours.
+    """
+    result = db.session.execute(
+        update(Message).where(Message.id == message_id, Message.claim_token == token)
+        .values(delivery_attempts=Message.delivery_attempts + 1, last_attempt_at=utcnow()),
+        execution_options={"synchronize_session": False})
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _interrupted_attempts(ids: list[int], now: datetime, lease: timedelta) -> list:
+    """Messages among `ids` whose lease ran out after an attempt had begun under it (their worker died).
+
+    An attempt began under a claim when `last_attempt_at` is at or after the claim's start
+    (`claimed_until` less the lease); an outcome would have cleared the claim.
+    """
+    rows = db.session.execute(
+        select(Message.id, Message.conversation_id, Message.last_attempt_at, Message.claimed_until)
+        .where(Message.id.in_(ids), Message.delivery_status == SENDING,
+               Message.claimed_until.is_not(None), Message.claimed_until < now,
+               Message.last_attempt_at.is_not(None))).all()
+    return [row for row in rows if _as_utc(row.last_attempt_at) >= _as_utc(row.claimed_until) - lease]
+
+
+def _note_possible_duplicates(rows: list) -> None:
+    for row in rows:
+        log.warning("message %s: its last attempt was interrupted after it began; sending it again may "
+                    "deliver it twice", row.id)
+        record_event(row.conversation_id, "automation",
+                     "A reply may reach its recipients twice: the worker sending it stopped after handing it "
+                     "to the mail server and before recording the server's answer, so it was sent again.",
+                     message_id=row.id, possible_duplicate=True)
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -92,7 +144,9 @@ def failure_outcome(attempts: int, error: DeliveryError) -> dict:
 
 
 def record_failure(message_id: int, token: str, attempts: int, error: DeliveryError) -> str:
+    """Record a failed attempt; `attempts`: the message's attempts, this one included."""
     outcome = failure_outcome(attempts, error)
+    outcome["delivery_attempts"] = attempts
     if finish(message_id, token, **outcome):
         on_commit(metrics.observe_send, outcome["delivery_status"])
     return outcome["delivery_status"]
@@ -109,10 +163,10 @@ def _seconds_between(earlier: datetime | None, later: datetime) -> float | None:
 
 
 def release(message_ids: list[int], token: str) -> None:
-    """Give back claimed messages that were not tried: as they were, due now, the attempt not counted."""
+    """Give back claimed messages that were not tried: as they were, due now (a claim is no attempt)."""
     db.session.execute(
         update(Message).where(Message.id.in_(message_ids), Message.claim_token == token)
-        .values(delivery_status=case((Message.delivery_attempts <= 1, QUEUED), else_=RETRYING),
-                delivery_attempts=Message.delivery_attempts - 1, claim_token=None, claimed_until=None),
+        .values(delivery_status=case((Message.delivery_attempts < 1, QUEUED), else_=RETRYING),
+                claim_token=None, claimed_until=None),
         execution_options={"synchronize_session": False})
     db.session.commit()

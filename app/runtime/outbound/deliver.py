@@ -24,7 +24,7 @@ from app.mail.dkim import sign
 from app.mail.smtp import DeliveryError, SMTPSession, SMTPSettings
 from app.models._types import utcnow
 from app.models.inbox import Message, OutgoingMime
-from app.runtime.outbound.claims import claim, finish, record_failure, record_sent, release
+from app.runtime.outbound.claims import begin_attempt, claim, finish, record_failure, record_sent, release
 from app.runtime.outbound.compose import outgoing_bytes
 from app.runtime.outbound.dispatch import clear_waiting, drop_jobs, enqueue_send, job_timeout
 from app.runtime.outbound.sent_folder import enqueue_sent_copy, wants_sent_copy
@@ -192,10 +192,10 @@ def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict
             release(rest, token)
             return True, rest
         row = rows[message_id]
-        if row.delivery_attempts > current_app.config["SEND_MAX_ATTEMPTS"]:
-            # Claimed again and again without an outcome: its worker keeps dying while sending it.
+        if row.delivery_attempts >= current_app.config["SEND_MAX_ATTEMPTS"]:
+            # Attempted again and again without an outcome: its worker keeps dying while sending it.
             finish(message_id, token, delivery_status=FAILED, next_attempt_at=None, delivery_error=(
-                f"Gave up after {row.delivery_attempts - 1} attempts: the worker sending it stopped each time "
+                f"Gave up after {row.delivery_attempts} attempts: the worker sending it stopped each time "
                 "(see the worker log)."))
             db.session.commit()
             counts[FAILED] += 1
@@ -211,14 +211,16 @@ def _send_batch(session: SMTPSession, batch: list[int], token: str, counts: dict
             counts[FAILED] += 1
             continue
         signature, data = dkim_signed(data, sender, cache)
+        if not begin_attempt(message_id, token):
+            continue  # our lease ran out and another job holds it now
         try:
             result = session.send(sender, recipients, data)
         except DeliveryError as error:
-            counts[record_failure(message_id, token, row.delivery_attempts, error)] += 1
+            counts[record_failure(message_id, token, row.delivery_attempts + 1, error)] += 1
             if error.session:
                 # The server is unreachable or refuses us: the same answer holds for the rest of the batch.
                 for other in batch[position + 1:]:
-                    counts[record_failure(other, token, rows[other].delivery_attempts, error)] += 1
+                    counts[record_failure(other, token, rows[other].delivery_attempts + 1, error)] += 1
                 db.session.commit()
                 log.info("message %s: %s", message_id, error)
                 return True, []
