@@ -83,7 +83,8 @@ def test_a_killed_worker_and_ingress_are_started_again_and_ctrl_c_stops_everythi
 
 def _is_ingress(pid: int, port: int) -> bool:
     try:
-        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().split(b"\0")
     except OSError:
         return False
     return b"ingress" in cmdline and str(port).encode() in cmdline
