@@ -17,6 +17,10 @@ The cron sweeps, which only read committed rows and count what they enqueue, end
 read transaction and call `outside_transaction(enqueue..., ...)`, which refuses to run
 inside an open transaction.
 
+A job that writes runs through `retry_when_locked`: on SQLite, a transaction that read before
+it writes fails at once with "database is locked" when another process committed in between
+(the busy timeout cannot help: its snapshot is stale), so the work is rolled back and run again.
+
 A hook that raises is logged, never re-raised: the commit already happened. Queued
 messages and pending raw mail are found again by the cron sweeps, so a Redis outage
 delays them and loses none; a flow step whose job could not be enqueued is logged.
@@ -24,9 +28,12 @@ delays them and loses none; a flow step whose job could not be enqueued is logge
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.extensions import db
@@ -62,6 +69,27 @@ def outside_transaction(fn: Callable, *args, **kwargs):
     if db.session().in_transaction():
         raise RuntimeError(f"{getattr(fn, '__qualname__', fn)} must wait for the commit: use on_commit()")
     return fn(*args, **kwargs)
+
+
+def retry_when_locked(fn: Callable, *args, attempts: int = 8, **kwargs):
+    """`fn(*args, **kwargs)`, rolled back and run again while SQLite answers "database is locked".
+
+    `fn` must do its work in one transaction that it commits (a job's service call): a rollback
+    undoes all of it and forgets its after-commit hooks, so running it again is safe. Each retry waits
+    a little longer, with jitter, and is logged in one line; after `attempts` tries the error is
+    raised (the job fails and the cron sweep finds its row). Other errors pass through at once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as exc:
+            if "database is locked" not in str(exc.orig) or attempt == attempts:
+                raise
+            db.session.rollback()
+            delay = min(2.0, 0.02 * 2 ** attempt) * (0.5 + random.random())
+            log.warning("database is locked (another writer committed first); %s tries again in %.2f s "
+                        "(attempt %d of %d)", getattr(fn, "__qualname__", fn), delay, attempt + 1, attempts)
+            time.sleep(delay)
 
 
 def pending_hooks() -> int:

@@ -91,6 +91,7 @@ class Env:
             "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{work / 'bench.db'}",
             "REDIS_URL": self.redis.url, "BLOB_DIR": str(work / "blobs"), "MAIL_TLS_CA_FILE": str(self.dovecot.cert),
             "MAILBOX_BACKFILL": "7", "PLATFORM_MAIL_DOMAIN": "mail.pigeonhole.test",
+            "MAIL_ALLOW_PRIVATE_HOSTS": True,  # its Dovecot listens on 127.0.0.1
         }
 
     def app(self):

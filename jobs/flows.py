@@ -1,6 +1,7 @@
 """Flow jobs (queue `flows`): run a conversation's flow after its new inbound message is stored."""
 from app.extensions import db
 from app.flows import runner
+from app.transactions import retry_when_locked
 from jobs import app_context
 
 
@@ -12,8 +13,13 @@ def run_flow(conversation_id: int, message_id: int | None = None) -> dict | None
     commit. Safe to run twice: a message runs through a flow once.
     """
     with app_context():
-        run = runner.run_flow(conversation_id, message_id)
-        db.session.commit()
+        run = retry_when_locked(_run_and_commit, conversation_id, message_id)
         if run is None:
             return None
         return {"run": run.id, "outcome": run.outcome, "intent": run.intent, "matched": run.matched}
+
+
+def _run_and_commit(conversation_id: int, message_id: int | None):
+    run = runner.run_flow(conversation_id, message_id)
+    db.session.commit()
+    return run

@@ -14,6 +14,8 @@ from rq.serializers import JSONSerializer
 
 from app.cli.serve import serve_until_signalled
 from app.cron import tick
+from app.extensions import db
+from app.flows import intents
 from app.mail.sink import start_sink
 from app.queues import (QUEUE_NAMES, PigeonholeSimpleWorker, PigeonholeWorker, get_queue, redis_connection,
                         use_app_for_jobs, worker_settings)
@@ -28,8 +30,16 @@ log = logging.getLogger(__name__)
 @click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job).")
 @click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
               help="Also run RQ's scheduler for delayed jobs and retries.")
-def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_scheduler: bool) -> None:
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes to run from this command (each restarted if it dies).")
+def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_scheduler: bool,
+                   processes: int) -> None:
     """Work the given queues (default: send, ingest, flows, poll).
+
+    What every job needs (the intent classifier's numpy and scikit-learn, the live intent model) is
+    loaded here once, before RQ forks a work horse per job (or, with `--simple`, runs the jobs in
+    this process), so no job pays for it. With `--processes N` this process forks N workers after
+    loading, restarts one that dies, and passes SIGTERM on to them (each finishes its job at hand).
 
     When Redis goes away, RQ's worker quits; this command waits for Redis to answer again and starts
     a new worker (one log line per outage), so a Redis restart or failover needs nobody's help.
@@ -41,8 +51,85 @@ def worker_command(queues: tuple[str, ...], burst: bool, simple: bool, with_sche
     if burst:
         current_app.config["SEND_LINGER_SECONDS"] = 0  # it stops when the queue is empty: nothing to wait for
     use_app_for_jobs(current_app._get_current_object())
-    metrics.mark_worker()
+    _preload()
     worker_class = PigeonholeSimpleWorker if simple else PigeonholeWorker
+    if processes > 1:
+        _supervise_workers(processes, lambda: _work(worker_class, queues, burst, with_scheduler), burst)
+        return
+    metrics.mark_worker()
+    _work(worker_class, queues, burst, with_scheduler)
+
+
+def _preload() -> None:
+    """Load the intent classifier before any fork; a failure is logged and left to the first flow job."""
+    try:
+        intents.preload()
+    except Exception:  # noqa: BLE001 - e.g. a database not upgraded yet: the job will say so
+        log.exception("could not preload the intent classifier")
+    finally:
+        db.session.remove()
+        db.engine.dispose()  # no pooled connection crosses a fork
+
+
+def _supervise_workers(count: int, work, burst: bool) -> None:
+    """Fork `count` worker processes running `work`; start again one that dies; SIGTERM stops them all.
+
+    A child that exits with status 0 is done (`--burst`, or a warm stop); any other end (a crash, a
+    SIGKILL) gets a new child and one log line. The parent does no work and holds no connection.
+    """
+    children: dict[int, int] = {}  # pid -> slot
+    stopping = False
+
+    def start(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: its own signal handlers are RQ's
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                metrics.mark_worker()
+                work()
+            except BaseException:  # noqa: BLE001 - reported, then the supervisor decides
+                log.exception("worker process %s failed", os.getpid())
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = slot
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for slot in range(count):
+        start(slot)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        slot = children.pop(pid, None)
+        if slot is None:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        if stopping or code == 0:
+            continue
+        log.warning("worker process %s stopped (exit %s); starting another", pid, code)
+        time.sleep(1)
+        if not stopping:
+            start(slot)
+
+
+def _work(worker_class, queues: tuple[str, ...], burst: bool, with_scheduler: bool) -> None:
     while True:
         connection = redis_connection()
         worker = worker_class(
