@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 
 def csrf_token(client, url: str = "/login") -> str:
@@ -37,3 +38,26 @@ class CountQueries:
         from sqlalchemy import event
 
         event.remove(self.engine, "before_cursor_execute", self._record)
+
+
+def twice_in_parallel(app, call) -> list:
+    """Two processes at once (two cron ticks, say): `call()` in two threads, each with its own app context and
+    database session, released together by a barrier; their results."""
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def run():
+        try:
+            with app.app_context():
+                barrier.wait()
+                results.append(call())
+        except Exception as exc:  # pragma: no cover - shown by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return results

@@ -1,7 +1,6 @@
 """Alert rules per queue (docs/escalation.md): once per breach, once on recovery, with two cron processes."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,29 +10,14 @@ from app.flows.alerts import evaluate_alerts, measure, save_alert
 from app.models.escalation import QueueAlert, UserNotice
 from app.models.inbox import Conversation
 from tests.factories import make_conversation, make_message, make_queue, make_user
+from tests.helpers import twice_in_parallel
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def _twice_in_parallel(app, now):
-    results, errors = [], []
-    barrier = threading.Barrier(2)
-
-    def run():
-        try:
-            with app.app_context():
-                barrier.wait()
-                results.append(evaluate_alerts(now))
-        except Exception as exc:  # pragma: no cover - shown by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
-    return sorted(results)
+    """Two cron processes at once."""
+    return sorted(twice_in_parallel(app, lambda: evaluate_alerts(now)))
 
 
 @pytest.fixture

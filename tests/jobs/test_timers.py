@@ -1,7 +1,6 @@
 """Timed rules per queue (docs/escalation.md): each step once per episode, even with two cron processes."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,30 +12,14 @@ from app.models.escalation import TimerStep, UserNotice
 from app.models.inbox import Conversation, Message
 from app.models.organize import ConversationEvent
 from tests.factories import make_message, make_queue, make_response, make_sending_address, make_sending_conversation, make_user
+from tests.helpers import twice_in_parallel
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def _twice_in_parallel(app, now):
-    """Two cron processes: two threads, each with its own app context and database session."""
-    results, errors = [], []
-    barrier = threading.Barrier(2)
-
-    def run():
-        try:
-            with app.app_context():
-                barrier.wait()
-                results.append(run_due_timers(now))
-        except Exception as exc:  # pragma: no cover - shown by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
-    return results
+    """Two cron processes at once."""
+    return twice_in_parallel(app, lambda: run_due_timers(now))
 
 
 @pytest.fixture
