@@ -803,7 +803,11 @@
   /* An action of this page answered after a refresh left: that answer is newer (or asks a question);
      the refresh's older card is not swapped over it. */
   document.addEventListener("htmx:beforeRequest", function (e) {
-    if (e.detail.elt && e.detail.elt.id === "panel-refresh") live.refreshAt = Date.now();
+    if (e.detail.elt && e.detail.elt.id === "panel-refresh") {
+      live.refreshAt = Date.now();
+    } else if (e.detail.requestConfig && e.detail.requestConfig.verb && e.detail.requestConfig.verb !== "get") {
+      live.actionsAt = Date.now();  // an action sent after a refresh left: whatever it answers, the refresh is older
+    }
   });
   document.addEventListener("htmx:beforeSwap", function (e) {
     var elt = e.detail.elt;

@@ -25,6 +25,7 @@ from app.models._types import utcnow
 from app.models.auth import Role, User, queue_members
 from app.models.inbox import Conversation, Message
 from app.models.notifications import Notification
+from app.runtime.changes import publish_change
 from app.runtime.trail import actor_name, record_event
 
 #: Longest note accepted, in characters.
@@ -142,6 +143,7 @@ def write_note(author: User | int, conversation_id: int, text: str) -> Message:
     db.session.add(note)
     db.session.flush()
     _notify(author, conversation, note, mentioned)
+    publish_change(conversation.id, "note")
     return note
 
 

@@ -49,4 +49,4 @@ def record_event(conversation_id: int, kind: str, text: str, actor: User | None 
 
 
 #: Event kinds whose line is the change's only announcement to live pages (`app.runtime.changes`).
-_ANNOUNCED = {"priority", "tags", "snooze", "merge", "split"}
+_ANNOUNCED = {"priority", "tags", "snooze", "merge", "split", "note"}

@@ -24,7 +24,7 @@ def test_a_colleagues_assign_and_status_show_on_alexs_pages_within_2_s(page, bro
 
     sign_in(page, "alex@example.test")
     inbox = page.context.new_page()  # Alex's inbox, in a second tab
-    inbox.goto("/inbox/")
+    inbox.goto("/inbox/?view=all")
     row = inbox.locator(f"#conv-{conv.id}")
     expect(row).to_contain_text("Unassigned")
 

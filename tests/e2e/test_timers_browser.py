@@ -29,7 +29,7 @@ def test_set_a_timer_and_an_alert_in_the_browser(page, unique_ids, db):
 
     sign_in(page, "ada@example.test")
     page.goto("/flows/queues/")
-    page.get_by_role("link", name="Support").click()
+    page.get_by_role("link", name="Support", exact=True).click()
     page.get_by_role("link", name="Timers").click()
     expect(page.get_by_role("heading", name="Timers · Queue Support")).to_be_visible()
 
