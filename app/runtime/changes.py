@@ -54,12 +54,21 @@ def publish_change(conversation_id: int, kind: str = "change", *, queue_ids: Ite
                          "queues": sorted(queues), "users": sorted(users)})
 
 
+#: Whether the last announcement failed. An outage is logged once, at debug level: `/healthz`, Ops and ingest
+#: say Redis is down already, and pages fall back to polling.
+_outage = {"down": False}
+
+
 def _publish(event: dict) -> None:
     event["at"] = time.time()  # when it left, for the bench's delivery times
     try:
         redis_connection(timeout=1.0).publish(CHANNEL, json.dumps(event, separators=(",", ":")))
     except RedisError as exc:
-        log.warning("live update of conversation %s not announced: %s", event["id"], exc)
+        if not _outage["down"]:
+            log.debug("live updates are not announced while Redis is unavailable (%s); pages poll meanwhile", exc)
+        _outage["down"] = True
+    else:
+        _outage["down"] = False
 
 
 def may_hear(event: dict, user_id: int, queue_ids: frozenset[int] | None) -> bool:
