@@ -29,3 +29,24 @@ def flask_env(app, tmp_path) -> dict[str, str]:
 
 def flask_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "flask", *args]
+
+
+def kill_started_with(env: dict[str, str]) -> list[int]:
+    """SIGKILL every process started with this environment's PIGEONHOLE_INSTANCE (what a process manager under
+    test started, in process groups of their own, and left behind when the test failed); their pids."""
+    import signal
+
+    marker = b"PIGEONHOLE_INSTANCE=" + env["PIGEONHOLE_INSTANCE"].encode() + b"\0"
+    killed = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker not in f.read() + b"\0":
+                    continue
+            os.kill(int(pid), signal.SIGKILL)
+            killed.append(int(pid))
+        except OSError:
+            continue
+    return killed

@@ -17,7 +17,7 @@ from rq import Worker
 
 from app.queues import redis_connection
 from tests.servers import free_port
-from tests.subprocess_env import flask_env
+from tests.subprocess_env import kill_started_with, flask_env
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ["pigeonhole-web.service", "pigeonhole-worker@.service", "pigeonhole-cron.service",
@@ -95,6 +95,8 @@ def test_the_procfile_runs_under_honcho_and_stops_cleanly(app, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+        # honcho starts each process in a group of its own: none may outlive the test and work the tests' Redis.
+        kill_started_with(env)
     with app.app_context():
         assert {w.name for w in Worker.all(connection=connection)} - before == set(), output
     assert "Traceback" not in output, output

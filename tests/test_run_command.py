@@ -13,7 +13,7 @@ from redis import Redis
 from rq import Worker
 
 from tests.servers import free_port, wait_for_port
-from tests.subprocess_env import ROOT
+from tests.subprocess_env import ROOT, kill_started_with
 
 
 def _healthz(port: int) -> dict | None:
@@ -55,6 +55,7 @@ def running(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+        kill_started_with(env)  # each child runs in a group of its own: none may outlive the test
         log.close()
 
 
