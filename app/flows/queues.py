@@ -8,8 +8,9 @@ acknowledgement a queue sends is `app.flows.automatic.send_acknowledgement`.
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from app.extensions import db
+from app.extensions import begin_nested, db
 from app.flows import routing
 from app.mail.html import sanitize_html
 from app.mail.render import TemplateError, check_template
@@ -32,9 +33,17 @@ def default_queue() -> Queue:
     """
     queue = _chosen_queue()
     if queue is None:
-        queue = Queue(name=UNASSIGNED_QUEUE, description="Mail that no flow routed")
-        db.session.add(queue)
-        db.session.flush()
+        # Two workers may meet an empty Queues table at once: the loser's insert hits the
+        # unique name, its savepoint rolls back, and it takes the queue the winner committed.
+        try:
+            with begin_nested():
+                queue = Queue(name=UNASSIGNED_QUEUE, description="Mail that no flow routed")
+                db.session.add(queue)
+                db.session.flush()
+        except IntegrityError:
+            queue = _chosen_queue()
+            if queue is None:
+                raise
     return queue
 
 
