@@ -63,7 +63,8 @@ def landing_inbox_view(user) -> str:
 
 def _filters() -> dict:
     """The inbox's filters from the query string; `keep`: those to carry into every link of the page
-    (view tabs, Load more, polling), so that they keep each other when combined and across tabs."""
+    (view tabs, Load more, polling), so that they keep each other when combined and across tabs;
+    `row_keep`: the same without the search, for the live refresh of one row."""
     args = request.args
     view = args.get("view") or landing_inbox_view(current_user)
     status = args.get("status", "open")
@@ -93,7 +94,7 @@ def _filters() -> dict:
                               "sort": sort, "sla": sla}.items() if v not in (None, "") or k == "status"}
     return {"view": view, "status": status, "queue": queue, "q": q, "before": before, "tag": tag,
             "priority": priority, "assignee": assignee, "address": address, "unread": unread, "sort": sort, "sla": sla,
-            "keep": keep}
+            "keep": keep, "row_keep": {k: v for k, v in keep.items() if k != "q"}}
 
 
 def _inbox_filters(filters: dict) -> InboxFilters:
@@ -143,8 +144,13 @@ _row = Fragments("inbox/_row.html", "row", zoned=True)
 @fragment_of(lambda conversation_id: url_for("inbox.index"))
 def row(conversation_id: int):
     """One inbox row as it is now (a live update swaps it in place); empty when the user may no longer see
-    it (the row goes)."""
-    page = list_inbox(current_user, view="all", status=None, conversation_id=conversation_id)
+    it, or it no longer matches the list's view and filters, passed as the list's own query string (the
+    row goes: a conversation resolved in a list of open ones, transferred out of the agent's queues)."""
+    filters = _filters() if request.args else {"view": "all", "status": "", "queue": None, "assignee": None,
+                                                "tag": "", "priority": None, "address": None, "unread": False,
+                                                "sort": "", "sla": ""}
+    page = list_inbox(current_user, view=filters["view"], status=filters["status"] or None,
+                      queue_id=filters["queue"], filters=_inbox_filters(filters), conversation_id=conversation_id)
     if not page.rows:
         return ""
     present = presence.present_in([conversation_id], current_user.id)
@@ -175,7 +181,7 @@ def events():
 @bp.route("/inbox/drafts/")
 def drafts():
     return render("inbox/drafts.html", block="drafts", drafts=list_drafts(current_user),
-                  filters={"view": "drafts"})
+                  filters={"view": "drafts", "keep": {}, "row_keep": {}})
 
 
 @bp.route("/inbox/notices", methods=["GET", "POST"])

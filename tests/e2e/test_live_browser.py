@@ -23,8 +23,8 @@ def test_a_colleagues_assign_and_status_show_on_alexs_pages_within_2_s(page, bro
     make_message(conv)
 
     sign_in(page, "alex@example.test")
-    inbox = page.context.new_page()  # Alex's inbox, in a second tab
-    inbox.goto("/inbox/?view=all")
+    inbox = page.context.new_page()  # Alex's inbox, in a second tab, every status (a list of open ones drops the row)
+    inbox.goto("/inbox/?view=all&status=")
     row = inbox.locator(f"#conv-{conv.id}")
     expect(row).to_contain_text("Unassigned")
 
@@ -90,3 +90,44 @@ def test_a_new_note_reaches_the_open_conversation_without_a_reload(page, browser
     finally:
         other.close()
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_conversation_transferred_into_alexs_queue_appears_in_his_list_and_leaves_it_when_resolved(
+        page, browser, live_url, db):
+    """The row of a conversation that enters Alex's view without a new message (a transfer to his queue)
+    comes into his open inbox list, and goes when it no longer matches the list's filters (resolved while
+    he lists open conversations)."""
+    alex = make_user("agent", email="alex@example.test", name="Alex Agent")
+    bea = make_user("agent", email="bea@example.test", name="Bea Agent")
+    support = make_queue("Support", members=[bea])
+    returns = make_queue("Returns", members=[alex, bea])
+    conv = make_conversation(queue=support, address=make_address("help@mail.pigeonhole.test", queues=[support]),
+                             contact_email="carol@example.com", contact_name="Carol Customer")
+    make_message(conv)
+
+    sign_in(page, "alex@example.test")
+    page.goto("/inbox/?view=all&status=open")
+    row = page.locator(f"#conv-{conv.id}")
+    expect(row).to_have_count(0)
+    page.evaluate("window.notReloaded = true")
+
+    other = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800})
+    try:
+        bea_page = other.new_page()
+        sign_in(bea_page, "bea@example.test")
+        bea_page.goto(f"/inbox/c/{conv.id}")
+        bea_page.get_by_label("Queue", exact=True).select_option(label="Returns")
+        bea_page.get_by_role("button", name="Transfer").click()
+        expect(bea_page.locator("#arrival-queue dd")).to_have_text("Returns")
+
+        expect(row).to_have_count(1, timeout=LIVE)
+        expect(row).to_contain_text("Carol Customer")
+
+        bea_page.get_by_label("Status").select_option("resolved")
+        bea_page.get_by_role("button", name="Set status").click()
+        expect(bea_page.locator("#status-badge")).to_have_text("resolved")
+        expect(row).to_have_count(0, timeout=LIVE)
+    finally:
+        other.close()
+    assert page.evaluate("window.notReloaded") is True
+    assert returns.id

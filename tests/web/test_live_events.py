@@ -172,6 +172,25 @@ def test_panel_and_row_answer_the_conversation_as_it_is_now(team, app):
     assert empty.status_code == 200 and empty.get_data(as_text=True).strip() == ""
 
 
+def test_the_row_answers_for_the_lists_view_and_filters(team, app):
+    """The list passes its own view and filters: a row that stops matching them comes back empty (it goes)."""
+    conv = team["conv"]
+    client, headers = _bea(team)
+    assert client.post(f"/inbox/c/{conv.id}/assign", data={"assignee": "me"}, headers=headers).status_code == 200
+    alex = _signed_in(app, team["alex"])
+    hx = {"HX-Request": "true"}
+
+    def row(query):
+        return alex.get(f"/inbox/c/{conv.id}/row?{query}", headers=hx).get_data(as_text=True)
+
+    assert f'id="conv-{conv.id}"' in row("view=all&status=open")
+    assert row("view=mine&status=open").strip() == ""  # Bea's now, not Alex's
+    assert row("view=unassigned&status=open").strip() == ""
+    assert row("view=all&status=resolved").strip() == ""
+    assert row("view=all&status=open&priority=2").strip() == ""
+    assert f'id="conv-{conv.id}"' in row("view=all&status=")
+
+
 def test_a_note_a_reply_a_new_inbound_message_and_its_routing_are_announced(team, app, db):
     alex, boss = team["stream"](team["alex"]), team["stream"](team["boss"])
     conv = team["conv"]
