@@ -32,7 +32,7 @@ import random
 import time
 from collections.abc import Callable
 
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -69,6 +69,21 @@ def outside_transaction(fn: Callable, *args, **kwargs):
     if db.session().in_transaction():
         raise RuntimeError(f"{getattr(fn, '__qualname__', fn)} must wait for the commit: use on_commit()")
     return fn(*args, **kwargs)
+
+
+def hold_row(model, row_id: int) -> None:
+    """Hold `model`'s row `row_id` until the current transaction ends, so that work counted against that row
+    goes one transaction at a time (a read-then-insert limit, say): two at once cannot both see room.
+
+    PostgreSQL: `SELECT … FOR UPDATE` on the row. SQLite (pysqlite reads outside a transaction until the
+    first write): the database's write lock, taken by a write that changes nothing, so what is read after
+    it is read under the lock.
+    """
+    table = model.__table__
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(table).where(table.c.id == row_id).values(id=table.c.id))
+    else:
+        db.session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update())
 
 
 def retry_when_locked(fn: Callable, *args, attempts: int = 8, **kwargs):

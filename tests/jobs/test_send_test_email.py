@@ -144,3 +144,38 @@ def test_an_address_unpublished_after_queueing_fails_with_the_reason(app, db, re
     db.session.commit()
     assert deliver_send_test(test.id) == "failed"
     assert "has not been published yet" in _row(db, test.id).delivery_error and relay.messages == []
+
+
+def test_two_requests_at_once_never_pass_the_hourly_limit(app, db):
+    """Two Send test email requests of one admin at the same moment, one test left: one is queued, never both."""
+    import threading
+
+    app.config["SEND_TEST_LIMIT_PER_HOUR"] = 1
+    admin_id, address_id = make_user("admin").id, make_sending_address().id
+    db.session.commit()
+    both_counted = threading.Barrier(2)
+    outcomes = []
+
+    def request():
+        with app.app_context():
+            try:
+                queue_send_test(address_id, "ada@example.org", requested_by=admin_id)
+                try:  # both requests have counted before either commits, unless one waits for the other
+                    both_counted.wait(timeout=2)
+                except threading.BrokenBarrierError:
+                    pass
+                db.session.commit()
+                outcomes.append("queued")
+            except TooManyTests:
+                outcomes.append("too many")
+            finally:
+                db.session.rollback()
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(SendTest.id))) == 1
+    assert sorted(outcomes) == ["queued", "too many"]

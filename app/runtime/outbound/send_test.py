@@ -41,7 +41,7 @@ from app.runtime.outbound.dispatch import enqueue_send_queue_job
 from app.runtime.outbound.senders import CannotSend, sending_address, transport_settings
 from app.runtime.outbound.states import FAILED, IN_PROGRESS, LEASED_STATE, QUEUED, SENDING, SENT, claimable
 from app.runtime.template_images import inline_images
-from app.transactions import on_commit, outside_transaction
+from app.transactions import hold_row, on_commit, outside_transaction
 
 SEND_TEST_JOB = "jobs.send.send_test_email"
 SUBJECT = "Test email from Pigeonhole"
@@ -121,6 +121,7 @@ def queue_send_test(address_id: int, recipient: str, requested_by: int | None = 
     to = clean_recipient(recipient)
     author = None
     if requested_by is not None:
+        hold_row(User, requested_by)  # one admin's requests are counted one at a time, until the commit
         left, again_at = tests_left(requested_by)
         if left <= 0:
             raise TooManyTests(
