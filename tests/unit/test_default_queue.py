@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, insert, select
 
-from app.extensions import db
 from app.flows import queues
 from app.models.auth import Queue
 
