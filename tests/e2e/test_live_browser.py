@@ -3,6 +3,8 @@ to herself and sets it Pending; within 2 s Alex's open conversation (the Actions
 arrival card) and his inbox row show it, without a reload, and the reply he is half-way through typing stays."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from playwright.sync_api import expect
 
@@ -12,6 +14,19 @@ from tests.factories import make_address, make_conversation, make_message, make_
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("unique_ids")]
 
 LIVE = 2000  # ms: the promise of the issue
+
+
+@contextmanager
+def bea_on(browser, live_url, conv):
+    """Bea, signed in in a browser context of her own, on the conversation's page."""
+    other = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800})
+    try:
+        bea_page = other.new_page()
+        sign_in(bea_page, "bea@example.test")
+        bea_page.goto(f"/inbox/c/{conv.id}")
+        yield bea_page
+    finally:
+        other.close()
 
 
 def test_a_colleagues_assign_and_status_show_on_alexs_pages_within_2_s(page, browser, live_url, db):
@@ -37,11 +52,7 @@ def test_a_colleagues_assign_and_status_show_on_alexs_pages_within_2_s(page, bro
     inbox.evaluate("window.notReloaded = true")
     expect(page.locator("#arrival-assignee dd")).to_have_text("Unassigned")
 
-    other = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800})
-    try:
-        bea_page = other.new_page()
-        sign_in(bea_page, "bea@example.test")
-        bea_page.goto(f"/inbox/c/{conv.id}")
+    with bea_on(browser, live_url, conv) as bea_page:
         bea_page.get_by_role("button", name="Assign to me").click()
         expect(bea_page.locator("#arrival-assignee dd")).to_have_text("Bea Agent")
 
@@ -56,8 +67,6 @@ def test_a_colleagues_assign_and_status_show_on_alexs_pages_within_2_s(page, bro
         expect(page.locator("#status-badge")).to_have_text("pending", timeout=LIVE)
         expect(page.locator("#actions .current-status")).to_have_text("pending", timeout=LIVE)
         expect(row.locator(".badge")).to_have_text("pending", timeout=LIVE)
-    finally:
-        other.close()
 
     # Nothing was reloaded, and what Alex was typing is still there, still his to send.
     assert page.evaluate("window.notReloaded") is True
@@ -78,17 +87,11 @@ def test_a_new_note_reaches_the_open_conversation_without_a_reload(page, browser
     page.goto(f"/inbox/c/{conv.id}")
     page.evaluate("window.notReloaded = true")
 
-    other = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800})
-    try:
-        bea_page = other.new_page()
-        sign_in(bea_page, "bea@example.test")
-        bea_page.goto(f"/inbox/c/{conv.id}")
+    with bea_on(browser, live_url, conv) as bea_page:
         bea_page.get_by_label("Internal note").fill("Carrier says Tuesday.")
         bea_page.get_by_role("button", name="Add note").click()
         expect(bea_page.locator("#thread")).to_contain_text("Carrier says Tuesday.")
         expect(page.locator("#thread")).to_contain_text("Carrier says Tuesday.", timeout=LIVE)
-    finally:
-        other.close()
     assert page.evaluate("window.notReloaded") is True
 
 
@@ -111,11 +114,7 @@ def test_a_conversation_transferred_into_alexs_queue_appears_in_his_list_and_lea
     expect(row).to_have_count(0)
     page.evaluate("window.notReloaded = true")
 
-    other = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800})
-    try:
-        bea_page = other.new_page()
-        sign_in(bea_page, "bea@example.test")
-        bea_page.goto(f"/inbox/c/{conv.id}")
+    with bea_on(browser, live_url, conv) as bea_page:
         bea_page.get_by_label("Queue", exact=True).select_option(label="Returns")
         bea_page.get_by_role("button", name="Transfer").click()
         expect(bea_page.locator("#arrival-queue dd")).to_have_text("Returns")
@@ -127,7 +126,5 @@ def test_a_conversation_transferred_into_alexs_queue_appears_in_his_list_and_lea
         bea_page.get_by_role("button", name="Set status").click()
         expect(bea_page.locator("#status-badge")).to_have_text("resolved")
         expect(row).to_have_count(0, timeout=LIVE)
-    finally:
-        other.close()
     assert page.evaluate("window.notReloaded") is True
     assert returns.id
