@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta, timezone
 
 from app.extensions import db
 from app.models.inbox import Conversation
-from app.runtime.facts import backfill
+from app.runtime.backfill import backfill
 from tests.factories import make_address, make_conversation, make_message, make_queue, make_user
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app.extensions import db as _db
-from app.runtime.facts import backfill
+from app.runtime.backfill import backfill
 from tests.helpers import csrf_token
 from tests.factories import PASSWORD, make_address, make_conversation, make_message, make_queue, make_user
 
