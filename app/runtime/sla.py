@@ -37,7 +37,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from app.extensions import db
 from app.models._types import utcnow
@@ -51,6 +51,16 @@ from app.runtime.trail import record_event
 ACTIVE = ("open", "pending")
 TARGETS = (("first_response", "First response"), ("next_response", "Next response"), ("resolution", "Resolution"))
 BATCH = 500
+
+
+def breached_now(now: datetime):
+    """SQL: an open or pending conversation past its due time (the inbox's "Breached", the dashboard's)."""
+    return and_(Conversation.sla_due_at <= now, Conversation.status.in_(ACTIVE))
+
+
+def at_risk_now(now: datetime):
+    """SQL: an open or pending conversation within its warning time, not yet due ("At risk")."""
+    return and_(Conversation.sla_warn_at <= now, Conversation.sla_due_at > now, Conversation.status.in_(ACTIVE))
 
 
 def policy_for(conversation: Conversation) -> SlaPolicy | None:
@@ -233,8 +243,7 @@ def notify_due(now: datetime | None = None) -> int:
     sent = 0
     columns = (Conversation.id, Conversation.sla_due_at, Conversation.assignee_id, Conversation.subject)
     at_risk = db.session.execute(
-        select(*columns).where(Conversation.sla_warn_at <= now, Conversation.sla_due_at > now,
-                               Conversation.status.in_(ACTIVE),
+        select(*columns).where(at_risk_now(now),
                                or_(Conversation.sla_warned_for.is_(None), Conversation.sla_warned_for != Conversation.sla_due_at))
         .order_by(Conversation.sla_due_at).limit(BATCH)).all()
     for cid, due, assignee_id, subject in at_risk:
@@ -250,7 +259,7 @@ def notify_due(now: datetime | None = None) -> int:
             db.session.commit()
             sent += 1
     overdue = db.session.execute(
-        select(*columns).where(Conversation.sla_due_at <= now, Conversation.status.in_(ACTIVE),
+        select(*columns).where(breached_now(now),
                                or_(Conversation.sla_overdue_for.is_(None), Conversation.sla_overdue_for != Conversation.sla_due_at))
         .order_by(Conversation.sla_due_at).limit(BATCH)).all()
     for cid, due, assignee_id, subject in overdue:
