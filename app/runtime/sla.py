@@ -27,7 +27,7 @@ message, an agent reply, status, queue, priority or tags). It is part of the cal
 
 Notices
 -------
-`notify_due()` (cron, `app.cron.PERIODIC`) gives the assigned agent an in-app notice (`AgentNotice`)
+`notify_due()` (cron, `app.cron.PERIODIC`) gives the assigned agent an in-app notification (`Notification`)
 once when a conversation becomes at risk and once when it is overdue, and writes it in the trail.
 "Once" is a conditional UPDATE of ``sla_warned_for`` / ``sla_overdue_for`` (set to the due time the
 notice is for), so two cron processes never notify twice and a restart forgets nothing.
@@ -43,7 +43,8 @@ from app.extensions import db
 from app.models._types import utcnow
 from app.models.auth import Queue
 from app.models.inbox import Conversation, Message, customer_written
-from app.models.sla import AgentNotice, SlaPolicy
+from app.models.notifications import Notification
+from app.models.sla import SlaPolicy
 from app.runtime import facts
 from app.runtime.sla_clock import add_business_minutes
 from app.runtime.trail import record_event
@@ -232,7 +233,7 @@ def which(conversation) -> str:
 
 def _notify(cid: int, assignee_id: int | None, kind: str, text: str, now: datetime, **data) -> None:
     if assignee_id is not None:
-        db.session.add(AgentNotice(user_id=assignee_id, conversation_id=cid, kind=kind, text=text, created_at=now))
+        db.session.add(Notification(user_id=assignee_id, conversation_id=cid, kind=kind, text=text, created_at=now))
     record_event(cid, "sla", text + ("" if assignee_id else " (nobody is assigned)"), None, when=now,
                  notice=kind, assignee_id=assignee_id, **data)
 
