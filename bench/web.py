@@ -192,8 +192,11 @@ def seed_facts(app, rng: random.Random) -> None:
     with app.app_context():
         columns = {c["name"] for c in inspect(db.engine).get_columns("conversation_facts")} \
             if inspect(db.engine).has_table("conversation_facts") else set()
-        if columns and columns != {c.name for c in ConversationFacts.__table__.columns}:
-            ConversationFacts.__table__.drop(db.engine)  # seeded by an older shape of the table
+        indexes = {i["name"]: i["column_names"] for i in inspect(db.engine).get_indexes("conversation_facts")} \
+            if columns else {}
+        if columns and (columns != {c.name for c in ConversationFacts.__table__.columns} or indexes != {
+                i.name: [c.name for c in i.columns] for i in ConversationFacts.__table__.indexes}):
+            ConversationFacts.__table__.drop(db.engine)  # seeded by an older shape of the table (or its indexes)
         ConversationFacts.__table__.create(db.engine, checkfirst=True)
         if db.session.scalar(select(User.id).where(User.email == "supervisor@bench.test")) is None:
             create_user("supervisor@bench.test", PASSWORD, "supervisor", "Bench Supervisor")

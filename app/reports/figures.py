@@ -248,14 +248,14 @@ def _collect(period: Period, key: str, source: str, rows: dict | None, total: Da
             setattr(group(k), name, getattr(group(k), name) + n)
 
     for name, column in COUNTED.items():
-        for day, k, n in _rows(f"SELECT {day_of(column)}, {key}, COUNT(*) FROM {source} "
-                               f"WHERE {column} >= :since AND {column} < :until GROUP BY 1, 2", period):
+        # The conversations received: with the SLA's judgements of the same rows, in the same pass.
+        also = SLA_COUNTED if column == "created_at" else {}
+        for day, k, n, *counts in _rows(f"SELECT {day_of(column)}, {key}, {', '.join(('COUNT(*)', *also.values()))} "
+                                        f"FROM {source} WHERE {column} >= :since AND {column} < :until GROUP BY 1, 2",
+                                        period):
             add(day, k, name, n)
-    for day, k, *counts in _rows(f"SELECT {day_of('created_at')}, {key}, {', '.join(SLA_COUNTED.values())} "
-                                 f"FROM {source} WHERE created_at >= :since AND created_at < :until "
-                                 f"GROUP BY 1, 2", period):
-        for name, n in zip(SLA_COUNTED, counts):
-            add(day, k, name, n or 0)
+            for counted, m in zip(also, counts):
+                add(day, k, counted, m or 0)
     for name, (end, seconds_column) in MEASURED.items():
         # Tens of thousands of rows: the lists are looked up once, not per row.
         per_day = {day: getattr(row, name) for day, row in rows.items()} if rows is not None else {}

@@ -1,5 +1,6 @@
 """slafin: one table of in-app notifications. `agent_notices` (the SLA's at-risk and overdue notices) and
-`user_notices` (timers' and alerts' notices) move into `notifications` with their kind, and go.
+`user_notices` (timers' and alerts' notices) move into `notifications` with their kind, and go. And the
+reports' index by the day received covers the SLA's judgements (SLA attainment reads it alone).
 
 `notifications.conversation_id` may be empty (a queue's alert is about no conversation). A user notice
 with a conversation becomes kind "timer", one without "alert"; dismissed becomes read. Down moves them
@@ -18,6 +19,7 @@ branch_labels = None
 depends_on = None
 
 TS = sa.DateTime(timezone=True)
+BREAKDOWN = ["queue_id", "agent_id", "address_id", "intent"]
 
 
 def upgrade():
@@ -32,9 +34,14 @@ def upgrade():
     op.drop_table("agent_notices")
     op.drop_index("ix_user_notices_user", table_name="user_notices")
     op.drop_table("user_notices")
+    op.drop_index("ix_conversation_facts_created", table_name="conversation_facts")
+    op.create_index("ix_conversation_facts_created", "conversation_facts",
+                    ["created_at", *BREAKDOWN, "first_response_breached", "resolution_breached"])
 
 
 def downgrade():
+    op.drop_index("ix_conversation_facts_created", table_name="conversation_facts")
+    op.create_index("ix_conversation_facts_created", "conversation_facts", ["created_at", *BREAKDOWN])
     op.create_table(
         "agent_notices",
         sa.Column("id", sa.Integer(), nullable=False),
