@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import select
 
-from app.flows.sla_policies import add_policy
 from app.inbox import actions
 from app.models.inbox import Conversation, Draft
 from app.models.reports import ConversationFacts
@@ -17,24 +15,12 @@ from app.models.sla import SlaPolicy
 from app.runtime import sla
 from app.runtime.backfill import backfill
 from app.runtime.sla_clock import add_business_minutes
-from tests.factories import make_address, make_conversation, make_message, make_queue, make_user
+from tests.factories import make_conversation, make_message, make_queue, make_user
 from tests.helpers import csrf_token
-from tests.web.test_sla import WEEKDAYS, _mail
+from tests.web.test_sla import WEEKDAYS, _mail, desk  # noqa: F401 - the fixture
 
 UTC = timezone.utc
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # 10:00 in Berlin; first response due 11:00 Berlin
-
-
-@pytest.fixture
-def desk(db):
-    queue = make_queue("Support")
-    queue.is_default, queue.time_zone, queue.business_hours = True, "Europe/Berlin", WEEKDAYS
-    db.session.commit()
-    address = make_address("help@mail.pigeonhole.test", queues=[queue])
-    add_policy(queue.id, name="Standard", priority=None, tag=None, first_response_minutes=60,
-               next_response_minutes=120, resolution_minutes=8 * 60, warning_minutes=None)
-    db.session.commit()
-    return {"queue": queue, "address": address, "agent": make_user("agent", name="Alex Agent")}
 
 
 def judged(db, cid) -> tuple:
@@ -60,7 +46,7 @@ def _resolve(conversation, at):
 
 def _history(db, desk) -> dict:
     """Three conversations with known judgements (the times in UTC; Berlin is UTC+1 in March)."""
-    agent = desk["agent"]
+    agent = make_user("agent", name="Alex Agent")
     # met, breached, met: reply after 30 min (due 60), the next one after 3.5 h (due 2 h), resolved the same day
     good = make_conversation(queue=desk["queue"], address=desk["address"], when=MONDAY)
     _customer(good, MONDAY)
