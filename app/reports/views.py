@@ -37,6 +37,14 @@ def _percent(value):
     return "" if value is None else f"{value:g} %"
 
 
+def _points(now, before):
+    """The change of a share in percentage points ("+4.5 pts"): a relative change of a percentage misleads."""
+    if now is None or before is None:
+        return ""
+    diff = round(now - before, 1)
+    return f"+{diff:g} pts" if diff > 0 else (f"−{-diff:g} pts" if diff < 0 else "0 pts")
+
+
 def _hours(seconds):
     return None if seconds is None else round(seconds / 3600, 2)
 
@@ -78,7 +86,7 @@ def index():
                   groups=current.groups, presets=PRESETS, dimensions=DIMENSION_LABELS, args=request.args,
                   volume_chart=volume_chart, first_chart=first_chart, resolution_chart=resolution_chart,
                   sla_chart=sla_chart, backlog_chart=backlog_chart, change=change, words=duration_words, minutes=_minutes,
-                  hours=_hours, pct=_percent, query=query, exports=EXPORTS)
+                  hours=_hours, pct=_percent, points=_points, query=query, exports=EXPORTS)
 
 
 #: The SLA attainment columns of a CSV (of the conversations received that day, or in the group).

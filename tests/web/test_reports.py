@@ -117,8 +117,13 @@ def test_sla_attainment_per_day_matches_the_seed(client, login_as, history):
     page = client.get("/reports/", query_string=period_args()).get_data(as_text=True)
     assert '<svg class="chart" id="chart-sla"' in page and 'id="sla-table"' in page
     week = sla_expected([s for s in history if in_days(s.created, START, START + timedelta(days=DAYS - 1))])
+    before = sla_expected([s for s in history if in_days(s.created, START - timedelta(days=DAYS), START - timedelta(days=1))])
+    now_pct = float(percent(week["first_response_met"], week["first_response_measured"]))
+    before_pct = float(percent(before["first_response_met"], before["first_response_measured"]))
+    diff = round(now_pct - before_pct, 1)
+    words = f"+{diff:g} pts" if diff > 0 else (f"−{-diff:g} pts" if diff < 0 else "0 pts")  # points, not a ratio
     assert (f'<tr data-row="first_attainment"><th scope="row">First response target met</th>'
-            f'<td>{float(percent(week["first_response_met"], week["first_response_measured"])):g} %</td>') in page
+            f'<td>{now_pct:g} %</td><td>{before_pct:g} %</td><td>{words}</td>') in page
 
 
 def test_breakdown_by_tag_counts_a_conversation_under_each_tag(client, login_as, history):
