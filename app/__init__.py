@@ -34,7 +34,6 @@ def create_app(config: dict | None = None) -> Flask:
     from app.flows.views import bp as flows_bp
     from app.flows import timer_views  # noqa: F401 - adds Queue › Timers (timed rules, alerts) to flows_bp
     from app.inbox.pages import bp as inbox_bp
-    from app.inbox import user_notices  # noqa: F401 - adds the in-app notices (banner, Dismiss) to inbox_bp
     from app.inbox import composer_views, views as inbox_views  # noqa: F401 - add their routes to inbox_bp
     from app.ops import metrics as ops_metrics
     from app.inbox import organize_views  # noqa: F401 - tags, priority, snooze, merge, split, trail export

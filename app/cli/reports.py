@@ -1,6 +1,7 @@
 """`flask reports backfill`: the reports' facts of every conversation, rebuilt from its messages.
 
-Run once after the `0036_facts` migration (conversations that existed before it have no facts);
+Run once after the `0036_facts` migration (conversations that existed before it have no facts), with
+the SLA's judgement of each (`app.runtime.backfill`);
 safe to run again (each row is recomputed, not added to).
 """
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from app.runtime.facts import backfill
+from app.runtime.backfill import backfill
 
 reports_cli = AppGroup("reports", help="The reports' per-conversation facts.")
 

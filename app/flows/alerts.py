@@ -29,7 +29,8 @@ from app.extensions import db
 from app.flows.timers import activity
 from app.models._types import utcnow
 from app.models.auth import Queue, Role, User
-from app.models.escalation import ALERT_METRICS, QueueAlert, UserNotice
+from app.models.escalation import ALERT_METRICS, QueueAlert
+from app.models.notifications import Notification
 from app.models.inbox import Conversation, Message, customer_written
 from app.runtime.notices import send_notice
 from app.transactions import on_commit
@@ -127,7 +128,8 @@ def evaluate_alerts(now: datetime | None = None) -> int:
         text = describe(rule, queue_name, value, breach)
         for user_id in db.session.scalars(select(User.id).where(
                 User.active.is_(True), User.role.in_((Role.SUPERVISOR.value, Role.ADMIN.value)))):
-            db.session.add(UserNotice(user_id=user_id, text=("Alert: " if breach else "Recovered: ") + text))
+            db.session.add(Notification(user_id=user_id, kind="alert",
+                                        text=("Alert: " if breach else "Recovered: ") + text))
         recipients = [line.strip() for line in (rule.emails or "").replace(",", "\n").splitlines() if line.strip()]
         if recipients:
             subject = f"{'Alert' if breach else 'Recovered'}: {ALERT_METRICS[rule.metric]} of {queue_name}"

@@ -37,7 +37,8 @@ from app.flows.routing import candidates, try_assign
 from app.mail.subjects import reply_subject
 from app.models._types import utcnow
 from app.models.auth import User
-from app.models.escalation import TIMER_KINDS, QueueTimer, TimerStep, UserNotice
+from app.models.escalation import TIMER_KINDS, QueueTimer, TimerStep
+from app.models.notifications import Notification
 from app.models.inbox import Conversation, Message, customer_written
 from app.runtime.trail import record_event
 
@@ -142,7 +143,7 @@ def _values(conversation: Conversation, elapsed: timedelta, left: timedelta | No
 
 def _notice(user_id: int | None, conversation_id: int, text: str) -> None:
     if user_id is not None:
-        db.session.add(UserNotice(user_id=user_id, conversation_id=conversation_id, text=text[:2000]))
+        db.session.add(Notification(user_id=user_id, conversation_id=conversation_id, kind="timer", text=text[:2000]))
 
 
 def _mail_customer(conversation: Conversation, rule: QueueTimer, values: dict[str, str]) -> str:

@@ -1,7 +1,8 @@
 """The contact panel's page (a customer, edited by supervisors and admins), internal notes' Edit and
-Delete, `@mention` suggestions, and the user's notifications (the header's badge and list).
+Delete, `@mention` suggestions, and the user's notifications of every kind (the header's badge and the
+Notifications page).
 
-Services: `app.inbox.contacts` and `app.inbox.notes`; each POST commits here.
+Services: `app.inbox.contacts`, `app.inbox.notes` and `app.inbox.notifications`; each POST commits here.
 """
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from app.extensions import db
-from app.inbox import contacts, notes
+from app.inbox import contacts, notes, notifications as inbox_notifications
 from app.inbox.access import InvalidAction, NotAllowed, get_conversation
 from app.inbox.pages import bp, conversation_response, event_html, tile_html, view_of
 from app.inbox.trail import events_of
-from app.models.notifications import Notification
+from app.models.notifications import KINDS, Notification
 from app.web import fragment_of, is_htmx, render
 
 
@@ -116,24 +117,31 @@ def delete_note(note_id: int):
 
 @bp.route("/notifications")
 def notifications():
-    return render("inbox/notifications.html", items=notes.list_notifications(current_user))
+    return render("inbox/notifications.html", items=inbox_notifications.list_notifications(current_user),
+                  kinds=KINDS)
 
 
 @bp.route("/notifications/badge")
 @fragment_of(lambda: url_for("inbox.notifications"))
 def notification_badge():
     """The header link's text with the unread count (loaded by the link itself)."""
-    return render("inbox/_notifications_link.html", block="badge", unread=notes.unread_count(current_user))
+    return render("inbox/_notifications_link.html", block="badge",
+                  unread=inbox_notifications.unread_count(current_user))
 
 
 @bp.route("/notifications/<int:notification_id>")
 def open_notification(notification_id: int):
-    """Mark it read and go to the note it is about."""
+    """Mark it read and go to the conversation (the note) it is about; one about no conversation (a queue's
+    alert) back to the Notifications page."""
     n = db.session.get(Notification, notification_id)
     if n is None or n.user_id != current_user.id:
         abort(404)
+    if n.conversation_id is None:
+        inbox_notifications.mark_read(current_user, n.id)
+        db.session.commit()
+        return redirect(url_for("inbox.notifications"), 303)
     get_conversation(current_user, n.conversation_id)
-    notes.mark_read(current_user, n.id)
+    inbox_notifications.mark_read(current_user, n.id)
     db.session.commit()
     anchor = f"#message-{n.message_id}" if n.message_id else ""
     return redirect(url_for("inbox.conversation", conversation_id=n.conversation_id) + anchor, 303)
@@ -142,7 +150,7 @@ def open_notification(notification_id: int):
 @bp.route("/notifications/read", methods=["POST"])
 def read_notifications():
     """Mark as read: one (`notification`), or all of them."""
-    count = notes.mark_read(current_user, request.form.get("notification", type=int))
+    count = inbox_notifications.mark_read(current_user, request.form.get("notification", type=int))
     db.session.commit()
     flash("Marked as read." if count else "Nothing unread.", "success")
     return redirect(url_for("inbox.notifications"), 303)

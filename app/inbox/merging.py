@@ -6,7 +6,8 @@ target's, and leaves the merged one closed with `merged_into_id` set: its page l
 target, and mail that threads to it (its token, its Message-IDs) lands in the target
 (`app.runtime.threading`). Split moves one message to a new conversation of the same
 customer, address and queue, with that message's subject. Both leave lines in the trails
-of the two conversations. Services raise `NotFound` / `InvalidAction`; the views commit.
+of the two conversations; the reports' facts of both are recomputed from their messages (a merged
+conversation leaves the reports: `app.runtime.facts.merged`). Services raise `NotFound` / `InvalidAction`; the views commit.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from app.models._types import utcnow
 from app.models.auth import Role, User
 from app.models.inbox import Conversation, Draft, Message
 from app.models.organize import ConversationEvent
-from app.runtime import sla
+from app.runtime import facts, sla
 from app.runtime.tags import set_tags
 from app.runtime.trail import actor_name, record_event
 
@@ -80,6 +81,7 @@ def merge(actor: User | int, source_id: int, target_id: int) -> Conversation:
                  into=target.id)
     sla.refresh(source)  # closed: no due times
     sla.refresh(target)
+    facts.merged(source, target)
     db.session.flush()
     db.session.expire(target, ["messages"])
     return target
@@ -114,6 +116,7 @@ def split(actor: User | int, message_id: int) -> Conversation:
     db.session.flush()
     source.last_message_at = db.session.scalar(select(func.max(Message.created_at)).where(
         Message.conversation_id == source.id, Message.direction != "note")) or source.last_message_at
+    facts.split(source, new)
     who = actor_name(actor)
     record_event(source.id, "split", f"{who} split a message from {message.from_addr or 'us'} into {_label(new)}",
                  actor, message_id=message.id, into=new.id, when=now)

@@ -6,7 +6,8 @@ escaped, line breaks kept, `http(s)://` and `mailto:` links made clickable (any 
 text; nh3 adds `rel="noopener noreferrer"`), and `@handle` of a colleague marked. A handle is the
 local part of the user's email address (`@alex` for alex@example.com). Only colleagues who may see
 the conversation (`app.inbox.access.can_see`) are mentioned, so a mention never tells anyone about a
-conversation they may not open; each gets one `Notification`, read in the header's list.
+conversation they may not open; each gets one `Notification` (kind "mention"), read on the Notifications
+page (`app.inbox.notifications`).
 
 Edits and deletes are recorded in the conversation's audit trail (`record_event`, kind "note").
 The caller commits.
@@ -198,31 +199,3 @@ def delete_note(actor: User | int, note_id: int) -> int:
     db.session.delete(note)
     db.session.flush()
     return conversation_id
-
-
-# --- Notifications --------------------------------------------------------------------------------
-
-def unread_count(user: User) -> int:
-    return db.session.scalar(select(func.count(Notification.id)).where(
-        Notification.user_id == user.id, Notification.read_at.is_(None))) or 0
-
-
-def list_notifications(user: User, limit: int = 50) -> list[Notification]:
-    """The user's newest notifications, unread first, of conversations they may still see."""
-    rows = db.session.scalars(select(Notification).where(Notification.user_id == user.id)
-                              .order_by(Notification.read_at.is_not(None), Notification.created_at.desc(),
-                                        Notification.id.desc()).limit(limit)).all()
-    return [n for n in rows if can_see(user, n.conversation)]
-
-
-def mark_read(user: User, notification_id: int | None = None) -> int:
-    """Mark one notification of `user` (or all of them) read; returns how many changed."""
-    stmt = select(Notification).where(Notification.user_id == user.id, Notification.read_at.is_(None))
-    if notification_id is not None:
-        stmt = stmt.where(Notification.id == notification_id)
-    rows = db.session.scalars(stmt).all()
-    now = utcnow()
-    for n in rows:
-        n.read_at = now
-    return len(rows)
-

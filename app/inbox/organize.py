@@ -17,7 +17,7 @@ from app.models._types import utcnow
 from app.models.auth import User
 from app.models.inbox import Conversation
 from app.models.organize import PRIORITIES
-from app.runtime import sla
+from app.runtime import facts, sla
 from app.runtime.tags import TagError, known_tags, normal_tag, set_tags
 from app.runtime.trail import actor_name, record_event
 
@@ -100,6 +100,7 @@ def snooze(actor: User | int, conversation_id: int, until: datetime | None, now:
         f"until {until.astimezone(ZoneInfo(zone)).strftime('%Y-%m-%d %H:%M %Z')}"
     record_event(conversation.id, "snooze", f"{actor_name(actor)} snoozed this {words}", actor,
                  until=until.isoformat() if until else None, before=before)
+    facts.synced(conversation, now)
     return conversation
 
 

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.extensions import db
-from app.inbox import live, notices, presence
+from app.inbox import live, presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
 from app.inbox import actions, notes
 from app.inbox.contacts import contact_panel
@@ -184,15 +184,10 @@ def drafts():
                   filters={"view": "drafts", "keep": {}, "row_keep": {}})
 
 
-@bp.route("/inbox/notices", methods=["GET", "POST"])
+@bp.route("/inbox/notices")
 def notices_page():
-    """The agent's in-app notices (service levels); POST: "Mark all read"."""
-    if request.method == "POST":
-        done = notices.mark_all_read(current_user.id)
-        db.session.commit()
-        return navigate(url_for("inbox.notices_page"), f"{done} notice{'s' if done != 1 else ''} marked read.")
-    return render("inbox/notices.html", notices=notices.notices_of(current_user.id),
-                  unread=notices.unread_count(current_user.id))
+    """The old Notices page: notices are notifications now, all on one page."""
+    return redirect(url_for("inbox.notifications"), 301)
 
 
 @bp.route("/inbox/counts")

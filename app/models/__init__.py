@@ -9,7 +9,7 @@ from app.models.blobs import Blob
 from app.models.channels import (AuthMethod, CredentialStatus, Domain, DomainKind, EmailAddress, MailboxState,
                                  OAuthCredential, PublishRecord, Usage)
 from app.models.dkim import DkimKey
-from app.models.escalation import QueueAlert, QueueTimer, TimerStep, UserNotice
+from app.models.escalation import QueueAlert, QueueTimer, TimerStep
 from app.models.flows import AutomaticMail, BlocklistEntry, Flow, FlowRun, Intent, IntentModel
 from app.models.inbound import ForwardingConfirmation, InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, ConversationSeen, Draft, Message
@@ -19,7 +19,7 @@ from app.models.notifications import Notification
 from app.models.reports import ConversationFacts
 from app.models.responses import ResponseGroup, StandardResponse
 from app.models.send_tests import SendTest
-from app.models.sla import AgentNotice, SlaPolicy
+from app.models.sla import SlaPolicy
 from app.models.suppression import Suppression
 from app.models.template_images import TemplateImage
 
@@ -45,9 +45,9 @@ __all__ = [
     # contacts and notes: @mention notifications
     "Notification",
     # service levels
-    "AgentNotice", "SlaPolicy",
+    "SlaPolicy",
     # timed escalations and alerts
-    "QueueAlert", "QueueTimer", "TimerStep", "UserNotice",
+    "QueueAlert", "QueueTimer", "TimerStep",
     # reports
     "ConversationFacts",
 ]

@@ -7,13 +7,13 @@ a step runs once per episode whatever the number of cron processes (`app.flows.t
 `QueueAlert`: an alert rule of a queue on a figure (Response Service Level, average speed of
 answer, backlog, oldest waiting), with `in_breach` flipped by conditional UPDATEs so each breach
 and each recovery is told once (`app.flows.alerts`).
-`UserNotice`: an in-app notice to one user (the agent a conversation was taken from, supervisors).
+Their in-app notices are `Notification`s (kinds "timer" and "alert").
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -86,16 +86,3 @@ class QueueAlert(db.Model):
     in_breach: Mapped[bool] = mapped_column(default=False)
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_value: Mapped[float | None] = mapped_column()
-
-
-class UserNotice(db.Model):
-    """An in-app notice to one user, shown in the banner until dismissed."""
-    __tablename__ = "user_notices"
-    __table_args__ = (Index("ix_user_notices_user", "user_id", "dismissed_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    text: Mapped[str] = mapped_column(Text, default="")
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

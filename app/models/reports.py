@@ -53,9 +53,11 @@ class ConversationFacts(db.Model):
     next_response_breached: Mapped[bool | None] = mapped_column()
     resolution_breached: Mapped[bool | None] = mapped_column()
 
-    # Covering indexes: a report reads a period's rows from the index alone (its day, breakdown and duration).
+    # Covering indexes: a report reads a period's rows from the index alone (its day, breakdown and duration;
+    # by the day received, the SLA's judgements too).
     __table_args__ = (
-        Index("ix_conversation_facts_created", "created_at", *BREAKDOWN_COLUMNS),
+        Index("ix_conversation_facts_created", "created_at", *BREAKDOWN_COLUMNS, "first_response_breached",
+              "resolution_breached"),
         Index("ix_conversation_facts_first_response", "first_response_at", "first_response_seconds",
               *BREAKDOWN_COLUMNS),
         Index("ix_conversation_facts_resolved", "resolved_at", "resolution_seconds", *BREAKDOWN_COLUMNS),

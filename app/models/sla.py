@@ -1,13 +1,13 @@
-"""Service levels: SLA policies per queue (optionally per priority and tag) and the agents' in-app notices.
+"""Service levels: SLA policies per queue (optionally per priority and tag).
 
 A conversation's own due times live on `Conversation` (``sla_*`` columns; docs/sla.md lists
-them); `app.runtime.sla` keeps them up to date and the cron sweep sends the notices.
+them); `app.runtime.sla` keeps them up to date and the cron sweep sends the notices (`Notification`).
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -35,17 +35,3 @@ class SlaPolicy(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     queue = relationship("Queue")
-
-
-class AgentNotice(db.Model):
-    """An in-app notice to one agent ("First response due in 15 min: Refund please")."""
-    __tablename__ = "agent_notices"
-    __table_args__ = (Index("ix_agent_notices_user", "user_id", "created_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(20))  # at_risk / overdue
-    text: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,8 +3,10 @@
 Read from the conversations (the inbox's own truth, so each figure's inbox link shows the same
 conversations), the facts (when the customer last wrote and was last answered), the sessions
 (signed in: an unexpired session) and the last hour's messages. "Waiting": an open conversation
-whose customer's last message has no agent reply after it. Breaches are counted only when the SLA
-has written some (`sla_data`); otherwise the dashboard hides them.
+whose customer's last message has no agent reply after it. Breached (past a due time now) and At risk
+(within the warning time of one) are the SLA's due times on the conversations, counted as the inbox's
+Service level filter lists them (`app.runtime.sla.breached_now` / `at_risk_now`); shown once an SLA
+policy exists (`sla_data`).
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from app.extensions import db
 from app.models.auth import Queue, User, UserSession, queue_members
 from app.models.inbox import Conversation, Message
 from app.models.reports import ConversationFacts as F
+from app.models.sla import SlaPolicy
+from app.runtime import sla
 
 #: The statuses that count against an agent's capacity (as routing counts them).
 LOAD_STATUSES = ("open", "pending")
@@ -32,6 +36,7 @@ class QueueFigures:
     waiting_since: datetime | None = None
     waiting_id: int | None = None
     breached: int = 0
+    at_risk: int = 0
     members: int = 0
     signed_in: int = 0
     available: int = 0
@@ -69,8 +74,6 @@ class Dashboard:
 _WAITING = and_(F.last_customer_message_at.is_not(None),
                 or_(F.last_response_at.is_(None), F.last_response_at < F.last_customer_message_at))
 _OPEN = and_(Conversation.status == "open", Conversation.merged_into_id.is_(None))
-_BREACHED = or_(F.first_response_breached.is_(True), F.next_response_breached.is_(True),
-                F.resolution_breached.is_(True))
 
 
 def _start_of_day(now: datetime, zone: str) -> datetime:
@@ -111,15 +114,15 @@ def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
     for qid, (since, cid) in _oldest_waiting(Conversation.queue_id).items():
         if qid in queues:
             queues[qid].waiting_since, queues[qid].waiting_id = since, cid
-    sla_data = db.session.scalar(select(func.count()).select_from(F).where(or_(
-        F.first_response_breached.is_not(None), F.next_response_breached.is_not(None),
-        F.resolution_breached.is_not(None)))) > 0
+    sla_data = db.session.scalar(select(SlaPolicy.id).limit(1)) is not None
     if sla_data:
-        for qid, n in db.session.execute(select(Conversation.queue_id, func.count())
-                                         .join(F, F.conversation_id == Conversation.id)
-                                         .where(_OPEN, _BREACHED).group_by(Conversation.queue_id)):
+        for qid, n_breached, n_at_risk in db.session.execute(
+                select(Conversation.queue_id, func.count().filter(sla.breached_now(now)),
+                       func.count().filter(sla.at_risk_now(now)))
+                .where(Conversation.sla_due_at.is_not(None), Conversation.merged_into_id.is_(None))
+                .group_by(Conversation.queue_id)):
             if qid in queues:
-                queues[qid].breached = n
+                queues[qid].breached, queues[qid].at_risk = n_breached, n_at_risk
     # The last hour's messages first (by the messages' time index), then their conversations' queues: joined
     # in one statement, a planner may walk every conversation instead.
     hour_ago = now - timedelta(hours=1)

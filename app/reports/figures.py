@@ -1,4 +1,4 @@
-"""The reports, read from `conversation_facts` only (never from the messages table).
+"""The reports, read from `conversation_facts` (and `conversation_tags` by tag), never from the messages table.
 
 A period is whole UTC days, `start` to `end` inclusive; the previous period is as many days just
 before it. For each day:
@@ -8,7 +8,12 @@ before it. For each day:
 * first response time: from the customer's first message to the first agent reply, for the
   conversations first replied to that day; resolution time: from creation to resolution, for the
   conversations resolved that day; each as the median and the 90th percentile (nearest rank);
-* backlog: conversations created by the end of the day and not resolved by then.
+* backlog: conversations created by the end of the day and not resolved by then;
+* SLA attainment: of the conversations received that day whose first response (resolution) an SLA
+  policy judged, the share that met the target (`ConversationFacts.*_breached` False); those no
+  policy measured, or still running, are not counted.
+
+By tag, a conversation with several tags counts in each of their groups (and once in the days).
 
 Durations are kept in the facts in seconds (`first_response_seconds`, `resolution_seconds`) and read
 from covering indexes with the day and the breakdown's key; only those travel to Python.
@@ -25,6 +30,7 @@ from sqlalchemy import select, text
 from app.extensions import db
 from app.models.auth import Queue, User
 from app.models.channels import EmailAddress
+from app.models.organize import ConversationTag
 from app.models.reports import ConversationFacts as F
 
 #: The longest period a report covers (days).
@@ -32,8 +38,10 @@ MAX_DAYS = 366
 #: Presets of the period picker (days ending today).
 PRESETS = (7, 30, 90)
 #: How a report can be broken down, and the facts' column of each.
-DIMENSIONS = {"queue": F.queue_id, "agent": F.agent_id, "address": F.address_id, "intent": F.intent}
-DIMENSION_LABELS = {"queue": "Queue", "agent": "Agent", "address": "Email Address", "intent": "Intent"}
+DIMENSIONS = {"queue": F.queue_id, "agent": F.agent_id, "address": F.address_id, "intent": F.intent,
+              "tag": ConversationTag.tag}
+DIMENSION_LABELS = {"queue": "Queue", "agent": "Agent", "address": "Email Address", "intent": "Intent",
+                    "tag": "Tag"}
 
 
 class PeriodError(ValueError):
@@ -102,6 +110,11 @@ def median(values: list[float]) -> float | None:
     return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
+def share(part: int, whole: int) -> float | None:
+    """`part` of `whole` in per cent, one decimal; None when `whole` is 0."""
+    return round(part * 100 / whole, 1) if whole else None
+
+
 def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
@@ -110,8 +123,21 @@ def _dialect() -> str:
 COUNTED = {"received": "created_at", "replied": "first_response_at", "resolved": "resolved_at"}
 MEASURED = {"first_response": ("first_response_at", "first_response_seconds"),
             "resolution": ("resolved_at", "resolution_seconds")}
+#: The SLA's judgements a report counts, by the day the conversation was received: measured (met or
+#: breached; None is neither) and met, for the first response and the resolution.
+SLA_COUNTED = {
+    "first_measured": "COUNT(first_response_breached)",
+    "first_met": "COUNT(CASE WHEN NOT first_response_breached THEN 1 END)",
+    "resolution_measured": "COUNT(resolution_breached)",
+    "resolution_met": "COUNT(CASE WHEN NOT resolution_breached THEN 1 END)",
+}
 #: The facts' column of each breakdown (the SQL below is built only from these fixed names).
-KEY_COLUMNS = {"queue": "queue_id", "agent": "agent_id", "address": "address_id", "intent": "intent"}
+KEY_COLUMNS = {"queue": "queue_id", "agent": "agent_id", "address": "address_id", "intent": "intent",
+               "tag": "conversation_tags.tag"}
+#: The breakdowns read beside another table: the FROM clause (a conversation with several tags has a row
+#: for each; none: one row with a NULL tag).
+JOINED = {"tag": "conversation_facts LEFT JOIN conversation_tags "
+                 "ON conversation_tags.conversation_id = conversation_facts.conversation_id"}
 
 
 def _sql_parts() -> tuple:
@@ -147,6 +173,20 @@ class DayRow:
     backlog: int = 0
     first_response: list[float] = field(default_factory=list)  # seconds
     resolution: list[float] = field(default_factory=list)
+    # SLA attainment of the conversations received that day (`SLA_COUNTED`)
+    first_measured: int = 0
+    first_met: int = 0
+    resolution_measured: int = 0
+    resolution_met: int = 0
+
+    @property
+    def first_attainment(self) -> float | None:
+        """The share (%) of the measured first responses that met their target; None: none measured."""
+        return share(self.first_met, self.first_measured)
+
+    @property
+    def resolution_attainment(self) -> float | None:
+        return share(self.resolution_met, self.resolution_measured)
 
     # Read after the report is built (the lists no longer change), several times by a page: sorted once.
     @cached_property
@@ -188,46 +228,71 @@ class Report:
     groups: list[GroupRow] = field(default_factory=list)  # with `by`: per queue, agent, address or intent
 
 
-def report(period: Period, by: str | None = None) -> Report:
-    """Volume, first response and resolution times, and backlog per day of `period`, with its totals; with
-    `by` (a key of `DIMENSIONS`) the same per group. One query per figure, each over the period's rows once."""
-    if by is not None and by not in KEY_COLUMNS:
-        raise PeriodError(f"Unknown breakdown {by!r}.")
+def _collect(period: Period, key: str, source: str, rows: dict | None, total: DayRow | None,
+             groups: dict | None) -> None:
+    """Add the period's counts, durations and SLA judgements read from `source` (a FROM clause) to the
+    days (`rows`, by day), the `total` and the `groups` (by `key`, an SQL expression); None: not wanted."""
     day_of, _bound = _sql_parts()
-    key = KEY_COLUMNS[by] if by else "NULL"
-    rows = {d.isoformat(): DayRow(d.isoformat()) for d in period.days}
-    groups: dict = {}
-    total = DayRow("total")
-    for name, column in COUNTED.items():
-        for day, k, n in _rows(f"SELECT {day_of(column)}, {key}, COUNT(*) FROM conversation_facts "
-                               f"WHERE {column} >= :since AND {column} < :until GROUP BY 1, 2", period):
-            if day in rows:
-                setattr(rows[day], name, getattr(rows[day], name) + n)
+
+    def group(k) -> GroupRow:
+        if k not in groups:
+            groups[k] = GroupRow("", key=k)
+        return groups[k]
+
+    def add(day, k, name, n) -> None:
+        if rows is not None and day in rows:
+            setattr(rows[day], name, getattr(rows[day], name) + n)
+        if total is not None:
             setattr(total, name, getattr(total, name) + n)
-            if by:
-                if k not in groups:
-                    groups[k] = GroupRow("", key=k)
-                setattr(groups[k], name, getattr(groups[k], name) + n)
+        if groups is not None:
+            setattr(group(k), name, getattr(group(k), name) + n)
+
+    for name, column in COUNTED.items():
+        # The conversations received: with the SLA's judgements of the same rows, in the same pass.
+        also = SLA_COUNTED if column == "created_at" else {}
+        for day, k, n, *counts in _rows(f"SELECT {day_of(column)}, {key}, {', '.join(('COUNT(*)', *also.values()))} "
+                                        f"FROM {source} WHERE {column} >= :since AND {column} < :until GROUP BY 1, 2",
+                                        period):
+            add(day, k, name, n)
+            for counted, m in zip(also, counts):
+                add(day, k, counted, m or 0)
     for name, (end, seconds_column) in MEASURED.items():
         # Tens of thousands of rows: the lists are looked up once, not per row.
-        per_day = {day: getattr(row, name) for day, row in rows.items()}
-        everything, per_group = getattr(total, name), {}
+        per_day = {day: getattr(row, name) for day, row in rows.items()} if rows is not None else {}
+        everything, per_group = getattr(total, name) if total is not None else None, {}
         for day, k, seconds in _rows(f"SELECT {day_of(end)}, {key}, {seconds_column} "
-                                     f"FROM conversation_facts WHERE {end} >= :since AND {end} < :until", period):
+                                     f"FROM {source} WHERE {end} >= :since AND {end} < :until", period):
             if seconds is None:
                 continue
             value = seconds if seconds > 0 else 0
             values = per_day.get(day)
             if values is not None:
                 values.append(value)
-            everything.append(value)
-            if by:
+            if everything is not None:
+                everything.append(value)
+            if groups is not None:
                 values = per_group.get(k)
                 if values is None:
-                    if k not in groups:
-                        groups[k] = GroupRow("", key=k)
-                    values = per_group[k] = getattr(groups[k], name)
+                    values = per_group[k] = getattr(group(k), name)
                 values.append(value)
+
+
+def report(period: Period, by: str | None = None) -> Report:
+    """Volume, first response and resolution times, SLA attainment and backlog per day of `period`, with its
+    totals; with `by` (a key of `DIMENSIONS`) the same per group. One query per figure, each over the period's
+    rows once; by tag, the groups apart (a conversation with two tags counts in both groups, once in the days)."""
+    if by is not None and by not in KEY_COLUMNS:
+        raise PeriodError(f"Unknown breakdown {by!r}.")
+    _day_of, _bound = _sql_parts()
+    rows = {d.isoformat(): DayRow(d.isoformat()) for d in period.days}
+    groups: dict = {}
+    total = DayRow("total")
+    if by in JOINED:
+        _collect(period, "NULL", "conversation_facts", rows, total, None)
+        _collect(period, KEY_COLUMNS[by], JOINED[by], None, None, groups)
+    else:
+        _collect(period, KEY_COLUMNS[by] if by else "NULL", "conversation_facts", rows, total,
+                 groups if by else None)
     before = _bound(period.since)
     created_before, resolved_before = db.session.execute(text(
         "SELECT (SELECT COUNT(*) FROM conversation_facts WHERE created_at < :t), "
@@ -258,7 +323,8 @@ def _labels(by: str, keys: set) -> dict:
                                         .where(EmailAddress.id.in_(ids))).all())
     else:
         found = {k: str(k) for k in ids}
-    none = {"queue": "No queue", "agent": "Nobody", "address": "No address", "intent": "No intent"}[by]
+    none = {"queue": "No queue", "agent": "Nobody", "address": "No address", "intent": "No intent",
+            "tag": "No tag"}[by]
     return {k: found.get(k, f"#{k}") if k is not None else none for k in keys}
 
 

@@ -4,8 +4,11 @@ One writer, called where each thing happens and part of the caller's transaction
 commits): `customer_wrote` (ingest stored a customer's message), `synced` (routing, assignment,
 transfer or a status change: queue, agent, intent and status copied from the conversation;
 resolving stamps `resolved_at`, an open after a resolve counts a reopen), `agent_replied` (an
-agent's reply was queued: first and last response, reply count). `rebuild` computes a row from
-the messages and is used only by `flask reports backfill`, never on a report's path.
+agent's reply was queued: first and last response, reply count), `sla_judged` (the SLA found a
+target met or breached: `app.runtime.sla`), `merged` and `split` (merge and split moved messages).
+`rebuild` computes a row from the messages and is used by `flask reports backfill`
+(`app.runtime.backfill`, which adds the SLA's judgement of the history) and after a merge or split,
+never on a report's path.
 """
 from __future__ import annotations
 
@@ -15,11 +18,13 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models._types import utcnow
-from app.models.inbox import Conversation, Message
+from app.models.inbox import Conversation, Message, customer_written
 from app.models.reports import ConversationFacts
 
 #: The statuses that count as resolved.
 RESOLVED = ("resolved", "closed")
+#: The SLA's targets, each with a `<target>_breached` column: None (no SLA measured it), False (met), True.
+SLA_TARGETS = ("first_response", "next_response", "resolution")
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -87,6 +92,47 @@ def agent_replied(conversation_id: int, agent_id: int, at: datetime) -> Conversa
     return measure(facts)
 
 
+def sla_judged(conversation: Conversation, target: str, breached: bool) -> None:
+    """The SLA judged one of the conversation's targets (`SLA_TARGETS`): met (False) or breached (True).
+
+    A breach stands: a target met later (the next response of another cycle, a resolution after a
+    reopen) never turns a True back to False; a later breach turns a False to True."""
+    if conversation.id is None:
+        return  # not stored yet: nothing was due
+    facts = _row(conversation)
+    column = f"{target}_breached"
+    if breached or getattr(facts, column) is None:
+        setattr(facts, column, bool(breached))
+
+
+def combined_breach(*values: bool | None) -> bool | None:
+    """One target's judgement over several conversations (a merge): breached if any was, met if any was
+    measured, None if none was."""
+    known = [v for v in values if v is not None]
+    return any(known) if known else None
+
+
+def merged(source: Conversation, target: Conversation) -> ConversationFacts:
+    """`source` was merged into `target`: its messages count in the target's row (rebuilt from them, the
+    two judgements of each SLA target combined), and the merged one leaves the reports."""
+    gone = db.session.get(ConversationFacts, source.id)
+    facts = rebuild(target)
+    if gone is not None:
+        for target_name in SLA_TARGETS:
+            column = f"{target_name}_breached"
+            setattr(facts, column, combined_breach(getattr(facts, column), getattr(gone, column)))
+        facts.reopened_count = (facts.reopened_count or 0) + (gone.reopened_count or 0)
+        db.session.delete(gone)
+    return facts
+
+
+def split(source: Conversation, new: Conversation) -> None:
+    """A message of `source` moved to the `new` conversation: both rows recomputed from their messages
+    (the new one has no SLA judgement yet; the source keeps its own)."""
+    rebuild(source)
+    rebuild(new)
+
+
 def rebuild(conversation: Conversation) -> ConversationFacts:
     """The row recomputed from the conversation and its messages (the backfill). `resolved_at` is the
     status's time when resolved (`status_at`, else the last message's time)."""
@@ -96,7 +142,7 @@ def rebuild(conversation: Conversation) -> ConversationFacts:
     facts.status = conversation.status or "open"
     inbound = db.session.execute(
         select(func.min(Message.created_at), func.max(Message.created_at), func.count())
-        .where(Message.conversation_id == conversation.id, Message.direction == "in")).one()
+        .where(Message.conversation_id == conversation.id, customer_written())).one()
     facts.first_customer_message_at, facts.last_customer_message_at, facts.messages_in = inbound
     agent_reply = (Message.conversation_id == conversation.id, Message.direction == "out",
                    Message.author_id.is_not(None), Message.automatic.is_(None))
@@ -113,18 +159,3 @@ def rebuild(conversation: Conversation) -> ConversationFacts:
     facts.resolved_at = ((conversation.status_at or conversation.last_message_at)
                          if facts.status in RESOLVED else None)
     return measure(facts)
-
-
-def backfill(batch: int = 500) -> int:
-    """Rebuild the facts of every conversation (committing per batch); returns how many."""
-    done, last_id = 0, 0
-    while True:
-        conversations = db.session.scalars(select(Conversation).where(Conversation.id > last_id)
-                                           .order_by(Conversation.id).limit(batch)).all()
-        if not conversations:
-            return done
-        for conversation in conversations:
-            rebuild(conversation)
-        db.session.commit()
-        done += len(conversations)
-        last_id = conversations[-1].id

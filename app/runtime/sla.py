@@ -17,12 +17,17 @@ Resolved and closed conversations have no due times. ``sla_due_at`` is the soone
 A target missed is recorded as ``*_breached_at`` (the due time) when the reply or resolution comes
 late, or when the cron sweep finds it overdue.
 
+The reports' facts (`app.runtime.facts.sla_judged`) get each judgement as it is made: True when a
+breach is recorded, False when the reply (first or next) or the resolution comes in time; None stays
+for a target no policy measured. `judge_history` makes the same judgements from a conversation's
+messages, for `flask reports backfill`.
+
 `refresh()` recomputes all of this; call it after every change that can move a due time (a customer
 message, an agent reply, status, queue, priority or tags). It is part of the caller's transaction.
 
 Notices
 -------
-`notify_due()` (cron, `app.cron.PERIODIC`) gives the assigned agent an in-app notice (`AgentNotice`)
+`notify_due()` (cron, `app.cron.PERIODIC`) gives the assigned agent an in-app notification (`Notification`)
 once when a conversation becomes at risk and once when it is overdue, and writes it in the trail.
 "Once" is a conditional UPDATE of ``sla_warned_for`` / ``sla_overdue_for`` (set to the due time the
 notice is for), so two cron processes never notify twice and a restart forgets nothing.
@@ -32,19 +37,31 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from app.extensions import db
 from app.models._types import utcnow
 from app.models.auth import Queue
-from app.models.inbox import Conversation
-from app.models.sla import AgentNotice, SlaPolicy
+from app.models.inbox import Conversation, Message, customer_written
+from app.models.notifications import Notification
+from app.models.sla import SlaPolicy
+from app.runtime import facts
 from app.runtime.sla_clock import add_business_minutes
 from app.runtime.trail import record_event
 
 ACTIVE = ("open", "pending")
 TARGETS = (("first_response", "First response"), ("next_response", "Next response"), ("resolution", "Resolution"))
 BATCH = 500
+
+
+def breached_now(now: datetime):
+    """SQL: an open or pending conversation past its due time (the inbox's "Breached", the dashboard's)."""
+    return and_(Conversation.sla_due_at <= now, Conversation.status.in_(ACTIVE))
+
+
+def at_risk_now(now: datetime):
+    """SQL: an open or pending conversation within its warning time, not yet due ("At risk")."""
+    return and_(Conversation.sla_warn_at <= now, Conversation.sla_due_at > now, Conversation.status.in_(ACTIVE))
 
 
 def policy_for(conversation: Conversation) -> SlaPolicy | None:
@@ -76,6 +93,13 @@ def _note_breaches(conversation: Conversation, now: datetime) -> None:
         due = getattr(conversation, f"{key}_due_at")
         if due is not None and due <= now and getattr(conversation, f"{key}_breached_at") is None:
             setattr(conversation, f"{key}_breached_at", due)
+            facts.sla_judged(conversation, key, True)
+
+
+def _judge(conversation: Conversation, key: str) -> None:
+    """The target `key` is over (its reply or the resolution came): met, unless a breach was recorded."""
+    if getattr(conversation, f"{key}_due_at") is not None:
+        facts.sla_judged(conversation, key, getattr(conversation, f"{key}_breached_at") is not None)
 
 
 def refresh(conversation: Conversation, now: datetime | None = None) -> None:
@@ -117,6 +141,7 @@ def agent_replied(conversation: Conversation, at: datetime) -> None:
     """An agent's reply went out: the first response (if none yet) and nothing waits any more."""
     if conversation.sla_waiting_since is not None or conversation.first_response_at is None:
         _note_breaches(conversation, at)
+        _judge(conversation, "first_response" if conversation.first_response_at is None else "next_response")
         if conversation.first_response_at is None:
             conversation.first_response_at = at
         conversation.sla_waiting_since = None
@@ -128,8 +153,72 @@ def status_changed(conversation: Conversation, at: datetime) -> None:
     if conversation.status in ("resolved", "closed"):
         if conversation.resolved_at is None or conversation.status == "resolved":
             _note_breaches(conversation, at)
+            _judge(conversation, "resolution")
             conversation.resolved_at = at
     refresh(conversation, at)
+
+
+def judge_history(created: datetime, events: list[tuple[datetime, str]], resolved_at: datetime | None,
+                  active: bool, policy: SlaPolicy | None, hours: dict | None, zone: str,
+                  now: datetime) -> dict[str, bool | None]:
+    """Each target's judgement (`facts.SLA_TARGETS` -> None / False met / True breached) from a
+    conversation's history, as the live code makes it: `events` are ("customer" | "agent", time) in time
+    order (customer-written messages and agent replies); the oldest unanswered customer message starts
+    a wait, the agent's next reply ends it (the first reply: first response; later ones: next
+    response); resolution is created + its target against `resolved_at`. A wait or resolution still
+    running is breached once `now` is past its due time, and not judged before. Pure."""
+    judged: dict[str, bool | None] = {key: None for key in facts.SLA_TARGETS}
+    if policy is None:
+        return judged
+    targets = {"first_response": policy.first_response_minutes, "next_response": policy.next_response_minutes}
+
+    def judge(key: str, since: datetime, at: datetime | None) -> None:
+        minutes = targets.get(key) if key != "resolution" else policy.resolution_minutes
+        if not minutes:
+            return
+        due = add_business_minutes(since, minutes, hours, zone)
+        if at is not None:
+            judged[key] = bool(judged[key]) or due <= at
+        elif active and due <= now:
+            judged[key] = True
+
+    waiting, replied = None, False
+    for kind, at in events:
+        if kind == "customer":
+            waiting = waiting or at
+        elif waiting is not None or not replied:
+            if waiting is not None:
+                judge("next_response" if replied else "first_response", waiting, at)
+            waiting, replied = None, True
+    if waiting is not None:
+        judge("next_response" if replied else "first_response", waiting, None)
+    judge("resolution", created, resolved_at)
+    return judged
+
+
+def judge_conversation(conversation: Conversation, now: datetime | None = None) -> dict[str, bool | None]:
+    """`judge_history` of a stored conversation under its current policy and queue calendar, read from
+    its messages (customer-written ones and agent replies); a breach the live code recorded
+    (``*_breached_at``) stands too."""
+    now = now or utcnow()
+    policy = policy_for(conversation)
+    queue = db.session.get(Queue, conversation.queue_id) if policy is not None else None
+    rows = db.session.execute(
+        select(Message.created_at, Message.direction).where(
+            Message.conversation_id == conversation.id,
+            or_(customer_written(), (Message.direction == "out") & Message.author_id.is_not(None)
+                & Message.automatic.is_(None)))
+        .order_by(Message.created_at, Message.id)).all()
+    events = [("customer" if direction == "in" else "agent", at) for at, direction in rows]
+    resolved = conversation.resolved_at or conversation.status_at or conversation.last_message_at
+    judged = judge_history(conversation.created_at, events,
+                           resolved if conversation.status in ("resolved", "closed") else None,
+                           conversation.status in ACTIVE, policy, queue.business_hours if queue else None,
+                           (queue.time_zone if queue else None) or "UTC", now)
+    for key in facts.SLA_TARGETS:
+        if getattr(conversation, f"{key}_breached_at") is not None:
+            judged[key] = True
+    return judged
 
 
 def which(conversation) -> str:
@@ -144,7 +233,7 @@ def which(conversation) -> str:
 
 def _notify(cid: int, assignee_id: int | None, kind: str, text: str, now: datetime, **data) -> None:
     if assignee_id is not None:
-        db.session.add(AgentNotice(user_id=assignee_id, conversation_id=cid, kind=kind, text=text, created_at=now))
+        db.session.add(Notification(user_id=assignee_id, conversation_id=cid, kind=kind, text=text, created_at=now))
     record_event(cid, "sla", text + ("" if assignee_id else " (nobody is assigned)"), None, when=now,
                  notice=kind, assignee_id=assignee_id, **data)
 
@@ -155,8 +244,7 @@ def notify_due(now: datetime | None = None) -> int:
     sent = 0
     columns = (Conversation.id, Conversation.sla_due_at, Conversation.assignee_id, Conversation.subject)
     at_risk = db.session.execute(
-        select(*columns).where(Conversation.sla_warn_at <= now, Conversation.sla_due_at > now,
-                               Conversation.status.in_(ACTIVE),
+        select(*columns).where(at_risk_now(now),
                                or_(Conversation.sla_warned_for.is_(None), Conversation.sla_warned_for != Conversation.sla_due_at))
         .order_by(Conversation.sla_due_at).limit(BATCH)).all()
     for cid, due, assignee_id, subject in at_risk:
@@ -172,7 +260,7 @@ def notify_due(now: datetime | None = None) -> int:
             db.session.commit()
             sent += 1
     overdue = db.session.execute(
-        select(*columns).where(Conversation.sla_due_at <= now, Conversation.status.in_(ACTIVE),
+        select(*columns).where(breached_now(now),
                                or_(Conversation.sla_overdue_for.is_(None), Conversation.sla_overdue_for != Conversation.sla_due_at))
         .order_by(Conversation.sla_due_at).limit(BATCH)).all()
     for cid, due, assignee_id, subject in overdue:

@@ -3,7 +3,8 @@
 `wake_due_snoozes()` runs on every cron tick (`app.cron.PERIODIC`). Each due conversation is
 reopened by a conditional UPDATE (still pending, still snoozed until that time), so two cron
 processes never wake it twice and an agent's change in between wins. It returns to the Mine
-view of its assignee, or of whoever snoozed it when nobody has it, and says so in its trail.
+view of its assignee, or of whoever snoozed it when nobody has it, and says so in its trail and in
+the reports' facts (`app.runtime.facts.synced`).
 Owns its transaction (commits), like the other cron sweeps.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models._types import utcnow
 from app.models.inbox import Conversation
+from app.runtime import facts
 from app.runtime.trail import record_event
 
 BATCH = 500
@@ -39,5 +41,8 @@ def wake_due_snoozes(now: datetime | None = None) -> int:
         if done.rowcount:
             woken += 1
             record_event(cid, "snooze", "The snooze ended: open again", None, when=now, assignee_id=back_to)
+            conversation = db.session.get(Conversation, cid)
+            db.session.refresh(conversation)  # as the UPDATE left it
+            facts.synced(conversation, now)
     db.session.commit()
     return woken

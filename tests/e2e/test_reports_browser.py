@@ -1,4 +1,4 @@
-"""Reports and the Dashboard in the browser: the SVG charts render under the CSP with no console error, each
+"""Reports and the Dashboard in the browser: the SVG charts (SLA attainment too) render under the CSP with no console error, each
 chart's table matches the figures of the seeded history, and the Dashboard refreshes itself."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.test_workspace_browser import sign_in
 from tests.factories import make_user
-from tests.reports_seed import seed_history
+from tests.reports_seed import seed_history, sla_expected
 
 pytestmark = pytest.mark.browser
 
@@ -22,11 +22,20 @@ def test_charts_render_and_the_tables_match_the_seed(page, unique_ids, db):
     sign_in(page, "sam@example.test")
     page.goto(f"/reports/?start={START.isoformat()}&end={(START + timedelta(days=6)).isoformat()}")
     charts = page.locator("svg.chart")
-    expect(charts).to_have_count(4)
+    expect(charts).to_have_count(5)
     for chart in charts.all():
         assert chart.bounding_box()["width"] > 200  # drawn, with the stylesheet's size
         assert chart.locator("title").first.text_content()
     expect(page.locator("#chart-volume polyline")).to_have_count(3)
+    # SLA attainment: two lines (first response, resolution) and, per day, the Billing policy's judgements
+    expect(page.locator("#chart-sla polyline")).to_have_count(2)
+    sla_rows = page.locator("#sla-table tbody tr")
+    expect(sla_rows).to_have_count(7)
+    for i in range(7):
+        day = START + timedelta(days=i)
+        expected = sla_expected([s for s in seeded if s.created.date() == day])
+        cells = sla_rows.nth(i).locator("th, td").all_text_contents()
+        assert (int(cells[1]), int(cells[2])) == (expected["first_response_met"], expected["first_response_measured"])
     rows = page.locator("#volume-table tbody tr")
     expect(rows).to_have_count(7)
     for i in range(7):

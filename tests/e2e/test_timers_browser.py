@@ -1,6 +1,6 @@
 """Timers in the browser (docs/escalation.md): an admin opens Flows › Queue › Timers, enables Agent Inactivity with
 its duration and message, adds an alert (a bad address is refused with the typed values kept), and the rule then
-takes a conversation from an idle agent, who sees why in the banner and dismisses it."""
+takes a conversation from an idle agent, who sees why among the Notifications and marks it read."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -61,7 +61,10 @@ def test_set_a_timer_and_an_alert_in_the_browser(page, unique_ids, db):
     assert run_due_timers()["agent_inactivity"] == 1
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, "alex@example.test")
-    notice = page.locator("#user-notices")
-    expect(notice).to_contain_text("Carol Customer went back to Support after 50 minutes")
-    notice.get_by_role("button", name="Dismiss").click()
-    expect(page.locator("#user-notices")).to_have_count(0)
+    link = page.locator("#notifications-link")
+    expect(link).to_contain_text("1")  # the one unread badge
+    link.click()
+    notice = page.locator(".notification-list li").filter(has_text="Carol Customer went back to Support after 50 minutes")
+    expect(notice).to_contain_text("Timer")
+    notice.get_by_role("button", name="Mark as read").click()
+    expect(page.locator("#notifications-link .notification-count")).to_have_count(0)

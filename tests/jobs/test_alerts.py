@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from app.flows.alerts import evaluate_alerts, measure, save_alert
-from app.models.escalation import QueueAlert, UserNotice
+from app.models.escalation import QueueAlert
+from app.models.notifications import Notification
 from app.models.inbox import Conversation
 from tests.factories import make_conversation, make_message, make_queue, make_user
 from tests.helpers import twice_in_parallel
@@ -40,9 +41,9 @@ def test_backlog_alert_fires_once_tells_supervisors_and_mails_then_recovers_once
 
     assert _twice_in_parallel(app, NOW) == [0, 1]
     assert evaluate_alerts(NOW) == 0  # still breached: not told again
-    notices = list(db.session.scalars(select(UserNotice.text).where(UserNotice.user_id == sue.id)))
+    notices = list(db.session.scalars(select(Notification.text).where(Notification.user_id == sue.id)))
     assert notices == ["Alert: Support: Backlog is 2 conversations (the rule asks at most 1 conversations)."]
-    assert db.session.scalar(select(UserNotice.id).where(UserNotice.user_id == agent.id)) is None
+    assert db.session.scalar(select(Notification.id).where(Notification.user_id == agent.id)) is None
     assert len(relay.messages) == 1
     mail = relay.messages[0]
     assert sorted(mail["rcpt_tos"]) == ["lead@example.com", "ops@example.com"]
@@ -53,7 +54,7 @@ def test_backlog_alert_fires_once_tells_supervisors_and_mails_then_recovers_once
     assert _twice_in_parallel(app, NOW + timedelta(minutes=2)) == [0, 1]
     assert len(relay.messages) == 2 and b"Recovered: Backlog of Support" in relay.messages[1]["data"]
     assert db.session.scalar(select(QueueAlert.in_breach)) is False
-    assert len(list(db.session.scalars(select(UserNotice).where(UserNotice.user_id == sue.id)))) == 2
+    assert len(list(db.session.scalars(select(Notification).where(Notification.user_id == sue.id)))) == 2
     assert second.id
 
 
@@ -73,6 +74,6 @@ def test_service_level_asa_and_oldest_waiting_are_measured(app, db, queue):
     assert measure(asa, NOW) == 15.0
     assert measure(oldest, NOW) == 30.0
     assert evaluate_alerts(NOW) == 3
-    texts = [n for n in db.session.scalars(select(UserNotice.text))]
+    texts = [n for n in db.session.scalars(select(Notification.text))]
     assert texts == []  # nobody to tell in the app: no supervisor or admin exists
     assert all(db.session.scalars(select(QueueAlert.in_breach)))

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from app.models.organize import ConversationEvent
-from app.models.sla import AgentNotice
+from app.models.notifications import Notification
 from app.runtime import sla
 from app.flows.sla_policies import add_policy
 from tests.factories import make_address, make_conversation, make_message, make_queue, make_user
@@ -40,13 +40,13 @@ def test_two_cron_ticks_at_once_notify_each_overdue_conversation_once(app, db, t
         assert run.returncode == 0, err
     db.session.expire_all()
     per_conversation = dict(db.session.execute(
-        select(AgentNotice.conversation_id, func.count()).where(AgentNotice.kind == "overdue")
-        .group_by(AgentNotice.conversation_id)).all())
+        select(Notification.conversation_id, func.count()).where(Notification.kind == "overdue")
+        .group_by(Notification.conversation_id)).all())
     assert per_conversation == {cid: 1 for cid in ids}
-    assert db.session.scalar(select(func.count()).select_from(AgentNotice).where(AgentNotice.kind == "at_risk")) == 0
+    assert db.session.scalar(select(func.count()).select_from(Notification).where(Notification.kind == "at_risk")) == 0
     assert db.session.scalar(select(func.count()).select_from(ConversationEvent)
                              .where(ConversationEvent.kind == "sla")) == COUNT
     # A third tick (a restart) sends nothing more: the state is in the database
     run = subprocess.run(flask_cmd("cron", "--once"), env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert db.session.scalar(select(func.count()).select_from(AgentNotice)) == COUNT
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == COUNT

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from app.flows.timers import run_due_timers, save_timer
 from app.runtime.outbound import deliver_message
-from app.models.escalation import TimerStep, UserNotice
+from app.models.escalation import TimerStep
+from app.models.notifications import Notification
 from app.models.inbox import Conversation, Message
 from app.models.organize import ConversationEvent
 from tests.factories import make_message, make_queue, make_response, make_sending_address, make_sending_conversation, make_user
@@ -56,7 +57,7 @@ def test_agent_inactivity_returns_the_conversation_to_the_queue_once_and_routes_
     db.session.expire_all()
     conv = db.session.get(Conversation, conv.id)
     assert conv.assignee_id == bea.id  # routed again, never to the inactive agent
-    notices = list(db.session.scalars(select(UserNotice.text).where(UserNotice.user_id == alex.id)))
+    notices = list(db.session.scalars(select(Notification.text).where(Notification.user_id == alex.id)))
     assert notices == ["Taken from Alex Agent after 45 minutes"]
     lines = _events(db, conv.id)
     assert len(lines) == 1 and "Agent Inactivity" in lines[0] and "Bea Agent" in lines[0]
@@ -108,7 +109,7 @@ def test_customer_idle_sends_the_standard_response_then_auto_expire_resolves_onc
     # An hour before the expiry, the agent is reminded, once.
     results = _twice_in_parallel(app, NOW + timedelta(hours=47, minutes=30))
     assert sorted(r["expiry_reminder"] for r in results) == [0, 1]
-    assert list(db.session.scalars(select(UserNotice.text).where(UserNotice.user_id == alex.id))) == [
+    assert list(db.session.scalars(select(Notification.text).where(Notification.user_id == alex.id))) == [
         "Expires in 30 minutes"]
 
     results = _twice_in_parallel(app, NOW + timedelta(hours=48, minutes=1))
@@ -212,4 +213,4 @@ def test_two_cron_processes_and_two_workers_take_the_conversation_back_once(app,
     db.session.expire_all()
     assert db.session.get(Conversation, conv.id).assignee_id == setup["bea"].id
     assert len(_events(db, conv.id)) == 1
-    assert db.session.scalar(select(func.count()).select_from(UserNotice)) == 1
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 1

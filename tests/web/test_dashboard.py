@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app.extensions import db as _db
-from app.runtime.facts import backfill
+from app.runtime.backfill import backfill
 from tests.helpers import csrf_token
 from tests.factories import PASSWORD, make_address, make_conversation, make_message, make_queue, make_user
 
@@ -88,12 +88,41 @@ def test_the_fragment_refreshes_every_5_seconds(client, login_as, present, htmx_
     assert fragment.status_code == 200 and "<h1>" not in body and body.lstrip().startswith('<div id="dashboard"')
 
 
-def test_breaches_show_once_the_sla_writes_them(client, login_as, present, db):
-    from app.models.reports import ConversationFacts
+def test_breached_and_at_risk_follow_the_due_times_and_link_to_exactly_those(client, login_as, present, db):
+    from app.flows.sla_policies import add_policy
+    from app.models.inbox import Conversation
+    from app.runtime import sla
 
-    _db.session.get(ConversationFacts, present["c1"]).first_response_breached = True
-    _db.session.get(ConversationFacts, present["c3"]).first_response_breached = False
+    now, billing = present["now"], present["billing"]
+    add_policy(billing.id, name="Standard", priority=None, tag=None, first_response_minutes=60,
+               next_response_minutes=None, resolution_minutes=None, warning_minutes=15)
+    returns = make_queue("Returns")
+    add_policy(returns.id, name="Returns", priority=None, tag=None, first_response_minutes=5,
+               next_response_minutes=None, resolution_minutes=None, warning_minutes=None)
+    address = make_address()
+    waits = {}  # conversation id -> (queue, status, the customer's first unanswered message)
+    for key, minutes in (("c1", 50), ("c3", 20)):
+        waits[present[key]] = (billing.id, "open", now - timedelta(minutes=minutes))
+    for queue, status, minutes in ((billing, "open", 120), (billing, "pending", 61), (billing, "open", 47),
+                                   (billing, "resolved", 300), (returns, "open", 30)):
+        extra = make_conversation(queue=queue, address=address, when=now - timedelta(minutes=minutes), status=status)
+        make_message(extra, when=now - timedelta(minutes=minutes))
+        waits[extra.id] = (queue.id, status, now - timedelta(minutes=minutes))
+    for cid, (_queue, _status, since) in waits.items():
+        sla.customer_wrote(_db.session.get(Conversation, cid), since)
     _db.session.commit()
     login_as("supervisor")
     html = client.get("/dashboard").get_data(as_text=True)
-    assert figure(html, f'data-queue="{present["billing"].id}"', "breached")[0] == "1"
+    # independently: due 60 min after the wait began (always open), at risk from 15 min before
+    live = {cid: since for cid, (q, status, since) in waits.items() if q == billing.id and status != "resolved"}
+    breached = {cid for cid, since in live.items() if since + timedelta(minutes=60) <= now}
+    at_risk = {cid for cid, since in live.items() if since + timedelta(minutes=45) <= now < since + timedelta(minutes=60)}
+    assert len(breached) == 2 and len(at_risk) == 2
+    scope = f'data-queue="{billing.id}"'
+    for name, expected in (("breached", breached), ("at_risk", at_risk)):
+        text, href = figure(html, scope, name)
+        assert text == str(len(expected)), name
+        assert f"sla={name}" in href and f"queue={billing.id}" in href
+        inbox = client.get(href).get_data(as_text=True)
+        listed = {cid for cid in [*waits, present["c2"], present["c4"]] if f"/inbox/c/{cid}\"" in inbox}
+        assert listed == expected, name

@@ -283,3 +283,56 @@ def test_a_snoozed_row_says_until_when(ws, db):
                      + when + "</time>", html)
     far = _post(ws, f"/inbox/c/{conversation.id}/snooze", until="time", until_time="2099-01-02T09:30")
     assert far.status_code == 422 and "within a year" in far.get_data(as_text=True)
+
+
+def _facts(db, cid):
+    from app.models.reports import ConversationFacts
+
+    db.session.expire_all()
+    return db.session.get(ConversationFacts, cid)
+
+
+def test_merge_and_split_recount_the_reports_facts(ws, db):
+    from app.runtime.backfill import backfill
+
+    target = _conv(ws, "Parcel late", hours_ago=10)
+    source = _conv(ws, "Parcel still late", hours_ago=5)
+    make_message(source, text="And again", when=NOW - timedelta(hours=4))
+    make_message(source, direction="out", author=ws["alex"], text="Looking", when=NOW - timedelta(hours=3))
+    backfill()
+    _facts(db, source.id).first_response_breached = True  # as the SLA judged it
+    _facts(db, target.id).first_response_breached = False
+    db.session.commit()
+    assert _post(ws, f"/inbox/c/{source.id}/merge", target=target.id).status_code == 204
+    merged = _facts(db, target.id)
+    assert _facts(db, source.id) is None  # the merged one leaves the reports
+    assert (merged.messages_in, merged.reply_count, merged.first_response_breached) == (3, 1, True)
+    assert merged.first_customer_message_at == NOW - timedelta(hours=10)
+    assert merged.first_response_at == NOW - timedelta(hours=3)
+
+    moved = db.session.scalar(select(Message).where(Message.text == "And again"))
+    answer = _post(ws, f"/inbox/m/{moved.id}/split")
+    new_id = int(answer.headers["HX-Redirect"].rsplit("/", 1)[1])
+    new, old = _facts(db, new_id), _facts(db, target.id)
+    assert (new.messages_in, new.first_customer_message_at) == (1, NOW - timedelta(hours=4))
+    assert old.messages_in == 2
+    # the backfill counts the same from the messages
+    expected = {cid: (_facts(db, cid).messages_in, _facts(db, cid).reply_count) for cid in (target.id, new_id)}
+    backfill()
+    assert {cid: (_facts(db, cid).messages_in, _facts(db, cid).reply_count) for cid in expected} == expected
+    assert _facts(db, source.id) is None
+
+
+def test_snooze_and_its_end_reach_the_reports_facts(ws, db):
+    from app.runtime.backfill import backfill
+
+    conversation = _conv(ws, "Later", status="resolved")
+    backfill()
+    assert _facts(db, conversation.id).status == "resolved"
+    _post(ws, f"/inbox/c/{conversation.id}/snooze", until="time",
+          until_time=(NOW + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    snoozed = _facts(db, conversation.id)
+    assert (snoozed.status, snoozed.resolved_at, snoozed.reopened_count) == ("pending", None, 1)
+    assert wake_due_snoozes(NOW + timedelta(hours=3)) == 1
+    woken = _facts(db, conversation.id)
+    assert (woken.status, woken.agent_id) == ("open", ws["alex"].id)

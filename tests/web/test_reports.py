@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 
 from app.reports.figures import parse_period, PeriodError
-from tests.reports_seed import seed_history
+from tests.reports_seed import seed_history, sla_expected
 
 START = date(2026, 3, 2)  # the previous period: 2026-02-23 .. 2026-03-01
 DAYS = 7
@@ -75,7 +75,7 @@ def test_the_page_shows_charts_tables_and_the_comparison(client, login_as, histo
     page = client.get("/reports/", query_string=period_args())
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert html.count("<svg") == 4 and "<title id=\"chart-volume-title\">" in html
+    assert html.count("<svg") == 5 and "<title id=\"chart-volume-title\">" in html
     now = [s for s in history if in_days(s.created, START, START + timedelta(days=DAYS - 1))]
     before = [s for s in history if in_days(s.created, START - timedelta(days=DAYS), START - timedelta(days=1))]
     assert f'<tr data-row="received"><th scope="row">Received</th><td>{len(now)}</td><td>{len(before)}</td>' in html
@@ -93,6 +93,64 @@ def test_breakdowns_match_the_seed(client, login_as, history, by, label):
         received, resolved = expected.get(key, (0, 0))
         expected[key] = (received + in_days(s.created, first, last), resolved + in_days(s.resolved, first, last))
     assert got == {k: v for k, v in expected.items() if v != (0, 0)}
+
+
+def percent(met, measured):
+    return "" if not measured else f"{round(met * 100 / measured, 1)}"
+
+
+def test_sla_attainment_per_day_matches_the_seed(client, login_as, history):
+    login_as("supervisor")
+    rows = {r["day"]: r for r in csv_rows(client.get("/reports/sla.csv", query_string=period_args()))}
+    assert len(rows) == DAYS
+    measured_somewhere = 0
+    for i in range(DAYS):
+        day = START + timedelta(days=i)
+        expected = sla_expected([s for s in history if s.created.date() == day])
+        row = rows[day.isoformat()]
+        assert {k: int(row[k]) for k in expected} == expected, day
+        assert row["first_response_met_percent"] == percent(expected["first_response_met"],
+                                                            expected["first_response_measured"])
+        assert row["resolution_met_percent"] == percent(expected["resolution_met"], expected["resolution_measured"])
+        measured_somewhere += expected["first_response_measured"]
+    assert measured_somewhere  # the seed measures something
+    page = client.get("/reports/", query_string=period_args()).get_data(as_text=True)
+    assert '<svg class="chart" id="chart-sla"' in page and 'id="sla-table"' in page
+    week = sla_expected([s for s in history if in_days(s.created, START, START + timedelta(days=DAYS - 1))])
+    before = sla_expected([s for s in history if in_days(s.created, START - timedelta(days=DAYS), START - timedelta(days=1))])
+    now_pct = float(percent(week["first_response_met"], week["first_response_measured"]))
+    before_pct = float(percent(before["first_response_met"], before["first_response_measured"]))
+    diff = round(now_pct - before_pct, 1)
+    words = f"+{diff:g} pts" if diff > 0 else (f"−{-diff:g} pts" if diff < 0 else "0 pts")  # points, not a ratio
+    assert (f'<tr data-row="first_attainment"><th scope="row">First response target met</th>'
+            f'<td>{now_pct:g} %</td><td>{before_pct:g} %</td><td>{words}</td>') in page
+
+
+def test_breakdown_by_tag_counts_a_conversation_under_each_tag(client, login_as, history):
+    login_as("supervisor")
+    first, last = START, START + timedelta(days=DAYS - 1)
+    rows = csv_rows(client.get("/reports/breakdown.csv", query_string=period_args(by="tag")))
+    got = {r["Tag"]: r for r in rows}
+    expected = {}
+    for s in history:
+        for tag in s.tags or ("No tag",):
+            expected.setdefault(tag, []).append(s)
+    assert any(len(s.tags) == 2 for s in history)
+    for tag, seeded in expected.items():
+        received = sum(in_days(s.created, first, last) for s in seeded)
+        resolved = sum(in_days(s.resolved, first, last) for s in seeded)
+        if not received and not resolved:
+            assert tag not in got
+            continue
+        assert (int(got[tag]["received"]), int(got[tag]["resolved"])) == (received, resolved), tag
+        sla = sla_expected([s for s in seeded if in_days(s.created, first, last)])
+        assert int(got[tag]["first_response_met"]) == sla["first_response_met"], tag
+        assert int(got[tag]["resolution_measured"]) == sla["resolution_measured"], tag
+    page = client.get("/reports/", query_string=period_args(by="tag")).get_data(as_text=True)
+    assert 'id="tag-note"' in page and "counts once under each of its tags" in page
+    # the period's totals still count each conversation once
+    received = sum(in_days(s.created, first, last) for s in history)
+    assert f'<tr data-row="received"><th scope="row">Received</th><td>{received}</td>' in page
 
 
 def test_a_bad_period_says_why_and_agents_may_not_see_reports(client, login_as, app):

@@ -14,7 +14,8 @@ from app.flows.sla_policies import add_policy
 from app.inbox import actions, organize
 from app.models.inbox import Conversation, Draft
 from app.models.organize import ConversationEvent
-from app.models.sla import AgentNotice, SlaPolicy
+from app.models.notifications import Notification
+from app.models.sla import SlaPolicy
 from app.runtime import sla
 from app.runtime.ingest import RawItem, ingest
 from tests.factories import make_address, make_conversation, make_message, make_queue
@@ -201,7 +202,7 @@ def test_at_risk_and_overdue_notices_are_sent_once_each(db, desk):
     assert sla.notify_due(due - timedelta(minutes=5)) == 0
     assert sla.notify_due(due + timedelta(minutes=1)) == 1
     assert sla.notify_due(due + timedelta(minutes=2)) == 0
-    notices = db.session.scalars(select(AgentNotice).order_by(AgentNotice.id)).all()
+    notices = db.session.scalars(select(Notification).order_by(Notification.id)).all()
     assert [(n.user_id, n.kind) for n in notices] == [(agent.id, "at_risk"), (agent.id, "overdue")]
     assert notices[0].text == "First response due in 10 min: Parcel"
     events = db.session.scalars(select(ConversationEvent).where(ConversationEvent.kind == "sla")).all()
@@ -255,7 +256,7 @@ def test_inbox_rows_show_timers_sort_by_due_soonest_and_filter_breached_and_at_r
     assert plain.sla_due_at is None
 
 
-def test_the_agent_reads_the_notices_and_marks_them_read(client, db, login_as):
+def test_the_agent_reads_the_sla_notices_among_the_notifications(client, db, login_as):
     agent = db.session.merge(login_as("agent", name="Alex Agent"))
     queue = make_queue("Support", members=[agent])
     address = make_address("help@mail.pigeonhole.test", queues=[queue])
@@ -267,14 +268,19 @@ def test_the_agent_reads_the_notices_and_marks_them_read(client, db, login_as):
     sla.customer_wrote(conversation, when)
     db.session.commit()
     assert sla.notify_due() == 1
-    assert 'id="notices-link"' in client.get("/inbox/").get_data(as_text=True)
-    page = client.get("/inbox/notices").get_data(as_text=True)
-    assert f'<a href="/inbox/c/{conversation.id}">First response overdue: Lost parcel</a>' in page
-    assert "1 unread." in page
-    token = csrf_token(client, "/inbox/notices")
-    assert client.post("/inbox/notices", data={"csrf_token": token}).status_code == 303
-    page = client.get("/inbox/notices").get_data(as_text=True)
-    assert "0 unread." in page and "Mark all read" not in page
+    # one place: the Notifications page and the header's one badge (the old Notices page leads there)
+    assert client.get("/inbox/notices").headers["Location"].endswith("/notifications")
+    badge = client.get("/notifications/badge", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'aria-label="1 unread"' in badge
+    page = client.get("/notifications").get_data(as_text=True)
+    [notice] = db.session.scalars(select(Notification).where(Notification.user_id == agent.id)).all()
+    assert notice.kind == "overdue" and notice.conversation_id == conversation.id
+    assert '<span class="notification-kind kind-overdue">Overdue</span>' in page
+    assert f'<a href="/notifications/{notice.id}">First response overdue: Lost parcel</a>' in page
+    opened = client.get(f"/notifications/{notice.id}")
+    assert opened.status_code == 303 and opened.headers["Location"].endswith(f"/inbox/c/{conversation.id}")
+    badge = client.get("/notifications/badge", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "unread" not in badge and "Mark all as read" not in client.get("/notifications").get_data(as_text=True)
 
 
 def test_merge_keeps_the_oldest_wait_and_the_merged_one_has_no_timer(client, db, desk, login_as):

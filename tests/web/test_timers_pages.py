@@ -1,9 +1,11 @@
-"""Flows › Queue › Timers (docs/escalation.md): timed rules and alerts saved in the page; the notices banner."""
+"""Flows › Queue › Timers (docs/escalation.md): timed rules and alerts saved in the page; their notices on the
+Notifications page."""
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.models.escalation import QueueAlert, QueueTimer, UserNotice
+from app.models.escalation import QueueAlert, QueueTimer
+from app.models.notifications import Notification
 from tests.factories import make_queue, make_response, make_user
 from tests.helpers import csrf_token
 
@@ -63,23 +65,34 @@ def test_agents_cannot_open_the_timers_page(client, db, login_as):
     assert client.get(f"/flows/queues/{queue.id}/timers").status_code in (403, 404)
 
 
-def test_a_notice_shows_in_the_banner_until_its_user_dismisses_it(client, db, login_as):
+def test_timer_and_alert_notices_are_notifications_of_their_own_user_only(client, db, login_as):
+    from tests.factories import make_conversation
+
     agent = login_as("agent")
     other = make_user("agent")
-    db.session.add(UserNotice(user_id=agent.id, text="Taken back after 30 minutes"))
-    db.session.add(UserNotice(user_id=other.id, text="Not yours"))
+    queue = make_queue("Support", members=[agent])
+    conversation = make_conversation(queue=queue, assignee=agent)
+    db.session.add(Notification(user_id=agent.id, conversation_id=conversation.id, kind="timer",
+                                text="Taken back after 30 minutes"))
+    db.session.add(Notification(user_id=agent.id, kind="alert", text="Alert: Backlog of Support is 12"))
+    db.session.add(Notification(user_id=other.id, kind="timer", text="Not yours"))
     db.session.commit()
     page = client.get("/inbox/").get_data(as_text=True)
-    assert 'hx-get="/notices?next=/inbox/"' in page  # the banner comes after the page, by htmx
-    html = client.get("/notices?next=/inbox/", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert "Taken back after 30 minutes" in html and "Not yours" not in html and "<html" not in html
-    assert 'name="next" value="/inbox/"' in html
-    assert "Taken back after 30 minutes" in client.get("/notices").get_data(as_text=True)
-    mine = db.session.scalar(select(UserNotice).where(UserNotice.user_id == agent.id))
-    theirs = db.session.scalar(select(UserNotice).where(UserNotice.user_id == other.id))
-    token = csrf_token(client, "/inbox/")
-    assert client.post(f"/notices/{theirs.id}/dismiss", data={"csrf_token": token}).status_code == 404
-    done = client.post(f"/notices/{mine.id}/dismiss", data={"csrf_token": token, "next": "/inbox/"})
-    assert done.status_code == 303 and done.headers["Location"].endswith("/inbox/")
-    assert "Taken back after 30 minutes" not in client.get("/notices").get_data(as_text=True)
-    assert client.get("/notices?next=https://evil.example/", headers={"HX-Request": "true"}).status_code == 200
+    assert "/notices" not in page and 'id="notifications-link"' in page  # no banner: one badge, one page
+    badge = client.get("/notifications/badge", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'aria-label="2 unread"' in badge
+    html = client.get("/notifications").get_data(as_text=True)
+    assert "Taken back after 30 minutes" in html and "Alert: Backlog of Support is 12" in html
+    assert "Not yours" not in html and '<span class="notification-kind kind-alert">Alert</span>' in html
+    alert = db.session.scalar(select(Notification).where(Notification.kind == "alert"))
+    theirs = db.session.scalar(select(Notification).where(Notification.user_id == other.id))
+    assert client.get(f"/notifications/{theirs.id}").status_code == 404
+    opened = client.get(f"/notifications/{alert.id}")  # about no conversation: back to the list, read
+    assert opened.status_code == 303 and opened.headers["Location"].endswith("/notifications")
+    token = csrf_token(client, "/notifications")
+    assert client.post("/notifications/read", data={"csrf_token": token}).status_code == 303
+    badge = client.get("/notifications/badge", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "unread" not in badge
+    db.session.expire_all()
+    assert db.session.get(Notification, theirs.id).read_at is None
+
