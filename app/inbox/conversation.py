@@ -123,9 +123,14 @@ class MessageView:
                    m.auth_reason, m.auth_lookalike, m.author_id, m.edited_at)
 
 
-class ContactName(NamedTuple):
+class ContactView(NamedTuple):
+    """The customer as the page shows them (the header, the arrival card and the contact panel)."""
+    id: int
     name: str
     email: str
+    extra_addresses: str
+    organization: str
+    notes: str
 
 
 class AddressName(NamedTuple):
@@ -153,7 +158,7 @@ class ConversationView:
     assignee_id: int | None
     intent: str | None
     intent_confidence: float | None
-    contact: ContactName
+    contact: ContactView
     address: AddressName | None
     queue: Named | None
     assignee: Named | None
@@ -195,7 +200,8 @@ class ConversationDetail:
 #: whether the user may see it (`{visible}`: `VISIBLE_SQL`, or TRUE). SQL text: see `app.inbox.lists.INBOX_SQL`.
 _CONVERSATION = """
 SELECT c.id, c.subject, c.status, c.last_message_at, c.contact_id, c.address_id, c.queue_id, c.assignee_id,
-       c.intent, c.intent_confidence, ct.name, ct.email, a.address, q.name, u.name,
+       c.intent, c.intent_confidence, ct.name, ct.email, ct.extra_addresses, ct.organization, ct.notes,
+       a.address, q.name, u.name,
        (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id)
          AS seen_at,
        EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_drafts,
@@ -260,12 +266,12 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
     if found is None or not found.visible:
         raise NotFound("conversation")
     (cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
-     contact_name, contact_email, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _,
+     contact_name, contact_email, extra, organization, notes, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _,
      priority, tags, snoozed_until, merged_into_id, due, warn_at, first_due, next_due) = found
     sla_text, sla_state = sla.timer(due, warn_at, sla.label_of(due, first_due, next_due))
     conversation = ConversationView(
         cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
-        ContactName(contact_name or "", contact_email or ""),
+        ContactView(contact_id, contact_name or "", contact_email or "", extra or "", organization or "", notes or ""),
         AddressName(address_id, address) if address is not None else None,
         Named(queue_id, queue_name) if queue_name is not None else None,
         Named(assignee_id, assignee_name) if assignee_name is not None else None,
