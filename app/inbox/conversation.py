@@ -15,7 +15,7 @@ from app.inbox.access import VISIBLE_SQL, NotFound, get_user
 from app.inbox.lists import list_drafts
 from app.inbox.trail import events_of
 from app.mail.parse import SENDER_LABELS
-from app.models._types import UTCDateTime
+from app.models._types import UTCDateTime, ordered_columns
 from app.models.auth import Role, User
 from app.models.flows import FlowRun
 from app.models.inbox import Draft, Message
@@ -216,27 +216,36 @@ LEFT JOIN queues q ON q.id = c.queue_id
 LEFT JOIN users u ON u.id = c.assignee_id
 WHERE c.id = :conversation_id
 """
-CONVERSATION_SQL = {everyone: text(_CONVERSATION.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="c.")))
-                    .columns(last_message_at=UTCDateTime(), seen_at=UTCDateTime(), snoozed_until=UTCDateTime(),
-                             tags=JSON(), sla_due_at=UTCDateTime(), sla_warn_at=UTCDateTime(),
-                             first_response_due_at=UTCDateTime(), next_response_due_at=UTCDateTime())
-                    for everyone in (False, True)}
+CONVERSATION_SQL = {everyone: ordered_columns(
+    text(_CONVERSATION.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="c."))),
+    "id subject status last_message_at contact_id address_id queue_id assignee_id intent intent_confidence "
+    "contact_name contact_email extra_addresses organization notes address queue_name assignee_name seen_at "
+    "has_drafts has_runs visible priority tags snoozed_until merged_into_id sla_due_at sla_warn_at "
+    "first_response_due_at next_response_due_at",
+    last_message_at=UTCDateTime(), seen_at=UTCDateTime(), snoozed_until=UTCDateTime(), tags=JSON(),
+    sla_due_at=UTCDateTime(), sla_warn_at=UTCDateTime(), first_response_due_at=UTCDateTime(),
+    next_response_due_at=UTCDateTime()) for everyone in (False, True)}
 
 
 #: A conversation's messages for its page, oldest first, with their author's name and whether
-#: they have attachments (fetched next, for those only). SQL text: see `app.inbox.lists.INBOX_SQL`.
-MESSAGES_SQL = text("""
+#: they have attachments (fetched next, for those only); the columns in `MessageView`'s order.
+#: SQL text: see `app.inbox.lists.INBOX_SQL`.
+MESSAGES_SQL = ordered_columns(text("""
 SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject,
        m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
        EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments,
-       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at, m.sender_source, m.classification,
+       m.sent_at, m.smtp_code, m.smtp_reply, coalesce(m.delivery_attempts, 0), m.next_attempt_at, m.sender_source,
+       m.classification,
        m.auth_spf, m.auth_dkim, m.auth_dmarc, m.auth_from_domain, m.auth_reason, m.auth_lookalike,
        m.author_id, m.edited_at
 FROM messages m LEFT JOIN users u ON u.id = m.author_id
 WHERE m.conversation_id = :conversation_id
 ORDER BY m.created_at, m.id
-""").columns(created_at=UTCDateTime(), sent_at=UTCDateTime(), next_attempt_at=UTCDateTime(),
-          edited_at=UTCDateTime())
+"""), "id conversation_id direction from_addr to_addrs cc_addrs bcc_addrs subject text html created_at "
+    "delivery_status delivery_error author_name has_attachments sent_at smtp_code smtp_reply delivery_attempts "
+    "next_attempt_at sender_source classification auth_spf auth_dkim auth_dmarc auth_from_domain auth_reason "
+    "auth_lookalike author_id edited_at",
+    created_at=UTCDateTime(), sent_at=UTCDateTime(), next_attempt_at=UTCDateTime(), edited_at=UTCDateTime())
 ATTACHMENTS_SQL = text(
     "SELECT id, message_id, filename, content_type, size, content_id, inline, sha256 FROM attachments "
     "WHERE message_id IN :ids ORDER BY id"
@@ -244,10 +253,11 @@ ATTACHMENTS_SQL = text(
 
 
 #: The customer's ten most recent other conversations that the user may see.
-EARLIER_SQL = {everyone: text(
+EARLIER_SQL = {everyone: ordered_columns(text(
     "SELECT id, subject, status, last_message_at, merged_into_id FROM conversations WHERE contact_id = :contact_id "
     "AND id <> :conversation_id" + ("" if everyone else " AND " + VISIBLE_SQL.format(c=""))
-    + " ORDER BY last_message_at DESC LIMIT 10").columns(last_message_at=UTCDateTime()) for everyone in (False, True)}
+    + " ORDER BY last_message_at DESC LIMIT 10"), "id subject status last_message_at merged_into_id",
+    last_message_at=UTCDateTime()) for everyone in (False, True)}
 
 
 def conversation_detail(user: User | int, conversation_id: int) -> ConversationDetail:
@@ -277,10 +287,8 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
         Named(assignee_id, assignee_name) if assignee_name is not None else None,
         priority or 0, list(tags or []), snoozed_until, merged_into_id, due, sla_text, sla_state)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
-    messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
-                            r.next_attempt_at, r.sender_source, r.classification, r.auth_spf, r.auth_dkim,
-                            r.auth_dmarc, r.auth_from_domain, r.auth_reason, r.auth_lookalike, r.author_id,
-                            r.edited_at) for r in rows]
+    # By position: the columns after `has_attachments` are `MessageView`'s fields after `attachments`, in order.
+    messages = [MessageView(*r[:14], [], *r[15:]) for r in rows]
     with_files = [r[0] for r in rows if r[14]]
     if with_files:
         by_id = {m.id: m for m in messages}

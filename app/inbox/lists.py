@@ -19,7 +19,7 @@ from app.extensions import db
 from app.inbox.access import VISIBLE_SQL, InvalidAction, get_user, visibility_filter
 from app.inbox.display import snippet
 from app.inbox.search import matching_conversations_sql
-from app.models._types import UTCDateTime, utcnow
+from app.models._types import UTCDateTime, ordered_columns, utcnow
 from app.models.auth import Role, User
 from app.models.inbox import Conversation, ConversationSeen, Draft
 from app.runtime import sla
@@ -173,6 +173,10 @@ LEFT JOIN queues q ON q.id = c.queue_id
 LEFT JOIN users u ON u.id = c.assignee_id
 ORDER BY {outer_order}
 """
+#: The columns of `INBOX_SQL`, in order (`_inbox_row` reads them by position).
+INBOX_COLUMNS = ("id subject status last_message_at contact_name contact_email queue_name assignee_name priority tags "
+                 "snoozed_until sla_due_at sla_warn_at first_response_due_at next_response_due_at snippet seen_at "
+                 "has_draft failed window_size window_end")
 #: The two orders of a page (inner: the page's ids; outer: its rows), newest activity first or by priority.
 ORDERS = {"": ("last_message_at DESC, id DESC", "c.last_message_at DESC, c.id DESC"),
           "priority": ("priority DESC, last_message_at DESC, id DESC",
@@ -307,14 +311,13 @@ def _inbox_statement(with_clause: str, where: str, window: str, sort: str = ""):
     """`INBOX_SQL` for one combination of filters (a handful of fixed fragments: few distinct ones),
     built once: parsing the SQL for its parameters cost more than running it."""
     order, outer_order = ORDERS[sort]
-    return text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window, order=order,
-                                 outer_order=outer_order)).bindparams(
+    statement = text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window, order=order,
+                                      outer_order=outer_order)).bindparams(
         *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at", "older_due", "f_now")
-          if f":{name}" in where)
-    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"], tags=JSON(),
-              snoozed_until=_INBOX_TYPES["snoozed_until"], sla_due_at=_INBOX_TYPES["sla_due_at"],
-              sla_warn_at=_INBOX_TYPES["sla_warn_at"], first_response_due_at=_INBOX_TYPES["first_response_due_at"],
-              next_response_due_at=_INBOX_TYPES["next_response_due_at"])
+          if f":{name}" in where))
+    return ordered_columns(statement, INBOX_COLUMNS, tags=JSON(), **{
+        name: _INBOX_TYPES[name] for name in ("last_message_at", "seen_at", "snoozed_until", "sla_due_at",
+                                              "sla_warn_at", "first_response_due_at", "next_response_due_at")})
 
 
 def _inbox_row(r) -> InboxRow:
