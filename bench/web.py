@@ -337,7 +337,7 @@ def main() -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     os.environ.setdefault("PIGEONHOLE_INSTANCE", str(Path(tempfile.gettempdir()) / "pigeonhole-bench-instance"))
-    from sqlalchemy import event, func, select
+    from sqlalchemy import event, func, inspect, select
 
     from app import create_app
     from app.extensions import db
@@ -364,7 +364,9 @@ def main() -> None:
     with app.app_context():
         try:
             seeded = db.session.scalar(select(func.count()).select_from(Message)) == MESSAGES \
-                and db.session.scalar(select(func.count()).select_from(ConversationTag)) > 0  # a seed of today's shape
+                and db.session.scalar(select(func.count()).select_from(ConversationTag)) > 0 \
+                and "sort_last_at" in {c["name"] for c in inspect(db.engine).get_columns("conversation_tags")}
+            # (a seed of today's shape)
         except Exception:  # noqa: BLE001 - no schema yet
             seeded = False
         db.session.remove()
