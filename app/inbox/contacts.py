@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.inbox.access import VISIBLE_SQL, InvalidAction, NotAllowed, NotFound, get_conversation, get_user
+from app.models._types import ordered_columns
 from app.models.auth import Role, User
 from app.models.inbox import Contact
 
@@ -73,8 +74,8 @@ class ContactPanel:
 #: (`VISIBLE_SQL`) those the user may see. SQL text, built once: see `app.inbox.lists.INBOX_SQL`.
 _OTHERS = ("SELECT id, subject, status FROM conversations WHERE contact_id = :contact_id AND merged_into_id IS NULL "
            "AND id <> :exclude{} ORDER BY last_message_at DESC, id DESC LIMIT :limit")
-OTHERS_SQL = {everyone: text(_OTHERS.format("" if everyone else " AND " + VISIBLE_SQL.format(c="")))
-              for everyone in (False, True)}
+OTHERS_SQL = {everyone: ordered_columns(text(_OTHERS.format("" if everyone else " AND " + VISIBLE_SQL.format(c=""))),
+                                        "id subject status") for everyone in (False, True)}
 
 
 def others_visible(user: User, contact_id: int, exclude: int | None = None) -> list[OtherConversation]:
