@@ -481,8 +481,8 @@ def main() -> None:
     print(f"\ngoal: p95 < {GOAL_MS} ms and at most {GOAL_RATIO:g}x the trivial route's p95, in server CPU time "
           f"(trivial route: {base_cpu:.2f} ms; wall clock after the bar, {base_wall:.2f} ms)")
     for label, c95, ratio, w95, wall_ratio in goals:
-        print(f"  {label:28} {c95:6.2f} ms {ratio:4.1f}x  {_verdict(c95, ratio):8} | wall {w95:6.2f} ms "
-              f"{wall_ratio:4.1f}x {_verdict(w95, wall_ratio)}")
+        print(f"  {label:28} {c95:6.2f} ms {ratio:5.2f}x  {_verdict(c95, ratio):8} | wall {w95:6.2f} ms "
+              f"{wall_ratio:5.2f}x {_verdict(w95, wall_ratio)}")
     print(f"all pages: {'met' if all(_verdict(c, r) == 'met' for _, c, r, _, _ in goals) else 'NOT met'} "
           "(server CPU time)")
 
