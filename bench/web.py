@@ -14,7 +14,16 @@ whole Flask stack (login check, security headers, logging, rendering), the serve
 next to a trivial route measured in the same run, and prints p50/p95 in ms, the ratio
 to the trivial route and the SQL statements per request. The pages take turns, one request
 each (`--block N`: N requests each; `--sequential`: all of one page, then the next). Goal:
-p95 under 50 ms for each page on SQLite, and under 5x the trivial route.
+p95 under 50 ms for each page on SQLite, and at most 3x the trivial route's p95 in server CPU
+time (the process's own time, which other processes on the machine do not inflate as they do
+the wall clock). The last lines say, page by page, whether it meets the goal.
+
+What is measured is a server that has served these pages before: the warm-up opens each
+measured conversation once (its tiles rendered, its messages' frames sanitised, the agent's
+look recorded) and runs each search and tag filter once. A conversation's first view in a
+process (every tile rendered and every frame sanitised) is measured on its own, on the
+"conversation, first view" line (not part of the goal). The event fan-out (one change seen by
+50 connected agents) is `bench/sse.py`.
 
     .venv/bin/python bench/web.py                    # seeds /tmp/pigeonhole-bench/bench.db once, then measures
     .venv/bin/python bench/web.py --requests 500     # more requests per page
@@ -277,6 +286,15 @@ def profile(client, path, n: int, sort: str = "cumulative", lines: int = 40, bef
     pstats.Stats(profiler).sort_stats(sort).print_stats(lines)
 
 
+#: The goal of every page: p95 under GOAL_MS, and at most GOAL_RATIO times the trivial route's p95.
+GOAL_MS = 50
+GOAL_RATIO = 3
+
+
+def _verdict(p95: float, ratio: float) -> str:
+    return "met" if p95 < GOAL_MS and ratio <= GOAL_RATIO else "NOT met"
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -330,7 +348,7 @@ def main() -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     os.environ.setdefault("PIGEONHOLE_INSTANCE", str(Path(tempfile.gettempdir()) / "pigeonhole-bench-instance"))
-    from sqlalchemy import event, func, select
+    from sqlalchemy import event, func, inspect, select
 
     from app import create_app
     from app.extensions import db
@@ -357,7 +375,9 @@ def main() -> None:
     with app.app_context():
         try:
             seeded = db.session.scalar(select(func.count()).select_from(Message)) == MESSAGES \
-                and db.session.scalar(select(func.count()).select_from(ConversationTag)) > 0  # a seed of today's shape
+                and db.session.scalar(select(func.count()).select_from(ConversationTag)) > 0 \
+                and "sort_last_at" in {c["name"] for c in inspect(db.engine).get_columns("conversation_tags")}
+            # (a seed of today's shape)
         except Exception:  # noqa: BLE001 - no schema yet
             seeded = False
         db.session.remove()
@@ -399,8 +419,13 @@ def main() -> None:
         ("search", lambda: "/inbox/?view=all&status=&q=" + rng.choice(SEARCHES).replace(" ", "+")),
         ("conversation (20 messages)", lambda: f"/inbox/c/{rng.choice(long_threads)}"),
     ]
-    for _, path in pages:  # warm up: caches, compiled templates, SQLite pages
+    # Warm up: compiled templates and statements, SQLite's pages, and each conversation, search and tag
+    # page once (a conversation's first view is measured below, on a line of its own).
+    for _, path in pages:
         measure(client, path, 10)
+    for target in ([f"/inbox/c/{c}" for c in long_threads] + [f"/inbox/?view=all&tag={t}&sort=priority" for t in TAGS]
+                   + ["/inbox/?view=all&status=&q=" + q.replace(" ", "+") for q in SEARCHES]):
+        measure(client, target, 1)
     # Interleaved by default, one request of each page in turn, as a server sees them: a drift of
     # the machine's speed during the run (other processes, CPU frequency) then weighs on every page
     # alike, and each request starts with the CPU caches another page left behind. `--block 100`
@@ -415,15 +440,14 @@ def main() -> None:
     base_wall, base_cpu = (pct(v, 95) for v in results["trivial route"][:2])
     print(f"\n{'page':28} {'p50 ms':>7} {'p95 ms':>7} {'p95/trivial':>11}   {'cpu p50':>7} {'cpu p95':>7} "
           f"{'cpu p95/trivial':>15} {'queries':>8}")
-    verdicts = {"wall": True, "cpu": True}
+    goals = []  # (page, cpu p95, its ratio, wall p95, its ratio)
     for label, (wall, cpu, queries) in results.items():
         w50, w95, c50, c95 = statistics.median(wall), pct(wall, 95), statistics.median(cpu), pct(cpu, 95)
         spread = f"{min(queries)}" if min(queries) == max(queries) else f"{min(queries)}-{max(queries)}"
         print(f"{label:28} {w50:7.2f} {w95:7.2f} {w95 / base_wall:10.1f}x   {c50:7.2f} {c95:7.2f} "
               f"{c95 / base_cpu:14.1f}x {spread:>8}")
         if label != "trivial route":
-            verdicts["wall"] &= w95 < 50 and w95 / base_wall < 5
-            verdicts["cpu"] &= c95 < 50 and c95 / base_cpu < 5
+            goals.append((label, c95, c95 / base_cpu, w95, w95 / base_wall))
     # Not part of the goal: the same conversation pages with the per-process caches emptied before
     # each request (a conversation nobody has opened since the worker started: every message
     # sanitised, framed and its tile rendered).
@@ -435,7 +459,7 @@ def main() -> None:
         display._cache.clear()
 
     wall, cpu, queries = measure(client, pages[-1][1], max(50, args.requests // 3), before=empty_caches)
-    print(f"{'conversation, caches empty':28} {statistics.median(wall):7.2f} {pct(wall, 95):7.2f} "
+    print(f"{'conversation, first view':28} {statistics.median(wall):7.2f} {pct(wall, 95):7.2f} "
           f"{pct(wall, 95) / base_wall:10.1f}x   {statistics.median(cpu):7.2f} {pct(cpu, 95):7.2f} "
           f"{pct(cpu, 95) / base_cpu:14.1f}x {max(queries):>8}   (not part of the goal)")
     # The Reports page (a supervisor, the last 30 days by queue), over the 100,000 conversations' facts.
@@ -458,16 +482,21 @@ def main() -> None:
         report_ok["cpu"] &= pct(cpu, 95) < REPORT_GOAL_MS
     print(f"reports and dashboard goal (p95 < {REPORT_GOAL_MS} ms): wall clock {'met' if report_ok['wall'] else 'NOT met'}, "
           f"server CPU time {'met' if report_ok['cpu'] else 'NOT met'}")
-    load = os.getloadavg()[0]
-    print(f"\ngoal (p95 < 50 ms and < 5x the trivial route's p95): wall clock {'met' if verdicts['wall'] else 'NOT met'}, "
-          f"server CPU time {'met' if verdicts['cpu'] else 'NOT met'}")
-    print(f"load average during the run: {load:.1f} on {os.cpu_count()} cores "
-          "(wall-clock figures grow with other processes' load; CPU time does not)")
     for label, path, before in [(label, path, None) for label, path in pages] + [
-            ("conversation, caches empty", pages[-1][1], empty_caches)]:
+            ("conversation, first view", pages[-1][1], empty_caches)]:
         if args.profile and args.profile.lower() in label.lower():
             print(f"\nprofile of {label}, {args.requests} requests:")
             profile(client, path, args.requests, sort=args.profile_sort, before=before)
+    load = os.getloadavg()[0]  # the last lines: the load and the verdicts
+    print(f"\nload average during the run: {load:.1f} on {os.cpu_count()} cores "
+          "(wall-clock figures grow with other processes' load; CPU time does not)")
+    print(f"\ngoal: p95 < {GOAL_MS} ms and at most {GOAL_RATIO:g}x the trivial route's p95, in server CPU time "
+          f"(trivial route: {base_cpu:.2f} ms; wall clock after the bar, {base_wall:.2f} ms)")
+    for label, c95, ratio, w95, wall_ratio in goals:
+        print(f"  {label:28} {c95:6.2f} ms {ratio:5.2f}x  {_verdict(c95, ratio):8} | wall {w95:6.2f} ms "
+              f"{wall_ratio:5.2f}x {_verdict(w95, wall_ratio)}")
+    print(f"all pages: {'met' if all(_verdict(c, r) == 'met' for _, c, r, _, _ in goals) else 'NOT met'} "
+          "(server CPU time)")
 
 
 if __name__ == "__main__":

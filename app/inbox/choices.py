@@ -1,7 +1,7 @@
 """The queues and agents a user can choose from: the queues they work (the inbox's queue filter,
 New Mail's queue), the queues they may Transfer to and who could take a conversation (Assign).
 
-The pick lists are rows read by prebuilt SQL: no ORM objects to build.
+The pick lists are rows read by prebuilt SQL (`ordered_columns`): no ORM objects to build.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, bindparam, select, text
 
 from app.extensions import db
 from app.inbox.access import get_user, may_transfer_to_any_queue, member_queue_ids
+from app.models._types import ordered_columns
 from app.models.auth import Queue, Role, User
 from app.models.inbox import Conversation
 
@@ -23,8 +24,8 @@ def user_queues(user: User | int) -> list[Queue]:
 
 
 #: (id, name) of the queues an agent works, by name (supervisors and admins: `QUEUES_SQL`).
-MY_QUEUES_SQL = text("SELECT q.id, q.name FROM queues q JOIN queue_members m ON m.queue_id = q.id "
-                     "WHERE m.user_id = :user_id ORDER BY q.name")
+MY_QUEUES_SQL = ordered_columns(text("SELECT q.id, q.name FROM queues q JOIN queue_members m ON m.queue_id = q.id "
+                                     "WHERE m.user_id = :user_id ORDER BY q.name"), "id name")
 
 
 def queue_choices(user: User | int) -> list:
@@ -36,7 +37,7 @@ def queue_choices(user: User | int) -> list:
 
 
 #: (id, name) of every queue, by name.
-QUEUES_SQL = text("SELECT id, name FROM queues ORDER BY name")
+QUEUES_SQL = ordered_columns(text("SELECT id, name FROM queues ORDER BY name"), "id name")
 
 
 def all_queue_choices() -> list:
@@ -61,8 +62,8 @@ def transfer_choices(user: User | int, conversation: Conversation) -> list:
 _ASSIGNABLE = "SELECT id, name, email FROM users WHERE active = :yes{} ORDER BY name"
 _ASSIGNABLE_QUEUE = (" AND (id IN (SELECT user_id FROM queue_members WHERE queue_id = :queue_id) "
                      f"OR role IN ('{Role.SUPERVISOR.value}', '{Role.ADMIN.value}'))")
-ASSIGNABLE_SQL = {queue: text(_ASSIGNABLE.format(_ASSIGNABLE_QUEUE if queue else "")).bindparams(
-    bindparam("yes", True, type_=Boolean())) for queue in (False, True)}
+ASSIGNABLE_SQL = {queue: ordered_columns(text(_ASSIGNABLE.format(_ASSIGNABLE_QUEUE if queue else "")).bindparams(
+    bindparam("yes", True, type_=Boolean())), "id name email") for queue in (False, True)}
 
 
 def assignable_users(conversation: Conversation) -> list:
@@ -74,11 +75,11 @@ def assignable_users(conversation: Conversation) -> list:
 
 #: The inbox's Assignee and Address filters in one statement: ("agent", id, name) for active users by name,
 #: ("address", id, address) for our addresses that are not archived, by address.
-FILTER_CHOICES_SQL = text(
+FILTER_CHOICES_SQL = ordered_columns(text(
     "SELECT * FROM (SELECT 'agent' AS kind, id, coalesce(nullif(name, ''), email) AS label FROM users "
     "WHERE active = :yes) AS agents "
     "UNION ALL SELECT * FROM (SELECT 'address', id, address FROM email_addresses WHERE archived_at IS NULL) AS ours "
-    "ORDER BY 1, 3").bindparams(bindparam("yes", True, type_=Boolean()))
+    "ORDER BY 1, 3").bindparams(bindparam("yes", True, type_=Boolean())), "kind id label")
 
 
 def filter_choices() -> dict:

@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from sqlalchemy import select
+from typing import NamedTuple
+
+from sqlalchemy import text
 
 from app.extensions import db
-from app.inbox.access import InvalidAction, NotAllowed, NotFound, get_conversation, get_user, visibility_filter
+from app.inbox.access import VISIBLE_SQL, InvalidAction, NotAllowed, NotFound, get_conversation, get_user
+from app.models._types import ordered_columns
 from app.models.auth import Role, User
-from app.models.inbox import Contact, Conversation
+from app.models.inbox import Contact
 
 #: Domains of free mail services: an address there names no organisation.
 FREE_MAIL_DOMAINS = frozenset({
@@ -39,11 +42,12 @@ def domain_organization(email: str) -> str:
     return domain
 
 
-def organization_of(contact: Contact) -> str:
-    return contact.organization.strip() or domain_organization(contact.email)
+def organization_of(contact) -> str:
+    """The organisation of a `Contact` (or anything with its `organization` and `email`)."""
+    return (contact.organization or "").strip() or domain_organization(contact.email)
 
 
-def extra_addresses(contact: Contact) -> list[str]:
+def extra_addresses(contact) -> list[str]:
     return [a for a in (contact.extra_addresses or "").split() if a]
 
 
@@ -51,34 +55,45 @@ def may_edit_contacts(user: User) -> bool:
     return user.has_role(Role.SUPERVISOR)
 
 
+class OtherConversation(NamedTuple):
+    id: int
+    subject: str
+    status: str
+
+
 @dataclass
 class ContactPanel:
-    contact: Contact
+    contact: object  # a `Contact`, or the conversation page's `ContactView` (id, name, email, notes, ...)
     organization: str
     addresses: list[str]
-    others: list[Conversation]
+    others: list[OtherConversation]
     may_edit: bool
 
 
-def others_visible(user: User, contact_id: int, exclude: int | None = None) -> list[Conversation]:
+#: The contact's conversations that are not merged, newest first, but one (`exclude`, or 0), all or
+#: (`VISIBLE_SQL`) those the user may see. SQL text, built once: see `app.inbox.lists.INBOX_SQL`.
+_OTHERS = ("SELECT id, subject, status FROM conversations WHERE contact_id = :contact_id AND merged_into_id IS NULL "
+           "AND id <> :exclude{} ORDER BY last_message_at DESC, id DESC LIMIT :limit")
+OTHERS_SQL = {everyone: ordered_columns(text(_OTHERS.format("" if everyone else " AND " + VISIBLE_SQL.format(c=""))),
+                                        "id subject status") for everyone in (False, True)}
+
+
+def others_visible(user: User, contact_id: int, exclude: int | None = None) -> list[OtherConversation]:
     """The contact's conversations `user` may see, newest first (not `exclude`, nor merged ones)."""
-    stmt = select(Conversation).where(Conversation.contact_id == contact_id, Conversation.merged_into_id.is_(None))
-    rule = visibility_filter(user)
-    if rule is not None:
-        stmt = stmt.where(rule)
-    if exclude is not None:
-        stmt = stmt.where(Conversation.id != exclude)
-    return list(db.session.scalars(stmt.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-                                   .limit(OTHER_CONVERSATIONS)))
+    rows = db.session.execute(OTHERS_SQL[user.has_role(Role.SUPERVISOR)], {
+        "contact_id": contact_id, "exclude": exclude or 0, "user_id": user.id, "limit": OTHER_CONVERSATIONS})
+    return [OtherConversation(*r) for r in rows]
 
 
-def contact_panel(user: User | int, conversation_id: int) -> ContactPanel:
-    """The contact panel of a conversation `user` may see; raises `NotFound`."""
+def contact_panel(user: User | int, conversation_id: int, contact=None) -> ContactPanel:
+    """The contact panel of a conversation `user` may see; raises `NotFound`. `contact`: the conversation's
+    contact when the caller has read it and checked that the user may see the conversation (the
+    conversation page's `ContactView`): no second look-up."""
     user = get_user(user)
-    conversation = get_conversation(user, conversation_id)
-    contact = conversation.contact
+    if contact is None:
+        contact = get_conversation(user, conversation_id).contact
     return ContactPanel(contact, organization_of(contact), [contact.email] + extra_addresses(contact),
-                        others_visible(user, contact.id, exclude=conversation.id), may_edit_contacts(user))
+                        others_visible(user, contact.id, exclude=conversation_id), may_edit_contacts(user))
 
 
 def get_contact(user: User | int, contact_id: int) -> Contact:

@@ -15,7 +15,7 @@ from app.inbox.access import VISIBLE_SQL, NotFound, get_user
 from app.inbox.lists import list_drafts
 from app.inbox.trail import events_of
 from app.mail.parse import SENDER_LABELS
-from app.models._types import UTCDateTime
+from app.models._types import UTCDateTime, ordered_columns
 from app.models.auth import Role, User
 from app.models.flows import FlowRun
 from app.models.inbox import Draft, Message
@@ -123,9 +123,14 @@ class MessageView:
                    m.auth_reason, m.auth_lookalike, m.author_id, m.edited_at)
 
 
-class ContactName(NamedTuple):
+class ContactView(NamedTuple):
+    """The customer as the page shows them (the header, the arrival card and the contact panel)."""
+    id: int
     name: str
     email: str
+    extra_addresses: str
+    organization: str
+    notes: str
 
 
 class AddressName(NamedTuple):
@@ -153,7 +158,7 @@ class ConversationView:
     assignee_id: int | None
     intent: str | None
     intent_confidence: float | None
-    contact: ContactName
+    contact: ContactView
     address: AddressName | None
     queue: Named | None
     assignee: Named | None
@@ -195,7 +200,8 @@ class ConversationDetail:
 #: whether the user may see it (`{visible}`: `VISIBLE_SQL`, or TRUE). SQL text: see `app.inbox.lists.INBOX_SQL`.
 _CONVERSATION = """
 SELECT c.id, c.subject, c.status, c.last_message_at, c.contact_id, c.address_id, c.queue_id, c.assignee_id,
-       c.intent, c.intent_confidence, ct.name, ct.email, a.address, q.name, u.name,
+       c.intent, c.intent_confidence, ct.name, ct.email, ct.extra_addresses, ct.organization, ct.notes,
+       a.address, q.name, u.name,
        (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id)
          AS seen_at,
        EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id) AS has_drafts,
@@ -210,27 +216,36 @@ LEFT JOIN queues q ON q.id = c.queue_id
 LEFT JOIN users u ON u.id = c.assignee_id
 WHERE c.id = :conversation_id
 """
-CONVERSATION_SQL = {everyone: text(_CONVERSATION.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="c.")))
-                    .columns(last_message_at=UTCDateTime(), seen_at=UTCDateTime(), snoozed_until=UTCDateTime(),
-                             tags=JSON(), sla_due_at=UTCDateTime(), sla_warn_at=UTCDateTime(),
-                             first_response_due_at=UTCDateTime(), next_response_due_at=UTCDateTime())
-                    for everyone in (False, True)}
+CONVERSATION_SQL = {everyone: ordered_columns(
+    text(_CONVERSATION.format(visible="1 = 1" if everyone else VISIBLE_SQL.format(c="c."))),
+    "id subject status last_message_at contact_id address_id queue_id assignee_id intent intent_confidence "
+    "contact_name contact_email extra_addresses organization notes address queue_name assignee_name seen_at "
+    "has_drafts has_runs visible priority tags snoozed_until merged_into_id sla_due_at sla_warn_at "
+    "first_response_due_at next_response_due_at",
+    last_message_at=UTCDateTime(), seen_at=UTCDateTime(), snoozed_until=UTCDateTime(), tags=JSON(),
+    sla_due_at=UTCDateTime(), sla_warn_at=UTCDateTime(), first_response_due_at=UTCDateTime(),
+    next_response_due_at=UTCDateTime()) for everyone in (False, True)}
 
 
 #: A conversation's messages for its page, oldest first, with their author's name and whether
-#: they have attachments (fetched next, for those only). SQL text: see `app.inbox.lists.INBOX_SQL`.
-MESSAGES_SQL = text("""
+#: they have attachments (fetched next, for those only); the columns in `MessageView`'s order.
+#: SQL text: see `app.inbox.lists.INBOX_SQL`.
+MESSAGES_SQL = ordered_columns(text("""
 SELECT m.id, m.conversation_id, m.direction, m.from_addr, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject,
        m.text, m.html, m.created_at, m.delivery_status, m.delivery_error, u.name AS author_name,
        EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = m.id) AS has_attachments,
-       m.sent_at, m.smtp_code, m.smtp_reply, m.delivery_attempts, m.next_attempt_at, m.sender_source, m.classification,
+       m.sent_at, m.smtp_code, m.smtp_reply, coalesce(m.delivery_attempts, 0), m.next_attempt_at, m.sender_source,
+       m.classification,
        m.auth_spf, m.auth_dkim, m.auth_dmarc, m.auth_from_domain, m.auth_reason, m.auth_lookalike,
        m.author_id, m.edited_at
 FROM messages m LEFT JOIN users u ON u.id = m.author_id
 WHERE m.conversation_id = :conversation_id
 ORDER BY m.created_at, m.id
-""").columns(created_at=UTCDateTime(), sent_at=UTCDateTime(), next_attempt_at=UTCDateTime(),
-          edited_at=UTCDateTime())
+"""), "id conversation_id direction from_addr to_addrs cc_addrs bcc_addrs subject text html created_at "
+    "delivery_status delivery_error author_name has_attachments sent_at smtp_code smtp_reply delivery_attempts "
+    "next_attempt_at sender_source classification auth_spf auth_dkim auth_dmarc auth_from_domain auth_reason "
+    "auth_lookalike author_id edited_at",
+    created_at=UTCDateTime(), sent_at=UTCDateTime(), next_attempt_at=UTCDateTime(), edited_at=UTCDateTime())
 ATTACHMENTS_SQL = text(
     "SELECT id, message_id, filename, content_type, size, content_id, inline, sha256 FROM attachments "
     "WHERE message_id IN :ids ORDER BY id"
@@ -238,10 +253,11 @@ ATTACHMENTS_SQL = text(
 
 
 #: The customer's ten most recent other conversations that the user may see.
-EARLIER_SQL = {everyone: text(
+EARLIER_SQL = {everyone: ordered_columns(text(
     "SELECT id, subject, status, last_message_at, merged_into_id FROM conversations WHERE contact_id = :contact_id "
     "AND id <> :conversation_id" + ("" if everyone else " AND " + VISIBLE_SQL.format(c=""))
-    + " ORDER BY last_message_at DESC LIMIT 10").columns(last_message_at=UTCDateTime()) for everyone in (False, True)}
+    + " ORDER BY last_message_at DESC LIMIT 10"), "id subject status last_message_at merged_into_id",
+    last_message_at=UTCDateTime()) for everyone in (False, True)}
 
 
 def conversation_detail(user: User | int, conversation_id: int) -> ConversationDetail:
@@ -260,21 +276,19 @@ def conversation_detail(user: User | int, conversation_id: int) -> ConversationD
     if found is None or not found.visible:
         raise NotFound("conversation")
     (cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
-     contact_name, contact_email, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _,
+     contact_name, contact_email, extra, organization, notes, address, queue_name, assignee_name, seen_at, has_drafts, has_runs, _,
      priority, tags, snoozed_until, merged_into_id, due, warn_at, first_due, next_due) = found
     sla_text, sla_state = sla.timer(due, warn_at, sla.label_of(due, first_due, next_due))
     conversation = ConversationView(
         cid, subject, status, last_message_at, contact_id, address_id, queue_id, assignee_id, intent, confidence,
-        ContactName(contact_name or "", contact_email or ""),
+        ContactView(contact_id, contact_name or "", contact_email or "", extra or "", organization or "", notes or ""),
         AddressName(address_id, address) if address is not None else None,
         Named(queue_id, queue_name) if queue_name is not None else None,
         Named(assignee_id, assignee_name) if assignee_name is not None else None,
         priority or 0, list(tags or []), snoozed_until, merged_into_id, due, sla_text, sla_state)
     rows = db.session.execute(MESSAGES_SQL, {"conversation_id": conversation.id}).all()
-    messages = [MessageView(*r[:14], [], r.sent_at, r.smtp_code, r.smtp_reply, r.delivery_attempts or 0,
-                            r.next_attempt_at, r.sender_source, r.classification, r.auth_spf, r.auth_dkim,
-                            r.auth_dmarc, r.auth_from_domain, r.auth_reason, r.auth_lookalike, r.author_id,
-                            r.edited_at) for r in rows]
+    # By position: the columns after `has_attachments` are `MessageView`'s fields after `attachments`, in order.
+    messages = [MessageView(*r[:14], [], *r[15:]) for r in rows]
     with_files = [r[0] for r in rows if r[14]]
     if with_files:
         by_id = {m.id: m for m in messages}

@@ -19,7 +19,7 @@ from app.extensions import db
 from app.inbox.access import VISIBLE_SQL, InvalidAction, get_user, visibility_filter
 from app.inbox.display import snippet
 from app.inbox.search import matching_conversations_sql
-from app.models._types import UTCDateTime, utcnow
+from app.models._types import UTCDateTime, ordered_columns, utcnow
 from app.models.auth import Role, User
 from app.models.inbox import Conversation, ConversationSeen, Draft
 from app.runtime import sla
@@ -166,24 +166,36 @@ SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, 
   EXISTS (SELECT 1 FROM messages f WHERE f.conversation_id = c.id AND f.delivery_status IN ('failed', 'bounced'))
     AS failed,
   {window}
-FROM (SELECT id FROM conversations WHERE {where} ORDER BY {order} LIMIT :page_limit) AS page
+FROM (SELECT id FROM {source} WHERE {where} ORDER BY {order} LIMIT :page_limit) AS page
 JOIN conversations c ON c.id = page.id
 LEFT JOIN contacts ct ON ct.id = c.contact_id
 LEFT JOIN queues q ON q.id = c.queue_id
 LEFT JOIN users u ON u.id = c.assignee_id
 ORDER BY {outer_order}
 """
+#: The columns of `INBOX_SQL`, in order (`_inbox_row` reads them by position).
+INBOX_COLUMNS = ("id subject status last_message_at contact_name contact_email queue_name assignee_name priority tags "
+                 "snoozed_until sla_due_at sla_warn_at first_response_due_at next_response_due_at snippet seen_at "
+                 "has_draft failed window_size window_end")
 #: The two orders of a page (inner: the page's ids; outer: its rows), newest activity first or by priority.
 ORDERS = {"": ("last_message_at DESC, id DESC", "c.last_message_at DESC, c.id DESC"),
           "priority": ("priority DESC, last_message_at DESC, id DESC",
                        "c.priority DESC, c.last_message_at DESC, c.id DESC"),
           "due": ("CASE WHEN sla_due_at IS NULL THEN 1 ELSE 0 END, sla_due_at, id",
                   "CASE WHEN c.sla_due_at IS NULL THEN 1 ELSE 0 END, c.sla_due_at, c.id")}
+#: A tag's page (`InboxFilters.tag`) in the orders above but "due": read from the tag's rows in their own index
+#: order (`ConversationTag`'s copies of the sort keys), each conversation looked up by its key for the other filters,
+#: until the page is full; the filters over `conversations` read its columns (the tag's row has none of theirs).
+TAG_SOURCE = "conversation_tags JOIN conversations ON conversations.id = conversation_tags.conversation_id"
+TAG_WHERE = "conversation_tags.tag = :f_tag"
+TAG_ORDERS = {"": "conversation_tags.sort_last_at DESC, conversation_tags.conversation_id DESC",
+              "priority": ("conversation_tags.sort_priority DESC, conversation_tags.sort_last_at DESC, "
+                           "conversation_tags.conversation_id DESC")}
 #: Service levels' filters (`InboxFilters.sla`), at the request's time.
 SLA_SQL = {"breached": "sla_due_at <= :f_now AND status IN ('open', 'pending')",
            "at_risk": "sla_warn_at <= :f_now AND sla_due_at > :f_now AND status IN ('open', 'pending')"}
-#: The filters of `InboxFilters` in SQL over `conversations` (unaliased). The tag filter reads the
-#: (tag, conversation) index; unread: no look of the user's since the last activity.
+#: The filters of `InboxFilters` in SQL over `conversations` (unaliased). The tag filter of the "due" sort reads
+#: the (tag, conversation) index (the others: `TAG_SOURCE`); unread: no look of the user's since the last activity.
 TAG_SQL = "id IN (SELECT conversation_id FROM conversation_tags WHERE tag = :f_tag)"
 UNREAD_SQL = ("NOT EXISTS (SELECT 1 FROM conversation_seen s WHERE s.user_id = :user_id "
               "AND s.conversation_id = conversations.id AND s.seen_at >= conversations.last_message_at)")
@@ -240,8 +252,9 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if filters.assignee_id:
         where.append("assignee_id = :f_assignee")
         params["f_assignee"] = filters.assignee_id
+    by_tag = bool(filters.tag) and filters.sort in TAG_ORDERS
     if filters.tag:
-        where.append(TAG_SQL)
+        where.append(TAG_WHERE if by_tag else TAG_SQL)
         params["f_tag"] = filters.tag
     if filters.priority is not None:
         where.append("priority = :f_priority")
@@ -280,7 +293,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if newer:
         where.append("(last_message_at > :newer_at OR (last_message_at = :newer_at AND id > :newer_id))")
         params["newer_at"], params["newer_id"] = newer
-    records = db.session.execute(_inbox_statement(with_clause, " AND ".join(where), window, filters.sort),
+    records = db.session.execute(_inbox_statement(with_clause, " AND ".join(where), window, filters.sort, by_tag),
                                  params).all()
     more = len(records) > limit
     rows = [_inbox_row(r) for r in records[:limit]]
@@ -303,18 +316,20 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
 
 
 @functools.lru_cache(maxsize=256)
-def _inbox_statement(with_clause: str, where: str, window: str, sort: str = ""):
+def _inbox_statement(with_clause: str, where: str, window: str, sort: str = "", by_tag: bool = False):
     """`INBOX_SQL` for one combination of filters (a handful of fixed fragments: few distinct ones),
-    built once: parsing the SQL for its parameters cost more than running it."""
+    built once: parsing the SQL for its parameters cost more than running it. `by_tag`: the page's ids
+    from the tag's rows (`TAG_SOURCE`)."""
     order, outer_order = ORDERS[sort]
-    return text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window, order=order,
-                                 outer_order=outer_order)).bindparams(
+    source = TAG_SOURCE if by_tag else "conversations"
+    statement = text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window, source=source,
+                                      order=TAG_ORDERS[sort] if by_tag else order,
+                                      outer_order=outer_order)).bindparams(
         *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at", "older_due", "f_now")
-          if f":{name}" in where)
-    ).columns(last_message_at=_INBOX_TYPES["last_message_at"], seen_at=_INBOX_TYPES["seen_at"], tags=JSON(),
-              snoozed_until=_INBOX_TYPES["snoozed_until"], sla_due_at=_INBOX_TYPES["sla_due_at"],
-              sla_warn_at=_INBOX_TYPES["sla_warn_at"], first_response_due_at=_INBOX_TYPES["first_response_due_at"],
-              next_response_due_at=_INBOX_TYPES["next_response_due_at"])
+          if f":{name}" in where))
+    return ordered_columns(statement, INBOX_COLUMNS, tags=JSON(), **{
+        name: _INBOX_TYPES[name] for name in ("last_message_at", "seen_at", "snoozed_until", "sla_due_at",
+                                              "sla_warn_at", "first_response_due_at", "next_response_due_at")})
 
 
 def _inbox_row(r) -> InboxRow:

@@ -50,6 +50,12 @@ _UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ua
 MAX_TERMS = 12
 #: Matching messages per search window (the first: the newest ones; "Search older messages": the next).
 MAX_MATCHES = 200
+#: Whether a window's whole-word matches fill it (then they are its text matches: `matching_conversations_sql`).
+WHOLE_FULL = "(SELECT count(*) FROM search_whole) >= :search_cap"
+#: An FTS5 term no message has, for the prefix match of a window that the whole words filled: SQLite hands the
+#: full-text index its MATCH before it tests any other condition, and this one costs one look-up, where the
+#: prefixes merge every matching term's list (a message that had it would still be left out by the condition).
+NO_TERM = '"0pigeonhole0nothing0"'
 #: A query without words: an empty window, and no conversation (or only address matches).
 _NO_WINDOW = "WITH search_window AS (SELECT 1 AS id WHERE 1 = 0)"
 _NOTHING = "SELECT id FROM conversations WHERE 1 = 0"
@@ -112,8 +118,8 @@ def _message_matches(q: str, conversations: str, params: dict):
     `conversations c`), as (SQL selecting the message ids, the id column it is keyed on) pairs:
     by its text (indexed words and unspaced-script substrings), by an attachment's name; and, on
     SQLite, the same text match with whole words (for the `search_whole` window, see
-    `matching_conversations_sql`), else None. None when the query has no word. Fills `params`
-    (`search_*`)."""
+    `matching_conversations_sql`: its SQL, its key and the text match with prefixes alone), else None.
+    None when the query has no word. Fills `params` (`search_*`)."""
     words, unspaced = query_words(q)
     if not words and not unspaced:
         return None
@@ -123,6 +129,7 @@ def _message_matches(q: str, conversations: str, params: dict):
     if words and dialect == "sqlite":
         params["search_match"] = fts5_query(q)
         params["search_whole_match"] = fts5_query(q, whole=True)
+        params["search_none"] = NO_TERM
         # Keyed on the FTS rowid: FTS5 streams whole-word matches by rowid, newest first, and stops
         # at the cap; a prefix term merges every matching term's list first (30x slower for a common
         # word). So the window takes the words whole when that alone fills it (`search_whole`).
@@ -144,9 +151,11 @@ def _message_matches(q: str, conversations: str, params: dict):
     for i, word in enumerate(unspaced):
         params[f"search_cjk{i}"] = _like(word)
         text_terms.append(f"(m.subject LIKE :search_cjk{i} ESCAPE '\\' OR m.text LIKE :search_cjk{i} ESCAPE '\\')")
-    by_text = f"SELECT {key} AS id FROM {source}" + "".join(f" AND {t}" for t in text_terms)
-    whole = (f"SELECT {key} AS id FROM {whole_source}" + "".join(f" AND {t}" for t in text_terms), key) \
-        if whole_source else None
+    terms = "".join(f" AND {t}" for t in text_terms)
+    by_text = f"SELECT {key} AS id FROM {source}{terms}"
+    whole = (f"SELECT {key} AS id FROM {whole_source}{terms}", key,
+             f"SELECT {key} AS id FROM {fts}(CASE WHEN {WHOLE_FULL} THEN :search_none ELSE :search_match END)"
+             f"{terms} AND NOT {WHOLE_FULL}") if whole_source else None
     names = []
     for i, word in enumerate(words + unspaced):
         params[f"search_file{i}"] = _like(word.lower())
@@ -185,7 +194,7 @@ def matching_conversations_sql(q: str, before: int | None = None,
         return _NO_WINDOW, _NOTHING, {}
     members, whole = found
 
-    def newest(condition: str, limit: bool = True) -> str:
+    def newest(condition: str, limit: bool = True, members=members) -> str:
         # Each member newest first and capped, then the union capped again: every member is
         # answered by streaming its index newest first, and stops at the cap.
         return " UNION ".join(
@@ -196,9 +205,15 @@ def matching_conversations_sql(q: str, before: int | None = None,
     older = " AND {key} < :search_before" if before is not None else ""
     window = "WITH "
     if whole:  # SQLite: this window's whole-word matches, to tell whether they fill it
-        sql, key = whole
+        sql, key, prefixed = whole
         window += f"search_whole AS MATERIALIZED ({sql}{older.format(key=key)} ORDER BY {key} DESC LIMIT :search_cap), "
-    window += f"search_window AS MATERIALIZED (SELECT id FROM ({newest(older)}) AS found ORDER BY id DESC LIMIT :search_cap)"
+        # Full, they are the text's matches of this window, as read: not read again. Otherwise the prefixes'.
+        found = (f"SELECT id FROM search_whole WHERE {WHOLE_FULL} UNION ALL SELECT id FROM ({prefixed}"
+                 f"{older.format(key=key)} ORDER BY {key} DESC LIMIT :search_cap) AS prefixed UNION "
+                 + newest(older, members=members[1:]))
+    else:
+        found = newest(older)
+    window += f"search_window AS MATERIALIZED (SELECT id FROM ({found}) AS found ORDER BY id DESC LIMIT :search_cap)"
     by_text = "SELECT conversation_id FROM messages WHERE id IN (SELECT id FROM search_window)"
     if before is None:
         # UNION ALL: the caller's IN (...) keeps each id once anyway; UNION would sort them once more.

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, text
 
 from app.extensions import db
 from app.inbox.access import NotAllowed, get_conversation, get_user
-from app.models._types import UTCDateTime
+from app.models._types import UTCDateTime, ordered_columns
 from app.models.auth import Role, User
 from app.runtime.trail import KINDS
 
@@ -29,9 +29,10 @@ class EventLine(NamedTuple):
     created_at: datetime
 
 
-EVENTS_SQL = text(
+EVENTS_SQL = ordered_columns(text(
     "SELECT id, conversation_id, kind, text, created_at FROM conversation_events "
-    "WHERE conversation_id = :conversation_id ORDER BY created_at, id").columns(created_at=UTCDateTime())
+    "WHERE conversation_id = :conversation_id ORDER BY created_at, id"), "id conversation_id kind text created_at",
+    created_at=UTCDateTime())
 RANGE_SQL = text(
     "SELECT e.created_at, e.conversation_id, c.subject, e.kind, coalesce(u.name, u.email, 'Automation'), e.text "
     "FROM conversation_events e JOIN conversations c ON c.id = e.conversation_id "

@@ -223,7 +223,8 @@ def _conversation_page(conversation_id: int, status: int = 200, **actions_extra)
         tiles=tiles(detail.messages, detail.events), open_draft=open_draft,
         composer=composer_context(open_draft, show_images=images) if open_draft else None,
         last_id=max((m.id for m in detail.messages), default=0), status=status, **actions_extra,
-        events_after=max((e.id for e in detail.events), default=0), contact=contact_panel(current_user, conversation_id),
+        events_after=max((e.id for e in detail.events), default=0), contact=contact_panel(
+            current_user, conversation_id, detail.conversation.contact),
         **_action_forms(detail.conversation), **organize_context(detail.conversation, detail.earlier)), images)
 
 

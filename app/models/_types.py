@@ -1,9 +1,11 @@
-"""Column helpers shared by the model modules."""
+"""Column helpers shared by the model modules, and `ordered_columns` for the read models' SQL text."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, column
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.types import TypeDecorator
 
 
@@ -28,3 +30,19 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
+
+
+def ordered_columns(statement: TextClause, names: str, **types) -> TextualSelect:
+    """`statement` (SQL text) with every column of its result named in order (`names`, separated by
+    spaces) and typed where `types` says (`seen_at=UTCDateTime()`); the rows' keys are these names.
+
+    Named in order, the columns let SQLAlchemy build the result's description once and keep it with
+    the compiled statement. `TextClause.columns(name=type)` alone (some columns, by keyword) matches
+    the cursor's column names against them again on every execution: for the pages' statements of 20
+    to 30 columns that was a third of reading a conversation. Raises ValueError for a type of a
+    column that is not named.
+    """
+    listed = names.split()
+    if unknown := set(types) - set(listed):
+        raise ValueError(f"types for columns not named: {sorted(unknown)}")
+    return statement.columns(*(column(name, types.get(name)) for name in listed))

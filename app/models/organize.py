@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import DDL, JSON, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -43,10 +43,63 @@ class ConversationEvent(db.Model):
 
 
 class ConversationTag(db.Model):
-    """A tag on a conversation (lower-case, at most 50 characters)."""
+    """A tag on a conversation (lower-case, at most 50 characters), with copies of the conversation's
+    sort keys (`sort_priority`, `sort_last_at`: its priority and last activity).
+
+    With the copies, a tag's page of the inbox reads the tag's index in the page's order and stops at
+    the page's end, instead of reading every conversation with the tag and sorting them. The database
+    keeps them equal to the conversation's (`TAG_SORT_DDL`: triggers on both tables), whoever writes.
+    """
     __tablename__ = "conversation_tags"
-    __table_args__ = (Index("ix_conversation_tags_tag", "tag", "conversation_id"),)
+    __table_args__ = (
+        Index("ix_conversation_tags_tag", "tag", "conversation_id"),
+        Index("ix_conversation_tags_last", "tag", "sort_last_at", "conversation_id"),
+        Index("ix_conversation_tags_priority", "tag", "sort_priority", "sort_last_at", "conversation_id"),
+    )
 
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
                                                  primary_key=True)
     tag: Mapped[str] = mapped_column(String(50), primary_key=True)
+    # Set by the database (`TAG_SORT_DDL`), never by the application.
+    sort_priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sort_last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The sort keys' copies follow the conversation: filled when a tag is added, updated when the
+# conversation's priority or last activity changes. Migration 0037 creates the same objects
+# (migrations never import app code); these DDL events do it for `db.create_all()`.
+TAG_SORT_DDL = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS conversation_tags_sort_ai AFTER INSERT ON conversation_tags BEGIN "
+        "UPDATE conversation_tags SET (sort_priority, sort_last_at) = "
+        "(SELECT priority, last_message_at FROM conversations WHERE id = new.conversation_id) "
+        "WHERE conversation_id = new.conversation_id AND tag = new.tag; END",
+        "CREATE TRIGGER IF NOT EXISTS conversations_tags_sort_au AFTER UPDATE OF priority, last_message_at "
+        "ON conversations BEGIN UPDATE conversation_tags SET sort_priority = new.priority, "
+        "sort_last_at = new.last_message_at WHERE conversation_id = new.id; END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION conversation_tags_sort() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "SELECT priority, last_message_at INTO NEW.sort_priority, NEW.sort_last_at FROM conversations "
+        "WHERE id = NEW.conversation_id; RETURN NEW; END $$",
+        "CREATE TRIGGER conversation_tags_sort_bi BEFORE INSERT ON conversation_tags "
+        "FOR EACH ROW EXECUTE FUNCTION conversation_tags_sort()",
+        "CREATE OR REPLACE FUNCTION conversations_tags_sort() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "UPDATE conversation_tags SET sort_priority = NEW.priority, sort_last_at = NEW.last_message_at "
+        "WHERE conversation_id = NEW.id; RETURN NEW; END $$",
+        "CREATE TRIGGER conversations_tags_sort_au AFTER UPDATE OF priority, last_message_at ON conversations "
+        "FOR EACH ROW WHEN (NEW.priority IS DISTINCT FROM OLD.priority "
+        "OR NEW.last_message_at IS DISTINCT FROM OLD.last_message_at) EXECUTE FUNCTION conversations_tags_sort()",
+    ],
+}
+TAG_SORT_DROP = {
+    "sqlite": ["DROP TRIGGER IF EXISTS conversations_tags_sort_au"],
+    "postgresql": ["DROP TRIGGER IF EXISTS conversations_tags_sort_au ON conversations",
+                   "DROP FUNCTION IF EXISTS conversations_tags_sort()"],
+}
+for _dialect, _statements in TAG_SORT_DDL.items():
+    for _statement in _statements:
+        event.listen(ConversationTag.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
+for _dialect, _statements in TAG_SORT_DROP.items():
+    for _statement in _statements:
+        event.listen(ConversationTag.__table__, "before_drop", DDL(_statement).execute_if(dialect=_dialect))

@@ -114,6 +114,38 @@ def test_the_priority_sort_pages_with_its_own_cursor(ws, db):
     assert seen == ["C1", "C3", "C2", "C0", "C4"]
 
 
+def test_a_tags_pages_follow_priority_and_activity_changed_after_tagging(ws, db):
+    """A tag's rows keep copies of their conversation's sort keys (migration 0037, kept by triggers): they follow
+    every later change, so the tag's pages list the same conversations in the same order as the unfiltered
+    list does, page after page, in both sorts."""
+    made = [_conv(ws, f"T{i}", hours_ago=i + 1) for i in range(6)]
+    _conv(ws, "Untagged", hours_ago=0)
+    for c in made:
+        _post(ws, f"/inbox/c/{c.id}/tags", tag="vip")
+    for c, p in zip(made, (0, 2, 1, 2, -1, 0)):  # after tagging: the copies must follow
+        _post(ws, f"/inbox/c/{c.id}/priority", priority=str(p))
+    made[4].last_message_at = NOW + timedelta(minutes=5)  # new activity (as ingest and sending write it)
+    db.session.commit()
+    db.session.expire_all()
+    copies = {t.conversation_id: (t.sort_priority, t.sort_last_at) for t in db.session.scalars(select(ConversationTag))}
+    assert copies == {c.id: (c.priority, c.last_message_at) for c in made}
+
+    def pages(**filters):
+        seen, cursor = [], None
+        while True:
+            page = list_inbox(ws["alex"], limit=2, cursor=cursor, filters=InboxFilters(**filters))
+            seen += [r.conversation.subject for r in page.rows]
+            if not page.next_cursor:
+                return seen
+            cursor = page.next_cursor
+
+    assert pages(tag="vip", sort="priority") == ["T1", "T3", "T2", "T0", "T5", "T4"]
+    assert pages(tag="vip") == ["T4", "T0", "T1", "T2", "T3", "T5"]
+    assert pages(tag="vip") == [s for s in pages() if s != "Untagged"]
+    _post(ws, f"/inbox/c/{made[1].id}/tags/remove", tag="vip")
+    assert pages(tag="vip", sort="priority") == ["T3", "T2", "T0", "T5", "T4"]
+
+
 def test_filters_combine_and_are_kept_by_the_view_tabs_and_load_more(ws, db, app):
     alex, bea = ws["alex"], ws["bea"]
     target = _conv(ws, "Target", address=ws["sales"], assignee=bea)
