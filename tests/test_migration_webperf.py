@@ -1,4 +1,4 @@
-"""Migration 0037 (webperf) copies each tagged conversation's sort keys onto its tags, its triggers keep them
+"""Migration 0038 (webperf) copies each tagged conversation's sort keys onto its tags, its triggers keep them
 equal afterwards, and it goes down and up again."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from app.extensions import db
 
 app = create_app()
 with app.app_context():
-    upgrade(revision="0036_facts")
+    upgrade(revision="0037_slafin")
     with db.engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA foreign_keys = OFF")  # (no address needed for what this test reads)
         conn.execute(text("INSERT INTO contacts (id, email, name, created_at) VALUES (1, 'c@example.com', 'C', "
@@ -38,14 +38,14 @@ with app.app_context():
     db.session.commit()
     followed = rows()
     db.session.remove()
-    downgrade(revision="0036_facts")
+    downgrade(revision="0037_slafin")
     down = sorted(c["name"] for c in inspect(db.engine).get_columns("conversation_tags"))
     upgrade()
 print(json.dumps({"copied": copied, "followed": followed, "down": down}))
 """
 
 
-def test_0037_copies_the_sort_keys_onto_existing_tags_and_goes_down_and_up(app, tmp_path):
+def test_0038_copies_the_sort_keys_onto_existing_tags_and_goes_down_and_up(app, tmp_path):
     env = flask_env(app, tmp_path)
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
     run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)

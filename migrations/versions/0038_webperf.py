@@ -5,15 +5,15 @@ activity) with two indexes, so a tag's page reads the tag's index in the page's 
 at the page's end; triggers keep the copies equal to the conversation's. The same objects as
 `app.models.organize.TAG_SORT_DDL` (migrations never import app code).
 
-Revision ID: 0037_webperf
-Revises: 0036_facts
+Revision ID: 0038_webperf
+Revises: 0037_slafin
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0037_webperf"
-down_revision = "0036_facts"
+revision = "0038_webperf"
+down_revision = "0037_slafin"
 branch_labels = None
 depends_on = None
 
