@@ -100,6 +100,7 @@ def snooze(actor: User | int, conversation_id: int, until: datetime | None, now:
         f"until {until.astimezone(ZoneInfo(zone)).strftime('%Y-%m-%d %H:%M %Z')}"
     record_event(conversation.id, "snooze", f"{actor_name(actor)} snoozed this {words}", actor,
                  until=until.isoformat() if until else None, before=before)
+    sla.status_changed(conversation, now)  # a resolved conversation snoozed back to pending: its clocks run again
     facts.synced(conversation, now)
     return conversation
 

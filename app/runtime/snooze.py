@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models._types import utcnow
 from app.models.inbox import Conversation
-from app.runtime import facts
+from app.runtime import facts, sla
 from app.runtime.trail import record_event
 
 BATCH = 500
@@ -43,6 +43,7 @@ def wake_due_snoozes(now: datetime | None = None) -> int:
             record_event(cid, "snooze", "The snooze ended: open again", None, when=now, assignee_id=back_to)
             conversation = db.session.get(Conversation, cid)
             db.session.refresh(conversation)  # as the UPDATE left it
+            sla.status_changed(conversation, now)
             facts.synced(conversation, now)
     db.session.commit()
     return woken

@@ -333,3 +333,30 @@ def test_the_header_timer_follows_a_status_change_out_of_band(client, db, login_
                      r'First response due in 5\d min</time>', html), html
     resolved = client.post(f"/inbox/c/{conversation.id}/status", data={"status": "resolved"}, headers=headers)
     assert '<span id="sla-header" hx-swap-oob="true"></span>' in resolved.get_data(as_text=True)
+
+
+def test_a_resolved_conversation_snoozed_back_to_pending_gets_its_due_times_again(db, desk):
+    """Snooze is a status change for the clocks: from Resolved (no due times) to pending, the resolution clock
+    runs again; and the snooze's end (cron) keeps them."""
+    from app.runtime.snooze import wake_due_snoozes
+    from tests.factories import make_user
+
+    agent = make_user("supervisor")
+    monday = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
+    conversation = _conversation(desk, monday)
+    conversation.status = "resolved"
+    sla.status_changed(conversation, monday + timedelta(minutes=30))
+    db.session.commit()
+    assert conversation.sla_due_at is None
+
+    later = monday + timedelta(hours=1)
+    organize.snooze(agent, conversation.id, later + timedelta(hours=2), now=later)
+    db.session.commit()
+    assert conversation.status == "pending"
+    assert conversation.resolution_due_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)  # created + 8 business hours
+    assert conversation.sla_due_at is not None
+
+    assert wake_due_snoozes(now=later + timedelta(hours=3)) == 1
+    db.session.expire_all()
+    conversation = db.session.get(Conversation, conversation.id)
+    assert conversation.status == "open" and conversation.resolution_due_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
