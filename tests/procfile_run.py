@@ -25,8 +25,6 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
-from tests.servers import wait_for_port
-
 ROOT = Path(__file__).resolve().parent.parent
 HONCHO = str(Path(sys.executable).parent / "honcho")
 
@@ -253,10 +251,6 @@ class Sender:
                 pass
 
 
-def wait_listening(port: int, timeout: float = 60) -> None:
-    wait_for_port(port, timeout=timeout)
-
-
 # --- An agent in the web workspace -------------------------------------------------------------------------
 
 class Agent:
@@ -268,6 +262,9 @@ class Agent:
 
         self.base = base
         self.http = requests.Session()
+        # A connection per request: a kept-alive one that gunicorn closes (idle for its keep-alive time) just as
+        # a request leaves fails with no answer, and a POST is not retried (it would send a reply twice).
+        self.http.headers["Connection"] = "close"
         page = self.http.get(f"{base}/login", timeout=60).text
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
         answer = self.http.post(f"{base}/login", data={"email": email, "password": password, "csrf_token": token},

@@ -194,7 +194,7 @@ def test_the_procfile_s_processes_scale_out_and_lose_nothing_while_killed(stack)
     began = time.monotonic()
 
     mails = customer_mails(MAILS, RCPT)
-    sender = Sender(stack.ingress_ports, RCPT, connections=4)
+    sender = Sender(stack.ingress_ports, RCPT, connections=4, rate=MAILS / 90)  # kills land while mail arrives
     sender.send(mails)
 
     # Agents reply through the web while mail keeps arriving: routed conversations are handed to 4 sessions.
@@ -225,6 +225,7 @@ def test_the_procfile_s_processes_scale_out_and_lose_nothing_while_killed(stack)
             if name not in killed and done >= when:
                 procs.kill(name)
                 killed.append(name)
+                print(f"\nkilled {name} after {sender.sent} mails and {len(posted)} replies")
         if len(handed) < REPLIES:
             db.session.remove()
             found = db.session.execute(
