@@ -66,8 +66,8 @@ def test_mail_accepted_while_redis_is_down_reaches_conversations_unaided(app, db
     """Redis stops under load (mail arriving at `RATE` a second): the ingress still acknowledges (the 250 waits for the
     database only), and within a minute of Redis coming back (empty) every mail acknowledged meanwhile is a
     conversation, moved on by cron's sweeps, with the workers and cron reconnected by themselves; none of them
-    is restarted. (The issue's outage is 30 s; `REDIS_OUTAGE_SECONDS`, 15 by default, is as long: nothing
-    measures the outage's length, the sweeps pick up whatever waited.)"""
+    is restarted. (The issue's outage is 30 s; `REDIS_OUTAGE_SECONDS` is 15 by default: nothing depends on the
+    outage's length, the sweeps pick up whatever waited, however long.)"""
     from sqlalchemy import select
 
     from app.models.inbox import Message
