@@ -8,6 +8,7 @@ database commit that created the rows a job reads.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlsplit
 
@@ -15,7 +16,9 @@ from flask import current_app
 from redis import Redis
 from redis.sentinel import Sentinel
 from rq import Queue, SimpleWorker, Worker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DuplicateJobError
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 QUEUE_NAMES = ("send", "ingest", "flows", "poll")
@@ -146,11 +149,52 @@ class _RegistersAgain:
         logging.getLogger(__name__).warning("worker %s: Redis had lost its registration; registered again", self.name)
 
 
-class PigeonholeWorker(_RegistersAgain, Worker):
+class _SchedulerOfItsWorker(RQScheduler):
+    """RQ's scheduler, which a worker forks into a process of its own, stopping once that worker is gone.
+
+    RQ's own goes on when its worker is killed (SIGKILL, the OOM killer): an orphan that outlives every
+    restart, keeps the scheduler's lock from the worker started in its place, and keeps a process
+    manager that waits for its output (honcho) from noticing that the worker died.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._worker_pid = os.getpid()  # built in the worker, before the fork
+
+    def heartbeat(self) -> None:
+        if os.getppid() != self._worker_pid and not self._stop_requested:
+            self.log.warning("Scheduler [PID %s]: its worker (PID %s) is gone; stopping", os.getpid(),
+                             self._worker_pid)
+            self._stop_requested = True  # RQ's loop stops at its next turn: locks released, death registered
+        super().heartbeat()
+
+
+class _StartsItsOwnScheduler:
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT, log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
+        """RQ's `Worker._start_scheduler` with `_SchedulerOfItsWorker` (RQ names its class inside the method)."""
+        self.scheduler = _SchedulerOfItsWorker(self.queues, connection=self.connection, serializer=self.serializer,
+                                               logging_level=logging_level if logging_level is not None
+                                               else self.log.level, date_format=date_format, log_format=log_format)
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
+
+
+class PigeonholeWorker(_StartsItsOwnScheduler, _RegistersAgain, Worker):
     """RQ's forking worker, registering again after a Redis restart."""
 
 
-class PigeonholeSimpleWorker(_RegistersAgain, SimpleWorker):
+class PigeonholeSimpleWorker(_StartsItsOwnScheduler, _RegistersAgain, SimpleWorker):
     """RQ's non-forking worker (`flask worker --simple`), registering again after a Redis restart."""
 
 

@@ -55,6 +55,7 @@ from email.utils import format_datetime
 
 from aiosmtpd.controller import Controller
 from flask import Flask
+from redis.exceptions import RedisError
 from sqlalchemy import insert
 
 from app.blobs import blob_store
@@ -307,18 +308,31 @@ class GroupWriter:
             enqueue_ingest(self.app, raw_ids)
 
 
+_redis_down = threading.Event()  # set while enqueues fail for want of Redis: said once per outage
+
+
 def enqueue_ingest(app: Flask, raw_ids: list[int]) -> None:
     """The ingest jobs of committed pending rows, in one Redis round trip.
 
     A lost enqueue (Redis down, the ingress killed right after its 250) is harmless: the row
-    is pending and cron's `requeue_stale_pending` enqueues it again.
+    is pending and cron's `requeue_stale_pending` enqueues it again. A Redis outage is logged
+    once when it is noticed and once when Redis answers again, not once per message.
     """
     try:
         with app.app_context():
             enqueue_many("ingest", "jobs.ingest.ingest_raw", [((i,), f"ingest-raw-{i}") for i in raw_ids],
                          result_ttl=0, failure_ttl=24 * 3600)
+    except RedisError as exc:
+        if not _redis_down.is_set():
+            _redis_down.set()
+            log.warning("Redis does not answer (%s): accepted mail is stored and acknowledged, and cron queues its "
+                        "ingest once Redis is back", exc.__class__.__name__)
     except Exception:  # noqa: BLE001 - stored and acknowledged; cron finds the pending rows
         log.exception("could not enqueue ingest for %d stored messages; cron will", len(raw_ids))
+    else:
+        if _redis_down.is_set():
+            _redis_down.clear()
+            log.warning("Redis answers again: ingest is queued at once again")
 
 
 class IngressController(Controller):

@@ -62,3 +62,35 @@ def test_a_worker_stopped_by_sigterm_finishes_its_job_and_leaves_no_ghost(app, t
             assert job.get_status(refresh=True) == "finished" and job.return_value() == "rested"
         assert {w.name for w in Worker.all(connection=connection)} - before == set()
         assert "Traceback" not in output, output
+
+
+def test_the_scheduler_of_a_killed_worker_stops_too(app, tmp_path):
+    """Before: RQ's scheduler, forked by the worker, lived on after the worker's SIGKILL (an orphan holding the
+    scheduler's lock, and honcho, waiting for its output, never saw that the worker had died)."""
+    from tests.procfile_run import children
+    from tests.subprocess_env import kill_started_with
+
+    env = flask_env(app, tmp_path)
+    proc = subprocess.Popen(flask_cmd("worker", "send"), env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: children(proc.pid), proc, "the worker started no scheduler")
+        scheduler = children(proc.pid)[0]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 15
+        while _running(scheduler):
+            assert time.monotonic() < deadline, "the scheduler outlived its worker"
+            time.sleep(0.1)
+        with app.app_context():
+            assert not redis_connection().exists("rq:scheduler-lock:send")  # released for the next worker
+    finally:
+        kill_started_with(env)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
