@@ -1,7 +1,7 @@
-"""Ingest jobs: turn a raw message the ingress stored (pending) into conversation rows."""
+"""Ingest jobs: turn raw messages the ingress stored (pending) into conversation rows."""
 from __future__ import annotations
 
-from app.runtime.ingest import ingest_pending
+from app.runtime.ingest import ingest_pending, ingest_pending_many
 from app.transactions import retry_when_locked
 from jobs import app_context
 
@@ -11,3 +11,13 @@ def ingest_raw(raw_id: int) -> dict | None:
     with app_context():
         result = retry_when_locked(ingest_pending, raw_id)
         return None if result is None else {"status": result.status, "conversation_id": result.conversation_id}
+
+
+def ingest_raws(raw_ids: list[int]) -> dict:
+    """Ingest the pending rows among `raw_ids` (a burst's batch, `app.runtime.ingest.ingest_jobs`); done ones are skipped."""
+    with app_context():
+        results = retry_when_locked(ingest_pending_many, raw_ids)
+        statuses: dict[str, int] = {}
+        for result in results:
+            statuses[result.status] = statuses.get(result.status, 0) + 1
+        return statuses

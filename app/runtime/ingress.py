@@ -62,7 +62,8 @@ from app.extensions import db
 from app.models.inbound import InboundRaw, InboundStatus
 from app.runtime.ingress_smtp import IngressSMTP, SessionCounter, ensure_spool_dir
 from app.runtime.live import published_configuration
-from app.queues import enqueue_many
+from app.queues import enqueue_jobs
+from app.runtime.ingest import ingest_jobs
 
 log = logging.getLogger(__name__)
 
@@ -308,15 +309,14 @@ class GroupWriter:
 
 
 def enqueue_ingest(app: Flask, raw_ids: list[int]) -> None:
-    """The ingest jobs of committed pending rows, in one Redis round trip.
+    """The ingest jobs of committed pending rows (a job per batch, `ingest_jobs`), in one Redis round trip.
 
     A lost enqueue (Redis down, the ingress killed right after its 250) is harmless: the row
     is pending and cron's `requeue_stale_pending` enqueues it again.
     """
     try:
         with app.app_context():
-            enqueue_many("ingest", "jobs.ingest.ingest_raw", [((i,), f"ingest-raw-{i}") for i in raw_ids],
-                         result_ttl=0, failure_ttl=24 * 3600)
+            enqueue_jobs("ingest", ingest_jobs(raw_ids), result_ttl=0, failure_ttl=24 * 3600)
     except Exception:  # noqa: BLE001 - stored and acknowledged; cron finds the pending rows
         log.exception("could not enqueue ingest for %d stored messages; cron will", len(raw_ids))
 

@@ -91,13 +91,13 @@ def test_the_250_does_not_wait_for_redis(app, db, ingress, monkeypatch):
 
     from app.runtime import ingress as ingress_module
 
-    release, real = threading.Event(), ingress_module.enqueue_many
+    release, real = threading.Event(), ingress_module.enqueue_jobs
 
     def slow_enqueue(*args, **kwargs):
         assert release.wait(10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingress_module, "enqueue_many", slow_enqueue)
+    monkeypatch.setattr(ingress_module, "enqueue_jobs", slow_enqueue)
     with smtplib.SMTP(ingress.hostname, ingress.port, timeout=5) as smtp:
         assert smtp.sendmail("carla@example.com", [DEMO], message(subject="Redis is slow")) == {}
     row = db.session.scalars(select(InboundRaw)).one()
