@@ -3,7 +3,7 @@ import logging
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app.extensions import begin_nested, db
+from app.extensions import begin_nested, begin_writing, db
 from app.flows import runner
 from app.transactions import retry_when_locked
 from jobs import app_context
@@ -39,6 +39,7 @@ def run_flows(steps: list[list[int]]) -> dict:
 
 
 def _run_and_commit(conversation_id: int, message_id: int | None):
+    begin_writing()
     run = runner.run_flow(conversation_id, message_id)
     db.session.commit()
     return run
@@ -46,6 +47,7 @@ def _run_and_commit(conversation_id: int, message_id: int | None):
 
 def _run_many_and_commit(steps: list[list[int]]) -> dict:
     ran = failed = 0
+    begin_writing()
     for conversation_id, message_id in steps:
         savepoint = begin_nested()
         try:

@@ -62,7 +62,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.blobs import blob_store
-from app.extensions import begin_nested, db
+from app.extensions import begin_nested, begin_writing, db
 from app.logs import log_context
 from app.mail.parse import ParsedMessage, parse_message
 from app.mail.senderauth import Verdict
@@ -160,6 +160,7 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
         raise AddressNotReceiving(f"address {address_id} is not a published, enabled inbound address")
     results: list[IngestResult] = []
     with log_context(address_id=address_id), address_lock(address_id):
+        begin_writing()  # SQLite: the write lock now, not a stale snapshot at the first write
         now = datetime.now(timezone.utc)
         for item in items:
             with log_context(raw_id=item.raw_id):
