@@ -197,8 +197,13 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
     return results[0] if results else None
 
 
-def ingest_pending_many(raw_ids: Sequence[int]) -> list[IngestResult]:
+def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0) -> list[IngestResult]:
     """Ingest the pending rows among `raw_ids` (what one ingest job of a burst runs); done rows are skipped.
+
+    With `drain`, the batch is filled up to that many rows with the next pending arrivals of the
+    same addresses (higher ids, whose own jobs wait behind this one and will find them done): a
+    burst that reached the ingress over a few connections arrives in groups of two or three, and
+    this lets one job, one lock and one commit serve fifty of them.
 
     The rows of each address go through one `ingest()` call: one lock, one commit, and one
     savepoint per message inside it (`_ingest_one`), so a message that cannot be stored is kept
@@ -208,15 +213,20 @@ def ingest_pending_many(raw_ids: Sequence[int]) -> list[IngestResult]:
     Rows of an address that stopped receiving, or that meet a transient disk error, stay pending
     with the reason and one more attempt.
     """
-    rows = list(db.session.scalars(select(InboundRaw).where(
-        InboundRaw.id.in_(list(raw_ids)), InboundRaw.status == InboundStatus.PENDING.value).order_by(InboundRaw.id)))
+    pending = InboundRaw.status == InboundStatus.PENDING.value
+    rows = list(db.session.scalars(select(InboundRaw).where(InboundRaw.id.in_(list(raw_ids)), pending)
+                                   .order_by(InboundRaw.id)))
+    if rows and drain > len(rows):
+        rows += db.session.scalars(select(InboundRaw).where(
+            pending, InboundRaw.address_id.in_({row.address_id for row in rows}), InboundRaw.id > rows[-1].id)
+            .order_by(InboundRaw.id).limit(drain - len(rows)))
     by_address: dict[int, list[InboundRaw]] = {}
     for row in rows:
         by_address.setdefault(row.address_id, []).append(row)
     results: list[IngestResult] = []
     for address_id, group in by_address.items():
         ids = [row.id for row in group]
-        items = [_pending_item(row) for row in group]
+        items = _pending_items(group)
         try:
             results += ingest(address_id, items)
         except AddressNotReceiving as exc:
@@ -231,28 +241,43 @@ def ingest_pending_many(raw_ids: Sequence[int]) -> list[IngestResult]:
     return results
 
 
-def _pending_item(row: InboundRaw) -> RawItem:
-    """A pending row as a `RawItem`: its raw bytes settled in the blob store, an SMTP arrival's sender checked.
+def _pending_items(rows: list[InboundRaw]) -> list[RawItem]:
+    """Pending rows as `RawItem`s: their raw bytes settled in the blob store together (`settle_many`: one
+    wait for the disk), an SMTP arrival's sender checked.
 
     Both happen before the address lock is taken (SPF / DKIM / DMARC lookups in the worker, never
-    in the SMTP session), so other workers are not kept waiting by them.
+    in the SMTP session), so other workers are not kept waiting by them. A blob the batch could not
+    settle is settled on its own, with that path's handling of its error (`_settle`).
     """
+    try:
+        settled = blob_store().settle_many([row.raw_sha256 for row in rows])
+    except Exception:  # noqa: BLE001 - each one on its own below says what went wrong with it
+        settled = {}
+    items = []
+    for row in rows:
+        raw = settled.get(row.raw_sha256)
+        if raw is None:
+            raw = _settle(row.raw_sha256)
+        item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw=raw,
+                       raw_id=row.id, accepted_at=row.received_at)
+        if raw is not None and row.source == "smtp":
+            item.auth = senderauth.verdict_for_arrival(raw, row.client_ip, row.helo, row.envelope_from)
+        items.append(item)
+    return items
+
+
+def _settle(sha256: str) -> bytes | None:
+    """One staged raw message moved to the blob store; None when it stays where it is (ingest reads it there)."""
     try:  # the ingress staged the raw bytes in the database; they go to the blob store first
-        raw = blob_store().settle(row.raw_sha256)
+        return blob_store().settle(sha256)
     except OSError as exc:
         if not transient(exc):
             raise
         # The staged bytes stay in the database: ingest reads them from there, settled on a later run.
-        log.warning("raw message %s stays staged in the database: %s", row.raw_sha256, exc)
-        raw = None
+        log.warning("raw message %s stays staged in the database: %s", sha256, exc)
     except Exception:  # noqa: BLE001 - ingest reads it again and stores the message with the reason
-        log.exception("raw message %s could not be settled", row.raw_sha256)
-        raw = None
-    item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw=raw, raw_id=row.id,
-                   accepted_at=row.received_at)
-    if raw is not None and row.source == "smtp":
-        item.auth = senderauth.verdict_for_arrival(raw, row.client_ip, row.helo, row.envelope_from)
-    return item
+        log.exception("raw message %s could not be settled", sha256)
+    return None
 
 
 #: OS errors that pass by themselves (room returns): the work is retried, never stored as the message's fault.
