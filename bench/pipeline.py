@@ -176,9 +176,12 @@ class Pipeline:
             self._start("worker", *worker_args, name=f"worker-{self.workers}")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Until every worker has registered with Redis and the queues are empty (the seed's jobs done)."""
+        """Until every worker has registered with Redis and the queues are empty (the seed's jobs done).
+        Without workers, nothing to wait for."""
         from redis import Redis
 
+        if not self.workers:
+            return
         client = Redis.from_url(self.redis.url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
