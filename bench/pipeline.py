@@ -28,6 +28,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import smtplib
 import socket
 import subprocess
@@ -135,7 +136,9 @@ class Pipeline:
         self.dns = NoSuchDomainDNS()
         self.postgres = None
         if database == "postgresql":
-            self.postgres = ThrowawayPostgres(work / "postgres", database="pipeline", fsync=True)
+            # Its own folder under /tmp, which the `postgres` user can reach (ours is private to us).
+            self.postgres = ThrowawayPostgres(Path(tempfile.mkdtemp(prefix="pigeonhole-pipeline-pg-")),
+                                              database="pipeline", fsync=True)
             url = self.postgres.url
         else:
             url = f"sqlite:///{work / 'pipeline.db'}"
@@ -214,6 +217,7 @@ class Pipeline:
         self.engine.dispose()
         if self.postgres is not None:
             self.postgres.stop()
+            shutil.rmtree(self.postgres.data.parent, ignore_errors=True)
 
     def locked_lines(self) -> int:
         return sum(p.read_text(errors="replace").count("database is locked") for p in self.work.glob("worker-*.log"))
