@@ -49,6 +49,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -211,11 +212,14 @@ def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0) -> list[IngestRe
     the truth: a row another worker finished meanwhile is seen under the address lock and left
     alone, and rows a failure leaves pending are found again by cron's `requeue_stale_pending`.
     Rows of an address that stopped receiving, or that meet a transient disk error, stay pending
-    with the reason and one more attempt.
+    with the reason and one more attempt. Checking senders can wait for a slow DNS: past
+    `PREPARE_SECONDS` the batch stops there, drained rows are left to their own jobs, and the
+    job's own rows not reached get a job of their own.
     """
     pending = InboundRaw.status == InboundStatus.PENDING.value
     rows = list(db.session.scalars(select(InboundRaw).where(InboundRaw.id.in_(list(raw_ids)), pending)
                                    .order_by(InboundRaw.id)))
+    own = {row.id for row in rows}
     if rows and drain > len(rows):
         rows += db.session.scalars(select(InboundRaw).where(
             pending, InboundRaw.address_id.in_({row.address_id for row in rows}), InboundRaw.id > rows[-1].id)
@@ -224,9 +228,15 @@ def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0) -> list[IngestRe
     for row in rows:
         by_address.setdefault(row.address_id, []).append(row)
     results: list[IngestResult] = []
+    budget = time.monotonic() + PREPARE_SECONDS
+    left: list[int] = []  # own rows the budget did not reach: a job of their own, after this one
     for address_id, group in by_address.items():
+        items = _pending_items(group, budget)
+        left += [row.id for row in group[len(items):] if row.id in own]
+        group = group[:len(items)]
+        if not group:
+            continue
         ids = [row.id for row in group]
-        items = _pending_items(group)
         try:
             results += ingest(address_id, items)
         except AddressNotReceiving as exc:
@@ -238,12 +248,23 @@ def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0) -> list[IngestRe
             # pending rows (`requeue_stale_pending`) runs them again every INGEST_RETRY_SECONDS until there is room.
             log.warning("%d raw message(s) stay pending: %s", len(ids), exc)
             results += _still_pending(ids, f"waiting for room in the file store: {exc}")
+    if left:
+        try:
+            enqueue_jobs("ingest", ingest_jobs(left), result_ttl=0, failure_ttl=24 * 3600)
+        except RedisError as exc:  # pending rows: cron's sweep finds them
+            redis_outage.failed(exc)
     return results
 
 
-def _pending_items(rows: list[InboundRaw]) -> list[RawItem]:
+#: Seconds a batch spends settling raw bytes and checking senders (DNS) before it takes the lock; rows it
+#: did not reach by then are left to their own jobs, so a slow DNS never makes a batch outlast RQ's timeout.
+PREPARE_SECONDS = 30.0
+
+
+def _pending_items(rows: list[InboundRaw], budget: float | None = None) -> list[RawItem]:
     """Pending rows as `RawItem`s: their raw bytes settled in the blob store together (`settle_many`: one
-    wait for the disk), an SMTP arrival's sender checked.
+    wait for the disk), an SMTP arrival's sender checked. The first rows only, when `time.monotonic()`
+    passes `budget` (at least one).
 
     Both happen before the address lock is taken (SPF / DKIM / DMARC lookups in the worker, never
     in the SMTP session), so other workers are not kept waiting by them. A blob the batch could not
@@ -255,6 +276,8 @@ def _pending_items(rows: list[InboundRaw]) -> list[RawItem]:
         settled = {}
     items = []
     for row in rows:
+        if items and budget is not None and time.monotonic() > budget:
+            break
         raw = settled.get(row.raw_sha256)
         if raw is None:
             raw = _settle(row.raw_sha256)

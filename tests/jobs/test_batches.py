@@ -120,3 +120,20 @@ def test_a_flow_that_fails_is_rolled_back_alone_and_left_to_the_sweep(app, db, d
     monkeypatch.setattr(intents, "classify", real)
     assert run_flows(steps) == {"ran": 3, "failed": 0}  # the others return their earlier run: nothing twice
     assert count(db, FlowRun) == 3
+
+
+def test_a_batch_that_runs_out_of_time_before_the_lock_leaves_the_rest_to_jobs_of_their_own(app, db, dns, monkeypatch):
+    """A slow DNS must not make a batch outlast RQ's job timeout (and fail every time cron runs it again)."""
+    from app.runtime import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "PREPARE_SECONDS", -1.0)  # the budget is spent after the first row
+    address = make_address(DEMO)
+    ids = arrive(app, address.id, ["One", "Two", "Three", "Four"])
+    assert [r.raw_id for r in ingest_pending_many(ids[:3], drain=4)] == [ids[0]]
+    with app.app_context():  # its own rows not reached: one job; the drained fourth has its own job already
+        assert get_queue("ingest").job_ids == [f"ingest-raws-{ids[1]}-{ids[2]}"]
+    monkeypatch.setattr(ingest_module, "PREPARE_SECONDS", 30.0)
+    work(app, "ingest")  # that job drains the fourth too
+    db.session.expire_all()
+    assert [r.status for r in db.session.scalars(select(InboundRaw).order_by(InboundRaw.id))] == ["created"] * 4
+    assert count(db, Message) == 4
