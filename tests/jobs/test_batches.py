@@ -112,6 +112,7 @@ def test_a_flow_that_fails_is_rolled_back_alone_and_left_to_the_sweep(app, db, d
         return real(subject, body)
 
     monkeypatch.setattr(intents, "classify", classify)
+    jobs.use_app(app)  # the job's app context on this test's app (as `flask worker` hands its app over)
     assert run_flows(steps) == {"ran": 2, "failed": 1}
     db.session.expire_all()
     assert sorted(db.session.scalars(select(FlowRun.message_id))) == [steps[0][1], steps[2][1]]
