@@ -212,6 +212,8 @@ def test_ingress_killed_between_accept_and_ingest_loses_nothing(app, db, tmp_pat
         assert subjects == ["Survivor"]
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:  # the restarted ingress works
             smtp.sendmail("carla@example.com", [DEMO], message(subject="After restart"))
+        latest = db.session.scalar(select(func.max(InboundRaw.id)))
+        wait_for_jobs([f"ingest-raw-{latest}"])  # announced after the 250, by another thread
         work_ingest_queue(app)
         assert count(db, Message) == 2
     finally:
