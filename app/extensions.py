@@ -75,6 +75,22 @@ def _full_sync_again(dbapi_connection, record) -> None:
             cursor.close()
 
 
+def begin_writing(session=None) -> None:
+    """Start the session's transaction as a writer now: on SQLite `BEGIN IMMEDIATE`, elsewhere nothing.
+
+    For a job's transaction that reads before it writes (an ingest or flow batch). SQLite gives
+    its one write lock to a deferred transaction only at its first write, and one whose snapshot
+    another process's commit made stale meanwhile fails at once with "database is locked" (the
+    busy timeout cannot help); the whole batch would then be rolled back and run again. Taken
+    first, the write lock waits its turn in the busy timeout instead. A transaction already
+    open is left as it is. PostgreSQL's row locks need nothing of the sort.
+    """
+    session = session or db.session
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def begin_nested(session=None):
     """`session.begin_nested()` (default: `db.session`), inside a transaction that is really open.
 

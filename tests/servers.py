@@ -1,6 +1,8 @@
 """Real servers for tests, started on free loopback ports and stopped afterwards."""
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import time
@@ -60,6 +62,54 @@ class RedisServer:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+def pg_bin() -> Path:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl); AssertionError when it is not installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert found, "PostgreSQL's initdb is not installed (apt-get install postgresql; scripts/test does)"
+    return found[-1].parent
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster in a temporary folder on a free loopback port (run as `postgres` when we are root).
+
+    `fsync=False` (tests) lets the cluster skip the disk; a benchmark keeps it, as production would.
+    """
+
+    def __init__(self, workdir: Path, database: str = "outage", fsync: bool = False) -> None:
+        self.bin = pg_bin()
+        self.database, self.fsync = database, fsync
+        self.data, self.sock = workdir / "pg", workdir / "pgsock"
+        self.sock.mkdir(parents=True)
+        self.port = free_port()
+        if os.geteuid() == 0:
+            shutil.chown(workdir, "postgres")
+            shutil.chown(self.sock, "postgres")
+            os.chmod(workdir, 0o755)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1"
+        if not self.fsync:
+            options += " -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.sock / "log"), "start", "-o", options)
+        wait_for_port(self.port, timeout=30)
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
 
 # --- TLS -------------------------------------------------------------------------------------

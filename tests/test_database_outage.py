@@ -4,7 +4,6 @@ every acknowledged mail becomes a conversation, once. Runs on a throwaway Postgr
 (initdb and pg_ctl, as scripts/test starts one), so it can stop the server without disturbing other tests."""
 from __future__ import annotations
 
-import os
 import shutil
 import smtplib
 import subprocess
@@ -18,52 +17,11 @@ from sqlalchemy import select
 from app.models.inbound import InboundRaw
 from app.models.inbox import Message
 from tests.mail.conftest import message
-from tests.servers import free_port, wait_for_port
+from tests.servers import ThrowawayPostgres, free_port, wait_for_port
 from tests.subprocess_env import ROOT, flask_cmd, flask_env
 
 DEMO = "support@mail.pigeonhole.test"
 OUTAGE_SECONDS = 30
-
-
-def _pg_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    assert found, "PostgreSQL's initdb is not installed (apt-get install postgresql; scripts/test does)"
-    return found[-1].parent
-
-
-class ThrowawayPostgres:
-    """A PostgreSQL cluster in a temporary folder on a free loopback port (run as `postgres` when we are root)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.bin = _pg_bin()
-        self.data, self.sock = workdir / "pg", workdir / "pgsock"
-        self.sock.mkdir(parents=True)
-        self.port = free_port()
-        if os.geteuid() == 0:
-            shutil.chown(workdir, "postgres")
-            shutil.chown(self.sock, "postgres")
-            os.chmod(workdir, 0o755)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
-        self.start()
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "outage")
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/outage"
-
-    def _run(self, tool: str, *args: str) -> None:
-        command = [str(self.bin / tool), *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.sock / "log"), "start", "-o",
-                  f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off")
-        wait_for_port(self.port, timeout=30)
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
 
 @pytest.fixture

@@ -185,9 +185,10 @@ class Classifier:
             return np.empty(0, dtype=np.int64), np.empty(0)
         return np.concatenate(all_idx), np.concatenate(all_val)
 
-    def probabilities(self, text: str) -> dict[str, float]:
+    def probabilities(self, text: str, features: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+        """Each intent's probability; `features` are the text's when the caller has them already."""
         import numpy as np  # only where the classifier runs (see the imports above)
-        idx, values = self.features(text)
+        idx, values = features if features is not None else self.features(text)
         scores = self.coef[:, idx] @ values + self.intercept
         if len(self.classes) == 2 and scores.shape[0] == 1:  # binary: one decision function
             p = 1.0 / (1.0 + math.exp(-float(scores[0])))
@@ -199,10 +200,10 @@ class Classifier:
 
     def predict(self, text: str, threshold: float = 0.5) -> tuple[str, float]:
         """(intent, confidence); "unknown" when the text has no known words or the best is below `threshold`."""
-        idx, _ = self.features(text)
-        if len(idx) == 0:
+        features = self.features(text)
+        if len(features[0]) == 0:
             return UNKNOWN, 0.0
-        probs = self.probabilities(text)
+        probs = self.probabilities(text, features)
         best = max(probs, key=probs.get)
         confidence = probs[best]
         return (best if confidence >= threshold else UNKNOWN), confidence

@@ -7,7 +7,7 @@ threaded or routed, so no flow runs and no agent sees it (`app.runtime.ingest`).
 
 Publishing the address enabled again calls `release_held()` in the publishing
 transaction: its held rows turn `pending` and, after the commit, their ingest jobs are
-enqueued with the ingress's deterministic ids (`ingest-raw-<id>`). Ingest takes only
+enqueued as the ingress does (`ingest_jobs`: deterministic ids, a job per batch). Ingest takes only
 pending rows and sets their final status under the address's lock, so each held message
 is routed exactly once, however often it is released or re-enqueued (cron's
 `requeue_stale_pending` is the safety net for a lost enqueue). A release while the address
@@ -19,7 +19,8 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models.inbound import InboundRaw, InboundStatus
-from app.queues import enqueue_many
+from app.queues import enqueue_jobs
+from app.runtime.ingest import ingest_jobs
 from app.runtime.live import published_address
 from app.transactions import on_commit
 
@@ -43,6 +44,5 @@ def release_held(address_ids) -> list[int]:
         .values(status=InboundStatus.PENDING.value, error=None).returning(InboundRaw.id)))
     ids.sort()
     if ids:
-        on_commit(enqueue_many, "ingest", "jobs.ingest.ingest_raw", [((i,), f"ingest-raw-{i}") for i in ids],
-                  result_ttl=0, failure_ttl=24 * 3600)
+        on_commit(enqueue_jobs, "ingest", ingest_jobs(ids), result_ttl=0, failure_ttl=24 * 3600)
     return ids

@@ -49,6 +49,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.blobs import blob_store
-from app.extensions import begin_nested, db
+from app.extensions import begin_nested, begin_writing, db
 from app.logs import log_context
 from app.mail.parse import ParsedMessage, parse_message
 from app.mail.senderauth import Verdict
@@ -70,7 +71,7 @@ from app.mail.tokens import new_conversation_token
 from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
-from app.queues import enqueue_many, redis_connection
+from app.queues import enqueue_jobs, redis_connection
 from app.runtime import facts, forwarding, metrics, senderauth, sla, suppression
 from app.runtime.changes import publish_change
 from app.runtime.leases import leased_lock
@@ -160,6 +161,7 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
         raise AddressNotReceiving(f"address {address_id} is not a published, enabled inbound address")
     results: list[IngestResult] = []
     with log_context(address_id=address_id), address_lock(address_id):
+        begin_writing()  # SQLite: the write lock now, not a stale snapshot at the first write
         now = datetime.now(timezone.utc)
         for item in items:
             with log_context(raw_id=item.raw_id):
@@ -192,36 +194,113 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
     A row whose address stopped receiving stays pending with the reason in `error`
     (nothing is lost; it is ingested once the address is live again).
     """
-    row = db.session.get(InboundRaw, raw_id)
-    if row is None or row.status != InboundStatus.PENDING.value:
-        return None
+    results = ingest_pending_many([raw_id])
+    return results[0] if results else None
+
+
+def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0) -> list[IngestResult]:
+    """Ingest the pending rows among `raw_ids` (what one ingest job of a burst runs); done rows are skipped.
+
+    With `drain`, the batch is filled up to that many rows with the next pending arrivals of the
+    same addresses (higher ids, whose own jobs wait behind this one and will find them done): a
+    burst that reached the ingress over a few connections arrives in groups of two or three, and
+    this lets one job, one lock and one commit serve fifty of them.
+
+    The rows of each address go through one `ingest()` call: one lock, one commit, and one
+    savepoint per message inside it (`_ingest_one`), so a message that cannot be stored is kept
+    with its error and never fails the others. Its results, in id order. The pending mark stays
+    the truth: a row another worker finished meanwhile is seen under the address lock and left
+    alone, and rows a failure leaves pending are found again by cron's `requeue_stale_pending`.
+    Rows of an address that stopped receiving, or that meet a transient disk error, stay pending
+    with the reason and one more attempt. Checking senders can wait for a slow DNS: past
+    `PREPARE_SECONDS` the batch stops there, drained rows are left to their own jobs, and the
+    job's own rows not reached get a job of their own.
+    """
+    pending = InboundRaw.status == InboundStatus.PENDING.value
+    rows = list(db.session.scalars(select(InboundRaw).where(InboundRaw.id.in_(list(raw_ids)), pending)
+                                   .order_by(InboundRaw.id)))
+    own = {row.id for row in rows}
+    if rows and drain > len(rows):
+        rows += db.session.scalars(select(InboundRaw).where(
+            pending, InboundRaw.address_id.in_({row.address_id for row in rows}), InboundRaw.id > rows[-1].id)
+            .order_by(InboundRaw.id).limit(drain - len(rows)))
+    by_address: dict[int, list[InboundRaw]] = {}
+    for row in rows:
+        by_address.setdefault(row.address_id, []).append(row)
+    results: list[IngestResult] = []
+    budget = time.monotonic() + PREPARE_SECONDS
+    left: list[int] = []  # own rows the budget did not reach: a job of their own, after this one
+    for address_id, group in by_address.items():
+        items = _pending_items(group, budget)
+        left += [row.id for row in group[len(items):] if row.id in own]
+        group = group[:len(items)]
+        if not group:
+            continue
+        ids = [row.id for row in group]
+        try:
+            results += ingest(address_id, items)
+        except AddressNotReceiving as exc:
+            results += _still_pending(ids, str(exc))
+        except OSError as exc:
+            if not transient(exc):
+                raise
+            # A full disk (or quota) is no fault of the messages: they stay pending, and cron's sweep of
+            # pending rows (`requeue_stale_pending`) runs them again every INGEST_RETRY_SECONDS until there is room.
+            log.warning("%d raw message(s) stay pending: %s", len(ids), exc)
+            results += _still_pending(ids, f"waiting for room in the file store: {exc}")
+    if left:
+        try:
+            enqueue_jobs("ingest", ingest_jobs(left), result_ttl=0, failure_ttl=24 * 3600)
+        except RedisError as exc:  # pending rows: cron's sweep finds them
+            redis_outage.failed(exc)
+    return results
+
+
+#: Seconds a batch spends settling raw bytes and checking senders (DNS) before it takes the lock; rows it
+#: did not reach by then are left to their own jobs, so a slow DNS never makes a batch outlast RQ's timeout.
+PREPARE_SECONDS = 30.0
+
+
+def _pending_items(rows: list[InboundRaw], budget: float | None = None) -> list[RawItem]:
+    """Pending rows as `RawItem`s: their raw bytes settled in the blob store together (`settle_many`: one
+    wait for the disk), an SMTP arrival's sender checked. The first rows only, when `time.monotonic()`
+    passes `budget` (at least one).
+
+    Both happen before the address lock is taken (SPF / DKIM / DMARC lookups in the worker, never
+    in the SMTP session), so other workers are not kept waiting by them. A blob the batch could not
+    settle is settled on its own, with that path's handling of its error (`_settle`).
+    """
+    try:
+        settled = blob_store().settle_many([row.raw_sha256 for row in rows])
+    except Exception:  # noqa: BLE001 - each one on its own below says what went wrong with it
+        settled = {}
+    items = []
+    for row in rows:
+        if items and budget is not None and time.monotonic() > budget:
+            break
+        raw = settled.get(row.raw_sha256)
+        if raw is None:
+            raw = _settle(row.raw_sha256)
+        item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw=raw,
+                       raw_id=row.id, accepted_at=row.received_at)
+        if raw is not None and row.source == "smtp":
+            item.auth = senderauth.verdict_for_arrival(raw, row.client_ip, row.helo, row.envelope_from)
+        items.append(item)
+    return items
+
+
+def _settle(sha256: str) -> bytes | None:
+    """One staged raw message moved to the blob store; None when it stays where it is (ingest reads it there)."""
     try:  # the ingress staged the raw bytes in the database; they go to the blob store first
-        raw = blob_store().settle(row.raw_sha256)
+        return blob_store().settle(sha256)
     except OSError as exc:
         if not transient(exc):
             raise
         # The staged bytes stay in the database: ingest reads them from there, settled on a later run.
-        log.warning("raw message %s stays staged in the database: %s", row.raw_sha256, exc)
-        raw = None
+        log.warning("raw message %s stays staged in the database: %s", sha256, exc)
     except Exception:  # noqa: BLE001 - ingest reads it again and stores the message with the reason
-        log.exception("raw message %s could not be settled", row.raw_sha256)
-        raw = None
-    item = RawItem(row.raw_sha256, row.size, row.source, row.source_ref, row.envelope_from, raw=raw, raw_id=row.id,
-                   accepted_at=row.received_at)
-    if raw is not None and row.source == "smtp":
-        # SPF / DKIM / DMARC lookups here, in the worker, before the address lock (never in the SMTP session).
-        item.auth = senderauth.verdict_for_arrival(raw, row.client_ip, row.helo, row.envelope_from)
-    try:
-        return ingest(row.address_id, [item])[0]
-    except AddressNotReceiving as exc:
-        return _still_pending(raw_id, str(exc))
-    except OSError as exc:
-        if not transient(exc):
-            raise
-        # A full disk (or quota) is no fault of the message: it stays pending, and cron's sweep of
-        # pending rows (`requeue_stale_pending`) runs it again every INGEST_RETRY_SECONDS until there is room.
-        log.warning("raw message %s stays pending: %s", row.raw_sha256, exc)
-        return _still_pending(raw_id, f"waiting for room in the file store: {exc}")
+        log.exception("raw message %s could not be settled", sha256)
+    return None
 
 
 #: OS errors that pass by themselves (room returns): the work is retried, never stored as the message's fault.
@@ -233,13 +312,13 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
-def _still_pending(raw_id: int, reason: str) -> IngestResult:
-    """Nothing of the attempt is kept; the row stays pending with the reason and one more attempt."""
+def _still_pending(raw_ids: list[int], reason: str) -> list[IngestResult]:
+    """Nothing of the attempt is kept; the rows stay pending with the reason and one more attempt."""
     db.session.rollback()
-    db.session.execute(update(InboundRaw).where(InboundRaw.id == raw_id)
+    db.session.execute(update(InboundRaw).where(InboundRaw.id.in_(raw_ids))
                        .values(error=reason[:1000], attempts=InboundRaw.attempts + 1))
     db.session.commit()
-    return IngestResult("pending", raw_id=raw_id, error=reason)
+    return [IngestResult("pending", raw_id=raw_id, error=reason) for raw_id in raw_ids]
 
 
 def stale_pending_ids(older_than_seconds: int, limit: int = 500) -> list[int]:
@@ -563,24 +642,53 @@ def _put_attachments(items: Sequence[RawItem]) -> None:
 # --- after the commit ---------------------------------------------------------------------------
 
 def _enqueue_flows(results: list[IngestResult]) -> None:
-    """One Redis round trip for the whole batch (job ids are deterministic: `flow-message-{id}`).
+    """One Redis round trip for the whole batch: its flow steps in jobs of up to `BATCH_MAX` (`flow_jobs`).
 
     Without Redis the mail is stored and only its flow step waits: `redis_outage` says so once
     per outage, with the command that queues the missed steps later (`flow_steps_missing`).
     """
-    calls = [((r.conversation_id, r.message_row_id), f"flow-message-{r.message_row_id}")
-             for r in results if r.flow and r.conversation_id is not None]
-    if not calls:
+    steps = [(r.conversation_id, r.message_row_id) for r in results if r.flow and r.conversation_id is not None]
+    if not steps:
         return
     try:
-        enqueue_many("flows", "jobs.flows.run_flow", calls)
+        enqueue_jobs("flows", flow_jobs(steps))
     except RedisError as exc:
         redis_outage.failed(exc)
         return
     except Exception:  # noqa: BLE001 - the mail is stored; the flow step is what is lost
-        log.exception("could not enqueue the flow step for %d messages", len(calls))
+        log.exception("could not enqueue the flow step for %d messages", len(steps))
         return
     redis_outage.ok()
+
+
+#: At most this many arrivals in one ingest job, and flow steps in one flow job. A job of a burst
+#: costs RQ's bookkeeping (a dozen Redis round trips) and one commit once, not once per message,
+#: and still ends within a second or so, so a second worker finds the next batch waiting.
+BATCH_MAX = 50
+
+
+def _chunks(values: Sequence, size: int = BATCH_MAX) -> list[Sequence]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def ingest_jobs(raw_ids: Sequence[int]) -> list[tuple[str, tuple, str]]:
+    """The ingest jobs of committed pending rows, for `app.queues.enqueue_jobs`, with deterministic ids.
+
+    One row: `jobs.ingest.ingest_raw(id)` as `ingest-raw-<id>` (the id cron's sweep uses too).
+    Several: `jobs.ingest.ingest_raws([ids])` per `BATCH_MAX`, as `ingest-raws-<first>-<last>`.
+    """
+    return [("jobs.ingest.ingest_raw", (chunk[0],), f"ingest-raw-{chunk[0]}") if len(chunk) == 1 else
+            ("jobs.ingest.ingest_raws", (list(chunk),), f"ingest-raws-{chunk[0]}-{chunk[-1]}")
+            for chunk in _chunks(list(raw_ids))]
+
+
+def flow_jobs(steps: Sequence[tuple[int, int]]) -> list[tuple[str, tuple, str]]:
+    """The flow jobs of (conversation id, message id) steps, like `ingest_jobs`: `jobs.flows.run_flow`
+    as `flow-message-<id>` for one, `jobs.flows.run_flows` as `flow-messages-<first>-<last>` for several."""
+    return [("jobs.flows.run_flow", tuple(chunk[0]), f"flow-message-{chunk[0][1]}") if len(chunk) == 1 else
+            ("jobs.flows.run_flows", ([list(step) for step in chunk],),
+             f"flow-messages-{chunk[0][1]}-{chunk[-1][1]}")
+            for chunk in _chunks(list(steps))]
 
 
 def flow_steps_missing(since: datetime, address_id: int | None = None) -> list[tuple[int, int]]:

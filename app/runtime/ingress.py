@@ -63,7 +63,8 @@ from app.extensions import db
 from app.models.inbound import InboundRaw, InboundStatus
 from app.runtime.ingress_smtp import IngressSMTP, SessionCounter, ensure_spool_dir
 from app.runtime.live import published_configuration
-from app.queues import enqueue_many
+from app.queues import enqueue_jobs
+from app.runtime.ingest import ingest_jobs
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ _redis_down = threading.Event()  # set while enqueues fail for want of Redis: sa
 
 
 def enqueue_ingest(app: Flask, raw_ids: list[int]) -> None:
-    """The ingest jobs of committed pending rows, in one Redis round trip.
+    """The ingest jobs of committed pending rows (a job per batch, `ingest_jobs`), in one Redis round trip.
 
     A lost enqueue (Redis down, the ingress killed right after its 250) is harmless: the row
     is pending and cron's `requeue_stale_pending` enqueues it again. A Redis outage is logged
@@ -320,8 +321,7 @@ def enqueue_ingest(app: Flask, raw_ids: list[int]) -> None:
     """
     try:
         with app.app_context():
-            enqueue_many("ingest", "jobs.ingest.ingest_raw", [((i,), f"ingest-raw-{i}") for i in raw_ids],
-                         result_ttl=0, failure_ttl=24 * 3600)
+            enqueue_jobs("ingest", ingest_jobs(raw_ids), result_ttl=0, failure_ttl=24 * 3600)
     except RedisError as exc:
         if not _redis_down.is_set():
             _redis_down.set()

@@ -91,13 +91,13 @@ def test_the_250_does_not_wait_for_redis(app, db, ingress, monkeypatch):
 
     from app.runtime import ingress as ingress_module
 
-    release, real = threading.Event(), ingress_module.enqueue_many
+    release, real = threading.Event(), ingress_module.enqueue_jobs
 
     def slow_enqueue(*args, **kwargs):
         assert release.wait(10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingress_module, "enqueue_many", slow_enqueue)
+    monkeypatch.setattr(ingress_module, "enqueue_jobs", slow_enqueue)
     with smtplib.SMTP(ingress.hostname, ingress.port, timeout=5) as smtp:
         assert smtp.sendmail("carla@example.com", [DEMO], message(subject="Redis is slow")) == {}
     row = db.session.scalars(select(InboundRaw)).one()
@@ -212,6 +212,8 @@ def test_ingress_killed_between_accept_and_ingest_loses_nothing(app, db, tmp_pat
         assert subjects == ["Survivor"]
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:  # the restarted ingress works
             smtp.sendmail("carla@example.com", [DEMO], message(subject="After restart"))
+        latest = db.session.scalar(select(func.max(InboundRaw.id)))
+        wait_for_jobs([f"ingest-raw-{latest}"])  # announced after the 250, by another thread
         work_ingest_queue(app)
         assert count(db, Message) == 2
     finally:

@@ -205,3 +205,21 @@ def test_put_many_reuses_its_fsync_threads(tmp_path):
         store.put_many([os.urandom(100) for _ in range(20)])
         fsync_threads = [t for t in threading.enumerate() if t.name.startswith("blob-fsync")]
         assert 0 < len(fsync_threads) <= FSYNC_THREADS
+
+
+@pytest.mark.parametrize("kind", ["dir", "db"])
+def test_settle_many_moves_every_spooled_blob_at_once_and_leaves_out_what_is_nowhere(app, db, tmp_path, kind):
+    from app.models.blobs import Blob
+
+    store = DirectoryBlobStore(tmp_path) if kind == "dir" else DatabaseBlobStore()
+    on_disk = store.put(b"already there")
+    shas = store.stage([b"spooled one", b"spooled two", b"spooled one"])
+    db.session.commit()
+    nowhere = "0" * 64
+    settled = store.settle_many([*shas, on_disk, nowhere])
+    assert settled == {shas[0]: b"spooled one", shas[1]: b"spooled two", on_disk: b"already there"}
+    if kind == "dir":  # durable files now, and the spool rows gone
+        assert [store._path(s).read_bytes() for s in shas[:2]] == [b"spooled one", b"spooled two"]
+        db.session.expire_all()
+        assert db.session.scalars(select(Blob.sha256)).all() == []
+    assert store.settle_many(shas) == {shas[0]: b"spooled one", shas[1]: b"spooled two"}  # again: harmless

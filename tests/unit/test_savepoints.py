@@ -1,6 +1,7 @@
 """`app.extensions.begin_nested`: a savepoint taken before any write is released, not committed."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import begin_nested
@@ -50,3 +51,44 @@ def test_without_it_sqlite_commits_at_the_release(app, db):
         db.session.commit()
     else:
         assert _emails(db) == []  # PostgreSQL's transaction began with the session's first statement
+
+
+@pytest.mark.sqlite
+def test_a_writer_that_began_with_begin_writing_is_not_failed_by_a_commit_in_between(app, db):
+    """A job that read, then wrote after another process committed, failed at once with "database is
+    locked" (a stale snapshot) and its whole batch ran again; begun with `begin_writing`, the other
+    writer waits for its commit instead."""
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from app.extensions import begin_writing
+
+    def read_then_write(begin, name: str) -> threading.Thread:
+        begin()
+        savepoint = begin_nested()  # a message of the batch, as ingest and the flow batch take one
+        db.session.scalar(select(Contact.id))  # the snapshot is taken here
+        engine = db.engine
+
+        def other_writer() -> None:  # another process's writer, committing while we work
+            with engine.connect() as other:
+                other.execute(Contact.__table__.insert().values(email=f"other-{name}@example.com"))
+                other.commit()
+
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        thread.join(0.5)  # it commits now, unless our write lock makes it wait
+        try:
+            db.session.add(Contact(email=f"ours-{name}@example.com"))
+            db.session.flush()
+            savepoint.commit()
+            db.session.commit()
+        finally:
+            db.session.rollback()
+            thread.join(15)
+        return thread
+
+    with pytest.raises(OperationalError, match="database is locked"):
+        read_then_write(lambda: None, "deferred")  # begin_nested's deferred BEGIN alone
+    read_then_write(begin_writing, "immediate")
+    assert _emails(db) == ["other-deferred@example.com", "other-immediate@example.com", "ours-immediate@example.com"]
