@@ -96,17 +96,12 @@ def enqueue(queue: str, func: str, *args, job_id: str | None = None, **options):
         return None
 
 
-def enqueue_many(queue: str, func: str, calls: list[tuple[tuple, str]], **options) -> None:
-    """Enqueue `func` once per `(args, job_id)` in one Redis round trip (a pipeline).
+def enqueue_jobs(queue: str, jobs: list[tuple[str, tuple, str]], **options) -> None:
+    """Enqueue `(func, args, job_id)` each, in one Redis round trip (a pipeline).
 
     For a batch of new rows whose ids make the job ids (nothing else can hold those ids
     yet, so no uniqueness check is needed); raises what Redis raises.
     """
-    enqueue_jobs(queue, [(func, args, job_id) for args, job_id in calls], **options)
-
-
-def enqueue_jobs(queue: str, jobs: list[tuple[str, tuple, str]], **options) -> None:
-    """`enqueue_many` for jobs of several functions: `(func, args, job_id)` each, in one round trip."""
     if not jobs:
         return
     datas = [Queue.prepare_data(func, list(args), job_id=job_id, **options) for func, args, job_id in jobs]
