@@ -219,7 +219,8 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     of matching messages (`app.inbox.search`; `before`: the window of matches older than that
     message id, from `InboxPage.older_matches`). `conversation_id`: only that conversation's row (a live
     update of one row; none when the user may not see it). Raises `InvalidAction` for an unknown view or
-    status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters.
+    status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters (a search asks one
+    more first: whether a file name matches, `app.inbox.search`).
     `filters`: the others (`InboxFilters`: assignee, tag, priority, address, unread, and the sort);
     a merged conversation (`Conversation.merged_into_id`) is never listed.
     """

@@ -116,8 +116,10 @@ def _like(word: str) -> str:
 
 def _message_matches(q: str, conversations: str, params: dict):
     """The ways a message can match `q` in the conversations `conversations` (a WHERE over
-    `conversations c`), as (SQL selecting the message ids, the id column it is keyed on) pairs:
-    by its text (indexed words and unspaced-script substrings), by an attachment's name; and, on
+    `conversations c`), as (SQL selecting the message ids with their conversations, `id` and
+    `conversation_id`; the id column it is keyed on) pairs: by its text (indexed words and
+    unspaced-script substrings), by an attachment's name (only when some file name matches at all:
+    `_any_file_name`); and, on
     SQLite, the same text match with whole words (for the `search_whole` window, see
     `matching_conversations_sql`: its SQL, its key and the text match with prefixes alone), else None.
     None when the query has no word. Fills `params` (`search_*`)."""
@@ -195,8 +197,9 @@ def matching_conversations_sql(q: str, before: int | None = None,
     `conversations`: the conversations to search, a WHERE over `conversations c` (the caller's
     visibility and filters, with the caller's parameters), applied inside the window.
 
-    The WITH clause materialises `search_window(id)`: the ids of the window's matching messages,
-    the newest `MAX_MATCHES` (older than `before`, when given). The caller reads the window's
+    The WITH clause materialises `search_window(id, conversation_id)`: the window's matching
+    messages and their conversations, the newest `MAX_MATCHES` (older than `before`, when given);
+    a statement before it asks whether any file name matches (`_any_file_name`). The caller reads the window's
     size and oldest id from it too (a full window means there may be older matches: the next
     window is `before=<its oldest id>`). The first window adds the customers whose address
     starts with the query; an older one leaves out every conversation an earlier window had
