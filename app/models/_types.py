@@ -32,6 +32,19 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+def utc_of(value) -> datetime | None:
+    """A datetime column's raw value as `UTCDateTime` reads it: SQLite's text ("2026-01-02 03:04:05.678901",
+    naive UTC) parsed, a naive datetime made UTC, an aware one (PostgreSQL) as it is; None stays None.
+
+    For a list's statement that reads its columns untyped: SQLAlchemy's result processors cost two Python
+    calls per value, NULLs included (a fifth of an inbox page's statement for 50 rows of 7 times)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
 def ordered_columns(statement: TextClause, names: str, **types) -> TextualSelect:
     """`statement` (SQL text) with every column of its result named in order (`names`, separated by
     spaces) and typed where `types` says (`seen_at=UTCDateTime()`); the rows' keys are these names.

@@ -35,3 +35,21 @@ def test_rows_have_the_names_and_types_and_the_description_is_built_once():
 def test_a_type_for_a_column_not_named_is_refused():
     with pytest.raises(ValueError, match="when_at"):
         ordered_columns(text("SELECT 1"), "id", when_at=UTCDateTime())
+
+
+def test_utc_of_reads_a_raw_time_as_utc_datetime_does():
+    """`utc_of` (the inbox list's untyped times) gives what `UTCDateTime` gives for SQLite's text, a naive and an
+    aware datetime, and None."""
+    from datetime import datetime, timedelta
+
+    from app.models._types import utc_of
+
+    engine = create_engine("sqlite://")
+    raw = "2026-01-02 03:04:05.678901"
+    with engine.connect() as conn:
+        typed = conn.execute(ordered_columns(text(f"SELECT '{raw}'"), "at", at=UTCDateTime())).scalar_one()
+    assert utc_of(raw) == typed and utc_of(raw).tzinfo is timezone.utc and utc_of(raw).microsecond == 678901
+    assert utc_of("2026-01-02 03:04:05") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert utc_of(datetime(2026, 1, 2, 3)).tzinfo is timezone.utc
+    aware = datetime(2026, 1, 2, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert utc_of(aware) is aware and utc_of(None) is None

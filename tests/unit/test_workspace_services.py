@@ -228,6 +228,40 @@ def test_search_finds_prefixes_unspaced_scripts_and_attachment_names(app, db, wo
     assert found("vo_c") == set()  # LIKE's "_" is a plain character here, not "any one"
 
 
+def test_search_windows_merge_file_names_with_the_text(app, db, world, monkeypatch):
+    """A file name's match takes its place in the windows among the text's matches, newest first; a message
+    matching both counts once; another queue's file never takes a place; every conversation comes once."""
+    from app.inbox import search
+
+    monkeypatch.setattr(search, "MAX_MATCHES", 2)
+    agent = world["agent"]
+    convs = [make_conversation(queue=world["queue"], address=world["address"], subject=f"Case {i}",
+                               when=NOW - timedelta(minutes=30 - i)) for i in range(4)]
+    hidden = make_conversation(queue=world["secret"], address=world["address"], subject="Not yours")
+    make_message(convs[0], text="The widget is bent.")  # the oldest match
+    both = make_message(convs[1], text="A widget, see the photo.", attachments=[("widget.jpg", "image/jpeg", b"j")])
+    make_message(convs[2], text="See attached.", attachments=[("Widget-Manual.PDF", "application/pdf", b"%PDF")])
+    make_message(hidden, text="Ours.", attachments=[("widget-secret.pdf", "application/pdf", b"%PDF")])
+    make_message(convs[3], text="Another widget question.")  # the newest match
+    db.session.commit()
+    seen, windows, before = [], 0, None
+    while True:
+        windows += 1
+        page = list_inbox(agent, q="widget", status=None, before=before)
+        seen += [r.conversation.id for r in page.rows]
+        if page.older_matches is None:
+            break
+        before = page.older_matches
+    assert sorted(seen) == sorted(c.id for c in convs)  # all four, once; never the other queue's file
+    assert windows == 3  # 4 matching messages (one by its text and its file) in windows of 2, then an empty one
+    first = list_inbox(agent, q="widget", status=None)
+    assert {r.conversation.id for r in first.rows} == {convs[3].id, convs[2].id}  # the file's match is the 2nd
+    assert first.older_matches == convs[2].messages[0].id
+    second = list_inbox(agent, q="widget", status=None, before=first.older_matches)
+    assert {r.conversation.id for r in second.rows} == {convs[1].id, convs[0].id}
+    assert second.older_matches == convs[0].messages[0].id and both.id > second.older_matches
+
+
 def test_a_composer_opened_and_left_is_not_a_draft(app, db, world, monkeypatch):
     """A blank draft (nothing written) is not listed, counted or marked; writing makes it a draft,
     erasing it all makes it blank again; the author's next composer discards blank ones left."""
