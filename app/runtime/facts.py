@@ -9,17 +9,29 @@ target met or breached: `app.runtime.sla`), `merged` and `split` (merge and spli
 `rebuild` computes a row from the messages and is used by `flask reports backfill`
 (`app.runtime.backfill`, which adds the SLA's judgement of the history) and after a merge or split,
 never on a report's path.
+
+The facts' **version** (`version()`, a counter in Redis) goes up after every commit that changed a row of
+the facts or of `conversation_tags`, or deleted a conversation, queue, user or address (whose rows the
+database then changes by cascade): whatever the writer, since a session listener sees the ORM's flushes and
+its bulk statements on those tables. The reports cache what they computed under it (`app.reports.figures`).
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from redis.exceptions import RedisError
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models._types import utcnow
+from app.models.auth import Queue, User
+from app.models.channels import EmailAddress
 from app.models.inbox import Conversation, Message, customer_written
+from app.models.organize import ConversationTag
 from app.models.reports import ConversationFacts
+from app.queues import redis_connection
+from app.transactions import on_commit
 
 #: The statuses that count as resolved.
 RESOLVED = ("resolved", "closed")
@@ -159,3 +171,38 @@ def rebuild(conversation: Conversation) -> ConversationFacts:
     facts.resolved_at = ((conversation.status_at or conversation.last_message_at)
                          if facts.status in RESOLVED else None)
     return measure(facts)
+
+
+#: The Redis key of the facts' version (see the module's docstring).
+VERSION_KEY = "reports:facts-version"
+#: Rows whose change (any) changes what a report reads, and rows whose deletion does (by cascade).
+_WATCHED = (ConversationFacts, ConversationTag)
+_DELETIONS = (Conversation, Queue, User, EmailAddress)
+_TABLES = frozenset(m.__table__.name for m in (*_WATCHED, *_DELETIONS))
+
+
+def version() -> int | None:
+    """The facts' version now; None when Redis does not answer (then nothing may be cached)."""
+    try:
+        return int(redis_connection(timeout=1.0).get(VERSION_KEY) or 0)
+    except RedisError:
+        return None
+
+
+def _bump() -> None:
+    redis_connection(timeout=1.0).incr(VERSION_KEY)
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context) -> None:
+    if (any(isinstance(row, _WATCHED) for row in (*session.new, *session.dirty, *session.deleted))
+            or any(isinstance(row, _DELETIONS) for row in session.deleted)):
+        on_commit(_bump)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in _TABLES:
+            on_commit(_bump)
