@@ -138,9 +138,12 @@ SLA_COUNTED = {
 KEY_COLUMNS = {"queue": "queue_id", "agent": "agent_id", "address": "address_id", "intent": "intent",
                "tag": "conversation_tags.tag"}
 #: The breakdowns read beside another table: the FROM clause (a conversation with several tags has a row
-#: for each; none: one row with a NULL tag).
-JOINED = {"tag": "conversation_facts LEFT JOIN conversation_tags "
+#: for each; one without tags has none: it is counted with the days, under `TAGGED`'s NULL).
+JOINED = {"tag": "conversation_facts JOIN conversation_tags "
                  "ON conversation_tags.conversation_id = conversation_facts.conversation_id"}
+#: 1 for a conversation with a tag, NULL ("No tag") without.
+TAGGED = ("CASE WHEN EXISTS (SELECT 1 FROM conversation_tags "
+          "WHERE conversation_tags.conversation_id = conversation_facts.conversation_id) THEN 1 END")
 
 
 def _sql_parts() -> tuple:
@@ -301,8 +304,13 @@ def _report(period: Period, by: str | None, days: bool) -> Report:
     groups: dict = {}
     total = DayRow("total")
     if by in JOINED:
-        _collect(period, "NULL", "conversation_facts", rows, total, None)
+        # The days, the totals and the conversations without a tag (`None`) in one pass over the facts; the
+        # tagged ones (one row per tag) joined with their tags.
+        tagged_or_not: dict = {}
+        _collect(period, TAGGED, "conversation_facts", rows, total, tagged_or_not)
         _collect(period, KEY_COLUMNS[by], JOINED[by], None, None, groups)
+        if None in tagged_or_not:
+            groups[None] = tagged_or_not[None]
     else:
         _collect(period, KEY_COLUMNS[by] if by else "NULL", "conversation_facts", rows, total,
                  groups if by else None)
