@@ -17,6 +17,7 @@ its bulk statements on those tables. The reports cache what they computed under 
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 from redis.exceptions import RedisError
@@ -31,7 +32,6 @@ from app.models.inbox import Conversation, Message, customer_written
 from app.models.organize import ConversationTag
 from app.models.reports import ConversationFacts
 from app.queues import redis_connection
-from app.transactions import on_commit
 
 #: The statuses that count as resolved.
 RESOLVED = ("resolved", "closed")
@@ -178,7 +178,11 @@ VERSION_KEY = "reports:facts-version"
 #: Rows whose change (any) changes what a report reads, and rows whose deletion does (by cascade).
 _WATCHED = (ConversationFacts, ConversationTag)
 _DELETIONS = (Conversation, Queue, User, EmailAddress)
-_TABLES = frozenset(m.__table__.name for m in (*_WATCHED, *_DELETIONS))
+_TABLES = frozenset(m.__table__.name for m in _WATCHED)
+_DELETION_TABLES = frozenset(m.__table__.name for m in _DELETIONS)
+#: The mark, in a session's `info`, of a transaction that changed what the reports read.
+_CHANGED = "reports_facts_changed"
+log = logging.getLogger(__name__)
 
 
 def version() -> int | None:
@@ -189,20 +193,40 @@ def version() -> int | None:
         return None
 
 
-def _bump() -> None:
-    redis_connection(timeout=1.0).incr(VERSION_KEY)
+def _changed(session: Session) -> None:
+    session.info[_CHANGED] = True
 
 
 @event.listens_for(Session, "after_flush")
 def _flushed(session: Session, _context) -> None:
     if (any(isinstance(row, _WATCHED) for row in (*session.new, *session.dirty, *session.deleted))
             or any(isinstance(row, _DELETIONS) for row in session.deleted)):
-        on_commit(_bump)
+        _changed(session)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _executed(state) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         table = getattr(state.statement, "table", None)
-        if getattr(table, "name", None) in _TABLES:
-            on_commit(_bump)
+        name = getattr(table, "name", None)
+        if name in _TABLES or (state.is_delete and name in _DELETION_TABLES):
+            _changed(state.session)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    """After the COMMIT (not a savepoint's release) of a transaction that changed the facts: the version moves on.
+    Any session, once per transaction. Should Redis not answer, the reports' cache (in the same Redis) is not
+    read either; a change it missed while it came back is bounded by the cache's lifetime."""
+    if session.get_nested_transaction() is not None or not session.info.pop(_CHANGED, False):
+        return
+    try:
+        redis_connection(timeout=1.0).incr(VERSION_KEY)
+    except RedisError:
+        log.warning("the reports' facts changed but Redis did not answer; cached reports age out")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_CHANGED, None)  # (a savepoint's rollback keeps the mark: one change too many is harmless)

@@ -215,3 +215,24 @@ def test_a_report_is_cached_and_computed_again_once_the_facts_change(client, log
                                                                            query_string=period_args(by="queue")))}
     old = {r["Queue"]: int(r["received"]) for r in csv.DictReader(io.StringIO(by_queue))}
     assert counts[other] == old[other] + 1 and counts.get(tagged.queue, 0) == old[tagged.queue] - 1
+
+
+def test_the_facts_version_moves_on_once_per_commit_that_changed_them(app, db, history):
+    from app.models.auth import Queue
+    from app.models.reports import ConversationFacts
+    from app.runtime import facts
+
+    start = facts.version()
+    row = db.session.get(ConversationFacts, history[0].id)
+    row.intent = "rolled back"
+    db.session.flush()
+    db.session.rollback()
+    assert facts.version() == start  # nothing committed
+    db.session.get(Queue, db.session.get(ConversationFacts, history[0].id).queue_id).name = "Renamed"
+    db.session.commit()
+    assert facts.version() == start  # a name is read at each request, not cached
+    for s in history[:3]:
+        db.session.get(ConversationFacts, s.id).intent = "refund"
+        db.session.flush()
+    db.session.commit()
+    assert facts.version() == start + 1
