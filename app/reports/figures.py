@@ -16,7 +16,9 @@ before it. For each day:
 By tag, a conversation with several tags counts in each of their groups (and once in the days).
 
 Durations are kept in the facts in seconds (`first_response_seconds`, `resolution_seconds`) and read
-from covering indexes with the day and the breakdown's key; only those travel to Python.
+from covering indexes with the day and the breakdown's key; only those travel to Python. A computed report is
+cached in Redis under the facts' version (`app.runtime.facts.version`), which every commit that changed the
+facts moves on (docs/reports.md).
 """
 from __future__ import annotations
 
