@@ -8,8 +8,10 @@ whole Flask stack (login check, security headers, logging, rendering), the serve
   filtered by a tag and sorted by priority (a tenth of the conversations are tagged),
 * a search (one or two words, prefix-matched, over subject, body and addresses),
 * a 20-message conversation page (sanitising and framing every message),
-* the Reports page for a supervisor (30 days by queue, 90 days by agent, 30 days by tag) over 100,000
-  rows of `conversation_facts` with the SLA's judgements (goal of its own: p95 under 500 ms),
+* the Reports page for a supervisor (every preset by every breakdown, as served while the facts are
+  unchanged, and four of them computed afresh, the facts changed before each request) over 100,000
+  rows of `conversation_facts` with the SLA's judgements, and the Dashboard (goal of their own: p95
+  under 500 ms in wall-clock time; the last lines say, page by page, whether it is met),
 
 next to a trivial route measured in the same run, and prints p50/p95 in ms, the ratio
 to the trivial route and the SQL statements per request. The pages take turns, one request
@@ -31,6 +33,7 @@ process (every tile rendered and every frame sanitised) is measured on its own, 
     .venv/bin/python bench/web.py --block 100        # pages take turns by 100 requests
     .venv/bin/python bench/web.py --sequential       # all requests of one page, then the next
     .venv/bin/python bench/web.py --profile search   # and where the search page spends its time
+    .venv/bin/python bench/web.py --reports          # only the Reports pages and the Dashboard
     DATABASE_URL=postgresql://... .venv/bin/python bench/web.py
 
 The seeded database is kept and reused (it takes a minute or two to build).
@@ -340,6 +343,8 @@ def main() -> None:
                         "page, then the next; the same as --block REQUESTS)")
     parser.add_argument("--profile", metavar="PAGE", help="also print a cProfile of the pages whose label contains "
                         "PAGE (e.g. 'conversation')")
+    parser.add_argument("--reports", action="store_true", help="measure only the Reports pages and the Dashboard "
+                        "(beside the trivial route)")
     parser.add_argument("--profile-sort", default="cumulative", help="cumulative (default), tottime, ...")
     args = parser.parse_args()
     folder = Path(args.db).resolve().parent
@@ -419,11 +424,13 @@ def main() -> None:
         ("search", lambda: "/inbox/?view=all&status=&q=" + rng.choice(SEARCHES).replace(" ", "+")),
         ("conversation (20 messages)", lambda: f"/inbox/c/{rng.choice(long_threads)}"),
     ]
+    if args.reports:
+        pages = pages[:1]
     # Warm up: compiled templates and statements, SQLite's pages, and each conversation, search and tag
     # page once (a conversation's first view is measured below, on a line of its own).
     for _, path in pages:
         measure(client, path, 10)
-    for target in ([f"/inbox/c/{c}" for c in long_threads] + [f"/inbox/?view=all&tag={t}&sort=priority" for t in TAGS]
+    for target in ([] if args.reports else [f"/inbox/c/{c}" for c in long_threads] + [f"/inbox/?view=all&tag={t}&sort=priority" for t in TAGS]
                    + ["/inbox/?view=all&status=&q=" + q.replace(" ", "+") for q in SEARCHES]):
         measure(client, target, 1)
     # Interleaved by default, one request of each page in turn, as a server sees them: a drift of
@@ -458,30 +465,41 @@ def main() -> None:
         app_web._fragments.clear()
         display._cache.clear()
 
-    wall, cpu, queries = measure(client, pages[-1][1], max(50, args.requests // 3), before=empty_caches)
-    print(f"{'conversation, first view':28} {statistics.median(wall):7.2f} {pct(wall, 95):7.2f} "
-          f"{pct(wall, 95) / base_wall:10.1f}x   {statistics.median(cpu):7.2f} {pct(cpu, 95):7.2f} "
-          f"{pct(cpu, 95) / base_cpu:14.1f}x {max(queries):>8}   (not part of the goal)")
+    if not args.reports:
+        wall, cpu, queries = measure(client, pages[-1][1], max(50, args.requests // 3), before=empty_caches)
+        print(f"{'conversation, first view':28} {statistics.median(wall):7.2f} {pct(wall, 95):7.2f} "
+              f"{pct(wall, 95) / base_wall:10.1f}x   {statistics.median(cpu):7.2f} {pct(cpu, 95):7.2f} "
+              f"{pct(cpu, 95) / base_cpu:14.1f}x {max(queries):>8}   (not part of the goal)")
     # The Reports page (a supervisor, the last 30 days by queue), over the 100,000 conversations' facts.
     supervisor = app.test_client()
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
                       supervisor.get("/login").get_data(as_text=True))
     assert supervisor.post("/login", data={"email": "supervisor@bench.test", "password": PASSWORD,
                                            "csrf_token": token.group(1) if token else ""}).status_code == 302
-    report_pages = [("reports (30 days, by queue)", "/reports/?days=30&by=queue"),
-                    ("reports (90 days, by agent)", "/reports/?days=90&by=agent"),
-                    ("reports (30 days, by tag)", "/reports/?days=30&by=tag"),
-                    ("dashboard", "/dashboard")]
-    report_ok = {"wall": True, "cpu": True}
-    for label, path in report_pages:
+    # Every preset and every breakdown, and the Dashboard: as a server answers them while the facts stay as
+    # they are (a report computed once is kept under the facts' version), then computed afresh (the facts
+    # changed just before each request: every cached report let go).
+    from app.queues import redis_connection
+    from app.reports.figures import DIMENSIONS, PRESETS
+    from app.runtime import facts as report_facts
+
+    def facts_changed():
+        with app.app_context():
+            redis_connection().incr(report_facts.VERSION_KEY)
+
+    report_pages = [(f"reports ({days} days, by {by})", f"/reports/?days={days}&by={by}", None)
+                    for days in PRESETS for by in DIMENSIONS] + [("dashboard", "/dashboard", None)]
+    report_pages += [(f"reports ({days} days, by {by}), facts changed", f"/reports/?days={days}&by={by}",
+                      facts_changed) for days, by in ((30, "queue"), (90, "agent"), (30, "tag"), (90, "tag"))]
+    report_results = []  # (page, wall p95, cpu p95)
+    print(f"\n{'reports page':44} {'p50 ms':>7} {'p95 ms':>7}   {'cpu p50':>7} {'cpu p95':>7} {'queries':>8}")
+    for label, path, before in report_pages:
         measure(supervisor, path, 3)
-        wall, cpu, queries = measure(supervisor, path, max(30, args.requests // 10))
-        print(f"{label:28} {statistics.median(wall):7.2f} {pct(wall, 95):7.2f} {'':>11}   "
-              f"{statistics.median(cpu):7.2f} {pct(cpu, 95):7.2f} {'':>15} {max(queries):>8}")
-        report_ok["wall"] &= pct(wall, 95) < REPORT_GOAL_MS
-        report_ok["cpu"] &= pct(cpu, 95) < REPORT_GOAL_MS
-    print(f"reports and dashboard goal (p95 < {REPORT_GOAL_MS} ms): wall clock {'met' if report_ok['wall'] else 'NOT met'}, "
-          f"server CPU time {'met' if report_ok['cpu'] else 'NOT met'}")
+        wall, cpu, queries = measure(supervisor, path, max(30, args.requests // 10) if before is None
+                                     else max(20, args.requests // 15), before=before)
+        print(f"{label:44} {statistics.median(wall):7.2f} {pct(wall, 95):7.2f}   "
+              f"{statistics.median(cpu):7.2f} {pct(cpu, 95):7.2f} {max(queries):>8}")
+        report_results.append((label, pct(wall, 95), pct(cpu, 95)))
     for label, path, before in [(label, path, None) for label, path in pages] + [
             ("conversation, first view", pages[-1][1], empty_caches)]:
         if args.profile and args.profile.lower() in label.lower():
@@ -497,6 +515,17 @@ def main() -> None:
               f"{wall_ratio:5.2f}x {_verdict(w95, wall_ratio)}")
     print(f"all pages: {'met' if all(_verdict(c, r) == 'met' for _, c, r, _, _ in goals) else 'NOT met'} "
           "(server CPU time)")
+    print(f"\nreports and dashboard goal: p95 < {REPORT_GOAL_MS} ms in wall-clock time (server CPU time beside it)")
+    for label, w95, c95 in report_results:
+        print(f"  {label:44} wall {w95:7.2f} ms {'met' if w95 < REPORT_GOAL_MS else 'NOT met':8} | "
+              f"cpu {c95:7.2f} ms {'met' if c95 < REPORT_GOAL_MS else 'NOT met'}")
+    served = [r for r in report_results if not r[0].endswith("facts changed")]
+    afresh = [r for r in report_results if r[0].endswith("facts changed")]
+    for name, results in (("as served (facts unchanged since computed)", served),
+                          ("computed afresh (facts just changed)", afresh)):
+        worst = max(results, key=lambda r: r[1])
+        print(f"reports and dashboard, {name}: worst wall p95 {worst[1]:.0f} ms ({worst[0]}): "
+              f"{'met' if worst[1] < REPORT_GOAL_MS else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -85,21 +85,27 @@ def _start_of_day(now: datetime, zone: str) -> datetime:
     return datetime.combine(local.date(), time.min, tz).astimezone(timezone.utc)
 
 
-def _oldest_waiting(group_column) -> dict:
-    """group -> (since, conversation id) of the open conversation waiting longest."""
-    rows = db.session.execute(
-        select(group_column, func.min(F.last_customer_message_at))
-        .join(F, F.conversation_id == Conversation.id).where(_OPEN, _WAITING, group_column.is_not(None))
-        .group_by(group_column)).all()
-    found = {}
-    for key, since in rows:
-        cid = db.session.scalar(select(Conversation.id).join(F, F.conversation_id == Conversation.id)
-                                .where(_OPEN, _WAITING, group_column == key, F.last_customer_message_at == since)
-                                .order_by(Conversation.id).limit(1))
+def _oldest_waiting() -> tuple[dict, dict]:
+    """(per queue, per agent): group -> (since, conversation id) of the open conversation waiting longest
+    (the lowest id among those waiting as long).
+
+    One statement for both groupings: each waiting conversation numbered in its queue and among its agent's
+    by how long it waits (window functions, which SQLite and PostgreSQL both have); the first of each."""
+    order = (F.last_customer_message_at, Conversation.id)
+    ranked = (select(Conversation.queue_id, Conversation.assignee_id, F.last_customer_message_at, Conversation.id,
+                     func.row_number().over(partition_by=Conversation.queue_id, order_by=order).label("in_queue"),
+                     func.row_number().over(partition_by=Conversation.assignee_id, order_by=order).label("of_agent"))
+              .join(F, F.conversation_id == Conversation.id).where(_OPEN, _WAITING).subquery())
+    per_queue, per_agent = {}, {}
+    for queue_id, agent_id, since, cid, in_queue, of_agent in db.session.execute(
+            select(ranked).where(or_(ranked.c.in_queue == 1, ranked.c.of_agent == 1))):
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=timezone.utc)
-        found[key] = (since, cid)
-    return found
+        if in_queue == 1 and queue_id is not None:
+            per_queue[queue_id] = (since, cid)
+        if of_agent == 1 and agent_id is not None:
+            per_agent[agent_id] = (since, cid)
+    return per_queue, per_agent
 
 
 def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
@@ -111,7 +117,8 @@ def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
             .where(_OPEN).group_by(Conversation.queue_id)):
         if qid in queues:
             queues[qid].open, queues[qid].unassigned = n_open, n_unassigned
-    for qid, (since, cid) in _oldest_waiting(Conversation.queue_id).items():
+    oldest_in_queue, oldest_of_agent = _oldest_waiting()
+    for qid, (since, cid) in oldest_in_queue.items():
         if qid in queues:
             queues[qid].waiting_since, queues[qid].waiting_id = since, cid
     sla_data = db.session.scalar(select(SlaPolicy.id).limit(1)) is not None
@@ -173,7 +180,7 @@ def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
     for uid, n in db.session.execute(select(Conversation.assignee_id, func.count()).where(
             _OPEN, Conversation.assignee_id.in_(user_ids)).group_by(Conversation.assignee_id)):
         agents[uid].open = n
-    for uid, (since, cid) in _oldest_waiting(Conversation.assignee_id).items():
+    for uid, (since, cid) in oldest_of_agent.items():
         if uid in agents:
             agents[uid].waiting_since, agents[uid].waiting_id = since, cid
     today = _start_of_day(now, zone)

@@ -16,15 +16,18 @@ before it. For each day:
 By tag, a conversation with several tags counts in each of their groups (and once in the days).
 
 Durations are kept in the facts in seconds (`first_response_seconds`, `resolution_seconds`) and read
-from covering indexes with the day and the breakdown's key; only those travel to Python.
+from covering indexes with the day and the breakdown's key; only those travel to Python. A computed report is
+cached in Redis under the facts' version (`app.runtime.facts.version`), which every commit that changed the
+facts moves on (docs/reports.md).
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta, timezone
 
+from redis.exceptions import RedisError
 from sqlalchemy import select, text
 
 from app.extensions import db
@@ -32,6 +35,8 @@ from app.models.auth import Queue, User
 from app.models.channels import EmailAddress
 from app.models.organize import ConversationTag
 from app.models.reports import ConversationFacts as F
+from app.queues import redis_connection
+from app.runtime import facts
 
 #: The longest period a report covers (days).
 MAX_DAYS = 366
@@ -135,9 +140,12 @@ SLA_COUNTED = {
 KEY_COLUMNS = {"queue": "queue_id", "agent": "agent_id", "address": "address_id", "intent": "intent",
                "tag": "conversation_tags.tag"}
 #: The breakdowns read beside another table: the FROM clause (a conversation with several tags has a row
-#: for each; none: one row with a NULL tag).
-JOINED = {"tag": "conversation_facts LEFT JOIN conversation_tags "
+#: for each; one without tags has none: it is counted with the days, under `TAGGED`'s NULL).
+JOINED = {"tag": "conversation_facts JOIN conversation_tags "
                  "ON conversation_tags.conversation_id = conversation_facts.conversation_id"}
+#: 1 for a conversation with a tag, NULL ("No tag") without.
+TAGGED = ("CASE WHEN EXISTS (SELECT 1 FROM conversation_tags "
+          "WHERE conversation_tags.conversation_id = conversation_facts.conversation_id) THEN 1 END")
 
 
 def _sql_parts() -> tuple:
@@ -171,13 +179,18 @@ class DayRow:
     replied: int = 0
     resolved: int = 0
     backlog: int = 0
-    first_response: list[float] = field(default_factory=list)  # seconds
+    # The durations (seconds) while a report is collected; `finish` turns them into the four figures below.
+    first_response: list[float] = field(default_factory=list)
     resolution: list[float] = field(default_factory=list)
     # SLA attainment of the conversations received that day (`SLA_COUNTED`)
     first_measured: int = 0
     first_met: int = 0
     resolution_measured: int = 0
     resolution_met: int = 0
+    first_response_median: float | None = None
+    first_response_p90: float | None = None
+    resolution_median: float | None = None
+    resolution_p90: float | None = None
 
     @property
     def first_attainment(self) -> float | None:
@@ -188,30 +201,14 @@ class DayRow:
     def resolution_attainment(self) -> float | None:
         return share(self.resolution_met, self.resolution_measured)
 
-    # Read after the report is built (the lists no longer change), several times by a page: sorted once.
-    @cached_property
-    def _first_sorted(self) -> list:
-        return sorted(self.first_response)
-
-    @cached_property
-    def _resolution_sorted(self) -> list:
-        return sorted(self.resolution)
-
-    @property
-    def first_response_median(self):
-        return median(self._first_sorted)
-
-    @property
-    def first_response_p90(self):
-        return nearest_rank(self._first_sorted, 0.9, presorted=True)
-
-    @property
-    def resolution_median(self):
-        return median(self._resolution_sorted)
-
-    @property
-    def resolution_p90(self):
-        return nearest_rank(self._resolution_sorted, 0.9, presorted=True)
+    def finish(self) -> None:
+        """The medians and 90th percentiles of the durations collected (each list sorted once), which are
+        then let go: a report keeps and caches its figures, not tens of thousands of seconds."""
+        for name in MEASURED:
+            ordered = sorted(getattr(self, name))
+            setattr(self, f"{name}_median", median(ordered))
+            setattr(self, f"{name}_p90", nearest_rank(ordered, 0.9, presorted=True))
+            setattr(self, name, [])
 
 
 @dataclass
@@ -231,7 +228,11 @@ class Report:
 def _collect(period: Period, key: str, source: str, rows: dict | None, total: DayRow | None,
              groups: dict | None) -> None:
     """Add the period's counts, durations and SLA judgements read from `source` (a FROM clause) to the
-    days (`rows`, by day), the `total` and the `groups` (by `key`, an SQL expression); None: not wanted."""
+    days (`rows`, by day), the `total` and the `groups` (by `key`, an SQL expression); None: not wanted.
+
+    Three passes over the period's rows, one per time column: the conversations received are counted in
+    SQL (with the SLA's judgements); those replied to and resolved are counted from the same rows whose
+    durations are measured (a row without a duration counts, and is not measured)."""
     day_of, _bound = _sql_parts()
 
     def group(k) -> GroupRow:
@@ -247,49 +248,71 @@ def _collect(period: Period, key: str, source: str, rows: dict | None, total: Da
         if groups is not None:
             setattr(group(k), name, getattr(group(k), name) + n)
 
-    for name, column in COUNTED.items():
-        # The conversations received: with the SLA's judgements of the same rows, in the same pass.
-        also = SLA_COUNTED if column == "created_at" else {}
-        for day, k, n, *counts in _rows(f"SELECT {day_of(column)}, {key}, {', '.join(('COUNT(*)', *also.values()))} "
-                                        f"FROM {source} WHERE {column} >= :since AND {column} < :until GROUP BY 1, 2",
-                                        period):
-            add(day, k, name, n)
-            for counted, m in zip(also, counts):
-                add(day, k, counted, m or 0)
-    for name, (end, seconds_column) in MEASURED.items():
-        # Tens of thousands of rows: the lists are looked up once, not per row.
-        per_day = {day: getattr(row, name) for day, row in rows.items()} if rows is not None else {}
-        everything, per_group = getattr(total, name) if total is not None else None, {}
+    for day, k, n, *counts in _rows(f"SELECT {day_of(COUNTED['received'])}, {key}, "
+                                    f"{', '.join(('COUNT(*)', *SLA_COUNTED.values()))} FROM {source} "
+                                    "WHERE created_at >= :since AND created_at < :until GROUP BY 1, 2", period):
+        add(day, k, "received", n)
+        for counted, m in zip(SLA_COUNTED, counts):
+            add(day, k, counted, m or 0)
+    for (name, (end, seconds_column)), counted in zip(MEASURED.items(), ("replied", "resolved")):
+        # Tens of thousands of rows: each (day, key) once in Python, its seconds gathered in one list there.
+        per_key: dict = {}
         for day, k, seconds in _rows(f"SELECT {day_of(end)}, {key}, {seconds_column} "
                                      f"FROM {source} WHERE {end} >= :since AND {end} < :until", period):
+            values = per_key.get((day, k))
+            if values is None:
+                values = per_key[(day, k)] = [0]  # the rows without a duration, then the durations
             if seconds is None:
-                continue
-            value = seconds if seconds > 0 else 0
-            values = per_day.get(day)
-            if values is not None:
-                values.append(value)
-            if everything is not None:
-                everything.append(value)
-            if groups is not None:
-                values = per_group.get(k)
-                if values is None:
-                    values = per_group[k] = getattr(group(k), name)
-                values.append(value)
+                values[0] += 1
+            else:
+                values.append(seconds if seconds > 0 else 0)
+        for (day, k), (unmeasured, *values) in per_key.items():
+            add(day, k, counted, unmeasured + len(values))
+            for target in ((rows or {}).get(day), total, group(k) if groups is not None else None):
+                if target is not None:
+                    getattr(target, name).extend(values)
 
 
-def report(period: Period, by: str | None = None) -> Report:
+def report(period: Period, by: str | None = None, days: bool = True) -> Report:
     """Volume, first response and resolution times, SLA attainment and backlog per day of `period`, with its
-    totals; with `by` (a key of `DIMENSIONS`) the same per group. One query per figure, each over the period's
-    rows once; by tag, the groups apart (a conversation with two tags counts in both groups, once in the days)."""
+    totals; with `by` (a key of `DIMENSIONS`) the same per group; `days=False`: the totals only (the previous
+    period's). One query per time column, each over the period's rows once; by tag, the groups apart (a
+    conversation with two tags counts in both groups, once in the days).
+
+    Cached in Redis for `CACHE_SECONDS` under the facts' version (`app.runtime.facts.version`, which a
+    commit that changed the facts moves on), so a report is computed again as soon as anything it reads
+    changed; the version is read before the facts, so what is cached is never older than its key."""
     if by is not None and by not in KEY_COLUMNS:
         raise PeriodError(f"Unknown breakdown {by!r}.")
+    version = facts.version()
+    cache_key = (f"reports:report:{version}:{period.start.isoformat()}:{period.end.isoformat()}:{by or ''}:"
+                 f"{int(days)}")
+    cached = _cached(cache_key) if version is not None else None
+    if cached is None:
+        cached = _report(period, by, days)
+        if version is not None:
+            _keep(cache_key, cached)
+    if by:
+        labels = _labels(by, {group.key for group in cached.groups})
+        for group in cached.groups:
+            group.label = labels[group.key]
+        cached.groups.sort(key=lambda r: (-r.received, r.label))
+    return cached
+
+
+def _report(period: Period, by: str | None, days: bool) -> Report:
     _day_of, _bound = _sql_parts()
-    rows = {d.isoformat(): DayRow(d.isoformat()) for d in period.days}
+    rows = {d.isoformat(): DayRow(d.isoformat()) for d in period.days} if days else None
     groups: dict = {}
     total = DayRow("total")
     if by in JOINED:
-        _collect(period, "NULL", "conversation_facts", rows, total, None)
+        # The days, the totals and the conversations without a tag (`None`) in one pass over the facts; the
+        # tagged ones (one row per tag) joined with their tags.
+        tagged_or_not: dict = {}
+        _collect(period, TAGGED, "conversation_facts", rows, total, tagged_or_not)
         _collect(period, KEY_COLUMNS[by], JOINED[by], None, None, groups)
+        if None in tagged_or_not:
+            groups[None] = tagged_or_not[None]
     else:
         _collect(period, KEY_COLUMNS[by] if by else "NULL", "conversation_facts", rows, total,
                  groups if by else None)
@@ -298,17 +321,44 @@ def report(period: Period, by: str | None = None) -> Report:
         "SELECT (SELECT COUNT(*) FROM conversation_facts WHERE created_at < :t), "
         "(SELECT COUNT(*) FROM conversation_facts WHERE resolved_at < :t)"), {"t": before}).one()
     backlog = created_before - resolved_before
-    for row in rows.values():
+    for row in (rows or {}).values():
         backlog += row.received - row.resolved
         row.backlog = backlog
-    total.backlog = backlog
-    result = Report(period, list(rows.values()), total)
-    if by:
-        labels = _labels(by, set(groups))
-        for k, group in groups.items():
-            group.day, group.label = "", labels[k]
-        result.groups = sorted(groups.values(), key=lambda r: (-r.received, r.label))
-    return result
+    total.backlog = created_before - resolved_before + total.received - total.resolved
+    for row in (*(rows or {}).values(), total, *groups.values()):
+        row.finish()
+    return Report(period, list((rows or {}).values()), total, list(groups.values()))
+
+
+#: How long a computed report is kept (seconds): a bound, should a change ever reach the facts unseen.
+CACHE_SECONDS = 60
+_ROW_FIELDS = tuple(f.name for f in fields(GroupRow) if f.name not in MEASURED)
+
+
+def _keep(key: str, result: Report) -> None:
+    plain = {"days": [[getattr(r, f) for f in _ROW_FIELDS[:-2]] for r in result.days],
+             "total": [getattr(result.total, f) for f in _ROW_FIELDS[:-2]],
+             "groups": [[getattr(r, f) for f in _ROW_FIELDS] for r in result.groups],
+             "period": [result.period.start.isoformat(), result.period.end.isoformat()]}
+    try:
+        redis_connection(timeout=1.0).set(key, json.dumps(plain, separators=(",", ":")), ex=CACHE_SECONDS)
+    except RedisError:
+        pass  # computed again next time
+
+
+def _cached(key: str) -> Report | None:
+    try:
+        data = redis_connection(timeout=1.0).get(key)
+    except RedisError:
+        return None
+    if data is None:
+        return None
+    plain = json.loads(data)
+    day_fields = _ROW_FIELDS[:-2]
+    return Report(Period(*(date.fromisoformat(d) for d in plain["period"])),
+                  [DayRow(**dict(zip(day_fields, r))) for r in plain["days"]],
+                  DayRow(**dict(zip(day_fields, plain["total"]))),
+                  [GroupRow(**dict(zip(_ROW_FIELDS, r))) for r in plain["groups"]])
 
 
 def _labels(by: str, keys: set) -> dict:

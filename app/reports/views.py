@@ -64,7 +64,7 @@ def index():
     except PeriodError as exc:
         return render("reports/index.html", error=str(exc), presets=PRESETS, dimensions=DIMENSION_LABELS,
                       args=request.args, status=422)
-    current, previous = report(period, by), report(period.previous())
+    current, previous = report(period, by), report(period.previous(), days=False)
     labels = [d.day for d in current.days]
     volume_chart = charts.line_chart("chart-volume", "Volume per day: received, replied, resolved", labels, [
         charts.Series("Received", [d.received for d in current.days]),

@@ -9,17 +9,29 @@ target met or breached: `app.runtime.sla`), `merged` and `split` (merge and spli
 `rebuild` computes a row from the messages and is used by `flask reports backfill`
 (`app.runtime.backfill`, which adds the SLA's judgement of the history) and after a merge or split,
 never on a report's path.
+
+The facts' **version** (`version()`, a counter in Redis) goes up after every commit that changed a row of
+the facts or of `conversation_tags`, or deleted a conversation, queue, user or address (whose rows the
+database then changes by cascade): whatever the writer, since a session listener sees the ORM's flushes and
+its bulk statements on those tables. The reports cache what they computed under it (`app.reports.figures`).
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from redis.exceptions import RedisError
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models._types import utcnow
+from app.models.auth import Queue, User
+from app.models.channels import EmailAddress
 from app.models.inbox import Conversation, Message, customer_written
+from app.models.organize import ConversationTag
 from app.models.reports import ConversationFacts
+from app.queues import redis_connection
 
 #: The statuses that count as resolved.
 RESOLVED = ("resolved", "closed")
@@ -159,3 +171,62 @@ def rebuild(conversation: Conversation) -> ConversationFacts:
     facts.resolved_at = ((conversation.status_at or conversation.last_message_at)
                          if facts.status in RESOLVED else None)
     return measure(facts)
+
+
+#: The Redis key of the facts' version (see the module's docstring).
+VERSION_KEY = "reports:facts-version"
+#: Rows whose change (any) changes what a report reads, and rows whose deletion does (by cascade).
+_WATCHED = (ConversationFacts, ConversationTag)
+_DELETIONS = (Conversation, Queue, User, EmailAddress)
+_TABLES = frozenset(m.__table__.name for m in _WATCHED)
+_DELETION_TABLES = frozenset(m.__table__.name for m in _DELETIONS)
+#: The mark, in a session's `info`, of a transaction that changed what the reports read.
+_CHANGED = "reports_facts_changed"
+log = logging.getLogger(__name__)
+
+
+def version() -> int | None:
+    """The facts' version now; None when Redis does not answer (then nothing may be cached)."""
+    try:
+        return int(redis_connection(timeout=1.0).get(VERSION_KEY) or 0)
+    except RedisError:
+        return None
+
+
+def _changed(session: Session) -> None:
+    session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context) -> None:
+    if (any(isinstance(row, _WATCHED) for row in (*session.new, *session.dirty, *session.deleted))
+            or any(isinstance(row, _DELETIONS) for row in session.deleted)):
+        _changed(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        name = getattr(table, "name", None)
+        if name in _TABLES or (state.is_delete and name in _DELETION_TABLES):
+            _changed(state.session)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    """After the COMMIT (not a savepoint's release) of a transaction that changed the facts: the version moves on.
+    Any session, once per transaction. Should Redis not answer, the reports' cache (in the same Redis) is not
+    read either; a change it missed while it came back is bounded by the cache's lifetime."""
+    if session.get_nested_transaction() is not None or not session.info.pop(_CHANGED, False):
+        return
+    try:
+        redis_connection(timeout=1.0).incr(VERSION_KEY)
+    except RedisError:
+        log.warning("the reports' facts changed but Redis did not answer; cached reports age out")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_CHANGED, None)  # (a savepoint's rollback keeps the mark: one change too many is harmless)

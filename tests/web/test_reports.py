@@ -174,3 +174,65 @@ def test_parse_period_presets_and_previous():
     assert (period.previous().start, period.previous().end) == (date(2026, 2, 25), date(2026, 3, 3))
     with pytest.raises(PeriodError):
         parse_period("2025-01-01", "2026-03-01", None, today)
+
+
+def test_a_report_is_cached_and_computed_again_once_the_facts_change(client, login_as, history, app, db):
+    from app.models.inbox import Conversation
+    from app.models.reports import ConversationFacts
+    from app.queues import redis_connection
+    from app.runtime.tags import set_tags
+
+    login_as("supervisor")
+    first, last = START, START + timedelta(days=DAYS - 1)
+    by_tag = csv_rows(client.get("/reports/breakdown.csv", query_string=period_args(by="tag")))
+    by_queue = client.get("/reports/breakdown.csv", query_string=period_args(by="queue")).get_data(as_text=True)
+    times = client.get("/reports/times.csv", query_string=period_args()).get_data(as_text=True)
+    with app.app_context():
+        assert redis_connection().keys("reports:report:*")  # kept under the facts' version
+    # The same again comes from the cache, figure for figure (medians and percentiles included).
+    assert client.get("/reports/times.csv", query_string=period_args()).get_data(as_text=True) == times
+    assert client.get("/reports/breakdown.csv", query_string=period_args(by="queue")).get_data(as_text=True) == by_queue
+
+    # Tags changed through their one writer (the old ones go in a bulk DELETE): the next report sees it.
+    tagged = next(s for s in history if in_days(s.created, first, last) and s.tags)
+    set_tags(db.session.get(Conversation, tagged.id), ["moved"])
+    db.session.commit()
+    before = {r["Tag"]: int(r["received"]) for r in by_tag}
+    after = {r["Tag"]: int(r["received"]) for r in csv_rows(client.get("/reports/breakdown.csv",
+                                                                       query_string=period_args(by="tag")))}
+    assert after["moved"] == 1
+    for tag in tagged.tags:
+        assert after.get(tag, 0) == before[tag] - 1, tag
+
+    # A fact row changed through the ORM (another queue): the breakdown by queue, seen since the last change,
+    # moves it.
+    by_queue = client.get("/reports/breakdown.csv", query_string=period_args(by="queue")).get_data(as_text=True)
+    other = "Returns" if tagged.queue == "Billing" else "Billing"
+    other_id = db.session.get(ConversationFacts, next(s.id for s in history if s.queue == other)).queue_id
+    db.session.get(ConversationFacts, tagged.id).queue_id = other_id
+    db.session.commit()
+    counts = {r["Queue"]: int(r["received"]) for r in csv_rows(client.get("/reports/breakdown.csv",
+                                                                           query_string=period_args(by="queue")))}
+    old = {r["Queue"]: int(r["received"]) for r in csv.DictReader(io.StringIO(by_queue))}
+    assert counts[other] == old[other] + 1 and counts.get(tagged.queue, 0) == old[tagged.queue] - 1
+
+
+def test_the_facts_version_moves_on_once_per_commit_that_changed_them(app, db, history):
+    from app.models.auth import Queue
+    from app.models.reports import ConversationFacts
+    from app.runtime import facts
+
+    start = facts.version()
+    row = db.session.get(ConversationFacts, history[0].id)
+    row.intent = "rolled back"
+    db.session.flush()
+    db.session.rollback()
+    assert facts.version() == start  # nothing committed
+    db.session.get(Queue, db.session.get(ConversationFacts, history[0].id).queue_id).name = "Renamed"
+    db.session.commit()
+    assert facts.version() == start  # a name is read at each request, not cached
+    for s in history[:3]:
+        db.session.get(ConversationFacts, s.id).intent = "refund"
+        db.session.flush()
+    db.session.commit()
+    assert facts.version() == start + 1
