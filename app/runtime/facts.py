@@ -222,8 +222,16 @@ def _committed(session: Session) -> None:
         return
     try:
         redis_connection(timeout=1.0).incr(VERSION_KEY)
-    except RedisError:
-        log.warning("the reports' facts changed but Redis did not answer; cached reports age out")
+    except RedisError as exc:
+        if not _outage["down"]:  # once per outage, at debug: /healthz, Ops and ingest say Redis is down
+            log.debug("the reports' facts changed but Redis did not answer (%s); cached reports age out", exc)
+        _outage["down"] = True
+    else:
+        _outage["down"] = False
+
+
+#: Whether the last version bump found Redis down (its outage is logged once).
+_outage = {"down": False}
 
 
 @event.listens_for(Session, "after_soft_rollback")
