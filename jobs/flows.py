@@ -15,7 +15,7 @@ def run_flow(conversation_id: int, message_id: int | None = None) -> dict | None
     """Intent, automation and routing for the conversation's newest inbound message.
 
     Enqueued by ingest after it commits the message (job id ``flow-message-<message id>``,
-    `app.runtime.ingest.flow_jobs`). Automatic mail it queues is enqueued on the `send` queue
+    `app.runtime.ingest_jobs.flow_jobs`). Automatic mail it queues is enqueued on the `send` queue
     after this commit. Safe to run twice: a message runs through a flow once.
     """
     with app_context():

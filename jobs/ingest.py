@@ -1,7 +1,8 @@
 """Ingest jobs: turn raw messages the ingress stored (pending) into conversation rows."""
 from __future__ import annotations
 
-from app.runtime.ingest import BATCH_MAX, ingest_pending_many
+from app.runtime.ingest import ingest_pending_many
+from app.runtime.ingest_jobs import BATCH_MAX
 from app.transactions import retry_when_locked
 from jobs import app_context
 
@@ -16,7 +17,7 @@ def ingest_raw(raw_id: int) -> dict | None:
 
 
 def ingest_raws(raw_ids: list[int]) -> dict:
-    """Ingest the pending rows among `raw_ids` (a burst's batch, `app.runtime.ingest.ingest_jobs`), and the
+    """Ingest the pending rows among `raw_ids` (a burst's batch, `app.runtime.ingest_jobs.ingest_jobs`), and the
     arrivals after them up to `BATCH_MAX` (their own jobs then find them done); done ones are skipped."""
     with app_context():
         results = retry_when_locked(ingest_pending_many, raw_ids, drain=BATCH_MAX)

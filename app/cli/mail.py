@@ -38,7 +38,8 @@ from app.blobs import blob_store
 from app.cli.serve import serve_until_signalled
 from app.extensions import db
 from app.runtime.idle import IdleSupervisor
-from app.runtime.ingest import IngestResult, RawItem, flow_steps_missing, ingest
+from app.runtime.ingest import IngestResult, RawItem, ingest
+from app.runtime.ingest_jobs import flow_steps_missing
 from app.runtime.ingress import make_controller
 from app.runtime.live import published_address
 from app.runtime.poll import NotPollable, enqueue_once, poll_address

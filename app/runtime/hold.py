@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from app.extensions import db
 from app.models.inbound import InboundRaw, InboundStatus
 from app.queues import enqueue_jobs
-from app.runtime.ingest import ingest_jobs
+from app.runtime.ingest_jobs import ingest_jobs
 from app.runtime.live import published_address
 from app.transactions import on_commit
 

@@ -64,7 +64,7 @@ from app.models.inbound import InboundRaw, InboundStatus
 from app.runtime.ingress_smtp import IngressSMTP, SessionCounter, ensure_spool_dir
 from app.runtime.live import published_configuration
 from app.queues import enqueue_jobs
-from app.runtime.ingest import ingest_jobs
+from app.runtime.ingest_jobs import ingest_jobs
 
 log = logging.getLogger(__name__)
 

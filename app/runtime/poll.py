@@ -35,7 +35,8 @@ from app.mail.probe import ServerSettings, default_port
 from app.runtime.live import PublishedAddress, published_addresses, receiving_address
 from app.queues import enqueue, get_queue, live_workers, redis_connection
 from app.runtime.imap import poll_imap
-from app.runtime.ingest import stale_flow_steps, stale_pending_ids
+from app.runtime.ingest import stale_pending_ids
+from app.runtime.ingest_jobs import stale_flow_steps
 from app.runtime.mailbox import PollResult
 from app.runtime.mailbox_alerts import note_failure, note_success
 from app.runtime.pop3 import poll_pop3

@@ -14,7 +14,8 @@ from app.models.flows import FlowRun
 from app.models.inbound import InboundRaw
 from app.models.inbox import Conversation, Message
 from app.queues import enqueue_jobs, get_queue, redis_connection
-from app.runtime.ingest import BATCH_MAX, flow_jobs, ingest_jobs, ingest_pending_many, stale_flow_steps
+from app.runtime.ingest import ingest_pending_many
+from app.runtime.ingest_jobs import BATCH_MAX, flow_jobs, ingest_jobs, stale_flow_steps
 from app.runtime.ingress import Arrival, store_group
 from jobs.flows import run_flows
 from tests.mail.conftest import make_address, message
