@@ -67,15 +67,14 @@ def test_a_worker_stopped_by_sigterm_finishes_its_job_and_leaves_no_ghost(app, t
 def test_the_scheduler_of_a_killed_worker_stops_too(app, tmp_path):
     """Before: RQ's scheduler, forked by the worker, lived on after the worker's SIGKILL (an orphan holding the
     scheduler's lock, and honcho, waiting for its output, never saw that the worker had died)."""
-    from tests.procfile_run import children
     from tests.subprocess_env import kill_started_with
 
     env = flask_env(app, tmp_path)
     proc = subprocess.Popen(flask_cmd("worker", "send"), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: children(proc.pid), proc, "the worker started no scheduler")
-        scheduler = children(proc.pid)[0]
+        _wait(lambda: _lasting_forks(proc.pid), proc, "the worker started no scheduler")
+        scheduler = _lasting_forks(proc.pid)[0]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         deadline = time.monotonic() + 15
@@ -86,6 +85,32 @@ def test_the_scheduler_of_a_killed_worker_stops_too(app, tmp_path):
             assert not redis_connection().exists("rq:scheduler-lock:send")  # released for the next worker
     finally:
         kill_started_with(env)
+        proc.wait(10)
+
+
+def _lasting_forks(pid: int) -> list[int]:
+    """The children of `pid` that are forks of it (its scheduler) and still there a moment later, not a program
+    it runs for a moment: ctypes' library lookup runs `ldconfig -p` while the worker starts, which between its
+    fork and its exec looks like the worker."""
+    first = _forks(pid)
+    if not first:
+        return []
+    time.sleep(0.3)
+    return [child for child in _forks(pid) if child in first]
+
+
+def _forks(pid: int) -> list[int]:
+    from tests.procfile_run import children
+
+    def cmdline(p: int) -> bytes | None:
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    own = cmdline(pid)
+    return [child for child in children(pid) if own is not None and cmdline(child) == own]
 
 
 def _running(pid: int) -> bool:
