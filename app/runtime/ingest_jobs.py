@@ -64,6 +64,34 @@ def flow_steps_missing(since: datetime, address_id: int | None = None) -> list[t
     return [(conversation_id, message_id) for conversation_id, message_id in db.session.execute(query)]
 
 
+def flow_steps_after(message_id: int, limit: int) -> list[tuple[int, int]]:
+    """(conversation id, message id) of up to `limit` flow steps still owed for messages stored after
+    `message_id` (higher ids), oldest first: what a flow job of a burst drains after its own steps.
+
+    Their own jobs wait behind this one and find them done. On PostgreSQL the messages are locked
+    `FOR UPDATE SKIP LOCKED`, so two flow jobs draining at the same moment take different steps
+    (a step another transaction holds is left to it); SQLite's one writer runs flow jobs one at a
+    time anyway, and ignores the clause.
+    """
+    if limit <= 0:
+        return []
+    ran = select(FlowRun.id).where(FlowRun.message_id == Message.id).exists()
+    query = (select(Message.conversation_id, Message.id)
+             .where(Message.id > message_id, Message.direction == "in", Message.conversation_id.is_not(None),
+                    or_(Message.classification.is_(None), Message.classification.not_in(NO_FLOW)), ~ran)
+             .order_by(Message.id).limit(limit).with_for_update(skip_locked=True, of=Message))
+    return [(conversation_id, message_id) for conversation_id, message_id in db.session.execute(query)]
+
+
+def hold_flow_steps(message_ids: Sequence[int]) -> None:
+    """Wait for the messages' rows (PostgreSQL: `FOR UPDATE`, in id order) before running their flow steps: a
+    flow job draining them holds them until it commits, and then their `FlowRun` is there to be seen, so the
+    step is not run a second time only to fail on the unique run per message. SQLite: nothing to do."""
+    if message_ids and db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(Message.id).where(Message.id.in_(list(message_ids)))
+                           .order_by(Message.id).with_for_update(of=Message))
+
+
 def stale_flow_steps(older_than_seconds: int, window_hours: int, limit: int = 500) -> list[tuple[int, int]]:
     """Like `flow_steps_missing`, for cron's sweep: messages stored in the last `window_hours`, more
     than `older_than_seconds` ago, whose flow never ran (its job died with its worker, or with Redis).

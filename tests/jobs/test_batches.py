@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
@@ -114,13 +116,13 @@ def test_a_flow_that_fails_is_rolled_back_alone_and_left_to_the_sweep(app, db, d
 
     monkeypatch.setattr(intents, "classify", classify)
     jobs.use_app(app)  # the job's app context on this test's app (as `flask worker` hands its app over)
-    assert run_flows(steps) == {"ran": 2, "failed": 1}
+    assert run_flows(steps) == {"ran": 2, "failed": 1, "drained": 0}
     db.session.expire_all()
     assert sorted(db.session.scalars(select(FlowRun.message_id))) == [steps[0][1], steps[2][1]]
     assert db.session.get(Conversation, steps[1][0]).queue_id is None  # nothing of its run was kept
     assert [m for _c, m in stale_flow_steps(0, 24)] == [broken]  # cron's sweep queues it again on its own
     monkeypatch.setattr(intents, "classify", real)
-    assert run_flows(steps) == {"ran": 3, "failed": 0}  # the others return their earlier run: nothing twice
+    assert run_flows(steps) == {"ran": 3, "failed": 0, "drained": 0}  # the others return their earlier run: nothing twice
     assert count(db, FlowRun) == 3
 
 
@@ -139,3 +141,42 @@ def test_a_batch_that_runs_out_of_time_before_the_lock_leaves_the_rest_to_jobs_o
     db.session.expire_all()
     assert [r.status for r in db.session.scalars(select(InboundRaw).order_by(InboundRaw.id))] == ["created"] * 4
     assert count(db, Message) == 4
+
+
+def test_a_flow_job_drains_the_steps_queued_behind_it(app, db, dns):
+    """Under a steady trickle each ingest job queues a flow job of its own; the first to run takes the later
+    steps into its commit, and their own jobs find them done (before: one flow job, one commit per message)."""
+    from jobs.flows import run_flow
+
+    address = make_address(DEMO)
+    ingest_pending_many(arrive(app, address.id, ["Parcel late", "Broken kettle", "Refund please"]))
+    steps = [[m.conversation_id, m.id] for m in db.session.scalars(select(Message).order_by(Message.id))]
+    jobs.use_app(app)
+    first = run_flow(*steps[0])
+    assert first is not None and first["outcome"] == "no_flow"  # no flow published here: still its step, done
+    db.session.expire_all()
+    assert sorted(db.session.scalars(select(FlowRun.message_id))) == [m for _c, m in steps]
+    assert stale_flow_steps(0, 24) == []
+    assert run_flows(steps[1:]) == {"ran": 2, "failed": 0, "drained": 0}  # their own job: done already
+    assert count(db, FlowRun) == 3
+
+
+@pytest.mark.postgres
+def test_a_step_another_flow_job_holds_is_skipped_by_a_drain_not_waited_for(app, db, dns):
+    """PostgreSQL: two flow jobs draining at the same moment take different steps (`FOR UPDATE SKIP LOCKED`)."""
+    address = make_address(DEMO)
+    ingest_pending_many(arrive(app, address.id, ["One", "Two", "Three"]))
+    steps = [[m.conversation_id, m.id] for m in db.session.scalars(select(Message).order_by(Message.id))]
+    db.session.commit()
+    jobs.use_app(app)
+    other = db.engine.connect()  # another worker's transaction, draining the second step
+    try:
+        other.execute(select(Message.id).where(Message.id == steps[1][1]).with_for_update())
+        assert run_flows(steps[:1]) == {"ran": 1, "failed": 0, "drained": 1}  # the third; the second is held
+        db.session.expire_all()
+        assert sorted(db.session.scalars(select(FlowRun.message_id))) == [steps[0][1], steps[2][1]]
+    finally:
+        other.rollback()
+        other.close()
+    assert run_flows(steps[1:2]) == {"ran": 1, "failed": 0, "drained": 0}
+    assert count(db, FlowRun) == 3
