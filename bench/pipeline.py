@@ -13,6 +13,8 @@ worker has registered and the seed's own jobs are done, so start-up is not measu
   from the database's own timestamps (`inbound_raws.received_at`, `messages.created_at`,
   `flow_runs.created_at`);
 * the same burst with 2 workers;
+* how many of the machine's cores were busy during each burst (from /proc/stat: every process, the
+  pipeline's, the database's and anyone else's), which says whether a second worker had a core to use;
 * p95 arrival -> routed at a steady 20 msg/s with one worker;
 * the slowest part measured alone in the same run (`bench/ingest.py` IMAP poll -> conversations and
   `bench/flows.py` end-to-end flow runs, small sizes), unless `--skip-parts`.
@@ -295,12 +297,22 @@ def summary(rows: list, n: int) -> dict:
     return out
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, all) jiffies of the whole machine so far, from /proc/stat (idle and iowait are not busy)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
 def burst(root: Path, workers: int, n: int, timeout: float, database: str = "sqlite") -> dict:
     pipe = Pipeline(root / f"burst-{database}-{workers}", workers, database)
     try:
         mails = generate(n, seed=workers)
+        busy, total = cpu_ticks()
         seconds = pipe.push(mails)
         result = summary(pipe.wait_routed(n, timeout), n)
+        busy_after, total_after = cpu_ticks()
+        result["cores_busy"] = (busy_after - busy) / max(1, total_after - total) * (os.cpu_count() or 1)
         result["accept_rate"] = n / seconds
         result["locked"] = pipe.locked_lines()
         return result
@@ -347,6 +359,8 @@ def run_database(root: Path, database: str, args) -> dict:
         r = results[workers] = burst(root, workers, n, args.timeout, database)
         print(f"  accepted {r['accepted']} at {r['accept_rate']:.0f} msg/s; conversations {r['n_conversations']}, "
               f"routed {r['n_routed']}; 'database is locked' retries logged: {r['locked']}")
+        print(f"  the machine's cores busy meanwhile (every process, this run's and others'): "
+              f"{r['cores_busy']:.2f} of {os.cpu_count()}")
         for key in ("conversation", "routed"):
             rate, p50, p95 = r[key]
             print(f"  arrival -> {key}: {rate:.1f} msg/s, p50 {p50:.2f} s, p95 {p95:.2f} s", flush=True)

@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.extensions import begin_nested, begin_writing, db
 from app.flows import runner
-from app.runtime.ingest_jobs import BATCH_MAX, flow_steps_after, hold_flow_steps
+from app.runtime.ingest_jobs import BATCH_MAX, flow_steps_after, free_flow_steps
 from app.transactions import retry_when_locked
 from jobs import app_context
 
@@ -59,10 +59,12 @@ def _run_and_commit(conversation_id: int, message_id: int | None):
 
 def _run_many_and_commit(steps: list[list[int]]) -> dict:
     """Run `steps`, then drain the steps owed after them, each in a savepoint; one commit. The runs of
-    `steps` (None where a step failed or had nothing to run) and the counts."""
+    `steps` (None where a step failed, had nothing to run, or is another job's at the moment) and the
+    counts."""
     begin_writing()
-    hold_flow_steps([message_id for _conversation_id, message_id in steps])
-    runs = [_run_step(conversation_id, message_id) for conversation_id, message_id in steps]
+    free = {message_id for _conversation_id, message_id in free_flow_steps(steps)}
+    runs = [_run_step(conversation_id, message_id) if message_id in free else (None, "taken")
+            for conversation_id, message_id in steps]
     last = max(message_id for _conversation_id, message_id in steps)
     drained = [_run_step(conversation_id, message_id)
                for conversation_id, message_id in flow_steps_after(last, BATCH_MAX - len(steps))]

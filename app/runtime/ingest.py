@@ -51,7 +51,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.parser import BytesHeaderParser
@@ -70,13 +70,13 @@ from app.mail.senderauth import Verdict
 from app.mail.tokens import new_conversation_token
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
-from app.queues import enqueue_jobs, redis_connection
+from app.queues import enqueue, enqueue_jobs, redis_connection
 from app.runtime import facts, forwarding, metrics, senderauth, sla, suppression
 from app.runtime.changes import publish_change
 from app.runtime.leases import leased_lock
 from app.runtime.live import PublishedAddress, receiving_address
 from app.runtime.threading import find_conversation
-from app.runtime.ingest_jobs import NO_FLOW, flow_jobs, ingest_jobs
+from app.runtime.ingest_jobs import BATCH_MAX, NO_FLOW, flow_jobs, ingest_jobs
 from app.runtime.trail import record_event
 from app.transactions import on_commit
 
@@ -141,7 +141,8 @@ class AddressNotReceiving(LookupError):
 
 
 def ingest(address_id: int, items: Sequence[RawItem], *,
-           before_commit: Callable[[], None] | None = None, hold: bool = True) -> list[IngestResult]:
+           before_commit: Callable[[], None] | None = None, hold: bool = True,
+           locked: bool = False) -> list[IngestResult]:
     """Ingest a batch for one address, commit once, then enqueue the flow steps.
 
     Commits (it is a unit of work of its own: pollers rely on the watermark
@@ -153,13 +154,14 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
     recorded as `held` (raw bytes kept, nothing parsed, threaded or routed: no
     agent sees it); `app.runtime.hold` turns the rows pending again once the
     address is published enabled, and they are ingested then, once. With `hold=False` (an admin's
-    "ingest again") such an address raises `AddressNotReceiving` instead.
+    "ingest again") such an address raises `AddressNotReceiving` instead. With `locked`, the caller
+    holds the address's lock (`address_lock`) and, once it lets it go, calls `_queue_left_to_holder`.
     """
     address = receiving_address(address_id)
     if address is None or not address.can_receive or (address.holds_mail and not hold):
         raise AddressNotReceiving(f"address {address_id} is not a published, enabled inbound address")
     results: list[IngestResult] = []
-    with log_context(address_id=address_id), address_lock(address_id):
+    with log_context(address_id=address_id), (nullcontext() if locked else address_lock(address_id)):
         begin_writing()  # SQLite: the write lock now, not a stale snapshot at the first write
         now = datetime.now(timezone.utc)
         for item in items:
@@ -174,6 +176,8 @@ def ingest(address_id: int, items: Sequence[RawItem], *,
     # Committed and the lock released (no Redis round trips while other workers wait for it):
     # with no transaction open, the hook runs at once.
     on_commit(_enqueue_flows, results)
+    if not locked:
+        _queue_left_to_holder(address_id)
     return results
 
 
@@ -197,7 +201,7 @@ def ingest_pending(raw_id: int) -> IngestResult | None:
     return results[0] if results else None
 
 
-def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0) -> list[IngestResult]:
+def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0, leave_to_holder: bool = False) -> list[IngestResult]:
     """Ingest the pending rows among `raw_ids` (what one ingest job of a burst runs); done rows are skipped.
 
     With `drain`, the batch is filled up to that many rows with the next pending arrivals of the
@@ -214,6 +218,13 @@ def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0) -> list[IngestRe
     with the reason and one more attempt. Checking senders can wait for a slow DNS: past
     `PREPARE_SECONDS` the batch stops there, drained rows are left to their own jobs, and the
     job's own rows not reached get a job of their own.
+
+    With `leave_to_holder` (the ingest jobs), the job takes each address's lock before it prepares
+    the address's rows, without waiting: the rows of an address whose lock another process holds are
+    left pending, untouched, and the job goes on; that process queues a job for them once it has let
+    the lock go (`_queue_left_to_holder`). A second worker then runs flow steps while the first
+    ingests, instead of waiting for the lock, or preparing (settling, checking senders) rows that the
+    holder is about to ingest (ingest of one address is one worker's at a time).
     """
     pending = InboundRaw.status == InboundStatus.PENDING.value
     rows = list(db.session.scalars(select(InboundRaw).where(InboundRaw.id.in_(list(raw_ids)), pending)
@@ -230,29 +241,49 @@ def ingest_pending_many(raw_ids: Sequence[int], drain: int = 0) -> list[IngestRe
     budget = time.monotonic() + PREPARE_SECONDS
     left: list[int] = []  # own rows the budget did not reach: a job of their own, after this one
     for address_id, group in by_address.items():
-        items = _pending_items(group, budget)
-        left += [row.id for row in group[len(items):] if row.id in own]
-        group = group[:len(items)]
-        if not group:
+        if not leave_to_holder:
+            results += _ingest_group(address_id, group, budget, own, left)
             continue
-        ids = [row.id for row in group]
-        try:
-            results += ingest(address_id, items)
-        except AddressNotReceiving as exc:
-            results += _still_pending(ids, str(exc))
-        except OSError as exc:
-            if not transient(exc):
-                raise
-            # A full disk (or quota) is no fault of the messages: they stay pending, and cron's sweep of
-            # pending rows (`requeue_stale_pending`) runs them again every INGEST_RETRY_SECONDS until there is room.
-            log.warning("%d raw message(s) stay pending: %s", len(ids), exc)
-            results += _still_pending(ids, f"waiting for room in the file store: {exc}")
+        with address_lock(address_id, wait=0) as held:
+            if held:
+                results += _ingest_group(address_id, group, budget, own, left, locked=True)
+        if held:
+            _queue_left_to_holder(address_id)
     if left:
         try:
             enqueue_jobs("ingest", ingest_jobs(left), result_ttl=0, failure_ttl=24 * 3600)
         except RedisError as exc:  # pending rows: cron's sweep finds them
             redis_outage.failed(exc)
     return results
+
+
+def _ingest_group(address_id: int, group: list[InboundRaw], budget: float, own: set[int], left: list[int],
+                  locked: bool = False) -> list[IngestResult]:
+    """One address's rows of a batch: prepared (`_pending_items`), then ingested in one `ingest()`. Own rows
+    the budget did not reach are added to `left`; rows the address cannot take now stay pending with the reason.
+    `locked`: the caller holds the address's lock, so the rows that the last holder ingested meanwhile are
+    left out before they are prepared for nothing."""
+    if locked:
+        still = set(db.session.scalars(select(InboundRaw.id).where(
+            InboundRaw.id.in_([row.id for row in group]), InboundRaw.status == InboundStatus.PENDING.value)))
+        group = [row for row in group if row.id in still]
+    items = _pending_items(group, budget)
+    left += [row.id for row in group[len(items):] if row.id in own]
+    group = group[:len(items)]
+    if not group:
+        return []
+    ids = [row.id for row in group]
+    try:
+        return ingest(address_id, items, locked=locked)
+    except AddressNotReceiving as exc:
+        return _still_pending(ids, str(exc))
+    except OSError as exc:
+        if not transient(exc):
+            raise
+        # A full disk (or quota) is no fault of the messages: they stay pending, and cron's sweep of
+        # pending rows (`requeue_stale_pending`) runs them again every INGEST_RETRY_SECONDS until there is room.
+        log.warning("%d raw message(s) stay pending: %s", len(ids), exc)
+        return _still_pending(ids, f"waiting for room in the file store: {exc}")
 
 
 #: Seconds a batch spends settling raw bytes and checking senders (DNS) before it takes the lock; rows it
@@ -703,26 +734,55 @@ class RedisOutage:
 redis_outage = RedisOutage()
 
 
+def _lock_name(address_id: int) -> str:
+    return f"pigeonhole:ingest-address:{address_id}"
+
+
+def _queue_left_to_holder(address_id: int) -> None:
+    """After an ingest of the address let its lock go: a job for the address's pending rows that no error
+    holds back, which jobs that found the lock taken left to this one (`leave_to_holder`).
+
+    Their rows were committed before their jobs looked at the lock, so before it was let go, and so
+    before this query: none is missed. Rows whose own jobs still wait find them done. The job id is
+    `ingest_jobs`' for those rows, enqueued once; without Redis, cron's sweep finds the rows.
+    """
+    ids = list(db.session.scalars(select(InboundRaw.id).where(
+        InboundRaw.status == InboundStatus.PENDING.value, InboundRaw.address_id == address_id,
+        InboundRaw.error.is_(None)).order_by(InboundRaw.id).limit(BATCH_MAX)))
+    if not ids:
+        return
+    func, args, job_id = ingest_jobs(ids)[0]
+    try:
+        enqueue("ingest", func, *args, job_id=job_id, result_ttl=0, failure_ttl=24 * 3600)
+    except RedisError as exc:
+        redis_outage.failed(exc)
+
+
 @contextmanager
-def address_lock(address_id: int):
+def address_lock(address_id: int, wait: float | None = None):
     """Serialise ingest per address across workers (threading must see the previous message).
 
     A Redis lock with a short lease renewed while this process lives (`INGEST_LOCK_LEASE_SECONDS`,
     `app.runtime.leases`): a killed worker frees it within the lease, not after minutes. Without
-    Redis, or after waiting `INGEST_LOCK_WAIT_SECONDS`, ingest proceeds unlocked (the dedupe
-    constraint still prevents duplicates; two simultaneous first messages of one thread could then
-    open two conversations); `redis_outage` says so once per outage.
+    Redis, or after waiting `wait` seconds (default `INGEST_LOCK_WAIT_SECONDS`), ingest proceeds
+    unlocked (the dedupe constraint still prevents duplicates; two simultaneous first messages of
+    one thread could then open two conversations); `redis_outage` says so once per outage. Yields
+    whether to go on: False only with `wait=0` when another process holds the lock (the caller
+    leaves the rows to it).
     """
     config = current_app.config
     with ExitStack() as stack:
         try:
             held = stack.enter_context(leased_lock(
-                redis_connection(), f"pigeonhole:ingest-address:{address_id}",
-                lease=config["INGEST_LOCK_LEASE_SECONDS"], wait=config["INGEST_LOCK_WAIT_SECONDS"]))
+                redis_connection(), _lock_name(address_id), lease=config["INGEST_LOCK_LEASE_SECONDS"],
+                wait=config["INGEST_LOCK_WAIT_SECONDS"] if wait is None else wait))
         except RedisError as exc:
             redis_outage.failed(exc)
         else:
             redis_outage.ok()
             if held is None:
+                if wait == 0:
+                    yield False
+                    return
                 log.warning("ingest of address %s goes on unlocked: its lock stayed taken", address_id)
-        yield
+        yield True

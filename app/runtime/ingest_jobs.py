@@ -83,13 +83,19 @@ def flow_steps_after(message_id: int, limit: int) -> list[tuple[int, int]]:
     return [(conversation_id, message_id) for conversation_id, message_id in db.session.execute(query)]
 
 
-def hold_flow_steps(message_ids: Sequence[int]) -> None:
-    """Wait for the messages' rows (PostgreSQL: `FOR UPDATE`, in id order) before running their flow steps: a
-    flow job draining them holds them until it commits, and then their `FlowRun` is there to be seen, so the
-    step is not run a second time only to fail on the unique run per message. SQLite: nothing to do."""
-    if message_ids and db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(select(Message.id).where(Message.id.in_(list(message_ids)))
-                           .order_by(Message.id).with_for_update(of=Message))
+def free_flow_steps(steps: Sequence[Sequence[int]]) -> list[Sequence[int]]:
+    """The (conversation id, message id) steps no other flow job holds, taken for this transaction.
+
+    PostgreSQL: their messages locked `FOR UPDATE SKIP LOCKED`, in id order; a step whose message
+    another transaction holds is being run by a flow job draining it, so this one leaves it (waiting
+    for it would only idle a worker: if that job fails, the step stays owed and cron's sweep queues
+    it). SQLite: every step (its one writer runs flow jobs one at a time).
+    """
+    if not steps or db.session.get_bind().dialect.name != "postgresql":
+        return list(steps)
+    free = set(db.session.scalars(select(Message.id).where(Message.id.in_([m for _c, m in steps]))
+                                  .order_by(Message.id).with_for_update(skip_locked=True, of=Message)))
+    return [step for step in steps if step[1] in free]
 
 
 def stale_flow_steps(older_than_seconds: int, window_hours: int, limit: int = 500) -> list[tuple[int, int]]:

@@ -135,7 +135,8 @@ def test_a_batch_that_runs_out_of_time_before_the_lock_leaves_the_rest_to_jobs_o
     ids = arrive(app, address.id, ["One", "Two", "Three", "Four"])
     assert [r.raw_id for r in ingest_pending_many(ids[:3], drain=4)] == [ids[0]]
     with app.app_context():  # its own rows not reached: one job; the drained fourth has its own job already
-        assert get_queue("ingest").job_ids == [f"ingest-raws-{ids[1]}-{ids[2]}"]
+        # (and, first, the job that the lock's holder queues for the address's pending rows once it let go)
+        assert get_queue("ingest").job_ids == [f"ingest-raws-{ids[1]}-{ids[3]}", f"ingest-raws-{ids[1]}-{ids[2]}"]
     monkeypatch.setattr(ingest_module, "PREPARE_SECONDS", 30.0)
     work(app, "ingest")  # that job drains the fourth too
     db.session.expire_all()
@@ -162,21 +163,47 @@ def test_a_flow_job_drains_the_steps_queued_behind_it(app, db, dns):
 
 
 @pytest.mark.postgres
-def test_a_step_another_flow_job_holds_is_skipped_by_a_drain_not_waited_for(app, db, dns):
-    """PostgreSQL: two flow jobs draining at the same moment take different steps (`FOR UPDATE SKIP LOCKED`)."""
+def test_a_step_another_flow_job_holds_is_left_to_it_not_waited_for(app, db, dns):
+    """PostgreSQL: flow jobs running at the same moment take different steps (`FOR UPDATE SKIP LOCKED`): a step
+    whose message another transaction holds is neither drained nor waited for, even when it is the job's own."""
     address = make_address(DEMO)
-    ingest_pending_many(arrive(app, address.id, ["One", "Two", "Three"]))
+    ingest_pending_many(arrive(app, address.id, ["One", "Two", "Three", "Four"]))
     steps = [[m.conversation_id, m.id] for m in db.session.scalars(select(Message).order_by(Message.id))]
     db.session.commit()
     jobs.use_app(app)
-    other = db.engine.connect()  # another worker's transaction, draining the second step
+    other = db.engine.connect()  # another flow job's transaction, holding the second and third steps
     try:
-        other.execute(select(Message.id).where(Message.id == steps[1][1]).with_for_update())
-        assert run_flows(steps[:1]) == {"ran": 1, "failed": 0, "drained": 1}  # the third; the second is held
+        other.execute(select(Message.id).where(Message.id.in_([steps[1][1], steps[2][1]])).with_for_update())
+        assert run_flows(steps[:2]) == {"ran": 1, "failed": 0, "drained": 1}  # the first, and the fourth drained
         db.session.expire_all()
-        assert sorted(db.session.scalars(select(FlowRun.message_id))) == [steps[0][1], steps[2][1]]
+        assert sorted(db.session.scalars(select(FlowRun.message_id))) == [steps[0][1], steps[3][1]]
     finally:
         other.rollback()
         other.close()
-    assert run_flows(steps[1:2]) == {"ran": 1, "failed": 0, "drained": 0}
-    assert count(db, FlowRun) == 3
+    assert run_flows(steps[1:3]) == {"ran": 2, "failed": 0, "drained": 0}  # once free, they run
+    assert count(db, FlowRun) == 4
+
+
+def test_rows_whose_address_lock_is_taken_are_left_to_its_holder_not_waited_for(app, db, dns):
+    """A second worker's ingest job does not wait for the address's lock (before: it waited, up to
+    INGEST_LOCK_WAIT_SECONDS, instead of running flow steps); the holder queues a job for the rows left."""
+    from jobs.ingest import ingest_raw
+
+    app.config["INGEST_LOCK_WAIT_SECONDS"] = 30
+    address = make_address(DEMO)
+    first, second = arrive(app, address.id, ["Left to the holder", "The holder's own"])
+    get_queue("ingest").empty()  # the ingress's own jobs: this test plays them by hand
+    connection = redis_connection()
+    connection.set(f"pigeonhole:ingest-address:{address.id}", "another worker", ex=60)
+    jobs.use_app(app)
+    assert ingest_raw(first) is None
+    db.session.expire_all()
+    assert db.session.get(InboundRaw, first).status == "pending"
+    assert connection.get(f"pigeonhole:ingest-address:{address.id}") == b"another worker"
+    connection.delete(f"pigeonhole:ingest-address:{address.id}")  # the holder lets it go, then ...
+    assert [r.status for r in ingest_pending_many([second])] == ["created"]
+    assert get_queue("ingest").job_ids == [f"ingest-raw-{first}"]  # ... queues a job for the row left to it
+    work(app, "ingest")
+    db.session.expire_all()
+    assert db.session.get(InboundRaw, first).status == "created"
+    assert sorted(db.session.scalars(select(Conversation.subject))) == ["Left to the holder", "The holder's own"]
