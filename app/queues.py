@@ -96,6 +96,19 @@ def enqueue(queue: str, func: str, *args, job_id: str | None = None, **options):
         return None
 
 
+def job_waiting(queue: str, job_id: str) -> bool:
+    """Whether the job of that id is still waiting to start (queued, deferred or scheduled): it will read
+    its work when it runs, later than now. False when it runs, has ended, or is gone."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        job = Job.fetch(job_id, connection=get_queue(queue).connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in ("queued", "deferred", "scheduled")
+
+
 def enqueue_jobs(queue: str, jobs: list[tuple[str, tuple, str]], **options) -> None:
     """Enqueue `(func, args, job_id)` each, in one Redis round trip (a pipeline).
 

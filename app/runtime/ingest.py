@@ -50,6 +50,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ from app.mail.senderauth import Verdict
 from app.mail.tokens import new_conversation_token
 from app.models.inbound import InboundRaw, InboundStatus
 from app.models.inbox import Attachment, Contact, Conversation, Message
-from app.queues import enqueue, enqueue_jobs, redis_connection
+from app.queues import enqueue, enqueue_jobs, job_waiting, redis_connection
 from app.runtime import facts, forwarding, metrics, senderauth, sla, suppression
 from app.runtime.changes import publish_change
 from app.runtime.leases import leased_lock
@@ -744,7 +745,9 @@ def _queue_left_to_holder(address_id: int) -> None:
 
     Their rows were committed before their jobs looked at the lock, so before it was let go, and so
     before this query: none is missed. Rows whose own jobs still wait find them done. The job id is
-    `ingest_jobs`' for those rows, enqueued once; without Redis, cron's sweep finds the rows.
+    `ingest_jobs`' for those rows, enqueued once: a job of that id still waiting will see them when it
+    runs; one that runs already (the job that left them, finishing) may have looked before, so then
+    one more job, of an id of its own. Without Redis, cron's sweep finds the rows.
     """
     ids = list(db.session.scalars(select(InboundRaw.id).where(
         InboundRaw.status == InboundStatus.PENDING.value, InboundRaw.address_id == address_id,
@@ -752,8 +755,10 @@ def _queue_left_to_holder(address_id: int) -> None:
     if not ids:
         return
     func, args, job_id = ingest_jobs(ids)[0]
+    options = {"result_ttl": 0, "failure_ttl": 24 * 3600}
     try:
-        enqueue("ingest", func, *args, job_id=job_id, result_ttl=0, failure_ttl=24 * 3600)
+        if enqueue("ingest", func, *args, job_id=job_id, **options) is None and not job_waiting("ingest", job_id):
+            enqueue("ingest", func, *args, job_id=f"{job_id}-after-{uuid.uuid4().hex[:12]}", **options)
     except RedisError as exc:
         redis_outage.failed(exc)
 

@@ -207,3 +207,23 @@ def test_rows_whose_address_lock_is_taken_are_left_to_its_holder_not_waited_for(
     db.session.expire_all()
     assert db.session.get(InboundRaw, first).status == "created"
     assert sorted(db.session.scalars(select(Conversation.subject))) == ["Left to the holder", "The holder's own"]
+
+
+def test_rows_left_by_a_job_still_finishing_get_a_job_of_their_own(app, db, dns):
+    """The job that left the rows may still be running (RQ's bookkeeping after it) when the holder lets the
+    lock go: a job of the same id then exists but has looked already, so one more is queued (before: the
+    duplicate id was taken for the job, and the rows waited for cron's sweep)."""
+    from rq.job import Job
+
+    address = make_address(DEMO)
+    first, second = arrive(app, address.id, ["Left while its job was finishing", "The holder's own"])
+    queue = get_queue("ingest")
+    queue.empty()
+    running = queue.enqueue("jobs.ingest.ingest_raw", first, job_id=f"ingest-raw-{first}")
+    queue.remove(running)
+    Job.fetch(running.id, connection=redis_connection(), serializer=JSONSerializer).set_status("started")
+    assert [r.status for r in ingest_pending_many([second])] == ["created"]
+    assert [job_id.startswith(f"ingest-raw-{first}-after-") for job_id in queue.job_ids] == [True]
+    work(app, "ingest")
+    db.session.expire_all()
+    assert db.session.get(InboundRaw, first).status == "created"
