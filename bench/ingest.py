@@ -1,6 +1,6 @@
 """Inbound benchmark: IMAP poll-to-conversation and SMTP ingress against bare baselines.
 
-    python bench/ingest.py [-n 5000] [--smtp 1000] [--big-mb 25] [--skip imap,big,smtp]
+    python bench/ingest.py [-n 5000] [--smtp 1000] [--big-mb 25] [--skip imap,big,smtp] [--database-url URL]
 
 Needs the runtime requirements only (no pytest). The four ratios, their goals and the load
 average are the last lines.
@@ -81,14 +81,14 @@ def peak_rss_mb() -> float:
 # --- environment ----------------------------------------------------------------------------------
 
 class Env:
-    def __init__(self, work: Path, dovecot_conf: str = "") -> None:
+    def __init__(self, work: Path, dovecot_conf: str = "", database_url: str | None = None) -> None:
         from tests.servers import DovecotServer, RedisServer
 
         self.work = work
         self.redis = RedisServer(work / "redis")
         self.dovecot = DovecotServer(extra_conf=dovecot_conf)
         self.config = {
-            "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{work / 'bench.db'}",
+            "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": database_url or f"sqlite:///{work / 'bench.db'}",
             "REDIS_URL": self.redis.url, "BLOB_DIR": str(work / "blobs"), "MAIL_TLS_CA_FILE": str(self.dovecot.cert),
             "MAILBOX_BACKFILL": "7", "PLATFORM_MAIL_DOMAIN": "mail.pigeonhole.test",
             "MAIL_ALLOW_PRIVATE_HOSTS": True,  # its Dovecot listens on 127.0.0.1
@@ -347,6 +347,7 @@ def main() -> None:
     ap.add_argument("--big-mb", type=int, default=25, help="size of the big message in MB (default 25)")
     ap.add_argument("--rounds", type=int, default=4, help="SMTP rounds, sink and ingress alternately (default 4)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: imap, big, smtp")
+    ap.add_argument("--database-url", help="an empty database to run in (default: a new SQLite file)")
     args = ap.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     load_before = os.getloadavg()
@@ -354,7 +355,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="pigeonhole-bench-"))
     os.chmod(work, 0o755)
-    env = Env(work)
+    env = Env(work, database_url=args.database_url)
     try:
         app = env.app()
         with app.app_context():
