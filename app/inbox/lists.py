@@ -343,7 +343,13 @@ def _tags_of(value) -> tuple:
     """The `tags` column's raw value: JSON text (SQLite) or the list itself (PostgreSQL's driver decodes it)."""
     if not value or value == "[]":
         return ()
-    return tuple(json.loads(value) if isinstance(value, str) else value)
+    return _tags_of_json(value) if isinstance(value, str) else tuple(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tags_of_json(value: str) -> tuple:
+    """The tags of a `tags` JSON text, decoded once per distinct text: a tag's page has the same text on every row."""
+    return tuple(json.loads(value))
 
 
 def _inbox_row(r) -> InboxRow:
