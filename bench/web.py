@@ -381,7 +381,7 @@ def main() -> None:
         try:
             seeded = db.session.scalar(select(func.count()).select_from(Message)) == MESSAGES \
                 and db.session.scalar(select(func.count()).select_from(ConversationTag)) > 0 \
-                and "sort_last_at" in {c["name"] for c in inspect(db.engine).get_columns("conversation_tags")}
+                and "sort_status" in {c["name"] for c in inspect(db.engine).get_columns("conversation_tags")}
             # (a seed of today's shape)
         except Exception:  # noqa: BLE001 - no schema yet
             seeded = False

@@ -192,6 +192,10 @@ TAG_WHERE = "conversation_tags.tag = :f_tag"
 TAG_ORDERS = {"": "conversation_tags.sort_last_at DESC, conversation_tags.conversation_id DESC",
               "priority": ("conversation_tags.sort_priority DESC, conversation_tags.sort_last_at DESC, "
                            "conversation_tags.conversation_id DESC")}
+#: The tag's copies of the conversation's columns (`ConversationTag.sort_status`, ...): `{c}` of the filters
+#: over status, queue and assignee (`_COPIED`) written over the copies, which a tag's index holds.
+TAG_COPY = "conversation_tags.sort_"
+_COPIED = ("{c}status", "{c}queue_id", "{c}assignee_id", VISIBLE_SQL)
 #: Service levels' filters (`InboxFilters.sla`), at the request's time.
 SLA_SQL = {"breached": "sla_due_at <= :f_now AND status IN ('open', 'pending')",
            "at_risk": "sla_warn_at <= :f_now AND sla_due_at > :f_now AND status IN ('open', 'pending')"}
@@ -258,6 +262,8 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if filters.tag:
         where.append(TAG_WHERE if by_tag else TAG_SQL)
         params["f_tag"] = filters.tag
+    if by_tag:  # the same filters on the tag's copies first: only the rows that pass are looked up
+        where.extend(f.format(c=TAG_COPY) for f in conds if f.startswith(_COPIED))
     if filters.priority is not None:
         where.append("priority = :f_priority")
         params["f_priority"] = filters.priority
@@ -337,7 +343,13 @@ def _tags_of(value) -> tuple:
     """The `tags` column's raw value: JSON text (SQLite) or the list itself (PostgreSQL's driver decodes it)."""
     if not value or value == "[]":
         return ()
-    return tuple(json.loads(value) if isinstance(value, str) else value)
+    return _tags_of_json(value) if isinstance(value, str) else tuple(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tags_of_json(value: str) -> tuple:
+    """The tags of a `tags` JSON text, decoded once per distinct text: a tag's page has the same text on every row."""
+    return tuple(json.loads(value))
 
 
 def _inbox_row(r) -> InboxRow:

@@ -42,19 +42,27 @@ class ConversationEvent(db.Model):
     actor = relationship("User")
 
 
+#: `ConversationTag`'s copies of the conversation's columns the inbox filters by, at the end of its indexes.
+TAG_FILTER_COPIES = ("sort_status", "sort_queue_id", "sort_assignee_id")
+
+
 class ConversationTag(db.Model):
     """A tag on a conversation (lower-case, at most 50 characters), with copies of the conversation's
-    sort keys (`sort_priority`, `sort_last_at`: its priority and last activity).
+    sort keys (`sort_priority`, `sort_last_at`: its priority and last activity) and of what the inbox
+    filters it by (`sort_status`, `sort_queue_id`, `sort_assignee_id`).
 
     With the copies, a tag's page of the inbox reads the tag's index in the page's order and stops at
-    the page's end, instead of reading every conversation with the tag and sorting them. The database
-    keeps them equal to the conversation's (`TAG_SORT_DDL`: triggers on both tables), whoever writes.
+    the page's end, instead of reading every conversation with the tag and sorting them; the filter
+    copies at the end of the indexes leave out the conversations of another status or that the agent
+    may not see without looking them up. The database keeps them equal to the conversation's
+    (`TAG_SORT_DDL`: triggers on both tables), whoever writes.
     """
     __tablename__ = "conversation_tags"
     __table_args__ = (
         Index("ix_conversation_tags_tag", "tag", "conversation_id"),
-        Index("ix_conversation_tags_last", "tag", "sort_last_at", "conversation_id"),
-        Index("ix_conversation_tags_priority", "tag", "sort_priority", "sort_last_at", "conversation_id"),
+        Index("ix_conversation_tags_last", "tag", "sort_last_at", "conversation_id", *TAG_FILTER_COPIES),
+        Index("ix_conversation_tags_priority", "tag", "sort_priority", "sort_last_at", "conversation_id",
+              *TAG_FILTER_COPIES),
     )
 
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
@@ -63,33 +71,41 @@ class ConversationTag(db.Model):
     # Set by the database (`TAG_SORT_DDL`), never by the application.
     sort_priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sort_last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sort_status: Mapped[str | None] = mapped_column(String(20))
+    sort_queue_id: Mapped[int | None] = mapped_column(Integer)
+    sort_assignee_id: Mapped[int | None] = mapped_column(Integer)
 
 
-# The sort keys' copies follow the conversation: filled when a tag is added, updated when the
-# conversation's priority or last activity changes. Migration 0037 creates the same objects
-# (migrations never import app code); these DDL events do it for `db.create_all()`.
+# The copies follow the conversation: filled when a tag is added, updated when the conversation's
+# priority, last activity, status, queue or assignee changes. Migrations 0038 and 0039 create the same
+# objects (migrations never import app code); these DDL events do it for `db.create_all()`.
 TAG_SORT_DDL = {
     "sqlite": [
         "CREATE TRIGGER IF NOT EXISTS conversation_tags_sort_ai AFTER INSERT ON conversation_tags BEGIN "
-        "UPDATE conversation_tags SET (sort_priority, sort_last_at) = "
-        "(SELECT priority, last_message_at FROM conversations WHERE id = new.conversation_id) "
-        "WHERE conversation_id = new.conversation_id AND tag = new.tag; END",
-        "CREATE TRIGGER IF NOT EXISTS conversations_tags_sort_au AFTER UPDATE OF priority, last_message_at "
-        "ON conversations BEGIN UPDATE conversation_tags SET sort_priority = new.priority, "
-        "sort_last_at = new.last_message_at WHERE conversation_id = new.id; END",
+        "UPDATE conversation_tags SET (sort_priority, sort_last_at, sort_status, sort_queue_id, sort_assignee_id) = "
+        "(SELECT priority, last_message_at, status, queue_id, assignee_id FROM conversations "
+        "WHERE id = new.conversation_id) WHERE conversation_id = new.conversation_id AND tag = new.tag; END",
+        "CREATE TRIGGER IF NOT EXISTS conversations_tags_sort_au AFTER UPDATE OF priority, last_message_at, status, "
+        "queue_id, assignee_id ON conversations BEGIN UPDATE conversation_tags SET sort_priority = new.priority, "
+        "sort_last_at = new.last_message_at, sort_status = new.status, sort_queue_id = new.queue_id, "
+        "sort_assignee_id = new.assignee_id WHERE conversation_id = new.id; END",
     ],
     "postgresql": [
         "CREATE OR REPLACE FUNCTION conversation_tags_sort() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "SELECT priority, last_message_at INTO NEW.sort_priority, NEW.sort_last_at FROM conversations "
+        "SELECT priority, last_message_at, status, queue_id, assignee_id INTO NEW.sort_priority, NEW.sort_last_at, "
+        "NEW.sort_status, NEW.sort_queue_id, NEW.sort_assignee_id FROM conversations "
         "WHERE id = NEW.conversation_id; RETURN NEW; END $$",
         "CREATE TRIGGER conversation_tags_sort_bi BEFORE INSERT ON conversation_tags "
         "FOR EACH ROW EXECUTE FUNCTION conversation_tags_sort()",
         "CREATE OR REPLACE FUNCTION conversations_tags_sort() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "UPDATE conversation_tags SET sort_priority = NEW.priority, sort_last_at = NEW.last_message_at "
+        "UPDATE conversation_tags SET sort_priority = NEW.priority, sort_last_at = NEW.last_message_at, "
+        "sort_status = NEW.status, sort_queue_id = NEW.queue_id, sort_assignee_id = NEW.assignee_id "
         "WHERE conversation_id = NEW.id; RETURN NEW; END $$",
-        "CREATE TRIGGER conversations_tags_sort_au AFTER UPDATE OF priority, last_message_at ON conversations "
-        "FOR EACH ROW WHEN (NEW.priority IS DISTINCT FROM OLD.priority "
-        "OR NEW.last_message_at IS DISTINCT FROM OLD.last_message_at) EXECUTE FUNCTION conversations_tags_sort()",
+        "CREATE TRIGGER conversations_tags_sort_au AFTER UPDATE OF priority, last_message_at, status, queue_id, "
+        "assignee_id ON conversations FOR EACH ROW WHEN (NEW.priority IS DISTINCT FROM OLD.priority "
+        "OR NEW.last_message_at IS DISTINCT FROM OLD.last_message_at OR NEW.status IS DISTINCT FROM OLD.status "
+        "OR NEW.queue_id IS DISTINCT FROM OLD.queue_id OR NEW.assignee_id IS DISTINCT FROM OLD.assignee_id) "
+        "EXECUTE FUNCTION conversations_tags_sort()",
     ],
 }
 TAG_SORT_DROP = {

@@ -146,6 +146,45 @@ def test_a_tags_pages_follow_priority_and_activity_changed_after_tagging(ws, db)
     assert pages(tag="vip", sort="priority") == ["T3", "T2", "T0", "T5", "T4"]
 
 
+def test_a_tags_pages_follow_status_queue_and_assignee_changed_after_tagging(ws, db):
+    """A tag's rows also copy their conversation's status, queue and assignee (migration 0039, kept by triggers),
+    which a tag's page tests before it looks the conversation up: after a resolve, a transfer out of the agent's
+    queues or an assignment, the tag's pages (both sorts, each status, each view) list exactly what the unfiltered
+    list does."""
+    alex, bea = ws["alex"], ws["bea"]
+    other = make_queue("Elsewhere", members=[bea])
+    made = [_conv(ws, f"T{i}", hours_ago=i + 1) for i in range(5)]
+    for c in made:
+        _post(ws, f"/inbox/c/{c.id}/tags", tag="vip")
+    made[0].status = "resolved"
+    made[1].queue_id = other.id  # out of Alex's queues
+    made[2].queue_id, made[2].assignee_id = other.id, alex.id  # another queue, but Alex's own
+    made[3].assignee_id = bea.id
+    db.session.commit()
+    db.session.expire_all()
+    copies = {t.conversation_id: (t.sort_status, t.sort_queue_id, t.sort_assignee_id)
+              for t in db.session.scalars(select(ConversationTag))}
+    assert copies == {c.id: (c.status, c.queue_id, c.assignee_id) for c in made}
+
+    def subjects(user, view="all", status="open", **filters):
+        return [r.conversation.subject for r in list_inbox(user, view=view, status=status,
+                                                           filters=InboxFilters(**filters)).rows]
+
+    assert subjects(alex, tag="vip", sort="priority") == ["T2", "T3", "T4"]
+    assert subjects(alex, tag="vip") == ["T2", "T3", "T4"]
+    assert subjects(alex, status="resolved", tag="vip") == ["T0"]
+    assert subjects(alex, status=None, tag="vip", sort="priority") == ["T0", "T2", "T3", "T4"]
+    assert subjects(alex, view="mine", tag="vip") == ["T2"]
+    assert subjects(alex, view="unassigned", tag="vip") == ["T4"]
+    assert subjects(bea, status=None, tag="vip") == ["T0", "T1", "T2", "T3", "T4"]  # both queues hers
+    for view in ("all", "mine", "unassigned"):
+        for status in ("open", "resolved", None):
+            for user in (alex, bea):
+                unfiltered = [s for s in subjects(user, view, status) if s in {c.subject for c in made}]
+                assert subjects(user, view, status, tag="vip", sort="priority") == unfiltered
+                assert subjects(user, view, status, tag="vip") == unfiltered
+
+
 def test_filters_combine_and_are_kept_by_the_view_tabs_and_load_more(ws, db, app):
     alex, bea = ws["alex"], ws["bea"]
     target = _conv(ws, "Target", address=ws["sales"], assignee=bea)
