@@ -248,8 +248,10 @@ def _grouped(period: Period, column: str, key: str, aggregates: str, source: str
 
 
 def _seconds(listed: str | None) -> list[int]:
-    """The durations of a group as the database listed them ("12,345,6"; None: none measured)."""
-    return list(map(int, listed.split(","))) if listed else []
+    """The durations of a group as the database listed them ("12,345,6"; None: none measured), sorted: a
+    day's, a group's and the period's lists are then runs of sorted values, which `sorted` merges (in
+    `DayRow.finish`) in a fraction of the time it takes to sort them from scratch."""
+    return sorted(map(int, listed.split(","))) if listed else []
 
 
 def _collect(period: Period, key: str, source: str, rows: dict | None, total: DayRow | None,
