@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -139,13 +140,14 @@ SLA_COUNTED = {
 #: The facts' column of each breakdown (the SQL below is built only from these fixed names).
 KEY_COLUMNS = {"queue": "queue_id", "agent": "agent_id", "address": "address_id", "intent": "intent",
                "tag": "conversation_tags.tag"}
-#: The breakdowns read beside another table: the FROM clause (a conversation with several tags has a row
-#: for each; one without tags has none: it is counted with the days, under `TAGGED`'s NULL).
-JOINED = {"tag": "conversation_facts JOIN conversation_tags "
-                 "ON conversation_tags.conversation_id = conversation_facts.conversation_id"}
-#: 1 for a conversation with a tag, NULL ("No tag") without.
-TAGGED = ("CASE WHEN EXISTS (SELECT 1 FROM conversation_tags "
-          "WHERE conversation_tags.conversation_id = conversation_facts.conversation_id) THEN 1 END")
+#: The tags with their conversations' facts (the "by tag" breakdown: a conversation with several tags has a row
+#: for each; one without tags has none). On SQLite read from the tags, each looking up its conversation's facts
+#: (`CROSS JOIN` keeps that order): a few thousand tags, rather than a search of the tags for every conversation
+#: of the period, which cost more than the rest of the report. PostgreSQL chooses its own way.
+TAG_SOURCES = {"sqlite": "conversation_tags CROSS JOIN conversation_facts "
+                         "ON conversation_facts.conversation_id = conversation_tags.conversation_id",
+               "postgresql": "conversation_tags JOIN conversation_facts "
+                             "ON conversation_facts.conversation_id = conversation_tags.conversation_id"}
 
 
 def _sql_parts() -> tuple:
@@ -231,8 +233,8 @@ def _grouped(period: Period, column: str, key: str, aggregates: str, source: str
 
     On SQLite, over the facts alone, one statement per day, each grouped by the key: a day's rows are a
     range of the covering index, and grouping a few thousand rows at a time costs half of sorting the whole
-    period's by an expression (the day) that no index orders. Elsewhere (PostgreSQL hashes its groups; the
-    tags' join has few rows), one statement."""
+    period's by an expression (the day) that no index orders. Elsewhere (PostgreSQL hashes its groups), one
+    statement."""
     where = f"FROM {source} WHERE {column} >= :since AND {column} < :until"
     if not by_day:
         for row in _rows(f"SELECT {key}, {aggregates} {where} GROUP BY 1", period):
@@ -293,6 +295,59 @@ def _collect(period: Period, key: str, source: str, rows: dict | None, total: Da
                 getattr(target, name).extend(values)
 
 
+def _collect_tags(period: Period, total: DayRow, groups: dict) -> None:
+    """The period's groups by tag (`groups`, by tag; None: "No tag"), with `total` already collected.
+
+    A conversation with several tags counts under each. The tagged conversations' rows are read one per tag
+    (`TAG_SOURCES`); the "No tag" group is the period's total less the tagged conversations, each taken once:
+    its counts by subtraction, its durations as the total's less the tagged ones' (as many times as each
+    value occurs), so no statement needs to look up the tags of every conversation of the period."""
+    tagged = DayRow("tagged")  # each tagged conversation once
+
+    def add(target: DayRow, name: str, n: int = 1) -> None:
+        setattr(target, name, getattr(target, name) + n)
+
+    source = TAG_SOURCES["postgresql" if _dialect() == "postgresql" else "sqlite"]
+    seen: set = set()
+    for conversation, tag, *judged in _rows(
+            f"SELECT conversation_facts.conversation_id, conversation_tags.tag, first_response_breached, "
+            f"resolution_breached FROM {source} WHERE created_at >= :since AND created_at < :until", period):
+        first_new = conversation not in seen
+        seen.add(conversation)
+        for target in ((groups.setdefault(tag, GroupRow("", key=tag)), tagged) if first_new
+                       else (groups.setdefault(tag, GroupRow("", key=tag)),)):
+            add(target, "received")
+            for measured, met, breached in (("first_measured", "first_met", judged[0]),
+                                            ("resolution_measured", "resolution_met", judged[1])):
+                if breached is not None:
+                    add(target, measured)
+                    if not breached:
+                        add(target, met)
+    for (name, (end, seconds_column)), counted in zip(MEASURED.items(), ("replied", "resolved")):
+        seen = set()
+        for conversation, tag, seconds in _rows(
+                f"SELECT conversation_facts.conversation_id, conversation_tags.tag, "
+                f"CASE WHEN {seconds_column} < 0 THEN 0 ELSE {seconds_column} END FROM {source} "
+                f"WHERE {end} >= :since AND {end} < :until", period):
+            targets = [groups.setdefault(tag, GroupRow("", key=tag))]
+            if conversation not in seen:
+                seen.add(conversation)
+                targets.append(tagged)
+            for target in targets:
+                add(target, counted)
+                if seconds is not None:
+                    getattr(target, name).append(seconds)
+    untagged = GroupRow("", key=None)
+    for f in ("received", "replied", "resolved", *SLA_COUNTED):
+        setattr(untagged, f, getattr(total, f) - getattr(tagged, f))
+    for name in MEASURED:
+        remaining = Counter(getattr(total, name))
+        remaining.subtract(getattr(tagged, name))
+        setattr(untagged, name, sorted(remaining.elements()))
+    if untagged.received or untagged.replied or untagged.resolved:
+        groups[None] = untagged
+
+
 def report(period: Period, by: str | None = None, days: bool = True) -> Report:
     """Volume, first response and resolution times, SLA attainment and backlog per day of `period`, with its
     totals; with `by` (a key of `DIMENSIONS`) the same per group; `days=False`: the totals only (the previous
@@ -325,17 +380,10 @@ def _report(period: Period, by: str | None, days: bool) -> Report:
     rows = {d.isoformat(): DayRow(d.isoformat()) for d in period.days} if days else None
     groups: dict = {}
     total = DayRow("total")
-    if by in JOINED:
-        # The days, the totals and the conversations without a tag (`None`) in one pass over the facts; the
-        # tagged ones (one row per tag) joined with their tags.
-        tagged_or_not: dict = {}
-        _collect(period, TAGGED, "conversation_facts", rows, total, tagged_or_not)
-        _collect(period, KEY_COLUMNS[by], JOINED[by], None, None, groups)
-        if None in tagged_or_not:
-            groups[None] = tagged_or_not[None]
-    else:
-        _collect(period, KEY_COLUMNS[by] if by else "NULL", "conversation_facts", rows, total,
-                 groups if by else None)
+    _collect(period, KEY_COLUMNS[by] if by and by != "tag" else "NULL", "conversation_facts", rows, total,
+             groups if by and by != "tag" else None)
+    if by == "tag":
+        _collect_tags(period, total, groups)
     before = _bound(period.since)
     created_before, resolved_before = db.session.execute(text(
         "SELECT (SELECT COUNT(*) FROM conversation_facts WHERE created_at < :t), "
