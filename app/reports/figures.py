@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -139,19 +140,21 @@ SLA_COUNTED = {
 #: The facts' column of each breakdown (the SQL below is built only from these fixed names).
 KEY_COLUMNS = {"queue": "queue_id", "agent": "agent_id", "address": "address_id", "intent": "intent",
                "tag": "conversation_tags.tag"}
-#: The breakdowns read beside another table: the FROM clause (a conversation with several tags has a row
-#: for each; one without tags has none: it is counted with the days, under `TAGGED`'s NULL).
-JOINED = {"tag": "conversation_facts JOIN conversation_tags "
-                 "ON conversation_tags.conversation_id = conversation_facts.conversation_id"}
-#: 1 for a conversation with a tag, NULL ("No tag") without.
-TAGGED = ("CASE WHEN EXISTS (SELECT 1 FROM conversation_tags "
-          "WHERE conversation_tags.conversation_id = conversation_facts.conversation_id) THEN 1 END")
+#: The tags with their conversations' facts (the "by tag" breakdown: a conversation with several tags has a row
+#: for each; one without tags has none). On SQLite read from the tags, each looking up its conversation's facts
+#: (`CROSS JOIN` keeps that order): a few thousand tags, rather than a search of the tags for every conversation
+#: of the period, which cost more than the rest of the report. PostgreSQL chooses its own way.
+TAG_SOURCES = {"sqlite": "conversation_tags CROSS JOIN conversation_facts "
+                         "ON conversation_facts.conversation_id = conversation_tags.conversation_id",
+               "postgresql": "conversation_tags JOIN conversation_facts "
+                             "ON conversation_facts.conversation_id = conversation_tags.conversation_id"}
 
 
 def _sql_parts() -> tuple:
     """(day of a column, a bound time) for this database."""
     if _dialect() == "postgresql":
-        return (lambda c: f"to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD')", lambda t: t)
+        # The UTC date (a third cheaper per row than `to_char`), made "YYYY-MM-DD" by `_grouped`
+        return (lambda c: f"CAST({c} AT TIME ZONE 'UTC' AS DATE)", lambda t: t)
     return (lambda c: f"substr({c}, 1, 10)",  # SQLite stores UTC as "YYYY-MM-DD HH:MM:SS.ffffff"
             lambda t: t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"))
 
@@ -225,52 +228,124 @@ class Report:
     groups: list[GroupRow] = field(default_factory=list)  # with `by`: per queue, agent, address or intent
 
 
+def _grouped(period: Period, column: str, key: str, aggregates: str, source: str, by_day: bool):
+    """(day, key, *aggregates) of the rows of `source` whose `column` falls in the period, grouped by the
+    day of `column` (None without `by_day`: the whole period) and `key`.
+
+    On SQLite, over the facts alone, one statement per day, each grouped by the key: a day's rows are a
+    range of the covering index, and grouping a few thousand rows at a time costs half of sorting the whole
+    period's by an expression (the day) that no index orders. Elsewhere (PostgreSQL hashes its groups), one
+    statement."""
+    where = f"FROM {source} WHERE {column} >= :since AND {column} < :until"
+    if not by_day:
+        for row in _rows(f"SELECT {key}, {aggregates} {where} GROUP BY 1", period):
+            yield (None, *row)
+    elif _dialect() == "sqlite" and source == "conversation_facts":
+        sql = f"SELECT {key}, {aggregates} {where} GROUP BY 1"
+        for day in period.days:
+            for row in _rows(sql, Period(day, day)):
+                yield (day.isoformat(), *row)
+    else:
+        day_of, _bound = _sql_parts()
+        for day, *row in _rows(f"SELECT {day_of(column)}, {key}, {aggregates} {where} GROUP BY 1, 2", period):
+            yield (day if isinstance(day, str) else day.isoformat(), *row)
+
+
+def _seconds(listed: str | None) -> list[int]:
+    """The durations of a group as the database listed them ("12,345,6"; None: none measured)."""
+    return list(map(int, listed.split(","))) if listed else []
+
+
 def _collect(period: Period, key: str, source: str, rows: dict | None, total: DayRow | None,
              groups: dict | None) -> None:
     """Add the period's counts, durations and SLA judgements read from `source` (a FROM clause) to the
     days (`rows`, by day), the `total` and the `groups` (by `key`, an SQL expression); None: not wanted.
 
-    Three passes over the period's rows, one per time column: the conversations received are counted in
-    SQL (with the SLA's judgements); those replied to and resolved are counted from the same rows whose
-    durations are measured (a row without a duration counts, and is not measured)."""
-    day_of, _bound = _sql_parts()
+    Three passes over the period's rows, one per time column, each grouped in SQL by the day and the key
+    (`_grouped`): the conversations received with the SLA's judgements; those replied to and resolved each
+    with the list of their durations (a row without a duration counts, and is not measured). Only a row per
+    day and key reaches Python, never a row per conversation."""
+    concat = "string_agg(CAST({} AS TEXT), ',')" if _dialect() == "postgresql" else "group_concat({})"
 
     def group(k) -> GroupRow:
         if k not in groups:
             groups[k] = GroupRow("", key=k)
         return groups[k]
 
-    def add(day, k, name, n) -> None:
+    def targets(day, k) -> list[DayRow]:
+        found = [total] if total is not None else []
         if rows is not None and day in rows:
-            setattr(rows[day], name, getattr(rows[day], name) + n)
-        if total is not None:
-            setattr(total, name, getattr(total, name) + n)
+            found.append(rows[day])
         if groups is not None:
-            setattr(group(k), name, getattr(group(k), name) + n)
+            found.append(group(k))
+        return found
 
-    for day, k, n, *counts in _rows(f"SELECT {day_of(COUNTED['received'])}, {key}, "
-                                    f"{', '.join(('COUNT(*)', *SLA_COUNTED.values()))} FROM {source} "
-                                    "WHERE created_at >= :since AND created_at < :until GROUP BY 1, 2", period):
-        add(day, k, "received", n)
-        for counted, m in zip(SLA_COUNTED, counts):
-            add(day, k, counted, m or 0)
+    for day, k, n, *counts in _grouped(period, COUNTED["received"], key,
+                                       ", ".join(("COUNT(*)", *SLA_COUNTED.values())), source, rows is not None):
+        for target in targets(day, k):
+            target.received += n
+            for counted, m in zip(SLA_COUNTED, counts):
+                setattr(target, counted, getattr(target, counted) + (m or 0))
     for (name, (end, seconds_column)), counted in zip(MEASURED.items(), ("replied", "resolved")):
-        # Tens of thousands of rows: each (day, key) once in Python, its seconds gathered in one list there.
-        per_key: dict = {}
-        for day, k, seconds in _rows(f"SELECT {day_of(end)}, {key}, {seconds_column} "
-                                     f"FROM {source} WHERE {end} >= :since AND {end} < :until", period):
-            values = per_key.get((day, k))
-            if values is None:
-                values = per_key[(day, k)] = [0]  # the rows without a duration, then the durations
-            if seconds is None:
-                values[0] += 1
-            else:
-                values.append(seconds if seconds > 0 else 0)
-        for (day, k), (unmeasured, *values) in per_key.items():
-            add(day, k, counted, unmeasured + len(values))
-            for target in ((rows or {}).get(day), total, group(k) if groups is not None else None):
-                if target is not None:
-                    getattr(target, name).extend(values)
+        measured = concat.format(f"CASE WHEN {seconds_column} < 0 THEN 0 ELSE {seconds_column} END")
+        for day, k, n, listed in _grouped(period, end, key, f"COUNT(*), {measured}", source, rows is not None):
+            values = _seconds(listed)
+            for target in targets(day, k):
+                setattr(target, counted, getattr(target, counted) + n)
+                getattr(target, name).extend(values)
+
+
+def _collect_tags(period: Period, total: DayRow, groups: dict) -> None:
+    """The period's groups by tag (`groups`, by tag; None: "No tag"), with `total` already collected.
+
+    A conversation with several tags counts under each. The tagged conversations' rows are read one per tag
+    (`TAG_SOURCES`); the "No tag" group is the period's total less the tagged conversations, each taken once:
+    its counts by subtraction, its durations as the total's less the tagged ones' (as many times as each
+    value occurs), so no statement needs to look up the tags of every conversation of the period."""
+    tagged = DayRow("tagged")  # each tagged conversation once
+
+    def add(target: DayRow, name: str, n: int = 1) -> None:
+        setattr(target, name, getattr(target, name) + n)
+
+    source = TAG_SOURCES["postgresql" if _dialect() == "postgresql" else "sqlite"]
+    seen: set = set()
+    for conversation, tag, *judged in _rows(
+            f"SELECT conversation_facts.conversation_id, conversation_tags.tag, first_response_breached, "
+            f"resolution_breached FROM {source} WHERE created_at >= :since AND created_at < :until", period):
+        first_new = conversation not in seen
+        seen.add(conversation)
+        for target in ((groups.setdefault(tag, GroupRow("", key=tag)), tagged) if first_new
+                       else (groups.setdefault(tag, GroupRow("", key=tag)),)):
+            add(target, "received")
+            for measured, met, breached in (("first_measured", "first_met", judged[0]),
+                                            ("resolution_measured", "resolution_met", judged[1])):
+                if breached is not None:
+                    add(target, measured)
+                    if not breached:
+                        add(target, met)
+    for (name, (end, seconds_column)), counted in zip(MEASURED.items(), ("replied", "resolved")):
+        seen = set()
+        for conversation, tag, seconds in _rows(
+                f"SELECT conversation_facts.conversation_id, conversation_tags.tag, "
+                f"CASE WHEN {seconds_column} < 0 THEN 0 ELSE {seconds_column} END FROM {source} "
+                f"WHERE {end} >= :since AND {end} < :until", period):
+            targets = [groups.setdefault(tag, GroupRow("", key=tag))]
+            if conversation not in seen:
+                seen.add(conversation)
+                targets.append(tagged)
+            for target in targets:
+                add(target, counted)
+                if seconds is not None:
+                    getattr(target, name).append(seconds)
+    untagged = GroupRow("", key=None)
+    for f in ("received", "replied", "resolved", *SLA_COUNTED):
+        setattr(untagged, f, getattr(total, f) - getattr(tagged, f))
+    for name in MEASURED:
+        remaining = Counter(getattr(total, name))
+        remaining.subtract(getattr(tagged, name))
+        setattr(untagged, name, sorted(remaining.elements()))
+    if untagged.received or untagged.replied or untagged.resolved:
+        groups[None] = untagged
 
 
 def report(period: Period, by: str | None = None, days: bool = True) -> Report:
@@ -305,17 +380,10 @@ def _report(period: Period, by: str | None, days: bool) -> Report:
     rows = {d.isoformat(): DayRow(d.isoformat()) for d in period.days} if days else None
     groups: dict = {}
     total = DayRow("total")
-    if by in JOINED:
-        # The days, the totals and the conversations without a tag (`None`) in one pass over the facts; the
-        # tagged ones (one row per tag) joined with their tags.
-        tagged_or_not: dict = {}
-        _collect(period, TAGGED, "conversation_facts", rows, total, tagged_or_not)
-        _collect(period, KEY_COLUMNS[by], JOINED[by], None, None, groups)
-        if None in tagged_or_not:
-            groups[None] = tagged_or_not[None]
-    else:
-        _collect(period, KEY_COLUMNS[by] if by else "NULL", "conversation_facts", rows, total,
-                 groups if by else None)
+    _collect(period, KEY_COLUMNS[by] if by and by != "tag" else "NULL", "conversation_facts", rows, total,
+             groups if by and by != "tag" else None)
+    if by == "tag":
+        _collect_tags(period, total, groups)
     before = _bound(period.since)
     created_before, resolved_before = db.session.execute(text(
         "SELECT (SELECT COUNT(*) FROM conversation_facts WHERE created_at < :t), "
@@ -325,6 +393,16 @@ def _report(period: Period, by: str | None, days: bool) -> Report:
         backlog += row.received - row.resolved
         row.backlog = backlog
     total.backlog = created_before - resolved_before + total.received - total.resolved
+    for name in MEASURED:
+        # The period's durations are the days' together: each day's sorted, the period's list is then runs of
+        # sorted values, which `sorted` (in `finish`) merges in a fraction of the time a sort from scratch takes.
+        day_lists = [getattr(row, name) for row in (rows or {}).values()]
+        if day_lists and sum(map(len, day_lists)) == len(getattr(total, name)):
+            merged: list = []
+            for values in day_lists:
+                values.sort()
+                merged.extend(values)
+            setattr(total, name, merged)
     for row in (*(rows or {}).values(), total, *groups.values()):
         row.finish()
     return Report(period, list((rows or {}).values()), total, list(groups.values()))

@@ -236,3 +236,51 @@ def test_the_facts_version_moves_on_once_per_commit_that_changed_them(app, db, h
         db.session.flush()
     db.session.commit()
     assert facts.version() == start + 1
+
+
+def test_the_edges_of_a_day_durations_and_the_no_tag_group(app, db):
+    """Facts written as they stand: a reply at midnight belongs to the new day, a negative duration (clocks
+    apart) counts as 0, a resolution without a duration counts and is not measured; by tag, a conversation with
+    two tags counts under both, and "No tag" has exactly the untagged conversations' figures and durations."""
+    from datetime import datetime, timezone
+
+    from app.models.reports import ConversationFacts
+    from app.reports.figures import Period, report
+    from app.runtime.tags import set_tags
+    from tests.factories import make_conversation
+
+    day = date(2026, 5, 4)
+    at = lambda hours: datetime.combine(day, datetime.min.time(), timezone.utc) + timedelta(hours=hours)  # noqa: E731
+    # (tags, created, first response (seconds), resolved (seconds; None: resolved, not measured), first judged)
+    plan = [(("x", "y"), 1, 600, 7200, False), (("x",), 2, 1200, None, True), ((), 3, -5, 3600, False),
+            ((), 4, 20 * 3600, None, None), ((), 5, 1800, 86400, True)]
+    for tags, created, first, resolved, breached in plan:
+        conversation = make_conversation(when=at(created))
+        if tags:
+            set_tags(conversation, list(tags))
+        replied = at(created) + timedelta(seconds=first)
+        db.session.add(ConversationFacts(
+            conversation_id=conversation.id, created_at=at(created), status="resolved", first_customer_message_at=at(created),
+            first_response_at=replied, first_response_seconds=first, resolved_at=at(created + 2),
+            resolution_seconds=resolved, first_response_breached=breached))
+        db.session.commit()
+    # the fourth: replied at 00:00:00 of the next day, exactly
+    assert at(4) + timedelta(seconds=20 * 3600) == at(24)
+    result = report(Period(day, day + timedelta(days=1)), "tag")
+    first_day, next_day = result.days
+    assert (first_day.received, first_day.replied, first_day.resolved) == (5, 4, 5)
+    assert (next_day.received, next_day.replied, next_day.resolved) == (0, 1, 0)
+    assert first_day.first_response_median == (600 + 1200) / 2 and first_day.first_response_p90 == 1800  # 0, 600, 1200, 1800
+    assert (result.total.resolution_median, result.total.resolution_p90) == (7200, 86400)  # 3600, 7200, 86400
+    assert (result.total.first_measured, result.total.first_met) == (4, 2)
+    groups = {g.key: g for g in result.groups}
+    assert set(groups) == {"x", "y", None}
+    assert (groups["x"].received, groups["x"].replied, groups["x"].resolved) == (2, 2, 2)
+    assert (groups["x"].first_response_median, groups["x"].resolution_median) == (900, 7200)
+    assert (groups["x"].first_measured, groups["x"].first_met) == (2, 1)
+    assert (groups["y"].received, groups["y"].first_response_p90) == (1, 600)
+    untagged = groups[None]
+    assert (untagged.received, untagged.replied, untagged.resolved) == (3, 3, 3)
+    assert (untagged.first_response_median, untagged.first_response_p90) == (1800, 72000)  # 0, 1800, 72000
+    assert (untagged.resolution_median, untagged.resolution_p90) == ((3600 + 86400) / 2, 86400)
+    assert (untagged.first_measured, untagged.first_met) == (2, 1)
