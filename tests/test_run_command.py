@@ -34,16 +34,20 @@ def _wait(condition, message: str, timeout: float = 120) -> None:
 
 
 @pytest.fixture
-def running(tmp_path):
+def running(tmp_path, request):
+    """`scripts/run` started in a fresh instance folder, once /healthz counts its workers (`WORKERS`, from the
+    test's indirect parameter: extra environment; 1 by default)."""
+    extra = getattr(request, "param", {})
     port, redis_port, ingress_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SMTP_RELAY_URL")}
     env.update(PIGEONHOLE_INSTANCE=str(tmp_path / "instance"), PORT=str(port), REDIS_PORT=str(redis_port),
-               INGRESS_PORT=str(ingress_port), WORKER_TTL_SECONDS="5")
+               INGRESS_PORT=str(ingress_port), WORKER_TTL_SECONDS="5", **extra)
+    workers = int(env.get("WORKERS", "1"))
     log = open(tmp_path / "run.out", "w+")
     proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait(lambda: (_healthz(port) or {}).get("workers") == 1 or proc.poll() is not None, "scripts/run never came up",
+        _wait(lambda: (_healthz(port) or {}).get("workers") == workers or proc.poll() is not None, "scripts/run never came up",
               timeout=240)
         assert proc.poll() is None, (tmp_path / "run.out").read_text()
         yield proc, port, redis_port, ingress_port, tmp_path / "run.out"
@@ -80,6 +84,28 @@ def test_a_killed_worker_and_ingress_are_started_again_and_ctrl_c_stops_everythi
     code = proc.wait(60)
     assert code == 130, (code, out.read_text()[-1500:])
     _wait(lambda: not _ours(instance), f"processes left running: {_ours(instance)}", timeout=20)
+
+
+@pytest.mark.parametrize("running", [{"WORKERS": "2"}], indirect=True)
+def test_workers_starts_that_many_workers_each_on_every_queue(running):
+    """`WORKERS=2 scripts/run`: two workers, two processes, each listening to every queue, each supervised (a
+    killed one is started again as itself, the other untouched)."""
+    from app.queues import QUEUE_NAMES
+
+    proc, port, redis_port, _ingress_port, out = running
+    redis = Redis(port=redis_port)
+    workers = Worker.all(connection=redis)
+    assert len(workers) == 2 and len({w.pid for w in workers}) == 2
+    for worker in workers:
+        assert sorted(worker.queue_names()) == sorted(QUEUE_NAMES)
+    assert "starting 2 worker(s)" in out.read_text()
+
+    killed, kept = workers
+    os.kill(killed.pid, signal.SIGKILL)
+    _wait(lambda: len([w for w in Worker.all(connection=redis) if w.pid != killed.pid
+                       and w.last_heartbeat is not None]) == 2, "the killed worker was not replaced")
+    assert kept.pid in {w.pid for w in Worker.all(connection=redis)}
+    assert proc.poll() is None
 
 
 def _is_ingress(pid: int, port: int) -> bool:
