@@ -7,11 +7,14 @@ Two kinds of figures:
   prometheus-client's multiprocess mode when `PROMETHEUS_MULTIPROC_DIR` is set;
 - read at scrape time from Redis and the database by `StateCollector` (queue depth and oldest job
   age, failed and started jobs, live workers, mailboxes by state, IDLE sessions by mode, messages
-  waiting, the cron heartbeat), so they agree with the database whichever process answers.
+  waiting, the cron heartbeat, SLA breaches: conversations past a due time now, and the breaches the
+  reports' facts record), so they agree with the database whichever process answers.
+
+`registries()` is what a scrape exposes; Ops › Metrics (`app.ops.figures`) renders the same families
+as tables, for people without Prometheus.
 
 Access: with `METRICS_TOKEN` set, a request must carry `Authorization: Bearer <token>`; unset,
-`/metrics` answers only to loopback clients. Either way it needs no session. SLA breaches join the
-list with the service-level issue.
+`/metrics` answers only to loopback clients. Either way it needs no session.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY
 from rq.registry import FailedJobRegistry, StartedJobRegistry
@@ -32,7 +35,9 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models.channels import MailboxState
 from app.models.inbound import InboundRaw, InboundStatus
-from app.models.inbox import Message
+from app.models._types import utcnow
+from app.models.inbox import Conversation, Message
+from app.models.reports import ConversationFacts
 from app.ops.services import CRON_HEARTBEAT_KEY
 from app.queues import QUEUE_NAMES, get_queue, live_workers, redis_connection
 from app.runtime import metrics
@@ -40,6 +45,7 @@ from app.runtime.idle import idle_statuses
 from app.runtime.live import published_addresses
 from app.runtime.outbound.states import IN_PROGRESS
 from app.runtime.poll import pollable
+from app.runtime.sla import TARGETS, breached_now
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +92,23 @@ def scrape():
     if not allowed():
         return Response("Forbidden: /metrics needs METRICS_TOKEN as a bearer token, or a loopback client.\n",
                         status=403, mimetype="text/plain")
-    registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
-        body = generate_latest(registry)
-    else:
-        body = generate_latest(REGISTRY)
-    state = CollectorRegistry()
-    state.register(StateCollector())
-    response = Response(body + generate_latest(state), mimetype=CONTENT_TYPE_LATEST)
+    body = b"".join(generate_latest(registry) for registry in registries())
+    response = Response(body, mimetype=CONTENT_TYPE_LATEST)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def registries() -> list[CollectorRegistry]:
+    """What a scrape exposes, in its order: the figures the processes counted (summed over every process
+    in multiprocess mode, else this process's own) and the figures read now (`StateCollector`)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        counted = CollectorRegistry()
+        MultiProcessCollector(counted)
+    else:
+        counted = REGISTRY
+    state = CollectorRegistry()
+    state.register(StateCollector())
+    return [counted, state]
 
 
 class StateCollector:
@@ -197,3 +209,26 @@ class StateCollector:
         for state in IN_PROGRESS:
             waiting.add_metric([state], rows.get(state, 0))
         yield waiting
+        yield from self._sla_figures()
+
+    def _sla_figures(self):
+        """Per SLA target (`app.runtime.sla.TARGETS`): open or pending conversations past that target's due
+        time now, and the breaches recorded in the reports' facts."""
+        now = utcnow()
+        breached = GaugeMetricFamily(
+            "pigeonhole_sla_breached_conversations",
+            "Open or pending conversations past their due time for each SLA target now.", labels=["target"])
+        recorded = CounterMetricFamily(
+            "pigeonhole_sla_breaches",
+            "Conversations with a breach recorded for each SLA target (the reports' facts: one per conversation "
+            "and target, however often it was missed). A merged or deleted conversation's facts are removed, "
+            "so the figure can drop.", labels=["target"])
+        for target, _label in TARGETS:
+            due = getattr(Conversation, f"{target}_due_at")
+            breached.add_metric([target], db.session.scalar(
+                select(func.count()).select_from(Conversation).where(breached_now(now), due <= now)) or 0)
+            recorded.add_metric([target], db.session.scalar(
+                select(func.count()).select_from(ConversationFacts)
+                .where(getattr(ConversationFacts, f"{target}_breached").is_(True))) or 0)
+        yield breached
+        yield recorded

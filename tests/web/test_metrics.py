@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from app.blobs import blob_store
+from app.inbox import merging
 from app.models.inbound import InboundRaw
+from app.models._types import utcnow
+from app.models.inbox import Conversation
+from app.models.reports import ConversationFacts
 from app.queues import enqueue, get_queue
 from app.runtime.ingest import RawItem, ingest
+from app.runtime import sla
 from app.runtime.outbound import deliver_message, send_reply
-from tests.factories import make_sending_address, make_sending_conversation, make_user
+from tests.factories import make_conversation, make_queue, make_sending_address, make_sending_conversation, make_user
 from tests.mail.conftest import make_address, message
 from tests.subprocess_env import flask_cmd, flask_env
+from tests.web.test_sla import desk  # noqa: F401 - the fixture: a queue with an SLA policy (60/120/480 min)
+from tests.web.test_sla_facts import MONDAY, _agent, _customer, _resolve
 
 
 def value(text: str, name: str, **labels) -> float | None:
@@ -131,3 +139,61 @@ def test_a_forking_worker_s_jobs_are_summed_from_its_files_without_a_file_per_jo
     text = scrape(client)
     assert value(text, "pigeonhole_jobs_total", queue="flows", outcome="done") == 3
     assert value(text, "pigeonhole_queue_failed_jobs", queue="flows") == 1
+
+
+def _breaches_in_the_database(db) -> tuple[dict, dict]:
+    """Per SLA target: open or pending conversations past its due time now, and the facts' recorded breaches."""
+    now = utcnow()
+    db.session.expire_all()
+    past, recorded = {}, {}
+    for target in ("first_response", "next_response", "resolution"):
+        due = getattr(Conversation, f"{target}_due_at")
+        past[target] = db.session.scalar(select(func.count()).select_from(Conversation).where(
+            Conversation.status.in_(("open", "pending")), due.is_not(None), due <= now))
+        recorded[target] = db.session.scalar(select(func.count()).select_from(ConversationFacts).where(
+            getattr(ConversationFacts, f"{target}_breached").is_(True)))
+    return past, recorded
+
+
+def _scraped_breaches(text: str) -> tuple[dict, dict]:
+    targets = ("first_response", "next_response", "resolution")
+    return ({t: value(text, "pigeonhole_sla_breached_conversations", target=t) for t in targets},
+            {t: value(text, "pigeonhole_sla_breaches_total", target=t) for t in targets})
+
+
+def test_sla_breaches_agree_with_the_conversations_and_the_reports_facts(app, db, client, desk):
+    """Conversations of a queue with a policy, on a Monday long past: one nobody answered, one answered late
+    that waits again (both recorded breached by the cron's sweep), one answered in time and resolved two days
+    late, one of a queue without a policy. After a merge the merged one's facts leave the count."""
+    agent = make_user("agent")
+    admin = make_user("admin")
+    conversations = {}
+    for name in ("unanswered", "waits_again", "resolved_late"):
+        conversations[name] = make_conversation(queue=desk["queue"], address=desk["address"], when=MONDAY,
+                                                contact_email="carol@example.com")
+        _customer(conversations[name], MONDAY)
+    _agent(conversations["resolved_late"], agent, MONDAY + timedelta(minutes=30))
+    free = make_conversation(queue=make_queue("Returns"), address=desk["address"], when=MONDAY)
+    _customer(free, MONDAY)
+    db.session.commit()
+    assert sla.notify_due(MONDAY + timedelta(minutes=61)) >= 2  # the sweep records the two first responses late
+    conversations = {name: db.session.get(Conversation, c.id) for name, c in conversations.items()}
+    _agent(conversations["waits_again"], agent, MONDAY + timedelta(minutes=90))
+    _customer(conversations["waits_again"], MONDAY + timedelta(hours=2))
+    _resolve(conversations["resolved_late"], MONDAY + timedelta(days=2))
+    db.session.commit()
+
+    past, recorded = _breaches_in_the_database(db)
+    assert past == {"first_response": 1, "next_response": 1, "resolution": 2}
+    assert recorded == {"first_response": 2, "next_response": 0, "resolution": 1}
+    text = scrape(client)
+    assert _scraped_breaches(text) == (past, recorded)
+    assert "# TYPE pigeonhole_sla_breaches_total counter" in text
+    assert "# TYPE pigeonhole_sla_breached_conversations gauge" in text
+
+    # Merged: the waiting one into the unanswered one; its facts go, the target's judgements combine.
+    merging.merge(admin, conversations["waits_again"].id, conversations["unanswered"].id)
+    db.session.commit()
+    past, recorded = _breaches_in_the_database(db)
+    assert recorded["first_response"] == 1 and past["resolution"] == 1
+    assert _scraped_breaches(scrape(client)) == (past, recorded)
