@@ -1,4 +1,4 @@
-"""`/healthz` (public JSON), the Ops page (admins), Inbound mail with Poll now, Suppressions (addresses whose
+"""`/healthz` (public JSON), the Ops page (admins), Metrics (the `/metrics` figures as tables), Inbound mail with Poll now, Suppressions (addresses whose
 mail bounced) with Clear, the admins' banner of failing mailboxes (on every page), and the development Outbox
 (`/ops/outbox`)."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from app.mail import sink
 from app.mail.html import sanitize_html
 from app.models.auth import Role
 from app.models.inbound import InboundRaw
-from app.ops import jobs, services
+from app.ops import figures, jobs, services
 from app.mail.bounce.status import status_meaning
 from app.ops.forms import OutboxFilterForm, SuppressionFilterForm
 from app.runtime import mailbox_alerts, oauth_alerts, suppression
@@ -168,6 +168,16 @@ def jobs_requeue():
     if is_htmx():
         return _jobs_page()
     return redirect(url_for("ops.jobs_index"), 303)
+
+
+# --- Metrics: every family of a `/metrics` scrape, as tables ------------------------------------
+
+@bp.route("/ops/metrics/")
+def metrics_index():
+    tables = figures.tables()
+    down = [row.labels[0] for table in tables if table.name == "pigeonhole_up" for row in table.rows
+            if not row.value]
+    return render("ops/metrics.html", block="figures", tables=tables, down=down, number=figures.number)
 
 
 # --- Suppressions ---------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _admin_paths(setup_token: str) -> list[str]:
         "/channels/publish/", "/channels/publish/new", "/channels/publish/history",
         "/admin/users/", "/admin/users/new", f"/admin/users/{newest(User)}",
         "/admin/audit/",
-        "/ops/", "/ops/inbound/", "/ops/suppressions/",
+        "/ops/", "/ops/inbound/", "/ops/suppressions/", "/ops/metrics/",
         "/responses/", "/responses/new", f"/responses/{newest(StandardResponse)}/edit", "/responses/groups/new",
         f"/responses/groups/{newest(ResponseGroup)}/edit",
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 from datetime import timedelta
+from html.parser import HTMLParser
 
 from sqlalchemy import func, select
 
@@ -197,3 +198,105 @@ def test_sla_breaches_agree_with_the_conversations_and_the_reports_facts(app, db
     past, recorded = _breaches_in_the_database(db)
     assert recorded["first_response"] == 1 and past["resolution"] == 1
     assert _scraped_breaches(scrape(client)) == (past, recorded)
+
+
+class _Tables(HTMLParser):
+    """The page's tables by id: each row's cell texts (header rows included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.captions: dict[str, str] = {}
+        self._table = self._cell = None
+        self._in_caption = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table" and attrs.get("id"):
+            self._table = attrs["id"]
+            self.tables[self._table], self.captions[self._table] = [], ""
+        elif tag == "caption" and self._table:
+            self._in_caption = True
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._table = None
+        elif tag == "caption":
+            self._in_caption = False
+        elif tag in ("td", "th") and self._table and self._cell is not None:
+            self.tables[self._table][-1].append(" ".join(self._cell.split()))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        elif self._in_caption:
+            self.captions[self._table] += data
+
+
+def page_tables(html: str) -> _Tables:
+    parser = _Tables()
+    parser.feed(html)
+    return parser
+
+
+def test_ops_metrics_shows_every_family_of_the_scrape_as_tables(app, db, client, login_as):
+    support = make_address("support@mail.pigeonhole.test")
+    raw = message()
+    assert ingest(support.id, [RawItem(blob_store().put(raw), len(raw), "cli", "test", raw=raw)])[0].status == "created"
+    with app.app_context():
+        for _ in range(3):
+            enqueue("poll", "jobs.ops.ping")
+    login_as("admin")
+
+    response = client.get("/ops/metrics/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    text = scrape(client)
+    page = page_tables(html)
+    # Every family of the scrape has its table, captioned with its HELP text. (Without the multiprocess mode the
+    # text format writes each counter's and histogram's creation time as a `_created` gauge of its own: a
+    # sample of that family, not a figure, which the page leaves out.)
+    families = {name for name in re.findall(r"^# HELP (\S+) ", text, re.M) if not name.endswith("_created")}
+    assert families and {f"metric-{name}" for name in families} == set(page.tables)
+    assert "Inbound messages ingested, by outcome." in page.captions["metric-pigeonhole_ingest_messages_total"]
+
+    ingested = page.tables["metric-pigeonhole_ingest_messages_total"]
+    assert ingested[0] == ["outcome", "Value"]
+    assert ["created", str(int(value(text, "pigeonhole_ingest_messages_total", outcome="created")))] in ingested
+    assert ["poll", "3"] in page.tables["metric-pigeonhole_queue_jobs"]
+    assert ["database", "1"] in page.tables["metric-pigeonhole_up"]
+    # A histogram: count, sum, average and p50/p95 from the buckets (the upper bound of the one holding each).
+    latency = page.tables["metric-pigeonhole_ingest_latency_seconds"]
+    assert latency[0] == ["Count", "Sum", "Average", "p50", "p95"]
+    count = value(text, "pigeonhole_ingest_latency_seconds_count")
+    assert count >= 1 and latency[1][0] == str(int(count))
+    assert latency[1][1].endswith(" s") and latency[1][3].startswith(("≤ ", "over "))
+    requests = page.tables["metric-pigeonhole_http_request_duration_seconds"]
+    assert requests[0][:2] == ["endpoint", "method"]
+    assert any(row[:2] == ["auth.login", "POST"] and int(row[2]) >= 1 for row in requests)
+    # Linked from the Ops page; HTMX refreshes the tables alone.
+    assert 'href="/ops/metrics/"' in client.get("/ops/").get_data(as_text=True)
+    fragment = client.get("/ops/metrics/", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'id="metric-pigeonhole_queue_jobs"' in fragment and "<h1>" not in fragment
+
+
+def test_the_metrics_page_is_not_for_agents(app, db, client, login_as):
+    login_as("agent")
+    assert client.get("/ops/metrics/").status_code == 403
+
+
+def test_the_metrics_page_says_which_part_did_not_answer(app, db, client, login_as):
+    login_as("admin")
+    assert "did not answer" not in client.get("/ops/metrics/").get_data(as_text=True)
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    down = client.get("/ops/metrics/")
+    html = down.get_data(as_text=True)
+    assert down.status_code == 200 and "Redis did not answer: its figures are missing below." in html
+    tables = page_tables(html).tables
+    assert ["redis", "0"] in tables["metric-pigeonhole_up"] and ["database", "1"] in tables["metric-pigeonhole_up"]
+    assert "metric-pigeonhole_queue_jobs" not in tables and "metric-pigeonhole_mailboxes" in tables
