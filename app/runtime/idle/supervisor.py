@@ -11,8 +11,13 @@ hands (this one stalled past its lease) stops the watcher. A watcher whose serve
 lacks IDLE leaves a mark (see `leases.py`) and its lease, and the mailbox stays
 with polling alone.
 
-Redis unreachable: watchers keep going (mail is still fetched under the poll lock,
-so nothing is fetched twice); leases and heartbeats resume once Redis is back.
+Redis unreachable: the process and its IMAP connections keep going; fetches wait,
+since the poll lock lives in Redis (each watcher tries again every
+`IDLE_RETRY_SECONDS` without reconnecting), so mail that arrives meanwhile is
+fetched once Redis answers, and exactly once. The outage is logged once ("Redis
+does not answer"), and once more when Redis answers again (pinged every tick while
+it is down); the first renewal after that writes the leases and heartbeats back
+into it (into an empty Redis too: the renewal takes a missing lease back).
 """
 from __future__ import annotations
 
@@ -66,12 +71,15 @@ class IdleSupervisor:
         with app.app_context():
             self.leases = Leases(redis_connection(), self.owner, self.lease_seconds)
         self.watchers: dict[int, MailboxWatcher] = {}
+        self.redis_down = False  # a step failed for want of Redis; `_probe` says when it answers again
 
     def run(self, stop: threading.Event) -> None:
         tick = max(min(self.lease_seconds / 3, self.refresh_seconds), 0.05)
         next_refresh = 0.0
         try:
             while not stop.is_set():
+                if self.redis_down:
+                    self._guard(self._probe)
                 self._reap()
                 if time.monotonic() >= next_refresh:
                     self._guard(self.refresh)
@@ -85,7 +93,10 @@ class IdleSupervisor:
         try:
             step()
         except RedisError as exc:
-            log.warning("IDLE: Redis unavailable (%s); watchers keep going, leases resume when it is back", exc)
+            if not self.redis_down:
+                log.warning("IDLE: Redis does not answer (%s); the IMAP connections stay, fetches and leases "
+                            "wait for it", exc)
+            self.redis_down = True
         except Exception:  # noqa: BLE001 - one bad step must not stop the process
             log.exception("IDLE: %s failed", step.__name__)
 
@@ -115,6 +126,12 @@ class IdleSupervisor:
             return
         for address_id in self.leases.acquire(new[:free]):
             self._start(wanted[address_id], prints[address_id])
+
+    def _probe(self) -> None:
+        """While Redis is down: ping it; say so once it answers (the next renewal then writes the leases)."""
+        self.leases.redis.ping()
+        self.redis_down = False
+        log.warning("IDLE: Redis answers again; leases and heartbeats resume, owed fetches run")
 
     def renew(self) -> None:
         held = sorted(self.watchers)

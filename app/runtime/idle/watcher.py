@@ -20,6 +20,11 @@ Any network or protocol error closes the connection and retries after
 catch-up fetch after reconnecting stores what arrived meanwhile. `stop()` (from
 another thread) shuts the socket down, which wakes the wait at once.
 
+Redis unreachable: a fetch cannot take the poll lock, so it is owed (`owed`) and
+tried again every `IDLE_RETRY_SECONDS` while the connection stays in IDLE (no
+reconnect, no log line per attempt: the supervisor reports the outage once); the
+first try after Redis answers stores what arrived meanwhile, once.
+
 `healthy` is true while the connection is established and idling; the process
 turns it into the mailbox's heartbeat for cron. `since`, `last_exists` and
 `last_reissue` (wall-clock seconds) and `last_error` are what Ops › Inbound mail shows
@@ -35,6 +40,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 from imapclient import IMAPClient
+from redis.exceptions import RedisError
 
 from app.runtime.imap import connect
 from app.runtime.live import PublishedAddress
@@ -85,6 +91,7 @@ class MailboxWatcher(threading.Thread):
         self.errors = 0
         self.last_error: str | None = None
         self.fetches = 0
+        self.owed = False  # a fetch failed for want of Redis (the poll lock): try again while idling
         self.since: float | None = None  # when this connection began to idle (None while not connected)
         self.last_exists: float | None = None  # the last EXISTS the server sent
         self.last_reissue: float | None = None  # the last DONE + IDLE before the server's timeout
@@ -161,7 +168,7 @@ class MailboxWatcher(threading.Thread):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            wait = min(remaining, MAX_WAIT)
+            wait = min(remaining, MAX_WAIT, self.settings.retry_seconds if self.owed else MAX_WAIT)
             started = time.monotonic()
             responses = client.idle_check(timeout=wait)
             if _has_exists(responses):
@@ -169,6 +176,8 @@ class MailboxWatcher(threading.Thread):
                 self._fetch()  # on its own connection; the IDLE one keeps listening meanwhile
             elif not responses and time.monotonic() - started < wait - 0.05:
                 return  # most likely the server closed the connection (imapclient swallows the EOF)
+            elif self.owed:
+                self._fetch()  # Redis was down at the last fetch: try again
 
     def status_fields(self) -> dict[str, str]:
         """What the process publishes about this watcher (`app.runtime.idle.leases.idle_statuses` reads it)."""
@@ -177,7 +186,8 @@ class MailboxWatcher(threading.Thread):
         return {name: str(value) for name, value in fields.items() if value is not None}
 
     def _fetch(self) -> None:
-        """Fetch new mail now through the poller (its lock, watermark and ingest); waits out a running poll."""
+        """Fetch new mail now through the poller (its lock, watermark and ingest); waits out a running poll.
+        Without Redis (no poll lock) the fetch is owed instead: see the module docstring."""
         deadline = time.monotonic() + self.settings.lock_seconds
         while not self._stopping.is_set():
             try:
@@ -186,6 +196,10 @@ class MailboxWatcher(threading.Thread):
             except NotPollable:
                 self.gone = True
                 return
+            except RedisError:
+                self.owed = True  # no poll lock without Redis: `_listen` tries again every IDLE_RETRY_SECONDS
+                return
+            self.owed = False
             if not result.locked:
                 self.fetches += 1
                 return
