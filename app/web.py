@@ -77,8 +77,9 @@ _in_fragment: ContextVar[bool] = ContextVar("in_fragment", default=False)
 
 
 def viewer_zone() -> str:
-    """The signed-in user's time zone (their profile's), or "UTC" outside a request or signed out."""
-    zone = getattr(current_user, "time_zone", None) if has_request_context() else None
+    """The signed-in user's time zone (`User.shown_time_zone`: the one they chose in their profile, else
+    the one their browser reported), or "UTC" outside a request or signed out."""
+    zone = getattr(current_user, "shown_time_zone", None) if has_request_context() else None
     return zone or "UTC"
 
 

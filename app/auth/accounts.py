@@ -216,8 +216,10 @@ def search_accounts(q: str = "", status: str = "active") -> list[User]:
 MAX_SIGNATURE = 5000
 
 
-def update_profile(user: User, *, name: str, signature_html: str, time_zone: str, landing_view: str) -> User:
-    """Save the user's own name, signature, time zone and landing view. Raises `AccountError`."""
+def update_profile(user: User, *, name: str, signature_html: str, time_zone: str | None, landing_view: str) -> User:
+    """Save the user's own name, signature, time zone and landing view. Raises `AccountError`.
+
+    `time_zone` empty (or None) is "Browser's time zone": nothing chosen, the browser's is used."""
     name = " ".join((name or "").split())
     if not name:
         raise AccountError("Enter your name.", "name")
@@ -226,7 +228,8 @@ def update_profile(user: User, *, name: str, signature_html: str, time_zone: str
     signature = sanitize_html(signature_html or "").strip()
     if len(signature) > MAX_SIGNATURE:
         raise AccountError(f"Keep the signature under {MAX_SIGNATURE} characters.", "signature_html")
-    if time_zone not in time_zones():
+    time_zone = time_zone or None
+    if time_zone is not None and time_zone not in time_zones():
         raise AccountError("Choose a time zone from the list.", "time_zone")
     if landing_view not in {key for key, *_ in landing_views_for(user)}:
         raise AccountError("Choose a page from the list.", "landing_view")
@@ -237,6 +240,18 @@ def update_profile(user: User, *, name: str, signature_html: str, time_zone: str
         audit.record("profile_edit", user, user, fields=changed)
     user.name, user.signature_html, user.time_zone, user.landing_view = name, signature, time_zone, landing_view
     return user
+
+
+def note_browser_zone(user: User, zone: str) -> bool:
+    """Keep `zone`, the time zone the user's browser reports, as theirs while they have chosen none.
+
+    False (nothing kept) for a name this machine's zoneinfo does not know; a chosen zone is never
+    replaced (the browser's is then not kept either). Not audited: the user changed nothing."""
+    if zone not in time_zones():
+        return False
+    if user.time_zone is None and user.browser_time_zone != zone:
+        user.browser_time_zone = zone
+    return True
 
 
 def landing_views_for(user: User) -> list[tuple[str, str]]:

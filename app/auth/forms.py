@@ -36,7 +36,7 @@ class ProfileForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(message="Enter your name."), Length(max=200)])
     signature_html = TextAreaField("Signature", validators=[Length(max=20000)],
                                    description="Added under every reply you send. Simple HTML: <b>, <i>, <a>, <br>.")
-    time_zone = SelectField("Time zone", validate_choice=False, description="Times in the app are shown in this zone.")
+    time_zone = SelectField("Time zone", validate_choice=False, description="Times in the app are shown in this zone. Browser's time zone follows the computer you sign in on.")
     landing_view = SelectField("Start page", validate_choice=False, description="Where you land after signing in.")
     submit = SubmitField("Save Profile")
 

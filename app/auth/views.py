@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, the one-time reset link's page, and the profile (name, signature, time zone,
+"""Sign-in, sign-out, the one-time reset link's page, and the profile (name, signature, time zone or the browser's,
 start page, change password, sign out everywhere)."""
 from __future__ import annotations
 
@@ -75,7 +75,11 @@ def _sign_out_here() -> None:
 
 def _profile_form() -> ProfileForm:
     form = ProfileForm(obj=current_user) if request.method == "GET" else ProfileForm()
-    form.time_zone.choices = [SelectChoice(zone, zone) for zone in sorted(time_zones())]
+    if request.method == "GET":
+        form.time_zone.data = current_user.time_zone or ""  # "": nothing chosen, the browser's zone
+    detected = current_user.browser_time_zone or "not detected yet: UTC meanwhile"
+    form.time_zone.choices = [SelectChoice("", f"Browser's time zone ({detected})")] + [
+        SelectChoice(zone, zone) for zone in sorted(time_zones())]
     form.landing_view.choices = [SelectChoice(key, label) for key, label in accounts.landing_views_for(current_user)]
     return form
 
@@ -105,6 +109,16 @@ def profile():
             db.session.commit()
             return navigate(url_for("auth.profile"), "Profile saved.")
     return _profile(profile_form=form, block="profile_form", status=422)
+
+
+@bp.route("/profile/browser-zone", methods=["POST"])
+def browser_zone():
+    """The time zone the browser reports (`static/zone.js`, sent while the user has chosen none): kept
+    as theirs (204), or 400 with no page for a name zoneinfo does not know. A chosen zone stays."""
+    if not accounts.note_browser_zone(current_user, (request.form.get("zone") or "").strip()):
+        return "", 400
+    db.session.commit()
+    return "", 204
 
 
 @bp.route("/profile/password", methods=["POST"])

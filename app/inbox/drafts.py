@@ -91,7 +91,7 @@ def start_draft(author: User | int, conversation_id: int, kind: str, message_id:
         draft.subject = (forward_subject if kind == "forward" else reply_subject)(
             message.subject or conversation.subject)
         if kind == "forward":
-            draft.body = forwarded_body(message, author.time_zone)
+            draft.body = forwarded_body(message, author.shown_time_zone)
             draft.attachments = [
                 {"sha256": a.sha256, "filename": a.filename, "content_type": a.content_type, "size": a.size,
                  "source": "forward", "included": True}

@@ -58,9 +58,12 @@ class User(UserMixin, db.Model):
     # Routing: when it last gave this agent a conversation ("longest idle" tie-break)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Profile: the signature under the agent's replies (sanitised HTML), the zone times are shown in,
-    # and where "/" leads after sign-in (a key of `app.web.LANDING_VIEWS`).
+    # and where "/" leads after sign-in (a key of `app.web.LANDING_VIEWS`). `time_zone` is the zone the
+    # user chose, None while they keep "Browser's time zone": then `browser_time_zone`, the zone their
+    # browser last reported (`app.auth.accounts.note_browser_zone`), is used; `shown_time_zone` is the one in use.
     signature_html: Mapped[str] = mapped_column(Text, default="", server_default="")
-    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    browser_time_zone: Mapped[str | None] = mapped_column(String(64))
     landing_view: Mapped[str] = mapped_column(String(40), default=_default_landing_view, server_default="inbox")
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -80,6 +83,11 @@ class User(UserMixin, db.Model):
 
     def has_role(self, role: Role) -> bool:
         return Role(self.role).rank >= role.rank
+
+    @property
+    def shown_time_zone(self) -> str:
+        """The zone this user's times are shown in: the one they chose, else their browser's, else UTC."""
+        return self.time_zone or self.browser_time_zone or "UTC"
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"

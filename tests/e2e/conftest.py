@@ -61,7 +61,8 @@ def browser():
 
 @pytest.fixture
 def page(browser, live_url):
-    context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800})
+    # A set zone, not the machine's: a user who chose none gets their browser's (static/zone.js).
+    context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 800}, timezone_id="UTC")
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

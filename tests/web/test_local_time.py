@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app import web
+from app.models.auth import AuditEntry, User
 from app.models.channels import PublishRecord
 from app.models.inbox import Draft
 from tests.factories import PASSWORD, make_address, make_conversation, make_message, make_queue, make_user
@@ -148,3 +149,96 @@ def test_admin_pages_write_times_in_the_admins_zone(app, db):
         html = client.get(path).get_data(as_text=True)
         assert 'When (IST)' in html and ">2025-01-02 20:34</time>" in html, path
         assert "15:04 UTC" not in html
+
+
+#: The same moments in Tokyo (JST, UTC+9): the next day.
+TOKYO = ("2025-01-03 00:04", "2025-01-03 01:10 JST")
+ZONE_SCRIPT = re.compile(r'<script src="[^"]*/zone\.js" defer data-zone="([^"]+)"\s+data-browser-zone-url="([^"]+)">')
+
+
+def _tell(client, zone: str, token: str):
+    return client.post("/profile/browser-zone", data={"zone": zone}, headers={"X-CSRFToken": token})
+
+
+def test_a_user_who_chose_no_zone_gets_their_browsers_zone_from_the_next_page(app, db, world):
+    conv = world["conv"]
+    kiyo = _user(db, "agent", None)
+    world["conv"].queue.members.append(kiyo)
+    db.session.commit()
+    client = _signed_in(app, kiyo, "10.1.1.4")
+
+    first = client.get("/inbox/?view=all").get_data(as_text=True)
+    assert _row_time(first, conv.id)[1:] == ("2025-01-02 16:10 UTC", "2025-01-02 16:10")  # UTC until told, named
+    assert "Last activity (UTC)" in first
+    zone, url = ZONE_SCRIPT.search(first).groups()  # the page's script, told the page's zone
+    assert (zone, url) == ("UTC", "/profile/browser-zone")
+    token = csrf_token(client, "/inbox/")
+
+    # Junk is refused with no page and nothing kept.
+    for junk in ("Mars/Olympus", "../../etc/passwd", "", "Asia/Tokyo<script>", "x" * 300):
+        refused = _tell(client, junk, token)
+        assert (refused.status_code, refused.get_data(as_text=True)) == (400, ""), junk
+    db.session.refresh(kiyo)
+    assert (kiyo.time_zone, kiyo.browser_time_zone) == (None, None)
+    assert _tell(client, "Asia/Tokyo", "not-the-token").status_code == 400  # CSRF as every POST
+    db.session.refresh(kiyo)
+    assert kiyo.browser_time_zone is None
+
+    told = _tell(client, "Asia/Tokyo", token)
+    assert told.status_code == 204
+    db.session.refresh(kiyo)
+    assert (kiyo.time_zone, kiyo.browser_time_zone, kiyo.shown_time_zone) == (None, "Asia/Tokyo", "Asia/Tokyo")
+
+    inbox = client.get("/inbox/?view=all").get_data(as_text=True)
+    assert _row_time(inbox, conv.id)[1:] == (TOKYO[1], TOKYO[1][:-4])  # the cached row, in Tokyo's copy
+    assert "Last activity (JST)" in inbox
+    assert ZONE_SCRIPT.search(inbox).group(1) == "Asia/Tokyo"  # the script has nothing more to tell
+    page = client.get(f"/inbox/c/{conv.id}").get_data(as_text=True)
+    assert f'title="{TOKYO[0]} JST">{TOKYO[0]}</time>' in page
+    # The Forward's quoted date too (the author's zone, wherever it comes from).
+    client.post(f"/inbox/c/{conv.id}/compose", data={"kind": "forward", "message": world["received"].id},
+                headers={**HX, "X-CSRFToken": token})
+    draft = db.session.scalar(select(Draft).order_by(Draft.id.desc()).limit(1))
+    assert "Date: Fri, 03 Jan 2025 00:04 JST<br>" in draft.body
+
+    # The Profile offers the browser's zone first, chosen; picking it again keeps following the browser.
+    profile = client.get("/profile").get_data(as_text=True)
+    select_html = re.search(r'<select[^>]*id="time_zone".*?</select>', profile, re.S).group(0)
+    first_option = re.search(r"<option[^>]*>[^<]*</option>", select_html).group(0)
+    assert first_option == '<option selected value="">Browser&#39;s time zone (Asia/Tokyo)</option>'
+    assert select_html.count("selected") == 1
+
+
+def test_a_chosen_zone_is_never_replaced_by_the_browsers(app, db, world):
+    conv, client = world["conv"], world["clients"]["America/New_York"]
+    page = client.get("/inbox/?view=all").get_data(as_text=True)
+    assert "zone.js" not in page  # nothing to tell for a chosen zone
+    token = csrf_token(client, "/inbox/")
+    assert _tell(client, "Asia/Tokyo", token).status_code == 204  # said, and ignored
+    user = db.session.scalar(select(User).where(User.time_zone == "America/New_York"))
+    assert (user.time_zone, user.browser_time_zone) == ("America/New_York", None)
+    assert _row_time(client.get("/inbox/?view=all").get_data(as_text=True), conv.id)[2] == LOCAL["America/New_York"][1][:-4]
+
+
+def test_choosing_in_the_profile_and_going_back_to_the_browsers_zone(app, db):
+    user = _user(db, "agent", None, browser_time_zone="Asia/Tokyo")
+    client = _signed_in(app, user, "10.1.1.5")
+    token = csrf_token(client, "/profile")
+    form = {"name": "Kiyo", "signature_html": "", "landing_view": "inbox", "csrf_token": token}
+    assert client.post("/profile", data={**form, "time_zone": "Europe/Paris"}).status_code == 303
+    db.session.refresh(user)
+    assert (user.time_zone, user.shown_time_zone) == ("Europe/Paris", "Europe/Paris")
+    assert "(CET)" in client.get("/profile").get_data(as_text=True)
+    _tell(client, "Asia/Tokyo", token)
+    db.session.refresh(user)
+    assert user.shown_time_zone == "Europe/Paris"
+
+    assert client.post("/profile", data={**form, "time_zone": ""}).status_code == 303  # Browser's time zone
+    db.session.refresh(user)
+    assert (user.time_zone, user.shown_time_zone) == (None, "Asia/Tokyo")
+    page = client.get("/profile").get_data(as_text=True)
+    assert "(JST)" in page and ZONE_SCRIPT.search(page).group(1) == "Asia/Tokyo"
+    fields = [e.details["fields"] for e in db.session.scalars(
+        select(AuditEntry).where(AuditEntry.target_user_id == user.id, AuditEntry.action == "profile_edit")
+        .order_by(AuditEntry.id))]
+    assert ["time_zone" in f for f in fields] == [True, True]  # both choices audited (0040 reads them)
