@@ -44,6 +44,13 @@ def test_charts_render_and_the_tables_match_the_seed(page, unique_ids, db):
         received = sum(1 for s in seeded if s.created.date() == day)
         resolved = sum(1 for s in seeded if s.resolved and s.resolved.date() == day)
         assert cells[0] == day.isoformat() and int(cells[1]) == received and int(cells[3]) == resolved
+    # the times table has a first response median on each day a conversation was first replied to
+    times = page.locator("#times-table tbody tr")
+    expect(times).to_have_count(7)
+    for i in range(7):
+        day = START + timedelta(days=i)
+        cells = times.nth(i).locator("th, td").all_text_contents()
+        assert bool(cells[1].strip()) == any(s.replied and s.replied.date() == day for s in seeded), (day, cells)
     # the period picker keeps the breakdown and shows it
     page.get_by_label("Break down by").select_option("agent")
     page.get_by_role("button", name="Show").click()
