@@ -1,4 +1,5 @@
-"""Flows › Queue › Timers: the queue's timed rules (Kore's email statuses) and its alert rules, for admins.
+"""Flows › Queue › Timers: the queue's timed rules (Kore's email statuses, with the service level's Due
+Reminder and Overdue notices) and its alert rules, for admins.
 
 Added to the Flows blueprint (admins only). Each rule is its own small form; a saved rule takes
 effect at the next cron tick (`app.flows.timers`, `app.flows.alerts`). Bad input comes back with
@@ -24,7 +25,12 @@ DURATION_HINTS = {
     "expiry_reminder": "Minutes before Auto Expire",
     "auto_expire": "Minutes after the Customer Idle message",
     "on_close": "Not used: the message goes when the conversation is resolved",
+    "sla_due_reminder": "Sent to the assigned agent, in the app, when a service-level due time is near "
+                        "(the SLA policy's warning, else SLA_WARNING_MINUTES before it)",
+    "sla_overdue": "Sent to the assigned agent, in the app, when a service-level due time has passed",
 }
+#: Rules without a duration of their own (the message goes at a moment set elsewhere).
+NO_DURATION = ("on_close", "sla_due_reminder", "sla_overdue")
 CUSTOMER_FACING = ("customer_idle", "auto_expire", "on_close")
 
 
@@ -39,7 +45,8 @@ def _page(queue: Queue, errors: dict | None = None, typed: dict | None = None, s
     responses = list(db.session.scalars(select(StandardResponse).order_by(StandardResponse.title)))
     rules = list(db.session.scalars(select(QueueAlert).where(QueueAlert.queue_id == queue.id).order_by(QueueAlert.id)))
     return render("flows/timers.html", block="timers", status=status, queue=queue, rules=timers.timers_of(queue.id),
-                  names=TIMER_KINDS, hints=DURATION_HINTS, customer_facing=CUSTOMER_FACING, responses=responses,
+                  names=TIMER_KINDS, hints=DURATION_HINTS, customer_facing=CUSTOMER_FACING, no_duration=NO_DURATION,
+                  sla_kinds=timers.SLA_KINDS, responses=responses,
                   variables=timers.VARIABLES, defaults=timers.DEFAULT_MESSAGES, alert_rules=rules,
                   metrics=ALERT_METRICS, units=alerts.UNITS, errors=errors or {}, typed=typed or {})
 

@@ -1,5 +1,7 @@
 """Timed rules per queue (Kore's email statuses): Agent Inactivity, Customer Idle, Due Reminder for
-Auto Expiry, Auto Expire and On Close.
+Auto Expiry, Auto Expire and On Close. The service level's Due Reminder and Overdue notices are rules
+of the same page (`SLA_KINDS`: message and on/off, on by default) that `app.runtime.sla.notify_due`
+sends; `run_due_timers()` leaves them alone.
 
 `run_due_timers()` runs on every cron tick (`app.cron.PERIODIC`). For each enabled rule it reads
 the open conversations of the rule's queue and works out which step is due:
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,46 +38,16 @@ from app.flows.routing import candidates, try_assign
 from app.mail.subjects import reply_subject
 from app.models._types import utcnow
 from app.models.auth import User
-from app.models.escalation import TIMER_KINDS, QueueTimer, TimerStep
-from app.models.notifications import Notification
+from app.models.escalation import (  # noqa: F401  (VARIABLES, DEFAULT_MESSAGES: the Timers page's)
+    DEFAULT_MESSAGES, SLA_KINDS, TIMER_KINDS, VARIABLE, VARIABLES, QueueTimer, TimerStep, fill)
 from app.models.inbox import Conversation, Message, customer_written
+from app.models.notifications import Notification
+from app.units import duration_words as words
 from app.runtime.trail import record_event
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-
-#: The variables of the rules' messages, as {{ name }}: what the Timers page lists.
-VARIABLES = {"elapsed_time": "Elapsed Time", "time_left_to_expiry": "Time Left to Expiry",
-             "customer_name": "Customer Name", "agent_name": "Agent Name", "queue": "Queue"}
-
-#: What each rule says when its message is left empty.
-DEFAULT_MESSAGES = {
-    "agent_inactivity": "{{ customer_name }}'s conversation went back to {{ queue }}: no reply for {{ elapsed_time }}.",
-    "customer_idle": "Hello {{ customer_name }}, we have not heard from you for {{ elapsed_time }}. "
-                     "Is there anything else we can help with?",
-    "expiry_reminder": "{{ customer_name }}'s conversation expires in {{ time_left_to_expiry }} unless the customer answers.",
-    "auto_expire": "Hello {{ customer_name }}, as we have not heard from you, we are closing this conversation. "
-                   "Write to us any time to open it again.",
-    "on_close": "Hello {{ customer_name }}, your conversation with {{ queue }} is resolved. Thank you!",
-}
-
-_VAR = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
-
-
-def words(delta: timedelta) -> str:
-    """A duration in words: "45 minutes", "3 hours 5 minutes", "2 days"."""
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in ((days, "day"), (hours, "hour"), (minutes, "minute")) if n]
-    return " ".join(parts) or "0 minutes"
-
-
-def fill(text: str, values: dict[str, str]) -> str:
-    """Replace {{ variable }} with its value, in plain text (unknown names become empty)."""
-    return _VAR.sub(lambda m: values.get(m.group(1), ""), text or "")
-
 
 @dataclass(frozen=True)
 class Activity:
@@ -155,7 +126,7 @@ def _mail_customer(conversation: Conversation, rule: QueueTimer, values: dict[st
         subject = reply_subject(conversation.subject)
         text = fill(rule.message or DEFAULT_MESSAGES[rule.kind], values)
         body = "".join(f"<p>{_escape(line)}</p>" for line in text.splitlines() if line.strip())
-    body = _VAR.sub(lambda m: _escape(values[m.group(1)]) if m.group(1) in values else m.group(0), body)
+    body = VARIABLE.sub(lambda m: _escape(values[m.group(1)]) if m.group(1) in values else m.group(0), body)
     try:
         message = queue_automatic_reply(conversation.id, subject, body, rule.kind, conversation.queue_id)
     except AutomaticMailRefused as exc:
@@ -359,9 +330,9 @@ def timers_of(queue_id: int) -> list[QueueTimer]:
     """The queue's rules in the page's order, unsaved defaults for the missing ones."""
     saved = {t.kind: t for t in db.session.scalars(select(QueueTimer).where(QueueTimer.queue_id == queue_id))}
     defaults = {"agent_inactivity": 30, "customer_idle": 24 * 60, "expiry_reminder": 60, "auto_expire": 48 * 60,
-                "on_close": 0}
-    return [saved.get(kind) or QueueTimer(queue_id=queue_id, kind=kind, enabled=False, minutes=defaults[kind],
-                                          message="") for kind in TIMER_KINDS]
+                "on_close": 0, "sla_due_reminder": 0, "sla_overdue": 0}
+    return [saved.get(kind) or QueueTimer(queue_id=queue_id, kind=kind, enabled=kind in SLA_KINDS,
+                                          minutes=defaults[kind], message="") for kind in TIMER_KINDS]
 
 
 def save_timer(queue_id: int, kind: str, enabled: bool, minutes: int, message: str,

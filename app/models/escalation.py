@@ -1,7 +1,10 @@
 """Timed escalations and alerts per queue (Kore's email statuses and "SLAs & Alerts").
 
 `QueueTimer`: one timed rule of a queue (Agent Inactivity, Customer Idle, Due Reminder for Auto
-Expiry, Auto Expire, On Close), enabled or not, with its duration and its editable message.
+Expiry, Auto Expire, On Close, and the service level's Due Reminder and Overdue), enabled or not,
+with its duration and its editable message. `DEFAULT_MESSAGES` and `VARIABLES` are the messages'
+defaults and variables; `fill()` renders one (plain text, {{ name }} only, no templating language),
+for `app.flows.timers` and `app.runtime.sla` alike.
 `TimerStep`: a step taken for one conversation, unique per (conversation, rule kind, episode), so
 a step runs once per episode whatever the number of cron processes (`app.flows.timers`).
 `QueueAlert`: an alert rule of a queue on a figure (Response Service Level, average speed of
@@ -11,6 +14,7 @@ Their in-app notices are `Notification`s (kinds "timer" and "alert").
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
@@ -26,7 +30,38 @@ TIMER_KINDS = {
     "expiry_reminder": "Due Reminder for Auto Expiry",
     "auto_expire": "Auto Expire",
     "on_close": "On Close",
+    "sla_due_reminder": "Due Reminder",
+    "sla_overdue": "Overdue",
 }
+
+#: The service level's notices to the agent (`app.runtime.sla.notify_due`): on unless switched off.
+SLA_KINDS = ("sla_due_reminder", "sla_overdue")
+
+#: The variables of the rules' messages, as {{ name }}: what the Timers page lists.
+VARIABLES = {"elapsed_time": "Elapsed Time", "time_left_to_expiry": "Time Left to Expiry",
+             "customer_name": "Customer Name", "agent_name": "Agent Name", "queue": "Queue",
+             "subject": "Subject", "target": "Target (First response, Next response, Resolution)",
+             "time_left": "Time Left"}
+
+#: What each rule says when its message is left empty.
+DEFAULT_MESSAGES = {
+    "agent_inactivity": "{{ customer_name }}'s conversation went back to {{ queue }}: no reply for {{ elapsed_time }}.",
+    "customer_idle": "Hello {{ customer_name }}, we have not heard from you for {{ elapsed_time }}. "
+                     "Is there anything else we can help with?",
+    "expiry_reminder": "{{ customer_name }}'s conversation expires in {{ time_left_to_expiry }} unless the customer answers.",
+    "auto_expire": "Hello {{ customer_name }}, as we have not heard from you, we are closing this conversation. "
+                   "Write to us any time to open it again.",
+    "on_close": "Hello {{ customer_name }}, your conversation with {{ queue }} is resolved. Thank you!",
+    "sla_due_reminder": "{{ target }} due in {{ time_left }}: {{ subject }}",
+    "sla_overdue": "{{ target }} overdue: {{ subject }}",
+}
+
+VARIABLE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Replace {{ variable }} with its value, in plain text (unknown names become empty)."""
+    return VARIABLE.sub(lambda m: values.get(m.group(1), ""), text or "")
 
 #: The alert figures and their names.
 ALERT_METRICS = {

@@ -31,6 +31,11 @@ Notices
 once when a conversation becomes at risk and once when it is overdue, and writes it in the trail.
 "Once" is a conditional UPDATE of ``sla_warned_for`` / ``sla_overdue_for`` (set to the due time the
 notice is for), so two cron processes never notify twice and a restart forgets nothing.
+The words are the queue's "Due Reminder" and "Overdue" rules of its Timers page (`QueueTimer` kinds
+``sla_due_reminder`` / ``sla_overdue``: message and on/off, on without a saved rule), filled by
+`app.models.escalation.fill` with `notice_values` ({{ target }}, {{ subject }}, {{ time_left }}, ...).
+A rule switched off sends nothing, but the notice is still claimed (and an overdue one's breach still
+recorded), so switching it on later does not send old notices.
 """
 from __future__ import annotations
 
@@ -42,12 +47,14 @@ from sqlalchemy import and_, or_, select, update
 from app.extensions import db
 from app.models._types import utcnow
 from app.models.auth import Queue
+from app.models.escalation import DEFAULT_MESSAGES, QueueTimer, fill
 from app.models.inbox import Conversation, Message, customer_written
 from app.models.notifications import Notification
 from app.models.sla import SlaPolicy
 from app.runtime import facts
 from app.runtime.sla_clock import add_business_minutes
 from app.runtime.trail import record_event
+from app.units import duration_words
 
 ACTIVE = ("open", "pending")
 TARGETS = (("first_response", "First response"), ("next_response", "Next response"), ("resolution", "Resolution"))
@@ -238,32 +245,55 @@ def _notify(cid: int, assignee_id: int | None, kind: str, text: str, now: dateti
                  notice=kind, assignee_id=assignee_id, **data)
 
 
+def _rule_text(queue_id: int | None, kind: str, rules: dict) -> str | None:
+    """The queue's message for notice `kind` ("sla_due_reminder" / "sla_overdue"); None when switched off."""
+    if (queue_id, kind) not in rules:
+        rule = (db.session.scalar(select(QueueTimer).where(QueueTimer.queue_id == queue_id, QueueTimer.kind == kind))
+                if queue_id is not None else None)
+        rules[(queue_id, kind)] = (None if rule is not None and not rule.enabled
+                                   else (rule.message if rule is not None else "") or DEFAULT_MESSAGES[kind])
+    return rules[(queue_id, kind)]
+
+
+def notice_values(conversation: Conversation, due: datetime, now: datetime) -> dict[str, str]:
+    """The variables of the Due Reminder and Overdue messages for one conversation at `now`."""
+    contact, agent = conversation.contact, conversation.assignee
+    return {"target": which(conversation), "subject": conversation.subject or "(no subject)",
+            "time_left": f"{max(1, round((due - now).total_seconds() / 60))} min" if due > now else "0 min",
+            "elapsed_time": duration_words(now - due) if now > due else "0 minutes",
+            "customer_name": (contact.name or contact.email.split("@")[0]) if contact else "",
+            "agent_name": (agent.name or agent.email) if agent else "",
+            "queue": conversation.queue.name if conversation.queue else ""}
+
+
 def notify_due(now: datetime | None = None) -> int:
     """Send the at-risk and overdue notices that are due; returns how many were sent."""
     now = now or utcnow()
     sent = 0
-    columns = (Conversation.id, Conversation.sla_due_at, Conversation.assignee_id, Conversation.subject)
+    rules: dict = {}
+    columns = (Conversation.id, Conversation.sla_due_at, Conversation.assignee_id, Conversation.queue_id)
     at_risk = db.session.execute(
         select(*columns).where(at_risk_now(now),
                                or_(Conversation.sla_warned_for.is_(None), Conversation.sla_warned_for != Conversation.sla_due_at))
         .order_by(Conversation.sla_due_at).limit(BATCH)).all()
-    for cid, due, assignee_id, subject in at_risk:
+    for cid, due, assignee_id, queue_id in at_risk:
         won = db.session.execute(
             update(Conversation).where(Conversation.id == cid, Conversation.sla_due_at == due,
                                        or_(Conversation.sla_warned_for.is_(None), Conversation.sla_warned_for != due))
             .values(sla_warned_for=due).execution_options(synchronize_session=False)).rowcount
         if won:
-            conversation = db.session.get(Conversation, cid)
-            minutes = max(1, round((due - now).total_seconds() / 60))
-            _notify(cid, assignee_id, "at_risk", f"{which(conversation)} due in {minutes} min: {subject or '(no subject)'}",
-                    now, due_at=due.isoformat())
+            message = _rule_text(queue_id, "sla_due_reminder", rules)
+            if message is not None:
+                conversation = db.session.get(Conversation, cid)
+                _notify(cid, assignee_id, "at_risk", fill(message, notice_values(conversation, due, now))[:2000],
+                        now, due_at=due.isoformat())
+                sent += 1
             db.session.commit()
-            sent += 1
     overdue = db.session.execute(
         select(*columns).where(breached_now(now),
                                or_(Conversation.sla_overdue_for.is_(None), Conversation.sla_overdue_for != Conversation.sla_due_at))
         .order_by(Conversation.sla_due_at).limit(BATCH)).all()
-    for cid, due, assignee_id, subject in overdue:
+    for cid, due, assignee_id, queue_id in overdue:
         won = db.session.execute(
             update(Conversation).where(Conversation.id == cid, Conversation.sla_due_at == due,
                                        or_(Conversation.sla_overdue_for.is_(None), Conversation.sla_overdue_for != due))
@@ -272,10 +302,12 @@ def notify_due(now: datetime | None = None) -> int:
             conversation = db.session.get(Conversation, cid)
             db.session.refresh(conversation)
             _note_breaches(conversation, now)
-            _notify(cid, assignee_id, "overdue", f"{which(conversation)} overdue: {subject or '(no subject)'}",
-                    now, due_at=due.isoformat())
+            message = _rule_text(queue_id, "sla_overdue", rules)
+            if message is not None:
+                _notify(cid, assignee_id, "overdue", fill(message, notice_values(conversation, due, now))[:2000],
+                        now, due_at=due.isoformat())
+                sent += 1
             db.session.commit()
-            sent += 1
     db.session.commit()
     return sent
 
