@@ -27,6 +27,9 @@ from app.runtime import sla
 
 #: The statuses of a conversation, as the inbox filters by them and the Status action sets them.
 STATUSES = ("open", "pending", "resolved", "closed")
+#: The inbox's status filter's groups of statuses: "unsolved" (open or pending: an agent's load, as routing and
+#: the Dashboard count it).
+STATUS_GROUPS = {"unsolved": ("open", "pending")}
 
 
 @dataclass(slots=True)
@@ -73,7 +76,9 @@ class InboxFilters:
     `address_id`: those of one of our addresses; `unread`: those with activity the user has not seen;
     `sort`: "priority" (most urgent first, then newest activity), "due" (service levels: the soonest due time
     first, those without one last) or "" (newest activity first); `sla`: "breached" (overdue now) or "at_risk"
-    (within the warning time of a due time), or "" (any).
+    (within the warning time of a due time), or "" (any); `received_since`: those with a customer's message
+    since that time; `replied_since`: those with an agent's reply (not automatic mail) since that time, by
+    `replied_by` when given (a user id). The Dashboard's last hour and today figures link to these.
     """
     assignee_id: int | None = None
     tag: str = ""
@@ -82,6 +87,9 @@ class InboxFilters:
     unread: bool = False
     sort: str = ""
     sla: str = ""
+    received_since: datetime | None = None
+    replied_since: datetime | None = None
+    replied_by: int | None = None
 
 
 @dataclass
@@ -204,12 +212,18 @@ SLA_SQL = {"breached": "sla_due_at <= :f_now AND status IN ('open', 'pending')",
 TAG_SQL = "id IN (SELECT conversation_id FROM conversation_tags WHERE tag = :f_tag)"
 UNREAD_SQL = ("NOT EXISTS (SELECT 1 FROM conversation_seen s WHERE s.user_id = :user_id "
               "AND s.conversation_id = conversations.id AND s.seen_at >= conversations.last_message_at)")
+#: Activity filters (`InboxFilters.received_since` / `replied_since`): a customer's message, an agent's reply
+#: since a time, by the messages' time index (`ix_messages_created`). The Dashboard counts the same messages.
+RECEIVED_SQL = ("id IN (SELECT m.conversation_id FROM messages m WHERE m.created_at >= :f_received "
+                "AND m.direction = 'in')")
+REPLIED_SQL = ("id IN (SELECT m.conversation_id FROM messages m WHERE m.created_at >= :f_replied "
+               "AND m.direction = 'out' AND m.author_id IS NOT NULL AND m.automatic IS NULL{by})")
 #: A search's window of matches (its size, its oldest message id), the same on every row; NULLs otherwise.
 WINDOW_COLUMNS = "(SELECT count(*) FROM search_window) AS window_size, (SELECT min(id) FROM search_window) AS window_end"
 #: Timezone-aware UTC datetimes in and out (SQLite stores text).
 _INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at",
                                                  "snoozed_until", "older_due", "f_now", "sla_due_at", "sla_warn_at",
-                                                 "first_response_due_at", "next_response_due_at")}
+                                                 "first_response_due_at", "next_response_due_at", "f_received", "f_replied")}
 
 
 def list_inbox(user: User | int, view: str = "all", status: str | None = "open", queue_id: int | None = None,
@@ -225,7 +239,9 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     update of one row; none when the user may not see it). Raises `InvalidAction` for an unknown view or
     status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters (a search asks one
     more first: whether a file name matches, `app.inbox.search`).
-    `filters`: the others (`InboxFilters`: assignee, tag, priority, address, unread, and the sort);
+    `status`: one of `STATUSES`, or a group of them (`STATUS_GROUPS`: "unsolved").
+    `filters`: the others (`InboxFilters`: assignee, tag, priority, address, unread, activity since a time, and
+    the sort);
     a merged conversation (`Conversation.merged_into_id`) is never listed.
     """
     filters = filters or InboxFilters()
@@ -235,7 +251,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     limit = limit or current_app.config["INBOX_PAGE_SIZE"]
     if view not in ("mine", "unassigned", "all"):
         raise InvalidAction(f"Unknown view {view!r}.")
-    if status and status not in STATUSES:
+    if status and status not in STATUSES and status not in STATUS_GROUPS:
         raise InvalidAction(f"Unknown status {status!r}.")
     # The conversation filters, over `conversations` here and over `conversations c` inside a search's window.
     conds, params = ["{c}merged_into_id IS NULL"], {"user_id": user.id, "page_limit": limit + 1}
@@ -245,7 +261,9 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
         conds.append("{c}assignee_id = :user_id")
     elif view == "unassigned":
         conds.append("{c}assignee_id IS NULL")
-    if status:
+    if status in STATUS_GROUPS:
+        conds.append("{c}status IN (%s)" % ", ".join(f"'{s}'" for s in STATUS_GROUPS[status]))
+    elif status:
         conds.append("{c}status = :status")
         params["status"] = status
     if conversation_id is not None:
@@ -275,6 +293,14 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     if filters.sla in SLA_SQL:
         where.append(SLA_SQL[filters.sla])
         params["f_now"] = utcnow()
+    if filters.received_since is not None:
+        where.append(RECEIVED_SQL)
+        params["f_received"] = filters.received_since
+    if filters.replied_since is not None:
+        where.append(REPLIED_SQL.format(by=" AND m.author_id = :f_replier" if filters.replied_by else ""))
+        params["f_replied"] = filters.replied_since
+        if filters.replied_by:
+            params["f_replier"] = filters.replied_by
     with_clause, window = "", "NULL, NULL"
     searching = bool(q and q.strip())
     if searching:
@@ -333,7 +359,8 @@ def _inbox_statement(with_clause: str, where: str, window: str, sort: str = "", 
     statement = text(INBOX_SQL.format(with_clause=with_clause, where=where, window=window, source=source,
                                       order=TAG_ORDERS[sort] if by_tag else order,
                                       outer_order=outer_order)).bindparams(
-        *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at", "older_due", "f_now")
+        *(bindparam(name, type_=_INBOX_TYPES[name]) for name in ("older_at", "newer_at", "older_due", "f_now",
+                                                                 "f_received", "f_replied")
           if f":{name}" in where))
     # Untyped: `_inbox_row` reads the times and the tags itself (`utc_of`, `_tags_of`), at a third of the cost.
     return ordered_columns(statement, INBOX_COLUMNS)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import re
 import time
+from datetime import datetime, time as day_time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from flask import (Response, abort, current_app, flash, g, make_response, redirect, request, send_file,
@@ -42,7 +44,8 @@ from app.runtime.tags import TagError, normal_tag
 from app.runtime import sla
 from app.inbox.sending import (retry_delivery)
 from app.models.inbox import Message
-from app.web import LANDING_VIEWS, Fragments, fragment_of, is_htmx, landing_url, navigate, render
+from app.web import LANDING_VIEWS, Fragments, fragment_of, is_htmx, landing_url, navigate, render, viewer_zone
+from app.models._types import utcnow
 
 @bp.route("/")
 def home():
@@ -59,6 +62,32 @@ def landing_inbox_view(user) -> str:
     """The inbox view `/inbox/` opens with: the one of the user's start page (agents: "Mine"), else "all"."""
     _label, endpoint, args, _role = LANDING_VIEWS.get(user.landing_view or "inbox", LANDING_VIEWS["inbox"])
     return args.get("view", "all") if endpoint == "inbox.index" else "all"
+
+
+#: An activity filter's relative value: "1h" (the last hour, any number of hours), "today" (in the viewer's zone).
+_HOURS = re.compile(r"^(\d{1,3})h$")
+
+
+def activity_since(value: str | None, now: datetime, zone: str = "UTC") -> datetime | None:
+    """The time of an activity filter (`received_since=` / `replied_since=`): "1h" (hours back from `now`),
+    "today" (the start of the day in `zone`, the viewer's), or an ISO time (without an offset: in `zone`);
+    None when empty or not understood (the filter is then left out)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = timezone.utc
+    if found := _HOURS.match(value):
+        return now - timedelta(hours=int(found.group(1)))
+    if value == "today":
+        return datetime.combine(now.astimezone(tz).date(), day_time.min, tz).astimezone(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(timezone.utc)
 
 
 def _filters() -> dict:
@@ -87,20 +116,29 @@ def _filters() -> dict:
     unread = args.get("unread") == "1"
     sort = args.get("sort") if args.get("sort") in ("priority", "due") else ""
     sla = args.get("sla") if args.get("sla") in ("breached", "at_risk") else ""
+    now, zone = utcnow(), viewer_zone()
+    received = args.get("received_since", "").strip()[:40]
+    replied = args.get("replied_since", "").strip()[:40]
+    received_at, replied_at = activity_since(received, now, zone), activity_since(replied, now, zone)
+    received, replied = (received if received_at else ""), (replied if replied_at else "")
+    replied_by = args.get("replied_by", type=int) if replied_at else None
     # An older window of a search's matches ("Search older messages"); meaningless without a search.
     before = args.get("before", type=int) if q else None
     keep = {k: v for k, v in {"status": status, "queue": queue, "q": q, "tag": tag, "priority": priority,
                               "assignee": assignee, "address": address, "unread": "1" if unread else None,
-                              "sort": sort, "sla": sla}.items() if v not in (None, "") or k == "status"}
+                              "sort": sort, "sla": sla, "received_since": received, "replied_since": replied,
+                              "replied_by": replied_by}.items() if v not in (None, "") or k == "status"}
     return {"view": view, "status": status, "queue": queue, "q": q, "before": before, "tag": tag,
             "priority": priority, "assignee": assignee, "address": address, "unread": unread, "sort": sort, "sla": sla,
-            "keep": keep, "row_keep": {k: v for k, v in keep.items() if k != "q"}}
+            "received_since": received, "replied_since": replied, "replied_by": replied_by,
+            "received_at": received_at, "replied_at": replied_at, "keep": keep, "row_keep": {k: v for k, v in keep.items() if k != "q"}}
 
 
 def _inbox_filters(filters: dict) -> InboxFilters:
     return InboxFilters(assignee_id=filters["assignee"], tag=filters["tag"], priority=filters["priority"],
                         address_id=filters["address"], unread=filters["unread"], sort=filters["sort"],
-                        sla=filters["sla"])
+                        sla=filters["sla"], received_since=filters.get("received_at"),
+                        replied_since=filters.get("replied_at"), replied_by=filters.get("replied_by"))
 
 
 def _filter_choices() -> dict:

@@ -2,7 +2,9 @@
 
 Read from the conversations (the inbox's own truth, so each figure's inbox link shows the same
 conversations), the facts (when the customer last wrote and was last answered), the sessions
-(signed in: an unexpired session) and the last hour's messages. "Waiting": an open conversation
+(signed in: an unexpired session) and the last hour's messages. The last hour's and today's figures count
+conversations (with a customer's message, with an agent's reply), as the inbox's activity filters list them
+(`InboxFilters.received_since` / `replied_since`). "Waiting": an open conversation
 whose customer's last message has no agent reply after it. Breached (past a due time now) and At risk
 (within the warning time of one) are the SLA's due times on the conversations, counted as the inbox's
 Service level filter lists them (`app.runtime.sla.breached_now` / `at_risk_now`); shown once an SLA
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, distinct, func, or_, select
 
 from app.extensions import db
 from app.models.auth import Queue, User, UserSession, queue_members
@@ -41,8 +43,8 @@ class QueueFigures:
     signed_in: int = 0
     available: int = 0
     at_capacity: int = 0
-    messages_in: int = 0
-    replies_out: int = 0
+    messages_in: int = 0  # conversations with a customer's message in the last hour
+    replies_out: int = 0  # conversations with an agent's reply in the last hour
 
 
 @dataclass
@@ -55,8 +57,9 @@ class AgentFigures:
     signed_in: bool = False
     waiting_since: datetime | None = None
     waiting_id: int | None = None
-    replies_today: int = 0
+    replies_today: int = 0  # conversations the agent replied in today
     queues: list[str] = field(default_factory=list)
+    queue_ids: list[int] = field(default_factory=list)
 
     @property
     def at_capacity(self) -> bool:
@@ -143,14 +146,15 @@ def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
         .where(Message.created_at >= hour_ago).group_by(conversation)).all()
     ids = [cid for cid, _i, _o in per_conversation if cid is not None]
     queue_of = {}
-    for i in range(0, len(ids), 500):
+    for i in range(0, len(ids), 500):  # (a merged conversation is in no list: not counted)
         queue_of.update(db.session.execute(select(Conversation.id, Conversation.queue_id)
-                                           .where(Conversation.id.in_(ids[i:i + 500]))).all())
+                                           .where(Conversation.id.in_(ids[i:i + 500]),
+                                                  Conversation.merged_into_id.is_(None))).all())
     for cid, n_in, n_out in per_conversation:
         queue = queues.get(queue_of.get(cid))
         if queue is not None:
-            queue.messages_in += n_in
-            queue.replies_out += n_out
+            queue.messages_in += n_in > 0
+            queue.replies_out += n_out > 0
 
     # Agents: the active members of any queue, and anyone with conversations assigned.
     members = db.session.execute(select(queue_members.c.queue_id, queue_members.c.user_id)
@@ -170,6 +174,7 @@ def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
         if qid in queues and uid in agents:
             queue, agent = queues[qid], agents[uid]
             agent.queues.append(queue.name)
+            agent.queue_ids.append(qid)
             queue.members += 1
             if agent.signed_in:
                 queue.signed_in += 1
@@ -184,11 +189,27 @@ def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
         if uid in agents:
             agents[uid].waiting_since, agents[uid].waiting_id = since, cid
     today = _start_of_day(now, zone)
-    for uid, n in db.session.execute(select(Message.author_id, func.count()).where(
+    for uid, n in db.session.execute(select(Message.author_id, func.count(distinct(Message.conversation_id)))
+                                     .join(Conversation, Conversation.id == Message.conversation_id).where(
             Message.direction == "out", Message.automatic.is_(None), Message.author_id.in_(user_ids),
-            Message.created_at >= today).group_by(Message.author_id)):
+            Message.created_at >= today, Conversation.merged_into_id.is_(None)).group_by(Message.author_id)):
         agents[uid].replies_today = n
     return Dashboard(now, list(queues.values()), sorted(agents.values(), key=lambda a: a.name.lower()), sla_data)
+
+
+#: The Dashboard's lists of a queue's agents (`agents_of`): "Signed in", "Available", "At capacity".
+AGENT_LISTS = {"signed_in": "signed in", "available": "available", "at_capacity": "at capacity"}
+
+
+def agents_of(board: Dashboard, queue_id: int, which: str) -> list[AgentFigures]:
+    """The agents behind a queue's "Signed in" / "Available" / "At capacity" figure (`which`, one of
+    `AGENT_LISTS`): its active members signed in, of those below capacity, of those at it."""
+    members = [a for a in board.agents if queue_id in a.queue_ids and a.signed_in]
+    if which == "available":
+        return [a for a in members if not a.at_capacity]
+    if which == "at_capacity":
+        return [a for a in members if a.at_capacity]
+    return members
 
 
 def waited(since: datetime | None, now: datetime) -> str:

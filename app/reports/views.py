@@ -24,9 +24,17 @@ EXPORTS = ("volume", "times", "sla", "backlog", "breakdown")
 
 @bp.route("/dashboard")
 def dashboard():
+    """The Dashboard; `?queue=Q&agents=signed_in|available|at_capacity`: the agents table lists only the agents
+    behind that figure of that queue (people, not conversations; each links to their conversations)."""
     now = utcnow()
-    return render("reports/dashboard.html", block="live", board=live.dashboard(now, viewer_zone()),
-                  waited=live.waited)
+    board = live.dashboard(now, viewer_zone())
+    queue_id, which = request.args.get("queue", type=int), request.args.get("agents", "")
+    shown = None
+    if which in live.AGENT_LISTS and any(q.id == queue_id for q in board.queues):
+        shown = {"queue": next(q for q in board.queues if q.id == queue_id), "which": which,
+                 "label": live.AGENT_LISTS[which], "agents": live.agents_of(board, queue_id, which)}
+    return render("reports/dashboard.html", block="live", board=board, waited=live.waited, shown=shown,
+                  agents=shown["agents"] if shown else board.agents)
 
 
 def _minutes(seconds):
