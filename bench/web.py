@@ -330,6 +330,19 @@ def _redis():
     return f"redis://127.0.0.1:{port}/0", proc
 
 
+def _schema_is_current(inspector, metadata) -> bool:
+    """Whether the seeded database has every table and column of today's models (a seed made before a
+    migration added one is seeded again, instead of failing at the first page that reads it)."""
+    for table in metadata.sorted_tables:
+        try:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+        except Exception:  # noqa: BLE001 - the table is missing
+            return False
+        if not {c.name for c in table.columns} <= have:
+            return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # In a folder of its own: the app makes the database's folder private (`app.private_files`), which
@@ -381,8 +394,7 @@ def main() -> None:
         try:
             seeded = db.session.scalar(select(func.count()).select_from(Message)) == MESSAGES \
                 and db.session.scalar(select(func.count()).select_from(ConversationTag)) > 0 \
-                and "sort_status" in {c["name"] for c in inspect(db.engine).get_columns("conversation_tags")}
-            # (a seed of today's shape)
+                and _schema_is_current(inspect(db.engine), db.metadata)
         except Exception:  # noqa: BLE001 - no schema yet
             seeded = False
         db.session.remove()
