@@ -39,7 +39,7 @@ from app.mail.subjects import reply_subject
 from app.models._types import utcnow
 from app.models.auth import User
 from app.models.escalation import (  # noqa: F401  (VARIABLES, DEFAULT_MESSAGES: the Timers page's)
-    DEFAULT_MESSAGES, SLA_KINDS, TIMER_KINDS, VARIABLE, VARIABLES, QueueTimer, TimerStep, fill)
+    DEFAULT_MESSAGES, SLA_KINDS, TIMER_KINDS, VARIABLE, VARIABLES, QueueTimer, TimerStep, fill, people_values)
 from app.models.inbox import Conversation, Message, customer_written
 from app.models.notifications import Notification
 from app.units import duration_words as words
@@ -104,12 +104,8 @@ def _claim(conversation_id: int, kind: str, episode: int, now: datetime) -> bool
 
 def _values(conversation: Conversation, elapsed: timedelta, left: timedelta | None = None,
             agent: User | None = None) -> dict[str, str]:
-    contact = conversation.contact
-    agent = agent or conversation.assignee
     return {"elapsed_time": words(elapsed), "time_left_to_expiry": words(left) if left is not None else "",
-            "customer_name": (contact.name or contact.email.split("@")[0]) if contact else "",
-            "agent_name": (agent.name or agent.email) if agent else "",
-            "queue": conversation.queue.name if conversation.queue else ""}
+            **people_values(conversation, agent)}
 
 
 def _notice(user_id: int | None, conversation_id: int, text: str) -> None:

@@ -63,6 +63,15 @@ def fill(text: str, values: dict[str, str]) -> str:
     """Replace {{ variable }} with its value, in plain text (unknown names become empty)."""
     return VARIABLE.sub(lambda m: values.get(m.group(1), ""), text or "")
 
+
+def people_values(conversation, agent=None) -> dict[str, str]:
+    """The variables every rule's message has about a conversation's people: {{ customer_name }} (the contact's
+    name, else the local part of their address), {{ agent_name }} (`agent`, else the assignee) and {{ queue }}."""
+    contact, agent = conversation.contact, agent or conversation.assignee
+    return {"customer_name": (contact.name or contact.email.split("@")[0]) if contact else "",
+            "agent_name": (agent.name or agent.email) if agent else "",
+            "queue": conversation.queue.name if conversation.queue else ""}
+
 #: The alert figures and their names.
 ALERT_METRICS = {
     "service_level": "Response Service Level",

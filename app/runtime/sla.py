@@ -47,7 +47,7 @@ from sqlalchemy import and_, or_, select, update
 from app.extensions import db
 from app.models._types import utcnow
 from app.models.auth import Queue
-from app.models.escalation import DEFAULT_MESSAGES, QueueTimer, fill
+from app.models.escalation import DEFAULT_MESSAGES, QueueTimer, fill, people_values
 from app.models.inbox import Conversation, Message, customer_written
 from app.models.notifications import Notification
 from app.models.sla import SlaPolicy
@@ -257,13 +257,10 @@ def _rule_text(queue_id: int | None, kind: str, rules: dict) -> str | None:
 
 def notice_values(conversation: Conversation, due: datetime, now: datetime) -> dict[str, str]:
     """The variables of the Due Reminder and Overdue messages for one conversation at `now`."""
-    contact, agent = conversation.contact, conversation.assignee
     return {"target": which(conversation), "subject": conversation.subject or "(no subject)",
             "time_left": f"{max(1, round((due - now).total_seconds() / 60))} min" if due > now else "0 min",
-            "elapsed_time": duration_words(now - due) if now > due else "0 minutes",
-            "customer_name": (contact.name or contact.email.split("@")[0]) if contact else "",
-            "agent_name": (agent.name or agent.email) if agent else "",
-            "queue": conversation.queue.name if conversation.queue else ""}
+            "elapsed_time": duration_words(now - due),  # "0 minutes" before the due time
+            **people_values(conversation)}
 
 
 def notify_due(now: datetime | None = None) -> int:
