@@ -38,9 +38,28 @@ CHROMIUM_ARGS = [
 ]
 
 
+def _static_read_whole(app):
+    """The app, with static files' responses read whole and their files closed before werkzeug writes them.
+
+    werkzeug's development server closes a response's file only after draining the request's socket; when
+    the browser drops the connection meanwhile (a page left while its favicon loads), that read raises and
+    the file stays open: a ResourceWarning charged to whichever test runs next. Static files are small;
+    every other response (event streams too) is passed through as it is."""
+    def wsgi(environ, start_response):
+        body = app(environ, start_response)
+        if not environ.get("PATH_INFO", "").startswith("/static/"):
+            return body
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+    return wsgi
+
+
 @pytest.fixture
 def live_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, _static_read_whole(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
