@@ -84,7 +84,7 @@ def seed(app, rng: random.Random) -> None:
     from app.extensions import db
     from app.inbox.addresses import link_queue_address
     from app.models import EmailAddress, Queue
-    from app.models.inbox import SQLITE_FTS_DDL
+    from app.models.inbox import PG_SEARCH_FILL, SQLITE_SEARCH_DDL, SQLITE_SEARCH_FILL
 
     with app.app_context():
         db.drop_all()
@@ -122,7 +122,10 @@ def seed(app, rng: random.Random) -> None:
     if dialect == "sqlite":
         cur.execute("PRAGMA journal_mode=OFF")
         cur.execute("PRAGMA synchronous=OFF")
-        cur.execute("DROP TRIGGER IF EXISTS messages_fts_ai")  # rebuilt in one pass below
+        for trigger in ("conversations_fts_bi", "conversations_fts_ai"):  # the index is built in one pass below
+            cur.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    else:
+        cur.execute("ALTER TABLE messages DISABLE TRIGGER messages_search_aiud")
 
     started = time.perf_counter()
     contacts = [(i + 1, f"customer{i}@example.com", f"Customer {i}", when(now)) for i in range(CONVERSATIONS)]
@@ -175,12 +178,15 @@ def seed(app, rng: random.Random) -> None:
           f"in {time.perf_counter() - started:.0f} s", flush=True)
     if dialect == "sqlite":
         t = time.perf_counter()
-        cur.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
-        cur.execute(SQLITE_FTS_DDL[1])
+        cur.execute(SQLITE_SEARCH_FILL)
+        for statement in SQLITE_SEARCH_DDL:
+            cur.execute(statement)
         cur.execute("ANALYZE")
         raw.commit()
-        print(f"  full-text index and ANALYZE in {time.perf_counter() - t:.0f} s", flush=True)
+        print(f"  search index and ANALYZE in {time.perf_counter() - t:.0f} s", flush=True)
     else:
+        cur.execute(PG_SEARCH_FILL)
+        cur.execute("ALTER TABLE messages ENABLE TRIGGER messages_search_aiud")
         cur.execute("ANALYZE")
         raw.commit()
     raw.close()
@@ -332,7 +338,10 @@ def _redis():
 
 def _schema_is_current(inspector, metadata) -> bool:
     """Whether the seeded database has every table and column of today's models (a seed made before a
-    migration added one is seeded again, instead of failing at the first page that reads it)."""
+    migration added one is seeded again, instead of failing at the first page that reads it), and the search
+    index of today (migration 0041's)."""
+    if not {"conversations_fts", "conversation_search"} & set(inspector.get_table_names()):
+        return False
     for table in metadata.sorted_tables:
         try:
             have = {c["name"] for c in inspector.get_columns(table.name)}

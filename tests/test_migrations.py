@@ -28,12 +28,12 @@ def test_upgrade_builds_the_schema_on_an_empty_sqlite_file_and_matches_the_model
     assert run.returncode == 0, run.stderr
     engine = create_engine(f"sqlite:///{path}")
     try:
-        # The SQLite full-text index (messages_fts and its shadow tables) lives outside the models.
-        tables = {t for t in inspect(engine).get_table_names() if not t.startswith("messages_fts")}
+        # The SQLite search index (conversations_fts and its shadow tables) lives outside the models.
+        tables = {t for t in inspect(engine).get_table_names() if not t.startswith("conversations_fts")}
         assert {t.name for t in db.metadata.sorted_tables} | {"alembic_version"} == tables
         with engine.connect() as conn:
             opts = {"compare_type": False,
-                    "include_name": lambda name, kind, _: not (kind == "table" and name.startswith("messages_fts"))}
+                    "include_name": lambda name, kind, _: not (kind == "table" and name.startswith("conversations_fts"))}
             diff = compare_metadata(MigrationContext.configure(conn, opts=opts), db.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
     finally:

@@ -305,7 +305,7 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     searching = bool(q and q.strip())
     if searching:
         with_clause, sql, search_params = matching_conversations_sql(
-            q, before, " AND ".join(f.format(c="c.") for f in conds))
+            q, before, " AND ".join(f.format(c="c.") for f in conds), limit)
         where.append(f"id IN ({sql})")
         params.update(search_params)
         window = WINDOW_COLUMNS

@@ -266,39 +266,104 @@ class ConversationSeen(db.Model):
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# --- Full-text search index of messages ------------------------------------------------------
+# --- Full-text search index of conversations ---------------------------------------------------
 #
-# SQLite: an FTS5 table with external content (`messages`), kept up to date by triggers, so
-# every writer (ingest, sending, notes, a bulk import) is indexed without calling anything.
-# PostgreSQL: a GIN index on the same tsvector expression that `app.inbox.search` queries.
-# Migration 0005 creates the same objects (migrations never import app code); these DDL
-# events do it for `db.create_all()` (the tests and `bench/web.py`).
+# One document per conversation: the subject, text, from and to addresses of all its messages (notes
+# included; on SQLite their attachments' file names too), under a key that is the conversation's newest message id, so that the index lists the
+# conversations whose words match newest first and stops at the page (`app.inbox.search`). The database
+# keeps it up to date by triggers on `messages` (and `attachments`), so every writer (ingest, sending, notes, a merge, a bulk
+# import) is indexed without calling anything.
+#
+# SQLite: a contentless FTS5 table `conversations_fts` (rowid: the key): before a message of a
+# conversation (or an attachment) is added, changed or removed, its document is taken out of the index ("delete" with the
+# same words, read from `messages` as they still are), and afterwards put back as it now is.
+# PostgreSQL: the table `conversation_search` (the conversation, its key and its tsvector, GIN-indexed),
+# rewritten for the conversation by a trigger function.
+# Migration 0041 creates the same objects (migrations never import app code); these DDL events do it
+# for `db.create_all()` (the tests and `bench/web.py`).
 
-FTS_COLUMNS = "subject, text, from_addr, to_addrs"
-SQLITE_FTS_DDL = [
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5({FTS_COLUMNS}, content='messages', "
-    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER IF NOT EXISTS messages_fts_ai AFTER INSERT ON messages BEGIN "
-    f"INSERT INTO messages_fts(rowid, {FTS_COLUMNS}) "
-    "VALUES (new.id, new.subject, new.text, new.from_addr, new.to_addrs); END",
-    "CREATE TRIGGER IF NOT EXISTS messages_fts_ad AFTER DELETE ON messages BEGIN "
-    f"INSERT INTO messages_fts(messages_fts, rowid, {FTS_COLUMNS}) "
-    "VALUES ('delete', old.id, old.subject, old.text, old.from_addr, old.to_addrs); END",
-    "CREATE TRIGGER IF NOT EXISTS messages_fts_au AFTER UPDATE OF subject, text, from_addr, to_addrs "
-    "ON messages BEGIN "
-    f"INSERT INTO messages_fts(messages_fts, rowid, {FTS_COLUMNS}) "
-    "VALUES ('delete', old.id, old.subject, old.text, old.from_addr, old.to_addrs); "
-    f"INSERT INTO messages_fts(rowid, {FTS_COLUMNS}) "
-    "VALUES (new.id, new.subject, new.text, new.from_addr, new.to_addrs); END",
+#: One message's words, as one text (an expression over `messages`).
+SEARCH_TEXT = ("coalesce(subject, '') || ' ' || coalesce(text, '') || ' ' || coalesce(from_addr, '') || ' ' "
+               "|| coalesce(to_addrs, '')")
+#: On SQLite, with its attachments' file names (whose words the tokenizer splits at every other character:
+#: `Invoice_4711-final.PDF` is "invoice 4711 final pdf"). PostgreSQL's parser keeps such a name one word, so
+#: there `app.inbox.search` looks for file names in `attachments` itself.
+SQLITE_SEARCH_TEXT = (f"{SEARCH_TEXT} || coalesce((SELECT ' ' || group_concat(a.filename, ' ') FROM attachments a "
+                      "WHERE a.message_id = messages.id), '')")
+#: The columns of `messages` that a document holds (and the one that says whose it is).
+SEARCH_COLUMNS = "subject, text, from_addr, to_addrs, conversation_id"
+
+
+def _sqlite_document(conversation: str, delete: bool = False) -> str:
+    """The statement that puts a conversation's document into `conversations_fts` (`delete`: takes it out)."""
+    into = "conversations_fts(conversations_fts, rowid, document) SELECT 'delete', " if delete else \
+        "conversations_fts(rowid, document) SELECT "
+    return (f"INSERT INTO {into}max(id), group_concat({SQLITE_SEARCH_TEXT}, ' ') FROM messages "
+            f"WHERE conversation_id = {conversation} HAVING count(*) > 0;")
+
+
+def _sqlite_triggers(table: str, columns: str, conversation: str) -> list[str]:
+    """The triggers that take the documents a write to `table` changes out of the index before it, and put them
+    back after it. `conversation`: the conversation of a row (`{row}`: new or old)."""
+    old, new = conversation.format(row="old"), conversation.format(row="new")
+    moved = f"{new} AND ({new}) IS NOT ({old})"
+    name = f"{table}_fts"
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {name}_bi BEFORE INSERT ON {table} BEGIN {_sqlite_document(new, True)} END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_ai AFTER INSERT ON {table} BEGIN {_sqlite_document(new)} END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_bu BEFORE UPDATE OF {columns} ON {table} BEGIN "
+        f"{_sqlite_document(old, True)} {_sqlite_document(moved, True)} END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_au AFTER UPDATE OF {columns} ON {table} BEGIN "
+        f"{_sqlite_document(old)} {_sqlite_document(moved)} END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_bd BEFORE DELETE ON {table} BEGIN {_sqlite_document(old, True)} END",
+        f"CREATE TRIGGER IF NOT EXISTS {name}_ad AFTER DELETE ON {table} BEGIN {_sqlite_document(old)} END",
+    ]
+
+
+SQLITE_SEARCH_DDL = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS conversations_fts USING fts5(document, content='', "
+    "tokenize='unicode61 remove_diacritics 2')",
+    *_sqlite_triggers("messages", SEARCH_COLUMNS, "{row}.conversation_id"),
+    *_sqlite_triggers("attachments", "filename, message_id",
+                      "(SELECT conversation_id FROM messages WHERE id = {row}.message_id)"),
 ]
-SQLITE_FTS_DROP = ["DROP TABLE IF EXISTS messages_fts"]
-PG_TSVECTOR = ("to_tsvector('simple', coalesce(subject, '') || ' ' || coalesce(text, '') || ' ' || "
-               "coalesce(from_addr, '') || ' ' || coalesce(to_addrs, ''))")
-PG_FTS_DDL = [f"CREATE INDEX IF NOT EXISTS ix_messages_fts ON messages USING gin ({PG_TSVECTOR})"]
+#: Every conversation's document, afresh (after the index was emptied: `app.inbox.search.reindex`, a bulk load).
+SQLITE_SEARCH_FILL = (f"INSERT INTO conversations_fts(rowid, document) SELECT max(id), group_concat({SQLITE_SEARCH_TEXT}, ' ') "
+                      "FROM messages GROUP BY conversation_id")
+SQLITE_SEARCH_DROP = ["DROP TABLE IF EXISTS conversations_fts"]
+#: The PostgreSQL document of a conversation (over its `messages`).
+PG_DOCUMENT = f"to_tsvector('simple', string_agg({SEARCH_TEXT}, ' '))"
+PG_SEARCH_DDL = [
+    "CREATE TABLE IF NOT EXISTS conversation_search (conversation_id integer PRIMARY KEY, "
+    "search_key integer NOT NULL, document tsvector NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ix_conversation_search_document ON conversation_search USING gin (document)",
+    "CREATE INDEX IF NOT EXISTS ix_conversation_search_key ON conversation_search (search_key)",
+    # The conversation's row is locked first: two messages of one conversation written at once write its
+    # document one after the other, the second with the first's message in it.
+    "CREATE OR REPLACE FUNCTION conversation_search_refresh(conv integer) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+    "PERFORM 1 FROM conversations WHERE id = conv FOR NO KEY UPDATE; "
+    "DELETE FROM conversation_search WHERE conversation_id = conv; "
+    f"INSERT INTO conversation_search (conversation_id, search_key, document) SELECT conv, max(id), {PG_DOCUMENT} "
+    "FROM messages WHERE conversation_id = conv HAVING count(*) > 0; END $$",
+    "CREATE OR REPLACE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF TG_OP = 'INSERT' THEN PERFORM conversation_search_refresh(NEW.conversation_id); "
+    "ELSE PERFORM conversation_search_refresh(OLD.conversation_id); "
+    "IF TG_OP = 'UPDATE' AND NEW.conversation_id IS DISTINCT FROM OLD.conversation_id THEN "
+    "PERFORM conversation_search_refresh(NEW.conversation_id); END IF; END IF; RETURN NULL; END $$",
+    "DROP TRIGGER IF EXISTS messages_search_aiud ON messages",
+    f"CREATE TRIGGER messages_search_aiud AFTER INSERT OR DELETE OR UPDATE OF {SEARCH_COLUMNS} ON messages "
+    "FOR EACH ROW EXECUTE FUNCTION messages_search()",
+]
+PG_SEARCH_FILL = (f"INSERT INTO conversation_search (conversation_id, search_key, document) "
+                  f"SELECT conversation_id, max(id), {PG_DOCUMENT} FROM messages GROUP BY conversation_id")
+PG_SEARCH_DROP = ["DROP TABLE IF EXISTS conversation_search", "DROP FUNCTION IF EXISTS messages_search() CASCADE",
+                  "DROP FUNCTION IF EXISTS conversation_search_refresh(integer)"]
 
-for _statement in SQLITE_FTS_DDL:
-    event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in SQLITE_FTS_DROP:
+for _statement in SQLITE_SEARCH_DDL:  # after `attachments`, which the triggers read too
+    event.listen(Attachment.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in SQLITE_SEARCH_DROP:
     event.listen(Message.__table__, "before_drop", DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in PG_FTS_DDL:
+for _statement in PG_SEARCH_DDL:
     event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+for _statement in PG_SEARCH_DROP:
+    event.listen(Message.__table__, "before_drop", DDL(_statement).execute_if(dialect="postgresql"))

@@ -137,7 +137,7 @@ def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, 
 
 
 def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
-    """A search lists the conversations of its newest matches first; "Search older messages" walks
+    """A search lists its matching conversations with the newest messages first; "Search older messages" walks
     the older windows until none is left, and no conversation comes twice."""
     from app.inbox import search
 
@@ -148,12 +148,12 @@ def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
     by_address = make_conversation(queue=world["queue"], address=world["address"], subject="Hello",
                                    contact_email="gizmo@customer.example")
     hidden = make_conversation(queue=world["secret"], address=world["address"], subject="Not yours")
-    make_message(convs[0], text="My gizmo is broken.")  # oldest match; convs[0] also matches newest below
+    make_message(convs[0], text="My gizmo is broken.")  # convs[0]'s oldest message; its newest comes last
     make_message(hidden, text="A gizmo here too, in another queue.")
     for conv in convs[1:]:
         make_message(conv, text=f"The gizmo of {conv.subject} rattles.")
         make_message(conv, text="Nothing to see here.")
-    make_message(convs[0], text="Still about that gizmo.")  # the newest match
+    make_message(convs[0], text="Still about that gizmo.")  # the newest message
     make_message(by_address, text="Only the address matches.", from_addr="someone@else.example")
 
     seen, windows, before = [], 0, None
@@ -169,39 +169,71 @@ def test_search_windows_reach_every_match_once(app, db, world, monkeypatch):
         assert before is None or page.older_matches < before
         before = page.older_matches
     assert sorted(seen) == sorted([c.id for c in convs] + [by_address.id])  # all, once; never the other queue's
-    assert windows == 3  # 8 matching messages in windows of 3
+    assert windows == 3  # 6 matching conversations in windows of 3: two full ones, then an empty one
     first = list_inbox(agent, q="gizmo", status=None)
     assert [r.conversation.id for r in first.rows][:1] == [by_address.id]  # newest activity first, as ever
     assert {r.conversation.id for r in first.rows} == {by_address.id, convs[0].id, convs[5].id, convs[4].id}
     assert list_inbox(agent, q="nothing-matches", status=None).older_matches is None
-    # Another queue's match never takes a place in a window: the window below convs[1]'s match is
-    # convs[0]'s oldest message (the hidden conversation's match between them is not the agent's).
+    # Another queue's match never takes a place in a window, and a conversation comes by its newest message
+    # only: below convs[1]'s newest message are the hidden conversation's and convs[0]'s first one.
     monkeypatch.setattr(search, "MAX_MATCHES", 1)
-    page = list_inbox(agent, q="gizmo", status=None, before=convs[1].messages[0].id)
-    # The oldest match is convs[0]'s first message; convs[0] was listed by its newest: not again.
-    assert page.rows == [] and page.older_matches == convs[0].messages[0].id
+    newest = {conv.id: max(m.id for m in conv.messages) for conv in convs}
+    page = list_inbox(agent, q="gizmo", status=None, before=newest[convs[2].id])
+    assert [r.conversation.id for r in page.rows] == [convs[1].id] and page.older_matches == newest[convs[1].id]
     page = list_inbox(agent, q="gizmo", status=None, before=page.older_matches)
-    assert page.rows == [] and page.older_matches is None  # nothing older: the end
+    assert page.rows == [] and page.older_matches is None  # nothing older of the agent's: the end
+
+
+def test_search_finds_a_conversation_by_words_of_different_messages_and_follows_merges(app, db, world):
+    """Every word of the query must be in the conversation, each in any of its messages (notes and, on
+    SQLite, file names included); the index follows messages moved by a merge and a split."""
+    from app.inbox.merging import merge, split
+
+    agent = world["agent"]
+    first = make_conversation(queue=world["queue"], address=world["address"], subject="Parcel",
+                              contact_email="ann@customer.example")
+    second = make_conversation(queue=world["queue"], address=world["address"], subject="Also me",
+                               contact_email="ann@customer.example")
+    make_message(first, text="My kettle arrived dented.")
+    make_message(first, direction="out", text="We will send a replacement.")
+    moved = make_message(second, text="The replacement voucher did not work.")
+    db.session.commit()
+
+    def found(q):
+        return {r.conversation.id for r in list_inbox(agent, q=q, status=None).rows}
+
+    assert found("kettle replacement") == {first.id}  # the customer's word and the agent's
+    assert found("kettle voucher") == set()  # not in one conversation (yet)
+    assert found("replacement") == {first.id, second.id}
+    merge(agent, second.id, first.id)
+    db.session.commit()
+    assert found("kettle voucher") == {first.id} and found("voucher") == {first.id}
+    new = split(agent, moved.id)
+    db.session.commit()
+    assert found("voucher") == {new.id} and found("kettle voucher") == set() and found("kettle") == {first.id}
 
 
 def test_search_window_holds_only_the_agents_matches(app, db, world, monkeypatch):
     """The first page of a search shows the agent's newest matches even when far more matching
-    messages are in conversations the agent may not see (or the list filters out)."""
+    conversations are ones the agent may not see (or the list filters out)."""
     from app.inbox import search
 
-    monkeypatch.setattr(search, "MAX_MATCHES", 3)
+    monkeypatch.setattr(search, "MAX_MATCHES", 2)
     agent = world["agent"]
     mine = make_conversation(queue=world["queue"], address=world["address"], subject="Mine",
-                             when=NOW - timedelta(hours=2))
-    make_message(mine, text="The sprocket is loose.", when=NOW - timedelta(hours=2))
+                             when=NOW - timedelta(hours=3))
+    make_message(mine, text="The sprocket is loose.", when=NOW - timedelta(hours=3))
+    older = make_conversation(queue=world["queue"], address=world["address"], subject="Older", status="resolved",
+                              when=NOW - timedelta(hours=2))
+    make_message(older, text="A sprocket, long ago.", when=NOW - timedelta(hours=2))
     resolved = make_conversation(queue=world["queue"], address=world["address"], subject="Done", status="resolved")
     for i in range(5):
         hidden = make_conversation(queue=world["secret"], address=world["address"], subject=f"Theirs {i}")
         make_message(hidden, text="Another sprocket story.")
         make_message(resolved, text="Sprocket again.")
     db.session.commit()
-    page = list_inbox(agent, q="sprocket", status=None)  # newest: the hidden ones, then resolved's five
-    assert [r.conversation.id for r in page.rows] == [resolved.id] and page.older_matches is not None
+    page = list_inbox(agent, q="sprocket", status=None)  # newest: resolved's, the hidden ones, then older's
+    assert {r.conversation.id for r in page.rows} == {resolved.id, older.id} and page.older_matches is not None
     page = list_inbox(agent, q="sprocket", status="open")  # the list's own filters apply inside too
     assert [r.conversation.id for r in page.rows] == [mine.id] and page.older_matches is None
 
@@ -620,10 +652,15 @@ def test_reindex_restores_lost_triggers_and_the_index(app, db, world):
     conv = make_conversation(queue=world["queue"], address=world["address"], subject="Gadget")
     if db.engine.dialect.name != "sqlite":
         make_message(conv, text="A gadget")
-        reindex()  # nothing to do on PostgreSQL: its index is an expression index
+        db.session.execute(text("DELETE FROM conversation_search"))  # as a bulk load with the trigger off would
+        db.session.commit()
+        assert list_inbox(world["agent"], q="gadget", status=None).rows == []
+        reindex()
+        db.session.commit()
         assert {r.conversation.id for r in list_inbox(world["agent"], q="gadget", status=None).rows} == {conv.id}
         return
-    for trigger in ("messages_fts_ai", "messages_fts_ad", "messages_fts_au"):
+    triggers = [f"{table}_fts_{when}" for table in ("messages", "attachments") for when in ("bi", "ai", "bu", "au", "bd", "ad")]
+    for trigger in triggers:
         db.session.execute(text(f"DROP TRIGGER {trigger}"))  # as a table rebuild on SQLite would
     db.session.commit()
     make_message(conv, text="A sprocket went missing")

@@ -78,9 +78,11 @@ def test_inbox_page_costs_the_same_few_queries_for_any_number_of_rows(client, ws
     assert 'marker-draft' in html and "Alex Agent" in html and "Unassigned" in html
     assert many == one <= 4
     search, html = page_queries("/inbox/?view=all&status=&q=row")
-    # A search asks first whether any attachment's file name matches (most do not: its window is then the
-    # text's matches alone, half the work of merging them with an empty member): one statement more.
-    assert html.count('class="conv-row') == 12 and search == one + 1
+    # On PostgreSQL a search asks first whether any attachment's file name matches (most do not: its window is
+    # then the text's matches alone, half the work of merging them with an empty member): one statement more.
+    # On SQLite the file names are words of the conversations' documents: none more.
+    extra = 0 if db.engine.dialect.name == "sqlite" else 1
+    assert html.count('class="conv-row') == 12 and search == one + extra
 
 
 def test_load_more_and_polling(client, ws, app):

@@ -1,0 +1,59 @@
+"""Migration 0041 (convsearch) indexes the conversations already there, and goes down and up again."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.subprocess_env import flask_env
+
+# One process (Alembic configures logging globally, so not in the test process).
+SCRIPT = """
+import json
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect, text
+from app import create_app
+from app.extensions import db
+
+MATCH = "SELECT rowid FROM conversations_fts WHERE conversations_fts MATCH :q ORDER BY rowid DESC"
+app = create_app()
+with app.app_context():
+    upgrade(revision="0040_browserzone")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # rows of these tables alone (no address, no contact)
+        for cid in (1, 2):
+            conn.execute(text("INSERT INTO conversations (id, address_id, contact_id, token, subject, status, priority, tags, created_at, "
+                              "last_message_at) VALUES (:id, 1, 1, :t, 'Case', 'open', 0, '[]', '2026-01-01 10:00:00', "
+                              "'2026-01-01 10:00:00')"), {"id": cid, "t": f"tok{cid}"})
+        for mid, cid, body in ((1, 1, "My kettle broke"), (2, 2, "An umbrella question"), (3, 1, "Send a voucher")):
+            conn.execute(text("INSERT INTO messages (id, conversation_id, direction, message_id, from_addr, to_addrs, "
+                              "cc_addrs, bcc_addrs, reply_to, subject, text, html, created_at, no_auto_reply) VALUES "
+                              "(:id, :c, 'in', :mid, 'ann@example.com', 'help@example.com', '', '', '', 'Case', :b, '', "
+                              "'2026-01-01 10:00:00', 0)"), {"id": mid, "c": cid, "mid": f"<{mid}@x>", "b": body})
+        conn.execute(text("INSERT INTO attachments (message_id, filename, content_type, size, inline, sha256) "
+                          "VALUES (2, 'Warranty-Card.pdf', 'application/pdf', 3, 0, 'x')"))
+    upgrade()
+    with db.engine.connect() as conn:
+        found = {q: [r[0] for r in conn.execute(text(MATCH), {"q": q})]
+                 for q in ("kettle voucher", "umbrella", "warranty", "case")}
+    downgrade(revision="0040_browserzone")
+    tables_down = sorted(t for t in inspect(db.engine).get_table_names() if t.endswith("_fts"))
+    with db.engine.connect() as conn:
+        old = [r[0] for r in conn.execute(text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'umbrella'"))]
+    upgrade()
+    with db.engine.connect() as conn:
+        again = [r[0] for r in conn.execute(text(MATCH), {"q": "case"})]
+print(json.dumps({"found": found, "tables_down": tables_down, "old": old, "again": again}))
+"""
+
+
+def test_0041_indexes_existing_conversations_and_goes_down_and_up(app, tmp_path):
+    env = flask_env(app, tmp_path)
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
+    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    # One document per conversation, keyed by its newest message: words of two messages find it together.
+    assert out["found"] == {"kettle voucher": [3], "umbrella": [2], "warranty": [2], "case": [3, 2]}
+    assert out["tables_down"] == ["messages_fts"] and out["old"] == [2]
+    assert out["again"] == [3, 2]
