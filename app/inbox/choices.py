@@ -5,6 +5,8 @@ The pick lists are rows read by prebuilt SQL (`ordered_columns`): no ORM objects
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from sqlalchemy import Boolean, bindparam, select, text
 
 from app.extensions import db
@@ -73,18 +75,32 @@ def assignable_users(conversation: Conversation) -> list:
     return db.session.execute(ASSIGNABLE_SQL[queue], {"queue_id": conversation.queue_id} if queue else {}).all()
 
 
-#: The inbox's Assignee and Address filters in one statement: ("agent", id, name) for active users by name,
-#: ("address", id, address) for our addresses that are not archived, by address.
+#: The inbox's Queue, Assignee and Address filters in one statement: ("agent", id, name) for active users by
+#: name, ("address", id, address) for our addresses that are not archived, by address, ("queue", id, name) for
+#: the queues the user works (`:all_queues`: every queue, for supervisors and admins), by name.
 FILTER_CHOICES_SQL = ordered_columns(text(
     "SELECT * FROM (SELECT 'agent' AS kind, id, coalesce(nullif(name, ''), email) AS label FROM users "
     "WHERE active = :yes) AS agents "
     "UNION ALL SELECT * FROM (SELECT 'address', id, address FROM email_addresses WHERE archived_at IS NULL) AS ours "
-    "ORDER BY 1, 3").bindparams(bindparam("yes", True, type_=Boolean())), "kind id label")
+    "UNION ALL SELECT * FROM (SELECT 'queue', id, name FROM queues WHERE :all_queues "
+    "OR id IN (SELECT queue_id FROM queue_members WHERE user_id = :user_id)) AS worked "
+    "ORDER BY 1, 3").bindparams(bindparam("yes", True, type_=Boolean()), bindparam("all_queues", type_=Boolean())),
+    "kind id label")
 
 
-def filter_choices() -> dict:
-    """{"agent_choices": [(id, name)], "address_choices": [(id, address)]} for the inbox's filters."""
-    out = {"agent_choices": [], "address_choices": []}
-    for kind, ident, label in db.session.execute(FILTER_CHOICES_SQL):
+def filter_choices(user: User | int) -> dict:
+    """{"queues": [(id, name)], "agent_choices": [(id, name)], "address_choices": [(id, address)]} for the
+    inbox's filters (the queues: `queue_choices`), in one statement."""
+    user = get_user(user)
+    out = {"queue_choices": [], "agent_choices": [], "address_choices": []}
+    for kind, ident, label in db.session.execute(FILTER_CHOICES_SQL, {
+            "all_queues": user.has_role(Role.SUPERVISOR), "user_id": user.id}):
         out[f"{kind}_choices"].append((ident, label))
+    out["queues"] = [QueueChoice(*row) for row in out.pop("queue_choices")]
     return out
+
+
+class QueueChoice(NamedTuple):
+    """A queue of the Queue filter (as `queue_choices`' rows: `.id`, `.name`)."""
+    id: int
+    name: str

@@ -28,7 +28,7 @@ from app.inbox import actions, notes
 from app.inbox.contacts import contact_panel
 from app.inbox.access import (InvalidAction, NotAllowed, attachment_bytes, can_see, get_attachment,
                               get_conversation, get_message)
-from app.inbox.choices import assignable_users, queue_choices, transfer_choices
+from app.inbox.choices import assignable_users, transfer_choices
 from app.inbox.conversation import conversation_detail
 from app.inbox.display import (frame_document, split_body)
 from app.inbox.forms import NoteForm, StatusForm
@@ -143,7 +143,7 @@ def _inbox_filters(filters: dict) -> InboxFilters:
 
 def _filter_choices() -> dict:
     """The choices of the inbox's filters (the full page only)."""
-    return {"queues": queue_choices(current_user), **filter_choices(), "priority_choices": PRIORITY_CHOICES}
+    return {**filter_choices(current_user), "priority_choices": PRIORITY_CHOICES}
 
 
 @bp.route("/inbox/")
