@@ -67,6 +67,9 @@ WHOLE_FULL = "(SELECT count(*) FROM search_whole) >= :search_cap"
 #: full-text index its MATCH before it tests any other condition, and this one costs one look-up, where the
 #: prefixes merge every matching term's list (a message that had it would still be left out by the condition).
 NO_TERM = '"0pigeonhole0nothing0"'
+#: PostgreSQL: how many of the newest conversations' documents a window reads in order before it asks the GIN
+#: index instead (which finds every match, then sorts them: fast for a rare word, slow for a common one).
+PG_WALK = 1000
 #: A query without words: an empty window, and no conversation (or only address matches).
 _NO_WINDOW = "WITH search_window AS (SELECT 1 AS id WHERE 1 = 0)"
 _NOTHING = "SELECT id FROM conversations WHERE 1 = 0"
@@ -122,22 +125,23 @@ def _like(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _message_matches(q: str, conversations: str, params: dict):
+def _message_matches(q: str, conversations: str, params: dict, older: bool = False):
     """The ways a conversation can match `q` among the conversations `conversations` (a WHERE over
     `conversations c`), as (SQL selecting the matches' keys and conversations, `id` and `conversation_id`;
     the key column) pairs: by the words of its messages (the conversation's document, keyed by its newest
     message id; unspaced-script words as substrings of one of its messages), by an attachment's name
     (keyed by that message's id; only when some file name matches at all: `_any_file_name`); and, on
-    SQLite, the same text match with whole words (for the `search_whole` window, see
-    `matching_conversations_sql`: its SQL, its key and the text match with prefixes alone), else None.
-    None when the query has no word. Fills `params` (`search_*`)."""
+    SQLite, the same text match with whole words, on PostgreSQL among the newest `PG_WALK` documents
+    (for the `search_whole` window, see `matching_conversations_sql`: its SQL, its key and the text match
+    otherwise: with prefixes, through the GIN index), else None. `older`: a window older than
+    `:search_before`. None when the query has no word. Fills `params` (`search_*`)."""
     words, unspaced = query_words(q)
     if not words and not unspaced:
         return None
     dialect = _dialect()
     where = f"WHERE ({conversations})"
     scope = f"JOIN conversations c ON c.id = m.conversation_id {where}"
-    text_terms, whole_source = [], None
+    text_terms, whole_source, walk = [], None, None
     key, conversation = "m.id", "m.conversation_id"
     if words and dialect == "sqlite":
         params["search_match"] = fts5_query(q)
@@ -155,7 +159,14 @@ def _message_matches(q: str, conversations: str, params: dict):
     elif words and dialect == "postgresql" and pg_tsquery(q) is not None:
         sql, tsparams = pg_tsquery(q)
         params.update(tsparams)
-        source = f"conversation_search s JOIN conversations c ON c.id = s.conversation_id {where} AND s.document @@ ({sql})"
+        params["search_walk"] = PG_WALK
+        matching = f"JOIN conversations c ON c.id = s.conversation_id {where} AND s.document @@ ({sql})"
+        source = f"conversation_search s {matching}"
+        # The newest `PG_WALK` documents, newest first (the key's index, read backwards and stopped at the cap):
+        # a common word fills the window from them; otherwise the GIN index finds every match (few, then).
+        walk = (f"(SELECT search_key, conversation_id, document FROM conversation_search"
+                f"{' WHERE search_key < :search_before' if older else ''} ORDER BY search_key DESC "
+                f"LIMIT :search_walk) AS s {matching}")
         key, conversation = "s.search_key", "s.conversation_id"
     else:  # words in unspaced scripts alone: the messages that hold them, newest first
         source = f"messages m {scope}"
@@ -171,9 +182,14 @@ def _message_matches(q: str, conversations: str, params: dict):
     terms = "".join(f" AND {t}" for t in text_terms)
     cols = f"{key} AS id, {conversation} AS conversation_id"
     by_text = f"SELECT {cols} FROM {source}{terms}"
-    whole = (f"SELECT {cols} FROM {whole_source}{terms}", key,
-             f"SELECT {cols} FROM {fts}(CASE WHEN {WHOLE_FULL} THEN :search_none ELSE :search_match END)"
-             f"{terms} AND NOT {WHOLE_FULL}") if whole_source else None
+    whole = None
+    if whole_source:
+        whole = (f"SELECT {cols} FROM {whole_source}{terms}", key,
+                 f"SELECT {cols} FROM {fts}(CASE WHEN {WHOLE_FULL} THEN :search_none ELSE :search_match END)"
+                 f"{terms} AND NOT {WHOLE_FULL}", key)
+    elif walk:
+        # Ordered by an expression the key's index cannot give: the GIN index finds the (few) matches, then a sort.
+        whole = (f"SELECT {cols} FROM {walk}{terms}", key, f"{by_text} AND NOT {WHOLE_FULL}", f"{key} + 0")
     members = [(by_text, key)]
     if dialect == "sqlite" and words:  # the file names are in the conversations' documents
         return members, whole
@@ -228,7 +244,7 @@ def matching_conversations_sql(q: str, before: int | None = None, conversations:
     by_contact = ("SELECT id FROM conversations WHERE contact_id IN "
                   "(SELECT id FROM contacts WHERE email >= :search_from AND email < :search_to)")
     params = {"search_from": lowered, "search_to": lowered + "\U0010ffff", "search_cap": MAX_MATCHES or page_size}
-    found = _message_matches(q, conversations, params)
+    found = _message_matches(q, conversations, params, before is not None)
     if found is None:
         if _dialect() == "postgresql" and before is None and q:
             return _NO_WINDOW, by_contact, params
@@ -245,12 +261,13 @@ def matching_conversations_sql(q: str, before: int | None = None, conversations:
 
     older = " AND {key} < :search_before" if before is not None else ""
     window = "WITH "
-    if whole:  # SQLite: this window's whole-word matches, to tell whether they fill it
-        sql, key, prefixed = whole
+    if whole:  # this window's whole-word matches (SQLite) or among the newest (PostgreSQL): whether they fill it
+        sql, key, prefixed, order = whole
         window += f"search_whole AS MATERIALIZED ({sql}{older.format(key=key)} ORDER BY {key} DESC LIMIT :search_cap), "
-        # Full, they are the text's matches of this window, as read: not read again. Otherwise the prefixes'.
+        # Full, they are the text's matches of this window, as read: not read again. Otherwise the prefixes'
+        # (SQLite), or every match's (PostgreSQL).
         found = (f"SELECT id, conversation_id FROM search_whole WHERE {WHOLE_FULL} UNION ALL "
-                 f"SELECT id, conversation_id FROM ({prefixed}{older.format(key=key)} ORDER BY {key} DESC "
+                 f"SELECT id, conversation_id FROM ({prefixed}{older.format(key=key)} ORDER BY {order} DESC "
                  "LIMIT :search_cap) AS prefixed")
         if len(members) > 1:
             found += " UNION " + newest(older, members=members[1:])
