@@ -233,10 +233,11 @@ def matching_conversations_sql(q: str, before: int | None = None, conversations:
     and their conversations, the newest `MAX_MATCHES` (older than `before`, when given); on
     PostgreSQL, and for a query of unspaced-script words alone, a statement before it asks whether
     any file name matches (`_any_file_name`). The caller reads the window's size and oldest key from
-    it too (a full window means there may be older matches: the next window is `before=<its oldest key>`). The first window adds the customers whose address
-    starts with the query; an older one leaves out every conversation an earlier window had
-    (a match at or after `before`, or the address). Plain SQL rather than a SQLAlchemy
-    construct: the inbox list embeds it in its own SQL (see `app.inbox.lists.list_inbox`).
+    it too (a full window means there may be older matches: the next window is `before=<its oldest
+    key>`). The first window adds the customers whose address starts with the query; an older one
+    leaves out every conversation an earlier window had (a key at or after `before`, or the address).
+    Plain SQL rather than a SQLAlchemy construct: the inbox list embeds it in its own SQL (see
+    `app.inbox.lists.list_inbox`).
     """
     q = (q or "").strip()
     lowered = q.lower()

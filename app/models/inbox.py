@@ -269,14 +269,16 @@ class ConversationSeen(db.Model):
 # --- Full-text search index of conversations ---------------------------------------------------
 #
 # One document per conversation: the subject, text, from and to addresses of all its messages (notes
-# included; on SQLite their attachments' file names too), under a key that is the conversation's newest message id, so that the index lists the
-# conversations whose words match newest first and stops at the page (`app.inbox.search`). The database
-# keeps it up to date by triggers on `messages` (and `attachments`), so every writer (ingest, sending, notes, a merge, a bulk
-# import) is indexed without calling anything.
+# included; on SQLite their attachments' file names too), under a key that is the conversation's
+# newest message id, so that the index lists the conversations whose words match newest first and
+# stops at the page (`app.inbox.search`). The database keeps it up to date by triggers on `messages`
+# (and `attachments`), so every writer (ingest, sending, notes, a merge, a bulk import) is indexed
+# without calling anything.
 #
 # SQLite: a contentless FTS5 table `conversations_fts` (rowid: the key): before a message of a
-# conversation (or an attachment) is added, changed or removed, its document is taken out of the index ("delete" with the
-# same words, read from `messages` as they still are), and afterwards put back as it now is.
+# conversation (or an attachment) is added, changed or removed, its document is taken out of the
+# index ("delete" with the same words, read from `messages` as they still are), and afterwards put
+# back as it now is.
 # PostgreSQL: the table `conversation_search` (the conversation, its key and its tsvector, GIN-indexed),
 # rewritten for the conversation by a trigger function.
 # Migration 0041 creates the same objects (migrations never import app code); these DDL events do it
@@ -328,8 +330,8 @@ SQLITE_SEARCH_DDL = [
                       "(SELECT conversation_id FROM messages WHERE id = {row}.message_id)"),
 ]
 #: Every conversation's document, afresh (after the index was emptied: `app.inbox.search.reindex`, a bulk load).
-SQLITE_SEARCH_FILL = (f"INSERT INTO conversations_fts(rowid, document) SELECT max(id), group_concat({SQLITE_SEARCH_TEXT}, ' ') "
-                      "FROM messages GROUP BY conversation_id")
+SQLITE_SEARCH_FILL = ("INSERT INTO conversations_fts(rowid, document) "
+                      f"SELECT max(id), group_concat({SQLITE_SEARCH_TEXT}, ' ') FROM messages GROUP BY conversation_id")
 SQLITE_SEARCH_DROP = ["DROP TABLE IF EXISTS conversations_fts"]
 #: The PostgreSQL document of a conversation (over its `messages`).
 PG_DOCUMENT = f"to_tsvector('simple', string_agg({SEARCH_TEXT}, ' '))"
