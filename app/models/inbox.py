@@ -333,8 +333,11 @@ SQLITE_SEARCH_DDL = [
 SQLITE_SEARCH_FILL = ("INSERT INTO conversations_fts(rowid, document) "
                       f"SELECT max(id), group_concat({SQLITE_SEARCH_TEXT}, ' ') FROM messages GROUP BY conversation_id")
 SQLITE_SEARCH_DROP = ["DROP TABLE IF EXISTS conversations_fts"]
-#: The PostgreSQL document of a conversation (over its `messages`).
-PG_DOCUMENT = f"to_tsvector('simple', string_agg({SEARCH_TEXT}, ' '))"
+#: The PostgreSQL document of a conversation (over its `messages`): the words of its newest `PG_DOCUMENT_CHARS`
+#: characters. A tsvector holds at most 1 MB; the words of a thread longer than that would fail the write of its
+#: next message. 250,000 characters (some fifty long mails) make a tsvector of at most 750 KB.
+PG_DOCUMENT_CHARS = 250_000
+PG_DOCUMENT = f"to_tsvector('simple', left(string_agg({SEARCH_TEXT}, ' ' ORDER BY id DESC), {PG_DOCUMENT_CHARS}))"
 PG_SEARCH_DDL = [
     "CREATE TABLE IF NOT EXISTS conversation_search (conversation_id integer PRIMARY KEY, "
     "search_key integer NOT NULL, document tsvector NOT NULL)",

@@ -5,7 +5,8 @@ with their attachments' file names), under a key that is its newest message id; 
 reads the matching conversations newest first and stops at the page. On SQLite a contentless FTS5
 table `conversations_fts` kept by triggers on `messages` and `attachments` (each write takes the
 conversation's document out before and puts it back after); on PostgreSQL a table
-`conversation_search` (GIN-indexed tsvector) rewritten by a trigger function. Both replace 0005's
+`conversation_search` (GIN-indexed tsvector of the newest 250,000 characters: a tsvector holds at most
+1 MB) rewritten by a trigger function. Both replace 0005's
 per-message index (`messages_fts`, `ix_messages_fts`), and are filled from the messages here. The same
 objects as `app.models.inbox` (`SQLITE_SEARCH_DDL`, `PG_SEARCH_DDL`; migrations never import app code).
 
@@ -61,7 +62,7 @@ SQLITE_UP = [
     *_triggers("messages", COLUMNS, "{row}.conversation_id"),
     *_triggers("attachments", "filename, message_id", "(SELECT conversation_id FROM messages WHERE id = {row}.message_id)"),
 ]
-PG_DOCUMENT = f"to_tsvector('simple', string_agg({TEXT}, ' '))"
+PG_DOCUMENT = f"to_tsvector('simple', left(string_agg({TEXT}, ' ' ORDER BY id DESC), 250000))"
 PG_UP = [
     "DROP INDEX IF EXISTS ix_messages_fts",
     "CREATE TABLE IF NOT EXISTS conversation_search (conversation_id integer PRIMARY KEY, "

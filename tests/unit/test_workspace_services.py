@@ -217,6 +217,17 @@ def test_search_finds_a_conversation_by_words_of_different_messages_and_follows_
     assert found("voucher") == {new.id} and found("kettle voucher") == set() and found("kettle") == {first.id}
 
 
+def test_a_thread_longer_than_a_search_document_holds_still_takes_mail_and_finds_its_newest_words(app, db, world):
+    """A conversation's words beyond what the index holds (PostgreSQL: a tsvector holds at most 1 MB) never
+    fail the write of a message: the document keeps the newest words."""
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"], subject="Long thread")
+    make_message(conv, text=" ".join(f"w{i:x}" for i in range(200_000)))  # 1.4 MB of distinct words
+    make_message(conv, text="The zebra-striped parcel finally arrived.")
+    db.session.commit()
+    assert [r.conversation.id for r in list_inbox(agent, q="zebra parcel", status=None).rows] == [conv.id]
+
+
 def test_search_window_holds_only_the_agents_matches(app, db, world, monkeypatch):
     """The first page of a search shows the agent's newest matches even when far more matching
     conversations are ones the agent may not see (or the list filters out)."""
