@@ -284,9 +284,14 @@ class ConversationSeen(db.Model):
 # Migration 0041 creates the same objects (migrations never import app code); these DDL events do it
 # for `db.create_all()` (the tests and `bench/web.py`).
 
+#: A document holds the words of its conversation's newest `SEARCH_MESSAGES` messages, each message's first
+#: `SEARCH_MESSAGE_CHARS` characters of text: what every message written to the conversation reads and tokenizes
+#: again stays bounded (a conversation of 1.4 MB of words cost 0.26 s a message on SQLite).
+SEARCH_MESSAGES = 100
+SEARCH_MESSAGE_CHARS = 100_000
 #: One message's words, as one text (an expression over `messages`).
-SEARCH_TEXT = ("coalesce(subject, '') || ' ' || coalesce(text, '') || ' ' || coalesce(from_addr, '') || ' ' "
-               "|| coalesce(to_addrs, '')")
+SEARCH_TEXT = (f"coalesce(subject, '') || ' ' || substr(coalesce(text, ''), 1, {SEARCH_MESSAGE_CHARS}) || ' ' || "
+               "coalesce(from_addr, '') || ' ' || coalesce(to_addrs, '')")
 #: On SQLite, with its attachments' file names (whose words the tokenizer splits at every other character:
 #: `Invoice_4711-final.PDF` is "invoice 4711 final pdf"). PostgreSQL's parser keeps such a name one word, so
 #: there `app.inbox.search` looks for file names in `attachments` itself.
@@ -300,8 +305,9 @@ def _sqlite_document(conversation: str, delete: bool = False) -> str:
     """The statement that puts a conversation's document into `conversations_fts` (`delete`: takes it out)."""
     into = "conversations_fts(conversations_fts, rowid, document) SELECT 'delete', " if delete else \
         "conversations_fts(rowid, document) SELECT "
-    return (f"INSERT INTO {into}max(id), group_concat({SQLITE_SEARCH_TEXT}, ' ') FROM messages "
-            f"WHERE conversation_id = {conversation} HAVING count(*) > 0;")
+    return (f"INSERT INTO {into}max(id), group_concat(words, ' ') FROM (SELECT id, {SQLITE_SEARCH_TEXT} AS words "
+            f"FROM messages WHERE conversation_id = {conversation} ORDER BY id DESC LIMIT {SEARCH_MESSAGES}) AS newest "
+            "HAVING count(*) > 0;")
 
 
 def _sqlite_triggers(table: str, columns: str, conversation: str) -> list[str]:
@@ -330,14 +336,20 @@ SQLITE_SEARCH_DDL = [
                       "(SELECT conversation_id FROM messages WHERE id = {row}.message_id)"),
 ]
 #: Every conversation's document, afresh (after the index was emptied: `app.inbox.search.reindex`, a bulk load).
-SQLITE_SEARCH_FILL = ("INSERT INTO conversations_fts(rowid, document) "
-                      f"SELECT max(id), group_concat({SQLITE_SEARCH_TEXT}, ' ') FROM messages GROUP BY conversation_id")
+def _newest_words(text: str) -> str:
+    """Every conversation's newest `SEARCH_MESSAGES` messages (`id`, `conversation_id`, their `words`)."""
+    return (f"(SELECT id, conversation_id, {text} AS words, row_number() OVER (PARTITION BY conversation_id "
+            f"ORDER BY id DESC) AS newest FROM messages) AS m WHERE newest <= {SEARCH_MESSAGES}")
+
+
+SQLITE_SEARCH_FILL = ("INSERT INTO conversations_fts(rowid, document) SELECT max(id), group_concat(words, ' ') "
+                      f"FROM {_newest_words(SQLITE_SEARCH_TEXT)} GROUP BY conversation_id")
 SQLITE_SEARCH_DROP = ["DROP TABLE IF EXISTS conversations_fts"]
 #: The PostgreSQL document of a conversation (over its `messages`): the words of its newest `PG_DOCUMENT_CHARS`
 #: characters. A tsvector holds at most 1 MB; the words of a thread longer than that would fail the write of its
 #: next message. 250,000 characters (some fifty long mails) make a tsvector of at most 750 KB.
 PG_DOCUMENT_CHARS = 250_000
-PG_DOCUMENT = f"to_tsvector('simple', left(string_agg({SEARCH_TEXT}, ' ' ORDER BY id DESC), {PG_DOCUMENT_CHARS}))"
+PG_DOCUMENT = f"to_tsvector('simple', left(string_agg(words, ' ' ORDER BY id DESC), {PG_DOCUMENT_CHARS}))"
 PG_SEARCH_DDL = [
     "CREATE TABLE IF NOT EXISTS conversation_search (conversation_id integer PRIMARY KEY, "
     "search_key integer NOT NULL, document tsvector NOT NULL)",
@@ -349,7 +361,8 @@ PG_SEARCH_DDL = [
     "PERFORM 1 FROM conversations WHERE id = conv FOR NO KEY UPDATE; "
     "DELETE FROM conversation_search WHERE conversation_id = conv; "
     f"INSERT INTO conversation_search (conversation_id, search_key, document) SELECT conv, max(id), {PG_DOCUMENT} "
-    "FROM messages WHERE conversation_id = conv HAVING count(*) > 0; END $$",
+    f"FROM (SELECT id, {SEARCH_TEXT} AS words FROM messages WHERE conversation_id = conv ORDER BY id DESC "
+    f"LIMIT {SEARCH_MESSAGES}) AS newest HAVING count(*) > 0; END $$",
     "CREATE OR REPLACE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     "IF TG_OP = 'INSERT' THEN PERFORM conversation_search_refresh(NEW.conversation_id); "
     "ELSE PERFORM conversation_search_refresh(OLD.conversation_id); "
@@ -360,7 +373,7 @@ PG_SEARCH_DDL = [
     "FOR EACH ROW EXECUTE FUNCTION messages_search()",
 ]
 PG_SEARCH_FILL = (f"INSERT INTO conversation_search (conversation_id, search_key, document) "
-                  f"SELECT conversation_id, max(id), {PG_DOCUMENT} FROM messages GROUP BY conversation_id")
+                  f"SELECT conversation_id, max(id), {PG_DOCUMENT} FROM {_newest_words(SEARCH_TEXT)} GROUP BY conversation_id")
 PG_SEARCH_DROP = ["DROP TABLE IF EXISTS conversation_search", "DROP FUNCTION IF EXISTS messages_search() CASCADE",
                   "DROP FUNCTION IF EXISTS conversation_search_refresh(integer)"]
 

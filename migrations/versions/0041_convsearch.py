@@ -1,7 +1,7 @@
 """convsearch: the search index holds one document per conversation instead of one per message.
 
-A conversation's document is the subject, text, from and to addresses of all its messages (on SQLite
-with their attachments' file names), under a key that is its newest message id; `app.inbox.search`
+A conversation's document is the subject, text, from and to addresses of its newest 100 messages (each
+message's first 100,000 characters of text; on SQLite with their attachments' file names), under a key that is its newest message id; `app.inbox.search`
 reads the matching conversations newest first and stops at the page. On SQLite a contentless FTS5
 table `conversations_fts` kept by triggers on `messages` and `attachments` (each write takes the
 conversation's document out before and puts it back after); on PostgreSQL a table
@@ -21,8 +21,10 @@ down_revision = "0040_browserzone"
 branch_labels = None
 depends_on = None
 
-TEXT = ("coalesce(subject, '') || ' ' || coalesce(text, '') || ' ' || coalesce(from_addr, '') || ' ' "
-        "|| coalesce(to_addrs, '')")
+# The newest 100 messages of a conversation, each message's first 100,000 characters of text.
+MESSAGES, CHARS = 100, 100000
+TEXT = (f"coalesce(subject, '') || ' ' || substr(coalesce(text, ''), 1, {CHARS}) || ' ' || "
+        "coalesce(from_addr, '') || ' ' || coalesce(to_addrs, '')")
 SQLITE_TEXT = (f"{TEXT} || coalesce((SELECT ' ' || group_concat(a.filename, ' ') FROM attachments a "
                "WHERE a.message_id = messages.id), '')")
 COLUMNS = "subject, text, from_addr, to_addrs, conversation_id"
@@ -31,8 +33,14 @@ COLUMNS = "subject, text, from_addr, to_addrs, conversation_id"
 def _document(conversation, delete=False):
     into = "conversations_fts(conversations_fts, rowid, document) SELECT 'delete', " if delete else \
         "conversations_fts(rowid, document) SELECT "
-    return (f"INSERT INTO {into}max(id), group_concat({SQLITE_TEXT}, ' ') FROM messages "
-            f"WHERE conversation_id = {conversation} HAVING count(*) > 0;")
+    return (f"INSERT INTO {into}max(id), group_concat(words, ' ') FROM (SELECT id, {SQLITE_TEXT} AS words "
+            f"FROM messages WHERE conversation_id = {conversation} ORDER BY id DESC LIMIT {MESSAGES}) AS newest "
+            "HAVING count(*) > 0;")
+
+
+def _newest_words(text):
+    return (f"(SELECT id, conversation_id, {text} AS words, row_number() OVER (PARTITION BY conversation_id "
+            f"ORDER BY id DESC) AS newest FROM messages) AS m WHERE newest <= {MESSAGES}")
 
 
 def _triggers(table, columns, conversation):
@@ -57,25 +65,26 @@ SQLITE_UP = [
     "DROP TRIGGER IF EXISTS messages_fts_au", "DROP TABLE IF EXISTS messages_fts",
     "CREATE VIRTUAL TABLE IF NOT EXISTS conversations_fts USING fts5(document, content='', "
     "tokenize='unicode61 remove_diacritics 2')",
-    f"INSERT INTO conversations_fts(rowid, document) SELECT max(id), group_concat({SQLITE_TEXT}, ' ') "
-    "FROM messages GROUP BY conversation_id",
+    "INSERT INTO conversations_fts(rowid, document) SELECT max(id), group_concat(words, ' ') "
+    f"FROM {_newest_words(SQLITE_TEXT)} GROUP BY conversation_id",
     *_triggers("messages", COLUMNS, "{row}.conversation_id"),
     *_triggers("attachments", "filename, message_id", "(SELECT conversation_id FROM messages WHERE id = {row}.message_id)"),
 ]
-PG_DOCUMENT = f"to_tsvector('simple', left(string_agg({TEXT}, ' ' ORDER BY id DESC), 250000))"
+PG_DOCUMENT = "to_tsvector('simple', left(string_agg(words, ' ' ORDER BY id DESC), 250000))"
 PG_UP = [
     "DROP INDEX IF EXISTS ix_messages_fts",
     "CREATE TABLE IF NOT EXISTS conversation_search (conversation_id integer PRIMARY KEY, "
     "search_key integer NOT NULL, document tsvector NOT NULL)",
     f"INSERT INTO conversation_search (conversation_id, search_key, document) "
-    f"SELECT conversation_id, max(id), {PG_DOCUMENT} FROM messages GROUP BY conversation_id",
+    f"SELECT conversation_id, max(id), {PG_DOCUMENT} FROM {_newest_words(TEXT)} GROUP BY conversation_id",
     "CREATE INDEX IF NOT EXISTS ix_conversation_search_document ON conversation_search USING gin (document)",
     "CREATE INDEX IF NOT EXISTS ix_conversation_search_key ON conversation_search (search_key)",
     "CREATE OR REPLACE FUNCTION conversation_search_refresh(conv integer) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
     "PERFORM 1 FROM conversations WHERE id = conv FOR NO KEY UPDATE; "
     "DELETE FROM conversation_search WHERE conversation_id = conv; "
     f"INSERT INTO conversation_search (conversation_id, search_key, document) SELECT conv, max(id), {PG_DOCUMENT} "
-    "FROM messages WHERE conversation_id = conv HAVING count(*) > 0; END $$",
+    f"FROM (SELECT id, {TEXT} AS words FROM messages WHERE conversation_id = conv ORDER BY id DESC "
+    f"LIMIT {MESSAGES}) AS newest HAVING count(*) > 0; END $$",
     "CREATE OR REPLACE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     "IF TG_OP = 'INSERT' THEN PERFORM conversation_search_refresh(NEW.conversation_id); "
     "ELSE PERFORM conversation_search_refresh(OLD.conversation_id); "
@@ -112,7 +121,9 @@ PG_DOWN = [
     "DROP FUNCTION IF EXISTS messages_search()",
     "DROP FUNCTION IF EXISTS conversation_search_refresh(integer)",
     "DROP TABLE IF EXISTS conversation_search",
-    f"CREATE INDEX IF NOT EXISTS ix_messages_fts ON messages USING gin (to_tsvector('simple', {TEXT}))",
+    "CREATE INDEX IF NOT EXISTS ix_messages_fts ON messages USING gin (to_tsvector('simple', "
+    "coalesce(subject, '') || ' ' || coalesce(text, '') || ' ' || coalesce(from_addr, '') || ' ' || "
+    "coalesce(to_addrs, '')))",
 ]
 
 

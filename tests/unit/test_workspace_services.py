@@ -228,6 +228,28 @@ def test_a_thread_longer_than_a_search_document_holds_still_takes_mail_and_finds
     assert [r.conversation.id for r in list_inbox(agent, q="zebra parcel", status=None).rows] == [conv.id]
 
 
+def test_a_document_holds_the_newest_messages_of_a_conversation(app, db, world):
+    """A conversation's document holds its newest `SEARCH_MESSAGES` messages (bounded work for each message
+    written to a long thread): the oldest one's words come back when a newer message goes."""
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"], subject="Long thread")
+    make_message(conv, text="The aardvark case began here.")
+    for i in range(99):
+        make_message(conv, text=f"Reply number {i}.")
+    db.session.commit()
+
+    def found(q):
+        return [r.conversation.id for r in list_inbox(agent, q=q, status=None).rows]
+
+    assert found("aardvark") == [conv.id]  # 100 messages: all of them
+    last = make_message(conv, text="One more about the okapi.")
+    db.session.commit()
+    assert found("aardvark") == [] and found("okapi") == [conv.id]  # the 101st: the oldest left the document
+    db.session.delete(last)
+    db.session.commit()
+    assert found("aardvark") == [conv.id] and found("okapi") == []
+
+
 def test_search_window_holds_only_the_agents_matches(app, db, world, monkeypatch):
     """The first page of a search shows the agent's newest matches even when far more matching
     conversations are ones the agent may not see (or the list filters out)."""
