@@ -84,7 +84,7 @@ def seed(app, rng: random.Random) -> None:
     from app.extensions import db
     from app.inbox.addresses import link_queue_address
     from app.models import EmailAddress, Queue
-    from app.models.inbox import PG_SEARCH_FILL, SQLITE_SEARCH_DDL, SQLITE_SEARCH_FILL
+    from app.models.inbox import PG_SEARCH_FILL, PREVIEW_DDL, PREVIEW_FILL, SQLITE_SEARCH_DDL, SQLITE_SEARCH_FILL
 
     with app.app_context():
         db.drop_all()
@@ -122,10 +122,12 @@ def seed(app, rng: random.Random) -> None:
     if dialect == "sqlite":
         cur.execute("PRAGMA journal_mode=OFF")
         cur.execute("PRAGMA synchronous=OFF")
-        for trigger in ("conversations_fts_bi", "conversations_fts_ai"):  # the index is built in one pass below
+        # The search index and the previews are built in one pass each below.
+        for trigger in ("conversations_fts_bi", "conversations_fts_ai", "messages_preview_ai"):
             cur.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     else:
         cur.execute("ALTER TABLE messages DISABLE TRIGGER messages_search_aiud")
+        cur.execute("ALTER TABLE messages DISABLE TRIGGER messages_preview_aiud")
 
     started = time.perf_counter()
     contacts = [(i + 1, f"customer{i}@example.com", f"Customer {i}", when(now)) for i in range(CONVERSATIONS)]
@@ -179,14 +181,17 @@ def seed(app, rng: random.Random) -> None:
     if dialect == "sqlite":
         t = time.perf_counter()
         cur.execute(SQLITE_SEARCH_FILL)
-        for statement in SQLITE_SEARCH_DDL:
+        cur.execute(PREVIEW_FILL)
+        for statement in SQLITE_SEARCH_DDL + PREVIEW_DDL["sqlite"]:
             cur.execute(statement)
         cur.execute("ANALYZE")
         raw.commit()
-        print(f"  search index and ANALYZE in {time.perf_counter() - t:.0f} s", flush=True)
+        print(f"  search index, previews and ANALYZE in {time.perf_counter() - t:.0f} s", flush=True)
     else:
         cur.execute(PG_SEARCH_FILL)
+        cur.execute(PREVIEW_FILL)
         cur.execute("ALTER TABLE messages ENABLE TRIGGER messages_search_aiud")
+        cur.execute("ALTER TABLE messages ENABLE TRIGGER messages_preview_aiud")
         cur.execute("ANALYZE")
         raw.commit()
     raw.close()

@@ -1,4 +1,5 @@
-"""Migration 0041 (convsearch) indexes the conversations already there, and goes down and up again."""
+"""Migrations 0041 (convsearch) and 0042 (preview) index and preview the conversations already there, and go down
+and up again."""
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ with app.app_context():
     with db.engine.connect() as conn:
         found = {q: [r[0] for r in conn.execute(text(MATCH), {"q": q})]
                  for q in ("kettle voucher", "umbrella", "warranty", "case")}
+        previews = [list(r) for r in conn.execute(text("SELECT id, preview FROM conversations ORDER BY id"))]
     downgrade(revision="0040_browserzone")
     tables_down = sorted(t for t in inspect(db.engine).get_table_names() if t.endswith("_fts"))
     with db.engine.connect() as conn:
@@ -43,11 +45,11 @@ with app.app_context():
     upgrade()
     with db.engine.connect() as conn:
         again = [r[0] for r in conn.execute(text(MATCH), {"q": "case"})]
-print(json.dumps({"found": found, "tables_down": tables_down, "old": old, "again": again}))
+print(json.dumps({"found": found, "previews": previews, "tables_down": tables_down, "old": old, "again": again}))
 """
 
 
-def test_0041_indexes_existing_conversations_and_goes_down_and_up(app, tmp_path):
+def test_0041_and_0042_index_and_preview_existing_conversations_and_go_down_and_up(app, tmp_path):
     env = flask_env(app, tmp_path)
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
     run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
@@ -55,5 +57,6 @@ def test_0041_indexes_existing_conversations_and_goes_down_and_up(app, tmp_path)
     out = json.loads(run.stdout.strip().splitlines()[-1])
     # One document per conversation, keyed by its newest message: words of two messages find it together.
     assert out["found"] == {"kettle voucher": [3], "umbrella": [2], "warranty": [2], "case": [3, 2]}
+    assert out["previews"] == [[1, "Send a voucher"], [2, "An umbrella question"]]
     assert out["tables_down"] == ["messages_fts"] and out["old"] == [2]
     assert out["again"] == [3, 2]

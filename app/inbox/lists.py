@@ -156,9 +156,9 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 
 #: One inbox page: the page's ids first (keyset, by the (last activity, id) index, or from the
 #: search's matches; a subquery with LIMIT is not flattened into the outer join), then for those
-#: rows only the columns shown, the snippet (the newest customer or agent message, by the
-#: (conversation, time) index; not an automatic reply, which does not move the conversation either:
-#: `app.runtime.ingest` leaves its last activity as it was) and the markers (the user's last look, the user's drafts, a
+#: rows only the columns shown, the snippet (the conversation's `preview`, which the database keeps: the
+#: newest customer or agent message's text; not an automatic reply, which does not move the conversation
+#: either: `app.runtime.ingest` leaves its last activity as it was) and the markers (the user's last look, the user's drafts, a
 #: failed delivery: the partial index `ix_messages_delivery_failed`, whose condition the marker
 #: repeats word for word so that SQLite uses it; without it the marker would read every message
 #: of every row). Plain SQL, portable between SQLite and PostgreSQL, and compiled once for each
@@ -167,8 +167,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
 INBOX_SQL = """{with_clause}
 SELECT c.id, c.subject, c.status, c.last_message_at, ct.name, ct.email, q.name, u.name, c.priority, c.tags, c.snoozed_until,
   c.sla_due_at, c.sla_warn_at, c.first_response_due_at, c.next_response_due_at,
-  (SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = c.id AND m.direction <> 'note'
-   AND coalesce(m.classification, '') <> 'auto_reply' ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS snippet,
+  c.preview AS snippet,
   (SELECT s.seen_at FROM conversation_seen s WHERE s.user_id = :user_id AND s.conversation_id = c.id) AS seen_at,
   EXISTS (SELECT 1 FROM drafts d WHERE d.author_id = :user_id AND d.conversation_id = c.id AND NOT d.blank)
     AS has_draft,

@@ -52,7 +52,7 @@ import re
 from sqlalchemy import text
 
 from app.extensions import db
-from app.models.inbox import PG_SEARCH_FILL, SQLITE_SEARCH_DDL, SQLITE_SEARCH_FILL
+from app.models.inbox import PG_SEARCH_FILL, PREVIEW_DDL, PREVIEW_FILL, SQLITE_SEARCH_DDL, SQLITE_SEARCH_FILL
 
 _TERM = re.compile(r"(\w+)(\*?)", re.UNICODE)
 #: Scripts written without spaces between words (CJK ideographs, kana, hangul): looked for as substrings.
@@ -287,17 +287,22 @@ def matching_conversations_sql(q: str, before: int | None = None, conversations:
 
 
 def reindex() -> None:
-    """Recreate the search index's table and triggers when missing, and rebuild every conversation's document.
+    """Recreate the search index's table and triggers when missing, and rebuild every conversation's document;
+    the same for the lists' previews (`Conversation.preview`), which triggers on `messages` keep too.
 
     For after a bulk load made with the triggers off, or a migration that rebuilt the `messages`
     table on SQLite (Alembic's batch mode recreates a table for some changes, which drops its
     triggers). The caller commits. `flask inbox reindex` runs it.
     """
-    if _dialect() == "sqlite":
+    dialect = _dialect()
+    if dialect == "sqlite":
         for statement in SQLITE_SEARCH_DDL:
             db.session.execute(text(statement))
         db.session.execute(text("INSERT INTO conversations_fts(conversations_fts) VALUES ('delete-all')"))
         db.session.execute(text(SQLITE_SEARCH_FILL))
-    elif _dialect() == "postgresql":
+    elif dialect == "postgresql":
         db.session.execute(text("DELETE FROM conversation_search"))
         db.session.execute(text(PG_SEARCH_FILL))
+    for statement in PREVIEW_DDL.get(dialect, []):
+        db.session.execute(text(statement))
+    db.session.execute(text(PREVIEW_FILL))

@@ -543,7 +543,7 @@ def _frame_height(cls: str) -> str:
 
 @bp.cli.command("reindex")
 def reindex_command() -> None:
-    """Rebuild the full-text search index of messages (SQLite; a no-op on PostgreSQL)."""
+    """Rebuild the search index of conversations and the lists' previews, with their triggers when missing."""
     reindex()
     db.session.commit()
     click.echo("search index rebuilt")

@@ -87,6 +87,9 @@ class Conversation(db.Model):
     resolution_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sla_warned_for: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the due time the at-risk notice was for
     sla_overdue_for: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the due time the overdue notice was for
+    # The start of the newest customer or agent message's text, for the lists' rows: set by the database
+    # (`PREVIEW_DDL`), never by the application.
+    preview: Mapped[str | None] = mapped_column(Text)
 
     address = relationship("EmailAddress")
     contact: Mapped[Contact] = relationship()
@@ -385,3 +388,51 @@ for _statement in PG_SEARCH_DDL:
     event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
 for _statement in PG_SEARCH_DROP:
     event.listen(Message.__table__, "before_drop", DDL(_statement).execute_if(dialect="postgresql"))
+
+
+# --- The lists' preview of a conversation ------------------------------------------------------
+#
+# `conversations.preview`: the first 300 characters of the newest message that is neither an internal
+# note nor an automatic reply (by time, then id), which every inbox row shows: a column the list reads
+# with the row, where each row looked the message up and read its text. Triggers on `messages` keep it
+# (a message added, removed, moved by a merge or a split, its text or kind changed), so every writer is
+# covered. Migration 0042 creates the same objects and fills the column.
+
+PREVIEW = ("(SELECT substr(m.text, 1, 300) FROM messages m WHERE m.conversation_id = conversations.id "
+           "AND m.direction <> 'note' AND coalesce(m.classification, '') <> 'auto_reply' "
+           "ORDER BY m.created_at DESC, m.id DESC LIMIT 1)")
+#: The columns of `messages` the preview depends on.
+PREVIEW_COLUMNS = "text, direction, classification, created_at, conversation_id"
+PREVIEW_FILL = f"UPDATE conversations SET preview = {PREVIEW}"
+
+
+def _preview_of(conversation: str) -> str:
+    return f"UPDATE conversations SET preview = {PREVIEW} WHERE id = {conversation};"
+
+
+PREVIEW_DDL = {
+    "sqlite": [
+        f"CREATE TRIGGER IF NOT EXISTS messages_preview_ai AFTER INSERT ON messages BEGIN "
+        f"{_preview_of('new.conversation_id')} END",
+        f"CREATE TRIGGER IF NOT EXISTS messages_preview_au AFTER UPDATE OF {PREVIEW_COLUMNS} ON messages BEGIN "
+        f"{_preview_of('old.conversation_id')} {_preview_of('new.conversation_id')} END",
+        f"CREATE TRIGGER IF NOT EXISTS messages_preview_ad AFTER DELETE ON messages BEGIN "
+        f"{_preview_of('old.conversation_id')} END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION messages_preview() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'INSERT' THEN {_preview_of('OLD.conversation_id')} END IF; "
+        "IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.conversation_id IS DISTINCT FROM OLD.conversation_id) "
+        f"THEN {_preview_of('NEW.conversation_id')} END IF; RETURN NULL; END $$",
+        "DROP TRIGGER IF EXISTS messages_preview_aiud ON messages",
+        f"CREATE TRIGGER messages_preview_aiud AFTER INSERT OR DELETE OR UPDATE OF {PREVIEW_COLUMNS} ON messages "
+        "FOR EACH ROW EXECUTE FUNCTION messages_preview()",
+    ],
+}
+PREVIEW_DROP = {"postgresql": ["DROP FUNCTION IF EXISTS messages_preview() CASCADE"]}
+for _dialect, _statements in PREVIEW_DDL.items():
+    for _statement in _statements:
+        event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
+for _dialect, _statements in PREVIEW_DROP.items():
+    for _statement in _statements:
+        event.listen(Message.__table__, "before_drop", DDL(_statement).execute_if(dialect=_dialect))

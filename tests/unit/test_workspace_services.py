@@ -106,6 +106,45 @@ def test_rows_carry_snippet_unread_draft_and_failure_markers(app, db, world):
     assert not row.unread and row.has_draft and row.delivery_failed
 
 
+def test_the_rows_preview_follows_every_write(app, db, world):
+    """A row shows the start of the newest customer or agent message (never a note or an automatic reply),
+    whatever wrote it: a reply, an edit, a removal, a merge, a split."""
+    from app.inbox.merging import merge, split
+
+    agent = world["agent"]
+    conv = make_conversation(queue=world["queue"], address=world["address"], contact_email="kim@customer.example")
+    other = make_conversation(queue=world["queue"], address=world["address"], contact_email="kim@customer.example",
+                              when=NOW - timedelta(hours=2))
+    make_message(conv, text="Where is my\n  parcel?", when=NOW - timedelta(minutes=30))
+    reply = make_message(conv, direction="out", text="It left today.", when=NOW - timedelta(minutes=20))
+    add_note(agent, conv.id, "<p>Check the depot</p>")
+    auto = make_message(conv, direction="out", text="We got your mail.", when=NOW - timedelta(minutes=10))
+    db.session.commit()
+    assert list_inbox(agent, status=None).rows[0].snippet == "We got your mail."
+    auto.classification = "auto_reply"  # as ingest marks one
+    make_message(other, text="A second question.", when=NOW - timedelta(hours=2))
+    db.session.commit()
+
+    def snippets():
+        return {r.conversation.id: r.snippet for r in list_inbox(agent, status=None).rows}
+
+    assert snippets() == {conv.id: "It left today.", other.id: "A second question."}
+    reply.text = "It left the depot today."
+    db.session.commit()
+    assert snippets()[conv.id] == "It left the depot today."
+    db.session.delete(reply)
+    db.session.commit()
+    assert snippets()[conv.id] == "Where is my parcel?"  # whitespace folded for the row
+    merge(agent, other.id, conv.id)
+    db.session.commit()
+    assert snippets() == {conv.id: "Where is my parcel?"}  # the merged message is older
+    later = make_message(conv, text="Any news?", when=NOW - timedelta(minutes=5))
+    db.session.commit()
+    new = split(agent, later.id)
+    db.session.commit()
+    assert snippets()[new.id] == "Any news?" and snippets()[conv.id] == "Where is my parcel?"
+
+
 def test_search_by_address_subject_body_and_prefix_follows_every_write(app, db, world):
     agent = world["agent"]
     a = make_conversation(queue=world["queue"], address=world["address"], subject="Broken umbrella",
@@ -689,25 +728,30 @@ def test_reindex_restores_lost_triggers_and_the_index(app, db, world):
     conv = make_conversation(queue=world["queue"], address=world["address"], subject="Gadget")
     if db.engine.dialect.name != "sqlite":
         make_message(conv, text="A gadget")
-        db.session.execute(text("DELETE FROM conversation_search"))  # as a bulk load with the trigger off would
+        db.session.execute(text("DELETE FROM conversation_search"))  # as a bulk load with the triggers off would
+        db.session.execute(text("UPDATE conversations SET preview = NULL"))
         db.session.commit()
         assert list_inbox(world["agent"], q="gadget", status=None).rows == []
         reindex()
         db.session.commit()
         assert {r.conversation.id for r in list_inbox(world["agent"], q="gadget", status=None).rows} == {conv.id}
+        assert list_inbox(world["agent"], status=None).rows[0].snippet == "A gadget"
         return
     triggers = [f"{table}_fts_{when}" for table in ("messages", "attachments") for when in ("bi", "ai", "bu", "au", "bd", "ad")]
-    for trigger in triggers:
+    for trigger in triggers + ["messages_preview_ai", "messages_preview_au", "messages_preview_ad"]:
         db.session.execute(text(f"DROP TRIGGER {trigger}"))  # as a table rebuild on SQLite would
     db.session.commit()
     make_message(conv, text="A sprocket went missing")
     assert list_inbox(world["agent"], q="sprocket", status=None).rows == []
+    assert list_inbox(world["agent"], status=None).rows[0].snippet == ""  # no preview either
     result = app.test_cli_runner().invoke(args=["inbox", "reindex"])
     assert result.exit_code == 0 and "search index rebuilt" in result.output
     db.session.expire_all()
     assert [r.conversation.id for r in list_inbox(world["agent"], q="sprocket", status=None).rows] == [conv.id]
+    assert list_inbox(world["agent"], status=None).rows[0].snippet == "A sprocket went missing"
     make_message(conv, text="And a widget too")  # the triggers are back
     assert [r.conversation.id for r in list_inbox(world["agent"], q="widget", status=None).rows] == [conv.id]
+    assert list_inbox(world["agent"], status=None).rows[0].snippet == "And a widget too"
 
 
 def test_reply_all_leaves_out_our_published_names_while_a_rename_is_unpublished(app, db, world):
