@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, column
+from sqlalchemy import DDL, DateTime, Table, column, event
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.types import TypeDecorator
@@ -59,3 +59,13 @@ def ordered_columns(statement: TextClause, names: str, **types) -> TextualSelect
     if unknown := set(types) - set(listed):
         raise ValueError(f"types for columns not named: {sorted(unknown)}")
     return statement.columns(*(column(name, types.get(name)) for name in listed))
+
+
+def database_objects(table: Table, created: dict[str, list[str]], dropped: dict[str, list[str]] | None = None) -> None:
+    """Have `db.create_all()` run `created[dialect]` after it creates `table` and `db.drop_all()` run
+    `dropped[dialect]` before it drops it: the triggers, functions and tables outside the models (full-text
+    search, copied columns), which a migration creates too (migrations never import app code)."""
+    for when, statements in (("after_create", created), ("before_drop", dropped or {})):
+        for dialect, listed in statements.items():
+            for statement in listed:
+                event.listen(table, when, DDL(statement).execute_if(dialect=dialect))

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, event, or_
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, or_
 from sqlalchemy import false as sa_false
 from sqlalchemy import text as sql_text  # `text` is also a column of Message
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models._types import UTCDateTime, utcnow
+from app.models._types import UTCDateTime, database_objects, utcnow
 
 
 class Contact(db.Model):
@@ -380,14 +380,9 @@ PG_SEARCH_FILL = (f"INSERT INTO conversation_search (conversation_id, search_key
 PG_SEARCH_DROP = ["DROP TABLE IF EXISTS conversation_search", "DROP FUNCTION IF EXISTS messages_search() CASCADE",
                   "DROP FUNCTION IF EXISTS conversation_search_refresh(integer)"]
 
-for _statement in SQLITE_SEARCH_DDL:  # after `attachments`, which the triggers read too
-    event.listen(Attachment.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in SQLITE_SEARCH_DROP:
-    event.listen(Message.__table__, "before_drop", DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in PG_SEARCH_DDL:
-    event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
-for _statement in PG_SEARCH_DROP:
-    event.listen(Message.__table__, "before_drop", DDL(_statement).execute_if(dialect="postgresql"))
+database_objects(Attachment.__table__, {"sqlite": SQLITE_SEARCH_DDL})  # after `attachments`, which they read too
+database_objects(Message.__table__, {"postgresql": PG_SEARCH_DDL},
+                 {"sqlite": SQLITE_SEARCH_DROP, "postgresql": PG_SEARCH_DROP})
 
 
 # --- The lists' preview of a conversation ------------------------------------------------------
@@ -430,9 +425,4 @@ PREVIEW_DDL = {
     ],
 }
 PREVIEW_DROP = {"postgresql": ["DROP FUNCTION IF EXISTS messages_preview() CASCADE"]}
-for _dialect, _statements in PREVIEW_DDL.items():
-    for _statement in _statements:
-        event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
-for _dialect, _statements in PREVIEW_DROP.items():
-    for _statement in _statements:
-        event.listen(Message.__table__, "before_drop", DDL(_statement).execute_if(dialect=_dialect))
+database_objects(Message.__table__, PREVIEW_DDL, PREVIEW_DROP)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, JSON, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models._types import UTCDateTime, utcnow
+from app.models._types import UTCDateTime, database_objects, utcnow
 
 #: A conversation's priority (`Conversation.priority`) and its name, for agents and flows alike.
 PRIORITIES = {-1: "Low", 0: "Normal", 1: "High", 2: "Urgent"}
@@ -113,9 +113,4 @@ TAG_SORT_DROP = {
     "postgresql": ["DROP TRIGGER IF EXISTS conversations_tags_sort_au ON conversations",
                    "DROP FUNCTION IF EXISTS conversations_tags_sort()"],
 }
-for _dialect, _statements in TAG_SORT_DDL.items():
-    for _statement in _statements:
-        event.listen(ConversationTag.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
-for _dialect, _statements in TAG_SORT_DROP.items():
-    for _statement in _statements:
-        event.listen(ConversationTag.__table__, "before_drop", DDL(_statement).execute_if(dialect=_dialect))
+database_objects(ConversationTag.__table__, TAG_SORT_DDL, TAG_SORT_DROP)
