@@ -271,8 +271,8 @@ class ConversationSeen(db.Model):
 
 # --- Full-text search index of conversations ---------------------------------------------------
 #
-# One document per conversation: the subject, text, from and to addresses of all its messages (notes
-# included; on SQLite their attachments' file names too), under a key that is the conversation's
+# One document per conversation: the subject, text, from and to addresses of its messages (notes
+# included; on SQLite their attachments' file names too; its newest `SEARCH_MESSAGES`), under a key that is the conversation's
 # newest message id, so that the index lists the conversations whose words match newest first and
 # stops at the page (`app.inbox.search`). The database keeps it up to date by triggers on `messages`
 # (and `attachments`), so every writer (ingest, sending, notes, a merge, a bulk import) is indexed
@@ -338,13 +338,13 @@ SQLITE_SEARCH_DDL = [
     *_sqlite_triggers("attachments", "filename, message_id",
                       "(SELECT conversation_id FROM messages WHERE id = {row}.message_id)"),
 ]
-#: Every conversation's document, afresh (after the index was emptied: `app.inbox.search.reindex`, a bulk load).
 def _newest_words(text: str) -> str:
     """Every conversation's newest `SEARCH_MESSAGES` messages (`id`, `conversation_id`, their `words`)."""
     return (f"(SELECT id, conversation_id, {text} AS words, row_number() OVER (PARTITION BY conversation_id "
             f"ORDER BY id DESC) AS newest FROM messages) AS m WHERE newest <= {SEARCH_MESSAGES}")
 
 
+#: Every conversation's document, afresh (after the index was emptied: `app.inbox.search.reindex`, a bulk load).
 SQLITE_SEARCH_FILL = ("INSERT INTO conversations_fts(rowid, document) SELECT max(id), group_concat(words, ' ') "
                       f"FROM {_newest_words(SQLITE_SEARCH_TEXT)} GROUP BY conversation_id")
 SQLITE_SEARCH_DROP = ["DROP TABLE IF EXISTS conversations_fts"]
