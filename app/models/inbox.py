@@ -271,12 +271,12 @@ class ConversationSeen(db.Model):
 
 # --- Full-text search index of conversations ---------------------------------------------------
 #
-# One document per conversation: the subject, text, from and to addresses of its messages (notes
-# included; on SQLite their attachments' file names too; its newest `SEARCH_MESSAGES`), under a key that is the conversation's
-# newest message id, so that the index lists the conversations whose words match newest first and
-# stops at the page (`app.inbox.search`). The database keeps it up to date by triggers on `messages`
-# (and `attachments`), so every writer (ingest, sending, notes, a merge, a bulk import) is indexed
-# without calling anything.
+# One document per conversation: the subject, text, from and to addresses of its newest
+# `SEARCH_MESSAGES` messages (notes included; on SQLite their attachments' file names too), under a
+# key that is the conversation's newest message id, so that the index lists the conversations whose
+# words match newest first and stops at the page (`app.inbox.search`). The database keeps it up to
+# date by triggers on `messages` (and `attachments`), so every writer (ingest, sending, notes, a
+# merge, a bulk import) is indexed without calling anything.
 #
 # SQLite: a contentless FTS5 table `conversations_fts` (rowid: the key): before a message of a
 # conversation (or an attachment) is added, changed or removed, its document is taken out of the
