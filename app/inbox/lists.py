@@ -217,7 +217,7 @@ RECEIVED_SQL = ("id IN (SELECT m.conversation_id FROM messages m WHERE m.created
                 "AND m.direction = 'in')")
 REPLIED_SQL = ("id IN (SELECT m.conversation_id FROM messages m WHERE m.created_at >= :f_replied "
                "AND m.direction = 'out' AND m.author_id IS NOT NULL AND m.automatic IS NULL{by})")
-#: A search's window of matches (its size, its oldest message id), the same on every row; NULLs otherwise.
+#: A search's window of matches (its size, its oldest key: a message id), the same on every row; NULLs otherwise.
 WINDOW_COLUMNS = "(SELECT count(*) FROM search_window) AS window_size, (SELECT min(id) FROM search_window) AS window_end"
 #: Timezone-aware UTC datetimes in and out (SQLite stores text).
 _INBOX_TYPES = {name: UTCDateTime() for name in ("last_message_at", "seen_at", "older_at", "newer_at",
@@ -233,8 +233,8 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
 
     `cursor`: the page after that row (older). `after`: only rows changed since that
     row (newer), for polling. `q`: only conversations matching the search, from one window
-    of matching messages (`app.inbox.search`; `before`: the window of matches older than that
-    message id, from `InboxPage.older_matches`). `conversation_id`: only that conversation's row (a live
+    of matching conversations (`app.inbox.search`; `before`: the window of matches older than that
+    key, a message id, from `InboxPage.older_matches`). `conversation_id`: only that conversation's row (a live
     update of one row; none when the user may not see it). Raises `InvalidAction` for an unknown view or
     status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters (a search asks one
     more first: whether a file name matches, `app.inbox.search`).
