@@ -14,7 +14,7 @@ from app.extensions import db
 from app.flows import alerts, timers
 from app.flows.views import bp
 from app.models.auth import Queue
-from app.models.escalation import ALERT_METRICS, TIMER_KINDS, QueueAlert
+from app.models.escalation import ALERT_METRICS, DEFAULT_MESSAGES, SLA_KINDS, TIMER_KINDS, VARIABLES, QueueAlert
 from app.models.responses import StandardResponse
 from app.web import navigate, render
 
@@ -46,8 +46,8 @@ def _page(queue: Queue, errors: dict | None = None, typed: dict | None = None, s
     rules = list(db.session.scalars(select(QueueAlert).where(QueueAlert.queue_id == queue.id).order_by(QueueAlert.id)))
     return render("flows/timers.html", block="timers", status=status, queue=queue, rules=timers.timers_of(queue.id),
                   names=TIMER_KINDS, hints=DURATION_HINTS, customer_facing=CUSTOMER_FACING, no_duration=NO_DURATION,
-                  sla_kinds=timers.SLA_KINDS, responses=responses,
-                  variables=timers.VARIABLES, defaults=timers.DEFAULT_MESSAGES, alert_rules=rules,
+                  sla_kinds=SLA_KINDS, responses=responses,
+                  variables=VARIABLES, defaults=DEFAULT_MESSAGES, alert_rules=rules,
                   metrics=ALERT_METRICS, units=alerts.UNITS, errors=errors or {}, typed=typed or {})
 
 

@@ -38,8 +38,8 @@ from app.flows.routing import candidates, try_assign
 from app.mail.subjects import reply_subject
 from app.models._types import utcnow
 from app.models.auth import User
-from app.models.escalation import (  # noqa: F401  (VARIABLES, DEFAULT_MESSAGES: the Timers page's)
-    DEFAULT_MESSAGES, SLA_KINDS, TIMER_KINDS, VARIABLE, VARIABLES, QueueTimer, TimerStep, fill, people_values)
+from app.models.escalation import (DEFAULT_MESSAGES, SLA_KINDS, TIMER_KINDS, VARIABLE, QueueTimer, TimerStep, fill,
+                                   people_values)
 from app.models.inbox import Conversation, Message, customer_written
 from app.models.notifications import Notification
 from app.units import duration_words as words
