@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from contextvars import ContextVar
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from urllib.parse import urlsplit
 
@@ -97,10 +97,7 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | 
         zone = viewer_zone()
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    try:
-        return value.astimezone(ZoneInfo(zone)).strftime(fmt)
-    except (ZoneInfoNotFoundError, ValueError):
-        return value.astimezone(timezone.utc).strftime(fmt)
+    return value.astimezone(zone_info(zone)).strftime(fmt)
 
 
 def time_tag(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | None = None, cls: str = "") -> Markup:
@@ -113,6 +110,21 @@ def time_tag(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | No
     return Markup('<time datetime="{}" title="{}"{}>{}</time>').format(
         value.astimezone(timezone.utc).isoformat(), local_time(value, "%Y-%m-%d %H:%M %Z", zone),
         Markup(' class="{}"').format(cls) if cls else "", local_time(value, fmt, zone))
+
+
+def zone_info(zone: str) -> tzinfo:
+    """The time zone named `zone`; UTC for a name this machine's zoneinfo does not know."""
+    try:
+        return ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def start_of_day(now: datetime, zone: str) -> datetime:
+    """Midnight of `now`'s day in `zone` (UTC when unknown), as a UTC time: "today" for the Dashboard's figures
+    and the inbox's activity filters alike."""
+    tz = zone_info(zone)
+    return datetime.combine(now.astimezone(tz).date(), datetime.min.time(), tz).astimezone(timezone.utc)
 
 
 def zone_label(zone: str | None = None) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from datetime import datetime, time as day_time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta, timezone
 
 import click
 from flask import (Response, abort, current_app, flash, g, make_response, redirect, request, send_file,
@@ -44,7 +43,8 @@ from app.runtime.tags import TagError, normal_tag
 from app.runtime import sla
 from app.inbox.sending import (retry_delivery)
 from app.models.inbox import Message
-from app.web import LANDING_VIEWS, Fragments, fragment_of, is_htmx, landing_url, navigate, render, viewer_zone
+from app.web import (LANDING_VIEWS, Fragments, fragment_of, is_htmx, landing_url, navigate, render, start_of_day,
+                     viewer_zone, zone_info)
 from app.models._types import utcnow
 
 @bp.route("/")
@@ -75,19 +75,15 @@ def activity_since(value: str | None, now: datetime, zone: str = "UTC") -> datet
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = timezone.utc
     if found := _HOURS.match(value):
         return now - timedelta(hours=int(found.group(1)))
     if value == "today":
-        return datetime.combine(now.astimezone(tz).date(), day_time.min, tz).astimezone(timezone.utc)
+        return start_of_day(now, zone)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(timezone.utc)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=zone_info(zone))).astimezone(timezone.utc)
 
 
 def _filters() -> dict:

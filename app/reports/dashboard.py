@@ -13,8 +13,7 @@ policy exists (`sla_data`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, distinct, func, or_, select
 
@@ -24,6 +23,7 @@ from app.models.inbox import Conversation, Message
 from app.models.reports import ConversationFacts as F
 from app.models.sla import SlaPolicy
 from app.runtime import sla
+from app.web import start_of_day
 
 #: The statuses that count against an agent's capacity (as routing counts them).
 LOAD_STATUSES = ("open", "pending")
@@ -77,15 +77,6 @@ class Dashboard:
 _WAITING = and_(F.last_customer_message_at.is_not(None),
                 or_(F.last_response_at.is_(None), F.last_response_at < F.last_customer_message_at))
 _OPEN = and_(Conversation.status == "open", Conversation.merged_into_id.is_(None))
-
-
-def _start_of_day(now: datetime, zone: str) -> datetime:
-    try:
-        tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = timezone.utc
-    local = now.astimezone(tz)
-    return datetime.combine(local.date(), time.min, tz).astimezone(timezone.utc)
 
 
 def _oldest_waiting() -> tuple[dict, dict]:
@@ -188,7 +179,7 @@ def dashboard(now: datetime, zone: str = "UTC") -> Dashboard:
     for uid, (since, cid) in oldest_of_agent.items():
         if uid in agents:
             agents[uid].waiting_since, agents[uid].waiting_id = since, cid
-    today = _start_of_day(now, zone)
+    today = start_of_day(now, zone)
     for uid, n in db.session.execute(select(Message.author_id, func.count(distinct(Message.conversation_id)))
                                      .join(Conversation, Conversation.id == Message.conversation_id).where(
             Message.direction == "out", Message.automatic.is_(None), Message.author_id.in_(user_ids),
