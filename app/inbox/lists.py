@@ -236,8 +236,8 @@ def list_inbox(user: User | int, view: str = "all", status: str | None = "open",
     of matching conversations (`app.inbox.search`; `before`: the window of matches older than that
     key, a message id, from `InboxPage.older_matches`). `conversation_id`: only that conversation's row (a live
     update of one row; none when the user may not see it). Raises `InvalidAction` for an unknown view or
-    status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters (a search asks one
-    more first: whether a file name matches, `app.inbox.search`).
+    status or a malformed cursor. One statement (`INBOX_SQL`) whatever the filters (a search on PostgreSQL, or
+    of unspaced-script words alone, asks one more first: whether a file name matches, `app.inbox.search`).
     `status`: one of `STATUSES`, or a group of them (`STATUS_GROUPS`: "unsolved").
     `filters`: the others (`InboxFilters`: assignee, tag, priority, address, unread, activity since a time, and
     the sort);

@@ -30,9 +30,10 @@ def dashboard():
     board = live.dashboard(now, viewer_zone())
     queue_id, which = request.args.get("queue", type=int), request.args.get("agents", "")
     shown = None
-    if which in live.AGENT_LISTS and any(q.id == queue_id for q in board.queues):
-        shown = {"queue": next(q for q in board.queues if q.id == queue_id), "which": which,
-                 "label": live.AGENT_LISTS[which], "agents": live.agents_of(board, queue_id, which)}
+    queue = next((q for q in board.queues if q.id == queue_id), None)
+    if which in live.AGENT_LISTS and queue is not None:
+        shown = {"queue": queue, "which": which, "label": live.AGENT_LISTS[which],
+                 "agents": live.agents_of(board, queue_id, which)}
     return render("reports/dashboard.html", block="live", board=board, waited=live.waited, shown=shown,
                   agents=shown["agents"] if shown else board.agents)
 
