@@ -49,7 +49,7 @@ def flow_jobs(steps: Sequence[tuple[int, int]]) -> list[tuple[str, tuple, str]]:
 def flow_steps_missing(since: datetime, address_id: int | None = None) -> list[tuple[int, int]]:
     """(conversation id, message id), oldest first, of messages stored since then whose flow step never ran.
 
-    The messages `_enqueue_flows` queues a step for (customer mail in a conversation, not an
+    The messages `ingest_redis.enqueue_flows` queues a step for (customer mail in a conversation, not an
     automatic reply, bounce or complaint) that have no `FlowRun`: their job was never queued
     (Redis was down) or was lost with Redis. A job still waiting in the queue looks the same;
     enqueue with the deterministic id and `enqueue_once` leaves it alone.

@@ -15,7 +15,7 @@ from tests.subprocess_env import flask_env
 HOLDER = """
 import sys, time
 from wsgi import app
-from app.runtime.ingest import address_lock
+from app.runtime.ingest_redis import address_lock
 with app.app_context():
     with address_lock(7):
         print("held", flush=True)
@@ -37,7 +37,7 @@ def test_a_killed_workers_ingest_lock_is_free_within_its_lease(app, tmp_path):
         holder.wait(30)
         holder.stdout.close()
     app.config.update(INGEST_LOCK_LEASE_SECONDS=2, INGEST_LOCK_WAIT_SECONDS=30)
-    from app.runtime.ingest import address_lock
+    from app.runtime.ingest_redis import address_lock
 
     started = time.monotonic()
     with app.app_context(), address_lock(7):
