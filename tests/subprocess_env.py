@@ -27,6 +27,19 @@ def flask_env(app, tmp_path) -> dict[str, str]:
     return env
 
 
+def run_migration_script(app, tmp_path, script: str):
+    """Run `script` (Python that migrates a fresh SQLite file and prints JSON last) in a process of its own
+    (Alembic configures logging globally, so not in the test process); the JSON it printed."""
+    import json
+    import subprocess
+
+    env = flask_env(app, tmp_path)
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def flask_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "flask", *args]
 

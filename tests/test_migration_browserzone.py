@@ -3,11 +3,7 @@ Profile (no audited change of it) become "not chosen" and follow their browser; 
 came back to UTC, and every other zone, stay chosen. It goes down (UTC again) and up."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.subprocess_env import flask_env
+from tests.subprocess_env import run_migration_script
 
 # One process (Alembic configures logging globally, so not in the test process).
 SCRIPT = """
@@ -48,11 +44,7 @@ print(json.dumps({"up": up, "nullable": columns["time_zone"], "browser": "browse
 
 
 def test_0040_leaves_users_who_never_chose_utc_unchosen_keeps_the_rest_and_goes_down_and_up(app, tmp_path):
-    env = flask_env(app, tmp_path)
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
-    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_migration_script(app, tmp_path, SCRIPT)
     assert out["up"] == [[1, None], [2, "UTC"], [3, None], [4, "Europe/Paris"]]
     assert out["nullable"] is True and out["browser"] is True
     assert out["down"] == [[1, "UTC"], [2, "UTC"], [3, "UTC"], [4, "Europe/Paris"]]

@@ -2,11 +2,7 @@
 and up again."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.subprocess_env import flask_env
+from tests.subprocess_env import run_migration_script
 
 # One process (Alembic configures logging globally, so not in the test process).
 SCRIPT = """
@@ -50,11 +46,7 @@ print(json.dumps({"found": found, "previews": previews, "tables_down": tables_do
 
 
 def test_0041_and_0042_index_and_preview_existing_conversations_and_go_down_and_up(app, tmp_path):
-    env = flask_env(app, tmp_path)
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
-    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_migration_script(app, tmp_path, SCRIPT)
     # One document per conversation, keyed by its newest message: words of two messages find it together.
     assert out["found"] == {"kettle voucher": [3], "umbrella": [2], "warranty": [2], "case": [3, 2]}
     assert out["previews"] == [[1, "Send a voucher"], [2, "An umbrella question"]]

@@ -2,11 +2,7 @@
 `notifications` with their kinds, drops the two tables, and goes down and up again."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.subprocess_env import flask_env
+from tests.subprocess_env import run_migration_script
 
 # One process (Alembic configures logging globally, so not in the test process).
 SCRIPT = """
@@ -57,11 +53,7 @@ print(json.dumps({"up": up, "tables_up": tables_up, "down": down}))
 
 
 def test_0037_moves_every_notice_into_notifications_and_goes_down_and_up(app, tmp_path):
-    env = flask_env(app, tmp_path)
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
-    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_migration_script(app, tmp_path, SCRIPT)
     assert out["up"] == [
         [7, None, "alert", "Alert: Backlog of Support is 12", 1],
         [7, 9, "at_risk", "First response due in 10 min: Parcel", 0],

@@ -1,11 +1,7 @@
 """Migration 0004 (outbound delivery columns) goes down and up again cleanly."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.subprocess_env import flask_env
+from tests.subprocess_env import run_migration_script
 
 COLUMNS = {"delivery_attempts", "next_attempt_at", "last_attempt_at", "claim_token", "claimed_until", "smtp_code",
            "smtp_reply"}
@@ -34,11 +30,7 @@ print(json.dumps(steps))
 
 
 def test_0004_downgrade_and_upgrade(app, tmp_path):
-    env = flask_env(app, tmp_path)
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
-    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    steps = json.loads(run.stdout.strip().splitlines()[-1])
+    steps = run_migration_script(app, tmp_path, SCRIPT)
     for (columns, indexes), present in zip(steps, (True, False, True)):
         assert (COLUMNS <= set(columns)) is present and bool(COLUMNS & set(columns)) is present
         assert ("ix_messages_delivery_due" in indexes) is present and "delivery_status" in columns

@@ -2,11 +2,7 @@
 triggers keep them (and the sort keys) equal afterwards, and it goes down (0038's triggers still working) and up."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.subprocess_env import flask_env
+from tests.subprocess_env import run_migration_script
 
 # One process (Alembic configures logging globally, so not in the test process).
 SCRIPT = """
@@ -54,11 +50,7 @@ print(json.dumps({"copied": copied, "followed": followed, "down": down, "down_fo
 
 
 def test_0039_copies_status_queue_and_assignee_onto_existing_tags_and_goes_down_and_up(app, tmp_path):
-    env = flask_env(app, tmp_path)
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
-    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_migration_script(app, tmp_path, SCRIPT)
     assert out["copied"] == [[1, 0, "open", 3, None], [2, 0, "pending", None, None]]
     assert out["followed"] == [[1, 2, "open", 3, None], [1, 2, "open", 3, None], [2, 0, "resolved", 4, 7]]
     assert out["down"] == ["conversation_id", "sort_last_at", "sort_priority", "tag"]

@@ -1,11 +1,7 @@
 """Migration 0027 (versions) numbers the publish records made before it, in order, and goes down and up again."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.subprocess_env import flask_env
+from tests.subprocess_env import run_migration_script
 
 # One process (Alembic configures logging globally, so not in the test process).
 SCRIPT = """
@@ -36,11 +32,7 @@ print(json.dumps({"numbered": numbered, "down": down, "tables_down": tables_down
 
 
 def test_0027_numbers_existing_records_and_goes_down_and_up(app, tmp_path):
-    env = flask_env(app, tmp_path)
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
-    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_migration_script(app, tmp_path, SCRIPT)
     assert out["numbered"] == [["first", 1, None], ["second", 2, None], ["third", 3, None]]
     assert "number" not in out["down"] and "snapshot" not in out["down"]
     assert "publish_requests" not in out["tables_down"] and "publish_settings" not in out["tables_down"]

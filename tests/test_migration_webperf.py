@@ -2,11 +2,7 @@
 equal afterwards, and it goes down and up again."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from tests.subprocess_env import flask_env
+from tests.subprocess_env import run_migration_script
 
 # One process (Alembic configures logging globally, so not in the test process).
 SCRIPT = """
@@ -46,11 +42,7 @@ print(json.dumps({"copied": copied, "followed": followed, "down": down}))
 
 
 def test_0038_copies_the_sort_keys_onto_existing_tags_and_goes_down_and_up(app, tmp_path):
-    env = flask_env(app, tmp_path)
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'm.db'}"
-    run = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_migration_script(app, tmp_path, SCRIPT)
     assert out["copied"] == [[1, 2, "2026-01-02 10:00:00.000000"], [2, -1, "2026-01-03 10:00:00.000000"]]
     assert out["followed"] == [[1, 2, "2026-01-02 10:00:00.000000"], [1, 2, "2026-01-02 10:00:00.000000"],
                                [2, 1, "2026-01-04 10:00:00.000000"]]
