@@ -307,10 +307,15 @@ class Fragments:
     has its own copy and one user's zone is never served to another. A contact center's agents
     share a handful of zones, so the copies stay few. A time written without its zone in a
     fragment raises (`local_time`).
+
+    `key(*args)`, when given, makes the arguments' key instead of `plain()`, for a fragment a page
+    repeats fifty times: it must stand for every value the macro reads, as `plain()` does (the inbox
+    rows: a NamedTuple of plain values is hashed as it is, `app.inbox.views.row_key`).
     """
 
-    def __init__(self, template: str, macro: str, prepare=None, zoned: bool = False) -> None:
+    def __init__(self, template: str, macro: str, prepare=None, zoned: bool = False, key=None) -> None:
         self.template, self.macro, self.prepare, self.zoned = template, macro, prepare, zoned
+        self.key = key or (lambda *args: plain(args))
 
     def __call__(self, *args) -> Markup:
         return self.many([args])[0]
@@ -323,7 +328,7 @@ class Fragments:
         macro = None
         out = []
         for args in calls:
-            key = None if root is None else (self.template, self.macro, root, plain(args), *zone)
+            key = None if root is None else (self.template, self.macro, root, self.key(*args), *zone)
             html = None if key is None else _fragments.get(key)
             if html is None:
                 macro = macro or getattr(env.get_template(self.template).module, self.macro)

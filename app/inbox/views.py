@@ -20,6 +20,7 @@ from markupsafe import Markup
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from app.cache import plain
 from app.extensions import db
 from app.inbox import live, presence
 # Called through their modules: views of the same names (assign, drafts, save_draft, ...) would shadow them.
@@ -36,7 +37,7 @@ from app.inbox.lists import STATUSES, list_drafts, list_inbox, mark_seen, view_c
 from app.inbox.search import reindex
 from app.inbox.trail import events_of, last_event_id
 from app.inbox.organize_views import PRIORITY_CHOICES, organize_context
-from app.inbox.lists import InboxFilters
+from app.inbox.lists import InboxFilters, InboxRow
 from app.inbox.choices import filter_choices
 from app.models.organize import PRIORITIES
 from app.runtime.tags import TagError, normal_tag
@@ -170,8 +171,14 @@ def index():
                   **(_filter_choices() if block == "results" and not is_htmx() else {"queues": []}))
 
 
+def row_key(row: InboxRow, present: list[dict], fresh: bool) -> tuple:
+    """The key of a row's HTML: the row itself (a NamedTuple of plain values, hashed in C: a key of
+    its fields built by `plain()` cost 2 µs a row), the others viewing it and whether it came by polling."""
+    return row, plain(present) if present else (), fresh
+
+
 #: One inbox row's HTML: (InboxRow, the others viewing it, whether it came by polling).
-_row = Fragments("inbox/_row.html", "row", zoned=True)
+_row = Fragments("inbox/_row.html", "row", zoned=True, key=row_key)
 
 
 @bp.route("/inbox/c/<int:conversation_id>/row")

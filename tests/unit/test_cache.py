@@ -176,3 +176,57 @@ def test_cached_url_for_gives_what_url_for_gives(app):
     with app.test_request_context("/"):
         assert cached_url_for("inbox.index", q=True) == "/inbox/?q=True"
         assert cached_url_for("inbox.index", q=1) == "/inbox/?q=1"
+
+
+def test_an_inbox_row_is_its_own_key_and_every_field_of_it_counts(app):
+    """`app.inbox.views.row_key`: the row hashed as it is (a NamedTuple of plain values) instead of `plain()`;
+    a row read again is the same key, and a change to any field, nested ones too, is another."""
+    from app.inbox.lists import InboxRow, RowConversation
+    from app.inbox.views import row_key
+
+    when = datetime(2025, 1, 2, 3, 4, tzinfo=timezone.utc)
+
+    def row(**changes):
+        conversation = RowConversation(7, "Parcel", "open", when, "Carol", "carol@example.com", "Support", None,
+                                       tags=("vip",), sla_text="First response due in 42 min", sla_state="ok")
+        return InboxRow(conversation._replace(**{k: v for k, v in changes.items() if k in RowConversation._fields}),
+                        changes.get("snippet", "Where is it?"), changes.get("unread", True), False, False)
+
+    key = row_key(row(), [], False)
+    assert key == row_key(row(), [], False) and hash(key) == hash(row_key(row(), [], False))
+    others = [row(subject="Parcel!"), row(tags=("vip", "late")), row(sla_text="First response due in 41 min"),
+              row(sla_state="at_risk"), row(snippet="Where?"), row(unread=False), row(last_message_at=when.replace(minute=5))]
+    assert len({row_key(other, [], False) for other in others} | {key}) == len(others) + 1
+    assert row_key(row(), [{"name": "Sam", "replying": True}], False) != key != row_key(row(), [], True)
+    with pytest.raises(TypeError):  # a list in a row (not plain data) cannot be a key: it fails loudly, not stale
+        hash(row_key(row(tags=["vip"]), [], False))
+
+
+def test_an_inbox_row_is_built_once_per_columns_and_its_service_level_is_read_anew(monkeypatch):
+    """`app.inbox.lists._inbox_row`: the same columns give the very same row (built once); any other column
+    value, another row; a row with a due time says how long is left as of each read, not as of the first."""
+    from datetime import timedelta
+
+    from app.inbox import lists
+    from app.runtime import sla
+
+    due = datetime(2025, 1, 2, 12, 0, tzinfo=timezone.utc)
+    record = (7, "Parcel", "open", "2025-01-02 10:00:00.000000", "Carol", "carol@example.com", "Support", None, 0,
+              '["vip"]', None, None, None, None, None, "Where is it?", None, 0, 0, 50, 123)
+    first = lists._inbox_row(record)
+    assert lists._inbox_row(record[:19] + (3, 99)) is first  # the search window's columns are not the row's
+    assert first.conversation.tags == ("vip",) and first.unread and first.snippet == "Where is it?"
+    seen = lists._inbox_row(record[:16] + ("2025-01-02 11:00:00.000000",) + record[17:])
+    assert seen is not first and not seen.unread
+    assert lists._inbox_row(record[:9] + (["vip", "late"],) + record[10:]).conversation.tags == ("vip", "late")
+
+    timed = record[:11] + (due, due - timedelta(minutes=10), due, None) + record[15:]
+    monkeypatch.setattr(sla, "utcnow", lambda: due - timedelta(minutes=30))
+    early = lists._inbox_row(timed).conversation
+    monkeypatch.setattr(sla, "utcnow", lambda: due - timedelta(minutes=5))
+    late = lists._inbox_row(timed).conversation
+    monkeypatch.setattr(sla, "utcnow", lambda: due + timedelta(minutes=2))
+    over = lists._inbox_row(timed).conversation
+    assert (early.sla_text, early.sla_state) == ("First response due in 30 min", "ok")
+    assert (late.sla_text, late.sla_state) == ("First response due in 5 min", "at-risk")
+    assert (over.sla_text, over.sla_state) == ("First response overdue by 2 min", "breached")
