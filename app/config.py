@@ -181,6 +181,8 @@ class Config:
         self.FLOW_RETRY_SECONDS = _int("FLOW_RETRY_SECONDS", 60)
         self.FLOW_SWEEP_HOURS = _int("FLOW_SWEEP_HOURS", 24)
         self.FLOW_SWEEP_SECONDS = _int("FLOW_SWEEP_SECONDS", 30)
+        # SQLite: cron has the search index's segments merged into one this often (app.inbox.search.merge_index).
+        self.SEARCH_MERGE_SECONDS = _int("SEARCH_MERGE_SECONDS", 3600)
         # Push (`flask mail idle`, app/runtime/idle/): IMAP IDLE per published mailbox that offers it.
         # IDLE is re-issued this often (RFC 2177: servers may drop it after 30 minutes; capped at 29).
         self.IDLE_RENEW_SECONDS = min(_int("IDLE_RENEW_SECONDS", 25 * 60), 29 * 60)

@@ -12,12 +12,14 @@ enqueued again:
 * snoozed conversations whose time has come: open again (`app.runtime.snooze`, a quick UPDATE, no job);
 * service levels: at-risk and overdue notices to the assigned agent, once each (`app.runtime.sla`).
 * the queues' timed rules and alert rules: one job each under a fixed id (`jobs.escalation`); each
-  step is claimed in the database (`app.flows.timers`, `app.flows.alerts`).
+  step is claimed in the database (`app.flows.timers`, `app.flows.alerts`);
+* SQLite: the search index's segments merged into one, hourly (`app.inbox.search.merge_index`).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.inbox.search import enqueue_index_merge
 from app.ops.services import record_cron_tick
 from app.queues import enqueue, redis_connection
 from app.runtime.dkim import enqueue_dkim_rechecks
@@ -36,7 +38,7 @@ def enqueue_escalations() -> None:
 #: Functions called on every tick; each decides itself what is due.
 PERIODIC: list[Callable[[], object]] = [schedule_due_polls, requeue_stale_pending, requeue_stale_flows,
                                         enqueue_due_messages, enqueue_due_send_tests, enqueue_dkim_rechecks,
-                                        wake_due_snoozes, notify_due, enqueue_escalations]
+                                        wake_due_snoozes, notify_due, enqueue_escalations, enqueue_index_merge]
 
 
 def tick() -> None:

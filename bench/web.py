@@ -424,6 +424,13 @@ def main() -> None:
 
     seed_facts(app, rng)
     with app.app_context():
+        from app.inbox.search import merge_index
+
+        # The search index as cron's hourly merge leaves it (SQLite: its segments merged into one; a no-op when
+        # it already is, and on PostgreSQL): what a deployment's searches read, short of the last hour's writes.
+        steps = merge_index()
+        if steps:
+            print(f"search index merged (cron's hourly job): {steps} steps")
         from app.models.auth import queue_members
 
         mine = select(queue_members.c.queue_id)
