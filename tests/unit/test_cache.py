@@ -172,10 +172,20 @@ def test_cached_url_for_gives_what_url_for_gives(app):
             for _ in range(2):  # built, then from the cache
                 for endpoint, values in calls:
                     assert cached_url_for(endpoint, **values) == url_for(endpoint, **values), (root, endpoint, values)
-    assert not any("_external" in map(str, key) or "_anchor" in map(str, key) for key in _urls._items)
+    assert not any("_external" in map(str, key) or "_anchor" in map(str, key) for key in _urls)
     with app.test_request_context("/"):
         assert cached_url_for("inbox.index", q=True) == "/inbox/?q=True"
         assert cached_url_for("inbox.index", q=1) == "/inbox/?q=1"
+
+
+def test_cached_url_for_keeps_at_most_its_number_of_urls(app, monkeypatch):
+    from app import web
+
+    monkeypatch.setattr(web, "URL_CACHE_ITEMS", 5)
+    with app.test_request_context("/"):
+        for n in range(23):
+            assert web.cached_url_for("inbox.conversation", conversation_id=n) == f"/inbox/c/{n}"
+            assert len(web._urls) <= 5
 
 
 def test_an_inbox_row_is_its_own_key_and_every_field_of_it_counts(app):
