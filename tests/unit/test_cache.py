@@ -240,3 +240,22 @@ def test_an_inbox_row_is_built_once_per_columns_and_its_service_level_is_read_an
     assert (early.sla_text, early.sla_state) == ("First response due in 30 min", "ok")
     assert (late.sla_text, late.sla_state) == ("First response due in 5 min", "at-risk")
     assert (over.sla_text, over.sla_state) == ("First response overdue by 2 min", "breached")
+
+
+def test_the_templates_csrf_token_is_flask_wtfs_worked_out_once_per_request(app, monkeypatch):
+    from flask import render_template_string
+    from flask_wtf import csrf as flask_wtf_csrf
+
+    from app import web
+
+    calls = []
+    real = web.generate_csrf
+    monkeypatch.setattr(web, "generate_csrf", lambda: calls.append(1) or real())
+    with app.test_request_context("/"):
+        page = render_template_string("{{ csrf_token() }} {{ csrf_token() }} {{ csrf_token() }}")
+        first, *others = page.split()
+        assert others == [first, first] and first == flask_wtf_csrf.generate_csrf() and len(calls) == 1
+        flask_wtf_csrf.validate_csrf(first)  # a real token of this session (raises if not)
+    with app.test_request_context("/"):
+        render_template_string("{{ csrf_token() }}")
+        assert len(calls) == 2  # asked again by another request
