@@ -41,8 +41,7 @@ class RowConversation(NamedTuple):
     `queue_name` / `assignee_name` are None when there is no queue / assignee.
 
     A NamedTuple of plain values, like `InboxRow`: a row is its own key in the rows' HTML cache
-    (`app.inbox.views._row`), hashed in C, where building a key of its fields cost twice as much
-    as the rest of reading the row.
+    (`app.inbox.views.row_key`), hashed in C (`plain()` of a row cost 2 µs).
     """
 
     id: int

@@ -45,16 +45,15 @@ The index follows every write by itself (triggers on `messages`), so ingest, sen
 merges need to call nothing. `reindex()` rebuilds it after a bulk load done with triggers off.
 On SQLite every write adds a small segment to the index (FTS5 merges them four at a time): cron
 has them merged into one every `SEARCH_MERGE_SECONDS` (`merge_index`, a step of `MERGE_PAGES`
-pages per transaction), so that a window reads one list per word rather than a dozen.
+pages per transaction), so that a window reads one list per word rather than several.
 """
 from __future__ import annotations
 
 import functools
 import re
 
-from sqlalchemy import text
-
 from flask import current_app
+from sqlalchemy import text
 
 from app.extensions import db
 from app.models.inbox import PG_SEARCH_FILL, PREVIEW_DDL, PREVIEW_FILL, SQLITE_SEARCH_DDL, SQLITE_SEARCH_FILL
@@ -151,6 +150,7 @@ def _message_matches(q: str, conversations: str, params: dict, older: bool = Fal
     scope = f"JOIN conversations c ON c.id = m.conversation_id {where}"
     text_terms, whole_source, walk = [], None, None
     key, conversation = "m.id", "m.conversation_id"
+    tsquery = pg_tsquery(q) if words and dialect == "postgresql" else None
     if words and dialect == "sqlite":
         params["search_match"] = fts5_query(q)
         params["search_whole_match"] = fts5_query(q, whole=True)
@@ -164,8 +164,8 @@ def _message_matches(q: str, conversations: str, params: dict, older: bool = Fal
         source = fts + ("(CASE WHEN (SELECT count(*) FROM search_whole) >= :search_cap "
                         "THEN :search_whole_match ELSE :search_match END)")
         key = "conversations_fts.rowid"
-    elif words and dialect == "postgresql" and pg_tsquery(q) is not None:
-        sql, tsparams = pg_tsquery(q)
+    elif tsquery is not None:
+        sql, tsparams = tsquery
         params.update(tsparams)
         params["search_walk"] = PG_WALK
         matching = f"JOIN conversations c ON c.id = s.conversation_id {where} AND s.document @@ ({sql})"
@@ -331,8 +331,8 @@ def merge_index(pages: int = MERGE_PAGES, steps: int = MERGE_STEPS) -> int:
     pending list is merged by autovacuum).
 
     Every write to `messages` flushes a small segment (b-tree) of the FTS5 index, and FTS5 merges
-    them only four at a time (its `automerge`): after a day of mail a word's entries lie in a dozen
-    segments, with the deleted documents' entries still among them, and a window reads them all.
+    them only four at a time (its `automerge`): a word's entries lie in several segments (seven on the
+    bench's index), with the deleted documents' entries still among them, and a window reads them all.
     FTS5's 'merge' command with a negative number of pages merges whatever there is, however few,
     and goes on where the previous step stopped: it is an 'optimize' in small steps (a whole
     'optimize' would hold the write lock for seconds on a large index). A step that changes fewer

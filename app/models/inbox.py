@@ -338,6 +338,8 @@ SQLITE_SEARCH_DDL = [
     *_sqlite_triggers("attachments", "filename, message_id",
                       "(SELECT conversation_id FROM messages WHERE id = {row}.message_id)"),
 ]
+
+
 def _newest_words(text: str) -> str:
     """Every conversation's newest `SEARCH_MESSAGES` messages (`id`, `conversation_id`, their `words`)."""
     return (f"(SELECT id, conversation_id, {text} AS words, row_number() OVER (PARTITION BY conversation_id "
